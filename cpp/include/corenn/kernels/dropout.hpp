@@ -1,0 +1,22 @@
+// Inverted dropout: keep each unit with probability 1 - rate and scale the kept
+// ones by 1/(1 - rate), so inference needs no rescaling. Unit i is kept when
+// uniform01(key, i) >= rate: the mask depends on the key alone, not the threads.
+#pragma once
+
+#include <cstdint>
+
+namespace corenn {
+
+// y: (n,) written; mask: (n,) written, 1 = kept; x: (n,). rate in [0, 1).
+template <typename T>
+void dropout_forward(T* y, uint8_t* mask, const T* x, int64_t n, T rate, uint64_t key);
+template <typename T>
+void dropout_forward_naive(T* y, uint8_t* mask, const T* x, int64_t n, T rate, uint64_t key);
+
+// dx: (n,) written; dy: (n,); mask: (n,).
+template <typename T>
+void dropout_backward(T* dx, const T* dy, const uint8_t* mask, int64_t n, T rate);
+template <typename T>
+void dropout_backward_naive(T* dx, const T* dy, const uint8_t* mask, int64_t n, T rate);
+
+}  // namespace corenn

@@ -1,0 +1,25 @@
+// Weight initialisers (course 1 week 4 and course 2 week 1):
+//   zeros, ones
+//   random_normal   N(0, stddev²)                  the course's randn · 0.01 by default
+//   he_normal       N(0, 2 / fan_in)               he_uniform     U(±√(6 / fan_in))
+//   glorot_normal   N(0, 2 / (fan_in + fan_out))   glorot_uniform U(±√(6 / (fan_in + fan_out)))
+// Values are a function of (key, index) only (see random.hpp).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace corenn {
+
+enum class Init { zeros, ones, random_normal, he_normal, he_uniform, glorot_normal, glorot_uniform };
+
+// Throws ValueError naming the valid initialisers.
+Init parse_initializer(const std::string& name);
+const char* initializer_name(Init kind);
+
+// w: (n,) written. stddev is used by random_normal only.
+template <typename T>
+void initialize(T* w, int64_t n, Init kind, int64_t fan_in, int64_t fan_out, double stddev,
+                uint64_t key);
+
+}  // namespace corenn

@@ -1,0 +1,46 @@
+// Losses on logits, fused with their output activation so they stay finite for
+// any logit. Each returns the loss and writes d(loss)/d(input) (skipped when the
+// gradient pointer is nullptr, as in evaluation).
+//   softmax_cross_entropy  L = (1/N) Σ_i [logsumexp(z_i) - z_i,y_i]      dz = (softmax(z) - onehot(y)) / N
+//   sigmoid_cross_entropy  L = (1/N) Σ_i Σ_j m_ij [max(z,0) - z t + log(1 + e^-|z|)]
+//                                                                  dz = m (σ(z) - t) / N
+//   mse                    L = (1/n) Σ (p - t)²                    dp = 2 (p - t) / n
+//   weight_penalty         L = l1 Σ|w| + l2 Σ w²                   dw += l1 sign(w) + 2 l2 w
+#pragma once
+
+#include <cstdint>
+
+namespace corenn {
+
+// Throws ValueError unless every label is in [0, classes).
+void check_labels(const int64_t* labels, int64_t batch, int64_t classes);
+
+// dlogits: (batch, classes) written or nullptr; logits: (batch, classes); labels: (batch,).
+template <typename T>
+T softmax_cross_entropy(T* dlogits, const T* logits, const int64_t* labels, int64_t batch,
+                        int64_t classes);
+template <typename T>
+T softmax_cross_entropy_naive(T* dlogits, const T* logits, const int64_t* labels, int64_t batch,
+                              int64_t classes);
+
+// dlogits: (batch, outputs) written or nullptr; logits, targets: (batch, outputs);
+// mask: (batch, outputs), 1 = label present, or nullptr for all present. Masked entries
+// add nothing to the loss and get a zero gradient; the mean is still over the batch.
+template <typename T>
+T sigmoid_cross_entropy(T* dlogits, const T* logits, const T* targets, const uint8_t* mask,
+                        int64_t batch, int64_t outputs);
+template <typename T>
+T sigmoid_cross_entropy_naive(T* dlogits, const T* logits, const T* targets, const uint8_t* mask,
+                              int64_t batch, int64_t outputs);
+
+// dpred: (n,) written or nullptr; pred, target: (n,).
+template <typename T>
+T mse(T* dpred, const T* pred, const T* target, int64_t n);
+template <typename T>
+T mse_naive(T* dpred, const T* pred, const T* target, int64_t n);
+
+// Kernel regularisation. dw: (n,) accumulated or nullptr; w: (n,).
+template <typename T>
+T weight_penalty(T* dw, const T* w, int64_t n, T l1, T l2);
+
+}  // namespace corenn

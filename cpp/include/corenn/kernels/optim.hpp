@@ -1,0 +1,46 @@
+// Optimizer updates, in place, one fused pass over a flat parameter arena
+// (PyTorch's formulas; g is the gradient after weight decay where coupled):
+//   SGD      g += wd p;  v = μ v + (1 - dampening) g  (v starts at 0);
+//            p -= lr (g + μ v) if nesterov else lr v
+//   RMSprop  g += wd p;  s = α s + (1 - α) g²;  p -= lr g / (√s + eps)
+//   Adam     g += wd p (or p *= 1 - lr wd when decoupled, AdamW);
+//            m = β1 m + (1 - β1) g;  v = β2 v + (1 - β2) g²;
+//            p -= lr (m / (1 - β1^t)) / (√(v / (1 - β2^t)) + eps)      t = step ≥ 1
+#pragma once
+
+#include <cstdint>
+
+namespace corenn {
+
+struct SGDHyper {
+  double lr = 0.01, momentum = 0.0, dampening = 0.0, weight_decay = 0.0;
+  bool nesterov = false;
+};
+struct RMSpropHyper {
+  double lr = 0.001, alpha = 0.99, eps = 1e-8, weight_decay = 0.0;
+};
+struct AdamHyper {
+  double lr = 0.001, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  bool decoupled = false;  // true = AdamW
+};
+
+// param, velocity, grad: (n,). velocity is unused (may be nullptr) when momentum == 0.
+template <typename T>
+void sgd_step(T* param, T* velocity, const T* grad, const SGDHyper& h, int64_t n);
+template <typename T>
+void sgd_step_naive(T* param, T* velocity, const T* grad, const SGDHyper& h, int64_t n);
+
+// param, square_avg, grad: (n,).
+template <typename T>
+void rmsprop_step(T* param, T* square_avg, const T* grad, const RMSpropHyper& h, int64_t n);
+template <typename T>
+void rmsprop_step_naive(T* param, T* square_avg, const T* grad, const RMSpropHyper& h, int64_t n);
+
+// param, m, v, grad: (n,); step: the 1-based count of this update (bias correction).
+template <typename T>
+void adam_step(T* param, T* m, T* v, const T* grad, int64_t step, const AdamHyper& h, int64_t n);
+template <typename T>
+void adam_step_naive(T* param, T* m, T* v, const T* grad, int64_t step, const AdamHyper& h,
+                     int64_t n);
+
+}  // namespace corenn

@@ -1,0 +1,3 @@
+#include "corenn/kernels/activation.hpp"
+
+// TODO(helper): implement.

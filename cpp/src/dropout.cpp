@@ -1,0 +1,3 @@
+#include "corenn/kernels/dropout.hpp"
+
+// TODO(helper): implement.

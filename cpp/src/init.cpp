@@ -1,0 +1,3 @@
+#include "corenn/kernels/init.hpp"
+
+// TODO(helper): implement.

@@ -1,0 +1,3 @@
+#include "corenn/kernels/loss.hpp"
+
+// TODO(helper): implement.

@@ -1,0 +1,1 @@
+#include "corenn/model.hpp"

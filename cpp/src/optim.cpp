@@ -1,0 +1,3 @@
+#include "corenn/kernels/optim.hpp"
+
+// TODO(helper): implement.

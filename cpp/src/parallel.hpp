@@ -1,0 +1,79 @@
+// The one door to OpenMP: no other file includes <omp.h>.
+//
+// parallel_for splits [begin, end) into at most one contiguous chunk per
+// thread, by a fixed formula of (size, thread count) alone, so the same
+// thread count always gives the same split and any per-chunk partial sums
+// combine in the same order: results are bitwise reproducible. Work below
+// `grain` items, or a call from inside a parallel region, runs serially on the
+// calling thread (an OpenMP fork/join costs microseconds, and nested regions
+// would oversubscribe the cores).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace corenn {
+namespace detail {
+
+inline int omp_max_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+inline void omp_set_threads(int n) {
+#ifdef _OPENMP
+  omp_set_num_threads(n);
+#else
+  (void)n;
+#endif
+}
+
+inline bool in_parallel_region() {
+#ifdef _OPENMP
+  return omp_in_parallel() != 0;
+#else
+  return false;
+#endif
+}
+
+// Number of chunks parallel_for will use for n items: the size the caller
+// needs for per-chunk scratch (partial sums) before the call.
+inline int parallel_chunks(int64_t n, int64_t grain) {
+  if (n <= 0) return 1;
+  if (in_parallel_region()) return 1;
+  int64_t by_grain = (n + std::max<int64_t>(grain, 1) - 1) / std::max<int64_t>(grain, 1);
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_max_threads(), by_grain)));
+}
+
+// fn(chunk_begin, chunk_end, chunk_index) over a static split of [begin, end).
+template <typename Fn>
+void parallel_for(int64_t begin, int64_t end, int64_t grain, Fn&& fn) {
+  const int64_t n = end - begin;
+  if (n <= 0) return;
+  const int chunks = parallel_chunks(n, grain);
+  if (chunks == 1) {
+    fn(begin, end, 0);
+    return;
+  }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(chunks)
+  {
+    const int c = omp_get_thread_num();
+    const int64_t lo = begin + n * c / chunks;
+    const int64_t hi = begin + n * (c + 1) / chunks;
+    fn(lo, hi, c);
+  }
+#else
+  fn(begin, end, 0);
+#endif
+}
+
+}  // namespace detail
+}  // namespace corenn

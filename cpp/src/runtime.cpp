@@ -1,0 +1,54 @@
+#include "corenn/runtime.hpp"
+
+#include <mutex>
+#include <string>
+
+#include "corenn/error.hpp"
+#include "corenn/random.hpp"
+#include "gemm.hpp"
+#include "parallel.hpp"
+
+namespace corenn {
+
+namespace {
+// BLAS calls are made from the serial part of a kernel only (never inside a
+// parallel_for), so BLAS and OpenMP get the same count and never run at once.
+int g_num_threads = 0;
+
+struct GlobalGenerator {
+  std::mutex lock;
+  uint64_t seed = 0;
+  uint64_t counter = 0;
+};
+GlobalGenerator& generator() {
+  static GlobalGenerator g;
+  return g;
+}
+}  // namespace
+
+void set_num_threads(int n) {
+  if (n < 1)
+    throw ValueError("set_num_threads: n must be >= 1, got " + std::to_string(n));
+  detail::omp_set_threads(n);
+  detail::blas_set_num_threads(n);
+  g_num_threads = n;
+}
+
+int get_num_threads() { return g_num_threads > 0 ? g_num_threads : detail::omp_max_threads(); }
+
+const char* blas_backend() { return detail::blas_backend(); }
+
+void seed(uint64_t s) {
+  auto& g = generator();
+  std::lock_guard<std::mutex> hold(g.lock);
+  g.seed = s;
+  g.counter = 0;
+}
+
+uint64_t next_key() {
+  auto& g = generator();
+  std::lock_guard<std::mutex> hold(g.lock);
+  return random_bits(mix64(g.seed), g.counter++);
+}
+
+}  // namespace corenn

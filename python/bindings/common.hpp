@@ -1,0 +1,88 @@
+// Shared glue for the bindings: dtype dispatch, contiguity, argument checks
+// with messages that name the op, the argument, what was expected and what was
+// given. No kernel logic lives here.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "corenn/error.hpp"
+
+namespace corenn {
+namespace bind {
+
+namespace py = pybind11;
+
+template <typename T>
+using carray = py::array_t<T, py::array::c_style>;
+
+enum class FloatKind { f32, f64 };
+
+inline std::vector<int64_t> shape_of(const py::array& a) {
+  return std::vector<int64_t>(a.shape(), a.shape() + a.ndim());
+}
+
+inline std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+
+// The float dtype of `a`, or TypeError: the functional ops never cast silently.
+inline FloatKind float_kind(const py::array& a, const char* op, const char* arg) {
+  if (a.dtype().is(py::dtype::of<float>())) return FloatKind::f32;
+  if (a.dtype().is(py::dtype::of<double>())) return FloatKind::f64;
+  throw TypeError(std::string(op) + ": " + arg + " must be float32 or float64, got " +
+                  dtype_str(a));
+}
+
+inline void require_same_dtype(const py::array& a, const py::array& b, const char* op,
+                               const char* arg_a, const char* arg_b) {
+  if (!a.dtype().is(b.dtype()))
+    throw TypeError(std::string(op) + ": " + arg_b + " must have the dtype of " + arg_a + " (" +
+                    dtype_str(a) + "), got " + dtype_str(b));
+}
+
+inline void require_ndim(const py::array& a, int ndim, const char* op, const char* arg,
+                         const char* meaning) {
+  if (a.ndim() != ndim)
+    throw ShapeError(std::string(op) + ": " + arg + " must be " + std::to_string(ndim) + "-D " +
+                     meaning + ", got shape " + shape_string(shape_of(a)));
+}
+
+inline void require_shape(const py::array& a, const std::vector<int64_t>& expected,
+                          const char* op, const char* arg) {
+  if (shape_of(a) != expected)
+    throw ShapeError(std::string(op) + ": " + arg + " must have shape " +
+                     shape_string(expected) + ", got " + shape_string(shape_of(a)));
+}
+
+// A C-contiguous array of T: `a` itself when it already is one, else one copy.
+template <typename T>
+carray<T> contiguous(const py::array& a) {
+  auto c = carray<T>::ensure(a);
+  if (!c) throw py::error_already_set();
+  return c;
+}
+
+template <typename T>
+carray<T> new_array(const std::vector<int64_t>& shape) {
+  return carray<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+}
+
+// Calls f(float{}) or f(double{}): one templated body serves both dtypes.
+template <typename F>
+auto dispatch_float(FloatKind kind, F&& f) {
+  if (kind == FloatKind::f32) return f(float{});
+  return f(double{});
+}
+
+void bind_dense(py::module_& ops);
+void bind_activation(py::module_& ops);
+void bind_loss(py::module_& ops);
+void bind_dropout(py::module_& ops);
+void bind_optim(py::module_& ops);
+void bind_model(py::module_& m);
+
+}  // namespace bind
+}  // namespace corenn
