@@ -18,8 +18,10 @@ py::array dense_forward_py(const py::array& x, const py::array& W, const py::obj
   require_ndim(W, 2, kForward, "W", "(out_features, in_features)");
   const int64_t batch = x.shape(0), in = x.shape(1), out = W.shape(0);
   require_shape(W, {out, in}, kForward, "W");
+  // A default py::array is an empty array, not a null handle: track presence apart.
+  const bool has_b = !b.is_none();
   py::array b_arr;
-  if (!b.is_none()) {
+  if (has_b) {
     b_arr = py::array::ensure(b);
     if (!b_arr) throw TypeError(std::string(kForward) + ": b must be an array or None");
     require_same_dtype(x, b_arr, kForward, "x", "b");
@@ -29,9 +31,9 @@ py::array dense_forward_py(const py::array& x, const py::array& W, const py::obj
     using T = decltype(tag);
     auto xc = contiguous<T>(x), Wc = contiguous<T>(W);
     carray<T> bc;
-    if (b_arr) bc = contiguous<T>(b_arr);
+    if (has_b) bc = contiguous<T>(b_arr);
     auto y = new_array<T>({batch, out});
-    const T* bp = b_arr ? bc.data() : nullptr;
+    const T* bp = has_b ? bc.data() : nullptr;
     T* yp = y.mutable_data();
     {
       py::gil_scoped_release nogil;

@@ -1,0 +1,56 @@
+// A minimal test harness for ctest: TEST(name) registers a function, CHECK and
+// CHECK_CLOSE record failures with file and line, main runs all and returns
+// non-zero on any failure.
+#pragma once
+
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace corenn_test {
+
+struct Case {
+  const char* name;
+  std::function<void()> fn;
+};
+std::vector<Case>& registry();
+extern int failures;
+
+struct Register {
+  Register(const char* name, std::function<void()> fn) { registry().push_back({name, fn}); }
+};
+
+inline void fail(const char* file, int line, const std::string& what) {
+  std::fprintf(stderr, "%s:%d: %s\n", file, line, what.c_str());
+  ++failures;
+}
+
+}  // namespace corenn_test
+
+#define CORENN_CAT2(a, b) a##b
+#define CORENN_CAT(a, b) CORENN_CAT2(a, b)
+#define TEST(name)                                                          \
+  static void name();                                                       \
+  static corenn_test::Register CORENN_CAT(register_, name)(#name, name);    \
+  static void name()
+
+#define CHECK(cond) \
+  do { if (!(cond)) corenn_test::fail(__FILE__, __LINE__, "CHECK(" #cond ")"); } while (0)
+
+// |a - b| <= tol * max(1, |b|)
+#define CHECK_CLOSE(a, b, tol)                                                            \
+  do {                                                                                    \
+    double a_ = static_cast<double>(a), b_ = static_cast<double>(b);                      \
+    if (!(std::fabs(a_ - b_) <= (tol) * std::fmax(1.0, std::fabs(b_))))                   \
+      corenn_test::fail(__FILE__, __LINE__, "CHECK_CLOSE(" #a ", " #b "): " +             \
+                                                std::to_string(a_) + " vs " + std::to_string(b_)); \
+  } while (0)
+
+#define CHECK_THROWS(expr, Exception)                                                     \
+  do {                                                                                    \
+    bool thrown_ = false;                                                                 \
+    try { expr; } catch (const Exception&) { thrown_ = true; }                            \
+    if (!thrown_) corenn_test::fail(__FILE__, __LINE__, "expected " #Exception " from " #expr); \
+  } while (0)
