@@ -1,1 +1,235 @@
-#include "corenn/model.hpp"
+#include "layers.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "corenn/error.hpp"
+#include "corenn/kernels/activation.hpp"
+#include "corenn/kernels/dense.hpp"
+#include "corenn/kernels/dropout.hpp"
+#include "corenn/kernels/init.hpp"
+#include "corenn/kernels/loss.hpp"
+#include "corenn/random.hpp"
+
+namespace corenn {
+namespace detail {
+
+template <typename T>
+int64_t Layer<T>::parameter_count() const {
+  int64_t n = 0;
+  for (const Shape& s : parameter_shapes()) n += shape_size(s);
+  return n;
+}
+
+namespace {
+
+std::string layer_label(const LayerSpec& spec) { return "layer '" + spec.name + "' (" + spec.kind + ")"; }
+
+// Dense: Z = X·Wᵀ + b, then an optional activation A = g(Z) fused into the
+// layer (Keras's Dense(activation=...)). Inputs of any rank are flattened per
+// example, as Keras does for a 2-D input and we do for every rank.
+template <typename T>
+class Dense : public Layer<T> {
+ public:
+  explicit Dense(const LayerSpec& spec)
+      : Layer<T>(spec),
+        activation_(parse_activation(spec.activation)),
+        kernel_init_(parse_initializer(spec.kernel_initializer)),
+        bias_init_(parse_initializer(spec.bias_initializer)) {
+    if (spec.units < 1)
+      throw ValueError(layer_label(spec) + ": units must be >= 1, got " + std::to_string(spec.units));
+  }
+
+  Shape build(const Shape& input_shape) override {
+    if (input_shape.size() != 1)
+      throw ShapeError(layer_label(this->spec_) + ": expects a 1-D input per example (features,), got " +
+                       shape_string(input_shape) + "; add a Flatten layer before it");
+    this->in_size_ = input_shape[0];
+    this->out_size_ = this->spec_.units;
+    return {this->spec_.units};
+  }
+
+  std::vector<Shape> parameter_shapes() const override {
+    if (this->spec_.use_bias) return {{this->out_size_, this->in_size_}, {this->out_size_}};
+    return {{this->out_size_, this->in_size_}};
+  }
+
+  void initialize(uint64_t key) override {
+    const int64_t in = this->in_size_, out = this->out_size_;
+    corenn::initialize<T>(this->params_, out * in, kernel_init_, in, out,
+                         this->spec_.initializer_stddev, key);
+    if (this->spec_.use_bias)
+      corenn::initialize<T>(bias(), out, bias_init_, in, out, this->spec_.initializer_stddev,
+                           random_bits(key, 1));
+  }
+
+  const T* forward(const T* x, int64_t batch, bool, uint64_t, LayerCache<T>& c) const override {
+    const int64_t out = this->out_size_;
+    ensure_size(c.out, batch * out);
+    if (activation_ == Activation::linear) {
+      dense_forward<T>(c.out.data(), x, this->params_, bias(), batch, this->in_size_, out);
+    } else {
+      // Z is kept for backward: relu' and leaky_relu' read the sign of Z.
+      ensure_size(c.pre, batch * out);
+      dense_forward<T>(c.pre.data(), x, this->params_, bias(), batch, this->in_size_, out);
+      activation_forward<T>(c.out.data(), c.pre.data(), batch, out, activation_,
+                            static_cast<T>(this->spec_.alpha));
+    }
+    return c.out.data();
+  }
+
+  T* backward(T* dy, T* dx, const T* x, const T* y, int64_t batch, bool need_dx,
+              LayerCache<T>& c) override {
+    const int64_t in = this->in_size_, out = this->out_size_;
+    // dZ = dA ⊙ g'(Z), computed in place over dA: dA is not needed afterwards.
+    if (activation_ != Activation::linear)
+      activation_backward<T>(dy, dy, c.pre.data(), y, batch, out, activation_,
+                             static_cast<T>(this->spec_.alpha));
+    dense_backward<T>(need_dx ? dx : nullptr, this->grads_, this->spec_.use_bias ? this->grads_ + out * in : nullptr,
+                      dy, x, this->params_, batch, in, out);
+    return need_dx ? dx : nullptr;
+  }
+
+  double penalty(bool with_gradient) override {
+    if (this->spec_.l1 == 0.0 && this->spec_.l2 == 0.0) return 0.0;
+    return static_cast<double>(weight_penalty<T>(with_gradient ? this->grads_ : nullptr, this->params_,
+                                                 this->out_size_ * this->in_size_,
+                                                 static_cast<T>(this->spec_.l1),
+                                                 static_cast<T>(this->spec_.l2)));
+  }
+
+ private:
+  const T* bias() const {
+    return this->spec_.use_bias ? this->params_ + this->out_size_ * this->in_size_ : nullptr;
+  }
+  T* bias() { return this->spec_.use_bias ? this->params_ + this->out_size_ * this->in_size_ : nullptr; }
+
+  Activation activation_;
+  Init kernel_init_, bias_init_;
+};
+
+// Activation as its own layer; softmax normalises over the last axis.
+template <typename T>
+class ActivationLayer : public Layer<T> {
+ public:
+  explicit ActivationLayer(const LayerSpec& spec)
+      : Layer<T>(spec), activation_(parse_activation(spec.activation)) {}
+
+  Shape build(const Shape& input_shape) override {
+    if (input_shape.empty())
+      throw ShapeError(layer_label(this->spec_) + ": needs an input of rank >= 1");
+    this->in_size_ = this->out_size_ = shape_size(input_shape);
+    cols_ = input_shape.back();
+    return input_shape;
+  }
+
+  const T* forward(const T* x, int64_t batch, bool, uint64_t, LayerCache<T>& c) const override {
+    const int64_t n = batch * this->out_size_;
+    ensure_size(c.out, n);
+    activation_forward<T>(c.out.data(), x, n / cols_, cols_, activation_, static_cast<T>(this->spec_.alpha));
+    return c.out.data();
+  }
+
+  T* backward(T* dy, T* dx, const T* x, const T* y, int64_t batch, bool need_dx,
+              LayerCache<T>&) override {
+    if (!need_dx) return nullptr;
+    const int64_t n = batch * this->out_size_;
+    activation_backward<T>(dx, dy, x, y, n / cols_, cols_, activation_, static_cast<T>(this->spec_.alpha));
+    return dx;
+  }
+
+ private:
+  Activation activation_;
+  int64_t cols_ = 1;
+};
+
+// Inverted dropout in training; the identity (no copy) at inference.
+template <typename T>
+class Dropout : public Layer<T> {
+ public:
+  explicit Dropout(const LayerSpec& spec) : Layer<T>(spec) {
+    if (!(spec.rate >= 0.0 && spec.rate < 1.0))
+      throw ValueError(layer_label(spec) + ": rate must be in [0, 1), got " + std::to_string(spec.rate));
+  }
+
+  Shape build(const Shape& input_shape) override {
+    this->in_size_ = this->out_size_ = shape_size(input_shape);
+    return input_shape;
+  }
+
+  const T* forward(const T* x, int64_t batch, bool training, uint64_t key,
+                   LayerCache<T>& c) const override {
+    if (!training || this->spec_.rate == 0.0) return x;
+    const int64_t n = batch * this->out_size_;
+    ensure_size(c.out, n);
+    ensure_size(c.mask, n);
+    dropout_forward<T>(c.out.data(), c.mask.data(), x, n, static_cast<T>(this->spec_.rate), key);
+    return c.out.data();
+  }
+
+  T* backward(T* dy, T* dx, const T*, const T*, int64_t batch, bool need_dx, LayerCache<T>& c) override {
+    if (!need_dx) return nullptr;
+    if (this->spec_.rate == 0.0) return dy;
+    dropout_backward<T>(dx, dy, c.mask.data(), batch * this->out_size_, static_cast<T>(this->spec_.rate));
+    return dx;
+  }
+};
+
+// Flatten and Reshape only relabel the per-example shape: data pass through untouched.
+template <typename T>
+class Reshape : public Layer<T> {
+ public:
+  explicit Reshape(const LayerSpec& spec) : Layer<T>(spec) {}
+
+  Shape build(const Shape& input_shape) override {
+    this->in_size_ = this->out_size_ = shape_size(input_shape);
+    if (this->spec_.kind == "flatten") return {this->in_size_};
+    Shape target = this->spec_.target_shape;
+    int64_t known = 1, unknown = -1;
+    for (size_t i = 0; i < target.size(); ++i) {
+      if (target[i] == -1) {
+        if (unknown >= 0)
+          throw ValueError(layer_label(this->spec_) + ": target_shape " + shape_string(target) +
+                           " may contain at most one -1");
+        unknown = static_cast<int64_t>(i);
+      } else if (target[i] < 1) {
+        throw ValueError(layer_label(this->spec_) + ": target_shape " + shape_string(target) +
+                         " must have positive dimensions (or one -1)");
+      } else {
+        known *= target[i];
+      }
+    }
+    if (unknown >= 0 && known > 0 && this->in_size_ % known == 0) target[unknown] = this->in_size_ / known;
+    if (shape_size(target) != this->in_size_ || (unknown >= 0 && target[unknown] < 1))
+      throw ShapeError(layer_label(this->spec_) + ": cannot reshape an input of shape " +
+                       shape_string(input_shape) + " (" + std::to_string(this->in_size_) +
+                       " values) to " + shape_string(this->spec_.target_shape));
+    return target;
+  }
+
+  const T* forward(const T* x, int64_t, bool, uint64_t, LayerCache<T>&) const override { return x; }
+  T* backward(T* dy, T*, const T*, const T*, int64_t, bool need_dx, LayerCache<T>&) override {
+    return need_dx ? dy : nullptr;
+  }
+};
+
+}  // namespace
+
+template <typename T>
+std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec) {
+  if (spec.kind == "dense") return std::make_unique<Dense<T>>(spec);
+  if (spec.kind == "activation") return std::make_unique<ActivationLayer<T>>(spec);
+  if (spec.kind == "dropout") return std::make_unique<Dropout<T>>(spec);
+  if (spec.kind == "flatten" || spec.kind == "reshape") return std::make_unique<Reshape<T>>(spec);
+  throw ValueError("layer '" + spec.name + "': unknown kind '" + spec.kind +
+                   "'; expected one of dense, activation, dropout, flatten, reshape");
+}
+
+template class Layer<float>;
+template class Layer<double>;
+template std::unique_ptr<Layer<float>> make_layer<float>(const LayerSpec&);
+template std::unique_ptr<Layer<double>> make_layer<double>(const LayerSpec&);
+
+}  // namespace detail
+}  // namespace corenn

@@ -1,1 +1,444 @@
 #include "corenn/model.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "corenn/error.hpp"
+#include "corenn/kernels/loss.hpp"
+#include "corenn/kernels/optim.hpp"
+#include "corenn/random.hpp"
+#include "layers.hpp"
+
+namespace corenn {
+
+LossKind parse_loss(const std::string& name) {
+  if (name == "softmax_cross_entropy") return LossKind::softmax_cross_entropy;
+  if (name == "binary_cross_entropy") return LossKind::binary_cross_entropy;
+  if (name == "mse") return LossKind::mse;
+  throw ValueError("loss: unknown '" + name +
+                   "'; expected one of softmax_cross_entropy, binary_cross_entropy, mse");
+}
+
+const char* loss_name(LossKind kind) {
+  switch (kind) {
+    case LossKind::softmax_cross_entropy: return "softmax_cross_entropy";
+    case LossKind::binary_cross_entropy: return "binary_cross_entropy";
+    case LossKind::mse: return "mse";
+  }
+  return "?";
+}
+
+// The dtype-independent face of Engine<T>, so Model is not a template.
+class EngineBase {
+ public:
+  virtual ~EngineBase() = default;
+  std::vector<LayerSpec> specs;
+  Shape input_shape;
+  std::vector<Shape> shapes;  // shapes[i] = output of layer i (per example)
+  bool built = false, compiled = false;
+  LossKind loss = LossKind::softmax_cross_entropy;
+  OptimizerSpec optimizer;
+  int64_t step = 0;
+  uint64_t dropout_key = 0;
+
+  virtual DType dtype() const = 0;
+  virtual void build() = 0;
+  virtual int64_t count_params(size_t layer) const = 0;
+  virtual int64_t count_params() const = 0;
+  virtual std::vector<Tensor> get_weights(size_t layer) const = 0;
+  virtual void set_weights(size_t layer, const std::vector<Tensor>& weights) = 0;
+  virtual void compile() = 0;
+  virtual double train_step(const Tensor& x, const Tensor& y, bool update, Tensor* gradients,
+                            Tensor* outputs) = 0;
+  virtual double evaluate(const Tensor& x, const Tensor& y, Tensor* outputs) const = 0;
+  virtual Tensor predict(const Tensor& x) const = 0;
+  virtual Tensor get_parameters() const = 0;
+  virtual void set_parameters(const Tensor& flat) = 0;
+};
+
+namespace {
+
+using detail::ensure_size;
+using detail::Layer;
+using detail::LayerCache;
+
+template <typename T>
+class Engine : public EngineBase {
+ public:
+  DType dtype() const override { return dtype_of<T>(); }
+
+  void build() override {
+    std::vector<std::unique_ptr<Layer<T>>> layers;
+    std::vector<Shape> out_shapes;
+    std::vector<int64_t> offsets;
+    Shape shape = input_shape;
+    int64_t total = 0;
+    for (const LayerSpec& spec : specs) {
+      layers.push_back(detail::make_layer<T>(spec));
+      shape = layers.back()->build(shape);
+      out_shapes.push_back(shape);
+      offsets.push_back(total);
+      total += layers.back()->parameter_count();
+    }
+    // Everything above may throw; only now is the model changed.
+    layers_ = std::move(layers);
+    shapes = std::move(out_shapes);
+    offsets_ = std::move(offsets);
+    params_.assign(static_cast<size_t>(total), T(0));
+    grads_.assign(static_cast<size_t>(total), T(0));
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      layers_[i]->bind(params_.data() + offsets_[i], grads_.data() + offsets_[i]);
+      layers_[i]->initialize(next_key());
+    }
+    dropout_key = next_key();
+    caches_.assign(layers_.size(), LayerCache<T>());
+    step = 0;
+    built = true;
+    if (compiled) compile();
+  }
+
+  int64_t count_params(size_t layer) const override { return layers_.at(layer)->parameter_count(); }
+  int64_t count_params() const override { return static_cast<int64_t>(params_.size()); }
+
+  std::vector<Tensor> get_weights(size_t layer) const override {
+    std::vector<Tensor> out;
+    const T* p = layers_.at(layer)->parameters();
+    for (const Shape& s : layers_[layer]->parameter_shapes()) {
+      Tensor t(s, dtype_of<T>());
+      std::memcpy(t.data_as<T>(), p, sizeof(T) * static_cast<size_t>(t.size()));
+      p += t.size();
+      out.push_back(std::move(t));
+    }
+    return out;
+  }
+
+  void set_weights(size_t layer, const std::vector<Tensor>& weights) override {
+    Layer<T>& l = *layers_.at(layer);
+    const auto shapes_expected = l.parameter_shapes();
+    const std::string who = "set_weights: layer '" + l.spec().name + "'";
+    if (weights.size() != shapes_expected.size())
+      throw ValueError(who + " expects " + std::to_string(shapes_expected.size()) +
+                       " arrays, got " + std::to_string(weights.size()));
+    for (size_t i = 0; i < weights.size(); ++i) {
+      if (weights[i].shape() != shapes_expected[i])
+        throw ShapeError(who + " weight " + std::to_string(i) + " must have shape " +
+                         shape_string(shapes_expected[i]) + ", got " + shape_string(weights[i].shape()));
+      if (weights[i].dtype() != dtype_of<T>())
+        throw TypeError(who + " weight " + std::to_string(i) + " must be " +
+                        dtype_name(dtype_of<T>()) + ", got " + dtype_name(weights[i].dtype()));
+    }
+    T* p = l.parameters();
+    for (const Tensor& w : weights) {
+      std::memcpy(p, w.data_as<T>(), sizeof(T) * static_cast<size_t>(w.size()));
+      p += w.size();
+    }
+  }
+
+  void compile() override {
+    const size_t n = params_.size();
+    // Optimizer state starts at zero (SGD velocity, RMSprop's square average, Adam's moments).
+    const bool two = optimizer.kind == "adam" || optimizer.kind == "adamw";
+    const bool one = two || optimizer.kind == "rmsprop" || optimizer.sgd.momentum != 0.0;
+    state1_.assign(one ? n : 0, T(0));
+    state2_.assign(two ? n : 0, T(0));
+    step = 0;
+    compiled = true;
+  }
+
+  double train_step(const Tensor& x, const Tensor& y, bool update, Tensor* gradients,
+                    Tensor* outputs) override {
+    const int64_t batch = check_batch("train_step", x, y);
+    // From here on nothing throws: the step runs to the end or not at all.
+    std::vector<const T*> acts(layers_.size() + 1);
+    const T* out = forward(x.data_as<T>(), batch, true, step, caches_, acts);
+    const int64_t out_size = shape_size(shapes.back());
+    ensure_size(grad_a_, batch * max_width());
+    ensure_size(grad_b_, batch * max_width());
+    double loss_value = compute_loss(out, y, batch, out_size, grad_a_.data(), mask_, clean_targets_);
+    if (outputs) *outputs = copy_output(out, batch);
+
+    std::fill(grads_.begin(), grads_.end(), T(0));
+    T* dy = grad_a_.data();
+    for (size_t i = layers_.size(); i-- > 0;) {
+      T* spare = dy == grad_a_.data() ? grad_b_.data() : grad_a_.data();
+      dy = layers_[i]->backward(dy, spare, acts[i], acts[i + 1], batch, i > 0, caches_[i]);
+    }
+    for (auto& l : layers_) loss_value += l->penalty(true);
+
+    if (gradients) {
+      *gradients = Tensor({static_cast<int64_t>(grads_.size())}, dtype_of<T>());
+      std::memcpy(gradients->data_as<T>(), grads_.data(), sizeof(T) * grads_.size());
+    }
+    if (update) {
+      ++step;
+      apply_optimizer();
+    }
+    return loss_value;
+  }
+
+  double evaluate(const Tensor& x, const Tensor& y, Tensor* outputs) const override {
+    const int64_t batch = check_batch("evaluate", x, y);
+    std::vector<LayerCache<T>> caches(layers_.size());
+    std::vector<const T*> acts(layers_.size() + 1);
+    const T* out = forward(x.data_as<T>(), batch, false, 0, caches, acts);
+    const int64_t out_size = shape_size(shapes.back());
+    std::vector<uint8_t> mask;
+    std::vector<T> clean_targets;
+    double loss_value = compute_loss(out, y, batch, out_size, nullptr, mask, clean_targets);
+    for (auto& l : layers_) loss_value += l->penalty(false);
+    if (outputs) *outputs = copy_output(out, batch);
+    return loss_value;
+  }
+
+  Tensor predict(const Tensor& x) const override {
+    const int64_t batch = check_input("predict", x);
+    std::vector<LayerCache<T>> caches(layers_.size());
+    std::vector<const T*> acts(layers_.size() + 1);
+    return copy_output(forward(x.data_as<T>(), batch, false, 0, caches, acts), batch);
+  }
+
+  Tensor get_parameters() const override {
+    Tensor t({static_cast<int64_t>(params_.size())}, dtype_of<T>());
+    std::memcpy(t.data_as<T>(), params_.data(), sizeof(T) * params_.size());
+    return t;
+  }
+
+  void set_parameters(const Tensor& flat) override {
+    if (flat.dtype() != dtype_of<T>() || flat.size() != static_cast<int64_t>(params_.size()))
+      throw ShapeError("set_parameters: expected " + std::to_string(params_.size()) + " " +
+                       dtype_name(dtype_of<T>()) + " values, got " + std::to_string(flat.size()) +
+                       " " + dtype_name(flat.dtype()));
+    std::memcpy(params_.data(), flat.data_as<T>(), sizeof(T) * params_.size());
+  }
+
+ private:
+  int64_t max_width() const {
+    int64_t w = shape_size(input_shape);
+    for (const Shape& s : shapes) w = std::max(w, shape_size(s));
+    return w;
+  }
+
+  // acts[i] is the input of layer i, acts[L] the model's output.
+  const T* forward(const T* x, int64_t batch, bool training, int64_t at_step,
+                   std::vector<LayerCache<T>>& caches, std::vector<const T*>& acts) const {
+    acts[0] = x;
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      // A distinct dropout key per (step, layer): masks repeat within a step
+      // (gradient checking) and never across steps or layers.
+      const uint64_t key = random_bits(dropout_key, static_cast<uint64_t>(at_step) * layers_.size() + i);
+      acts[i + 1] = layers_[i]->forward(acts[i], batch, training, key, caches[i]);
+    }
+    return acts.back();
+  }
+
+  // mask and clean_targets are scratch for binary cross-entropy with missing labels.
+  double compute_loss(const T* out, const Tensor& y, int64_t batch, int64_t out_size, T* dout,
+                      std::vector<uint8_t>& mask, std::vector<T>& clean_targets) const {
+    switch (loss) {
+      case LossKind::softmax_cross_entropy:
+        return static_cast<double>(
+            softmax_cross_entropy<T>(dout, out, y.data_as<int64_t>(), batch, out_size));
+      case LossKind::binary_cross_entropy: {
+        // NaN targets are missing labels (multi-task learning): masked out.
+        const T* t = y.data_as<T>();
+        const int64_t n = batch * out_size;
+        bool any_missing = false;
+        for (int64_t i = 0; i < n && !any_missing; ++i) any_missing = std::isnan(t[i]);
+        if (!any_missing)
+          return static_cast<double>(sigmoid_cross_entropy<T>(dout, out, t, nullptr, batch, out_size));
+        ensure_size(mask, n);
+        // Masked targets must not reach the kernel as NaN (0·NaN is NaN).
+        ensure_size(clean_targets, n);
+        T* clean = clean_targets.data();
+        for (int64_t i = 0; i < n; ++i) {
+          mask[i] = std::isnan(t[i]) ? 0 : 1;
+          clean[i] = std::isnan(t[i]) ? T(0) : t[i];
+        }
+        return static_cast<double>(sigmoid_cross_entropy<T>(dout, out, clean, mask.data(), batch, out_size));
+      }
+      case LossKind::mse:
+        return static_cast<double>(mse<T>(dout, out, y.data_as<T>(), batch * out_size));
+    }
+    return 0.0;
+  }
+
+  Tensor copy_output(const T* out, int64_t batch) const {
+    Shape s{batch};
+    s.insert(s.end(), shapes.back().begin(), shapes.back().end());
+    Tensor t(s, dtype_of<T>());
+    std::memcpy(t.data_as<T>(), out, sizeof(T) * static_cast<size_t>(t.size()));
+    return t;
+  }
+
+  int64_t check_input(const char* op, const Tensor& x) const {
+    if (!built) throw ValueError(std::string(op) + ": the model is not built");
+    if (x.dtype() != dtype_of<T>())
+      throw TypeError(std::string(op) + ": x must be " + dtype_name(dtype_of<T>()) + ", got " +
+                      dtype_name(x.dtype()));
+    Shape expected{x.ndim() > 0 ? x.dim(0) : -1};
+    expected.insert(expected.end(), input_shape.begin(), input_shape.end());
+    if (x.shape() != expected) {
+      std::string want = "(batch";
+      for (int64_t d : input_shape) want += ", " + std::to_string(d);
+      throw ShapeError(std::string(op) + ": x must have shape " + want + "), got " +
+                       shape_string(x.shape()));
+    }
+    return x.dim(0);
+  }
+
+  int64_t check_batch(const char* op, const Tensor& x, const Tensor& y) const {
+    if (!compiled) throw ValueError(std::string(op) + ": the model is not compiled");
+    const int64_t batch = check_input(op, x);
+    if (batch < 1) throw ShapeError(std::string(op) + ": the batch is empty");
+    const Shape& out = shapes.back();
+    if (loss == LossKind::softmax_cross_entropy) {
+      if (y.dtype() != DType::int64)
+        throw TypeError(std::string(op) + ": softmax_cross_entropy needs integer class ids, got " +
+                        dtype_name(y.dtype()));
+      if (y.shape() != Shape{batch})
+        throw ShapeError(std::string(op) + ": y must have shape (" + std::to_string(batch) +
+                         ",) (one class id per example), got " + shape_string(y.shape()));
+      check_labels(y.data_as<int64_t>(), batch, shape_size(out));
+    } else {
+      Shape expected{batch};
+      expected.insert(expected.end(), out.begin(), out.end());
+      if (y.dtype() != dtype_of<T>())
+        throw TypeError(std::string(op) + ": y must be " + dtype_name(dtype_of<T>()) + ", got " +
+                        dtype_name(y.dtype()));
+      if (y.shape() != expected)
+        throw ShapeError(std::string(op) + ": y must have shape " + shape_string(expected) +
+                         " to match the model's output, got " + shape_string(y.shape()));
+    }
+    return batch;
+  }
+
+  // One fused optimizer pass per run of consecutive trainable layers: frozen
+  // layers keep their weights bit for bit.
+  void apply_optimizer() {
+    size_t i = 0;
+    while (i < layers_.size()) {
+      if (!specs[i].trainable) { ++i; continue; }
+      size_t j = i;
+      while (j < layers_.size() && specs[j].trainable) ++j;
+      const int64_t begin = offsets_[i];
+      const int64_t end = j < layers_.size() ? offsets_[j] : static_cast<int64_t>(params_.size());
+      if (end > begin) update_range(begin, end - begin);
+      i = j;
+    }
+  }
+
+  void update_range(int64_t off, int64_t n) {
+    T* p = params_.data() + off;
+    const T* g = grads_.data() + off;
+    T* s1 = state1_.empty() ? nullptr : state1_.data() + off;
+    T* s2 = state2_.empty() ? nullptr : state2_.data() + off;
+    if (optimizer.kind == "sgd") {
+      sgd_step<T>(p, s1, g, optimizer.sgd, n);
+    } else if (optimizer.kind == "rmsprop") {
+      rmsprop_step<T>(p, s1, g, optimizer.rmsprop, n);
+    } else {
+      AdamHyper h = optimizer.adam;
+      h.decoupled = optimizer.kind == "adamw";
+      adam_step<T>(p, s1, s2, g, step, h, n);
+    }
+  }
+
+  std::vector<std::unique_ptr<Layer<T>>> layers_;
+  std::vector<int64_t> offsets_;
+  std::vector<T> params_, grads_, state1_, state2_;
+  // The training context: reused across steps, grown only when the batch grows.
+  std::vector<LayerCache<T>> caches_;
+  std::vector<T> grad_a_, grad_b_;
+  std::vector<uint8_t> mask_;
+  std::vector<T> clean_targets_;
+};
+
+}  // namespace
+
+Model::Model(DType dtype) {
+  if (dtype == DType::float32) impl_ = std::make_unique<Engine<float>>();
+  else if (dtype == DType::float64) impl_ = std::make_unique<Engine<double>>();
+  else throw TypeError(std::string("Model: dtype must be float32 or float64, got ") + dtype_name(dtype));
+}
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
+Model::~Model() = default;
+
+DType Model::dtype() const { return impl_->dtype(); }
+
+void Model::add(const LayerSpec& spec) {
+  if (impl_->built) throw ValueError("add: the model is already built");
+  LayerSpec s = spec;
+  if (s.name.empty()) s.name = s.kind + "_" + std::to_string(impl_->specs.size());
+  for (const LayerSpec& other : impl_->specs)
+    if (other.name == s.name) throw ValueError("add: a layer named '" + s.name + "' already exists");
+  detail::make_layer<float>(s);  // validates the configuration now, not at build time
+  impl_->specs.push_back(std::move(s));
+}
+
+void Model::build(const Shape& input_shape) {
+  for (int64_t d : input_shape)
+    if (d < 1) throw ShapeError("build: input shape " + shape_string(input_shape) + " must have positive dimensions");
+  const Shape previous = impl_->input_shape;
+  impl_->input_shape = input_shape;
+  try {
+    impl_->build();
+  } catch (...) {
+    impl_->input_shape = previous;
+    throw;
+  }
+}
+
+bool Model::built() const { return impl_->built; }
+const Shape& Model::input_shape() const { return impl_->input_shape; }
+size_t Model::num_layers() const { return impl_->specs.size(); }
+const LayerSpec& Model::layer_spec(size_t layer) const { return impl_->specs.at(layer); }
+Shape Model::output_shape(size_t layer) const { return impl_->shapes.at(layer); }
+Shape Model::output_shape() const {
+  if (impl_->shapes.empty()) return impl_->input_shape;
+  return impl_->shapes.back();
+}
+int64_t Model::count_params() const { return impl_->count_params(); }
+int64_t Model::count_params(size_t layer) const { return impl_->count_params(layer); }
+std::vector<Tensor> Model::get_weights(size_t layer) const { return impl_->get_weights(layer); }
+void Model::set_weights(size_t layer, const std::vector<Tensor>& w) { impl_->set_weights(layer, w); }
+
+void Model::set_trainable(size_t layer, bool trainable) {
+  // The optimizer reads the flag from specs at every step.
+  impl_->specs.at(layer).trainable = trainable;
+}
+
+void Model::compile(LossKind loss, const OptimizerSpec& optimizer) {
+  const std::string& k = optimizer.kind;
+  if (k != "sgd" && k != "rmsprop" && k != "adam" && k != "adamw")
+    throw ValueError("compile: unknown optimizer '" + k + "'; expected one of sgd, rmsprop, adam, adamw");
+  impl_->loss = loss;
+  impl_->optimizer = optimizer;
+  if (impl_->built) impl_->compile();
+  impl_->compiled = true;
+}
+
+bool Model::compiled() const { return impl_->compiled; }
+
+void Model::set_learning_rate(double lr) {
+  if (!(lr >= 0.0 && std::isfinite(lr)))
+    throw ValueError("set_learning_rate: lr must be finite and >= 0, got " + std::to_string(lr));
+  impl_->optimizer.sgd.lr = impl_->optimizer.rmsprop.lr = impl_->optimizer.adam.lr = lr;
+}
+
+double Model::train_step(const Tensor& x, const Tensor& y, Tensor* outputs) {
+  return impl_->train_step(x, y, true, nullptr, outputs);
+}
+double Model::loss_and_gradients(const Tensor& x, const Tensor& y, Tensor* gradients) {
+  return impl_->train_step(x, y, false, gradients, nullptr);
+}
+double Model::evaluate(const Tensor& x, const Tensor& y, Tensor* outputs) const {
+  return impl_->evaluate(x, y, outputs);
+}
+int64_t Model::steps() const { return impl_->step; }
+Tensor Model::predict(const Tensor& x) const { return impl_->predict(x); }
+Tensor Model::get_parameters() const { return impl_->get_parameters(); }
+void Model::set_parameters(const Tensor& flat) { impl_->set_parameters(flat); }
+
+}  // namespace corenn

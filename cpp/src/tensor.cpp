@@ -5,7 +5,14 @@
 
 namespace corenn {
 
-const char* dtype_name(DType dtype) { return dtype == DType::float32 ? "float32" : "float64"; }
+const char* dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::float32: return "float32";
+    case DType::float64: return "float64";
+    case DType::int64: return "int64";
+  }
+  return "?";
+}
 
 static size_t dtype_bytes(DType dtype) { return dtype == DType::float32 ? 4 : 8; }
 
@@ -29,23 +36,18 @@ Tensor::Tensor(Shape shape, DType dtype) : shape_(std::move(shape)), dtype_(dtyp
   ptr_ = p;
 }
 
-Tensor Tensor::view(float* data, Shape shape) {
+Tensor Tensor::wrap(void* data, Shape shape, DType dtype) {
+  shape_size(shape);  // validates the dimensions
   Tensor t;
-  shape_size(shape);
   t.ptr_ = data;
   t.shape_ = std::move(shape);
-  t.dtype_ = DType::float32;
+  t.dtype_ = dtype;
   return t;
 }
 
-Tensor Tensor::view(double* data, Shape shape) {
-  Tensor t;
-  shape_size(shape);
-  t.ptr_ = data;
-  t.shape_ = std::move(shape);
-  t.dtype_ = DType::float64;
-  return t;
-}
+Tensor Tensor::view(float* data, Shape shape) { return wrap(data, std::move(shape), DType::float32); }
+Tensor Tensor::view(double* data, Shape shape) { return wrap(data, std::move(shape), DType::float64); }
+Tensor Tensor::view(int64_t* data, Shape shape) { return wrap(data, std::move(shape), DType::int64); }
 
 float* Tensor::data() { return data_as<float>(); }
 const float* Tensor::data() const { return data_as<float>(); }
@@ -82,5 +84,7 @@ template float* Tensor::data_as<float>();
 template double* Tensor::data_as<double>();
 template const float* Tensor::data_as<float>() const;
 template const double* Tensor::data_as<double>() const;
+template int64_t* Tensor::data_as<int64_t>();
+template const int64_t* Tensor::data_as<int64_t>() const;
 
 }  // namespace corenn

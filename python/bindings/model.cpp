@@ -1,9 +1,202 @@
+// The model engine as corenn._core.Engine: arrays in and out, the GIL released
+// for every pass over the data. The Python model API (python/corenn/models.py)
+// casts inputs to the model's dtype before they get here.
+#include <pybind11/stl.h>
+
 #include "common.hpp"
+#include "corenn/model.hpp"
 
 namespace corenn {
 namespace bind {
 
-void bind_model(py::module_& m) { (void)m; }  // TODO: engine
+namespace {
+
+// A Tensor view over a NumPy array, with the array (or its contiguous copy)
+// kept alive alongside.
+struct TensorArg {
+  py::array holder;
+  Tensor tensor;
+};
+
+template <typename T>
+TensorArg view_as(const py::array& a) {
+  TensorArg arg;
+  auto c = contiguous<T>(a);
+  arg.tensor = Tensor::view(c.mutable_data(), shape_of(c));
+  arg.holder = std::move(c);
+  return arg;
+}
+
+TensorArg tensor_arg(const py::array& a, DType dtype, const char* op, const char* name) {
+  const bool ok = (dtype == DType::float32 && a.dtype().is(py::dtype::of<float>())) ||
+                  (dtype == DType::float64 && a.dtype().is(py::dtype::of<double>())) ||
+                  (dtype == DType::int64 && a.dtype().is(py::dtype::of<int64_t>()));
+  if (!ok)
+    throw TypeError(std::string(op) + ": " + name + " must be " + dtype_name(dtype) + ", got " +
+                    dtype_str(a));
+  if (dtype == DType::float32) return view_as<float>(a);
+  if (dtype == DType::float64) return view_as<double>(a);
+  return view_as<int64_t>(a);
+}
+
+// Hands a Tensor's memory to NumPy without a copy: the capsule owns a Tensor
+// (sharing the buffer) and frees it with the array.
+py::array to_numpy(Tensor t) {
+  auto* owner = new Tensor(std::move(t));
+  py::capsule free_when_done(owner, [](void* p) { delete static_cast<Tensor*>(p); });
+  std::vector<py::ssize_t> shape(owner->shape().begin(), owner->shape().end());
+  if (owner->dtype() == DType::float32)
+    return py::array_t<float>(shape, owner->data_as<float>(), free_when_done);
+  return py::array_t<double>(shape, owner->data_as<double>(), free_when_done);
+}
+
+DType parse_model_dtype(const std::string& name) {
+  if (name == "float32") return DType::float32;
+  if (name == "float64") return DType::float64;
+  throw ValueError("Model: dtype must be 'float32' or 'float64', got '" + name + "'");
+}
+
+LayerSpec layer_spec_from(const py::dict& config) {
+  LayerSpec s;
+  for (auto item : config) {
+    const std::string key = py::str(item.first);
+    py::handle v = item.second;
+    if (key == "kind") s.kind = v.cast<std::string>();
+    else if (key == "name") s.name = v.cast<std::string>();
+    else if (key == "units") s.units = v.cast<int64_t>();
+    else if (key == "use_bias") s.use_bias = v.cast<bool>();
+    else if (key == "kernel_initializer") s.kernel_initializer = v.cast<std::string>();
+    else if (key == "bias_initializer") s.bias_initializer = v.cast<std::string>();
+    else if (key == "initializer_stddev") s.initializer_stddev = v.cast<double>();
+    else if (key == "l1") s.l1 = v.cast<double>();
+    else if (key == "l2") s.l2 = v.cast<double>();
+    else if (key == "activation") s.activation = v.cast<std::string>();
+    else if (key == "alpha") s.alpha = v.cast<double>();
+    else if (key == "rate") s.rate = v.cast<double>();
+    else if (key == "target_shape") s.target_shape = v.cast<Shape>();
+    else if (key == "trainable") s.trainable = v.cast<bool>();
+    else throw ValueError("Engine.add: unknown layer setting '" + key + "'");
+  }
+  return s;
+}
+
+OptimizerSpec optimizer_spec_from(const py::dict& config) {
+  OptimizerSpec o;
+  for (auto item : config) {
+    const std::string key = py::str(item.first);
+    py::handle v = item.second;
+    if (key == "kind") o.kind = v.cast<std::string>();
+    else if (key == "lr") o.sgd.lr = o.rmsprop.lr = o.adam.lr = v.cast<double>();
+    else if (key == "momentum") o.sgd.momentum = v.cast<double>();
+    else if (key == "dampening") o.sgd.dampening = v.cast<double>();
+    else if (key == "nesterov") o.sgd.nesterov = v.cast<bool>();
+    else if (key == "weight_decay") o.sgd.weight_decay = o.rmsprop.weight_decay = o.adam.weight_decay = v.cast<double>();
+    else if (key == "alpha") o.rmsprop.alpha = v.cast<double>();
+    else if (key == "eps") o.rmsprop.eps = o.adam.eps = v.cast<double>();
+    else if (key == "beta1") o.adam.beta1 = v.cast<double>();
+    else if (key == "beta2") o.adam.beta2 = v.cast<double>();
+    else throw ValueError("Engine.compile: unknown optimizer setting '" + key + "'");
+  }
+  return o;
+}
+
+py::list weights_to_list(std::vector<Tensor> weights) {
+  py::list out;
+  for (Tensor& w : weights) out.append(to_numpy(std::move(w)));
+  return out;
+}
+
+}  // namespace
+
+void bind_model(py::module_& m) {
+  py::class_<Model>(m, "Engine", "The C++ model engine behind corenn.Sequential")
+      .def(py::init([](const std::string& dtype) { return Model(parse_model_dtype(dtype)); }),
+           py::arg("dtype") = "float32")
+      .def_property_readonly("dtype", [](const Model& self) { return std::string(dtype_name(self.dtype())); })
+      .def("add", [](Model& self, const py::dict& config) { self.add(layer_spec_from(config)); })
+      .def("build", &Model::build, py::arg("input_shape"))
+      .def_property_readonly("built", &Model::built)
+      .def_property_readonly("compiled", &Model::compiled)
+      .def_property_readonly("num_layers", &Model::num_layers)
+      .def_property_readonly("input_shape", &Model::input_shape)
+      .def_property_readonly("steps", &Model::steps)
+      .def("layer_name", [](const Model& self, size_t i) { return self.layer_spec(i).name; })
+      .def("output_shape", py::overload_cast<size_t>(&Model::output_shape, py::const_))
+      .def("count_params", py::overload_cast<>(&Model::count_params, py::const_))
+      .def("count_layer_params", py::overload_cast<size_t>(&Model::count_params, py::const_))
+      .def("get_weights", [](const Model& self, size_t i) { return weights_to_list(self.get_weights(i)); })
+      .def("set_weights",
+           [](Model& self, size_t i, const py::list& arrays) {
+             const DType dt = self.dtype();
+             std::vector<TensorArg> args;
+             std::vector<Tensor> tensors;
+             for (auto a : arrays) {
+               args.push_back(tensor_arg(py::array::ensure(a), dt, "set_weights", "each weight"));
+               tensors.push_back(args.back().tensor);
+             }
+             self.set_weights(i, tensors);
+           })
+      .def("set_trainable", &Model::set_trainable)
+      .def("compile",
+           [](Model& self, const std::string& loss, const py::dict& optimizer) {
+             self.compile(parse_loss(loss), optimizer_spec_from(optimizer));
+           })
+      .def("set_learning_rate", &Model::set_learning_rate, py::arg("lr"))
+      .def("train_step",
+           [](Model& self, const py::array& x, const py::array& y, bool labels,
+              bool with_outputs) -> py::object {
+             TensorArg xa = tensor_arg(x, self.dtype(), "train_step", "x");
+             TensorArg ya = tensor_arg(y, labels ? DType::int64 : self.dtype(), "train_step", "y");
+             Tensor out;
+             double loss;
+             {
+               py::gil_scoped_release nogil;
+               loss = self.train_step(xa.tensor, ya.tensor, with_outputs ? &out : nullptr);
+             }
+             if (!with_outputs) return py::float_(loss);
+             return py::make_tuple(loss, to_numpy(std::move(out)));
+           },
+           py::arg("x"), py::arg("y"), py::arg("labels"), py::arg("with_outputs") = false)
+      .def("loss_and_gradients",
+           [](Model& self, const py::array& x, const py::array& y, bool labels) {
+             TensorArg xa = tensor_arg(x, self.dtype(), "loss_and_gradients", "x");
+             TensorArg ya = tensor_arg(y, labels ? DType::int64 : self.dtype(), "loss_and_gradients", "y");
+             Tensor grads;
+             double loss;
+             {
+               py::gil_scoped_release nogil;
+               loss = self.loss_and_gradients(xa.tensor, ya.tensor, &grads);
+             }
+             return py::make_tuple(loss, to_numpy(std::move(grads)));
+           })
+      .def("evaluate",
+           [](const Model& self, const py::array& x, const py::array& y, bool labels) {
+             TensorArg xa = tensor_arg(x, self.dtype(), "evaluate", "x");
+             TensorArg ya = tensor_arg(y, labels ? DType::int64 : self.dtype(), "evaluate", "y");
+             Tensor out;
+             double loss;
+             {
+               py::gil_scoped_release nogil;
+               loss = self.evaluate(xa.tensor, ya.tensor, &out);
+             }
+             return py::make_tuple(loss, to_numpy(std::move(out)));
+           })
+      .def("predict",
+           [](const Model& self, const py::array& x) {
+             TensorArg xa = tensor_arg(x, self.dtype(), "predict", "x");
+             Tensor out;
+             {
+               py::gil_scoped_release nogil;
+               out = self.predict(xa.tensor);
+             }
+             return to_numpy(std::move(out));
+           })
+      .def("get_parameters", [](const Model& self) { return to_numpy(self.get_parameters()); })
+      .def("set_parameters", [](Model& self, const py::array& flat) {
+        TensorArg fa = tensor_arg(flat, self.dtype(), "set_parameters", "flat");
+        self.set_parameters(fa.tensor);
+      });
+}
 
 }  // namespace bind
 }  // namespace corenn

@@ -1,1 +1,107 @@
+// The model engine: a stack of layers over one flat parameter arena, trained
+// one mini-batch per call (forward, loss, backward, regularisation and the
+// optimizer update in C++, with no Python in between).
 #pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "corenn/kernels/optim.hpp"
+#include "corenn/tensor.hpp"
+
+namespace corenn {
+
+// A layer's configuration: the same fields the Python layers carry.
+struct LayerSpec {
+  std::string kind;  // "dense", "activation", "dropout", "flatten", "reshape"
+  std::string name;
+  // dense
+  int64_t units = 0;
+  bool use_bias = true;
+  std::string kernel_initializer = "glorot_uniform";
+  std::string bias_initializer = "zeros";
+  double initializer_stddev = 0.01;  // random_normal only
+  double l1 = 0.0, l2 = 0.0;         // kernel regularisation (Keras semantics)
+  // dense and activation
+  std::string activation = "linear";
+  double alpha = 0.01;  // leaky_relu slope
+  // dropout: the DROP probability (1 - keep_prob)
+  double rate = 0.0;
+  // reshape: per-example target shape
+  Shape target_shape;
+  bool trainable = true;
+};
+
+enum class LossKind { softmax_cross_entropy, binary_cross_entropy, mse };
+// "softmax_cross_entropy", "binary_cross_entropy", "mse"; ValueError otherwise.
+LossKind parse_loss(const std::string& name);
+const char* loss_name(LossKind kind);
+
+struct OptimizerSpec {
+  std::string kind = "sgd";  // "sgd", "rmsprop", "adam", "adamw"
+  SGDHyper sgd;
+  RMSpropHyper rmsprop;
+  AdamHyper adam;  // also AdamW (decoupled is set from kind)
+};
+
+class EngineBase;
+
+class Model {
+ public:
+  explicit Model(DType dtype = DType::float32);
+  Model(Model&&) noexcept;
+  Model& operator=(Model&&) noexcept;
+  ~Model();
+
+  DType dtype() const;
+
+  // Building: add layers, then fix the per-example input shape (e.g. {1, 28, 28}).
+  // build() checks every layer against its input shape (ShapeError naming the layer)
+  // and initialises the weights from the global generator (corenn::seed).
+  void add(const LayerSpec& spec);
+  void build(const Shape& input_shape);
+  bool built() const;
+  const Shape& input_shape() const;
+  size_t num_layers() const;
+  const LayerSpec& layer_spec(size_t layer) const;
+  Shape output_shape(size_t layer) const;  // per example
+  Shape output_shape() const;              // of the last layer
+
+  int64_t count_params() const;
+  int64_t count_params(size_t layer) const;
+  // A layer's weights in Keras order (Dense: kernel (units, in), bias), as copies.
+  std::vector<Tensor> get_weights(size_t layer) const;
+  void set_weights(size_t layer, const std::vector<Tensor>& weights);
+  void set_trainable(size_t layer, bool trainable);
+
+  // Training.
+  void compile(LossKind loss, const OptimizerSpec& optimizer);
+  bool compiled() const;
+  void set_learning_rate(double lr);
+  // One mini-batch: x (N, *input_shape); y (N,) int64 class ids for softmax
+  // cross-entropy, else (N, *output_shape) of the model's dtype (NaN targets are
+  // skipped by binary cross-entropy). Returns the loss including regularisation.
+  // All validation happens before any weight changes. outputs, when given,
+  // receives the forward pass's output (for training metrics).
+  double train_step(const Tensor& x, const Tensor& y, Tensor* outputs = nullptr);
+  // Loss and parameter gradients (flat, arena order) without an update: the
+  // same forward pass as train_step (training mode, the current dropout masks).
+  double loss_and_gradients(const Tensor& x, const Tensor& y, Tensor* gradients);
+  // Loss in inference mode (no dropout), including regularisation, plus outputs.
+  double evaluate(const Tensor& x, const Tensor& y, Tensor* outputs) const;
+  int64_t steps() const;
+
+  // Inference: const, allocates its own scratch, safe from several threads.
+  Tensor predict(const Tensor& x) const;
+
+  // The flat parameter arena (all layers, in order), as a copy / overwritten.
+  Tensor get_parameters() const;
+  void set_parameters(const Tensor& flat);
+
+ private:
+  std::unique_ptr<EngineBase> impl_;
+};
+
+}  // namespace corenn

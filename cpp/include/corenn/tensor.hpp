@@ -13,7 +13,8 @@
 
 namespace corenn {
 
-enum class DType { float32, float64 };
+// int64 exists for class labels; kernels and parameters are float32 or float64.
+enum class DType { float32, float64, int64 };
 
 const char* dtype_name(DType dtype);
 
@@ -23,6 +24,8 @@ template <>
 constexpr DType dtype_of<float>() { return DType::float32; }
 template <>
 constexpr DType dtype_of<double>() { return DType::float64; }
+template <>
+constexpr DType dtype_of<int64_t>() { return DType::int64; }
 
 using Shape = std::vector<int64_t>;
 
@@ -39,6 +42,7 @@ class Tensor {
   // Non-owning views over caller memory (which must outlive the view).
   static Tensor view(float* data, Shape shape);
   static Tensor view(double* data, Shape shape);
+  static Tensor view(int64_t* data, Shape shape);
 
   // float32 data; throws TypeError for a float64 tensor.
   float* data();
@@ -62,6 +66,8 @@ class Tensor {
   Tensor clone() const;
 
  private:
+  static Tensor wrap(void* data, Shape shape, DType dtype);
+
   std::shared_ptr<void> owner_;
   void* ptr_ = nullptr;
   Shape shape_;

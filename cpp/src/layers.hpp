@@ -1,0 +1,79 @@
+// The layers of the engine. A layer knows its shapes and parameters and calls
+// kernels; it owns no per-batch memory: what a forward pass keeps for backward
+// lives in a LayerCache that belongs to the caller (the model's training
+// context, or a predict call's own), so inference stays const and re-entrant.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "corenn/model.hpp"
+
+namespace corenn {
+namespace detail {
+
+template <typename T>
+struct LayerCache {
+  std::vector<T> out;           // the layer's output, unless it aliases its input
+  std::vector<T> pre;           // Dense with an activation: Z before the activation
+  std::vector<uint8_t> mask;    // Dropout: kept units
+};
+
+// Grows a buffer to at least n elements; never shrinks, so a steady batch size
+// allocates once.
+template <typename V>
+void ensure_size(V& buffer, int64_t n) {
+  if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(static_cast<size_t>(n));
+}
+
+template <typename T>
+class Layer {
+ public:
+  explicit Layer(LayerSpec spec) : spec_(std::move(spec)) {}
+  virtual ~Layer() = default;
+
+  const LayerSpec& spec() const { return spec_; }
+  LayerSpec& spec() { return spec_; }
+
+  // Fixes the per-example input shape and returns the output shape; ShapeError
+  // names the layer when the input does not fit.
+  virtual Shape build(const Shape& input_shape) = 0;
+  // Parameter tensors in Keras order (Dense: kernel, bias), stored back to back.
+  virtual std::vector<Shape> parameter_shapes() const { return {}; }
+  int64_t parameter_count() const;
+  // Points the layer at its slice of the model's parameter and gradient arenas.
+  void bind(T* parameters, T* gradients) {
+    params_ = parameters;
+    grads_ = gradients;
+  }
+  virtual void initialize(uint64_t key) { (void)key; }
+
+  // Returns the output: cache.out, or x itself for layers that only relabel shapes.
+  virtual const T* forward(const T* x, int64_t batch, bool training, uint64_t key,
+                           LayerCache<T>& cache) const = 0;
+  // dy may be overwritten. Writes dx into dx_buffer (or returns dy when the
+  // gradient passes through unchanged); returns nullptr when !need_dx.
+  // Parameter gradients accumulate into the gradient arena.
+  virtual T* backward(T* dy, T* dx_buffer, const T* x, const T* y, int64_t batch, bool need_dx,
+                      LayerCache<T>& cache) = 0;
+  // Regularisation loss; with_gradient adds its gradient to the gradient arena.
+  virtual double penalty(bool with_gradient) { (void)with_gradient; return 0.0; }
+
+  int64_t input_size() const { return in_size_; }
+  int64_t output_size() const { return out_size_; }
+  const T* parameters() const { return params_; }
+  T* parameters() { return params_; }
+
+ protected:
+  LayerSpec spec_;
+  int64_t in_size_ = 0, out_size_ = 0;  // per example
+  T* params_ = nullptr;
+  T* grads_ = nullptr;
+};
+
+template <typename T>
+std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec);
+
+}  // namespace detail
+}  // namespace corenn

@@ -1,0 +1,380 @@
+"""Sequential: Keras's model API over the C++ engine (corenn._core.Engine).
+
+Python here only slices mini-batches and keeps the history; every pass over the
+data (forward, loss, backward, update) is one call into C++ with the GIL
+released."""
+
+import math
+import sys
+import time
+
+import numpy as np
+
+from . import _core, _validate, callbacks as callbacks_module, layers as layers_module
+from . import losses, metrics as metrics_module, optimizers as optimizers_module
+
+
+def _as_array(owner, name, value):
+    try:
+        return np.asarray(value)
+    except Exception as exc:  # pragma: no cover - numpy's own message is kept
+        raise TypeError(f"{owner}: {name} must be array-like: {exc}") from None
+
+
+class Sequential:
+    """A linear stack of layers.
+
+    Sequential([Input((784,)), Dense(128, activation="relu"), Dense(10)])
+    Inputs of another dtype are cast to the model's dtype (float32 by default;
+    float64 for gradient checking).
+    """
+
+    def __init__(self, layers=None, dtype="float32", name=None):
+        _validate.choice("Sequential", "dtype", dtype, ("float32", "float64"))
+        self.dtype = np.dtype(dtype)
+        self.name = name or "sequential"
+        self._layers = []
+        self._input_shape = None
+        self._engine = None
+        self._loss = None
+        self._optimizer = None
+        self._metrics = []
+        self.stop_training = False
+        for layer in layers or []:
+            self.add(layer)
+
+    # ----------------------------------------------------------------- building
+    @property
+    def layers(self):
+        return list(self._layers)
+
+    def add(self, layer):
+        if not isinstance(layer, layers_module.Layer):
+            raise TypeError(f"Sequential.add: expected a corenn layer, got {layer!r}")
+        if self._engine is not None:
+            raise ValueError("Sequential.add: the model is already built; create a new model")
+        if isinstance(layer, layers_module.Input):
+            if self._layers or self._input_shape is not None:
+                raise ValueError("Sequential.add: Input must come first")
+            self._input_shape = layer.shape
+            return
+        if any(existing.name == layer.name for existing in self._layers):
+            raise ValueError(f"Sequential.add: a layer named '{layer.name}' is already in the model")
+        if not self._layers and self._input_shape is None and layer.input_shape is not None:
+            self._input_shape = layer.input_shape
+        self._layers.append(layer)
+
+    def get_layer(self, name):
+        for layer in self._layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"get_layer: no layer named {name!r}; layers are "
+                         f"{', '.join(l.name for l in self._layers)}")
+
+    @property
+    def built(self):
+        return self._engine is not None
+
+    def build(self, input_shape=None):
+        """Fix the per-example input shape, check every layer and initialise weights."""
+        if input_shape is not None:
+            self._input_shape = _validate.shape("Sequential.build", "input_shape", input_shape)
+        if self._input_shape is None:
+            raise ValueError("build: the input shape is unknown; start the model with "
+                             "Input(shape) or call build(input_shape)")
+        if not self._layers:
+            raise ValueError("build: the model has no layers")
+        engine = _core.Engine(self.dtype.name)
+        for layer in self._layers:
+            engine.add(layer._engine_config())
+        engine.build(list(self._input_shape))
+        for i, layer in enumerate(self._layers):
+            layer._engine, layer._index = engine, i
+        self._engine = engine
+        if self._loss is not None:
+            self._engine.compile(self._loss, self._optimizer._engine_config())
+
+    def _ensure_built(self, x=None):
+        if self._engine is None:
+            if self._input_shape is None and x is not None:
+                self._input_shape = tuple(int(d) for d in np.shape(x)[1:])
+            self.build()
+
+    @property
+    def input_shape(self):
+        return None if self._input_shape is None else (None, *self._input_shape)
+
+    @property
+    def output_shape(self):
+        self._ensure_built()
+        return (None, *self._engine.output_shape(len(self._layers) - 1))
+
+    def count_params(self):
+        self._ensure_built()
+        return int(self._engine.count_params())
+
+    def summary(self, print_fn=print):
+        self._ensure_built()
+        rows = [(f"{l.name} ({type(l).__name__})", str((None, *self._engine.output_shape(i))),
+                 str(self._engine.count_layer_params(i))) for i, l in enumerate(self._layers)]
+        widths = [max(len(h), *(len(r[c]) for r in rows)) for c, h in
+                  enumerate(("Layer (type)", "Output Shape", "Param #"))]
+        line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+        trainable = sum(self._engine.count_layer_params(i) for i, l in enumerate(self._layers)
+                        if l.trainable)
+        total = self.count_params()
+        out = [f'Model: "{self.name}"', line(("Layer (type)", "Output Shape", "Param #")),
+               "-" * (sum(widths) + 4), *(line(r) for r in rows), "-" * (sum(widths) + 4),
+               f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+               f"Non-trainable params: {total - trainable:,}"]
+        print_fn("\n".join(out))
+
+    def get_weights(self):
+        self._ensure_built()
+        return [w for i in range(len(self._layers)) for w in self._engine.get_weights(i)]
+
+    def set_weights(self, weights):
+        """Weights in get_weights() order; all are checked before any is written."""
+        self._ensure_built()
+        weights = list(weights)
+        expected = self.get_weights()
+        if len(weights) != len(expected):
+            raise ValueError(f"set_weights: expected {len(expected)} arrays, got {len(weights)}")
+        cast = []
+        for i, (w, e) in enumerate(zip(weights, expected)):
+            w = np.ascontiguousarray(w, dtype=self.dtype)
+            if w.shape != e.shape:
+                raise ValueError(f"set_weights: array {i} must have shape {e.shape}, got {w.shape}")
+            cast.append(w)
+        at = 0
+        for i in range(len(self._layers)):
+            n = len(self._engine.get_weights(i))
+            self._engine.set_weights(i, cast[at:at + n])
+            at += n
+
+    # ---------------------------------------------------------------- training
+    def compile(self, optimizer="adam", loss="softmax_cross_entropy", metrics=None):
+        self._optimizer = optimizers_module.get(optimizer)
+        self._loss = losses.get(loss)
+        self._metrics = [metrics_module.get(m) for m in (metrics or [])]
+        if self._engine is not None:
+            self._engine.compile(self._loss, self._optimizer._engine_config())
+
+    def _require_compiled(self, owner):
+        if self._loss is None:
+            raise ValueError(f"{owner}: call compile(optimizer, loss) first")
+
+    def _prepare(self, owner, x, y=None):
+        """Cast and check x (and y) against the model: errors before any work."""
+        x = _as_array(owner, "x", x)
+        if x.dtype.kind not in "fiub":
+            raise TypeError(f"{owner}: x must be numeric, got dtype {x.dtype}")
+        self._ensure_built(x)
+        want = (len(x), *self._input_shape) if x.ndim >= 1 else None
+        if x.shape != want:
+            raise ValueError(f"{owner}: x must have shape (batch, {', '.join(map(str, self._input_shape))}),"
+                             f" got {x.shape}")
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        if y is None:
+            return x, None
+        y = _as_array(owner, "y", y)
+        if len(y) != len(x):
+            raise ValueError(f"{owner}: x and y must hold the same number of examples, "
+                             f"got {len(x)} and {len(y)}")
+        out_shape = tuple(self._engine.output_shape(len(self._layers) - 1))
+        if self._loss == "softmax_cross_entropy":
+            classes = int(np.prod(out_shape))
+            if y.ndim != 1:
+                raise ValueError(f"{owner}: softmax_cross_entropy needs y of shape ({len(x)},) "
+                                 f"(integer class ids), got {y.shape}")
+            if y.dtype.kind == "f":
+                if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+                    raise ValueError(f"{owner}: class ids in y must be whole numbers")
+            elif y.dtype.kind not in "iub":
+                raise TypeError(f"{owner}: y must hold integer class ids, got dtype {y.dtype}")
+            y = np.ascontiguousarray(y, dtype=np.int64)
+            if len(y) and (y.min() < 0 or y.max() >= classes):
+                bad = int(y[(y < 0) | (y >= classes)][0])
+                raise ValueError(f"{owner}: class id {bad} in y is outside [0, {classes}) "
+                                 f"for a model with {classes} outputs")
+        else:
+            if y.dtype.kind not in "fiub":
+                raise TypeError(f"{owner}: y must be numeric, got dtype {y.dtype}")
+            if y.ndim == 1 and out_shape == (1,):
+                y = y.reshape(-1, 1)
+            if y.shape != (len(x), *out_shape):
+                raise ValueError(f"{owner}: y must have shape {(len(x), *out_shape)} to match the "
+                                 f"model's output, got {y.shape}")
+            y = np.ascontiguousarray(y, dtype=self.dtype)
+        return x, y
+
+    def _labels(self):
+        return self._loss == "softmax_cross_entropy"
+
+    def train_on_batch(self, x, y):
+        """One optimizer update on (x, y); returns the loss before the update."""
+        self._require_compiled("train_on_batch")
+        x, y = self._prepare("train_on_batch", x, y)
+        self._engine.set_learning_rate(self._optimizer.lr_at(self._engine.steps))
+        return float(self._engine.train_step(x, y, self._labels()))
+
+    def fit(self, x, y, batch_size=32, epochs=1, validation_data=None, validation_split=0.0,
+            shuffle=True, callbacks=None, verbose=1):
+        """Mini-batch training (the course's random_mini_batches: shuffled each
+        epoch, the last batch partial). Returns a History."""
+        self._require_compiled("fit")
+        batch_size = _validate.integer("fit", "batch_size", batch_size, minimum=1)
+        epochs = _validate.integer("fit", "epochs", epochs, minimum=0)
+        validation_split = _validate.real("fit", "validation_split", validation_split, low=0.0,
+                                          high=1.0, high_open=True)
+        x, y = self._prepare("fit", x, y)
+        if validation_data is None and validation_split > 0:
+            cut = len(x) - int(math.floor(len(x) * validation_split))
+            if cut in (0, len(x)):
+                raise ValueError(f"fit: validation_split={validation_split} leaves no examples "
+                                 f"for training or validation out of {len(x)}")
+            validation_data = (x[cut:], y[cut:])
+            x, y = x[:cut], y[:cut]
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("fit: validation_data must be a tuple (x_val, y_val)")
+            validation_data = self._prepare("fit (validation_data)", *validation_data)
+        if len(x) == 0:
+            raise ValueError("fit: x holds no examples")
+
+        history = callbacks_module.History()
+        cbs = [*(callbacks or []), history]
+        for cb in cbs:
+            if not isinstance(cb, callbacks_module.Callback):
+                raise TypeError(f"fit: callbacks must be Callback instances, got {cb!r}")
+            cb.set_model(self)
+        self.stop_training = False
+        # Anything that fails mid-way (a callback, a bad schedule value) leaves
+        # the weights as they were before fit.
+        saved = self._engine.get_parameters()
+        try:
+            self._fit_loop(x, y, batch_size, epochs, validation_data, shuffle, cbs, verbose)
+        except Exception:
+            self._engine.set_parameters(saved)
+            raise
+        return history
+
+    def _fit_loop(self, x, y, batch_size, epochs, validation_data, shuffle, cbs, verbose):
+        labels = self._labels()
+        n = len(x)
+        batches = (n + batch_size - 1) // batch_size
+        for cb in cbs:
+            cb.on_train_begin()
+        for epoch in range(epochs):
+            for cb in cbs:
+                cb.on_epoch_begin(epoch)
+            if shuffle:
+                # One gather per epoch; the batches are then contiguous views.
+                order = np.random.default_rng(_core.next_key()).permutation(n)
+                xe, ye = x[order], y[order]
+            else:
+                xe, ye = x, y
+            started = time.perf_counter()
+            total_loss, sums = 0.0, [0.0] * len(self._metrics)
+            bar = _progress(batches, f"Epoch {epoch + 1}/{epochs}", verbose)
+            for b in range(batches):
+                for cb in cbs:
+                    cb.on_train_batch_begin(b)
+                xb, yb = xe[b * batch_size:(b + 1) * batch_size], ye[b * batch_size:(b + 1) * batch_size]
+                self._engine.set_learning_rate(self._optimizer.lr_at(self._engine.steps))
+                if self._metrics:
+                    loss, out = self._engine.train_step(xb, yb, labels, True)
+                    for i, (_, fn) in enumerate(self._metrics):
+                        sums[i] += fn(out, yb, self._loss) * len(xb)
+                else:
+                    loss = self._engine.train_step(xb, yb, labels)
+                total_loss += loss * len(xb)
+                for cb in cbs:
+                    cb.on_train_batch_end(b, {"loss": loss})
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.4f}")
+            logs = {"loss": total_loss / n}
+            for i, (name, _) in enumerate(self._metrics):
+                logs[name] = sums[i] / n
+            if validation_data is not None:
+                val = self._evaluate_arrays(*validation_data, batch_size=max(batch_size, 256))
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            if bar is not None:
+                bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()})
+                bar.close()
+            elif verbose:
+                secs = time.perf_counter() - started
+                shown = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+                print(f"Epoch {epoch + 1}/{epochs} - {secs:.2f}s - {shown}", file=sys.stderr)
+            for cb in cbs:
+                cb.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        for cb in cbs:
+            cb.on_train_end()
+
+    def evaluate(self, x, y, batch_size=256, verbose=0):
+        """Loss (with regularisation) and metrics in inference mode, as a dict."""
+        self._require_compiled("evaluate")
+        batch_size = _validate.integer("evaluate", "batch_size", batch_size, minimum=1)
+        x, y = self._prepare("evaluate", x, y)
+        return self._evaluate_arrays(x, y, batch_size)
+
+    def _evaluate_arrays(self, x, y, batch_size):
+        labels = self._labels()
+        total, outputs = 0.0, []
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            loss, out = self._engine.evaluate(xb, yb, labels)
+            total += loss * len(xb)
+            outputs.append(out)
+        out = np.concatenate(outputs) if outputs else np.zeros((0,))
+        result = {"loss": total / max(len(x), 1)}
+        for name, fn in self._metrics:
+            result[name] = fn(out, y, self._loss)
+        return result
+
+    def predict(self, x, batch_size=256, verbose=0):
+        """The model's outputs (logits for classification), in inference mode."""
+        batch_size = _validate.integer("predict", "batch_size", batch_size, minimum=1)
+        x, _ = self._prepare("predict", x)
+        if len(x) <= batch_size:
+            return self._engine.predict(x)
+        return np.concatenate([self._engine.predict(x[s:s + batch_size])
+                               for s in range(0, len(x), batch_size)])
+
+    def __call__(self, x):
+        return self.predict(x)
+
+    # ------------------------------------------------------------------ copies
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype.name,
+                "input_shape": None if self._input_shape is None else list(self._input_shape),
+                "layers": [{"class_name": type(l).__name__, "config": l.get_config()}
+                           for l in self._layers]}
+
+    def _clone(self, dtype):
+        """Same architecture, weights, loss and optimizer in another dtype."""
+        clone = Sequential(dtype=dtype, name=self.name)
+        clone._input_shape = self._input_shape
+        for layer in self._layers:
+            copy = object.__new__(type(layer))
+            copy.__dict__.update(layer.__dict__)
+            copy._engine = copy._index = None
+            clone._layers.append(copy)
+        clone.build()
+        clone.set_weights(self.get_weights())
+        if self._loss is not None:
+            clone.compile(self._optimizer, self._loss)
+        return clone
+
+
+def _progress(total, desc, verbose):
+    if verbose != 1:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, unit="batch", leave=True, file=sys.stderr)
