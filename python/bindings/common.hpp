@@ -82,6 +82,7 @@ void bind_activation(py::module_& ops);
 void bind_loss(py::module_& ops);
 void bind_dropout(py::module_& ops);
 void bind_optim(py::module_& ops);
+void bind_init(py::module_& ops);
 void bind_model(py::module_& m);
 
 }  // namespace bind

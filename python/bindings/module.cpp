@@ -38,5 +38,6 @@ PYBIND11_MODULE(_core, m) {
   corenn::bind::bind_loss(ops);
   corenn::bind::bind_dropout(ops);
   corenn::bind::bind_optim(ops);
+  corenn::bind::bind_init(ops);
   corenn::bind::bind_model(m);
 }

@@ -1,9 +1,176 @@
+#include <algorithm>
+#include <cmath>
+
 #include "common.hpp"
+#include "corenn/kernels/loss.hpp"
 
 namespace corenn {
 namespace bind {
 
-void bind_loss(py::module_& ops) { (void)ops; }  // TODO(helper)
+namespace {
+
+constexpr const char* kSoftmaxCE = "softmax_cross_entropy";
+constexpr const char* kSigmoidCE = "sigmoid_cross_entropy";
+constexpr const char* kMse = "mse";
+constexpr const char* kPenalty = "weight_penalty";
+
+using int_array = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+
+bool is_integer_dtype(const py::array& a) {
+  const char k = a.dtype().kind();
+  return k == 'i' || k == 'u';
+}
+
+// A mean over zero examples has no value; say so rather than return 0 or NaN.
+void require_nonempty(int64_t n, const char* op, const char* arg, const py::array& a) {
+  if (n <= 0)
+    throw ShapeError(std::string(op) + ": " + arg + " must not be empty, got shape " +
+                     shape_string(shape_of(a)));
+}
+
+// logits (N, C), labels (N,) integer -> (loss, dlogits (N, C))
+py::tuple softmax_cross_entropy_py(const py::array& logits, const py::array& labels, bool naive) {
+  const FloatKind fk = float_kind(logits, kSoftmaxCE, "logits");
+  require_ndim(logits, 2, kSoftmaxCE, "logits", "(batch, classes)");
+  const int64_t batch = logits.shape(0), classes = logits.shape(1);
+  require_nonempty(batch, kSoftmaxCE, "logits", logits);
+  // Float labels are refused, not truncated: 2.7 is a bug, not class 2.
+  if (!is_integer_dtype(labels))
+    throw TypeError(std::string(kSoftmaxCE) + ": labels must be an integer array, got " +
+                    dtype_str(labels));
+  require_shape(labels, {batch}, kSoftmaxCE, "labels");
+  int_array lab = int_array::ensure(labels);
+  if (!lab) throw py::error_already_set();
+  // Validated here, before any parallel region, where throwing is safe.
+  check_labels(lab.data(), batch, classes);
+  return dispatch_float(fk, [&](auto tag) -> py::tuple {
+    using T = decltype(tag);
+    auto zc = contiguous<T>(logits);
+    auto dz = new_array<T>({batch, classes});
+    const T* zp = zc.data();
+    const int64_t* lp = lab.data();
+    T* dzp = dz.mutable_data();
+    T loss;
+    {
+      py::gil_scoped_release nogil;
+      loss = (naive ? softmax_cross_entropy_naive<T> : softmax_cross_entropy<T>)(dzp, zp, lp,
+                                                                                 batch, classes);
+    }
+    return py::make_tuple(static_cast<double>(loss), dz);
+  });
+}
+
+// logits, targets (N, K), mask (N, K) or None -> (loss, dlogits (N, K))
+py::tuple sigmoid_cross_entropy_py(const py::array& logits, const py::array& targets,
+                                   const py::object& mask, bool naive) {
+  const FloatKind fk = float_kind(logits, kSigmoidCE, "logits");
+  require_same_dtype(logits, targets, kSigmoidCE, "logits", "targets");
+  require_ndim(logits, 2, kSigmoidCE, "logits", "(batch, outputs)");
+  const int64_t batch = logits.shape(0), outputs = logits.shape(1);
+  require_nonempty(batch, kSigmoidCE, "logits", logits);
+  require_shape(targets, {batch, outputs}, kSigmoidCE, "targets");
+  const bool has_mask = !mask.is_none();
+  py::array_t<uint8_t> mask01;
+  if (has_mask) {
+    py::array m = py::array::ensure(mask);
+    if (!m) throw TypeError(std::string(kSigmoidCE) + ": mask must be an array or None");
+    if (!is_integer_dtype(m) && m.dtype().kind() != 'b')
+      throw TypeError(std::string(kSigmoidCE) + ": mask must be bool or integer, got " +
+                      dtype_str(m));
+    require_shape(m, {batch, outputs}, kSigmoidCE, "mask");
+    // The kernel reads one byte per entry; any nonzero value means present.
+    int_array mi = int_array::ensure(m);
+    if (!mi) throw py::error_already_set();
+    mask01 = new_array<uint8_t>({batch, outputs});
+    const int64_t* src = mi.data();
+    uint8_t* dst = mask01.mutable_data();
+    for (int64_t k = 0; k < batch * outputs; ++k) dst[k] = src[k] != 0 ? 1 : 0;
+  }
+  return dispatch_float(fk, [&](auto tag) -> py::tuple {
+    using T = decltype(tag);
+    auto zc = contiguous<T>(logits), tc = contiguous<T>(targets);
+    auto dz = new_array<T>({batch, outputs});
+    const T *zp = zc.data(), *tp = tc.data();
+    const uint8_t* mp = has_mask ? mask01.data() : nullptr;
+    T* dzp = dz.mutable_data();
+    T loss;
+    {
+      py::gil_scoped_release nogil;
+      loss = (naive ? sigmoid_cross_entropy_naive<T> : sigmoid_cross_entropy<T>)(dzp, zp, tp, mp,
+                                                                                 batch, outputs);
+    }
+    return py::make_tuple(static_cast<double>(loss), dz);
+  });
+}
+
+// pred, target (any shape) -> (loss, dpred)
+py::tuple mse_py(const py::array& pred, const py::array& target, bool naive) {
+  const FloatKind fk = float_kind(pred, kMse, "pred");
+  require_same_dtype(pred, target, kMse, "pred", "target");
+  require_shape(target, shape_of(pred), kMse, "target");
+  const int64_t n = static_cast<int64_t>(pred.size());
+  require_nonempty(n, kMse, "pred", pred);
+  return dispatch_float(fk, [&](auto tag) -> py::tuple {
+    using T = decltype(tag);
+    auto pc = contiguous<T>(pred), tc = contiguous<T>(target);
+    auto dp = new_array<T>(shape_of(pred));
+    const T *pp = pc.data(), *tp = tc.data();
+    T* dpp = dp.mutable_data();
+    T loss;
+    {
+      py::gil_scoped_release nogil;
+      loss = (naive ? mse_naive<T> : mse<T>)(dpp, pp, tp, n);
+    }
+    return py::make_tuple(static_cast<double>(loss), dp);
+  });
+}
+
+void require_coefficient(double v, const char* name) {
+  if (!std::isfinite(v) || v < 0)
+    throw ValueError(std::string(kPenalty) + ": " + name + " must be finite and >= 0, got " +
+                     py::str(py::float_(v)).cast<std::string>());
+}
+
+// w (any shape) -> (loss, dw): dw starts at zero, then the kernel accumulates into it.
+py::tuple weight_penalty_py(const py::array& w, double l1, double l2, bool naive) {
+  const FloatKind fk = float_kind(w, kPenalty, "w");
+  require_coefficient(l1, "l1");
+  require_coefficient(l2, "l2");
+  const int64_t n = static_cast<int64_t>(w.size());
+  return dispatch_float(fk, [&](auto tag) -> py::tuple {
+    using T = decltype(tag);
+    auto wc = contiguous<T>(w);
+    auto dw = new_array<T>(shape_of(w));
+    const T* wp = wc.data();
+    T* dwp = dw.mutable_data();
+    T loss;
+    {
+      py::gil_scoped_release nogil;
+      std::fill(dwp, dwp + n, T(0));
+      loss = (naive ? weight_penalty_naive<T> : weight_penalty<T>)(dwp, wp, n, static_cast<T>(l1),
+                                                                   static_cast<T>(l2));
+    }
+    return py::make_tuple(static_cast<double>(loss), dw);
+  });
+}
+
+}  // namespace
+
+void bind_loss(py::module_& ops) {
+  ops.def("softmax_cross_entropy", &softmax_cross_entropy_py, py::arg("logits"),
+          py::arg("labels"), py::arg("naive") = false,
+          "(loss, dlogits): mean over the batch of logsumexp(z_i) - z_i[y_i]. logits (N, C) "
+          "float, labels (N,) integer class ids in [0, C).");
+  ops.def("sigmoid_cross_entropy", &sigmoid_cross_entropy_py, py::arg("logits"),
+          py::arg("targets"), py::arg("mask") = py::none(), py::arg("naive") = false,
+          "(loss, dlogits): (1/N) Σ mask·[max(z,0) - z·t + log(1+e^-|z|)]. logits, targets "
+          "(N, K); mask (N, K) bool/int (nonzero = present) or None.");
+  ops.def("mse", &mse_py, py::arg("pred"), py::arg("target"), py::arg("naive") = false,
+          "(loss, dpred): mean over all elements of (pred - target)².");
+  ops.def("weight_penalty", &weight_penalty_py, py::arg("w"), py::arg("l1") = 0.0,
+          py::arg("l2") = 0.0, py::arg("naive") = false,
+          "(loss, dw): l1·Σ|w| + l2·Σw² and its gradient l1·sign(w) + 2·l2·w.");
+}
 
 }  // namespace bind
 }  // namespace corenn

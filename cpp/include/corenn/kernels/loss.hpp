@@ -42,5 +42,7 @@ T mse_naive(T* dpred, const T* pred, const T* target, int64_t n);
 // Kernel regularisation. dw: (n,) accumulated or nullptr; w: (n,).
 template <typename T>
 T weight_penalty(T* dw, const T* w, int64_t n, T l1, T l2);
+template <typename T>
+T weight_penalty_naive(T* dw, const T* w, int64_t n, T l1, T l2);
 
 }  // namespace corenn

@@ -43,4 +43,13 @@ template <typename T>
 void adam_step_naive(T* param, T* m, T* v, const T* grad, int64_t step, const AdamHyper& h,
                      int64_t n);
 
+// Throw ValueError naming `op`, the hyper-parameter and its value unless:
+// lr finite and >= 0; momentum, dampening, alpha in [0, 1]; beta1, beta2 in
+// [0, 1); eps finite and > 0; weight_decay finite and >= 0; step >= 1; nesterov
+// only with momentum > 0 and dampening == 0 (as PyTorch). The kernels above do
+// not check (they run every step); callers validate once, before updating.
+void validate(const SGDHyper& h, const char* op);
+void validate(const RMSpropHyper& h, const char* op);
+void validate(const AdamHyper& h, int64_t step, const char* op);
+
 }  // namespace corenn

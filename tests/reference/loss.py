@@ -1,0 +1,40 @@
+import numpy as np
+
+
+def _logsumexp(z):
+    m = np.max(z, axis=1, keepdims=True)
+    return (m + np.log(np.sum(np.exp(z - m), axis=1, keepdims=True)))[:, 0]
+
+
+def softmax_cross_entropy(logits, labels):
+    """J = (1/N) Σ_i -log softmax(z_i)[y_i];  dZ = (softmax(Z) - onehot(Y)) / N."""
+    n = logits.shape[0]
+    lse = _logsumexp(logits)
+    rows = np.arange(n)
+    loss = np.mean(lse - logits[rows, labels])
+    grad = np.exp(logits - lse[:, None])
+    grad[rows, labels] -= 1.0
+    return float(loss), grad / n
+
+
+def sigmoid_cross_entropy(logits, targets, mask=None):
+    """J = (1/N) Σ m [-t log σ(z) - (1-t) log(1-σ(z))], in the form
+    max(z, 0) - z t + log(1 + e^{-|z|}) that holds for every z;  dZ = m (σ(Z) - T) / N."""
+    n = logits.shape[0]
+    m = np.ones_like(logits) if mask is None else (np.asarray(mask) != 0).astype(np.float64)
+    per = np.maximum(logits, 0.0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))
+    e = np.exp(-np.abs(logits))
+    sigma = np.where(logits >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    loss = np.sum(np.where(m != 0, per, 0.0)) / n
+    return float(loss), m * (sigma - targets) / n
+
+
+def mse(pred, target):
+    """J = mean((P - T)²);  dP = 2 (P - T) / n."""
+    d = pred - target
+    return float(np.mean(d ** 2)), 2.0 * d / d.size
+
+
+def weight_penalty(w, l1=0.0, l2=0.0):
+    """l1 Σ|W| + l2 Σ W² (Keras L1L2);  dW = l1 sign(W) + 2 l2 W."""
+    return float(l1 * np.sum(np.abs(w)) + l2 * np.sum(w ** 2)), l1 * np.sign(w) + 2.0 * l2 * w
