@@ -145,8 +145,10 @@ T sigmoid_cross_entropy_naive(T* dlogits, const T* logits, const T* targets, con
       const double z = logits[k], t = targets[k];
       const double loss = std::max(z, 0.0) - z * t + std::log(1.0 + std::exp(-std::fabs(z)));
       const double sigma = z >= 0 ? 1.0 / (1.0 + std::exp(-z)) : std::exp(z) / (1.0 + std::exp(z));
-      if (m != 0.0) total += loss;  // m · loss would turn an inf/NaN masked entry into NaN
-      if (dlogits) dlogits[k] = static_cast<T>(m * (sigma - t) / batch);
+      // Skipped, not multiplied by m: 0 · NaN is NaN, and a missing label may be
+      // stored as a NaN target.
+      if (m != 0.0) total += loss;
+      if (dlogits) dlogits[k] = m != 0.0 ? static_cast<T>((sigma - t) / batch) : T(0);
     }
   return static_cast<T>(total / batch);
 }
