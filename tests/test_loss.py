@@ -183,11 +183,12 @@ def test_masked_entries_contribute_nothing(shape, dtype, naive, rng):
     loss, dz = cn.ops.sigmoid_cross_entropy(z, t, mask, naive=naive)
     assert (~mask).any() and mask.any()
     assert np.all(dz[~mask] == 0)
-    # Whatever sits under the mask — even huge logits or targets outside [0, 1] —
-    # changes neither the loss nor any gradient.
+    # Whatever sits under the mask — huge logits, targets outside [0, 1], NaN
+    # targets (how a missing label is often stored) — changes neither the loss
+    # nor any gradient.
     z2, t2 = z.copy(), t.copy()
     z2[~mask] = 1e4
-    t2[~mask] = -7.0
+    t2[~mask] = np.where(rng.uniform(size=t2[~mask].shape) < 0.5, -7.0, np.nan)
     loss2, dz2 = cn.ops.sigmoid_cross_entropy(z2, t2, mask, naive=naive)
     assert loss2 == loss
     np.testing.assert_array_equal(dz2, dz)

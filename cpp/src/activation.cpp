@@ -14,7 +14,9 @@ namespace {
 constexpr int64_t kGrain = 16384;
 
 // Rows per chunk so that a softmax chunk holds about kGrain elements.
-inline int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, kGrain / std::max<int64_t>(cols, 1)); }
+inline int64_t row_grain(int64_t cols) {
+  return std::max<int64_t>(1, kGrain / std::max<int64_t>(cols, 1));
+}
 
 // σ(x) without overflow: e^{-|x|} lies in (0, 1] for every x, so neither branch
 // can produce inf; the x < 0 branch is σ(x) = e^x / (1 + e^x) rewritten.

@@ -15,7 +15,9 @@ namespace {
 // Below this many elements a fork/join costs more than the work it splits.
 constexpr int64_t kGrain = 16384;
 
-inline int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, kGrain / std::max<int64_t>(cols, 1)); }
+inline int64_t row_grain(int64_t cols) {
+  return std::max<int64_t>(1, kGrain / std::max<int64_t>(cols, 1));
+}
 
 // Runs body(lo, hi) -> double over a static split of [0, n) and adds the
 // per-chunk results in chunk order, so a given thread count always gives the
@@ -24,7 +26,8 @@ inline int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, kGrain / st
 template <typename Body>
 double deterministic_sum(int64_t n, int64_t grain, Body&& body) {
   std::vector<double> partial(static_cast<size_t>(detail::parallel_chunks(n, grain)), 0.0);
-  detail::parallel_for(0, n, grain, [&](int64_t lo, int64_t hi, int c) { partial[c] = body(lo, hi); });
+  detail::parallel_for(0, n, grain,
+                       [&](int64_t lo, int64_t hi, int c) { partial[c] = body(lo, hi); });
   double total = 0;
   for (double p : partial) total += p;
   return total;
@@ -90,7 +93,8 @@ T softmax_cross_entropy_naive(T* dlogits, const T* logits, const int64_t* labels
   double total = 0;
   for (int64_t i = 0; i < batch; ++i) {
     double m = logits[i * classes];
-    for (int64_t j = 1; j < classes; ++j) m = std::max(m, static_cast<double>(logits[i * classes + j]));
+    for (int64_t j = 1; j < classes; ++j)
+      m = std::max(m, static_cast<double>(logits[i * classes + j]));
     double sum = 0;
     for (int64_t j = 0; j < classes; ++j) sum += std::exp(logits[i * classes + j] - m);
     const double lse = m + std::log(sum);
@@ -145,8 +149,10 @@ T sigmoid_cross_entropy_naive(T* dlogits, const T* logits, const T* targets, con
       const double z = logits[k], t = targets[k];
       const double loss = std::max(z, 0.0) - z * t + std::log(1.0 + std::exp(-std::fabs(z)));
       const double sigma = z >= 0 ? 1.0 / (1.0 + std::exp(-z)) : std::exp(z) / (1.0 + std::exp(z));
-      if (m != 0.0) total += loss;  // m · loss would turn an inf/NaN masked entry into NaN
-      if (dlogits) dlogits[k] = static_cast<T>(m * (sigma - t) / batch);
+      // Skipped, not multiplied by m: 0 · NaN is NaN, and a missing label may be
+      // stored as a NaN target.
+      if (m != 0.0) total += loss;
+      if (dlogits) dlogits[k] = m != 0.0 ? static_cast<T>((sigma - t) / batch) : T(0);
     }
   return static_cast<T>(total / batch);
 }

@@ -26,7 +26,7 @@ def sigmoid_cross_entropy(logits, targets, mask=None):
     e = np.exp(-np.abs(logits))
     sigma = np.where(logits >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
     loss = np.sum(np.where(m != 0, per, 0.0)) / n
-    return float(loss), m * (sigma - targets) / n
+    return float(loss), np.where(m != 0, sigma - targets, 0.0) / n
 
 
 def mse(pred, target):

@@ -1,0 +1,98 @@
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "check.hpp"
+#include "corenn/error.hpp"
+#include "corenn/kernels/dropout.hpp"
+#include "corenn/kernels/init.hpp"
+#include "corenn/random.hpp"
+#include "corenn/runtime.hpp"
+
+using namespace corenn;
+
+namespace {
+
+template <typename T>
+std::vector<T> normal_vector(size_t n, unsigned seed) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<double> dist;
+  std::vector<T> v(n);
+  for (auto& e : v) e = static_cast<T>(dist(gen));
+  return v;
+}
+
+template <typename T>
+bool bitwise_equal(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+
+template <typename T>
+void dropout_deterministic() {
+  const int before = get_num_threads();
+  const size_t n = 100003;  // above the grain: the parallel split is used
+  const auto x = normal_vector<T>(n, 5);
+  const T rate = T(0.3);
+  std::vector<T> y0(n), dx0(n);
+  std::vector<uint8_t> m0(n);
+  dropout_forward_naive(y0.data(), m0.data(), x.data(), n, rate, 42);
+  dropout_backward_naive(dx0.data(), x.data(), m0.data(), n, rate);
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    std::vector<T> y(n), dx(n);
+    std::vector<uint8_t> m(n);
+    dropout_forward(y.data(), m.data(), x.data(), n, rate, 42);
+    dropout_backward(dx.data(), x.data(), m.data(), n, rate);
+    CHECK(bitwise_equal(m, m0));
+    CHECK(bitwise_equal(y, y0));
+    CHECK(bitwise_equal(dx, dx0));
+  }
+  set_num_threads(before);
+  // The rule itself: kept iff uniform01(key, i) >= rate, kept units scaled by 1/(1 − rate).
+  size_t kept = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const bool keep = uniform01(42, i) >= static_cast<double>(rate);
+    CHECK(m0[i] == (keep ? 1 : 0));
+    CHECK(y0[i] == (keep ? x[i] / (T(1) - rate) : T(0) * x[i]));
+    kept += keep;
+  }
+  // Binomial: std √(n·0.21) ≈ 145 kept units; 6σ ≈ 870.
+  CHECK(std::fabs(static_cast<double>(kept) - 0.7 * n) < 6 * std::sqrt(0.21 * n));
+}
+
+}  // namespace
+
+TEST(dropout_fast_matches_naive_for_any_thread_count) {
+  dropout_deterministic<float>();
+  dropout_deterministic<double>();
+}
+
+TEST(dropout_seed_changes_mask) {
+  const size_t n = 1000;
+  std::vector<double> x(n, 1.0), y(n);
+  std::vector<uint8_t> a(n), b(n), c(n);
+  dropout_forward(y.data(), a.data(), x.data(), n, 0.5, 1);
+  dropout_forward(y.data(), b.data(), x.data(), n, 0.5, 1);
+  dropout_forward(y.data(), c.data(), x.data(), n, 0.5, 2);
+  CHECK(a == b);
+  CHECK(a != c);
+}
+
+TEST(initializer_names_round_trip_and_float_is_rounded_double) {
+  for (Init k : {Init::zeros, Init::ones, Init::random_normal, Init::he_normal, Init::he_uniform,
+                 Init::glorot_normal, Init::glorot_uniform})
+    CHECK(parse_initializer(initializer_name(k)) == k);
+  CHECK_THROWS(parse_initializer("he"), ValueError);
+  const int64_t n = 20000;
+  std::vector<float> wf(n);
+  std::vector<double> wd(n);
+  initialize(wf.data(), n, Init::he_uniform, 50, 10, 0.0, 3);
+  initialize(wd.data(), n, Init::he_uniform, 50, 10, 0.0, 3);
+  const double a = std::sqrt(6.0 / 50);
+  for (int64_t i = 0; i < n; ++i) {
+    CHECK(wf[i] == static_cast<float>(wd[i]));
+    CHECK(wd[i] >= -a && wd[i] < a);
+  }
+  CHECK_THROWS(initialize(wd.data(), n, Init::he_normal, 0, 10, 0.0, 3), ValueError);
+}

@@ -1,0 +1,99 @@
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "check.hpp"
+#include "corenn/error.hpp"
+#include "corenn/kernels/loss.hpp"
+
+using namespace corenn;
+
+namespace {
+
+template <typename T>
+std::vector<T> random_vector(size_t n, unsigned seed, double scale = 1.0) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<double> dist;
+  std::vector<T> v(n);
+  for (auto& e : v) e = static_cast<T>(scale * dist(gen));
+  return v;
+}
+
+}  // namespace
+
+TEST(check_labels_rejects_out_of_range) {
+  const int64_t ok[3] = {0, 9, 4}, high[3] = {0, 10, 4}, neg[3] = {0, 1, -1};
+  check_labels(ok, 3, 10);
+  CHECK_THROWS(check_labels(high, 3, 10), ValueError);
+  CHECK_THROWS(check_labels(neg, 3, 10), ValueError);
+}
+
+// 300 x 257: above the grain, so the fast path may split across threads.
+TEST(losses_fast_match_naive) {
+  const int64_t n = 300, c = 257;
+  auto z = random_vector<double>(n * c, 1, 20.0), t = random_vector<double>(n * c, 2);
+  std::vector<int64_t> labels(n);
+  std::vector<uint8_t> mask(n * c);
+  for (int64_t i = 0; i < n; ++i) labels[i] = (i * 37) % c;
+  for (int64_t k = 0; k < n * c; ++k) mask[k] = (k % 3) != 0;
+  std::vector<double> g1(n * c), g2(n * c);
+
+  double a = softmax_cross_entropy(g1.data(), z.data(), labels.data(), n, c);
+  double b = softmax_cross_entropy_naive(g2.data(), z.data(), labels.data(), n, c);
+  CHECK_CLOSE(a, b, 1e-12);
+  for (size_t k = 0; k < g1.size(); ++k) CHECK_CLOSE(g1[k], g2[k], 1e-12);
+  // Evaluation mode: no gradient, same loss.
+  CHECK(softmax_cross_entropy<double>(nullptr, z.data(), labels.data(), n, c) == a);
+
+  const uint8_t* masks[2] = {nullptr, mask.data()};
+  for (const uint8_t* m : masks) {
+    a = sigmoid_cross_entropy(g1.data(), z.data(), t.data(), m, n, c);
+    b = sigmoid_cross_entropy_naive(g2.data(), z.data(), t.data(), m, n, c);
+    CHECK_CLOSE(a, b, 1e-12);
+    for (size_t k = 0; k < g1.size(); ++k) CHECK_CLOSE(g1[k], g2[k], 1e-12);
+    CHECK(sigmoid_cross_entropy<double>(nullptr, z.data(), t.data(), m, n, c) == a);
+  }
+
+  a = mse(g1.data(), z.data(), t.data(), n * c);
+  b = mse_naive(g2.data(), z.data(), t.data(), n * c);
+  CHECK_CLOSE(a, b, 1e-12);
+  for (size_t k = 0; k < g1.size(); ++k) CHECK_CLOSE(g1[k], g2[k], 1e-12);
+  CHECK(mse<double>(nullptr, z.data(), t.data(), n * c) == a);
+}
+
+TEST(weight_penalty_accumulates_into_dw) {
+  const int64_t n = 40000;  // above the grain
+  auto w = random_vector<float>(n, 3);
+  w[0] = 0.f;
+  auto start = random_vector<float>(n, 4);  // a data-loss gradient already in the buffer
+  for (bool naive : {false, true}) {
+    auto fn = naive ? weight_penalty_naive<float> : weight_penalty<float>;
+    std::vector<float> dw = start;
+    const float l1 = 0.01f, l2 = 0.5f;
+    const float loss = fn(dw.data(), w.data(), n, l1, l2);
+    double abs_sum = 0, sq_sum = 0;
+    for (float v : w) abs_sum += std::fabs(v), sq_sum += double(v) * v;
+    CHECK_CLOSE(loss, l1 * abs_sum + l2 * sq_sum, 1e-6);
+    for (int64_t k = 0; k < n; ++k) {
+      const float sign = w[k] > 0 ? 1.f : (w[k] < 0 ? -1.f : 0.f);
+      CHECK_CLOSE(dw[k], start[k] + l1 * sign + 2 * l2 * w[k], 1e-6);
+    }
+    CHECK(dw[0] == start[0]);  // sign(0) = 0 and 2·l2·0 = 0: an exact zero gets no push
+    // A second call adds the same gradient again.
+    std::vector<float> twice = dw;
+    fn(twice.data(), w.data(), n, l1, l2);
+    for (int64_t k = 0; k < n; ++k) CHECK_CLOSE(twice[k] - dw[k], dw[k] - start[k], 1e-5);
+    // nullptr: loss only.
+    CHECK(fn(nullptr, w.data(), n, l1, l2) == loss);
+  }
+}
+
+TEST(masked_sigmoid_entries_contribute_nothing) {
+  const double z[4] = {1.0, -2.0, 1e4, -1e4}, t[4] = {1.0, 0.0, -5.0, 7.0};
+  const uint8_t mask[4] = {1, 1, 0, 0};
+  double g[4];
+  const double with_junk = sigmoid_cross_entropy(g, z, t, mask, 2, 2);
+  const double only_present = sigmoid_cross_entropy<double>(nullptr, z, t, nullptr, 1, 2) / 2;
+  CHECK_CLOSE(with_junk, only_present, 1e-15);
+  CHECK(g[2] == 0.0 && g[3] == 0.0);
+}
