@@ -1,5 +1,6 @@
 #include "gemm.hpp"
 
+#include <algorithm>
 #include <climits>
 #include <string>
 
@@ -11,11 +12,15 @@
 #include <cblas.h>
 #define CORENN_SGEMM scipy_cblas_sgemm
 #define CORENN_DGEMM scipy_cblas_dgemm
+#define CORENN_SGEMV scipy_cblas_sgemv
+#define CORENN_DGEMV scipy_cblas_dgemv
 #define CORENN_BLAS_THREADS scipy_openblas_set_num_threads
 #elif defined(CORENN_BLAS_SYSTEM)
 #include <cblas.h>
 #define CORENN_SGEMM cblas_sgemm
 #define CORENN_DGEMM cblas_dgemm
+#define CORENN_SGEMV cblas_sgemv
+#define CORENN_DGEMV cblas_dgemv
 #endif
 
 namespace corenn {
@@ -49,11 +54,42 @@ static int blas_int(int64_t v, const char* what) {
 static CBLAS_TRANSPOSE cblas_trans(Trans t) { return t == Trans::no ? CblasNoTrans : CblasTrans; }
 #endif
 
-template <>
-void gemm<float>(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                 int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (M == 0 || N == 0) return;
 #if defined(CORENN_SGEMM)
+// A product with one row or one column of C is a matrix-vector product.
+// OpenBLAS's gemm would still pack the whole matrix operand for it (5x slower
+// than gemv for a batch-1 dense layer), so such calls go to gemv:
+//   M == 1:  C(1, N) = a · op(B)  is  op(B)ᵀ · a   with a = row 0 of op(A)
+//   N == 1:  C(M, 1) = op(A) · b                   with b = column 0 of op(B)
+template <typename T, typename Gemv>
+static bool forward_to_gemv(Gemv gemv, Trans ta, Trans tb, int64_t M, int64_t N, int64_t K,
+                            T alpha, const T* A, int64_t lda, const T* B, int64_t ldb, T beta,
+                            T* C, int64_t ldc) {
+  if (M == 1) {
+    const int inc_a = ta == Trans::no ? 1 : blas_int(lda, "lda");
+    // op(B)ᵀ as stored: tb == yes means B is (N, K), so op(B)ᵀ = B, no transpose.
+    gemv(CblasRowMajor, tb == Trans::yes ? CblasNoTrans : CblasTrans,
+         blas_int(tb == Trans::yes ? N : K, "N"), blas_int(tb == Trans::yes ? K : N, "K"), alpha,
+         B, blas_int(ldb, "ldb"), A, inc_a, beta, C, 1);
+    return true;
+  }
+  if (N == 1) {
+    const int inc_b = tb == Trans::no ? blas_int(ldb, "ldb") : 1;
+    gemv(CblasRowMajor, cblas_trans(ta), blas_int(ta == Trans::no ? M : K, "M"),
+         blas_int(ta == Trans::no ? K : M, "K"), alpha, A, blas_int(lda, "lda"), B, inc_b, beta,
+         C, blas_int(ldc, "ldc"));
+    return true;
+  }
+  return false;
+}
+#endif
+
+// One BLAS call on a block of C, in the calling thread.
+static void blas_gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                      int64_t ldc) {
+#if defined(CORENN_SGEMM)
+  if (K > 0 && forward_to_gemv<float>(CORENN_SGEMV, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+    return;
   CORENN_SGEMM(CblasRowMajor, cblas_trans(ta), cblas_trans(tb), blas_int(M, "M"),
                blas_int(N, "N"), blas_int(K, "K"), alpha, A, blas_int(lda, "lda"), B,
                blas_int(ldb, "ldb"), beta, C, blas_int(ldc, "ldc"));
@@ -62,12 +98,12 @@ void gemm<float>(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alph
 #endif
 }
 
-template <>
-void gemm<double>(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, double alpha,
-                  const double* A, int64_t lda, const double* B, int64_t ldb, double beta,
-                  double* C, int64_t ldc) {
-  if (M == 0 || N == 0) return;
+static void blas_gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, double alpha,
+                      const double* A, int64_t lda, const double* B, int64_t ldb, double beta,
+                      double* C, int64_t ldc) {
 #if defined(CORENN_DGEMM)
+  if (K > 0 && forward_to_gemv<double>(CORENN_DGEMV, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+    return;
   CORENN_DGEMM(CblasRowMajor, cblas_trans(ta), cblas_trans(tb), blas_int(M, "M"),
                blas_int(N, "N"), blas_int(K, "K"), alpha, A, blas_int(lda, "lda"), B,
                blas_int(ldb, "ldb"), beta, C, blas_int(ldc, "ldc"));
@@ -75,6 +111,41 @@ void gemm<double>(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, double al
   gemm_naive(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
 }
+
+// corenn has one thread pool, OpenMP's. BLAS runs single-threaded (set once in
+// runtime.cpp) on panels of C split across the OpenMP threads: OpenBLAS's own
+// pthread pool would otherwise spin against libgomp's idle workers for the
+// same cores, which on a 2-core machine made a training step 25x slower.
+// The larger of M and N is split, so each thread gets a wide panel; below
+// ~2^18 multiply-adds one thread is faster than a fork/join.
+constexpr int64_t kSerialGemmWork = int64_t(1) << 18;
+constexpr int64_t kMinPanel = 16;
+
+template <typename T>
+void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+          const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (M * N * std::max<int64_t>(K, 1) < kSerialGemmWork) {
+    blas_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  if (M >= N) {
+    parallel_for(0, M, kMinPanel, [&](int64_t i0, int64_t i1, int) {
+      const T* A_rows = ta == Trans::no ? A + i0 * lda : A + i0;
+      blas_gemm(ta, tb, i1 - i0, N, K, alpha, A_rows, lda, B, ldb, beta, C + i0 * ldc, ldc);
+    });
+  } else {
+    parallel_for(0, N, kMinPanel, [&](int64_t j0, int64_t j1, int) {
+      const T* B_cols = tb == Trans::no ? B + j0 : B + j0 * ldb;
+      blas_gemm(ta, tb, M, j1 - j0, K, alpha, A, lda, B_cols, ldb, beta, C + j0, ldc);
+    });
+  }
+}
+
+template void gemm<float>(Trans, Trans, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                          const float*, int64_t, float, float*, int64_t);
+template void gemm<double>(Trans, Trans, int64_t, int64_t, int64_t, double, const double*,
+                           int64_t, const double*, int64_t, double, double*, int64_t);
 
 template void gemm_naive<float>(Trans, Trans, int64_t, int64_t, int64_t, float, const float*,
                                 int64_t, const float*, int64_t, float, float*, int64_t);

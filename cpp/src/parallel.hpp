@@ -53,6 +53,8 @@ inline int parallel_chunks(int64_t n, int64_t grain) {
 }
 
 // fn(chunk_begin, chunk_end, chunk_index) over a static split of [begin, end).
+// Threads take chunks round-robin, so every chunk runs even when OpenMP grants
+// a smaller team than asked for (OMP_DYNAMIC, thread limits).
 template <typename Fn>
 void parallel_for(int64_t begin, int64_t end, int64_t grain, Fn&& fn) {
   const int64_t n = end - begin;
@@ -65,13 +67,15 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, Fn&& fn) {
 #ifdef _OPENMP
 #pragma omp parallel num_threads(chunks)
   {
-    const int c = omp_get_thread_num();
-    const int64_t lo = begin + n * c / chunks;
-    const int64_t hi = begin + n * (c + 1) / chunks;
-    fn(lo, hi, c);
+    const int team = omp_get_num_threads();
+    for (int c = omp_get_thread_num(); c < chunks; c += team) {
+      const int64_t lo = begin + n * c / chunks;
+      const int64_t hi = begin + n * (c + 1) / chunks;
+      fn(lo, hi, c);
+    }
   }
 #else
-  fn(begin, end, 0);
+  for (int c = 0; c < chunks; ++c) fn(begin + n * c / chunks, begin + n * (c + 1) / chunks, c);
 #endif
 }
 

@@ -11,9 +11,14 @@
 namespace corenn {
 
 namespace {
-// BLAS calls are made from the serial part of a kernel only (never inside a
-// parallel_for), so BLAS and OpenMP get the same count and never run at once.
+// The thread count applies to OpenMP, the one thread pool: gemm.cpp splits
+// each matrix product across it and calls BLAS single-threaded per panel.
 int g_num_threads = 0;
+
+// Set once when the library loads, before any BLAS call.
+struct SingleThreadedBlas {
+  SingleThreadedBlas() { detail::blas_set_num_threads(1); }
+} g_single_threaded_blas;
 
 struct GlobalGenerator {
   std::mutex lock;
@@ -30,7 +35,6 @@ void set_num_threads(int n) {
   if (n < 1)
     throw ValueError("set_num_threads: n must be >= 1, got " + std::to_string(n));
   detail::omp_set_threads(n);
-  detail::blas_set_num_threads(n);
   g_num_threads = n;
 }
 

@@ -1,14 +1,30 @@
 """corenn: a compiled neural-network core with a Keras-style Python API."""
 
+import os as _os
 from importlib.metadata import PackageNotFoundError, version as _version
 
 # libcorenn links libscipy_openblas.so by SONAME. Loading it here first, from
 # the scipy-openblas32 package, makes the dynamic loader reuse this copy; the
 # $ORIGIN RPATH alone finds it for regular installs, this also covers editable
 # ones (the same thing NumPy does with its bundled OpenBLAS).
-import scipy_openblas32 as _openblas
+#
+# corenn runs BLAS single-threaded inside its own OpenMP split of each product
+# (one thread pool). OpenBLAS starts its pthread pool when it loads, sized from
+# OPENBLAS_NUM_THREADS; a pool that exists at all stalls OpenMP regions for
+# milliseconds now and then, so the library is loaded with the variable at 1,
+# and the environment is restored for everything else in the process.
+# (Importing scipy_openblas32 already loads it.)
+_saved = _os.environ.get("OPENBLAS_NUM_THREADS")
+_os.environ["OPENBLAS_NUM_THREADS"] = "1"
+try:
+    import scipy_openblas32 as _openblas
 
-_openblas.get_openblas_config()  # loads the library (RTLD_GLOBAL)
+    _openblas.get_openblas_config()  # loads the library (RTLD_GLOBAL) if not yet loaded
+finally:
+    if _saved is None:
+        del _os.environ["OPENBLAS_NUM_THREADS"]
+    else:
+        _os.environ["OPENBLAS_NUM_THREADS"] = _saved
 
 from . import _core  # noqa: E402
 
