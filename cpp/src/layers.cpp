@@ -201,7 +201,9 @@ class Reshape : public Layer<T> {
       }
     }
     if (unknown >= 0 && known > 0 && this->in_size_ % known == 0) target[unknown] = this->in_size_ / known;
-    if (shape_size(target) != this->in_size_ || (unknown >= 0 && target[unknown] < 1))
+    // An unresolved -1 must not reach shape_size (it throws its own, nameless error).
+    const bool resolved = unknown < 0 || target[unknown] >= 1;
+    if (!resolved || shape_size(target) != this->in_size_)
       throw ShapeError(layer_label(this->spec_) + ": cannot reshape an input of shape " +
                        shape_string(input_shape) + " (" + std::to_string(this->in_size_) +
                        " values) to " + shape_string(this->spec_.target_shape));
