@@ -232,14 +232,29 @@ class RaiseAfter(cn.callbacks.Callback):
 def test_callback_raising_mid_epoch_restores_weights(batches):
     m = trained_model()
     before = m.get_weights()
+    step_before, slots_before = m._engine.get_optimizer_state()
     cb = RaiseAfter(batches)
     with pytest.raises(RuntimeError, match="callback failed mid-epoch"):
         m.fit(X, Y, batch_size=2, epochs=3, callbacks=[cb], verbose=0)
     assert cb.seen == batches
     # The updates really happened before the failure (so restoring is not a no-op)...
     assert any(np.any(a != b) for a, b in zip(cb.weights_at_failure, before))
-    # ...and were undone.
+    # ...and were undone, Adam's moments and step count included.
     assert_weights_equal(before, m.get_weights())
+    step_after, slots_after = m._engine.get_optimizer_state()
+    assert step_after == step_before and len(slots_before) == 2
+    assert_weights_equal(slots_before, slots_after)
+
+
+def test_failed_fit_then_training_matches_a_model_that_never_failed():
+    a, b = trained_model(), trained_model()
+    with pytest.raises(RuntimeError):
+        a.fit(X, Y, batch_size=2, epochs=3, callbacks=[RaiseAfter(2)], verbose=0)
+    cn.seed(5)
+    a.fit(X, Y, batch_size=2, epochs=1, verbose=0)
+    cn.seed(5)
+    b.fit(X, Y, batch_size=2, epochs=1, verbose=0)
+    assert_weights_equal(a.get_weights(), b.get_weights())
 
 
 def test_schedule_failing_mid_fit_restores_weights():
@@ -251,3 +266,17 @@ def test_schedule_failing_mid_fit_restores_weights():
     with pytest.raises(ValueError, match=r"SGD schedule: learning rate must be finite.*got nan"):
         m.fit(X, Y, batch_size=2, epochs=3, verbose=0)
     assert_weights_equal(before, m.get_weights())
+
+
+def test_set_optimizer_state_checks_before_writing():
+    m = trained_model()
+    step, slots = m._engine.get_optimizer_state()
+    with pytest.raises(ValueError, match=r"set_optimizer_state: the adam optimizer has 2 state arrays, got 1"):
+        m._engine.set_optimizer_state(step, slots[:1])
+    with pytest.raises(ValueError, match=r"set_optimizer_state: state array 1 must hold \d+ float32 values, got 3"):
+        m._engine.set_optimizer_state(step, [slots[0], np.zeros(3, np.float32)])
+    with pytest.raises(ValueError, match=r"set_optimizer_state: step must be >= 0, got -1"):
+        m._engine.set_optimizer_state(-1, slots)
+    after_step, after = m._engine.get_optimizer_state()
+    assert after_step == step
+    assert_weights_equal(slots, after)

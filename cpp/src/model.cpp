@@ -53,6 +53,8 @@ class EngineBase {
                             Tensor* outputs) = 0;
   virtual double evaluate(const Tensor& x, const Tensor& y, Tensor* outputs) const = 0;
   virtual Tensor predict(const Tensor& x) const = 0;
+  virtual Model::OptimizerState get_optimizer_state() const = 0;
+  virtual void set_optimizer_state(const Model::OptimizerState& state) = 0;
   virtual Tensor get_parameters() const = 0;
   virtual void set_parameters(const Tensor& flat) = 0;
 };
@@ -196,6 +198,40 @@ class Engine : public EngineBase {
     std::vector<LayerCache<T>> caches(layers_.size());
     std::vector<const T*> acts(layers_.size() + 1);
     return copy_output(forward(x.data_as<T>(), batch, false, 0, caches, acts), batch);
+  }
+
+  Model::OptimizerState get_optimizer_state() const override {
+    Model::OptimizerState state;
+    state.step = step;
+    for (const std::vector<T>* slot : {&state1_, &state2_}) {
+      if (slot->empty()) continue;
+      Tensor t({static_cast<int64_t>(slot->size())}, dtype_of<T>());
+      std::memcpy(t.data_as<T>(), slot->data(), sizeof(T) * slot->size());
+      state.slots.push_back(std::move(t));
+    }
+    return state;
+  }
+
+  void set_optimizer_state(const Model::OptimizerState& state) override {
+    std::vector<std::vector<T>*> slots;
+    for (std::vector<T>* slot : {&state1_, &state2_})
+      if (!slot->empty()) slots.push_back(slot);
+    if (state.step < 0)
+      throw ValueError("set_optimizer_state: step must be >= 0, got " + std::to_string(state.step));
+    if (state.slots.size() != slots.size())
+      throw ValueError("set_optimizer_state: the " + optimizer.kind + " optimizer has " +
+                       std::to_string(slots.size()) + " state arrays, got " +
+                       std::to_string(state.slots.size()));
+    for (size_t i = 0; i < slots.size(); ++i)
+      if (state.slots[i].dtype() != dtype_of<T>() ||
+          state.slots[i].size() != static_cast<int64_t>(slots[i]->size()))
+        throw ShapeError("set_optimizer_state: state array " + std::to_string(i) + " must hold " +
+                         std::to_string(slots[i]->size()) + " " + dtype_name(dtype_of<T>()) +
+                         " values, got " + std::to_string(state.slots[i].size()) + " " +
+                         dtype_name(state.slots[i].dtype()));
+    for (size_t i = 0; i < slots.size(); ++i)
+      std::memcpy(slots[i]->data(), state.slots[i].data_as<T>(), sizeof(T) * slots[i]->size());
+    step = state.step;
   }
 
   Tensor get_parameters() const override {
@@ -438,6 +474,16 @@ double Model::evaluate(const Tensor& x, const Tensor& y, Tensor* outputs) const 
 }
 int64_t Model::steps() const { return impl_->step; }
 Tensor Model::predict(const Tensor& x) const { return impl_->predict(x); }
+Model::OptimizerState Model::get_optimizer_state() const {
+  if (!impl_->built || !impl_->compiled)
+    throw ValueError("get_optimizer_state: the model is not built and compiled");
+  return impl_->get_optimizer_state();
+}
+void Model::set_optimizer_state(const OptimizerState& state) {
+  if (!impl_->built || !impl_->compiled)
+    throw ValueError("set_optimizer_state: the model is not built and compiled");
+  impl_->set_optimizer_state(state);
+}
 Tensor Model::get_parameters() const { return impl_->get_parameters(); }
 void Model::set_parameters(const Tensor& flat) { impl_->set_parameters(flat); }
 

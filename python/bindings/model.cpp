@@ -191,6 +191,23 @@ void bind_model(py::module_& m) {
              }
              return to_numpy(std::move(out));
            })
+      .def("get_optimizer_state",
+           [](const Model& self) {
+             Model::OptimizerState state = self.get_optimizer_state();
+             return py::make_tuple(state.step, weights_to_list(std::move(state.slots)));
+           })
+      .def("set_optimizer_state",
+           [](Model& self, int64_t step, const py::list& arrays) {
+             std::vector<TensorArg> args;
+             Model::OptimizerState state;
+             state.step = step;
+             for (auto a : arrays) {
+               args.push_back(tensor_arg(py::array::ensure(a), self.dtype(), "set_optimizer_state",
+                                         "each state array"));
+               state.slots.push_back(args.back().tensor);
+             }
+             self.set_optimizer_state(state);
+           })
       .def("get_parameters", [](const Model& self) { return to_numpy(self.get_parameters()); })
       .def("set_parameters", [](Model& self, const py::array& flat) {
         TensorArg fa = tensor_arg(flat, self.dtype(), "set_parameters", "flat");

@@ -250,12 +250,13 @@ class Sequential:
             cb.set_model(self)
         self.stop_training = False
         # Anything that fails mid-way (a callback, a bad schedule value) leaves
-        # the weights as they were before fit.
-        saved = self._engine.get_parameters()
+        # the model as it was before fit: weights, optimizer state and step count.
+        saved = self._engine.get_parameters(), self._engine.get_optimizer_state()
         try:
             self._fit_loop(x, y, batch_size, epochs, validation_data, shuffle, cbs, verbose)
         except Exception:
-            self._engine.set_parameters(saved)
+            self._engine.set_parameters(saved[0])
+            self._engine.set_optimizer_state(*saved[1])
             raise
         return history
 

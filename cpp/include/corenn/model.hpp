@@ -96,6 +96,16 @@ class Model {
   // Inference: const, allocates its own scratch, safe from several threads.
   Tensor predict(const Tensor& x) const;
 
+  // The optimizer's state: the update count and its per-parameter slots in
+  // arena order (SGD with momentum: velocity; RMSprop: square average; Adam:
+  // m, v), as copies / overwritten (shapes checked first).
+  struct OptimizerState {
+    int64_t step = 0;
+    std::vector<Tensor> slots;
+  };
+  OptimizerState get_optimizer_state() const;
+  void set_optimizer_state(const OptimizerState& state);
+
   // The flat parameter arena (all layers, in order), as a copy / overwritten.
   Tensor get_parameters() const;
   void set_parameters(const Tensor& flat);
