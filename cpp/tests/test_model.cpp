@@ -1,0 +1,93 @@
+// The engine from C++ alone: build, train, predict, freeze, validate.
+#include <cmath>
+#include <vector>
+
+#include "check.hpp"
+#include "corenn/model.hpp"
+#include "corenn/random.hpp"
+
+using namespace corenn;
+
+static LayerSpec dense(int64_t units, const char* activation = "linear") {
+  LayerSpec s;
+  s.kind = "dense";
+  s.units = units;
+  s.activation = activation;
+  s.kernel_initializer = "he_normal";
+  return s;
+}
+
+// Two interleaved classes on a circle: not linearly separable, easy for an MLP.
+static void make_rings(Tensor& x, Tensor& y) {
+  const int64_t n = x.dim(0);
+  for (int64_t i = 0; i < n; ++i) {
+    const double angle = 6.283185307179586 * uniform01(11, static_cast<uint64_t>(i));
+    const double radius = (i % 2 == 0) ? 0.5 : 1.5;
+    x.data()[2 * i] = static_cast<float>(radius * std::cos(angle));
+    x.data()[2 * i + 1] = static_cast<float>(radius * std::sin(angle));
+    y.data_as<int64_t>()[i] = i % 2;
+  }
+}
+
+static Model make_mlp() {
+  Model m;
+  m.add(dense(16, "tanh"));
+  m.add(dense(2));
+  m.build({2});
+  OptimizerSpec opt;
+  opt.kind = "adam";
+  opt.adam.lr = 0.05;
+  m.compile(LossKind::softmax_cross_entropy, opt);
+  return m;
+}
+
+TEST(model_trains_from_cpp_and_predicts) {
+  seed(3);
+  Model m = make_mlp();
+  Tensor x({200, 2});
+  Tensor y({200}, DType::int64);
+  make_rings(x, y);
+  const double first = m.train_step(x, y);
+  double last = first;
+  for (int step = 0; step < 200; ++step) last = m.train_step(x, y);
+  CHECK(last < 0.1 * first);
+  Tensor p = m.predict(x);
+  CHECK(p.shape() == (Shape{200, 2}));
+  int64_t right = 0;
+  for (int64_t i = 0; i < 200; ++i)
+    right += (p.data()[2 * i + 1] > p.data()[2 * i]) == (y.data_as<int64_t>()[i] == 1);
+  CHECK(right >= 195);
+  CHECK(m.steps() == 201);
+}
+
+TEST(frozen_layer_keeps_its_weights_bit_for_bit) {
+  seed(4);
+  Model m = make_mlp();
+  m.set_trainable(0, false);
+  Tensor x({64, 2});
+  Tensor y({64}, DType::int64);
+  make_rings(x, y);
+  const auto frozen = m.get_weights(0);
+  const auto head = m.get_weights(1);
+  for (int step = 0; step < 5; ++step) m.train_step(x, y);
+  const auto frozen_after = m.get_weights(0);
+  for (size_t t = 0; t < frozen.size(); ++t)
+    for (int64_t i = 0; i < frozen[t].size(); ++i) CHECK(frozen[t].data()[i] == frozen_after[t].data()[i]);
+  CHECK(head[0].data()[0] != m.get_weights(1)[0].data()[0]);
+}
+
+TEST(bad_input_throws_before_any_update) {
+  seed(5);
+  Model m = make_mlp();
+  const Tensor before = m.get_parameters();
+  Tensor x({4, 3});  // the model expects 2 features
+  Tensor y({4}, DType::int64);
+  CHECK_THROWS(m.train_step(x, y), ShapeError);
+  Tensor x2({4, 2});
+  y.data_as<int64_t>()[2] = 7;  // only 2 classes
+  CHECK_THROWS(m.train_step(x2, y), ValueError);
+  const Tensor after = m.get_parameters();
+  for (int64_t i = 0; i < before.size(); ++i) CHECK(before.data()[i] == after.data()[i]);
+  CHECK(m.steps() == 0);
+  CHECK_THROWS(m.set_weights(0, {Tensor({3, 3})}), ValueError);
+}
