@@ -7,17 +7,10 @@
 #include "corenn/kernels/activation.hpp"
 
 using namespace corenn;
+using corenn_test::bitwise_equal;
+using corenn_test::random_vector;
 
 namespace {
-
-template <typename T>
-std::vector<T> random_vector(size_t n, unsigned seed, double scale = 1.0) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<double> dist;
-  std::vector<T> v(n);
-  for (auto& e : v) e = static_cast<T>(scale * dist(gen));
-  return v;
-}
 
 const Activation kAll[] = {Activation::linear, Activation::sigmoid,    Activation::tanh,
                            Activation::relu,   Activation::leaky_relu, Activation::softmax};

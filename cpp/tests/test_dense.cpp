@@ -6,15 +6,8 @@
 #include "gemm.hpp"
 
 using namespace corenn;
-
-template <typename T>
-static std::vector<T> random_vector(size_t n, unsigned seed) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<double> dist;
-  std::vector<T> v(n);
-  for (auto& e : v) e = static_cast<T>(dist(gen));
-  return v;
-}
+using corenn_test::bitwise_equal;
+using corenn_test::random_vector;
 
 TEST(gemm_matches_naive_for_every_transpose) {
   using detail::Trans;

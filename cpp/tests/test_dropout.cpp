@@ -11,28 +11,16 @@
 #include "corenn/runtime.hpp"
 
 using namespace corenn;
+using corenn_test::bitwise_equal;
+using corenn_test::random_vector;
 
 namespace {
-
-template <typename T>
-std::vector<T> normal_vector(size_t n, unsigned seed) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<double> dist;
-  std::vector<T> v(n);
-  for (auto& e : v) e = static_cast<T>(dist(gen));
-  return v;
-}
-
-template <typename T>
-bool bitwise_equal(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
-}
 
 template <typename T>
 void dropout_deterministic() {
   const int before = get_num_threads();
   const size_t n = 100003;  // above the grain: the parallel split is used
-  const auto x = normal_vector<T>(n, 5);
+  const auto x = random_vector<T>(n, 5);
   const T rate = T(0.3);
   std::vector<T> y0(n), dx0(n);
   std::vector<uint8_t> m0(n);

@@ -9,22 +9,10 @@
 #include "corenn/runtime.hpp"
 
 using namespace corenn;
+using corenn_test::bitwise_equal;
+using corenn_test::random_vector;
 
 namespace {
-
-template <typename T>
-std::vector<T> normal_vector(size_t n, unsigned seed) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<double> dist;
-  std::vector<T> v(n);
-  for (auto& e : v) e = static_cast<T>(dist(gen));
-  return v;
-}
-
-template <typename T>
-bool bitwise_equal(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
-}
 
 // Three steps of each optimizer, fast (on `threads` threads) against naive, on
 // an arena above the 32k grain so the parallel split is used.
@@ -33,7 +21,7 @@ void fast_matches_naive(int threads) {
   const int before = get_num_threads();
   set_num_threads(threads);
   const size_t n = 100003;
-  const auto p0 = normal_vector<T>(n, 1);
+  const auto p0 = random_vector<T>(n, 1);
 
   SGDHyper sgd;
   sgd.lr = 0.05;
@@ -50,7 +38,7 @@ void fast_matches_naive(int threads) {
     adam.decoupled = decoupled;
     auto pf = p0, ps = p0, mf = std::vector<T>(n), ms = mf, vf = mf, vs = mf;
     for (int t = 1; t <= 3; ++t) {
-      const auto g = normal_vector<T>(n, 10 + t);
+      const auto g = random_vector<T>(n, 10 + t);
       adam_step(pf.data(), mf.data(), vf.data(), g.data(), t, adam, n);
       adam_step_naive(ps.data(), ms.data(), vs.data(), g.data(), t, adam, n);
     }
@@ -59,7 +47,7 @@ void fast_matches_naive(int threads) {
   {
     auto pf = p0, ps = p0, vf = std::vector<T>(n), vs = vf;
     for (int t = 1; t <= 3; ++t) {
-      const auto g = normal_vector<T>(n, 20 + t);
+      const auto g = random_vector<T>(n, 20 + t);
       sgd_step(pf.data(), vf.data(), g.data(), sgd, n);
       sgd_step_naive(ps.data(), vs.data(), g.data(), sgd, n);
     }
@@ -68,7 +56,7 @@ void fast_matches_naive(int threads) {
   {
     auto pf = p0, ps = p0, sf = std::vector<T>(n), ss = sf;
     for (int t = 1; t <= 3; ++t) {
-      const auto g = normal_vector<T>(n, 30 + t);
+      const auto g = random_vector<T>(n, 30 + t);
       rmsprop_step(pf.data(), sf.data(), g.data(), rms, n);
       rmsprop_step_naive(ps.data(), ss.data(), g.data(), rms, n);
     }
