@@ -449,6 +449,9 @@ void Model::compile(LossKind loss, const OptimizerSpec& optimizer) {
   const std::string& k = optimizer.kind;
   if (k != "sgd" && k != "rmsprop" && k != "adam" && k != "adamw")
     throw ValueError("compile: unknown optimizer '" + k + "'; expected one of sgd, rmsprop, adam, adamw");
+  if (k == "sgd") validate(optimizer.sgd, "compile");
+  else if (k == "rmsprop") validate(optimizer.rmsprop, "compile");
+  else validate(optimizer.adam, 1, "compile");
   impl_->loss = loss;
   impl_->optimizer = optimizer;
   if (impl_->built) impl_->compile();

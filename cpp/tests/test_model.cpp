@@ -91,3 +91,19 @@ TEST(bad_input_throws_before_any_update) {
   CHECK(m.steps() == 0);
   CHECK_THROWS(m.set_weights(0, {Tensor({3, 3})}), ValueError);
 }
+
+TEST(compile_rejects_bad_hyper_parameters) {
+  Model m;
+  m.add(dense(2));
+  m.build({2});
+  OptimizerSpec opt;
+  opt.kind = "adam";
+  opt.adam.beta1 = 1.5;
+  CHECK_THROWS(m.compile(LossKind::softmax_cross_entropy, opt), ValueError);
+  opt.kind = "sgd";
+  opt.sgd.lr = -1.0;
+  CHECK_THROWS(m.compile(LossKind::mse, opt), ValueError);
+  opt.kind = "lbfgs";
+  CHECK_THROWS(m.compile(LossKind::mse, opt), ValueError);
+  CHECK(!m.compiled());
+}
