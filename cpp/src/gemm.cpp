@@ -117,8 +117,9 @@ static void blas_gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, doubl
 // pthread pool would otherwise spin against libgomp's idle workers for the
 // same cores, which on a 2-core machine made a training step 25x slower.
 // The larger of M and N is split, so each thread gets a wide panel; below
-// ~2^18 multiply-adds one thread is faster than a fork/join.
-constexpr int64_t kSerialGemmWork = int64_t(1) << 18;
+// ~2^20 multiply-adds (tens of microseconds on one core) a fork/join costs
+// more than it saves, and far more when other processes hold the cores.
+constexpr int64_t kSerialGemmWork = int64_t(1) << 20;
 constexpr int64_t kMinPanel = 16;
 
 template <typename T>
