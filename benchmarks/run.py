@@ -1,0 +1,422 @@
+"""Benchmark corenn against plain NumPy and PyTorch CPU; write docs/benchmarks.{md,png,json}.
+
+    python benchmarks/run.py [--quick] [--threads 1,2] [--workloads mlp_b64,adam_5x1M]
+
+One subprocess per (side, workload, threads) measurement (benchmarks/worker.py),
+so corenn's libgomp and PyTorch's OpenMP runtime never share a process. The
+sides alternate (corenn, torch, numpy, variants, corenn, torch, ...) over
+several rounds, so machine noise hits every side alike; each figure is the
+median of all timed calls of all rounds, after warm-up. Ratios are
+corenn median / other median: below 1 corenn is faster.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+import workloads as W  # noqa: E402  (NumPy only: no framework is imported here)
+
+FULL = dict(rounds=3, min_time=0.6, warmup_time=0.25, min_reps=10)
+QUICK = dict(rounds=2, min_time=0.08, warmup_time=0.05, min_reps=None)  # None: workload.quick_reps
+WORKER_TIMEOUT = 300
+
+
+def run_worker(side, workload, threads, settings, extra=()):
+    w = W.WORKLOADS[workload]
+    min_reps = settings["min_reps"] or w.quick_reps
+    if w.kind == "sgemm":  # best-of-several of a long call: few reps are enough
+        min_reps, min_time, warmup_reps = 3, 0.0, 1
+    else:
+        min_time, warmup_reps = settings["min_time"], 3
+    cmd = [sys.executable, os.path.join(HERE, "worker.py"), "--side", side, "--workload", workload,
+           "--threads", str(threads), "--min-reps", str(min_reps), "--min-time", str(min_time),
+           "--warmup-time", str(settings["warmup_time"] if w.kind != "sgemm" else 0.0),
+           "--warmup-reps", str(warmup_reps), *extra]
+    return _call(cmd, threads)
+
+
+def _call(cmd, threads):
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(threads)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=WORKER_TIMEOUT)
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        return {"error": "failed: " + " | ".join(tail)}
+    return json.loads(lines[-1])
+
+
+def side_info(side):
+    return _call([sys.executable, os.path.join(HERE, "worker.py"), "--side", side, "--info"], 1)
+
+
+# --------------------------------------------------------------------- machine
+
+def machine_info():
+    info = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "platform": platform.platform(), "python": platform.python_version()}
+    cpu = "unknown"
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and cpu == "unknown":
+                    cpu = line.split(":", 1)[1].strip()
+                if line.startswith("flags") and not flags:
+                    flags = line.split(":", 1)[1].split()
+    except OSError:
+        pass
+    info["cpu"] = cpu
+    simd = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")
+            if f in flags]
+    info["simd"] = " ".join(simd)
+    info["cores"] = os.cpu_count()
+    try:
+        info["usable_cores"] = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        info["usable_cores"] = os.cpu_count()
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(f.readline().split()[1])
+        info["memory_gib"] = round(kb / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        info["git"] = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                                     capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "cpp", "python"],
+                               capture_output=True, text=True).stdout.strip()
+        if dirty:
+            info["git"] += " (cpp/ or python/ modified)"
+    except OSError:
+        pass
+    return info
+
+
+# ----------------------------------------------------------------------- stats
+
+def summarise(results):
+    """results: list of worker dicts -> {(workload, threads, side): stats}."""
+    pooled = {}
+    for r in results:
+        key = (r["workload"], r["threads"], r["side"])
+        entry = pooled.setdefault(key, {"times": [], "round_medians": [], "error": None,
+                                        "effective_threads": set()})
+        if "error" in r:
+            entry["error"] = r["error"]
+            continue
+        entry["times"].extend(r["times"])
+        entry["round_medians"].append(statistics.median(r["times"]))
+        entry["effective_threads"].add(r.get("effective_threads"))
+    stats = {}
+    for key, e in pooled.items():
+        if not e["times"]:
+            stats[key] = {"error": e["error"] or "no data"}
+            continue
+        rm = e["round_medians"]
+        stats[key] = {"median_ms": 1e3 * statistics.median(e["times"]),
+                      "best_ms": 1e3 * min(e["times"]),
+                      "calls": len(e["times"]), "rounds": len(rm),
+                      "round_spread": (max(rm) - min(rm)) / statistics.median(rm),
+                      "effective_threads": sorted(t for t in e["effective_threads"] if t)}
+    return stats
+
+
+def build_rows(stats, workload_names, threads_list):
+    rows = []
+    for threads in threads_list:
+        sg = [stats.get(("sgemm", threads, s), {}) for s in W.MAIN_SIDES]
+        sg_rates = {s: W.WORKLOADS["sgemm"].flops / (st["best_ms"] * 1e-3) / 1e9
+                    for s, st in zip(W.MAIN_SIDES, sg) if "best_ms" in st}
+        sgemm_side = max(sg_rates, key=sg_rates.get) if sg_rates else None
+        sgemm_rate = sg_rates.get(sgemm_side)
+        for name in workload_names:
+            w = W.WORKLOADS[name]
+            row = {"workload": name, "threads": threads, "kind": w.kind,
+                   "sgemm_gflops": sgemm_rate, "sgemm_side": sgemm_side,
+                   "sgemm_rates": sg_rates}
+            for side in W.MAIN_SIDES:
+                st = stats.get((name, threads, side), {"error": "not run"})
+                row[side] = st
+            c = row["corenn"].get("median_ms")
+            for other in ("numpy", "torch"):
+                o = row[other].get("median_ms")
+                row[f"ratio_{other}"] = c / o if c and o else None
+            row["gflops"] = w.flops / (c * 1e-3) / 1e9 if c and w.flops else None
+            if w.kind == "sgemm" and row["corenn"].get("best_ms"):
+                row["gflops"] = w.flops / (row["corenn"]["best_ms"] * 1e-3) / 1e9
+            row["pct_sgemm"] = (100 * row["gflops"] / sgemm_rate
+                                if row["gflops"] and sgemm_rate else None)
+            row["gbps"] = (w.bytes_moved / (c * 1e-3) / 1e9 if c and w.bytes_moved else None)
+            row["variants"] = {s: stats.get((name, threads, s), {"error": "not run"})
+                               for s in w.sides if s not in W.MAIN_SIDES}
+            rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------------- report
+
+def _ms(st):
+    if "median_ms" not in st:
+        return st.get("error", "—")
+    v = st["median_ms"]
+    return f"{v:.3f}" if v < 1 else f"{v:.2f}" if v < 100 else f"{v:.0f}"
+
+
+def _num(v, fmt):
+    return "—" if v is None else format(v, fmt)
+
+
+def write_markdown(path, rows, machine, infos, settings, threads_list, elapsed, png_name):
+    torch_info = infos.get("torch", {})
+    torch_installed = torch_info.get("installed", True) and "error" not in torch_info
+    L = ["# corenn benchmarks", "",
+         "Generated by `python benchmarks/run.py" + (" --quick" if settings["quick"] else "")
+         + f" --threads {','.join(map(str, threads_list))}` "
+         f"on {machine['date']} in {elapsed:.0f} s. Do not edit by hand.", "",
+         "Each figure is the median of every timed call over all rounds (after warm-up), in "
+         "milliseconds per training step (forward + backward + Adam update on one mini-batch), "
+         "per forward call (`*_infer`) or per op call. Every (framework, workload, threads) is "
+         "timed in its own process and the frameworks alternate over "
+         f"{settings['rounds']} rounds. **Ratio = corenn ms / other ms: below 1 corenn is "
+         "faster.** GFLOP/s is useful work (2·N·in·out per dense layer forward, backward counted "
+         "as 2× forward) over corenn's median time; sgemm GFLOP/s is the best float32 "
+         f"{W.SGEMM_N}³ matmul rate measured in the same run with the same thread count "
+         "(the fastest of NumPy's, corenn's and PyTorch's BLAS; which one is named in the "
+         "sgemm rows).", "",
+         "| workload | threads | corenn ms | numpy ms | torch ms | ratio vs numpy | "
+         "ratio vs torch | corenn GFLOP/s | sgemm GFLOP/s | % of sgemm | notes |",
+         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        notes = []
+        if r["kind"] == "sgemm":
+            notes.append("rates (best call): " + ", ".join(
+                f"{s} {v:.0f}" for s, v in r["sgemm_rates"].items()))
+        if r["gbps"]:
+            notes.append(f"corenn moves {r['gbps']:.1f} GB/s (7 floats/param)")
+        if r["workload"] == "adam_5x1M" and torch_installed:
+            notes.append(f"torch default path: {torch_info.get('torch_adam_default_path')}")
+        if r["kind"] == "train":
+            notes.append("corenn: `model.train_on_batch`")
+        if r["kind"] == "infer":
+            notes.append("corenn: `model.predict`")
+        spread = max((r[s].get("round_spread", 0) for s in W.MAIN_SIDES), default=0)
+        if spread > 0.10:
+            notes.append(f"noisy: round medians differ by up to {100 * spread:.0f}%")
+        torch_ms = _ms(r["torch"]) if torch_installed else "not installed"
+        L.append(f"| {r['workload']} | {r['threads']} | {_ms(r['corenn'])} | {_ms(r['numpy'])} | "
+                 f"{torch_ms} | {_num(r['ratio_numpy'], '.2f')} | "
+                 f"{_num(r['ratio_torch'], '.2f')} | {_num(r['gflops'], '.1f')} | "
+                 f"{_num(r['sgemm_gflops'], '.1f')} | {_num(r['pct_sgemm'], '.0f')} | "
+                 f"{'; '.join(notes)} |")
+    L += ["", f"![ratios](./{png_name})", ""]
+
+    variant_lines = []
+    for r in rows:
+        c = r["corenn"].get("median_ms")
+        for side, st in r["variants"].items():
+            if "median_ms" not in st:
+                continue
+            v = st["median_ms"]
+            if side.startswith("corenn"):
+                rel = f"{v / c:.2f}× corenn's main path" if c else "—"
+                ratios = (f"vs numpy {_num(v / r['numpy']['median_ms'] if 'median_ms' in r['numpy'] else None, '.2f')}, "
+                          f"vs torch {_num(v / r['torch']['median_ms'] if 'median_ms' in r['torch'] else None, '.2f')}")
+            else:
+                rel = f"corenn / this = {c / v:.2f}" if c else "—"
+                ratios = ""
+            variant_lines.append(f"| {r['workload']} | {r['threads']} | {W.VARIANT_LABELS.get(side, side)} "
+                                 f"| {_ms(st)} | {rel} | {ratios} |")
+    if variant_lines:
+        L += ["## Variants", "",
+              "Other paths of the same workload, timed the same way in the same run.", "",
+              "| workload | threads | variant | ms | relative | ratios of this path |",
+              "| --- | ---: | --- | ---: | --- | --- |", *variant_lines, ""]
+
+    L += ["## Spread", "",
+          "Round medians per side (min–max over rounds, ms) and timed calls pooled into the "
+          "median.", "", "| workload | threads | corenn | numpy | torch | calls (c/n/t) |",
+          "| --- | ---: | --- | --- | --- | --- |"]
+    for r in rows:
+        cells = []
+        for s in W.MAIN_SIDES[0:1] + ("numpy", "torch"):
+            st = r[s]
+            cells.append(f"{st['median_ms'] * (1 - 0):.3g} ±{100 * st['round_spread'] / 2:.0f}%"
+                         if "median_ms" in st else st.get("error", "—"))
+        calls = "/".join(str(r[s].get("calls", 0)) for s in ("corenn", "numpy", "torch"))
+        L.append(f"| {r['workload']} | {r['threads']} | {' | '.join(cells)} | {calls} |")
+    L += ["", "(± is half the range of the per-round medians, relative to the median.)", ""]
+
+    L += ["## Machine and versions", ""]
+    L.append(f"- CPU: {machine['cpu']} ({machine.get('simd', '')}); {machine['cores']} cores, "
+             f"{machine['usable_cores']} usable by this process; "
+             f"{machine.get('memory_gib', '?')} GiB memory")
+    L.append(f"- Load average before / after the run: {machine.get('load_before')} / "
+             f"{machine.get('load_after')} (other work on the machine shows up as noise)")
+    L.append(f"- OS: {machine['platform']}; Python {machine['python']}")
+    ci = infos.get("corenn", {})
+    L.append(f"- corenn {ci.get('corenn', ci.get('error', '?'))} (git {machine.get('git', '?')}); "
+             f"BLAS: {ci.get('corenn_blas', '?')}")
+    ni = infos.get("numpy", {})
+    L.append(f"- NumPy {ni.get('numpy', '?')}; BLAS: {ni.get('numpy_blas', '?')}"
+             + ("; " + ", ".join(f"{d.get('internal_api')} {d.get('version')} {d.get('architecture')}"
+                                 for d in ni.get("numpy_blas_detail", [])) if ni.get("numpy_blas_detail") else ""))
+    if torch_installed:
+        L.append(f"- PyTorch {torch_info.get('torch')}; {torch_info.get('torch_blas')}; "
+                 f"Adam default on CPU: {torch_info.get('torch_adam_default_path')}")
+        L.append("- PyTorch threading: " + "; ".join(torch_info.get("torch_parallel", [])))
+    else:
+        L.append("- PyTorch: not installed (`pip install -e .[bench]`)")
+    L.append(f"- Settings: {settings['rounds']} rounds; per process ≥ "
+             f"{settings['min_time']} s of timed calls after {settings['warmup_time']} s warm-up "
+             f"(sgemm: best of 3 calls per process); threads set through "
+             "`corenn.set_num_threads` / `torch.set_num_threads` and OMP/OPENBLAS_NUM_THREADS")
+    L += ["", "## Workloads", ""]
+    for name in dict.fromkeys(r["workload"] for r in rows):
+        w = W.WORKLOADS[name]
+        L.append(f"- `{name}`: {w.description}"
+                 + (f"; {w.flops / 1e6:.1f} MFLOP per call" if w.flops else ""))
+    L.append("")
+    with open(path, "w") as f:
+        f.write("\n".join(L))
+
+
+def write_png(path, rows, threads_list):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, len(threads_list), figsize=(6 * len(threads_list), 4.8),
+                             squeeze=False, sharey=True)
+    for ax, threads in zip(axes[0], threads_list):
+        rs = [r for r in rows if r["threads"] == threads]
+        names = [r["workload"] for r in rs]
+        x = np.arange(len(names))
+        for off, key, label, color in ((-0.2, "ratio_numpy", "vs NumPy", "#4C72B0"),
+                                       (0.2, "ratio_torch", "vs PyTorch", "#DD8452")):
+            vals = [r[key] if r[key] else np.nan for r in rs]
+            bars = ax.bar(x + off, vals, 0.4, label=label, color=color)
+            for b, v in zip(bars, vals):
+                if np.isfinite(v):
+                    ax.annotate(f"{v:.2f}", (b.get_x() + b.get_width() / 2, v), ha="center",
+                                va="bottom", fontsize=7)
+        ax.axhline(1.0, color="black", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_xticks(x)
+        ax.set_xticklabels(names, rotation=30, ha="right")
+        ax.set_title(f"{threads} thread{'s' if threads > 1 else ''}")
+        ax.grid(axis="y", which="both", alpha=0.3)
+    axes[0][0].set_ylabel("corenn time / other time  (< 1: corenn faster)")
+    axes[0][0].legend()
+    fig.suptitle("corenn vs NumPy and PyTorch CPU (median ms ratio, log scale)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------ main
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="short timings, fewer rounds (~1 min)")
+    ap.add_argument("--threads", default=None,
+                    help="comma-separated thread counts (default: 1 and all usable cores)")
+    ap.add_argument("--workloads", default=None, help="comma-separated subset of: "
+                    + ", ".join(W.WORKLOADS))
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--no-variants", action="store_true",
+                    help="time only corenn, numpy and torch (skip engine/foreach/fused variants)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "docs"),
+                    help="folder for benchmarks.md / .png / .json")
+    args = ap.parse_args(argv)
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads_list = ([int(t) for t in args.threads.split(",")] if args.threads
+                    else sorted({1, cores}))
+    names = args.workloads.split(",") if args.workloads else list(W.WORKLOADS)
+    unknown = [n for n in names if n not in W.WORKLOADS]
+    if unknown:
+        ap.error(f"unknown workloads {unknown}; choose from {list(W.WORKLOADS)}")
+    if "sgemm" not in names:
+        names.append("sgemm")  # the reference rate is always measured
+    settings = dict(QUICK if args.quick else FULL)
+    settings["quick"] = args.quick
+    if args.rounds:
+        settings["rounds"] = args.rounds
+
+    started = time.perf_counter()
+    machine = machine_info()
+    machine["load_before"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    infos = {s: side_info(s) for s in ("corenn", "numpy", "torch")}
+    torch_ok = infos["torch"].get("installed", True) and "error" not in infos["torch"]
+    if not torch_ok:
+        print("PyTorch is not installed: the torch column will say so.", file=sys.stderr)
+
+    plan = []
+    for rnd in range(settings["rounds"]):
+        for name in names:
+            w = W.WORKLOADS[name]
+            sides = [s for s in w.sides if s in W.MAIN_SIDES or not args.no_variants]
+            sides = sorted(sides, key=lambda s: (s not in W.MAIN_SIDES,
+                                                 W.MAIN_SIDES.index(s) if s in W.MAIN_SIDES else 0))
+            if not torch_ok:
+                sides = [s for s in sides if W.framework_of(s) != "torch"]
+            # Rotate the starting side every round: no side always runs first.
+            k = rnd % len(sides)
+            sides = sides[k:] + sides[:k]
+            for threads in threads_list:
+                plan += [(rnd, name, threads, s) for s in sides]
+
+    results = []
+    for i, (rnd, name, threads, side) in enumerate(plan, 1):
+        t0 = time.perf_counter()
+        r = run_worker(side, name, threads, settings)
+        r.setdefault("side", side)
+        r.setdefault("workload", name)
+        r.setdefault("threads", threads)
+        r["round"] = rnd
+        results.append(r)
+        shown = (f"{1e3 * statistics.median(r['times']):.3f} ms ({len(r['times'])} calls)"
+                 if "times" in r else r["error"])
+        print(f"[{i}/{len(plan)}] round {rnd + 1} {name} t={threads} {side}: {shown} "
+              f"[{time.perf_counter() - t0:.1f} s]", file=sys.stderr, flush=True)
+    if not torch_ok:
+        for name in names:
+            for threads in threads_list:
+                results.append({"side": "torch", "workload": name, "threads": threads,
+                                "error": "not installed"})
+
+    machine["load_after"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    stats = summarise(results)
+    rows = build_rows(stats, names, threads_list)
+    elapsed = time.perf_counter() - started
+
+    os.makedirs(args.out, exist_ok=True)
+    md, png, js = (os.path.join(args.out, f"benchmarks.{ext}") for ext in ("md", "png", "json"))
+    write_png(png, rows, threads_list)
+    write_markdown(md, rows, machine, infos, settings, threads_list, elapsed,
+                   os.path.basename(png))
+    with open(js, "w") as f:
+        json.dump({"machine": machine, "infos": infos, "settings": settings,
+                   "rows": [{k: v for k, v in r.items()} for r in rows]}, f, indent=1,
+                  default=str)
+    print(f"wrote {md}, {png}, {js} in {elapsed:.0f} s", file=sys.stderr)
+    with open(md) as f:
+        print(f.read().split("\n\n![ratios]")[0].split("\n\n", 2)[-1])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
