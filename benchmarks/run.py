@@ -26,23 +26,33 @@ sys.path.insert(0, HERE)
 
 import workloads as W  # noqa: E402  (NumPy only: no framework is imported here)
 
-FULL = dict(rounds=3, min_time=0.6, warmup_time=0.25, min_reps=10)
-QUICK = dict(rounds=2, min_time=0.08, warmup_time=0.05, min_reps=None)  # None: workload.quick_reps
-WORKER_TIMEOUT = 300
+FULL = dict(rounds=3, min_time=0.4, warmup_time=0.2, min_reps=10, batched=False,
+            variants=None)
+# --quick: 2 rounds of short timings; one process per (side, threads, round) running
+# all of that side's workloads (the frameworks still never share a process), and
+# of the variants only corenn's engine path.
+QUICK = dict(rounds=2, min_time=0.05, warmup_time=0.03, min_reps=0, batched=True,
+             variants=("corenn_engine",))
+WORKER_TIMEOUT = 600
 
 
-def run_worker(side, workload, threads, settings, extra=()):
-    w = W.WORKLOADS[workload]
-    min_reps = settings["min_reps"] or w.quick_reps
-    if w.kind == "sgemm":  # best-of-several of a long call: few reps are enough
-        min_reps, min_time, warmup_reps = 3, 0.0, 1
-    else:
-        min_time, warmup_reps = settings["min_time"], 3
-    cmd = [sys.executable, os.path.join(HERE, "worker.py"), "--side", side, "--workload", workload,
-           "--threads", str(threads), "--min-reps", str(min_reps), "--min-time", str(min_time),
-           "--warmup-time", str(settings["warmup_time"] if w.kind != "sgemm" else 0.0),
-           "--warmup-reps", str(warmup_reps), *extra]
-    return _call(cmd, threads)
+def run_worker(side, names, threads, settings):
+    """One worker process; returns one result dict per workload in names."""
+    cmd = [sys.executable, os.path.join(HERE, "worker.py"), "--side", side,
+           "--workload", ",".join(names), "--threads", str(threads),
+           "--min-reps", str(settings["min_reps"]), "--min-time", str(settings["min_time"]),
+           "--warmup-time", str(settings["warmup_time"])]
+    try:
+        out = _call(cmd, threads)
+    except subprocess.TimeoutExpired:
+        out = [{"error": f"timed out after {WORKER_TIMEOUT} s"}]
+    by_name = {r.get("workload"): r for r in out}
+    results = []
+    for name in names:
+        r = by_name.get(name) or {"error": out[-1].get("error", "no result") if out else "no result"}
+        r.update(side=side, workload=name, threads=threads)
+        results.append(r)
+    return results
 
 
 def _call(cmd, threads):
@@ -50,15 +60,15 @@ def _call(cmd, threads):
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(threads)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=WORKER_TIMEOUT)
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
-    if proc.returncode != 0 or not lines:
+    found = [json.loads(l) for l in proc.stdout.splitlines() if l.startswith("{")]
+    if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        return {"error": "failed: " + " | ".join(tail)}
-    return json.loads(lines[-1])
+        found.append({"error": f"worker exit {proc.returncode}: " + " | ".join(tail)})
+    return found or [{"error": "worker printed nothing"}]
 
 
 def side_info(side):
-    return _call([sys.executable, os.path.join(HERE, "worker.py"), "--side", side, "--info"], 1)
+    return _call([sys.executable, os.path.join(HERE, "worker.py"), "--side", side, "--info"], 1)[0]
 
 
 # --------------------------------------------------------------------- machine
@@ -112,13 +122,15 @@ def summarise(results):
     for r in results:
         key = (r["workload"], r["threads"], r["side"])
         entry = pooled.setdefault(key, {"times": [], "round_medians": [], "error": None,
-                                        "effective_threads": set()})
+                                        "effective_threads": set(), "foreign": []})
         if "error" in r:
             entry["error"] = r["error"]
             continue
         entry["times"].extend(r["times"])
         entry["round_medians"].append(statistics.median(r["times"]))
         entry["effective_threads"].add(r.get("effective_threads"))
+        if r.get("foreign_load") is not None:
+            entry["foreign"].append(r["foreign_load"])
     stats = {}
     for key, e in pooled.items():
         if not e["times"]:
@@ -129,7 +141,8 @@ def summarise(results):
                       "best_ms": 1e3 * min(e["times"]),
                       "calls": len(e["times"]), "rounds": len(rm),
                       "round_spread": (max(rm) - min(rm)) / statistics.median(rm),
-                      "effective_threads": sorted(t for t in e["effective_threads"] if t)}
+                      "effective_threads": sorted(t for t in e["effective_threads"] if t),
+                      "foreign_load": (statistics.mean(e["foreign"]) if e["foreign"] else None)}
     return stats
 
 
@@ -187,9 +200,11 @@ def write_markdown(path, rows, machine, infos, settings, threads_list, elapsed, 
          f"on {machine['date']} in {elapsed:.0f} s. Do not edit by hand.", "",
          "Each figure is the median of every timed call over all rounds (after warm-up), in "
          "milliseconds per training step (forward + backward + Adam update on one mini-batch), "
-         "per forward call (`*_infer`) or per op call. Every (framework, workload, threads) is "
-         "timed in its own process and the frameworks alternate over "
-         f"{settings['rounds']} rounds. **Ratio = corenn ms / other ms: below 1 corenn is "
+         "per forward call (`*_infer`) or per op call. Every "
+         + ("(framework, threads) runs its workloads in its own process (--quick)"
+            if settings["batched"] else "(framework, workload, threads) is timed in its own process")
+         + " (corenn's libgomp and PyTorch's OpenMP never share one) and the frameworks "
+         f"alternate over {settings['rounds']} rounds. **Ratio = corenn ms / other ms: below 1 corenn is "
          "faster.** GFLOP/s is useful work (2·N·in·out per dense layer forward, backward counted "
          "as 2× forward) over corenn's median time; sgemm GFLOP/s is the best float32 "
          f"{W.SGEMM_N}³ matmul rate measured in the same run with the same thread count "
@@ -212,8 +227,10 @@ def write_markdown(path, rows, machine, infos, settings, threads_list, elapsed, 
         if r["kind"] == "infer":
             notes.append("corenn: `model.predict`")
         spread = max((r[s].get("round_spread", 0) for s in W.MAIN_SIDES), default=0)
-        if spread > 0.10:
-            notes.append(f"noisy: round medians differ by up to {100 * spread:.0f}%")
+        load = max((r[s].get("foreign_load") or 0 for s in W.MAIN_SIDES), default=0)
+        if spread > 0.15 or load > 0.25:
+            notes.append(f"noisy (see Noise): rounds differ by up to {100 * spread:.0f}%, "
+                         f"other load up to {load:.1f} cores")
         torch_ms = _ms(r["torch"]) if torch_installed else "not installed"
         L.append(f"| {r['workload']} | {r['threads']} | {_ms(r['corenn'])} | {_ms(r['numpy'])} | "
                  f"{torch_ms} | {_num(r['ratio_numpy'], '.2f')} | "
@@ -244,19 +261,28 @@ def write_markdown(path, rows, machine, infos, settings, threads_list, elapsed, 
               "| workload | threads | variant | ms | relative | ratios of this path |",
               "| --- | ---: | --- | ---: | --- | --- |", *variant_lines, ""]
 
-    L += ["## Spread", "",
-          "Round medians per side (min–max over rounds, ms) and timed calls pooled into the "
-          "median.", "", "| workload | threads | corenn | numpy | torch | calls (c/n/t) |",
+    L += ["## Noise", "",
+          "The machine is shared: other processes' CPU use during each timed loop is measured "
+          "(busy time of the whole machine from /proc/stat minus the worker's own CPU time, "
+          "over wall time, in cores; mean over rounds). With 2 cores, any other load slows "
+          "2-thread runs far more than 1-thread ones. Per side: median ms, best ms, ± half "
+          "the range of the per-round medians, other load.", "",
+          "| workload | threads | corenn | numpy | torch | calls (c/n/t) |",
           "| --- | ---: | --- | --- | --- | --- |"]
     for r in rows:
         cells = []
-        for s in W.MAIN_SIDES[0:1] + ("numpy", "torch"):
-            st = r[s]
-            cells.append(f"{st['median_ms'] * (1 - 0):.3g} ±{100 * st['round_spread'] / 2:.0f}%"
-                         if "median_ms" in st else st.get("error", "—"))
-        calls = "/".join(str(r[s].get("calls", 0)) for s in ("corenn", "numpy", "torch"))
+        for side in ("corenn", "numpy", "torch"):
+            st = r[side]
+            if "median_ms" not in st:
+                cells.append(st.get("error", "—"))
+                continue
+            load = st.get("foreign_load")
+            cells.append(f"{st['median_ms']:.3g} / {st['best_ms']:.3g} "
+                         f"±{100 * st['round_spread'] / 2:.0f}%"
+                         + (f", load {load:.2f}" if load is not None else ""))
+        calls = "/".join(str(r[side].get("calls", 0)) for side in ("corenn", "numpy", "torch"))
         L.append(f"| {r['workload']} | {r['threads']} | {' | '.join(cells)} | {calls} |")
-    L += ["", "(± is half the range of the per-round medians, relative to the median.)", ""]
+    L.append("")
 
     L += ["## Machine and versions", ""]
     L.append(f"- CPU: {machine['cpu']} ({machine.get('simd', '')}); {machine['cores']} cores, "
@@ -280,7 +306,10 @@ def write_markdown(path, rows, machine, infos, settings, threads_list, elapsed, 
         L.append("- PyTorch: not installed (`pip install -e .[bench]`)")
     L.append(f"- Settings: {settings['rounds']} rounds; per process ≥ "
              f"{settings['min_time']} s of timed calls after {settings['warmup_time']} s warm-up "
-             f"(sgemm: best of 3 calls per process); threads set through "
+             f"(sgemm: one warm-up call, then 3 timed, per process); "
+             + ("one process per (framework, threads, round) running all its workloads (--quick); "
+                if settings["batched"] else "one process per (framework, workload, threads, round); ")
+             + "threads set through "
              "`corenn.set_num_threads` / `torch.set_num_threads` and OMP/OPENBLAS_NUM_THREADS")
     L += ["", "## Workloads", ""]
     for name in dict.fromkeys(r["workload"] for r in rows):
@@ -364,34 +393,45 @@ def main(argv=None):
     if not torch_ok:
         print("PyTorch is not installed: the torch column will say so.", file=sys.stderr)
 
-    plan = []
+    plan = []  # (round, side, [workloads], threads)
     for rnd in range(settings["rounds"]):
+        units = []
         for name in names:
             w = W.WORKLOADS[name]
-            sides = [s for s in w.sides if s in W.MAIN_SIDES or not args.no_variants]
-            sides = sorted(sides, key=lambda s: (s not in W.MAIN_SIDES,
-                                                 W.MAIN_SIDES.index(s) if s in W.MAIN_SIDES else 0))
-            if not torch_ok:
-                sides = [s for s in sides if W.framework_of(s) != "torch"]
-            # Rotate the starting side every round: no side always runs first.
-            k = rnd % len(sides)
-            sides = sides[k:] + sides[:k]
-            for threads in threads_list:
-                plan += [(rnd, name, threads, s) for s in sides]
+            for side in w.sides:
+                if side not in W.MAIN_SIDES and (args.no_variants or (
+                        settings["variants"] is not None and side not in settings["variants"])):
+                    continue
+                if not torch_ok and W.framework_of(side) == "torch":
+                    continue
+                units.append((side, name))
+        order = list(W.MAIN_SIDES) + sorted({s for s, _ in units} - set(W.MAIN_SIDES))
+        # Rotate the starting side every round: no side always runs first.
+        k = rnd % len(W.MAIN_SIDES)
+        order = order[k:len(W.MAIN_SIDES)] + order[:k] + order[len(W.MAIN_SIDES):]
+        for threads in threads_list:
+            if settings["batched"]:
+                for side in order:
+                    todo = [n for s, n in units if s == side]
+                    if todo:
+                        plan.append((rnd, side, todo, threads))
+            else:
+                for name in names:
+                    plan += [(rnd, side, [name], threads) for side in order
+                             if (side, name) in units]
 
     results = []
-    for i, (rnd, name, threads, side) in enumerate(plan, 1):
+    for i, (rnd, side, todo, threads) in enumerate(plan, 1):
         t0 = time.perf_counter()
-        r = run_worker(side, name, threads, settings)
-        r.setdefault("side", side)
-        r.setdefault("workload", name)
-        r.setdefault("threads", threads)
-        r["round"] = rnd
-        results.append(r)
-        shown = (f"{1e3 * statistics.median(r['times']):.3f} ms ({len(r['times'])} calls)"
-                 if "times" in r else r["error"])
-        print(f"[{i}/{len(plan)}] round {rnd + 1} {name} t={threads} {side}: {shown} "
-              f"[{time.perf_counter() - t0:.1f} s]", file=sys.stderr, flush=True)
+        for r in run_worker(side, todo, threads, settings):
+            r["round"] = rnd
+            results.append(r)
+            shown = (f"{1e3 * statistics.median(r['times']):.3f} ms ({len(r['times'])} calls, "
+                     f"other load {r.get('foreign_load') or 0:.2f} cores)"
+                     if "times" in r else r["error"])
+            print(f"[{i}/{len(plan)}] round {rnd + 1} t={threads} {side} {r['workload']}: {shown}",
+                  file=sys.stderr, flush=True)
+        print(f"    [{time.perf_counter() - t0:.1f} s]", file=sys.stderr, flush=True)
     if not torch_ok:
         for name in names:
             for threads in threads_list:

@@ -39,8 +39,23 @@ def _apply_threads(framework, n):
     return n  # numpy: OPENBLAS_NUM_THREADS, read when its OpenBLAS loads
 
 
+def _cpu_busy_seconds():
+    """CPU seconds the whole machine spent busy so far (from /proc/stat), or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(step, min_reps, min_time, max_reps, warmup_time, warmup_reps):
-    """Warm up, then time single calls until both min_reps and min_time are met."""
+    """Warm up, then time single calls until both min_reps and min_time are met.
+
+    Returns (times, foreign): foreign is how many cores OTHER processes kept busy
+    on average during the timed calls (machine busy time minus this process's
+    own CPU time, over wall time): a direct measure of the noise."""
     t_end = time.perf_counter() + warmup_time
     done = 0
     while done < warmup_reps or time.perf_counter() < t_end:
@@ -48,6 +63,7 @@ def measure(step, min_reps, min_time, max_reps, warmup_time, warmup_reps):
         done += 1
     gc.collect()
     gc.disable()
+    busy0, own0 = _cpu_busy_seconds(), os.times()
     try:
         times = []
         started = time.perf_counter()
@@ -58,7 +74,13 @@ def measure(step, min_reps, min_time, max_reps, warmup_time, warmup_reps):
             times.append(time.perf_counter() - t0)
     finally:
         gc.enable()
-    return times
+    wall = time.perf_counter() - started
+    busy1, own1 = _cpu_busy_seconds(), os.times()
+    foreign = None
+    if busy0 is not None and busy1 is not None and wall > 0:
+        own = (own1.user + own1.system) - (own0.user + own0.system)
+        foreign = max(0.0, (busy1 - busy0 - own) / wall)
+    return times, foreign
 
 
 def info(framework):
@@ -107,7 +129,8 @@ def info(framework):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--side", required=True)
-    ap.add_argument("--workload")
+    ap.add_argument("--workload", help="a workload name, or several comma-separated "
+                    "(timed one after another in this process: one JSON line each)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--info", action="store_true")
     ap.add_argument("--min-reps", type=int, default=10)
@@ -129,20 +152,28 @@ def main(argv=None):
         if framework == "torch":
             import torch  # noqa: F401
     except ImportError:
-        print(json.dumps({"side": args.side, "workload": args.workload, "threads": args.threads,
-                          "error": "not installed"}))
-        return 0
-    w = workloads.WORKLOADS[args.workload]
-    if args.side not in w.sides:
-        print(json.dumps({"side": args.side, "workload": args.workload, "threads": args.threads,
-                          "error": "n/a"}))
+        for name in args.workload.split(","):
+            print(json.dumps({"side": args.side, "workload": name, "threads": args.threads,
+                              "error": "not installed"}))
         return 0
     effective = _apply_threads(framework, args.threads)
-    step = w.sides[args.side]()
-    times = measure(step, args.min_reps, args.min_time, args.max_reps, args.warmup_time,
-                    args.warmup_reps)
-    print(json.dumps({"side": args.side, "workload": args.workload, "threads": args.threads,
-                      "effective_threads": effective, "times": times}))
+    for name in args.workload.split(","):
+        w = workloads.WORKLOADS[name]
+        record = {"side": args.side, "workload": name, "threads": args.threads}
+        if args.side not in w.sides:
+            print(json.dumps({**record, "error": "n/a"}), flush=True)
+            continue
+        step = w.sides[args.side]()
+        if w.fixed_reps:  # a long call: best-of-a-few, no time-based loop
+            times, foreign = measure(step, w.fixed_reps, 0.0, w.fixed_reps, 0.0, 1)
+        else:
+            min_reps = args.min_reps if args.min_reps > 0 else w.quick_reps
+            times, foreign = measure(step, min_reps, args.min_time, args.max_reps,
+                                     args.warmup_time, args.warmup_reps)
+        del step
+        gc.collect()
+        print(json.dumps({**record, "effective_threads": effective, "foreign_load": foreign,
+                          "times": times}), flush=True)
     return 0
 
 

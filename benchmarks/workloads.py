@@ -362,7 +362,8 @@ class Workload:
     flops: Optional[float]          # useful FLOPs per call (None: not FLOP-bound)
     sides: Dict[str, Callable]      # side -> builder() -> step
     bytes_moved: Optional[float] = None   # for memory-bound ops: bytes read + written per call
-    quick_reps: int = 10            # minimum timed calls per process in --quick
+    quick_reps: int = 5             # minimum timed calls per process in --quick
+    fixed_reps: Optional[int] = None  # long calls (sgemm): one warm-up call, then exactly this many
 
 
 def _w(name, kind, description, flops, sides, **kw):
@@ -410,7 +411,7 @@ WORKLOADS = {w.name: w for w in [
        bytes_moved=ADAM_ARRAYS * ADAM_SIZE * 7 * 4),
     _w("sgemm", "sgemm", f"float32 matmul {SGEMM_N}³ (a · bᵀ), the machine's reference rate",
        2 * SGEMM_N ** 3, {
-           "corenn": corenn_sgemm, "numpy": numpy_sgemm, "torch": torch_sgemm}, quick_reps=3),
+           "corenn": corenn_sgemm, "numpy": numpy_sgemm, "torch": torch_sgemm}, fixed_reps=3),
 ]}
 
 # What each variant side is, for the report.
