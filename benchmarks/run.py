@@ -180,6 +180,22 @@ def build_rows(stats, workload_names, threads_list):
 
 # ---------------------------------------------------------------------- report
 
+NOISY_SPREAD = 0.30  # per-round medians of one side differ by more than 30% of their median
+NOISY_LOAD = 0.25    # other processes kept more than a quarter of a core busy
+
+
+def noise_of(r):
+    """(largest round spread, largest other-process load) over the main sides of a row."""
+    spread = max((r[s].get("round_spread") or 0 for s in W.MAIN_SIDES), default=0)
+    load = max((r[s].get("foreign_load") or 0 for s in W.MAIN_SIDES), default=0)
+    return spread, load
+
+
+def is_noisy(r):
+    spread, load = noise_of(r)
+    return spread > NOISY_SPREAD or load > NOISY_LOAD
+
+
 def _ms(st):
     if "median_ms" not in st:
         return st.get("error", "—")
@@ -226,11 +242,14 @@ def write_markdown(path, rows, machine, infos, settings, threads_list, elapsed, 
             notes.append("corenn: `model.train_on_batch`")
         if r["kind"] == "infer":
             notes.append("corenn: `model.predict`")
-        spread = max((r[s].get("round_spread", 0) for s in W.MAIN_SIDES), default=0)
-        load = max((r[s].get("foreign_load") or 0 for s in W.MAIN_SIDES), default=0)
-        if spread > 0.15 or load > 0.25:
-            notes.append(f"noisy (see Noise): rounds differ by up to {100 * spread:.0f}%, "
-                         f"other load up to {load:.1f} cores")
+        spread, load = noise_of(r)
+        if is_noisy(r):
+            why = []
+            if spread > NOISY_SPREAD:
+                why.append(f"round medians differ by up to {100 * spread:.0f}%")
+            if load > NOISY_LOAD:
+                why.append(f"other processes used up to {load:.1f} cores")
+            notes.append("noisy (see Noise): " + ", ".join(why))
         torch_ms = _ms(r["torch"]) if torch_installed else "not installed"
         L.append(f"| {r['workload']} | {r['threads']} | {_ms(r['corenn'])} | {_ms(r['numpy'])} | "
                  f"{torch_ms} | {_num(r['ratio_numpy'], '.2f')} | "
@@ -301,7 +320,9 @@ def write_markdown(path, rows, machine, infos, settings, threads_list, elapsed, 
     if torch_installed:
         L.append(f"- PyTorch {torch_info.get('torch')}; {torch_info.get('torch_blas')}; "
                  f"Adam default on CPU: {torch_info.get('torch_adam_default_path')}")
-        L.append("- PyTorch threading: " + "; ".join(torch_info.get("torch_parallel", [])))
+        L.append("- PyTorch threading: " + "; ".join(
+            l.strip() for l in torch_info.get("torch_parallel", [])
+            if "OpenMP" in l or "Math Kernel" in l or "oneDNN" in l))
     else:
         L.append("- PyTorch: not installed (`pip install -e .[bench]`)")
     L.append(f"- Settings: {settings['rounds']} rounds; per process ≥ "
@@ -337,6 +358,10 @@ def write_png(path, rows, threads_list):
                                        (0.2, "ratio_torch", "vs PyTorch", "#DD8452")):
             vals = [r[key] if r[key] else np.nan for r in rs]
             bars = ax.bar(x + off, vals, 0.4, label=label, color=color)
+            for b, r in zip(bars, rs):
+                if is_noisy(r):
+                    b.set_hatch("///")
+                    b.set_edgecolor("white")
             for b, v in zip(bars, vals):
                 if np.isfinite(v):
                     ax.annotate(f"{v:.2f}", (b.get_x() + b.get_width() / 2, v), ha="center",
@@ -348,8 +373,13 @@ def write_png(path, rows, threads_list):
         ax.set_title(f"{threads} thread{'s' if threads > 1 else ''}")
         ax.grid(axis="y", which="both", alpha=0.3)
     axes[0][0].set_ylabel("corenn time / other time  (< 1: corenn faster)")
-    axes[0][0].legend()
-    fig.suptitle("corenn vs NumPy and PyTorch CPU (median ms ratio, log scale)")
+    from matplotlib.patches import Patch
+    axes[0][0].legend(handles=[Patch(color="#4C72B0", label="vs NumPy"),
+                               Patch(color="#DD8452", label="vs PyTorch"),
+                               Patch(facecolor="#999999", hatch="///", edgecolor="white",
+                                     label="noisy measurement")])
+    fig.suptitle("corenn vs NumPy and PyTorch CPU (median ms ratio, log scale; hatched: noisy "
+                 "measurement, see docs/benchmarks.md)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -369,7 +399,20 @@ def main(argv=None):
                     help="time only corenn, numpy and torch (skip engine/foreach/fused variants)")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs"),
                     help="folder for benchmarks.md / .png / .json")
+    ap.add_argument("--report-only", metavar="JSON",
+                    help="re-render the .md and .png from a saved benchmarks.json (no timing)")
     args = ap.parse_args(argv)
+    if args.report_only:
+        with open(args.report_only) as f:
+            saved = json.load(f)
+        rows = saved["rows"]
+        tl = saved.get("threads_list") or sorted({r["threads"] for r in rows})
+        os.makedirs(args.out, exist_ok=True)
+        write_png(os.path.join(args.out, "benchmarks.png"), rows, tl)
+        write_markdown(os.path.join(args.out, "benchmarks.md"), rows, saved["machine"],
+                       saved["infos"], saved["settings"], tl, saved.get("elapsed", 0.0), "benchmarks.png")
+        print(f"re-rendered {args.out}/benchmarks.md and .png", file=sys.stderr)
+        return 0
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     threads_list = ([int(t) for t in args.threads.split(",")] if args.threads
@@ -450,6 +493,7 @@ def main(argv=None):
                    os.path.basename(png))
     with open(js, "w") as f:
         json.dump({"machine": machine, "infos": infos, "settings": settings,
+                   "threads_list": threads_list, "elapsed": elapsed,
                    "rows": [{k: v for k, v in r.items()} for r in rows]}, f, indent=1,
                   default=str)
     print(f"wrote {md}, {png}, {js} in {elapsed:.0f} s", file=sys.stderr)
