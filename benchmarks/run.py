@@ -26,7 +26,7 @@ sys.path.insert(0, HERE)
 
 import workloads as W  # noqa: E402  (NumPy only: no framework is imported here)
 
-FULL = dict(rounds=3, min_time=0.4, warmup_time=0.2, min_reps=10, batched=False,
+FULL = dict(rounds=3, min_time=0.3, warmup_time=0.15, min_reps=10, batched=False,
             variants=None)
 # --quick: 2 rounds of short timings; one process per (side, threads, round) running
 # all of that side's workloads (the frameworks still never share a process), and
