@@ -1,0 +1,506 @@
+"""Benchmark corenn against plain NumPy and PyTorch CPU; write docs/benchmarks.{md,png,json}.
+
+    python benchmarks/run.py [--quick] [--threads 1,2] [--workloads mlp_b64,adam_5x1M]
+
+One subprocess per (side, workload, threads) measurement (benchmarks/worker.py),
+so corenn's libgomp and PyTorch's OpenMP runtime never share a process. The
+sides alternate (corenn, torch, numpy, variants, corenn, torch, ...) over
+several rounds, so machine noise hits every side alike; each figure is the
+median of all timed calls of all rounds, after warm-up. Ratios are
+corenn median / other median: below 1 corenn is faster.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+import workloads as W  # noqa: E402  (NumPy only: no framework is imported here)
+
+FULL = dict(rounds=3, min_time=0.3, warmup_time=0.15, min_reps=10, batched=False,
+            variants=None)
+# --quick: 2 rounds of short timings; one process per (side, threads, round) running
+# all of that side's workloads (the frameworks still never share a process), and
+# of the variants only corenn's engine path.
+QUICK = dict(rounds=2, min_time=0.05, warmup_time=0.03, min_reps=0, batched=True,
+             variants=("corenn_engine",))
+WORKER_TIMEOUT = 600
+
+
+def run_worker(side, names, threads, settings):
+    """One worker process; returns one result dict per workload in names."""
+    cmd = [sys.executable, os.path.join(HERE, "worker.py"), "--side", side,
+           "--workload", ",".join(names), "--threads", str(threads),
+           "--min-reps", str(settings["min_reps"]), "--min-time", str(settings["min_time"]),
+           "--warmup-time", str(settings["warmup_time"])]
+    try:
+        out = _call(cmd, threads)
+    except subprocess.TimeoutExpired:
+        out = [{"error": f"timed out after {WORKER_TIMEOUT} s"}]
+    by_name = {r.get("workload"): r for r in out}
+    results = []
+    for name in names:
+        r = by_name.get(name) or {"error": out[-1].get("error", "no result") if out else "no result"}
+        r.update(side=side, workload=name, threads=threads)
+        results.append(r)
+    return results
+
+
+def _call(cmd, threads):
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(threads)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=WORKER_TIMEOUT)
+    found = [json.loads(l) for l in proc.stdout.splitlines() if l.startswith("{")]
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        found.append({"error": f"worker exit {proc.returncode}: " + " | ".join(tail)})
+    return found or [{"error": "worker printed nothing"}]
+
+
+def side_info(side):
+    return _call([sys.executable, os.path.join(HERE, "worker.py"), "--side", side, "--info"], 1)[0]
+
+
+# --------------------------------------------------------------------- machine
+
+def machine_info():
+    info = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "platform": platform.platform(), "python": platform.python_version()}
+    cpu = "unknown"
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and cpu == "unknown":
+                    cpu = line.split(":", 1)[1].strip()
+                if line.startswith("flags") and not flags:
+                    flags = line.split(":", 1)[1].split()
+    except OSError:
+        pass
+    info["cpu"] = cpu
+    simd = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")
+            if f in flags]
+    info["simd"] = " ".join(simd)
+    info["cores"] = os.cpu_count()
+    try:
+        info["usable_cores"] = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        info["usable_cores"] = os.cpu_count()
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(f.readline().split()[1])
+        info["memory_gib"] = round(kb / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        info["git"] = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                                     capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "cpp", "python"],
+                               capture_output=True, text=True).stdout.strip()
+        if dirty:
+            info["git"] += " (cpp/ or python/ modified)"
+    except OSError:
+        pass
+    return info
+
+
+# ----------------------------------------------------------------------- stats
+
+def summarise(results):
+    """results: list of worker dicts -> {(workload, threads, side): stats}."""
+    pooled = {}
+    for r in results:
+        key = (r["workload"], r["threads"], r["side"])
+        entry = pooled.setdefault(key, {"times": [], "round_medians": [], "error": None,
+                                        "effective_threads": set(), "foreign": []})
+        if "error" in r:
+            entry["error"] = r["error"]
+            continue
+        entry["times"].extend(r["times"])
+        entry["round_medians"].append(statistics.median(r["times"]))
+        entry["effective_threads"].add(r.get("effective_threads"))
+        if r.get("foreign_load") is not None:
+            entry["foreign"].append(r["foreign_load"])
+    stats = {}
+    for key, e in pooled.items():
+        if not e["times"]:
+            stats[key] = {"error": e["error"] or "no data"}
+            continue
+        rm = e["round_medians"]
+        stats[key] = {"median_ms": 1e3 * statistics.median(e["times"]),
+                      "best_ms": 1e3 * min(e["times"]),
+                      "calls": len(e["times"]), "rounds": len(rm),
+                      "round_spread": (max(rm) - min(rm)) / statistics.median(rm),
+                      "effective_threads": sorted(t for t in e["effective_threads"] if t),
+                      "foreign_load": (statistics.mean(e["foreign"]) if e["foreign"] else None)}
+    return stats
+
+
+def build_rows(stats, workload_names, threads_list):
+    rows = []
+    for threads in threads_list:
+        sg = [stats.get(("sgemm", threads, s), {}) for s in W.MAIN_SIDES]
+        sg_rates = {s: W.WORKLOADS["sgemm"].flops / (st["best_ms"] * 1e-3) / 1e9
+                    for s, st in zip(W.MAIN_SIDES, sg) if "best_ms" in st}
+        sgemm_side = max(sg_rates, key=sg_rates.get) if sg_rates else None
+        sgemm_rate = sg_rates.get(sgemm_side)
+        for name in workload_names:
+            w = W.WORKLOADS[name]
+            row = {"workload": name, "threads": threads, "kind": w.kind,
+                   "sgemm_gflops": sgemm_rate, "sgemm_side": sgemm_side,
+                   "sgemm_rates": sg_rates}
+            for side in W.MAIN_SIDES:
+                st = stats.get((name, threads, side), {"error": "not run"})
+                row[side] = st
+            c = row["corenn"].get("median_ms")
+            for other in ("numpy", "torch"):
+                o = row[other].get("median_ms")
+                row[f"ratio_{other}"] = c / o if c and o else None
+            row["gflops"] = w.flops / (c * 1e-3) / 1e9 if c and w.flops else None
+            if w.kind == "sgemm" and row["corenn"].get("best_ms"):
+                row["gflops"] = w.flops / (row["corenn"]["best_ms"] * 1e-3) / 1e9
+            row["pct_sgemm"] = (100 * row["gflops"] / sgemm_rate
+                                if row["gflops"] and sgemm_rate else None)
+            row["gbps"] = (w.bytes_moved / (c * 1e-3) / 1e9 if c and w.bytes_moved else None)
+            row["variants"] = {s: stats.get((name, threads, s), {"error": "not run"})
+                               for s in w.sides if s not in W.MAIN_SIDES}
+            rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------------- report
+
+NOISY_SPREAD = 0.30  # per-round medians of one side differ by more than 30% of their median
+NOISY_LOAD = 0.25    # other processes kept more than a quarter of a core busy
+
+
+def noise_of(r):
+    """(largest round spread, largest other-process load) over the main sides of a row."""
+    spread = max((r[s].get("round_spread") or 0 for s in W.MAIN_SIDES), default=0)
+    load = max((r[s].get("foreign_load") or 0 for s in W.MAIN_SIDES), default=0)
+    return spread, load
+
+
+def is_noisy(r):
+    spread, load = noise_of(r)
+    return spread > NOISY_SPREAD or load > NOISY_LOAD
+
+
+def _ms(st):
+    if "median_ms" not in st:
+        return st.get("error", "—")
+    v = st["median_ms"]
+    return f"{v:.3f}" if v < 1 else f"{v:.2f}" if v < 100 else f"{v:.0f}"
+
+
+def _num(v, fmt):
+    return "—" if v is None else format(v, fmt)
+
+
+def write_markdown(path, rows, machine, infos, settings, threads_list, elapsed, png_name):
+    torch_info = infos.get("torch", {})
+    torch_installed = torch_info.get("installed", True) and "error" not in torch_info
+    L = ["# corenn benchmarks", "",
+         "Generated by `python benchmarks/run.py" + (" --quick" if settings["quick"] else "")
+         + f" --threads {','.join(map(str, threads_list))}` "
+         f"on {machine['date']} in {elapsed:.0f} s. Do not edit by hand.", "",
+         "Each figure is the median of every timed call over all rounds (after warm-up), in "
+         "milliseconds per training step (forward + backward + Adam update on one mini-batch), "
+         "per forward call (`*_infer`) or per op call. Every "
+         + ("(framework, threads) runs its workloads in its own process (--quick)"
+            if settings["batched"] else "(framework, workload, threads) is timed in its own process")
+         + " (corenn's libgomp and PyTorch's OpenMP never share one) and the frameworks "
+         f"alternate over {settings['rounds']} rounds. **Ratio = corenn ms / other ms: below 1 corenn is "
+         "faster.** GFLOP/s is useful work (2·N·in·out per dense layer forward, backward counted "
+         "as 2× forward) over corenn's median time; sgemm GFLOP/s is the best float32 "
+         f"{W.SGEMM_N}³ matmul rate measured in the same run with the same thread count "
+         "(the fastest of NumPy's, corenn's and PyTorch's BLAS; which one is named in the "
+         "sgemm rows).", "",
+         "| workload | threads | corenn ms | numpy ms | torch ms | ratio vs numpy | "
+         "ratio vs torch | corenn GFLOP/s | sgemm GFLOP/s | % of sgemm | notes |",
+         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        notes = []
+        if r["kind"] == "sgemm":
+            notes.append("rates (best call): " + ", ".join(
+                f"{s} {v:.0f}" for s, v in r["sgemm_rates"].items()))
+        if r["gbps"]:
+            notes.append(f"corenn moves {r['gbps']:.1f} GB/s (7 floats/param)")
+        if r["workload"] == "adam_5x1M" and torch_installed:
+            notes.append(f"torch default path: {torch_info.get('torch_adam_default_path')}")
+        if r["kind"] == "train":
+            notes.append("corenn: `model.train_on_batch`")
+        if r["kind"] == "infer":
+            notes.append("corenn: `model.predict`")
+        spread, load = noise_of(r)
+        if is_noisy(r):
+            why = []
+            if spread > NOISY_SPREAD:
+                why.append(f"round medians differ by up to {100 * spread:.0f}%")
+            if load > NOISY_LOAD:
+                why.append(f"other processes used up to {load:.1f} cores")
+            notes.append("noisy (see Noise): " + ", ".join(why))
+        torch_ms = _ms(r["torch"]) if torch_installed else "not installed"
+        L.append(f"| {r['workload']} | {r['threads']} | {_ms(r['corenn'])} | {_ms(r['numpy'])} | "
+                 f"{torch_ms} | {_num(r['ratio_numpy'], '.2f')} | "
+                 f"{_num(r['ratio_torch'], '.2f')} | {_num(r['gflops'], '.1f')} | "
+                 f"{_num(r['sgemm_gflops'], '.1f')} | {_num(r['pct_sgemm'], '.0f')} | "
+                 f"{'; '.join(notes)} |")
+    L += ["", f"![ratios](./{png_name})", ""]
+
+    variant_lines = []
+    for r in rows:
+        c = r["corenn"].get("median_ms")
+        for side, st in r["variants"].items():
+            if "median_ms" not in st:
+                continue
+            v = st["median_ms"]
+            if side.startswith("corenn"):
+                rel = f"{v / c:.2f}× corenn's main path" if c else "—"
+                ratios = (f"vs numpy {_num(v / r['numpy']['median_ms'] if 'median_ms' in r['numpy'] else None, '.2f')}, "
+                          f"vs torch {_num(v / r['torch']['median_ms'] if 'median_ms' in r['torch'] else None, '.2f')}")
+            else:
+                rel = f"corenn / this = {c / v:.2f}" if c else "—"
+                ratios = ""
+            variant_lines.append(f"| {r['workload']} | {r['threads']} | {W.VARIANT_LABELS.get(side, side)} "
+                                 f"| {_ms(st)} | {rel} | {ratios} |")
+    if variant_lines:
+        L += ["## Variants", "",
+              "Other paths of the same workload, timed the same way in the same run.", "",
+              "| workload | threads | variant | ms | relative | ratios of this path |",
+              "| --- | ---: | --- | ---: | --- | --- |", *variant_lines, ""]
+
+    L += ["## Noise", "",
+          "The machine is shared: other processes' CPU use during each timed loop is measured "
+          "(busy time of the whole machine from /proc/stat minus the worker's own CPU time, "
+          "over wall time, in cores; mean over rounds). With 2 cores, any other load slows "
+          "2-thread runs far more than 1-thread ones. Per side: median ms, best ms, ± half "
+          "the range of the per-round medians, other load.", "",
+          "| workload | threads | corenn | numpy | torch | calls (c/n/t) |",
+          "| --- | ---: | --- | --- | --- | --- |"]
+    for r in rows:
+        cells = []
+        for side in ("corenn", "numpy", "torch"):
+            st = r[side]
+            if "median_ms" not in st:
+                cells.append(st.get("error", "—"))
+                continue
+            load = st.get("foreign_load")
+            cells.append(f"{st['median_ms']:.3g} / {st['best_ms']:.3g} "
+                         f"±{100 * st['round_spread'] / 2:.0f}%"
+                         + (f", load {load:.2f}" if load is not None else ""))
+        calls = "/".join(str(r[side].get("calls", 0)) for side in ("corenn", "numpy", "torch"))
+        L.append(f"| {r['workload']} | {r['threads']} | {' | '.join(cells)} | {calls} |")
+    L.append("")
+
+    L += ["## Machine and versions", ""]
+    L.append(f"- CPU: {machine['cpu']} ({machine.get('simd', '')}); {machine['cores']} cores, "
+             f"{machine['usable_cores']} usable by this process; "
+             f"{machine.get('memory_gib', '?')} GiB memory")
+    L.append(f"- Load average before / after the run: {machine.get('load_before')} / "
+             f"{machine.get('load_after')} (other work on the machine shows up as noise)")
+    L.append(f"- OS: {machine['platform']}; Python {machine['python']}")
+    ci = infos.get("corenn", {})
+    L.append(f"- corenn {ci.get('corenn', ci.get('error', '?'))} (git {machine.get('git', '?')}); "
+             f"BLAS: {ci.get('corenn_blas', '?')}")
+    ni = infos.get("numpy", {})
+    L.append(f"- NumPy {ni.get('numpy', '?')}; BLAS: {ni.get('numpy_blas', '?')}"
+             + ("; " + ", ".join(f"{d.get('internal_api')} {d.get('version')} {d.get('architecture')}"
+                                 for d in ni.get("numpy_blas_detail", [])) if ni.get("numpy_blas_detail") else ""))
+    if torch_installed:
+        L.append(f"- PyTorch {torch_info.get('torch')}; {torch_info.get('torch_blas')}; "
+                 f"Adam default on CPU: {torch_info.get('torch_adam_default_path')}")
+        L.append("- PyTorch threading: " + "; ".join(
+            l.strip() for l in torch_info.get("torch_parallel", [])
+            if "OpenMP" in l or "Math Kernel" in l or "oneDNN" in l))
+    else:
+        L.append("- PyTorch: not installed (`pip install -e .[bench]`)")
+    L.append(f"- Settings: {settings['rounds']} rounds; per process ≥ "
+             f"{settings['min_time']} s of timed calls after {settings['warmup_time']} s warm-up "
+             f"(sgemm: one warm-up call, then 3 timed, per process); "
+             + ("one process per (framework, threads, round) running all its workloads (--quick); "
+                if settings["batched"] else "one process per (framework, workload, threads, round); ")
+             + "threads set through "
+             "`corenn.set_num_threads` / `torch.set_num_threads` and OMP/OPENBLAS_NUM_THREADS")
+    L += ["", "## Workloads", ""]
+    for name in dict.fromkeys(r["workload"] for r in rows):
+        w = W.WORKLOADS[name]
+        L.append(f"- `{name}`: {w.description}"
+                 + (f"; {w.flops / 1e6:.1f} MFLOP per call" if w.flops else ""))
+    L.append("")
+    with open(path, "w") as f:
+        f.write("\n".join(L))
+
+
+def write_png(path, rows, threads_list):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, len(threads_list), figsize=(6 * len(threads_list), 4.8),
+                             squeeze=False, sharey=True)
+    for ax, threads in zip(axes[0], threads_list):
+        rs = [r for r in rows if r["threads"] == threads]
+        names = [r["workload"] for r in rs]
+        x = np.arange(len(names))
+        for off, key, label, color in ((-0.2, "ratio_numpy", "vs NumPy", "#4C72B0"),
+                                       (0.2, "ratio_torch", "vs PyTorch", "#DD8452")):
+            vals = [r[key] if r[key] else np.nan for r in rs]
+            bars = ax.bar(x + off, vals, 0.4, label=label, color=color)
+            for b, r in zip(bars, rs):
+                if is_noisy(r):
+                    b.set_hatch("///")
+                    b.set_edgecolor("white")
+            for b, v in zip(bars, vals):
+                if np.isfinite(v):
+                    ax.annotate(f"{v:.2f}", (b.get_x() + b.get_width() / 2, v), ha="center",
+                                va="bottom", fontsize=7)
+        ax.axhline(1.0, color="black", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_xticks(x)
+        ax.set_xticklabels(names, rotation=30, ha="right")
+        ax.set_title(f"{threads} thread{'s' if threads > 1 else ''}")
+        ax.grid(axis="y", which="both", alpha=0.3)
+    axes[0][0].set_ylabel("corenn time / other time  (< 1: corenn faster)")
+    from matplotlib.patches import Patch
+    axes[0][0].legend(handles=[Patch(color="#4C72B0", label="vs NumPy"),
+                               Patch(color="#DD8452", label="vs PyTorch"),
+                               Patch(facecolor="#999999", hatch="///", edgecolor="white",
+                                     label="noisy measurement")])
+    fig.suptitle("corenn vs NumPy and PyTorch CPU (median ms ratio, log scale; hatched: noisy "
+                 "measurement, see docs/benchmarks.md)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------ main
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="short timings, fewer rounds (~1 min)")
+    ap.add_argument("--threads", default=None,
+                    help="comma-separated thread counts (default: 1 and all usable cores)")
+    ap.add_argument("--workloads", default=None, help="comma-separated subset of: "
+                    + ", ".join(W.WORKLOADS))
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--no-variants", action="store_true",
+                    help="time only corenn, numpy and torch (skip engine/foreach/fused variants)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "docs"),
+                    help="folder for benchmarks.md / .png / .json")
+    ap.add_argument("--report-only", metavar="JSON",
+                    help="re-render the .md and .png from a saved benchmarks.json (no timing)")
+    args = ap.parse_args(argv)
+    if args.report_only:
+        with open(args.report_only) as f:
+            saved = json.load(f)
+        rows = saved["rows"]
+        tl = saved.get("threads_list") or sorted({r["threads"] for r in rows})
+        os.makedirs(args.out, exist_ok=True)
+        write_png(os.path.join(args.out, "benchmarks.png"), rows, tl)
+        write_markdown(os.path.join(args.out, "benchmarks.md"), rows, saved["machine"],
+                       saved["infos"], saved["settings"], tl, saved.get("elapsed", 0.0), "benchmarks.png")
+        print(f"re-rendered {args.out}/benchmarks.md and .png", file=sys.stderr)
+        return 0
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads_list = ([int(t) for t in args.threads.split(",")] if args.threads
+                    else sorted({1, cores}))
+    names = args.workloads.split(",") if args.workloads else list(W.WORKLOADS)
+    unknown = [n for n in names if n not in W.WORKLOADS]
+    if unknown:
+        ap.error(f"unknown workloads {unknown}; choose from {list(W.WORKLOADS)}")
+    if "sgemm" not in names:
+        names.append("sgemm")  # the reference rate is always measured
+    settings = dict(QUICK if args.quick else FULL)
+    settings["quick"] = args.quick
+    if args.rounds:
+        settings["rounds"] = args.rounds
+
+    started = time.perf_counter()
+    machine = machine_info()
+    machine["load_before"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    infos = {s: side_info(s) for s in ("corenn", "numpy", "torch")}
+    torch_ok = infos["torch"].get("installed", True) and "error" not in infos["torch"]
+    if not torch_ok:
+        print("PyTorch is not installed: the torch column will say so.", file=sys.stderr)
+
+    plan = []  # (round, side, [workloads], threads)
+    for rnd in range(settings["rounds"]):
+        units = []
+        for name in names:
+            w = W.WORKLOADS[name]
+            for side in w.sides:
+                if side not in W.MAIN_SIDES and (args.no_variants or (
+                        settings["variants"] is not None and side not in settings["variants"])):
+                    continue
+                if not torch_ok and W.framework_of(side) == "torch":
+                    continue
+                units.append((side, name))
+        order = list(W.MAIN_SIDES) + sorted({s for s, _ in units} - set(W.MAIN_SIDES))
+        # Rotate the starting side every round: no side always runs first.
+        k = rnd % len(W.MAIN_SIDES)
+        order = order[k:len(W.MAIN_SIDES)] + order[:k] + order[len(W.MAIN_SIDES):]
+        for threads in threads_list:
+            if settings["batched"]:
+                for side in order:
+                    todo = [n for s, n in units if s == side]
+                    if todo:
+                        plan.append((rnd, side, todo, threads))
+            else:
+                for name in names:
+                    plan += [(rnd, side, [name], threads) for side in order
+                             if (side, name) in units]
+
+    results = []
+    for i, (rnd, side, todo, threads) in enumerate(plan, 1):
+        t0 = time.perf_counter()
+        for r in run_worker(side, todo, threads, settings):
+            r["round"] = rnd
+            results.append(r)
+            shown = (f"{1e3 * statistics.median(r['times']):.3f} ms ({len(r['times'])} calls, "
+                     f"other load {r.get('foreign_load') or 0:.2f} cores)"
+                     if "times" in r else r["error"])
+            print(f"[{i}/{len(plan)}] round {rnd + 1} t={threads} {side} {r['workload']}: {shown}",
+                  file=sys.stderr, flush=True)
+        print(f"    [{time.perf_counter() - t0:.1f} s]", file=sys.stderr, flush=True)
+    if not torch_ok:
+        for name in names:
+            for threads in threads_list:
+                results.append({"side": "torch", "workload": name, "threads": threads,
+                                "error": "not installed"})
+
+    machine["load_after"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    stats = summarise(results)
+    rows = build_rows(stats, names, threads_list)
+    elapsed = time.perf_counter() - started
+
+    os.makedirs(args.out, exist_ok=True)
+    md, png, js = (os.path.join(args.out, f"benchmarks.{ext}") for ext in ("md", "png", "json"))
+    write_png(png, rows, threads_list)
+    write_markdown(md, rows, machine, infos, settings, threads_list, elapsed,
+                   os.path.basename(png))
+    with open(js, "w") as f:
+        json.dump({"machine": machine, "infos": infos, "settings": settings,
+                   "threads_list": threads_list, "elapsed": elapsed,
+                   "rows": [{k: v for k, v in r.items()} for r in rows]}, f, indent=1,
+                  default=str)
+    print(f"wrote {md}, {png}, {js} in {elapsed:.0f} s", file=sys.stderr)
+    with open(md) as f:
+        print(f.read().split("\n\n![ratios]")[0].split("\n\n", 2)[-1])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

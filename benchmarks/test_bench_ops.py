@@ -1,0 +1,88 @@
+"""pytest-benchmark suite for regression tracking of corenn alone.
+
+    pytest benchmarks/                                  # time (saves nothing)
+    pytest benchmarks/ --benchmark-autosave             # keep a run in .benchmarks/
+    pytest benchmarks/ --benchmark-compare              # compare with the last saved run
+    pytest benchmarks/ --benchmark-disable              # smoke test: each body runs once
+
+Not part of the main test suite (pyproject's testpaths = ["tests"]). The
+comparison against NumPy and PyTorch is benchmarks/run.py; this file imports
+corenn only. Each body is checked for a sane result, so the smoke run also
+catches a broken op. Threads: corenn's default (all usable cores) unless
+CORENN_BENCH_THREADS is set.
+"""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import workloads as W  # noqa: E402
+
+cn = pytest.importorskip("corenn")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _threads():
+    before = cn.get_num_threads()
+    if os.environ.get("CORENN_BENCH_THREADS"):
+        cn.set_num_threads(int(os.environ["CORENN_BENCH_THREADS"]))
+    yield
+    cn.set_num_threads(before)
+
+
+def _bench(benchmark, step, flops=None):
+    benchmark.extra_info["threads"] = cn.get_num_threads()
+    result = benchmark(step)
+    stats = getattr(benchmark, "stats", None)
+    if flops and stats is not None and getattr(stats, "stats", None) is not None:
+        benchmark.extra_info["gflops_at_median"] = flops / stats.stats.median / 1e9
+    return result
+
+
+def test_dense_forward_512x784x512(benchmark):
+    benchmark.group = "ops"
+    y = _bench(benchmark, W.corenn_dense_forward(), W.WORKLOADS["dense_fwd"].flops)
+    assert y.shape == (W.DENSE_N, W.DENSE_OUT) and y.dtype == np.float32
+    assert np.isfinite(y).all()
+
+
+def test_dense_backward_512x784x512(benchmark):
+    benchmark.group = "ops"
+    dx, dW, db = _bench(benchmark, W.corenn_dense_backward(), W.WORKLOADS["dense_bwd"].flops)
+    assert dx.shape == (W.DENSE_N, W.DENSE_IN)
+    assert dW.shape == (W.DENSE_OUT, W.DENSE_IN)
+    assert db.shape == (W.DENSE_OUT,)
+
+
+def test_adam_step_5x1M(benchmark):
+    benchmark.group = "ops"
+    t = _bench(benchmark, W.corenn_adam())
+    assert t >= 1
+
+
+def test_mlp_b64_train_on_batch(benchmark):
+    benchmark.group = "models"
+    loss = _bench(benchmark, W.corenn_train(64), W.WORKLOADS["mlp_b64"].flops)
+    assert np.isfinite(loss) and loss > 0
+
+
+def test_mlp_b64_engine_train_step(benchmark):
+    benchmark.group = "models"
+    loss = _bench(benchmark, W.corenn_train(64, "engine"), W.WORKLOADS["mlp_b64"].flops)
+    assert np.isfinite(loss) and loss > 0
+
+
+def test_mlp_b1_predict(benchmark):
+    benchmark.group = "models"
+    out = _bench(benchmark, W.corenn_infer(1))
+    assert out.shape == (1, W.CLASSES)
+
+
+def test_mlp_b1_engine_predict(benchmark):
+    benchmark.group = "models"
+    out = _bench(benchmark, W.corenn_infer(1, "engine"))
+    assert out.shape == (1, W.CLASSES)

@@ -1,0 +1,427 @@
+"""The benchmark workloads (../shared/WORKLOADS.md) for each side: corenn, NumPy, PyTorch.
+
+A workload is a name, a FLOP count and one builder per side. A builder takes
+the workload's parameters and returns ``step()``: a zero-argument callable that
+does one unit of work (one training step, one forward call, one op call) and
+returns something small (the loss, or the output) so nothing is optimised away.
+
+Each side's imports happen inside its builders: a worker process imports only
+the framework it times (corenn's libgomp and PyTorch's OpenMP runtime never
+share a process). Adding a workload (lenet, resnet_small, conv ops) means: one
+``Workload`` entry in ``WORKLOADS`` and one builder per side that can run it
+(a side without a builder is reported as "n/a").
+"""
+
+import dataclasses
+import math
+from typing import Callable, Dict, Optional
+
+import numpy as np
+
+# ----------------------------------------------------------------- shared specs
+
+# The MLP of mlp_b64 / mlp_b512 / mlp_b1_infer: (in, out, activation) per Dense.
+MLP_INPUT = (1, 28, 28)
+MLP_LAYERS = [(784, 512, "relu"), (512, 256, "relu"), (256, 10, None)]
+CLASSES = 10
+LR = 1e-3
+BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
+
+DENSE_N, DENSE_IN, DENSE_OUT = 512, 784, 512   # x (512, 784), W (512, 784)
+ADAM_ARRAYS, ADAM_SIZE = 5, 1_000_000          # five 1M-element float32 parameters
+SGEMM_N = 2048                                 # the machine's reference rate: 2048³ float32
+
+
+def mlp_forward_flops(batch):
+    """2·N·in·out per Dense layer."""
+    return sum(2 * batch * i * o for i, o, _ in MLP_LAYERS)
+
+
+def mlp_train_flops(batch):
+    """Forward + backward, backward counted as 2× forward (nominal: the first
+    layer's input gradient is not needed, so real work is a little less)."""
+    return 3 * mlp_forward_flops(batch)
+
+
+def _data(batch, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, *MLP_INPUT), dtype=np.float32)
+    y = rng.integers(0, CLASSES, size=batch, dtype=np.int64)
+    return x, y
+
+
+# ====================================================================== corenn
+
+def _corenn_mlp():
+    import corenn as cn
+    cn.seed(0)
+    L = cn.layers
+    layers = [L.Input(MLP_INPUT), L.Flatten()]
+    layers += [L.Dense(o, activation=a) for _, o, a in MLP_LAYERS]
+    model = cn.Sequential(layers)
+    model.build()  # the engine exists from here on (else on the first call)
+    model.compile(optimizer=cn.optimizers.Adam(LR), loss="softmax_cross_entropy")
+    return model
+
+
+def corenn_train(batch, path="api"):
+    model = _corenn_mlp()
+    x, y = _data(batch)
+    if path == "engine":
+        engine = model._engine
+        return lambda: engine.train_step(x, y, True)
+    return lambda: model.train_on_batch(x, y)
+
+
+def corenn_infer(batch, path="api"):
+    model = _corenn_mlp()
+    x, _ = _data(batch)
+    if path == "engine":
+        engine = model._engine
+        return lambda: engine.predict(x)
+    return lambda: model.predict(x)
+
+
+def _dense_data(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((DENSE_N, DENSE_IN), dtype=np.float32)
+    W = rng.standard_normal((DENSE_OUT, DENSE_IN), dtype=np.float32) * 0.05
+    b = rng.standard_normal(DENSE_OUT, dtype=np.float32)
+    dy = rng.standard_normal((DENSE_N, DENSE_OUT), dtype=np.float32)
+    return x, W, b, dy
+
+
+def corenn_dense_forward():
+    import corenn as cn
+    x, W, b, _ = _dense_data()
+    return lambda: cn.ops.dense_forward(x, W, b)
+
+
+def corenn_dense_backward():
+    import corenn as cn
+    x, W, _, dy = _dense_data()
+    return lambda: cn.ops.dense_backward(dy, x, W)
+
+
+def _adam_data(seed=0):
+    rng = np.random.default_rng(seed)
+    params = [rng.standard_normal(ADAM_SIZE, dtype=np.float32) for _ in range(ADAM_ARRAYS)]
+    grads = [rng.standard_normal(ADAM_SIZE, dtype=np.float32) for _ in range(ADAM_ARRAYS)]
+    return params, grads
+
+
+def corenn_adam():
+    import corenn as cn
+    params, grads = _adam_data()
+    ms = [np.zeros_like(p) for p in params]
+    vs = [np.zeros_like(p) for p in params]
+    state = {"t": 0}
+    adam_step = cn.ops.adam_step
+
+    def step():
+        state["t"] += 1
+        t = state["t"]
+        for p, g, m, v in zip(params, grads, ms, vs):
+            adam_step(p, g, m, v, t, LR, BETA1, BETA2, EPS)
+        return t
+    return step
+
+
+def _sgemm_data(seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((SGEMM_N, SGEMM_N), dtype=np.float32)
+    b = rng.standard_normal((SGEMM_N, SGEMM_N), dtype=np.float32)
+    return a, b
+
+
+def corenn_sgemm():
+    """corenn's own BLAS (scipy-openblas32) through dense_forward: a · bᵀ."""
+    import corenn as cn
+    a, b = _sgemm_data()
+    return lambda: cn.ops.dense_forward(a, b)
+
+
+# ======================================================================= NumPy
+# Plain NumPy: matmul is BLAS, everything else hand-written array math.
+
+class NumpyMLP:
+    """Dense layers, ReLU, softmax cross-entropy and Adam in plain NumPy."""
+
+    def __init__(self, seed=0):
+        rng = np.random.default_rng(seed)
+        self.params = []
+        for i, o, _ in MLP_LAYERS:
+            limit = math.sqrt(6.0 / (i + o))  # glorot_uniform, as corenn's Dense default
+            self.params.append(rng.uniform(-limit, limit, (o, i)).astype(np.float32))
+            self.params.append(np.zeros(o, np.float32))
+        self.m = [np.zeros_like(p) for p in self.params]
+        self.v = [np.zeros_like(p) for p in self.params]
+        self.t = 0
+
+    def forward(self, x):
+        a = x.reshape(len(x), -1)
+        acts = [a]
+        for li, (_, _, act) in enumerate(MLP_LAYERS):
+            W, b = self.params[2 * li], self.params[2 * li + 1]
+            z = a @ W.T
+            z += b
+            if act == "relu":
+                np.maximum(z, 0, out=z)
+            a = z
+            acts.append(a)
+        return acts
+
+    def train_step(self, x, y):
+        acts = self.forward(x)
+        logits = acts[-1]
+        n = len(logits)
+        # softmax cross-entropy, mean over the batch (log-sum-exp form)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(shifted)
+        s = e.sum(axis=1, keepdims=True)
+        loss = float(np.mean(np.log(s[:, 0]) - shifted[np.arange(n), y]))
+        dz = e / s
+        dz[np.arange(n), y] -= 1.0
+        dz /= n
+        grads = [None] * len(self.params)
+        for li in range(len(MLP_LAYERS) - 1, -1, -1):
+            W = self.params[2 * li]
+            a_in = acts[li]
+            grads[2 * li] = dz.T @ a_in
+            grads[2 * li + 1] = dz.sum(axis=0)
+            if li > 0:
+                da = dz @ W
+                da *= acts[li] > 0          # ReLU backward (acts[li] is the ReLU output)
+                dz = da
+        self.t += 1
+        for p, g, m, v in zip(self.params, grads, self.m, self.v):
+            numpy_adam_update(p, g, m, v, self.t)
+        return loss
+
+
+def numpy_adam_update(p, g, m, v, t, lr=LR, beta1=BETA1, beta2=BETA2, eps=EPS):
+    """PyTorch's Adam formula, in place."""
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * (g * g)
+    bc1 = 1 - beta1 ** t
+    bc2 = 1 - beta2 ** t
+    denom = np.sqrt(v)
+    denom /= math.sqrt(bc2)
+    denom += eps
+    p -= (lr / bc1) * (m / denom)
+
+
+def numpy_train(batch):
+    net = NumpyMLP()
+    x, y = _data(batch)
+    return lambda: net.train_step(x, y)
+
+
+def numpy_infer(batch):
+    net = NumpyMLP()
+    x, _ = _data(batch)
+    return lambda: net.forward(x)[-1]
+
+
+def numpy_dense_forward():
+    x, W, b, _ = _dense_data()
+    return lambda: x @ W.T + b
+
+
+def numpy_dense_backward():
+    x, W, _, dy = _dense_data()
+    return lambda: (dy @ W, dy.T @ x, dy.sum(axis=0))
+
+
+def numpy_adam():
+    params, grads = _adam_data()
+    ms = [np.zeros_like(p) for p in params]
+    vs = [np.zeros_like(p) for p in params]
+    state = {"t": 0}
+
+    def step():
+        state["t"] += 1
+        for p, g, m, v in zip(params, grads, ms, vs):
+            numpy_adam_update(p, g, m, v, state["t"])
+        return state["t"]
+    return step
+
+
+def numpy_sgemm():
+    a, b = _sgemm_data()
+    return lambda: a @ b.T
+
+
+# ===================================================================== PyTorch
+# Eager mode, torch.nn modules, torch.optim.Adam, zero_grad(set_to_none=True).
+
+def _torch_mlp():
+    import torch
+    torch.manual_seed(0)
+    mods = [torch.nn.Flatten()]
+    for i, o, a in MLP_LAYERS:
+        mods.append(torch.nn.Linear(i, o))
+        if a == "relu":
+            mods.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*mods)
+
+
+def torch_train(batch):
+    import torch
+    model = _torch_mlp()
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x, y = (torch.from_numpy(a) for a in _data(batch))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return step
+
+
+def torch_infer(batch):
+    import torch
+    model = _torch_mlp()
+    model.eval()
+    x = torch.from_numpy(_data(batch)[0])
+
+    def step():
+        with torch.inference_mode():
+            return model(x)
+    return step
+
+
+def torch_dense_forward():
+    import torch
+    x, W, b, _ = (torch.from_numpy(a) for a in _dense_data())
+    F = torch.nn.functional
+
+    def step():
+        with torch.no_grad():
+            return F.linear(x, W, b)
+    return step
+
+
+def torch_dense_backward():
+    import torch
+    x, W, _, dy = (torch.from_numpy(a) for a in _dense_data())
+
+    def step():
+        with torch.no_grad():
+            return dy @ W, dy.t() @ x, dy.sum(0)
+    return step
+
+
+def torch_adam(variant="default"):
+    """variant: "default" (foreach=None: PyTorch picks), "foreach", "fused"."""
+    import torch
+    params_np, grads_np = _adam_data()
+    params = [torch.nn.Parameter(torch.from_numpy(p)) for p in params_np]
+    for p, g in zip(params, grads_np):
+        p.grad = torch.from_numpy(g)
+    kwargs = {"foreach": {"default": None, "foreach": True, "fused": None}[variant]}
+    if variant == "fused":
+        kwargs["fused"] = True
+    opt = torch.optim.Adam(params, lr=LR, betas=(BETA1, BETA2), eps=EPS, **kwargs)
+    return lambda: opt.step()
+
+
+def torch_adam_path():
+    """Which implementation torch.optim.Adam uses by default for CPU tensors."""
+    import torch
+    p = torch.nn.Parameter(torch.zeros(4))
+    try:
+        from torch.optim.optimizer import _default_to_fused_or_foreach
+        fused, foreach = _default_to_fused_or_foreach([p], differentiable=False, use_fused=False)
+    except Exception as exc:  # private helper: report what we could not tell
+        return f"unknown ({type(exc).__name__})"
+    if fused:
+        return "fused"
+    return "foreach (multi-tensor)" if foreach else "for-loop (_single_tensor_adam)"
+
+
+def torch_sgemm():
+    import torch
+    a, b = (torch.from_numpy(t) for t in _sgemm_data())
+    return lambda: a @ b.t()
+
+
+# ==================================================================== registry
+
+@dataclasses.dataclass
+class Workload:
+    name: str
+    kind: str                       # "train" (ms per step), "infer" (per call), "op", "sgemm"
+    description: str
+    flops: Optional[float]          # useful FLOPs per call (None: not FLOP-bound)
+    sides: Dict[str, Callable]      # side -> builder() -> step
+    bytes_moved: Optional[float] = None   # for memory-bound ops: bytes read + written per call
+    quick_reps: int = 5             # minimum timed calls per process in --quick
+    fixed_reps: Optional[int] = None  # long calls (sgemm): one warm-up call, then exactly this many
+
+
+def _w(name, kind, description, flops, sides, **kw):
+    return Workload(name, kind, description, flops, sides, **kw)
+
+
+# Sides: "corenn", "numpy" and "torch" make the main table; any other side
+# ("corenn_engine", "torch_fused", ...) is a labelled variant reported beside it.
+MAIN_SIDES = ("corenn", "torch", "numpy")
+
+WORKLOADS = {w.name: w for w in [
+    _w("mlp_b64", "train", "MLP 784-512-256-10 training step, batch 64, Adam 1e-3",
+       mlp_train_flops(64), {
+           "corenn": lambda: corenn_train(64),
+           "corenn_engine": lambda: corenn_train(64, "engine"),
+           "numpy": lambda: numpy_train(64),
+           "torch": lambda: torch_train(64)}),
+    _w("mlp_b512", "train", "MLP 784-512-256-10 training step, batch 512, Adam 1e-3",
+       mlp_train_flops(512), {
+           "corenn": lambda: corenn_train(512),
+           "corenn_engine": lambda: corenn_train(512, "engine"),
+           "numpy": lambda: numpy_train(512),
+           "torch": lambda: torch_train(512)}),
+    _w("mlp_b1_infer", "infer", "MLP forward, batch 1, inference mode",
+       mlp_forward_flops(1), {
+           "corenn": lambda: corenn_infer(1),
+           "corenn_engine": lambda: corenn_infer(1, "engine"),
+           "numpy": lambda: numpy_infer(1),
+           "torch": lambda: torch_infer(1)}, quick_reps=200),
+    _w("dense_fwd", "op", "dense forward x (512, 784) · Wᵀ (784, 512) + b",
+       2 * DENSE_N * DENSE_IN * DENSE_OUT, {
+           "corenn": corenn_dense_forward, "numpy": numpy_dense_forward,
+           "torch": torch_dense_forward}),
+    _w("dense_bwd", "op", "dense backward: dx = dy·W, dW = dyᵀ·x, db = Σ dy (512×784, 512 out)",
+       4 * DENSE_N * DENSE_IN * DENSE_OUT, {
+           "corenn": corenn_dense_backward, "numpy": numpy_dense_backward,
+           "torch": torch_dense_backward}),
+    _w("adam_5x1M", "op", "Adam step over 5 × 1,000,000 float32 parameters",
+       None, {
+           "corenn": corenn_adam, "numpy": numpy_adam,
+           "torch": lambda: torch_adam("default"),
+           "torch_foreach": lambda: torch_adam("foreach"),
+           "torch_fused": lambda: torch_adam("fused")},
+       # read p, g, m, v; write p, m, v: 7 float32 per parameter
+       bytes_moved=ADAM_ARRAYS * ADAM_SIZE * 7 * 4),
+    _w("sgemm", "sgemm", f"float32 matmul {SGEMM_N}³ (a · bᵀ), the machine's reference rate",
+       2 * SGEMM_N ** 3, {
+           "corenn": corenn_sgemm, "numpy": numpy_sgemm, "torch": torch_sgemm}, fixed_reps=3),
+]}
+
+# What each variant side is, for the report.
+VARIANT_LABELS = {
+    "corenn_engine": "corenn, engine call (model._engine.train_step / .predict: no Python-side "
+                     "checks or casts)",
+    "torch_foreach": "torch.optim.Adam(foreach=True)",
+    "torch_fused": "torch.optim.Adam(fused=True)",
+}
+
+
+def framework_of(side):
+    return side.split("_")[0]
