@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import workloads as W  # noqa: E402
 
-cn = pytest.importorskip("corenn")
+import corenn as cn  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -279,3 +279,17 @@ def test_course_momentum_is_ewma_of_gradients():
     # Differs from PyTorch's undamped momentum (which would be 1/(1 − β) = 10× larger).
     assert np.linalg.norm(ewma) < 0.5 * np.linalg.norm(sum(beta ** (7 - k) * g
                                                            for k, g in enumerate(grads)))
+
+
+def test_fit_verbose_reports_progress_per_epoch(capsys):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 3)), rng.integers(0, 2, 40)
+    m = cn.Sequential([cn.layers.Input((3,)), cn.layers.Dense(2)])
+    m.compile(cn.optimizers.SGD(0.1), "softmax_cross_entropy", metrics=["accuracy"])
+    m.fit(X, y, batch_size=8, epochs=2, verbose=1)
+    err = capsys.readouterr().err
+    # tqdm (the demo/test extras install it) draws one bar per epoch of 5 batches.
+    assert "Epoch 1/2" in err and "Epoch 2/2" in err
+    assert "5/5" in err and "accuracy" in err
+    m.fit(X, y, batch_size=8, epochs=1, verbose=0)
+    assert capsys.readouterr().err == ""
