@@ -50,6 +50,13 @@ py::array to_numpy(Tensor t) {
   return py::array_t<double>(shape, owner->data_as<double>(), free_when_done);
 }
 
+// x in the model's dtype; y as int64 class ids (labels) or in the model's dtype.
+std::pair<TensorArg, TensorArg> batch_args(const Model& self, const py::array& x,
+                                           const py::array& y, bool labels, const char* op) {
+  return {tensor_arg(x, self.dtype(), op, "x"),
+          tensor_arg(y, labels ? DType::int64 : self.dtype(), op, "y")};
+}
+
 DType parse_model_dtype(const std::string& name) {
   if (name == "float32") return DType::float32;
   if (name == "float64") return DType::float64;
@@ -145,8 +152,7 @@ void bind_model(py::module_& m) {
       .def("train_step",
            [](Model& self, const py::array& x, const py::array& y, bool labels,
               bool with_outputs) -> py::object {
-             TensorArg xa = tensor_arg(x, self.dtype(), "train_step", "x");
-             TensorArg ya = tensor_arg(y, labels ? DType::int64 : self.dtype(), "train_step", "y");
+             auto [xa, ya] = batch_args(self, x, y, labels, "train_step");
              Tensor out;
              double loss;
              {
@@ -159,8 +165,7 @@ void bind_model(py::module_& m) {
            py::arg("x"), py::arg("y"), py::arg("labels"), py::arg("with_outputs") = false)
       .def("loss_and_gradients",
            [](Model& self, const py::array& x, const py::array& y, bool labels) {
-             TensorArg xa = tensor_arg(x, self.dtype(), "loss_and_gradients", "x");
-             TensorArg ya = tensor_arg(y, labels ? DType::int64 : self.dtype(), "loss_and_gradients", "y");
+             auto [xa, ya] = batch_args(self, x, y, labels, "loss_and_gradients");
              Tensor grads;
              double loss;
              {
@@ -171,8 +176,7 @@ void bind_model(py::module_& m) {
            })
       .def("evaluate",
            [](const Model& self, const py::array& x, const py::array& y, bool labels) {
-             TensorArg xa = tensor_arg(x, self.dtype(), "evaluate", "x");
-             TensorArg ya = tensor_arg(y, labels ? DType::int64 : self.dtype(), "evaluate", "y");
+             auto [xa, ya] = batch_args(self, x, y, labels, "evaluate");
              Tensor out;
              double loss;
              {
