@@ -107,6 +107,16 @@ def test_gradient_check(rng):
     assert relative_difference(dx, numerical_gradient(loss, x)) < GRADCHECK_THRESHOLD
 
 
+def test_reference_gradient(rng):
+    x = rng.standard_normal((4, 6))
+    P = projection(x.shape, 5)
+    loss = lambda: float(np.sum(P * ref.dropout_forward(x, 0.3, 9)[0]))  # noqa: E731
+    _, mask = ref.dropout_forward(x, 0.3, 9)
+    assert 0 < mask.sum() < mask.size
+    dx = ref.dropout_backward(P, mask, 0.3)
+    assert relative_difference(dx, numerical_gradient(loss, x)) < GRADCHECK_THRESHOLD
+
+
 def test_non_contiguous_input_is_copied_not_misread(rng):
     base = rng.standard_normal((8, 10))
     x = base[:, ::2]

@@ -126,7 +126,11 @@ template <typename T>
 void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
           const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
-  if (M * N * std::max<int64_t>(K, 1) < kSerialGemmWork) {
+  // A one-row or one-column product (gemv) is bound by reading the matrix, not
+  // by arithmetic: two threads pull from memory faster than one from far
+  // smaller sizes on.
+  const int64_t serial_below = (M == 1 || N == 1) ? kSerialGemmWork / 8 : kSerialGemmWork;
+  if (M * N * std::max<int64_t>(K, 1) < serial_below) {
     blas_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
