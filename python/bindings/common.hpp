@@ -83,6 +83,8 @@ void bind_loss(py::module_& ops);
 void bind_dropout(py::module_& ops);
 void bind_optim(py::module_& ops);
 void bind_init(py::module_& ops);
+void bind_conv(py::module_& ops);
+void bind_pool(py::module_& ops);
 void bind_model(py::module_& m);
 
 }  // namespace bind

@@ -39,5 +39,7 @@ PYBIND11_MODULE(_core, m) {
   corenn::bind::bind_dropout(ops);
   corenn::bind::bind_optim(ops);
   corenn::bind::bind_init(ops);
+  corenn::bind::bind_conv(ops);
+  corenn::bind::bind_pool(ops);
   corenn::bind::bind_model(m);
 }

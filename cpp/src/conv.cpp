@@ -1,0 +1,3 @@
+#include "corenn/kernels/conv.hpp"
+
+// TODO(helper): implement.

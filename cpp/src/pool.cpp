@@ -1,0 +1,3 @@
+#include "corenn/kernels/pool.hpp"
+
+// TODO(helper): implement.

@@ -1,0 +1,9 @@
+#include "common.hpp"
+
+namespace corenn {
+namespace bind {
+
+void bind_pool(py::module_& ops) { (void)ops; }  // TODO(helper)
+
+}  // namespace bind
+}  // namespace corenn
