@@ -22,9 +22,17 @@ int64_t Layer<T>::parameter_count() const {
   return n;
 }
 
-namespace {
+template <typename T>
+double Layer<T>::kernel_penalty(int64_t offset, int64_t n, bool with_gradient) {
+  if (spec_.l1 == 0.0 && spec_.l2 == 0.0) return 0.0;
+  return static_cast<double>(weight_penalty<T>(with_gradient ? grads_ + offset : nullptr,
+                                               params_ + offset, n, static_cast<T>(spec_.l1),
+                                               static_cast<T>(spec_.l2)));
+}
 
 std::string layer_label(const LayerSpec& spec) { return "layer '" + spec.name + "' (" + spec.kind + ")"; }
+
+namespace {
 
 // Dense: Z = X·Wᵀ + b, then an optional activation A = g(Z) fused into the
 // layer (Keras's Dense(activation=...)). Inputs of any rank are flattened per
@@ -66,40 +74,28 @@ class Dense : public Layer<T> {
 
   const T* forward(const T* x, int64_t batch, bool, uint64_t, LayerCache<T>& c) const override {
     const int64_t out = this->out_size_;
-    ensure_size(c.out, batch * out);
-    if (activation_ == Activation::linear) {
-      dense_forward<T>(c.out.data(), x, this->params_, bias(), batch, this->in_size_, out);
-    } else {
-      // Z is kept for backward: relu' and leaky_relu' read the sign of Z.
-      ensure_size(c.pre, batch * out);
-      dense_forward<T>(c.pre.data(), x, this->params_, bias(), batch, this->in_size_, out);
-      activation_forward<T>(c.out.data(), c.pre.data(), batch, out, activation_,
-                            static_cast<T>(this->spec_.alpha));
-    }
+    T* z = preactivation_output(c, activation_, batch * out);
+    dense_forward<T>(z, x, this->params_, bias(), batch, this->in_size_, out);
+    apply_activation(c, activation_, alpha(), batch, out);
     return c.out.data();
   }
 
   T* backward(T* dy, T* dx, const T* x, const T* y, int64_t batch, bool need_dx,
               LayerCache<T>& c) override {
     const int64_t in = this->in_size_, out = this->out_size_;
-    // dZ = dA ⊙ g'(Z), computed in place over dA: dA is not needed afterwards.
-    if (activation_ != Activation::linear)
-      activation_backward<T>(dy, dy, c.pre.data(), y, batch, out, activation_,
-                             static_cast<T>(this->spec_.alpha));
-    dense_backward<T>(need_dx ? dx : nullptr, this->grads_, this->spec_.use_bias ? this->grads_ + out * in : nullptr,
-                      dy, x, this->params_, batch, in, out);
+    activation_gradient_in_place(dy, c, y, activation_, alpha(), batch, out);
+    dense_backward<T>(need_dx ? dx : nullptr, this->grads_,
+                      this->spec_.use_bias ? this->grads_ + out * in : nullptr, dy, x,
+                      this->params_, batch, in, out);
     return need_dx ? dx : nullptr;
   }
 
   double penalty(bool with_gradient) override {
-    if (this->spec_.l1 == 0.0 && this->spec_.l2 == 0.0) return 0.0;
-    return static_cast<double>(weight_penalty<T>(with_gradient ? this->grads_ : nullptr, this->params_,
-                                                 this->out_size_ * this->in_size_,
-                                                 static_cast<T>(this->spec_.l1),
-                                                 static_cast<T>(this->spec_.l2)));
+    return this->kernel_penalty(0, this->out_size_ * this->in_size_, with_gradient);
   }
 
  private:
+  T alpha() const { return static_cast<T>(this->spec_.alpha); }
   const T* bias() const {
     return this->spec_.use_bias ? this->params_ + this->out_size_ * this->in_size_ : nullptr;
   }
@@ -224,8 +220,11 @@ std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec) {
   if (spec.kind == "activation") return std::make_unique<ActivationLayer<T>>(spec);
   if (spec.kind == "dropout") return std::make_unique<Dropout<T>>(spec);
   if (spec.kind == "flatten" || spec.kind == "reshape") return std::make_unique<Reshape<T>>(spec);
+  if (auto layer = make_conv_layer<T>(spec)) return layer;
   throw ValueError("layer '" + spec.name + "': unknown kind '" + spec.kind +
-                   "'; expected one of dense, activation, dropout, flatten, reshape");
+                   "'; expected one of dense, activation, dropout, flatten, reshape, conv2d, "
+                   "depthwise_conv2d, separable_conv2d, conv2d_transpose, max_pool2d, avg_pool2d, "
+                   "global_avg_pool2d, zero_padding2d");
 }
 
 template class Layer<float>;

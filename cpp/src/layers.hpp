@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "corenn/kernels/activation.hpp"
 #include "corenn/model.hpp"
 
 namespace corenn {
@@ -18,6 +19,10 @@ struct LayerCache {
   std::vector<T> out;           // the layer's output, unless it aliases its input
   std::vector<T> pre;           // Dense with an activation: Z before the activation
   std::vector<uint8_t> mask;    // Dropout: kept units
+  std::vector<T> mid;           // SeparableConv2D: the depthwise output
+  std::vector<T> grad_mid;      // SeparableConv2D: its gradient
+  std::vector<T> scratch;       // convolution im2col columns
+  std::vector<int64_t> index;   // max pooling: argmax
 };
 
 // Grows a buffer to at least n elements; never shrinks, so a steady batch size
@@ -25,6 +30,30 @@ struct LayerCache {
 template <typename V>
 void ensure_size(V& buffer, int64_t n) {
   if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(static_cast<size_t>(n));
+}
+
+// Layers with a fused activation (Dense, convolutions) write Z = pre-activation
+// into cache.pre and A = g(Z) into cache.out, or Z straight into cache.out when
+// g is linear; relu' and leaky_relu' read the sign of Z, so Z is kept.
+template <typename T>
+T* preactivation_output(LayerCache<T>& c, Activation g, int64_t n) {
+  ensure_size(c.out, n);
+  if (g == Activation::linear) return c.out.data();
+  ensure_size(c.pre, n);
+  return c.pre.data();
+}
+
+// A = g(Z) over rows of `cols` (softmax normalises along them).
+template <typename T>
+void apply_activation(LayerCache<T>& c, Activation g, T alpha, int64_t rows, int64_t cols) {
+  if (g != Activation::linear) activation_forward<T>(c.out.data(), c.pre.data(), rows, cols, g, alpha);
+}
+
+// dZ = dA ⊙ g'(Z), in place over dA (not needed afterwards).
+template <typename T>
+void activation_gradient_in_place(T* dy, LayerCache<T>& c, const T* y, Activation g, T alpha,
+                                  int64_t rows, int64_t cols) {
+  if (g != Activation::linear) activation_backward<T>(dy, dy, c.pre.data(), y, rows, cols, g, alpha);
 }
 
 template <typename T>
@@ -59,6 +88,8 @@ class Layer {
                       LayerCache<T>& cache) = 0;
   // Regularisation loss; with_gradient adds its gradient to the gradient arena.
   virtual double penalty(bool with_gradient) { (void)with_gradient; return 0.0; }
+  // The L1/L2 penalty of the spec on parameters [offset, offset + n) of the layer.
+  double kernel_penalty(int64_t offset, int64_t n, bool with_gradient);
 
   int64_t input_size() const { return in_size_; }
   int64_t output_size() const { return out_size_; }
@@ -74,6 +105,11 @@ class Layer {
 
 template <typename T>
 std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec);
+// The convolution and pooling layers (layers_conv.cpp); nullptr for other kinds.
+template <typename T>
+std::unique_ptr<Layer<T>> make_conv_layer(const LayerSpec& spec);
+
+std::string layer_label(const LayerSpec& spec);
 
 }  // namespace detail
 }  // namespace corenn

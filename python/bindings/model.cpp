@@ -82,6 +82,15 @@ LayerSpec layer_spec_from(const py::dict& config) {
     else if (key == "rate") s.rate = v.cast<double>();
     else if (key == "target_shape") s.target_shape = v.cast<Shape>();
     else if (key == "trainable") s.trainable = v.cast<bool>();
+    else if (key == "filters") s.filters = v.cast<int64_t>();
+    else if (key == "kernel_size") s.kernel_size = v.cast<std::vector<int64_t>>();
+    else if (key == "strides") s.strides = v.cast<std::vector<int64_t>>();
+    else if (key == "padding") s.padding = v.cast<std::string>();
+    else if (key == "pads") s.pads = v.cast<std::vector<int64_t>>();
+    else if (key == "dilation") s.dilation = v.cast<std::vector<int64_t>>();
+    else if (key == "groups") s.groups = v.cast<int64_t>();
+    else if (key == "depth_multiplier") s.depth_multiplier = v.cast<int64_t>();
+    else if (key == "output_padding") s.output_padding = v.cast<std::vector<int64_t>>();
     else throw ValueError("Engine.add: unknown layer setting '" + key + "'");
   }
   return s;

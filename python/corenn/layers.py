@@ -156,4 +156,187 @@ class Reshape(Layer):
         return {**super().get_config(), "target_shape": list(self.target_shape)}
 
 
-__all__ = ["Activation", "Dense", "Dropout", "Flatten", "Input", "Layer", "Reshape"]
+# ------------------------------------------------------------- convolutions
+
+def _pair(owner, name, value, minimum=1):
+    """An int or an (h, w) pair of ints, as a 2-tuple."""
+    items = (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
+    try:
+        h, w = items
+    except (TypeError, ValueError):
+        raise TypeError(f"{owner}: {name} must be an int or a (height, width) pair, got {value!r}") from None
+    return (_validate.integer(owner, name, h, minimum=minimum),
+            _validate.integer(owner, name, w, minimum=minimum))
+
+
+def _padding(owner, value):
+    """'valid' / 'same' (Keras), or explicit sizes: an int, (ph, pw) or
+    ((top, bottom), (left, right)). Returns (mode, (top, bottom, left, right))."""
+    if isinstance(value, str):
+        mode = _validate.choice(owner, "padding", value.lower(), ("valid", "same"))
+        return mode, (0, 0, 0, 0)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, (tuple, list)) for v in value):
+        (t, b), (left, r) = (_pair(owner, "padding", v, minimum=0) for v in value)
+        return "explicit", (t, b, left, r)
+    ph, pw = _pair(owner, "padding", value, minimum=0)
+    return "explicit", (ph, ph, pw, pw)
+
+
+class _Conv(Layer):
+    """Shared configuration of the convolution layers (weights NCHW, PyTorch layout)."""
+
+    def __init__(self, kernel_size, strides=1, padding="valid", dilation_rate=1, activation=None,
+                 use_bias=True, kernel_initializer="he_normal", bias_initializer="zeros",
+                 kernel_regularizer=None, alpha=0.01, **kwargs):
+        super().__init__(**kwargs)
+        owner = type(self).__name__
+        self.kernel_size = _pair(owner, "kernel_size", kernel_size)
+        self.strides = _pair(owner, "strides", strides)
+        self.padding, self.pads = _padding(owner, padding)
+        self.dilation_rate = _pair(owner, "dilation_rate", dilation_rate)
+        self.activation = _activation(owner, activation)
+        self.alpha = _validate.real(owner, "alpha", alpha)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer, owner)
+        self.bias_initializer = initializers.get(bias_initializer, owner)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer, owner)
+
+    def get_config(self):
+        reg = self.kernel_regularizer
+        return {**super().get_config(), "kernel_size": list(self.kernel_size),
+                "strides": list(self.strides), "padding": self.padding, "pads": list(self.pads),
+                "dilation": list(self.dilation_rate), "activation": self.activation,
+                "alpha": self.alpha, "use_bias": self.use_bias,
+                "kernel_initializer": self.kernel_initializer.name,
+                "bias_initializer": self.bias_initializer.name,
+                "initializer_stddev": self.kernel_initializer.stddev,
+                "l1": reg.l1 if reg else 0.0, "l2": reg.l2 if reg else 0.0}
+
+
+class Conv2D(_Conv):
+    """Conv2D(filters, kernel_size, strides=1, padding="valid"|"same"|int|(ph, pw),
+    dilation_rate=1, groups=1, activation=None). Kernel (filters, C/groups, KH, KW);
+    "same" with an even kernel pads the extra cell at the bottom/right, as Keras."""
+
+    kind = "conv2d"
+
+    def __init__(self, filters, kernel_size, groups=1, **kwargs):
+        super().__init__(kernel_size, **kwargs)
+        self.filters = _validate.integer("Conv2D", "filters", filters, minimum=1)
+        self.groups = _validate.integer("Conv2D", "groups", groups, minimum=1)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "groups": self.groups}
+
+
+class DepthwiseConv2D(_Conv):
+    """One KH×KW filter per input channel (depth_multiplier of them): MobileNet's
+    depthwise step. Kernel (C·depth_multiplier, 1, KH, KW)."""
+
+    kind = "depthwise_conv2d"
+
+    def __init__(self, kernel_size, depth_multiplier=1, **kwargs):
+        super().__init__(kernel_size, **kwargs)
+        self.depth_multiplier = _validate.integer("DepthwiseConv2D", "depth_multiplier",
+                                                  depth_multiplier, minimum=1)
+
+    def get_config(self):
+        return {**super().get_config(), "depth_multiplier": self.depth_multiplier}
+
+
+class SeparableConv2D(_Conv):
+    """Depthwise then 1×1 pointwise convolution. Weights: depthwise kernel
+    (C·m, 1, KH, KW), pointwise kernel (filters, C·m, 1, 1), bias (filters,)."""
+
+    kind = "separable_conv2d"
+
+    def __init__(self, filters, kernel_size, depth_multiplier=1, **kwargs):
+        super().__init__(kernel_size, **kwargs)
+        self.filters = _validate.integer("SeparableConv2D", "filters", filters, minimum=1)
+        self.depth_multiplier = _validate.integer("SeparableConv2D", "depth_multiplier",
+                                                  depth_multiplier, minimum=1)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters,
+                "depth_multiplier": self.depth_multiplier}
+
+
+class Conv2DTranspose(_Conv):
+    """Transposed convolution (U-Net's up-sampling). Kernel (C, filters, KH, KW) as
+    PyTorch; "valid" gives (H − 1)·s + KH, "same" gives H·s."""
+
+    kind = "conv2d_transpose"
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None, **kwargs):
+        if kwargs.get("dilation_rate", 1) not in (1, (1, 1)):
+            raise ValueError("Conv2DTranspose: dilation_rate other than 1 is not supported")
+        super().__init__(kernel_size, strides=strides, padding=padding, **kwargs)
+        if self.padding == "explicit" and (self.pads[0] != self.pads[1] or self.pads[2] != self.pads[3]):
+            raise ValueError(f"Conv2DTranspose: explicit padding must be symmetric, got {padding!r}")
+        self.filters = _validate.integer("Conv2DTranspose", "filters", filters, minimum=1)
+        self.output_padding = None if output_padding is None else _pair(
+            "Conv2DTranspose", "output_padding", output_padding, minimum=0)
+
+    def get_config(self):
+        config = {**super().get_config(), "filters": self.filters}
+        config["output_padding"] = [] if self.output_padding is None else list(self.output_padding)
+        return config
+
+
+class _Pool(Layer):
+    def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
+        super().__init__(**kwargs)
+        owner = type(self).__name__
+        self.pool_size = _pair(owner, "pool_size", pool_size)
+        self.strides = None if strides is None else _pair(owner, "strides", strides)
+        self.padding, self.pads = _padding(owner, padding)
+
+    def get_config(self):
+        return {**super().get_config(), "kernel_size": list(self.pool_size),
+                "strides": [] if self.strides is None else list(self.strides),
+                "padding": self.padding, "pads": list(self.pads)}
+
+
+class MaxPooling2D(_Pool):
+    """Max over pool_size windows (strides default to pool_size); "same" pads with −∞."""
+
+    kind = "max_pool2d"
+
+
+class AveragePooling2D(_Pool):
+    """Mean over windows; "same" averages only the cells inside the image (Keras),
+    explicit padding counts padded zeros (PyTorch's count_include_pad)."""
+
+    kind = "avg_pool2d"
+
+
+class GlobalAveragePooling2D(Layer):
+    """(C, H, W) -> (C,): the mean of each channel."""
+
+    kind = "global_avg_pool2d"
+
+
+class ZeroPadding2D(Layer):
+    """Zeros around each image: padding int, (ph, pw) or ((top, bottom), (left, right))."""
+
+    kind = "zero_padding2d"
+
+    def __init__(self, padding=1, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(padding, str):
+            raise TypeError("ZeroPadding2D: padding must be an int, (ph, pw) or "
+                            f"((top, bottom), (left, right)), got {padding!r}")
+        _, self.pads = _padding("ZeroPadding2D", padding)
+
+    def get_config(self):
+        return {**super().get_config(), "pads": list(self.pads)}
+
+
+MaxPool2D = MaxPooling2D
+AvgPool2D = AveragePooling2D
+GlobalAvgPool2D = GlobalAveragePooling2D
+
+__all__ = ["Activation", "AveragePooling2D", "AvgPool2D", "Conv2D", "Conv2DTranspose", "Dense",
+           "DepthwiseConv2D", "Dropout", "Flatten", "GlobalAvgPool2D", "GlobalAveragePooling2D",
+           "Input", "Layer", "MaxPool2D", "MaxPooling2D", "Reshape", "SeparableConv2D",
+           "ZeroPadding2D"]

@@ -15,7 +15,10 @@ namespace corenn {
 
 // A layer's configuration: the same fields the Python layers carry.
 struct LayerSpec {
-  std::string kind;  // "dense", "activation", "dropout", "flatten", "reshape"
+  // "dense", "activation", "dropout", "flatten", "reshape", "conv2d", "depthwise_conv2d",
+  // "separable_conv2d", "conv2d_transpose", "max_pool2d", "avg_pool2d",
+  // "global_avg_pool2d", "zero_padding2d"
+  std::string kind;
   std::string name;
   // dense
   int64_t units = 0;
@@ -31,6 +34,16 @@ struct LayerSpec {
   double rate = 0.0;
   // reshape: per-example target shape
   Shape target_shape;
+  // convolution and pooling (pairs are (height, width))
+  int64_t filters = 0;
+  std::vector<int64_t> kernel_size{1, 1};  // pool_size for pooling
+  std::vector<int64_t> strides;            // empty: (1, 1) for convolutions, the pool size for pooling
+  std::string padding = "valid";           // "valid", "same" (Keras) or "explicit" (then pads)
+  std::vector<int64_t> pads{0, 0, 0, 0};   // (top, bottom, left, right): explicit padding, ZeroPadding2D
+  std::vector<int64_t> dilation{1, 1};
+  int64_t groups = 1;
+  int64_t depth_multiplier = 1;
+  std::vector<int64_t> output_padding;  // conv2d_transpose; empty = derived from padding
   bool trainable = true;
 };
 

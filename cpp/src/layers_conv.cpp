@@ -1,0 +1,519 @@
+// Convolution and pooling layers over NCHW images (per example (C, H, W)).
+// Geometry follows Keras's padding names: "valid" pads nothing; "same" gives
+// ⌈in / stride⌉ outputs and puts the odd padding cell at the bottom/right.
+#include <algorithm>
+
+#include "corenn/error.hpp"
+#include "corenn/kernels/conv.hpp"
+#include "corenn/kernels/init.hpp"
+#include "corenn/kernels/pool.hpp"
+#include "corenn/random.hpp"
+#include "layers.hpp"
+
+namespace corenn {
+namespace detail {
+
+namespace {
+
+struct Pair {
+  int64_t h, w;
+};
+
+Pair pair_of(const LayerSpec& spec, const std::vector<int64_t>& v, const char* what, int64_t fallback) {
+  if (v.empty()) return {fallback, fallback};
+  if (v.size() != 2)
+    throw ValueError(layer_label(spec) + ": " + what + " must be a (height, width) pair, got " +
+                     shape_string(v));
+  return {v[0], v[1]};
+}
+
+// Padding before/after one axis for Keras's "same": ⌈in / stride⌉ outputs.
+void same_padding(int64_t in, int64_t span, int64_t stride, int64_t& before, int64_t& after) {
+  const int64_t out = (in + stride - 1) / std::max<int64_t>(stride, 1);
+  const int64_t total = std::max<int64_t>((out - 1) * stride + span - in, 0);
+  before = total / 2;
+  after = total - before;
+}
+
+void require_image(const LayerSpec& spec, const Shape& in) {
+  if (in.size() != 3)
+    throw ShapeError(layer_label(spec) + ": expects images (channels, height, width) per example, got " +
+                     shape_string(in));
+}
+
+// Fills the padding of a Conv2dShape or Pool2dShape from the spec.
+template <typename Geometry>
+void set_padding(const LayerSpec& spec, Geometry& g, int64_t span_h, int64_t span_w) {
+  if (spec.padding == "valid") return;
+  if (spec.padding == "same") {
+    same_padding(g.height, span_h, g.stride_h, g.pad_top, g.pad_bottom);
+    same_padding(g.width, span_w, g.stride_w, g.pad_left, g.pad_right);
+    return;
+  }
+  if (spec.padding == "explicit" && spec.pads.size() == 4) {
+    g.pad_top = spec.pads[0];
+    g.pad_bottom = spec.pads[1];
+    g.pad_left = spec.pads[2];
+    g.pad_right = spec.pads[3];
+    return;
+  }
+  throw ValueError(layer_label(spec) + ": padding must be 'valid', 'same' or explicit sizes, got '" +
+                   spec.padding + "'");
+}
+
+// Conv2D and DepthwiseConv2D (groups = channels, depth_multiplier outputs each).
+template <typename T>
+class Conv2D : public Layer<T> {
+ public:
+  explicit Conv2D(const LayerSpec& spec)
+      : Layer<T>(spec),
+        activation_(parse_activation(spec.activation)),
+        kernel_init_(parse_initializer(spec.kernel_initializer)),
+        bias_init_(parse_initializer(spec.bias_initializer)) {
+    if (spec.kind == "conv2d" && spec.filters < 1)
+      throw ValueError(layer_label(spec) + ": filters must be >= 1, got " + std::to_string(spec.filters));
+    if (spec.depth_multiplier < 1)
+      throw ValueError(layer_label(spec) + ": depth_multiplier must be >= 1, got " +
+                       std::to_string(spec.depth_multiplier));
+  }
+
+  Shape build(const Shape& in) override {
+    const LayerSpec& spec = this->spec_;
+    require_image(spec, in);
+    Conv2dShape g;
+    g.in_channels = in[0];
+    g.height = in[1];
+    g.width = in[2];
+    const bool depthwise = spec.kind == "depthwise_conv2d";
+    g.groups = depthwise ? in[0] : spec.groups;
+    g.out_channels = depthwise ? in[0] * spec.depth_multiplier : spec.filters;
+    const Pair k = pair_of(spec, spec.kernel_size, "kernel_size", 1);
+    const Pair st = pair_of(spec, spec.strides, "strides", 1);
+    const Pair d = pair_of(spec, spec.dilation, "dilation_rate", 1);
+    g.kernel_h = k.h, g.kernel_w = k.w, g.stride_h = st.h, g.stride_w = st.w;
+    g.dilation_h = d.h, g.dilation_w = d.w;
+    set_padding(spec, g, d.h * (k.h - 1) + 1, d.w * (k.w - 1) + 1);
+    validate(g, layer_label(spec).c_str());
+    geometry_ = g;
+    this->in_size_ = shape_size(in);
+    this->out_size_ = g.out_channels * g.out_h() * g.out_w();
+    return {g.out_channels, g.out_h(), g.out_w()};
+  }
+
+  std::vector<Shape> parameter_shapes() const override {
+    const Conv2dShape& g = geometry_;
+    Shape kernel{g.out_channels, g.in_channels / g.groups, g.kernel_h, g.kernel_w};
+    if (this->spec_.use_bias) return {kernel, {g.out_channels}};
+    return {kernel};
+  }
+
+  void initialize(uint64_t key) override {
+    const Conv2dShape& g = geometry_;
+    const int64_t taps = g.kernel_h * g.kernel_w;
+    const int64_t fan_in = g.in_channels / g.groups * taps, fan_out = g.out_channels / g.groups * taps;
+    corenn::initialize<T>(this->params_, kernel_size(), kernel_init_, fan_in, fan_out,
+                          this->spec_.initializer_stddev, key);
+    if (this->spec_.use_bias)
+      corenn::initialize<T>(this->params_ + kernel_size(), g.out_channels, bias_init_, fan_in, fan_out,
+                            this->spec_.initializer_stddev, random_bits(key, 1));
+  }
+
+  const T* forward(const T* x, int64_t batch, bool, uint64_t, LayerCache<T>& c) const override {
+    const Conv2dShape s = at_batch(batch);
+    ensure_size(c.scratch, conv2d_scratch_size(s));
+    T* z = preactivation_output(c, activation_, batch * this->out_size_);
+    conv2d_forward<T>(z, c.scratch.data(), x, this->params_, bias(), s);
+    apply_activation(c, activation_, alpha(), batch * this->out_size_ / s.out_w(), s.out_w());
+    return c.out.data();
+  }
+
+  T* backward(T* dy, T* dx, const T* x, const T* y, int64_t batch, bool need_dx,
+              LayerCache<T>& c) override {
+    const Conv2dShape s = at_batch(batch);
+    activation_gradient_in_place(dy, c, y, activation_, alpha(), batch * this->out_size_ / s.out_w(),
+                                 s.out_w());
+    ensure_size(c.scratch, conv2d_scratch_size(s));
+    conv2d_backward<T>(need_dx ? dx : nullptr, this->grads_,
+                       this->spec_.use_bias ? this->grads_ + kernel_size() : nullptr, c.scratch.data(),
+                       dy, x, this->params_, s);
+    return need_dx ? dx : nullptr;
+  }
+
+  double penalty(bool with_gradient) override { return this->kernel_penalty(0, kernel_size(), with_gradient); }
+
+ private:
+  Conv2dShape at_batch(int64_t batch) const {
+    Conv2dShape s = geometry_;
+    s.batch = batch;
+    return s;
+  }
+  int64_t kernel_size() const { return shape_size(parameter_shapes()[0]); }
+  const T* bias() const { return this->spec_.use_bias ? this->params_ + kernel_size() : nullptr; }
+  T alpha() const { return static_cast<T>(this->spec_.alpha); }
+
+  Activation activation_;
+  Init kernel_init_, bias_init_;
+  Conv2dShape geometry_;
+};
+
+// SeparableConv2D = depthwise (depth_multiplier per channel) then a 1×1
+// pointwise convolution to `filters`, with one bias and activation at the end.
+// Parameters: depthwise kernel (C·m, 1, KH, KW), pointwise kernel (filters, C·m, 1, 1), bias.
+template <typename T>
+class SeparableConv2D : public Layer<T> {
+ public:
+  explicit SeparableConv2D(const LayerSpec& spec)
+      : Layer<T>(spec),
+        activation_(parse_activation(spec.activation)),
+        kernel_init_(parse_initializer(spec.kernel_initializer)),
+        bias_init_(parse_initializer(spec.bias_initializer)) {
+    if (spec.filters < 1)
+      throw ValueError(layer_label(spec) + ": filters must be >= 1, got " + std::to_string(spec.filters));
+    if (spec.depth_multiplier < 1)
+      throw ValueError(layer_label(spec) + ": depth_multiplier must be >= 1, got " +
+                       std::to_string(spec.depth_multiplier));
+  }
+
+  Shape build(const Shape& in) override {
+    const LayerSpec& spec = this->spec_;
+    require_image(spec, in);
+    Conv2dShape d;
+    d.in_channels = d.groups = in[0];
+    d.height = in[1];
+    d.width = in[2];
+    d.out_channels = in[0] * spec.depth_multiplier;
+    const Pair k = pair_of(spec, spec.kernel_size, "kernel_size", 1);
+    const Pair st = pair_of(spec, spec.strides, "strides", 1);
+    const Pair dil = pair_of(spec, spec.dilation, "dilation_rate", 1);
+    d.kernel_h = k.h, d.kernel_w = k.w, d.stride_h = st.h, d.stride_w = st.w;
+    d.dilation_h = dil.h, d.dilation_w = dil.w;
+    set_padding(spec, d, dil.h * (k.h - 1) + 1, dil.w * (k.w - 1) + 1);
+    validate(d, layer_label(spec).c_str());
+    Conv2dShape p;
+    p.in_channels = d.out_channels;
+    p.height = d.out_h();
+    p.width = d.out_w();
+    p.out_channels = spec.filters;
+    validate(p, layer_label(spec).c_str());
+    depthwise_ = d;
+    pointwise_ = p;
+    this->in_size_ = shape_size(in);
+    this->out_size_ = p.out_channels * p.height * p.width;
+    return {p.out_channels, p.height, p.width};
+  }
+
+  std::vector<Shape> parameter_shapes() const override {
+    std::vector<Shape> shapes{{depthwise_.out_channels, 1, depthwise_.kernel_h, depthwise_.kernel_w},
+                              {pointwise_.out_channels, pointwise_.in_channels, 1, 1}};
+    if (this->spec_.use_bias) shapes.push_back({pointwise_.out_channels});
+    return shapes;
+  }
+
+  void initialize(uint64_t key) override {
+    const int64_t taps = depthwise_.kernel_h * depthwise_.kernel_w;
+    const double stddev = this->spec_.initializer_stddev;
+    corenn::initialize<T>(this->params_, depthwise_size(), kernel_init_, taps,
+                          taps * this->spec_.depth_multiplier, stddev, key);
+    corenn::initialize<T>(pointwise(), pointwise_size(), kernel_init_, pointwise_.in_channels,
+                          pointwise_.out_channels, stddev, random_bits(key, 1));
+    if (this->spec_.use_bias)
+      corenn::initialize<T>(pointwise() + pointwise_size(), pointwise_.out_channels, bias_init_,
+                            pointwise_.in_channels, pointwise_.out_channels, stddev, random_bits(key, 2));
+  }
+
+  const T* forward(const T* x, int64_t batch, bool, uint64_t, LayerCache<T>& c) const override {
+    Conv2dShape d = depthwise_, p = pointwise_;
+    d.batch = p.batch = batch;
+    ensure_size(c.scratch, std::max(conv2d_scratch_size(d), conv2d_scratch_size(p)));
+    ensure_size(c.mid, batch * p.in_channels * p.height * p.width);
+    conv2d_forward<T>(c.mid.data(), c.scratch.data(), x, this->params_, nullptr, d);
+    T* z = preactivation_output(c, activation_, batch * this->out_size_);
+    conv2d_forward<T>(z, c.scratch.data(), c.mid.data(), pointwise(), bias(), p);
+    apply_activation(c, activation_, alpha(), batch * this->out_size_ / p.width, p.width);
+    return c.out.data();
+  }
+
+  T* backward(T* dy, T* dx, const T* x, const T* y, int64_t batch, bool need_dx,
+              LayerCache<T>& c) override {
+    Conv2dShape d = depthwise_, p = pointwise_;
+    d.batch = p.batch = batch;
+    activation_gradient_in_place(dy, c, y, activation_, alpha(), batch * this->out_size_ / p.width, p.width);
+    ensure_size(c.scratch, std::max(conv2d_scratch_size(d), conv2d_scratch_size(p)));
+    ensure_size(c.grad_mid, batch * p.in_channels * p.height * p.width);
+    T* grads = this->grads_;
+    conv2d_backward<T>(c.grad_mid.data(), grads + depthwise_size(),
+                       this->spec_.use_bias ? grads + depthwise_size() + pointwise_size() : nullptr,
+                       c.scratch.data(), dy, c.mid.data(), pointwise(), p);
+    conv2d_backward<T>(need_dx ? dx : nullptr, grads, nullptr, c.scratch.data(), c.grad_mid.data(), x,
+                       this->params_, d);
+    return need_dx ? dx : nullptr;
+  }
+
+  double penalty(bool with_gradient) override {
+    return this->kernel_penalty(0, depthwise_size() + pointwise_size(), with_gradient);
+  }
+
+ private:
+  int64_t depthwise_size() const { return depthwise_.out_channels * depthwise_.kernel_h * depthwise_.kernel_w; }
+  int64_t pointwise_size() const { return pointwise_.out_channels * pointwise_.in_channels; }
+  const T* pointwise() const { return this->params_ + depthwise_size(); }
+  T* pointwise() { return this->params_ + depthwise_size(); }
+  const T* bias() const { return this->spec_.use_bias ? pointwise() + pointwise_size() : nullptr; }
+  T alpha() const { return static_cast<T>(this->spec_.alpha); }
+
+  Activation activation_;
+  Init kernel_init_, bias_init_;
+  Conv2dShape depthwise_, pointwise_;
+};
+
+// Conv2DTranspose: weights (C_in, filters, KH, KW) as PyTorch. "valid" gives
+// (H − 1)·s + KH; "same" gives H·s, which needs 2·pad − output_padding = KH − s.
+template <typename T>
+class Conv2DTranspose : public Layer<T> {
+ public:
+  explicit Conv2DTranspose(const LayerSpec& spec)
+      : Layer<T>(spec),
+        activation_(parse_activation(spec.activation)),
+        kernel_init_(parse_initializer(spec.kernel_initializer)),
+        bias_init_(parse_initializer(spec.bias_initializer)) {
+    if (spec.filters < 1)
+      throw ValueError(layer_label(spec) + ": filters must be >= 1, got " + std::to_string(spec.filters));
+  }
+
+  Shape build(const Shape& in) override {
+    const LayerSpec& spec = this->spec_;
+    require_image(spec, in);
+    ConvTranspose2dShape g;
+    g.in_channels = in[0];
+    g.height = in[1];
+    g.width = in[2];
+    g.out_channels = spec.filters;
+    const Pair k = pair_of(spec, spec.kernel_size, "kernel_size", 1);
+    const Pair st = pair_of(spec, spec.strides, "strides", 1);
+    g.kernel_h = k.h, g.kernel_w = k.w, g.stride_h = st.h, g.stride_w = st.w;
+    if (spec.padding == "same") {
+      same_transpose_padding(k.h, st.h, g.pad_h, g.output_pad_h, "height");
+      same_transpose_padding(k.w, st.w, g.pad_w, g.output_pad_w, "width");
+    } else if (spec.padding == "explicit" && spec.pads.size() == 4) {
+      g.pad_h = spec.pads[0];
+      g.pad_w = spec.pads[2];
+    } else if (spec.padding != "valid") {
+      throw ValueError(layer_label(spec) + ": padding must be 'valid', 'same' or an int, got '" +
+                       spec.padding + "'");
+    }
+    if (!spec.output_padding.empty()) {
+      const Pair op = pair_of(spec, spec.output_padding, "output_padding", 0);
+      g.output_pad_h = op.h;
+      g.output_pad_w = op.w;
+    }
+    validate(g, layer_label(spec).c_str());
+    geometry_ = g;
+    this->in_size_ = shape_size(in);
+    this->out_size_ = g.out_channels * g.out_h() * g.out_w();
+    return {g.out_channels, g.out_h(), g.out_w()};
+  }
+
+  std::vector<Shape> parameter_shapes() const override {
+    const ConvTranspose2dShape& g = geometry_;
+    Shape kernel{g.in_channels, g.out_channels, g.kernel_h, g.kernel_w};
+    if (this->spec_.use_bias) return {kernel, {g.out_channels}};
+    return {kernel};
+  }
+
+  void initialize(uint64_t key) override {
+    const ConvTranspose2dShape& g = geometry_;
+    const int64_t taps = g.kernel_h * g.kernel_w;
+    corenn::initialize<T>(this->params_, kernel_size(), kernel_init_, g.out_channels * taps,
+                          g.in_channels * taps, this->spec_.initializer_stddev, key);
+    if (this->spec_.use_bias)
+      corenn::initialize<T>(this->params_ + kernel_size(), g.out_channels, bias_init_, g.out_channels * taps,
+                            g.in_channels * taps, this->spec_.initializer_stddev, random_bits(key, 1));
+  }
+
+  const T* forward(const T* x, int64_t batch, bool, uint64_t, LayerCache<T>& c) const override {
+    ConvTranspose2dShape s = geometry_;
+    s.batch = batch;
+    ensure_size(c.scratch, conv_transpose2d_scratch_size(s));
+    T* z = preactivation_output(c, activation_, batch * this->out_size_);
+    conv_transpose2d_forward<T>(z, c.scratch.data(), x, this->params_, bias(), s);
+    apply_activation(c, activation_, alpha(), batch * this->out_size_ / s.out_w(), s.out_w());
+    return c.out.data();
+  }
+
+  T* backward(T* dy, T* dx, const T* x, const T* y, int64_t batch, bool need_dx,
+              LayerCache<T>& c) override {
+    ConvTranspose2dShape s = geometry_;
+    s.batch = batch;
+    activation_gradient_in_place(dy, c, y, activation_, alpha(), batch * this->out_size_ / s.out_w(), s.out_w());
+    ensure_size(c.scratch, conv_transpose2d_scratch_size(s));
+    conv_transpose2d_backward<T>(need_dx ? dx : nullptr, this->grads_,
+                                 this->spec_.use_bias ? this->grads_ + kernel_size() : nullptr,
+                                 c.scratch.data(), dy, x, this->params_, s);
+    return need_dx ? dx : nullptr;
+  }
+
+  double penalty(bool with_gradient) override { return this->kernel_penalty(0, kernel_size(), with_gradient); }
+
+ private:
+  void same_transpose_padding(int64_t k, int64_t s, int64_t& pad, int64_t& output_pad, const char* axis) const {
+    if (k >= s) {
+      pad = (k - s + 1) / 2;
+      output_pad = 2 * pad - (k - s);
+    } else {
+      pad = 0;
+      output_pad = s - k;
+    }
+    if (output_pad >= s)
+      throw ValueError(layer_label(this->spec_) + ": padding='same' along the " + axis + " with kernel " +
+                       std::to_string(k) + " and stride " + std::to_string(s) +
+                       " needs output_padding >= stride; use an odd kernel or padding='valid'");
+  }
+  int64_t kernel_size() const { return shape_size(parameter_shapes()[0]); }
+  const T* bias() const { return this->spec_.use_bias ? this->params_ + kernel_size() : nullptr; }
+  T alpha() const { return static_cast<T>(this->spec_.alpha); }
+
+  Activation activation_;
+  Init kernel_init_, bias_init_;
+  ConvTranspose2dShape geometry_;
+};
+
+// MaxPooling2D and AveragePooling2D. Keras's "same" average counts only the
+// cells inside the image; explicit padding counts padded zeros (PyTorch).
+template <typename T>
+class Pool2D : public Layer<T> {
+ public:
+  explicit Pool2D(const LayerSpec& spec) : Layer<T>(spec), max_(spec.kind == "max_pool2d") {}
+
+  Shape build(const Shape& in) override {
+    const LayerSpec& spec = this->spec_;
+    require_image(spec, in);
+    Pool2dShape g;
+    g.channels = in[0];
+    g.height = in[1];
+    g.width = in[2];
+    const Pair k = pair_of(spec, spec.kernel_size, "pool_size", 2);
+    const Pair st = pair_of(spec, spec.strides, "strides", 0);
+    g.kernel_h = k.h, g.kernel_w = k.w;
+    g.stride_h = st.h > 0 ? st.h : k.h;
+    g.stride_w = st.w > 0 ? st.w : k.w;
+    set_padding(spec, g, k.h, k.w);
+    g.count_include_pad = spec.padding != "same";
+    validate(g, layer_label(spec).c_str());
+    geometry_ = g;
+    this->in_size_ = shape_size(in);
+    this->out_size_ = g.channels * g.out_h() * g.out_w();
+    return {g.channels, g.out_h(), g.out_w()};
+  }
+
+  const T* forward(const T* x, int64_t batch, bool, uint64_t, LayerCache<T>& c) const override {
+    Pool2dShape s = geometry_;
+    s.batch = batch;
+    ensure_size(c.out, batch * this->out_size_);
+    if (max_) {
+      ensure_size(c.index, batch * this->out_size_);
+      max_pool2d_forward<T>(c.out.data(), c.index.data(), x, s);
+    } else {
+      avg_pool2d_forward<T>(c.out.data(), x, s);
+    }
+    return c.out.data();
+  }
+
+  T* backward(T* dy, T* dx, const T*, const T*, int64_t batch, bool need_dx, LayerCache<T>& c) override {
+    if (!need_dx) return nullptr;
+    Pool2dShape s = geometry_;
+    s.batch = batch;
+    if (max_) max_pool2d_backward<T>(dx, dy, c.index.data(), s);
+    else avg_pool2d_backward<T>(dx, dy, s);
+    return dx;
+  }
+
+ private:
+  bool max_;
+  Pool2dShape geometry_;
+};
+
+template <typename T>
+class GlobalAvgPool2D : public Layer<T> {
+ public:
+  explicit GlobalAvgPool2D(const LayerSpec& spec) : Layer<T>(spec) {}
+
+  Shape build(const Shape& in) override {
+    require_image(this->spec_, in);
+    plane_ = in[1] * in[2];
+    this->in_size_ = shape_size(in);
+    this->out_size_ = in[0];
+    return {in[0]};
+  }
+
+  const T* forward(const T* x, int64_t batch, bool, uint64_t, LayerCache<T>& c) const override {
+    ensure_size(c.out, batch * this->out_size_);
+    global_avg_pool2d_forward<T>(c.out.data(), x, batch * this->out_size_, plane_);
+    return c.out.data();
+  }
+
+  T* backward(T* dy, T* dx, const T*, const T*, int64_t batch, bool need_dx, LayerCache<T>&) override {
+    if (!need_dx) return nullptr;
+    global_avg_pool2d_backward<T>(dx, dy, batch * this->out_size_, plane_);
+    return dx;
+  }
+
+ private:
+  int64_t plane_ = 1;
+};
+
+template <typename T>
+class ZeroPadding2D : public Layer<T> {
+ public:
+  explicit ZeroPadding2D(const LayerSpec& spec) : Layer<T>(spec) {
+    if (spec.pads.size() != 4 || *std::min_element(spec.pads.begin(), spec.pads.end()) < 0)
+      throw ValueError(layer_label(spec) + ": padding must be 4 sizes >= 0 (top, bottom, left, right), got " +
+                       shape_string(spec.pads));
+  }
+
+  Shape build(const Shape& in) override {
+    require_image(this->spec_, in);
+    channels_ = in[0], height_ = in[1], width_ = in[2];
+    const auto& p = this->spec_.pads;
+    this->in_size_ = shape_size(in);
+    Shape out{in[0], in[1] + p[0] + p[1], in[2] + p[2] + p[3]};
+    this->out_size_ = shape_size(out);
+    return out;
+  }
+
+  const T* forward(const T* x, int64_t batch, bool, uint64_t, LayerCache<T>& c) const override {
+    const auto& p = this->spec_.pads;
+    ensure_size(c.out, batch * this->out_size_);
+    zero_pad2d_forward<T>(c.out.data(), x, batch * channels_, height_, width_, p[0], p[1], p[2], p[3]);
+    return c.out.data();
+  }
+
+  T* backward(T* dy, T* dx, const T*, const T*, int64_t batch, bool need_dx, LayerCache<T>&) override {
+    if (!need_dx) return nullptr;
+    const auto& p = this->spec_.pads;
+    zero_pad2d_backward<T>(dx, dy, batch * channels_, height_, width_, p[0], p[1], p[2], p[3]);
+    return dx;
+  }
+
+ private:
+  int64_t channels_ = 1, height_ = 1, width_ = 1;
+};
+
+}  // namespace
+
+template <typename T>
+std::unique_ptr<Layer<T>> make_conv_layer(const LayerSpec& spec) {
+  const std::string& k = spec.kind;
+  if (k == "conv2d" || k == "depthwise_conv2d") return std::make_unique<Conv2D<T>>(spec);
+  if (k == "separable_conv2d") return std::make_unique<SeparableConv2D<T>>(spec);
+  if (k == "conv2d_transpose") return std::make_unique<Conv2DTranspose<T>>(spec);
+  if (k == "max_pool2d" || k == "avg_pool2d") return std::make_unique<Pool2D<T>>(spec);
+  if (k == "global_avg_pool2d") return std::make_unique<GlobalAvgPool2D<T>>(spec);
+  if (k == "zero_padding2d") return std::make_unique<ZeroPadding2D<T>>(spec);
+  return nullptr;
+}
+
+template std::unique_ptr<Layer<float>> make_conv_layer<float>(const LayerSpec&);
+template std::unique_ptr<Layer<double>> make_conv_layer<double>(const LayerSpec&);
+
+}  // namespace detail
+}  // namespace corenn
