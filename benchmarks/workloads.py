@@ -18,6 +18,8 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
+import workloads_cnn as cnn
+
 # ----------------------------------------------------------------- shared specs
 
 # The MLP of mlp_b64 / mlp_b512 / mlp_b1_infer: (in, out, activation) per Dense.
@@ -409,6 +411,22 @@ WORKLOADS = {w.name: w for w in [
            "torch_fused": lambda: torch_adam("fused")},
        # read p, g, m, v; write p, m, v: 7 float32 per parameter
        bytes_moved=ADAM_ARRAYS * ADAM_SIZE * 7 * 4),
+    _w("conv3x3_fwd", "op", "conv 3×3, 64→64, same padding, no bias, on (32, 64, 32, 32): forward",
+       cnn.conv_flops(), {
+           "corenn": lambda: cnn.corenn_conv(False), "numpy": lambda: cnn.numpy_conv(False),
+           "torch": lambda: cnn.torch_conv(False)}),
+    _w("conv3x3_fwdbwd", "op", "conv 3×3, 64→64 on (32, 64, 32, 32): forward + backward (dx, dW)",
+       3 * cnn.conv_flops(), {
+           "corenn": lambda: cnn.corenn_conv(True), "numpy": lambda: cnn.numpy_conv(True),
+           "torch": lambda: cnn.torch_conv(True)}),
+    _w("lenet_b64", "train", "LeNet training step, batch 64, SGD 0.01 momentum 0.9",
+       3 * cnn.lenet_forward_flops(64), {
+           "corenn": lambda: cnn.corenn_lenet_train(64), "numpy": lambda: cnn.numpy_lenet_train(64),
+           "torch": lambda: cnn.torch_lenet_train(64)}),
+    _w("lenet_b1_infer", "infer", "LeNet forward, batch 1, inference mode",
+       cnn.lenet_forward_flops(1), {
+           "corenn": lambda: cnn.corenn_lenet_infer(1), "numpy": lambda: cnn.numpy_lenet_infer(1),
+           "torch": lambda: cnn.torch_lenet_infer(1)}, quick_reps=200),
     _w("sgemm", "sgemm", f"float32 matmul {SGEMM_N}³ (a · bᵀ), the machine's reference rate",
        2 * SGEMM_N ** 3, {
            "corenn": corenn_sgemm, "numpy": numpy_sgemm, "torch": torch_sgemm}, fixed_reps=3),
