@@ -1,7 +1,9 @@
 // Pooling and padding on NCHW images, each channel of each image on its own.
 //   max_pool2d   y = max over the window; padded cells are −∞ (never chosen);
 //                argmax keeps the winner's index h·W + w in its input plane, and
-//                backward adds dy there (overlapping windows accumulate)
+//                backward adds dy there (overlapping windows accumulate).
+//                Ties: the first maximum in row-major window order wins.
+//                NaN propagates: the first NaN in a window is y and its argmax.
 //   avg_pool2d   y = Σ window / count, count = KH·KW with padded cells as zeros
 //                (count_include_pad, PyTorch's default) or only the cells inside
 //                the input (Keras's "same")
