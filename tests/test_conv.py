@@ -1,0 +1,362 @@
+import itertools
+
+import numpy as np
+import pytest
+
+import corenn as cn
+from conftest import FLOAT_DTYPES
+from gradcheck import numerical_gradient, projection, relative_difference
+from reference import conv as ref
+from tolerances import GRADCHECK_THRESHOLD, assert_close
+
+
+def make_conv(rng, dtype, n, c, h, w, o, k, groups=1):
+    kh, kw = (k, k) if np.isscalar(k) else k
+    x = rng.standard_normal((n, c, h, w))
+    W = rng.standard_normal((o, c // groups, kh, kw)) / np.sqrt(c // groups * kh * kw)
+    b = rng.standard_normal(o)
+    return [a.astype(dtype) for a in (x, W, b)]
+
+
+def f64(*arrays):
+    return [a.astype(np.float64) for a in arrays]
+
+
+# ---------------------------------------------------------------- the references themselves
+
+
+def test_reference_loops_match_im2col(rng):
+    x, W, b = make_conv(rng, np.float64, 2, 4, 7, 6, 6, (3, 2), groups=2)
+    for stride, padding, dilation in [(1, 0, 1), ((2, 1), (1, 0, 2, 1), (1, 2)), (3, 2, 2)]:
+        args = dict(stride=stride, padding=padding, dilation=dilation, groups=2)
+        np.testing.assert_allclose(ref.conv2d_forward(x, W, b, **args),
+                                   ref.conv2d_forward_loops(x, W, b, **args), rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("stride, padding, dilation, groups", [
+    (1, 0, 1, 1), (2, (1, 0, 2, 1), (2, 1), 2), (1, 1, 1, 4)])
+def test_conv_reference_gradient(stride, padding, dilation, groups, rng):
+    x, W, b = make_conv(rng, np.float64, 2, 4, 5, 6, 4, 3, groups=groups)
+    args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    P = projection(ref.conv2d_forward_loops(x, W, b, **args).shape, 3)
+    loss = lambda: float(np.sum(P * ref.conv2d_forward_loops(x, W, b, **args)))  # noqa: E731
+    dx, dW, db = ref.conv2d_backward(P, x, W, **args)
+    for analytic, wrt in [(dx, x), (dW, W), (db, b)]:
+        assert relative_difference(analytic, numerical_gradient(loss, wrt)) < GRADCHECK_THRESHOLD
+
+
+@pytest.mark.parametrize("stride, padding, output_padding", [(1, 0, 0), (2, 1, 1), ((3, 2), (0, 1), (2, 0))])
+def test_transpose_reference_gradient(stride, padding, output_padding, rng):
+    x = rng.standard_normal((2, 3, 3, 4))
+    W = rng.standard_normal((3, 2, 3, 2))
+    b = rng.standard_normal(2)
+    args = dict(stride=stride, padding=padding, output_padding=output_padding)
+    P = projection(ref.conv_transpose2d_forward(x, W, b, **args).shape, 5)
+    loss = lambda: float(np.sum(P * ref.conv_transpose2d_forward(x, W, b, **args)))  # noqa: E731
+    dx, dW, db = ref.conv_transpose2d_backward(P, x, W, **args)
+    for analytic, wrt in [(dx, x), (dW, W), (db, b)]:
+        assert relative_difference(analytic, numerical_gradient(loss, wrt)) < GRADCHECK_THRESHOLD
+
+
+def test_transpose_reference_is_adjoint_of_conv(rng):
+    # <conv(u), v> = <u, convT(v)> for the same W, stride and padding.
+    W = rng.standard_normal((3, 2, 3, 3))  # conv: (out 3, in 2); transposed: (in 3, out 2)
+    u = rng.standard_normal((1, 2, 8, 7))
+    v_shape = ref.conv2d_forward(u, W, stride=2, padding=1).shape
+    v = rng.standard_normal(v_shape)
+    lhs = np.sum(ref.conv2d_forward(u, W, stride=2, padding=1) * v)
+    rhs = np.sum(u * ref.conv_transpose2d_forward(v, W, stride=2, padding=1, output_padding=(1, 0)))
+    assert abs(lhs - rhs) < 1e-10 * max(1.0, abs(lhs))
+
+
+# ---------------------------------------------------------------- conv2d parity grid
+
+# (n, c, h, w, o, k, groups, stride, padding, dilation): a generated grid over
+# kernel size, stride, padding (incl. asymmetric), dilation and groups (plain,
+# grouped, depthwise, depthwise with multiplier 2), batch 1 and 3, odd and
+# non-square images. Combinations whose dilated kernel exceeds the padded
+# input are skipped by construction.
+def conv_grid():
+    cases = []
+    for k, stride, padding, dilation, (c, o, groups) in itertools.product(
+            [1, 2, 3, 5], [1, 2, 3], [0, 1, (2, 0, 1, 2)], [1, 2],
+            [(4, 6, 1), (4, 6, 2), (4, 4, 4), (3, 6, 3)]):
+        n, h, w = (3, 9, 11) if (k + stride) % 2 else (1, 7, 5)
+        pt, pb, pl, pr = ref.pad4(padding)
+        ek = dilation * (k - 1) + 1
+        if ek > h + pt + pb or ek > w + pl + pr:
+            continue
+        cases.append((n, c, h, w, o, k, groups, stride, padding, dilation))
+    return cases
+
+
+GRID = conv_grid()
+
+
+def grid_id(case):
+    n, c, h, w, o, k, g, s, p, d = case
+    return f"n{n}c{c}o{o}g{g}-{h}x{w}-k{k}s{s}p{p}d{d}".replace(" ", "")
+
+
+@pytest.mark.parametrize("case", GRID, ids=[grid_id(c) for c in GRID])
+def test_conv2d_parity(case, rng):
+    n, c, h, w, o, k, groups, stride, padding, dilation = case
+    args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    for dtype in FLOAT_DTYPES:
+        x, W, b = make_conv(rng, dtype, n, c, h, w, o, k, groups)
+        y_ref = ref.conv2d_forward(*f64(x, W, b), **args)
+        dy = rng.standard_normal(y_ref.shape).astype(dtype)
+        edx, edW, edb = ref.conv2d_backward(*f64(dy, x, W), **args)
+        for naive in (False, True):
+            y = cn.ops.conv2d_forward(x, W, b, naive=naive, **args)
+            assert y.dtype == dtype
+            assert_close(y, y_ref, op="conv2d_forward", what=f"y naive={naive}")
+            dx, dW, db = cn.ops.conv2d_backward(dy, x, W, naive=naive, **args)
+            for got, want, name in [(dx, edx, "dx"), (dW, edW, "dW"), (db, edb, "db")]:
+                assert got.dtype == dtype
+                assert_close(got, want, op="conv2d_backward", what=f"{name} naive={naive}")
+
+
+def test_conv2d_loops_reference_on_small_cases(rng):
+    # The slow course loops against corenn directly on a few cases (the grid uses im2col).
+    for case in GRID[::17]:
+        n, c, h, w, o, k, groups, stride, padding, dilation = case
+        args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+        x, W, b = make_conv(rng, np.float64, n, c, h, w, o, k, groups)
+        assert_close(cn.ops.conv2d_forward(x, W, b, **args),
+                     ref.conv2d_forward_loops(x, W, b, **args), op="conv2d_forward", what=str(case))
+
+
+def test_conv2d_without_bias_and_pair_arguments(rng):
+    x, W, _ = make_conv(rng, np.float64, 2, 3, 8, 7, 5, (3, 2))
+    args = dict(stride=(2, 1), padding=(1, 2), dilation=(1, 2))
+    assert_close(cn.ops.conv2d_forward(x, W, **args), ref.conv2d_forward(x, W, **args),
+                 op="conv2d_forward", what="no bias")
+    dy = rng.standard_normal(ref.conv2d_forward(x, W, **args).shape)
+    assert cn.ops.conv2d_backward(dy, x, W, with_bias=False, **args)[2] is None
+
+
+def test_conv2d_pointwise_and_large_batch(rng):
+    # 1×1 stride 1 (the skip-im2col path) and a batch larger than any thread count.
+    for groups in (1, 2):
+        x, W, b = make_conv(rng, np.float32, 37, 4, 5, 6, 8, 1, groups)
+        y = cn.ops.conv2d_forward(x, W, b, groups=groups)
+        assert_close(y, ref.conv2d_forward(*f64(x, W, b), groups=groups), op="conv2d_forward")
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        got = cn.ops.conv2d_backward(dy, x, W, groups=groups)
+        want = ref.conv2d_backward(*f64(dy, x, W), groups=groups)
+        for g, e in zip(got, want):
+            assert_close(g, e, op="conv2d_backward")
+
+
+def test_non_contiguous_input_is_copied(rng):
+    x = rng.standard_normal((2, 3, 8, 10))[:, :, :, ::2]
+    W = rng.standard_normal((4, 3, 3, 3))
+    assert_close(cn.ops.conv2d_forward(x, W, padding=1), ref.conv2d_forward(x, W, padding=1),
+                 op="conv2d_forward", what="strided x")
+
+
+# ---------------------------------------------------------------- gradient checks of corenn
+
+
+@pytest.mark.parametrize("naive", [False, True])
+@pytest.mark.parametrize("c, o, groups, stride, padding, dilation", [
+    (2, 3, 1, 1, 1, 1), (4, 4, 2, 2, (1, 0, 0, 1), 1), (3, 6, 3, 1, 1, 2), (2, 2, 1, 1, 0, 1)])
+def test_conv2d_gradient_check(c, o, groups, stride, padding, dilation, naive, rng):
+    k = 1 if (c, o) == (2, 2) else 3
+    x, W, b = make_conv(rng, np.float64, 2, c, 5, 6, o, k, groups)
+    args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    P = projection(cn.ops.conv2d_forward(x, W, b, **args).shape, 11)
+    loss = lambda: float(np.sum(P * cn.ops.conv2d_forward(x, W, b, naive=naive, **args)))  # noqa: E731
+    dx, dW, db = cn.ops.conv2d_backward(P, x, W, naive=naive, **args)
+    for analytic, wrt in [(dx, x), (dW, W), (db, b)]:
+        assert relative_difference(analytic, numerical_gradient(loss, wrt)) < GRADCHECK_THRESHOLD
+
+
+@pytest.mark.parametrize("naive", [False, True])
+@pytest.mark.parametrize("stride, padding, output_padding", [(1, 0, 0), (2, 1, 1), ((3, 2), (1, 0), (1, 1))])
+def test_conv_transpose2d_gradient_check(stride, padding, output_padding, naive, rng):
+    x = rng.standard_normal((2, 3, 3, 4))
+    W = rng.standard_normal((3, 2, 3, 3))
+    b = rng.standard_normal(2)
+    args = dict(stride=stride, padding=padding, output_padding=output_padding)
+    P = projection(cn.ops.conv_transpose2d_forward(x, W, b, **args).shape, 13)
+    loss = lambda: float(np.sum(P * cn.ops.conv_transpose2d_forward(x, W, b, naive=naive, **args)))  # noqa: E731
+    dx, dW, db = cn.ops.conv_transpose2d_backward(P, x, W, naive=naive, **args)
+    for analytic, wrt in [(dx, x), (dW, W), (db, b)]:
+        assert relative_difference(analytic, numerical_gradient(loss, wrt)) < GRADCHECK_THRESHOLD
+
+
+# ---------------------------------------------------------------- transposed conv parity
+
+
+def transpose_grid():
+    cases = []
+    for k, stride, padding, output_padding in itertools.product(
+            [1, 2, 3, 4], [1, 2, 3], [0, 1, 2], [0, 1, 2]):
+        if output_padding >= stride:
+            continue
+        n, h, w = (3, 4, 5) if (k + stride) % 2 else (1, 5, 3)
+        if (h - 1) * stride - 2 * padding + k + output_padding < 1 or \
+                (w - 1) * stride - 2 * padding + k + output_padding < 1:
+            continue
+        cases.append((n, 3, h, w, 4, k, stride, padding, output_padding))
+    return cases
+
+
+TGRID = transpose_grid()
+
+
+@pytest.mark.parametrize("case", TGRID, ids=[f"n{c[0]}-{c[2]}x{c[3]}-k{c[5]}s{c[6]}p{c[7]}op{c[8]}" for c in TGRID])
+def test_conv_transpose2d_parity(case, rng):
+    n, c, h, w, o, k, stride, padding, output_padding = case
+    args = dict(stride=stride, padding=padding, output_padding=output_padding)
+    for dtype in FLOAT_DTYPES:
+        x = rng.standard_normal((n, c, h, w)).astype(dtype)
+        W = (rng.standard_normal((c, o, k, k)) / k).astype(dtype)
+        b = rng.standard_normal(o).astype(dtype)
+        y_ref = ref.conv_transpose2d_forward(*f64(x, W, b), **args)
+        dy = rng.standard_normal(y_ref.shape).astype(dtype)
+        edx, edW, edb = ref.conv_transpose2d_backward(*f64(dy, x, W), **args)
+        for naive in (False, True):
+            y = cn.ops.conv_transpose2d_forward(x, W, b, naive=naive, **args)
+            assert y.dtype == dtype
+            assert_close(y, y_ref, op="conv_transpose2d_forward", what=f"y naive={naive}")
+            dx, dW, db = cn.ops.conv_transpose2d_backward(dy, x, W, naive=naive, **args)
+            for got, want, name in [(dx, edx, "dx"), (dW, edW, "dW"), (db, edb, "db")]:
+                assert got.dtype == dtype
+                assert_close(got, want, op="conv_transpose2d_backward", what=f"{name} naive={naive}")
+
+
+def test_conv_transpose2d_large_batch_and_no_bias(rng):
+    x = rng.standard_normal((9, 3, 4, 4)).astype(np.float32)
+    W = rng.standard_normal((3, 5, 2, 2)).astype(np.float32)
+    y = cn.ops.conv_transpose2d_forward(x, W, stride=2)
+    assert y.shape == (9, 5, 8, 8)
+    assert_close(y, ref.conv_transpose2d_forward(*f64(x, W), stride=2), op="conv_transpose2d_forward")
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dW, db = cn.ops.conv_transpose2d_backward(dy, x, W, stride=2, with_bias=False)
+    edx, edW, _ = ref.conv_transpose2d_backward(*f64(dy, x, W), stride=2)
+    assert db is None
+    assert_close(dx, edx, op="conv_transpose2d_backward", what="dx")
+    assert_close(dW, edW, op="conv_transpose2d_backward", what="dW")
+
+
+# ---------------------------------------------------------------- thread-count independence
+
+
+@pytest.fixture
+def restore_threads():
+    before = cn.get_num_threads()
+    yield
+    cn.set_num_threads(before)
+
+
+@pytest.mark.parametrize("groups, c, o", [(1, 4, 8), (4, 4, 8)])
+def test_conv2d_independent_of_thread_count(groups, c, o, rng, restore_threads):
+    x, W, b = make_conv(rng, np.float32, 6, c, 12, 10, o, 3, groups)
+    args = dict(padding=1, groups=groups)
+    dy = rng.standard_normal((6, o, 12, 10)).astype(np.float32)
+    results = []
+    for threads in (1, 2):
+        cn.set_num_threads(threads)
+        results.append((cn.ops.conv2d_forward(x, W, b, **args), cn.ops.conv2d_backward(dy, x, W, **args)))
+    (y1, g1), (y2, g2) = results
+    np.testing.assert_array_equal(y1, y2)  # forward: bitwise
+    for a, bb in zip(g1, g2):  # backward: dW partial sums may be grouped differently
+        assert_close(a, bb.astype(np.float64), op="conv2d_backward")
+    # and the same thread count twice is bitwise reproducible
+    again = cn.ops.conv2d_backward(dy, x, W, **args)
+    for a, bb in zip(g2, again):
+        np.testing.assert_array_equal(a, bb)
+
+
+def test_conv_transpose2d_independent_of_thread_count(rng, restore_threads):
+    x = rng.standard_normal((6, 4, 5, 5)).astype(np.float32)
+    W = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(3).astype(np.float32)
+    ys = []
+    for threads in (1, 2):
+        cn.set_num_threads(threads)
+        ys.append(cn.ops.conv_transpose2d_forward(x, W, b, stride=2, padding=1, output_padding=1))
+    np.testing.assert_array_equal(ys[0], ys[1])
+
+
+# ---------------------------------------------------------------- bad inputs
+
+X = np.ones((1, 4, 3, 3))
+
+
+@pytest.mark.parametrize("args, kwargs, exc, match", [
+    ((X, np.ones((2, 4, 5, 5))), {}, ValueError,
+     r"conv2d_forward: kernel 5x5 \(dilated\) is larger than the padded input 3x3"),
+    ((X, np.ones((2, 4, 3, 3))), dict(dilation=2), ValueError,
+     r"conv2d_forward: kernel 5x5 \(dilated\) is larger than the padded input 3x3"),
+    ((X, np.ones((2, 4, 3, 3))), dict(stride=0), ValueError,
+     r"conv2d_forward: stride must be >= 1, got 0"),
+    ((X, np.ones((2, 4, 3, 3))), dict(dilation=(1, 0)), ValueError,
+     r"conv2d_forward: dilation must be >= 1, got 0"),
+    ((X, np.ones((2, 4, 3, 3))), dict(padding=(0, -1)), ValueError,
+     r"conv2d_forward: padding must be >= 0, got -1"),
+    ((X, np.ones((3, 1, 3, 3))), dict(groups=3), ValueError,
+     r"conv2d_forward: groups=3 must divide in_channels=4"),
+    ((X, np.ones((3, 2, 3, 3))), dict(groups=2), ValueError,
+     r"conv2d_forward: groups=2 must divide out_channels=3"),
+    ((X, np.ones((2, 4, 3, 3))), dict(groups=0), ValueError,
+     r"conv2d_forward: groups must be >= 1, got 0"),
+    ((X, np.ones((2, 3, 3, 3))), {}, ValueError,
+     r"conv2d_forward: W must have shape \(2, 4, 3, 3\), got \(2, 3, 3, 3\)"),
+    ((X, np.ones((2, 4, 3))), {}, ValueError,
+     r"conv2d_forward: W must be 4-D \(out_channels, in_channels/groups, kernel_h, kernel_w\), got shape \(2, 4, 3\)"),
+    ((np.ones((4, 3, 3)), np.ones((2, 4, 3, 3))), {}, ValueError,
+     r"conv2d_forward: x must be 4-D \(batch, in_channels, height, width\), got shape \(4, 3, 3\)"),
+    ((X, np.ones((2, 4, 3, 3), np.float32)), {}, TypeError,
+     r"conv2d_forward: W must have the dtype of x \(float64\), got float32"),
+    ((X.astype(np.int32), np.ones((2, 4, 3, 3))), {}, TypeError,
+     r"conv2d_forward: x must be float32 or float64, got int32"),
+    ((X, np.ones((2, 4, 3, 3)), np.ones(3)), {}, ValueError,
+     r"conv2d_forward: b must have shape \(2,\), got \(3,\)"),
+    ((X, np.ones((2, 4, 3, 3))), dict(stride=(1, 2, 3)), TypeError,
+     r"conv2d_forward: stride must be an int or an \(h, w\) pair, got \(1, 2, 3\)"),
+    ((X, np.ones((2, 4, 3, 3))), dict(padding=1.5), TypeError,
+     r"conv2d_forward: padding must be an int, \(h, w\) or \(top, bottom, left, right\), got 1.5"),
+])
+def test_conv2d_forward_bad_inputs(args, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        cn.ops.conv2d_forward(*args, **kwargs)
+
+
+def test_conv2d_backward_bad_inputs():
+    W = np.ones((2, 4, 3, 3))
+    with pytest.raises(ValueError, match=r"conv2d_backward: dy must have shape \(1, 2, 1, 1\), got \(1, 2, 2, 2\)"):
+        cn.ops.conv2d_backward(np.ones((1, 2, 2, 2)), X, W)
+    with pytest.raises(TypeError, match=r"conv2d_backward: dy must have the dtype of x \(float64\), got float32"):
+        cn.ops.conv2d_backward(np.ones((1, 2, 1, 1), np.float32), X, W)
+    with pytest.raises(ValueError, match=r"conv2d_backward: stride must be >= 1, got 0"):
+        cn.ops.conv2d_backward(np.ones((1, 2, 1, 1)), X, W, stride=0)
+
+
+@pytest.mark.parametrize("kwargs, W, exc, match", [
+    (dict(stride=2, output_padding=2), np.ones((4, 2, 3, 3)), ValueError,
+     r"conv_transpose2d_forward: output_padding \(2, 2\) must be smaller than stride \(2, 2\)"),
+    (dict(output_padding=1), np.ones((4, 2, 3, 3)), ValueError,
+     r"conv_transpose2d_forward: output_padding \(1, 1\) must be smaller than stride \(1, 1\)"),
+    (dict(stride=0), np.ones((4, 2, 3, 3)), ValueError,
+     r"conv_transpose2d_forward: stride must be >= 1, got 0"),
+    (dict(padding=-1), np.ones((4, 2, 3, 3)), ValueError,
+     r"conv_transpose2d_forward: padding must be >= 0, got -1"),
+    (dict(padding=4), np.ones((4, 2, 3, 3)), ValueError,
+     r"conv_transpose2d_forward: output size -3x-3 must be >= 1"),
+    ({}, np.ones((3, 2, 3, 3)), ValueError,
+     r"conv_transpose2d_forward: W must have shape \(4, 2, 3, 3\), got \(3, 2, 3, 3\)"),
+    ({}, np.ones((4, 2, 3, 3), np.float32), TypeError,
+     r"conv_transpose2d_forward: W must have the dtype of x \(float64\), got float32"),
+])
+def test_conv_transpose2d_forward_bad_inputs(kwargs, W, exc, match):
+    with pytest.raises(exc, match=match):
+        cn.ops.conv_transpose2d_forward(X, W, **kwargs)
+
+
+def test_conv_transpose2d_backward_bad_dy():
+    with pytest.raises(ValueError, match=r"conv_transpose2d_backward: dy must have shape \(1, 2, 5, 5\), got \(1, 2, 4, 4\)"):
+        cn.ops.conv_transpose2d_backward(np.ones((1, 2, 4, 4)), X, np.ones((4, 2, 3, 3)))
