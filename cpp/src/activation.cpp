@@ -78,14 +78,14 @@ template <typename T>
 void activation_forward(T* y, const T* x, int64_t rows, int64_t cols, Activation kind, T alpha) {
   const int64_t n = rows * cols;
   if (kind == Activation::softmax) {
-    detail::parallel_for(0, rows, row_grain(cols), [&](int64_t lo, int64_t hi, int) {
+    detail::parallel_for(0, rows, row_grain(cols), [=](int64_t lo, int64_t hi, int) {
       for (int64_t i = lo; i < hi; ++i) softmax_row(y + i * cols, x + i * cols, cols);
     });
     return;
   }
   // The switch sits outside the loops so each inner loop is one branch-free
   // body the compiler can vectorise (the selects become blends).
-  detail::parallel_for(0, n, kGrain, [&](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi, int) {
     switch (kind) {
       case Activation::linear:
         if (y != x) std::copy(x + lo, x + hi, y + lo);
@@ -97,10 +97,16 @@ void activation_forward(T* y, const T* x, int64_t rows, int64_t cols, Activation
         for (int64_t i = lo; i < hi; ++i) y[i] = std::tanh(x[i]);
         break;
       case Activation::relu:
-        for (int64_t i = lo; i < hi; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
+        for (int64_t i = lo; i < hi; ++i) {
+          const T v = x[i];
+          y[i] = v > T(0) ? v : T(0);
+        }
         break;
       case Activation::leaky_relu:
-        for (int64_t i = lo; i < hi; ++i) y[i] = x[i] > T(0) ? x[i] : alpha * x[i];
+        for (int64_t i = lo; i < hi; ++i) {
+          const T v = x[i], scaled = alpha * v;
+          y[i] = v > T(0) ? v : scaled;
+        }
         break;
       case Activation::softmax:
         break;  // handled above
@@ -115,7 +121,7 @@ void activation_backward(T* dx, const T* dy, const T* x, const T* y, int64_t row
   if (kind == Activation::softmax) {
     // The Jacobian of a softmax row is diag(y) - y yᵀ, so dx = y ⊙ (dy - <dy, y>):
     // one dot product per row instead of a cols×cols matrix.
-    detail::parallel_for(0, rows, row_grain(cols), [&](int64_t lo, int64_t hi, int) {
+    detail::parallel_for(0, rows, row_grain(cols), [=](int64_t lo, int64_t hi, int) {
       for (int64_t i = lo; i < hi; ++i) {
         const T* dyr = dy + i * cols;
         const T* yr = y + i * cols;
@@ -130,7 +136,7 @@ void activation_backward(T* dx, const T* dy, const T* x, const T* y, int64_t row
   }
   // Sigmoid and tanh use the saved output (y(1-y), 1-y²): no exp recomputed.
   // relu and leaky_relu use the input, whose sign is the derivative's switch.
-  detail::parallel_for(0, n, kGrain, [&](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi, int) {
     switch (kind) {
       case Activation::linear:
         if (dx != dy) std::copy(dy + lo, dy + hi, dx + lo);
@@ -142,10 +148,17 @@ void activation_backward(T* dx, const T* dy, const T* x, const T* y, int64_t row
         for (int64_t i = lo; i < hi; ++i) dx[i] = dy[i] * (T(1) - y[i] * y[i]);
         break;
       case Activation::relu:
-        for (int64_t i = lo; i < hi; ++i) dx[i] = x[i] > T(0) ? dy[i] : T(0);
+        for (int64_t i = lo; i < hi; ++i) {
+          // Both operands loaded before the select: a branch-free loop vectorises.
+          const T d = dy[i];
+          dx[i] = x[i] > T(0) ? d : T(0);
+        }
         break;
       case Activation::leaky_relu:
-        for (int64_t i = lo; i < hi; ++i) dx[i] = x[i] > T(0) ? dy[i] : alpha * dy[i];
+        for (int64_t i = lo; i < hi; ++i) {
+          const T d = dy[i], scaled = alpha * d;
+          dx[i] = x[i] > T(0) ? d : scaled;
+        }
         break;
       case Activation::softmax:
         break;  // handled above

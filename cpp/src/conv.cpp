@@ -274,7 +274,7 @@ void depthwise_forward(T* y, const T* x, const T* W, const T* b, const Conv2dSha
   const int64_t mult = s.out_channels / s.in_channels, P = g.positions();
   const int64_t planes = s.batch * s.out_channels;
   const int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(1, P * g.kh * g.kw));
-  detail::parallel_for(0, planes, grain, [&](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, planes, grain, [=](int64_t lo, int64_t hi, int) {
     for (int64_t plane = lo; plane < hi; ++plane) {
       const int64_t n = plane / s.out_channels, o = plane % s.out_channels;
       const T* xp = x + (n * s.in_channels + o / mult) * g.height * g.width;  // (H, W)
@@ -368,7 +368,7 @@ void depthwise_backward(T* dx, T* dW, T* db, const T* dy, const T* x, const T* W
   // dx, parallel over (image, input channel) planes: each plane gathers from
   // the `mult` output channels that read it and is written by one thread only.
   if (dx)
-    detail::parallel_for(0, s.batch * s.in_channels, grain, [&](int64_t lo, int64_t hi, int) {
+    detail::parallel_for(0, s.batch * s.in_channels, grain, [=](int64_t lo, int64_t hi, int) {
       for (int64_t plane = lo; plane < hi; ++plane) {
         const int64_t n = plane / s.in_channels, c = plane % s.in_channels;
         T* dxp = dx + plane * HW;  // (H, W)

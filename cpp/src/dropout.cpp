@@ -21,7 +21,7 @@ void dropout_forward(T* y, uint8_t* mask, const T* x, int64_t n, T rate, uint64_
   // y: (n,), mask: (n,), x: (n,)
   const T keep = T(1) - rate;
   const double threshold = static_cast<double>(rate);
-  detail::parallel_for(0, n, kGrain, [&](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi, int) {
     // The mask bit is a pure function of (key, i), so any split of [0, n)
     // draws the same bits as the serial loop.
     for (int64_t i = lo; i < hi; ++i) {
@@ -48,7 +48,7 @@ template <typename T>
 void dropout_backward(T* dx, const T* dy, const uint8_t* mask, int64_t n, T rate) {
   // dx: (n,), dy: (n,), mask: (n,)
   const T keep = T(1) - rate;
-  detail::parallel_for(0, n, kGrain, [&](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi, int) {
     for (int64_t i = lo; i < hi; ++i) dx[i] = dy[i] * T(mask[i] != 0) / keep;
   });
 }

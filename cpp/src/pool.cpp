@@ -168,7 +168,7 @@ void max_pool2d_forward(T* y, int64_t* argmax, const T* x, const Pool2dShape& s)
   const int64_t out_size = s.out_h() * s.out_w();
   const bool fast_2x2 = is_plain_2x2(s);
   const int64_t grain = plane_grain(out_size * s.kernel_h * s.kernel_w);
-  detail::parallel_for(0, planes, grain, [&](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, planes, grain, [=](int64_t lo, int64_t hi, int) {
     for (int64_t p = lo; p < hi; ++p) {
       if (fast_2x2)
         max_pool_plane_2x2(y + p * out_size, argmax + p * out_size, x + p * in_size, s.height,
@@ -216,7 +216,7 @@ void max_pool2d_backward(T* dx, const T* dy, const int64_t* argmax, const Pool2d
   const int64_t planes = s.batch * s.channels, in_size = s.height * s.width;
   const int64_t out_size = s.out_h() * s.out_w();
   const int64_t grain = plane_grain(in_size + out_size);
-  detail::parallel_for(0, planes, grain, [&](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, planes, grain, [=](int64_t lo, int64_t hi, int) {
     for (int64_t p = lo; p < hi; ++p) {
       T* dxp = dx + p * in_size;
       const T* dyp = dy + p * out_size;
@@ -295,7 +295,7 @@ void avg_pool2d_forward(T* y, const T* x, const Pool2dShape& s) {
   const int64_t planes = s.batch * s.channels, in_size = s.height * s.width;
   const int64_t out_size = s.out_h() * s.out_w();
   const int64_t grain = plane_grain(out_size * s.kernel_h * s.kernel_w);
-  detail::parallel_for(0, planes, grain, [&](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, planes, grain, [=](int64_t lo, int64_t hi, int) {
     for (int64_t p = lo; p < hi; ++p) avg_pool_plane(y + p * out_size, x + p * in_size, s);
   });
 }
@@ -330,7 +330,7 @@ void avg_pool2d_backward(T* dx, const T* dy, const Pool2dShape& s) {
   const int64_t planes = s.batch * s.channels, in_size = s.height * s.width;
   const int64_t out_size = s.out_h() * s.out_w();
   const int64_t grain = plane_grain(in_size + out_size * s.kernel_h * s.kernel_w);
-  detail::parallel_for(0, planes, grain, [&](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, planes, grain, [=](int64_t lo, int64_t hi, int) {
     for (int64_t p = lo; p < hi; ++p)
       avg_pool_plane_backward(dx + p * in_size, dy + p * out_size, s);
   });
@@ -368,7 +368,7 @@ void avg_pool2d_backward_naive(T* dx, const T* dy, const Pool2dShape& s) {
 template <typename T>
 void global_avg_pool2d_forward(T* y, const T* x, int64_t planes, int64_t plane_size) {
   // y: (planes,); x: (planes, plane_size)
-  detail::parallel_for(0, planes, plane_grain(plane_size), [&](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, planes, plane_grain(plane_size), [=](int64_t lo, int64_t hi, int) {
     for (int64_t p = lo; p < hi; ++p) {
       const T* xp = x + p * plane_size;
       T sum = T(0);
@@ -381,7 +381,7 @@ void global_avg_pool2d_forward(T* y, const T* x, int64_t planes, int64_t plane_s
 template <typename T>
 void global_avg_pool2d_backward(T* dx, const T* dy, int64_t planes, int64_t plane_size) {
   // dx: (planes, plane_size); dy: (planes,)
-  detail::parallel_for(0, planes, plane_grain(plane_size), [&](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, planes, plane_grain(plane_size), [=](int64_t lo, int64_t hi, int) {
     for (int64_t p = lo; p < hi; ++p) {
       // Every cell contributed 1/plane_size of the mean.
       const T g = dy[p] / static_cast<T>(plane_size);
@@ -398,7 +398,7 @@ void zero_pad2d_forward(T* y, const T* x, int64_t planes, int64_t height, int64_
                         int64_t top, int64_t bottom, int64_t left, int64_t right) {
   // y: (planes, height + top + bottom, width + left + right); x: (planes, height, width)
   const int64_t OH = height + top + bottom, OW = width + left + right;
-  detail::parallel_for(0, planes, plane_grain(OH * OW), [&](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, planes, plane_grain(OH * OW), [=](int64_t lo, int64_t hi, int) {
     for (int64_t p = lo; p < hi; ++p) {
       T* yp = y + p * OH * OW;
       const T* xp = x + p * height * width;
@@ -421,7 +421,7 @@ void zero_pad2d_backward(T* dx, const T* dy, int64_t planes, int64_t height, int
                          int64_t top, int64_t bottom, int64_t left, int64_t right) {
   // dx: (planes, height, width); dy: (planes, height + top + bottom, width + left + right)
   const int64_t OH = height + top + bottom, OW = width + left + right;
-  detail::parallel_for(0, planes, plane_grain(height * width), [&](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, planes, plane_grain(height * width), [=](int64_t lo, int64_t hi, int) {
     for (int64_t p = lo; p < hi; ++p) {
       const T* dyp = dy + p * OH * OW;
       T* dxp = dx + p * height * width;
