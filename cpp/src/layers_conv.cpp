@@ -61,21 +61,50 @@ void set_padding(const LayerSpec& spec, Geometry& g, int64_t span_h, int64_t spa
                    spec.padding + "'");
 }
 
-// Conv2D and DepthwiseConv2D (groups = channels, depth_multiplier outputs each).
+// What the convolution layers share: a fused activation, kernel and bias
+// initialisers, and parameters stored kernel(s) first, bias last.
 template <typename T>
-class Conv2D : public Layer<T> {
- public:
-  explicit Conv2D(const LayerSpec& spec)
+class Convolution : public Layer<T> {
+ protected:
+  explicit Convolution(const LayerSpec& spec)
       : Layer<T>(spec),
         activation_(parse_activation(spec.activation)),
         kernel_init_(parse_initializer(spec.kernel_initializer)),
         bias_init_(parse_initializer(spec.bias_initializer)) {
-    if (spec.kind == "conv2d" && spec.filters < 1)
+    if (spec.kind != "depthwise_conv2d" && spec.filters < 1)
       throw ValueError(layer_label(spec) + ": filters must be >= 1, got " + std::to_string(spec.filters));
     if (spec.depth_multiplier < 1)
       throw ValueError(layer_label(spec) + ": depth_multiplier must be >= 1, got " +
                        std::to_string(spec.depth_multiplier));
   }
+
+  // Elements of the kernel(s) before the bias.
+  virtual int64_t kernel_size() const { return shape_size(this->parameter_shapes()[0]); }
+  const T* bias() const { return this->spec_.use_bias ? this->params_ + kernel_size() : nullptr; }
+  T* bias_grad() { return this->spec_.use_bias ? this->grads_ + kernel_size() : nullptr; }
+  T alpha() const { return static_cast<T>(this->spec_.alpha); }
+
+  void initialize_kernel_and_bias(uint64_t key, int64_t fan_in, int64_t fan_out) {
+    const double stddev = this->spec_.initializer_stddev;
+    corenn::initialize<T>(this->params_, kernel_size(), kernel_init_, fan_in, fan_out, stddev, key);
+    if (this->spec_.use_bias)
+      corenn::initialize<T>(this->params_ + kernel_size(), this->parameter_shapes().back()[0], bias_init_,
+                            fan_in, fan_out, stddev, random_bits(key, 1));
+  }
+
+ public:
+  double penalty(bool with_gradient) override { return this->kernel_penalty(0, kernel_size(), with_gradient); }
+
+ protected:
+  Activation activation_;
+  Init kernel_init_, bias_init_;
+};
+
+// Conv2D and DepthwiseConv2D (groups = channels, depth_multiplier outputs each).
+template <typename T>
+class Conv2D : public Convolution<T> {
+ public:
+  explicit Conv2D(const LayerSpec& spec) : Convolution<T>(spec) {}
 
   Shape build(const Shape& in) override {
     const LayerSpec& spec = this->spec_;
@@ -110,36 +139,28 @@ class Conv2D : public Layer<T> {
   void initialize(uint64_t key) override {
     const Conv2dShape& g = geometry_;
     const int64_t taps = g.kernel_h * g.kernel_w;
-    const int64_t fan_in = g.in_channels / g.groups * taps, fan_out = g.out_channels / g.groups * taps;
-    corenn::initialize<T>(this->params_, kernel_size(), kernel_init_, fan_in, fan_out,
-                          this->spec_.initializer_stddev, key);
-    if (this->spec_.use_bias)
-      corenn::initialize<T>(this->params_ + kernel_size(), g.out_channels, bias_init_, fan_in, fan_out,
-                            this->spec_.initializer_stddev, random_bits(key, 1));
+    this->initialize_kernel_and_bias(key, g.in_channels / g.groups * taps, g.out_channels / g.groups * taps);
   }
 
   const T* forward(const T* x, int64_t batch, bool, uint64_t, LayerCache<T>& c) const override {
     const Conv2dShape s = at_batch(batch);
     ensure_size(c.scratch, conv2d_scratch_size(s));
-    T* z = preactivation_output(c, activation_, batch * this->out_size_);
-    conv2d_forward<T>(z, c.scratch.data(), x, this->params_, bias(), s);
-    apply_activation(c, activation_, alpha(), batch * this->out_size_ / s.out_w(), s.out_w());
+    T* z = preactivation_output(c, this->activation_, batch * this->out_size_);
+    conv2d_forward<T>(z, c.scratch.data(), x, this->params_, this->bias(), s);
+    apply_activation(c, this->activation_, this->alpha(), batch * this->out_size_ / s.out_w(), s.out_w());
     return c.out.data();
   }
 
   T* backward(T* dy, T* dx, const T* x, const T* y, int64_t batch, bool need_dx,
               LayerCache<T>& c) override {
     const Conv2dShape s = at_batch(batch);
-    activation_gradient_in_place(dy, c, y, activation_, alpha(), batch * this->out_size_ / s.out_w(),
-                                 s.out_w());
+    activation_gradient_in_place(dy, c, y, this->activation_, this->alpha(),
+                                 batch * this->out_size_ / s.out_w(), s.out_w());
     ensure_size(c.scratch, conv2d_scratch_size(s));
-    conv2d_backward<T>(need_dx ? dx : nullptr, this->grads_,
-                       this->spec_.use_bias ? this->grads_ + kernel_size() : nullptr, c.scratch.data(),
-                       dy, x, this->params_, s);
+    conv2d_backward<T>(need_dx ? dx : nullptr, this->grads_, this->bias_grad(), c.scratch.data(), dy, x,
+                       this->params_, s);
     return need_dx ? dx : nullptr;
   }
-
-  double penalty(bool with_gradient) override { return this->kernel_penalty(0, kernel_size(), with_gradient); }
 
  private:
   Conv2dShape at_batch(int64_t batch) const {
@@ -147,12 +168,7 @@ class Conv2D : public Layer<T> {
     s.batch = batch;
     return s;
   }
-  int64_t kernel_size() const { return shape_size(parameter_shapes()[0]); }
-  const T* bias() const { return this->spec_.use_bias ? this->params_ + kernel_size() : nullptr; }
-  T alpha() const { return static_cast<T>(this->spec_.alpha); }
 
-  Activation activation_;
-  Init kernel_init_, bias_init_;
   Conv2dShape geometry_;
 };
 
@@ -160,19 +176,9 @@ class Conv2D : public Layer<T> {
 // pointwise convolution to `filters`, with one bias and activation at the end.
 // Parameters: depthwise kernel (C·m, 1, KH, KW), pointwise kernel (filters, C·m, 1, 1), bias.
 template <typename T>
-class SeparableConv2D : public Layer<T> {
+class SeparableConv2D : public Convolution<T> {
  public:
-  explicit SeparableConv2D(const LayerSpec& spec)
-      : Layer<T>(spec),
-        activation_(parse_activation(spec.activation)),
-        kernel_init_(parse_initializer(spec.kernel_initializer)),
-        bias_init_(parse_initializer(spec.bias_initializer)) {
-    if (spec.filters < 1)
-      throw ValueError(layer_label(spec) + ": filters must be >= 1, got " + std::to_string(spec.filters));
-    if (spec.depth_multiplier < 1)
-      throw ValueError(layer_label(spec) + ": depth_multiplier must be >= 1, got " +
-                       std::to_string(spec.depth_multiplier));
-  }
+  explicit SeparableConv2D(const LayerSpec& spec) : Convolution<T>(spec) {}
 
   Shape build(const Shape& in) override {
     const LayerSpec& spec = this->spec_;
@@ -212,12 +218,12 @@ class SeparableConv2D : public Layer<T> {
   void initialize(uint64_t key) override {
     const int64_t taps = depthwise_.kernel_h * depthwise_.kernel_w;
     const double stddev = this->spec_.initializer_stddev;
-    corenn::initialize<T>(this->params_, depthwise_size(), kernel_init_, taps,
+    corenn::initialize<T>(this->params_, depthwise_size(), this->kernel_init_, taps,
                           taps * this->spec_.depth_multiplier, stddev, key);
-    corenn::initialize<T>(pointwise(), pointwise_size(), kernel_init_, pointwise_.in_channels,
+    corenn::initialize<T>(pointwise(), pointwise_size(), this->kernel_init_, pointwise_.in_channels,
                           pointwise_.out_channels, stddev, random_bits(key, 1));
     if (this->spec_.use_bias)
-      corenn::initialize<T>(pointwise() + pointwise_size(), pointwise_.out_channels, bias_init_,
+      corenn::initialize<T>(pointwise() + pointwise_size(), pointwise_.out_channels, this->bias_init_,
                             pointwise_.in_channels, pointwise_.out_channels, stddev, random_bits(key, 2));
   }
 
@@ -227,9 +233,9 @@ class SeparableConv2D : public Layer<T> {
     ensure_size(c.scratch, std::max(conv2d_scratch_size(d), conv2d_scratch_size(p)));
     ensure_size(c.mid, batch * p.in_channels * p.height * p.width);
     conv2d_forward<T>(c.mid.data(), c.scratch.data(), x, this->params_, nullptr, d);
-    T* z = preactivation_output(c, activation_, batch * this->out_size_);
-    conv2d_forward<T>(z, c.scratch.data(), c.mid.data(), pointwise(), bias(), p);
-    apply_activation(c, activation_, alpha(), batch * this->out_size_ / p.width, p.width);
+    T* z = preactivation_output(c, this->activation_, batch * this->out_size_);
+    conv2d_forward<T>(z, c.scratch.data(), c.mid.data(), pointwise(), this->bias(), p);
+    apply_activation(c, this->activation_, this->alpha(), batch * this->out_size_ / p.width, p.width);
     return c.out.data();
   }
 
@@ -237,48 +243,35 @@ class SeparableConv2D : public Layer<T> {
               LayerCache<T>& c) override {
     Conv2dShape d = depthwise_, p = pointwise_;
     d.batch = p.batch = batch;
-    activation_gradient_in_place(dy, c, y, activation_, alpha(), batch * this->out_size_ / p.width, p.width);
+    activation_gradient_in_place(dy, c, y, this->activation_, this->alpha(), batch * this->out_size_ / p.width,
+                                 p.width);
     ensure_size(c.scratch, std::max(conv2d_scratch_size(d), conv2d_scratch_size(p)));
     ensure_size(c.grad_mid, batch * p.in_channels * p.height * p.width);
-    T* grads = this->grads_;
-    conv2d_backward<T>(c.grad_mid.data(), grads + depthwise_size(),
-                       this->spec_.use_bias ? grads + depthwise_size() + pointwise_size() : nullptr,
-                       c.scratch.data(), dy, c.mid.data(), pointwise(), p);
-    conv2d_backward<T>(need_dx ? dx : nullptr, grads, nullptr, c.scratch.data(), c.grad_mid.data(), x,
+    conv2d_backward<T>(c.grad_mid.data(), this->grads_ + depthwise_size(), this->bias_grad(), c.scratch.data(),
+                       dy, c.mid.data(), pointwise(), p);
+    conv2d_backward<T>(need_dx ? dx : nullptr, this->grads_, nullptr, c.scratch.data(), c.grad_mid.data(), x,
                        this->params_, d);
     return need_dx ? dx : nullptr;
   }
 
-  double penalty(bool with_gradient) override {
-    return this->kernel_penalty(0, depthwise_size() + pointwise_size(), with_gradient);
-  }
+ protected:
+  int64_t kernel_size() const override { return depthwise_size() + pointwise_size(); }
 
  private:
   int64_t depthwise_size() const { return depthwise_.out_channels * depthwise_.kernel_h * depthwise_.kernel_w; }
   int64_t pointwise_size() const { return pointwise_.out_channels * pointwise_.in_channels; }
   const T* pointwise() const { return this->params_ + depthwise_size(); }
   T* pointwise() { return this->params_ + depthwise_size(); }
-  const T* bias() const { return this->spec_.use_bias ? pointwise() + pointwise_size() : nullptr; }
-  T alpha() const { return static_cast<T>(this->spec_.alpha); }
 
-  Activation activation_;
-  Init kernel_init_, bias_init_;
   Conv2dShape depthwise_, pointwise_;
 };
 
 // Conv2DTranspose: weights (C_in, filters, KH, KW) as PyTorch. "valid" gives
 // (H − 1)·s + KH; "same" gives H·s, which needs 2·pad − output_padding = KH − s.
 template <typename T>
-class Conv2DTranspose : public Layer<T> {
+class Conv2DTranspose : public Convolution<T> {
  public:
-  explicit Conv2DTranspose(const LayerSpec& spec)
-      : Layer<T>(spec),
-        activation_(parse_activation(spec.activation)),
-        kernel_init_(parse_initializer(spec.kernel_initializer)),
-        bias_init_(parse_initializer(spec.bias_initializer)) {
-    if (spec.filters < 1)
-      throw ValueError(layer_label(spec) + ": filters must be >= 1, got " + std::to_string(spec.filters));
-  }
+  explicit Conv2DTranspose(const LayerSpec& spec) : Convolution<T>(spec) {}
 
   Shape build(const Shape& in) override {
     const LayerSpec& spec = this->spec_;
@@ -323,20 +316,16 @@ class Conv2DTranspose : public Layer<T> {
   void initialize(uint64_t key) override {
     const ConvTranspose2dShape& g = geometry_;
     const int64_t taps = g.kernel_h * g.kernel_w;
-    corenn::initialize<T>(this->params_, kernel_size(), kernel_init_, g.out_channels * taps,
-                          g.in_channels * taps, this->spec_.initializer_stddev, key);
-    if (this->spec_.use_bias)
-      corenn::initialize<T>(this->params_ + kernel_size(), g.out_channels, bias_init_, g.out_channels * taps,
-                            g.in_channels * taps, this->spec_.initializer_stddev, random_bits(key, 1));
+    this->initialize_kernel_and_bias(key, g.out_channels * taps, g.in_channels * taps);
   }
 
   const T* forward(const T* x, int64_t batch, bool, uint64_t, LayerCache<T>& c) const override {
     ConvTranspose2dShape s = geometry_;
     s.batch = batch;
     ensure_size(c.scratch, conv_transpose2d_scratch_size(s));
-    T* z = preactivation_output(c, activation_, batch * this->out_size_);
-    conv_transpose2d_forward<T>(z, c.scratch.data(), x, this->params_, bias(), s);
-    apply_activation(c, activation_, alpha(), batch * this->out_size_ / s.out_w(), s.out_w());
+    T* z = preactivation_output(c, this->activation_, batch * this->out_size_);
+    conv_transpose2d_forward<T>(z, c.scratch.data(), x, this->params_, this->bias(), s);
+    apply_activation(c, this->activation_, this->alpha(), batch * this->out_size_ / s.out_w(), s.out_w());
     return c.out.data();
   }
 
@@ -344,15 +333,13 @@ class Conv2DTranspose : public Layer<T> {
               LayerCache<T>& c) override {
     ConvTranspose2dShape s = geometry_;
     s.batch = batch;
-    activation_gradient_in_place(dy, c, y, activation_, alpha(), batch * this->out_size_ / s.out_w(), s.out_w());
+    activation_gradient_in_place(dy, c, y, this->activation_, this->alpha(),
+                                 batch * this->out_size_ / s.out_w(), s.out_w());
     ensure_size(c.scratch, conv_transpose2d_scratch_size(s));
-    conv_transpose2d_backward<T>(need_dx ? dx : nullptr, this->grads_,
-                                 this->spec_.use_bias ? this->grads_ + kernel_size() : nullptr,
-                                 c.scratch.data(), dy, x, this->params_, s);
+    conv_transpose2d_backward<T>(need_dx ? dx : nullptr, this->grads_, this->bias_grad(), c.scratch.data(), dy,
+                                 x, this->params_, s);
     return need_dx ? dx : nullptr;
   }
-
-  double penalty(bool with_gradient) override { return this->kernel_penalty(0, kernel_size(), with_gradient); }
 
  private:
   void same_transpose_padding(int64_t k, int64_t s, int64_t& pad, int64_t& output_pad, const char* axis) const {
@@ -368,12 +355,6 @@ class Conv2DTranspose : public Layer<T> {
                        std::to_string(k) + " and stride " + std::to_string(s) +
                        " needs output_padding >= stride; use an odd kernel or padding='valid'");
   }
-  int64_t kernel_size() const { return shape_size(parameter_shapes()[0]); }
-  const T* bias() const { return this->spec_.use_bias ? this->params_ + kernel_size() : nullptr; }
-  T alpha() const { return static_cast<T>(this->spec_.alpha); }
-
-  Activation activation_;
-  Init kernel_init_, bias_init_;
   ConvTranspose2dShape geometry_;
 };
 
