@@ -18,6 +18,7 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
+import steps
 import workloads_cnn as cnn
 
 # ----------------------------------------------------------------- shared specs
@@ -273,30 +274,14 @@ def _torch_mlp():
 def torch_train(batch):
     import torch
     model = _torch_mlp()
-    model.train()
     opt = torch.optim.Adam(model.parameters(), lr=LR)
-    loss_fn = torch.nn.CrossEntropyLoss()
     x, y = (torch.from_numpy(a) for a in _data(batch))
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
-    return step
+    return steps.torch_train_step(model, opt, x, y)
 
 
 def torch_infer(batch):
     import torch
-    model = _torch_mlp()
-    model.eval()
-    x = torch.from_numpy(_data(batch)[0])
-
-    def step():
-        with torch.inference_mode():
-            return model(x)
-    return step
+    return steps.torch_infer_step(_torch_mlp(), torch.from_numpy(_data(batch)[0]))
 
 
 def torch_dense_forward():

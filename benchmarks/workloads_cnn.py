@@ -4,6 +4,8 @@ Registered in workloads.py; same builder contract (a builder returns step())."""
 
 import numpy as np
 
+import steps
+
 CONV_SHAPE = (32, 64, 32, 32)         # x: (N, C, H, W)
 CONV_OUT, CONV_K, CONV_PAD = 64, 3, 1  # 3×3, 64 -> 64, same padding, no bias
 LENET_INPUT = (1, 28, 28)
@@ -245,27 +247,11 @@ def _torch_lenet():
 def torch_lenet_train(batch):
     import torch
     model = _torch_lenet()
-    model.train()
     opt = torch.optim.SGD(model.parameters(), lr=LENET_LR, momentum=LENET_MOMENTUM)
-    loss_fn = torch.nn.CrossEntropyLoss()
     x, y = (torch.from_numpy(a) for a in _lenet_data(batch))
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
-    return step
+    return steps.torch_train_step(model, opt, x, y)
 
 
 def torch_lenet_infer(batch):
     import torch
-    model = _torch_lenet()
-    model.eval()
-    x = torch.from_numpy(_lenet_data(batch)[0])
-
-    def step():
-        with torch.inference_mode():
-            return model(x)
-    return step
+    return steps.torch_infer_step(_torch_lenet(), torch.from_numpy(_lenet_data(batch)[0]))
