@@ -61,6 +61,26 @@ void set_padding(const LayerSpec& spec, Geometry& g, int64_t span_h, int64_t spa
                    spec.padding + "'");
 }
 
+// The geometry of a convolution over per-example input (C, H, W) from the
+// spec's kernel, strides, dilation and padding; ValueError names the layer.
+Conv2dShape conv_geometry(const LayerSpec& spec, const Shape& in, int64_t groups, int64_t out_channels) {
+  require_image(spec, in);
+  Conv2dShape g;
+  g.in_channels = in[0];
+  g.height = in[1];
+  g.width = in[2];
+  g.groups = groups;
+  g.out_channels = out_channels;
+  const Pair k = pair_of(spec, spec.kernel_size, "kernel_size", 1);
+  const Pair st = pair_of(spec, spec.strides, "strides", 1);
+  const Pair d = pair_of(spec, spec.dilation, "dilation_rate", 1);
+  g.kernel_h = k.h, g.kernel_w = k.w, g.stride_h = st.h, g.stride_w = st.w;
+  g.dilation_h = d.h, g.dilation_w = d.w;
+  set_padding(spec, g, d.h * (k.h - 1) + 1, d.w * (k.w - 1) + 1);
+  validate(g, layer_label(spec).c_str());
+  return g;
+}
+
 // What the convolution layers share: a fused activation, kernel and bias
 // initialisers, and parameters stored kernel(s) first, bias last.
 template <typename T>
@@ -109,20 +129,9 @@ class Conv2D : public Convolution<T> {
   Shape build(const Shape& in) override {
     const LayerSpec& spec = this->spec_;
     require_image(spec, in);
-    Conv2dShape g;
-    g.in_channels = in[0];
-    g.height = in[1];
-    g.width = in[2];
     const bool depthwise = spec.kind == "depthwise_conv2d";
-    g.groups = depthwise ? in[0] : spec.groups;
-    g.out_channels = depthwise ? in[0] * spec.depth_multiplier : spec.filters;
-    const Pair k = pair_of(spec, spec.kernel_size, "kernel_size", 1);
-    const Pair st = pair_of(spec, spec.strides, "strides", 1);
-    const Pair d = pair_of(spec, spec.dilation, "dilation_rate", 1);
-    g.kernel_h = k.h, g.kernel_w = k.w, g.stride_h = st.h, g.stride_w = st.w;
-    g.dilation_h = d.h, g.dilation_w = d.w;
-    set_padding(spec, g, d.h * (k.h - 1) + 1, d.w * (k.w - 1) + 1);
-    validate(g, layer_label(spec).c_str());
+    const Conv2dShape g = conv_geometry(spec, in, depthwise ? in[0] : spec.groups,
+                                        depthwise ? in[0] * spec.depth_multiplier : spec.filters);
     geometry_ = g;
     this->in_size_ = shape_size(in);
     this->out_size_ = g.out_channels * g.out_h() * g.out_w();
@@ -183,18 +192,7 @@ class SeparableConv2D : public Convolution<T> {
   Shape build(const Shape& in) override {
     const LayerSpec& spec = this->spec_;
     require_image(spec, in);
-    Conv2dShape d;
-    d.in_channels = d.groups = in[0];
-    d.height = in[1];
-    d.width = in[2];
-    d.out_channels = in[0] * spec.depth_multiplier;
-    const Pair k = pair_of(spec, spec.kernel_size, "kernel_size", 1);
-    const Pair st = pair_of(spec, spec.strides, "strides", 1);
-    const Pair dil = pair_of(spec, spec.dilation, "dilation_rate", 1);
-    d.kernel_h = k.h, d.kernel_w = k.w, d.stride_h = st.h, d.stride_w = st.w;
-    d.dilation_h = dil.h, d.dilation_w = dil.w;
-    set_padding(spec, d, dil.h * (k.h - 1) + 1, dil.w * (k.w - 1) + 1);
-    validate(d, layer_label(spec).c_str());
+    const Conv2dShape d = conv_geometry(spec, in, in[0], in[0] * spec.depth_multiplier);
     Conv2dShape p;
     p.in_channels = d.out_channels;
     p.height = d.out_h();
