@@ -23,6 +23,13 @@ int64_t Layer<T>::parameter_count() const {
 }
 
 template <typename T>
+int64_t Layer<T>::state_count() const {
+  int64_t n = 0;
+  for (const Shape& s : state_shapes()) n += shape_size(s);
+  return n;
+}
+
+template <typename T>
 double Layer<T>::kernel_penalty(int64_t offset, int64_t n, bool with_gradient) {
   if (spec_.l1 == 0.0 && spec_.l2 == 0.0) return 0.0;
   return static_cast<double>(weight_penalty<T>(with_gradient ? grads_ + offset : nullptr,

@@ -71,11 +71,18 @@ class Layer {
   // Parameter tensors in Keras order (Dense: kernel, bias), stored back to back.
   virtual std::vector<Shape> parameter_shapes() const { return {}; }
   int64_t parameter_count() const;
-  // Points the layer at its slice of the model's parameter and gradient arenas.
-  void bind(T* parameters, T* gradients) {
+  // State that training updates without gradients (batch norm's moving
+  // averages), in Keras order after the parameters. It lives in the model's
+  // state arena, which no optimizer touches.
+  virtual std::vector<Shape> state_shapes() const { return {}; }
+  int64_t state_count() const;
+  // Points the layer at its slices of the model's parameter, gradient and state arenas.
+  void bind(T* parameters, T* gradients, T* state) {
     params_ = parameters;
     grads_ = gradients;
+    state_ = state;
   }
+  // Initial parameters (drawn from key) and state.
   virtual void initialize(uint64_t key) { (void)key; }
 
   // Returns the output: cache.out, or x itself for layers that only relabel shapes.
@@ -95,12 +102,16 @@ class Layer {
   int64_t output_size() const { return out_size_; }
   const T* parameters() const { return params_; }
   T* parameters() { return params_; }
+  const T* state() const { return state_; }
+  T* state() { return state_; }
 
  protected:
   LayerSpec spec_;
   int64_t in_size_ = 0, out_size_ = 0;  // per example
   T* params_ = nullptr;
   T* grads_ = nullptr;
+  // Written by forward in training mode (batch norm), hence not const-bound.
+  T* state_ = nullptr;
 };
 
 template <typename T>

@@ -34,6 +34,7 @@ class EngineBase {
  public:
   virtual ~EngineBase() = default;
   std::vector<LayerSpec> specs;
+  std::string input_name = "input";
   Shape input_shape;
   std::vector<Shape> shapes;  // shapes[i] = output of layer i (per example)
   bool built = false, compiled = false;
@@ -57,6 +58,8 @@ class EngineBase {
   virtual void set_optimizer_state(const Model::OptimizerState& state) = 0;
   virtual Tensor get_parameters() const = 0;
   virtual void set_parameters(const Tensor& flat) = 0;
+  virtual Tensor get_state() const = 0;
+  virtual void set_state(const Tensor& flat) = 0;
 };
 
 namespace {
@@ -73,15 +76,17 @@ class Engine : public EngineBase {
   void build() override {
     std::vector<std::unique_ptr<Layer<T>>> layers;
     std::vector<Shape> out_shapes;
-    std::vector<int64_t> offsets;
+    std::vector<int64_t> offsets, state_offsets;
     Shape shape = input_shape;
-    int64_t total = 0;
+    int64_t total = 0, state_total = 0;
     for (const LayerSpec& spec : specs) {
       layers.push_back(detail::make_layer<T>(spec));
       shape = layers.back()->build(shape);
       out_shapes.push_back(shape);
       offsets.push_back(total);
       total += layers.back()->parameter_count();
+      state_offsets.push_back(state_total);
+      state_total += layers.back()->state_count();
     }
     // Everything above may throw; only now is the model changed.
     layers_ = std::move(layers);
@@ -89,8 +94,10 @@ class Engine : public EngineBase {
     offsets_ = std::move(offsets);
     params_.assign(static_cast<size_t>(total), T(0));
     grads_.assign(static_cast<size_t>(total), T(0));
+    state_.assign(static_cast<size_t>(state_total), T(0));
     for (size_t i = 0; i < layers_.size(); ++i) {
-      layers_[i]->bind(params_.data() + offsets_[i], grads_.data() + offsets_[i]);
+      layers_[i]->bind(params_.data() + offsets_[i], grads_.data() + offsets_[i],
+                       state_.data() + state_offsets[i]);
       layers_[i]->initialize(next_key());
     }
     dropout_key = next_key();
@@ -105,8 +112,16 @@ class Engine : public EngineBase {
 
   std::vector<Tensor> get_weights(size_t layer) const override {
     std::vector<Tensor> out;
-    const T* p = layers_.at(layer)->parameters();
-    for (const Shape& s : layers_[layer]->parameter_shapes()) {
+    const Layer<T>& l = *layers_.at(layer);
+    const T* p = l.parameters();
+    for (const Shape& s : l.parameter_shapes()) {
+      Tensor t(s, dtype_of<T>());
+      std::memcpy(t.data_as<T>(), p, sizeof(T) * static_cast<size_t>(t.size()));
+      p += t.size();
+      out.push_back(std::move(t));
+    }
+    p = l.state();
+    for (const Shape& s : l.state_shapes()) {
       Tensor t(s, dtype_of<T>());
       std::memcpy(t.data_as<T>(), p, sizeof(T) * static_cast<size_t>(t.size()));
       p += t.size();
@@ -117,7 +132,9 @@ class Engine : public EngineBase {
 
   void set_weights(size_t layer, const std::vector<Tensor>& weights) override {
     Layer<T>& l = *layers_.at(layer);
-    const auto shapes_expected = l.parameter_shapes();
+    auto shapes_expected = l.parameter_shapes();
+    const size_t n_params = shapes_expected.size();
+    for (const Shape& s : l.state_shapes()) shapes_expected.push_back(s);
     const std::string who = "set_weights: layer '" + l.spec().name + "'";
     if (weights.size() != shapes_expected.size())
       throw ValueError(who + " expects " + std::to_string(shapes_expected.size()) +
@@ -131,9 +148,10 @@ class Engine : public EngineBase {
                         dtype_name(dtype_of<T>()) + ", got " + dtype_name(weights[i].dtype()));
     }
     T* p = l.parameters();
-    for (const Tensor& w : weights) {
-      std::memcpy(p, w.data_as<T>(), sizeof(T) * static_cast<size_t>(w.size()));
-      p += w.size();
+    for (size_t i = 0; i < weights.size(); ++i) {
+      if (i == n_params) p = l.state();
+      std::memcpy(p, weights[i].data_as<T>(), sizeof(T) * static_cast<size_t>(weights[i].size()));
+      p += weights[i].size();
     }
   }
 
@@ -234,21 +252,26 @@ class Engine : public EngineBase {
     step = state.step;
   }
 
-  Tensor get_parameters() const override {
-    Tensor t({static_cast<int64_t>(params_.size())}, dtype_of<T>());
-    std::memcpy(t.data_as<T>(), params_.data(), sizeof(T) * params_.size());
+  Tensor get_parameters() const override { return flat_copy(params_); }
+  void set_parameters(const Tensor& flat) override { flat_assign("set_parameters", params_, flat); }
+  Tensor get_state() const override { return flat_copy(state_); }
+  void set_state(const Tensor& flat) override { flat_assign("set_state", state_, flat); }
+
+ private:
+  static Tensor flat_copy(const std::vector<T>& arena) {
+    Tensor t({static_cast<int64_t>(arena.size())}, dtype_of<T>());
+    std::memcpy(t.data_as<T>(), arena.data(), sizeof(T) * arena.size());
     return t;
   }
 
-  void set_parameters(const Tensor& flat) override {
-    if (flat.dtype() != dtype_of<T>() || flat.size() != static_cast<int64_t>(params_.size()))
-      throw ShapeError("set_parameters: expected " + std::to_string(params_.size()) + " " +
+  static void flat_assign(const char* op, std::vector<T>& arena, const Tensor& flat) {
+    if (flat.dtype() != dtype_of<T>() || flat.size() != static_cast<int64_t>(arena.size()))
+      throw ShapeError(std::string(op) + ": expected " + std::to_string(arena.size()) + " " +
                        dtype_name(dtype_of<T>()) + " values, got " + std::to_string(flat.size()) +
                        " " + dtype_name(flat.dtype()));
-    std::memcpy(params_.data(), flat.data_as<T>(), sizeof(T) * params_.size());
+    std::memcpy(arena.data(), flat.data_as<T>(), sizeof(T) * arena.size());
   }
 
- private:
   int64_t max_width() const {
     int64_t w = shape_size(input_shape);
     for (const Shape& s : shapes) w = std::max(w, shape_size(s));
@@ -382,7 +405,8 @@ class Engine : public EngineBase {
 
   std::vector<std::unique_ptr<Layer<T>>> layers_;
   std::vector<int64_t> offsets_;
-  std::vector<T> params_, grads_, state1_, state2_;
+  std::vector<T> params_, grads_, state_;
+  std::vector<T> state1_, state2_;  // the optimizer's slots
   // The training context: reused across steps, grown only when the batch grows.
   std::vector<LayerCache<T>> caches_;
   std::vector<T> grad_a_, grad_b_;
@@ -425,6 +449,13 @@ void Model::build(const Shape& input_shape) {
     throw;
   }
 }
+
+void Model::set_input_name(const std::string& name) {
+  if (impl_->built) throw ValueError("set_input_name: the model is already built");
+  if (name.empty()) throw ValueError("set_input_name: the name must not be empty");
+  impl_->input_name = name;
+}
+const std::string& Model::input_name() const { return impl_->input_name; }
 
 bool Model::built() const { return impl_->built; }
 const Shape& Model::input_shape() const { return impl_->input_shape; }
@@ -489,5 +520,7 @@ void Model::set_optimizer_state(const OptimizerState& state) {
 }
 Tensor Model::get_parameters() const { return impl_->get_parameters(); }
 void Model::set_parameters(const Tensor& flat) { impl_->set_parameters(flat); }
+Tensor Model::get_state() const { return impl_->get_state(); }
+void Model::set_state(const Tensor& flat) { impl_->set_state(flat); }
 
 }  // namespace corenn

@@ -91,6 +91,12 @@ LayerSpec layer_spec_from(const py::dict& config) {
     else if (key == "groups") s.groups = v.cast<int64_t>();
     else if (key == "depth_multiplier") s.depth_multiplier = v.cast<int64_t>();
     else if (key == "output_padding") s.output_padding = v.cast<std::vector<int64_t>>();
+    else if (key == "inputs") s.inputs = v.cast<std::vector<std::string>>();
+    else if (key == "axis") s.axis = v.cast<int64_t>();
+    else if (key == "momentum") s.momentum = v.cast<double>();
+    else if (key == "epsilon") s.epsilon = v.cast<double>();
+    else if (key == "center") s.center = v.cast<bool>();
+    else if (key == "scale") s.scale = v.cast<bool>();
     else throw ValueError("Engine.add: unknown layer setting '" + key + "'");
   }
   return s;
@@ -130,6 +136,7 @@ void bind_model(py::module_& m) {
            py::arg("dtype") = "float32")
       .def_property_readonly("dtype", [](const Model& self) { return std::string(dtype_name(self.dtype())); })
       .def("add", [](Model& self, const py::dict& config) { self.add(layer_spec_from(config)); })
+      .def_property("input_name", &Model::input_name, &Model::set_input_name)
       .def("build", &Model::build, py::arg("input_shape"))
       .def_property_readonly("built", &Model::built)
       .def_property_readonly("compiled", &Model::compiled)
@@ -225,6 +232,11 @@ void bind_model(py::module_& m) {
       .def("set_parameters", [](Model& self, const py::array& flat) {
         TensorArg fa = tensor_arg(flat, self.dtype(), "set_parameters", "flat");
         self.set_parameters(fa.tensor);
+      })
+      .def("get_state", [](const Model& self) { return to_numpy(self.get_state()); })
+      .def("set_state", [](Model& self, const py::array& flat) {
+        TensorArg fa = tensor_arg(flat, self.dtype(), "set_state", "flat");
+        self.set_state(fa.tensor);
       });
 }
 

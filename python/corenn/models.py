@@ -250,13 +250,16 @@ class Sequential:
             cb.set_model(self)
         self.stop_training = False
         # Anything that fails mid-way (a callback, a bad schedule value) leaves
-        # the model as it was before fit: weights, optimizer state and step count.
-        saved = self._engine.get_parameters(), self._engine.get_optimizer_state()
+        # the model as it was before fit: weights, batch norm statistics,
+        # optimizer state and step count.
+        saved = (self._engine.get_parameters(), self._engine.get_state(),
+                 self._engine.get_optimizer_state())
         try:
             self._fit_loop(x, y, batch_size, epochs, validation_data, shuffle, cbs, verbose)
         except Exception:
             self._engine.set_parameters(saved[0])
-            self._engine.set_optimizer_state(*saved[1])
+            self._engine.set_state(saved[1])
+            self._engine.set_optimizer_state(*saved[2])
             raise
         return history
 

@@ -17,9 +17,13 @@ namespace corenn {
 struct LayerSpec {
   // "dense", "activation", "dropout", "flatten", "reshape", "conv2d", "depthwise_conv2d",
   // "separable_conv2d", "conv2d_transpose", "max_pool2d", "avg_pool2d",
-  // "global_avg_pool2d", "zero_padding2d"
+  // "global_avg_pool2d", "zero_padding2d", "batch_norm", "add", "concatenate"
   std::string kind;
   std::string name;
+  // The layers feeding this one, by name (the model input is named by
+  // Model::input_name()). Empty: the layer added just before (the model input
+  // for the first), which is how a Sequential stack is described.
+  std::vector<std::string> inputs;
   // dense
   int64_t units = 0;
   bool use_bias = true;
@@ -44,6 +48,14 @@ struct LayerSpec {
   int64_t groups = 1;
   int64_t depth_multiplier = 1;
   std::vector<int64_t> output_padding;  // conv2d_transpose; empty = derived from padding
+  // batch_norm (Keras's semantics: momentum is the weight KEPT by the moving
+  // averages) and concatenate; axis counts the batch axis, as Keras (1 = channels)
+  int64_t axis = 1;
+  double momentum = 0.99;
+  double epsilon = 1e-3;
+  bool center = true, scale = true;
+  // A frozen layer keeps its weights (and batch norm its statistics, running in
+  // inference mode) through training.
   bool trainable = true;
 };
 
@@ -74,6 +86,9 @@ class Model {
   // build() checks every layer against its input shape (ShapeError naming the layer)
   // and initialises the weights from the global generator (corenn::seed).
   void add(const LayerSpec& spec);
+  // The name layers use in LayerSpec::inputs for the model input ("input" by default).
+  void set_input_name(const std::string& name);
+  const std::string& input_name() const;
   void build(const Shape& input_shape);
   bool built() const;
   const Shape& input_shape() const;
@@ -84,7 +99,9 @@ class Model {
 
   int64_t count_params() const;
   int64_t count_params(size_t layer) const;
-  // A layer's weights in Keras order (Dense: kernel (units, in), bias), as copies.
+  // A layer's weights in Keras order (Dense: kernel (units, in), bias;
+  // BatchNormalization: gamma, beta, moving_mean, moving_variance), as copies:
+  // its parameters, then its state (what training updates without gradients).
   std::vector<Tensor> get_weights(size_t layer) const;
   void set_weights(size_t layer, const std::vector<Tensor>& weights);
   void set_trainable(size_t layer, bool trainable);
@@ -122,6 +139,9 @@ class Model {
   // The flat parameter arena (all layers, in order), as a copy / overwritten.
   Tensor get_parameters() const;
   void set_parameters(const Tensor& flat);
+  // The flat state arena (batch norm's moving averages, all layers in order).
+  Tensor get_state() const;
+  void set_state(const Tensor& flat);
 
  private:
   std::unique_ptr<EngineBase> impl_;
