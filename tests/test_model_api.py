@@ -97,11 +97,13 @@ def test_summary_prints_names_shapes_and_counts():
     model.summary(print_fn=lines.append)
     text = "\n".join(lines)
     assert 'Model: "tiny"' in text
-    expected_rows = [("flat", "Flatten", "(None, 10)", 0), ("fc1", "Dense", "(None, 7)", 77),
-                     ("drop", "Dropout", "(None, 7)", 0), ("out", "Dense", "(None, 2)", 16)]
-    for name, kind, shape, count in expected_rows:
+    # name, type, output shape, parameters, multiply-adds per example (Dense: in × out)
+    expected_rows = [("flat", "Flatten", "(None, 10)", 0, 0), ("fc1", "Dense", "(None, 7)", 77, 70),
+                     ("drop", "Dropout", "(None, 7)", 0, 0), ("out", "Dense", "(None, 2)", 16, 14)]
+    for name, kind, shape, count, macs in expected_rows:
         row = next(line for line in text.splitlines() if line.startswith(f"{name} ({kind})"))
-        assert re.search(rf"{re.escape(shape)}\s+{count}\s*$", row), row
+        assert re.search(rf"{re.escape(shape)}\s+{count}\s+{macs}\s*$", row), row
+    assert "Mult-adds per example: 84" in text
     assert "Total params: 93" in text
     assert "Trainable params: 93" in text and "Non-trainable params: 0" in text
     model.get_layer("fc1").trainable = False

@@ -101,6 +101,8 @@ class Dense : public Layer<T> {
     return this->kernel_penalty(0, this->out_size_ * this->in_size_, with_gradient);
   }
 
+  int64_t multiply_adds() const override { return this->out_size_ * this->in_size_; }
+
  private:
   T alpha() const { return static_cast<T>(this->spec_.alpha); }
   const T* bias() const {
@@ -228,10 +230,11 @@ std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec) {
   if (spec.kind == "dropout") return std::make_unique<Dropout<T>>(spec);
   if (spec.kind == "flatten" || spec.kind == "reshape") return std::make_unique<Reshape<T>>(spec);
   if (auto layer = make_conv_layer<T>(spec)) return layer;
+  if (auto layer = make_merge_layer<T>(spec)) return layer;
   throw ValueError("layer '" + spec.name + "': unknown kind '" + spec.kind +
                    "'; expected one of dense, activation, dropout, flatten, reshape, conv2d, "
                    "depthwise_conv2d, separable_conv2d, conv2d_transpose, max_pool2d, avg_pool2d, "
-                   "global_avg_pool2d, zero_padding2d");
+                   "global_avg_pool2d, zero_padding2d, add, concatenate");
 }
 
 template class Layer<float>;

@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "corenn/error.hpp"
 #include "corenn/kernels/activation.hpp"
 #include "corenn/model.hpp"
 
@@ -56,6 +57,11 @@ void activation_gradient_in_place(T* dy, LayerCache<T>& c, const T* y, Activatio
   if (g != Activation::linear) activation_backward<T>(dy, dy, c.pre.data(), y, rows, cols, g, alpha);
 }
 
+std::string layer_label(const LayerSpec& spec);
+
+template <typename T>
+class MergeLayer;
+
 template <typename T>
 class Layer {
  public:
@@ -95,6 +101,12 @@ class Layer {
                       LayerCache<T>& cache) = 0;
   // Regularisation loss; with_gradient adds its gradient to the gradient arena.
   virtual double penalty(bool with_gradient) { (void)with_gradient; return 0.0; }
+  // Multiplications per example in forward (the course's cost arithmetic:
+  // weights times the positions they are applied at); 0 for layers without weights.
+  virtual int64_t multiply_adds() const { return 0; }
+  // Layers with several inputs (Add, Concatenate) are MergeLayers; the engine
+  // calls their interface instead of build/forward/backward.
+  virtual MergeLayer<T>* as_merge() { return nullptr; }
   // The L1/L2 penalty of the spec on parameters [offset, offset + n) of the layer.
   double kernel_penalty(int64_t offset, int64_t n, bool with_gradient);
 
@@ -114,13 +126,37 @@ class Layer {
   T* state_ = nullptr;
 };
 
+// A layer over two or more inputs. Its output always lives in cache.out.
+template <typename T>
+class MergeLayer : public Layer<T> {
+ public:
+  using Layer<T>::Layer;
+  MergeLayer<T>* as_merge() override { return this; }
+
+  // Checks the inputs against each other (ShapeError naming the layer).
+  virtual Shape build_inputs(const std::vector<Shape>& input_shapes) = 0;
+  virtual const T* forward_inputs(const std::vector<const T*>& xs, int64_t batch,
+                                  LayerCache<T>& cache) const = 0;
+  // Gradient of input k into dx[k], written or, when accumulate[k], added
+  // (a tensor feeding several layers sums their gradients); dx[k] == nullptr
+  // skips an input that needs none. Inputs are handled in order, so the same
+  // tensor may appear twice.
+  virtual void backward_inputs(const T* dy, const std::vector<T*>& dx,
+                               const std::vector<uint8_t>& accumulate, int64_t batch) const = 0;
+
+  Shape build(const Shape&) final { throw ValueError(layer_label(this->spec_) + " needs two or more inputs"); }
+  const T* forward(const T*, int64_t, bool, uint64_t, LayerCache<T>&) const final { return nullptr; }
+  T* backward(T*, T*, const T*, const T*, int64_t, bool, LayerCache<T>&) final { return nullptr; }
+};
+
 template <typename T>
 std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec);
 // The convolution and pooling layers (layers_conv.cpp); nullptr for other kinds.
 template <typename T>
 std::unique_ptr<Layer<T>> make_conv_layer(const LayerSpec& spec);
-
-std::string layer_label(const LayerSpec& spec);
+// Add and Concatenate (layers_merge.cpp); nullptr for other kinds.
+template <typename T>
+std::unique_ptr<Layer<T>> make_merge_layer(const LayerSpec& spec);
 
 }  // namespace detail
 }  // namespace corenn

@@ -151,6 +151,8 @@ class Conv2D : public Convolution<T> {
     this->initialize_kernel_and_bias(key, g.in_channels / g.groups * taps, g.out_channels / g.groups * taps);
   }
 
+  int64_t multiply_adds() const override { return this->kernel_size() * geometry_.out_h() * geometry_.out_w(); }
+
   const T* forward(const T* x, int64_t batch, bool, uint64_t, LayerCache<T>& c) const override {
     const Conv2dShape s = at_batch(batch);
     ensure_size(c.scratch, conv2d_scratch_size(s));
@@ -223,6 +225,10 @@ class SeparableConv2D : public Convolution<T> {
     if (this->spec_.use_bias)
       corenn::initialize<T>(pointwise() + pointwise_size(), pointwise_.out_channels, this->bias_init_,
                             pointwise_.in_channels, pointwise_.out_channels, stddev, random_bits(key, 2));
+  }
+
+  int64_t multiply_adds() const override {
+    return depthwise_size() * depthwise_.out_h() * depthwise_.out_w() + pointwise_size() * pointwise_.height * pointwise_.width;
   }
 
   const T* forward(const T* x, int64_t batch, bool, uint64_t, LayerCache<T>& c) const override {
@@ -316,6 +322,9 @@ class Conv2DTranspose : public Convolution<T> {
     const int64_t taps = g.kernel_h * g.kernel_w;
     this->initialize_kernel_and_bias(key, g.out_channels * taps, g.in_channels * taps);
   }
+
+  // Every input position scatters the whole kernel.
+  int64_t multiply_adds() const override { return this->kernel_size() * geometry_.height * geometry_.width; }
 
   const T* forward(const T* x, int64_t batch, bool, uint64_t, LayerCache<T>& c) const override {
     ConvTranspose2dShape s = geometry_;

@@ -6,6 +6,7 @@
 
 #include "corenn/error.hpp"
 #include "corenn/kernels/loss.hpp"
+#include "corenn/kernels/merge.hpp"
 #include "corenn/kernels/optim.hpp"
 #include "corenn/random.hpp"
 #include "layers.hpp"
@@ -29,6 +30,16 @@ const char* loss_name(LossKind kind) {
   return "?";
 }
 
+// The layers feeding each layer (kInput = the model input), an execution order
+// in which every layer follows its inputs, and the one layer no other
+// consumes: the model's output.
+struct Graph {
+  static constexpr int kInput = -1;
+  std::vector<std::vector<int>> inputs_of;
+  std::vector<int> order;
+  int output = 0;
+};
+
 // The dtype-independent face of Engine<T>, so Model is not a template.
 class EngineBase {
  public:
@@ -37,6 +48,7 @@ class EngineBase {
   std::string input_name = "input";
   Shape input_shape;
   std::vector<Shape> shapes;  // shapes[i] = output of layer i (per example)
+  Graph graph;
   bool built = false, compiled = false;
   LossKind loss = LossKind::softmax_cross_entropy;
   OptimizerSpec optimizer;
@@ -45,6 +57,8 @@ class EngineBase {
 
   virtual DType dtype() const = 0;
   virtual void build() = 0;
+  virtual int64_t multiply_adds(size_t layer) const = 0;
+  virtual void set_trainable(size_t layer, bool trainable) = 0;
   virtual int64_t count_params(size_t layer) const = 0;
   virtual int64_t count_params() const = 0;
   virtual std::vector<Tensor> get_weights(size_t layer) const = 0;
@@ -65,6 +79,66 @@ class EngineBase {
 namespace {
 
 using detail::ensure_size;
+
+std::string names_of(const std::vector<LayerSpec>& specs, const std::vector<int>& layers) {
+  std::string out;
+  for (size_t k = 0; k < layers.size(); ++k) out += (k ? ", '" : "'") + specs[layers[k]].name + "'";
+  return out;
+}
+
+// Resolves LayerSpec::inputs into layer indices and orders the layers so that
+// each follows its inputs (Kahn's algorithm, ties broken by the order the
+// layers were added, so a Sequential stack runs as written). ValueError names
+// the layers of a cycle, an unknown input, or the layers left dangling.
+Graph resolve_graph(const std::vector<LayerSpec>& specs, const std::string& input_name) {
+  const int n = static_cast<int>(specs.size());
+  if (n == 0) throw ValueError("build: the model has no layers");
+  for (const LayerSpec& spec : specs)
+    if (spec.name == input_name)
+      throw ValueError("build: " + detail::layer_label(spec) + " has the name of the model input");
+  std::vector<std::vector<int>> inputs_of(n), consumers(n);
+  for (int i = 0; i < n; ++i) {
+    const LayerSpec& spec = specs[i];
+    if (spec.inputs.empty()) inputs_of[i] = {i == 0 ? Graph::kInput : i - 1};
+    for (const std::string& name : spec.inputs) {
+      int found = name == input_name ? Graph::kInput : -2;
+      for (int j = 0; j < n && found == -2; ++j)
+        if (specs[j].name == name) found = j;
+      if (found == -2)
+        throw ValueError("build: " + detail::layer_label(spec) + " takes input '" + name +
+                         "', which is neither a layer of the model nor its input '" + input_name + "'");
+      inputs_of[i].push_back(found);
+    }
+    for (int j : inputs_of[i])
+      if (j != Graph::kInput) consumers[j].push_back(i);
+  }
+  std::vector<int> waiting(n, 0), order;
+  for (int i = 0; i < n; ++i)
+    for (int j : inputs_of[i]) waiting[i] += j != Graph::kInput;
+  std::vector<uint8_t> done(n, 0);
+  while (static_cast<int>(order.size()) < n) {
+    int next = -1;
+    for (int i = 0; i < n && next < 0; ++i)
+      if (!done[i] && waiting[i] == 0) next = i;
+    if (next < 0) {
+      std::vector<int> stuck;
+      for (int i = 0; i < n; ++i)
+        if (!done[i]) stuck.push_back(i);
+      throw ValueError("build: the layers " + names_of(specs, stuck) +
+                       " depend on each other in a cycle (or on a layer of one)");
+    }
+    done[next] = 1;
+    order.push_back(next);
+    for (int c : consumers[next]) --waiting[c];
+  }
+  std::vector<int> sinks;
+  for (int i = 0; i < n; ++i)
+    if (consumers[i].empty()) sinks.push_back(i);
+  if (sinks.size() != 1)
+    throw ValueError("build: a model has one output, but the layers " + names_of(specs, sinks) +
+                     " all feed no other layer; connect them or leave them out");
+  return Graph{std::move(inputs_of), std::move(order), sinks[0]};
+}
 using detail::Layer;
 using detail::LayerCache;
 
@@ -74,22 +148,47 @@ class Engine : public EngineBase {
   DType dtype() const override { return dtype_of<T>(); }
 
   void build() override {
+    // Built aside, so a failed build changes nothing.
+    Graph g = resolve_graph(specs, input_name);
+    const size_t n = specs.size();
     std::vector<std::unique_ptr<Layer<T>>> layers;
-    std::vector<Shape> out_shapes;
+    for (const LayerSpec& spec : specs) layers.push_back(detail::make_layer<T>(spec));
+    std::vector<Shape> out_shapes(n);
+    for (int i : g.order) {
+      std::vector<Shape> in;
+      for (int j : g.inputs_of[i]) in.push_back(j == Graph::kInput ? input_shape : out_shapes[j]);
+      if (detail::MergeLayer<T>* merge = layers[i]->as_merge()) {
+        try {
+          out_shapes[i] = merge->build_inputs(in);
+        } catch (const ShapeError& e) {
+          std::string inputs;
+          for (size_t k = 0; k < in.size(); ++k) {
+            const int j = g.inputs_of[i][k];
+            inputs += (k ? ", '" : "'") + (j == Graph::kInput ? input_name : specs[j].name) + "' " +
+                      shape_string(in[k]);
+          }
+          throw ShapeError(std::string(e.what()) + " (from " + inputs + ")");
+        }
+      } else if (in.size() != 1) {
+        throw ValueError("build: " + detail::layer_label(specs[i]) + " takes one input, got " +
+                         std::to_string(in.size()));
+      } else {
+        out_shapes[i] = layers[i]->build(in[0]);
+      }
+    }
     std::vector<int64_t> offsets, state_offsets;
-    Shape shape = input_shape;
     int64_t total = 0, state_total = 0;
-    for (const LayerSpec& spec : specs) {
-      layers.push_back(detail::make_layer<T>(spec));
-      shape = layers.back()->build(shape);
-      out_shapes.push_back(shape);
+    for (const auto& layer : layers) {
       offsets.push_back(total);
-      total += layers.back()->parameter_count();
+      total += layer->parameter_count();
       state_offsets.push_back(state_total);
-      state_total += layers.back()->state_count();
+      state_total += layer->state_count();
     }
     // Everything above may throw; only now is the model changed.
     layers_ = std::move(layers);
+    merges_.clear();
+    for (const auto& layer : layers_) merges_.push_back(layer->as_merge());
+    graph = std::move(g);
     shapes = std::move(out_shapes);
     offsets_ = std::move(offsets);
     params_.assign(static_cast<size_t>(total), T(0));
@@ -108,6 +207,14 @@ class Engine : public EngineBase {
   }
 
   int64_t count_params(size_t layer) const override { return layers_.at(layer)->parameter_count(); }
+  int64_t multiply_adds(size_t layer) const override { return layers_.at(layer)->multiply_adds(); }
+
+  // The optimizer reads the flag from specs at every step; a layer reads its
+  // own copy (a frozen BatchNormalization runs in inference mode).
+  void set_trainable(size_t layer, bool trainable) override {
+    specs.at(layer).trainable = trainable;
+    if (built) layers_.at(layer)->spec().trainable = trainable;
+  }
   int64_t count_params() const override { return static_cast<int64_t>(params_.size()); }
 
   std::vector<Tensor> get_weights(size_t layer) const override {
@@ -170,26 +277,28 @@ class Engine : public EngineBase {
                     Tensor* outputs) override {
     const int64_t batch = check_batch("train_step", x, y);
     // From here on nothing throws: the step runs to the end or not at all.
-    std::vector<const T*> acts(layers_.size() + 1);
-    const T* out = forward(x.data_as<T>(), batch, true, step, caches_, acts);
-    const int64_t out_size = shape_size(shapes.back());
-    ensure_size(grad_a_, batch * max_width());
-    ensure_size(grad_b_, batch * max_width());
-    double loss_value = compute_loss(out, y, batch, out_size, grad_a_.data(), mask_, clean_targets_);
+    acts_.resize(layers_.size());
+    input_ = x.data_as<T>();
+    const T* out = forward(input_, batch, true, step, caches_, acts_, merge_inputs_);
+    const int64_t width = batch * max_width();
+    for (auto& buffer : grad_pool_) ensure_size(buffer, width);
+    free_grads_.clear();
+    for (size_t b = 0; b < grad_pool_.size(); ++b) free_grads_.push_back(static_cast<int>(b));
+    grad_of_.assign(layers_.size(), -1);
+    grad_of_[graph.output] = acquire_grad(width);
+    double loss_value = compute_loss(out, y, batch, shape_size(shapes[graph.output]),
+                                     grad_pool_[grad_of_[graph.output]].data(), mask_, clean_targets_);
     if (outputs) *outputs = copy_output(out, batch);
 
     std::fill(grads_.begin(), grads_.end(), T(0));
-    T* dy = grad_a_.data();
-    for (size_t i = layers_.size(); i-- > 0;) {
-      T* spare = dy == grad_a_.data() ? grad_b_.data() : grad_a_.data();
-      dy = layers_[i]->backward(dy, spare, acts[i], acts[i + 1], batch, i > 0, caches_[i]);
-    }
+    // Only the gradients an update uses are computed: none for frozen layers
+    // or for what lies below them alone. A plain gradient request (gradient
+    // checking) gets every parameter's.
+    mark_wanted(!update);
+    backward(batch, width);
     for (auto& l : layers_) loss_value += l->penalty(true);
 
-    if (gradients) {
-      *gradients = Tensor({static_cast<int64_t>(grads_.size())}, dtype_of<T>());
-      std::memcpy(gradients->data_as<T>(), grads_.data(), sizeof(T) * grads_.size());
-    }
+    if (gradients) *gradients = flat_copy(grads_);
     if (update) {
       ++step;
       apply_optimizer();
@@ -200,12 +309,11 @@ class Engine : public EngineBase {
   double evaluate(const Tensor& x, const Tensor& y, Tensor* outputs) const override {
     const int64_t batch = check_batch("evaluate", x, y);
     std::vector<LayerCache<T>> caches(layers_.size());
-    std::vector<const T*> acts(layers_.size() + 1);
-    const T* out = forward(x.data_as<T>(), batch, false, 0, caches, acts);
-    const int64_t out_size = shape_size(shapes.back());
+    std::vector<const T*> acts(layers_.size()), merge_inputs;
+    const T* out = forward(x.data_as<T>(), batch, false, 0, caches, acts, merge_inputs);
     std::vector<uint8_t> mask;
     std::vector<T> clean_targets;
-    double loss_value = compute_loss(out, y, batch, out_size, nullptr, mask, clean_targets);
+    double loss_value = compute_loss(out, y, batch, shape_size(shapes[graph.output]), nullptr, mask, clean_targets);
     for (auto& l : layers_) loss_value += l->penalty(false);
     if (outputs) *outputs = copy_output(out, batch);
     return loss_value;
@@ -214,8 +322,8 @@ class Engine : public EngineBase {
   Tensor predict(const Tensor& x) const override {
     const int64_t batch = check_input("predict", x);
     std::vector<LayerCache<T>> caches(layers_.size());
-    std::vector<const T*> acts(layers_.size() + 1);
-    return copy_output(forward(x.data_as<T>(), batch, false, 0, caches, acts), batch);
+    std::vector<const T*> acts(layers_.size()), merge_inputs;
+    return copy_output(forward(x.data_as<T>(), batch, false, 0, caches, acts, merge_inputs), batch);
   }
 
   Model::OptimizerState get_optimizer_state() const override {
@@ -279,16 +387,90 @@ class Engine : public EngineBase {
   }
 
   // acts[i] is the input of layer i, acts[L] the model's output.
+  // acts[i] is the output of layer i; returns the model's output.
   const T* forward(const T* x, int64_t batch, bool training, int64_t at_step,
-                   std::vector<LayerCache<T>>& caches, std::vector<const T*>& acts) const {
-    acts[0] = x;
-    for (size_t i = 0; i < layers_.size(); ++i) {
+                   std::vector<LayerCache<T>>& caches, std::vector<const T*>& acts,
+                   std::vector<const T*>& merge_inputs) const {
+    for (int i : graph.order) {
+      const std::vector<int>& in = graph.inputs_of[i];
+      if (merges_[i]) {
+        merge_inputs.clear();
+        for (int j : in) merge_inputs.push_back(j == Graph::kInput ? x : acts[j]);
+        acts[i] = merges_[i]->forward_inputs(merge_inputs, batch, caches[i]);
+        continue;
+      }
       // A distinct dropout key per (step, layer): masks repeat within a step
       // (gradient checking) and never across steps or layers.
       const uint64_t key = random_bits(dropout_key, static_cast<uint64_t>(at_step) * layers_.size() + i);
-      acts[i + 1] = layers_[i]->forward(acts[i], batch, training, key, caches[i]);
+      acts[i] = layers_[i]->forward(in[0] == Graph::kInput ? x : acts[in[0]], batch, training, key, caches[i]);
     }
-    return acts.back();
+    return acts[graph.output];
+  }
+
+  // wanted_[i]: layer i's output needs a gradient, because it or a layer
+  // below it has parameters to train (all of them when all_parameters).
+  void mark_wanted(bool all_parameters) {
+    wanted_.assign(layers_.size(), 0);
+    for (int i : graph.order) {
+      bool want = layers_[i]->parameter_count() > 0 && (all_parameters || specs[i].trainable);
+      for (int j : graph.inputs_of[i]) want = want || (j != Graph::kInput && wanted_[j]);
+      wanted_[i] = want;
+    }
+  }
+
+  // Gradient buffers come from a pool and go back once consumed, so a chain
+  // of layers ping-pongs between two and a graph holds only those still
+  // waiting for a consumer. grad_of_[i] is the buffer holding dL/d(output of
+  // layer i). Where a tensor feeds several layers, their gradients are summed.
+  void backward(int64_t batch, int64_t width) {
+    for (auto it = graph.order.rbegin(); it != graph.order.rend(); ++it) {
+      const int i = *it;
+      if (grad_of_[i] < 0) continue;  // nothing below wants a gradient
+      T* dy = grad_pool_[grad_of_[i]].data();
+      const std::vector<int>& in = graph.inputs_of[i];
+      if (merges_[i]) {
+        merge_dx_.clear();
+        merge_accumulate_.clear();
+        for (int j : in) {
+          const bool want = j != Graph::kInput && wanted_[j];
+          merge_accumulate_.push_back(want && grad_of_[j] >= 0);
+          if (want && grad_of_[j] < 0) grad_of_[j] = acquire_grad(width);
+          merge_dx_.push_back(want ? grad_pool_[grad_of_[j]].data() : nullptr);
+        }
+        merges_[i]->backward_inputs(dy, merge_dx_, merge_accumulate_, batch);
+      } else {
+        const int j = in[0];
+        const T* x = j == Graph::kInput ? input_ : acts_[j];
+        if (j == Graph::kInput || !wanted_[j]) {
+          layers_[i]->backward(dy, nullptr, x, acts_[i], batch, false, caches_[i]);
+        } else {
+          const int b = acquire_grad(width);
+          T* dx = layers_[i]->backward(dy, grad_pool_[b].data(), x, acts_[i], batch, true, caches_[i]);
+          if (grad_of_[j] >= 0) {
+            add_backward<T>(grad_pool_[grad_of_[j]].data(), dx, batch * layers_[j]->output_size(), true);
+            free_grads_.push_back(b);
+          } else if (dx == dy) {  // passed through unchanged (Flatten): the buffer moves down
+            grad_of_[j] = grad_of_[i];
+            grad_of_[i] = -1;
+            free_grads_.push_back(b);
+          } else {
+            grad_of_[j] = b;
+          }
+        }
+      }
+      if (grad_of_[i] >= 0) free_grads_.push_back(grad_of_[i]);
+      grad_of_[i] = -1;
+    }
+  }
+
+  int acquire_grad(int64_t width) {
+    if (free_grads_.empty()) {
+      grad_pool_.emplace_back(static_cast<size_t>(width));
+      return static_cast<int>(grad_pool_.size()) - 1;
+    }
+    const int b = free_grads_.back();
+    free_grads_.pop_back();
+    return b;
   }
 
   // mask and clean_targets are scratch for binary cross-entropy with missing labels.
@@ -324,7 +506,7 @@ class Engine : public EngineBase {
 
   Tensor copy_output(const T* out, int64_t batch) const {
     Shape s{batch};
-    s.insert(s.end(), shapes.back().begin(), shapes.back().end());
+    s.insert(s.end(), shapes[graph.output].begin(), shapes[graph.output].end());
     Tensor t(s, dtype_of<T>());
     std::memcpy(t.data_as<T>(), out, sizeof(T) * static_cast<size_t>(t.size()));
     return t;
@@ -350,7 +532,7 @@ class Engine : public EngineBase {
     if (!compiled) throw ValueError(std::string(op) + ": the model is not compiled");
     const int64_t batch = check_input(op, x);
     if (batch < 1) throw ShapeError(std::string(op) + ": the batch is empty");
-    const Shape& out = shapes.back();
+    const Shape& out = shapes[graph.output];
     if (loss == LossKind::softmax_cross_entropy) {
       if (y.dtype() != DType::int64)
         throw TypeError(std::string(op) + ": softmax_cross_entropy needs integer class ids, got " +
@@ -404,12 +586,18 @@ class Engine : public EngineBase {
   }
 
   std::vector<std::unique_ptr<Layer<T>>> layers_;
+  std::vector<detail::MergeLayer<T>*> merges_;  // per layer: itself if it merges inputs, else null
   std::vector<int64_t> offsets_;
   std::vector<T> params_, grads_, state_;
   std::vector<T> state1_, state2_;  // the optimizer's slots
   // The training context: reused across steps, grown only when the batch grows.
   std::vector<LayerCache<T>> caches_;
-  std::vector<T> grad_a_, grad_b_;
+  const T* input_ = nullptr;
+  std::vector<const T*> acts_, merge_inputs_;
+  std::vector<std::vector<T>> grad_pool_;
+  std::vector<int> free_grads_, grad_of_;
+  std::vector<uint8_t> wanted_, merge_accumulate_;
+  std::vector<T*> merge_dx_;
   std::vector<uint8_t> mask_;
   std::vector<T> clean_targets_;
 };
@@ -464,16 +652,29 @@ const LayerSpec& Model::layer_spec(size_t layer) const { return impl_->specs.at(
 Shape Model::output_shape(size_t layer) const { return impl_->shapes.at(layer); }
 Shape Model::output_shape() const {
   if (impl_->shapes.empty()) return impl_->input_shape;
-  return impl_->shapes.back();
+  return impl_->shapes[impl_->graph.output];
 }
 int64_t Model::count_params() const { return impl_->count_params(); }
 int64_t Model::count_params(size_t layer) const { return impl_->count_params(layer); }
+int64_t Model::multiply_adds(size_t layer) const { return impl_->multiply_adds(layer); }
+
+std::vector<std::string> Model::layer_inputs(size_t layer) const {
+  if (!impl_->built) throw ValueError("layer_inputs: the model is not built");
+  std::vector<std::string> names;
+  for (int j : impl_->graph.inputs_of.at(layer))
+    names.push_back(j == Graph::kInput ? impl_->input_name : impl_->specs[j].name);
+  return names;
+}
+
+size_t Model::output_layer() const {
+  if (!impl_->built) throw ValueError("output_layer: the model is not built");
+  return static_cast<size_t>(impl_->graph.output);
+}
 std::vector<Tensor> Model::get_weights(size_t layer) const { return impl_->get_weights(layer); }
 void Model::set_weights(size_t layer, const std::vector<Tensor>& w) { impl_->set_weights(layer, w); }
 
 void Model::set_trainable(size_t layer, bool trainable) {
-  // The optimizer reads the flag from specs at every step.
-  impl_->specs.at(layer).trainable = trainable;
+  impl_->set_trainable(layer, trainable);
 }
 
 void Model::compile(LossKind loss, const OptimizerSpec& optimizer) {

@@ -107,3 +107,59 @@ TEST(compile_rejects_bad_hyper_parameters) {
   CHECK_THROWS(m.compile(LossKind::mse, opt), ValueError);
   CHECK(!m.compiled());
 }
+
+// A residual graph described by names, as an embedder (or a model file) does.
+TEST(graph_with_a_residual_connection_trains_from_cpp) {
+  seed(8);
+  Model m;
+  m.set_input_name("xy");
+  LayerSpec a = dense(16, "tanh");
+  a.name = "a";
+  a.inputs = {"xy"};
+  LayerSpec b = dense(16, "tanh");
+  b.name = "b";
+  b.inputs = {"a"};
+  LayerSpec sum;
+  sum.kind = "add";
+  sum.name = "sum";
+  sum.inputs = {"b", "a"};  // a feeds b and sum: its gradients are summed
+  LayerSpec head = dense(2);
+  head.name = "head";
+  head.inputs = {"sum"};
+  for (const LayerSpec& s : {head, sum, b, a}) m.add(s);  // any order: the engine sorts
+  m.build({2});
+  CHECK(m.output_layer() == 0);
+  CHECK(m.layer_inputs(1) == (std::vector<std::string>{"b", "a"}));
+  OptimizerSpec opt;
+  opt.kind = "adam";
+  opt.adam.lr = 0.05;
+  m.compile(LossKind::softmax_cross_entropy, opt);
+  Tensor x({200, 2});
+  Tensor y({200}, DType::int64);
+  make_rings(x, y);
+  const double first = m.train_step(x, y);
+  double last = first;
+  for (int step = 0; step < 200; ++step) last = m.train_step(x, y);
+  CHECK(last < 0.1 * first);
+}
+
+TEST(graph_errors_are_value_errors) {
+  Model cycle;
+  LayerSpec a = dense(2), b = dense(2), c = dense(2);
+  a.name = "a", b.name = "b", c.name = "c";
+  a.inputs = {"b"}, b.inputs = {"a"}, c.inputs = {"input"};
+  cycle.add(a), cycle.add(b), cycle.add(c);
+  CHECK_THROWS(cycle.build({2}), ValueError);
+  CHECK(!cycle.built());
+  Model two_outputs;
+  b.inputs = {"input"}, c.inputs = {"input"};
+  two_outputs.add(b), two_outputs.add(c);
+  CHECK_THROWS(two_outputs.build({2}), ValueError);
+  Model mismatch;
+  LayerSpec sum;
+  sum.kind = "add";
+  sum.inputs = {"input", "b"};
+  b.units = 3;
+  mismatch.add(b), mismatch.add(sum);
+  CHECK_THROWS(mismatch.build({2}), ShapeError);
+}

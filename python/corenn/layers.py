@@ -18,10 +18,32 @@ def _activation(owner, value):
     return _validate.choice(owner, "activation", value, ACTIVATIONS)
 
 
+class SymbolicTensor:
+    """The output of a layer in a graph under construction (Keras's functional
+    API): `h = Dense(10)(x)`. It carries no data; cn.Model(inputs, outputs)
+    follows these links back from the output to find the graph."""
+
+    def __init__(self, layer):
+        self.layer = layer
+
+    def __repr__(self):
+        return f"<SymbolicTensor from {self.layer.name!r}>"
+
+
+def _symbolic(owner, value):
+    if isinstance(value, Input):
+        return value.output
+    if isinstance(value, SymbolicTensor):
+        return value
+    raise TypeError(f"{owner}: expected the output of Input(...) or of another layer, got {value!r}")
+
+
 class Layer:
-    """Base class. `kind` is the engine's name for the layer."""
+    """Base class. `kind` is the engine's name for the layer; `merges` marks
+    layers that take a list of two or more inputs (Add, Concatenate)."""
 
     kind = None
+    merges = False
 
     def __init__(self, name=None, trainable=True, input_shape=None):
         base = type(self).__name__.lower()
@@ -33,6 +55,25 @@ class Layer:
             type(self).__name__, "input_shape", input_shape)
         self._engine = None  # (engine, index) once a model is built
         self._index = None
+        self._inbound = None  # the SymbolicTensors this layer was called on
+        self.output = None
+
+    def __call__(self, inputs):
+        """Connect the layer in a graph: returns its (symbolic) output."""
+        owner = f"{type(self).__name__} '{self.name}'"
+        many = isinstance(inputs, (list, tuple))
+        tensors = [_symbolic(owner, t) for t in (inputs if many else [inputs])]
+        if self.merges and (not many or len(tensors) < 2):
+            raise ValueError(f"{owner}: takes a list of two or more inputs, got {inputs!r}")
+        if not self.merges and len(tensors) != 1:
+            raise ValueError(f"{owner}: takes one input, got {len(tensors)}")
+        if self._inbound is not None:
+            raise ValueError(f"{owner}: is already connected (to "
+                             f"{', '.join(t.layer.name for t in self._inbound)}); a layer is used "
+                             "once in a graph, so create a new layer for another use")
+        self._inbound = tensors
+        self.output = SymbolicTensor(self)
+        return self.output
 
     @property
     def trainable(self):
@@ -68,12 +109,18 @@ class Layer:
 
 
 class Input(Layer):
-    """The per-example input shape, e.g. Input((1, 28, 28)) or Input((784,))."""
+    """The per-example input shape, e.g. Input((1, 28, 28)) or Input((784,)):
+    the first entry of a Sequential, or the start of a functional graph
+    (`x = Input((3, 32, 32)); h = Conv2D(8, 3)(x)`)."""
 
     def __init__(self, shape, name=None):
         super().__init__(name=name)
         self.shape = _validate.shape("Input", "shape", shape)
         self.input_shape = self.shape
+        self.output = SymbolicTensor(self)
+
+    def __call__(self, inputs):
+        raise TypeError(f"Input '{self.name}': an Input is not called; pass it to other layers")
 
     def get_config(self):
         return {"name": self.name, "shape": list(self.shape)}
@@ -332,11 +379,36 @@ class ZeroPadding2D(Layer):
         return {**super().get_config(), "pads": list(self.pads)}
 
 
+class Add(Layer):
+    """Element-wise sum of two or more inputs of one shape: a residual
+    connection's x + F(x). `Add()([h, x])`."""
+
+    kind = "add"
+    merges = True
+
+
+class Concatenate(Layer):
+    """Joins inputs along `axis` (counting the batch axis, as Keras: 1 is the
+    channel axis of NCHW); the other axes must match. `Concatenate()([a, b])`."""
+
+    kind = "concatenate"
+    merges = True
+
+    def __init__(self, axis=1, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = _validate.integer("Concatenate", "axis", axis)
+        if self.axis == 0:
+            raise ValueError("Concatenate: axis 0 is the batch axis and cannot be joined; got 0")
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
+
+
 MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
 GlobalAvgPool2D = GlobalAveragePooling2D
 
-__all__ = ["Activation", "AveragePooling2D", "AvgPool2D", "Conv2D", "Conv2DTranspose", "Dense",
-           "DepthwiseConv2D", "Dropout", "Flatten", "GlobalAvgPool2D", "GlobalAveragePooling2D",
-           "Input", "Layer", "MaxPool2D", "MaxPooling2D", "Reshape", "SeparableConv2D",
-           "ZeroPadding2D"]
+__all__ = ["Activation", "Add", "AveragePooling2D", "AvgPool2D", "Concatenate", "Conv2D",
+           "Conv2DTranspose", "Dense", "DepthwiseConv2D", "Dropout", "Flatten", "GlobalAvgPool2D",
+           "GlobalAveragePooling2D", "Input", "Layer", "MaxPool2D", "MaxPooling2D", "Reshape", "SeparableConv2D",
+           "SymbolicTensor", "ZeroPadding2D"]

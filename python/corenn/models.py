@@ -1,4 +1,4 @@
-"""Sequential: Keras's model API over the C++ engine (corenn._core.Engine).
+"""Model and Sequential: Keras's model API over the C++ engine (corenn._core.Engine).
 
 Python here only slices mini-batches and keeps the history; every pass over the
 data (forward, loss, backward, update) is one call into C++ with the GIL
@@ -21,50 +21,81 @@ def _as_array(owner, name, value):
         raise TypeError(f"{owner}: {name} must be array-like: {exc}") from None
 
 
-class Sequential:
-    """A linear stack of layers.
+class Model:
+    """A graph of layers (Keras's functional API), run by the C++ engine:
 
-    Sequential([Input((784,)), Dense(128, activation="relu"), Dense(10)])
+        x = Input((3, 32, 32))
+        h = Conv2D(8, 3, padding="same", activation="relu")(x)
+        y = Dense(10)(Flatten()(Add()([h, Conv2D(8, 1)(x)])))
+        model = Model(inputs=x, outputs=y)
+
+    One input and one output. The layers are those on a path from the input to
+    the output; shapes are checked, and weights initialised, right away. A layer
+    that already belongs to another model brings its current weights along
+    (transfer learning: a new head on a trained base); the two models then
+    train independently, and the layer's get_weights() reads the newer one.
     Inputs of another dtype are cast to the model's dtype (float32 by default;
     float64 for gradient checking).
     """
 
-    def __init__(self, layers=None, dtype="float32", name=None):
-        _validate.choice("Sequential", "dtype", dtype, ("float32", "float64"))
+    def __init__(self, inputs, outputs, dtype="float32", name=None):
+        self._init(dtype, name or "model")
+        source = self._single("inputs", inputs)
+        if not isinstance(source, (layers_module.Input, layers_module.SymbolicTensor)) or (
+                isinstance(source, layers_module.SymbolicTensor)
+                and not isinstance(source.layer, layers_module.Input)):
+            raise TypeError(f"Model: inputs must be an Input, got {source!r}")
+        self._input = source if isinstance(source, layers_module.Input) else source.layer
+        self._input_shape = self._input.shape
+        self._layers, self._inbound = _trace(self._input, layers_module._symbolic(
+            "Model (outputs)", self._single("outputs", outputs)))
+        self.build()
+
+    def _init(self, dtype, name):
+        _validate.choice(type(self).__name__, "dtype", dtype, ("float32", "float64"))
         self.dtype = np.dtype(dtype)
-        self.name = name or "sequential"
+        self.name = name
         self._layers = []
+        self._inbound = None  # layer name -> names of its inputs (the Input's among them)
+        self._input = None
         self._input_shape = None
         self._engine = None
         self._loss = None
         self._optimizer = None
         self._metrics = []
         self.stop_training = False
-        for layer in layers or []:
-            self.add(layer)
+
+    @staticmethod
+    def _single(what, value):
+        if isinstance(value, (list, tuple)):
+            if len(value) != 1:
+                raise ValueError(f"Model: {what} must be one tensor (models have one input and "
+                                 f"one output), got {len(value)}")
+            value = value[0]
+        return value
 
     # ----------------------------------------------------------------- building
     @property
     def layers(self):
         return list(self._layers)
 
-    def add(self, layer):
-        if not isinstance(layer, layers_module.Layer):
-            raise TypeError(f"Sequential.add: expected a corenn layer, got {layer!r}")
-        if self._engine is not None:
-            raise ValueError("Sequential.add: the model is already built; create a new model")
-        if isinstance(layer, layers_module.Input):
-            if self._layers or self._input_shape is not None:
-                raise ValueError("Sequential.add: Input must come first")
-            self._input_shape = layer.shape
-            return
-        if any(existing.name == layer.name for existing in self._layers):
-            raise ValueError(f"Sequential.add: a layer named '{layer.name}' is already in the model")
-        if not self._layers and self._input_shape is None and layer.input_shape is not None:
-            self._input_shape = layer.input_shape
-        self._layers.append(layer)
+    @property
+    def input(self):
+        return None if self._input is None else self._input.output
 
-    def get_layer(self, name):
+    @property
+    def output(self):
+        self._ensure_built()
+        return self._layers[self._engine.output_layer].output
+
+    def get_layer(self, name=None, index=None):
+        """A layer by name, or by its position in model.layers."""
+        if index is not None:
+            index = _validate.integer("get_layer", "index", index)
+            if not -len(self._layers) <= index < len(self._layers):
+                raise ValueError(f"get_layer: index {index} is out of range for "
+                                 f"{len(self._layers)} layers")
+            return self._layers[index]
         for layer in self._layers:
             if layer.name == name:
                 return layer
@@ -78,21 +109,34 @@ class Sequential:
     def build(self, input_shape=None):
         """Fix the per-example input shape, check every layer and initialise weights."""
         if input_shape is not None:
-            self._input_shape = _validate.shape("Sequential.build", "input_shape", input_shape)
+            self._input_shape = _validate.shape(f"{type(self).__name__}.build", "input_shape",
+                                                input_shape)
         if self._input_shape is None:
             raise ValueError("build: the input shape is unknown; start the model with "
                              "Input(shape) or call build(input_shape)")
         if not self._layers:
             raise ValueError("build: the model has no layers")
+        # A layer built before (in another model) keeps its weights.
+        carried = {l.name: l.get_weights() for l in self._layers if l._engine is not None}
         engine = _core.Engine(self.dtype.name)
+        engine.input_name = self._input_name()
         for layer in self._layers:
-            engine.add(layer._engine_config())
+            config = layer._engine_config()
+            if self._inbound is not None:
+                config["inputs"] = self._inbound[layer.name]
+            engine.add(config)
         engine.build(list(self._input_shape))
+        for i, layer in enumerate(self._layers):
+            if layer.name in carried:
+                engine.set_weights(i, [np.asarray(w, dtype=self.dtype) for w in carried[layer.name]])
         for i, layer in enumerate(self._layers):
             layer._engine, layer._index = engine, i
         self._engine = engine
         if self._loss is not None:
             self._engine.compile(self._loss, self._optimizer._engine_config())
+
+    def _input_name(self):
+        return self._input.name if self._input is not None else "input"
 
     def _ensure_built(self, x=None):
         if self._engine is None:
@@ -107,27 +151,40 @@ class Sequential:
     @property
     def output_shape(self):
         self._ensure_built()
-        return (None, *self._engine.output_shape(len(self._layers) - 1))
+        return (None, *self._engine.model_output_shape())
 
     def count_params(self):
         self._ensure_built()
         return int(self._engine.count_params())
 
     def summary(self, print_fn=print):
+        """Per layer: output shape, parameters and multiply-adds per example (the
+        course's cost of a convolution: weights × the positions they slide over);
+        graphs also list each layer's inputs."""
         self._ensure_built()
-        rows = [(f"{l.name} ({type(l).__name__})", str((None, *self._engine.output_shape(i))),
-                 str(self._engine.count_layer_params(i))) for i, l in enumerate(self._layers)]
-        widths = [max(len(h), *(len(r[c]) for r in rows)) for c, h in
-                  enumerate(("Layer (type)", "Output Shape", "Param #"))]
-        line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
-        trainable = sum(self._engine.count_layer_params(i) for i, l in enumerate(self._layers)
-                        if l.trainable)
+        e = self._engine
+        graph = self._inbound is not None
+        header = ("Layer (type)", "Output Shape", "Param #", "Mult-Adds") + (("Connected to",) if graph else ())
+        rows = []
+        for i, l in enumerate(self._layers):
+            row = (f"{l.name} ({type(l).__name__})", str((None, *e.output_shape(i))),
+                   f"{e.count_layer_params(i):,}", f"{e.multiply_adds(i):,}")
+            rows.append(row + ((", ".join(e.layer_inputs(i)),) if graph else ()))
+        widths = [max(len(h), *(len(r[c]) for r in rows)) for c, h in enumerate(header)]
+        line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+        trainable = sum(e.count_layer_params(i) for i, l in enumerate(self._layers) if l.trainable)
         total = self.count_params()
-        out = [f'Model: "{self.name}"', line(("Layer (type)", "Output Shape", "Param #")),
-               "-" * (sum(widths) + 4), *(line(r) for r in rows), "-" * (sum(widths) + 4),
+        rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
+        out = [f'Model: "{self.name}"', line(header), rule, *(line(r) for r in rows), rule,
                f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-               f"Non-trainable params: {total - trainable:,}"]
+               f"Non-trainable params: {total - trainable:,}",
+               f"Mult-adds per example: {self.multiply_adds():,}"]
         print_fn("\n".join(out))
+
+    def multiply_adds(self):
+        """Multiplications in one example's forward pass, summed over the layers."""
+        self._ensure_built()
+        return sum(int(self._engine.multiply_adds(i)) for i in range(len(self._layers)))
 
     def get_weights(self):
         self._ensure_built()
@@ -181,7 +238,7 @@ class Sequential:
         if len(y) != len(x):
             raise ValueError(f"{owner}: x and y must hold the same number of examples, "
                              f"got {len(x)} and {len(y)}")
-        out_shape = tuple(self._engine.output_shape(len(self._layers) - 1))
+        out_shape = tuple(self._engine.model_output_shape())
         if self._loss == "softmax_cross_entropy":
             classes = int(np.prod(out_shape))
             if y.ndim != 1:
@@ -353,25 +410,124 @@ class Sequential:
 
     # ------------------------------------------------------------------ copies
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype.name,
+        layers = []
+        for layer in self._layers:
+            entry = {"class_name": type(layer).__name__, "config": layer.get_config()}
+            if self._inbound is not None:
+                entry["inbound"] = list(self._inbound[layer.name])
+            layers.append(entry)
+        return {"name": self.name, "dtype": self.dtype.name, "input_name": self._input_name(),
                 "input_shape": None if self._input_shape is None else list(self._input_shape),
-                "layers": [{"class_name": type(l).__name__, "config": l.get_config()}
-                           for l in self._layers]}
+                "layers": layers}
 
     def _clone(self, dtype):
         """Same architecture, weights, loss and optimizer in another dtype."""
-        clone = Sequential(dtype=dtype, name=self.name)
-        clone._input_shape = self._input_shape
+        self._ensure_built()
+        clone = object.__new__(type(self))
+        clone._init(dtype, self.name)
+        clone._input, clone._input_shape = self._input, self._input_shape
+        clone._inbound = None if self._inbound is None else dict(self._inbound)
         for layer in self._layers:
             copy = object.__new__(type(layer))
             copy.__dict__.update(layer.__dict__)
-            copy._engine = copy._index = None
+            copy._engine = copy._index = copy._inbound = copy.output = None
             clone._layers.append(copy)
         clone.build()
         clone.set_weights(self.get_weights())
         if self._loss is not None:
             clone.compile(self._optimizer, self._loss)
         return clone
+
+
+class Sequential(Model):
+    """A linear stack of layers: Sequential([Input((784,)), Dense(128, activation="relu"),
+    Dense(10)]). Building it connects the layers as a graph (layer.output, model.input),
+    so its layers can start a functional model (a new head on a trained stack)."""
+
+    def __init__(self, layers=None, dtype="float32", name=None):
+        self._init(dtype, name or "sequential")
+        for layer in layers or []:
+            self.add(layer)
+
+    def add(self, layer):
+        if not isinstance(layer, layers_module.Layer):
+            raise TypeError(f"Sequential.add: expected a corenn layer, got {layer!r}")
+        if self._engine is not None:
+            raise ValueError("Sequential.add: the model is already built; create a new model")
+        if isinstance(layer, layers_module.Input):
+            if self._layers or self._input is not None:
+                raise ValueError("Sequential.add: Input must come first")
+            self._input, self._input_shape = layer, layer.shape
+            return
+        if layer.merges:
+            raise ValueError(f"Sequential.add: {type(layer).__name__} '{layer.name}' merges several "
+                             "inputs; use the functional cn.Model for graphs")
+        if any(existing.name == layer.name for existing in self._layers):
+            raise ValueError(f"Sequential.add: a layer named '{layer.name}' is already in the model")
+        if not self._layers and self._input_shape is None and layer.input_shape is not None:
+            self._input_shape = layer.input_shape
+        self._layers.append(layer)
+
+    def build(self, input_shape=None):
+        if input_shape is not None:
+            self._input_shape = _validate.shape("Sequential.build", "input_shape", input_shape)
+        if self._input is None and self._input_shape is not None:
+            self._input = layers_module.Input(self._input_shape, name="input")
+        if self._input is not None and self._input_shape != self._input.shape:
+            self._input = layers_module.Input(self._input_shape, name=self._input.name)
+        # Connect the stack (once), so layer.output and model.input exist.
+        tensor = None if self._input is None else self._input.output
+        for layer in self._layers:
+            if tensor is None:
+                break
+            if layer._inbound is None:
+                tensor = layer(tensor)
+            elif layer._inbound == [tensor]:
+                tensor = layer.output
+            else:
+                raise ValueError(f"Sequential.build: layer '{layer.name}' is already connected "
+                                 "elsewhere; create a new layer")
+        super().build()
+
+
+def _trace(source, output):
+    """The layers between source (an Input) and output in execution order, and
+    each layer's input names. ValueError when the output does not depend on
+    source or depends on another Input, or when two layers share a name."""
+    order, inbound, seen, inputs_met = [], {}, set(), set()
+    stack = [(output.layer, False)]
+    while stack:  # iterative depth-first search: deep graphs do not hit the recursion limit
+        layer, expanded = stack.pop()
+        if isinstance(layer, layers_module.Input):
+            inputs_met.add(layer)
+            continue
+        if expanded:
+            order.append(layer)
+            continue
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if layer._inbound is None:
+            raise ValueError(f"Model: layer '{layer.name}' is not connected to an input")
+        stack.append((layer, True))
+        for t in reversed(layer._inbound):
+            stack.append((t.layer, False))
+    if output.layer is source:
+        raise ValueError("Model: outputs is the input itself; add at least one layer")
+    if source not in inputs_met:
+        raise ValueError(f"Model: the output does not depend on the input '{source.name}' "
+                         "(it is unused)")
+    others = [i.name for i in inputs_met if i is not source]
+    if others:
+        raise ValueError(f"Model: the output depends on input(s) {', '.join(others)} that are not "
+                         f"the model's input '{source.name}'")
+    names = {}
+    for layer in order:
+        if layer.name in names or layer.name == source.name:
+            raise ValueError(f"Model: two layers are named '{layer.name}'; layer names must be unique")
+        names[layer.name] = layer
+        inbound[layer.name] = [t.layer.name for t in layer._inbound]
+    return order, inbound
 
 
 def _progress(total, desc, verbose):

@@ -1,6 +1,6 @@
-// The model engine: a stack of layers over one flat parameter arena, trained
-// one mini-batch per call (forward, loss, backward, regularisation and the
-// optimizer update in C++, with no Python in between).
+// The model engine: a graph of layers (a stack is the simplest) over one flat
+// parameter arena, trained one mini-batch per call (forward, loss, backward,
+// regularisation and the optimizer update in C++, with no Python in between).
 #pragma once
 
 #include <cstdint>
@@ -95,10 +95,16 @@ class Model {
   size_t num_layers() const;
   const LayerSpec& layer_spec(size_t layer) const;
   Shape output_shape(size_t layer) const;  // per example
-  Shape output_shape() const;              // of the last layer
+  Shape output_shape() const;              // of the model's output layer
+  // The graph, once built: the names feeding a layer (the model input's among
+  // them), and the output layer (the one no other layer consumes).
+  std::vector<std::string> layer_inputs(size_t layer) const;
+  size_t output_layer() const;
 
   int64_t count_params() const;
   int64_t count_params(size_t layer) const;
+  // Multiplications per example in a layer's forward pass (weights × positions).
+  int64_t multiply_adds(size_t layer) const;
   // A layer's weights in Keras order (Dense: kernel (units, in), bias;
   // BatchNormalization: gamma, beta, moving_mean, moving_variance), as copies:
   // its parameters, then its state (what training updates without gradients).

@@ -1,0 +1,41 @@
+// Merging tensors in a graph: Add (a residual connection's x + F(x)) and
+// Concatenate (an Inception module's branches side by side). Their backward
+// passes copy or add the incoming gradient; `accumulate` chooses adding, which
+// is also how the engine sums the gradients of a tensor that feeds several layers.
+#pragma once
+
+#include <cstdint>
+
+namespace corenn {
+
+// y: (n,) written = xs[0] + xs[1] + ...; xs: count pointers to (n,), count >= 1.
+template <typename T>
+void add_forward(T* y, const T* const* xs, int count, int64_t n);
+template <typename T>
+void add_forward_naive(T* y, const T* const* xs, int count, int64_t n);
+
+// Every term of a sum receives the sum's gradient unchanged.
+// dx: (n,) written (or added when accumulate); dy: (n,).
+template <typename T>
+void add_backward(T* dx, const T* dy, int64_t n, bool accumulate);
+template <typename T>
+void add_backward_naive(T* dx, const T* dy, int64_t n, bool accumulate);
+
+// Concatenation along one axis, seen as rows: everything before the axis is
+// `outer` rows, and input k contributes widths[k] consecutive values per row.
+// y: (outer, Σ widths) written; xs[k]: (outer, widths[k]).
+template <typename T>
+void concat_forward(T* y, const T* const* xs, const int64_t* widths, int count, int64_t outer);
+template <typename T>
+void concat_forward_naive(T* y, const T* const* xs, const int64_t* widths, int count, int64_t outer);
+
+// dx: (outer, width) written (or added when accumulate) = dy[:, offset : offset + width];
+// dy: (outer, total).
+template <typename T>
+void concat_backward(T* dx, const T* dy, int64_t outer, int64_t offset, int64_t width,
+                     int64_t total, bool accumulate);
+template <typename T>
+void concat_backward_naive(T* dx, const T* dy, int64_t outer, int64_t offset, int64_t width,
+                           int64_t total, bool accumulate);
+
+}  // namespace corenn
