@@ -295,3 +295,13 @@ def test_summary_multiply_adds_match_the_course_arithmetic():
 def test_multiply_adds_per_layer_kind(layer, shape, macs):
     model = cn.Sequential([L.Input(shape), layer])
     assert model.multiply_adds() == macs
+
+
+def test_symbolic_tensors_know_their_shape():
+    x = L.Input((3, 8, 8), name="x")
+    h = L.Conv2D(5, 3, name="c")(x)
+    assert x.output.shape == (None, 3, 8, 8)
+    assert h.shape == (None, 5, 6, 6)
+    assert L.Concatenate()([h, L.Conv2D(2, 3)(x)]).shape == (None, 7, 6, 6)
+    with pytest.raises(ValueError, match=r"same shape.*from 'c' \(5, 6, 6\), 'x' \(3, 8, 8\)"):
+        _ = L.Add()([h, x]).shape

@@ -139,6 +139,48 @@ Graph resolve_graph(const std::vector<LayerSpec>& specs, const std::string& inpu
                      " all feed no other layer; connect them or leave them out");
   return Graph{std::move(inputs_of), std::move(order), sinks[0]};
 }
+
+// The layers of a graph, each built against its input shapes in execution
+// order: everything a model needs before it allocates its arenas.
+template <typename T>
+struct Plan {
+  Graph graph;
+  std::vector<std::unique_ptr<detail::Layer<T>>> layers;
+  std::vector<Shape> shapes;  // per layer, per example
+};
+
+template <typename T>
+Plan<T> plan_graph(const std::vector<LayerSpec>& specs, const std::string& input_name,
+                   const Shape& input_shape) {
+  Plan<T> plan;
+  plan.graph = resolve_graph(specs, input_name);
+  const Graph& g = plan.graph;
+  for (const LayerSpec& spec : specs) plan.layers.push_back(detail::make_layer<T>(spec));
+  plan.shapes.resize(specs.size());
+  for (int i : g.order) {
+    std::vector<Shape> in;
+    for (int j : g.inputs_of[i]) in.push_back(j == Graph::kInput ? input_shape : plan.shapes[j]);
+    if (detail::MergeLayer<T>* merge = plan.layers[i]->as_merge()) {
+      try {
+        plan.shapes[i] = merge->build_inputs(in);
+      } catch (const ShapeError& e) {
+        std::string inputs;
+        for (size_t k = 0; k < in.size(); ++k) {
+          const int j = g.inputs_of[i][k];
+          inputs += (k ? ", '" : "'") + (j == Graph::kInput ? input_name : specs[j].name) + "' " +
+                    shape_string(in[k]);
+        }
+        throw ShapeError(std::string(e.what()) + " (from " + inputs + ")");
+      }
+    } else if (in.size() != 1) {
+      throw ValueError("build: " + detail::layer_label(specs[i]) + " takes one input, got " +
+                       std::to_string(in.size()));
+    } else {
+      plan.shapes[i] = plan.layers[i]->build(in[0]);
+    }
+  }
+  return plan;
+}
 using detail::Layer;
 using detail::LayerCache;
 
@@ -148,34 +190,11 @@ class Engine : public EngineBase {
   DType dtype() const override { return dtype_of<T>(); }
 
   void build() override {
-    // Built aside, so a failed build changes nothing.
-    Graph g = resolve_graph(specs, input_name);
-    const size_t n = specs.size();
-    std::vector<std::unique_ptr<Layer<T>>> layers;
-    for (const LayerSpec& spec : specs) layers.push_back(detail::make_layer<T>(spec));
-    std::vector<Shape> out_shapes(n);
-    for (int i : g.order) {
-      std::vector<Shape> in;
-      for (int j : g.inputs_of[i]) in.push_back(j == Graph::kInput ? input_shape : out_shapes[j]);
-      if (detail::MergeLayer<T>* merge = layers[i]->as_merge()) {
-        try {
-          out_shapes[i] = merge->build_inputs(in);
-        } catch (const ShapeError& e) {
-          std::string inputs;
-          for (size_t k = 0; k < in.size(); ++k) {
-            const int j = g.inputs_of[i][k];
-            inputs += (k ? ", '" : "'") + (j == Graph::kInput ? input_name : specs[j].name) + "' " +
-                      shape_string(in[k]);
-          }
-          throw ShapeError(std::string(e.what()) + " (from " + inputs + ")");
-        }
-      } else if (in.size() != 1) {
-        throw ValueError("build: " + detail::layer_label(specs[i]) + " takes one input, got " +
-                         std::to_string(in.size()));
-      } else {
-        out_shapes[i] = layers[i]->build(in[0]);
-      }
-    }
+    // Planned aside, so a failed build changes nothing.
+    Plan<T> plan = plan_graph<T>(specs, input_name, input_shape);
+    Graph& g = plan.graph;
+    std::vector<std::unique_ptr<Layer<T>>>& layers = plan.layers;
+    std::vector<Shape>& out_shapes = plan.shapes;
     std::vector<int64_t> offsets, state_offsets;
     int64_t total = 0, state_total = 0;
     for (const auto& layer : layers) {
@@ -603,6 +622,12 @@ class Engine : public EngineBase {
 };
 
 }  // namespace
+
+Shape infer_output_shape(const std::vector<LayerSpec>& layers, const std::string& input_name,
+                         const Shape& input_shape) {
+  Plan<float> plan = plan_graph<float>(layers, input_name, input_shape);
+  return plan.shapes[plan.graph.output];
+}
 
 Model::Model(DType dtype) {
   if (dtype == DType::float32) impl_ = std::make_unique<Engine<float>>();

@@ -131,6 +131,16 @@ py::list weights_to_list(std::vector<Tensor> weights) {
 }  // namespace
 
 void bind_model(py::module_& m) {
+  m.def(
+      "infer_output_shape",
+      [](const py::list& configs, const std::string& input_name, const Shape& input_shape) {
+        std::vector<LayerSpec> specs;
+        for (auto c : configs) specs.push_back(layer_spec_from(c.cast<py::dict>()));
+        return infer_output_shape(specs, input_name, input_shape);
+      },
+      py::arg("configs"), py::arg("input_name"), py::arg("input_shape"),
+      "The per-example output shape of a graph of layer configs (Model.build's checks, no weights)");
+
   py::class_<Model>(m, "Engine", "The C++ model engine behind corenn.Sequential")
       .def(py::init([](const std::string& dtype) { return Model(parse_model_dtype(dtype)); }),
            py::arg("dtype") = "float32")

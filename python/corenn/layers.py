@@ -4,7 +4,7 @@ things a user changes later (trainable) to the engine that runs it."""
 
 import itertools
 
-from . import _validate, initializers, regularizers
+from . import _core, _validate, initializers, regularizers
 
 ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
 _counter = itertools.count()
@@ -26,8 +26,41 @@ class SymbolicTensor:
     def __init__(self, layer):
         self.layer = layer
 
+    @property
+    def shape(self):
+        """(None, *per-example shape), checked by the engine as Model would."""
+        if isinstance(self.layer, Input):
+            return (None, *self.layer.shape)
+        order, inbound, inputs = trace(self)
+        if len(inputs) != 1:
+            raise ValueError(f"{self!r} depends on {len(inputs)} inputs; models have one")
+        configs = [{**layer._engine_config(), "inputs": inbound[layer.name]} for layer in order]
+        return (None, *_core.infer_output_shape(configs, inputs[0].name, list(inputs[0].shape)))
+
     def __repr__(self):
         return f"<SymbolicTensor from {self.layer.name!r}>"
+
+
+def trace(output):
+    """The layers `output` depends on, in execution order (each after its
+    inputs); each one's input names; and the Inputs reached."""
+    order, seen, inputs = [], set(), []
+    stack = [(output.layer, False)]
+    while stack:  # iterative depth-first search: deep graphs do not hit the recursion limit
+        layer, expanded = stack.pop()
+        if isinstance(layer, Input):
+            if layer not in inputs:
+                inputs.append(layer)
+        elif expanded:
+            order.append(layer)
+        elif id(layer) not in seen:
+            seen.add(id(layer))
+            if layer._inbound is None:
+                raise ValueError(f"layer '{layer.name}' is not connected to an input")
+            stack.append((layer, True))
+            stack.extend((t.layer, False) for t in reversed(layer._inbound))
+    inbound = {layer.name: [t.layer.name for t in layer._inbound] for layer in order}
+    return order, inbound, inputs
 
 
 def _symbolic(owner, value):

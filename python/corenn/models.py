@@ -494,39 +494,21 @@ def _trace(source, output):
     """The layers between source (an Input) and output in execution order, and
     each layer's input names. ValueError when the output does not depend on
     source or depends on another Input, or when two layers share a name."""
-    order, inbound, seen, inputs_met = [], {}, set(), set()
-    stack = [(output.layer, False)]
-    while stack:  # iterative depth-first search: deep graphs do not hit the recursion limit
-        layer, expanded = stack.pop()
-        if isinstance(layer, layers_module.Input):
-            inputs_met.add(layer)
-            continue
-        if expanded:
-            order.append(layer)
-            continue
-        if id(layer) in seen:
-            continue
-        seen.add(id(layer))
-        if layer._inbound is None:
-            raise ValueError(f"Model: layer '{layer.name}' is not connected to an input")
-        stack.append((layer, True))
-        for t in reversed(layer._inbound):
-            stack.append((t.layer, False))
     if output.layer is source:
         raise ValueError("Model: outputs is the input itself; add at least one layer")
-    if source not in inputs_met:
+    order, inbound, inputs = layers_module.trace(output)
+    if source not in inputs:
         raise ValueError(f"Model: the output does not depend on the input '{source.name}' "
                          "(it is unused)")
-    others = [i.name for i in inputs_met if i is not source]
+    others = [i.name for i in inputs if i is not source]
     if others:
         raise ValueError(f"Model: the output depends on input(s) {', '.join(others)} that are not "
                          f"the model's input '{source.name}'")
-    names = {}
+    names = {source.name}
     for layer in order:
-        if layer.name in names or layer.name == source.name:
+        if layer.name in names:
             raise ValueError(f"Model: two layers are named '{layer.name}'; layer names must be unique")
-        names[layer.name] = layer
-        inbound[layer.name] = [t.layer.name for t in layer._inbound]
+        names.add(layer.name)
     return order, inbound
 
 

@@ -71,6 +71,11 @@ struct OptimizerSpec {
   AdamHyper adam;  // also AdamW (decoupled is set from kind)
 };
 
+// The per-example output shape of a graph of layers (the checks of
+// Model::build, without allocating or initialising anything).
+Shape infer_output_shape(const std::vector<LayerSpec>& layers, const std::string& input_name,
+                         const Shape& input_shape);
+
 class EngineBase;
 
 class Model {

@@ -1,0 +1,241 @@
+"""The course's CNN architectures (course 4), small by default and parameterised.
+
+Blocks are functions on symbolic tensors (`h = residual_block(x, 32)`), so they
+compose into any functional model; the model builders return a `cn.Model`.
+All work on NCHW inputs. Layer names start with the block's `name`, so a
+block's layers can be found again with `model.get_layer`.
+
+- `residual_block`: ResNet's identity block, relu(x + F(x)), with a 1×1
+  projection shortcut when the shape changes (course 4, week 2).
+- `inception_module`: 1×1, 3×3 and 5×5 branches (the larger ones behind 1×1
+  bottlenecks) and a pooling branch, concatenated along the channels.
+- `depthwise_separable_block` (MobileNet v1) and `inverted_residual_block`
+  (MobileNet v2: 1×1 expansion, depthwise 3×3, linear 1×1 projection, a
+  residual connection when input and output shapes agree).
+- `efficientnet_scaling`: the compound scaling rule d = α^φ, w = β^φ, r = γ^φ.
+- `unet`: a contracting path, a Conv2DTranspose expanding path and skip
+  concatenations, ending in per-pixel logits.
+"""
+
+import itertools
+import math
+
+from . import layers as L
+from . import models
+
+_ids = itertools.count()
+
+
+def _prefix(name, kind):
+    return name if name is not None else f"{kind}{next(_ids)}"
+
+
+def _conv_bn(x, filters, kernel_size, name, strides=1, activation="relu", batch_norm=True):
+    """Conv (no bias when batch norm follows: β plays its part), BN, activation."""
+    h = L.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=not batch_norm,
+                 name=f"{name}_conv")(x)
+    if batch_norm:
+        h = L.BatchNormalization(name=f"{name}_bn")(h)
+    if activation is not None:
+        h = L.Activation(activation, name=f"{name}_{activation}")(h)
+    return h
+
+
+def _channels(tensor):
+    return tensor.shape[1]
+
+
+# -------------------------------------------------------------------- ResNet
+
+def residual_block(x, filters, strides=1, kernel_size=3, batch_norm=True, name=None):
+    """relu(shortcut + BN(Conv(relu(BN(Conv(x)))))): the identity shortcut when
+    x already has `filters` channels and strides is 1, else a 1×1 convolution
+    (with BN) of the same stride: the projection shortcut."""
+    name = _prefix(name, "res")
+    h = _conv_bn(x, filters, kernel_size, f"{name}_a", strides=strides, batch_norm=batch_norm)
+    h = _conv_bn(h, filters, kernel_size, f"{name}_b", activation=None, batch_norm=batch_norm)
+    shortcut = x
+    if strides != 1 or _channels(x) != filters:
+        shortcut = _conv_bn(x, filters, 1, f"{name}_proj", strides=strides, activation=None,
+                            batch_norm=batch_norm)
+    h = L.Add(name=f"{name}_add")([h, shortcut])
+    return L.Activation("relu", name=f"{name}_out")(h)
+
+
+def resnet_small(input_shape=(3, 32, 32), classes=10, widths=(32, 64), blocks=(2, 1),
+                 batch_norm=True, dtype="float32", name="resnet_small"):
+    """The benchmark's small ResNet (WORKLOADS.md) by default: per stage a
+    Conv-BN-ReLU stem, `blocks[i]` residual blocks of `widths[i]` channels, and
+    a 2×2 max pool between stages; then global average pooling and the
+    classifier (logits)."""
+    if len(widths) != len(blocks) or not widths:
+        raise ValueError(f"resnet_small: widths and blocks must be non-empty and of one length, "
+                         f"got {widths!r} and {blocks!r}")
+    x = L.Input(input_shape, name=f"{name}_input")
+    h = x
+    for stage, (width, count) in enumerate(zip(widths, blocks)):
+        if stage > 0:
+            h = L.MaxPool2D(2, name=f"{name}_pool{stage}")(h)
+        h = _conv_bn(h, width, 3, f"{name}_stem{stage}", batch_norm=batch_norm)
+        for b in range(count):
+            h = residual_block(h, width, batch_norm=batch_norm, name=f"{name}_s{stage}b{b}")
+    h = L.GlobalAveragePooling2D(name=f"{name}_gap")(h)
+    out = L.Dense(classes, name=f"{name}_logits")(h)
+    return models.Model(x, out, dtype=dtype, name=name)
+
+
+# ----------------------------------------------------------------- Inception
+
+def inception_module(x, f1, f3_reduce, f3, f5_reduce, f5, pool_proj, name=None):
+    """Four branches concatenated along the channels: 1×1 (f1); 1×1 (f3_reduce)
+    → 3×3 (f3); 1×1 (f5_reduce) → 5×5 (f5); 3×3 max pool (stride 1) → 1×1
+    (pool_proj). The 1×1 bottlenecks cut the 5×5 branch's multiplies ~10×."""
+    name = _prefix(name, "inception")
+
+    def conv(h, filters, k, tag):
+        return L.Conv2D(filters, k, padding="same", activation="relu", name=f"{name}_{tag}")(h)
+
+    b1 = conv(x, f1, 1, "1x1")
+    b3 = conv(conv(x, f3_reduce, 1, "3x3_reduce"), f3, 3, "3x3")
+    b5 = conv(conv(x, f5_reduce, 1, "5x5_reduce"), f5, 5, "5x5")
+    bp = conv(L.MaxPool2D(3, strides=1, padding="same", name=f"{name}_pool")(x), pool_proj, 1,
+              "pool_proj")
+    return L.Concatenate(axis=1, name=f"{name}_concat")([b1, b3, b5, bp])
+
+
+def inception_small(input_shape=(3, 32, 32), classes=10, dtype="float32", name="inception_small"):
+    """A stem convolution, two Inception modules around a max pool, global
+    average pooling and the classifier."""
+    x = L.Input(input_shape, name=f"{name}_input")
+    h = L.Conv2D(16, 3, padding="same", activation="relu", name=f"{name}_stem")(x)
+    h = inception_module(h, 8, 8, 16, 4, 8, 8, name=f"{name}_a")  # 40 channels
+    h = L.MaxPool2D(2, name=f"{name}_pool")(h)
+    h = inception_module(h, 16, 12, 24, 4, 8, 8, name=f"{name}_b")  # 56 channels
+    h = L.GlobalAveragePooling2D(name=f"{name}_gap")(h)
+    return models.Model(x, L.Dense(classes, name=f"{name}_logits")(h), dtype=dtype, name=name)
+
+
+# ----------------------------------------------------------------- MobileNet
+
+def depthwise_separable_block(x, filters, strides=1, batch_norm=True, name=None):
+    """MobileNet v1: depthwise 3×3 (BN, ReLU) then pointwise 1×1 (BN, ReLU) —
+    about 1/filters + 1/9 of a full 3×3 convolution's multiplies."""
+    name = _prefix(name, "dwsep")
+    h = L.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=not batch_norm,
+                          name=f"{name}_dw")(x)
+    if batch_norm:
+        h = L.BatchNormalization(name=f"{name}_dw_bn")(h)
+    h = L.Activation("relu", name=f"{name}_dw_relu")(h)
+    return _conv_bn(h, filters, 1, f"{name}_pw", batch_norm=batch_norm)
+
+
+def _width(filters, alpha):
+    return max(1, int(round(filters * alpha)))
+
+
+def mobilenet_v1(input_shape=(3, 32, 32), classes=10, alpha=1.0,
+                 blocks=((32, 1), (64, 2), (64, 1), (128, 2)), dtype="float32", name="mobilenet_v1"):
+    """A stride-2 stem then depthwise-separable blocks (filters, stride), each
+    width multiplied by alpha (MobileNet's width multiplier)."""
+    x = L.Input(input_shape, name=f"{name}_input")
+    h = _conv_bn(x, _width(16, alpha), 3, f"{name}_stem")
+    for i, (filters, strides) in enumerate(blocks):
+        h = depthwise_separable_block(h, _width(filters, alpha), strides, name=f"{name}_b{i}")
+    h = L.GlobalAveragePooling2D(name=f"{name}_gap")(h)
+    return models.Model(x, L.Dense(classes, name=f"{name}_logits")(h), dtype=dtype, name=name)
+
+
+def inverted_residual_block(x, filters, expansion=6, strides=1, name=None):
+    """MobileNet v2: 1×1 expansion to expansion·C (BN, ReLU), depthwise 3×3
+    (BN, ReLU), linear 1×1 projection to `filters` (BN, no activation: a ReLU
+    would destroy information in the narrow layer), plus x when the shapes allow."""
+    name = _prefix(name, "invres")
+    channels = _channels(x)
+    h = x
+    if expansion != 1:
+        h = _conv_bn(h, channels * expansion, 1, f"{name}_expand")
+    h = L.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False, name=f"{name}_dw")(h)
+    h = L.BatchNormalization(name=f"{name}_dw_bn")(h)
+    h = L.Activation("relu", name=f"{name}_dw_relu")(h)
+    h = _conv_bn(h, filters, 1, f"{name}_project", activation=None)
+    if strides == 1 and channels == filters:
+        h = L.Add(name=f"{name}_add")([h, x])
+    return h
+
+
+def mobilenet_v2(input_shape=(3, 32, 32), classes=10, alpha=1.0, expansion=6,
+                 blocks=((16, 1, 1), (24, 2, 2), (32, 2, 2)), dtype="float32", name="mobilenet_v2"):
+    """A stem then stages (filters, repeats, first stride) of inverted residual
+    blocks, a 1×1 convolution and the classifier."""
+    x = L.Input(input_shape, name=f"{name}_input")
+    h = _conv_bn(x, _width(16, alpha), 3, f"{name}_stem")
+    for s, (filters, repeats, strides) in enumerate(blocks):
+        for r in range(repeats):
+            h = inverted_residual_block(h, _width(filters, alpha), expansion if s or r else 1,
+                                        strides if r == 0 else 1, name=f"{name}_s{s}r{r}")
+    h = _conv_bn(h, _width(64, alpha), 1, f"{name}_head")
+    h = L.GlobalAveragePooling2D(name=f"{name}_gap")(h)
+    return models.Model(x, L.Dense(classes, name=f"{name}_logits")(h), dtype=dtype, name=name)
+
+
+# -------------------------------------------------------------- EfficientNet
+
+def efficientnet_scaling(phi, alpha=1.2, beta=1.1, gamma=1.15):
+    """EfficientNet's compound scaling: depth ×α^φ, width ×β^φ, resolution ×γ^φ
+    (α·β²·γ² ≈ 2, so each step of φ about doubles the FLOPs). Returns the three
+    multipliers."""
+    if phi < 0:
+        raise ValueError(f"efficientnet_scaling: phi must be >= 0, got {phi}")
+    return alpha ** phi, beta ** phi, gamma ** phi
+
+
+def efficientnet(phi=0, classes=10, base_resolution=32, channels=3,
+                 blocks=((16, 1, 1), (24, 2, 2), (40, 2, 2)), alpha=1.2, beta=1.1, gamma=1.15,
+                 dtype="float32", name=None):
+    """A small MobileNet-v2-style base scaled by efficientnet_scaling(phi):
+    repeats ×depth (rounded up), filters ×width (rounded), input side ×resolution
+    (rounded to a multiple of 4, the base's total stride)."""
+    depth, width, resolution = efficientnet_scaling(phi, alpha, beta, gamma)
+    side = 4 * max(1, int(round(base_resolution * resolution / 4)))
+    scaled = tuple((_width(f, width), int(math.ceil(r * depth)), s) for f, r, s in blocks)
+    return mobilenet_v2((channels, side, side), classes, alpha=width, blocks=scaled, dtype=dtype,
+                        name=name or f"efficientnet_phi{phi}")
+
+
+# --------------------------------------------------------------------- U-Net
+
+def unet(input_shape=(1, 32, 32), classes=1, filters=8, depth=2, dtype="float32", name="unet"):
+    """Contracting path: per level two 3×3 same convolutions (ReLU) and a 2×2
+    max pool, doubling the filters; expanding path: a 2×2 stride-2
+    Conv2DTranspose, concatenation with the matching contracting output (the
+    skip connection) and two convolutions; a final 1×1 convolution gives
+    `classes` logits per pixel, shape (classes, H, W). For binary masks train
+    with loss="binary_cross_entropy" on (N, 1, H, W) targets."""
+    side = input_shape[1:]
+    if any(s % (2 ** depth) for s in side):
+        raise ValueError(f"unet: height and width must be divisible by 2**depth = {2 ** depth}, "
+                         f"got input_shape {tuple(input_shape)}")
+
+    def double_conv(h, f, tag):
+        h = L.Conv2D(f, 3, padding="same", activation="relu", name=f"{name}_{tag}_conv1")(h)
+        return L.Conv2D(f, 3, padding="same", activation="relu", name=f"{name}_{tag}_conv2")(h)
+
+    x = L.Input(input_shape, name=f"{name}_input")
+    skips, h = [], x
+    for level in range(depth):
+        h = double_conv(h, filters * 2 ** level, f"down{level}")
+        skips.append(h)
+        h = L.MaxPool2D(2, name=f"{name}_down{level}_pool")(h)
+    h = double_conv(h, filters * 2 ** depth, "bottom")
+    for level in reversed(range(depth)):
+        f = filters * 2 ** level
+        h = L.Conv2DTranspose(f, 2, strides=2, name=f"{name}_up{level}_transpose")(h)
+        h = L.Concatenate(axis=1, name=f"{name}_up{level}_concat")([h, skips[level]])
+        h = double_conv(h, f, f"up{level}")
+    out = L.Conv2D(classes, 1, name=f"{name}_logits")(h)
+    return models.Model(x, out, dtype=dtype, name=name)
+
+
+__all__ = ["depthwise_separable_block", "efficientnet", "efficientnet_scaling", "inception_module",
+           "inception_small", "inverted_residual_block", "mobilenet_v1", "mobilenet_v2",
+           "residual_block", "resnet_small", "unet"]
