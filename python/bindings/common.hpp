@@ -85,6 +85,7 @@ void bind_optim(py::module_& ops);
 void bind_init(py::module_& ops);
 void bind_conv(py::module_& ops);
 void bind_pool(py::module_& ops);
+void bind_norm(py::module_& ops);
 void bind_model(py::module_& m);
 
 }  // namespace bind
