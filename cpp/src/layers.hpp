@@ -20,7 +20,7 @@ struct LayerCache {
   std::vector<T> out;           // the layer's output, unless it aliases its input
   std::vector<T> pre;           // Dense with an activation: Z before the activation
   std::vector<uint8_t> mask;    // Dropout: kept units
-  std::vector<T> mid;           // SeparableConv2D: the depthwise output
+  std::vector<T> mid;           // SeparableConv2D: the depthwise output; batch norm: μ, invstd per channel
   std::vector<T> grad_mid;      // SeparableConv2D: its gradient
   std::vector<T> scratch;       // convolution im2col columns
   std::vector<int64_t> index;   // max pooling: argmax
@@ -157,6 +157,9 @@ std::unique_ptr<Layer<T>> make_conv_layer(const LayerSpec& spec);
 // Add and Concatenate (layers_merge.cpp); nullptr for other kinds.
 template <typename T>
 std::unique_ptr<Layer<T>> make_merge_layer(const LayerSpec& spec);
+// Batch normalisation (layers_norm.cpp); nullptr for other kinds.
+template <typename T>
+std::unique_ptr<Layer<T>> make_norm_layer(const LayerSpec& spec);
 
 }  // namespace detail
 }  // namespace corenn

@@ -437,11 +437,38 @@ class Concatenate(Layer):
         return {**super().get_config(), "axis": self.axis}
 
 
+class BatchNormalization(Layer):
+    """Normalises each channel over the batch (and height, width): the course's
+    z_norm = (z − μ) / √(σ² + ε), then γ·z_norm + β. axis 1 is the channels of NCHW
+    images, or the features of (N, C) (-1 too). Training uses the batch's μ, σ² and
+    updates moving = momentum·moving + (1 − momentum)·batch (Keras: momentum is the
+    weight KEPT; the variance averaged is the unbiased one); inference, and a frozen
+    layer (trainable=False) even in fit, use the moving averages and leave them be.
+    Weights: gamma (if scale, starts 1), beta (if center, 0), moving_mean (0),
+    moving_variance (1), each (C,)."""
+
+    kind = "batch_norm"
+
+    def __init__(self, axis=1, momentum=0.99, epsilon=1e-3, center=True, scale=True, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = _validate.integer("BatchNormalization", "axis", axis)
+        if self.axis == 0:
+            raise ValueError("BatchNormalization: axis 0 is the batch axis; the channels are axis=1")
+        self.momentum = _validate.real("BatchNormalization", "momentum", momentum, low=0.0, high=1.0)
+        self.epsilon = _validate.real("BatchNormalization", "epsilon", epsilon, low=0.0, low_open=True)
+        self.center = bool(center)
+        self.scale = bool(scale)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "momentum": self.momentum,
+                "epsilon": self.epsilon, "center": self.center, "scale": self.scale}
+
+
 MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
 GlobalAvgPool2D = GlobalAveragePooling2D
 
-__all__ = ["Activation", "Add", "AveragePooling2D", "AvgPool2D", "Concatenate", "Conv2D",
-           "Conv2DTranspose", "Dense", "DepthwiseConv2D", "Dropout", "Flatten", "GlobalAvgPool2D",
-           "GlobalAveragePooling2D", "Input", "Layer", "MaxPool2D", "MaxPooling2D", "Reshape", "SeparableConv2D",
-           "SymbolicTensor", "ZeroPadding2D"]
+__all__ = ["Activation", "Add", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Concatenate",
+           "Conv2D", "Conv2DTranspose", "Dense", "DepthwiseConv2D", "Dropout", "Flatten",
+           "GlobalAvgPool2D", "GlobalAveragePooling2D", "Input", "Layer", "MaxPool2D", "MaxPooling2D",
+           "Reshape", "SeparableConv2D", "SymbolicTensor", "ZeroPadding2D"]
