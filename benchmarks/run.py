@@ -172,6 +172,7 @@ def build_rows(stats, workload_names, threads_list):
             row["pct_sgemm"] = (100 * row["gflops"] / sgemm_rate
                                 if row["gflops"] and sgemm_rate else None)
             row["gbps"] = (w.bytes_moved / (c * 1e-3) / 1e9 if c and w.bytes_moved else None)
+            row["bytes_note"] = w.bytes_note
             row["variants"] = {s: stats.get((name, threads, s), {"error": "not run"})
                                for s in w.sides if s not in W.MAIN_SIDES}
             rows.append(row)
@@ -235,7 +236,8 @@ def write_markdown(path, rows, machine, infos, settings, threads_list, elapsed, 
             notes.append("rates (best call): " + ", ".join(
                 f"{s} {v:.0f}" for s, v in r["sgemm_rates"].items()))
         if r["gbps"]:
-            notes.append(f"corenn moves {r['gbps']:.1f} GB/s (7 floats/param)")
+            counted = f" ({r['bytes_note']})" if r.get("bytes_note") else ""  # older JSON: absent
+            notes.append(f"corenn moves {r['gbps']:.1f} GB/s{counted}")
         if r["workload"] == "adam_5x1M" and torch_installed:
             notes.append(f"torch default path: {torch_info.get('torch_adam_default_path')}")
         if r["kind"] == "train":

@@ -64,6 +64,17 @@ def test_adam_step_5x1M(benchmark):
     assert t >= 1
 
 
+def test_batch_norm_fwdbwd_32x64x32x32(benchmark):
+    benchmark.group = "ops"
+    y, (dx, dgamma, dbeta) = _bench(benchmark, W.cnn.corenn_bn())
+    assert y.shape == dx.shape == W.cnn.CONV_SHAPE and y.dtype == dx.dtype == np.float32
+    assert dgamma.shape == dbeta.shape == (W.cnn.CONV_SHAPE[1],)
+    assert np.isfinite(dx).all()
+    # Normalised per channel: mean 0 before β (β is the channel mean of y).
+    _, _, beta, _ = W.cnn._bn_data()
+    np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), beta, atol=1e-4)
+
+
 def test_mlp_b64_train_on_batch(benchmark):
     benchmark.group = "models"
     loss = _bench(benchmark, W.corenn_train(64), W.WORKLOADS["mlp_b64"].flops)

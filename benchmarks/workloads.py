@@ -349,6 +349,7 @@ class Workload:
     flops: Optional[float]          # useful FLOPs per call (None: not FLOP-bound)
     sides: Dict[str, Callable]      # side -> builder() -> step
     bytes_moved: Optional[float] = None   # for memory-bound ops: bytes read + written per call
+    bytes_note: Optional[str] = None      # how bytes_moved is counted, for the report
     quick_reps: int = 5             # minimum timed calls per process in --quick
     fixed_reps: Optional[int] = None  # long calls (sgemm): one warm-up call, then exactly this many
 
@@ -395,7 +396,7 @@ WORKLOADS = {w.name: w for w in [
            "torch_foreach": lambda: torch_adam("foreach"),
            "torch_fused": lambda: torch_adam("fused")},
        # read p, g, m, v; write p, m, v: 7 float32 per parameter
-       bytes_moved=ADAM_ARRAYS * ADAM_SIZE * 7 * 4),
+       bytes_moved=ADAM_ARRAYS * ADAM_SIZE * 7 * 4, bytes_note="7 floats/param"),
     _w("conv3x3_fwd", "op", "conv 3×3, 64→64, same padding, no bias, on (32, 64, 32, 32): forward",
        cnn.conv_flops(), {
            "corenn": lambda: cnn.corenn_conv(False), "numpy": lambda: cnn.numpy_conv(False),
@@ -404,6 +405,10 @@ WORKLOADS = {w.name: w for w in [
        3 * cnn.conv_flops(), {
            "corenn": lambda: cnn.corenn_conv(True), "numpy": lambda: cnn.numpy_conv(True),
            "torch": lambda: cnn.torch_conv(True)}),
+    _w("bn_fwdbwd", "op", "batch norm (training) on (32, 64, 32, 32): forward + backward (dx, dγ, dβ)",
+       None, {
+           "corenn": cnn.corenn_bn, "numpy": cnn.numpy_bn, "torch": cnn.torch_bn},
+       bytes_moved=cnn.bn_bytes(), bytes_note="x, y, dy, x, dx: 5 floats/value"),
     _w("lenet_b64", "train", "LeNet training step, batch 64, SGD 0.01 momentum 0.9",
        3 * cnn.lenet_forward_flops(64), {
            "corenn": lambda: cnn.corenn_lenet_train(64), "numpy": lambda: cnn.numpy_lenet_train(64),

@@ -1,5 +1,6 @@
-"""Convolutional workloads (../shared/WORKLOADS.md): the conv 3×3 op, LeNet
-training and batch-1 inference, for corenn, NumPy (im2col + BLAS) and PyTorch.
+"""Convolutional workloads (../shared/WORKLOADS.md): the conv 3×3 op, the batch
+norm op, LeNet training and batch-1 inference, for corenn, NumPy (im2col + BLAS)
+and PyTorch.
 Registered in workloads.py; same builder contract (a builder returns step())."""
 
 import numpy as np
@@ -8,6 +9,7 @@ import steps
 
 CONV_SHAPE = (32, 64, 32, 32)         # x: (N, C, H, W)
 CONV_OUT, CONV_K, CONV_PAD = 64, 3, 1  # 3×3, 64 -> 64, same padding, no bias
+BN_MOMENTUM, BN_EPS = 0.1, 1e-5         # batch norm on CONV_SHAPE, PyTorch's defaults
 LENET_INPUT = (1, 28, 28)
 LENET_LR, LENET_MOMENTUM = 0.01, 0.9
 CLASSES = 10
@@ -16,6 +18,12 @@ CLASSES = 10
 def conv_flops():
     n, c, h, w = CONV_SHAPE
     return 2 * n * CONV_OUT * h * w * c * CONV_K * CONV_K
+
+
+def bn_bytes():
+    """The least memory traffic of batch norm forward + backward: read x, write y;
+    read dy and x, write dx (float32)."""
+    return 5 * 4 * int(np.prod(CONV_SHAPE))
 
 
 def lenet_forward_flops(batch):
@@ -32,6 +40,16 @@ def _conv_data(seed=0):
     W = rng.standard_normal((CONV_OUT, CONV_SHAPE[1], CONV_K, CONV_K), dtype=np.float32) * 0.05
     dy = rng.standard_normal((CONV_SHAPE[0], CONV_OUT, *CONV_SHAPE[2:]), dtype=np.float32)
     return x, W, dy
+
+
+def _bn_data(seed=0):
+    rng = np.random.default_rng(seed)
+    c = CONV_SHAPE[1]
+    x = rng.standard_normal(CONV_SHAPE, dtype=np.float32)
+    gamma = rng.uniform(0.5, 1.5, c).astype(np.float32)
+    beta = rng.standard_normal(c, dtype=np.float32)
+    dy = rng.standard_normal(CONV_SHAPE, dtype=np.float32)
+    return x, gamma, beta, dy
 
 
 def _lenet_data(batch, seed=0):
@@ -52,6 +70,19 @@ def corenn_conv(backward):
     def step():
         y = cn.ops.conv2d_forward(x, W, padding=CONV_PAD)
         return y, cn.ops.conv2d_backward(dy, x, W, padding=CONV_PAD, with_bias=False)
+    return step
+
+
+def corenn_bn():
+    """Training mode: batch statistics, running statistics updated in place."""
+    import corenn as cn
+    x, gamma, beta, dy = _bn_data()
+    running_mean, running_var = np.zeros_like(gamma), np.ones_like(gamma)
+
+    def step():
+        y, mean, invstd = cn.ops.batch_norm_forward(x, gamma, beta, running_mean, running_var, True,
+                                                    BN_MOMENTUM, BN_EPS)
+        return y, cn.ops.batch_norm_backward(dy, x, gamma, mean, invstd)
     return step
 
 
@@ -127,6 +158,45 @@ def numpy_conv(backward):
     def step():
         y, cols = np_conv_forward(x, W, None, CONV_PAD)
         return y, np_conv_backward(dy, cols, x.shape, W, CONV_PAD)
+    return step
+
+
+def np_bn_forward(x, gamma, beta, running_mean, running_var, momentum, eps):
+    """Batch statistics over (N, H, W) per channel; running statistics updated in
+    place (PyTorch's rule, unbiased variance). Returns y and what backward needs."""
+    m = x.size // x.shape[1]
+    mean = x.mean(axis=(0, 2, 3))
+    xc = x - mean[:, None, None]
+    var = np.square(xc).mean(axis=(0, 2, 3))
+    invstd = 1.0 / np.sqrt(var + eps)
+    xhat = xc * invstd[:, None, None]
+    y = xhat * gamma[:, None, None] + beta[:, None, None]
+    running_mean *= 1 - momentum
+    running_mean += momentum * mean
+    running_var *= 1 - momentum
+    running_var += momentum * var * (m / (m - 1))
+    return y, xhat, invstd
+
+
+def np_bn_backward(dy, xhat, gamma, invstd):
+    """dβ = Σ dy, dγ = Σ dy·x̂, dx = γ·invstd/M · (M·dy − dβ − x̂·dγ)."""
+    m = dy.size // dy.shape[1]
+    dbeta = dy.sum(axis=(0, 2, 3))
+    dgamma = (dy * xhat).sum(axis=(0, 2, 3))
+    dx = m * dy
+    dx -= dbeta[:, None, None]
+    dx -= xhat * dgamma[:, None, None]
+    dx *= (gamma * invstd / m)[:, None, None]
+    return dx, dgamma, dbeta
+
+
+def numpy_bn():
+    x, gamma, beta, dy = _bn_data()
+    running_mean, running_var = np.zeros_like(gamma), np.ones_like(gamma)
+
+    def step():
+        y, xhat, invstd = np_bn_forward(x, gamma, beta, running_mean, running_var, BN_MOMENTUM, BN_EPS)
+        return y, np_bn_backward(dy, xhat, gamma, invstd)
     return step
 
 
@@ -231,6 +301,20 @@ def torch_conv(backward):
     def step():
         y = F.conv2d(x, W, padding=CONV_PAD)
         return torch.autograd.grad(y, (x, W), dy)
+    return step
+
+
+def torch_bn():
+    import torch
+    F = torch.nn.functional
+    x, gamma, beta, dy = (torch.from_numpy(a) for a in _bn_data())
+    running_mean, running_var = torch.zeros_like(gamma), torch.ones_like(gamma)
+    for t in (x, gamma, beta):
+        t.requires_grad_(True)
+
+    def step():
+        y = F.batch_norm(x, running_mean, running_var, gamma, beta, True, BN_MOMENTUM, BN_EPS)
+        return torch.autograd.grad(y, (x, gamma, beta), dy)
     return step
 
 
