@@ -1,5 +1,6 @@
-// The engine from C++ alone: build, train, predict, freeze, validate.
+// The engine from C++ alone: build, train, predict, freeze, validate, batch norm.
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "check.hpp"
@@ -162,4 +163,42 @@ TEST(graph_errors_are_value_errors) {
   b.units = 3;
   mismatch.add(b), mismatch.add(sum);
   CHECK_THROWS(mismatch.build({2}), ShapeError);
+}
+
+TEST(batch_norm_layer_trains_from_cpp_and_freezes) {
+  seed(4);
+  Model m;
+  LayerSpec bn;
+  bn.kind = "batch_norm";
+  bn.momentum = 0.9;
+  m.add(dense(16));
+  m.add(bn);
+  LayerSpec act;
+  act.kind = "activation";
+  act.activation = "tanh";
+  m.add(act);
+  m.add(dense(2));
+  m.build({2});
+  OptimizerSpec opt;
+  opt.kind = "adam";
+  opt.adam.lr = 0.05;
+  m.compile(LossKind::softmax_cross_entropy, opt);
+  // gamma, beta, moving_mean, moving_variance; only gamma and beta are parameters.
+  CHECK(m.get_weights(1).size() == 4);
+  CHECK(m.count_params(1) == 32);
+  Tensor x({200, 2});
+  Tensor y({200}, DType::int64);
+  make_rings(x, y);
+  const double first = m.train_step(x, y);
+  double last = first;
+  for (int step = 0; step < 100; ++step) last = m.train_step(x, y);
+  CHECK(last < 0.2 * first);
+  const std::vector<Tensor> trained = m.get_weights(1);
+  CHECK(trained[2].data()[0] != 0.0f && trained[3].data()[0] != 1.0f);  // the averages moved
+  // Frozen: inference mode in training, nothing of the layer changes.
+  m.set_trainable(1, false);
+  for (int step = 0; step < 5; ++step) m.train_step(x, y);
+  const std::vector<Tensor> after = m.get_weights(1);
+  for (size_t i = 0; i < after.size(); ++i)
+    CHECK(std::memcmp(after[i].data(), trained[i].data(), sizeof(float) * after[i].size()) == 0);
 }
