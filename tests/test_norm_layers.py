@@ -54,8 +54,14 @@ def test_weights_in_keras_order_with_keras_initial_values():
     np.testing.assert_array_equal(beta, 0.0)
     np.testing.assert_array_equal(mean, 0.0)
     np.testing.assert_array_equal(var, 1.0)
-    # The moving averages are state, not parameters: count_params counts gamma and beta.
+    # The moving averages are state, not parameters: the engine trains gamma and
+    # beta; count_params counts all four as Keras does, two of them non-trainable.
     assert m._engine.count_layer_params(0) == 8
+    assert m._engine.count_layer_state(0) == 8
+    assert m.count_params() == 16
+    lines = []
+    m.summary(print_fn=lines.append)
+    assert "Trainable params: 8" in lines[0] and "Non-trainable params: 8" in lines[0]
 
 
 @pytest.mark.parametrize("center, scale", [(True, False), (False, True), (False, False)])

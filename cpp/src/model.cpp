@@ -61,6 +61,7 @@ class EngineBase {
   virtual void set_trainable(size_t layer, bool trainable) = 0;
   virtual int64_t count_params(size_t layer) const = 0;
   virtual int64_t count_params() const = 0;
+  virtual int64_t count_state(size_t layer) const = 0;
   virtual std::vector<Tensor> get_weights(size_t layer) const = 0;
   virtual void set_weights(size_t layer, const std::vector<Tensor>& weights) = 0;
   virtual void compile() = 0;
@@ -235,6 +236,7 @@ class Engine : public EngineBase {
     if (built) layers_.at(layer)->spec().trainable = trainable;
   }
   int64_t count_params() const override { return static_cast<int64_t>(params_.size()); }
+  int64_t count_state(size_t layer) const override { return layers_.at(layer)->state_count(); }
 
   std::vector<Tensor> get_weights(size_t layer) const override {
     std::vector<Tensor> out;
@@ -681,6 +683,7 @@ Shape Model::output_shape() const {
 }
 int64_t Model::count_params() const { return impl_->count_params(); }
 int64_t Model::count_params(size_t layer) const { return impl_->count_params(layer); }
+int64_t Model::count_state(size_t layer) const { return impl_->count_state(layer); }
 int64_t Model::multiply_adds(size_t layer) const { return impl_->multiply_adds(layer); }
 
 std::vector<std::string> Model::layer_inputs(size_t layer) const {

@@ -161,6 +161,7 @@ void bind_model(py::module_& m) {
       .def("multiply_adds", &Model::multiply_adds)
       .def("count_params", py::overload_cast<>(&Model::count_params, py::const_))
       .def("count_layer_params", py::overload_cast<size_t>(&Model::count_params, py::const_))
+      .def("count_layer_state", &Model::count_state)
       .def("get_weights", [](const Model& self, size_t i) { return weights_to_list(self.get_weights(i)); })
       .def("set_weights",
            [](Model& self, size_t i, const py::list& arrays) {

@@ -42,7 +42,7 @@ def _conv_bn(x, filters, kernel_size, name, strides=1, activation="relu", batch_
 
 
 def _channels(tensor):
-    return tensor.shape[1]
+    return L._symbolic("applications", tensor).shape[1]
 
 
 # -------------------------------------------------------------------- ResNet

@@ -154,8 +154,13 @@ class Model:
         return (None, *self._engine.model_output_shape())
 
     def count_params(self):
+        """Every weight, as Keras counts: parameters plus state (batch norm's
+        moving averages, which summary() lists as non-trainable)."""
         self._ensure_built()
-        return int(self._engine.count_params())
+        return sum(self._layer_weight_count(i) for i in range(len(self._layers)))
+
+    def _layer_weight_count(self, i):
+        return int(self._engine.count_layer_params(i)) + int(self._engine.count_layer_state(i))
 
     def summary(self, print_fn=print):
         """Per layer: output shape, parameters and multiply-adds per example (the
@@ -168,7 +173,7 @@ class Model:
         rows = []
         for i, l in enumerate(self._layers):
             row = (f"{l.name} ({type(l).__name__})", str((None, *e.output_shape(i))),
-                   f"{e.count_layer_params(i):,}", f"{e.multiply_adds(i):,}")
+                   f"{self._layer_weight_count(i):,}", f"{e.multiply_adds(i):,}")
             rows.append(row + ((", ".join(e.layer_inputs(i)),) if graph else ()))
         widths = [max(len(h), *(len(r[c]) for r in rows)) for c, h in enumerate(header)]
         line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731

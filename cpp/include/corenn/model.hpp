@@ -108,6 +108,8 @@ class Model {
 
   int64_t count_params() const;
   int64_t count_params(size_t layer) const;
+  // Values of a layer's state (batch norm's moving averages): weights no optimizer changes.
+  int64_t count_state(size_t layer) const;
   // Multiplications per example in a layer's forward pass (weights × positions).
   int64_t multiply_adds(size_t layer) const;
   // A layer's weights in Keras order (Dense: kernel (units, in), bias;
