@@ -176,6 +176,7 @@ def test_standardizer_keeps_float32_and_casts_integers(rng):
 
 @pytest.mark.parametrize("call, match", [
     (lambda: Standardizer().transform(np.ones((2, 3))), r"Standardizer.transform: call fit\(X_train\) first"),
+    (lambda: Standardizer().layer(), r"Standardizer.layer: call fit\(X_train\) first"),
     (lambda: Standardizer().fit(np.ones((4, 3))).transform(np.ones((4, 2))),
      r"Standardizer.transform: X has 2 entries on axis 1, the statistics were fitted on 3"),
     (lambda: Standardizer().fit(np.ones(4)), r"Standardizer.fit: X must be \(examples, features\)"),

@@ -119,6 +119,9 @@ std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec);
 // The convolution and pooling layers (layers_conv.cpp); nullptr for other kinds.
 template <typename T>
 std::unique_ptr<Layer<T>> make_conv_layer(const LayerSpec& spec);
+// Normalization and the augmentation layers (layers_augment.cpp); nullptr for other kinds.
+template <typename T>
+std::unique_ptr<Layer<T>> make_preprocessing_layer(const LayerSpec& spec);
 
 std::string layer_label(const LayerSpec& spec);
 

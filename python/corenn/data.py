@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from . import _core, _validate
+from .layers import Normalization
 
 
 def _rng(owner, seed):
@@ -120,7 +121,8 @@ class Standardizer:
     Statistics are per entry of axis 1: per feature for (N, F) inputs, per
     channel for (N, C, H, W) images (over N, H and W). σ is the population
     standard deviation (ddof=0, as scikit-learn's StandardScaler); a constant
-    feature (σ = 0) is only centred.
+    feature (σ = 0) is only centred. `layer()` puts the same transform into a
+    model as a Normalization layer, so it is saved and loaded with the model.
     """
 
     def __init__(self):
@@ -175,6 +177,11 @@ class Standardizer:
         mean = self._broadcast("inverse_transform", X, self.mean)
         scale = self._broadcast("inverse_transform", X, self.scale)
         return (X * scale + mean).astype(dtype, copy=False)
+
+    def layer(self, name=None):
+        """A Normalization layer holding μ and σ² (model state, never trained)."""
+        self._check_fitted("layer")
+        return Normalization(mean=self.mean, variance=self.variance, name=name)
 
 
 def mini_batches(X, y=None, batch_size=64, shuffle=True, seed=None):
