@@ -38,7 +38,7 @@ def test_conv_kernel_regularizers_in_loss_and_gradient(kind, reg):
 
     def model(r):
         cn.seed(2)
-        m = cn.Sequential([L.Input((2, 5, 5)), CONV_KINDS[kind](r), L.Flatten(),
+        m = cn.Sequential([L.Input((2, 5, 5)), CONV_KINDS[kind](r), L.GlobalAvgPool2D(),
                            L.Dense(3, kernel_regularizer=r)], dtype="float64")
         m.compile("sgd", "softmax_cross_entropy")
         m.build()
