@@ -40,8 +40,9 @@ inline uint8_t draw_flips(FlipMode mode, uint64_t key, int64_t n) {
   return static_cast<uint8_t>(random_bits(key, static_cast<uint64_t>(n)) & static_cast<uint64_t>(mode));
 }
 
+// ⌊u·(2·pad + 1)⌋ in double, so no padding can overflow the integer product.
 inline int64_t draw_offset(uint64_t key, uint64_t index, int64_t pad) {
-  return static_cast<int64_t>(uniform01(key, index) * static_cast<double>(2 * pad + 1));
+  return static_cast<int64_t>(uniform01(key, index) * (2.0 * static_cast<double>(pad) + 1.0));
 }
 
 // out = in with example n flipped as flips[n] says. A flip is an involution,

@@ -9,8 +9,8 @@ namespace corenn {
 
 namespace {
 
-// Elements per chunk: a subtract and a divide each, a few nanoseconds per
-// thousand, so below this an OpenMP fork/join costs more than it saves.
+// Values per chunk: each costs a subtract and a divide (about a nanosecond),
+// so below this an OpenMP fork/join costs more than it saves.
 constexpr int64_t kGrainWork = 1 << 15;
 
 template <typename T>
@@ -18,10 +18,11 @@ inline T scale_of(T variance) {
   return variance > T(0) ? std::sqrt(variance) : T(1);
 }
 
-// Rows are (example, channel) pairs of `spatial` values; with spatial = 1
-// (a (batch, features) input) a row is one value, so rows are split in
-// blocks of whole examples.
-int64_t row_grain(int64_t spatial) { return std::max<int64_t>(1, kGrainWork / std::max<int64_t>(1, spatial)); }
+// Rows are (example, channel) pairs of `spatial` values each ((batch, features)
+// inputs have spatial = 1); a chunk holds about kGrainWork values.
+int64_t row_grain(int64_t spatial) {
+  return std::max<int64_t>(1, kGrainWork / std::max<int64_t>(1, spatial));
+}
 
 }  // namespace
 
