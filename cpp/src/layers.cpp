@@ -232,10 +232,12 @@ std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec) {
   if (auto layer = make_conv_layer<T>(spec)) return layer;
   if (auto layer = make_merge_layer<T>(spec)) return layer;
   if (auto layer = make_norm_layer<T>(spec)) return layer;
+  if (auto layer = make_preprocessing_layer<T>(spec)) return layer;
   throw ValueError("layer '" + spec.name + "': unknown kind '" + spec.kind +
                    "'; expected one of dense, activation, dropout, flatten, reshape, conv2d, "
                    "depthwise_conv2d, separable_conv2d, conv2d_transpose, max_pool2d, avg_pool2d, "
-                   "global_avg_pool2d, zero_padding2d, batch_norm, add, concatenate");
+                   "global_avg_pool2d, zero_padding2d, batch_norm, add, concatenate, normalization, "
+                   "random_flip, random_crop, color_shift");
 }
 
 template class Layer<float>;

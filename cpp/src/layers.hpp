@@ -160,6 +160,9 @@ std::unique_ptr<Layer<T>> make_merge_layer(const LayerSpec& spec);
 // Batch normalisation (layers_norm.cpp); nullptr for other kinds.
 template <typename T>
 std::unique_ptr<Layer<T>> make_norm_layer(const LayerSpec& spec);
+// Normalization and the augmentation layers (layers_augment.cpp); nullptr for other kinds.
+template <typename T>
+std::unique_ptr<Layer<T>> make_preprocessing_layer(const LayerSpec& spec);
 
 }  // namespace detail
 }  // namespace corenn

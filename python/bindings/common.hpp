@@ -86,6 +86,8 @@ void bind_init(py::module_& ops);
 void bind_conv(py::module_& ops);
 void bind_pool(py::module_& ops);
 void bind_norm(py::module_& ops);
+void bind_augment(py::module_& ops);
+void bind_normalize(py::module_& ops);
 void bind_model(py::module_& m);
 
 }  // namespace bind

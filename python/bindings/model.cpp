@@ -97,6 +97,10 @@ LayerSpec layer_spec_from(const py::dict& config) {
     else if (key == "epsilon") s.epsilon = v.cast<double>();
     else if (key == "center") s.center = v.cast<bool>();
     else if (key == "scale") s.scale = v.cast<bool>();
+    else if (key == "mode") s.mode = v.cast<std::string>();
+    else if (key == "delta") s.delta = v.cast<double>();
+    else if (key == "mean") s.mean = v.cast<std::vector<double>>();
+    else if (key == "variance") s.variance = v.cast<std::vector<double>>();
     else throw ValueError("Engine.add: unknown layer setting '" + key + "'");
   }
   return s;

@@ -42,5 +42,7 @@ PYBIND11_MODULE(_core, m) {
   corenn::bind::bind_conv(ops);
   corenn::bind::bind_pool(ops);
   corenn::bind::bind_norm(ops);
+  corenn::bind::bind_augment(ops);
+  corenn::bind::bind_normalize(ops);
   corenn::bind::bind_model(m);
 }

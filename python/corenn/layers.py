@@ -4,6 +4,8 @@ things a user changes later (trainable) to the engine that runs it."""
 
 import itertools
 
+import numpy as np
+
 from . import _core, _validate, initializers, regularizers
 
 ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
@@ -462,13 +464,105 @@ class BatchNormalization(Layer):
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum,
                 "epsilon": self.epsilon, "center": self.center, "scale": self.scale}
+# ------------------------------------------------------------- preprocessing
+
+class Normalization(Layer):
+    """(x − mean) / √variance per entry of axis 1: per feature of (N, F)
+    inputs, per channel of NCHW images; a zero variance only centres. mean and
+    variance are state (in get_weights, saved with the model, never trained).
+    Give both, call adapt(X_train), or use corenn.data.Standardizer.layer()."""
+
+    kind = "normalization"
+
+    def __init__(self, mean=None, variance=None, **kwargs):
+        super().__init__(**kwargs)
+        if (mean is None) != (variance is None):
+            raise ValueError("Normalization: give both mean and variance, or neither")
+        self.mean = self.variance = None
+        if mean is not None:
+            self._set_statistics(mean, variance)
+
+    def _set_statistics(self, mean, variance):
+        mean = np.asarray(mean, dtype=np.float64).reshape(-1)
+        variance = np.asarray(variance, dtype=np.float64).reshape(-1)
+        if mean.shape != variance.shape:
+            raise ValueError(f"Normalization: mean and variance must have the same length, got "
+                             f"{mean.size} and {variance.size}")
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(variance)) and np.all(variance >= 0)):
+            raise ValueError("Normalization: mean must be finite and variance finite and >= 0")
+        self.mean, self.variance = mean, variance
+
+    def adapt(self, X):
+        """Statistics of X (the training set) over every axis but axis 1."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim < 2 or len(X) == 0:
+            raise ValueError(f"Normalization.adapt: X must be (examples, features) or (examples, "
+                             f"channels, ...) with at least one example, got shape {X.shape}")
+        axes = (0, *range(2, X.ndim))
+        self._set_statistics(X.mean(axis=axes), X.var(axis=axes))
+        if self._engine is not None:
+            dtype = np.dtype(self._engine.dtype)
+            self.set_weights([self.mean.astype(dtype), self.variance.astype(dtype)])
+
+    def get_config(self):
+        stats = {"mean": [], "variance": []} if self.mean is None else {
+            "mean": self.mean.tolist(), "variance": self.variance.tolist()}
+        return {**super().get_config(), **stats}
+
+
+class RandomFlip(Layer):
+    """Flips each training image at random: mode "horizontal" (left-right),
+    "vertical" or "horizontal_and_vertical" (Keras's default), each allowed flip
+    with probability 1/2. Passes images through untouched at inference."""
+
+    kind = "random_flip"
+    MODES = ("horizontal", "vertical", "horizontal_and_vertical")
+
+    def __init__(self, mode="horizontal_and_vertical", **kwargs):
+        super().__init__(**kwargs)
+        self.mode = _validate.choice("RandomFlip", "mode", mode, self.MODES)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+class RandomCrop(Layer):
+    """Pads each training image with `padding` zeros on every side (an int or
+    (pad_h, pad_w)) and crops it back to its size at a random offset: shifts of
+    up to ±padding pixels (the CIFAR-style "pad 4, crop 32"). The shape is
+    kept; inference passes images through untouched."""
+
+    kind = "random_crop"
+
+    def __init__(self, padding, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = _pair("RandomCrop", "padding", padding, minimum=0)
+
+    def get_config(self):
+        ph, pw = self.padding
+        return {**super().get_config(), "pads": [ph, ph, pw, pw]}
+
+
+class ColorShift(Layer):
+    """Adds to each channel of each training image an offset drawn uniformly
+    from [−delta, delta] (brightness/colour jitter). Identity at inference."""
+
+    kind = "color_shift"
+
+    def __init__(self, delta, **kwargs):
+        super().__init__(**kwargs)
+        self.delta = _validate.real("ColorShift", "delta", delta, low=0.0)
+
+    def get_config(self):
+        return {**super().get_config(), "delta": self.delta}
 
 
 MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
 GlobalAvgPool2D = GlobalAveragePooling2D
 
-__all__ = ["Activation", "Add", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Concatenate",
-           "Conv2D", "Conv2DTranspose", "Dense", "DepthwiseConv2D", "Dropout", "Flatten",
+__all__ = ["Activation", "Add", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "ColorShift",
+           "Concatenate", "Conv2D", "Conv2DTranspose", "Dense", "DepthwiseConv2D", "Dropout", "Flatten",
            "GlobalAvgPool2D", "GlobalAveragePooling2D", "Input", "Layer", "MaxPool2D", "MaxPooling2D",
-           "Reshape", "SeparableConv2D", "SymbolicTensor", "ZeroPadding2D"]
+           "Normalization", "RandomCrop", "RandomFlip", "Reshape", "SeparableConv2D", "SymbolicTensor",
+           "ZeroPadding2D"]

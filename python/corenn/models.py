@@ -222,6 +222,11 @@ class Model:
         if self._engine is not None:
             self._engine.compile(self._loss, self._optimizer._engine_config())
 
+    @property
+    def optimizer(self):
+        """The compiled optimizer (None before compile); callbacks change its learning_rate."""
+        return self._optimizer
+
     def _require_compiled(self, owner):
         if self._loss is None:
             raise ValueError(f"{owner}: call compile(optimizer, loss) first")
@@ -341,7 +346,7 @@ class Model:
             else:
                 xe, ye = x, y
             started = time.perf_counter()
-            total_loss, sums = 0.0, [0.0] * len(self._metrics)
+            total_loss, seen, outputs = 0.0, 0, []
             bar = _progress(batches, f"Epoch {epoch + 1}/{epochs}", verbose)
             for b in range(batches):
                 for cb in cbs:
@@ -350,19 +355,24 @@ class Model:
                 self._engine.set_learning_rate(self._optimizer.lr_at(self._engine.steps))
                 if self._metrics:
                     loss, out = self._engine.train_step(xb, yb, labels, True)
-                    for i, (_, fn) in enumerate(self._metrics):
-                        sums[i] += fn(out, yb, self._loss) * len(xb)
+                    outputs.append(out)
                 else:
                     loss = self._engine.train_step(xb, yb, labels)
                 total_loss += loss * len(xb)
+                seen += len(xb)
                 for cb in cbs:
                     cb.on_train_batch_end(b, {"loss": loss})
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.4f}")
-            logs = {"loss": total_loss / n}
-            for i, (name, _) in enumerate(self._metrics):
-                logs[name] = sums[i] / n
+                if self.stop_training:  # e.g. TerminateOnNaN: not one more update
+                    break
+            logs = {"loss": total_loss / seen}
+            # Training metrics over the epoch's outputs at once: precision, recall
+            # and F1 are not means of per-batch values.
+            if self._metrics:
+                out = np.concatenate(outputs)
+                logs.update({name: fn(out, ye[:seen], self._loss) for name, fn in self._metrics})
             if validation_data is not None:
                 val = self._evaluate_arrays(*validation_data, batch_size=max(batch_size, 256))
                 logs.update({f"val_{k}": v for k, v in val.items()})

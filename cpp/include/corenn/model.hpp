@@ -17,7 +17,9 @@ namespace corenn {
 struct LayerSpec {
   // "dense", "activation", "dropout", "flatten", "reshape", "conv2d", "depthwise_conv2d",
   // "separable_conv2d", "conv2d_transpose", "max_pool2d", "avg_pool2d",
-  // "global_avg_pool2d", "zero_padding2d", "batch_norm", "add", "concatenate"
+  // "global_avg_pool2d", "zero_padding2d", "batch_norm", "add", "concatenate",
+  // "normalization", "random_flip", "random_crop" (pads as (t, b, l, r) with t = b, l = r),
+  // "color_shift"
   std::string kind;
   std::string name;
   // The layers feeding this one, by name (the model input is named by
@@ -57,6 +59,13 @@ struct LayerSpec {
   // A frozen layer keeps its weights (and batch norm its statistics, running in
   // inference mode) through training.
   bool trainable = true;
+  // random_flip: "horizontal", "vertical" or "horizontal_and_vertical"
+  std::string mode = "horizontal_and_vertical";
+  // color_shift: per-channel offsets drawn from [-delta, delta]
+  double delta = 0.0;
+  // normalization: initial mean and variance per entry of axis 1 (features or
+  // channels); empty = 0 and 1. The layer keeps them as state (never trained).
+  std::vector<double> mean, variance;
 };
 
 enum class LossKind { softmax_cross_entropy, binary_cross_entropy, mse };

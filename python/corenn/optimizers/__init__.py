@@ -15,12 +15,20 @@ class Optimizer:
     kind = None
 
     def __init__(self, learning_rate, weight_decay=0.0):
-        owner = type(self).__name__
-        if callable(learning_rate):
-            self.learning_rate = learning_rate
-        else:
-            self.learning_rate = _validate.real(owner, "learning_rate", learning_rate, low=0.0)
-        self.weight_decay = _validate.real(owner, "weight_decay", weight_decay, low=0.0)
+        self.learning_rate = learning_rate
+        self.weight_decay = _validate.real(type(self).__name__, "weight_decay", weight_decay, low=0.0)
+
+    @property
+    def learning_rate(self):
+        """A number or a schedule(step) -> lr. Assignable (callbacks such as
+        ReduceLROnPlateau do); fit applies it from the next update on."""
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        if not callable(value):
+            value = _validate.real(type(self).__name__, "learning_rate", value, low=0.0)
+        self._learning_rate = value
 
     def lr_at(self, step):
         """The learning rate for the 0-based update number `step`."""

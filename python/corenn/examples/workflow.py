@@ -1,0 +1,135 @@
+"""python -m corenn.examples.workflow: the course's training workflow end to
+end on scikit-learn's handwritten digits (docs/workflow.md walks through it).
+
+1. split 60/20/20 into train/dev/test (stratified)
+2. standardise with training statistics (a Normalization layer in the model)
+3. train a network and diagnose bias/variance
+4. regularise (L2 + dropout) against the variance
+5. search the learning rate at random on a log scale, coarse to fine
+6. train the chosen model with early stopping and report F1 on the test set
+"""
+
+import argparse
+import sys
+
+import numpy as np
+
+import corenn as cn
+
+L = cn.layers
+
+
+def build(standardizer, units=256, l2=0.0, dropout=0.0, learning_rate=1e-3):
+    reg = cn.regularizers.L2(l2) if l2 else None
+    layers = [L.Input((64,)), standardizer.layer(name="standardize")]
+    for _ in range(2):
+        layers.append(L.Dense(units, activation="relu", kernel_initializer="he_normal",
+                              kernel_regularizer=reg))
+        if dropout:
+            layers.append(L.Dropout(dropout))
+    layers.append(L.Dense(10, kernel_regularizer=reg))
+    model = cn.Sequential(layers)
+    model.compile(cn.optimizers.Adam(learning_rate), "softmax_cross_entropy",
+                  metrics=["accuracy", "f1_macro"])
+    return model
+
+
+def errors(model, train, dev):
+    """(train error, dev error): 1 − accuracy, in inference mode."""
+    return tuple(1.0 - model.evaluate(*part)["accuracy"] for part in (train, dev))
+
+
+def run(epochs=40, trials=8, seed=0, units=256, out=print):
+    from sklearn.datasets import load_digits
+
+    cn.seed(seed)
+    digits = load_digits()
+    X, y = digits.data.astype(np.float32), digits.target
+    train, dev, test = cn.data.train_dev_test_split(X, y, (0.6, 0.2, 0.2), stratify=True, seed=seed)
+    out(f"1. split: {len(train[0])} train / {len(dev[0])} dev / {len(test[0])} test")
+
+    standardizer = cn.data.Standardizer().fit(train[0])
+    out(f"2. standardise: pixel means {standardizer.mean.min():.2f}..{standardizer.mean.max():.2f}, "
+        f"σ up to {standardizer.scale.max():.2f} (from the training set only)")
+
+    results = {}
+    cn.seed(seed)
+    plain = build(standardizer, units)
+    plain.fit(*train, batch_size=32, epochs=epochs, verbose=0)
+    results["plain"] = errors(plain, train, dev)
+    diagnosis = cn.diagnostics.bias_variance(human=0.0, train=results["plain"][0], dev=results["plain"][1])
+    out(f"3. unregularised: train error {results['plain'][0]:.4f}, dev error {results['plain'][1]:.4f}")
+    out("   " + str(diagnosis).replace("\n", "\n   "))
+
+    # Regularisation strength is a hyper-parameter like any other: try a few
+    # and keep the one with the lowest dev error (the unregularised model too).
+    candidates = [{"l2": 0.0, "dropout": 0.0, "dev_error": results["plain"][1]}]
+    for l2, dropout in ((1e-4, 0.2), (1e-3, 0.2), (1e-4, 0.5), (1e-3, 0.5)):
+        cn.seed(seed)
+        model = build(standardizer, units, l2=l2, dropout=dropout)
+        model.fit(*train, batch_size=32, epochs=epochs, verbose=0)
+        train_error, dev_error = errors(model, train, dev)
+        candidates.append({"l2": l2, "dropout": dropout, "dev_error": dev_error})
+        out(f"4. L2({l2:g}) + dropout {dropout}: train error {train_error:.4f}, dev error {dev_error:.4f}")
+    reg = cn.metrics.select(candidates, "dev_error", mode="min")
+    results["regularisation"] = reg
+    out(f"   kept: L2({reg['l2']:g}), dropout {reg['dropout']} (dev error {reg['dev_error']:.4f})")
+
+    def objective(params):
+        cn.seed(seed)
+        model = build(standardizer, units, reg["l2"], reg["dropout"], params["learning_rate"])
+        model.fit(*train, batch_size=32, epochs=max(epochs // 4, 1), verbose=0)
+        return {"dev_accuracy": model.evaluate(*dev)["accuracy"]}
+
+    space = {"learning_rate": cn.tuning.LogUniform(1e-5, 1.0)}
+    coarse = cn.tuning.random_search(objective, space, n_trials=trials, metric="dev_accuracy", seed=seed)
+    fine_space = cn.tuning.refine(coarse, top_k=3)
+    fine = cn.tuning.random_search(objective, fine_space, n_trials=trials, metric="dev_accuracy",
+                                   seed=seed + 1)
+    best = cn.metrics.select([*coarse, *fine], "dev_accuracy")
+    out(f"5. learning rate: coarse {space['learning_rate']} -> best {coarse.best['learning_rate']:.2e} "
+        f"(dev accuracy {coarse.best['dev_accuracy']:.4f}); fine {fine_space['learning_rate']} -> "
+        f"best {fine.best['learning_rate']:.2e} ({fine.best['dev_accuracy']:.4f})")
+
+    cn.seed(seed)
+    final = build(standardizer, units, reg["l2"], reg["dropout"], best["learning_rate"])
+    stop = cn.callbacks.EarlyStopping(monitor="val_loss", patience=8, restore_best_weights=True)
+    history = final.fit(*train, batch_size=32, epochs=epochs, validation_data=dev, verbose=0,
+                        callbacks=[stop])
+    scores = final.evaluate(*test)
+    predicted = final.predict(test[0]).argmax(axis=1)
+    wrong = cn.diagnostics.misclassified(final, *test)
+    results.update(learning_rate=best["learning_rate"], epochs_run=len(history.history["loss"]),
+                   best_epoch=stop.best_epoch, test_f1=scores["f1_macro"], test_accuracy=scores["accuracy"],
+                   confusion=cn.metrics.confusion_matrix(test[1], predicted, num_classes=10),
+                   history=history, coarse=coarse, fine=fine, misclassified=wrong)
+    out(f"6. final: learning rate {best['learning_rate']:.2e}, early stopping kept epoch "
+        f"{stop.best_epoch + 1} of {results['epochs_run']}; test F1 (macro) {scores['f1_macro']:.4f}, "
+        f"accuracy {scores['accuracy']:.4f}, {len(wrong)} of {len(test[0])} digits wrong")
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--units", type=int, default=256, help="units in each of the two hidden layers")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, help="corenn.set_num_threads (default: all cores)")
+    parser.add_argument("--plot", help="write the final learning curves to this PNG (needs matplotlib)")
+    args = parser.parse_args(argv)
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise SystemExit("the example needs scikit-learn: pip install 'corenn[demo]'") from None
+    if args.threads:
+        cn.set_num_threads(args.threads)
+    results = run(epochs=args.epochs, trials=args.trials, seed=args.seed, units=args.units)
+    if args.plot:
+        results["history"].plot(args.plot)
+        print(f"learning curves: {args.plot}", file=sys.stderr)
+    return results
+
+
+if __name__ == "__main__":
+    main()
