@@ -216,7 +216,7 @@ def write_markdown(path, rows, machine, infos, settings, threads_list, elapsed, 
          + f" --threads {','.join(map(str, threads_list))}` "
          f"on {machine['date']} in {elapsed:.0f} s. Do not edit by hand.", "",
          "Each figure is the median of every timed call over all rounds (after warm-up), in "
-         "milliseconds per training step (forward + backward + optimizer update on one mini-batch), "
+         "milliseconds per training step (forward + backward + update on one mini-batch), "
          "per forward call (`*_infer`) or per op call. Every "
          + ("(framework, threads) runs its workloads in its own process (--quick)"
             if settings["batched"] else "(framework, workload, threads) is timed in its own process")

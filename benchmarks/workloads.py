@@ -407,10 +407,14 @@ WORKLOADS = {w.name: w for w in [
     _w("resnet_small_b64", "train", "resnet_small training step (3×32×32, conv-BN-ReLU stems, "
        "3 residual blocks, 32 and 64 channels), batch 64, Adam 1e-3",
        3 * resnet.resnet_forward_flops(64), {
+           "corenn": lambda: resnet.corenn_resnet_train(64),
+           "corenn_engine": lambda: resnet.corenn_resnet_train(64, "engine"),
            "numpy": lambda: resnet.numpy_resnet_train(64),
            "torch": lambda: resnet.torch_resnet_train(64)}),
     _w("resnet_small_b1_infer", "infer", "resnet_small forward, batch 1, inference mode",
        resnet.resnet_forward_flops(1), {
+           "corenn": lambda: resnet.corenn_resnet_infer(1),
+           "corenn_engine": lambda: resnet.corenn_resnet_infer(1, "engine"),
            "numpy": lambda: resnet.numpy_resnet_infer(1),
            "torch": lambda: resnet.torch_resnet_infer(1)}, quick_reps=50),
     _w("sgemm", "sgemm", f"float32 matmul {SGEMM_N}³ (a · bᵀ), the machine's reference rate",

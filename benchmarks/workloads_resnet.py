@@ -1,17 +1,18 @@
 """The small ResNet workloads (../shared/WORKLOADS.md): resnet_small training
-(batch 64, Adam 1e-3) and batch-1 inference, for NumPy (im2col + BLAS, batch
-norm by hand) and PyTorch; corenn's side comes with its BatchNormalization.
-Registered in workloads.py; same builder contract (a builder returns step())."""
+(batch 64, Adam 1e-3) and batch-1 inference, for corenn
+(`corenn.applications.resnet_small`), NumPy (im2col + BLAS, batch norm with
+workloads_cnn's NumPy op) and PyTorch. Registered in workloads.py; same builder
+contract (a builder returns step())."""
 
 import numpy as np
 
 import steps
 from steps import LR
-from workloads_cnn import np_conv_backward, np_conv_forward, np_maxpool2, np_maxpool2_backward
+from workloads_cnn import (BN_EPS, BN_MOMENTUM, np_bn_backward, np_bn_forward, np_conv_backward,
+                           np_conv_forward, np_maxpool2, np_maxpool2_backward)
 
 RESNET_INPUT = (3, 32, 32)
 RESNET_WIDTHS, RESNET_BLOCKS = (32, 64), (2, 1)  # per stage: channels, residual blocks
-BN_MOMENTUM, BN_EPS = 0.1, 1e-5                  # PyTorch's convention and defaults
 CLASSES = 10
 
 
@@ -41,6 +42,36 @@ def _resnet_data(batch, seed=0):
     x = rng.standard_normal((batch, *RESNET_INPUT), dtype=np.float32)
     y = rng.integers(0, CLASSES, size=batch, dtype=np.int64)
     return x, y
+
+
+# ====================================================================== corenn
+
+def _corenn_resnet():
+    import corenn as cn
+    from corenn import applications
+    cn.seed(0)
+    model = applications.resnet_small(RESNET_INPUT, CLASSES, RESNET_WIDTHS, RESNET_BLOCKS)
+    model.compile(cn.optimizers.Adam(LR), "softmax_cross_entropy")
+    model.build()
+    return model
+
+
+def corenn_resnet_train(batch, path="api"):
+    model = _corenn_resnet()
+    x, y = _resnet_data(batch)
+    if path == "engine":
+        engine = model._engine
+        return lambda: engine.train_step(x, y, True)
+    return lambda: model.train_on_batch(x, y)
+
+
+def corenn_resnet_infer(batch, path="api"):
+    model = _corenn_resnet()
+    x, _ = _resnet_data(batch)
+    if path == "engine":
+        engine = model._engine
+        return lambda: engine.predict(x)
+    return lambda: model.predict(x)
 
 
 # ======================================================================= NumPy
@@ -89,17 +120,8 @@ class NumpyResNet:
             scale = gamma / np.sqrt(self.running_var[u] + BN_EPS)
             y = z * _per_channel(scale) + _per_channel(beta - self.running_mean[u] * scale)
             return np.maximum(y, 0, out=y) if relu else y
-        mean = z.mean(axis=(0, 2, 3))
-        centred = z - _per_channel(mean)
-        var = (centred * centred).mean(axis=(0, 2, 3))
-        m = z.size // len(mean)
-        self.running_mean[u] *= 1 - self.momentum
-        self.running_mean[u] += self.momentum * mean
-        self.running_var[u] *= 1 - self.momentum
-        self.running_var[u] += (self.momentum * m / (m - 1)) * var
-        inv_std = 1 / np.sqrt(var + BN_EPS)
-        xhat = centred * _per_channel(inv_std)
-        y = xhat * _per_channel(gamma) + _per_channel(beta)
+        y, xhat, inv_std = np_bn_forward(z, gamma, beta, self.running_mean[u],
+                                         self.running_var[u], self.momentum, BN_EPS)
         if relu:
             np.maximum(y, 0, out=y)
         tape.append(("conv_bn", u, relu, cols, x.shape, xhat, inv_std, y))
@@ -164,15 +186,10 @@ class NumpyResNet:
                 _, u, relu, cols, x_shape, xhat, inv_std, out = entry
                 if relu:
                     d = d * (out > 0)
-                gamma = self.params[3 * u + 1]
-                dbeta = d.sum(axis=(0, 2, 3))
-                dgamma = (d * xhat).sum(axis=(0, 2, 3))
-                m = d.size // len(dbeta)
-                dz = (m * d - _per_channel(dbeta) - xhat * _per_channel(dgamma)) \
-                    * _per_channel(gamma * inv_std / m)
+                dz, grads[3 * u + 1], grads[3 * u + 2] = np_bn_backward(
+                    d, xhat, self.params[3 * u + 1], inv_std)
                 d, grads[3 * u], _ = np_conv_backward(dz, cols, x_shape, self.params[3 * u], 1,
                                                       with_bias=False)
-                grads[3 * u + 1], grads[3 * u + 2] = dgamma, dbeta
         return loss, grads
 
     def train_step(self, x, y):
