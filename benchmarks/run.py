@@ -216,14 +216,16 @@ def write_markdown(path, rows, machine, infos, settings, threads_list, elapsed, 
          + f" --threads {','.join(map(str, threads_list))}` "
          f"on {machine['date']} in {elapsed:.0f} s. Do not edit by hand.", "",
          "Each figure is the median of every timed call over all rounds (after warm-up), in "
-         "milliseconds per training step (forward + backward + Adam update on one mini-batch), "
+         "milliseconds per training step (forward + backward + update on one mini-batch), "
          "per forward call (`*_infer`) or per op call. Every "
          + ("(framework, threads) runs its workloads in its own process (--quick)"
             if settings["batched"] else "(framework, workload, threads) is timed in its own process")
          + " (corenn's libgomp and PyTorch's OpenMP never share one) and the frameworks "
          f"alternate over {settings['rounds']} rounds. **Ratio = corenn ms / other ms: below 1 corenn is "
-         "faster.** GFLOP/s is useful work (2·N·in·out per dense layer forward, backward counted "
-         "as 2× forward) over corenn's median time; sgemm GFLOP/s is the best float32 "
+         "faster.** GFLOP/s is useful work (2 FLOPs per multiply-add of the dense and "
+         "convolution layers' forward pass, backward counted as 2× forward; batch norm, "
+         "activations, pooling and the optimizer not counted) over corenn's median time; "
+         "sgemm GFLOP/s is the best float32 "
          f"{W.SGEMM_N}³ matmul rate measured in the same run with the same thread count "
          "(the fastest of NumPy's, corenn's and PyTorch's BLAS; which one is named in the "
          "sgemm rows).", "",

@@ -1,5 +1,13 @@
 """Step builders shared by every model workload: one training step or one
-inference call, written once per framework."""
+inference call, written once per framework; and the NumPy Adam update every
+NumPy Adam workload uses."""
+
+import math
+
+import numpy as np
+
+# Adam's hyper-parameters in every Adam workload (PyTorch's defaults).
+LR, BETA1, BETA2, EPS = 1e-3, 0.9, 0.999, 1e-8
 
 
 def torch_train_step(model, opt, x, y):
@@ -26,3 +34,17 @@ def torch_infer_step(model, x):
         with torch.inference_mode():
             return model(x)
     return step
+
+
+def numpy_adam_update(p, g, m, v, t, lr=LR, beta1=BETA1, beta2=BETA2, eps=EPS):
+    """PyTorch's Adam formula, in place."""
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * (g * g)
+    bc1 = 1 - beta1 ** t
+    bc2 = 1 - beta2 ** t
+    denom = np.sqrt(v)
+    denom /= math.sqrt(bc2)
+    denom += eps
+    p -= (lr / bc1) * (m / denom)

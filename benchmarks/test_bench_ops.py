@@ -97,3 +97,25 @@ def test_mlp_b1_engine_predict(benchmark):
     benchmark.group = "models"
     out = _bench(benchmark, W.corenn_infer(1, "engine"))
     assert out.shape == (1, W.CLASSES)
+
+
+def test_resnet_small_flops_are_the_models_multiply_adds():
+    """The hand count in workloads_resnet.py is what the engine counts (batch
+    norm adds none), so the GFLOP/s of the report are 3 × 2 × multiply-adds."""
+    model = W.resnet._corenn_resnet()
+    assert model.multiply_adds() == W.resnet.resnet_multiply_adds() == 62_227_072
+    assert W.WORKLOADS["resnet_small_b64"].flops == 3 * 2 * 64 * model.multiply_adds()
+    assert W.WORKLOADS["resnet_small_b1_infer"].flops == 2 * model.multiply_adds()
+
+
+def test_resnet_small_b64_train_on_batch(benchmark):
+    benchmark.group = "models"
+    flops = W.WORKLOADS["resnet_small_b64"].flops
+    loss = _bench(benchmark, W.resnet.corenn_resnet_train(64), flops)
+    assert np.isfinite(loss) and loss > 0
+
+
+def test_resnet_small_b1_predict(benchmark):
+    benchmark.group = "models"
+    out = _bench(benchmark, W.resnet.corenn_resnet_infer(1))
+    assert out.shape == (1, W.resnet.CLASSES) and np.isfinite(out).all()

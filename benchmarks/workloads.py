@@ -7,9 +7,10 @@ returns something small (the loss, or the output) so nothing is optimised away.
 
 Each side's imports happen inside its builders: a worker process imports only
 the framework it times (corenn's libgomp and PyTorch's OpenMP runtime never
-share a process). Adding a workload (lenet, resnet_small, conv ops) means: one
-``Workload`` entry in ``WORKLOADS`` and one builder per side that can run it
-(a side without a builder is reported as "n/a").
+share a process). Adding a workload means: one ``Workload`` entry in
+``WORKLOADS`` and one builder per side that can run it (a side without a
+builder is reported as "n/a"); model workloads live in their own files
+(workloads_cnn.py, workloads_resnet.py).
 """
 
 import dataclasses
@@ -20,6 +21,8 @@ import numpy as np
 
 import steps
 import workloads_cnn as cnn
+import workloads_resnet as resnet
+from steps import BETA1, BETA2, EPS, LR, numpy_adam_update
 
 # ----------------------------------------------------------------- shared specs
 
@@ -27,8 +30,6 @@ import workloads_cnn as cnn
 MLP_INPUT = (1, 28, 28)
 MLP_LAYERS = [(784, 512, "relu"), (512, 256, "relu"), (256, 10, None)]
 CLASSES = 10
-LR = 1e-3
-BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 
 DENSE_N, DENSE_IN, DENSE_OUT = 512, 784, 512   # x (512, 784), W (512, 784)
 ADAM_ARRAYS, ADAM_SIZE = 5, 1_000_000          # five 1M-element float32 parameters
@@ -200,20 +201,6 @@ class NumpyMLP:
         for p, g, m, v in zip(self.params, grads, self.m, self.v):
             numpy_adam_update(p, g, m, v, self.t)
         return loss
-
-
-def numpy_adam_update(p, g, m, v, t, lr=LR, beta1=BETA1, beta2=BETA2, eps=EPS):
-    """PyTorch's Adam formula, in place."""
-    m *= beta1
-    m += (1 - beta1) * g
-    v *= beta2
-    v += (1 - beta2) * (g * g)
-    bc1 = 1 - beta1 ** t
-    bc2 = 1 - beta2 ** t
-    denom = np.sqrt(v)
-    denom /= math.sqrt(bc2)
-    denom += eps
-    p -= (lr / bc1) * (m / denom)
 
 
 def numpy_train(batch):
@@ -417,6 +404,19 @@ WORKLOADS = {w.name: w for w in [
        cnn.lenet_forward_flops(1), {
            "corenn": lambda: cnn.corenn_lenet_infer(1), "numpy": lambda: cnn.numpy_lenet_infer(1),
            "torch": lambda: cnn.torch_lenet_infer(1)}, quick_reps=200),
+    _w("resnet_small_b64", "train", "resnet_small training step (3×32×32, conv-BN-ReLU stems, "
+       "3 residual blocks, 32 and 64 channels), batch 64, Adam 1e-3",
+       3 * resnet.resnet_forward_flops(64), {
+           "corenn": lambda: resnet.corenn_resnet_train(64),
+           "corenn_engine": lambda: resnet.corenn_resnet_train(64, "engine"),
+           "numpy": lambda: resnet.numpy_resnet_train(64),
+           "torch": lambda: resnet.torch_resnet_train(64)}),
+    _w("resnet_small_b1_infer", "infer", "resnet_small forward, batch 1, inference mode",
+       resnet.resnet_forward_flops(1), {
+           "corenn": lambda: resnet.corenn_resnet_infer(1),
+           "corenn_engine": lambda: resnet.corenn_resnet_infer(1, "engine"),
+           "numpy": lambda: resnet.numpy_resnet_infer(1),
+           "torch": lambda: resnet.torch_resnet_infer(1)}, quick_reps=50),
     _w("sgemm", "sgemm", f"float32 matmul {SGEMM_N}³ (a · bᵀ), the machine's reference rate",
        2 * SGEMM_N ** 3, {
            "corenn": corenn_sgemm, "numpy": numpy_sgemm, "torch": torch_sgemm}, fixed_reps=3),

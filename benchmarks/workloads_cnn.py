@@ -135,13 +135,14 @@ def np_conv_forward(x, W, b, pad):
     return y.reshape(n, oh, ow, oc).transpose(0, 3, 1, 2), cols
 
 
-def np_conv_backward(dy, cols, x_shape, W, pad):
+def np_conv_backward(dy, cols, x_shape, W, pad, with_bias=True):
+    """(dx, dW, db); db is None when with_bias is False."""
     n, c, h, w = x_shape
     oc, _, k, _ = W.shape
     oh, ow = dy.shape[2:]
     dy_mat = dy.transpose(0, 2, 3, 1).reshape(-1, oc)
     dW = (dy_mat.T @ cols).reshape(W.shape)
-    db = dy_mat.sum(axis=0)
+    db = dy_mat.sum(axis=0) if with_bias else None
     dcols = (dy_mat @ W.reshape(oc, -1)).reshape(n, oh, ow, c, k, k)
     dxp = np.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=dy.dtype)
     for i in range(k):
@@ -157,7 +158,7 @@ def numpy_conv(backward):
 
     def step():
         y, cols = np_conv_forward(x, W, None, CONV_PAD)
-        return y, np_conv_backward(dy, cols, x.shape, W, CONV_PAD)
+        return y, np_conv_backward(dy, cols, x.shape, W, CONV_PAD, with_bias=False)
     return step
 
 
@@ -200,13 +201,13 @@ def numpy_bn():
     return step
 
 
-def _np_maxpool2(x):
+def np_maxpool2(x):
     n, c, h, w = x.shape
     y = x.reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
     return y
 
 
-def _np_maxpool2_backward(dy, x, y):
+def np_maxpool2_backward(dy, x, y):
     up = np.repeat(np.repeat(y, 2, axis=2), 2, axis=3)
     return (x == up) * np.repeat(np.repeat(dy, 2, axis=2), 2, axis=3)
 
@@ -231,10 +232,10 @@ class NumpyLeNet:
         W1, b1, W2, b2, W3, b3, W4, b4, W5, b5 = self.params
         z1, cols1 = np_conv_forward(x, W1, b1, 2)
         a1 = np.maximum(z1, 0)
-        p1 = _np_maxpool2(a1)
+        p1 = np_maxpool2(a1)
         z2, cols2 = np_conv_forward(p1, W2, b2, 0)
         a2 = np.maximum(z2, 0)
-        p2 = _np_maxpool2(a2)
+        p2 = np_maxpool2(a2)
         f = p2.reshape(len(x), -1)
         a3 = np.maximum(f @ W3.T + b3, 0)
         a4 = np.maximum(a3 @ W4.T + b4, 0)
@@ -261,9 +262,9 @@ class NumpyLeNet:
         d3 = (d4 @ W4) * (a3 > 0)
         g[4], g[5] = d3.T @ f, d3.sum(0)
         dp2 = (d3 @ W3).reshape(p2.shape)
-        da2 = _np_maxpool2_backward(dp2, a2, p2) * (a2 > 0)
+        da2 = np_maxpool2_backward(dp2, a2, p2) * (a2 > 0)
         dp1, g[2], g[3] = np_conv_backward(da2, cols2, p1.shape, W2, 0)
-        da1 = _np_maxpool2_backward(dp1, a1, p1) * (a1 > 0)
+        da1 = np_maxpool2_backward(dp1, a1, p1) * (a1 > 0)
         _, g[0], g[1] = np_conv_backward(da1, cols1, x.shape, W1, 2)
         for p, grad, v in zip(self.params, g, self.velocity):
             v *= LENET_MOMENTUM
