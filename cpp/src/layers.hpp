@@ -143,6 +143,9 @@ class MergeLayer : public Layer<T> {
   // tensor may appear twice.
   virtual void backward_inputs(const T* dy, const std::vector<T*>& dx,
                                const std::vector<uint8_t>& accumulate, int64_t batch) const = 0;
+  // True when every input's gradient is dy unchanged (Add): the engine may
+  // then hand dy's buffer to one input rather than copy it.
+  virtual bool passes_gradient_through() const { return false; }
 
   Shape build(const Shape&) final { throw ValueError(layer_label(this->spec_) + " needs two or more inputs"); }
   const T* forward(const T*, int64_t, bool, uint64_t, LayerCache<T>&) const final { return nullptr; }

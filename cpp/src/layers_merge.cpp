@@ -49,6 +49,8 @@ class Add : public MergeLayer<T> {
     for (size_t k = 0; k < dx.size(); ++k)
       if (dx[k]) add_backward<T>(dx[k], dy, batch * this->out_size_, accumulate[k] != 0);
   }
+
+  bool passes_gradient_through() const override { return true; }
 };
 
 // axis counts the batch axis, as in Keras: 1 is the channel axis of (N, C, H, W).

@@ -450,15 +450,29 @@ class Engine : public EngineBase {
       T* dy = grad_pool_[grad_of_[i]].data();
       const std::vector<int>& in = graph.inputs_of[i];
       if (merges_[i]) {
+        // Where an input's gradient is dy itself (Add), one input that has
+        // no gradient yet takes dy's buffer instead of a copy, after the
+        // others have read it.
+        int take = -1;
+        for (size_t k = 0; k < in.size() && take < 0 && merges_[i]->passes_gradient_through(); ++k) {
+          const int j = in[k];
+          if (j != Graph::kInput && wanted_[j] && grad_of_[j] < 0 && std::count(in.begin(), in.end(), j) == 1)
+            take = static_cast<int>(k);
+        }
         merge_dx_.clear();
         merge_accumulate_.clear();
-        for (int j : in) {
-          const bool want = j != Graph::kInput && wanted_[j];
+        for (size_t k = 0; k < in.size(); ++k) {
+          const int j = in[k];
+          const bool want = j != Graph::kInput && wanted_[j] && static_cast<int>(k) != take;
           merge_accumulate_.push_back(want && grad_of_[j] >= 0);
           if (want && grad_of_[j] < 0) grad_of_[j] = acquire_grad(width);
           merge_dx_.push_back(want ? grad_pool_[grad_of_[j]].data() : nullptr);
         }
         merges_[i]->backward_inputs(dy, merge_dx_, merge_accumulate_, batch);
+        if (take >= 0) {
+          grad_of_[in[take]] = grad_of_[i];
+          grad_of_[i] = -1;
+        }
       } else {
         const int j = in[0];
         const T* x = j == Graph::kInput ? input_ : acts_[j];
