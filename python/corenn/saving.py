@@ -98,11 +98,23 @@ def save_model(model, path, include_optimizer=True):
 
 
 def load_model(path, custom_objects=None):
-    from .models import Sequential
-
     custom_objects = dict(custom_objects or {})
     engine, metadata = _core.load_model(os.fspath(path))
+    # The C++ reader checked the architecture, weights and training state; the
+    # Python settings beside them are checked here, with the same ValueError.
+    try:
+        return _python_model(engine, metadata, custom_objects, path)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"load_model: '{os.fspath(path)}': invalid Python settings in the file "
+                         f"({type(exc).__name__}: {exc})") from None
+
+
+def _python_model(engine, metadata, custom_objects, path):
+    from .models import Sequential
+
     python = json.loads(metadata.get(_PYTHON_KEY, "{}"))
+    if not isinstance(python, dict):
+        raise TypeError("the 'python' metadata must be a JSON object")
     configs = [engine.layer_config(i) for i in range(engine.num_layers)]
     if any(c["inputs"] for c in configs):
         raise ValueError(f"load_model: '{os.fspath(path)}' holds a graph model (layers with named "
