@@ -269,3 +269,26 @@ def test_cmake_dir_holds_the_package():
     assert printed == folder
     include = os.path.join(folder, "..", "..", "..", "include", "corenn", "corenn.hpp")
     assert os.path.isfile(include)
+
+
+def test_a_file_written_without_python_loads_compiled(tmp_path):
+    # What a C++ program writes: no "python" metadata; the optimizer comes from
+    # the engine's settings.
+    cn.seed(10)
+    engine = cn._core.Engine("float64")
+    engine.add({"kind": "dense", "name": "hidden", "units": 4, "activation": "tanh"})
+    engine.add({"kind": "dense", "name": "out", "units": 2})
+    engine.build([3])
+    engine.compile("mse", {"kind": "sgd", "lr": 0.05, "momentum": 0.9, "dampening": 0.1})
+    x, y = np.ones((2, 3)), np.zeros((2, 2))
+    engine.train_step(x, y, False)
+    engine.save(str(tmp_path / "c.corenn"), True, {})
+    model = cn.load_model(tmp_path / "c.corenn")
+    assert model.name == "sequential" and model.dtype == np.float64
+    assert [l.name for l in model.layers] == ["hidden", "out"]
+    assert isinstance(model.layers[0], L.Dense) and model.layers[0].activation == "tanh"
+    opt = model._optimizer
+    assert isinstance(opt, O.SGD) and (opt.learning_rate, opt.momentum, opt.dampening) == (0.05, 0.9, 0.1)
+    assert model._loss == "mse" and model._engine.steps == 1
+    assert np.array_equal(model.predict(x), engine.predict(x))
+    assert model.train_on_batch(x, y) == engine.train_step(x, y, False)
