@@ -191,6 +191,24 @@ TEST(io_every_layer_round_trips_bit_for_bit) {
   }
 }
 
+TEST(io_graph_round_trips_with_its_edges) {
+  seed(28);
+  TempDir dir;
+  Model m(DType::float64);
+  m.add(layer("conv2d", [](LayerSpec& s) { s.name = "a"; s.filters = 3; s.kernel_size = {3, 3}; s.padding = "same"; }));
+  m.add(layer("conv2d", [](LayerSpec& s) { s.name = "b"; s.filters = 3; s.inputs = {"input"}; }));
+  m.add(layer("add", [](LayerSpec& s) { s.name = "sum"; s.inputs = {"a", "b"}; }));
+  m.add(layer("concatenate", [](LayerSpec& s) { s.name = "cat"; s.inputs = {"sum", "a"}; s.axis = 1; }));
+  m.add(layer("flatten", [](LayerSpec& s) { s.name = "flat"; s.inputs = {"cat"}; }));
+  m.add(layer("dense", [](LayerSpec& s) { s.units = 2; s.inputs = {"flat"}; }));
+  m.build({2, 4, 4});
+  m.save(dir.file("graph.corenn"));
+  const Model loaded = load_model(dir.file("graph.corenn"));
+  check_same_model(m, loaded);
+  const Tensor x = random_input(m, 3, 5);
+  CHECK(same_bytes(m.predict(x), loaded.predict(x)));
+}
+
 TEST(io_training_resumes_on_the_same_trajectory) {
   for (const char* kind : {"adam", "sgd"}) {
     seed(22);

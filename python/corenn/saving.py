@@ -110,17 +110,15 @@ def load_model(path, custom_objects=None):
 
 
 def _python_model(engine, metadata, custom_objects, path):
-    from .models import Sequential
-
     python = json.loads(metadata.get(_PYTHON_KEY, "{}"))
     if not isinstance(python, dict):
         raise TypeError("the 'python' metadata must be a JSON object")
     configs = [engine.layer_config(i) for i in range(engine.num_layers)]
+    layers = [layers_module.from_config(c) for c in configs]
     if any(c["inputs"] for c in configs):
-        raise ValueError(f"load_model: '{os.fspath(path)}' holds a graph model (layers with named "
-                         "inputs), which this version's Python API cannot rebuild yet")
-    model = Sequential([layers_module.from_config(c) for c in configs], dtype=engine.dtype,
-                       name=python.get("name"))
+        model = _graph(engine, configs, layers, python.get("name"))
+    else:
+        model = _sequential(engine, layers, python.get("name"))
     if engine.compiled:
         # Compiled before the engine is attached: the engine keeps the
         # optimizer state it was loaded with.
@@ -132,10 +130,49 @@ def _python_model(engine, metadata, custom_objects, path):
             optimizer = _optimizer_from_engine(training["optimizer"])
         model.compile(optimizer=optimizer, loss=losses.get(training["loss"]),
                       metrics=[_metric(m, custom_objects) for m in python.get("metrics", [])])
-    model._input_shape = tuple(engine.input_shape)
     model._engine = engine
     for i, layer in enumerate(model._layers):
         layer._engine, layer._index = engine, i
+    return model
+
+
+def _sequential(engine, layers, name):
+    from .models import Sequential
+
+    model = Sequential(layers, dtype=engine.dtype, name=name)
+    model._input = layers_module.Input(tuple(engine.input_shape), name=engine.input_name)
+    model._input_shape = model._input.shape
+    tensor = model._input.output
+    for layer in layers:
+        tensor = layer(tensor)
+    return model
+
+
+def _graph(engine, configs, layers, name):
+    """A functional Model over the file's layers, in the engine's order (each
+    layer keeps its engine index), connected as the file's inputs say."""
+    from .models import Model
+
+    model = object.__new__(Model)
+    model._init(engine.dtype, name or "model")
+    model._input = layers_module.Input(tuple(engine.input_shape), name=engine.input_name)
+    model._input_shape = model._input.shape
+    model._layers = layers
+    model._inbound = {l.name: list(c["inputs"]) for l, c in zip(layers, configs)}
+    tensors = {model._input.name: model._input.output}
+    pending = list(layers)
+    while pending:
+        waiting = []
+        for layer in pending:
+            names = model._inbound[layer.name]
+            if all(n in tensors for n in names):
+                inputs = [tensors[n] for n in names]
+                tensors[layer.name] = layer(inputs if layer.merges else inputs[0])
+            else:
+                waiting.append(layer)
+        if len(waiting) == len(pending):  # the engine accepted the graph, so never reached
+            raise ValueError(f"load_model: layers {[l.name for l in waiting]} are not connected")
+        pending = waiting
     return model
 
 
