@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import corenn as cn
+from corenn import applications
 
 L = cn.layers
 O = cn.optimizers
@@ -315,3 +316,19 @@ def test_a_file_written_without_python_loads_compiled(tmp_path):
     assert model._loss == "mse" and model._engine.steps == 1
     assert np.array_equal(model.predict(x), engine.predict(x))
     assert model.train_on_batch(x, y) == engine.train_step(x, y, False)
+
+
+@pytest.mark.parametrize("build", [
+    lambda: applications.resnet_small((3, 8, 8), classes=3, widths=(4, 8), blocks=(1, 1),
+                                         batch_norm=False),
+    lambda: applications.inception_small((3, 8, 8), classes=3),
+    lambda: applications.unet((1, 8, 8), filters=2, depth=2),
+])
+def test_applications_round_trip(build, tmp_path):
+    cn.seed(12)
+    model = build()
+    model.save(tmp_path / "app.corenn")
+    loaded = cn.load_model(tmp_path / "app.corenn")
+    x = inputs(model, n=2)
+    assert loaded.get_config() == model.get_config()
+    assert np.array_equal(loaded.predict(x), model.predict(x))
