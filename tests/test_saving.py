@@ -41,6 +41,8 @@ LAYER_CASES = {
     "avg_pool2d": ([L.AveragePooling2D(2, padding=1)], (2, 7, 8)),
     "global_avg_pool2d": ([L.GlobalAveragePooling2D(), L.Dense(2)], (3, 5, 4)),
     "zero_padding2d": ([L.ZeroPadding2D(((1, 2), (0, 3))), L.Conv2D(2, 2)], (2, 4, 4)),
+    "batch_norm": ([L.Conv2D(3, 3), L.BatchNormalization(momentum=0.9, epsilon=1e-2)], (2, 5, 5)),
+    "batch_norm_dense": ([L.Dense(4), L.BatchNormalization(center=False, scale=False)], (3,)),
 }
 
 
@@ -62,6 +64,9 @@ def inputs(model, n=6, seed=0):
 def test_every_layer_round_trips_bit_for_bit(case, dtype, tmp_path):
     cn.seed(1)
     model = layer_model(case, dtype)
+    # Positive values everywhere: batch norm's moving variance too.
+    rng = np.random.default_rng(2)
+    model.set_weights([np.abs(rng.standard_normal(w.shape)) + 0.5 for w in model.get_weights()])
     path = tmp_path / "m.corenn"
     model.save(path)
     loaded = cn.load_model(path)
@@ -124,7 +129,7 @@ def test_file_layout_is_safetensors_with_our_metadata(tmp_path):
 
 
 def resumable_model(dropout):
-    layers = [L.Input((6,)), L.Dense(16, activation="tanh")]
+    layers = [L.Input((6,)), L.Dense(16), L.BatchNormalization(), L.Activation("tanh")]
     if dropout:
         layers.append(L.Dropout(0.3))
     return cn.Sequential([*layers, L.Dense(8, activation="relu"), L.Dense(3)])
@@ -319,8 +324,8 @@ def test_a_file_written_without_python_loads_compiled(tmp_path):
 
 
 @pytest.mark.parametrize("build", [
-    lambda: applications.resnet_small((3, 8, 8), classes=3, widths=(4, 8), blocks=(1, 1),
-                                         batch_norm=False),
+    lambda: applications.resnet_small((3, 8, 8), classes=3, widths=(4, 8), blocks=(1, 1)),
+    lambda: applications.mobilenet_v2((3, 8, 8), classes=3, alpha=0.25),
     lambda: applications.inception_small((3, 8, 8), classes=3),
     lambda: applications.unet((1, 8, 8), filters=2, depth=2),
 ])

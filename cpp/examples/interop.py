@@ -30,6 +30,7 @@ def every_layer_model():
         L.Conv2DTranspose(3, 2, strides=2),
         L.AvgPool2D(2, padding="same"),
         L.Conv2D(6, 1, groups=3, use_bias=False),
+        L.BatchNormalization(momentum=0.9),
         L.Dropout(0.25),
         L.GlobalAvgPool2D(),
         L.Reshape((2, 3)),

@@ -87,6 +87,7 @@ Model every_layer_model(DType dtype) {
     s.name = "grouped"; s.filters = 6; s.groups = 3; s.kernel_size = {1, 1}; s.dilation = {1, 1};
     s.use_bias = false; s.l1 = 0.001;
   }));
+  m.add(layer("batch_norm", [](LayerSpec& s) { s.momentum = 0.9; s.epsilon = 0.01; }));
   m.add(layer("dropout", [](LayerSpec& s) { s.rate = 0.25; }));
   m.add(layer("global_avg_pool2d"));
   m.add(layer("reshape", [](LayerSpec& s) { s.target_shape = {2, -1}; }));
@@ -187,6 +188,8 @@ TEST(io_every_layer_round_trips_bit_for_bit) {
     CHECK(loaded.weight_names(2) == (std::vector<std::string>{"depthwise_kernel", "bias"}));
     CHECK(loaded.weight_names(4) ==
           (std::vector<std::string>{"depthwise_kernel", "pointwise_kernel", "bias"}));
+    CHECK(loaded.weight_names(8) ==
+          (std::vector<std::string>{"gamma", "beta", "moving_mean", "moving_variance"}));
     CHECK(dir.entries() == std::vector<std::string>{"every.corenn"});
   }
 }
@@ -232,6 +235,7 @@ TEST(io_training_resumes_on_the_same_trajectory) {
     CHECK(b.dropout_key() == a.dropout_key());
     for (int s = 0; s < 4; ++s) CHECK(a.train_step(x, y) == b.train_step(x, y));
     CHECK(same_bytes(a.get_parameters(), b.get_parameters()));
+    CHECK(same_bytes(a.get_state(), b.get_state()));
     const auto sa = a.get_optimizer_state(), sb = b.get_optimizer_state();
     CHECK(sa.step == 7 && sb.step == 7 && sa.slots.size() == sb.slots.size());
     for (size_t i = 0; i < sa.slots.size() && i < sb.slots.size(); ++i) CHECK(same_bytes(sa.slots[i], sb.slots[i]));
@@ -271,7 +275,7 @@ TEST(io_load_weights_checks_everything_before_writing) {
   source.save(dir.file("f64.corenn"));
   Model target = every_layer_model(DType::float32);
   target.load_weights(dir.file("f64.corenn"));  // cast from float64
-  const auto w = target.get_weights(14), s = source.get_weights(14);
+  const auto w = target.get_weights(15), s = source.get_weights(15);
   CHECK(w[0].dtype() == DType::float32);
   CHECK(w[0].data()[3] == static_cast<float>(s[0].data_as<double>()[3]));
 
