@@ -560,6 +560,9 @@ void Model::save(const std::string& path, bool include_optimizer,
     offset += bytes;
   }
   std::string text = header.dump();
+  // What this writer produces, this reader must accept (a layer name of
+  // invalid UTF-8, say, is refused now rather than in a file nobody can load).
+  json::parse(text, what + ": the header to write");
   // Tensor data starts 8-byte aligned, as other safetensors writers do.
   text.append((8 - text.size() % 8) % 8, ' ');
   write_atomically(path, text, blobs, what);

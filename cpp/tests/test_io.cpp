@@ -305,6 +305,7 @@ TEST(io_save_failures_leave_no_file_behind) {
   Model unbuilt;
   CHECK_THROWS(unbuilt.save(dir.file("good.corenn")), ValueError);
   CHECK_THROWS(m.save(dir.file("good.corenn"), true, {{"format", "x"}}), ValueError);
+  CHECK_THROWS(m.save(dir.file("good.corenn"), true, {{"note", "latin-1 \xe9"}}), ValueError);
   CHECK(read_bytes(dir.file("good.corenn")) == good);
   auto names = dir.entries();
   std::sort(names.begin(), names.end());
