@@ -21,6 +21,11 @@
 #define CORENN_DGEMM cblas_dgemm
 #define CORENN_SGEMV cblas_sgemv
 #define CORENN_DGEMV cblas_dgemv
+// OpenBLAS's cblas.h (through openblas_config.h) names its version; other
+// CBLAS libraries (MKL, BLIS) keep their own thread settings: see docs/cpp.md.
+#if defined(OPENBLAS_VERSION)
+#define CORENN_BLAS_THREADS openblas_set_num_threads
+#endif
 #endif
 
 namespace corenn {
@@ -161,7 +166,7 @@ void blas_set_num_threads(int n) {
 #if defined(CORENN_BLAS_THREADS)
   CORENN_BLAS_THREADS(n);
 #else
-  (void)n;  // a system BLAS keeps its own setting (OPENBLAS_NUM_THREADS, MKL_NUM_THREADS)
+  (void)n;  // a non-OpenBLAS system BLAS keeps its own setting (MKL_NUM_THREADS, BLIS_NUM_THREADS)
 #endif
 }
 

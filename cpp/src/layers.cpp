@@ -30,6 +30,20 @@ int64_t Layer<T>::state_count() const {
 }
 
 template <typename T>
+std::vector<std::string> Layer<T>::parameter_names() const {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < parameter_shapes().size(); ++i) names.push_back("weight_" + std::to_string(i));
+  return names;
+}
+
+template <typename T>
+std::vector<std::string> Layer<T>::state_names() const {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < state_shapes().size(); ++i) names.push_back("state_" + std::to_string(i));
+  return names;
+}
+
+template <typename T>
 double Layer<T>::kernel_penalty(int64_t offset, int64_t n, bool with_gradient) {
   if (spec_.l1 == 0.0 && spec_.l2 == 0.0) return 0.0;
   return static_cast<double>(weight_penalty<T>(with_gradient ? grads_ + offset : nullptr,
@@ -68,6 +82,10 @@ class Dense : public Layer<T> {
   std::vector<Shape> parameter_shapes() const override {
     if (this->spec_.use_bias) return {{this->out_size_, this->in_size_}, {this->out_size_}};
     return {{this->out_size_, this->in_size_}};
+  }
+  std::vector<std::string> parameter_names() const override {
+    if (this->spec_.use_bias) return {"kernel", "bias"};
+    return {"kernel"};
   }
 
   void initialize(uint64_t key) override {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "corenn/error.hpp"
@@ -82,6 +83,11 @@ class Layer {
   // state arena, which no optimizer touches.
   virtual std::vector<Shape> state_shapes() const { return {}; }
   int64_t state_count() const;
+  // Names of the parameter and state tensors (Keras's: kernel, bias, gamma,
+  // moving_mean, ...), as the model file stores them; unique within the layer.
+  // The default numbers them: weight_0, ..., state_0, ...
+  virtual std::vector<std::string> parameter_names() const;
+  virtual std::vector<std::string> state_names() const;
   // Points the layer at its slices of the model's parameter, gradient and state arenas.
   void bind(T* parameters, T* gradients, T* state) {
     params_ = parameters;

@@ -134,7 +134,7 @@ class Conv2D : public Convolution<T> {
                                         depthwise ? in[0] * spec.depth_multiplier : spec.filters);
     geometry_ = g;
     this->in_size_ = shape_size(in);
-    this->out_size_ = g.out_channels * g.out_h() * g.out_w();
+    this->out_size_ = shape_size({g.out_channels, g.out_h(), g.out_w()});
     return {g.out_channels, g.out_h(), g.out_w()};
   }
 
@@ -142,6 +142,11 @@ class Conv2D : public Convolution<T> {
     const Conv2dShape& g = geometry_;
     Shape kernel{g.out_channels, g.in_channels / g.groups, g.kernel_h, g.kernel_w};
     if (this->spec_.use_bias) return {kernel, {g.out_channels}};
+    return {kernel};
+  }
+  std::vector<std::string> parameter_names() const override {
+    const char* kernel = this->spec_.kind == "depthwise_conv2d" ? "depthwise_kernel" : "kernel";
+    if (this->spec_.use_bias) return {kernel, "bias"};
     return {kernel};
   }
 
@@ -204,7 +209,7 @@ class SeparableConv2D : public Convolution<T> {
     depthwise_ = d;
     pointwise_ = p;
     this->in_size_ = shape_size(in);
-    this->out_size_ = p.out_channels * p.height * p.width;
+    this->out_size_ = shape_size({p.out_channels, p.height, p.width});
     return {p.out_channels, p.height, p.width};
   }
 
@@ -213,6 +218,10 @@ class SeparableConv2D : public Convolution<T> {
                               {pointwise_.out_channels, pointwise_.in_channels, 1, 1}};
     if (this->spec_.use_bias) shapes.push_back({pointwise_.out_channels});
     return shapes;
+  }
+  std::vector<std::string> parameter_names() const override {
+    if (this->spec_.use_bias) return {"depthwise_kernel", "pointwise_kernel", "bias"};
+    return {"depthwise_kernel", "pointwise_kernel"};
   }
 
   void initialize(uint64_t key) override {
@@ -306,7 +315,7 @@ class Conv2DTranspose : public Convolution<T> {
     validate(g, layer_label(spec).c_str());
     geometry_ = g;
     this->in_size_ = shape_size(in);
-    this->out_size_ = g.out_channels * g.out_h() * g.out_w();
+    this->out_size_ = shape_size({g.out_channels, g.out_h(), g.out_w()});
     return {g.out_channels, g.out_h(), g.out_w()};
   }
 
@@ -315,6 +324,10 @@ class Conv2DTranspose : public Convolution<T> {
     Shape kernel{g.in_channels, g.out_channels, g.kernel_h, g.kernel_w};
     if (this->spec_.use_bias) return {kernel, {g.out_channels}};
     return {kernel};
+  }
+  std::vector<std::string> parameter_names() const override {
+    if (this->spec_.use_bias) return {"kernel", "bias"};
+    return {"kernel"};
   }
 
   void initialize(uint64_t key) override {
@@ -389,7 +402,7 @@ class Pool2D : public Layer<T> {
     validate(g, layer_label(spec).c_str());
     geometry_ = g;
     this->in_size_ = shape_size(in);
-    this->out_size_ = g.channels * g.out_h() * g.out_w();
+    this->out_size_ = shape_size({g.channels, g.out_h(), g.out_w()});
     return {g.channels, g.out_h(), g.out_w()};
   }
 

@@ -58,6 +58,14 @@ class BatchNorm : public Layer<T> {
 
   std::vector<Shape> state_shapes() const override { return {{channels_}, {channels_}}; }
 
+  std::vector<std::string> parameter_names() const override {
+    std::vector<std::string> names;
+    if (this->spec_.scale) names.push_back("gamma");
+    if (this->spec_.center) names.push_back("beta");
+    return names;
+  }
+  std::vector<std::string> state_names() const override { return {"moving_mean", "moving_variance"}; }
+
   void initialize(uint64_t) override {
     T* p = this->params_;
     if (this->spec_.scale) p = std::fill_n(p, channels_, T(1));

@@ -46,6 +46,7 @@ class EngineBase {
   virtual ~EngineBase() = default;
   std::vector<LayerSpec> specs;
   std::string input_name = "input";
+  int64_t max_values = -1;  // Model::build's cap on parameters + state
   Shape input_shape;
   std::vector<Shape> shapes;  // shapes[i] = output of layer i (per example)
   Graph graph;
@@ -63,6 +64,7 @@ class EngineBase {
   virtual int64_t count_params() const = 0;
   virtual int64_t count_state(size_t layer) const = 0;
   virtual std::vector<Tensor> get_weights(size_t layer) const = 0;
+  virtual std::vector<std::string> weight_names(size_t layer) const = 0;
   virtual void set_weights(size_t layer, const std::vector<Tensor>& weights) = 0;
   virtual void compile() = 0;
   virtual double train_step(const Tensor& x, const Tensor& y, bool update, Tensor* gradients,
@@ -204,6 +206,10 @@ class Engine : public EngineBase {
       state_offsets.push_back(state_total);
       state_total += layer->state_count();
     }
+    if (max_values >= 0 && (total > max_values || state_total > max_values - total))
+      throw ValueError("build: the layers need " + std::to_string(total + state_total) +
+                       " parameter and state values, more than the " + std::to_string(max_values) +
+                       " allowed");
     // Everything above may throw; only now is the model changed.
     layers_ = std::move(layers);
     merges_.clear();
@@ -256,6 +262,13 @@ class Engine : public EngineBase {
       out.push_back(std::move(t));
     }
     return out;
+  }
+
+  std::vector<std::string> weight_names(size_t layer) const override {
+    const Layer<T>& l = *layers_.at(layer);
+    std::vector<std::string> names = l.parameter_names();
+    for (const std::string& n : l.state_names()) names.push_back(n);
+    return names;
   }
 
   void set_weights(size_t layer, const std::vector<Tensor>& weights) override {
@@ -666,17 +679,20 @@ void Model::add(const LayerSpec& spec) {
   impl_->specs.push_back(std::move(s));
 }
 
-void Model::build(const Shape& input_shape) {
+void Model::build(const Shape& input_shape, int64_t max_values) {
   for (int64_t d : input_shape)
     if (d < 1) throw ShapeError("build: input shape " + shape_string(input_shape) + " must have positive dimensions");
   const Shape previous = impl_->input_shape;
   impl_->input_shape = input_shape;
+  impl_->max_values = max_values;
   try {
     impl_->build();
   } catch (...) {
     impl_->input_shape = previous;
+    impl_->max_values = -1;
     throw;
   }
+  impl_->max_values = -1;
 }
 
 void Model::set_input_name(const std::string& name) {
@@ -761,6 +777,11 @@ void Model::set_optimizer_state(const OptimizerState& state) {
     throw ValueError("set_optimizer_state: the model is not built and compiled");
   impl_->set_optimizer_state(state);
 }
+std::vector<std::string> Model::weight_names(size_t layer) const { return impl_->weight_names(layer); }
+LossKind Model::loss() const { return impl_->loss; }
+const OptimizerSpec& Model::optimizer() const { return impl_->optimizer; }
+uint64_t Model::dropout_key() const { return impl_->dropout_key; }
+void Model::set_dropout_key(uint64_t key) { impl_->dropout_key = key; }
 Tensor Model::get_parameters() const { return impl_->get_parameters(); }
 void Model::set_parameters(const Tensor& flat) { impl_->set_parameters(flat); }
 Tensor Model::get_state() const { return impl_->get_state(); }

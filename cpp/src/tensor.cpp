@@ -20,7 +20,9 @@ int64_t shape_size(const Shape& shape) {
   int64_t n = 1;
   for (int64_t d : shape) {
     if (d < 0) throw ShapeError("Tensor: negative dimension in shape " + shape_string(shape));
-    n *= d;
+    // Shapes come from files and user input too: an overflow is an error, not UB.
+    if (__builtin_mul_overflow(n, d, &n))
+      throw ShapeError("Tensor: the size of shape " + shape_string(shape) + " overflows int64");
   }
   return n;
 }

@@ -3,7 +3,10 @@
 // casts inputs to the model's dtype before they get here.
 #include <pybind11/stl.h>
 
+#include <type_traits>
+
 #include "common.hpp"
+#include "corenn/io.hpp"
 #include "corenn/model.hpp"
 
 namespace corenn {
@@ -67,43 +70,21 @@ LayerSpec layer_spec_from(const py::dict& config) {
   LayerSpec s;
   for (auto item : config) {
     const std::string key = py::str(item.first);
-    py::handle v = item.second;
-    if (key == "kind") s.kind = v.cast<std::string>();
-    else if (key == "name") s.name = v.cast<std::string>();
-    else if (key == "units") s.units = v.cast<int64_t>();
-    else if (key == "use_bias") s.use_bias = v.cast<bool>();
-    else if (key == "kernel_initializer") s.kernel_initializer = v.cast<std::string>();
-    else if (key == "bias_initializer") s.bias_initializer = v.cast<std::string>();
-    else if (key == "initializer_stddev") s.initializer_stddev = v.cast<double>();
-    else if (key == "l1") s.l1 = v.cast<double>();
-    else if (key == "l2") s.l2 = v.cast<double>();
-    else if (key == "activation") s.activation = v.cast<std::string>();
-    else if (key == "alpha") s.alpha = v.cast<double>();
-    else if (key == "rate") s.rate = v.cast<double>();
-    else if (key == "target_shape") s.target_shape = v.cast<Shape>();
-    else if (key == "trainable") s.trainable = v.cast<bool>();
-    else if (key == "filters") s.filters = v.cast<int64_t>();
-    else if (key == "kernel_size") s.kernel_size = v.cast<std::vector<int64_t>>();
-    else if (key == "strides") s.strides = v.cast<std::vector<int64_t>>();
-    else if (key == "padding") s.padding = v.cast<std::string>();
-    else if (key == "pads") s.pads = v.cast<std::vector<int64_t>>();
-    else if (key == "dilation") s.dilation = v.cast<std::vector<int64_t>>();
-    else if (key == "groups") s.groups = v.cast<int64_t>();
-    else if (key == "depth_multiplier") s.depth_multiplier = v.cast<int64_t>();
-    else if (key == "output_padding") s.output_padding = v.cast<std::vector<int64_t>>();
-    else if (key == "inputs") s.inputs = v.cast<std::vector<std::string>>();
-    else if (key == "axis") s.axis = v.cast<int64_t>();
-    else if (key == "momentum") s.momentum = v.cast<double>();
-    else if (key == "epsilon") s.epsilon = v.cast<double>();
-    else if (key == "center") s.center = v.cast<bool>();
-    else if (key == "scale") s.scale = v.cast<bool>();
-    else if (key == "mode") s.mode = v.cast<std::string>();
-    else if (key == "delta") s.delta = v.cast<double>();
-    else if (key == "mean") s.mean = v.cast<std::vector<double>>();
-    else if (key == "variance") s.variance = v.cast<std::vector<double>>();
-    else throw ValueError("Engine.add: unknown layer setting '" + key + "'");
+    bool found = false;
+    for_each_field(s, [&](const char* name, auto& field) {
+      if (found || key != name) return;
+      found = true;
+      field = item.second.cast<std::decay_t<decltype(field)>>();
+    });
+    if (!found) throw ValueError("Engine.add: unknown layer setting '" + key + "'");
   }
   return s;
+}
+
+py::dict layer_config(const LayerSpec& spec) {
+  py::dict config;
+  for_each_field(spec, [&](const char* name, const auto& field) { config[name] = field; });
+  return config;
 }
 
 OptimizerSpec optimizer_spec_from(const py::dict& config) {
@@ -151,13 +132,16 @@ void bind_model(py::module_& m) {
       .def_property_readonly("dtype", [](const Model& self) { return std::string(dtype_name(self.dtype())); })
       .def("add", [](Model& self, const py::dict& config) { self.add(layer_spec_from(config)); })
       .def_property("input_name", &Model::input_name, &Model::set_input_name)
-      .def("build", &Model::build, py::arg("input_shape"))
+      .def("build", [](Model& self, const Shape& input_shape) { self.build(input_shape); },
+           py::arg("input_shape"))
       .def_property_readonly("built", &Model::built)
       .def_property_readonly("compiled", &Model::compiled)
       .def_property_readonly("num_layers", &Model::num_layers)
       .def_property_readonly("input_shape", &Model::input_shape)
       .def_property_readonly("steps", &Model::steps)
       .def("layer_name", [](const Model& self, size_t i) { return self.layer_spec(i).name; })
+      .def("layer_config", [](const Model& self, size_t i) { return layer_config(self.layer_spec(i)); })
+      .def("weight_names", &Model::weight_names)
       .def("output_shape", py::overload_cast<size_t>(&Model::output_shape, py::const_))
       .def("model_output_shape", py::overload_cast<>(&Model::output_shape, py::const_))
       .def("layer_inputs", &Model::layer_inputs)
@@ -252,11 +236,35 @@ void bind_model(py::module_& m) {
         TensorArg fa = tensor_arg(flat, self.dtype(), "set_parameters", "flat");
         self.set_parameters(fa.tensor);
       })
+      .def("save",
+           [](const Model& self, const std::string& path, bool include_optimizer,
+              const std::map<std::string, std::string>& metadata) {
+             py::gil_scoped_release nogil;
+             self.save(path, include_optimizer, metadata);
+           },
+           py::arg("path"), py::arg("include_optimizer"), py::arg("metadata"))
+      .def("load_weights",
+           [](Model& self, const std::string& path) {
+             py::gil_scoped_release nogil;
+             self.load_weights(path);
+           })
       .def("get_state", [](const Model& self) { return to_numpy(self.get_state()); })
       .def("set_state", [](Model& self, const py::array& flat) {
         TensorArg fa = tensor_arg(flat, self.dtype(), "set_state", "flat");
         self.set_state(fa.tensor);
       });
+
+  m.def("load_model",
+        [](const std::string& path) {
+          std::map<std::string, std::string> metadata;
+          Model model = [&] {
+            py::gil_scoped_release nogil;
+            return load_model(path, &metadata);
+          }();
+          return py::make_tuple(std::move(model), metadata);
+        },
+        py::arg("path"), "(Engine, metadata dict) from a model file");
+  m.attr("model_file_version") = model_file_version;
 }
 
 }  // namespace bind

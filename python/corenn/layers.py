@@ -2,6 +2,7 @@
 hyper-parameters, describes itself to the C++ engine, and forwards the few
 things a user changes later (trainable) to the engine that runs it."""
 
+import inspect
 import itertools
 
 import numpy as np
@@ -73,12 +74,43 @@ def _symbolic(owner, value):
     raise TypeError(f"{owner}: expected the output of Input(...) or of another layer, got {value!r}")
 
 
+def _init_parameters(cls):
+    """Names of the arguments cls(...) accepts, following **kwargs up the MRO."""
+    names = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = list(inspect.signature(klass.__init__).parameters.values())[1:]
+        names += [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                  and p.name not in names]
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return names
+
+
+def _argument_from_config(name, field, config):
+    """A constructor argument from engine fields: the inverse of get_config's
+    flattening (initialiser objects, padding modes, lists as tuples). None
+    leaves the argument at its default (the engine's empty list)."""
+    value = config[field]
+    if name.endswith("_initializer") and value == "random_normal":
+        return initializers.RandomNormal(config.get("initializer_stddev", 0.01))
+    if name == "padding" and (field == "pads" or value == "explicit"):
+        t, b, left, r = config["pads"]
+        return ((t, b), (left, r))
+    if isinstance(value, list):
+        return tuple(value) if value else None
+    return value
+
+
 class Layer:
     """Base class. `kind` is the engine's name for the layer; `merges` marks
     layers that take a list of two or more inputs (Add, Concatenate)."""
 
     kind = None
     merges = False
+    # Constructor arguments stored under another engine field name.
+    _renamed = {}
 
     def __init__(self, name=None, trainable=True, input_shape=None):
         base = type(self).__name__.lower()
@@ -128,6 +160,20 @@ class Layer:
         config = self.get_config()
         config["kind"] = self.kind
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        """The layer that get_config() (or a model file's layer entry, which
+        holds every engine field) describes; fields it does not take are ignored."""
+        args = {}
+        for name in _init_parameters(cls):
+            field = cls._renamed.get(name, name)
+            value = _argument_from_config(name, field, config) if field in config else None
+            if value is not None:
+                args[name] = value
+        if "kernel_regularizer" in _init_parameters(cls) and (config.get("l1") or config.get("l2")):
+            args["kernel_regularizer"] = regularizers.L1L2(config.get("l1", 0.0), config.get("l2", 0.0))
+        return cls(**args)
 
     def get_weights(self):
         if self._engine is None:
@@ -267,6 +313,8 @@ def _padding(owner, value):
 class _Conv(Layer):
     """Shared configuration of the convolution layers (weights NCHW, PyTorch layout)."""
 
+    _renamed = {"dilation_rate": "dilation"}
+
     def __init__(self, kernel_size, strides=1, padding="valid", dilation_rate=1, activation=None,
                  use_bias=True, kernel_initializer="he_normal", bias_initializer="zeros",
                  kernel_regularizer=None, alpha=0.01, **kwargs):
@@ -366,6 +414,8 @@ class Conv2DTranspose(_Conv):
 
 
 class _Pool(Layer):
+    _renamed = {"pool_size": "kernel_size"}
+
     def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
         super().__init__(**kwargs)
         owner = type(self).__name__
@@ -402,6 +452,7 @@ class ZeroPadding2D(Layer):
     """Zeros around each image: padding int, (ph, pw) or ((top, bottom), (left, right))."""
 
     kind = "zero_padding2d"
+    _renamed = {"padding": "pads"}
 
     def __init__(self, padding=1, **kwargs):
         super().__init__(**kwargs)
@@ -542,6 +593,11 @@ class RandomCrop(Layer):
         ph, pw = self.padding
         return {**super().get_config(), "pads": [ph, ph, pw, pw]}
 
+    @classmethod
+    def from_config(cls, config):
+        top, _, left, _ = config["pads"]
+        return cls((top, left), name=config.get("name"), trainable=config.get("trainable", True))
+
 
 class ColorShift(Layer):
     """Adds to each channel of each training image an offset drawn uniformly
@@ -557,6 +613,24 @@ class ColorShift(Layer):
         return {**super().get_config(), "delta": self.delta}
 
 
+def layer_class(kind):
+    """The layer class whose engine kind is `kind` ("dense", "conv2d", ...)."""
+    found, todo = {}, [Layer]
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if cls.kind:
+            found[cls.kind] = cls
+    if kind not in found:
+        raise ValueError(f"unknown layer kind {kind!r}; expected one of {', '.join(sorted(found))}")
+    return found[kind]
+
+
+def from_config(config):
+    """A layer from an engine configuration (get_config() plus "kind")."""
+    return layer_class(config["kind"]).from_config(config)
+
+
 MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
 GlobalAvgPool2D = GlobalAveragePooling2D
@@ -565,4 +639,4 @@ __all__ = ["Activation", "Add", "AveragePooling2D", "AvgPool2D", "BatchNormaliza
            "Concatenate", "Conv2D", "Conv2DTranspose", "Dense", "DepthwiseConv2D", "Dropout", "Flatten",
            "GlobalAvgPool2D", "GlobalAveragePooling2D", "Input", "Layer", "MaxPool2D", "MaxPooling2D",
            "Normalization", "RandomCrop", "RandomFlip", "Reshape", "SeparableConv2D", "SymbolicTensor",
-           "ZeroPadding2D"]
+           "ZeroPadding2D", "from_config", "layer_class"]

@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from . import _core, _validate, callbacks as callbacks_module, layers as layers_module
-from . import losses, metrics as metrics_module, optimizers as optimizers_module
+from . import losses, metrics as metrics_module, optimizers as optimizers_module, saving
 
 
 def _as_array(owner, name, value):
@@ -422,6 +422,19 @@ class Model:
 
     def __call__(self, x):
         return self.predict(x)
+
+    # ------------------------------------------------------------------ files
+    def save(self, path, include_optimizer=True):
+        """Architecture, weights and (include_optimizer) the compiled training
+        state in one file; cn.load_model reads it back (corenn/saving.py)."""
+        saving.save_model(self, path, include_optimizer)
+
+    def save_weights(self, path):
+        saving.save_model(self, path, include_optimizer=False)
+
+    def load_weights(self, path):
+        """Weights of a file saved from the same architecture; checked before any is written."""
+        saving.load_weights(self, path)
 
     # ------------------------------------------------------------------ copies
     def get_config(self):

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -68,6 +69,25 @@ struct LayerSpec {
   std::vector<double> mean, variance;
 };
 
+// Calls f(name, field) for every field of a LayerSpec (const or not), in
+// declaration order: the one list through which the model file and the Python
+// bindings read and write specs. A new field must be added here too.
+template <typename Spec, typename F>
+void for_each_field(Spec& s, F&& f) {
+  f("kind", s.kind); f("name", s.name); f("inputs", s.inputs);
+  f("units", s.units); f("use_bias", s.use_bias);
+  f("kernel_initializer", s.kernel_initializer); f("bias_initializer", s.bias_initializer);
+  f("initializer_stddev", s.initializer_stddev); f("l1", s.l1); f("l2", s.l2);
+  f("activation", s.activation); f("alpha", s.alpha); f("rate", s.rate);
+  f("target_shape", s.target_shape); f("filters", s.filters); f("kernel_size", s.kernel_size);
+  f("strides", s.strides); f("padding", s.padding); f("pads", s.pads); f("dilation", s.dilation);
+  f("groups", s.groups); f("depth_multiplier", s.depth_multiplier);
+  f("output_padding", s.output_padding); f("axis", s.axis); f("momentum", s.momentum);
+  f("epsilon", s.epsilon); f("center", s.center); f("scale", s.scale);
+  f("mode", s.mode); f("delta", s.delta); f("mean", s.mean); f("variance", s.variance);
+  f("trainable", s.trainable);
+}
+
 enum class LossKind { softmax_cross_entropy, binary_cross_entropy, mse };
 // "softmax_cross_entropy", "binary_cross_entropy", "mse"; ValueError otherwise.
 LossKind parse_loss(const std::string& name);
@@ -103,7 +123,9 @@ class Model {
   // The name layers use in LayerSpec::inputs for the model input ("input" by default).
   void set_input_name(const std::string& name);
   const std::string& input_name() const;
-  void build(const Shape& input_shape);
+  // max_values >= 0 caps the parameters plus state the layers may need: a
+  // ValueError before anything is allocated (load_model passes what the file holds).
+  void build(const Shape& input_shape, int64_t max_values = -1);
   bool built() const;
   const Shape& input_shape() const;
   size_t num_layers() const;
@@ -164,6 +186,29 @@ class Model {
   // The flat state arena (batch norm's moving averages, all layers in order).
   Tensor get_state() const;
   void set_state(const Tensor& flat);
+
+  // Saving (io.cpp). The model file (safetensors layout) holds the
+  // architecture, the weights and batch norm state, and with include_optimizer
+  // the loss, optimizer and its state, so training resumes where it stopped.
+  // The file is written to a temporary beside `path`, then renamed over it: a
+  // failed save leaves no partial file. extra_metadata adds string entries to
+  // the file's __metadata__ (the Python API keeps its own settings there).
+  // IOError for file-system failures, ValueError for an unbuilt model.
+  void save(const std::string& path, bool include_optimizer = true) const;
+  void save(const std::string& path, bool include_optimizer,
+            const std::map<std::string, std::string>& extra_metadata) const;
+  // The weights (and state) of a model file written from the same architecture:
+  // layers matched by position; kind, count and shapes are all checked before
+  // anything is written, values cast to this model's dtype.
+  void load_weights(const std::string& path);
+  // Names of a layer's weights, in get_weights order ("kernel", "bias", ...).
+  std::vector<std::string> weight_names(size_t layer) const;
+  LossKind loss() const;
+  const OptimizerSpec& optimizer() const;
+  // Dropout masks derive from this key and the step count; a saved key makes
+  // resumed training draw the masks an uninterrupted run would have drawn.
+  uint64_t dropout_key() const;
+  void set_dropout_key(uint64_t key);
 
  private:
   std::unique_ptr<EngineBase> impl_;

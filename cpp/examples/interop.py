@@ -1,0 +1,84 @@
+"""Models crossing between C++ and Python (run by .ci/run; any mismatch exits non-zero).
+
+    python cpp/examples/interop.py inputs DIR
+        writes DIR/mlp_x.f32 (inputs for the model train.cpp saved as DIR/mlp.corenn)
+        and DIR/py.corenn, a Python-trained model with every layer kind, with DIR/py_x.f32
+    (then: predict DIR/mlp.corenn DIR/mlp_x.f32 DIR/mlp_y.f32 4, and the same for py)
+    python cpp/examples/interop.py check DIR
+        loads both files in Python and compares its predictions with predict.cpp's
+"""
+
+import os
+import sys
+
+import numpy as np
+
+import corenn as cn
+
+TOLERANCE = 1e-5
+L = cn.layers
+
+
+def every_layer_model():
+    return cn.Sequential([
+        L.Input((3, 9, 8)),
+        L.ZeroPadding2D(((1, 0), (0, 1))),
+        L.Conv2D(4, 3, padding="same", activation="relu"),
+        L.DepthwiseConv2D(3, depth_multiplier=2, activation="leaky_relu"),
+        L.MaxPool2D(2),
+        L.SeparableConv2D(6, 3, padding="same", activation="tanh"),
+        L.Conv2DTranspose(3, 2, strides=2),
+        L.AvgPool2D(2, padding="same"),
+        L.Conv2D(6, 1, groups=3, use_bias=False),
+        L.BatchNormalization(momentum=0.9),
+        L.Dropout(0.25),
+        L.GlobalAvgPool2D(),
+        L.Reshape((2, 3)),
+        L.Flatten(),
+        L.Activation("sigmoid"),
+        L.Dense(5, activation="tanh"),
+        L.Dense(3),
+    ])
+
+
+def write_inputs(folder):
+    rng = np.random.default_rng(0)
+    # train.cpp's spirals fill the unit disc.
+    rng.uniform(-1, 1, (257, 2)).astype(np.float32).tofile(os.path.join(folder, "mlp_x.f32"))
+    cn.seed(0)
+    model = every_layer_model()
+    model.compile(optimizer=cn.optimizers.Adam(1e-2), loss="softmax_cross_entropy")
+    x = rng.standard_normal((64, 3, 9, 8)).astype(np.float32)
+    model.fit(x, rng.integers(0, 3, 64), batch_size=16, epochs=2, verbose=0)
+    model.save(os.path.join(folder, "py.corenn"))
+    x[:37].tofile(os.path.join(folder, "py_x.f32"))
+
+
+def compare(folder, name):
+    model = cn.load_model(os.path.join(folder, f"{name}.corenn"))
+    x = np.fromfile(os.path.join(folder, f"{name}_x.f32"), dtype=np.float32)
+    x = x.reshape(-1, *model.input_shape[1:])
+    want = model.predict(x)
+    got = np.fromfile(os.path.join(folder, f"{name}_y.f32"), dtype=np.float32)
+    if got.size != want.size:
+        raise SystemExit(f"{name}: predict.cpp wrote {got.size} values, Python predicts {want.size}")
+    diff = float(np.max(np.abs(got.reshape(want.shape) - want)))
+    print(f"{name}: {len(x)} examples, max |C++ - Python| = {diff:.3g}")
+    if not diff <= TOLERANCE:
+        raise SystemExit(f"{name}: C++ and Python predictions differ by {diff} > {TOLERANCE}")
+    return model
+
+
+def check(folder):
+    mlp = compare(folder, "mlp")
+    # train.cpp compiled it with Adam: it comes back compiled, with its step count.
+    if not (mlp._loss == "softmax_cross_entropy" and isinstance(mlp._optimizer, cn.optimizers.Adam)
+            and mlp._engine.steps > 0):
+        raise SystemExit("mlp: the C++ model's loss, optimizer or step count did not survive the file")
+    compare(folder, "py")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] not in ("inputs", "check"):
+        raise SystemExit(__doc__)
+    (write_inputs if sys.argv[1] == "inputs" else check)(sys.argv[2])

@@ -1,0 +1,441 @@
+// Model files from C++: every layer kind round-trips bit for bit, training
+// resumes on the same trajectory, predict runs from several threads at once,
+// and damaged, truncated and foreign files throw corenn::Error (never crash:
+// the sanitizer build runs this file too).
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "check.hpp"
+#include "corenn/corenn.hpp"
+#include "json.hpp"
+
+using namespace corenn;
+
+namespace {
+
+// A fresh directory per test, removed with its files at the end.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/corenn_io_XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() {
+    for (const std::string& name : entries()) ::unlink((path + "/" + name).c_str());
+    ::rmdir(path.c_str());
+  }
+  std::string file(const std::string& name) const { return path + "/" + name; }
+  std::vector<std::string> entries() const {
+    std::vector<std::string> out;
+    if (DIR* d = ::opendir(path.c_str())) {
+      while (dirent* e = ::readdir(d))
+        if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") out.push_back(e->d_name);
+      ::closedir(d);
+    }
+    return out;
+  }
+};
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+LayerSpec layer(const char* kind, const std::function<void(LayerSpec&)>& set = nullptr) {
+  LayerSpec s;
+  s.kind = kind;
+  if (set) set(s);
+  return s;
+}
+
+// Every layer kind of the engine, each with non-default settings.
+Model every_layer_model(DType dtype) {
+  Model m(dtype);
+  m.set_input_name("image");
+  m.add(layer("zero_padding2d", [](LayerSpec& s) { s.pads = {1, 0, 2, 1}; }));
+  m.add(layer("conv2d", [](LayerSpec& s) {
+    s.filters = 4; s.kernel_size = {3, 3}; s.padding = "same"; s.activation = "relu";
+    s.kernel_initializer = "random_normal"; s.initializer_stddev = 0.3; s.bias_initializer = "ones";
+  }));
+  m.add(layer("depthwise_conv2d", [](LayerSpec& s) {
+    s.kernel_size = {3, 2}; s.depth_multiplier = 2; s.activation = "leaky_relu"; s.alpha = 0.2;
+  }));
+  m.add(layer("max_pool2d", [](LayerSpec& s) { s.kernel_size = {2, 2}; }));
+  m.add(layer("separable_conv2d", [](LayerSpec& s) {
+    s.filters = 6; s.kernel_size = {3, 3}; s.padding = "same"; s.activation = "tanh"; s.l2 = 0.01;
+  }));
+  m.add(layer("conv2d_transpose", [](LayerSpec& s) {
+    s.filters = 3; s.kernel_size = {2, 2}; s.strides = {2, 2}; s.output_padding = {1, 0};
+  }));
+  m.add(layer("avg_pool2d", [](LayerSpec& s) { s.kernel_size = {2, 2}; s.padding = "same"; }));
+  m.add(layer("conv2d", [](LayerSpec& s) {
+    s.name = "grouped"; s.filters = 6; s.groups = 3; s.kernel_size = {1, 1}; s.dilation = {1, 1};
+    s.use_bias = false; s.l1 = 0.001;
+  }));
+  m.add(layer("batch_norm", [](LayerSpec& s) { s.momentum = 0.9; s.epsilon = 0.01; }));
+  m.add(layer("dropout", [](LayerSpec& s) { s.rate = 0.25; }));
+  m.add(layer("global_avg_pool2d"));
+  m.add(layer("reshape", [](LayerSpec& s) { s.target_shape = {2, -1}; }));
+  m.add(layer("flatten"));
+  m.add(layer("activation", [](LayerSpec& s) { s.activation = "leaky_relu"; s.alpha = 0.3; }));
+  m.add(layer("dense", [](LayerSpec& s) { s.units = 5; s.activation = "sigmoid"; s.trainable = false; }));
+  m.add(layer("dense", [](LayerSpec& s) { s.name = "logits"; s.units = 3; s.l2 = 1e-3; }));
+  m.build({3, 7, 6});
+  return m;
+}
+
+Tensor random_input(const Model& m, int64_t batch, unsigned seed) {
+  Shape s{batch};
+  s.insert(s.end(), m.input_shape().begin(), m.input_shape().end());
+  Tensor x(s, m.dtype());
+  const auto v = corenn_test::random_vector<double>(static_cast<size_t>(x.size()), seed);
+  for (int64_t i = 0; i < x.size(); ++i) {
+    if (m.dtype() == DType::float32) x.data_as<float>()[i] = static_cast<float>(v[static_cast<size_t>(i)]);
+    else x.data_as<double>()[i] = v[static_cast<size_t>(i)];
+  }
+  return x;
+}
+
+Tensor labels(int64_t batch, int64_t classes) {
+  Tensor y({batch}, DType::int64);
+  for (int64_t i = 0; i < batch; ++i) y.data_as<int64_t>()[i] = (i * 7 + 3) % classes;
+  return y;
+}
+
+bool same_bytes(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
+  if (a.dtype() == DType::float32)
+    return std::memcmp(a.data_as<float>(), b.data_as<float>(), sizeof(float) * static_cast<size_t>(a.size())) == 0;
+  if (a.dtype() == DType::float64)
+    return std::memcmp(a.data_as<double>(), b.data_as<double>(), sizeof(double) * static_cast<size_t>(a.size())) == 0;
+  return std::memcmp(a.data_as<int64_t>(), b.data_as<int64_t>(), sizeof(int64_t) * static_cast<size_t>(a.size())) == 0;
+}
+
+std::string spec_text(const LayerSpec& s) {
+  std::ostringstream out;
+  out.precision(17);
+  for_each_field(s, [&](const char* name, const auto& field) {
+    out << name << '=';
+    using F = std::decay_t<decltype(field)>;
+    if constexpr (std::is_same_v<F, std::vector<int64_t>> || std::is_same_v<F, std::vector<std::string>>) {
+      for (const auto& e : field) out << e << ',';
+    } else {
+      out << field;
+    }
+    out << ';';
+  });
+  return out.str();
+}
+
+void check_same_model(const Model& a, const Model& b) {
+  CHECK(a.dtype() == b.dtype());
+  CHECK(a.input_name() == b.input_name());
+  CHECK(a.input_shape() == b.input_shape());
+  CHECK(a.num_layers() == b.num_layers());
+  for (size_t i = 0; i < a.num_layers() && i < b.num_layers(); ++i) {
+    CHECK(spec_text(a.layer_spec(i)) == spec_text(b.layer_spec(i)));
+    const auto wa = a.get_weights(i), wb = b.get_weights(i);
+    CHECK(wa.size() == wb.size());
+    for (size_t w = 0; w < wa.size() && w < wb.size(); ++w) CHECK(same_bytes(wa[w], wb[w]));
+  }
+}
+
+// Loads a file that may be damaged: a model or a corenn::Error, nothing else.
+// Returns true when it loaded (and then predicted without trouble).
+bool load_or_error(const std::string& path, int& other_exceptions) {
+  try {
+    Model m = load_model(path);
+    Tensor x(Shape{2, 3, 7, 6}, m.dtype());
+    if (m.input_shape() == Shape{3, 7, 6}) m.predict(x);
+    return true;
+  } catch (const Error&) {
+    return false;
+  } catch (...) {
+    ++other_exceptions;
+    return false;
+  }
+}
+
+}  // namespace
+
+TEST(io_every_layer_round_trips_bit_for_bit) {
+  for (DType dtype : {DType::float32, DType::float64}) {
+    seed(21);
+    TempDir dir;
+    Model m = every_layer_model(dtype);
+    m.save(dir.file("every.corenn"));
+    Model loaded = load_model(dir.file("every.corenn"));
+    check_same_model(m, loaded);
+    CHECK(!loaded.compiled());
+    const Tensor x = random_input(m, 5, 1);
+    CHECK(same_bytes(m.predict(x), loaded.predict(x)));
+    CHECK(loaded.weight_names(1) == (std::vector<std::string>{"kernel", "bias"}));
+    CHECK(loaded.weight_names(2) == (std::vector<std::string>{"depthwise_kernel", "bias"}));
+    CHECK(loaded.weight_names(4) ==
+          (std::vector<std::string>{"depthwise_kernel", "pointwise_kernel", "bias"}));
+    CHECK(loaded.weight_names(8) ==
+          (std::vector<std::string>{"gamma", "beta", "moving_mean", "moving_variance"}));
+    CHECK(dir.entries() == std::vector<std::string>{"every.corenn"});
+  }
+}
+
+TEST(io_graph_round_trips_with_its_edges) {
+  seed(28);
+  TempDir dir;
+  Model m(DType::float64);
+  m.add(layer("conv2d", [](LayerSpec& s) { s.name = "a"; s.filters = 3; s.kernel_size = {3, 3}; s.padding = "same"; }));
+  m.add(layer("conv2d", [](LayerSpec& s) { s.name = "b"; s.filters = 3; s.inputs = {"input"}; }));
+  m.add(layer("add", [](LayerSpec& s) { s.name = "sum"; s.inputs = {"a", "b"}; }));
+  m.add(layer("concatenate", [](LayerSpec& s) { s.name = "cat"; s.inputs = {"sum", "a"}; s.axis = 1; }));
+  m.add(layer("flatten", [](LayerSpec& s) { s.name = "flat"; s.inputs = {"cat"}; }));
+  m.add(layer("dense", [](LayerSpec& s) { s.units = 2; s.inputs = {"flat"}; }));
+  m.build({2, 4, 4});
+  m.save(dir.file("graph.corenn"));
+  const Model loaded = load_model(dir.file("graph.corenn"));
+  check_same_model(m, loaded);
+  const Tensor x = random_input(m, 3, 5);
+  CHECK(same_bytes(m.predict(x), loaded.predict(x)));
+}
+
+TEST(io_training_resumes_on_the_same_trajectory) {
+  for (const char* kind : {"adam", "sgd"}) {
+    seed(22);
+    TempDir dir;
+    Model a = every_layer_model(DType::float32);
+    OptimizerSpec opt;
+    opt.kind = kind;
+    opt.adam.lr = 0.01;
+    opt.sgd.lr = 0.05;
+    opt.sgd.momentum = 0.9;
+    opt.sgd.nesterov = true;
+    a.compile(LossKind::softmax_cross_entropy, opt);
+    const Tensor x = random_input(a, 8, 2);
+    const Tensor y = labels(8, 3);
+    for (int s = 0; s < 3; ++s) a.train_step(x, y);
+    a.save(dir.file("run.corenn"));
+    Model b = load_model(dir.file("run.corenn"));
+    CHECK(b.compiled());
+    CHECK(b.steps() == 3);
+    CHECK(b.optimizer().kind == kind);
+    CHECK(b.dropout_key() == a.dropout_key());
+    for (int s = 0; s < 4; ++s) CHECK(a.train_step(x, y) == b.train_step(x, y));
+    CHECK(same_bytes(a.get_parameters(), b.get_parameters()));
+    CHECK(same_bytes(a.get_state(), b.get_state()));
+    const auto sa = a.get_optimizer_state(), sb = b.get_optimizer_state();
+    CHECK(sa.step == 7 && sb.step == 7 && sa.slots.size() == sb.slots.size());
+    for (size_t i = 0; i < sa.slots.size() && i < sb.slots.size(); ++i) CHECK(same_bytes(sa.slots[i], sb.slots[i]));
+
+    // Without the optimizer: weights only, not compiled.
+    a.save(dir.file("weights.corenn"), false);
+    Model c = load_model(dir.file("weights.corenn"));
+    CHECK(!c.compiled());
+    CHECK(same_bytes(a.get_parameters(), c.get_parameters()));
+  }
+}
+
+TEST(io_predict_from_several_threads_at_once) {
+  seed(23);
+  TempDir dir;
+  every_layer_model(DType::float32).save(dir.file("m.corenn"));
+  const Model m = load_model(dir.file("m.corenn"));
+  std::vector<Tensor> inputs, expected;
+  for (unsigned t = 0; t < 4; ++t) {
+    inputs.push_back(random_input(m, 3 + t, 100 + t));
+    expected.push_back(m.predict(inputs.back()));
+  }
+  std::vector<int> ok(4, 0);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 20; ++round) ok[t] += same_bytes(m.predict(inputs[t]), expected[t]);
+    });
+  for (auto& th : threads) th.join();
+  for (int v : ok) CHECK(v == 20);
+}
+
+TEST(io_load_weights_checks_everything_before_writing) {
+  seed(24);
+  TempDir dir;
+  Model source = every_layer_model(DType::float64);
+  source.save(dir.file("f64.corenn"));
+  Model target = every_layer_model(DType::float32);
+  target.load_weights(dir.file("f64.corenn"));  // cast from float64
+  const auto w = target.get_weights(15), s = source.get_weights(15);
+  CHECK(w[0].dtype() == DType::float32);
+  CHECK(w[0].data()[3] == static_cast<float>(s[0].data_as<double>()[3]));
+
+  // Same kinds, one shape differs in the last layer: nothing may change.
+  Model other(DType::float32);
+  for (size_t i = 0; i + 1 < target.num_layers(); ++i) other.add(target.layer_spec(i));
+  other.add(layer("dense", [](LayerSpec& s) { s.name = "logits"; s.units = 4; }));
+  other.build({3, 7, 6});
+  const Tensor before = other.get_parameters();
+  CHECK_THROWS(other.load_weights(dir.file("f64.corenn")), ValueError);
+  CHECK(same_bytes(before, other.get_parameters()));
+  Model unbuilt;
+  CHECK_THROWS(unbuilt.load_weights(dir.file("f64.corenn")), ValueError);
+}
+
+TEST(io_save_failures_leave_no_file_behind) {
+  seed(25);
+  TempDir dir;
+  Model m = every_layer_model(DType::float32);
+  m.save(dir.file("good.corenn"));
+  const std::string good = read_bytes(dir.file("good.corenn"));
+  // A directory in the way: the rename fails, the temporary goes away.
+  ::mkdir(dir.file("taken").c_str(), 0700);
+  CHECK_THROWS(m.save(dir.file("taken")), IOError);
+  CHECK_THROWS(m.save(dir.file("missing/dir/m.corenn")), IOError);
+  // Content errors come before any file is touched.
+  Model unbuilt;
+  CHECK_THROWS(unbuilt.save(dir.file("good.corenn")), ValueError);
+  CHECK_THROWS(m.save(dir.file("good.corenn"), true, {{"format", "x"}}), ValueError);
+  CHECK_THROWS(m.save(dir.file("good.corenn"), true, {{"note", "latin-1 \xe9"}}), ValueError);
+  CHECK(read_bytes(dir.file("good.corenn")) == good);
+  auto names = dir.entries();
+  std::sort(names.begin(), names.end());
+  CHECK(names == (std::vector<std::string>{"good.corenn", "taken"}));
+  ::rmdir(dir.file("taken").c_str());
+  // Saving again over the file gives the same bytes (deterministic writer).
+  m.save(dir.file("good.corenn"), true, {});
+  CHECK(read_bytes(dir.file("good.corenn")) == good);
+}
+
+TEST(io_foreign_and_bad_files_throw_clear_errors) {
+  seed(26);
+  TempDir dir;
+  CHECK_THROWS(load_model(dir.file("absent.corenn")), IOError);
+  CHECK_THROWS(load_model(dir.path), IOError);
+  write_bytes(dir.file("empty"), "");
+  CHECK_THROWS(load_model(dir.file("empty")), ValueError);
+
+  const auto with_header = [&](const std::string& header, const std::string& data = "") {
+    std::string bytes(8, '\0');
+    for (int i = 0; i < 8; ++i) bytes[static_cast<size_t>(i)] = static_cast<char>((header.size() >> (8 * i)) & 0xFF);
+    write_bytes(dir.file("h"), bytes + header + data);
+    try {
+      load_model(dir.file("h"));
+    } catch (const ValueError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no ValueError");
+  };
+  const auto mentions = [](const std::string& text, const char* part) { return text.find(part) != std::string::npos; };
+  // A safetensors file from another library.
+  CHECK(mentions(with_header(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", "abcd"),
+                 "no __metadata__"));
+  CHECK(mentions(with_header(R"({"__metadata__":{"format":"pt"}})"), "not a corenn model file"));
+  CHECK(mentions(with_header(R"({"__metadata__":{"format":"corenn","format_version":"2"}})"), "newer"));
+  CHECK(mentions(with_header(R"({"__metadata__":{"format":"corenn","format_version":"one"}})"), "format_version"));
+  CHECK(mentions(with_header("[1, 2]"), "must be an object"));
+  CHECK(mentions(with_header(std::string(200, '[')), "nesting deeper"));
+  CHECK(mentions(with_header("{\"__metadata__\":{\"format\":\"corenn\",\"format_version\":\"1\",\"model\":"
+                             "\"{\\\"dtype\\\":\\\"float32\\\",\\\"input_name\\\":\\\"input\\\",\\\"input_shape\\\":[2],"
+                             "\\\"layers\\\":[{\\\"kind\\\":\\\"transformer\\\",\\\"name\\\":\\\"t\\\"}]}\"}}"),
+                 "unknown kind 'transformer'"));
+  // Huge header length; offsets outside the data; a dtype nobody knows.
+  std::string huge(16, '\xff');
+  write_bytes(dir.file("huge"), huge);
+  CHECK_THROWS(load_model(dir.file("huge")), ValueError);
+  const std::string meta = R"("__metadata__":{"format":"corenn","format_version":"1"})";
+  CHECK(mentions(with_header("{" + meta + R"(,"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", "abcd"),
+                 "outside"));
+  CHECK(mentions(with_header("{" + meta + R"(,"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}})", "abcd"),
+                 "unsupported dtype"));
+  CHECK(mentions(with_header("{" + meta + R"(,"w":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,4]}})",
+                             "abcd"),
+                 "overflows"));
+  CHECK(mentions(with_header("{" + meta + R"(,"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", "abcdefgh"),
+                 "after the last tensor"));
+}
+
+TEST(io_damaged_files_throw_and_never_crash) {
+  seed(27);
+  TempDir dir;
+  Model m = every_layer_model(DType::float32);
+  OptimizerSpec opt;
+  opt.kind = "adam";
+  m.compile(LossKind::softmax_cross_entropy, opt);
+  m.save(dir.file("m.corenn"));
+  const std::string good = read_bytes(dir.file("m.corenn"));
+  uint64_t header = 0;
+  for (int i = 7; i >= 0; --i) header = (header << 8) | static_cast<unsigned char>(good[static_cast<size_t>(i)]);
+  int others = 0, loaded = 0;
+  const std::string path = dir.file("bad.corenn");
+  // Every truncation inside the header and around the data section.
+  for (size_t cut = 0; cut < good.size(); cut += (cut < 8 + header + 64 ? 1 : 97)) {
+    write_bytes(path, good.substr(0, cut));
+    loaded += load_or_error(path, others);
+  }
+  CHECK(loaded == 0);
+  // Seeded single-bit and single-byte mutations all over the file.
+  uint64_t state = 12345;
+  const auto next = [&] { return state = state * 6364136223846793005ull + 1442695040888963407ull; };
+  for (int trial = 0; trial < 1500; ++trial) {
+    std::string bad = good;
+    const size_t at = static_cast<size_t>((next() >> 33) % (trial % 2 ? bad.size() : 8 + header));
+    if (trial % 3 == 0) bad[at] = static_cast<char>(next() >> 56);
+    else bad[at] = static_cast<char>(bad[at] ^ (1 << ((next() >> 40) % 8)));
+    write_bytes(path, bad);
+    load_or_error(path, others);
+  }
+  // Header lengths around the truth and far beyond it.
+  for (uint64_t n : {uint64_t{0}, uint64_t{1}, header - 1, header + 1, uint64_t(good.size()),
+                     uint64_t{1} << 40, ~uint64_t{0}}) {
+    std::string bad = good;
+    for (int i = 0; i < 8; ++i) bad[static_cast<size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xFF);
+    write_bytes(path, bad);
+    loaded += load_or_error(path, others);
+  }
+  CHECK(loaded == 0);
+  CHECK(others == 0);
+}
+
+TEST(io_json_is_strict_and_exact) {
+  using json::parse;
+  using json::Value;
+  // Doubles read back bit for bit.
+  const auto v = corenn_test::random_vector<double>(2000, 9, 1e3);
+  for (size_t i = 0; i < v.size(); ++i) {
+    const double d = v[i] * std::pow(10.0, static_cast<double>(i % 40) - 20.0);
+    const double back = parse(Value(d).dump(), "t").as_double("d");
+    CHECK(std::memcmp(&d, &back, sizeof d) == 0);
+  }
+  for (double d : {0.1, 1.0, -0.0, 5e-324, 1.7976931348623157e308, 1e20, 123456789012345678.0}) {
+    const double back = parse(Value(d).dump(), "t").as_double("d");
+    CHECK(std::memcmp(&d, &back, sizeof d) == 0);
+  }
+  CHECK(parse("9223372036854775807", "t").as_int("i") == INT64_MAX);
+  CHECK(parse("-9223372036854775808", "t").as_int("i") == INT64_MIN);
+  CHECK_THROWS(parse("9223372036854775808", "t").as_int("i"), ValueError);
+  CHECK_THROWS(parse("1.0", "t").as_int("i"), ValueError);
+  // Strings: escapes, \u with surrogate pairs, raw UTF-8, and back.
+  const std::string s = parse(R"("a\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00€")", "t").as_string("s");
+  CHECK(s == "a\"\\/\b\f\n\r\t\xc3\xa9\xf0\x9f\x98\x80\xe2\x82\xac");
+  CHECK(parse(Value(s).dump(), "t").as_string("s") == s);
+  const std::string ctrl("\x01\x1f", 2);
+  CHECK(parse(Value(ctrl).dump(), "t").as_string("s") == ctrl);
+  // Nesting: 64 levels parse, 65 do not.
+  CHECK(parse(std::string(64, '[') + std::string(64, ']'), "t").type() == Value::Type::array);
+  CHECK_THROWS(parse(std::string(65, '[') + std::string(65, ']'), "t"), ValueError);
+  for (const char* bad : {"", "{", "[1,]", "{\"a\":1,}", "{\"a\":1,\"a\":2}", "NaN", "Infinity", "01", "1.",
+                          ".5", "1e", "+1", "\"\\x\"", "\"\\ud800\"", "\"\\udc00\"", "\"\\ud800\\u0041\"",
+                          "\"\x01\"", "\"\xc3\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"", "\"\xff\"", "tru",
+                          "nul", "1 2", "{\"a\" 1}", "[1 2]", "1e400", "\"abc", "{1:2}"})
+    CHECK_THROWS(parse(bad, "t"), ValueError);
+}
