@@ -171,6 +171,7 @@ class Normalization : public Layer<T> {
   }
 
   std::vector<Shape> state_shapes() const override { return {{channels_}, {channels_}}; }
+  std::vector<std::string> state_names() const override { return {"mean", "variance"}; }
 
   void initialize(uint64_t) override {
     const auto& s = this->spec_;
