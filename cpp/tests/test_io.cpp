@@ -132,7 +132,8 @@ std::string spec_text(const LayerSpec& s) {
   for_each_field(s, [&](const char* name, const auto& field) {
     out << name << '=';
     using F = std::decay_t<decltype(field)>;
-    if constexpr (std::is_same_v<F, std::vector<int64_t>> || std::is_same_v<F, std::vector<std::string>>) {
+    if constexpr (std::is_same_v<F, std::vector<int64_t>> || std::is_same_v<F, std::vector<std::string>> ||
+                  std::is_same_v<F, std::vector<double>>) {
       for (const auto& e : field) out << e << ',';
     } else {
       out << field;
