@@ -10,6 +10,22 @@ import numpy as np
 LR, BETA1, BETA2, EPS = 1e-3, 0.9, 0.999, 1e-8
 
 
+def corenn_train_step(model, x, y, path="api"):
+    """model.train_on_batch, or ("engine") the engine call alone: no Python-side checks."""
+    if path == "engine":
+        engine = model._engine
+        return lambda: engine.train_step(x, y, True)
+    return lambda: model.train_on_batch(x, y)
+
+
+def corenn_infer_step(model, x, path="api"):
+    """model.predict, or ("engine") the engine call alone."""
+    if path == "engine":
+        engine = model._engine
+        return lambda: engine.predict(x)
+    return lambda: model.predict(x)
+
+
 def torch_train_step(model, opt, x, y):
     """zero_grad(set_to_none=True), forward, cross-entropy, backward, step."""
     import torch

@@ -69,21 +69,11 @@ def _corenn_mlp():
 
 
 def corenn_train(batch, path="api"):
-    model = _corenn_mlp()
-    x, y = _data(batch)
-    if path == "engine":
-        engine = model._engine
-        return lambda: engine.train_step(x, y, True)
-    return lambda: model.train_on_batch(x, y)
+    return steps.corenn_train_step(_corenn_mlp(), *_data(batch), path)
 
 
 def corenn_infer(batch, path="api"):
-    model = _corenn_mlp()
-    x, _ = _data(batch)
-    if path == "engine":
-        engine = model._engine
-        return lambda: engine.predict(x)
-    return lambda: model.predict(x)
+    return steps.corenn_infer_step(_corenn_mlp(), _data(batch)[0], path)
 
 
 def _dense_data(seed=0):

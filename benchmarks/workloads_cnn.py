@@ -101,15 +101,11 @@ def _corenn_lenet():
 
 
 def corenn_lenet_train(batch):
-    model = _corenn_lenet()
-    x, y = _lenet_data(batch)
-    return lambda: model.train_on_batch(x, y)
+    return steps.corenn_train_step(_corenn_lenet(), *_lenet_data(batch))
 
 
 def corenn_lenet_infer(batch):
-    model = _corenn_lenet()
-    x, _ = _lenet_data(batch)
-    return lambda: model.predict(x)
+    return steps.corenn_infer_step(_corenn_lenet(), _lenet_data(batch)[0])
 
 
 # ======================================================================= NumPy

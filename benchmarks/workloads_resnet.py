@@ -57,21 +57,11 @@ def _corenn_resnet():
 
 
 def corenn_resnet_train(batch, path="api"):
-    model = _corenn_resnet()
-    x, y = _resnet_data(batch)
-    if path == "engine":
-        engine = model._engine
-        return lambda: engine.train_step(x, y, True)
-    return lambda: model.train_on_batch(x, y)
+    return steps.corenn_train_step(_corenn_resnet(), *_resnet_data(batch), path)
 
 
 def corenn_resnet_infer(batch, path="api"):
-    model = _corenn_resnet()
-    x, _ = _resnet_data(batch)
-    if path == "engine":
-        engine = model._engine
-        return lambda: engine.predict(x)
-    return lambda: model.predict(x)
+    return steps.corenn_infer_step(_corenn_resnet(), _resnet_data(batch)[0], path)
 
 
 # ======================================================================= NumPy
