@@ -160,3 +160,29 @@ def test_predict_batching_equals_one_shot(dtype, digits):
     for batch_size in (1, 10, 64, 156):
         assert_close(model.predict(x, batch_size=batch_size), one_shot, what=f"batch {batch_size}")
     assert_close(model.predict(x[5:6]), one_shot[5:6], what="single row")
+
+
+def test_inference_buffers_are_reused_without_stale_values(rng):
+    # predict and evaluate keep their buffers between calls: a call after a
+    # larger one, after training and after an evaluate must see none of their
+    # values (bit-identical to a model that never ran another call).
+    cn.seed(3)
+    model = cn.Sequential([L.Input((2, 8, 8)), L.Conv2D(4, 3, padding="same", use_bias=False),
+                           L.BatchNormalization(), L.Activation("relu"), L.MaxPooling2D(2), L.Flatten(),
+                           L.Dropout(0.3), L.Dense(5)])
+    model.compile(cn.optimizers.Adam(1e-2), "softmax_cross_entropy")
+    x = rng.standard_normal((9, 2, 8, 8))
+    y = rng.integers(0, 5, size=9)
+    twin = cn.Sequential([L.Input((2, 8, 8)), L.Conv2D(4, 3, padding="same", use_bias=False),
+                          L.BatchNormalization(), L.Activation("relu"), L.MaxPooling2D(2), L.Flatten(),
+                          L.Dropout(0.3), L.Dense(5)])
+    twin.build()
+    twin.set_weights(model.get_weights())
+    first = model.predict(x[:2])
+    np.testing.assert_array_equal(first, twin.predict(x[:2]))
+    model.predict(x * 100.0)
+    model.evaluate(x, y)
+    np.testing.assert_array_equal(model.predict(x[:2]), first)
+    model.train_on_batch(x, y)
+    twin.set_weights(model.get_weights())
+    np.testing.assert_array_equal(model.predict(x[:2]), twin.predict(x[:2]))

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <mutex>
 
 #include "corenn/error.hpp"
 #include "corenn/kernels/loss.hpp"
@@ -227,6 +228,10 @@ class Engine : public EngineBase {
     }
     dropout_key = next_key();
     caches_.assign(layers_.size(), LayerCache<T>());
+    {
+      std::lock_guard<std::mutex> lock(idle_mutex_);
+      idle_contexts_.clear();  // sized for the old layers
+    }
     step = 0;
     built = true;
     if (compiled) compile();
@@ -342,12 +347,10 @@ class Engine : public EngineBase {
 
   double evaluate(const Tensor& x, const Tensor& y, Tensor* outputs) const override {
     const int64_t batch = check_batch("evaluate", x, y);
-    std::vector<LayerCache<T>> caches(layers_.size());
-    std::vector<const T*> acts(layers_.size()), merge_inputs;
-    const T* out = forward(x.data_as<T>(), batch, false, 0, caches, acts, merge_inputs);
-    std::vector<uint8_t> mask;
-    std::vector<T> clean_targets;
-    double loss_value = compute_loss(out, y, batch, shape_size(shapes[graph.output]), nullptr, mask, clean_targets);
+    InferenceLease c(*this);
+    const T* out = forward(x.data_as<T>(), batch, false, 0, c->caches, c->acts, c->merge_inputs);
+    double loss_value = compute_loss(out, y, batch, shape_size(shapes[graph.output]), nullptr, c->mask,
+                                     c->clean_targets);
     for (auto& l : layers_) loss_value += l->penalty(false);
     if (outputs) *outputs = copy_output(out, batch);
     return loss_value;
@@ -355,9 +358,8 @@ class Engine : public EngineBase {
 
   Tensor predict(const Tensor& x) const override {
     const int64_t batch = check_input("predict", x);
-    std::vector<LayerCache<T>> caches(layers_.size());
-    std::vector<const T*> acts(layers_.size()), merge_inputs;
-    return copy_output(forward(x.data_as<T>(), batch, false, 0, caches, acts, merge_inputs), batch);
+    InferenceLease c(*this);
+    return copy_output(forward(x.data_as<T>(), batch, false, 0, c->caches, c->acts, c->merge_inputs), batch);
   }
 
   Model::OptimizerState get_optimizer_state() const override {
@@ -648,6 +650,49 @@ class Engine : public EngineBase {
   std::vector<T*> merge_dx_;
   std::vector<uint8_t> mask_;
   std::vector<T> clean_targets_;
+
+  // An inference context: every layer's output and scratch for one predict or
+  // evaluate call. Contexts are kept after the call and handed to the next
+  // one, so steady-state inference allocates nothing (a fresh context for a
+  // batch-1 ResNet is megabytes of im2col columns and outputs, and
+  // page-faulting them in tripled the call's time); concurrent callers each
+  // lease their own, so inference stays const and re-entrant.
+  struct InferenceContext {
+    std::vector<LayerCache<T>> caches;
+    std::vector<const T*> acts, merge_inputs;
+    std::vector<uint8_t> mask;
+    std::vector<T> clean_targets;
+  };
+
+  class InferenceLease {
+   public:
+    explicit InferenceLease(const Engine& engine) : engine_(engine) {
+      {
+        std::lock_guard<std::mutex> lock(engine_.idle_mutex_);
+        if (!engine_.idle_contexts_.empty()) {
+          context_ = std::move(engine_.idle_contexts_.back());
+          engine_.idle_contexts_.pop_back();
+        }
+      }
+      if (!context_) context_ = std::make_unique<InferenceContext>();
+      context_->caches.resize(engine_.layers_.size());
+      context_->acts.resize(engine_.layers_.size());
+    }
+    ~InferenceLease() {
+      std::lock_guard<std::mutex> lock(engine_.idle_mutex_);
+      engine_.idle_contexts_.push_back(std::move(context_));
+    }
+    InferenceLease(const InferenceLease&) = delete;
+    InferenceLease& operator=(const InferenceLease&) = delete;
+    InferenceContext* operator->() const { return context_.get(); }
+
+   private:
+    const Engine& engine_;
+    std::unique_ptr<InferenceContext> context_;
+  };
+
+  mutable std::mutex idle_mutex_;
+  mutable std::vector<std::unique_ptr<InferenceContext>> idle_contexts_;
 };
 
 }  // namespace

@@ -167,7 +167,8 @@ class Model {
   double evaluate(const Tensor& x, const Tensor& y, Tensor* outputs) const;
   int64_t steps() const;
 
-  // Inference: const, allocates its own scratch, safe from several threads.
+  // Inference: const and safe from several threads; each concurrent call
+  // leases its own buffers, which are kept for the next call.
   Tensor predict(const Tensor& x) const;
 
   // The optimizer's state: the update count and its per-parameter slots in
