@@ -149,6 +149,69 @@ def test_conv2d_pointwise_and_large_batch(rng):
             assert_close(g, e, op="conv2d_backward")
 
 
+# Batches above the thread count, of sizes that split unevenly, over both
+# input-gradient paths: stride 1 with "same" or larger output (gathered: a
+# correlation of dy with the flipped kernel, also with padding beyond the
+# kernel), and col2im (strides, "valid", channels widened more than 2×);
+# groups, dilation, asymmetric padding and 1×1 kernels.
+BATCH_CASES = [
+    # (n, c, h, w, o, k, groups, stride, padding, dilation)
+    (17, 3, 6, 7, 5, 3, 1, 1, 1, 1),
+    (19, 4, 5, 5, 6, 3, 2, 1, (2, 0, 1, 1), 2),
+    (35, 2, 4, 3, 4, 2, 1, 1, (0, 1, 1, 0), 1),
+    (19, 4, 7, 6, 4, 3, 1, 2, 1, 1),
+    (17, 3, 6, 6, 2, 3, 1, 1, 0, 1),
+    (35, 4, 3, 4, 6, 1, 2, 1, 0, 1),
+    (17, 2, 4, 5, 3, 1, 1, 1, 1, 1),
+    (16, 6, 5, 5, 6, (3, 1), 3, (1, 2), (1, 1, 0, 0), (2, 1)),
+    (19, 1, 6, 7, 6, 3, 1, 1, 1, 1),
+]
+
+
+@pytest.mark.parametrize("case", BATCH_CASES, ids=[grid_id(c) for c in BATCH_CASES])
+def test_conv2d_parity_larger_batches(case, rng):
+    n, c, h, w, o, k, groups, stride, padding, dilation = case
+    args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    for dtype in FLOAT_DTYPES:
+        x, W, b = make_conv(rng, dtype, n, c, h, w, o, k, groups)
+        y = cn.ops.conv2d_forward(x, W, b, **args)
+        assert_close(y, ref.conv2d_forward(*f64(x, W, b), **args), op="conv2d_forward", what="y")
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        got = cn.ops.conv2d_backward(dy, x, W, **args)
+        want = ref.conv2d_backward(*f64(dy, x, W), **args)
+        for g, e, name in zip(got, want, ("dx", "dW", "db")):
+            assert_close(g, e, op="conv2d_backward", what=name)
+
+
+# Column matrices of more than 2^20 elements are cut into tiles of window
+# rows, the products reading and writing the image in place: "same" (tiles
+# of the gathered input gradient too), strided with asymmetric padding, and
+# widening with dilation (col2im per tile).
+TILE_CASES = [
+    (1, 4, 75, 80, 5, 7, 1, 1, 3, 1),
+    (2, 4, 160, 150, 4, 7, 1, 2, (3, 2, 3, 1), 1),
+    (1, 8, 120, 100, 20, (5, 3), 1, 1, (2, 2, 1, 1), (1, 2)),
+]
+
+
+@pytest.mark.parametrize("case", TILE_CASES, ids=[grid_id(c) for c in TILE_CASES])
+def test_conv2d_parity_in_row_tiles(case, rng):
+    test_conv2d_parity_larger_batches(case, rng)
+
+
+# One-sided padding as wide as the kernel on a 1- or 2-pixel image: some
+# kernel taps read nothing but padding for every output position (their rows
+# and columns of the column matrix are all zeros; this once wrote past them).
+@pytest.mark.parametrize("case", [
+    (3, 2, 1, 2, 3, 5, 1, 1, (4, 0, 4, 0), 1),
+    (3, 2, 2, 1, 3, 5, 1, 1, (0, 4, 1, 4), 1),
+    (2, 2, 1, 1, 2, 7, 1, 1, (6, 0, 0, 6), 1),
+    (17, 2, 1, 3, 2, 3, 1, 1, (0, 2, 3, 0), 1),
+], ids=grid_id)
+def test_conv2d_taps_wholly_in_the_padding(case, rng):
+    test_conv2d_parity_larger_batches(case, rng)
+
+
 def test_non_contiguous_input_is_copied(rng):
     x = rng.standard_normal((2, 3, 8, 10))[:, :, :, ::2]
     W = rng.standard_normal((4, 3, 3, 3))
@@ -159,12 +222,16 @@ def test_non_contiguous_input_is_copied(rng):
 # ---------------------------------------------------------------- gradient checks of corenn
 
 
+# Stride-1 cases with "same" padding take the gathered input gradient (a
+# correlation of dy with the flipped kernel), the others (and the 1 -> 4
+# widening) col2im.
 @pytest.mark.parametrize("naive", [False, True])
-@pytest.mark.parametrize("c, o, groups, stride, padding, dilation", [
-    (2, 3, 1, 1, 1, 1), (4, 4, 2, 2, (1, 0, 0, 1), 1), (3, 6, 3, 1, 1, 2), (2, 2, 1, 1, 0, 1)])
-def test_conv2d_gradient_check(c, o, groups, stride, padding, dilation, naive, rng):
+@pytest.mark.parametrize("n, c, o, groups, stride, padding, dilation", [
+    (2, 2, 3, 1, 1, 1, 1), (2, 4, 4, 2, 2, (1, 0, 0, 1), 1), (2, 3, 6, 3, 1, 1, 2), (2, 2, 2, 1, 1, 0, 1),
+    (2, 3, 6, 3, 1, 2, 2), (16, 2, 3, 1, 1, (2, 0, 1, 1), 1), (2, 1, 4, 1, 1, 1, 1)])
+def test_conv2d_gradient_check(n, c, o, groups, stride, padding, dilation, naive, rng):
     k = 1 if (c, o) == (2, 2) else 3
-    x, W, b = make_conv(rng, np.float64, 2, c, 5, 6, o, k, groups)
+    x, W, b = make_conv(rng, np.float64, n, c, 5, 6, o, k, groups)
     args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     P = projection(cn.ops.conv2d_forward(x, W, b, **args).shape, 11)
     loss = lambda: float(np.sum(P * cn.ops.conv2d_forward(x, W, b, naive=naive, **args)))  # noqa: E731

@@ -60,11 +60,25 @@ TEST(conv2d_fast_matches_naive) {
   }
 }
 
+// Batches that split unevenly over the threads; column matrices of more than
+// 2^20 elements in tiles of window rows ("same": the gathered input gradient;
+// strided, dilated, asymmetric padding: col2im; widening 1 -> 6: col2im).
+TEST(conv2d_larger_batches_and_row_tiles_match_naive) {
+  check_conv_fast_vs_naive<double>(conv(19, 3, 9, 7, 4, 3, 1, 1, 1, 1), 1e-12);
+  check_conv_fast_vs_naive<double>(conv(35, 4, 5, 6, 6, 3, 2, 1, 1, 2), 1e-12);
+  check_conv_fast_vs_naive<float>(conv(19, 1, 8, 8, 6, 5, 1, 2, 1, 1), 1e-4);
+  check_conv_fast_vs_naive<double>(conv(1, 4, 75, 80, 5, 7, 1, 3, 1, 1), 1e-12);
+  auto asym = conv(1, 6, 160, 150, 4, 7, 2, 3, 1, 1);
+  asym.pad_bottom = 2; asym.pad_right = 1; asym.kernel_w = 5; asym.dilation_w = 2;
+  check_conv_fast_vs_naive<double>(asym, 1e-12);
+}
+
 TEST(conv2d_depthwise_fast_matches_naive) {
   for (int64_t n : {1, 4}) {
     check_conv_fast_vs_naive<double>(conv(n, 4, 8, 9, 4, 3, 1, 1, 1, 4), 1e-12);
     check_conv_fast_vs_naive<double>(conv(n, 3, 9, 7, 6, 3, 2, 1, 2, 3), 1e-12);  // multiplier 2
     check_conv_fast_vs_naive<float>(conv(n, 5, 7, 7, 5, 5, 3, 2, 1, 5), 1e-4);
+    check_conv_fast_vs_naive<double>(conv(n, 3, 21, 30, 3, 3, 2, 1, 1, 3), 1e-12);  // rows > the sum lanes
   }
 }
 
