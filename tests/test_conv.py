@@ -338,6 +338,36 @@ def test_conv2d_independent_of_thread_count(groups, c, o, rng, restore_threads):
         np.testing.assert_array_equal(a, bb)
 
 
+# With fewer images than threads the forward splits each image's window rows
+# across the threads (each part its own im2col and product): 3×3 "same",
+# pointwise (the plane read in place from the part's first row), strided with
+# groups and asymmetric padding, and a large image whose parts hold several
+# column tiles. Each has enough work per row for two parts.
+ROW_SPLIT_CASES = [
+    # (n, c, h, w, o, k, groups, stride, padding, dilation)
+    (1, 16, 20, 24, 32, 3, 1, 1, 1, 1),
+    (1, 64, 16, 16, 64, 1, 1, 1, 0, 1),
+    (1, 32, 23, 19, 48, 3, 2, 2, (1, 0, 2, 1), 1),
+    (1, 8, 100, 300, 16, 5, 1, 1, 2, (2, 1)),
+]
+
+
+@pytest.mark.parametrize("case", ROW_SPLIT_CASES, ids=[grid_id(c) for c in ROW_SPLIT_CASES])
+def test_conv2d_forward_rows_split_across_threads(case, rng, restore_threads):
+    n, c, h, w, o, k, groups, stride, padding, dilation = case
+    args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    for dtype in FLOAT_DTYPES:
+        x, W, b = make_conv(rng, dtype, n, c, h, w, o, k, groups)
+        want = ref.conv2d_forward(*f64(x, W, b), **args)
+        for threads in (2, 1):
+            cn.set_num_threads(threads)
+            y = cn.ops.conv2d_forward(x, W, b, **args)
+            assert_close(y, want, op="conv2d_forward", what=f"y, {threads} threads")
+        cn.set_num_threads(2)
+        np.testing.assert_array_equal(cn.ops.conv2d_forward(x, W, b, **args),
+                                      cn.ops.conv2d_forward(x, W, b, **args))
+
+
 def test_conv_transpose2d_independent_of_thread_count(rng, restore_threads):
     x = rng.standard_normal((6, 4, 5, 5)).astype(np.float32)
     W = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
