@@ -208,6 +208,59 @@ def _num(v, fmt):
     return "—" if v is None else format(v, fmt)
 
 
+def scaling_section(rows, threads_list):
+    """Speed-up of each side from 1 thread to the most threads measured."""
+    if len(threads_list) < 2 or 1 not in threads_list:
+        return []
+    top = max(threads_list)
+    by_key = {(r["workload"], r["threads"]): r for r in rows}
+    L = ["## Thread scaling", "",
+         f"Median time at 1 thread over median time at {top} threads, per side "
+         f"(ideal: {top}.00).", "",
+         "| workload | corenn | numpy | torch |", "| --- | ---: | ---: | ---: |"]
+    for name in dict.fromkeys(r["workload"] for r in rows):
+        one, many = by_key.get((name, 1)), by_key.get((name, top))
+        if not one or not many:
+            continue
+        cells = []
+        for side in ("corenn", "numpy", "torch"):
+            a, b = one[side].get("median_ms"), many[side].get("median_ms")
+            cells.append(f"{a / b:.2f}" if a and b else "—")
+        L.append(f"| {name} | {' | '.join(cells)} |")
+    return L + [""]
+
+
+# The speed targets corenn claims (issue 7), checked against this run's rows
+# at the most threads measured: (workloads, column, bound, what it means).
+TARGETS = [
+    (("mlp_b64", "mlp_b512", "lenet_b64"), "ratio_torch", 0.7, "training ≤ 0.7× PyTorch's time"),
+    (("resnet_small_b64",), "ratio_torch", 0.9, "training ≤ 0.9× PyTorch's time"),
+    (("mlp_b1_infer", "lenet_b1_infer", "resnet_small_b1_infer"), "ratio_torch", 0.3,
+     "batch-1 inference ≤ 0.3× PyTorch's time"),
+    (("conv3x3_fwdbwd",), "ratio_torch", 1.0, "forward + backward ≤ 1.0× PyTorch's time"),
+    (None, "ratio_numpy", 1 / 3, "≥ 3× faster than NumPy (ratio ≤ 0.33)"),
+    (("resnet_small_b64",), "pct_sgemm", 60, "training at ≥ 60% of the sgemm FLOP rate"),
+]
+
+
+def targets_section(rows, threads_list):
+    top = max(threads_list)
+    rs = {r["workload"]: r for r in rows if r["threads"] == top}
+    L = ["## Targets", "",
+         f"The speed targets, checked against this run at {top} thread{'s' if top > 1 else ''}.", "",
+         "| target | workload | measured | met |", "| --- | --- | ---: | --- |"]
+    for names, key, bound, what in TARGETS:
+        for name in names or [n for n, r in rs.items() if r["kind"] != "sgemm"]:
+            r = rs.get(name)
+            if r is None or r.get(key) is None:
+                continue
+            v = r[key]
+            met = v >= bound if key == "pct_sgemm" else v <= bound
+            shown = f"{v:.0f}%" if key == "pct_sgemm" else f"{v:.2f}"
+            L.append(f"| {what} | {name} | {shown} | {'yes' if met else '**no**'} |")
+    return L + [""]
+
+
 def write_markdown(path, rows, machine, infos, settings, threads_list, elapsed, png_name):
     torch_info = infos.get("torch", {})
     torch_installed = torch_info.get("installed", True) and "error" not in torch_info
@@ -283,6 +336,9 @@ def write_markdown(path, rows, machine, infos, settings, threads_list, elapsed, 
               "Other paths of the same workload, timed the same way in the same run.", "",
               "| workload | threads | variant | ms | relative | ratios of this path |",
               "| --- | ---: | --- | ---: | --- | --- |", *variant_lines, ""]
+
+    L += scaling_section(rows, threads_list)
+    L += targets_section(rows, threads_list)
 
     L += ["## Noise", "",
           "The machine is shared: other processes' CPU use during each timed loop is measured "

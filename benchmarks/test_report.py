@@ -1,0 +1,33 @@
+"""The report's derived sections (thread scaling, targets) from hand-made rows."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import run  # noqa: E402
+
+
+def _row(name, threads, corenn, numpy, torch, kind="train", pct=None):
+    return {"workload": name, "threads": threads, "kind": kind,
+            "corenn": {"median_ms": corenn}, "numpy": {"median_ms": numpy}, "torch": {"median_ms": torch},
+            "ratio_numpy": corenn / numpy, "ratio_torch": corenn / torch, "pct_sgemm": pct}
+
+
+def test_thread_scaling_is_one_thread_time_over_many():
+    rows = [_row("mlp_b64", 1, 4.0, 10.0, 8.0), _row("mlp_b64", 2, 2.5, 10.0, 4.0)]
+    lines = run.scaling_section(rows, [1, 2])
+    assert "| mlp_b64 | 1.60 | 1.00 | 2.00 |" in lines
+    assert run.scaling_section(rows, [2]) == []  # nothing to compare with
+
+
+def test_targets_say_which_are_missed():
+    rows = [_row("mlp_b64", 2, 6.0, 30.0, 10.0),             # 0.60 vs torch: met; 0.20 vs numpy: met
+            _row("resnet_small_b64", 2, 95.0, 190.0, 100.0, pct=55.0),  # 0.95 > 0.9; 0.50 > 0.33; 55% < 60%
+            _row("sgemm", 2, 1.0, 1.0, 1.0, kind="sgemm")]
+    text = "\n".join(run.targets_section(rows, [1, 2]))
+    assert "| training ≤ 0.7× PyTorch's time | mlp_b64 | 0.60 | yes |" in text
+    assert "| training ≤ 0.9× PyTorch's time | resnet_small_b64 | 0.95 | **no** |" in text
+    assert "| ≥ 3× faster than NumPy (ratio ≤ 0.33) | resnet_small_b64 | 0.50 | **no** |" in text
+    assert "| training at ≥ 60% of the sgemm FLOP rate | resnet_small_b64 | 55% | **no** |" in text
+    assert "| sgemm |" not in text  # the reference rate is no workload to hold to a target
