@@ -162,21 +162,29 @@ def build_rows(stats, workload_names, threads_list):
             for side in W.MAIN_SIDES:
                 st = stats.get((name, threads, side), {"error": "not run"})
                 row[side] = st
-            c = row["corenn"].get("median_ms")
-            for other in ("numpy", "torch"):
-                o = row[other].get("median_ms")
-                row[f"ratio_{other}"] = c / o if c and o else None
-            row["gflops"] = w.flops / (c * 1e-3) / 1e9 if c and w.flops else None
-            if w.kind == "sgemm" and row["corenn"].get("best_ms"):
-                row["gflops"] = w.flops / (row["corenn"]["best_ms"] * 1e-3) / 1e9
-            row["pct_sgemm"] = (100 * row["gflops"] / sgemm_rate
-                                if row["gflops"] and sgemm_rate else None)
-            row["gbps"] = (w.bytes_moved / (c * 1e-3) / 1e9 if c and w.bytes_moved else None)
-            row["bytes_note"] = w.bytes_note
             row["variants"] = {s: stats.get((name, threads, s), {"error": "not run"})
                                for s in w.sides if s not in W.MAIN_SIDES}
-            rows.append(row)
+            rows.append(derive(row))
     return rows
+
+
+def derive(row):
+    """The columns computed from a row's timings and its workload's definition
+    (ratios, GFLOP/s, % of sgemm, GB/s): recomputed on --report-only too, so a
+    corrected FLOP count re-renders a saved run."""
+    w = W.WORKLOADS[row["workload"]]
+    c = row["corenn"].get("median_ms")
+    for other in ("numpy", "torch"):
+        o = row[other].get("median_ms")
+        row[f"ratio_{other}"] = c / o if c and o else None
+    row["gflops"] = w.flops / (c * 1e-3) / 1e9 if c and w.flops else None
+    if w.kind == "sgemm" and row["corenn"].get("best_ms"):
+        row["gflops"] = w.flops / (row["corenn"]["best_ms"] * 1e-3) / 1e9
+    rate = row["sgemm_gflops"]
+    row["pct_sgemm"] = 100 * row["gflops"] / rate if row["gflops"] and rate else None
+    row["gbps"] = w.bytes_moved / (c * 1e-3) / 1e9 if c and w.bytes_moved else None
+    row["bytes_note"] = w.bytes_note
+    return row
 
 
 # ---------------------------------------------------------------------- report
@@ -276,7 +284,8 @@ def write_markdown(path, rows, machine, infos, settings, threads_list, elapsed, 
          + " (corenn's libgomp and PyTorch's OpenMP never share one) and the frameworks "
          f"alternate over {settings['rounds']} rounds. **Ratio = corenn ms / other ms: below 1 corenn is "
          "faster.** GFLOP/s is useful work (2 FLOPs per multiply-add of the dense and "
-         "convolution layers' forward pass, backward counted as 2× forward; batch norm, "
+         "convolution layers' forward pass, backward counted as 2× forward except the first "
+         "layer's input gradient, which nothing needs; batch norm, "
          "activations, pooling and the optimizer not counted) over corenn's median time; "
          "sgemm GFLOP/s is the best float32 "
          f"{W.SGEMM_N}³ matmul rate measured in the same run with the same thread count "
@@ -465,13 +474,11 @@ def main(argv=None):
     if args.report_only:
         with open(args.report_only) as f:
             saved = json.load(f)
-        rows = saved["rows"]
+        rows = [derive(r) for r in saved["rows"]]
         tl = saved.get("threads_list") or sorted({r["threads"] for r in rows})
-        os.makedirs(args.out, exist_ok=True)
-        write_png(os.path.join(args.out, "benchmarks.png"), rows, tl)
-        write_markdown(os.path.join(args.out, "benchmarks.md"), rows, saved["machine"],
-                       saved["infos"], saved["settings"], tl, saved.get("elapsed", 0.0), "benchmarks.png")
-        print(f"re-rendered {args.out}/benchmarks.md and .png", file=sys.stderr)
+        write_report(args.out, rows, saved["machine"], saved["infos"], saved["settings"], tl,
+                     saved.get("elapsed", 0.0))
+        print(f"re-rendered {args.out}/benchmarks.{{md,png,json}}", file=sys.stderr)
         return 0
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -546,20 +553,24 @@ def main(argv=None):
     rows = build_rows(stats, names, threads_list)
     elapsed = time.perf_counter() - started
 
-    os.makedirs(args.out, exist_ok=True)
-    md, png, js = (os.path.join(args.out, f"benchmarks.{ext}") for ext in ("md", "png", "json"))
-    write_png(png, rows, threads_list)
-    write_markdown(md, rows, machine, infos, settings, threads_list, elapsed,
-                   os.path.basename(png))
-    with open(js, "w") as f:
-        json.dump({"machine": machine, "infos": infos, "settings": settings,
-                   "threads_list": threads_list, "elapsed": elapsed,
-                   "rows": [{k: v for k, v in r.items()} for r in rows]}, f, indent=1,
-                  default=str)
-    print(f"wrote {md}, {png}, {js} in {elapsed:.0f} s", file=sys.stderr)
+    md = write_report(args.out, rows, machine, infos, settings, threads_list, elapsed)
+    print(f"wrote {args.out}/benchmarks.{{md,png,json}} in {elapsed:.0f} s", file=sys.stderr)
     with open(md) as f:
         print(f.read().split("\n\n![ratios]")[0].split("\n\n", 2)[-1])
     return 0
+
+
+def write_report(out, rows, machine, infos, settings, threads_list, elapsed):
+    """benchmarks.md, .png and .json into out; returns the .md's path."""
+    os.makedirs(out, exist_ok=True)
+    md, png, js = (os.path.join(out, f"benchmarks.{ext}") for ext in ("md", "png", "json"))
+    write_png(png, rows, threads_list)
+    write_markdown(md, rows, machine, infos, settings, threads_list, elapsed, os.path.basename(png))
+    with open(js, "w") as f:
+        json.dump({"machine": machine, "infos": infos, "settings": settings,
+                   "threads_list": threads_list, "elapsed": elapsed, "rows": rows}, f, indent=1,
+                  default=str)
+    return md
 
 
 if __name__ == "__main__":

@@ -101,10 +101,15 @@ def test_mlp_b1_engine_predict(benchmark):
 
 def test_resnet_small_flops_are_the_models_multiply_adds():
     """The hand count in workloads_resnet.py is what the engine counts (batch
-    norm adds none), so the GFLOP/s of the report are 3 × 2 × multiply-adds."""
+    norm adds none), so the GFLOP/s of the report are 3 × 2 × multiply-adds
+    less the stem's input gradient."""
     model = W.resnet._corenn_resnet()
     assert model.multiply_adds() == W.resnet.resnet_multiply_adds() == 62_227_072
-    assert W.WORKLOADS["resnet_small_b64"].flops == 3 * 2 * 64 * model.multiply_adds()
+    stem = model.layers[0]
+    assert isinstance(stem, cn.layers.Conv2D) and stem.output.shape == (None, 32, 32, 32)
+    stem_multiply_adds = 32 * 32 * 32 * 3 * 9  # output values × input channels × taps
+    assert W.resnet.resnet_first_layer_flops(1) == 2 * stem_multiply_adds
+    assert W.WORKLOADS["resnet_small_b64"].flops == 64 * 2 * (3 * model.multiply_adds() - stem_multiply_adds)
     assert W.WORKLOADS["resnet_small_b1_infer"].flops == 2 * model.multiply_adds()
 
 

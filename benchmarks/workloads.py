@@ -41,10 +41,16 @@ def mlp_forward_flops(batch):
     return sum(2 * batch * i * o for i, o, _ in MLP_LAYERS)
 
 
+def train_flops(forward, first_layer_forward):
+    """A training step's useful FLOPs: forward, then backward at 2× forward
+    (input and weight gradients), except the first layer's input gradient,
+    which nothing needs and no framework computes."""
+    return 3 * forward - first_layer_forward
+
+
 def mlp_train_flops(batch):
-    """Forward + backward, backward counted as 2× forward (nominal: the first
-    layer's input gradient is not needed, so real work is a little less)."""
-    return 3 * mlp_forward_flops(batch)
+    i, o, _ = MLP_LAYERS[0]
+    return train_flops(mlp_forward_flops(batch), 2 * batch * i * o)
 
 
 def _data(batch, seed=0):
@@ -387,7 +393,7 @@ WORKLOADS = {w.name: w for w in [
            "corenn": cnn.corenn_bn, "numpy": cnn.numpy_bn, "torch": cnn.torch_bn},
        bytes_moved=cnn.bn_bytes(), bytes_note="x, y, dy, x, dx: 5 floats/value"),
     _w("lenet_b64", "train", "LeNet training step, batch 64, SGD 0.01 momentum 0.9",
-       3 * cnn.lenet_forward_flops(64), {
+       train_flops(cnn.lenet_forward_flops(64), cnn.lenet_first_layer_flops(64)), {
            "corenn": lambda: cnn.corenn_lenet_train(64), "numpy": lambda: cnn.numpy_lenet_train(64),
            "torch": lambda: cnn.torch_lenet_train(64)}),
     _w("lenet_b1_infer", "infer", "LeNet forward, batch 1, inference mode",
@@ -396,7 +402,7 @@ WORKLOADS = {w.name: w for w in [
            "torch": lambda: cnn.torch_lenet_infer(1)}, quick_reps=200),
     _w("resnet_small_b64", "train", "resnet_small training step (3×32×32, conv-BN-ReLU stems, "
        "3 residual blocks, 32 and 64 channels), batch 64, Adam 1e-3",
-       3 * resnet.resnet_forward_flops(64), {
+       train_flops(resnet.resnet_forward_flops(64), resnet.resnet_first_layer_flops(64)), {
            "corenn": lambda: resnet.corenn_resnet_train(64),
            "corenn_engine": lambda: resnet.corenn_resnet_train(64, "engine"),
            "numpy": lambda: resnet.numpy_resnet_train(64),

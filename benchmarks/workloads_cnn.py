@@ -26,12 +26,16 @@ def bn_bytes():
     return 5 * 4 * int(np.prod(CONV_SHAPE))
 
 
+def lenet_first_layer_flops(batch):
+    """conv1 6@5×5 on 28×28 (pad 2)."""
+    return batch * 2 * 6 * 28 * 28 * 1 * 25
+
+
 def lenet_forward_flops(batch):
-    """conv1 6@5×5 on 28×28 (pad 2), conv2 16@5×5 on 14×14 -> 10×10, dense 400-120-84-10."""
-    conv1 = 2 * 6 * 28 * 28 * 1 * 25
+    """conv1, conv2 16@5×5 on 14×14 -> 10×10, dense 400-120-84-10."""
     conv2 = 2 * 16 * 10 * 10 * 6 * 25
     dense = 2 * (400 * 120 + 120 * 84 + 84 * 10)
-    return batch * (conv1 + conv2 + dense)
+    return lenet_first_layer_flops(batch) + batch * (conv2 + dense)
 
 
 def _conv_data(seed=0):

@@ -37,6 +37,12 @@ def resnet_forward_flops(batch):
     return 2 * batch * resnet_multiply_adds()
 
 
+def resnet_first_layer_flops(batch, input_shape=RESNET_INPUT, width=RESNET_WIDTHS[0]):
+    """The stem convolution: 3×3, same-padded."""
+    c, h, w = input_shape
+    return 2 * batch * h * w * width * c * 9
+
+
 def _resnet_data(batch, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, *RESNET_INPUT), dtype=np.float32)
