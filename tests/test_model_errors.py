@@ -280,3 +280,25 @@ def test_set_optimizer_state_checks_before_writing():
     after_step, after = m._engine.get_optimizer_state()
     assert after_step == step
     assert_weights_equal(slots, after)
+
+
+def test_dtypes_are_compared_by_value_not_identity():
+    # An unpickled dtype is a new object equal to np.float32's: every op and
+    # the model must take it (it was once refused as "float32 or float64, got
+    # float32"); a byte-swapped float32 is a different dtype and is refused.
+    import pickle
+    same = {name: pickle.loads(pickle.dumps(np.dtype(name))) for name in ("float32", "int64", "uint8")}
+    assert same["float32"] == np.float32 and same["float32"] is not np.dtype(np.float32)
+    x = np.ones((2, 3), dtype=same["float32"])
+    W, b = np.ones((4, 3), dtype=same["float32"]), np.zeros(4, dtype=same["float32"])
+    np.testing.assert_array_equal(cn.ops.dense_forward(x, W, b), np.full((2, 4), 3.0, np.float32))
+    y_max = cn.ops.max_pool2d_forward(np.ones((1, 1, 2, 2), dtype=same["float32"]), 2)
+    argmax = y_max[1].astype(same["int64"])
+    cn.ops.max_pool2d_backward(np.ones((1, 1, 1, 1), np.float32), argmax, (1, 1, 2, 2))
+    cn.ops.dropout_backward(np.ones((2, 3), np.float32), np.ones((2, 3), dtype=same["uint8"]), 0.5)
+    m = cn.Sequential([cn.layers.Input((3,)), cn.layers.Dense(2)])
+    m.compile(cn.optimizers.SGD(0.1), "softmax_cross_entropy")
+    m.train_on_batch(x, np.array([0, 1], dtype=same["int64"]))
+    assert m.predict(x).shape == (2, 2)
+    with pytest.raises(TypeError, match=r"^dense_forward: x must be float32 or float64, got >f4$"):
+        cn.ops.dense_forward(x.astype(">f4"), W, b)

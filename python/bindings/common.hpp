@@ -28,17 +28,21 @@ inline std::vector<int64_t> shape_of(const py::array& a) {
 
 inline std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 
+// dtypes are compared by value (equal), never by identity: NumPy makes new
+// dtype objects (unpickling, np.dtype(np.float32) under some versions), and
+// `is` would reject a float32 array as "float32 or float64, got float32".
+
 // The float dtype of `a`, or TypeError: the functional ops never cast silently.
 inline FloatKind float_kind(const py::array& a, const char* op, const char* arg) {
-  if (a.dtype().is(py::dtype::of<float>())) return FloatKind::f32;
-  if (a.dtype().is(py::dtype::of<double>())) return FloatKind::f64;
+  if (a.dtype().equal(py::dtype::of<float>())) return FloatKind::f32;
+  if (a.dtype().equal(py::dtype::of<double>())) return FloatKind::f64;
   throw TypeError(std::string(op) + ": " + arg + " must be float32 or float64, got " +
                   dtype_str(a));
 }
 
 inline void require_same_dtype(const py::array& a, const py::array& b, const char* op,
                                const char* arg_a, const char* arg_b) {
-  if (!a.dtype().is(b.dtype()))
+  if (!a.dtype().equal(b.dtype()))
     throw TypeError(std::string(op) + ": " + arg_b + " must have the dtype of " + arg_a + " (" +
                     dtype_str(a) + "), got " + dtype_str(b));
 }

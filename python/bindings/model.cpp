@@ -31,9 +31,9 @@ TensorArg view_as(const py::array& a) {
 }
 
 TensorArg tensor_arg(const py::array& a, DType dtype, const char* op, const char* name) {
-  const bool ok = (dtype == DType::float32 && a.dtype().is(py::dtype::of<float>())) ||
-                  (dtype == DType::float64 && a.dtype().is(py::dtype::of<double>())) ||
-                  (dtype == DType::int64 && a.dtype().is(py::dtype::of<int64_t>()));
+  const bool ok = (dtype == DType::float32 && a.dtype().equal(py::dtype::of<float>())) ||
+                  (dtype == DType::float64 && a.dtype().equal(py::dtype::of<double>())) ||
+                  (dtype == DType::int64 && a.dtype().equal(py::dtype::of<int64_t>()));
   if (!ok)
     throw TypeError(std::string(op) + ": " + name + " must be " + dtype_name(dtype) + ", got " +
                     dtype_str(a));

@@ -72,7 +72,7 @@ py::tuple random_flip_forward_py(const py::array& x, const std::string& mode, ui
 py::array random_flip_backward_py(const py::array& dy, const py::array& flips, bool naive) {
   const FloatKind kind = float_kind(dy, kFlipBackward, "dy");
   const Dims d = nchw(dy, kFlipBackward, "dy");
-  if (!flips.dtype().is(py::dtype::of<uint8_t>()))
+  if (!flips.dtype().equal(py::dtype::of<uint8_t>()))
     throw TypeError(std::string(kFlipBackward) + ": flips must be uint8 (from random_flip_forward), got " +
                     dtype_str(flips));
   require_shape(flips, {d.n}, kFlipBackward, "flips");
@@ -124,7 +124,7 @@ py::array random_crop_backward_py(const py::array& dy, const py::array& offsets,
   const FloatKind kind = float_kind(dy, kCropBackward, "dy");
   const Dims d = nchw(dy, kCropBackward, "dy");
   const auto [ph, pw] = padding_arg(padding, kCropBackward);
-  if (!offsets.dtype().is(py::dtype::of<int64_t>()))
+  if (!offsets.dtype().equal(py::dtype::of<int64_t>()))
     throw TypeError(std::string(kCropBackward) + ": offsets must be int64 (from random_crop_forward), got " +
                     dtype_str(offsets));
   require_shape(offsets, {d.n, 2}, kCropBackward, "offsets");

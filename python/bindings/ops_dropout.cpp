@@ -47,7 +47,7 @@ py::tuple dropout_forward_py(const py::array& x, double rate, uint64_t seed, boo
 py::array dropout_backward_py(const py::array& dy, const py::array& mask, double rate,
                               bool naive) {
   const FloatKind kind = float_kind(dy, kBackward, "dy");
-  if (!mask.dtype().is(py::dtype::of<uint8_t>()))
+  if (!mask.dtype().equal(py::dtype::of<uint8_t>()))
     throw TypeError(std::string(kBackward) + ": mask must be uint8 (from dropout_forward), got " +
                     dtype_str(mask));
   require_shape(mask, shape_of(dy), kBackward, "mask");

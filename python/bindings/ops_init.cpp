@@ -41,9 +41,9 @@ py::array initialize_py(const py::object& shape, const std::string& kind, int64_
   const Init which = parse_initializer(kind);
   const py::dtype dt = py::dtype::from_args(dtype);
   FloatKind fk;
-  if (dt.is(py::dtype::of<float>()))
+  if (dt.equal(py::dtype::of<float>()))
     fk = FloatKind::f32;
-  else if (dt.is(py::dtype::of<double>()))
+  else if (dt.equal(py::dtype::of<double>()))
     fk = FloatKind::f64;
   else
     throw TypeError(std::string(kInit) + ": dtype must be float32 or float64, got " +

@@ -104,7 +104,7 @@ py::array max_pool2d_backward_py(const py::array& dy, const py::array& argmax,
     if (d < 1)
       throw ValueError(std::string(kMaxBackward) + ": x_shape must be positive, got " +
                        shape_string(xs));
-  if (!argmax.dtype().is(py::dtype::of<int64_t>()))
+  if (!argmax.dtype().equal(py::dtype::of<int64_t>()))
     throw TypeError(std::string(kMaxBackward) + ": argmax must be int64, got " +
                     dtype_str(argmax));
   require_shape(argmax, shape_of(dy), kMaxBackward, "argmax");
