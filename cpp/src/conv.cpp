@@ -148,6 +148,23 @@ void im2col(T* __restrict cols, int64_t ld, const T* __restrict img, const Geome
   }
 }
 
+// The column matrix of window rows [r0, r1), (r1 − r0)·OW columns wide, ld
+// apart: built by im2col into cols, or, for a pointwise geometry (direct), the
+// image plane itself from row r0 on (ld = OH·OW).
+template <typename T>
+struct Columns {
+  const T* data;
+  int64_t ld;
+};
+
+template <typename T>
+Columns<T> columns(T* cols, const T* img, const Geometry& g, bool direct, int64_t r0, int64_t r1) {
+  if (direct) return {img + r0 * g.ow, g.positions()};
+  const int64_t tile = (r1 - r0) * g.ow;
+  im2col(cols, tile, img, g, r0, r1);
+  return {cols, tile};
+}
+
 // img: (C, H, W) accumulated: every column entry of window rows [r0, r1) is
 // added back to the pixel it was read from; cols: as im2col writes them.
 template <typename T>
@@ -509,16 +526,10 @@ void conv2d_forward(T* y, T* scratch, const T* x, const T* W, const T* b, const 
     T* yn = y + n * s.out_channels * P;
     for (int64_t r0 = r_lo; r0 < r_hi; r0 += pl.rows) {
       const int64_t r1 = std::min(r_hi, r0 + pl.rows), tile = (r1 - r0) * g.ow;
-      const T* c = xn + r0 * g.ow;  // pointwise: the plane itself, ld P
-      int64_t ldc = P;
-      if (!pl.direct) {
-        im2col(cols, tile, xn, g, r0, r1);
-        c = cols;
-        ldc = tile;
-      }
+      const Columns<T> c = columns(cols, xn, g, pl.direct, r0, r1);
       for (int64_t grp = 0; grp < s.groups; ++grp)
-        gemm<T>(Trans::no, Trans::no, cout_g, tile, K, T(1), W + grp * cout_g * K, K, c + grp * K * ldc,
-                ldc, T(0), yn + grp * cout_g * P + r0 * g.ow, P);
+        gemm<T>(Trans::no, Trans::no, cout_g, tile, K, T(1), W + grp * cout_g * K, K, c.data + grp * K * c.ld,
+                c.ld, T(0), yn + grp * cout_g * P + r0 * g.ow, P);
     }
   };
   if (pl.row_chunks > 1) {
@@ -668,13 +679,7 @@ void conv2d_backward(T* dx, T* dW, T* db, T* scratch, const T* dy, const T* x, c
       if (dx && !pl.gather_dx) std::fill(dxn, dxn + img, T(0));
       for (int64_t r0 = 0; r0 < g.oh && !dw_from_dy; r0 += pl.rows) {
         const int64_t r1 = std::min(g.oh, r0 + pl.rows), tile = (r1 - r0) * g.ow;
-        const T* c = xn;
-        int64_t ldc = P;
-        if (!pl.direct) {
-          im2col(cols, tile, xn, g, r0, r1);
-          c = cols;
-          ldc = tile;
-        }
+        const Columns<T> c = columns(cols, xn, g, pl.direct, r0, r1);
         // dW_gᵀ (K, C_out/g) += cols_g (K, tile) · dy_gᵀ (tile, C_out/g), the
         // chunk's partial starting from its first product (beta 0). Transposed,
         // because BLAS packs the column matrix faster as the left operand:
@@ -682,7 +687,7 @@ void conv2d_backward(T* dx, T* dW, T* db, T* scratch, const T* dy, const T* x, c
         const T beta = (n == lo && r0 == 0) ? T(0) : T(1);
         const T* dt = dyn + r0 * g.ow;
         for (int64_t grp = 0; grp < s.groups; ++grp)
-          gemm<T>(Trans::no, Trans::yes, K, cout_g, tile, T(1), c + grp * K * ldc, ldc,
+          gemm<T>(Trans::no, Trans::yes, K, cout_g, tile, T(1), c.data + grp * K * c.ld, c.ld,
                   dt + grp * cout_g * P, P, beta, dWt + grp * K * cout_g, cout_g);
         if (!dx || pl.gather_dx) continue;
         // dcols_g (K, tile) = W_gᵀ (K, C_out/g) · dy_g, scatter-added onto dx by
@@ -697,19 +702,13 @@ void conv2d_backward(T* dx, T* dW, T* db, T* scratch, const T* dy, const T* x, c
       // the chunk's dW partial (Kt, C_in/g) += im2col(dy)_g · x_gᵀ.
       for (int64_t h0 = 0; h0 < s.height; h0 += pl.rows_dx) {
         const int64_t h1 = std::min(s.height, h0 + pl.rows_dx), tile = (h1 - h0) * s.width;
-        const T* c = dyn + h0 * s.width;  // pointwise: dy's plane itself (P == HW), ld P
-        int64_t ldc = P;
-        if (!pl.direct) {
-          im2col(cols, tile, dyn, gt, h0, h1);
-          c = cols;
-          ldc = tile;
-        }
+        const Columns<T> c = columns(cols, dyn, gt, pl.direct, h0, h1);
         const T beta = (n == lo && h0 == 0) ? T(0) : T(1);
         for (int64_t grp = 0; grp < s.groups; ++grp) {
-          const T* cg = c + grp * Kt * ldc;
-          gemm<T>(Trans::no, Trans::no, cin_g, tile, Kt, T(1), Wt + grp * cin_g * Kt, Kt, cg, ldc, T(0),
+          const T* cg = c.data + grp * Kt * c.ld;
+          gemm<T>(Trans::no, Trans::no, cin_g, tile, Kt, T(1), Wt + grp * cin_g * Kt, Kt, cg, c.ld, T(0),
                   dxn + grp * cin_g * HW + h0 * s.width, HW);
-          gemm<T>(Trans::no, Trans::yes, Kt, cin_g, tile, T(1), cg, ldc, xn + grp * cin_g * HW + h0 * s.width,
+          gemm<T>(Trans::no, Trans::yes, Kt, cin_g, tile, T(1), cg, c.ld, xn + grp * cin_g * HW + h0 * s.width,
                   HW, beta, dWt + grp * Kt * cin_g, cin_g);
         }
       }
