@@ -75,6 +75,33 @@ def test_batch_norm_fwdbwd_32x64x32x32(benchmark):
     np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), beta, atol=1e-4)
 
 
+def test_conv3x3_forward_32x64x32x32(benchmark):
+    benchmark.group = "ops"
+    y = _bench(benchmark, W.cnn.corenn_conv(False), W.WORKLOADS["conv3x3_fwd"].flops)
+    assert y.shape == (32, W.cnn.CONV_OUT, 32, 32) and np.isfinite(y).all()
+
+
+def test_conv3x3_forward_backward_32x64x32x32(benchmark):
+    benchmark.group = "ops"
+    y, (dx, dW, db) = _bench(benchmark, W.cnn.corenn_conv(True), W.WORKLOADS["conv3x3_fwdbwd"].flops)
+    assert dx.shape == W.cnn.CONV_SHAPE and dW.shape == (W.cnn.CONV_OUT, 64, 3, 3) and db is None
+    assert np.isfinite(dx).all() and np.isfinite(dW).all()
+
+
+def test_max_pool2_forward_backward_32x64x32x32(benchmark):
+    benchmark.group = "ops"
+    y, dx = _bench(benchmark, W.cnn.corenn_pool())
+    x, dy = W.cnn._pool_data()
+    np.testing.assert_array_equal(y, W.cnn.np_maxpool2(x))
+    np.testing.assert_array_equal(dx, W.cnn.np_maxpool2_backward(dy, x, y))  # no ties in random data
+
+
+def test_lenet_b64_train_on_batch(benchmark):
+    benchmark.group = "models"
+    loss = _bench(benchmark, W.cnn.corenn_lenet_train(64), W.WORKLOADS["lenet_b64"].flops)
+    assert np.isfinite(loss) and loss > 0
+
+
 def test_mlp_b64_train_on_batch(benchmark):
     benchmark.group = "models"
     loss = _bench(benchmark, W.corenn_train(64), W.WORKLOADS["mlp_b64"].flops)

@@ -392,6 +392,9 @@ WORKLOADS = {w.name: w for w in [
        None, {
            "corenn": cnn.corenn_bn, "numpy": cnn.numpy_bn, "torch": cnn.torch_bn},
        bytes_moved=cnn.bn_bytes(), bytes_note="x, y, dy, x, dx: 5 floats/value"),
+    _w("maxpool2_fwdbwd", "op", "max pool 2×2 on (32, 64, 32, 32): forward + backward (dx)",
+       None, {"corenn": cnn.corenn_pool, "numpy": cnn.numpy_pool, "torch": cnn.torch_pool},
+       bytes_moved=cnn.pool_bytes(), bytes_note="x, y, dy, dx: 2.5 floats/input value"),
     _w("lenet_b64", "train", "LeNet training step, batch 64, SGD 0.01 momentum 0.9",
        train_flops(cnn.lenet_forward_flops(64), cnn.lenet_first_layer_flops(64)), {
            "corenn": lambda: cnn.corenn_lenet_train(64), "numpy": lambda: cnn.numpy_lenet_train(64),

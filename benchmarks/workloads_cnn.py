@@ -56,6 +56,21 @@ def _bn_data(seed=0):
     return x, gamma, beta, dy
 
 
+def pool_bytes():
+    """The least memory traffic of 2×2 max pooling forward + backward: read x,
+    write y (a quarter of x); read dy (a quarter), write dx (float32; the
+    winners' positions not counted)."""
+    return 4 * int(np.prod(CONV_SHAPE)) * (1 + 0.25 + 0.25 + 1)
+
+
+def _pool_data(seed=0):
+    rng = np.random.default_rng(seed)
+    n, c, h, w = CONV_SHAPE
+    x = rng.standard_normal(CONV_SHAPE, dtype=np.float32)
+    dy = rng.standard_normal((n, c, h // 2, w // 2), dtype=np.float32)
+    return x, dy
+
+
 def _lenet_data(batch, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, *LENET_INPUT), dtype=np.float32)
@@ -87,6 +102,16 @@ def corenn_bn():
         y, mean, invstd = cn.ops.batch_norm_forward(x, gamma, beta, running_mean, running_var, True,
                                                     BN_MOMENTUM, BN_EPS)
         return y, cn.ops.batch_norm_backward(dy, x, gamma, mean, invstd)
+    return step
+
+
+def corenn_pool():
+    import corenn as cn
+    x, dy = _pool_data()
+
+    def step():
+        y, argmax = cn.ops.max_pool2d_forward(x, 2)
+        return y, cn.ops.max_pool2d_backward(dy, argmax, x.shape)
     return step
 
 
@@ -212,6 +237,15 @@ def np_maxpool2_backward(dy, x, y):
     return (x == up) * np.repeat(np.repeat(dy, 2, axis=2), 2, axis=3)
 
 
+def numpy_pool():
+    x, dy = _pool_data()
+
+    def step():
+        y = np_maxpool2(x)
+        return y, np_maxpool2_backward(dy, x, y)
+    return step
+
+
 class NumpyLeNet:
     """LeNet in plain NumPy: im2col convolutions, ReLU, 2×2 max pooling, dense
     layers, softmax cross-entropy, SGD with momentum (PyTorch's rule)."""
@@ -316,6 +350,19 @@ def torch_bn():
     def step():
         y = F.batch_norm(x, running_mean, running_var, gamma, beta, True, BN_MOMENTUM, BN_EPS)
         return torch.autograd.grad(y, (x, gamma, beta), dy)
+    return step
+
+
+def torch_pool():
+    """max_pool2d keeps the winners' positions for backward when x needs a gradient."""
+    import torch
+    F = torch.nn.functional
+    x, dy = (torch.from_numpy(a) for a in _pool_data())
+    x.requires_grad_(True)
+
+    def step():
+        y = F.max_pool2d(x, 2)
+        return torch.autograd.grad(y, (x,), dy)
     return step
 
 
