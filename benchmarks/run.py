@@ -443,13 +443,14 @@ def write_png(path, rows, threads_list):
         ax.grid(axis="y", which="both", alpha=0.3)
     axes[0][0].set_ylabel("corenn time / other time  (< 1: corenn faster)")
     from matplotlib.patches import Patch
-    axes[0][0].legend(handles=[Patch(color="#4C72B0", label="vs NumPy"),
-                               Patch(color="#DD8452", label="vs PyTorch"),
-                               Patch(facecolor="#999999", hatch="///", edgecolor="white",
-                                     label="noisy measurement")])
+    # Below the panels, where it hides no bar.
+    fig.legend(handles=[Patch(color="#4C72B0", label="vs NumPy"),
+                        Patch(color="#DD8452", label="vs PyTorch"),
+                        Patch(facecolor="#999999", hatch="///", edgecolor="white",
+                              label="noisy measurement")], loc="lower center", ncol=3)
     fig.suptitle("corenn vs NumPy and PyTorch CPU (median ms ratio, log scale; hatched: noisy "
                  "measurement, see docs/benchmarks.md)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
