@@ -6,10 +6,11 @@
 // padding). The convolution of group g is then one product
 //   y_g (C_out/groups, OH·OW) = W_g (C_out/groups, K) · cols_g (K, OH·OW),
 // K = C_in/groups · KH · KW, and the groups' rows of cols are contiguous.
-// Large images are cut into tiles of window rows (see ConvPlan). The weight
-// gradient is the product of dy with colsᵀ; the input gradient, with stride 1,
-// a correlation of dy with the flipped kernel (the same im2col + GEMM, on dy),
-// else Wᵀ·dy scattered back by col2im.
+// Large images are cut into tiles of window rows (see ConvPlan). The input
+// gradient is, with stride 1 and "same" padding, a correlation of dy with the
+// flipped kernel (the same im2col + GEMM, on dy), else Wᵀ·dy scattered back
+// by col2im. The weight gradient is the product of dy with colsᵀ, or, where
+// dy's columns are built anyway, of those columns with xᵀ (no second im2col).
 //
 // Threading: with at least as many images as threads, the images are split
 // across threads (parallel_for), each chunk owning a slice of the scratch, and
