@@ -98,8 +98,8 @@ def grid_id(case):
     return f"n{n}c{c}o{o}g{g}-{h}x{w}-k{k}s{s}p{p}d{d}".replace(" ", "")
 
 
-@pytest.mark.parametrize("case", GRID, ids=[grid_id(c) for c in GRID])
-def test_conv2d_parity(case, rng):
+def check_conv2d_parity(case, rng, naive_modes=(False,)):
+    """Forward and backward of every mode against the reference, float32 and float64."""
     n, c, h, w, o, k, groups, stride, padding, dilation = case
     args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     for dtype in FLOAT_DTYPES:
@@ -107,7 +107,7 @@ def test_conv2d_parity(case, rng):
         y_ref = ref.conv2d_forward(*f64(x, W, b), **args)
         dy = rng.standard_normal(y_ref.shape).astype(dtype)
         edx, edW, edb = ref.conv2d_backward(*f64(dy, x, W), **args)
-        for naive in (False, True):
+        for naive in naive_modes:
             y = cn.ops.conv2d_forward(x, W, b, naive=naive, **args)
             assert y.dtype == dtype
             assert_close(y, y_ref, op="conv2d_forward", what=f"y naive={naive}")
@@ -115,6 +115,11 @@ def test_conv2d_parity(case, rng):
             for got, want, name in [(dx, edx, "dx"), (dW, edW, "dW"), (db, edb, "db")]:
                 assert got.dtype == dtype
                 assert_close(got, want, op="conv2d_backward", what=f"{name} naive={naive}")
+
+
+@pytest.mark.parametrize("case", GRID, ids=[grid_id(c) for c in GRID])
+def test_conv2d_parity(case, rng):
+    check_conv2d_parity(case, rng, naive_modes=(False, True))
 
 
 def test_conv2d_loops_reference_on_small_cases(rng):
@@ -170,17 +175,7 @@ BATCH_CASES = [
 
 @pytest.mark.parametrize("case", BATCH_CASES, ids=[grid_id(c) for c in BATCH_CASES])
 def test_conv2d_parity_larger_batches(case, rng):
-    n, c, h, w, o, k, groups, stride, padding, dilation = case
-    args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-    for dtype in FLOAT_DTYPES:
-        x, W, b = make_conv(rng, dtype, n, c, h, w, o, k, groups)
-        y = cn.ops.conv2d_forward(x, W, b, **args)
-        assert_close(y, ref.conv2d_forward(*f64(x, W, b), **args), op="conv2d_forward", what="y")
-        dy = rng.standard_normal(y.shape).astype(dtype)
-        got = cn.ops.conv2d_backward(dy, x, W, **args)
-        want = ref.conv2d_backward(*f64(dy, x, W), **args)
-        for g, e, name in zip(got, want, ("dx", "dW", "db")):
-            assert_close(g, e, op="conv2d_backward", what=name)
+    check_conv2d_parity(case, rng)
 
 
 # Column matrices of more than 2^20 elements are cut into tiles of window
@@ -196,7 +191,7 @@ TILE_CASES = [
 
 @pytest.mark.parametrize("case", TILE_CASES, ids=[grid_id(c) for c in TILE_CASES])
 def test_conv2d_parity_in_row_tiles(case, rng):
-    test_conv2d_parity_larger_batches(case, rng)
+    check_conv2d_parity(case, rng)
 
 
 # One-sided padding as wide as the kernel on a 1- or 2-pixel image: some
@@ -209,7 +204,7 @@ def test_conv2d_parity_in_row_tiles(case, rng):
     (17, 2, 1, 3, 2, 3, 1, 1, (0, 2, 3, 0), 1),
 ], ids=grid_id)
 def test_conv2d_taps_wholly_in_the_padding(case, rng):
-    test_conv2d_parity_larger_batches(case, rng)
+    check_conv2d_parity(case, rng)
 
 
 def test_non_contiguous_input_is_copied(rng):

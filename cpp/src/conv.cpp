@@ -292,44 +292,41 @@ void add_partials(T* dst, const T* parts, int chunks, int64_t n) {
   });
 }
 
-// dW: (groups·cout_g, K) += Σ_c parts[c]ᵀ, the chunks' partials added in
-// chunk order; parts[c]: per group a (K, cout_g) block.
+// dW: (rows, K) += Σ_c parts[c][at(row, k)], the chunks' partials (n values
+// each) added in chunk order; `at` says where a chunk's partial keeps dW's
+// (row, k), as each backward route lays its partial out for its own GEMM.
+template <typename T, typename At>
+void add_partials_through(T* dW, const T* parts, int chunks, int64_t rows, int64_t K, At at) {
+  const int64_t n = rows * K;
+  detail::parallel_for(0, rows, std::max<int64_t>(1, kGrain / (K * chunks)), [=](int64_t lo, int64_t hi, int) {
+    for (int64_t row = lo; row < hi; ++row) {
+      T* __restrict d = dW + row * K;
+      for (int c = 0; c < chunks; ++c) {
+        const T* __restrict part = parts + c * n;
+        for (int64_t k = 0; k < K; ++k) d[k] += part[at(row, k)];
+      }
+    }
+  });
+}
+
+// dW: (groups·cout_g, K) += Σ_c parts[c]ᵀ; parts[c]: per group a (K, cout_g) block.
 template <typename T>
 void add_transposed_partials(T* dW, const T* parts, int chunks, int64_t groups, int64_t cout_g,
                              int64_t K) {
-  const int64_t n = groups * cout_g * K;
-  detail::parallel_for(0, groups * cout_g, std::max<int64_t>(1, kGrain / (K * chunks)),
-                       [=](int64_t lo, int64_t hi, int) {
-                         for (int64_t row = lo; row < hi; ++row) {
-                           const int64_t grp = row / cout_g, o = row % cout_g;
-                           T* __restrict d = dW + row * K;
-                           for (int c = 0; c < chunks; ++c) {
-                             const T* __restrict part = parts + c * n + grp * K * cout_g + o;
-                             for (int64_t k = 0; k < K; ++k) d[k] += part[k * cout_g];
-                           }
-                         }
-                       });
+  add_partials_through(dW, parts, chunks, groups * cout_g, K, [=](int64_t row, int64_t k) {
+    return (row / cout_g) * K * cout_g + k * cout_g + row % cout_g;
+  });
 }
 
 // dW: (groups·cout_g, cin_g, taps) += Σ_c parts[c] read through the kernel
-// flip, the chunks' partials added in chunk order; parts[c]: per group a
-// (cout_g·taps, cin_g) block whose row (o, taps − 1 − t) holds tap t.
+// flip; parts[c]: per group a (cout_g·taps, cin_g) block whose row
+// (o, taps − 1 − t) holds tap t.
 template <typename T>
 void add_flipped_partials(T* dW, const T* parts, int chunks, int64_t groups, int64_t cout_g,
                           int64_t cin_g, int64_t taps) {
-  const int64_t n = groups * cout_g * cin_g * taps, K = cin_g * taps;
-  detail::parallel_for(0, groups * cout_g, std::max<int64_t>(1, kGrain / (K * chunks)),
-                       [=](int64_t lo, int64_t hi, int) {
-                         for (int64_t row = lo; row < hi; ++row) {
-                           const int64_t grp = row / cout_g, o = row % cout_g;
-                           T* __restrict d = dW + row * K;
-                           for (int c = 0; c < chunks; ++c) {
-                             const T* __restrict part = parts + c * n + (grp * cout_g + o) * taps * cin_g;
-                             for (int64_t ci = 0; ci < cin_g; ++ci)
-                               for (int64_t t = 0; t < taps; ++t) d[ci * taps + t] += part[(taps - 1 - t) * cin_g + ci];
-                           }
-                         }
-                       });
+  add_partials_through(dW, parts, chunks, groups * cout_g, cin_g * taps, [=](int64_t row, int64_t k) {
+    return (row * taps + taps - 1 - k % taps) * cin_g + k / taps;
+  });
 }
 
 bool is_depthwise(const Conv2dShape& s) { return s.groups == s.in_channels && s.groups > 1; }
