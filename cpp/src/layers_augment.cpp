@@ -25,10 +25,28 @@ struct Planes {
   int64_t channels = 1, height = 1, width = 1;
 };
 
+// An augmentation layer: each example an image (C, H, W), and the output the
+// input's shape.
 template <typename T>
-class RandomFlip : public Layer<T> {
+class ImageAugmentation : public Layer<T> {
  public:
-  explicit RandomFlip(const LayerSpec& spec) : Layer<T>(spec) {
+  using Layer<T>::Layer;
+
+  Shape build(const Shape& input_shape) override {
+    require_image(this->spec_, input_shape);
+    p_ = {input_shape[0], input_shape[1], input_shape[2]};
+    this->in_size_ = this->out_size_ = shape_size(input_shape);
+    return input_shape;
+  }
+
+ protected:
+  Planes p_;
+};
+
+template <typename T>
+class RandomFlip : public ImageAugmentation<T> {
+ public:
+  explicit RandomFlip(const LayerSpec& spec) : ImageAugmentation<T>(spec) {
     try {
       mode_ = parse_flip_mode(spec.mode);
     } catch (const ValueError&) {
@@ -37,49 +55,35 @@ class RandomFlip : public Layer<T> {
     }
   }
 
-  Shape build(const Shape& input_shape) override {
-    require_image(this->spec_, input_shape);
-    p_ = {input_shape[0], input_shape[1], input_shape[2]};
-    this->in_size_ = this->out_size_ = shape_size(input_shape);
-    return input_shape;
-  }
-
   const T* forward(const T* x, int64_t batch, bool training, uint64_t key,
                    LayerCache<T>& c) const override {
     if (!training) return x;
     ensure_size(c.out, batch * this->out_size_);
     ensure_size(c.mask, batch);
-    random_flip_forward<T>(c.out.data(), c.mask.data(), x, mode_, key, batch, p_.channels, p_.height,
-                           p_.width);
+    const Planes& p = this->p_;
+    random_flip_forward<T>(c.out.data(), c.mask.data(), x, mode_, key, batch, p.channels, p.height, p.width);
     return c.out.data();
   }
 
   T* backward(T* dy, T* dx, const T*, const T*, int64_t batch, bool need_dx, LayerCache<T>& c) override {
     if (!need_dx) return nullptr;
-    random_flip_backward<T>(dx, dy, c.mask.data(), batch, p_.channels, p_.height, p_.width);
+    const Planes& p = this->p_;
+    random_flip_backward<T>(dx, dy, c.mask.data(), batch, p.channels, p.height, p.width);
     return dx;
   }
 
  private:
   FlipMode mode_ = FlipMode::horizontal_and_vertical;
-  Planes p_;
 };
 
 template <typename T>
-class RandomCrop : public Layer<T> {
+class RandomCrop : public ImageAugmentation<T> {
  public:
-  explicit RandomCrop(const LayerSpec& spec) : Layer<T>(spec) {
+  explicit RandomCrop(const LayerSpec& spec) : ImageAugmentation<T>(spec) {
     const auto& p = spec.pads;
     if (p.size() != 4 || p[0] != p[1] || p[2] != p[3] || p[0] < 0 || p[2] < 0)
       throw ValueError(layer_label(spec) + ": padding must be the same on both sides of each axis "
                        "and >= 0, as (top, bottom, left, right), got " + shape_string(p));
-  }
-
-  Shape build(const Shape& input_shape) override {
-    require_image(this->spec_, input_shape);
-    p_ = {input_shape[0], input_shape[1], input_shape[2]};
-    this->in_size_ = this->out_size_ = shape_size(input_shape);
-    return input_shape;
   }
 
   const T* forward(const T* x, int64_t batch, bool training, uint64_t key,
@@ -87,16 +91,18 @@ class RandomCrop : public Layer<T> {
     if (!training || identity()) return x;
     ensure_size(c.out, batch * this->out_size_);
     ensure_size(c.index, 2 * batch);
-    random_crop_forward<T>(c.out.data(), c.index.data(), x, pad_h(), pad_w(), key, batch, p_.channels,
-                           p_.height, p_.width);
+    const Planes& p = this->p_;
+    random_crop_forward<T>(c.out.data(), c.index.data(), x, pad_h(), pad_w(), key, batch, p.channels,
+                           p.height, p.width);
     return c.out.data();
   }
 
   T* backward(T* dy, T* dx, const T*, const T*, int64_t batch, bool need_dx, LayerCache<T>& c) override {
     if (!need_dx) return nullptr;
     if (identity()) return dy;
-    random_crop_backward<T>(dx, dy, c.index.data(), pad_h(), pad_w(), batch, p_.channels, p_.height,
-                            p_.width);
+    const Planes& p = this->p_;
+    random_crop_backward<T>(dx, dy, c.index.data(), pad_h(), pad_w(), batch, p.channels, p.height,
+                            p.width);
     return dx;
   }
 
@@ -104,32 +110,25 @@ class RandomCrop : public Layer<T> {
   int64_t pad_h() const { return this->spec_.pads[0]; }
   int64_t pad_w() const { return this->spec_.pads[2]; }
   bool identity() const { return pad_h() == 0 && pad_w() == 0; }
-  Planes p_;
 };
 
 template <typename T>
-class ColorShift : public Layer<T> {
+class ColorShift : public ImageAugmentation<T> {
  public:
-  explicit ColorShift(const LayerSpec& spec) : Layer<T>(spec) {
+  explicit ColorShift(const LayerSpec& spec) : ImageAugmentation<T>(spec) {
     if (!(spec.delta >= 0.0 && std::isfinite(spec.delta)))
       throw ValueError(layer_label(spec) + ": delta must be finite and >= 0, got " +
                        std::to_string(spec.delta));
-  }
-
-  Shape build(const Shape& input_shape) override {
-    require_image(this->spec_, input_shape);
-    channels_ = input_shape[0];
-    this->in_size_ = this->out_size_ = shape_size(input_shape);
-    return input_shape;
   }
 
   const T* forward(const T* x, int64_t batch, bool training, uint64_t key,
                    LayerCache<T>& c) const override {
     if (!training || this->spec_.delta == 0.0) return x;
     ensure_size(c.out, batch * this->out_size_);
-    ensure_size(c.scratch, batch * channels_);
+    const Planes& p = this->p_;
+    ensure_size(c.scratch, batch * p.channels);
     color_shift_forward<T>(c.out.data(), c.scratch.data(), x, static_cast<T>(this->spec_.delta), key,
-                           batch, channels_, this->out_size_ / channels_);
+                           batch, p.channels, p.height * p.width);
     return c.out.data();
   }
 
@@ -137,9 +136,6 @@ class ColorShift : public Layer<T> {
   T* backward(T* dy, T*, const T*, const T*, int64_t, bool need_dx, LayerCache<T>&) override {
     return need_dx ? dy : nullptr;
   }
-
- private:
-  int64_t channels_ = 1;
 };
 
 // Statistics per entry of the first per-example axis: features of a (F,)
