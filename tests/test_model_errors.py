@@ -156,7 +156,7 @@ CASES = [
     ("validation_split leaves nothing", lambda: fit(validation_split=0.1), ValueError,
      r"^fit: validation_split=0.1 leaves no examples for training or validation out of 6$"),
     ("validation_data not a pair", lambda: fit(validation_data=(X,)), ValueError,
-     r"^fit: validation_data must be a tuple \(x_val, y_val\)$"),
+     r"^fit: validation_data must be a tuple \(x_val, y_val\) or \(x_val, y_val, sample_weight_val\)$"),
     ("validation_data bad labels", lambda: fit(validation_data=(X, Y + 5)), ValueError,
      r"^fit \(validation_data\): class id 5 in y is outside \[0, 3\)"),
     ("callback not a Callback", lambda: fit(callbacks=[object()]), TypeError,

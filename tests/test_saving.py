@@ -152,6 +152,8 @@ def resumable_model(dropout):
     lambda: O.SGD(O.schedules.PiecewiseConstant([5, 9], [0.1, 0.05, 0.01]), momentum=0.8,
                   nesterov=True, weight_decay=1e-3),
     lambda: O.RMSprop(O.schedules.InverseTimeDecay(0.01, 3, 0.5, staircase=True)),
+    lambda: O.Adam(O.schedules.CosineDecay(0.001, 12, alpha=0.1, warmup_target=0.01, warmup_steps=4)),
+    lambda: O.SGD(O.schedules.CosineDecayRestarts(0.05, 3, t_mul=2.0, m_mul=0.8), momentum=0.9),
 ])
 @pytest.mark.parametrize("dropout", [False, True])
 def test_training_resumed_from_a_file_follows_the_same_trajectory(optimizer, dropout, tmp_path):

@@ -48,18 +48,30 @@ void check_labels(const int64_t* labels, int64_t batch, int64_t classes) {
                        std::to_string(i) + " is outside [0, " + std::to_string(classes) + ")");
 }
 
+template <typename T>
+void check_sample_weight(const T* weight, int64_t batch, const char* op) {
+  for (int64_t i = 0; i < batch; ++i)
+    if (!(std::isfinite(weight[i]) && weight[i] >= T(0)))
+      throw ValueError(std::string(op) + ": sample_weight must be finite and >= 0, got " +
+                       std::to_string(static_cast<double>(weight[i])) + " at example " +
+                       std::to_string(i));
+}
+
 // ---------------------------------------------------------------------------
 // softmax cross-entropy. Labels must have passed check_labels: nothing may
 // throw inside the parallel region.
 
 template <typename T>
 T softmax_cross_entropy(T* dlogits, const T* logits, const int64_t* labels, int64_t batch,
-                        int64_t classes) {
+                        int64_t classes, const T* weight) {
   if (batch <= 0) return T(0);
   const T inv_n = static_cast<T>(1.0 / static_cast<double>(batch));
   const double total = deterministic_sum(batch, row_grain(classes), [&](int64_t lo, int64_t hi) {
     double acc = 0;
     for (int64_t i = lo; i < hi; ++i) {
+      // Unweighted, s_i/N is inv_n and s_i is 1.0: the same bits as before weights existed.
+      const T scale_i = weight ? inv_n * weight[i] : inv_n;
+      const double w = weight ? static_cast<double>(weight[i]) : 1.0;
       const T* z = logits + i * classes;
       T m = z[0];
       for (int64_t j = 1; j < classes; ++j) m = std::max(m, z[j]);
@@ -72,14 +84,14 @@ T softmax_cross_entropy(T* dlogits, const T* logits, const int64_t* labels, int6
           g[j] = std::exp(z[j] - m);
           sum += g[j];
         }
-        const T scale = static_cast<T>(1.0 / sum) * inv_n;
+        const T scale = static_cast<T>(1.0 / sum) * scale_i;
         for (int64_t j = 0; j < classes; ++j) g[j] *= scale;
-        g[labels[i]] -= inv_n;
+        g[labels[i]] -= scale_i;
       } else {
         for (int64_t j = 0; j < classes; ++j) sum += std::exp(z[j] - m);
       }
       // logsumexp(z) - z_y = log Σ - (z_y - m); the float difference is exact in double.
-      acc += std::log(sum) - (static_cast<double>(z[labels[i]]) - m);
+      acc += w * (std::log(sum) - (static_cast<double>(z[labels[i]]) - m));
     }
     return acc;
   });
@@ -88,22 +100,23 @@ T softmax_cross_entropy(T* dlogits, const T* logits, const int64_t* labels, int6
 
 template <typename T>
 T softmax_cross_entropy_naive(T* dlogits, const T* logits, const int64_t* labels, int64_t batch,
-                              int64_t classes) {
+                              int64_t classes, const T* weight) {
   if (batch <= 0) return T(0);
   double total = 0;
   for (int64_t i = 0; i < batch; ++i) {
+    const double w = weight ? static_cast<double>(weight[i]) : 1.0;
     double m = logits[i * classes];
     for (int64_t j = 1; j < classes; ++j)
       m = std::max(m, static_cast<double>(logits[i * classes + j]));
     double sum = 0;
     for (int64_t j = 0; j < classes; ++j) sum += std::exp(logits[i * classes + j] - m);
     const double lse = m + std::log(sum);
-    total += lse - logits[i * classes + labels[i]];
+    total += w * (lse - logits[i * classes + labels[i]]);
     if (dlogits)
       for (int64_t j = 0; j < classes; ++j) {
         const double p = std::exp(logits[i * classes + j] - lse);
         const double onehot = j == labels[i] ? 1.0 : 0.0;
-        dlogits[i * classes + j] = static_cast<T>((p - onehot) / batch);
+        dlogits[i * classes + j] = static_cast<T>(w * (p - onehot) / batch);
       }
   }
   return static_cast<T>(total / batch);
@@ -116,7 +129,7 @@ T softmax_cross_entropy_naive(T* dlogits, const T* logits, const int64_t* labels
 
 template <typename T>
 T sigmoid_cross_entropy(T* dlogits, const T* logits, const T* targets, const uint8_t* mask,
-                        int64_t batch, int64_t outputs) {
+                        int64_t batch, int64_t outputs, const T* weight) {
   if (batch <= 0) return T(0);
   const int64_t n = batch * outputs;
   const T inv_n = static_cast<T>(1.0 / static_cast<double>(batch));
@@ -125,12 +138,15 @@ T sigmoid_cross_entropy(T* dlogits, const T* logits, const T* targets, const uin
     for (int64_t k = lo; k < hi; ++k) {
       const T z = logits[k], t = targets[k];
       const bool present = !mask || mask[k] != 0;
+      // Unweighted, s_i/N is inv_n and s_i is 1.0: the same bits as before weights existed.
+      const T scale = weight ? inv_n * weight[k / outputs] : inv_n;
+      const double w = weight ? static_cast<double>(weight[k / outputs]) : 1.0;
       const T e = std::exp(-std::fabs(z));
       // The loss term in double: for |z| ~ 100 the float product z·t alone
       // would carry an absolute error near 1e-5.
       const double zd = z, td = t;
-      if (present) acc += std::max(zd, 0.0) - zd * td + std::log1p(static_cast<double>(e));
-      if (dlogits) dlogits[k] = present ? (sigmoid_from(z, e) - t) * inv_n : T(0);
+      if (present) acc += w * (std::max(zd, 0.0) - zd * td + std::log1p(static_cast<double>(e)));
+      if (dlogits) dlogits[k] = present ? (sigmoid_from(z, e) - t) * scale : T(0);
     }
     return acc;
   });
@@ -139,11 +155,12 @@ T sigmoid_cross_entropy(T* dlogits, const T* logits, const T* targets, const uin
 
 template <typename T>
 T sigmoid_cross_entropy_naive(T* dlogits, const T* logits, const T* targets, const uint8_t* mask,
-                              int64_t batch, int64_t outputs) {
+                              int64_t batch, int64_t outputs, const T* weight) {
   if (batch <= 0) return T(0);
   double total = 0;
   for (int64_t i = 0; i < batch; ++i)
     for (int64_t j = 0; j < outputs; ++j) {
+      const double w = weight ? static_cast<double>(weight[i]) : 1.0;
       const int64_t k = i * outputs + j;
       const double m = (mask == nullptr || mask[k] != 0) ? 1.0 : 0.0;
       const double z = logits[k], t = targets[k];
@@ -151,21 +168,34 @@ T sigmoid_cross_entropy_naive(T* dlogits, const T* logits, const T* targets, con
       const double sigma = z >= 0 ? 1.0 / (1.0 + std::exp(-z)) : std::exp(z) / (1.0 + std::exp(z));
       // Skipped, not multiplied by m: 0 · NaN is NaN, and a missing label may be
       // stored as a NaN target.
-      if (m != 0.0) total += loss;
-      if (dlogits) dlogits[k] = m != 0.0 ? static_cast<T>((sigma - t) / batch) : T(0);
+      if (m != 0.0) total += w * loss;
+      if (dlogits) dlogits[k] = m != 0.0 ? static_cast<T>(w * (sigma - t) / batch) : T(0);
     }
   return static_cast<T>(total / batch);
 }
 
 // ---------------------------------------------------------------------------
-// mean squared error over all n elements.
+// mean squared error over all n elements. Weighted, element k belongs to
+// example k / row: Keras's per-example mean over the last axis, weighted and
+// divided by the batch, is the same (1/n) Σ s_i(k) (p - t)².
 
 template <typename T>
-T mse(T* dpred, const T* pred, const T* target, int64_t n) {
+T mse(T* dpred, const T* pred, const T* target, int64_t n, const T* weight, int64_t batch) {
   if (n <= 0) return T(0);
   const T two_over_n = static_cast<T>(2.0 / static_cast<double>(n));
+  const int64_t row = weight ? n / batch : n;
   const double total = deterministic_sum(n, kGrain, [&](int64_t lo, int64_t hi) {
     double acc = 0;
+    if (weight) {
+      for (int64_t k = lo; k < hi; ++k) {
+        const double d = static_cast<double>(pred[k]) - target[k];
+        acc += static_cast<double>(weight[k / row]) * (d * d);
+      }
+      if (dpred)
+        for (int64_t k = lo; k < hi; ++k)
+          dpred[k] = two_over_n * weight[k / row] * (pred[k] - target[k]);
+      return acc;
+    }
     for (int64_t k = lo; k < hi; ++k) {
       const double d = static_cast<double>(pred[k]) - target[k];
       acc += d * d;
@@ -179,13 +209,15 @@ T mse(T* dpred, const T* pred, const T* target, int64_t n) {
 }
 
 template <typename T>
-T mse_naive(T* dpred, const T* pred, const T* target, int64_t n) {
+T mse_naive(T* dpred, const T* pred, const T* target, int64_t n, const T* weight,
+            int64_t batch) {
   if (n <= 0) return T(0);
   double total = 0;
   for (int64_t k = 0; k < n; ++k) {
+    const double w = weight ? static_cast<double>(weight[k / (n / batch)]) : 1.0;
     const double d = static_cast<double>(pred[k]) - target[k];
-    total += d * d;
-    if (dpred) dpred[k] = static_cast<T>(2.0 * d / n);
+    total += w * d * d;
+    if (dpred) dpred[k] = static_cast<T>(2.0 * w * d / n);
   }
   return static_cast<T>(total / n);
 }
@@ -234,14 +266,17 @@ T weight_penalty_naive(T* dw, const T* w, int64_t n, T l1, T l2) {
 }
 
 #define CORENN_INSTANTIATE(T)                                                                  \
-  template T softmax_cross_entropy<T>(T*, const T*, const int64_t*, int64_t, int64_t);         \
-  template T softmax_cross_entropy_naive<T>(T*, const T*, const int64_t*, int64_t, int64_t);   \
+  template void check_sample_weight<T>(const T*, int64_t, const char*);                        \
+  template T softmax_cross_entropy<T>(T*, const T*, const int64_t*, int64_t, int64_t,          \
+                                      const T*);                                               \
+  template T softmax_cross_entropy_naive<T>(T*, const T*, const int64_t*, int64_t, int64_t,    \
+                                            const T*);                                         \
   template T sigmoid_cross_entropy<T>(T*, const T*, const T*, const uint8_t*, int64_t,         \
-                                      int64_t);                                                \
+                                      int64_t, const T*);                                      \
   template T sigmoid_cross_entropy_naive<T>(T*, const T*, const T*, const uint8_t*, int64_t,   \
-                                            int64_t);                                          \
-  template T mse<T>(T*, const T*, const T*, int64_t);                                          \
-  template T mse_naive<T>(T*, const T*, const T*, int64_t);                                    \
+                                            int64_t, const T*);                                \
+  template T mse<T>(T*, const T*, const T*, int64_t, const T*, int64_t);                       \
+  template T mse_naive<T>(T*, const T*, const T*, int64_t, const T*, int64_t);                 \
   template T weight_penalty<T>(T*, const T*, int64_t, T, T);                                   \
   template T weight_penalty_naive<T>(T*, const T*, int64_t, T, T);
 CORENN_INSTANTIATE(float)

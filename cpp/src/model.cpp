@@ -68,9 +68,11 @@ class EngineBase {
   virtual std::vector<std::string> weight_names(size_t layer) const = 0;
   virtual void set_weights(size_t layer, const std::vector<Tensor>& weights) = 0;
   virtual void compile() = 0;
-  virtual double train_step(const Tensor& x, const Tensor& y, bool update, Tensor* gradients,
-                            Tensor* outputs) = 0;
-  virtual double evaluate(const Tensor& x, const Tensor& y, Tensor* outputs) const = 0;
+  // weight: the per-example sample weights, or nullptr for none.
+  virtual double train_step(const Tensor& x, const Tensor& y, const Tensor* weight, bool update,
+                            Tensor* gradients, Tensor* outputs) = 0;
+  virtual double evaluate(const Tensor& x, const Tensor& y, const Tensor* weight,
+                          Tensor* outputs) const = 0;
   virtual Tensor predict(const Tensor& x) const = 0;
   virtual Model::OptimizerState get_optimizer_state() const = 0;
   virtual void set_optimizer_state(const Model::OptimizerState& state) = 0;
@@ -312,9 +314,9 @@ class Engine : public EngineBase {
     compiled = true;
   }
 
-  double train_step(const Tensor& x, const Tensor& y, bool update, Tensor* gradients,
-                    Tensor* outputs) override {
-    const int64_t batch = check_batch("train_step", x, y);
+  double train_step(const Tensor& x, const Tensor& y, const Tensor* weight, bool update,
+                    Tensor* gradients, Tensor* outputs) override {
+    const int64_t batch = check_batch("train_step", x, y, weight);
     // From here on nothing throws: the step runs to the end or not at all.
     acts_.resize(layers_.size());
     input_ = x.data_as<T>();
@@ -325,7 +327,7 @@ class Engine : public EngineBase {
     for (size_t b = 0; b < grad_pool_.size(); ++b) free_grads_.push_back(static_cast<int>(b));
     grad_of_.assign(layers_.size(), -1);
     grad_of_[graph.output] = acquire_grad(width);
-    double loss_value = compute_loss(out, y, batch, shape_size(shapes[graph.output]),
+    double loss_value = compute_loss(out, y, weight, batch, shape_size(shapes[graph.output]),
                                      grad_pool_[grad_of_[graph.output]].data(), mask_, clean_targets_);
     if (outputs) *outputs = copy_output(out, batch);
 
@@ -345,12 +347,13 @@ class Engine : public EngineBase {
     return loss_value;
   }
 
-  double evaluate(const Tensor& x, const Tensor& y, Tensor* outputs) const override {
-    const int64_t batch = check_batch("evaluate", x, y);
+  double evaluate(const Tensor& x, const Tensor& y, const Tensor* weight,
+                  Tensor* outputs) const override {
+    const int64_t batch = check_batch("evaluate", x, y, weight);
     InferenceLease c(*this);
     const T* out = forward(x.data_as<T>(), batch, false, 0, c->caches, c->acts, c->merge_inputs);
-    double loss_value = compute_loss(out, y, batch, shape_size(shapes[graph.output]), nullptr, c->mask,
-                                     c->clean_targets);
+    double loss_value = compute_loss(out, y, weight, batch, shape_size(shapes[graph.output]),
+                                     nullptr, c->mask, c->clean_targets);
     for (auto& l : layers_) loss_value += l->penalty(false);
     if (outputs) *outputs = copy_output(out, batch);
     return loss_value;
@@ -524,12 +527,14 @@ class Engine : public EngineBase {
   }
 
   // mask and clean_targets are scratch for binary cross-entropy with missing labels.
-  double compute_loss(const T* out, const Tensor& y, int64_t batch, int64_t out_size, T* dout,
-                      std::vector<uint8_t>& mask, std::vector<T>& clean_targets) const {
+  double compute_loss(const T* out, const Tensor& y, const Tensor* weight, int64_t batch,
+                      int64_t out_size, T* dout, std::vector<uint8_t>& mask,
+                      std::vector<T>& clean_targets) const {
+    const T* w = weight ? weight->data_as<T>() : nullptr;
     switch (loss) {
       case LossKind::softmax_cross_entropy:
         return static_cast<double>(
-            softmax_cross_entropy<T>(dout, out, y.data_as<int64_t>(), batch, out_size));
+            softmax_cross_entropy<T>(dout, out, y.data_as<int64_t>(), batch, out_size, w));
       case LossKind::binary_cross_entropy: {
         // NaN targets are missing labels (multi-task learning): masked out.
         const T* t = y.data_as<T>();
@@ -537,7 +542,7 @@ class Engine : public EngineBase {
         bool any_missing = false;
         for (int64_t i = 0; i < n && !any_missing; ++i) any_missing = std::isnan(t[i]);
         if (!any_missing)
-          return static_cast<double>(sigmoid_cross_entropy<T>(dout, out, t, nullptr, batch, out_size));
+          return static_cast<double>(sigmoid_cross_entropy<T>(dout, out, t, nullptr, batch, out_size, w));
         ensure_size(mask, n);
         // Masked targets must not reach the kernel as NaN (0·NaN is NaN).
         ensure_size(clean_targets, n);
@@ -546,10 +551,11 @@ class Engine : public EngineBase {
           mask[i] = std::isnan(t[i]) ? 0 : 1;
           clean[i] = std::isnan(t[i]) ? T(0) : t[i];
         }
-        return static_cast<double>(sigmoid_cross_entropy<T>(dout, out, clean, mask.data(), batch, out_size));
+        return static_cast<double>(
+            sigmoid_cross_entropy<T>(dout, out, clean, mask.data(), batch, out_size, w));
       }
       case LossKind::mse:
-        return static_cast<double>(mse<T>(dout, out, y.data_as<T>(), batch * out_size));
+        return static_cast<double>(mse<T>(dout, out, y.data_as<T>(), batch * out_size, w, batch));
     }
     return 0.0;
   }
@@ -578,7 +584,7 @@ class Engine : public EngineBase {
     return x.dim(0);
   }
 
-  int64_t check_batch(const char* op, const Tensor& x, const Tensor& y) const {
+  int64_t check_batch(const char* op, const Tensor& x, const Tensor& y, const Tensor* weight) const {
     if (!compiled) throw ValueError(std::string(op) + ": the model is not compiled");
     const int64_t batch = check_input(op, x);
     if (batch < 1) throw ShapeError(std::string(op) + ": the batch is empty");
@@ -600,6 +606,16 @@ class Engine : public EngineBase {
       if (y.shape() != expected)
         throw ShapeError(std::string(op) + ": y must have shape " + shape_string(expected) +
                          " to match the model's output, got " + shape_string(y.shape()));
+    }
+    if (weight) {
+      if (weight->dtype() != dtype_of<T>())
+        throw TypeError(std::string(op) + ": sample_weight must be " + dtype_name(dtype_of<T>()) +
+                        ", got " + dtype_name(weight->dtype()));
+      if (weight->shape() != Shape{batch})
+        throw ShapeError(std::string(op) + ": sample_weight must have shape (" +
+                         std::to_string(batch) + ",) (one weight per example), got " +
+                         shape_string(weight->shape()));
+      check_sample_weight(weight->data_as<T>(), batch, op);
     }
     return batch;
   }
@@ -802,13 +818,25 @@ void Model::set_learning_rate(double lr) {
 }
 
 double Model::train_step(const Tensor& x, const Tensor& y, Tensor* outputs) {
-  return impl_->train_step(x, y, true, nullptr, outputs);
+  return impl_->train_step(x, y, nullptr, true, nullptr, outputs);
 }
 double Model::loss_and_gradients(const Tensor& x, const Tensor& y, Tensor* gradients) {
-  return impl_->train_step(x, y, false, gradients, nullptr);
+  return impl_->train_step(x, y, nullptr, false, gradients, nullptr);
 }
 double Model::evaluate(const Tensor& x, const Tensor& y, Tensor* outputs) const {
-  return impl_->evaluate(x, y, outputs);
+  return impl_->evaluate(x, y, nullptr, outputs);
+}
+double Model::train_step(const Tensor& x, const Tensor& y, const Tensor& sample_weight,
+                         Tensor* outputs) {
+  return impl_->train_step(x, y, &sample_weight, true, nullptr, outputs);
+}
+double Model::loss_and_gradients(const Tensor& x, const Tensor& y, const Tensor& sample_weight,
+                                 Tensor* gradients) {
+  return impl_->train_step(x, y, &sample_weight, false, gradients, nullptr);
+}
+double Model::evaluate(const Tensor& x, const Tensor& y, const Tensor& sample_weight,
+                       Tensor* outputs) const {
+  return impl_->evaluate(x, y, &sample_weight, outputs);
 }
 int64_t Model::steps() const { return impl_->step; }
 Tensor Model::predict(const Tensor& x) const { return impl_->predict(x); }

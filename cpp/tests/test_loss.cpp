@@ -54,6 +54,71 @@ TEST(losses_fast_match_naive) {
   CHECK(mse<double>(nullptr, z.data(), t.data(), n * c) == a);
 }
 
+// Per-example weights (Keras's sample_weight). On the threaded shape: the fast
+// kernels match the naive ones; all-ones weights give the unweighted bits; and
+// the loss is Σ s_i ℓ_i / N, so a weight of 2 counts an example twice while N
+// stays the batch size.
+TEST(weighted_losses_match_naive_and_reduce_to_unweighted) {
+  const int64_t n = 300, c = 257;
+  auto z = random_vector<double>(n * c, 1, 20.0), t = random_vector<double>(n * c, 2);
+  std::vector<int64_t> labels(n);
+  std::vector<double> w(n), ones(n, 1.0);
+  for (int64_t i = 0; i < n; ++i) {
+    labels[i] = (i * 37) % c;
+    w[i] = i % 7 == 0 ? 0.0 : 0.25 * static_cast<double>(i % 5);
+  }
+  std::vector<double> g1(n * c), g2(n * c), g3(n * c);
+  auto check_all = [&](auto&& fast, auto&& naive, auto&& unweighted) {
+    const double a = fast(g1.data(), w.data()), b = naive(g2.data(), w.data());
+    CHECK_CLOSE(a, b, 1e-12);
+    for (size_t k = 0; k < g1.size(); ++k) CHECK_CLOSE(g1[k], g2[k], 1e-12);
+    CHECK(fast(nullptr, w.data()) == a);
+    CHECK(fast(g1.data(), ones.data()) == unweighted(g3.data()));
+    CHECK(corenn_test::bitwise_equal(g1, g3));
+    CHECK(naive(g1.data(), ones.data()) == naive(g3.data(), nullptr));
+    CHECK(corenn_test::bitwise_equal(g1, g3));
+  };
+  check_all(
+      [&](double* g, const double* s) {
+        return softmax_cross_entropy(g, z.data(), labels.data(), n, c, s);
+      },
+      [&](double* g, const double* s) {
+        return softmax_cross_entropy_naive(g, z.data(), labels.data(), n, c, s);
+      },
+      [&](double* g) { return softmax_cross_entropy(g, z.data(), labels.data(), n, c); });
+  check_all(
+      [&](double* g, const double* s) {
+        return sigmoid_cross_entropy(g, z.data(), t.data(), nullptr, n, c, s);
+      },
+      [&](double* g, const double* s) {
+        return sigmoid_cross_entropy_naive(g, z.data(), t.data(), nullptr, n, c, s);
+      },
+      [&](double* g) { return sigmoid_cross_entropy(g, z.data(), t.data(), nullptr, n, c); });
+  check_all([&](double* g, const double* s) { return mse(g, z.data(), t.data(), n * c, s, n); },
+            [&](double* g, const double* s) { return mse_naive(g, z.data(), t.data(), n * c, s, n); },
+            [&](double* g) { return mse(g, z.data(), t.data(), n * c); });
+
+  // Weight 2 on row 0 of a 3-row batch = row 0 twice in a 4-row batch, times 4/3.
+  const int64_t k = 5;
+  auto z3 = random_vector<double>(3 * k, 4);
+  std::vector<double> z4(z3.begin(), z3.begin() + k);
+  z4.insert(z4.end(), z3.begin(), z3.end());
+  const int64_t lab3[3] = {1, 4, 0}, lab4[4] = {1, 1, 4, 0};
+  const double two[3] = {2.0, 1.0, 1.0};
+  const double weighted = softmax_cross_entropy<double>(nullptr, z3.data(), lab3, 3, k, two);
+  const double duplicated = softmax_cross_entropy<double>(nullptr, z4.data(), lab4, 4, k);
+  CHECK_CLOSE(weighted * 3, duplicated * 4, 1e-14);
+}
+
+TEST(check_sample_weight_rejects_negative_and_non_finite) {
+  const float ok[3] = {0.f, 1.f, 2.5f};
+  check_sample_weight(ok, 3, "loss");
+  const float neg[2] = {1.f, -0.5f}, nan[2] = {NAN, 1.f}, inf[2] = {1.f, INFINITY};
+  CHECK_THROWS(check_sample_weight(neg, 2, "loss"), ValueError);
+  CHECK_THROWS(check_sample_weight(nan, 2, "loss"), ValueError);
+  CHECK_THROWS(check_sample_weight(inf, 2, "loss"), ValueError);
+}
+
 TEST(weight_penalty_accumulates_into_dw) {
   const int64_t n = 40000;  // above the grain
   auto w = random_vector<float>(n, 3);

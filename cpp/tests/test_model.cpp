@@ -93,6 +93,66 @@ TEST(bad_input_throws_before_any_update) {
   CHECK_THROWS(m.set_weights(0, {Tensor({3, 3})}), ValueError);
 }
 
+// Sample weights through the engine: all ones train bit for bit as no weights;
+// weight 2 on an example = the example twice, with the batch mean's N changed
+// (SGD's step scaled by 4/3 to match); bad weights throw before any update.
+TEST(sample_weights_train_as_keras_weights) {
+  Tensor x({3, 2}), y({3}, DType::int64), x4({4, 2}), y4({4}, DType::int64);
+  const float xs[3][2] = {{0.5f, -1.f}, {1.5f, 0.25f}, {-0.75f, 2.f}};
+  for (int64_t i = 0; i < 3; ++i) {
+    std::memcpy(x.data() + 2 * i, xs[i], sizeof xs[i]);
+    y.data_as<int64_t>()[i] = i % 2;
+  }
+  std::memcpy(x4.data(), xs[0], sizeof xs[0]);  // row 0 twice
+  std::memcpy(x4.data() + 2, x.data(), sizeof(float) * 6);
+  const int64_t y4s[4] = {0, 0, 1, 0};
+  std::memcpy(y4.data_as<int64_t>(), y4s, sizeof y4s);
+  auto sgd_model = [](double lr) {
+    seed(9);
+    Model m;
+    m.add(dense(3, "tanh"));
+    m.add(dense(2));
+    m.build({2});
+    OptimizerSpec opt;
+    opt.sgd.lr = lr;
+    m.compile(LossKind::softmax_cross_entropy, opt);
+    return m;
+  };
+  Tensor ones({3}), two({3});
+  for (int64_t i = 0; i < 3; ++i) ones.data()[i] = 1.f, two.data()[i] = i == 0 ? 2.f : 1.f;
+
+  Model plain = sgd_model(0.1), weighted = sgd_model(0.1);
+  CHECK(plain.train_step(x, y) == weighted.train_step(x, y, ones));
+  const Tensor a = plain.get_parameters(), b = weighted.get_parameters();
+  CHECK(std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0);
+
+  Model twice = sgd_model(0.1), doubled = sgd_model(0.1 * 4.0 / 3.0);
+  Tensor out;
+  const double lw = twice.train_step(x, y, two, &out);
+  const double ld = doubled.train_step(x4, y4);
+  CHECK_CLOSE(lw * 3, ld * 4, 1e-6);
+  CHECK(out.shape() == (Shape{3, 2}));
+  const Tensor pw = twice.get_parameters(), pd = doubled.get_parameters();
+  for (int64_t i = 0; i < pw.size(); ++i) CHECK_CLOSE(pw.data()[i], pd.data()[i], 1e-6);
+  // evaluate and loss_and_gradients take the same weights.
+  Tensor grads;
+  CHECK_CLOSE(twice.evaluate(x, y, two, nullptr) * 3, doubled.evaluate(x4, y4, nullptr) * 4, 1e-6);
+  CHECK_CLOSE(twice.loss_and_gradients(x, y, two, &grads) * 3,
+              doubled.loss_and_gradients(x4, y4, &grads) * 4, 1e-6);
+
+  const Tensor before = twice.get_parameters();
+  Tensor bad({3}), wrong_shape({2}), wrong_dtype({3}, DType::float64);
+  bad.data()[1] = -1.f;
+  CHECK_THROWS(twice.train_step(x, y, bad), ValueError);
+  bad.data()[1] = NAN;
+  CHECK_THROWS(twice.train_step(x, y, bad), ValueError);
+  CHECK_THROWS(twice.train_step(x, y, wrong_shape), ShapeError);
+  CHECK_THROWS(twice.evaluate(x, y, wrong_dtype, nullptr), TypeError);
+  const Tensor after = twice.get_parameters();
+  CHECK(std::memcmp(before.data(), after.data(), sizeof(float) * before.size()) == 0);
+  CHECK(twice.steps() == 1);
+}
+
 TEST(compile_rejects_bad_hyper_parameters) {
   Model m;
   m.add(dense(2));

@@ -3,6 +3,7 @@
 // casts inputs to the model's dtype before they get here.
 #include <pybind11/stl.h>
 
+#include <optional>
 #include <type_traits>
 
 #include "common.hpp"
@@ -58,6 +59,16 @@ std::pair<TensorArg, TensorArg> batch_args(const Model& self, const py::array& x
                                            const py::array& y, bool labels, const char* op) {
   return {tensor_arg(x, self.dtype(), op, "x"),
           tensor_arg(y, labels ? DType::int64 : self.dtype(), op, "y")};
+}
+
+// sample_weight: None, or (N,) in the model's dtype (the Python API casts it);
+// the engine checks its shape and values.
+std::optional<TensorArg> weight_arg(const Model& self, const py::object& sample_weight,
+                                    const char* op) {
+  if (sample_weight.is_none()) return std::nullopt;
+  py::array w = py::array::ensure(sample_weight);
+  if (!w) throw TypeError(std::string(op) + ": sample_weight must be an array or None");
+  return tensor_arg(w, self.dtype(), op, "sample_weight");
 }
 
 DType parse_model_dtype(const std::string& name) {
@@ -170,40 +181,52 @@ void bind_model(py::module_& m) {
       .def("set_learning_rate", &Model::set_learning_rate, py::arg("lr"))
       .def("train_step",
            [](Model& self, const py::array& x, const py::array& y, bool labels,
-              bool with_outputs) -> py::object {
+              bool with_outputs, const py::object& sample_weight) -> py::object {
              auto [xa, ya] = batch_args(self, x, y, labels, "train_step");
+             auto wa = weight_arg(self, sample_weight, "train_step");
              Tensor out;
              double loss;
              {
                py::gil_scoped_release nogil;
-               loss = self.train_step(xa.tensor, ya.tensor, with_outputs ? &out : nullptr);
+               Tensor* o = with_outputs ? &out : nullptr;
+               loss = wa ? self.train_step(xa.tensor, ya.tensor, wa->tensor, o)
+                         : self.train_step(xa.tensor, ya.tensor, o);
              }
              if (!with_outputs) return py::float_(loss);
              return py::make_tuple(loss, to_numpy(std::move(out)));
            },
-           py::arg("x"), py::arg("y"), py::arg("labels"), py::arg("with_outputs") = false)
+           py::arg("x"), py::arg("y"), py::arg("labels"), py::arg("with_outputs") = false,
+           py::arg("sample_weight") = py::none())
       .def("loss_and_gradients",
-           [](Model& self, const py::array& x, const py::array& y, bool labels) {
+           [](Model& self, const py::array& x, const py::array& y, bool labels,
+              const py::object& sample_weight) {
              auto [xa, ya] = batch_args(self, x, y, labels, "loss_and_gradients");
+             auto wa = weight_arg(self, sample_weight, "loss_and_gradients");
              Tensor grads;
              double loss;
              {
                py::gil_scoped_release nogil;
-               loss = self.loss_and_gradients(xa.tensor, ya.tensor, &grads);
+               loss = wa ? self.loss_and_gradients(xa.tensor, ya.tensor, wa->tensor, &grads)
+                         : self.loss_and_gradients(xa.tensor, ya.tensor, &grads);
              }
              return py::make_tuple(loss, to_numpy(std::move(grads)));
-           })
+           },
+           py::arg("x"), py::arg("y"), py::arg("labels"), py::arg("sample_weight") = py::none())
       .def("evaluate",
-           [](const Model& self, const py::array& x, const py::array& y, bool labels) {
+           [](const Model& self, const py::array& x, const py::array& y, bool labels,
+              const py::object& sample_weight) {
              auto [xa, ya] = batch_args(self, x, y, labels, "evaluate");
+             auto wa = weight_arg(self, sample_weight, "evaluate");
              Tensor out;
              double loss;
              {
                py::gil_scoped_release nogil;
-               loss = self.evaluate(xa.tensor, ya.tensor, &out);
+               loss = wa ? self.evaluate(xa.tensor, ya.tensor, wa->tensor, &out)
+                         : self.evaluate(xa.tensor, ya.tensor, &out);
              }
              return py::make_tuple(loss, to_numpy(std::move(out)));
-           })
+           },
+           py::arg("x"), py::arg("y"), py::arg("labels"), py::arg("sample_weight") = py::none())
       .def("predict",
            [](const Model& self, const py::array& x) {
              TensorArg xa = tensor_arg(x, self.dtype(), "predict", "x");

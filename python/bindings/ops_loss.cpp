@@ -28,8 +28,32 @@ void require_nonempty(int64_t n, const char* op, const char* arg, const py::arra
                      shape_string(shape_of(a)));
 }
 
-// logits (N, C), labels (N,) integer -> (loss, dlogits (N, C))
-py::tuple softmax_cross_entropy_py(const py::array& logits, const py::array& labels, bool naive) {
+// sample_weight: None, or an array of the dtype of `like` (named like_name) and
+// shape (batch,); returned contiguous (or None) once check_sample_weight has
+// passed, before any kernel runs.
+py::object sample_weight_arg(const py::object& sample_weight, const py::array& like,
+                             const char* like_name, int64_t batch, const char* op) {
+  if (sample_weight.is_none()) return py::none();
+  py::array w = py::array::ensure(sample_weight);
+  if (!w) throw TypeError(std::string(op) + ": sample_weight must be an array or None");
+  require_same_dtype(like, w, op, like_name, "sample_weight");
+  require_shape(w, {batch}, op, "sample_weight");
+  return dispatch_float(float_kind(like, op, like_name), [&](auto tag) -> py::object {
+    using T = decltype(tag);
+    auto wc = contiguous<T>(w);
+    check_sample_weight(wc.data(), batch, op);
+    return std::move(wc);
+  });
+}
+
+template <typename T>
+const T* weight_ptr(const py::object& w) {
+  return w.is_none() ? nullptr : static_cast<const T*>(py::reinterpret_borrow<py::array>(w).data());
+}
+
+// logits (N, C), labels (N,) integer, sample_weight (N,) or None -> (loss, dlogits (N, C))
+py::tuple softmax_cross_entropy_py(const py::array& logits, const py::array& labels,
+                                   const py::object& sample_weight, bool naive) {
   const FloatKind fk = float_kind(logits, kSoftmaxCE, "logits");
   require_ndim(logits, 2, kSoftmaxCE, "logits", "(batch, classes)");
   const int64_t batch = logits.shape(0), classes = logits.shape(1);
@@ -43,26 +67,30 @@ py::tuple softmax_cross_entropy_py(const py::array& logits, const py::array& lab
   if (!lab) throw py::error_already_set();
   // Validated here, before any parallel region, where throwing is safe.
   check_labels(lab.data(), batch, classes);
+  const py::object weight = sample_weight_arg(sample_weight, logits, "logits", batch, kSoftmaxCE);
   return dispatch_float(fk, [&](auto tag) -> py::tuple {
     using T = decltype(tag);
     auto zc = contiguous<T>(logits);
     auto dz = new_array<T>({batch, classes});
     const T* zp = zc.data();
     const int64_t* lp = lab.data();
+    const T* wp = weight_ptr<T>(weight);
     T* dzp = dz.mutable_data();
     T loss;
     {
       py::gil_scoped_release nogil;
-      loss = (naive ? softmax_cross_entropy_naive<T> : softmax_cross_entropy<T>)(dzp, zp, lp,
-                                                                                 batch, classes);
+      loss = (naive ? softmax_cross_entropy_naive<T> : softmax_cross_entropy<T>)(
+          dzp, zp, lp, batch, classes, wp);
     }
     return py::make_tuple(static_cast<double>(loss), dz);
   });
 }
 
-// logits, targets (N, K), mask (N, K) or None -> (loss, dlogits (N, K))
+// logits, targets (N, K), mask (N, K) or None, sample_weight (N,) or None
+// -> (loss, dlogits (N, K))
 py::tuple sigmoid_cross_entropy_py(const py::array& logits, const py::array& targets,
-                                   const py::object& mask, bool naive) {
+                                   const py::object& mask, const py::object& sample_weight,
+                                   bool naive) {
   const FloatKind fk = float_kind(logits, kSigmoidCE, "logits");
   require_same_dtype(logits, targets, kSigmoidCE, "logits", "targets");
   require_ndim(logits, 2, kSigmoidCE, "logits", "(batch, outputs)");
@@ -86,40 +114,49 @@ py::tuple sigmoid_cross_entropy_py(const py::array& logits, const py::array& tar
     uint8_t* dst = mask01.mutable_data();
     for (int64_t k = 0; k < batch * outputs; ++k) dst[k] = src[k] != 0 ? 1 : 0;
   }
+  const py::object weight = sample_weight_arg(sample_weight, logits, "logits", batch, kSigmoidCE);
   return dispatch_float(fk, [&](auto tag) -> py::tuple {
     using T = decltype(tag);
     auto zc = contiguous<T>(logits), tc = contiguous<T>(targets);
     auto dz = new_array<T>({batch, outputs});
     const T *zp = zc.data(), *tp = tc.data();
     const uint8_t* mp = has_mask ? mask01.data() : nullptr;
+    const T* wp = weight_ptr<T>(weight);
     T* dzp = dz.mutable_data();
     T loss;
     {
       py::gil_scoped_release nogil;
-      loss = (naive ? sigmoid_cross_entropy_naive<T> : sigmoid_cross_entropy<T>)(dzp, zp, tp, mp,
-                                                                                 batch, outputs);
+      loss = (naive ? sigmoid_cross_entropy_naive<T> : sigmoid_cross_entropy<T>)(
+          dzp, zp, tp, mp, batch, outputs, wp);
     }
     return py::make_tuple(static_cast<double>(loss), dz);
   });
 }
 
-// pred, target (any shape) -> (loss, dpred)
-py::tuple mse_py(const py::array& pred, const py::array& target, bool naive) {
+// pred, target (any shape; examples along axis 0), sample_weight (N,) or None -> (loss, dpred)
+py::tuple mse_py(const py::array& pred, const py::array& target, const py::object& sample_weight,
+                 bool naive) {
   const FloatKind fk = float_kind(pred, kMse, "pred");
   require_same_dtype(pred, target, kMse, "pred", "target");
   require_shape(target, shape_of(pred), kMse, "target");
   const int64_t n = static_cast<int64_t>(pred.size());
   require_nonempty(n, kMse, "pred", pred);
+  if (!sample_weight.is_none() && pred.ndim() == 0)
+    throw ShapeError(std::string(kMse) + ": sample_weight needs pred of shape (batch, ...), got "
+                     "a scalar");
+  const int64_t batch = pred.ndim() > 0 ? pred.shape(0) : 1;
+  const py::object weight = sample_weight_arg(sample_weight, pred, "pred", batch, kMse);
   return dispatch_float(fk, [&](auto tag) -> py::tuple {
     using T = decltype(tag);
     auto pc = contiguous<T>(pred), tc = contiguous<T>(target);
     auto dp = new_array<T>(shape_of(pred));
     const T *pp = pc.data(), *tp = tc.data();
+    const T* wp = weight_ptr<T>(weight);
     T* dpp = dp.mutable_data();
     T loss;
     {
       py::gil_scoped_release nogil;
-      loss = (naive ? mse_naive<T> : mse<T>)(dpp, pp, tp, n);
+      loss = (naive ? mse_naive<T> : mse<T>)(dpp, pp, tp, n, wp, batch);
     }
     return py::make_tuple(static_cast<double>(loss), dp);
   });
@@ -158,15 +195,22 @@ py::tuple weight_penalty_py(const py::array& w, double l1, double l2, bool naive
 
 void bind_loss(py::module_& ops) {
   ops.def("softmax_cross_entropy", &softmax_cross_entropy_py, py::arg("logits"),
-          py::arg("labels"), py::arg("naive") = false,
-          "(loss, dlogits): mean over the batch of logsumexp(z_i) - z_i[y_i]. logits (N, C) "
-          "float, labels (N,) integer class ids in [0, C).");
+          py::arg("labels"), py::arg("sample_weight") = py::none(), py::arg("naive") = false,
+          "(loss, dlogits): (1/N) Σ_i s_i·(logsumexp(z_i) - z_i[y_i]). logits (N, C) float, "
+          "labels (N,) integer class ids in [0, C), sample_weight s (N,) of the logits' dtype, "
+          "finite and >= 0, or None (s = 1). The weighted sum is divided by N, not by Σs "
+          "(Keras's sum_over_batch_size).");
   ops.def("sigmoid_cross_entropy", &sigmoid_cross_entropy_py, py::arg("logits"),
-          py::arg("targets"), py::arg("mask") = py::none(), py::arg("naive") = false,
-          "(loss, dlogits): (1/N) Σ mask·[max(z,0) - z·t + log(1+e^-|z|)]. logits, targets "
-          "(N, K); mask (N, K) bool/int (nonzero = present) or None.");
-  ops.def("mse", &mse_py, py::arg("pred"), py::arg("target"), py::arg("naive") = false,
-          "(loss, dpred): mean over all elements of (pred - target)².");
+          py::arg("targets"), py::arg("mask") = py::none(), py::arg("sample_weight") = py::none(),
+          py::arg("naive") = false,
+          "(loss, dlogits): (1/N) Σ_i s_i Σ_j mask·[max(z,0) - z·t + log(1+e^-|z|)]. logits, "
+          "targets (N, K); mask (N, K) bool/int (nonzero = present) or None; sample_weight s "
+          "(N,) of the logits' dtype, finite and >= 0, or None (s = 1).");
+  ops.def("mse", &mse_py, py::arg("pred"), py::arg("target"),
+          py::arg("sample_weight") = py::none(), py::arg("naive") = false,
+          "(loss, dpred): (1/n) Σ_k s_i(k)·(pred - target)² over all n elements, s_i(k) the "
+          "weight of the example (row along axis 0) holding element k: Keras's per-example "
+          "mean over the last axis, weighted, divided by N. sample_weight (N,) or None.");
   ops.def("weight_penalty", &weight_penalty_py, py::arg("w"), py::arg("l1") = 0.0,
           py::arg("l2") = 0.0, py::arg("naive") = false,
           "(loss, dw): l1·Σ|w| + l2·Σw² and its gradient l1·sign(w) + 2·l2·w.");

@@ -5,8 +5,10 @@ data (forward, loss, backward, update) is one call into C++ with the GIL
 released."""
 
 import math
+import numbers
 import sys
 import time
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -278,36 +280,113 @@ class Model:
     def _labels(self):
         return self._loss == "softmax_cross_entropy"
 
-    def train_on_batch(self, x, y):
-        """One optimizer update on (x, y); returns the loss before the update."""
+    def _sample_weight(self, owner, sample_weight, n):
+        """sample_weight as (n,) in the model's dtype, checked (finite, >= 0), or None."""
+        if sample_weight is None:
+            return None
+        w = _as_array(owner, "sample_weight", sample_weight)
+        if w.dtype.kind not in "fiub":
+            raise TypeError(f"{owner}: sample_weight must be numeric, got dtype {w.dtype}")
+        if w.shape != (n,):
+            raise ValueError(f"{owner}: sample_weight must have shape ({n},) (one weight per "
+                             f"example), got {w.shape}")
+        # Checked after the cast: 1e300 is finite in float64 but not in float32.
+        with np.errstate(over="ignore"):
+            w = np.array(w, dtype=self.dtype)
+        bad = ~(np.isfinite(w) & (w >= 0))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"{owner}: sample_weight must be finite and >= 0, got {w[i]} at "
+                             f"example {i}")
+        return w
+
+    def _class_weight(self, owner, class_weight, y):
+        """Each example's weight from class_weight {class index: weight}, as Keras's
+        class_weight_to_sample_weights: the integer label for softmax cross-entropy,
+        the rounded 0/1 target for binary cross-entropy with one output column;
+        classes missing from the dict (and missing binary labels) weigh 1."""
+        if not isinstance(class_weight, Mapping):
+            raise TypeError(f"{owner}: class_weight must be a dict {{class index: weight}}, got "
+                            f"{type(class_weight).__name__}")
+        out_shape = tuple(self._engine.model_output_shape())
+        if self._loss == "softmax_cross_entropy":
+            classes, labels = int(np.prod(out_shape)), y
+        elif self._loss == "binary_cross_entropy" and int(np.prod(out_shape)) == 1:
+            rounded = np.round(y.reshape(-1))
+            # NaN targets (missing labels, skipped by the loss) index the spare slot.
+            classes = 2
+            labels = np.where(np.isfinite(rounded) & (rounded >= 0) & (rounded <= 1),
+                              rounded, classes).astype(np.int64)
+        else:
+            raise ValueError(f"{owner}: class_weight needs softmax_cross_entropy (integer labels) "
+                             f"or binary_cross_entropy with one output column; the model has "
+                             f"loss {self._loss!r} and output shape {out_shape}")
+        table = np.ones(classes + 1)  # the last slot: targets outside the classes weigh 1
+        for key, value in class_weight.items():
+            integral = isinstance(key, numbers.Integral) and not isinstance(key, bool)
+            if not integral or not 0 <= key < classes:
+                raise ValueError(f"{owner}: class_weight key {key!r} is not a class index in "
+                                 f"[0, {classes})")
+            table[int(key)] = _validate.real(owner, f"class_weight[{key}]", value, low=0.0)
+        return table[labels].astype(self.dtype)
+
+    def _example_weights(self, owner, y, sample_weight, class_weight):
+        """The per-example loss weights: sample_weight times the class weight of
+        each example's label (Keras multiplies the two); None when neither is given."""
+        w = self._sample_weight(owner, sample_weight, len(y))
+        if class_weight is not None:
+            c = self._class_weight(owner, class_weight, y)
+            w = c if w is None else w * c
+        return w
+
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
+        """One optimizer update on (x, y); returns the loss before the update.
+        sample_weight (N,) and class_weight {class: weight} weight each example's
+        loss as in fit."""
         self._require_compiled("train_on_batch")
         x, y = self._prepare("train_on_batch", x, y)
+        w = self._example_weights("train_on_batch", y, sample_weight, class_weight)
         self._engine.set_learning_rate(self._optimizer.lr_at(self._engine.steps))
-        return float(self._engine.train_step(x, y, self._labels()))
+        return float(self._engine.train_step(x, y, self._labels(), sample_weight=w))
 
     def fit(self, x, y, batch_size=32, epochs=1, validation_data=None, validation_split=0.0,
-            shuffle=True, callbacks=None, verbose=1):
+            shuffle=True, callbacks=None, verbose=1, class_weight=None, sample_weight=None):
         """Mini-batch training (the course's random_mini_batches: shuffled each
-        epoch, the last batch partial). Returns a History."""
+        epoch, the last batch partial). Returns a History.
+
+        sample_weight (N,) (finite, >= 0) and class_weight {class index: weight}
+        follow Keras: each example's loss is multiplied by its weight (both
+        multiply when both are given) and a batch's loss is the weighted sum
+        divided by the batch size, not by the sum of the weights. The weights
+        are shuffled with their examples and split off with validation_split;
+        validation_data may be (x_val, y_val, sample_weight_val); class_weight
+        applies to the training data only. Metrics stay unweighted."""
         self._require_compiled("fit")
         batch_size = _validate.integer("fit", "batch_size", batch_size, minimum=1)
         epochs = _validate.integer("fit", "epochs", epochs, minimum=0)
         validation_split = _validate.real("fit", "validation_split", validation_split, low=0.0,
                                           high=1.0, high_open=True)
         x, y = self._prepare("fit", x, y)
+        sample_weight = self._sample_weight("fit", sample_weight, len(x))
         if validation_data is None and validation_split > 0:
             cut = len(x) - int(math.floor(len(x) * validation_split))
             if cut in (0, len(x)):
                 raise ValueError(f"fit: validation_split={validation_split} leaves no examples "
                                  f"for training or validation out of {len(x)}")
-            validation_data = (x[cut:], y[cut:])
-            x, y = x[:cut], y[:cut]
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("fit: validation_data must be a tuple (x_val, y_val)")
-            validation_data = self._prepare("fit (validation_data)", *validation_data)
+            split = (None, None) if sample_weight is None else (sample_weight[:cut], sample_weight[cut:])
+            validation_data = (x[cut:], y[cut:], split[1])
+            x, y, sample_weight = x[:cut], y[:cut], split[0]
+        elif validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError("fit: validation_data must be a tuple (x_val, y_val) or "
+                                 "(x_val, y_val, sample_weight_val)")
+            owner = "fit (validation_data)"
+            xv, yv = self._prepare(owner, *validation_data[:2])
+            wv = validation_data[2] if len(validation_data) == 3 else None
+            validation_data = (xv, yv, self._sample_weight(owner, wv, len(xv)))
         if len(x) == 0:
             raise ValueError("fit: x holds no examples")
+        weights = self._example_weights("fit", y, sample_weight, class_weight)
 
         history = callbacks_module.History()
         cbs = [*(callbacks or []), history]
@@ -322,7 +401,8 @@ class Model:
         saved = (self._engine.get_parameters(), self._engine.get_state(),
                  self._engine.get_optimizer_state())
         try:
-            self._fit_loop(x, y, batch_size, epochs, validation_data, shuffle, cbs, verbose)
+            self._fit_loop(x, y, weights, batch_size, epochs, validation_data, shuffle, cbs,
+                           verbose)
         except Exception:
             self._engine.set_parameters(saved[0])
             self._engine.set_state(saved[1])
@@ -330,7 +410,7 @@ class Model:
             raise
         return history
 
-    def _fit_loop(self, x, y, batch_size, epochs, validation_data, shuffle, cbs, verbose):
+    def _fit_loop(self, x, y, w, batch_size, epochs, validation_data, shuffle, cbs, verbose):
         labels = self._labels()
         n = len(x)
         batches = (n + batch_size - 1) // batch_size
@@ -343,21 +423,23 @@ class Model:
                 # One gather per epoch; the batches are then contiguous views.
                 order = np.random.default_rng(_core.next_key()).permutation(n)
                 xe, ye = x[order], y[order]
+                we = None if w is None else w[order]
             else:
-                xe, ye = x, y
+                xe, ye, we = x, y, w
             started = time.perf_counter()
             total_loss, seen, outputs = 0.0, 0, []
             bar = _progress(batches, f"Epoch {epoch + 1}/{epochs}", verbose)
             for b in range(batches):
                 for cb in cbs:
                     cb.on_train_batch_begin(b)
-                xb, yb = xe[b * batch_size:(b + 1) * batch_size], ye[b * batch_size:(b + 1) * batch_size]
+                batch = slice(b * batch_size, (b + 1) * batch_size)
+                xb, yb, wb = xe[batch], ye[batch], None if we is None else we[batch]
                 self._engine.set_learning_rate(self._optimizer.lr_at(self._engine.steps))
                 if self._metrics:
-                    loss, out = self._engine.train_step(xb, yb, labels, True)
+                    loss, out = self._engine.train_step(xb, yb, labels, True, wb)
                     outputs.append(out)
                 else:
-                    loss = self._engine.train_step(xb, yb, labels)
+                    loss = self._engine.train_step(xb, yb, labels, sample_weight=wb)
                 total_loss += loss * len(xb)
                 seen += len(xb)
                 for cb in cbs:
@@ -374,7 +456,8 @@ class Model:
                 out = np.concatenate(outputs)
                 logs.update({name: fn(out, ye[:seen], self._loss) for name, fn in self._metrics})
             if validation_data is not None:
-                val = self._evaluate_arrays(*validation_data, batch_size=max(batch_size, 256))
+                xv, yv, wv = validation_data
+                val = self._evaluate_arrays(xv, yv, max(batch_size, 256), wv)
                 logs.update({f"val_{k}": v for k, v in val.items()})
             if bar is not None:
                 bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()})
@@ -390,19 +473,23 @@ class Model:
         for cb in cbs:
             cb.on_train_end()
 
-    def evaluate(self, x, y, batch_size=256, verbose=0):
-        """Loss (with regularisation) and metrics in inference mode, as a dict."""
+    def evaluate(self, x, y, batch_size=256, verbose=0, sample_weight=None):
+        """Loss (with regularisation) and metrics in inference mode, as a dict.
+        sample_weight (N,) weights each example's loss as in fit (metrics stay
+        unweighted)."""
         self._require_compiled("evaluate")
         batch_size = _validate.integer("evaluate", "batch_size", batch_size, minimum=1)
         x, y = self._prepare("evaluate", x, y)
-        return self._evaluate_arrays(x, y, batch_size)
+        sample_weight = self._sample_weight("evaluate", sample_weight, len(x))
+        return self._evaluate_arrays(x, y, batch_size, sample_weight)
 
-    def _evaluate_arrays(self, x, y, batch_size):
+    def _evaluate_arrays(self, x, y, batch_size, sample_weight=None):
         labels = self._labels()
         total, outputs = 0.0, []
         for start in range(0, len(x), batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            loss, out = self._engine.evaluate(xb, yb, labels)
+            wb = None if sample_weight is None else sample_weight[start:start + batch_size]
+            loss, out = self._engine.evaluate(xb, yb, labels, wb)
             total += loss * len(xb)
             outputs.append(out)
         out = np.concatenate(outputs) if outputs else np.zeros((0,))

@@ -38,3 +38,41 @@ def mse(pred, target):
 def weight_penalty(w, l1=0.0, l2=0.0):
     """l1 Σ|W| + l2 Σ W² (Keras L1L2);  dW = l1 sign(W) + 2 l2 W."""
     return float(l1 * np.sum(np.abs(w)) + l2 * np.sum(w ** 2)), l1 * np.sign(w) + 2.0 * l2 * w
+
+
+# Per-example weights s (Keras's sample_weight with its default reduction,
+# "sum_over_batch_size"): each example's loss is multiplied by its weight and
+# the sum divided by the number of examples N (not by Σs).
+
+
+def softmax_cross_entropy_weighted(logits, labels, s):
+    """J = (1/N) Σ_i s_i ℓ_i, ℓ_i = logsumexp(z_i) - z_i[y_i];  dz_i = s_i (softmax(z_i) - onehot(y_i)) / N."""
+    n = logits.shape[0]
+    rows = np.arange(n)
+    lse = _logsumexp(logits)
+    per_example = lse - logits[rows, labels]
+    grad = np.exp(logits - lse[:, None])
+    grad[rows, labels] -= 1.0
+    return float(np.sum(s * per_example) / n), s[:, None] * grad / n
+
+
+def sigmoid_cross_entropy_weighted(logits, targets, s, mask=None):
+    """J = (1/N) Σ_i s_i ℓ_i, ℓ_i = Σ_j m_ij [max(z,0) - z t + log(1 + e^-|z|)];  dz_ij = s_i m_ij (σ(z) - t) / N."""
+    n = logits.shape[0]
+    present = np.ones(logits.shape, bool) if mask is None else np.asarray(mask) != 0
+    per = np.maximum(logits, 0.0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))
+    per_example = np.sum(np.where(present, per, 0.0), axis=1)
+    e = np.exp(-np.abs(logits))
+    sigma = np.where(logits >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    grad = np.where(present, sigma - targets, 0.0)
+    return float(np.sum(s * per_example) / n), s[:, None] * grad / n
+
+
+def mse_weighted(pred, target, s):
+    """Keras: ℓ_i = mean over example i's elements of (p - t)², J = (1/N) Σ_i s_i ℓ_i;
+    dP = 2 s_i (P - T) / (N · elements per example)."""
+    n = pred.shape[0]
+    d = (pred - target).reshape(n, -1)
+    per_example = np.mean(d ** 2, axis=1)
+    grad = 2.0 * s[:, None] * d / d.size
+    return float(np.sum(s * per_example) / n), grad.reshape(pred.shape)

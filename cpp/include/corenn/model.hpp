@@ -165,6 +165,15 @@ class Model {
   double loss_and_gradients(const Tensor& x, const Tensor& y, Tensor* gradients);
   // Loss in inference mode (no dropout), including regularisation, plus outputs.
   double evaluate(const Tensor& x, const Tensor& y, Tensor* outputs) const;
+  // The same three with per-example weights, sample_weight (N,) of the model's
+  // dtype, finite and >= 0 (Keras's sample_weight: each example's loss is
+  // multiplied by its weight and the sum divided by N, not by the weights' sum).
+  double train_step(const Tensor& x, const Tensor& y, const Tensor& sample_weight,
+                    Tensor* outputs = nullptr);
+  double loss_and_gradients(const Tensor& x, const Tensor& y, const Tensor& sample_weight,
+                            Tensor* gradients);
+  double evaluate(const Tensor& x, const Tensor& y, const Tensor& sample_weight,
+                  Tensor* outputs) const;
   int64_t steps() const;
 
   // Inference: const and safe from several threads; each concurrent call

@@ -1,11 +1,14 @@
 // Losses on logits, fused with their output activation so they stay finite for
 // any logit. Each returns the loss and writes d(loss)/d(input) (skipped when the
 // gradient pointer is nullptr, as in evaluation).
-//   softmax_cross_entropy  L = (1/N) Σ_i [logsumexp(z_i) - z_i,y_i]      dz = (softmax(z) - onehot(y)) / N
-//   sigmoid_cross_entropy  L = (1/N) Σ_i Σ_j m_ij [max(z,0) - z t + log(1 + e^-|z|)]
-//                                                                  dz = m (σ(z) - t) / N
-//   mse                    L = (1/n) Σ (p - t)²                    dp = 2 (p - t) / n
+//   softmax_cross_entropy  L = (1/N) Σ_i s_i [logsumexp(z_i) - z_i,y_i] dz = s_i (softmax(z) - onehot(y)) / N
+//   sigmoid_cross_entropy  L = (1/N) Σ_i s_i Σ_j m_ij [max(z,0) - z t + log(1 + e^-|z|)]
+//                                                                  dz = s_i m (σ(z) - t) / N
+//   mse                    L = (1/n) Σ_k s_i(k) (p - t)²           dp = 2 s_i(k) (p - t) / n
 //   weight_penalty         L = l1 Σ|w| + l2 Σ w²                   dw += l1 sign(w) + 2 l2 w
+// s is the optional per-example weight (Keras's sample_weight with its default
+// "sum_over_batch_size" reduction: the weighted sum is divided by the number of
+// examples N, not by Σs); nullptr means s_i = 1 and runs the unweighted code.
 #pragma once
 
 #include <cstdint>
@@ -14,30 +17,38 @@ namespace corenn {
 
 // Throws ValueError unless every label is in [0, classes).
 void check_labels(const int64_t* labels, int64_t batch, int64_t classes);
+// Throws ValueError (naming op) unless every weight is finite and >= 0.
+template <typename T>
+void check_sample_weight(const T* weight, int64_t batch, const char* op);
 
-// dlogits: (batch, classes) written or nullptr; logits: (batch, classes); labels: (batch,).
+// dlogits: (batch, classes) written or nullptr; logits: (batch, classes); labels: (batch,);
+// weight: (batch,) or nullptr.
 template <typename T>
 T softmax_cross_entropy(T* dlogits, const T* logits, const int64_t* labels, int64_t batch,
-                        int64_t classes);
+                        int64_t classes, const T* weight = nullptr);
 template <typename T>
 T softmax_cross_entropy_naive(T* dlogits, const T* logits, const int64_t* labels, int64_t batch,
-                              int64_t classes);
+                              int64_t classes, const T* weight = nullptr);
 
 // dlogits: (batch, outputs) written or nullptr; logits, targets: (batch, outputs);
 // mask: (batch, outputs), 1 = label present, or nullptr for all present. Masked entries
 // add nothing to the loss and get a zero gradient; the mean is still over the batch.
+// weight: (batch,) or nullptr.
 template <typename T>
 T sigmoid_cross_entropy(T* dlogits, const T* logits, const T* targets, const uint8_t* mask,
-                        int64_t batch, int64_t outputs);
+                        int64_t batch, int64_t outputs, const T* weight = nullptr);
 template <typename T>
 T sigmoid_cross_entropy_naive(T* dlogits, const T* logits, const T* targets, const uint8_t* mask,
-                              int64_t batch, int64_t outputs);
+                              int64_t batch, int64_t outputs, const T* weight = nullptr);
 
-// dpred: (n,) written or nullptr; pred, target: (n,).
+// dpred: (n,) written or nullptr; pred, target: (n,) = (batch, n / batch);
+// weight: (batch,) or nullptr (batch must then divide n; unused without weights).
 template <typename T>
-T mse(T* dpred, const T* pred, const T* target, int64_t n);
+T mse(T* dpred, const T* pred, const T* target, int64_t n, const T* weight = nullptr,
+      int64_t batch = 1);
 template <typename T>
-T mse_naive(T* dpred, const T* pred, const T* target, int64_t n);
+T mse_naive(T* dpred, const T* pred, const T* target, int64_t n, const T* weight = nullptr,
+            int64_t batch = 1);
 
 // Kernel regularisation. dw: (n,) accumulated or nullptr; w: (n,).
 template <typename T>
