@@ -259,3 +259,35 @@ def test_conv_transpose2d_op_gradient_with_asymmetric_pads():
     loss = lambda: float(np.sum(P * cn.ops.conv_transpose2d_forward(x, K, b, **args)))  # noqa: E731
     for analytic, wrt in ((dx, x), (dK, K), (db, b)):
         assert relative_difference(analytic, numerical_gradient(loss, wrt)) < GRADCHECK_THRESHOLD
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_pooling_ops_backward_with_four_pads(dtype):
+    rng = np.random.default_rng(23)
+    x = rng.standard_normal((2, 2, 5, 4)).astype(dtype)
+    pads = ref.same_pad4((5, 4), (2, 3), 2)  # (0, 1, 1, 1)
+    y, argmax = cn.ops.max_pool2d_forward(x, (2, 3), 2, pads)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    _, eargmax = refp.max_pool2d_forward(x.astype(np.float64), (2, 3), 2, pads)
+    np.testing.assert_array_equal(argmax, eargmax)
+    assert_close(cn.ops.max_pool2d_backward(dy, argmax, x.shape),
+                 refp.max_pool2d_backward(dy.astype(np.float64), eargmax, x.shape), op="max_pool2d_backward")
+    for include in (True, False):
+        assert_close(cn.ops.avg_pool2d_backward(dy, x.shape, (2, 3), 2, pads, count_include_pad=include),
+                     refp.avg_pool2d_backward(dy.astype(np.float64), x.shape, (2, 3), 2, pads, include),
+                     op="avg_pool2d_backward", what=f"count_include_pad={include}")
+
+
+def test_same_layers_round_trip_through_model_files(tmp_path):
+    """"same" is stored as the string: a reloaded model rebuilds the same geometry."""
+    cn.seed(6)
+    m = cn.Sequential([L.Input((2, 5, 4)), L.Conv2D(3, 2, padding="same"),
+                       L.Conv2DTranspose(2, 2, strides=1, padding="same"),
+                       L.Conv2DTranspose(2, 3, strides=2, padding="same"),
+                       L.MaxPooling2D(2, strides=1, padding="same"), L.AveragePooling2D(3, padding="same")])
+    m.build()
+    x = np.random.default_rng(24).standard_normal((2, 2, 5, 4)).astype(np.float32)
+    m.save(tmp_path / "same.corenn")
+    loaded = cn.load_model(tmp_path / "same.corenn")
+    assert loaded.output_shape == m.output_shape == (None, 2, 4, 3)
+    np.testing.assert_array_equal(loaded.predict(x), m.predict(x))
