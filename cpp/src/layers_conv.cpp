@@ -1,11 +1,14 @@
 // Convolution and pooling layers over NCHW images (per example (C, H, W)).
-// Geometry follows Keras's padding names: "valid" pads nothing; "same" gives
-// ⌈in / stride⌉ outputs and puts the odd padding cell at the bottom/right.
+// Geometry follows Keras's padding names: "valid" pads nothing; "same" is
+// TensorFlow's rule (padding.hpp) for every layer here: ⌈in / stride⌉ outputs,
+// the odd padding cell at the bottom/right; Conv2DTranspose's "same" is its
+// adjoint.
 #include <algorithm>
 
 #include "corenn/error.hpp"
 #include "corenn/kernels/conv.hpp"
 #include "corenn/kernels/init.hpp"
+#include "corenn/kernels/padding.hpp"
 #include "corenn/kernels/pool.hpp"
 #include "corenn/random.hpp"
 #include "layers.hpp"
@@ -27,27 +30,22 @@ Pair pair_of(const LayerSpec& spec, const std::vector<int64_t>& v, const char* w
   return {v[0], v[1]};
 }
 
-// Padding before/after one axis for Keras's "same": ⌈in / stride⌉ outputs.
-void same_padding(int64_t in, int64_t span, int64_t stride, int64_t& before, int64_t& after) {
-  const int64_t out = (in + stride - 1) / std::max<int64_t>(stride, 1);
-  const int64_t total = std::max<int64_t>((out - 1) * stride + span - in, 0);
-  before = total / 2;
-  after = total - before;
-}
-
 void require_image(const LayerSpec& spec, const Shape& in) {
   if (in.size() != 3)
     throw ShapeError(layer_label(spec) + ": expects images (channels, height, width) per example, got " +
                      shape_string(in));
 }
 
-// Fills the padding of a Conv2dShape or Pool2dShape from the spec.
+// Fills the padding of a Conv2dShape or Pool2dShape from the spec; span is
+// the (dilated) kernel's extent, (k − 1)·dilation + 1, a kernel of that many
+// taps with dilation 1 to the "same" rule.
 template <typename Geometry>
 void set_padding(const LayerSpec& spec, Geometry& g, int64_t span_h, int64_t span_w) {
   if (spec.padding == "valid") return;
   if (spec.padding == "same") {
-    same_padding(g.height, span_h, g.stride_h, g.pad_top, g.pad_bottom);
-    same_padding(g.width, span_w, g.stride_w, g.pad_left, g.pad_right);
+    const SamePadding h = same_padding(g.height, span_h, g.stride_h);
+    const SamePadding w = same_padding(g.width, span_w, g.stride_w);
+    g.pad_top = h.before, g.pad_bottom = h.after, g.pad_left = w.before, g.pad_right = w.after;
     return;
   }
   if (spec.padding == "explicit" && spec.pads.size() == 4) {
@@ -280,7 +278,9 @@ class SeparableConv2D : public Convolution<T> {
 };
 
 // Conv2DTranspose: weights (C_in, filters, KH, KW) as PyTorch. "valid" gives
-// (H − 1)·s + KH; "same" gives H·s, which needs 2·pad − output_padding = KH − s.
+// (H − 1)·s + KH (+ output_padding); "same" gives H·s (Keras's
+// (H − 1)·s + KH mod 2 + output_padding when that is given), cropped as the
+// adjoint of the forward "same" convolution of that size (padding.hpp).
 template <typename T>
 class Conv2DTranspose : public Convolution<T> {
  public:
@@ -297,20 +297,21 @@ class Conv2DTranspose : public Convolution<T> {
     const Pair k = pair_of(spec, spec.kernel_size, "kernel_size", 1);
     const Pair st = pair_of(spec, spec.strides, "strides", 1);
     g.kernel_h = k.h, g.kernel_w = k.w, g.stride_h = st.h, g.stride_w = st.w;
+    const bool given = !spec.output_padding.empty();
+    const Pair op = pair_of(spec, spec.output_padding, "output_padding", 0);
+    g.output_pad_h = op.h;
+    g.output_pad_w = op.w;
     if (spec.padding == "same") {
-      same_transpose_padding(k.h, st.h, g.pad_h, g.output_pad_h, "height");
-      same_transpose_padding(k.w, st.w, g.pad_w, g.output_pad_w, "width");
+      same_transpose(g.height, k.h, st.h, given, g.pad_top, g.pad_bottom, g.output_pad_h, "height");
+      same_transpose(g.width, k.w, st.w, given, g.pad_left, g.pad_right, g.output_pad_w, "width");
     } else if (spec.padding == "explicit" && spec.pads.size() == 4) {
-      g.pad_h = spec.pads[0];
-      g.pad_w = spec.pads[2];
+      g.pad_top = spec.pads[0];
+      g.pad_bottom = spec.pads[1];
+      g.pad_left = spec.pads[2];
+      g.pad_right = spec.pads[3];
     } else if (spec.padding != "valid") {
-      throw ValueError(layer_label(spec) + ": padding must be 'valid', 'same' or an int, got '" +
+      throw ValueError(layer_label(spec) + ": padding must be 'valid', 'same' or explicit sizes, got '" +
                        spec.padding + "'");
-    }
-    if (!spec.output_padding.empty()) {
-      const Pair op = pair_of(spec, spec.output_padding, "output_padding", 0);
-      g.output_pad_h = op.h;
-      g.output_pad_w = op.w;
     }
     validate(g, layer_label(spec).c_str());
     geometry_ = g;
@@ -362,18 +363,21 @@ class Conv2DTranspose : public Convolution<T> {
   }
 
  private:
-  void same_transpose_padding(int64_t k, int64_t s, int64_t& pad, int64_t& output_pad, const char* axis) const {
-    if (k >= s) {
-      pad = (k - s + 1) / 2;
-      output_pad = 2 * pad - (k - s);
-    } else {
-      pad = 0;
-      output_pad = s - k;
-    }
-    if (output_pad >= s)
-      throw ValueError(layer_label(this->spec_) + ": padding='same' along the " + axis + " with kernel " +
-                       std::to_string(k) + " and stride " + std::to_string(s) +
-                       " needs output_padding >= stride; use an odd kernel or padding='valid'");
+  // One axis of "same": the output size Keras gives, and the crop and
+  // output_padding that make the layer the adjoint of the forward "same"
+  // convolution of that size. output_pad holds the given output_padding.
+  void same_transpose(int64_t in, int64_t k, int64_t s, bool given, int64_t& before, int64_t& after,
+                      int64_t& output_pad, const char* axis) const {
+    const int64_t out = given ? (in - 1) * s + k % 2 + output_pad : in * s;
+    const SameTransposePadding p = same_transpose_padding(in, out, k, s);
+    if (!p.adjoint)
+      throw ValueError(layer_label(this->spec_) + ": padding='same' with output_padding " +
+                       std::to_string(output_pad) + " along the " + axis + " gives " + std::to_string(out) +
+                       " cells, whose 'same' convolution (kernel " + std::to_string(k) + ", stride " +
+                       std::to_string(s) + ") has " + std::to_string(same_padding(out, k, s).out) +
+                       " windows, not the input's " + std::to_string(in) +
+                       " (TensorFlow refuses it too); use another output_padding or none");
+    before = p.before, after = p.after, output_pad = p.output_padding;
   }
   ConvTranspose2dShape geometry_;
 };

@@ -6,6 +6,7 @@
 #include "check.hpp"
 #include "corenn/error.hpp"
 #include "corenn/kernels/conv.hpp"
+#include "corenn/kernels/padding.hpp"
 #include "parallel.hpp"
 
 using namespace corenn;
@@ -113,7 +114,9 @@ TEST(conv_transpose2d_fast_matches_naive_and_accumulates) {
         ConvTranspose2dShape s;
         s.batch = n; s.in_channels = 3; s.height = 4; s.width = 5; s.out_channels = 2;
         s.kernel_h = k; s.kernel_w = k; s.stride_h = s.stride_w = stride;
-        s.pad_h = k == 3 ? 1 : 0; s.pad_w = 0; s.output_pad_h = stride - 1; s.output_pad_w = 0;
+        s.pad_top = k == 3 ? 1 : 0; s.pad_bottom = k == 3 ? 2 : 0;  // asymmetric crop
+        s.pad_left = 0; s.pad_right = k == 3 ? 1 : 0;
+        s.output_pad_h = stride - 1; s.output_pad_w = 0;
         validate(s, "test");
         const int64_t x_n = n * 3 * 20, w_n = 3 * 2 * k * k, y_n = n * 2 * s.out_h() * s.out_w();
         auto x = random_vector<double>(x_n, 8), W = random_vector<double>(w_n, 9);
@@ -161,4 +164,71 @@ TEST(conv_validate_rejects_bad_geometry) {
   ConvTranspose2dShape t;
   t.stride_h = t.stride_w = 2; t.output_pad_h = 2;
   CHECK_THROWS(validate(t, "t"), ValueError);
+}
+
+// Keras/TensorFlow's "same": ⌈in / stride⌉ windows, the odd padded cell at the
+// bottom/right, checked against worked cases and, over a grid, against its
+// defining properties.
+TEST(same_padding_is_tensorflow_rule) {
+  const SamePadding a = same_padding(11, 4, 2);  // 6 windows over 1 + 11 + 2 cells
+  CHECK(a.out == 6 && a.before == 1 && a.after == 2);
+  const SamePadding b = same_padding(5, 2, 1);  // kernel 2, stride 1: one cell below
+  CHECK(b.out == 5 && b.before == 0 && b.after == 1);
+  const SamePadding c = same_padding(8, 1, 3);  // kernel under the stride: no padding
+  CHECK(c.out == 3 && c.before == 0 && c.after == 0);
+  const SamePadding d = same_padding(6, 3, 1, 2);  // dilation 2: a 5-cell span
+  CHECK(d.out == 6 && d.before == 2 && d.after == 2);
+  for (int64_t in = 1; in <= 9; ++in)
+    for (int64_t k = 1; k <= 5; ++k)
+      for (int64_t s = 1; s <= 3; ++s)
+        for (int64_t dil = 1; dil <= 2; ++dil) {
+          const SamePadding p = same_padding(in, k, s, dil);
+          const int64_t span = (k - 1) * dil + 1;
+          CHECK(p.out == (in + s - 1) / s);
+          CHECK(p.after - p.before == 0 || p.after - p.before == 1);
+          // The conv2d output formula over the padded axis gives exactly out windows,
+          // and no padding is wasted: the last window ends at the last padded cell
+          // whenever there is padding.
+          CHECK((in + p.before + p.after - span) / s + 1 == p.out);
+          if (p.before + p.after > 0) CHECK((p.out - 1) * s + span == in + p.before + p.after);
+        }
+}
+
+// Conv2DTranspose "same" with out = in·stride: sizes, the crop and that the
+// transposed geometry is the adjoint of the forward "same" conv2d of that size
+// (checked numerically: <conv(u), v> = <u, conv_transpose(v)>).
+TEST(same_transpose_padding_is_the_adjoint_of_same_conv2d) {
+  const SameTransposePadding t = same_transpose_padding(4, 8, 3, 2);  // issue 12's example
+  CHECK(t.adjoint && t.before == 0 && t.after == 1 && t.output_padding == 0);
+  const SameTransposePadding e = same_transpose_padding(5, 5, 2, 1);  // kernel 2, stride 1
+  CHECK(e.adjoint && e.before == 0 && e.after == 1 && e.output_padding == 0);
+  CHECK(!same_transpose_padding(3, 4, 2, 2).adjoint);  // ⌈4 / 2⌉ = 2 windows, not 3
+  for (int64_t in = 1; in <= 6; ++in)
+    for (int64_t k = 1; k <= 5; ++k)
+      for (int64_t st = 1; st <= 3; ++st) {
+        const int64_t out = in * st;
+        const SameTransposePadding p = same_transpose_padding(in, out, k, st);
+        CHECK(p.adjoint && p.output_padding >= 0 && p.output_padding < st);
+        ConvTranspose2dShape t2;
+        t2.in_channels = 2, t2.height = in, t2.width = 3, t2.out_channels = 1;
+        t2.kernel_h = k, t2.kernel_w = 1, t2.stride_h = st;
+        t2.pad_top = p.before, t2.pad_bottom = p.after, t2.output_pad_h = p.output_padding;
+        validate(t2, "test");
+        CHECK(t2.out_h() == out);
+        Conv2dShape c = conv(1, 1, out, 3, 2, 1, 1, 0, 1, 1);
+        c.kernel_h = k, c.stride_h = st;
+        const SamePadding f = same_padding(out, k, st);
+        c.pad_top = f.before, c.pad_bottom = f.after;
+        validate(c, "test");
+        CHECK(c.out_h() == in);
+        auto u = random_vector<double>(out * 3, 30), v = random_vector<double>(2 * in * 3, 31);
+        auto W = random_vector<double>(2 * k, 32);  // conv (2, 1, k, 1) = transposed (2, 1, k, 1)
+        std::vector<double> cu(2 * in * 3), tv(out * 3);
+        conv2d_forward_naive(cu.data(), u.data(), W.data(), static_cast<const double*>(nullptr), c);
+        conv_transpose2d_forward_naive(tv.data(), v.data(), W.data(), static_cast<const double*>(nullptr), t2);
+        double lhs = 0, rhs = 0;
+        for (size_t i = 0; i < cu.size(); ++i) lhs += cu[i] * v[i];
+        for (size_t i = 0; i < tv.size(); ++i) rhs += u[i] * tv[i];
+        CHECK_CLOSE(lhs, rhs, 1e-12);
+      }
 }

@@ -109,12 +109,14 @@ ConvTranspose2dShape transpose_shape(const py::array& x, const py::array& W,
   s.kernel_w = W.shape(3);
   require_shape(W, {s.in_channels, s.out_channels, s.kernel_h, s.kernel_w}, op, "W");
   const auto st = int_tuple<2>(stride, op, "stride", "an int or an (h, w) pair");
-  const auto pd = int_tuple<2>(padding, op, "padding", "an int or an (h, w) pair");
+  const auto pd = conv_padding(padding, op);
   const auto op_ = int_tuple<2>(output_padding, op, "output_padding", "an int or an (h, w) pair");
   s.stride_h = st[0];
   s.stride_w = st[1];
-  s.pad_h = pd[0];
-  s.pad_w = pd[1];
+  s.pad_top = pd[0];
+  s.pad_bottom = pd[1];
+  s.pad_left = pd[2];
+  s.pad_right = pd[3];
   s.output_pad_h = op_[0];
   s.output_pad_w = op_[1];
   validate(s, op);
@@ -265,7 +267,8 @@ void bind_conv(py::module_& ops) {
           py::arg("b") = py::none(), py::arg("stride") = 1, py::arg("padding") = 0,
           py::arg("output_padding") = 0, py::arg("naive") = false,
           "Transposed convolution. x (N, C_in, H, W), W (C_in, C_out, KH, KW), b (C_out,) or "
-          "None; out = (H - 1)·stride - 2·padding + KH + output_padding.");
+          "None; padding: int, (h, w) or (top, bottom, left, right), cropped from the output; "
+          "out = (H - 1)·stride - top - bottom + KH + output_padding.");
   ops.def("conv_transpose2d_backward", &conv_transpose2d_backward_py, py::arg("dy"),
           py::arg("x"), py::arg("W"), py::arg("stride") = 1, py::arg("padding") = 0,
           py::arg("output_padding") = 0, py::arg("with_bias") = true, py::arg("naive") = false,

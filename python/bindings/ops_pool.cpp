@@ -54,13 +54,15 @@ Pool2dShape pool_shape(const std::vector<int64_t>& xs, const py::object& kernel_
   const auto k = pair_arg(kernel_size, op, "kernel_size");
   // stride=None means non-overlapping windows, as in PyTorch and Keras.
   const auto st = stride.is_none() ? k : pair_arg(stride, op, "stride");
-  const auto pad = pair_arg(padding, op, "padding");
+  // padding: int, (h, w) or (top, bottom, left, right) (Keras's "same" is asymmetric).
+  auto pad = int_tuple(padding, {4, 2}, op, "padding",
+                       "an int, (h, w) or (top, bottom, left, right)");
+  if (pad.size() == 2) pad = {pad[0], pad[0], pad[1], pad[1]};
   Pool2dShape s;
   s.batch = xs[0], s.channels = xs[1], s.height = xs[2], s.width = xs[3];
   s.kernel_h = k[0], s.kernel_w = k[1];
   s.stride_h = st[0], s.stride_w = st[1];
-  s.pad_top = s.pad_bottom = pad[0];
-  s.pad_left = s.pad_right = pad[1];
+  s.pad_top = pad[0], s.pad_bottom = pad[1], s.pad_left = pad[2], s.pad_right = pad[3];
   s.count_include_pad = count_include_pad;
   validate(s, op);
   return s;
@@ -281,7 +283,8 @@ py::array zero_pad2d_backward_py(const py::array& dy, const py::object& x_shape,
 void bind_pool(py::module_& ops) {
   ops.def("max_pool2d_forward", &max_pool2d_forward_py, py::arg("x"), py::arg("kernel_size"),
           py::arg("stride") = py::none(), py::arg("padding") = 0, py::arg("naive") = false,
-          "(y, argmax): max over each window of x (N, C, H, W); argmax (int64, like y) is the "
+          "(y, argmax): max over each window of x (N, C, H, W); padding int, (h, w) or (top, "
+          "bottom, left, right) of cells that never win; argmax (int64, like y) is the "
           "winner's h·W + w in its plane. Ties: the first maximum in row-major order; NaN "
           "propagates (the first NaN wins).");
   ops.def("max_pool2d_backward", &max_pool2d_backward_py, py::arg("dy"), py::arg("argmax"),

@@ -393,7 +393,9 @@ class SeparableConv2D(_Conv):
 
 class Conv2DTranspose(_Conv):
     """Transposed convolution (U-Net's up-sampling). Kernel (C, filters, KH, KW) as
-    PyTorch; "valid" gives (H − 1)·s + KH, "same" gives H·s."""
+    PyTorch; "valid" gives (H − 1)·s + KH, "same" gives H·s and is the adjoint of
+    Conv2D "same" on that H·s image (TensorFlow's rule: the odd cropped cell at
+    the bottom/right); explicit padding is cropped from the output's sides."""
 
     kind = "conv2d_transpose"
 
@@ -401,8 +403,6 @@ class Conv2DTranspose(_Conv):
         if kwargs.get("dilation_rate", 1) not in (1, (1, 1)):
             raise ValueError("Conv2DTranspose: dilation_rate other than 1 is not supported")
         super().__init__(kernel_size, strides=strides, padding=padding, **kwargs)
-        if self.padding == "explicit" and (self.pads[0] != self.pads[1] or self.pads[2] != self.pads[3]):
-            raise ValueError(f"Conv2DTranspose: explicit padding must be symmetric, got {padding!r}")
         self.filters = _validate.integer("Conv2DTranspose", "filters", filters, minimum=1)
         self.output_padding = None if output_padding is None else _pair(
             "Conv2DTranspose", "output_padding", output_padding, minimum=0)

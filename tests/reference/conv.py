@@ -7,6 +7,8 @@ matrix, one einsum) used for the bigger grid cases. The test suite checks the
 two against each other and both backwards against finite differences.
 
 Padding is (top, bottom, left, right); stride and dilation are (h, w) pairs.
+Keras's "same" is written out here from TensorFlow's rule (same_pads) so the
+tests compare corenn's "same" layers with explicit, asymmetric padding.
 """
 
 import numpy as np
@@ -26,6 +28,23 @@ def pad4(padding):
 
 def out_size(size, pad_before, pad_after, k, stride, dilation):
     return (size + pad_before + pad_after - dilation * (k - 1) - 1) // stride + 1
+
+
+def same_pads(size, k, stride, dilation=1):
+    """TensorFlow's "same" along one axis: out = ⌈size / stride⌉ windows, total
+    padding max((out − 1)·stride + (k − 1)·dilation + 1 − size, 0), the odd
+    cell after (bottom/right). Returns (out, before, after)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + (k - 1) * dilation + 1 - size, 0)
+    return out, total // 2, total - total // 2
+
+
+def same_pad4(size_hw, k, stride, dilation=1):
+    """(top, bottom, left, right) of Keras's "same" for an (H, W) image."""
+    (kh, kw), (sh, sw), (dh, dw) = pair(k), pair(stride), pair(dilation)
+    _, top, bottom = same_pads(size_hw[0], kh, sh, dh)
+    _, left, right = same_pads(size_hw[1], kw, sw, dw)
+    return top, bottom, left, right
 
 
 def _pad(x, pt, pb, pl, pr):
@@ -108,17 +127,18 @@ def conv2d_backward(dy, x, W, stride=1, padding=0, dilation=1, groups=1):
     return dx, dW, dy.sum(axis=(0, 2, 3))
 
 
-def conv_transpose2d_out(size, k, stride, padding, output_padding):
-    return (size - 1) * stride - 2 * padding + k + output_padding
+def conv_transpose2d_out(size, k, stride, pad_before, pad_after, output_padding):
+    return (size - 1) * stride - pad_before - pad_after + k + output_padding
 
 
 def conv_transpose2d_forward(x, W, b=None, stride=1, padding=0, output_padding=0):
     """From the definition: every input pixel x[n, c, h, w] adds x·W[c] into the
-    output at rows h·sh − pad_h + p, columns w·sw − pad_w + q. Loops: small inputs."""
-    (sh, sw), (ph, pw), (oph, opw) = pair(stride), pair(padding), pair(output_padding)
+    output at rows h·sh − top + p, columns w·sw − left + q; padding (top,
+    bottom, left, right) is cropped from the full output. Loops: small inputs."""
+    (sh, sw), (pt, pb, pl, pr), (oph, opw) = pair(stride), pad4(padding), pair(output_padding)
     N, C, H, Wd = x.shape
     _, O, KH, KW = W.shape
-    OH, OW = conv_transpose2d_out(H, KH, sh, ph, oph), conv_transpose2d_out(Wd, KW, sw, pw, opw)
+    OH, OW = conv_transpose2d_out(H, KH, sh, pt, pb, oph), conv_transpose2d_out(Wd, KW, sw, pl, pr, opw)
     # Scatter into an output padded by the cropped border, then crop.
     full = np.zeros((N, O, (H - 1) * sh + KH + oph, (Wd - 1) * sw + KW + opw))
     for n in range(N):
@@ -127,15 +147,15 @@ def conv_transpose2d_forward(x, W, b=None, stride=1, padding=0, output_padding=0
                 for w in range(Wd):
                     full[n, :, h * sh:h * sh + KH, w * sw:w * sw + KW] += x[n, c, h, w] * W[c]
     y = np.zeros((N, O, OH, OW))
-    rows, cols_ = min(OH, full.shape[2] - ph), min(OW, full.shape[3] - pw)
-    y[:, :, :rows, :cols_] = full[:, :, ph:ph + rows, pw:pw + cols_]
+    rows, cols_ = min(OH, full.shape[2] - pt), min(OW, full.shape[3] - pl)
+    y[:, :, :rows, :cols_] = full[:, :, pt:pt + rows, pl:pl + cols_]
     return y if b is None else y + b[None, :, None, None]
 
 
 def conv_transpose2d_backward(dy, x, W, stride=1, padding=0, output_padding=0):
     """dx[n, c, h, w] = Σ W[c] ⊙ (the window of dy it scattered into);
     dW[c] = Σ_{n, h, w} x[n, c, h, w] · that window; db = Σ dy."""
-    (sh, sw), (ph, pw) = pair(stride), pair(padding)
+    (sh, sw), (ph, _, pw, _) = pair(stride), pad4(padding)
     N, C, H, Wd = x.shape
     _, O, KH, KW = W.shape
     full = np.zeros((N, O, (H - 1) * sh + KH + max(0, dy.shape[2] + ph - ((H - 1) * sh + KH)),

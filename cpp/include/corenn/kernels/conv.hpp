@@ -7,7 +7,9 @@
 //
 // The transposed convolution (U-Net's up-sampling) is the adjoint of conv2d's
 // input gradient: each input pixel scatters W into the output; weights
-// (C_in, C_out, KH, KW) like PyTorch, out = (H − 1)·s − 2·pad + KH + output_padding.
+// (C_in, C_out, KH, KW) like PyTorch, out = (H − 1)·s − pad_top − pad_bottom + KH +
+// output_padding (PyTorch's padding p is pad_top = pad_bottom = p; Keras's
+// "same" crops asymmetrically, see padding.hpp).
 #pragma once
 
 #include <cstdint>
@@ -55,7 +57,7 @@ struct ConvTranspose2dShape {
   int64_t batch = 1, in_channels = 1, height = 1, width = 1;  // x: (batch, in_channels, height, width)
   int64_t out_channels = 1, kernel_h = 1, kernel_w = 1;       // W: (in_channels, out_channels, kernel_h, kernel_w)
   int64_t stride_h = 1, stride_w = 1;
-  int64_t pad_h = 0, pad_w = 0;                               // cropped from both sides of the output
+  int64_t pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;  // cropped from the output's sides
   int64_t output_pad_h = 0, output_pad_w = 0;                 // added at the bottom/right, < stride
   int64_t out_h() const;
   int64_t out_w() const;
