@@ -80,7 +80,7 @@ CASES = [
     ("unknown activation", lambda: L.Dense(3, activation="swish"), ValueError,
      r"^Dense: activation must be one of 'linear', .*'softmax', got 'swish'$"),
     ("unknown Activation", lambda: L.Activation("gelu"), ValueError,
-     r"^Activation: activation must be one of .*, got 'gelu'$"),
+     r"^Activation: activation must be one of .*, got 'gelu'; did you mean 'relu'\?$"),
     ("unknown initializer", lambda: L.Dense(3, kernel_initializer="orthogonal"), ValueError,
      r"^Dense: initializer must be one of 'zeros', .*'glorot_uniform', got 'orthogonal'$"),
     ("unknown regularizer", lambda: L.Dense(3, kernel_regularizer="l3"), TypeError,
@@ -143,7 +143,8 @@ CASES = [
     ("not a layer", lambda: cn.Sequential([L.Input((4,)), "dense"]), TypeError,
      r"^Sequential\.add: expected a corenn layer, got 'dense'$"),
     ("unsupported dtype", lambda: cn.Sequential(dtype="float16"), ValueError,
-     r"^Sequential: dtype must be one of 'float32', 'float64', got 'float16'$"),
+     r"^Sequential: dtype must be one of 'float32', 'float64', got 'float16'; did you mean "
+     r"'float64'\?$"),
     # ---- fit arguments
     ("batch_size=0", lambda: fit(batch_size=0), ValueError, r"^fit: batch_size must be >= 1, got 0$"),
     ("batch_size float", lambda: fit(batch_size=2.0), TypeError,

@@ -60,6 +60,22 @@ py::array optional_bias(const py::object& b, const py::array& x, int64_t out_cha
   return b_arr;
 }
 
+// Images given channels-last (N, H, W, C), the layout of Keras and of most
+// NumPy image code, are a classic mistake: when W's `channels` sit on x's last
+// axis instead of axis 1, and that axis is shorter than the two before it (an
+// image has more rows and columns than channels), say so and show the fix
+// instead of a bare mismatch with W's shape.
+void reject_channels_last(const py::array& x, const py::array& W, int64_t channels,
+                          const char* op) {
+  if (x.shape(1) != channels && x.shape(3) == channels && channels < x.shape(1) &&
+      channels < x.shape(2))
+    throw ShapeError(std::string(op) + ": x must be (N, C, H, W) with C = " +
+                     std::to_string(channels) + " channels for W of shape " +
+                     shape_string(shape_of(W)) + ", got " + shape_string(shape_of(x)) +
+                     ", which looks channels-last (N, H, W, C); corenn expects (N, C, H, W): "
+                     "pass x.transpose(0, 3, 1, 2)");
+}
+
 // Shape of a conv2d from x (N, C_in, H, W), W (C_out, C_in/groups, KH, KW) and
 // the hyper-parameters; checks ranks, W's shape and the geometry.
 Conv2dShape conv_shape(const py::array& x, const py::array& W, const py::object& stride,
@@ -87,6 +103,7 @@ Conv2dShape conv_shape(const py::array& x, const py::array& W, const py::object&
   s.pad_left = pd[2];
   s.pad_right = pd[3];
   s.groups = groups;
+  if (groups >= 1) reject_channels_last(x, W, W.shape(1) * groups, op);
   if (groups >= 1 && s.in_channels % groups == 0)
     require_shape(W, {s.out_channels, s.in_channels / groups, s.kernel_h, s.kernel_w}, op, "W");
   validate(s, op);
@@ -107,6 +124,7 @@ ConvTranspose2dShape transpose_shape(const py::array& x, const py::array& W,
   s.out_channels = W.shape(1);
   s.kernel_h = W.shape(2);
   s.kernel_w = W.shape(3);
+  reject_channels_last(x, W, W.shape(0), op);
   require_shape(W, {s.in_channels, s.out_channels, s.kernel_h, s.kernel_w}, op, "W");
   const auto st = int_tuple<2>(stride, op, "stride", "an int or an (h, w) pair");
   const auto pd = conv_padding(padding, op);

@@ -1,6 +1,9 @@
 """Argument checks shared by the Python API: each error names the callee, the
 argument, what was expected and what was given."""
 
+import difflib
+import functools
+import inspect
 import math
 import numbers
 
@@ -33,7 +36,8 @@ def real(owner, name, value, low=None, high=None, low_open=False, high_open=Fals
 
 def choice(owner, name, value, options):
     if value not in options:
-        raise ValueError(f"{owner}: {name} must be one of {', '.join(map(repr, options))}, got {value!r}")
+        raise ValueError(f"{owner}: {name} must be one of {', '.join(map(repr, options))}, "
+                         f"got {value!r}{did_you_mean(value, options)}")
     return value
 
 
@@ -48,3 +52,107 @@ def shape(owner, name, value):
         if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1:
             raise ValueError(f"{owner}: {name} must be a tuple of positive ints, got {value!r}")
     return tuple(int(d) for d in dims)
+
+
+def did_you_mean(value, options):
+    """"; did you mean 'x'?" naming the option closest to `value` (difflib's
+    similarity, or the initials of a snake_case option: 'lr' -> 'learning_rate'),
+    or "" when none is close."""
+    if not isinstance(value, str):
+        return ""
+    options = [o for o in options if isinstance(o, str)]
+    close = difflib.get_close_matches(value.lower(), options, n=1)
+    if not close:
+        close = [o for o in options if "_" in o and "".join(w[:1] for w in o.split("_")) == value.lower()]
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def keyword_signature(cls, parent):
+    """The signature of cls(...) with every argument it accepts: the
+    parameters of its own __init__, then, when that passes **kwargs on, those
+    of `parent` (the signature of the class above, already complete) as
+    keyword-only ones."""
+    if "__init__" not in vars(cls):
+        return parent
+    params = list(inspect.signature(vars(cls)["__init__"]).parameters.values())[1:]  # no self
+    passes_on = any(p.kind == p.VAR_KEYWORD for p in params)
+    params = [p for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if passes_on and parent is not None:
+        names = {p.name for p in params}
+        params += [p.replace(kind=p.KEYWORD_ONLY) for p in parent.parameters.values()
+                   if p.name not in names]
+    return inspect.Signature(params)
+
+
+def keywords(owner, signature, given):
+    """TypeError for a keyword argument that `signature` does not take,
+    suggesting the closest one it does."""
+    for key in given:
+        if key not in signature.parameters:
+            hint = did_you_mean(key, signature.parameters) or (
+                f"; it takes {', '.join(signature.parameters)}")
+            raise TypeError(f"{owner} got an unexpected keyword argument {key!r}{hint}")
+
+
+class _ClassSignature:
+    """cls.__signature__ on the class only: an instance (a layer is callable
+    on tensors) keeps the signature of its __call__."""
+
+    def __get__(self, obj, cls):
+        if obj is not None:
+            raise AttributeError("__signature__")
+        return cls._signature
+
+
+class KeywordChecked:
+    """Base of the classes configured by keyword arguments (layers,
+    optimizers). Each subclass's signature lists every argument it accepts,
+    its bases' ones included (followed up through **kwargs), so help(cls) and
+    inspect.signature(cls) show them instead of a bare **kwargs; and cls(...)
+    with a misspelt keyword raises TypeError naming the class and the closest
+    argument before any __init__ runs."""
+
+    _signature = None
+    __signature__ = _ClassSignature()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._signature = keyword_signature(cls, cls._signature)  # the parent's, until set here
+        if "__init__" in vars(cls):  # help(cls) also lists __init__
+            self = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+            cls.__init__.__signature__ = inspect.Signature([self, *cls._signature.parameters.values()])
+
+    def __new__(cls, *args, **kwargs):
+        if kwargs:
+            keywords(cls.__name__, cls._signature, kwargs)
+        return super().__new__(cls)
+
+
+def keyword_checked(method):
+    """The same check for a method's keyword arguments (compile, fit)."""
+    signature = inspect.signature(method)
+    owner = f"{method.__name__}()"
+
+    @functools.wraps(method)
+    def checked(*args, **kwargs):
+        keywords(owner, signature, kwargs)
+        return method(*args, **kwargs)
+    return checked
+
+
+def channels_last(name, shape, expected=None):
+    """A hint for an image batch given channels-last (N, H, W, C), the layout
+    of Keras, TensorFlow and image files, where corenn expects (N, C, H, W):
+    when `shape` is `expected` (C, H, W) with the channels moved last, or,
+    with no `expected`, as a possibility. "" when it does not apply."""
+    shape = tuple(shape)
+    if len(shape) != 4:
+        return ""
+    if expected is None:
+        return (f"; if {name} holds images channels-last (N, H, W, C), pass "
+                f"{name}.transpose(0, 3, 1, 2): corenn expects (N, C, H, W)")
+    c, h, w = expected if len(expected) == 3 else (None, None, None)
+    if shape[1:] != (h, w, c) or shape[1:] == tuple(expected):
+        return ""
+    return (f"; corenn expects images as (N, C, H, W) and {name} looks channels-last "
+            f"(N, H, W, C): pass {name}.transpose(0, 3, 1, 2)")

@@ -17,17 +17,15 @@ block's layers can be found again with `model.get_layer`.
   concatenations, ending in per-pixel logits.
 """
 
-import itertools
 import math
 
 from . import layers as L
 from . import models
 
-_ids = itertools.count()
-
 
 def _prefix(name, kind):
-    return name if name is not None else f"{kind}{next(_ids)}"
+    # Unnamed blocks count per kind like layers (res, res_1, ...; cn.clear_session restarts).
+    return name if name is not None else L.unique_name(kind)
 
 
 def _conv_bn(x, filters, kernel_size, name, strides=1, activation="relu", batch_norm=True):

@@ -2,15 +2,45 @@
 hyper-parameters, describes itself to the C++ engine, and forwards the few
 things a user changes later (trainable) to the engine that runs it."""
 
+import collections
 import inspect
-import itertools
+import re
 
 import numpy as np
 
 from . import _core, _validate, initializers, regularizers
 
 ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
-_counter = itertools.count()
+
+# Automatic layer names, per kind as in Keras: dense, dense_1, dense_2, ... A
+# name already taken in this session (given by hand, or loaded from a file) is
+# skipped, so a new layer on a loaded model does not collide with its layers.
+_name_counts = collections.Counter()
+_names_taken = set()
+
+
+def unique_name(prefix):
+    """The next free name of `prefix`: prefix, prefix_1, prefix_2, ..."""
+    n = _name_counts[prefix]
+    while (name := f"{prefix}_{n}" if n else prefix) in _names_taken:
+        n += 1
+    _name_counts[prefix] = n + 1
+    _names_taken.add(name)
+    return name
+
+
+def clear_session():
+    """Restart automatic layer names (dense, dense_1, ...) from the beginning,
+    as Keras's clear_session: names in a script then do not depend on what ran
+    before it in the same process. Existing layers and models keep their names."""
+    _name_counts.clear()
+    _names_taken.clear()
+
+
+def _snake_case(class_name):
+    """Keras's automatic name of a class: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d."""
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", class_name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _activation(owner, value):
@@ -103,9 +133,12 @@ def _argument_from_config(name, field, config):
     return value
 
 
-class Layer:
+class Layer(_validate.KeywordChecked):
     """Base class. `kind` is the engine's name for the layer; `merges` marks
-    layers that take a list of two or more inputs (Add, Concatenate)."""
+    layers that take a list of two or more inputs (Add, Concatenate).
+    A subclass's signature lists its arguments and the ones below, which
+    every layer takes; a misspelt keyword raises TypeError naming the closest
+    (corenn._validate.KeywordChecked)."""
 
     kind = None
     merges = False
@@ -113,10 +146,12 @@ class Layer:
     _renamed = {}
 
     def __init__(self, name=None, trainable=True, input_shape=None):
-        base = type(self).__name__.lower()
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"{type(self).__name__}: name must be a non-empty string, got {name!r}")
-        self.name = name if name is not None else f"{base}_{next(_counter)}"
+        if name is None:
+            name = unique_name(_snake_case(type(self).__name__))
+        _names_taken.add(name)
+        self.name = name
         self._trainable = bool(trainable)
         self.input_shape = None if input_shape is None else _validate.shape(
             type(self).__name__, "input_shape", input_shape)

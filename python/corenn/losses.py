@@ -8,6 +8,8 @@ softmax or sigmoid itself, fused and numerically stable.
     mse                    mean over all elements of (pred − target)²
 """
 
+from . import _validate
+
 NAMES = ("softmax_cross_entropy", "binary_cross_entropy", "mse")
 _ALIASES = {"sparse_categorical_crossentropy": "softmax_cross_entropy",
             "binary_crossentropy": "binary_cross_entropy", "mean_squared_error": "mse"}
@@ -16,7 +18,4 @@ _ALIASES = {"sparse_categorical_crossentropy": "softmax_cross_entropy",
 def get(name):
     if not isinstance(name, str):
         raise TypeError(f"compile: loss must be a name, got {name!r}")
-    name = _ALIASES.get(name, name)
-    if name not in NAMES:
-        raise ValueError(f"compile: loss must be one of {', '.join(map(repr, NAMES))}, got {name!r}")
-    return name
+    return _validate.choice("compile", "loss", _ALIASES.get(name, name), NAMES)

@@ -276,7 +276,9 @@ def get(metric):
         if found is None:
             raise ValueError(f"compile: unknown metric {metric!r}; expected accuracy, binary_accuracy, "
                              "precision, recall, f1 (optionally with _binary, _macro or _micro), "
-                             "top_k_accuracy, top_<k>_accuracy, or a callable fn(outputs, y, loss)")
+                             "top_k_accuracy, top_<k>_accuracy, or a callable fn(outputs, y, loss)"
+                             + _validate.did_you_mean(metric, ("accuracy", "binary_accuracy", "precision",
+                                                               "recall", "f1", "top_k_accuracy")))
         return found
     if callable(metric):
         return getattr(metric, "name", None) or getattr(metric, "__name__", "metric"), metric

@@ -8,6 +8,7 @@ import math
 import numbers
 import sys
 import time
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -144,7 +145,14 @@ class Model:
         if self._engine is None:
             if self._input_shape is None and x is not None:
                 self._input_shape = tuple(int(d) for d in np.shape(x)[1:])
-            self.build()
+                try:
+                    self.build()
+                except ValueError as exc:  # the shape came from x: x may be the mistake
+                    self._input_shape = None
+                    raise ValueError(f"{exc} (the input shape {tuple(np.shape(x)[1:])} was taken "
+                                     f"from x){_validate.channels_last('x', np.shape(x))}") from None
+            else:
+                self.build()
 
     @property
     def input_shape(self):
@@ -217,10 +225,12 @@ class Model:
             at += n
 
     # ---------------------------------------------------------------- training
+    @_validate.keyword_checked
     def compile(self, optimizer="adam", loss="softmax_cross_entropy", metrics=None):
         self._optimizer = optimizers_module.get(optimizer)
         self._loss = losses.get(loss)
         self._metrics = [metrics_module.get(m) for m in (metrics or [])]
+        _warn_activation_before_loss(self._layers[-1] if self._layers else None, self._loss)
         if self._engine is not None:
             self._engine.compile(self._loss, self._optimizer._engine_config())
 
@@ -242,7 +252,7 @@ class Model:
         want = (len(x), *self._input_shape) if x.ndim >= 1 else None
         if x.shape != want:
             raise ValueError(f"{owner}: x must have shape (batch, {', '.join(map(str, self._input_shape))}),"
-                             f" got {x.shape}")
+                             f" got {x.shape}{_validate.channels_last('x', x.shape, self._input_shape)}")
         x = np.ascontiguousarray(x, dtype=self.dtype)
         if y is None:
             return x, None
@@ -349,6 +359,7 @@ class Model:
         self._engine.set_learning_rate(self._optimizer.lr_at(self._engine.steps))
         return float(self._engine.train_step(x, y, self._labels(), sample_weight=w))
 
+    @_validate.keyword_checked
     def fit(self, x, y, batch_size=32, epochs=1, validation_data=None, validation_split=0.0,
             shuffle=True, callbacks=None, verbose=1, class_weight=None, sample_weight=None):
         """Mini-batch training (the course's random_mini_batches: shuffled each
@@ -586,23 +597,46 @@ class Sequential(Model):
     def build(self, input_shape=None):
         if input_shape is not None:
             self._input_shape = _validate.shape("Sequential.build", "input_shape", input_shape)
+        given_input = self._input
         if self._input is None and self._input_shape is not None:
             self._input = layers_module.Input(self._input_shape, name="input")
         if self._input is not None and self._input_shape != self._input.shape:
             self._input = layers_module.Input(self._input_shape, name=self._input.name)
         # Connect the stack (once), so layer.output and model.input exist.
         tensor = None if self._input is None else self._input.output
+        connected = []
         for layer in self._layers:
             if tensor is None:
                 break
             if layer._inbound is None:
                 tensor = layer(tensor)
+                connected.append(layer)
             elif layer._inbound == [tensor]:
                 tensor = layer.output
             else:
                 raise ValueError(f"Sequential.build: layer '{layer.name}' is already connected "
                                  "elsewhere; create a new layer")
-        super().build()
+        try:
+            super().build()
+        except ValueError:  # undo the connections: a build with another input shape starts clean
+            for layer in connected:
+                layer._inbound = layer.output = None
+            self._input = given_input
+            raise
+
+
+# The losses that apply an activation themselves: a model ending in that same
+# activation applies it twice, trains slowly and reports a wrong loss, silently.
+_LOSS_ACTIVATION = {"softmax_cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
+
+
+def _warn_activation_before_loss(last, loss):
+    applied = _LOSS_ACTIVATION.get(loss)
+    if applied is not None and getattr(last, "activation", None) == applied:
+        warnings.warn(f"compile: the output layer '{last.name}' applies {applied} and the loss "
+                      f"{loss!r} applies it again: {loss} expects logits, so use activation=None "
+                      f"(linear) on '{last.name}' and apply {applied} to predict()'s outputs "
+                      "when you need probabilities", UserWarning, stacklevel=4)
 
 
 def _trace(source, output):

@@ -11,7 +11,10 @@ from .. import _validate
 from . import schedules
 
 
-class Optimizer:
+class Optimizer(_validate.KeywordChecked):
+    """Base class. A misspelt keyword (Adam(lr=...)) raises TypeError naming
+    the closest argument (corenn._validate.KeywordChecked)."""
+
     kind = None
 
     def __init__(self, learning_rate, weight_decay=0.0):
@@ -111,7 +114,8 @@ def get(value):
     if isinstance(value, str) and value.lower() in _BY_NAME:
         return _BY_NAME[value.lower()]()
     raise ValueError(f"compile: optimizer must be an Optimizer or one of "
-                     f"{', '.join(map(repr, _BY_NAME))}, got {value!r}")
+                     f"{', '.join(map(repr, _BY_NAME))}, got {value!r}"
+                     f"{_validate.did_you_mean(value, _BY_NAME)}")
 
 
 __all__ = ["Adam", "AdamW", "Optimizer", "RMSprop", "SGD", "get", "schedules"]
