@@ -542,7 +542,8 @@ class Engine : public EngineBase {
         bool any_missing = false;
         for (int64_t i = 0; i < n && !any_missing; ++i) any_missing = std::isnan(t[i]);
         if (!any_missing)
-          return static_cast<double>(sigmoid_cross_entropy<T>(dout, out, t, nullptr, batch, out_size, w));
+          return static_cast<double>(
+              sigmoid_cross_entropy<T>(dout, out, t, nullptr, batch, out_size, w));
         ensure_size(mask, n);
         // Masked targets must not reach the kernel as NaN (0·NaN is NaN).
         ensure_size(clean_targets, n);
@@ -584,7 +585,8 @@ class Engine : public EngineBase {
     return x.dim(0);
   }
 
-  int64_t check_batch(const char* op, const Tensor& x, const Tensor& y, const Tensor* weight) const {
+  int64_t check_batch(const char* op, const Tensor& x, const Tensor& y,
+                      const Tensor* weight) const {
     if (!compiled) throw ValueError(std::string(op) + ": the model is not compiled");
     const int64_t batch = check_input(op, x);
     if (batch < 1) throw ShapeError(std::string(op) + ": the batch is empty");

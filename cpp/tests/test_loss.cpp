@@ -94,9 +94,10 @@ TEST(weighted_losses_match_naive_and_reduce_to_unweighted) {
         return sigmoid_cross_entropy_naive(g, z.data(), t.data(), nullptr, n, c, s);
       },
       [&](double* g) { return sigmoid_cross_entropy(g, z.data(), t.data(), nullptr, n, c); });
-  check_all([&](double* g, const double* s) { return mse(g, z.data(), t.data(), n * c, s, n); },
-            [&](double* g, const double* s) { return mse_naive(g, z.data(), t.data(), n * c, s, n); },
-            [&](double* g) { return mse(g, z.data(), t.data(), n * c); });
+  check_all(
+      [&](double* g, const double* s) { return mse(g, z.data(), t.data(), n * c, s, n); },
+      [&](double* g, const double* s) { return mse_naive(g, z.data(), t.data(), n * c, s, n); },
+      [&](double* g) { return mse(g, z.data(), t.data(), n * c); });
 
   // Weight 2 on row 0 of a 3-row batch = row 0 twice in a 4-row batch, times 4/3.
   const int64_t k = 5;

@@ -340,14 +340,14 @@ class Model:
             table[int(key)] = _validate.real(owner, f"class_weight[{key}]", value, low=0.0)
         return table[labels].astype(self.dtype)
 
-    def _example_weights(self, owner, y, sample_weight, class_weight):
-        """The per-example loss weights: sample_weight times the class weight of
-        each example's label (Keras multiplies the two); None when neither is given."""
-        w = self._sample_weight(owner, sample_weight, len(y))
-        if class_weight is not None:
-            c = self._class_weight(owner, class_weight, y)
-            w = c if w is None else w * c
-        return w
+    def _example_weights(self, owner, y, w, class_weight):
+        """The per-example loss weights: the checked sample weights w times the
+        class weight of each example's label (Keras multiplies the two); None
+        when neither is given."""
+        if class_weight is None:
+            return w
+        c = self._class_weight(owner, class_weight, y)
+        return c if w is None else w * c
 
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
         """One optimizer update on (x, y); returns the loss before the update.
@@ -355,7 +355,9 @@ class Model:
         loss as in fit."""
         self._require_compiled("train_on_batch")
         x, y = self._prepare("train_on_batch", x, y)
-        w = self._example_weights("train_on_batch", y, sample_weight, class_weight)
+        w = self._example_weights("train_on_batch", y,
+                                  self._sample_weight("train_on_batch", sample_weight, len(y)),
+                                  class_weight)
         self._engine.set_learning_rate(self._optimizer.lr_at(self._engine.steps))
         return float(self._engine.train_step(x, y, self._labels(), sample_weight=w))
 
