@@ -226,6 +226,15 @@ def test_output_activation_that_the_loss_applies_warns_at_compile(last, loss, na
     assert len(record) == 1 and record[0].filename == __file__  # points at the user's line
 
 
+def test_the_warning_comes_once_from_the_users_compile(rng):
+    model = cn.Sequential([L.Input((4,)), L.Dense(3, activation="softmax")])  # float32: cloned
+    with pytest.warns(UserWarning, match="applies softmax"):
+        model.compile("sgd", "softmax_cross_entropy")
+    with warnings.catch_warnings():  # gradient_check's float64 clone compiles again, silently
+        warnings.simplefilter("error")
+        cn.gradient_check(model, rng.standard_normal((3, 4)), np.array([0, 1, 2]))
+
+
 def test_functional_model_ending_in_softmax_warns():
     x = L.Input((4,))
     y = L.Dense(3, activation="softmax", name="head")(L.Dense(5)(x))

@@ -563,7 +563,9 @@ class Model:
         clone.build()
         clone.set_weights(self.get_weights())
         if self._loss is not None:
-            clone.compile(self._optimizer, self._loss)
+            with warnings.catch_warnings():  # the user's compile already warned about this model
+                warnings.simplefilter("ignore", UserWarning)
+                clone.compile(self._optimizer, self._loss)
         return clone
 
 
