@@ -8,18 +8,65 @@ import numpy as np
 import pytest
 
 import corenn as cn
+from gradcheck import numerical_gradient, projection, relative_difference
 from reference import sequence as ref
 from reference import upsample as ref_up
 from tolerances import GRADCHECK_THRESHOLD, assert_close
 
 L = cn.layers
 DTYPES = ["float32", "float64"]
+# (kernel, strides, padding, dilation, groups) on (4, 9) sequences, 6 filters.
+CONV1D_GRID = [
+    (3, 1, "valid", 1, 1), (3, 1, "same", 1, 1), (4, 2, "same", 1, 1), (5, 3, "same", 1, 2),
+    (3, 1, "causal", 2, 1), (2, 3, "causal", 1, 2), (3, 2, "valid", 2, 2), (1, 1, "same", 1, 1),
+]
 
 
 def built(layers, input_shape, dtype="float32"):
     m = cn.Sequential([L.Input(input_shape), *layers], dtype=dtype)
     m.build()
     return m
+
+
+# ---------------------------------------------------------------- reference self-checks
+
+
+def test_reference_hand_values():
+    x = np.array([[[1.0, 2.0, 3.0, 4.0]]])
+    W = np.array([[[1.0, 10.0]]])
+    # Causal: output t = x[t − 1] + 10·x[t] with x[−1] = 0.
+    np.testing.assert_array_equal(ref.conv1d_forward(x, W, padding="causal")[0, 0], [10, 21, 32, 43])
+    # "same" with an even kernel pads on the right: t = x[t] + 10·x[t + 1].
+    np.testing.assert_array_equal(ref.conv1d_forward(x, W, padding="same")[0, 0], [21, 32, 43, 4])
+    y, argmax = ref.max_pool1d_forward(np.array([[[3.0, 1.0, 5.0]]]), 2, padding="same")
+    np.testing.assert_array_equal(y[0, 0], [3, 5])
+    np.testing.assert_array_equal(argmax[0, 0], [0, 2])
+
+
+@pytest.mark.parametrize("k, s, padding, d, groups", CONV1D_GRID)
+def test_reference_conv1d_gradient(k, s, padding, d, groups, rng):
+    x, W, b = rng.standard_normal((2, 4, 9)), rng.standard_normal((6, 4 // groups, k)), rng.standard_normal(6)
+    fwd = lambda: ref.conv1d_forward(x, W, b, s, padding, d, groups)  # noqa: E731
+    P = projection(fwd().shape, 1)
+    dx, dW, db = ref.conv1d_backward(P, x, W, s, padding, d, groups)
+    for analytic, wrt in ((dx, x), (dW, W), (db, b)):
+        numeric = numerical_gradient(lambda: float(np.sum(P * fwd())), wrt)
+        assert relative_difference(analytic, numeric) < GRADCHECK_THRESHOLD
+
+
+@pytest.mark.parametrize("k, s, padding", [(2, None, "valid"), (3, 2, "same"), (2, 1, "same")])
+def test_reference_pooling_gradients(k, s, padding, rng):
+    x = rng.permutation(30).reshape(2, 3, 5) * 0.1  # no ties
+    y, argmax = ref.max_pool1d_forward(x, k, s, padding)
+    P = projection(y.shape, 2)
+    numeric = numerical_gradient(lambda: float(np.sum(P * ref.max_pool1d_forward(x, k, s, padding)[0])), x)
+    assert relative_difference(ref.max_pool1d_backward(P, argmax, x.shape), numeric) < GRADCHECK_THRESHOLD
+    P = projection((2, 3), 3)
+    numeric = numerical_gradient(lambda: float(np.sum(P * ref.global_avg_pool1d_forward(x))), x)
+    assert relative_difference(ref.global_avg_pool1d_backward(P, x.shape), numeric) < GRADCHECK_THRESHOLD
+
+
+# ---------------------------------------------------------------- layers
 
 
 @pytest.mark.parametrize(
@@ -45,13 +92,6 @@ def test_output_shapes_follow_keras_rules(layer, input_shape, expected):
     assert m.output_shape == (None, *expected)
     x = np.random.default_rng(0).standard_normal((2, *input_shape)).astype(np.float32)
     assert m.predict(x).shape == (2, *expected)
-
-
-# (kernel, strides, padding, dilation, groups) on (4, 9) sequences, 6 filters.
-CONV1D_GRID = [
-    (3, 1, "valid", 1, 1), (3, 1, "same", 1, 1), (4, 2, "same", 1, 1), (5, 3, "same", 1, 2),
-    (3, 1, "causal", 2, 1), (2, 3, "causal", 1, 2), (3, 2, "valid", 2, 2), (1, 1, "same", 1, 1),
-]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
