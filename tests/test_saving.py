@@ -45,6 +45,13 @@ LAYER_CASES = {
     "batch_norm_dense": ([L.Dense(4), L.BatchNormalization(center=False, scale=False)], (3,)),
     "add_concatenate": ([L.Dense(4)], (4,)),  # replaced by a graph in layer_model
     "normalization": ([L.Normalization([1.0, -2.0, 0.5], [4.0, 0.25, 1.0]), L.Dense(2)], (3,)),
+    "conv1d": ([L.Conv1D(4, 3, strides=2, padding="causal", dilation_rate=2, groups=2, activation="tanh",
+                         bias_initializer="ones")], (2, 9)),
+    "conv1d_same": ([L.Conv1D(3, 4, padding="same", use_bias=False,
+                              kernel_regularizer=cn.regularizers.L2(0.01))], (2, 7)),
+    "max_pool1d": ([L.MaxPooling1D(3, strides=2, padding="same")], (2, 9)),
+    "global_avg_pool1d": ([L.GlobalAveragePooling1D(), L.Dense(2)], (3, 5)),
+    "up_sampling2d": ([L.UpSampling2D((2, 3), interpolation="bilinear"), L.UpSampling2D(2)], (2, 3, 4)),
     "augmentation": ([L.RandomFlip("horizontal"), L.RandomCrop((1, 2)), L.ColorShift(0.3),
                       L.Conv2D(2, 3)], (2, 6, 6)),
 }
@@ -104,6 +111,8 @@ def test_from_config_inverts_get_config_and_the_engine_spec(case):
 
 def test_layer_class_names_every_engine_kind():
     assert L.layer_class("max_pool2d") is L.MaxPool2D is L.MaxPooling2D
+    assert L.layer_class("max_pool1d") is L.MaxPool1D is L.MaxPooling1D
+    assert L.layer_class("global_avg_pool1d") is L.GlobalAvgPool1D is L.GlobalAveragePooling1D
     with pytest.raises(ValueError, match="unknown layer kind 'lstm'"):
         L.layer_class("lstm")
 

@@ -255,7 +255,8 @@ std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec) {
                    "'; expected one of dense, activation, dropout, flatten, reshape, conv2d, "
                    "depthwise_conv2d, separable_conv2d, conv2d_transpose, max_pool2d, avg_pool2d, "
                    "global_avg_pool2d, zero_padding2d, batch_norm, add, concatenate, normalization, "
-                   "random_flip, random_crop, color_shift");
+                   "random_flip, random_crop, color_shift, conv1d, max_pool1d, global_avg_pool1d, "
+                   "up_sampling2d");
 }
 
 template class Layer<float>;

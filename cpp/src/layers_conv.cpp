@@ -10,6 +10,7 @@
 #include "corenn/kernels/init.hpp"
 #include "corenn/kernels/padding.hpp"
 #include "corenn/kernels/pool.hpp"
+#include "corenn/kernels/upsample.hpp"
 #include "corenn/random.hpp"
 #include "layers.hpp"
 
@@ -387,7 +388,8 @@ class Conv2DTranspose : public Convolution<T> {
 template <typename T>
 class Pool2D : public Layer<T> {
  public:
-  explicit Pool2D(const LayerSpec& spec) : Layer<T>(spec), max_(spec.kind == "max_pool2d") {}
+  explicit Pool2D(const LayerSpec& spec)
+      : Layer<T>(spec), max_(spec.kind == "max_pool2d" || spec.kind == "max_pool1d") {}
 
   Shape build(const Shape& in) override {
     const LayerSpec& spec = this->spec_;
@@ -503,6 +505,131 @@ class ZeroPadding2D : public Layer<T> {
   int64_t channels_ = 1, height_ = 1, width_ = 1;
 };
 
+// ------------------------------------------------------ sequences (C, L)
+// The 1-D layers run on the 2-D kernels: a sequence (C, L) is the image
+// (C, 1, L) in the same memory, a length k the pair (1, k). One set of kernels
+// (and of fast paths) serves both.
+
+void require_sequence(const LayerSpec& spec, const Shape& in) {
+  if (in.size() != 2)
+    throw ShapeError(layer_label(spec) + ": expects sequences (channels, steps) per example, got " +
+                     shape_string(in));
+}
+
+// The spec of a 1-D layer as the spec of its 2-D twin, under the same kind
+// and name (so errors name the 1-D layer): lengths k become (1, k), and
+// "causal" padding becomes explicit left padding (k − 1)·dilation (Keras's
+// causal convolution: output t sees inputs t and before only).
+LayerSpec as_2d(const LayerSpec& spec) {
+  const bool conv = spec.kind == "conv1d";
+  const auto widen = [&](const std::vector<int64_t>& v, const char* what) -> std::vector<int64_t> {
+    if (v.empty()) return v;
+    if (v.size() == 1) return {1, v[0]};
+    if (v.size() == 2 && v[0] == 1) return v;
+    throw ValueError(layer_label(spec) + ": " + what + " must be one length, got " + shape_string(v));
+  };
+  LayerSpec s = spec;
+  s.kernel_size = widen(spec.kernel_size, conv ? "kernel_size" : "pool_size");
+  s.strides = widen(spec.strides, "strides");
+  if (conv) s.dilation = widen(spec.dilation, "dilation_rate");
+  if (conv && spec.padding == "causal") {
+    const int64_t k = s.kernel_size.empty() ? 1 : s.kernel_size[1];
+    const int64_t d = s.dilation.empty() ? 1 : s.dilation[1];
+    s.padding = "explicit";
+    s.pads = {0, 0, d * (k - 1), 0};
+  } else if (spec.padding != "valid" && spec.padding != "same") {
+    throw ValueError(layer_label(spec) + ": padding must be 'valid', 'same'" + (conv ? " or 'causal'" : "") +
+                     ", got '" + spec.padding + "'");
+  }
+  return s;
+}
+
+// Conv1D: (C, L) -> (filters, L_out); kernel (filters, C/groups, K), PyTorch's Conv1d.
+template <typename T>
+class Conv1D : public Conv2D<T> {
+ public:
+  explicit Conv1D(const LayerSpec& spec) : Conv2D<T>(as_2d(spec)) {}
+
+  Shape build(const Shape& in) override {
+    require_sequence(this->spec_, in);
+    const Shape out = Conv2D<T>::build({in[0], 1, in[1]});
+    return {out[0], out[2]};
+  }
+
+  std::vector<Shape> parameter_shapes() const override {
+    std::vector<Shape> shapes = Conv2D<T>::parameter_shapes();
+    shapes[0].erase(shapes[0].begin() + 2);  // (filters, C/groups, 1, K): the same memory
+    return shapes;
+  }
+};
+
+// MaxPooling1D: (C, L) -> (C, L_out); "same" pads with −∞, the odd cell on the right.
+template <typename T>
+class Pool1D : public Pool2D<T> {
+ public:
+  explicit Pool1D(const LayerSpec& spec) : Pool2D<T>(as_2d(spec)) {}
+
+  Shape build(const Shape& in) override {
+    require_sequence(this->spec_, in);
+    const Shape out = Pool2D<T>::build({in[0], 1, in[1]});
+    return {out[0], out[2]};
+  }
+};
+
+// GlobalAveragePooling1D: (C, L) -> (C,), the mean over the steps.
+template <typename T>
+class GlobalAvgPool1D : public GlobalAvgPool2D<T> {
+ public:
+  explicit GlobalAvgPool1D(const LayerSpec& spec) : GlobalAvgPool2D<T>(spec) {}
+
+  Shape build(const Shape& in) override {
+    require_sequence(this->spec_, in);
+    return GlobalAvgPool2D<T>::build({in[0], 1, in[1]});
+  }
+};
+
+// UpSampling2D: (C, H, W) -> (C, H·sh, W·sw), nearest or bilinear (upsample.hpp).
+template <typename T>
+class UpSampling2D : public Layer<T> {
+ public:
+  explicit UpSampling2D(const LayerSpec& spec) : Layer<T>(spec) {
+    const Pair size = pair_of(spec, spec.size, "size", 2);
+    geometry_.scale_h = size.h;
+    geometry_.scale_w = size.w;
+    geometry_.interpolation = parse_interpolation(spec.interpolation, layer_label(spec).c_str());
+    validate(geometry_, layer_label(spec).c_str());
+  }
+
+  Shape build(const Shape& in) override {
+    require_image(this->spec_, in);
+    Upsample2dShape& g = geometry_;
+    g.channels = in[0], g.height = in[1], g.width = in[2];
+    validate(g, layer_label(this->spec_).c_str());
+    this->in_size_ = shape_size(in);
+    this->out_size_ = shape_size({g.channels, g.out_h(), g.out_w()});
+    return {g.channels, g.out_h(), g.out_w()};
+  }
+
+  const T* forward(const T* x, int64_t batch, bool, uint64_t, LayerCache<T>& c) const override {
+    Upsample2dShape s = geometry_;
+    s.batch = batch;
+    ensure_size(c.out, batch * this->out_size_);
+    upsample2d_forward<T>(c.out.data(), x, s);
+    return c.out.data();
+  }
+
+  T* backward(T* dy, T* dx, const T*, const T*, int64_t batch, bool need_dx, LayerCache<T>&) override {
+    if (!need_dx) return nullptr;
+    Upsample2dShape s = geometry_;
+    s.batch = batch;
+    upsample2d_backward<T>(dx, dy, s);
+    return dx;
+  }
+
+ private:
+  Upsample2dShape geometry_;
+};
+
 }  // namespace
 
 template <typename T>
@@ -514,6 +641,10 @@ std::unique_ptr<Layer<T>> make_conv_layer(const LayerSpec& spec) {
   if (k == "max_pool2d" || k == "avg_pool2d") return std::make_unique<Pool2D<T>>(spec);
   if (k == "global_avg_pool2d") return std::make_unique<GlobalAvgPool2D<T>>(spec);
   if (k == "zero_padding2d") return std::make_unique<ZeroPadding2D<T>>(spec);
+  if (k == "conv1d") return std::make_unique<Conv1D<T>>(spec);
+  if (k == "max_pool1d") return std::make_unique<Pool1D<T>>(spec);
+  if (k == "global_avg_pool1d") return std::make_unique<GlobalAvgPool1D<T>>(spec);
+  if (k == "up_sampling2d") return std::make_unique<UpSampling2D<T>>(spec);
   return nullptr;
 }
 

@@ -82,6 +82,7 @@ Model every_layer_model(DType dtype) {
   m.add(layer("conv2d_transpose", [](LayerSpec& s) {
     s.filters = 3; s.kernel_size = {2, 2}; s.strides = {2, 2}; s.output_padding = {1, 0};
   }));
+  m.add(layer("up_sampling2d", [](LayerSpec& s) { s.size = {2, 1}; s.interpolation = "bilinear"; }));
   m.add(layer("avg_pool2d", [](LayerSpec& s) { s.kernel_size = {2, 2}; s.padding = "same"; }));
   m.add(layer("conv2d", [](LayerSpec& s) {
     s.name = "grouped"; s.filters = 6; s.groups = 3; s.kernel_size = {1, 1}; s.dilation = {1, 1};
@@ -91,6 +92,11 @@ Model every_layer_model(DType dtype) {
   m.add(layer("dropout", [](LayerSpec& s) { s.rate = 0.25; }));
   m.add(layer("global_avg_pool2d"));
   m.add(layer("reshape", [](LayerSpec& s) { s.target_shape = {2, -1}; }));
+  m.add(layer("conv1d", [](LayerSpec& s) {
+    s.filters = 4; s.kernel_size = {2}; s.dilation = {2}; s.padding = "causal"; s.activation = "tanh";
+  }));
+  m.add(layer("max_pool1d", [](LayerSpec& s) { s.kernel_size = {2}; s.padding = "same"; }));
+  m.add(layer("global_avg_pool1d"));
   m.add(layer("flatten"));
   m.add(layer("activation", [](LayerSpec& s) { s.activation = "leaky_relu"; s.alpha = 0.3; }));
   m.add(layer("dense", [](LayerSpec& s) { s.units = 5; s.activation = "sigmoid"; s.trainable = false; }));
@@ -189,8 +195,9 @@ TEST(io_every_layer_round_trips_bit_for_bit) {
     CHECK(loaded.weight_names(2) == (std::vector<std::string>{"depthwise_kernel", "bias"}));
     CHECK(loaded.weight_names(4) ==
           (std::vector<std::string>{"depthwise_kernel", "pointwise_kernel", "bias"}));
-    CHECK(loaded.weight_names(8) ==
+    CHECK(loaded.weight_names(9) ==
           (std::vector<std::string>{"gamma", "beta", "moving_mean", "moving_variance"}));
+    CHECK(loaded.get_weights(13)[0].shape() == (Shape{4, 2, 2}));  // conv1d: PyTorch's Conv1d layout
     CHECK(dir.entries() == std::vector<std::string>{"every.corenn"});
   }
 }
@@ -276,7 +283,8 @@ TEST(io_load_weights_checks_everything_before_writing) {
   source.save(dir.file("f64.corenn"));
   Model target = every_layer_model(DType::float32);
   target.load_weights(dir.file("f64.corenn"));  // cast from float64
-  const auto w = target.get_weights(15), s = source.get_weights(15);
+  const size_t last = target.num_layers() - 1;
+  const auto w = target.get_weights(last), s = source.get_weights(last);
   CHECK(w[0].dtype() == DType::float32);
   CHECK(w[0].data()[3] == static_cast<float>(s[0].data_as<double>()[3]));
 

@@ -89,6 +89,7 @@ void bind_optim(py::module_& ops);
 void bind_init(py::module_& ops);
 void bind_conv(py::module_& ops);
 void bind_pool(py::module_& ops);
+void bind_upsample(py::module_& ops);
 void bind_norm(py::module_& ops);
 void bind_augment(py::module_& ops);
 void bind_normalize(py::module_& ops);

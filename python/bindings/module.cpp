@@ -41,6 +41,7 @@ PYBIND11_MODULE(_core, m) {
   corenn::bind::bind_init(ops);
   corenn::bind::bind_conv(ops);
   corenn::bind::bind_pool(ops);
+  corenn::bind::bind_upsample(ops);
   corenn::bind::bind_norm(ops);
   corenn::bind::bind_augment(ops);
   corenn::bind::bind_normalize(ops);

@@ -483,6 +483,27 @@ class GlobalAveragePooling2D(Layer):
     kind = "global_avg_pool2d"
 
 
+class UpSampling2D(Layer):
+    """(C, H, W) -> (C, H·sh, W·sw) for size = (sh, sw) (an int: both axes);
+    float32/float64 like the model. interpolation "nearest" repeats each pixel
+    sh × sw times; "bilinear" interpolates with half-pixel centres, clamped at
+    the edges: PyTorch's F.interpolate(mode="bilinear", align_corners=False),
+    Keras 3's resize. No weights. U-Net decoders use it (then a convolution) in
+    place of Conv2DTranspose."""
+
+    kind = "up_sampling2d"
+    INTERPOLATIONS = ("nearest", "bilinear")
+
+    def __init__(self, size=(2, 2), interpolation="nearest", **kwargs):
+        super().__init__(**kwargs)
+        self.size = _pair("UpSampling2D", "size", size)
+        self.interpolation = _validate.choice("UpSampling2D", "interpolation", interpolation,
+                                              self.INTERPOLATIONS)
+
+    def get_config(self):
+        return {**super().get_config(), "size": list(self.size), "interpolation": self.interpolation}
+
+
 class ZeroPadding2D(Layer):
     """Zeros around each image: padding int, (ph, pw) or ((top, bottom), (left, right))."""
 
@@ -498,6 +519,76 @@ class ZeroPadding2D(Layer):
 
     def get_config(self):
         return {**super().get_config(), "pads": list(self.pads)}
+
+
+# ------------------------------------------------------------- sequences
+# 1-D signals are (C, L) per example, channels first like images: PyTorch's
+# Conv1d layout (Keras's default is (L, C)). The engine runs them on the 2-D
+# kernels as (C, 1, L) images, without copies.
+
+def _length(owner, name, value):
+    """An int or a 1-tuple of ints, as an int >= 1."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    return _validate.integer(owner, name, value, minimum=1)
+
+
+class Conv1D(_Conv):
+    """Conv1D(filters, kernel_size, strides=1, padding="valid"|"same"|"causal",
+    dilation_rate=1, groups=1, activation=None, ...) on (C, L) -> (filters, L_out):
+    y[o, t] = b[o] + Σ_{c in group(o), k} W[o, c, k] · x[c, t·s + k·d − pad_left]
+    (PyTorch's Conv1d). Kernel (filters, C/groups, K), bias (filters,); float32/
+    float64 like the model. "valid": L_out = ⌊(L − d·(K−1) − 1) / s⌋ + 1; "same":
+    ⌈L / s⌉ with the odd padding cell on the right (Keras); "causal": pads
+    d·(K−1) on the left only, so output t sees inputs ≤ t (Keras, WaveNet)."""
+
+    kind = "conv1d"
+    PADDINGS = ("valid", "same", "causal")
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1, groups=1,
+                 **kwargs):
+        k, s, d = (_length("Conv1D", n, v) for n, v in
+                   (("kernel_size", kernel_size), ("strides", strides), ("dilation_rate", dilation_rate)))
+        if not isinstance(padding, str):
+            raise TypeError(f"Conv1D: padding must be one of {', '.join(map(repr, self.PADDINGS))}, "
+                            f"got {padding!r}")
+        super().__init__((1, k), strides=(1, s), dilation_rate=(1, d), **kwargs)
+        self.kernel_size, self.strides, self.dilation_rate = (k,), (s,), (d,)
+        self.padding = _validate.choice("Conv1D", "padding", padding.lower(), self.PADDINGS)
+        self.filters = _validate.integer("Conv1D", "filters", filters, minimum=1)
+        self.groups = _validate.integer("Conv1D", "groups", groups, minimum=1)
+
+    def get_config(self):
+        config = {**super().get_config(), "filters": self.filters, "groups": self.groups}
+        del config["pads"]  # no explicit padding in 1-D
+        return config
+
+
+class MaxPooling1D(_Pool):
+    """Max over windows of pool_size steps on (C, L) -> (C, L_out) (strides
+    default to pool_size); padding "valid" or "same" (⌈L / s⌉ outputs, padded
+    with −∞, the odd cell on the right), as Keras; float32/float64."""
+
+    kind = "max_pool1d"
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
+        k = _length("MaxPooling1D", "pool_size", pool_size)
+        s = None if strides is None else _length("MaxPooling1D", "strides", strides)
+        if not isinstance(padding, str):
+            raise TypeError(f"MaxPooling1D: padding must be 'valid' or 'same', got {padding!r}")
+        super().__init__((1, k), None if s is None else (1, s), padding, **kwargs)
+        self.pool_size, self.strides = (k,), None if s is None else (s,)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["pads"]
+        return config
+
+
+class GlobalAveragePooling1D(Layer):
+    """(C, L) -> (C,): the mean of each channel over the steps; float32/float64."""
+
+    kind = "global_avg_pool1d"
 
 
 class Add(Layer):
@@ -669,9 +760,12 @@ def from_config(config):
 MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
 GlobalAvgPool2D = GlobalAveragePooling2D
+MaxPool1D = MaxPooling1D
+GlobalAvgPool1D = GlobalAveragePooling1D
 
 __all__ = ["Activation", "Add", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "ColorShift",
-           "Concatenate", "Conv2D", "Conv2DTranspose", "Dense", "DepthwiseConv2D", "Dropout", "Flatten",
-           "GlobalAvgPool2D", "GlobalAveragePooling2D", "Input", "Layer", "MaxPool2D", "MaxPooling2D",
-           "Normalization", "RandomCrop", "RandomFlip", "Reshape", "SeparableConv2D", "SymbolicTensor",
-           "ZeroPadding2D", "from_config", "layer_class"]
+           "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose", "Dense", "DepthwiseConv2D", "Dropout",
+           "Flatten", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAveragePooling1D",
+           "GlobalAveragePooling2D", "Input", "Layer", "MaxPool1D", "MaxPool2D", "MaxPooling1D",
+           "MaxPooling2D", "Normalization", "RandomCrop", "RandomFlip", "Reshape", "SeparableConv2D",
+           "SymbolicTensor", "UpSampling2D", "ZeroPadding2D", "from_config", "layer_class"]

@@ -20,7 +20,9 @@ struct LayerSpec {
   // "separable_conv2d", "conv2d_transpose", "max_pool2d", "avg_pool2d",
   // "global_avg_pool2d", "zero_padding2d", "batch_norm", "add", "concatenate",
   // "normalization", "random_flip", "random_crop" (pads as (t, b, l, r) with t = b, l = r),
-  // "color_shift"
+  // "color_shift", "conv1d", "max_pool1d", "global_avg_pool1d" (sequences (C, L) per
+  // example; kernel_size, strides and dilation hold one length, or (1, length)),
+  // "up_sampling2d"
   std::string kind;
   std::string name;
   // The layers feeding this one, by name (the model input is named by
@@ -45,7 +47,8 @@ struct LayerSpec {
   int64_t filters = 0;
   std::vector<int64_t> kernel_size{1, 1};  // pool_size for pooling
   std::vector<int64_t> strides;            // empty: (1, 1) for convolutions, the pool size for pooling
-  std::string padding = "valid";           // "valid", "same" (Keras) or "explicit" (then pads)
+  std::string padding = "valid";           // "valid", "same" (Keras) or "explicit" (then pads);
+                                           // conv1d also "causal" (left padding (k − 1)·dilation)
   std::vector<int64_t> pads{0, 0, 0, 0};   // (top, bottom, left, right): explicit padding, ZeroPadding2D
   std::vector<int64_t> dilation{1, 1};
   int64_t groups = 1;
@@ -67,6 +70,9 @@ struct LayerSpec {
   // normalization: initial mean and variance per entry of axis 1 (features or
   // channels); empty = 0 and 1. The layer keeps them as state (never trained).
   std::vector<double> mean, variance;
+  // up_sampling2d: integer factors (height, width) and "nearest" or "bilinear"
+  std::vector<int64_t> size{2, 2};
+  std::string interpolation = "nearest";
 };
 
 // Calls f(name, field) for every field of a LayerSpec (const or not), in
@@ -85,6 +91,7 @@ void for_each_field(Spec& s, F&& f) {
   f("output_padding", s.output_padding); f("axis", s.axis); f("momentum", s.momentum);
   f("epsilon", s.epsilon); f("center", s.center); f("scale", s.scale);
   f("mode", s.mode); f("delta", s.delta); f("mean", s.mean); f("variance", s.variance);
+  f("size", s.size); f("interpolation", s.interpolation);
   f("trainable", s.trainable);
 }
 
