@@ -241,9 +241,15 @@ class Model:
         if x.shape != want:
             raise ValueError(f"{owner}: x must have shape (batch, {', '.join(map(str, self._input_shape))}),"
                              f" got {x.shape}")
-        x = np.ascontiguousarray(x, dtype=self.dtype)
+        integer_x = x.dtype.kind != "f"
+        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: refused below
+            x = np.ascontiguousarray(x, dtype=self.dtype)
         if y is None:
-            return x, None
+            return x, None  # predict: a NaN in a row propagates to that row's output
+        # Training and evaluation refuse NaN/inf (after the cast, which may
+        # overflow): one would turn the loss NaN and, in training, skip the step.
+        if not integer_x:
+            _validate.finite(owner, "x", x)
         y = _as_array(owner, "y", y)
         if len(y) != len(x):
             raise ValueError(f"{owner}: x and y must hold the same number of examples, "
@@ -255,7 +261,8 @@ class Model:
                 raise ValueError(f"{owner}: softmax_cross_entropy needs y of shape ({len(x)},) "
                                  f"(integer class ids), got {y.shape}")
             if y.dtype.kind == "f":
-                if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+                _validate.finite(owner, "y", y)
+                if np.any(y != np.round(y)):
                     raise ValueError(f"{owner}: class ids in y must be whole numbers")
             elif y.dtype.kind not in "iub":
                 raise TypeError(f"{owner}: y must hold integer class ids, got dtype {y.dtype}")
@@ -272,14 +279,19 @@ class Model:
             if y.shape != (len(x), *out_shape):
                 raise ValueError(f"{owner}: y must have shape {(len(x), *out_shape)} to match the "
                                  f"model's output, got {y.shape}")
-            y = np.ascontiguousarray(y, dtype=self.dtype)
+            with np.errstate(over="ignore"):
+                y = np.ascontiguousarray(y, dtype=self.dtype)
+            # binary cross-entropy reads NaN targets as missing labels.
+            _validate.finite(owner, "y", y, allow_nan=self._loss == "binary_cross_entropy")
         return x, y
 
     def _labels(self):
         return self._loss == "softmax_cross_entropy"
 
     def train_on_batch(self, x, y):
-        """One optimizer update on (x, y); returns the loss before the update."""
+        """One optimizer update on (x, y); returns the loss before the update.
+        A NaN or infinite loss or gradient skips the update (weights, batch norm
+        statistics and optimizer state stay as they were) and returns NaN."""
         self._require_compiled("train_on_batch")
         x, y = self._prepare("train_on_batch", x, y)
         self._engine.set_learning_rate(self._optimizer.lr_at(self._engine.steps))
@@ -288,7 +300,10 @@ class Model:
     def fit(self, x, y, batch_size=32, epochs=1, validation_data=None, validation_split=0.0,
             shuffle=True, callbacks=None, verbose=1):
         """Mini-batch training (the course's random_mini_batches: shuffled each
-        epoch, the last batch partial). Returns a History."""
+        epoch, the last batch partial). Returns a History. x and y must be finite
+        (NaN targets of binary_cross_entropy are missing labels): ValueError
+        otherwise, before any update. A batch whose loss or gradient is still not
+        finite is skipped, and its loss (and so the epoch's) logged as NaN."""
         self._require_compiled("fit")
         batch_size = _validate.integer("fit", "batch_size", batch_size, minimum=1)
         epochs = _validate.integer("fit", "epochs", epochs, minimum=0)
