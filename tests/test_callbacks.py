@@ -136,14 +136,23 @@ def test_terminate_on_nan_stops_a_diverging_run(digits, capsys):
     stop = C.TerminateOnNaN()
     hist = model.fit(X, y, epochs=5, batch_size=32, verbose=0, callbacks=[stop])
     epoch, batch = stop.stopped_at
-    assert epoch == 0 and model._engine.steps == batch + 1 < math.ceil(len(X) / 32)
+    # The NaN batch's update was skipped: the model holds the last finite step.
+    assert epoch == 0 and model._engine.steps == batch < math.ceil(len(X) / 32)
+    assert all(np.isfinite(w).all() for w in model.get_weights())
     assert len(hist.history["loss"]) == 1 and not math.isfinite(hist.history["loss"][0])
     err = capsys.readouterr().err
     assert f"TerminateOnNaN: the loss became nan at batch {batch + 1} of epoch 1; training stopped" in err
-    # Without the callback the run goes on to the end.
+    # Without the callback the run goes on to the end, skipping every NaN step.
+    losses = []
+
+    class Losses(C.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            losses.append(logs["loss"])
+
     free = mlp(lr=1e12)
-    free.fit(X, y, epochs=2, batch_size=32, verbose=0)
-    assert free._engine.steps == 2 * math.ceil(len(X) / 32)
+    free.fit(X, y, epochs=2, batch_size=32, verbose=0, callbacks=[Losses()])
+    assert len(losses) == 2 * math.ceil(len(X) / 32)
+    assert free._engine.steps == sum(math.isfinite(v) for v in losses) < len(losses)
 
 
 def test_stop_training_takes_effect_after_the_current_batch(digits):

@@ -56,6 +56,23 @@ def test_backward_is_exactly_the_formula(dtype, naive, rng):
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("naive", [False, True])
+def test_nan_and_inf_survive_dropping(dtype, naive, rng):
+    # x·mask/(1 − rate) read literally, as PyTorch's dropout multiplies: a dropped
+    # NaN stays NaN and a dropped ±inf becomes NaN (0·inf), so dropout never
+    # hides a bad value; the backward pass multiplies dy the same way.
+    x = rng.standard_normal((4, 50)).astype(dtype)
+    x[:, 0], x[:, 1], x[:, 2] = np.nan, np.inf, -np.inf
+    y, mask = cn.ops.dropout_forward(x, 0.5, 7, naive=naive)
+    with np.errstate(invalid="ignore"):
+        want_y, _ = ref.dropout_forward(x, 0.5, 7)
+        want_dx = ref.dropout_backward(x, mask, 0.5)
+    np.testing.assert_array_equal(y, want_y)
+    assert (mask[:, :3] == 0).any() and np.isnan(y[:, 0]).all() and np.isnan(y[:, 1:3][mask[:, 1:3] == 0]).all()
+    np.testing.assert_array_equal(cn.ops.dropout_backward(x, mask, 0.5, naive=naive), want_dx)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 def test_fast_equals_naive_bitwise_for_any_thread_count(dtype, threads, rng):
     n = 200_003  # > the kernel's grain, so the parallel split is exercised
     x = rng.standard_normal(n).astype(dtype)

@@ -216,7 +216,84 @@ def test_all_present_mask_equals_no_mask(rng):
 
 
 # ---------------------------------------------------------------------------
-# (e) bad inputs
+# (e) NaN and ±inf: the values PyTorch gives, never a silently finite loss
+
+
+NAN, INF = np.nan, np.inf
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("naive", [False, True])
+def test_softmax_cross_entropy_nan_and_inf_as_pytorch(dtype, naive):
+    # F.cross_entropy: a NaN or +inf logit makes its row's log-softmax NaN (the
+    # max subtraction gives NaN or inf − inf), so the loss and that whole row of
+    # the gradient are NaN; a −inf logit is a zero probability: no loss, zero
+    # gradient, unless it is the label's, whose loss is +inf (gradient p − 1 = −1).
+    z = np.array([[NAN, 0.5, -1.0], [0.2, INF, -1.0], [-INF, 0.5, -1.0], [0.3, 0.5, -1.0]], dtype)
+    labels = np.array([1, 0, 1, 2])
+    loss, dz = cn.ops.softmax_cross_entropy(z, labels, naive=naive)
+    with np.errstate(invalid="ignore"):
+        want_loss, want_dz = ref.softmax_cross_entropy(z.astype(np.float64), labels)
+    assert np.isnan(loss) and np.isnan(want_loss)
+    assert_close(dz, want_dz, op="softmax_cross_entropy", what="dlogits")
+    assert np.isnan(dz[:2]).all() and np.isfinite(dz[2:]).all() and dz[2, 0] == 0
+    # The finite rows alone: finite, as the reference; the −inf label costs +inf.
+    loss, dz = cn.ops.softmax_cross_entropy(z[2:], labels[2:], naive=naive)
+    assert_close(loss, ref.softmax_cross_entropy(z[2:].astype(np.float64), labels[2:])[0], dtype,
+                 op="softmax_cross_entropy")
+    loss, dz = cn.ops.softmax_cross_entropy(z[2:3], np.array([0]), naive=naive)
+    assert loss == INF and dz[0, 0] == -1
+    assert_close(dz, ref.softmax_cross_entropy(z[2:3].astype(np.float64), np.array([0]))[1],
+                 op="softmax_cross_entropy")
+
+
+# (logit, target) -> PyTorch's binary_cross_entropy_with_logits loss and gradient
+# (loss = (1 − t)·z − log σ(z), dz = σ(z) − t): infinite logits give NaN (0·inf)
+# except the confidently wrong +inf with t = 0, whose loss is +inf; the gradient
+# stays σ(z) − t, finite.
+SIGMOID_CASES = [((NAN, 1.0), NAN, NAN), ((NAN, 0.0), NAN, NAN),
+                 ((INF, 1.0), NAN, 0.0), ((INF, 0.0), INF, 1.0),
+                 ((-INF, 1.0), NAN, -1.0), ((-INF, 0.0), NAN, 0.0)]
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("naive", [False, True])
+@pytest.mark.parametrize("case, want_loss, want_dz", SIGMOID_CASES, ids=str)
+def test_sigmoid_cross_entropy_nan_and_inf_as_pytorch(case, want_loss, want_dz, dtype, naive):
+    z, t = case
+    loss, dz = cn.ops.sigmoid_cross_entropy(np.array([[z]], dtype), np.array([[t]], dtype), naive=naive)
+    np.testing.assert_array_equal([loss, dz[0, 0]], [want_loss, want_dz])
+    with np.errstate(invalid="ignore"):
+        ref_loss, ref_dz = ref.sigmoid_cross_entropy(np.array([[z]]), np.array([[t]]))
+    np.testing.assert_array_equal([ref_loss, ref_dz[0, 0]], [want_loss, want_dz])
+    # In a batch the entry spoils the loss and its own gradient only.
+    Z = np.array([[z, 0.3], [-0.4, 1.2]], dtype)
+    T = np.array([[t, 1.0], [0.0, 1.0]], dtype)
+    loss, dz = cn.ops.sigmoid_cross_entropy(Z, T, naive=naive)
+    assert not np.isfinite(loss)
+    np.testing.assert_array_equal(np.isnan(dz), [[np.isnan(want_dz), False], [False, False]])
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("naive", [False, True])
+def test_mse_nan_and_inf_as_pytorch(dtype, naive):
+    # mean((p − t)²): NaN stays NaN, an infinite difference costs +inf with an
+    # infinite gradient, inf − inf is NaN.
+    p = np.array([[NAN, 1.0], [INF, 2.0], [INF, -INF]], dtype)
+    t = np.array([[0.0, 1.5], [1.0, 2.0], [INF, 3.0]], dtype)
+    with np.errstate(invalid="ignore"):
+        want_loss, want_dp = ref.mse(p.astype(np.float64), t.astype(np.float64))
+    for rows, expected in ((slice(0, 1), NAN), (slice(1, 2), INF), (slice(2, 3), NAN)):
+        loss, dp = cn.ops.mse(p[rows], t[rows], naive=naive)
+        np.testing.assert_array_equal(loss, expected)
+    loss, dp = cn.ops.mse(p, t, naive=naive)
+    assert np.isnan(loss) and np.isnan(want_loss)
+    assert_close(dp, want_dp, op="mse", what="dpred")
+    np.testing.assert_array_equal(dp[:, 0], [NAN, INF, NAN])
+
+
+# ---------------------------------------------------------------------------
+# (f) bad inputs
 
 
 F64 = np.ones((4, 10))

@@ -114,6 +114,8 @@ def test_top_k_accuracy_equals_scikit_learn(k, classes, rng):
     (lambda: M.confusion_matrix([0, 1], [0, 1], num_classes=0), ValueError, r"num_classes must be >= 1"),
     (lambda: M.top_k_accuracy_score([0, 5], np.zeros((2, 3)), 1), ValueError, r"class ids in \[0, 3\)"),
     (lambda: M.top_k_accuracy_score([0, 1], np.zeros((2, 3)), 0), ValueError, r"k must be >= 1"),
+    (lambda: M.top_k_accuracy_score([0, 1, 2], np.array([[0, 1, 2], [0, 1, 2], [0, np.nan, 2.0]]), 1),
+     ValueError, r"^top_k_accuracy_score: scores contains NaN \(first at example 2\)$"),
     (lambda: M.get("auc"), ValueError, r"compile: unknown metric 'auc'"),
     (lambda: M.get(3), TypeError, r"a metric must be a name or a callable"),
     (lambda: M.F1Score(average="weighted"), ValueError, r"F1Score: average must be one of"),
@@ -152,6 +154,25 @@ def test_metric_objects_on_logits(rng):
         skm.precision_score(t[10:], z[10:, 0] > 0))
     with pytest.raises(ValueError, match=r"metric 'f1': needs a classification loss"):
         M.get("f1")[1](z, t, "mse")
+
+
+@pytest.mark.parametrize("name", ["accuracy", "f1", "precision_micro", "recall", "top_2_accuracy"])
+def test_nan_logits_give_nan_metrics_not_lucky_scores(name):
+    # A NaN row would otherwise "predict" argmax = the NaN's index (np.argmax
+    # takes the first NaN), or pass every "score > own" test as a top-k hit;
+    # here the NaN sits exactly where that would score every example right.
+    y = np.array([1, 1, 0])
+    logits = np.array([[0.0, np.nan, -1.0], [0.0, np.nan, -1.0], [2.0, 1.0, 0.0]])
+    assert np.isnan(M.get(name)[1](logits, y, "softmax_cross_entropy"))
+    assert M.get(name)[1](np.nan_to_num(logits, nan=5.0), y, "softmax_cross_entropy") == 1.0
+
+
+@pytest.mark.parametrize("name", ["binary_accuracy", "accuracy", "f1", "recall_macro"])
+def test_nan_logits_give_nan_binary_metrics(name):
+    t = np.array([[0.0, 1.0], [0.0, 0.0], [1.0, np.nan]])
+    z = np.array([[np.nan, 2.0], [-1.0, -3.0], [4.0, -0.5]])  # NaN > 0 is False: "right" for t = 0
+    assert np.isnan(M.get(name)[1](z, t, "binary_cross_entropy"))
+    assert not np.isnan(M.get(name)[1](np.nan_to_num(z, nan=-1.0), t, "binary_cross_entropy"))
 
 
 def digits_model():

@@ -48,6 +48,19 @@ CASES = [
      r"^evaluate: x must be numeric, got dtype complex128$"),
     ("x empty", lambda: fit(x=np.ones((0, 4)), y=np.zeros(0, dtype=int)), ValueError,
      r"^fit: x holds no examples$"),
+    # NaN/inf: refused before any work (predict lets them propagate instead)
+    ("x NaN", lambda: fit(x=np.where(np.arange(24).reshape(6, 4) == 13, np.nan, X)), ValueError,
+     r"^fit: x contains NaN or inf \(first at example 3\)$"),
+    ("x inf", lambda: model().train_on_batch(np.where(np.arange(24).reshape(6, 4) == 20, -np.inf, X), Y),
+     ValueError, r"^train_on_batch: x contains NaN or inf \(first at example 5\)$"),
+    ("x overflows float32", lambda: model().evaluate(np.where(np.arange(24).reshape(6, 4) == 1, 1e39, X), Y),
+     ValueError, r"^evaluate: x contains NaN or inf \(first at example 0\)$"),
+    ("validation x NaN", lambda: fit(validation_data=(np.where(np.arange(24).reshape(6, 4) == 4, np.nan, X), Y)),
+     ValueError, r"^fit \(validation_data\): x contains NaN or inf \(first at example 1\)$"),
+    ("mse y NaN", lambda: fit(m=model("mse"), y=np.where(np.arange(18).reshape(6, 3) == 7, np.nan, 0.5)),
+     ValueError, r"^fit: y contains NaN or inf \(first at example 2\)$"),
+    ("bce y inf", lambda: fit(m=model("binary_cross_entropy"), y=np.where(np.arange(18).reshape(6, 3) == 14, np.inf, 1.0)),
+     ValueError, r"^fit: y contains inf \(first at example 4\)$"),
     # ---- y
     ("y wrong length", lambda: fit(y=Y[:5]), ValueError,
      r"^fit: x and y must hold the same number of examples, got 6 and 5$"),
@@ -58,7 +71,7 @@ CASES = [
     ("label non-integer float", lambda: fit(y=Y + 0.5), ValueError,
      r"^fit: class ids in y must be whole numbers$"),
     ("label NaN", lambda: model().evaluate(X, np.array([0, 1, np.nan, 0, 1, 2])), ValueError,
-     r"^evaluate: class ids in y must be whole numbers$"),
+     r"^evaluate: y contains NaN or inf \(first at example 2\)$"),
     ("label one-hot", lambda: model().train_on_batch(X, np.eye(3)[Y]), ValueError,
      r"^train_on_batch: softmax_cross_entropy needs y of shape \(6,\) \(integer class ids\), "
      r"got \(6, 3\)$"),

@@ -235,6 +235,37 @@ def test_parameter_gradients_are_returned_without_gamma(rng):
     assert_close(dbeta, edbeta, op="batch_norm_backward")
 
 
+# ---------------------------------------------------------------- NaN and ±inf
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("shape", [(6, 70), (4, 3, 5, 6)], ids=gid)
+@pytest.mark.parametrize("training", [True, False])
+def test_nan_and_inf_spread_as_in_numpy(shape, training, dtype, rng):
+    # Training (PyTorch's batch_norm gives the same): a NaN or ±inf in a channel
+    # makes its mean or variance NaN, so that channel's y, saved statistics,
+    # running variance and gradients are all NaN; the other channels are
+    # untouched. Inference: only the bad value's own output is NaN (or ±inf).
+    x, gamma, beta, rm, rv = _data(shape, dtype, rng)
+    x[1, 0], x[2, 1] = np.nan, np.inf
+    x.reshape(shape[0], shape[1], -1)[0, 2, 0] = -np.inf
+    dy = rng.standard_normal(shape).astype(dtype)
+    dy.reshape(shape[0], shape[1], -1)[3, 2, 0] = np.nan
+    with np.errstate(invalid="ignore"):  # inf − inf in the reference
+        ey, emean, einvstd, erm, erv = ref.batch_norm_forward(x, gamma, beta, rm, rv, training, 0.2, 1e-3)
+        edx, edgamma, edbeta = ref.batch_norm_backward(dy, x, gamma, emean, einvstd, training)
+    assert np.isnan(ey).any() and np.isnan(edx).any()
+    for naive in (False, True):
+        rm_n, rv_n = rm.copy(), rv.copy()
+        y, mean, invstd = ops.batch_norm_forward(x, gamma, beta, rm_n, rv_n, training, 0.2, 1e-3, naive=naive)
+        dx, dgamma, dbeta = ops.batch_norm_backward(dy, x, gamma, mean, invstd, training, naive=naive)
+        for name, got, expected in (("y", y, ey), ("save_mean", mean, emean), ("save_invstd", invstd, einvstd),
+                                    ("running_mean", rm_n, erm), ("running_var", rv_n, erv),
+                                    ("dx", dx, edx), ("dgamma", dgamma, edgamma), ("dbeta", dbeta, edbeta)):
+            assert_close(got, expected, op="batch_norm", what=f"{name} naive={naive}")
+        if training:
+            assert np.isnan(y[:, :3]).all() and np.isfinite(y[:, 3:]).all()
+
+
 # ---------------------------------------------------------------- gradient checks (float64)
 
 

@@ -45,6 +45,27 @@ def test_zero_variance_only_centres():
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("naive", [False, True])
+def test_nan_and_inf_propagate_as_in_numpy(dtype, naive, rng):
+    # (x − μ)/√variance read literally: NaN anywhere (x, μ or the variance) gives
+    # NaN, never the "constant feature" pass-through that only variance <= 0
+    # earns; an infinite x stays infinite, an infinite variance gives 0.
+    x = rng.normal(2, 4, (5, 4, 3)).astype(dtype)
+    x[0, 0, 0], x[1, 1, 1], x[2, 2, 2] = np.nan, np.inf, -np.inf
+    mean = np.array([1.0, 2.0, np.nan, 0.5], dtype)
+    variance = np.array([np.nan, 4.0, 0.0, np.inf], dtype)
+    y = cn.ops.normalize_forward(x, mean, variance, naive=naive)
+    assert_close(y, ref.normalize_forward(x, mean, variance), op="normalize")
+    assert np.isnan(y[:, 0]).all() and np.isnan(y[:, 2]).all() and y[1, 1, 1] == np.inf
+    assert (y[:, 3] == 0).all()
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    dy[3, 1, 0] = np.nan
+    dx = cn.ops.normalize_backward(dy, variance, naive=naive)
+    assert_close(dx, ref.normalize_backward(dy, variance), op="normalize")
+    assert np.isnan(dx[:, 0]).all() and np.isnan(dx[3, 1, 0]) and np.isfinite(dx[:, 2]).all()
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 def test_fast_equals_naive_bitwise_for_any_thread_count(dtype, rng):
     before = cn.get_num_threads()
     x = rng.standard_normal((64, 8, 30, 30)).astype(dtype)
@@ -165,6 +186,8 @@ def test_config_reconstructs_the_layer():
     (lambda: L.Normalization(mean=[1.0], variance=[-1.0]), r"variance finite and >= 0"),
     (lambda: L.Normalization(mean=[np.nan], variance=[1.0]), r"mean must be finite"),
     (lambda: L.Normalization().adapt(np.ones(5)), r"Normalization.adapt: X must be"),
+    (lambda: L.Normalization().adapt(np.array([[1.0, 2.0], [3.0, np.nan]])),
+     r"^Normalization.adapt: X contains NaN or inf \(first at example 1\)$"),
     (lambda: cn.Sequential([L.Input((4,)), L.Normalization([0.0] * 3, [1.0] * 3, name="n")]).build(),
      r"layer 'n' \(normalization\): has statistics for 3 features/channels, the input \(4,\) has 4"),
 ])

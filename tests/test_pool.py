@@ -213,6 +213,77 @@ def test_minus_infinity_inputs_still_name_an_input_cell():
         np.testing.assert_array_equal(argmax, ref.max_pool2d_forward(x, 3, 1, 1)[1])
 
 
+# ---------------------------------------------------------------- NaN and ±inf
+
+def nonfinite(shape, dtype, rng):
+    """Distinct finite values with a NaN, +inf, −inf and an adjacent +inf/−inf
+    pair planted in different planes and windows."""
+    x = distinct(shape, rng, dtype)
+    x[0, 0, 1, 1] = np.nan
+    x[0, 1, 2, 3] = np.inf
+    x[1, 0, 4, 4] = -np.inf
+    x[1, 1, 3, 1], x[1, 1, 3, 2] = np.inf, -np.inf
+    return x
+
+
+@pytest.mark.parametrize("naive", [False, True])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("kernel, stride, padding", [(2, None, 0), (3, 1, 1), (3, 2, 0)], ids=gid)
+def test_max_pool_nan_wins_and_infinities_order_as_numbers(kernel, stride, padding, dtype, naive, rng):
+    # np.max's semantics (PyTorch's max_pool2d gives the same values): a window
+    # holding NaN is NaN, +inf wins over everything else, −inf loses to everything.
+    x = nonfinite((2, 2, 6, 6), dtype, rng)
+    y, argmax = ops.max_pool2d_forward(x, kernel, stride, padding, naive=naive)
+    ey, eargmax = ref.max_pool2d_forward(x, kernel, stride, padding)
+    np.testing.assert_array_equal(y, ey)
+    np.testing.assert_array_equal(argmax, eargmax)
+    assert np.isnan(y[0, 0]).any() and np.isinf(y[0, 1]).any()
+    # The NaN window's gradient goes to the NaN; a NaN in dy reaches its winner.
+    dy = np.ones(y.shape, dtype)
+    dy[1, 0, 0, 0] = np.nan
+    dx = ops.max_pool2d_backward(dy, argmax, x.shape, naive=naive)
+    assert_close(dx, ref.max_pool2d_backward(dy.astype(np.float64), eargmax, x.shape),
+                 op="max_pool2d_backward")
+    assert dx[0, 0, 1, 1] >= 1 and np.isnan(dx[1, 0].flat[argmax[1, 0, 0, 0]])
+
+
+@pytest.mark.parametrize("naive", [False, True])
+@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("kernel, stride, padding", [(2, None, 0), (3, 1, 1)], ids=gid)
+def test_avg_pool_sums_nan_and_inf_as_numpy(kernel, stride, padding, dtype, count_include_pad, naive, rng):
+    # A mean over a window holding NaN, or both +inf and −inf, is NaN; one
+    # infinity makes it that infinity.
+    x = nonfinite((2, 2, 6, 6), dtype, rng)
+    with np.errstate(invalid="ignore"):  # inf − inf in the reference's sums
+        ey = ref.avg_pool2d_forward(x.astype(np.float64), kernel, stride, padding, count_include_pad)
+    y = ops.avg_pool2d_forward(x, kernel, stride, padding, count_include_pad, naive=naive)
+    assert_close(y, ey, op="avg_pool2d_forward")
+    assert np.isnan(y).any() and np.isposinf(y).any() and np.isneginf(y).any()
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dy[0, 1, 1, 0], dy[1, 0, 0, 1] = np.nan, np.inf
+    with np.errstate(invalid="ignore"):
+        edx = ref.avg_pool2d_backward(dy.astype(np.float64), x.shape, kernel, stride, padding,
+                                      count_include_pad)
+    dx = ops.avg_pool2d_backward(dy, x.shape, kernel, stride, padding, count_include_pad, naive=naive)
+    assert_close(dx, edx, op="avg_pool2d_backward")
+    assert np.isnan(dx).any() and np.isinf(dx).any()
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_global_avg_pool_sums_nan_and_inf_as_numpy(dtype, rng):
+    x = nonfinite((2, 2, 6, 6), dtype, rng)
+    y = ops.global_avg_pool2d_forward(x)
+    with np.errstate(invalid="ignore"):
+        ey = ref.global_avg_pool2d_forward(x.astype(np.float64))
+    assert_close(y, ey, op="global_avg_pool2d_forward")
+    assert np.isnan(y[0, 0]) and y[0, 1] == np.inf and y[1, 0] == -np.inf and np.isnan(y[1, 1])
+    dy = np.array([[np.nan, 1.0], [np.inf, -2.0]], dtype)
+    assert_close(ops.global_avg_pool2d_backward(dy, x.shape),
+                 ref.global_avg_pool2d_backward(dy.astype(np.float64), x.shape),
+                 op="global_avg_pool2d_backward")
+
+
 # ---------------------------------------------------------------- gradient checks (float64)
 
 

@@ -41,12 +41,15 @@ def tolerance(dtype, op=None):
 
 
 def assert_close(actual, expected, dtype=None, op=None, what=""):
-    """Parity assertion: the atol floor scales with the largest expected value."""
+    """Parity assertion: the atol floor scales with the largest finite expected
+    value; NaN and ±inf must sit at the same places in both (an infinite scale
+    would let every finite value pass)."""
     expected = np.asarray(expected, dtype=np.float64)
     actual = np.asarray(actual)
     dtype = actual.dtype if dtype is None else dtype
     tol = tolerance(dtype, op)
-    scale = max(1.0, float(np.max(np.abs(expected)))) if expected.size else 1.0
+    finite = np.abs(expected[np.isfinite(expected)])
+    scale = max(1.0, float(np.max(finite))) if finite.size else 1.0
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
     np.testing.assert_allclose(
         actual.astype(np.float64), expected, rtol=tol["rtol"], atol=tol["atol"] * scale,

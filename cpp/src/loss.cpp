@@ -123,9 +123,11 @@ T softmax_cross_entropy_naive(T* dlogits, const T* logits, const int64_t* labels
 }
 
 // ---------------------------------------------------------------------------
-// sigmoid cross-entropy on logits: max(z, 0) - z t + log(1 + e^{-|z|}) equals
-// -t log σ(z) - (1-t) log(1-σ(z)) but never takes the log of 0 or exp of a
-// large positive number.
+// sigmoid cross-entropy on logits: (1 - t) z - min(z, 0) + log(1 + e^{-|z|})
+// equals -t log σ(z) - (1-t) log(1-σ(z)) but never takes the log of 0 or exp of
+// a large positive number. It is PyTorch's arrangement ((1 - t) z - log σ(z)),
+// so infinite logits give PyTorch's losses too: +inf with t = 0 costs +inf,
+// and the three other infinite cases are NaN (0·inf), never a finite value.
 
 template <typename T>
 T sigmoid_cross_entropy(T* dlogits, const T* logits, const T* targets, const uint8_t* mask,
@@ -145,7 +147,7 @@ T sigmoid_cross_entropy(T* dlogits, const T* logits, const T* targets, const uin
       // The loss term in double: for |z| ~ 100 the float product z·t alone
       // would carry an absolute error near 1e-5.
       const double zd = z, td = t;
-      if (present) acc += w * (std::max(zd, 0.0) - zd * td + std::log1p(static_cast<double>(e)));
+      if (present) acc += w * ((1.0 - td) * zd - std::min(zd, 0.0) + std::log1p(static_cast<double>(e)));
       if (dlogits) dlogits[k] = present ? (sigmoid_from(z, e) - t) * scale : T(0);
     }
     return acc;
@@ -164,7 +166,7 @@ T sigmoid_cross_entropy_naive(T* dlogits, const T* logits, const T* targets, con
       const int64_t k = i * outputs + j;
       const double m = (mask == nullptr || mask[k] != 0) ? 1.0 : 0.0;
       const double z = logits[k], t = targets[k];
-      const double loss = std::max(z, 0.0) - z * t + std::log(1.0 + std::exp(-std::fabs(z)));
+      const double loss = (1.0 - t) * z - std::min(z, 0.0) + std::log(1.0 + std::exp(-std::fabs(z)));
       const double sigma = z >= 0 ? 1.0 / (1.0 + std::exp(-z)) : std::exp(z) / (1.0 + std::exp(z));
       // Skipped, not multiplied by m: 0 · NaN is NaN, and a missing label may be
       // stored as a NaN target.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <mutex>
 
 #include "corenn/error.hpp"
@@ -318,6 +319,9 @@ class Engine : public EngineBase {
                     Tensor* gradients, Tensor* outputs) override {
     const int64_t batch = check_batch("train_step", x, y, weight);
     // From here on nothing throws: the step runs to the end or not at all.
+    // The forward pass moves batch norm's statistics; a skipped update puts
+    // them back (the state arena is small: two values per normalised channel).
+    if (update) state_before_.assign(state_.begin(), state_.end());
     acts_.resize(layers_.size());
     input_ = x.data_as<T>();
     const T* out = forward(input_, batch, true, step, caches_, acts_, merge_inputs_);
@@ -341,6 +345,14 @@ class Engine : public EngineBase {
 
     if (gradients) *gradients = flat_copy(grads_);
     if (update) {
+      // A NaN or infinite loss or gradient (an overflow, a diverging learning
+      // rate, NaN in x) would write NaN into the weights and the optimizer's
+      // moments for good: the update is skipped instead, the model is left as
+      // it was, and the step reports NaN (TerminateOnNaN stops on it).
+      if (!std::isfinite(loss_value) || !all_finite(grads_.data(), static_cast<int64_t>(grads_.size()))) {
+        std::copy(state_before_.begin(), state_before_.end(), state_.begin());
+        return std::numeric_limits<double>::quiet_NaN();
+      }
       ++step;
       apply_optimizer();
     }
@@ -657,6 +669,7 @@ class Engine : public EngineBase {
   std::vector<detail::MergeLayer<T>*> merges_;  // per layer: itself if it merges inputs, else null
   std::vector<int64_t> offsets_;
   std::vector<T> params_, grads_, state_;
+  std::vector<T> state_before_;  // state_ as it was before the current train step
   std::vector<T> state1_, state2_;  // the optimizer's slots
   // The training context: reused across steps, grown only when the batch grows.
   std::vector<LayerCache<T>> caches_;

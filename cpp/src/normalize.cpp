@@ -13,9 +13,12 @@ namespace {
 // so below this an OpenMP fork/join costs more than it saves.
 constexpr int64_t kGrainWork = 1 << 15;
 
+// Written as "<= 0 gives 1" so that a NaN variance (which fails every
+// comparison) gives a NaN σ and NaN outputs, as (x − μ)/√variance does, rather
+// than passing x through as if the feature were constant.
 template <typename T>
 inline T scale_of(T variance) {
-  return variance > T(0) ? std::sqrt(variance) : T(1);
+  return variance <= T(0) ? T(1) : std::sqrt(variance);
 }
 
 // Rows are (example, channel) pairs of `spatial` values each ((batch, features)
@@ -49,7 +52,7 @@ void normalize_forward_naive(T* y, const T* x, const T* mean, const T* variance,
     for (int64_t c = 0; c < channels; ++c)
       for (int64_t k = 0; k < spatial; ++k) {
         const int64_t i = (n * channels + c) * spatial + k;
-        y[i] = (x[i] - mean[c]) / (variance[c] > T(0) ? std::sqrt(variance[c]) : T(1));
+        y[i] = (x[i] - mean[c]) / (variance[c] <= T(0) ? T(1) : std::sqrt(variance[c]));
       }
 }
 
@@ -75,7 +78,7 @@ void normalize_backward_naive(T* dx, const T* dy, const T* variance, int64_t bat
     for (int64_t c = 0; c < channels; ++c)
       for (int64_t k = 0; k < spatial; ++k) {
         const int64_t i = (n * channels + c) * spatial + k;
-        dx[i] = dy[i] / (variance[c] > T(0) ? std::sqrt(variance[c]) : T(1));
+        dx[i] = dy[i] / (variance[c] <= T(0) ? T(1) : std::sqrt(variance[c]));
       }
 }
 

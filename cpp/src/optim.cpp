@@ -1,5 +1,6 @@
 #include "corenn/kernels/optim.hpp"
 
+#include <atomic>
 #include <cmath>
 #include <sstream>
 #include <string>
@@ -260,13 +261,39 @@ void validate(const AdamHyper& h, int64_t step, const char* op) {
   if (step < 1) throw ValueError(std::string(op) + ": step must be >= 1, got " + std::to_string(step));
 }
 
+// ---------------------------------------------------------------- finiteness
+
+// x − x is 0 for every finite x and NaN for ±inf and NaN, so one compare per
+// element decides; OR-ing the verdicts into an integer (rather than leaving
+// the loop at the first bad value) keeps the loop branch-free, and it
+// vectorises. An OR does not depend on the split, so any thread count agrees.
+template <typename T>
+bool all_finite(const T* x, int64_t n) {
+  std::atomic<bool> bad{false};
+  detail::parallel_for(0, n, kGrain, [&](int64_t lo, int64_t hi, int) {
+    unsigned char any = 0;
+    for (int64_t i = lo; i < hi; ++i) any |= static_cast<unsigned char>(!(x[i] - x[i] == T(0)));
+    if (any) bad.store(true, std::memory_order_relaxed);
+  });
+  return !bad.load(std::memory_order_relaxed);
+}
+
+template <typename T>
+bool all_finite_naive(const T* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) return false;
+  return true;
+}
+
 #define CORENN_INSTANTIATE(T)                                                                  \
   template void sgd_step<T>(T*, T*, const T*, const SGDHyper&, int64_t);                       \
   template void sgd_step_naive<T>(T*, T*, const T*, const SGDHyper&, int64_t);                 \
   template void rmsprop_step<T>(T*, T*, const T*, const RMSpropHyper&, int64_t);               \
   template void rmsprop_step_naive<T>(T*, T*, const T*, const RMSpropHyper&, int64_t);         \
   template void adam_step<T>(T*, T*, T*, const T*, int64_t, const AdamHyper&, int64_t);        \
-  template void adam_step_naive<T>(T*, T*, T*, const T*, int64_t, const AdamHyper&, int64_t);
+  template void adam_step_naive<T>(T*, T*, T*, const T*, int64_t, const AdamHyper&, int64_t); \
+  template bool all_finite<T>(const T*, int64_t);                                              \
+  template bool all_finite_naive<T>(const T*, int64_t);
 CORENN_INSTANTIATE(float)
 CORENN_INSTANTIATE(double)
 #undef CORENN_INSTANTIATE

@@ -21,9 +21,10 @@ namespace corenn {
 // Max pooling semantics (the tests rely on both):
 //   ties  — the FIRST maximum in row-major window order wins (strict >), so
 //           argmax is deterministic and matches the naive oracle bit for bit;
-//   NaN   — propagates: the first NaN in the window is the result and its
-//           position is the argmax (as PyTorch does), so a NaN in the input
-//           is never silently hidden by pooling and its gradient reaches it.
+//   NaN   — propagates: a window holding a NaN gives NaN (np.max and PyTorch's
+//           max_pool2d alike), so pooling never hides one, and the argmax is
+//           its position, so its gradient reaches it. With several NaNs the
+//           first wins, as in np.argmax (PyTorch's CPU kernel keeps the last).
 
 namespace {
 

@@ -1,6 +1,7 @@
 // The engine from C++ alone: build, train, predict, freeze, validate, batch norm.
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "check.hpp"
@@ -261,4 +262,54 @@ TEST(batch_norm_layer_trains_from_cpp_and_freezes) {
   const std::vector<Tensor> after = m.get_weights(1);
   for (size_t i = 0; i < after.size(); ++i)
     CHECK(std::memcmp(after[i].data(), trained[i].data(), sizeof(float) * after[i].size()) == 0);
+}
+
+// A NaN in x turns the loss and every gradient NaN: the step changes nothing
+// (parameters, batch norm averages, optimizer slots, step count) and returns
+// NaN; the next finite step trains as if the bad one had never been.
+TEST(non_finite_step_is_skipped_and_leaves_the_model_untouched) {
+  seed(6);
+  Model m;
+  LayerSpec bn;
+  bn.kind = "batch_norm";
+  m.add(dense(8));
+  m.add(bn);
+  m.add(dense(2));
+  m.build({2});
+  OptimizerSpec opt;
+  opt.kind = "adam";
+  opt.adam.lr = 0.01;
+  m.compile(LossKind::softmax_cross_entropy, opt);
+  Tensor x({32, 2});
+  Tensor y({32}, DType::int64);
+  make_rings(x, y);
+  CHECK(std::isfinite(m.train_step(x, y)));
+  const Tensor params = m.get_parameters(), state = m.get_state();
+  const Model::OptimizerState slots = m.get_optimizer_state();
+  Tensor bad({32, 2});
+  std::memcpy(bad.data(), x.data(), sizeof(float) * 64);
+  bad.data()[5] = std::numeric_limits<float>::quiet_NaN();
+  CHECK(std::isnan(m.train_step(bad, y)));
+  bad.data()[5] = std::numeric_limits<float>::infinity();
+  CHECK(std::isnan(m.train_step(bad, y)));
+  CHECK(m.steps() == 1);
+  auto same = [](const Tensor& a, const Tensor& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0;
+  };
+  CHECK(same(m.get_parameters(), params));
+  CHECK(same(m.get_state(), state));  // the forward pass had moved the averages to NaN
+  const Model::OptimizerState slots_after = m.get_optimizer_state();
+  CHECK(slots_after.step == slots.step && slots_after.slots.size() == 2);
+  for (size_t i = 0; i < slots.slots.size(); ++i) CHECK(same(slots_after.slots[i], slots.slots[i]));
+  // An uninterrupted twin takes the same second step.
+  seed(6);
+  Model twin;
+  twin.add(dense(8));
+  twin.add(bn);
+  twin.add(dense(2));
+  twin.build({2});
+  twin.compile(LossKind::softmax_cross_entropy, opt);
+  twin.train_step(x, y);
+  CHECK(m.train_step(x, y) == twin.train_step(x, y));
+  CHECK(same(m.get_parameters(), twin.get_parameters()) && m.steps() == 2);
 }

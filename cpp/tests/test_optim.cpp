@@ -1,5 +1,6 @@
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -145,4 +146,39 @@ TEST(optim_validate_rejects_bad_hyper_parameters) {
   CHECK_THROWS(validate(a, 1, "Adam"), ValueError);
   a.beta2 = 0.999;
   validate(a, 1, "Adam");
+}
+
+namespace {
+
+// One bad value anywhere (first, last, either side of a chunk boundary, in a
+// large arena split across threads) is found by the fast scan as by the oracle.
+template <typename T>
+void all_finite_agrees_with_naive(int threads) {
+  const int before = get_num_threads();
+  set_num_threads(threads);
+  const int64_t n = 100003;
+  std::vector<T> g = random_vector<T>(static_cast<size_t>(n), 17, 1e3);
+  CHECK(all_finite(g.data(), n) && all_finite_naive(g.data(), n));
+  const T bad[] = {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity(),
+                   -std::numeric_limits<T>::infinity()};
+  for (T v : bad)
+    for (int64_t at : {int64_t(0), n / 2 - 1, n / 2, n - 1}) {
+      const T keep = g[at];
+      g[at] = v;
+      CHECK(!all_finite(g.data(), n) && !all_finite_naive(g.data(), n));
+      g[at] = keep;
+    }
+  g[7] = std::numeric_limits<T>::max();  // the largest finite value is finite
+  CHECK(all_finite(g.data(), n) && all_finite_naive(g.data(), n));
+  CHECK(all_finite<T>(nullptr, 0));
+  set_num_threads(before);
+}
+
+}  // namespace
+
+TEST(all_finite_finds_any_nan_or_inf) {
+  for (int threads : {1, 3}) {
+    all_finite_agrees_with_naive<float>(threads);
+    all_finite_agrees_with_naive<double>(threads);
+  }
 }

@@ -278,8 +278,10 @@ class ModelCheckpoint(_Monitor):
 
 class TerminateOnNaN(Callback):
     """Stops training as soon as a batch's loss is NaN or infinite (a learning
-    rate too large, a bad input), with a message on stderr. `stopped_at` is
-    (epoch, batch), 0-based, or None."""
+    rate too large, an overflow), with a message on stderr. `stopped_at` is
+    (epoch, batch), 0-based, or None. The model skipped that batch's update
+    (a non-finite loss or gradient never reaches the weights), so it keeps the
+    weights of the last finite step."""
 
     def on_train_begin(self, logs=None):
         self.epoch, self.stopped_at = 0, None
@@ -293,8 +295,8 @@ class TerminateOnNaN(Callback):
             self.stopped_at = (self.epoch, batch)
             self.model.stop_training = True
             _say("TerminateOnNaN", f"the loss became {loss} at batch {batch + 1} of epoch "
-                                   f"{self.epoch + 1}; training stopped (lower the learning rate, "
-                                   "or check the inputs for NaN/inf)")
+                                   f"{self.epoch + 1}; training stopped (the model keeps the weights "
+                                   "of the last finite step; lower the learning rate)")
 
 
 class CSVLogger(Callback):

@@ -134,8 +134,7 @@ class Standardizer:
         axes = _stat_axes("Standardizer.fit", X)
         if len(X) == 0:
             raise ValueError("Standardizer.fit: X holds no examples")
-        if not np.all(np.isfinite(X)):
-            raise ValueError("Standardizer.fit: X contains NaN or infinity")
+        _validate.finite("Standardizer.fit", "X", X)
         self.mean = X.mean(axis=axes)
         self.variance = X.var(axis=axes)
         return self

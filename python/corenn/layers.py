@@ -675,6 +675,7 @@ class Normalization(Layer):
         if X.ndim < 2 or len(X) == 0:
             raise ValueError(f"Normalization.adapt: X must be (examples, features) or (examples, "
                              f"channels, ...) with at least one example, got shape {X.shape}")
+        _validate.finite("Normalization.adapt", "X", X)
         axes = (0, *range(2, X.ndim))
         self._set_statistics(X.mean(axis=axes), X.var(axis=axes))
         if self._engine is not None:

@@ -13,7 +13,9 @@ Two faces:
   TopKAccuracy(k=3); or any callable fn(outputs, y, loss).
 Predicted labels from logits: the argmax for softmax_cross_entropy, z > 0 (σ(z)
 > 0.5) per column for binary_cross_entropy, where NaN targets (missing labels)
-are skipped.
+are skipped. A NaN logit predicts nothing: a compile() metric over outputs
+holding NaN is NaN (as the loss is), never the score of an argmax or a sign
+test that NaN happened to pass.
 """
 
 import math
@@ -126,6 +128,9 @@ def top_k_accuracy_score(y_true, scores, k=5):
     if scores.ndim != 2 or y_true.shape != (len(scores),):
         raise ValueError(f"top_k_accuracy_score: need y_true (n,) and scores (n, classes), got "
                          f"{y_true.shape} and {scores.shape}")
+    if np.isnan(scores).any():  # NaN compares false with everything: it would always be a hit
+        raise ValueError(f"top_k_accuracy_score: scores contains NaN (first at example "
+                         f"{int(np.argmax(np.isnan(scores).any(axis=1)))})")
     y = y_true.astype(np.int64)
     if len(y) and (np.any(y != y_true) or y.min() < 0 or y.max() >= scores.shape[1]):
         raise ValueError(f"top_k_accuracy_score: y_true must hold class ids in [0, {scores.shape[1]})")
@@ -174,6 +179,10 @@ def select(candidates, optimizing, satisficing=None, mode="max"):
 
 
 # ------------------------------------------------- metrics for compile()
+def _nan_in(outputs):
+    return bool(np.isnan(outputs).any())
+
+
 def _predictions(outputs, y, loss, owner):
     """(y_true, y_pred) from logits: class ids, or 0/1 columns with NaN kept in y_true."""
     if loss == "softmax_cross_entropy":
@@ -188,6 +197,8 @@ def _predictions(outputs, y, loss, owner):
 def accuracy(outputs, y, loss):
     """Fraction right: argmax of the logits for class ids; for 0/1 targets, the
     logit's sign (σ(z) > 0.5) against the label, missing (NaN) labels skipped."""
+    if _nan_in(outputs):
+        return float("nan")
     if loss == "softmax_cross_entropy":
         return float(np.mean(np.argmax(outputs.reshape(len(outputs), -1), axis=1) == y))
     return binary_accuracy(outputs, y)
@@ -196,7 +207,7 @@ def accuracy(outputs, y, loss):
 def binary_accuracy(outputs, y, loss=None):
     y = np.asarray(y).reshape(outputs.shape)
     present = ~np.isnan(y)
-    if not present.any():
+    if not present.any() or _nan_in(outputs):
         return float("nan")
     return float(np.mean((outputs[present] > 0) == (y[present] > 0.5)))
 
@@ -216,6 +227,8 @@ class _Averaged:
 
     def __call__(self, outputs, y, loss):
         y_true, y_pred = _predictions(outputs, y, loss, f"metric {self.name!r}")
+        if _nan_in(outputs):
+            return float("nan")
         if y_true.ndim == 2 and y_true.shape[1] == 1:
             y_true, y_pred = y_true[:, 0], y_pred[:, 0]
             present = ~np.isnan(y_true)
@@ -250,6 +263,8 @@ class TopKAccuracy:
     def __call__(self, outputs, y, loss):
         if loss != "softmax_cross_entropy":
             raise ValueError(f"metric {self.name!r}: needs softmax_cross_entropy, the model uses {loss!r}")
+        if _nan_in(outputs):
+            return float("nan")
         return top_k_accuracy_score(y, outputs.reshape(len(outputs), -1), self.k)
 
 

@@ -253,9 +253,15 @@ class Model:
         if x.shape != want:
             raise ValueError(f"{owner}: x must have shape (batch, {', '.join(map(str, self._input_shape))}),"
                              f" got {x.shape}{_validate.channels_last('x', x.shape, self._input_shape)}")
-        x = np.ascontiguousarray(x, dtype=self.dtype)
+        integer_x = x.dtype.kind != "f"
+        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: refused below
+            x = np.ascontiguousarray(x, dtype=self.dtype)
         if y is None:
-            return x, None
+            return x, None  # predict: a NaN in a row propagates to that row's output
+        # Training and evaluation refuse NaN/inf (after the cast, which may
+        # overflow): one would turn the loss NaN and, in training, skip the step.
+        if not integer_x:
+            _validate.finite(owner, "x", x)
         y = _as_array(owner, "y", y)
         if len(y) != len(x):
             raise ValueError(f"{owner}: x and y must hold the same number of examples, "
@@ -267,7 +273,8 @@ class Model:
                 raise ValueError(f"{owner}: softmax_cross_entropy needs y of shape ({len(x)},) "
                                  f"(integer class ids), got {y.shape}")
             if y.dtype.kind == "f":
-                if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+                _validate.finite(owner, "y", y)
+                if np.any(y != np.round(y)):
                     raise ValueError(f"{owner}: class ids in y must be whole numbers")
             elif y.dtype.kind not in "iub":
                 raise TypeError(f"{owner}: y must hold integer class ids, got dtype {y.dtype}")
@@ -284,7 +291,10 @@ class Model:
             if y.shape != (len(x), *out_shape):
                 raise ValueError(f"{owner}: y must have shape {(len(x), *out_shape)} to match the "
                                  f"model's output, got {y.shape}")
-            y = np.ascontiguousarray(y, dtype=self.dtype)
+            with np.errstate(over="ignore"):
+                y = np.ascontiguousarray(y, dtype=self.dtype)
+            # binary cross-entropy reads NaN targets as missing labels.
+            _validate.finite(owner, "y", y, allow_nan=self._loss == "binary_cross_entropy")
         return x, y
 
     def _labels(self):
@@ -352,7 +362,9 @@ class Model:
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
         """One optimizer update on (x, y); returns the loss before the update.
         sample_weight (N,) and class_weight {class: weight} weight each example's
-        loss as in fit."""
+        loss as in fit. A NaN or infinite loss or gradient skips the update
+        (weights, batch norm statistics and optimizer state stay as they were)
+        and returns NaN."""
         self._require_compiled("train_on_batch")
         x, y = self._prepare("train_on_batch", x, y)
         w = self._example_weights("train_on_batch", y,
@@ -365,7 +377,10 @@ class Model:
     def fit(self, x, y, batch_size=32, epochs=1, validation_data=None, validation_split=0.0,
             shuffle=True, callbacks=None, verbose=1, class_weight=None, sample_weight=None):
         """Mini-batch training (the course's random_mini_batches: shuffled each
-        epoch, the last batch partial). Returns a History.
+        epoch, the last batch partial). Returns a History. x and y must be finite
+        (NaN targets of binary_cross_entropy are missing labels): ValueError
+        otherwise, before any update. A batch whose loss or gradient is still not
+        finite is skipped, and its loss (and so the epoch's) logged as NaN.
 
         sample_weight (N,) (finite, >= 0) and class_weight {class index: weight}
         follow Keras: each example's loss is multiplied by its weight (both

@@ -18,11 +18,13 @@ def softmax_cross_entropy(logits, labels):
 
 
 def sigmoid_cross_entropy(logits, targets, mask=None):
-    """J = (1/N) Σ m [-t log σ(z) - (1-t) log(1-σ(z))], in the form
-    max(z, 0) - z t + log(1 + e^{-|z|}) that holds for every z;  dZ = m (σ(Z) - T) / N."""
+    """J = (1/N) Σ m [-t log σ(z) - (1-t) log(1-σ(z))], in PyTorch's form
+    (1 - t) z - log σ(z) = (1 - t) z - min(z, 0) + log(1 + e^{-|z|}), which holds for
+    every finite z (and gives PyTorch's NaN/inf at infinite z);  dZ = m (σ(Z) - T) / N."""
     n = logits.shape[0]
     m = np.ones_like(logits) if mask is None else (np.asarray(mask) != 0).astype(np.float64)
-    per = np.maximum(logits, 0.0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))
+    with np.errstate(invalid="ignore"):  # 0·inf at infinite logits is NaN, as in PyTorch
+        per = (1.0 - targets) * logits - np.minimum(logits, 0.0) + np.log1p(np.exp(-np.abs(logits)))
     e = np.exp(-np.abs(logits))
     sigma = np.where(logits >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
     loss = np.sum(np.where(m != 0, per, 0.0)) / n

@@ -6,7 +6,8 @@ import numpy as np
 
 def _scale(variance, ndim):
     variance = np.asarray(variance, dtype=np.float64)
-    s = np.where(variance > 0, np.sqrt(np.where(variance > 0, variance, 1.0)), 1.0)
+    # "<= 0 gives 1", so a NaN variance gives σ = NaN (the formula's √NaN).
+    s = np.where(variance <= 0, 1.0, np.sqrt(np.where(variance <= 0, 1.0, variance)))
     return s.reshape((1, -1) + (1,) * (ndim - 2))
 
 

@@ -165,7 +165,10 @@ class Model {
   // cross-entropy, else (N, *output_shape) of the model's dtype (NaN targets are
   // skipped by binary cross-entropy). Returns the loss including regularisation.
   // All validation happens before any weight changes. outputs, when given,
-  // receives the forward pass's output (for training metrics).
+  // receives the forward pass's output (for training metrics). A step whose
+  // loss or any parameter gradient is NaN or infinite changes nothing (weights,
+  // batch norm statistics, optimizer state and steps() stay as they were) and
+  // returns NaN.
   double train_step(const Tensor& x, const Tensor& y, Tensor* outputs = nullptr);
   // Loss and parameter gradients (flat, arena order) without an update: the
   // same forward pass as train_step (training mode, the current dropout masks).

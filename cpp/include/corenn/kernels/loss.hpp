@@ -1,8 +1,11 @@
 // Losses on logits, fused with their output activation so they stay finite for
-// any logit. Each returns the loss and writes d(loss)/d(input) (skipped when the
-// gradient pointer is nullptr, as in evaluation).
+// any finite logit. Each returns the loss and writes d(loss)/d(input) (skipped when
+// the gradient pointer is nullptr, as in evaluation). NaN and ±inf give what
+// PyTorch's losses give: a NaN logit (or prediction) makes the loss NaN and its
+// gradient NaN (softmax: its whole row); an infinite one gives a NaN or +inf
+// loss, except a −inf softmax logit: a zero probability (finite unless labelled).
 //   softmax_cross_entropy  L = (1/N) Σ_i s_i [logsumexp(z_i) - z_i,y_i] dz = s_i (softmax(z) - onehot(y)) / N
-//   sigmoid_cross_entropy  L = (1/N) Σ_i s_i Σ_j m_ij [max(z,0) - z t + log(1 + e^-|z|)]
+//   sigmoid_cross_entropy  L = (1/N) Σ_i s_i Σ_j m_ij [(1-t) z - min(z,0) + log(1 + e^-|z|)]
 //                                                                  dz = s_i m (σ(z) - t) / N
 //   mse                    L = (1/n) Σ_k s_i(k) (p - t)²           dp = 2 s_i(k) (p - t) / n
 //   weight_penalty         L = l1 Σ|w| + l2 Σ w²                   dw += l1 sign(w) + 2 l2 w

@@ -43,6 +43,14 @@ template <typename T>
 void adam_step_naive(T* param, T* m, T* v, const T* grad, int64_t step, const AdamHyper& h,
                      int64_t n);
 
+// True when every x[i] is finite (no NaN, no ±inf): the model's train step
+// reads its gradient arena once with this before it updates, and skips the
+// update when it is false. x: (n,).
+template <typename T>
+bool all_finite(const T* x, int64_t n);
+template <typename T>
+bool all_finite_naive(const T* x, int64_t n);
+
 // Throw ValueError naming `op`, the hyper-parameter and its value unless:
 // lr finite and >= 0; momentum, dampening, alpha in [0, 1]; beta1, beta2 in
 // [0, 1); eps finite and > 0; weight_decay finite and >= 0; step >= 1; nesterov
