@@ -123,41 +123,43 @@ def test_pooling_same_grid(kind, dtype):
         assert_close(y, expected, op=f"{kind}_pool2d_forward", what=case)
 
 
-def conv_transpose_same_reference(x, K, hw, stride):
+def conv_transpose_same_reference(x, K, hw, stride, dilation=1):
     """Conv2DTranspose "same" as TensorFlow defines it: the input gradient of
     the forward "same" convolution of an (H·s, W·s) image with the same kernel
     (K (C_in, filters, KH, KW) is that convolution's weight (out, in, KH, KW))."""
     out_hw = (hw[0] * stride, hw[1] * stride)
     image = np.zeros((x.shape[0], K.shape[1], *out_hw))
-    pads = ref.same_pad4(out_hw, K.shape[2:], stride)
-    return ref.conv2d_backward(x, image, K, stride=stride, padding=pads)[0]
+    pads = ref.same_pad4(out_hw, K.shape[2:], stride, dilation)
+    return ref.conv2d_backward(x, image, K, stride=stride, padding=pads, dilation=dilation)[0]
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 def test_conv2d_transpose_same_is_the_adjoint_of_conv2d_same(dtype):
     rng = np.random.default_rng(14)
-    for kernel, s, hw in itertools.product(KERNELS, STRIDES, SIZES):
+    for kernel, s, d, hw in itertools.product(KERNELS, STRIDES, DILATIONS, SIZES):
         x = rng.standard_normal((2, 3, *hw)).astype(dtype)
         K = rng.standard_normal((3, 2, *kernel)).astype(dtype)
-        y = predict(L.Conv2DTranspose(2, kernel, strides=s, padding="same", use_bias=False), x, [K])
-        case = f"kernel {kernel} stride {s} input {hw}"
+        layer = L.Conv2DTranspose(2, kernel, strides=s, dilation_rate=d, padding="same", use_bias=False)
+        y = predict(layer, x, [K])
+        case = f"kernel {kernel} stride {s} dilation {d} input {hw}"
         assert y.shape == (2, 2, hw[0] * s, hw[1] * s), case  # Keras: in·stride
-        expected = conv_transpose_same_reference(x.astype(np.float64), K.astype(np.float64), hw, s)
+        expected = conv_transpose_same_reference(x.astype(np.float64), K.astype(np.float64), hw, s, d)
         assert_close(y, expected, op="conv_transpose2d_forward", what=case)
 
 
 def test_conv2d_transpose_same_and_conv2d_same_layers_are_adjoint():
     """<conv(u), v> = <u, convT(v)> with corenn's own two layers, one kernel."""
     rng = np.random.default_rng(15)
-    for kernel, s, hw in itertools.product(KERNELS, STRIDES, SIZES):
+    for kernel, s, d, hw in itertools.product(KERNELS, STRIDES, DILATIONS, SIZES):
         v = rng.standard_normal((1, 3, *hw))
         u = rng.standard_normal((1, 2, hw[0] * s, hw[1] * s))
         K = rng.standard_normal((3, 2, *kernel))
-        conv_u = predict(L.Conv2D(3, kernel, strides=s, padding="same", use_bias=False), u, [K])
-        convT_v = predict(L.Conv2DTranspose(2, kernel, strides=s, padding="same", use_bias=False), v, [K])
+        args = dict(strides=s, dilation_rate=d, padding="same", use_bias=False)
+        conv_u = predict(L.Conv2D(3, kernel, **args), u, [K])
+        convT_v = predict(L.Conv2DTranspose(2, kernel, **args), v, [K])
         lhs, rhs = np.sum(conv_u * v), np.sum(u * convT_v)
         assert_close(np.array(lhs), np.array(rhs), op="conv2d_forward",
-                     what=f"adjoint, kernel {kernel} stride {s} input {hw}")
+                     what=f"adjoint, kernel {kernel} stride {s} dilation {d} input {hw}")
 
 
 def test_conv2d_transpose_issue_example():
@@ -208,6 +210,7 @@ ASYMMETRIC = [
     ("separable", lambda: L.SeparableConv2D(2, (2, 3), strides=(2, 1), padding="same"), (2, 5, 4)),
     ("transpose", lambda: L.Conv2DTranspose(2, (2, 5), strides=(1, 2), padding="same"), (2, 3, 4)),
     ("transpose_k4s2", lambda: L.Conv2DTranspose(2, 4, strides=2, padding="same"), (2, 3, 3)),
+    ("transpose_dilated", lambda: L.Conv2DTranspose(2, 2, dilation_rate=(2, 3), padding="same"), (2, 3, 4)),
     ("max_pool", lambda: L.MaxPooling2D(2, strides=1, padding="same"), (2, 5, 4)),
     ("avg_pool", lambda: L.AveragePooling2D((2, 3), strides=2, padding="same"), (2, 5, 4)),
 ]
@@ -241,18 +244,19 @@ def test_ops_express_keras_same_with_four_pads(dtype):
                  op="avg_pool2d_forward")
     # Transposed: the adjoint of conv2d with pads (top, bottom, left, right).
     K = rng.standard_normal((2, 3, 4, 3)).astype(dtype)
-    y = cn.ops.conv_transpose2d_forward(x, K, stride=2, padding=(1, 2, 1, 0), output_padding=(1, 0))
-    assert_close(y, ref.conv_transpose2d_forward(x.astype(np.float64), K.astype(np.float64), stride=2,
-                                                 padding=(1, 2, 1, 0), output_padding=(1, 0)),
+    args = dict(stride=2, padding=(1, 2, 1, 0), output_padding=(1, 0), dilation=(1, 2))
+    y = cn.ops.conv_transpose2d_forward(x, K, **args)
+    assert_close(y, ref.conv_transpose2d_forward(x.astype(np.float64), K.astype(np.float64), **args),
                  op="conv_transpose2d_forward")
 
 
-def test_conv_transpose2d_op_gradient_with_asymmetric_pads():
+@pytest.mark.parametrize("dilation", [1, (2, 3)])
+def test_conv_transpose2d_op_gradient_with_asymmetric_pads(dilation):
     rng = np.random.default_rng(21)
     x = rng.standard_normal((2, 2, 3, 4))
     K = rng.standard_normal((2, 3, 3, 4))
     b = rng.standard_normal(3)
-    args = dict(stride=(2, 1), padding=(0, 2, 2, 1), output_padding=(1, 0))
+    args = dict(stride=(2, 1), padding=(0, 2, 2, 1), output_padding=(1, 0), dilation=dilation)
     y = cn.ops.conv_transpose2d_forward(x, K, b, **args)
     P = projection(y.shape, seed=22)
     dx, dK, db = cn.ops.conv_transpose2d_backward(P, x, K, **args)

@@ -81,7 +81,7 @@ Geometry conv_geometry(const Conv2dShape& s) {
 // channels and produces H×W positions: this is that conv2d's geometry.
 Geometry transpose_geometry(const ConvTranspose2dShape& s) {
   return {s.out_channels, s.out_h(), s.out_w(), s.kernel_h, s.kernel_w, s.stride_h, s.stride_w,
-          s.pad_top, s.pad_left, 1, 1, s.height, s.width};
+          s.pad_top, s.pad_left, s.dilation_h, s.dilation_w, s.height, s.width};
 }
 
 // Output rows i whose input row i·sh + p·dh − pt lies inside [0, height), for
@@ -750,10 +750,10 @@ void conv2d_backward_naive(T* dx, T* dW, T* db, const T* dy, const T* x, const T
 // ------------------------------------------------------------------ transposed geometry
 
 int64_t ConvTranspose2dShape::out_h() const {
-  return (height - 1) * stride_h - pad_top - pad_bottom + kernel_h + output_pad_h;
+  return (height - 1) * stride_h - pad_top - pad_bottom + dilation_h * (kernel_h - 1) + 1 + output_pad_h;
 }
 int64_t ConvTranspose2dShape::out_w() const {
-  return (width - 1) * stride_w - pad_left - pad_right + kernel_w + output_pad_w;
+  return (width - 1) * stride_w - pad_left - pad_right + dilation_w * (kernel_w - 1) + 1 + output_pad_w;
 }
 
 void validate(const ConvTranspose2dShape& s, const char* op) {
@@ -765,6 +765,7 @@ void validate(const ConvTranspose2dShape& s, const char* op) {
   require_positive(s.kernel_h, op, "kernel_h");
   require_positive(s.kernel_w, op, "kernel_w");
   require_positive(std::min(s.stride_h, s.stride_w), op, "stride");
+  require_positive(std::min(s.dilation_h, s.dilation_w), op, "dilation");
   const int64_t min_pad = std::min({s.pad_top, s.pad_bottom, s.pad_left, s.pad_right});
   if (min_pad < 0)
     throw ValueError(prefix(op) + "padding must be >= 0, got " + std::to_string(min_pad));
@@ -849,7 +850,8 @@ void conv_transpose2d_forward_naive(T* y, const T* x, const T* W, const T* b,
           for (int64_t o = 0; o < s.out_channels; ++o)
             for (int64_t p = 0; p < s.kernel_h; ++p)
               for (int64_t q = 0; q < s.kernel_w; ++q) {
-                const int64_t oh = h * s.stride_h + p - s.pad_top, ow = w * s.stride_w + q - s.pad_left;
+                const int64_t oh = h * s.stride_h + p * s.dilation_h - s.pad_top,
+                              ow = w * s.stride_w + q * s.dilation_w - s.pad_left;
                 if (oh < 0 || oh >= OH || ow < 0 || ow >= OW) continue;
                 y[((n * s.out_channels + o) * OH + oh) * OW + ow] +=
                     v * W[((c * s.out_channels + o) * s.kernel_h + p) * s.kernel_w + q];
@@ -909,7 +911,8 @@ void conv_transpose2d_backward_naive(T* dx, T* dW, T* db, const T* dy, const T* 
           for (int64_t o = 0; o < s.out_channels; ++o)
             for (int64_t p = 0; p < s.kernel_h; ++p)
               for (int64_t q = 0; q < s.kernel_w; ++q) {
-                const int64_t oh = h * s.stride_h + p - s.pad_top, ow = w * s.stride_w + q - s.pad_left;
+                const int64_t oh = h * s.stride_h + p * s.dilation_h - s.pad_top,
+                              ow = w * s.stride_w + q * s.dilation_w - s.pad_left;
                 if (oh < 0 || oh >= OH || ow < 0 || ow >= OW) continue;
                 const T g = dy[((n * s.out_channels + o) * OH + oh) * OW + ow];
                 const int64_t wi = ((c * s.out_channels + o) * s.kernel_h + p) * s.kernel_w + q;

@@ -278,9 +278,10 @@ class SeparableConv2D : public Convolution<T> {
   Conv2dShape depthwise_, pointwise_;
 };
 
-// Conv2DTranspose: weights (C_in, filters, KH, KW) as PyTorch. "valid" gives
-// (H − 1)·s + KH (+ output_padding); "same" gives H·s (Keras's
-// (H − 1)·s + KH mod 2 + output_padding when that is given), cropped as the
+// Conv2DTranspose: weights (C_in, filters, KH, KW) as PyTorch. With span
+// (KH − 1)·dilation + 1, "valid" gives (H − 1)·s + span (+ output_padding);
+// "same" gives H·s (Keras's (H − 1)·s + span mod 2 + output_padding when that
+// is given), cropped as the
 // adjoint of the forward "same" convolution of that size (padding.hpp).
 template <typename T>
 class Conv2DTranspose : public Convolution<T> {
@@ -297,14 +298,16 @@ class Conv2DTranspose : public Convolution<T> {
     g.out_channels = spec.filters;
     const Pair k = pair_of(spec, spec.kernel_size, "kernel_size", 1);
     const Pair st = pair_of(spec, spec.strides, "strides", 1);
+    const Pair d = pair_of(spec, spec.dilation, "dilation_rate", 1);
     g.kernel_h = k.h, g.kernel_w = k.w, g.stride_h = st.h, g.stride_w = st.w;
+    g.dilation_h = d.h, g.dilation_w = d.w;
     const bool given = !spec.output_padding.empty();
     const Pair op = pair_of(spec, spec.output_padding, "output_padding", 0);
     g.output_pad_h = op.h;
     g.output_pad_w = op.w;
     if (spec.padding == "same") {
-      same_transpose(g.height, k.h, st.h, given, g.pad_top, g.pad_bottom, g.output_pad_h, "height");
-      same_transpose(g.width, k.w, st.w, given, g.pad_left, g.pad_right, g.output_pad_w, "width");
+      same_transpose(g.height, k.h, st.h, d.h, given, g.pad_top, g.pad_bottom, g.output_pad_h, "height");
+      same_transpose(g.width, k.w, st.w, d.w, given, g.pad_left, g.pad_right, g.output_pad_w, "width");
     } else if (spec.padding == "explicit" && spec.pads.size() == 4) {
       g.pad_top = spec.pads[0];
       g.pad_bottom = spec.pads[1];
@@ -367,15 +370,16 @@ class Conv2DTranspose : public Convolution<T> {
   // One axis of "same": the output size Keras gives, and the crop and
   // output_padding that make the layer the adjoint of the forward "same"
   // convolution of that size. output_pad holds the given output_padding.
-  void same_transpose(int64_t in, int64_t k, int64_t s, bool given, int64_t& before, int64_t& after,
-                      int64_t& output_pad, const char* axis) const {
-    const int64_t out = given ? (in - 1) * s + k % 2 + output_pad : in * s;
-    const SameTransposePadding p = same_transpose_padding(in, out, k, s);
+  void same_transpose(int64_t in, int64_t k, int64_t s, int64_t dilation, bool given, int64_t& before,
+                      int64_t& after, int64_t& output_pad, const char* axis) const {
+    const int64_t span = (k - 1) * dilation + 1;
+    const int64_t out = given ? (in - 1) * s + span % 2 + output_pad : in * s;
+    const SameTransposePadding p = same_transpose_padding(in, out, k, s, dilation);
     if (!p.adjoint)
       throw ValueError(layer_label(this->spec_) + ": padding='same' with output_padding " +
                        std::to_string(output_pad) + " along the " + axis + " gives " + std::to_string(out) +
                        " cells, whose 'same' convolution (kernel " + std::to_string(k) + ", stride " +
-                       std::to_string(s) + ") has " + std::to_string(same_padding(out, k, s).out) +
+                       std::to_string(s) + ") has " + std::to_string(same_padding(out, k, s, dilation).out) +
                        " windows, not the input's " + std::to_string(in) +
                        " (TensorFlow refuses it too); use another output_padding or none");
     before = p.before, after = p.after, output_pad = p.output_padding;

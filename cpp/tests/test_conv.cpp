@@ -117,6 +117,7 @@ TEST(conv_transpose2d_fast_matches_naive_and_accumulates) {
         s.pad_top = k == 3 ? 1 : 0; s.pad_bottom = k == 3 ? 2 : 0;  // asymmetric crop
         s.pad_left = 0; s.pad_right = k == 3 ? 1 : 0;
         s.output_pad_h = stride - 1; s.output_pad_w = 0;
+        s.dilation_h = stride % 2 + 1; s.dilation_w = k == 3 ? 2 : 1;
         validate(s, "test");
         const int64_t x_n = n * 3 * 20, w_n = 3 * 2 * k * k, y_n = n * 2 * s.out_h() * s.out_w();
         auto x = random_vector<double>(x_n, 8), W = random_vector<double>(w_n, 9);
@@ -205,30 +206,31 @@ TEST(same_transpose_padding_is_the_adjoint_of_same_conv2d) {
   CHECK(!same_transpose_padding(3, 4, 2, 2).adjoint);  // ⌈4 / 2⌉ = 2 windows, not 3
   for (int64_t in = 1; in <= 6; ++in)
     for (int64_t k = 1; k <= 5; ++k)
-      for (int64_t st = 1; st <= 3; ++st) {
-        const int64_t out = in * st;
-        const SameTransposePadding p = same_transpose_padding(in, out, k, st);
-        CHECK(p.adjoint && p.output_padding >= 0 && p.output_padding < st);
-        ConvTranspose2dShape t2;
-        t2.in_channels = 2, t2.height = in, t2.width = 3, t2.out_channels = 1;
-        t2.kernel_h = k, t2.kernel_w = 1, t2.stride_h = st;
-        t2.pad_top = p.before, t2.pad_bottom = p.after, t2.output_pad_h = p.output_padding;
-        validate(t2, "test");
-        CHECK(t2.out_h() == out);
-        Conv2dShape c = conv(1, 1, out, 3, 2, 1, 1, 0, 1, 1);
-        c.kernel_h = k, c.stride_h = st;
-        const SamePadding f = same_padding(out, k, st);
-        c.pad_top = f.before, c.pad_bottom = f.after;
-        validate(c, "test");
-        CHECK(c.out_h() == in);
-        auto u = random_vector<double>(out * 3, 30), v = random_vector<double>(2 * in * 3, 31);
-        auto W = random_vector<double>(2 * k, 32);  // conv (2, 1, k, 1) = transposed (2, 1, k, 1)
-        std::vector<double> cu(2 * in * 3), tv(out * 3);
-        conv2d_forward_naive(cu.data(), u.data(), W.data(), static_cast<const double*>(nullptr), c);
-        conv_transpose2d_forward_naive(tv.data(), v.data(), W.data(), static_cast<const double*>(nullptr), t2);
-        double lhs = 0, rhs = 0;
-        for (size_t i = 0; i < cu.size(); ++i) lhs += cu[i] * v[i];
-        for (size_t i = 0; i < tv.size(); ++i) rhs += u[i] * tv[i];
-        CHECK_CLOSE(lhs, rhs, 1e-12);
-      }
+      for (int64_t st = 1; st <= 3; ++st)
+        for (int64_t dil = 1; dil <= 2; ++dil) {
+          const int64_t out = in * st;
+          const SameTransposePadding p = same_transpose_padding(in, out, k, st, dil);
+          CHECK(p.adjoint && p.output_padding >= 0 && p.output_padding < st);
+          ConvTranspose2dShape t2;
+          t2.in_channels = 2, t2.height = in, t2.width = 3, t2.out_channels = 1;
+          t2.kernel_h = k, t2.kernel_w = 1, t2.stride_h = st, t2.dilation_h = dil;
+          t2.pad_top = p.before, t2.pad_bottom = p.after, t2.output_pad_h = p.output_padding;
+          validate(t2, "test");
+          CHECK(t2.out_h() == out);
+          Conv2dShape c = conv(1, 1, out, 3, 2, 1, 1, 0, 1, 1);
+          c.kernel_h = k, c.stride_h = st, c.dilation_h = dil;
+          const SamePadding f = same_padding(out, k, st, dil);
+          c.pad_top = f.before, c.pad_bottom = f.after;
+          validate(c, "test");
+          CHECK(c.out_h() == in);
+          auto u = random_vector<double>(out * 3, 30), v = random_vector<double>(2 * in * 3, 31);
+          auto W = random_vector<double>(2 * k, 32);  // conv (2, 1, k, 1) = transposed (2, 1, k, 1)
+          std::vector<double> cu(2 * in * 3), tv(out * 3);
+          conv2d_forward_naive(cu.data(), u.data(), W.data(), static_cast<const double*>(nullptr), c);
+          conv_transpose2d_forward_naive(tv.data(), v.data(), W.data(), static_cast<const double*>(nullptr), t2);
+          double lhs = 0, rhs = 0;
+          for (size_t i = 0; i < cu.size(); ++i) lhs += cu[i] * v[i];
+          for (size_t i = 0; i < tv.size(); ++i) rhs += u[i] * tv[i];
+          CHECK_CLOSE(lhs, rhs, 1e-12);
+        }
 }

@@ -113,7 +113,8 @@ Conv2dShape conv_shape(const py::array& x, const py::array& W, const py::object&
 // Shape of a transposed conv from x (N, C_in, H, W) and W (C_in, C_out, KH, KW).
 ConvTranspose2dShape transpose_shape(const py::array& x, const py::array& W,
                                      const py::object& stride, const py::object& padding,
-                                     const py::object& output_padding, const char* op) {
+                                     const py::object& output_padding, const py::object& dilation,
+                                     const char* op) {
   require_ndim(x, 4, op, "x", "(batch, in_channels, height, width)");
   require_ndim(W, 4, op, "W", "(in_channels, out_channels, kernel_h, kernel_w)");
   ConvTranspose2dShape s;
@@ -129,6 +130,9 @@ ConvTranspose2dShape transpose_shape(const py::array& x, const py::array& W,
   const auto st = int_tuple<2>(stride, op, "stride", "an int or an (h, w) pair");
   const auto pd = conv_padding(padding, op);
   const auto op_ = int_tuple<2>(output_padding, op, "output_padding", "an int or an (h, w) pair");
+  const auto dl = int_tuple<2>(dilation, op, "dilation", "an int or an (h, w) pair");
+  s.dilation_h = dl[0];
+  s.dilation_w = dl[1];
   s.stride_h = st[0];
   s.stride_w = st[1];
   s.pad_top = pd[0];
@@ -207,11 +211,12 @@ py::tuple conv2d_backward_py(const py::array& dy, const py::array& x, const py::
 // x (N, C_in, H, W), W (C_in, C_out, KH, KW), b (C_out,) -> y (N, C_out, OH, OW)
 py::array conv_transpose2d_forward_py(const py::array& x, const py::array& W, const py::object& b,
                                       const py::object& stride, const py::object& padding,
-                                      const py::object& output_padding, bool naive) {
+                                      const py::object& output_padding, const py::object& dilation,
+                                      bool naive) {
   const char* op = kTransForward;
   const FloatKind kind = float_kind(x, op, "x");
   require_same_dtype(x, W, op, "x", "W");
-  const ConvTranspose2dShape s = transpose_shape(x, W, stride, padding, output_padding, op);
+  const ConvTranspose2dShape s = transpose_shape(x, W, stride, padding, output_padding, dilation, op);
   const bool has_b = !b.is_none();
   py::array b_arr;
   if (has_b) b_arr = optional_bias(b, x, s.out_channels, op);
@@ -235,13 +240,13 @@ py::array conv_transpose2d_forward_py(const py::array& x, const py::array& W, co
 
 py::tuple conv_transpose2d_backward_py(const py::array& dy, const py::array& x, const py::array& W,
                                        const py::object& stride, const py::object& padding,
-                                       const py::object& output_padding, bool with_bias,
-                                       bool naive) {
+                                       const py::object& output_padding, const py::object& dilation,
+                                       bool with_bias, bool naive) {
   const char* op = kTransBackward;
   const FloatKind kind = float_kind(x, op, "x");
   require_same_dtype(x, dy, op, "x", "dy");
   require_same_dtype(x, W, op, "x", "W");
-  const ConvTranspose2dShape s = transpose_shape(x, W, stride, padding, output_padding, op);
+  const ConvTranspose2dShape s = transpose_shape(x, W, stride, padding, output_padding, dilation, op);
   require_shape(dy, {s.batch, s.out_channels, s.out_h(), s.out_w()}, op, "dy");
   return dispatch_float(kind, [&](auto tag) -> py::tuple {
     using T = decltype(tag);
@@ -283,13 +288,14 @@ void bind_conv(py::module_& ops) {
           "(dx, dW, db) of conv2d_forward; db is None without bias.");
   ops.def("conv_transpose2d_forward", &conv_transpose2d_forward_py, py::arg("x"), py::arg("W"),
           py::arg("b") = py::none(), py::arg("stride") = 1, py::arg("padding") = 0,
-          py::arg("output_padding") = 0, py::arg("naive") = false,
+          py::arg("output_padding") = 0, py::arg("dilation") = 1, py::arg("naive") = false,
           "Transposed convolution. x (N, C_in, H, W), W (C_in, C_out, KH, KW), b (C_out,) or "
           "None; padding: int, (h, w) or (top, bottom, left, right), cropped from the output; "
-          "out = (H - 1)·stride - top - bottom + KH + output_padding.");
+          "out = (H - 1)·stride - top - bottom + dilation·(KH - 1) + 1 + output_padding.");
   ops.def("conv_transpose2d_backward", &conv_transpose2d_backward_py, py::arg("dy"),
           py::arg("x"), py::arg("W"), py::arg("stride") = 1, py::arg("padding") = 0,
-          py::arg("output_padding") = 0, py::arg("with_bias") = true, py::arg("naive") = false,
+          py::arg("output_padding") = 0, py::arg("dilation") = 1, py::arg("with_bias") = true,
+          py::arg("naive") = false,
           "(dx, dW, db) of conv_transpose2d_forward; db is None without bias.");
 }
 

@@ -435,8 +435,6 @@ class Conv2DTranspose(_Conv):
     kind = "conv2d_transpose"
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None, **kwargs):
-        if kwargs.get("dilation_rate", 1) not in (1, (1, 1)):
-            raise ValueError("Conv2DTranspose: dilation_rate other than 1 is not supported")
         super().__init__(kernel_size, strides=strides, padding=padding, **kwargs)
         self.filters = _validate.integer("Conv2DTranspose", "filters", filters, minimum=1)
         self.output_padding = None if output_padding is None else _pair(

@@ -127,46 +127,50 @@ def conv2d_backward(dy, x, W, stride=1, padding=0, dilation=1, groups=1):
     return dx, dW, dy.sum(axis=(0, 2, 3))
 
 
-def conv_transpose2d_out(size, k, stride, pad_before, pad_after, output_padding):
-    return (size - 1) * stride - pad_before - pad_after + k + output_padding
+def conv_transpose2d_out(size, k, stride, pad_before, pad_after, output_padding, dilation=1):
+    return (size - 1) * stride - pad_before - pad_after + dilation * (k - 1) + 1 + output_padding
 
 
-def conv_transpose2d_forward(x, W, b=None, stride=1, padding=0, output_padding=0):
+def conv_transpose2d_forward(x, W, b=None, stride=1, padding=0, output_padding=0, dilation=1):
     """From the definition: every input pixel x[n, c, h, w] adds x·W[c] into the
-    output at rows h·sh − top + p, columns w·sw − left + q; padding (top,
+    output at rows h·sh − top + p·dh, columns w·sw − left + q·dw; padding (top,
     bottom, left, right) is cropped from the full output. Loops: small inputs."""
     (sh, sw), (pt, pb, pl, pr), (oph, opw) = pair(stride), pad4(padding), pair(output_padding)
+    dh, dw = pair(dilation)
     N, C, H, Wd = x.shape
     _, O, KH, KW = W.shape
-    OH, OW = conv_transpose2d_out(H, KH, sh, pt, pb, oph), conv_transpose2d_out(Wd, KW, sw, pl, pr, opw)
+    OH = conv_transpose2d_out(H, KH, sh, pt, pb, oph, dh)
+    OW = conv_transpose2d_out(Wd, KW, sw, pl, pr, opw, dw)
+    spanh, spanw = dh * (KH - 1) + 1, dw * (KW - 1) + 1
     # Scatter into an output padded by the cropped border, then crop.
-    full = np.zeros((N, O, (H - 1) * sh + KH + oph, (Wd - 1) * sw + KW + opw))
+    full = np.zeros((N, O, (H - 1) * sh + spanh + oph, (Wd - 1) * sw + spanw + opw))
     for n in range(N):
         for c in range(C):
             for h in range(H):
                 for w in range(Wd):
-                    full[n, :, h * sh:h * sh + KH, w * sw:w * sw + KW] += x[n, c, h, w] * W[c]
+                    full[n, :, h * sh:h * sh + spanh:dh, w * sw:w * sw + spanw:dw] += x[n, c, h, w] * W[c]
     y = np.zeros((N, O, OH, OW))
     rows, cols_ = min(OH, full.shape[2] - pt), min(OW, full.shape[3] - pl)
     y[:, :, :rows, :cols_] = full[:, :, pt:pt + rows, pl:pl + cols_]
     return y if b is None else y + b[None, :, None, None]
 
 
-def conv_transpose2d_backward(dy, x, W, stride=1, padding=0, output_padding=0):
+def conv_transpose2d_backward(dy, x, W, stride=1, padding=0, output_padding=0, dilation=1):
     """dx[n, c, h, w] = Σ W[c] ⊙ (the window of dy it scattered into);
     dW[c] = Σ_{n, h, w} x[n, c, h, w] · that window; db = Σ dy."""
-    (sh, sw), (ph, _, pw, _) = pair(stride), pad4(padding)
+    (sh, sw), (ph, _, pw, _), (dh, dw) = pair(stride), pad4(padding), pair(dilation)
     N, C, H, Wd = x.shape
     _, O, KH, KW = W.shape
-    full = np.zeros((N, O, (H - 1) * sh + KH + max(0, dy.shape[2] + ph - ((H - 1) * sh + KH)),
-                     (Wd - 1) * sw + KW + max(0, dy.shape[3] + pw - ((Wd - 1) * sw + KW))))
+    spanh, spanw = dh * (KH - 1) + 1, dw * (KW - 1) + 1
+    full = np.zeros((N, O, (H - 1) * sh + spanh + max(0, dy.shape[2] + ph - ((H - 1) * sh + spanh)),
+                     (Wd - 1) * sw + spanw + max(0, dy.shape[3] + pw - ((Wd - 1) * sw + spanw))))
     full[:, :, ph:ph + dy.shape[2], pw:pw + dy.shape[3]] = dy
     dx = np.zeros(x.shape)
     dW = np.zeros(W.shape)
     for n in range(N):
         for h in range(H):
             for w in range(Wd):
-                window = full[n, :, h * sh:h * sh + KH, w * sw:w * sw + KW]  # (O, KH, KW)
+                window = full[n, :, h * sh:h * sh + spanh:dh, w * sw:w * sw + spanw:dw]  # (O, KH, KW)
                 dx[n, :, h, w] = np.einsum("opq,copq->c", window, W)
                 dW += x[n, :, h, w][:, None, None, None] * window[None]
     return dx, dW, dy.sum(axis=(0, 2, 3))

@@ -7,9 +7,9 @@
 //
 // The transposed convolution (U-Net's up-sampling) is the adjoint of conv2d's
 // input gradient: each input pixel scatters W into the output; weights
-// (C_in, C_out, KH, KW) like PyTorch, out = (H − 1)·s − pad_top − pad_bottom + KH +
-// output_padding (PyTorch's padding p is pad_top = pad_bottom = p; Keras's
-// "same" crops asymmetrically, see padding.hpp).
+// (C_in, C_out, KH, KW) like PyTorch, out = (H − 1)·s − pad_top − pad_bottom +
+// dh·(KH − 1) + 1 + output_padding (PyTorch's padding p is pad_top = pad_bottom
+// = p; Keras's "same" crops asymmetrically, see padding.hpp).
 #pragma once
 
 #include <cstdint>
@@ -59,11 +59,12 @@ struct ConvTranspose2dShape {
   int64_t stride_h = 1, stride_w = 1;
   int64_t pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;  // cropped from the output's sides
   int64_t output_pad_h = 0, output_pad_w = 0;                 // added at the bottom/right, < stride
+  int64_t dilation_h = 1, dilation_w = 1;                     // kernel taps land dilation apart
   int64_t out_h() const;
   int64_t out_w() const;
 };
 
-// ValueError naming the argument: sizes, stride < 1, negative padding, output_padding
+// ValueError naming the argument: sizes, stride or dilation < 1, negative padding, output_padding
 // >= stride, an output of size < 1.
 void validate(const ConvTranspose2dShape& s, const char* op);
 int64_t conv_transpose2d_scratch_size(const ConvTranspose2dShape& s);
