@@ -15,12 +15,11 @@ L = cn.layers
 # Every accepted name, read from the C++ registry: a kind added there without a
 # NumPy reference fails every test below.
 KINDS = L.ACTIVATIONS
-# Batch 1, odd and prime sizes, a wide row, 1-D and 3-D inputs (softmax over the
-# last axis), 4-D inputs (softmax over the channels, axis 1: a partial block of
-# positions, more positions than one block, and a large one), and two large
-# enough (77k, 115k elements) to take the multi-thread paths.
-SHAPES = [(1, 1), (5, 13), (3, 1000), (7,), (2, 3, 5), (100, 257), (2, 3, 4, 5), (3, 7, 2, 50),
-          (4, 16, 20, 30)]
+# Batch 1, odd and prime sizes, 1-D and 3-D inputs (softmax over the last axis),
+# 4-D inputs (softmax over the channels, axis 1, at stride H·W: a partial block of
+# positions; more positions than one block), and two large enough (26k, 38k
+# elements) to take the multi-thread paths.
+SHAPES = [(1, 1), (5, 13), (7,), (2, 3, 5), (100, 257), (3, 7, 2, 50), (4, 16, 20, 30)]
 ALPHA = 0.1  # not the default, so a kernel ignoring alpha fails
 
 

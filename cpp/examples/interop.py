@@ -27,16 +27,16 @@ def every_layer_model():
         L.DepthwiseConv2D(3, depth_multiplier=2, activation="leaky_relu"),
         L.MaxPool2D(2),
         L.SeparableConv2D(6, 3, padding="same", activation="tanh"),
-        L.Conv2DTranspose(3, 2, strides=2),
+        L.Conv2DTranspose(3, 2, strides=2, activation="gelu"),
         L.AvgPool2D(2, padding="same"),
-        L.Conv2D(6, 1, groups=3, use_bias=False),
+        L.Conv2D(6, 1, groups=3, use_bias=False, activation="softmax"),  # over the channels
         L.BatchNormalization(momentum=0.9),
         L.Dropout(0.25),
         L.GlobalAvgPool2D(),
         L.Reshape((2, 3)),
         L.Flatten(),
         L.Activation("sigmoid"),
-        L.Dense(5, activation="tanh"),
+        L.Dense(5, activation="selu"),
         L.Dense(3),
     ])
 
