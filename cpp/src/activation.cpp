@@ -110,8 +110,11 @@ inline T gelu_tanh_u(T x) {
 // Softmax over `channels` at stride `inner` for `len` <= kBlock neighbouring
 // positions. y may alias x: each y is written after the x at its index is read.
 // y, x: (channels, inner) views starting at the first position of the block.
-template <typename T>
-void softmax_block(T* y, const T* x, int64_t channels, int64_t inner, int64_t len) {
+// kRow (inner = len = 1, a contiguous row) makes both 1 at compile time, so the
+// position loops vanish and the channel loops vectorise.
+template <bool kRow, typename T>
+void softmax_block(T* y, const T* x, int64_t channels, int64_t inner_, int64_t len_) {
+  const int64_t inner = kRow ? 1 : inner_, len = kRow ? 1 : len_;
   // Subtracting the max keeps every exponent <= 0, so e^{...} <= 1 never
   // overflows and the largest term is exactly 1 (the sum is >= 1, never 0).
   T m[kBlock];
@@ -135,9 +138,10 @@ void softmax_block(T* y, const T* x, int64_t channels, int64_t inner, int64_t le
 
 // The softmax Jacobian is diag(y) - y yᵀ, so dx = y ⊙ (dy - <dy, y>): one dot
 // product per position instead of a channels×channels matrix. dx may alias dy.
-template <typename T>
-void softmax_backward_block(T* dx, const T* dy, const T* y, int64_t channels, int64_t inner,
-                            int64_t len) {
+template <bool kRow, typename T>
+void softmax_backward_block(T* dx, const T* dy, const T* y, int64_t channels, int64_t inner_,
+                            int64_t len_) {
+  const int64_t inner = kRow ? 1 : inner_, len = kRow ? 1 : len_;
   double dot[kBlock];
   for (int64_t i = 0; i < len; ++i) dot[i] = 0;
   for (int64_t c = 0; c < channels; ++c)
@@ -151,7 +155,8 @@ void softmax_backward_block(T* dx, const T* dy, const T* y, int64_t channels, in
 }
 
 // Runs block(offset, len) over every (outer, block of inner positions), split
-// across threads so that a chunk holds about kGrain elements.
+// across threads so that a chunk holds about kGrain elements. With inner = 1
+// (rows of (N, F) or (N, T, F)) a block is one contiguous row.
 template <typename F>
 void for_each_softmax_block(int64_t outer, int64_t channels, int64_t inner, F&& block) {
   const int64_t blocks = (inner + kBlock - 1) / kBlock;
@@ -178,7 +183,8 @@ void activation_forward(T* y, const T* x, int64_t outer, int64_t channels, int64
   if (kind == Activation::softmax) {
     if (channels <= 0) return;
     for_each_softmax_block(outer, channels, inner, [=](int64_t at, int64_t len) {
-      softmax_block(y + at, x + at, channels, inner, len);
+      if (inner == 1) softmax_block<true>(y + at, x + at, channels, inner, len);
+      else softmax_block<false>(y + at, x + at, channels, inner, len);
     });
     return;
   }
@@ -264,7 +270,8 @@ void activation_backward(T* dx, const T* dy, const T* x, const T* y, int64_t out
   if (kind == Activation::softmax) {
     if (channels <= 0) return;
     for_each_softmax_block(outer, channels, inner, [=](int64_t at, int64_t len) {
-      softmax_backward_block(dx + at, dy + at, y + at, channels, inner, len);
+      if (inner == 1) softmax_backward_block<true>(dx + at, dy + at, y + at, channels, inner, len);
+      else softmax_backward_block<false>(dx + at, dy + at, y + at, channels, inner, len);
     });
     return;
   }

@@ -100,8 +100,8 @@ void bind_activation(py::module_& ops) {
           "selu, gelu (exact, erf), gelu_tanh (tanh approximation), silu = swish, softplus,\n"
           "relu6, hard_sigmoid (relu6(x + 3)/6); None or '' is linear. alpha=None is the kind's\n"
           "default: 0.01 for leaky_relu (PyTorch), 1.0 for elu (Keras, PyTorch).\n"
-          "softmax normalises over the features: axis 1 of a 4-D (N, C, H, W) input (the\n"
-          "channels), the last axis of a 1-, 2- or 3-D input. NaN propagates through every\n"
+          "softmax normalises over the features: axis 1 of a 4-D (N, C, H, W) or larger input\n"
+          "(the channels), the last axis of a 1-, 2- or 3-D input. NaN propagates through every\n"
           "kind; a softmax row holding NaN or +inf is all NaN (PyTorch).\n"
           "Errors: TypeError for a non-float x or a non-string kind; ValueError for an\n"
           "unknown kind, a 0-D x or a non-finite alpha.");
