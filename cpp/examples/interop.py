@@ -28,9 +28,9 @@ def every_layer_model():
         L.MaxPool2D(2),
         L.UpSampling2D((1, 2), interpolation="bilinear"),
         L.SeparableConv2D(6, 3, padding="same", activation="tanh"),
-        L.Conv2DTranspose(3, 2, strides=2),
+        L.Conv2DTranspose(3, 2, strides=2, activation="gelu"),
         L.AvgPool2D(2, padding="same"),
-        L.Conv2D(6, 1, groups=3, use_bias=False),
+        L.Conv2D(6, 1, groups=3, use_bias=False, activation="softmax"),  # over the channels
         L.BatchNormalization(momentum=0.9),
         L.Dropout(0.25),
         L.GlobalAvgPool2D(),
@@ -40,7 +40,7 @@ def every_layer_model():
         L.GlobalAvgPool1D(),
         L.Flatten(),
         L.Activation("sigmoid"),
-        L.Dense(5, activation="tanh"),
+        L.Dense(5, activation="selu"),
         L.Dense(3),
     ])
 

@@ -63,7 +63,7 @@ class Dense : public Layer<T> {
  public:
   explicit Dense(const LayerSpec& spec)
       : Layer<T>(spec),
-        activation_(parse_activation(spec.activation)),
+        activation_(parse_activation(spec.activation, layer_label(spec) + ": activation")),
         kernel_init_(parse_initializer(spec.kernel_initializer)),
         bias_init_(parse_initializer(spec.bias_initializer)) {
     if (spec.units < 1)
@@ -101,14 +101,14 @@ class Dense : public Layer<T> {
     const int64_t out = this->out_size_;
     T* z = preactivation_output(c, activation_, batch * out);
     dense_forward<T>(z, x, this->params_, bias(), batch, this->in_size_, out);
-    apply_activation(c, activation_, alpha(), batch, out);
+    apply_activation(c, activation_, alpha(), {batch, out, 1});
     return c.out.data();
   }
 
   T* backward(T* dy, T* dx, const T* x, const T* y, int64_t batch, bool need_dx,
               LayerCache<T>& c) override {
     const int64_t in = this->in_size_, out = this->out_size_;
-    activation_gradient_in_place(dy, c, y, activation_, alpha(), batch, out);
+    activation_gradient_in_place(dy, c, y, activation_, alpha(), {batch, out, 1});
     dense_backward<T>(need_dx ? dx : nullptr, this->grads_,
                       this->spec_.use_bias ? this->grads_ + out * in : nullptr, dy, x,
                       this->params_, batch, in, out);
@@ -132,39 +132,50 @@ class Dense : public Layer<T> {
   Init kernel_init_, bias_init_;
 };
 
-// Activation as its own layer; softmax normalises over the last axis.
+// Activation as its own layer; softmax normalises over the features: the
+// channels of an image (axis 1 of (N, C, H, W)), the last axis otherwise.
 template <typename T>
 class ActivationLayer : public Layer<T> {
  public:
   explicit ActivationLayer(const LayerSpec& spec)
-      : Layer<T>(spec), activation_(parse_activation(spec.activation)) {}
+      : Layer<T>(spec), activation_(parse_activation(spec.activation, layer_label(spec) + ": activation")) {}
 
   Shape build(const Shape& input_shape) override {
     if (input_shape.empty())
       throw ShapeError(layer_label(this->spec_) + ": needs an input of rank >= 1");
     this->in_size_ = this->out_size_ = shape_size(input_shape);
-    cols_ = input_shape.back();
+    Shape one{1};  // a batch of one; the batch only scales the outer count
+    one.insert(one.end(), input_shape.begin(), input_shape.end());
+    axes_ = activation_axes(one);
     return input_shape;
   }
 
   const T* forward(const T* x, int64_t batch, bool, uint64_t, LayerCache<T>& c) const override {
-    const int64_t n = batch * this->out_size_;
-    ensure_size(c.out, n);
-    activation_forward<T>(c.out.data(), x, n / cols_, cols_, activation_, static_cast<T>(this->spec_.alpha));
+    const ActivationAxes a = at_batch(batch);
+    ensure_size(c.out, batch * this->out_size_);
+    activation_forward<T>(c.out.data(), x, a.outer, a.channels, a.inner, activation_,
+                          static_cast<T>(this->spec_.alpha));
     return c.out.data();
   }
 
   T* backward(T* dy, T* dx, const T* x, const T* y, int64_t batch, bool need_dx,
               LayerCache<T>&) override {
     if (!need_dx) return nullptr;
-    const int64_t n = batch * this->out_size_;
-    activation_backward<T>(dx, dy, x, y, n / cols_, cols_, activation_, static_cast<T>(this->spec_.alpha));
+    const ActivationAxes a = at_batch(batch);
+    activation_backward<T>(dx, dy, x, y, a.outer, a.channels, a.inner, activation_,
+                           static_cast<T>(this->spec_.alpha));
     return dx;
   }
 
  private:
+  ActivationAxes at_batch(int64_t batch) const {
+    ActivationAxes a = axes_;
+    a.outer *= batch;
+    return a;
+  }
+
   Activation activation_;
-  int64_t cols_ = 1;
+  ActivationAxes axes_;
 };
 
 // Inverted dropout in training; the identity (no copy) at inference.

@@ -36,7 +36,7 @@ void ensure_size(V& buffer, int64_t n) {
 
 // Layers with a fused activation (Dense, convolutions) write Z = pre-activation
 // into cache.pre and A = g(Z) into cache.out, or Z straight into cache.out when
-// g is linear; relu' and leaky_relu' read the sign of Z, so Z is kept.
+// g is linear; most derivatives read Z (relu' its sign, gelu' its value), so Z is kept.
 template <typename T>
 T* preactivation_output(LayerCache<T>& c, Activation g, int64_t n) {
   ensure_size(c.out, n);
@@ -45,17 +45,20 @@ T* preactivation_output(LayerCache<T>& c, Activation g, int64_t n) {
   return c.pre.data();
 }
 
-// A = g(Z) over rows of `cols` (softmax normalises along them).
+// A = g(Z) over Z viewed as (outer, channels, inner): softmax normalises over
+// the channels (Dense: (batch, units, 1); convolutions: (batch, C, H·W)).
 template <typename T>
-void apply_activation(LayerCache<T>& c, Activation g, T alpha, int64_t rows, int64_t cols) {
-  if (g != Activation::linear) activation_forward<T>(c.out.data(), c.pre.data(), rows, cols, g, alpha);
+void apply_activation(LayerCache<T>& c, Activation g, T alpha, const ActivationAxes& a) {
+  if (g != Activation::linear)
+    activation_forward<T>(c.out.data(), c.pre.data(), a.outer, a.channels, a.inner, g, alpha);
 }
 
 // dZ = dA ⊙ g'(Z), in place over dA (not needed afterwards).
 template <typename T>
 void activation_gradient_in_place(T* dy, LayerCache<T>& c, const T* y, Activation g, T alpha,
-                                  int64_t rows, int64_t cols) {
-  if (g != Activation::linear) activation_backward<T>(dy, dy, c.pre.data(), y, rows, cols, g, alpha);
+                                  const ActivationAxes& a) {
+  if (g != Activation::linear)
+    activation_backward<T>(dy, dy, c.pre.data(), y, a.outer, a.channels, a.inner, g, alpha);
 }
 
 std::string layer_label(const LayerSpec& spec);

@@ -87,7 +87,7 @@ class Convolution : public Layer<T> {
  protected:
   explicit Convolution(const LayerSpec& spec)
       : Layer<T>(spec),
-        activation_(parse_activation(spec.activation)),
+        activation_(parse_activation(spec.activation, layer_label(spec) + ": activation")),
         kernel_init_(parse_initializer(spec.kernel_initializer)),
         bias_init_(parse_initializer(spec.bias_initializer)) {
     if (spec.kind != "depthwise_conv2d" && spec.filters < 1)
@@ -102,6 +102,10 @@ class Convolution : public Layer<T> {
   const T* bias() const { return this->spec_.use_bias ? this->params_ + kernel_size() : nullptr; }
   T* bias_grad() { return this->spec_.use_bias ? this->grads_ + kernel_size() : nullptr; }
   T alpha() const { return static_cast<T>(this->spec_.alpha); }
+  // The output as (batch, channels, H·W): a fused softmax normalises over the channels.
+  ActivationAxes fused_axes(int64_t batch, int64_t channels) const {
+    return {batch, channels, this->out_size_ / channels};
+  }
 
   void initialize_kernel_and_bias(uint64_t key, int64_t fan_in, int64_t fan_out) {
     const double stddev = this->spec_.initializer_stddev;
@@ -162,7 +166,7 @@ class Conv2D : public Convolution<T> {
     ensure_size(c.scratch, conv2d_scratch_size(s));
     T* z = preactivation_output(c, this->activation_, batch * this->out_size_);
     conv2d_forward<T>(z, c.scratch.data(), x, this->params_, this->bias(), s);
-    apply_activation(c, this->activation_, this->alpha(), batch * this->out_size_ / s.out_w(), s.out_w());
+    apply_activation(c, this->activation_, this->alpha(), this->fused_axes(batch, s.out_channels));
     return c.out.data();
   }
 
@@ -170,7 +174,7 @@ class Conv2D : public Convolution<T> {
               LayerCache<T>& c) override {
     const Conv2dShape s = at_batch(batch);
     activation_gradient_in_place(dy, c, y, this->activation_, this->alpha(),
-                                 batch * this->out_size_ / s.out_w(), s.out_w());
+                                 this->fused_axes(batch, s.out_channels));
     ensure_size(c.scratch, conv2d_scratch_size(s));
     conv2d_backward<T>(need_dx ? dx : nullptr, this->grads_, this->bias_grad(), c.scratch.data(), dy, x,
                        this->params_, s);
@@ -247,7 +251,7 @@ class SeparableConv2D : public Convolution<T> {
     conv2d_forward<T>(c.mid.data(), c.scratch.data(), x, this->params_, nullptr, d);
     T* z = preactivation_output(c, this->activation_, batch * this->out_size_);
     conv2d_forward<T>(z, c.scratch.data(), c.mid.data(), pointwise(), this->bias(), p);
-    apply_activation(c, this->activation_, this->alpha(), batch * this->out_size_ / p.width, p.width);
+    apply_activation(c, this->activation_, this->alpha(), this->fused_axes(batch, p.out_channels));
     return c.out.data();
   }
 
@@ -255,8 +259,8 @@ class SeparableConv2D : public Convolution<T> {
               LayerCache<T>& c) override {
     Conv2dShape d = depthwise_, p = pointwise_;
     d.batch = p.batch = batch;
-    activation_gradient_in_place(dy, c, y, this->activation_, this->alpha(), batch * this->out_size_ / p.width,
-                                 p.width);
+    activation_gradient_in_place(dy, c, y, this->activation_, this->alpha(),
+                                 this->fused_axes(batch, p.out_channels));
     ensure_size(c.scratch, std::max(conv2d_scratch_size(d), conv2d_scratch_size(p)));
     ensure_size(c.grad_mid, batch * p.in_channels * p.height * p.width);
     conv2d_backward<T>(c.grad_mid.data(), this->grads_ + depthwise_size(), this->bias_grad(), c.scratch.data(),
@@ -350,7 +354,7 @@ class Conv2DTranspose : public Convolution<T> {
     ensure_size(c.scratch, conv_transpose2d_scratch_size(s));
     T* z = preactivation_output(c, this->activation_, batch * this->out_size_);
     conv_transpose2d_forward<T>(z, c.scratch.data(), x, this->params_, this->bias(), s);
-    apply_activation(c, this->activation_, this->alpha(), batch * this->out_size_ / s.out_w(), s.out_w());
+    apply_activation(c, this->activation_, this->alpha(), this->fused_axes(batch, s.out_channels));
     return c.out.data();
   }
 
@@ -359,7 +363,7 @@ class Conv2DTranspose : public Convolution<T> {
     ConvTranspose2dShape s = geometry_;
     s.batch = batch;
     activation_gradient_in_place(dy, c, y, this->activation_, this->alpha(),
-                                 batch * this->out_size_ / s.out_w(), s.out_w());
+                                 this->fused_axes(batch, s.out_channels));
     ensure_size(c.scratch, conv_transpose2d_scratch_size(s));
     conv_transpose2d_backward<T>(need_dx ? dx : nullptr, this->grads_, this->bias_grad(), c.scratch.data(), dy,
                                  x, this->params_, s);

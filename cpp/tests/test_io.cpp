@@ -17,6 +17,7 @@
 
 #include "check.hpp"
 #include "corenn/corenn.hpp"
+#include "corenn/kernels/activation.hpp"
 #include "json.hpp"
 
 using namespace corenn;
@@ -199,6 +200,27 @@ TEST(io_every_layer_round_trips_bit_for_bit) {
           (std::vector<std::string>{"gamma", "beta", "moving_mean", "moving_variance"}));
     CHECK(loaded.get_weights(13)[0].shape() == (Shape{4, 2, 2}));  // conv1d: PyTorch's Conv1d layout
     CHECK(dir.entries() == std::vector<std::string>{"every.corenn"});
+  }
+}
+
+// Every name of the activation registry as a model-file field: fused into a
+// convolution (softmax over its channels) and a dense layer, and on its own.
+TEST(io_every_activation_round_trips) {
+  for (const ActivationEntry& e : activation_registry()) {
+    seed(22);
+    TempDir dir;
+    Model m(DType::float64);
+    m.add(layer("conv2d", [&](LayerSpec& s) { s.filters = 3; s.kernel_size = {2, 2}; s.activation = e.name; }));
+    m.add(layer("flatten"));
+    m.add(layer("dense", [&](LayerSpec& s) { s.units = 4; s.activation = e.name; s.alpha = e.default_alpha; }));
+    m.add(layer("activation", [&](LayerSpec& s) { s.activation = e.name; s.alpha = 0.3; }));
+    m.build({2, 4, 4});
+    m.save(dir.file("act.corenn"));
+    Model loaded = load_model(dir.file("act.corenn"));
+    check_same_model(m, loaded);
+    CHECK(loaded.layer_spec(3).activation == e.name);
+    const Tensor x = random_input(m, 5, 2);
+    CHECK(same_bytes(m.predict(x), loaded.predict(x)));
   }
 }
 

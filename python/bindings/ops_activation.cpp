@@ -1,4 +1,7 @@
+#include <pybind11/stl.h>
+
 #include <cmath>
+#include <optional>
 
 #include "common.hpp"
 #include "corenn/kernels/activation.hpp"
@@ -12,27 +15,22 @@ constexpr const char* kForward = "activation_forward";
 constexpr const char* kBackward = "activation_backward";
 
 // None and "" mean linear, as a layer's activation=None does in Keras.
-Activation kind_of(const py::object& kind, const char* op) {
-  if (kind.is_none()) return Activation::linear;
+const ActivationEntry& entry_of(const py::object& kind, const char* op) {
+  if (kind.is_none()) return find_activation("linear");
   if (!py::isinstance<py::str>(kind))
     throw TypeError(std::string(op) + ": kind must be a string or None, got " +
                     py::str(py::type::of(kind).attr("__name__")).cast<std::string>());
   const std::string name = kind.cast<std::string>();
-  return name.empty() ? Activation::linear : parse_activation(name);
+  return find_activation(name.empty() ? "linear" : name, std::string(op) + ": kind");
 }
 
-void require_finite_alpha(double alpha, const char* op) {
-  if (!std::isfinite(alpha))
+// alpha=None means the kind's default (leaky_relu 0.01, elu 1.0).
+double alpha_of(const std::optional<double>& alpha, const ActivationEntry& entry, const char* op) {
+  const double a = alpha ? *alpha : entry.default_alpha;
+  if (!std::isfinite(a))
     throw ValueError(std::string(op) + ": alpha must be finite, got " +
-                     py::str(py::float_(alpha)).cast<std::string>());
-}
-
-// Softmax normalises over the last axis: rows = product of the leading axes.
-// Element-wise kinds do not care how the elements are grouped.
-void rows_cols(const py::array& x, int64_t& rows, int64_t& cols) {
-  cols = x.shape(x.ndim() - 1);
-  rows = 1;
-  for (py::ssize_t d = 0; d + 1 < x.ndim(); ++d) rows *= x.shape(d);
+                     py::str(py::float_(a)).cast<std::string>());
+  return a;
 }
 
 void require_at_least_1d(const py::array& a, const char* op, const char* arg) {
@@ -41,15 +39,14 @@ void require_at_least_1d(const py::array& a, const char* op, const char* arg) {
                      shape_string(shape_of(a)));
 }
 
-// x (..., C) -> y (..., C)
-py::array activation_forward_py(const py::array& x, const py::object& kind_obj, double alpha,
-                                bool naive) {
+// x (..., C) or (N, C, H, W) -> y of the same shape
+py::array activation_forward_py(const py::array& x, const py::object& kind_obj,
+                                std::optional<double> alpha_obj, bool naive) {
   const FloatKind fk = float_kind(x, kForward, "x");
   require_at_least_1d(x, kForward, "x");
-  const Activation kind = kind_of(kind_obj, kForward);
-  require_finite_alpha(alpha, kForward);
-  int64_t rows, cols;
-  rows_cols(x, rows, cols);
+  const ActivationEntry& entry = entry_of(kind_obj, kForward);
+  const double alpha = alpha_of(alpha_obj, entry, kForward);
+  const ActivationAxes a = activation_axes(shape_of(x));
   return dispatch_float(fk, [&](auto tag) -> py::array {
     using T = decltype(tag);
     auto xc = contiguous<T>(x);
@@ -58,26 +55,26 @@ py::array activation_forward_py(const py::array& x, const py::object& kind_obj, 
     T* yp = y.mutable_data();
     {
       py::gil_scoped_release nogil;
-      (naive ? activation_forward_naive<T> : activation_forward<T>)(yp, xp, rows, cols, kind,
-                                                                    static_cast<T>(alpha));
+      (naive ? activation_forward_naive<T> : activation_forward<T>)(
+          yp, xp, a.outer, a.channels, a.inner, entry.kind, static_cast<T>(alpha));
     }
     return y;
   });
 }
 
-// dy, x, y (..., C) -> dx (..., C)
+// dy, x, y (shape of x) -> dx (shape of x)
 py::array activation_backward_py(const py::array& dy, const py::array& x, const py::array& y,
-                                 const py::object& kind_obj, double alpha, bool naive) {
+                                 const py::object& kind_obj, std::optional<double> alpha_obj,
+                                 bool naive) {
   const FloatKind fk = float_kind(x, kBackward, "x");
   require_same_dtype(x, dy, kBackward, "x", "dy");
   require_same_dtype(x, y, kBackward, "x", "y");
   require_at_least_1d(x, kBackward, "x");
   require_shape(dy, shape_of(x), kBackward, "dy");
   require_shape(y, shape_of(x), kBackward, "y");
-  const Activation kind = kind_of(kind_obj, kBackward);
-  require_finite_alpha(alpha, kBackward);
-  int64_t rows, cols;
-  rows_cols(x, rows, cols);
+  const ActivationEntry& entry = entry_of(kind_obj, kBackward);
+  const double alpha = alpha_of(alpha_obj, entry, kBackward);
+  const ActivationAxes a = activation_axes(shape_of(x));
   return dispatch_float(fk, [&](auto tag) -> py::array {
     using T = decltype(tag);
     auto dyc = contiguous<T>(dy), xc = contiguous<T>(x), yc = contiguous<T>(y);
@@ -87,7 +84,7 @@ py::array activation_backward_py(const py::array& dy, const py::array& x, const 
     {
       py::gil_scoped_release nogil;
       (naive ? activation_backward_naive<T> : activation_backward<T>)(
-          dxp, dyp, xp, yp, rows, cols, kind, static_cast<T>(alpha));
+          dxp, dyp, xp, yp, a.outer, a.channels, a.inner, entry.kind, static_cast<T>(alpha));
     }
     return dx;
   });
@@ -97,12 +94,33 @@ py::array activation_backward_py(const py::array& dy, const py::array& x, const 
 
 void bind_activation(py::module_& ops) {
   ops.def("activation_forward", &activation_forward_py, py::arg("x"), py::arg("kind"),
-          py::arg("alpha") = 0.01, py::arg("naive") = false,
-          "y = f(x) for kind in linear, sigmoid, tanh, relu, leaky_relu (slope alpha), softmax "
-          "(over the last axis). x has any shape with at least one axis.");
+          py::arg("alpha") = py::none(), py::arg("naive") = false,
+          "y = f(x), same shape and dtype as x (float32 or float64, at least 1-D).\n\n"
+          "kind: linear, sigmoid, tanh, relu, leaky_relu (slope alpha), softmax, elu (alpha),\n"
+          "selu, gelu (exact, erf), gelu_tanh (tanh approximation), silu = swish, softplus,\n"
+          "relu6, hard_sigmoid (relu6(x + 3)/6); None or '' is linear. alpha=None is the kind's\n"
+          "default: 0.01 for leaky_relu (PyTorch), 1.0 for elu (Keras, PyTorch).\n"
+          "softmax normalises over the features: axis 1 of a 4-D (N, C, H, W) or larger input\n"
+          "(the channels), the last axis of a 1-, 2- or 3-D input. NaN propagates through every\n"
+          "kind; a softmax row holding NaN or +inf is all NaN (PyTorch).\n"
+          "Errors: TypeError for a non-float x or a non-string kind; ValueError for an\n"
+          "unknown kind, a 0-D x or a non-finite alpha.");
   ops.def("activation_backward", &activation_backward_py, py::arg("dy"), py::arg("x"),
-          py::arg("y"), py::arg("kind"), py::arg("alpha") = 0.01, py::arg("naive") = false,
-          "dx = dy · f'(x), given the forward's input x and output y (same shapes).");
+          py::arg("y"), py::arg("kind"), py::arg("alpha") = py::none(), py::arg("naive") = false,
+          "dx = dy · f'(x), given the forward's input x and output y (all of one shape and\n"
+          "dtype); softmax over the axis activation_forward uses. f'(NaN) = NaN.");
+  // The registry, for the Python layers: (name, default alpha) per accepted name.
+  ops.def("_activation_registry", [] {
+    std::vector<std::pair<std::string, double>> out;
+    for (const ActivationEntry& e : activation_registry()) out.emplace_back(e.name, e.default_alpha);
+    return out;
+  });
+  // The default alpha of `name`, or ValueError "<context> must be one of ..., got ...".
+  ops.def("_find_activation",
+          [](const std::string& name, const std::string& context) {
+            return find_activation(name, context).default_alpha;
+          },
+          py::arg("name"), py::arg("context"));
 }
 
 }  // namespace bind

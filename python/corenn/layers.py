@@ -10,7 +10,8 @@ import numpy as np
 
 from . import _core, _validate, initializers, regularizers
 
-ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
+# The names the C++ activation registry accepts (one list, kept in C++).
+ACTIVATIONS = tuple(name for name, _ in _core.ops._activation_registry())
 
 # Automatic layer names, per kind as in Keras: dense, dense_1, dense_2, ... A
 # name already taken in this session (given by hand, or loaded from a file) is
@@ -43,12 +44,17 @@ def _snake_case(class_name):
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def _activation(owner, value):
+def _activation(owner, value, alpha):
+    """(name, alpha) of a layer's activation: None is linear; alpha=None is the
+    kind's default (leaky_relu's slope 0.01, elu's 1.0). The names come from the
+    C++ registry; a wrong one gets the closest valid name suggested."""
     if value is None:
-        return "linear"
+        value = "linear"
     if not isinstance(value, str):
         raise TypeError(f"{owner}: activation must be a name or None, got {value!r}")
-    return _validate.choice(owner, "activation", value, ACTIVATIONS)
+    value = _validate.choice(owner, "activation", value, ACTIVATIONS)
+    default = _core.ops._find_activation(value, f"{owner}: activation")
+    return value, default if alpha is None else _validate.real(owner, "alpha", alpha)
 
 
 class SymbolicTensor:
@@ -248,11 +254,10 @@ class Dense(Layer):
     kind = "dense"
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, alpha=0.01, **kwargs):
+                 bias_initializer="zeros", kernel_regularizer=None, alpha=None, **kwargs):
         super().__init__(**kwargs)
         self.units = _validate.integer("Dense", "units", units, minimum=1)
-        self.activation = _activation("Dense", activation)
-        self.alpha = _validate.real("Dense", "alpha", alpha)
+        self.activation, self.alpha = _activation("Dense", activation, alpha)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer, "Dense")
         self.bias_initializer = initializers.get(bias_initializer, "Dense")
@@ -269,14 +274,15 @@ class Dense(Layer):
 
 
 class Activation(Layer):
-    """An activation on its own; softmax normalises over the last axis."""
+    """An activation on its own (names in ACTIVATIONS; alpha=None is the kind's
+    default: 0.01 for leaky_relu, 1.0 for elu). Softmax normalises over the
+    features: the channels (axis 1) of (N, C, H, W), the last axis of (N, F) and (N, T, F)."""
 
     kind = "activation"
 
-    def __init__(self, activation, alpha=0.01, **kwargs):
+    def __init__(self, activation, alpha=None, **kwargs):
         super().__init__(**kwargs)
-        self.activation = _activation("Activation", activation)
-        self.alpha = _validate.real("Activation", "alpha", alpha)
+        self.activation, self.alpha = _activation("Activation", activation, alpha)
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation, "alpha": self.alpha}
@@ -352,15 +358,14 @@ class _Conv(Layer):
 
     def __init__(self, kernel_size, strides=1, padding="valid", dilation_rate=1, activation=None,
                  use_bias=True, kernel_initializer="he_normal", bias_initializer="zeros",
-                 kernel_regularizer=None, alpha=0.01, **kwargs):
+                 kernel_regularizer=None, alpha=None, **kwargs):
         super().__init__(**kwargs)
         owner = type(self).__name__
         self.kernel_size = _pair(owner, "kernel_size", kernel_size)
         self.strides = _pair(owner, "strides", strides)
         self.padding, self.pads = _padding(owner, padding)
         self.dilation_rate = _pair(owner, "dilation_rate", dilation_rate)
-        self.activation = _activation(owner, activation)
-        self.alpha = _validate.real(owner, "alpha", alpha)
+        self.activation, self.alpha = _activation(owner, activation, alpha)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer, owner)
         self.bias_initializer = initializers.get(bias_initializer, owner)

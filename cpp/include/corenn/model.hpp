@@ -38,7 +38,7 @@ struct LayerSpec {
   double l1 = 0.0, l2 = 0.0;         // kernel regularisation (Keras semantics)
   // dense and activation
   std::string activation = "linear";
-  double alpha = 0.01;  // leaky_relu slope
+  double alpha = 0.01;  // leaky_relu slope; elu's α (1.0 in Keras and PyTorch: set it)
   // dropout: the DROP probability (1 - keep_prob)
   double rate = 0.0;
   // reshape: per-example target shape
