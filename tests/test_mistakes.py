@@ -181,8 +181,8 @@ def test_help_shows_the_real_arguments():
 
 @pytest.mark.parametrize("make, message", [
     (lambda: L.Dense(4, activation="rleu"),
-     "Dense: activation must be one of 'linear', 'sigmoid', 'tanh', 'relu', 'leaky_relu', "
-     "'softmax', got 'rleu'; did you mean 'relu'?"),
+     "Dense: activation must be one of " + ", ".join(map(repr, L.ACTIVATIONS))
+     + ", got 'rleu'; did you mean 'relu'?"),
     (lambda: L.Conv2D(4, 3, padding="smae"),
      "Conv2D: padding must be one of 'valid', 'same', got 'smae'; did you mean 'same'?"),
     (lambda: L.Dense(4, kernel_initializer="he_norml"),
