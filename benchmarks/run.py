@@ -428,7 +428,7 @@ LABELS = {
     "lenet_b1_infer": "LeNet inference, 1 image",
     "resnet_small_b64": "Small ResNet training step, batch 64",
     "resnet_small_b1_infer": "Small ResNet inference, 1 image",
-    "sgemm": "Matrix product 2048³ (reference)",
+    "sgemm": f"Matrix product {W.SGEMM_N}³ (reference)",
 }
 
 
