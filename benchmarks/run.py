@@ -411,47 +411,104 @@ def write_markdown(path, rows, machine, infos, settings, threads_list, elapsed, 
         f.write("\n".join(L))
 
 
-def write_png(path, rows, threads_list):
+# What each workload is, in words a newcomer reads at a glance (the chart's
+# row labels); a workload missing here shows its description.
+LABELS = {
+    "mlp_b64": "MLP training step, batch 64",
+    "mlp_b512": "MLP training step, batch 512",
+    "mlp_b1_infer": "MLP inference, 1 example",
+    "dense_fwd": "Dense layer forward, 512×784→512",
+    "dense_bwd": "Dense layer backward, 512×784→512",
+    "adam_5x1M": "Adam update, 5×1M params",
+    "conv3x3_fwd": "Conv 3×3 forward, 32×64×32×32",
+    "conv3x3_fwdbwd": "Conv 3×3 forward + backward",
+    "bn_fwdbwd": "Batch norm forward + backward",
+    "maxpool2_fwdbwd": "Max pool 2×2 forward + backward",
+    "lenet_b64": "LeNet training step, batch 64",
+    "lenet_b1_infer": "LeNet inference, 1 image",
+    "resnet_small_b64": "Small ResNet training step, batch 64",
+    "resnet_small_b1_infer": "Small ResNet inference, 1 image",
+    "sgemm": f"Matrix product {W.SGEMM_N}³ (reference)",
+}
+
+
+def label_of(name):
+    return LABELS.get(name) or W.WORKLOADS[name].description
+
+
+def _short_ms(st):
+    v = st.get("median_ms")
+    if v is None:
+        return "—"
+    return f"{v:.3g} ms" if v < 1000 else f"{v / 1e3:.3g} s"
+
+
+def write_png(path, rows, threads_list, machine=None):
+    """One panel per thread count, one row per workload: horizontal bars of
+    corenn's time over PyTorch's and over NumPy's (log scale, < 1: corenn
+    faster), each ratio printed at its bar's end, and the absolute median times
+    in a column on the right. Rows the report marks noisy are hatched."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-
-    fig, axes = plt.subplots(1, len(threads_list), figsize=(6 * len(threads_list), 4.8),
-                             squeeze=False, sharey=True)
-    for ax, threads in zip(axes[0], threads_list):
-        rs = [r for r in rows if r["threads"] == threads]
-        names = [r["workload"] for r in rs]
-        x = np.arange(len(names))
-        for off, key, label, color in ((-0.2, "ratio_numpy", "vs NumPy", "#4C72B0"),
-                                       (0.2, "ratio_torch", "vs PyTorch", "#DD8452")):
-            vals = [r[key] if r[key] else np.nan for r in rs]
-            bars = ax.bar(x + off, vals, 0.4, label=label, color=color)
-            for b, r in zip(bars, rs):
-                if is_noisy(r):
-                    b.set_hatch("///")
-                    b.set_edgecolor("white")
-            for b, v in zip(bars, vals):
-                if np.isfinite(v):
-                    ax.annotate(f"{v:.2f}", (b.get_x() + b.get_width() / 2, v), ha="center",
-                                va="bottom", fontsize=7)
-        ax.axhline(1.0, color="black", lw=0.8)
-        ax.set_yscale("log")
-        ax.set_xticks(x)
-        ax.set_xticklabels(names, rotation=30, ha="right")
-        ax.set_title(f"{threads} thread{'s' if threads > 1 else ''}")
-        ax.grid(axis="y", which="both", alpha=0.3)
-    axes[0][0].set_ylabel("corenn time / other time  (< 1: corenn faster)")
     from matplotlib.patches import Patch
-    # Below the panels, where it hides no bar.
-    fig.legend(handles=[Patch(color="#4C72B0", label="vs NumPy"),
-                        Patch(color="#DD8452", label="vs PyTorch"),
-                        Patch(facecolor="#999999", hatch="///", edgecolor="white",
-                              label="noisy measurement")], loc="lower center", ncol=3)
-    fig.suptitle("corenn vs NumPy and PyTorch CPU (median ms ratio, log scale; hatched: noisy "
-                 "measurement, see docs/benchmarks.md)")
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.savefig(path, dpi=110)
+    from matplotlib.transforms import blended_transform_factory
+
+    sides = (("ratio_torch", "vs PyTorch", "#DD8452"), ("ratio_numpy", "vs NumPy", "#4C72B0"))
+    ratios = [r[key] for r in rows for key, _, _ in sides if r[key]]
+    lo, hi = (min(ratios) / 1.5, max(ratios) * 1.6) if ratios else (0.01, 10)
+    ticks = [t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10) if lo <= t <= hi]
+    n = max(len([r for r in rows if r["threads"] == t]) for t in threads_list)
+    fig, axes = plt.subplots(len(threads_list), 1, figsize=(13, 0.42 * n * len(threads_list) + 2.2),
+                             squeeze=False)
+    for ax, threads in zip(axes[:, 0], threads_list):
+        rs = [r for r in rows if r["threads"] == threads]
+        y = np.arange(len(rs))
+        for off, (key, label, color) in zip((-0.2, 0.2), sides):
+            vals = [r[key] if r[key] else np.nan for r in rs]
+            bars = ax.barh(y + off, vals, 0.4, label=label, color=color)
+            for bar, r, v in zip(bars, rs, vals):
+                if is_noisy(r):
+                    bar.set_hatch("///")
+                    bar.set_edgecolor("white")
+                if np.isfinite(v):
+                    ax.text(v * 1.04, bar.get_y() + bar.get_height() / 2, f"{v:.2f}", va="center",
+                            fontsize=7.5)
+        ax.axvline(1.0, color="black", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlim(lo, hi)
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([f"{t:g}" for t in ticks])
+        ax.minorticks_off()
+        ax.set_yticks(y)
+        ax.set_yticklabels([label_of(r["workload"]) for r in rs], fontsize=9)
+        ax.invert_yaxis()
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_title(f"{threads} thread{'s' if threads > 1 else ''}", fontsize=11, loc="left")
+        ax.set_xlabel("corenn time / other library's time  (< 1: corenn faster; log scale)")
+        # Absolute times beside each row, outside the bars: nothing overlaps.
+        right = blended_transform_factory(ax.transAxes, ax.transData)
+        ax.text(1.02, -0.9, "median time: corenn / PyTorch / NumPy", transform=right, fontsize=8,
+                weight="bold", va="center")
+        for yi, r in zip(y, rs):
+            text = " / ".join(_short_ms(r[s]) for s in ("corenn", "torch", "numpy"))
+            ax.text(1.02, yi, text + ("  (noisy)" if is_noisy(r) else ""), transform=right,
+                    fontsize=8, va="center")
+    fig.legend(handles=[Patch(color=c, label=lab) for _, lab, c in sides]
+               + [Patch(facecolor="#999999", hatch="///", edgecolor="white",
+                        label="noisy measurement (see docs/benchmarks.md)")],
+               loc="lower center", ncol=3)
+    where = ""
+    if machine:
+        where = (f" — {machine.get('cpu', '?')}, {machine.get('usable_cores', machine.get('cores', '?'))}"
+                 f" cores, {str(machine.get('date', ''))[:10]}")
+    fig.suptitle(f"corenn vs PyTorch CPU and NumPy: time per call, same machine, same run{where}",
+                 fontsize=12)
+    # Fixed margins: the times column sits outside the axes, where tight_layout does not look.
+    fig.subplots_adjust(left=0.21, right=0.7, top=1 - 0.75 / fig.get_figheight(),
+                        bottom=1.0 / fig.get_figheight(), hspace=0.2)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
@@ -565,7 +622,7 @@ def write_report(out, rows, machine, infos, settings, threads_list, elapsed):
     """benchmarks.md, .png and .json into out; returns the .md's path."""
     os.makedirs(out, exist_ok=True)
     md, png, js = (os.path.join(out, f"benchmarks.{ext}") for ext in ("md", "png", "json"))
-    write_png(png, rows, threads_list)
+    write_png(png, rows, threads_list, machine)
     write_markdown(md, rows, machine, infos, settings, threads_list, elapsed, os.path.basename(png))
     with open(js, "w") as f:
         json.dump({"machine": machine, "infos": infos, "settings": settings,

@@ -31,3 +31,20 @@ def test_targets_say_which_are_missed():
     assert "| ≥ 3× faster than NumPy (ratio ≤ 0.33) | resnet_small_b64 | 0.50 | **no** |" in text
     assert "| training at ≥ 60% of the sgemm FLOP rate | resnet_small_b64 | 55% | **no** |" in text
     assert "| sgemm |" not in text  # the reference rate is no workload to hold to a target
+
+
+def test_every_workload_has_a_readable_chart_label():
+    # The chart names rows in words ("Adam update, 5×1M params"), never by code.
+    assert set(run.LABELS) == set(run.W.WORKLOADS)
+    assert all("_" not in label for label in run.LABELS.values())
+
+
+def test_chart_renders_from_the_committed_run(tmp_path):
+    import json
+
+    with open(os.path.join(run.ROOT, "docs", "benchmarks.json")) as f:
+        saved = json.load(f)
+    rows = [run.derive(r) for r in saved["rows"]]
+    run.write_png(str(tmp_path / "b.png"), rows, saved["threads_list"], saved["machine"])
+    with open(tmp_path / "b.png", "rb") as f:
+        assert f.read(4) == b"\x89PNG"

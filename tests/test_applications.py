@@ -154,3 +154,13 @@ def test_residual_network_learns_digits():
                   metrics=["accuracy"])
     model.fit(X_train, y_train, batch_size=32, epochs=8, verbose=0)
     assert model.evaluate(X_test, y_test)["accuracy"] >= 0.95
+
+
+def test_applications_is_an_attribute_of_corenn():
+    # `import corenn as cn; cn.applications.resnet_small(...)` as the guide
+    # writes it, in a fresh interpreter (here the test modules imported it already).
+    import subprocess
+    import sys
+
+    code = "import corenn as cn; assert 'applications' in cn.__all__; cn.applications.resnet_small"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,22 +1,37 @@
 """The worked example of docs/workflow.md (corenn.examples.workflow), in a
 fast version: every step runs and reports, and the result is sane."""
 
+import re
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 import corenn as cn
 from corenn.examples import workflow
 
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "workflow.md"
 
-def test_workflow_example_runs_end_to_end(tmp_path, capsys):
+
+@pytest.fixture(scope="module")
+def short_run():
     lines = []
     results = workflow.run(epochs=4, trials=2, seed=0, units=32, out=lines.append)
+    return results, lines
+
+
+def test_workflow_example_runs_end_to_end(short_run):
+    results, lines = short_run
     text = "\n".join(lines)
     for step in ("1. split: 1078 train / 360 dev / 359 test", "2. standardise", "3. unregularised",
                  "largest:", "4. L2", "kept:", "5. learning rate", "6. final"):
         assert step in text
     train_error, dev_error = results["plain"]
     assert 0 <= train_error <= dev_error < 0.2
-    assert 1e-5 <= results["learning_rate"] <= 1.0
+    # The rate kept is the best trial of BOTH passes (not the coarse pass's best).
+    trials = [*results["coarse"], *results["fine"]]
+    kept = [r["dev_accuracy"] for r in trials if r["learning_rate"] == results["learning_rate"]]
+    assert kept and kept[0] == max(r["dev_accuracy"] for r in trials)
     assert results["epochs_run"] <= 4 and 0 <= results["best_epoch"] < results["epochs_run"]
     assert results["test_f1"] > 0.8 and results["test_accuracy"] > 0.8
     confusion = results["confusion"]
@@ -35,3 +50,36 @@ def test_workflow_command_line_writes_the_learning_curves(tmp_path, capsys):
     assert "6. final" in capsys.readouterr().out
     with open(tmp_path / "c.png", "rb") as f:
         assert f.read(4) == b"\x89PNG"
+
+
+def _blocks(page):
+    return dict(re.findall(r"<!-- workflow output: (\d+) -->\n```text\n(.*?)\n```", page, flags=re.S))
+
+
+def test_the_page_holds_the_programs_printout(short_run):
+    # docs/workflow.md's printouts are written by `--doc` (fill_doc), one block
+    # per step: filling the page with its own blocks changes nothing, and
+    # filling it with another run replaces exactly those blocks.
+    page = PAGE.read_text(encoding="utf-8")
+    blocks = _blocks(page)
+    assert sorted(blocks) == ["1", "2", "3", "4", "5", "6"]
+    assert workflow.fill_doc(page, [blocks[k] for k in sorted(blocks)]) == page
+    refilled = workflow.fill_doc(page, short_run[1])
+    assert _blocks(refilled) != blocks
+    assert re.sub(r"```text\n.*?\n```", "", refilled, flags=re.S) == re.sub(r"```text\n.*?\n```", "", page,
+                                                                             flags=re.S)
+    with pytest.raises(ValueError, match="the run printed steps"):
+        workflow.fill_doc(page, short_run[1][:3])
+
+
+def test_the_pages_numbers_agree_with_each_other():
+    # What the page's printout says it kept is what its own tables show best.
+    blocks = _blocks(PAGE.read_text(encoding="utf-8"))
+    errors = [float(e) for e in re.findall(r"dev error (\d\.\d+)", blocks["3"] + blocks["4"])]
+    kept_error = float(re.search(r"kept: .*\(dev error (\d\.\d+)\)", blocks["4"]).group(1))
+    assert kept_error == min(errors[:-1])
+    trials = re.findall(r"^ +\d+ +(\S+) +(\S+)$", blocks["5"], flags=re.M)
+    best_rate, best_accuracy = max(trials, key=lambda t: float(t[1]))
+    kept = re.search(r"kept: learning rate (\S+) \(dev accuracy (\S+),", blocks["5"])
+    assert (kept.group(1), kept.group(2)) == (best_rate, best_accuracy)   # both printed with 4 digits
+    assert re.search(r"learning rate (\S+),", blocks["6"]).group(1) == kept.group(1)

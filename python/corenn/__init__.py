@@ -39,9 +39,11 @@ from . import optimizers, regularizers, tuning  # noqa: E402
 from .gradient_check import gradient_check  # noqa: E402
 from .layers import clear_session  # noqa: E402
 from .models import Model, Sequential  # noqa: E402
+from . import applications  # noqa: E402  (after models: its blocks build Models)
 from .saving import load_model  # noqa: E402
 from ._install import get_cmake_dir  # noqa: E402
 
-__all__ = ["Model", "Sequential", "__version__", "callbacks", "clear_session", "data", "diagnostics",
-           "get_cmake_dir", "get_num_threads", "gradient_check", "initializers", "layers", "load_model", "losses",
+__all__ = ["Model", "Sequential", "__version__", "applications", "callbacks", "clear_session", "data",
+           "diagnostics", "get_cmake_dir", "get_num_threads", "gradient_check", "initializers", "layers",
+           "load_model", "losses",
            "metrics", "ops", "optimizers", "regularizers", "seed", "set_num_threads", "tuning"]

@@ -7,9 +7,13 @@ end on scikit-learn's handwritten digits (docs/workflow.md walks through it).
 4. regularise (L2 + dropout) against the variance
 5. search the learning rate at random on a log scale, coarse to fine
 6. train the chosen model with early stopping and report F1 on the test set
+
+docs/workflow.md shows this program's printout, written into it by
+`python -m corenn.examples.workflow --threads 1 --doc docs/workflow.md --plot docs/workflow.png`.
 """
 
 import argparse
+import re
 import sys
 
 import numpy as np
@@ -90,6 +94,10 @@ def run(epochs=40, trials=8, seed=0, units=256, out=print):
     out(f"5. learning rate: coarse {space['learning_rate']} -> best {coarse.best['learning_rate']:.2e} "
         f"(dev accuracy {coarse.best['dev_accuracy']:.4f}); fine {fine_space['learning_rate']} -> "
         f"best {fine.best['learning_rate']:.2e} ({fine.best['dev_accuracy']:.4f})")
+    for name, results_ in (("coarse", coarse), ("fine", fine)):
+        out(f"   {name} pass, best first:\n" + _indent(trial_table(results_)))
+    out(f"   kept: learning rate {best['learning_rate']:.4g} (dev accuracy {best['dev_accuracy']:.4g}, "
+        f"the best of both passes)")
 
     cn.seed(seed)
     final = build(standardizer, units, reg["l2"], reg["dropout"], best["learning_rate"])
@@ -103,10 +111,52 @@ def run(epochs=40, trials=8, seed=0, units=256, out=print):
                    best_epoch=stop.best_epoch, test_f1=scores["f1_macro"], test_accuracy=scores["accuracy"],
                    confusion=cn.metrics.confusion_matrix(test[1], predicted, num_classes=10),
                    history=history, coarse=coarse, fine=fine, misclassified=wrong)
-    out(f"6. final: learning rate {best['learning_rate']:.2e}, early stopping kept epoch "
+    out(f"6. final: learning rate {best['learning_rate']:.4g}, early stopping kept epoch "
         f"{stop.best_epoch + 1} of {results['epochs_run']}; test F1 (macro) {scores['f1_macro']:.4f}, "
         f"accuracy {scores['accuracy']:.4f}, {len(wrong)} of {len(test[0])} digits wrong")
+    shown = range(min(len(wrong), 5))
+    out("   most confident mistakes: " + ", ".join(
+        f"{wrong.y_true[i]} read as {wrong.y_pred[i]} ({wrong.confidence[i]:.2f})" for i in shown))
+    confusion = results["confusion"] - np.diag(np.diag(results["confusion"]))
+    pairs = [(confusion[t, p], t, p) for t, p in zip(*np.nonzero(confusion))]
+    out("   confusions (true -> predicted, count): " + ", ".join(
+        f"{t} -> {p} ×{n}" for n, t, p in sorted(pairs, key=lambda c: (-c[0], c[1], c[2]))))
     return results
+
+
+def trial_table(results):
+    """A search's trials as a table, best first: trial, learning rate and dev
+    accuracy (the wall-time column of `results.table()` left out, so that a
+    run's printout repeats exactly)."""
+    rows = [("trial", "learning_rate", "dev_accuracy")]
+    rows += [(str(r["trial"]), f"{r['learning_rate']:.4g}", f"{r['dev_accuracy']:.4g}") for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def _indent(text, prefix="     "):
+    return "\n".join(prefix + line for line in text.split("\n"))
+
+
+def fill_doc(text, lines):
+    """Put a run's printout into a Markdown page: the fenced block right after
+    each `<!-- workflow output: N -->` comment is replaced by the lines of step
+    N (a line "N. ..." starts step N; the lines after it belong to it until the
+    next step). Returns the new text; a marker for a step the run did not print
+    is an error."""
+    steps, step = {}, None
+    for line in "\n".join(lines).split("\n"):
+        match = re.match(r"(\d+)\. ", line)
+        step = match.group(1) if match else step
+        steps.setdefault(step, []).append(line)
+
+    def block(match):
+        if match.group(1) not in steps:
+            raise ValueError(f"fill_doc: the page has a block for step {match.group(1)}, "
+                             f"the run printed steps {sorted(k for k in steps if k)}")
+        return f"<!-- workflow output: {match.group(1)} -->\n```text\n" + "\n".join(steps[match.group(1)]) + "\n```"
+
+    return re.sub(r"<!-- workflow output: (\d+) -->\n```[a-z]*\n(?:.*?\n)??```", block, text, flags=re.S)
 
 
 def main(argv=None):
@@ -117,6 +167,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="corenn.set_num_threads (default: all cores)")
     parser.add_argument("--plot", help="write the final learning curves to this PNG (needs matplotlib)")
+    parser.add_argument("--doc", help="rewrite the output blocks of this Markdown page (docs/workflow.md) "
+                                      "with this run's printout")
     args = parser.parse_args(argv)
     try:
         import sklearn  # noqa: F401
@@ -124,7 +176,19 @@ def main(argv=None):
         raise SystemExit("the example needs scikit-learn: pip install 'corenn[demo]'") from None
     if args.threads:
         cn.set_num_threads(args.threads)
-    results = run(epochs=args.epochs, trials=args.trials, seed=args.seed, units=args.units)
+    lines = []
+
+    def out(line):
+        print(line)
+        lines.append(line)
+
+    results = run(epochs=args.epochs, trials=args.trials, seed=args.seed, units=args.units, out=out)
+    if args.doc:
+        with open(args.doc, encoding="utf-8") as f:
+            text = f.read()
+        with open(args.doc, "w", encoding="utf-8") as f:
+            f.write(fill_doc(text, lines))
+        print(f"output blocks rewritten: {args.doc}", file=sys.stderr)
     if args.plot:
         results["history"].plot(args.plot)
         print(f"learning curves: {args.plot}", file=sys.stderr)
