@@ -93,6 +93,17 @@ def test_iou_accepts_lists_and_mixed_dtypes():
     assert_close(got, [[1 / 7]])
 
 
+def test_read_only_and_strided_inputs(rng):
+    a = random_boxes(rng, 20, np.float64)
+    a.flags.writeable = False
+    wide = np.concatenate([random_boxes(rng, 9, np.float64)] * 2, axis=1)
+    b = wide[:, 4:]  # not C-contiguous: copied once
+    assert_close(D.iou(a, b), ref.iou(a, b))
+    scores = rng.random(20)
+    scores.flags.writeable = False
+    np.testing.assert_array_equal(D.nms(a, scores[::-1][::-1]), ref.nms(a, scores))
+
+
 # NMS ------------------------------------------------------------------------
 
 
@@ -210,6 +221,13 @@ def test_map_two_classes_two_images_and_duplicates():
     got = D.mean_average_precision([p0, p1], [[0.9, 0.8, 0.5, 0.99], [0.7]], [[0, 0, 1, 2], [0]],
                                    [t0, t1], [[0, 1], [0]])
     assert_close(got, (5 / 6 + 0) / 2)
+
+
+def test_map_perfect_detections_on_many_images_is_one(rng):
+    truths = [random_boxes(rng, k, np.float64, special=False) for k in (3, 0, 5, 2)]
+    classes = [rng.integers(0, 3, len(t)) for t in truths]
+    scores = [rng.random(len(t)) for t in truths]
+    assert D.mean_average_precision(truths, scores, classes, truths, classes) == 1.0
 
 
 def test_map_threshold_matters():
