@@ -96,6 +96,20 @@ def test_max_pool2_forward_backward_32x64x32x32(benchmark):
     np.testing.assert_array_equal(dx, W.cnn.np_maxpool2_backward(dy, x, y))  # no ties in random data
 
 
+def test_iou_2000x2000(benchmark):
+    benchmark.group = "ops"
+    got = _bench(benchmark, W.det.corenn_iou())
+    a, b = W.det._iou_data()
+    assert got.shape == (W.det.IOU_N, W.det.IOU_N) and got.dtype == np.float32
+    np.testing.assert_allclose(got[:50], W.det.numpy_iou_formula(a[:50], b), rtol=1e-5, atol=1e-6)
+
+
+def test_nms_10k(benchmark):
+    benchmark.group = "ops"
+    kept = _bench(benchmark, W.det.corenn_nms())
+    np.testing.assert_array_equal(kept, W.det.numpy_nms()())
+
+
 def test_lenet_b64_train_on_batch(benchmark):
     benchmark.group = "models"
     loss = _bench(benchmark, W.cnn.corenn_lenet_train(64), W.WORKLOADS["lenet_b64"].flops)

@@ -12,6 +12,7 @@ torch.set_num_threads).
 
 import argparse
 import gc
+import importlib
 import json
 import os
 import sys
@@ -149,8 +150,8 @@ def main(argv=None):
         print(json.dumps(info(framework)))
         return 0
     try:
-        if framework == "torch":
-            import torch  # noqa: F401
+        if framework in ("torch", "onnxruntime"):
+            importlib.import_module(framework)
     except ImportError:
         for name in args.workload.split(","):
             print(json.dumps({"side": args.side, "workload": name, "threads": args.threads,

@@ -21,6 +21,7 @@ import numpy as np
 
 import steps
 import workloads_cnn as cnn
+import workloads_detection as det
 import workloads_resnet as resnet
 from steps import BETA1, BETA2, EPS, LR, numpy_adam_update
 
@@ -416,6 +417,11 @@ WORKLOADS = {w.name: w for w in [
            "corenn_engine": lambda: resnet.corenn_resnet_infer(1, "engine"),
            "numpy": lambda: resnet.numpy_resnet_infer(1),
            "torch": lambda: resnet.torch_resnet_infer(1)}, quick_reps=50),
+    _w("iou_2000x2000", "op", "IoU matrix of 2,000 × 2,000 corner boxes (float32)",
+       None, {"corenn": det.corenn_iou, "numpy": det.numpy_iou, "torch": det.torch_iou},
+       bytes_moved=det.iou_bytes(), bytes_note="the (N, M) float32 output"),
+    _w("nms_10k", "op", "non-max suppression of 10,000 boxes at IoU 0.5 (float32)",
+       None, {"corenn": det.corenn_nms, "numpy": det.numpy_nms, "onnxruntime": det.onnxruntime_nms}),
     _w("sgemm", "sgemm", f"float32 matmul {SGEMM_N}³ (a · bᵀ), the machine's reference rate",
        2 * SGEMM_N ** 3, {
            "corenn": corenn_sgemm, "numpy": numpy_sgemm, "torch": torch_sgemm}, fixed_reps=3),
@@ -427,6 +433,7 @@ VARIANT_LABELS = {
                      "checks or casts)",
     "torch_foreach": "torch.optim.Adam(foreach=True)",
     "torch_fused": "torch.optim.Adam(fused=True)",
+    "onnxruntime": "ONNX Runtime NonMaxSuppression (opset 17, one-node model, CPU)",
 }
 
 

@@ -45,5 +45,6 @@ PYBIND11_MODULE(_core, m) {
   corenn::bind::bind_norm(ops);
   corenn::bind::bind_augment(ops);
   corenn::bind::bind_normalize(ops);
+  corenn::bind::bind_detection(ops);
   corenn::bind::bind_model(m);
 }
