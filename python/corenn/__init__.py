@@ -34,6 +34,9 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 from ._runtime import get_num_threads, seed, set_num_threads  # noqa: E402
+from . import _threadpool  # noqa: E402
+
+_threadpool.register()
 from . import callbacks, data, diagnostics, initializers, layers, losses, metrics, ops  # noqa: E402
 from . import optimizers, regularizers, tuning  # noqa: E402
 from .gradient_check import gradient_check  # noqa: E402
