@@ -37,7 +37,7 @@ from ._runtime import get_num_threads, seed, set_num_threads  # noqa: E402
 from . import _threadpool  # noqa: E402
 
 _threadpool.register()
-from . import callbacks, data, diagnostics, initializers, layers, losses, metrics, ops  # noqa: E402
+from . import callbacks, data, diagnostics, initializers, interop, layers, losses, metrics, ops  # noqa: E402
 from . import optimizers, regularizers, tuning  # noqa: E402
 from .gradient_check import gradient_check  # noqa: E402
 from .models import Model, Sequential  # noqa: E402
@@ -45,5 +45,5 @@ from .saving import load_model  # noqa: E402
 from ._install import get_cmake_dir  # noqa: E402
 
 __all__ = ["Model", "Sequential", "__version__", "callbacks", "data", "diagnostics", "get_cmake_dir",
-           "get_num_threads", "gradient_check", "initializers", "layers", "load_model", "losses",
+           "get_num_threads", "gradient_check", "initializers", "interop", "layers", "load_model", "losses",
            "metrics", "ops", "optimizers", "regularizers", "seed", "set_num_threads", "tuning"]
