@@ -274,6 +274,24 @@ def test_every_application_exports_to_onnx(name, tmp_path):
     check_export(randomised(APPLICATIONS[name](), seed=3), tmp_path)
 
 
+@pytest.mark.parametrize("case", [pytest.param(c, marks=XFAIL[c]) if c in XFAIL else c
+                                  for c in sorted(LAYER_CASES)])
+def test_every_layer_kind_exports_in_float64(case, tmp_path):
+    # ONNX Runtime's CPU provider has no double Conv or pooling, so the
+    # float64 graphs run in onnx's reference evaluator (a second, independent
+    # implementation of the operators).
+    onnx_reference = pytest.importorskip("onnx.reference", reason="onnx is not installed")
+    cn.seed(1)
+    model = randomised(layer_model(case, "float64"))
+    path = interop.export_onnx(model, tmp_path / "m.onnx")
+    evaluator = onnx_reference.ReferenceEvaluator(str(path))
+    for n in (1, 4):
+        x = inputs(model, n, seed=n)
+        out = evaluator.run(None, {model._engine.input_name: x})[0]
+        assert out.dtype == np.float64
+        assert_close(out, model.predict(x))
+
+
 def test_float64_models_export_as_double(tmp_path):
     cn.seed(0)
     model = randomised(cn.Sequential([L.Input((6,)), L.Dense(5, activation="tanh"),

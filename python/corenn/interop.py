@@ -182,7 +182,9 @@ def _act_node(g, activation, alpha, x, out):
     if activation == "linear":
         return g.node("Identity", [x], out)
     if activation == "leaky_relu":
-        return g.node("LeakyRelu", [x], out, alpha=float(alpha))
+        # PRelu's slope is a tensor of the model's dtype; LeakyRelu's alpha
+        # attribute is float32 only, 3e-9 off for a float64 model.
+        return g.node("PRelu", [x, g.constant(f"{out}/alpha", alpha)], out)
     if activation == "softmax":
         # corenn normalises the channels of images (N, C, H, W) and the last
         # axis of everything else.
@@ -294,10 +296,15 @@ def _batch_norm(g, name, config, weights, x):
     channels = named["moving_mean"].shape
     gamma = named.get("gamma", np.ones(channels))
     beta = named.get("beta", np.zeros(channels))
+    variance, epsilon = named["moving_variance"], float(config["epsilon"])
+    if g.dtype == np.float64:
+        # ONNX attributes are float32: a float64 model adds ε to the variance
+        # in float64 here instead, as the engine does.
+        variance, epsilon = variance + epsilon, 0.0
     inputs = [x] + [g.constant(f"{name}/{n}", v) for n, v in
                     (("gamma", gamma), ("beta", beta), ("moving_mean", named["moving_mean"]),
-                     ("moving_variance", named["moving_variance"]))]
-    return g.node("BatchNormalization", inputs, name, epsilon=float(config["epsilon"]))
+                     ("moving_variance", variance))]
+    return g.node("BatchNormalization", inputs, name, epsilon=epsilon)
 
 
 def _normalization(g, name, config, weights, x):
