@@ -263,6 +263,14 @@ def test_softmax_on_images_exports_as_the_channel_softmax(tmp_path):
     check_export(model, tmp_path)
 
 
+@pytest.mark.parametrize("activation", L.ACTIVATIONS)
+def test_every_activation_exports_to_onnx(activation, tmp_path):
+    cn.seed(3)
+    model = cn.Sequential([L.Input((6,)), L.Dense(5, activation=activation, alpha=0.3)])
+    check_export(randomised(model), tmp_path)
+    assert set(L.ACTIVATIONS) == set(interop.ACTIVATION_CONVERTERS)
+
+
 def test_every_layer_kind_has_a_converter_and_a_case():
     kinds = {l.kind for layers, _ in LAYER_CASES.values() for l in layers} | {"add", "concatenate"}
     assert kinds == set(interop.CONVERTERS)

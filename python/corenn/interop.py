@@ -86,7 +86,9 @@ def load_torch_state_dict(model, state_dict, mapping=None, strict=True):
     PyTorch's weight/bias become kernel/bias, batch norm's weight, bias,
     running_mean, running_var become gamma, beta, moving_mean,
     moving_variance; num_batches_tracked is ignored. Arrays are cast to the
-    model's dtype.
+    model's dtype. SeparableConv2D (two PyTorch convolutions) and
+    Normalization (no PyTorch module) are not matched: set their weights with
+    layer.set_weights.
 
     Every shape is checked before anything is written: on any error the model
     is untouched. strict=True raises ValueError naming unused state-dict keys
@@ -178,18 +180,34 @@ class _Graph:
         return output
 
 
+def _softmax(g, x, out, alpha):
+    # corenn normalises the channels of images (N, C, H, W) and the last axis
+    # of everything else.
+    return g.node("Softmax", [x], out, axis=1 if len(g.shape_in) == 4 else -1)
+
+
+def _leaky_relu(g, x, out, alpha):
+    # PRelu's slope is a tensor of the model's dtype; LeakyRelu's alpha
+    # attribute is float32 only, 3e-9 off for a float64 model.
+    return g.node("PRelu", [x, g.constant(f"{out}/alpha", alpha)], out)
+
+
+# One converter per activation name (layers.ACTIVATIONS): (graph, input name,
+# output name, alpha) -> output name.
+ACTIVATION_CONVERTERS = {
+    "linear": lambda g, x, out, alpha: g.node("Identity", [x], out),
+    "sigmoid": lambda g, x, out, alpha: g.node("Sigmoid", [x], out),
+    "tanh": lambda g, x, out, alpha: g.node("Tanh", [x], out),
+    "relu": lambda g, x, out, alpha: g.node("Relu", [x], out),
+    "leaky_relu": _leaky_relu,
+    "softmax": _softmax,
+}
+
+
 def _act_node(g, activation, alpha, x, out):
-    if activation == "linear":
-        return g.node("Identity", [x], out)
-    if activation == "leaky_relu":
-        # PRelu's slope is a tensor of the model's dtype; LeakyRelu's alpha
-        # attribute is float32 only, 3e-9 off for a float64 model.
-        return g.node("PRelu", [x, g.constant(f"{out}/alpha", alpha)], out)
-    if activation == "softmax":
-        # corenn normalises the channels of images (N, C, H, W) and the last
-        # axis of everything else.
-        return g.node("Softmax", [x], out, axis=1 if len(g.shape_in) == 4 else -1)
-    return g.node({"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu"}[activation], [x], out)
+    if activation not in ACTIVATION_CONVERTERS:
+        raise ValueError(f"export_onnx: layer '{out}': activation {activation!r} has no ONNX converter")
+    return ACTIVATION_CONVERTERS[activation](g, x, out, alpha)
 
 
 def _fused(g, config, pre, out):
