@@ -15,6 +15,7 @@
 #define CORENN_SGEMV scipy_cblas_sgemv
 #define CORENN_DGEMV scipy_cblas_dgemv
 #define CORENN_BLAS_THREADS scipy_openblas_set_num_threads
+#define CORENN_BLAS_GET_THREADS scipy_openblas_get_num_threads
 #elif defined(CORENN_BLAS_SYSTEM)
 #include <cblas.h>
 #define CORENN_SGEMM cblas_sgemm
@@ -25,6 +26,7 @@
 // CBLAS libraries (MKL, BLIS) keep their own thread settings: see docs/cpp.md.
 #if defined(OPENBLAS_VERSION)
 #define CORENN_BLAS_THREADS openblas_set_num_threads
+#define CORENN_BLAS_GET_THREADS openblas_get_num_threads
 #endif
 #endif
 
@@ -131,6 +133,7 @@ template <typename T>
 void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
           const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
+  if (!in_parallel_region()) blas_keep_single_threaded();
   // A one-row or one-column product (gemv) is bound by reading the matrix, not
   // by arithmetic: two threads pull from memory faster than one from far
   // smaller sizes on.
@@ -167,6 +170,18 @@ void blas_set_num_threads(int n) {
   CORENN_BLAS_THREADS(n);
 #else
   (void)n;  // a non-OpenBLAS system BLAS keeps its own setting (MKL_NUM_THREADS, BLIS_NUM_THREADS)
+#endif
+}
+
+// The OpenBLAS corenn calls is a shared library that other code in the
+// process can see: threadpoolctl's threadpool_limits(k, user_api="blas") (used
+// by scikit-learn) finds it as an OpenBLAS and sets k threads, which would
+// start OpenBLAS's pthread pool under corenn's OpenMP panels (oversubscription).
+// Reading the count is one load, so corenn checks before its BLAS work (each
+// model step, each gemm outside a parallel region) and restores one thread.
+void blas_keep_single_threaded() {
+#if defined(CORENN_BLAS_GET_THREADS)
+  if (CORENN_BLAS_GET_THREADS() != 1) CORENN_BLAS_THREADS(1);
 #endif
 }
 

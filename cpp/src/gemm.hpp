@@ -20,6 +20,8 @@ void gemm_naive(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, T
                 const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
 
 void blas_set_num_threads(int n);
+// Puts OpenBLAS back to one thread if another library raised it (see gemm.cpp).
+void blas_keep_single_threaded();
 // Which BLAS was compiled in: "scipy_openblas", "system" or "none".
 const char* blas_backend();
 

@@ -11,6 +11,7 @@
 #include "corenn/kernels/merge.hpp"
 #include "corenn/kernels/optim.hpp"
 #include "corenn/random.hpp"
+#include "gemm.hpp"
 #include "layers.hpp"
 
 namespace corenn {
@@ -832,29 +833,40 @@ void Model::set_learning_rate(double lr) {
   impl_->optimizer.sgd.lr = impl_->optimizer.rmsprop.lr = impl_->optimizer.adam.lr = lr;
 }
 
+// Each entry point first undoes any raise of BLAS's thread count by another
+// library (gemm.cpp): convolutions call BLAS inside their own parallel regions.
 double Model::train_step(const Tensor& x, const Tensor& y, Tensor* outputs) {
+  detail::blas_keep_single_threaded();
   return impl_->train_step(x, y, nullptr, true, nullptr, outputs);
 }
 double Model::loss_and_gradients(const Tensor& x, const Tensor& y, Tensor* gradients) {
+  detail::blas_keep_single_threaded();
   return impl_->train_step(x, y, nullptr, false, gradients, nullptr);
 }
 double Model::evaluate(const Tensor& x, const Tensor& y, Tensor* outputs) const {
+  detail::blas_keep_single_threaded();
   return impl_->evaluate(x, y, nullptr, outputs);
 }
 double Model::train_step(const Tensor& x, const Tensor& y, const Tensor& sample_weight,
                          Tensor* outputs) {
+  detail::blas_keep_single_threaded();
   return impl_->train_step(x, y, &sample_weight, true, nullptr, outputs);
 }
 double Model::loss_and_gradients(const Tensor& x, const Tensor& y, const Tensor& sample_weight,
                                  Tensor* gradients) {
+  detail::blas_keep_single_threaded();
   return impl_->train_step(x, y, &sample_weight, false, gradients, nullptr);
 }
 double Model::evaluate(const Tensor& x, const Tensor& y, const Tensor& sample_weight,
                        Tensor* outputs) const {
+  detail::blas_keep_single_threaded();
   return impl_->evaluate(x, y, &sample_weight, outputs);
 }
 int64_t Model::steps() const { return impl_->step; }
-Tensor Model::predict(const Tensor& x) const { return impl_->predict(x); }
+Tensor Model::predict(const Tensor& x) const {
+  detail::blas_keep_single_threaded();
+  return impl_->predict(x);
+}
 Model::OptimizerState Model::get_optimizer_state() const {
   if (!impl_->built || !impl_->compiled)
     throw ValueError("get_optimizer_state: the model is not built and compiled");

@@ -11,10 +11,6 @@
 namespace corenn {
 
 namespace {
-// The thread count applies to OpenMP, the one thread pool: gemm.cpp splits
-// each matrix product across it and calls BLAS single-threaded per panel.
-int g_num_threads = 0;
-
 // Set once when the library loads, before any BLAS call.
 struct SingleThreadedBlas {
   SingleThreadedBlas() { detail::blas_set_num_threads(1); }
@@ -35,10 +31,13 @@ void set_num_threads(int n) {
   if (n < 1)
     throw ValueError("set_num_threads: n must be >= 1, got " + std::to_string(n));
   detail::omp_set_threads(n);
-  g_num_threads = n;
 }
 
-int get_num_threads() { return g_num_threads > 0 ? g_num_threads : detail::omp_max_threads(); }
+// The thread count applies to OpenMP, the one thread pool: gemm.cpp splits
+// each matrix product across it and calls BLAS single-threaded per panel.
+// Read live, so a limit set through OpenMP itself (threadpoolctl's
+// user_api="openmp", omp_set_num_threads) shows too.
+int get_num_threads() { return detail::omp_max_threads(); }
 
 const char* blas_backend() { return detail::blas_backend(); }
 

@@ -6,7 +6,8 @@ from . import _core
 
 
 def set_num_threads(n):
-    """Use ``n`` threads for corenn's OpenMP loops and for OpenBLAS together."""
+    """Use ``n`` threads for corenn's OpenMP loops (its one thread pool; BLAS runs
+    single-threaded inside them). threadpoolctl's threadpool_limits(n) calls this."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
     if n < 1:
@@ -15,7 +16,9 @@ def set_num_threads(n):
 
 
 def get_num_threads():
-    """The thread count in force (default: the cores this process may use)."""
+    """The thread count in force, read live from OpenMP (omp_get_max_threads), so a
+    limit set through threadpoolctl or OpenMP shows too (default: the cores this
+    process may use)."""
     return _core.get_num_threads()
 
 

@@ -1,0 +1,438 @@
+"""Models in and out of corenn: PyTorch state dicts in, ONNX files out.
+
+corenn's weight layouts are PyTorch's and ONNX's (dense kernels (out, in),
+convolution kernels (C_out, C_in/groups, KH, KW), transposed ones
+(C_in, C_out, KH, KW)), so both directions copy arrays as they are; what
+differs is names (batch norm's gamma/beta/moving_mean/moving_variance are
+PyTorch's weight/bias/running_mean/running_var) and the hyper-parameters that
+live outside the weights. See docs/interop.md.
+
+Neither direction imports torch: state dicts may hold torch tensors (read
+through .detach().cpu().numpy()), NumPy arrays, or come from a .safetensors
+file (read with safetensors.numpy). export_onnx needs the `onnx` package
+(`pip install corenn[onnx]`).
+"""
+
+import os
+
+import numpy as np
+
+# ------------------------------------------------------------ state dicts in
+
+# corenn weight name -> PyTorch parameter name, per layer kind. Layers of the
+# other kinds hold no weights, or none PyTorch has (Normalization's statistics).
+_TORCH_NAMES = {
+    "dense": {"kernel": "weight", "bias": "bias"},
+    "conv2d": {"kernel": "weight", "bias": "bias"},
+    "depthwise_conv2d": {"depthwise_kernel": "weight", "bias": "bias"},
+    "conv2d_transpose": {"kernel": "weight", "bias": "bias"},
+    "batch_norm": {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
+                   "moving_variance": "running_var"},
+}
+# PyTorch entries that are bookkeeping, not weights: read and ignored.
+_TORCH_SKIPPED = ("num_batches_tracked",)
+
+
+def _as_numpy(key, value):
+    if hasattr(value, "detach"):  # a torch tensor, without importing torch
+        value = value.detach().cpu().numpy()
+    array = np.asarray(value)
+    if not np.issubdtype(array.dtype, np.number):
+        raise TypeError(f"load_torch_state_dict: state_dict[{key!r}] must be an array or tensor, "
+                        f"got {type(value).__name__}")
+    return array
+
+
+def _read_state_dict(state_dict):
+    if isinstance(state_dict, (str, os.PathLike)):
+        try:
+            from safetensors.numpy import load_file
+        except ImportError:
+            raise ImportError("load_torch_state_dict: reading a .safetensors file needs the "
+                              "safetensors package (pip install safetensors)") from None
+        return dict(load_file(os.fspath(state_dict)))
+    if not hasattr(state_dict, "items"):
+        raise TypeError("load_torch_state_dict: state_dict must be a dict of arrays/tensors or a "
+                        f".safetensors path, got {type(state_dict).__name__}")
+    return {str(k): _as_numpy(k, v) for k, v in state_dict.items()}
+
+
+def _modules(state):
+    """The state dict's parameter-owning modules in order: prefix -> {param: key}."""
+    modules = {}
+    for key in state:
+        prefix, _, param = key.rpartition(".")
+        if param in _TORCH_SKIPPED:
+            continue
+        modules.setdefault(prefix, {})[param] = key
+    return modules
+
+
+def _weight_names(model, index):
+    return list(model._engine.weight_names(index))
+
+
+def load_torch_state_dict(model, state_dict, mapping=None, strict=True):
+    """Copy a PyTorch state dict's weights into a corenn model.
+
+    state_dict: {key: array or torch tensor} (torch's model.state_dict()), or
+    the path of a .safetensors file of one. Layers are matched
+    - in order (mapping=None): the model's layers that PyTorch has weights for
+      (Dense, Conv2D, DepthwiseConv2D, Conv2DTranspose, BatchNormalization) in
+      model.layers order against the state dict's modules (key prefixes before
+      the last ".") in the order they appear — right for nn.Sequential;
+    - or by name: mapping {corenn_layer_name: torch_prefix}, e.g.
+      {"conv_a": "block.0"}; only the layers named are loaded.
+    PyTorch's weight/bias become kernel/bias, batch norm's weight, bias,
+    running_mean, running_var become gamma, beta, moving_mean,
+    moving_variance; num_batches_tracked is ignored. Arrays are cast to the
+    model's dtype. SeparableConv2D (two PyTorch convolutions) and
+    Normalization (no PyTorch module) are not matched: set their weights with
+    layer.set_weights.
+
+    Every shape is checked before anything is written: on any error the model
+    is untouched. strict=True raises ValueError naming unused state-dict keys
+    and missing ones; strict=False loads what matches and leaves the rest.
+
+    A state dict holds no hyper-parameters: set batch-norm epsilon (PyTorch
+    1e-5, corenn/Keras default 1e-3) and momentum (PyTorch 0.1 = Keras 0.9),
+    padding, strides, activations and groups on the corenn layers to match
+    the PyTorch modules (docs/interop.md).
+    Raises TypeError (not a dict/path), ValueError (shapes, names, counts)."""
+    model._ensure_built()
+    state = _read_state_dict(state_dict)
+    modules = _modules(state)
+    weighted = [(i, layer) for i, layer in enumerate(model.layers)
+                if layer.kind in _TORCH_NAMES and _weight_names(model, i)]
+    if mapping is None:
+        if len(weighted) != len(modules) and strict:
+            raise ValueError(
+                f"load_torch_state_dict: the model has {len(weighted)} layers with PyTorch weights "
+                f"({', '.join(l.name for _, l in weighted)}) but the state dict has {len(modules)} "
+                f"modules ({', '.join(modules)}); pass mapping={{layer_name: prefix}} or strict=False")
+        pairs = list(zip(weighted, modules))
+    else:
+        by_name = {layer.name: (i, layer) for i, layer in weighted}
+        pairs = []
+        for name, prefix in dict(mapping).items():
+            if name not in by_name:
+                raise ValueError(f"load_torch_state_dict: mapping names layer {name!r}, which is not "
+                                 f"a layer with PyTorch weights; those are {', '.join(by_name)}")
+            if prefix not in modules:
+                raise ValueError(f"load_torch_state_dict: mapping[{name!r}] = {prefix!r} is no module "
+                                 f"of the state dict; its modules are {', '.join(modules)}")
+            pairs.append((by_name[name], prefix))
+
+    used, missing, updates = set(), [], []
+    for (index, layer), prefix in pairs:
+        names = _weight_names(model, index)
+        current = layer.get_weights()
+        new = []
+        for name, old in zip(names, current):
+            key = f"{prefix}.{_TORCH_NAMES[layer.kind][name]}" if prefix else _TORCH_NAMES[layer.kind][name]
+            if key not in state:
+                missing.append(f"{key} (for {layer.name}.{name})")
+                new.append(old)
+                continue
+            value = state[key]
+            if value.shape != old.shape:
+                raise ValueError(f"load_torch_state_dict: {key} has shape {value.shape} but layer "
+                                 f"'{layer.name}' ({layer.kind}) expects {name} of shape {old.shape}")
+            used.add(key)
+            new.append(value.astype(model.dtype))
+        updates.append((layer, new))
+    for key in state:
+        if key.rpartition(".")[2] in _TORCH_SKIPPED and key.rpartition(".")[0] in {p for _, p in pairs}:
+            used.add(key)
+    unused = [k for k in state if k not in used]
+    if strict and (unused or missing):
+        parts = ([f"missing keys {missing}"] if missing else []) + \
+                ([f"unused keys {unused}"] if unused else [])
+        raise ValueError(f"load_torch_state_dict: {'; '.join(parts)} (strict=True)")
+    for layer, weights in updates:
+        layer.set_weights(weights)
+    return model
+
+
+# ------------------------------------------------------------------ ONNX out
+
+def _same_pads(size, kernel, stride, dilation=1):
+    """Keras/TensorFlow "same": ⌈in/stride⌉ outputs; the odd cell of padding
+    goes after (bottom/right)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+class _Graph:
+    """The ONNX nodes and initializers under construction."""
+
+    def __init__(self, onnx, dtype):
+        self.onnx, self.dtype, self.nodes, self.initializers = onnx, np.dtype(dtype), [], []
+
+    def constant(self, name, array, dtype=None):
+        array = np.ascontiguousarray(np.asarray(array, dtype=dtype or self.dtype))
+        self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
+        return name
+
+    def node(self, op, inputs, output, **attributes):
+        self.nodes.append(self.onnx.helper.make_node(op, inputs, [output], name=output, **attributes))
+        return output
+
+
+def _softmax(g, x, out, alpha):
+    # corenn normalises the channels of images (N, C, H, W) and the last axis
+    # of everything else.
+    return g.node("Softmax", [x], out, axis=1 if len(g.shape_in) == 4 else -1)
+
+
+def _leaky_relu(g, x, out, alpha):
+    # PRelu's slope is a tensor of the model's dtype; LeakyRelu's alpha
+    # attribute is float32 only, 3e-9 off for a float64 model.
+    return g.node("PRelu", [x, g.constant(f"{out}/alpha", alpha)], out)
+
+
+# One converter per activation name (layers.ACTIVATIONS): (graph, input name,
+# output name, alpha) -> output name.
+ACTIVATION_CONVERTERS = {
+    "linear": lambda g, x, out, alpha: g.node("Identity", [x], out),
+    "sigmoid": lambda g, x, out, alpha: g.node("Sigmoid", [x], out),
+    "tanh": lambda g, x, out, alpha: g.node("Tanh", [x], out),
+    "relu": lambda g, x, out, alpha: g.node("Relu", [x], out),
+    "leaky_relu": _leaky_relu,
+    "softmax": _softmax,
+}
+
+
+def _act_node(g, activation, alpha, x, out):
+    if activation not in ACTIVATION_CONVERTERS:
+        raise ValueError(f"export_onnx: layer '{out}': activation {activation!r} has no ONNX converter")
+    return ACTIVATION_CONVERTERS[activation](g, x, out, alpha)
+
+
+def _fused(g, config, pre, out):
+    """A layer's own activation after its affine part (Dense, Conv...)."""
+    if config["activation"] == "linear":
+        return g.node("Identity", [pre], out)
+    g.shape_in = (None, *g.shape_out)  # the activation sees the layer's output
+    return _act_node(g, config["activation"], config["alpha"], pre, out)
+
+
+def _conv_pads(g, config, kernel, dilation=(1, 1)):
+    h, w = g.shape_in[2:]
+    if config["padding"] == "same":
+        (t, b), (left, r) = (_same_pads(h, kernel[0], config["strides"][0], dilation[0]),
+                             _same_pads(w, kernel[1], config["strides"][1], dilation[1]))
+        return [t, left, b, r]
+    t, b, left, r = config["pads"]
+    return [t, left, b, r]
+
+
+def _conv(g, name, config, weights, x):
+    kernel, dilation = weights[0].shape[2:], config["dilation"]
+    groups = {"conv2d": config.get("groups", 1),
+              "depthwise_conv2d": g.shape_in[1]}.get(config["kind"], 1)
+    inputs = [x, g.constant(f"{name}/kernel", weights[0])]
+    if config["use_bias"]:
+        inputs.append(g.constant(f"{name}/bias", weights[1]))
+    pre = g.node("Conv", inputs, f"{name}/pre", kernel_shape=list(kernel), strides=config["strides"],
+                 dilations=dilation, pads=_conv_pads(g, config, kernel, dilation), group=int(groups))
+    return _fused(g, config, pre, name)
+
+
+def _separable(g, name, config, weights, x):
+    depthwise, pointwise = weights[0], weights[1]
+    kernel, dilation = depthwise.shape[2:], config["dilation"]
+    dw = g.node("Conv", [x, g.constant(f"{name}/depthwise_kernel", depthwise)], f"{name}/depthwise",
+                kernel_shape=list(kernel), strides=config["strides"], dilations=dilation,
+                pads=_conv_pads(g, config, kernel, dilation), group=int(g.shape_in[1]))
+    inputs = [dw, g.constant(f"{name}/pointwise_kernel", pointwise)]
+    if config["use_bias"]:
+        inputs.append(g.constant(f"{name}/bias", weights[2]))
+    pre = g.node("Conv", inputs, f"{name}/pre", kernel_shape=[1, 1])
+    return _fused(g, config, pre, name)
+
+
+def _conv_transpose(g, name, config, weights, x):
+    """ONNX's output: (in − 1)·s + output_padding + k − pad_begin − pad_end. The
+    engine fixes the output size; "same" crops as TensorFlow's
+    conv2d_transpose (Keras): total = (in − 1)·s + k − out, begin = total // 2,
+    and a negative total (k < s) is extra rows at the end (output_padding)."""
+    kernel, strides = weights[0].shape[2:], config["strides"]
+    begin, end, extra = [], [], []
+    for axis in range(2):
+        size, out = g.shape_in[2 + axis], g.shape_out[1 + axis]
+        if config["padding"] == "explicit":
+            pad = config["pads"][2 * axis]
+            begin.append(pad)
+            end.append(pad)
+            extra.append(out - ((size - 1) * strides[axis] + kernel[axis] - 2 * pad))
+            continue
+        total = (size - 1) * strides[axis] + kernel[axis] - out
+        begin.append(max(total, 0) // 2)
+        end.append(max(total, 0) - max(total, 0) // 2)
+        extra.append(max(-total, 0))
+    inputs = [x, g.constant(f"{name}/kernel", weights[0])]
+    if config["use_bias"]:
+        inputs.append(g.constant(f"{name}/bias", weights[1]))
+    pre = g.node("ConvTranspose", inputs, f"{name}/pre", kernel_shape=list(kernel), strides=strides,
+                 pads=begin + end, output_padding=extra)
+    return _fused(g, config, pre, name)
+
+
+def _dense(g, name, config, weights, x):
+    out = g.node("MatMul", [x, g.constant(f"{name}/kernel_t", weights[0].T)], f"{name}/matmul")
+    if config["use_bias"]:
+        out = g.node("Add", [out, g.constant(f"{name}/bias", weights[1])], f"{name}/pre")
+    return _fused(g, config, out, name)
+
+
+def _pool(g, name, config, weights, x):
+    kernel = config["kernel_size"]
+    strides = config["strides"] or kernel
+    h, w = g.shape_in[2:]
+    if config["padding"] == "same":
+        (t, b), (left, r) = _same_pads(h, kernel[0], strides[0]), _same_pads(w, kernel[1], strides[1])
+        pads = [t, left, b, r]
+    else:
+        t, b, left, r = config["pads"]
+        pads = [t, left, b, r]
+    if config["kind"] == "max_pool2d":
+        return g.node("MaxPool", [x], name, kernel_shape=kernel, strides=strides, pads=pads)
+    # Keras's "same" averages only the cells inside the image; explicit
+    # padding counts the padded zeros (PyTorch's count_include_pad).
+    return g.node("AveragePool", [x], name, kernel_shape=kernel, strides=strides, pads=pads,
+                  count_include_pad=int(config["padding"] == "explicit"))
+
+
+def _batch_norm(g, name, config, weights, x):
+    axis = config["axis"]
+    if axis not in (1, -1) or (axis == -1 and len(g.shape_in) != 2):
+        raise ValueError(f"export_onnx: layer '{name}' (batch_norm) normalises axis {axis} of a "
+                         f"rank-{len(g.shape_in)} input; ONNX's BatchNormalization takes axis 1")
+    named = dict(zip(g.weight_names, weights))
+    channels = named["moving_mean"].shape
+    gamma = named.get("gamma", np.ones(channels))
+    beta = named.get("beta", np.zeros(channels))
+    variance, epsilon = named["moving_variance"], float(config["epsilon"])
+    if g.dtype == np.float64:
+        # ONNX attributes are float32: a float64 model adds ε to the variance
+        # in float64 here instead, as the engine does.
+        variance, epsilon = variance + epsilon, 0.0
+    inputs = [x] + [g.constant(f"{name}/{n}", v) for n, v in
+                    (("gamma", gamma), ("beta", beta), ("moving_mean", named["moving_mean"]),
+                     ("moving_variance", variance))]
+    return g.node("BatchNormalization", inputs, name, epsilon=epsilon)
+
+
+def _normalization(g, name, config, weights, x):
+    mean, variance = (np.asarray(w, dtype=np.float64) for w in weights)
+    scale = np.where(variance > 0, np.sqrt(variance), 1.0)  # a zero variance only centres
+    shape = (-1,) + (1,) * (len(g.shape_in) - 2)
+    centred = g.node("Sub", [x, g.constant(f"{name}/mean", mean.reshape(shape))], f"{name}/centred")
+    return g.node("Div", [centred, g.constant(f"{name}/scale", scale.reshape(shape))], name)
+
+
+def _reshape(g, name, config, weights, x):
+    shape = g.constant(f"{name}/shape", [0, *g.shape_out], dtype=np.int64)  # 0 keeps the batch
+    return g.node("Reshape", [x, shape], name)
+
+
+def _zero_padding(g, name, config, weights, x):
+    t, b, left, r = config["pads"]
+    pads = g.constant(f"{name}/pads", [0, 0, t, left, 0, 0, b, r], dtype=np.int64)
+    return g.node("Pad", [x, pads], name)
+
+
+def _global_avg_pool(g, name, config, weights, x):
+    pooled = g.node("GlobalAveragePool", [x], f"{name}/pooled")
+    return g.node("Flatten", [pooled], name, axis=1)
+
+
+def _identity(g, name, config, weights, x):
+    """Dropout and augmentation: identity at inference."""
+    return g.node("Identity", [x], name)
+
+
+# One converter per layer kind: (graph, layer name, engine config, weights,
+# input name(s)) -> output name. g.shape_in / g.shape_out are the layer's
+# input and output shapes ((None, ...) in, per-example out).
+CONVERTERS = {
+    "dense": _dense,
+    "activation": lambda g, name, c, w, x: _act_node(g, c["activation"], c["alpha"], x, name),
+    "dropout": _identity,
+    "flatten": lambda g, name, c, w, x: g.node("Flatten", [x], name, axis=1),
+    "reshape": _reshape,
+    "conv2d": _conv,
+    "depthwise_conv2d": _conv,
+    "separable_conv2d": _separable,
+    "conv2d_transpose": _conv_transpose,
+    "max_pool2d": _pool,
+    "avg_pool2d": _pool,
+    "global_avg_pool2d": _global_avg_pool,
+    "zero_padding2d": _zero_padding,
+    "add": lambda g, name, c, w, xs: g.node("Sum", xs, name),
+    "concatenate": lambda g, name, c, w, xs: g.node("Concat", xs, name, axis=int(c["axis"])),
+    "batch_norm": _batch_norm,
+    "normalization": _normalization,
+    "random_flip": _identity,
+    "random_crop": _identity,
+    "color_shift": _identity,
+}
+_MERGES = ("add", "concatenate")
+
+
+def export_onnx(model, path, opset=17):
+    """Write `model` as an ONNX file for inference (ONNX Runtime and others).
+
+    The graph is the model at inference: Dropout and augmentation layers are
+    Identity, batch norm uses its moving statistics (BatchNormalization),
+    Normalization is (x − mean) / √variance. Inputs are NCHW (or (N, F)) as in
+    corenn, the batch dimension is dynamic ("batch"), the element type is the
+    model's dtype (float32 or float64), and the input and output are named
+    after the model's Input and output layer. Keras "same" padding is written
+    as explicit (possibly asymmetric) pads. opset: the ONNX operator set
+    (>= 13); the file's IR version is the lowest that opset allows, so older
+    runtimes read it. Needs the onnx package (pip install corenn[onnx]).
+    Raises ValueError for a layer with no ONNX form (naming it), ImportError
+    without onnx. Returns the path."""
+    try:
+        import onnx
+    except ImportError:
+        raise ImportError("export_onnx: needs the onnx package (pip install 'corenn[onnx]')") from None
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset < 13:
+        raise ValueError(f"export_onnx: opset must be an int >= 13, got {opset!r}")
+    model._ensure_built()
+    engine = model._engine
+    g = _Graph(onnx, model.dtype)
+    input_name = engine.input_name
+    shapes = {input_name: (None, *model.input_shape[1:])}
+    previous = input_name
+    for i, layer in enumerate(model.layers):
+        config = engine.layer_config(i)
+        kind = config["kind"]
+        if kind not in CONVERTERS:
+            raise ValueError(f"export_onnx: layer '{layer.name}' ({type(layer).__name__}, kind "
+                             f"{kind!r}) has no ONNX converter")
+        inputs = list(config["inputs"]) or [previous]
+        g.shape_in = shapes[inputs[0]]
+        g.shape_out = tuple(engine.output_shape(i))
+        g.weight_names = list(engine.weight_names(i))
+        x = inputs if kind in _MERGES else inputs[0]
+        out = CONVERTERS[kind](g, layer.name, config, layer.get_weights(), x)
+        assert out == layer.name  # later layers refer to this output by the layer's name
+        shapes[layer.name] = (None, *g.shape_out)
+        previous = layer.name
+    output_layer = model.layers[engine.output_layer]
+    elem = onnx.helper.np_dtype_to_tensor_dtype(model.dtype)
+    graph = onnx.helper.make_graph(
+        g.nodes, model.name,
+        [onnx.helper.make_tensor_value_info(input_name, elem, ["batch", *model.input_shape[1:]])],
+        [onnx.helper.make_tensor_value_info(output_layer.name, elem, ["batch", *model.output_shape[1:]])],
+        initializer=g.initializers)
+    opset_id = onnx.helper.make_opsetid("", opset)
+    proto = onnx.helper.make_model(graph, opset_imports=[opset_id], producer_name="corenn")
+    proto.ir_version = onnx.helper.find_min_ir_version_for([opset_id])
+    onnx.checker.check_model(proto)
+    onnx.save(proto, os.fspath(path))
+    return path
