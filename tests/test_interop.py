@@ -223,11 +223,6 @@ APPLICATIONS = {
     "efficientnet": lambda: apps.efficientnet(0, base_resolution=8),
     "unet": lambda: apps.unet((1, 8, 8), filters=4),
 }
-# Exports whose corenn side is fixed on another branch (issue 12): the
-# exporter writes Keras's rule, which corenn does not follow yet here.
-XFAIL = {"conv2d_transpose": pytest.mark.xfail(
-    strict=True, reason="issue 12 item 2, fixed on another branch: corenn's 'same' transposed "
-                        "convolution is one pixel shifted from Keras's")}
 
 
 def run_onnx(path, model, x):
@@ -248,15 +243,12 @@ def check_export(model, tmp_path):
         assert_close(run_onnx(path, model, x), model.predict(x))
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=XFAIL[c]) if c in XFAIL else c
-                                  for c in sorted(LAYER_CASES)])
+@pytest.mark.parametrize("case", sorted(LAYER_CASES))
 def test_every_layer_kind_exports_to_onnx(case, tmp_path):
     cn.seed(1)
     check_export(randomised(layer_model(case)), tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 item 7, fixed on another branch: softmax on "
-                                      "images normalises the channel axis")
 def test_softmax_on_images_exports_as_the_channel_softmax(tmp_path):
     model = cn.Sequential([L.Input((3, 4, 5)), L.Activation("softmax")])
     model.build()
@@ -282,8 +274,7 @@ def test_every_application_exports_to_onnx(name, tmp_path):
     check_export(randomised(APPLICATIONS[name](), seed=3), tmp_path)
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=XFAIL[c]) if c in XFAIL else c
-                                  for c in sorted(LAYER_CASES)])
+@pytest.mark.parametrize("case", sorted(LAYER_CASES))
 def test_every_layer_kind_exports_in_float64(case, tmp_path):
     # ONNX Runtime's CPU provider has no double Conv or pooling, so the
     # float64 graphs run in onnx's reference evaluator (a second, independent
