@@ -192,6 +192,66 @@ def _leaky_relu(g, x, out, alpha):
     return g.node("PRelu", [x, g.constant(f"{out}/alpha", alpha)], out)
 
 
+# The activations below are built from elementary ONNX operators with their
+# constants as tensors of the model's dtype: ONNX's Elu, Selu and HardSigmoid
+# take float32 attributes (a float64 model would be ~1e-8 off), and Gelu only
+# exists from opset 20.
+
+def _elu_scaled(g, x, out, alpha, scale):
+    """scale·(max(x, 0) + α·(e^min(x, 0) − 1)): ELU (scale 1) and SELU."""
+    positive = g.node("Relu", [x], f"{out}/positive")
+    negative = g.node("Min", [x, g.constant(f"{out}/zero", 0.0)], f"{out}/negative")
+    exp = g.node("Exp", [negative], f"{out}/exp")
+    expm1 = g.node("Sub", [exp, g.constant(f"{out}/one", 1.0)], f"{out}/expm1")
+    scaled = g.node("Mul", [expm1, g.constant(f"{out}/alpha", alpha)], f"{out}/scaled")
+    total = g.node("Add", [positive, scaled], f"{out}/sum")
+    return g.node("Mul", [total, g.constant(f"{out}/scale", scale)], out)
+
+
+def _gelu(g, x, out, alpha):
+    """½x(1 + erf(x/√2)), the exact GELU."""
+    z = g.node("Mul", [x, g.constant(f"{out}/inv_sqrt2", 1.0 / np.sqrt(2.0))], f"{out}/z")
+    erf = g.node("Erf", [z], f"{out}/erf")
+    return _half_x_one_plus(g, x, erf, out)
+
+
+def _gelu_tanh(g, x, out, alpha):
+    """½x(1 + tanh(√(2/π)(x + 0.044715x³)))."""
+    cube = g.node("Mul", [g.node("Mul", [x, x], f"{out}/square"), x], f"{out}/cube")
+    inner = g.node("Add", [x, g.node("Mul", [cube, g.constant(f"{out}/c", 0.044715)], f"{out}/cx3")],
+                   f"{out}/inner")
+    z = g.node("Mul", [inner, g.constant(f"{out}/k", np.sqrt(2.0 / np.pi))], f"{out}/z")
+    return _half_x_one_plus(g, x, g.node("Tanh", [z], f"{out}/tanh"), out)
+
+
+def _half_x_one_plus(g, x, t, out):
+    one_plus = g.node("Add", [t, g.constant(f"{out}/one", 1.0)], f"{out}/one_plus")
+    half_x = g.node("Mul", [x, g.constant(f"{out}/half", 0.5)], f"{out}/half_x")
+    return g.node("Mul", [half_x, one_plus], out)
+
+
+def _silu(g, x, out, alpha):
+    return g.node("Mul", [x, g.node("Sigmoid", [x], f"{out}/sigmoid")], out)
+
+
+def _softplus(g, x, out, alpha):
+    """max(x, 0) + log(1 + e^−|x|): never overflows, as corenn's kernel."""
+    exp = g.node("Exp", [g.node("Neg", [g.node("Abs", [x], f"{out}/abs")], f"{out}/neg")], f"{out}/exp")
+    log = g.node("Log", [g.node("Add", [exp, g.constant(f"{out}/one", 1.0)], f"{out}/one_plus")],
+                 f"{out}/log")
+    return g.node("Add", [g.node("Relu", [x], f"{out}/relu"), log], out)
+
+
+def _relu6(g, x, out, alpha):
+    return g.node("Clip", [x, g.constant(f"{out}/min", 0.0), g.constant(f"{out}/max", 6.0)], out)
+
+
+def _hard_sigmoid(g, x, out, alpha):
+    """relu6(x + 3) / 6 (Keras 3, PyTorch's Hardsigmoid)."""
+    shifted = g.node("Add", [x, g.constant(f"{out}/three", 3.0)], f"{out}/shifted")
+    return g.node("Div", [_relu6(g, shifted, f"{out}/relu6", alpha), g.constant(f"{out}/six", 6.0)], out)
+
+
 # One converter per activation name (layers.ACTIVATIONS): (graph, input name,
 # output name, alpha) -> output name.
 ACTIVATION_CONVERTERS = {
@@ -201,6 +261,16 @@ ACTIVATION_CONVERTERS = {
     "relu": lambda g, x, out, alpha: g.node("Relu", [x], out),
     "leaky_relu": _leaky_relu,
     "softmax": _softmax,
+    "elu": lambda g, x, out, alpha: _elu_scaled(g, x, out, alpha, 1.0),
+    # PyTorch's SELU constants (the fixed α and λ of Klambauer et al. 2017).
+    "selu": lambda g, x, out, alpha: _elu_scaled(g, x, out, 1.6732632423543772, 1.0507009873554805),
+    "gelu": _gelu,
+    "gelu_tanh": _gelu_tanh,
+    "silu": _silu,
+    "swish": _silu,
+    "softplus": _softplus,
+    "relu6": _relu6,
+    "hard_sigmoid": _hard_sigmoid,
 }
 
 
@@ -349,6 +419,45 @@ def _global_avg_pool(g, name, config, weights, x):
     return g.node("Flatten", [pooled], name, axis=1)
 
 
+def _pads_1d(g, config, kernel, stride, dilation):
+    """[begin, end] of a 1-D layer: "same" by the Keras rule, "causal" all at the start."""
+    if config["padding"] == "same":
+        return list(_same_pads(g.shape_in[2], kernel, stride, dilation))
+    if config["padding"] == "causal":
+        return [(kernel - 1) * dilation, 0]
+    return [0, 0]
+
+
+def _conv1d(g, name, config, weights, x):
+    (kernel,), (stride,), (dilation,) = weights[0].shape[2:], config["strides"], config["dilation"]
+    inputs = [x, g.constant(f"{name}/kernel", weights[0])]
+    if config["use_bias"]:
+        inputs.append(g.constant(f"{name}/bias", weights[1]))
+    pre = g.node("Conv", inputs, f"{name}/pre", kernel_shape=[kernel], strides=[stride],
+                 dilations=[dilation], pads=_pads_1d(g, config, kernel, stride, dilation),
+                 group=int(config["groups"]))
+    return _fused(g, config, pre, name)
+
+
+def _max_pool1d(g, name, config, weights, x):
+    (kernel,) = config["kernel_size"]
+    (stride,) = config["strides"] or (kernel,)
+    return g.node("MaxPool", [x], name, kernel_shape=[kernel], strides=[stride],
+                  pads=_pads_1d(g, config, kernel, stride, 1))
+
+
+def _up_sampling(g, name, config, weights, x):
+    """Nearest: each pixel repeated (floor of the asymmetric source coordinate);
+    bilinear: half-pixel centres clamped at the edges, PyTorch's
+    align_corners=False."""
+    scales = g.constant(f"{name}/scales", [1.0, 1.0, *config["size"]], dtype=np.float32)
+    if config["interpolation"] == "nearest":
+        return g.node("Resize", [x, "", scales], name, mode="nearest",
+                      coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    return g.node("Resize", [x, "", scales], name, mode="linear",
+                  coordinate_transformation_mode="half_pixel")
+
+
 def _identity(g, name, config, weights, x):
     """Dropout and augmentation: identity at inference."""
     return g.node("Identity", [x], name)
@@ -370,6 +479,10 @@ CONVERTERS = {
     "max_pool2d": _pool,
     "avg_pool2d": _pool,
     "global_avg_pool2d": _global_avg_pool,
+    "conv1d": _conv1d,
+    "max_pool1d": _max_pool1d,
+    "global_avg_pool1d": _global_avg_pool,
+    "up_sampling2d": _up_sampling,
     "zero_padding2d": _zero_padding,
     "add": lambda g, name, c, w, xs: g.node("Sum", xs, name),
     "concatenate": lambda g, name, c, w, xs: g.node("Concat", xs, name, axis=int(c["axis"])),
