@@ -15,7 +15,9 @@ namespace bind {
 namespace {
 
 // A Tensor view over a NumPy array, with the array (or its contiguous copy)
-// kept alive alongside.
+// kept alive alongside. The engine only reads its inputs (const Tensor&, read
+// through const pointers), so read-only arrays (np.frombuffer, memory maps)
+// are viewed in place too: the const_cast never leads to a write.
 struct TensorArg {
   py::array holder;
   Tensor tensor;
@@ -25,7 +27,7 @@ template <typename T>
 TensorArg view_as(const py::array& a) {
   TensorArg arg;
   auto c = contiguous<T>(a);
-  arg.tensor = Tensor::view(c.mutable_data(), shape_of(c));
+  arg.tensor = Tensor::view(const_cast<T*>(c.data()), shape_of(c));
   arg.holder = std::move(c);
   return arg;
 }
@@ -175,7 +177,7 @@ void bind_model(py::module_& m) {
              Tensor out;
              double loss;
              {
-               py::gil_scoped_release nogil;
+               ReleaseGil nogil;
                loss = self.train_step(xa.tensor, ya.tensor, with_outputs ? &out : nullptr);
              }
              if (!with_outputs) return py::float_(loss);
@@ -188,7 +190,7 @@ void bind_model(py::module_& m) {
              Tensor grads;
              double loss;
              {
-               py::gil_scoped_release nogil;
+               ReleaseGil nogil;
                loss = self.loss_and_gradients(xa.tensor, ya.tensor, &grads);
              }
              return py::make_tuple(loss, to_numpy(std::move(grads)));
@@ -199,7 +201,7 @@ void bind_model(py::module_& m) {
              Tensor out;
              double loss;
              {
-               py::gil_scoped_release nogil;
+               ReleaseGil nogil;
                loss = self.evaluate(xa.tensor, ya.tensor, &out);
              }
              return py::make_tuple(loss, to_numpy(std::move(out)));
@@ -209,7 +211,7 @@ void bind_model(py::module_& m) {
              TensorArg xa = tensor_arg(x, self.dtype(), "predict", "x");
              Tensor out;
              {
-               py::gil_scoped_release nogil;
+               ReleaseGil nogil;
                out = self.predict(xa.tensor);
              }
              return to_numpy(std::move(out));
@@ -239,13 +241,13 @@ void bind_model(py::module_& m) {
       .def("save",
            [](const Model& self, const std::string& path, bool include_optimizer,
               const std::map<std::string, std::string>& metadata) {
-             py::gil_scoped_release nogil;
+             ReleaseGil nogil;
              self.save(path, include_optimizer, metadata);
            },
            py::arg("path"), py::arg("include_optimizer"), py::arg("metadata"))
       .def("load_weights",
            [](Model& self, const std::string& path) {
-             py::gil_scoped_release nogil;
+             ReleaseGil nogil;
              self.load_weights(path);
            })
       .def("get_state", [](const Model& self) { return to_numpy(self.get_state()); })
@@ -258,7 +260,7 @@ void bind_model(py::module_& m) {
         [](const std::string& path) {
           std::map<std::string, std::string> metadata;
           Model model = [&] {
-            py::gil_scoped_release nogil;
+            ReleaseGil nogil;
             return load_model(path, &metadata);
           }();
           return py::make_tuple(std::move(model), metadata);
