@@ -231,8 +231,9 @@ class Model:
         if self._loss is None:
             raise ValueError(f"{owner}: call compile(optimizer, loss) first")
 
-    def _prepare(self, owner, x, y=None):
-        """Cast and check x (and y) against the model: errors before any work."""
+    def _prepare(self, owner, x, y=None, empty_ok=False):
+        """Cast and check x (and y) against the model: errors before any work.
+        Zero examples are an error except where empty_ok (predict: zero rows out)."""
         x = _as_array(owner, "x", x)
         if x.dtype.kind not in "fiub":
             raise TypeError(f"{owner}: x must be numeric, got dtype {x.dtype}")
@@ -241,6 +242,8 @@ class Model:
         if x.shape != want:
             raise ValueError(f"{owner}: x must have shape (batch, {', '.join(map(str, self._input_shape))}),"
                              f" got {x.shape}")
+        if not empty_ok:
+            _validate.examples(owner, "x", x)
         x = np.ascontiguousarray(x, dtype=self.dtype)
         if y is None:
             return x, None
@@ -296,7 +299,8 @@ class Model:
                                           high=1.0, high_open=True)
         x, y = self._prepare("fit", x, y)
         if validation_data is None and validation_split > 0:
-            cut = len(x) - int(math.floor(len(x) * validation_split))
+            # Keras's split: the first ⌊n·(1 − split)⌋ examples train, the rest validate.
+            cut = int(math.floor(len(x) * (1.0 - validation_split)))
             if cut in (0, len(x)):
                 raise ValueError(f"fit: validation_split={validation_split} leaves no examples "
                                  f"for training or validation out of {len(x)}")
@@ -306,8 +310,6 @@ class Model:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("fit: validation_data must be a tuple (x_val, y_val)")
             validation_data = self._prepare("fit (validation_data)", *validation_data)
-        if len(x) == 0:
-            raise ValueError("fit: x holds no examples")
 
         history = callbacks_module.History()
         cbs = [*(callbacks or []), history]
@@ -405,8 +407,8 @@ class Model:
             loss, out = self._engine.evaluate(xb, yb, labels)
             total += loss * len(xb)
             outputs.append(out)
-        out = np.concatenate(outputs) if outputs else np.zeros((0,))
-        result = {"loss": total / max(len(x), 1)}
+        out = np.concatenate(outputs)
+        result = {"loss": total / len(x)}
         for name, fn in self._metrics:
             result[name] = fn(out, y, self._loss)
         return result
@@ -414,7 +416,7 @@ class Model:
     def predict(self, x, batch_size=256, verbose=0):
         """The model's outputs (logits for classification), in inference mode."""
         batch_size = _validate.integer("predict", "batch_size", batch_size, minimum=1)
-        x, _ = self._prepare("predict", x)
+        x, _ = self._prepare("predict", x, empty_ok=True)
         if len(x) <= batch_size:
             return self._engine.predict(x)
         return np.concatenate([self._engine.predict(x[s:s + batch_size])
