@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -197,14 +199,32 @@ def test_masked_entries_contribute_nothing(shape, dtype, naive, rng):
     assert_close(dz[mask], unmasked[mask], op="sigmoid_cross_entropy", what="dlogits")
 
 
-@pytest.mark.parametrize("mask_dtype", [bool, np.uint8, np.int32, np.int64])
-def test_mask_dtypes_nonzero_means_present(mask_dtype, rng):
+@pytest.mark.parametrize("mask_dtype", [bool, np.uint8, np.int32, np.int64, np.float32, np.float64])
+def test_mask_of_zeros_and_ones_in_any_dtype(mask_dtype, rng):
+    # A 0/1 mask means the same as booleans whatever its dtype (float masks
+    # come from NumPy arithmetic, e.g. ~np.isnan(t) * 1.0).
     z, t, mask = logits_targets_mask((6, 4), np.float64, rng)
     want = cn.ops.sigmoid_cross_entropy(z, t, mask)
-    as_int = mask.astype(mask_dtype) * (1 if mask_dtype is bool else 3)  # 3: any nonzero counts
-    got = cn.ops.sigmoid_cross_entropy(z, t, as_int)
+    got = cn.ops.sigmoid_cross_entropy(z, t, mask.astype(mask_dtype))
     assert got[0] == want[0]
     np.testing.assert_array_equal(got[1], want[1])
+    ref_loss, ref_dz = ref.sigmoid_cross_entropy(z, t, mask)
+    assert_close(got[1], ref_dz, op="sigmoid_cross_entropy", what="dlogits")
+    assert_close(np.float64(got[0]), np.float64(ref_loss), op="sigmoid_cross_entropy", what="loss")
+
+
+@pytest.mark.parametrize("mask_dtype,value,shown", [
+    (np.float64, 0.5, "0.5"), (np.float32, 0.25, "0.25"), (np.float64, np.nan, "nan"),
+    (np.float64, 1 + 1e-9, "1.000000001"), (np.float64, -0.0 - 1, "-1.0"),
+    (np.int64, 2, "2.0"), (np.int32, -1, "-1.0"), (np.uint8, 255, "255.0")])
+def test_mask_values_other_than_zero_and_one_are_refused(mask_dtype, value, shown, rng):
+    z, t, mask = logits_targets_mask((6, 4), np.float64, rng)
+    m = mask.astype(mask_dtype)
+    m[2, 3] = value
+    with pytest.raises(ValueError, match=r"^sigmoid_cross_entropy: mask must hold only 0 and 1 "
+                                         r"\(False and True\), got " + re.escape(shown) +
+                                         r" at row 2, column 3$"):
+        cn.ops.sigmoid_cross_entropy(z, t, m)
 
 
 def test_all_present_mask_equals_no_mask(rng):
@@ -326,8 +346,8 @@ F64 = np.ones((4, 10))
          r"sigmoid_cross_entropy: targets must have shape \(4, 10\), got \(4, 9\)"),
         ("sigmoid_cross_entropy", (F64, F64, np.ones((10, 4), bool)), ValueError,
          r"sigmoid_cross_entropy: mask must have shape \(4, 10\), got \(10, 4\)"),
-        ("sigmoid_cross_entropy", (F64, F64, np.ones((4, 10))), TypeError,
-         r"sigmoid_cross_entropy: mask must be bool or integer, got float64"),
+        ("sigmoid_cross_entropy", (F64, F64, np.ones((4, 10), complex)), TypeError,
+         r"sigmoid_cross_entropy: mask must be bool, integer or float \(0 or 1\), got complex128"),
         ("sigmoid_cross_entropy", (np.ones(4), np.ones(4)), ValueError,
          r"sigmoid_cross_entropy: logits must be 2-D \(batch, outputs\), got shape \(4,\)"),
         ("mse", (np.ones((2, 3)), np.ones((3, 2))), ValueError,

@@ -220,7 +220,8 @@ def test_schedule_formulas(step):
     assert S.InverseSqrtDecay(0.3, 4)(step) == pytest.approx(0.3 / math.sqrt(1 + step / 4))
     assert S.InverseSqrtDecay(0.3, 4, staircase=True)(step) == pytest.approx(
         0.3 / math.sqrt(1 + step // 4))
-    expected = 1.0 if step < 5 else 0.5 if step < 10 else 0.1
+    # Keras: values[i] for boundaries[i-1] < step <= boundaries[i] (a boundary keeps the earlier value)
+    expected = 1.0 if step <= 5 else 0.5 if step <= 10 else 0.1
     assert S.PiecewiseConstant([5, 10], [1.0, 0.5, 0.1])(step) == expected
 
 
@@ -245,7 +246,7 @@ def test_schedule_drives_fit():
     """A PiecewiseConstant that drops to 0 after 4 updates freezes the weights."""
     cn.seed(4)
     model = mlp()
-    model.compile(optimizer=O.SGD(S.PiecewiseConstant([4], [0.1, 0.0])), loss="softmax_cross_entropy")
+    model.compile(optimizer=O.SGD(S.PiecewiseConstant([3], [0.1, 0.0])), loss="softmax_cross_entropy")
     x, y = data(64)
     model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)  # 4 updates
     after_four = model.get_weights()
@@ -295,3 +296,27 @@ def test_fit_verbose_reports_progress_per_epoch(capsys):
     assert "5/5" in err and "accuracy" in err
     m.fit(X, y, batch_size=8, epochs=1, verbose=0)
     assert capsys.readouterr().err == ""
+
+
+def keras_piecewise_constant(boundaries, values, step):
+    """Keras 3's PiecewiseConstantDecay.__call__, written out: x <= b0 -> v0,
+    b_{i-1} < x <= b_i -> v_i, x > b_last -> v_last."""
+    if step <= boundaries[0]:
+        return values[0]
+    if step > boundaries[-1]:
+        return values[-1]
+    for low, high, v in zip(boundaries[:-1], boundaries[1:], values[1:-1]):
+        if low < step <= high:
+            return v
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize("boundaries,values", [([5, 10], [1.0, 0.5, 0.1]), ([0], [0.3, 0.2]),
+                                               ([2, 3, 7], [4.0, 3.0, 2.0, 1.0])])
+def test_piecewise_constant_boundaries_follow_keras(boundaries, values):
+    schedule = S.PiecewiseConstant(boundaries, values)
+    for step in range(0, boundaries[-1] + 3):
+        assert schedule(step) == keras_piecewise_constant(boundaries, values, step), step
+    # The step equal to a boundary keeps the earlier value, the next one moves on.
+    for i, b in enumerate(boundaries):
+        assert schedule(b) == values[i] and schedule(b + 1) == values[i + 1]

@@ -112,8 +112,9 @@ def test_validation_split_history(digits):
     assert set(hist.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert all(len(v) == 3 for v in hist.history.values())
     assert hist.epoch == [0, 1, 2]
-    # Keras semantics: the validation set is the LAST 20% of the data, before shuffling.
-    cut = len(x_tr) - int(len(x_tr) * 0.2)
+    # Keras semantics: the validation set is the LAST examples, from ⌊n·(1 − 0.2)⌋ on,
+    # before shuffling.
+    cut = int(np.floor(len(x_tr) * (1 - 0.2)))
     val = model.evaluate(x_tr[cut:], y_tr[cut:])
     assert hist.history["val_loss"][-1] == pytest.approx(val["loss"], rel=1e-6)
     assert hist.history["val_accuracy"][-1] == pytest.approx(val["accuracy"])

@@ -136,6 +136,20 @@ def test_first_sgd_momentum_step_equals_plain_step():
     np.testing.assert_array_equal(p, np.array([1.0, -2.0]) - 0.1 * g)
 
 
+def test_first_sgd_step_with_dampening_is_the_course_average_not_pytorch():
+    # v = μ·v + (1 − dampening)·g from v = 0: the first step is (1 − dampening)·g,
+    # the course's v = βv + (1 − β)dW. PyTorch's SGD instead sets its buffer to g
+    # on the first step (no dampening) and dampens only later steps.
+    p, g, v = np.array([1.0, -2.0]), np.array([0.5, 0.25]), np.zeros(2)
+    cn.ops.sgd_step(p, g, v, 0.1, momentum=0.9, dampening=0.9)
+    np.testing.assert_array_equal(v, (1 - 0.9) * g)
+    np.testing.assert_array_equal(p, np.array([1.0, -2.0]) - 0.1 * ((1 - 0.9) * g))
+    assert not np.allclose(v, g)  # PyTorch's first buffer
+    g2 = np.array([-1.0, 2.0])
+    cn.ops.sgd_step(p, g2, v, 0.1, momentum=0.9, dampening=0.9)
+    np.testing.assert_allclose(v, 0.9 * (0.1 * g) + 0.1 * g2, rtol=1e-15)
+
+
 def test_single_adam_step_by_hand():
     # t = 1: m̂ = g and v̂ = g², so the step is lr·g/(|g| + eps) ≈ lr·sign(g).
     p, g = np.array([1.0, 1.0]), np.array([0.2, -3.0])

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 
 #ifdef _OPENMP
@@ -19,7 +20,14 @@
 namespace corenn {
 namespace detail {
 
+// Set in a child process fork()ed from one that loaded corenn (runtime.cpp's
+// at-fork handler). libgomp's worker threads do not exist in the child, and
+// the first parallel region would wait for them forever, so every loop runs
+// on the calling thread there.
+inline std::atomic<bool> forked_child{false};
+
 inline int omp_max_threads() {
+  if (forked_child.load(std::memory_order_relaxed)) return 1;
 #ifdef _OPENMP
   return omp_get_max_threads();
 #else

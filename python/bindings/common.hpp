@@ -6,11 +6,13 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "corenn/error.hpp"
+#include "corenn/runtime.hpp"
 
 namespace corenn {
 namespace bind {
@@ -62,6 +64,8 @@ inline void require_shape(const py::array& a, const std::vector<int64_t>& expect
 }
 
 // A C-contiguous array of T: `a` itself when it already is one, else one copy.
+// Inputs are only read (through .data()), so read-only arrays (np.frombuffer,
+// np.load(mmap_mode="r")) are used in place like any other.
 template <typename T>
 carray<T> contiguous(const py::array& a) {
   auto c = carray<T>::ensure(a);
@@ -69,10 +73,46 @@ carray<T> contiguous(const py::array& a) {
   return c;
 }
 
+// An array an op writes into: it must be the caller's own array, C-contiguous
+// and writeable, or the update would land in a temporary copy (or fault on a
+// read-only mapping). `why` says when it is written, for the message.
+inline void require_writeable(const py::array& a, const char* op, const char* arg, const char* why) {
+  if (!(a.flags() & py::array::c_style))
+    throw ValueError(std::string(op) + ": " + arg + " must be C-contiguous (it is updated in place" +
+                     why + "), got a strided view");
+  if (!a.writeable())
+    throw ValueError(std::string(op) + ": " + arg + " must be writeable (it is updated in place" +
+                     why + "), got a read-only array");
+}
+
 template <typename T>
 carray<T> new_array(const std::vector<int64_t>& shape) {
   return carray<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
 }
+
+// Every binding releases the GIL through this for its pass over the data. In
+// a child process forked from one that ran corenn with several threads, the
+// work runs on one thread (see corenn/runtime.hpp), and the first such call
+// says so with a RuntimeWarning (an exception when warnings are errors).
+struct ForkNotice {
+  ForkNotice() {
+    static std::atomic<bool> warned{false};
+    const int before = forked_child_threads();
+    if (before <= 1 || warned.exchange(true)) return;
+    const std::string msg =
+        "corenn runs single-threaded in this process, forked from one that used " +
+        std::to_string(before) +
+        " threads: OpenMP's threads do not survive fork(), and cn.set_num_threads(n) "
+        "accepts only n = 1 here. Start worker processes with the 'spawn' start method "
+        "(multiprocessing.get_context(\"spawn\")) to use threads in them.";
+    if (PyErr_WarnEx(PyExc_RuntimeWarning, msg.c_str(), 1) != 0) throw py::error_already_set();
+  }
+};
+
+// The base runs first: the warning needs the GIL.
+class ReleaseGil : ForkNotice {
+  py::gil_scoped_release release_;
+};
 
 // Calls f(float{}) or f(double{}): one templated body serves both dtypes.
 template <typename F>

@@ -16,7 +16,9 @@ namespace bind {
 namespace {
 
 // A Tensor view over a NumPy array, with the array (or its contiguous copy)
-// kept alive alongside.
+// kept alive alongside. The engine only reads its inputs (const Tensor&, read
+// through const pointers), so read-only arrays (np.frombuffer, memory maps)
+// are viewed in place too: the const_cast never leads to a write.
 struct TensorArg {
   py::array holder;
   Tensor tensor;
@@ -26,7 +28,7 @@ template <typename T>
 TensorArg view_as(const py::array& a) {
   TensorArg arg;
   auto c = contiguous<T>(a);
-  arg.tensor = Tensor::view(c.mutable_data(), shape_of(c));
+  arg.tensor = Tensor::view(const_cast<T*>(c.data()), shape_of(c));
   arg.holder = std::move(c);
   return arg;
 }
@@ -187,7 +189,7 @@ void bind_model(py::module_& m) {
              Tensor out;
              double loss;
              {
-               py::gil_scoped_release nogil;
+               ReleaseGil nogil;
                Tensor* o = with_outputs ? &out : nullptr;
                loss = wa ? self.train_step(xa.tensor, ya.tensor, wa->tensor, o)
                          : self.train_step(xa.tensor, ya.tensor, o);
@@ -205,7 +207,7 @@ void bind_model(py::module_& m) {
              Tensor grads;
              double loss;
              {
-               py::gil_scoped_release nogil;
+               ReleaseGil nogil;
                loss = wa ? self.loss_and_gradients(xa.tensor, ya.tensor, wa->tensor, &grads)
                          : self.loss_and_gradients(xa.tensor, ya.tensor, &grads);
              }
@@ -220,7 +222,7 @@ void bind_model(py::module_& m) {
              Tensor out;
              double loss;
              {
-               py::gil_scoped_release nogil;
+               ReleaseGil nogil;
                loss = wa ? self.evaluate(xa.tensor, ya.tensor, wa->tensor, &out)
                          : self.evaluate(xa.tensor, ya.tensor, &out);
              }
@@ -232,7 +234,7 @@ void bind_model(py::module_& m) {
              TensorArg xa = tensor_arg(x, self.dtype(), "predict", "x");
              Tensor out;
              {
-               py::gil_scoped_release nogil;
+               ReleaseGil nogil;
                out = self.predict(xa.tensor);
              }
              return to_numpy(std::move(out));
@@ -262,13 +264,13 @@ void bind_model(py::module_& m) {
       .def("save",
            [](const Model& self, const std::string& path, bool include_optimizer,
               const std::map<std::string, std::string>& metadata) {
-             py::gil_scoped_release nogil;
+             ReleaseGil nogil;
              self.save(path, include_optimizer, metadata);
            },
            py::arg("path"), py::arg("include_optimizer"), py::arg("metadata"))
       .def("load_weights",
            [](Model& self, const std::string& path) {
-             py::gil_scoped_release nogil;
+             ReleaseGil nogil;
              self.load_weights(path);
            })
       .def("get_state", [](const Model& self) { return to_numpy(self.get_state()); })
@@ -281,7 +283,7 @@ void bind_model(py::module_& m) {
         [](const std::string& path) {
           std::map<std::string, std::string> metadata;
           Model model = [&] {
-            py::gil_scoped_release nogil;
+            ReleaseGil nogil;
             return load_model(path, &metadata);
           }();
           return py::make_tuple(std::move(model), metadata);

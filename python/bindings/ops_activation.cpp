@@ -54,7 +54,7 @@ py::array activation_forward_py(const py::array& x, const py::object& kind_obj,
     const T* xp = xc.data();
     T* yp = y.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       (naive ? activation_forward_naive<T> : activation_forward<T>)(
           yp, xp, a.outer, a.channels, a.inner, entry.kind, static_cast<T>(alpha));
     }
@@ -82,7 +82,7 @@ py::array activation_backward_py(const py::array& dy, const py::array& x, const 
     const T *dyp = dyc.data(), *xp = xc.data(), *yp = yc.data();
     T* dxp = dx.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       (naive ? activation_backward_naive<T> : activation_backward<T>)(
           dxp, dyp, xp, yp, a.outer, a.channels, a.inner, entry.kind, static_cast<T>(alpha));
     }

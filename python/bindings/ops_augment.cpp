@@ -60,7 +60,7 @@ py::tuple random_flip_forward_py(const py::array& x, const std::string& mode, ui
     T* yp = y.mutable_data();
     uint8_t* fp = flips.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       (naive ? random_flip_forward_naive<T> : random_flip_forward<T>)(yp, fp, xc.data(), m, seed, d.n,
                                                                       d.c, d.h, d.w);
     }
@@ -88,7 +88,7 @@ py::array random_flip_backward_py(const py::array& dy, const py::array& flips, b
     auto dx = new_array<T>(shape_of(dy));
     T* dxp = dx.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       (naive ? random_flip_backward_naive<T> : random_flip_backward<T>)(dxp, dyc.data(), fc.data(), d.n,
                                                                         d.c, d.h, d.w);
     }
@@ -110,7 +110,7 @@ py::tuple random_crop_forward_py(const py::array& x, const py::object& padding, 
     T* yp = y.mutable_data();
     int64_t* op = offsets.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       (naive ? random_crop_forward_naive<T> : random_crop_forward<T>)(yp, op, xc.data(), ph, pw, seed,
                                                                       d.n, d.c, d.h, d.w);
     }
@@ -144,7 +144,7 @@ py::array random_crop_backward_py(const py::array& dy, const py::array& offsets,
     auto dx = new_array<T>(shape_of(dy));
     T* dxp = dx.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       (naive ? random_crop_backward_naive<T> : random_crop_backward<T>)(dxp, dyc.data(), oc.data(), ph,
                                                                         pw, d.n, d.c, d.h, d.w);
     }
@@ -168,7 +168,7 @@ py::tuple color_shift_forward_py(const py::array& x, double delta, uint64_t seed
     auto shifts = new_array<T>({d.n, d.c});
     T *yp = y.mutable_data(), *sp = shifts.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       (naive ? color_shift_forward_naive<T> : color_shift_forward<T>)(
           yp, sp, xc.data(), static_cast<T>(delta), seed, d.n, d.c, d.h * d.w);
     }

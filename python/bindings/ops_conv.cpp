@@ -166,7 +166,7 @@ py::array conv2d_forward_py(const py::array& x, const py::array& W, const py::ob
     const T* bp = has_b ? bc.data() : nullptr;
     T* yp = y.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       if (naive) conv2d_forward_naive<T>(yp, xc.data(), Wc.data(), bp, s);
       else conv2d_forward<T>(yp, scratch.data(), xc.data(), Wc.data(), bp, s);
     }
@@ -195,7 +195,7 @@ py::tuple conv2d_backward_py(const py::array& dy, const py::array& x, const py::
     T *dxp = dx.mutable_data(), *dWp = dW.mutable_data(), *dbp = db.mutable_data();
     const int64_t w_size = static_cast<int64_t>(dW.size());
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       // The kernel accumulates parameter gradients; fresh outputs start at zero.
       std::fill(dWp, dWp + w_size, T(0));
       std::fill(dbp, dbp + s.out_channels, T(0));
@@ -230,7 +230,7 @@ py::array conv_transpose2d_forward_py(const py::array& x, const py::array& W, co
     const T* bp = has_b ? bc.data() : nullptr;
     T* yp = y.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       if (naive) conv_transpose2d_forward_naive<T>(yp, xc.data(), Wc.data(), bp, s);
       else conv_transpose2d_forward<T>(yp, scratch.data(), xc.data(), Wc.data(), bp, s);
     }
@@ -258,7 +258,7 @@ py::tuple conv_transpose2d_backward_py(const py::array& dy, const py::array& x, 
     T *dxp = dx.mutable_data(), *dWp = dW.mutable_data(), *dbp = db.mutable_data();
     const int64_t w_size = static_cast<int64_t>(dW.size());
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       std::fill(dWp, dWp + w_size, T(0));
       std::fill(dbp, dbp + s.out_channels, T(0));
       T* dbk = with_bias ? dbp : nullptr;

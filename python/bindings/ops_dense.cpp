@@ -36,7 +36,7 @@ py::array dense_forward_py(const py::array& x, const py::array& W, const py::obj
     const T* bp = has_b ? bc.data() : nullptr;
     T* yp = y.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       (naive ? dense_forward_naive<T> : dense_forward<T>)(yp, xc.data(), Wc.data(), bp, batch,
                                                           in, out);
     }
@@ -63,7 +63,7 @@ py::tuple dense_backward_py(const py::array& dy, const py::array& x, const py::a
     auto db = new_array<T>({out});
     T *dxp = dx.mutable_data(), *dWp = dW.mutable_data(), *dbp = db.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       // The kernel accumulates parameter gradients; fresh outputs start at zero.
       std::fill(dWp, dWp + out * in, T(0));
       std::fill(dbp, dbp + out, T(0));

@@ -35,7 +35,7 @@ py::array box_iou_py(const py::array& a, const py::array& b, bool naive) {
     auto iou = new_array<T>({n, m});
     T* out = iou.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       validate_boxes(ac.data(), n, kIou, "a");
       validate_boxes(bc.data(), m, kIou, "b");
       (naive ? box_iou_naive<T> : box_iou<T>)(out, ac.data(), bc.data(), n, m);
@@ -65,7 +65,7 @@ py::array nms_py(const py::array& boxes, const py::array& scores, double iou_thr
     std::vector<int64_t> keep(static_cast<size_t>(n));
     int64_t count = 0;
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       validate_boxes(bc.data(), n, kNms, "boxes");
       validate_scores(sc.data(), n, kNms, "scores");
       count = (naive ? nms_naive<T> : nms<T>)(keep.data(), bc.data(), sc.data(), n, o);

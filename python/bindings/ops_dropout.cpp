@@ -35,7 +35,7 @@ py::tuple dropout_forward_py(const py::array& x, double rate, uint64_t seed, boo
     T* yp = y.mutable_data();
     uint8_t* mp = mask.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       (naive ? dropout_forward_naive<T> : dropout_forward<T>)(yp, mp, xc.data(), n,
                                                               static_cast<T>(rate), seed);
     }
@@ -61,7 +61,7 @@ py::array dropout_backward_py(const py::array& dy, const py::array& mask, double
     const int64_t n = static_cast<int64_t>(dyc.size());
     T* dxp = dx.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       (naive ? dropout_backward_naive<T> : dropout_backward<T>)(dxp, dyc.data(), mc.data(), n,
                                                                 static_cast<T>(rate));
     }

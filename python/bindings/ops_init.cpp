@@ -54,7 +54,7 @@ py::array initialize_py(const py::object& shape, const std::string& kind, int64_
     T* wp = w.mutable_data();
     const int64_t n = static_cast<int64_t>(w.size());
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       initialize<T>(wp, n, which, fan_in, fan_out, stddev, key);
     }
     return w;

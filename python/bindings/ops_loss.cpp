@@ -78,7 +78,7 @@ py::tuple softmax_cross_entropy_py(const py::array& logits, const py::array& lab
     T* dzp = dz.mutable_data();
     T loss;
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       loss = (naive ? softmax_cross_entropy_naive<T> : softmax_cross_entropy<T>)(
           dzp, zp, lp, batch, classes, wp);
     }
@@ -102,17 +102,25 @@ py::tuple sigmoid_cross_entropy_py(const py::array& logits, const py::array& tar
   if (has_mask) {
     py::array m = py::array::ensure(mask);
     if (!m) throw TypeError(std::string(kSigmoidCE) + ": mask must be an array or None");
-    if (!is_integer_dtype(m) && m.dtype().kind() != 'b')
-      throw TypeError(std::string(kSigmoidCE) + ": mask must be bool or integer, got " +
+    if (!is_integer_dtype(m) && m.dtype().kind() != 'b' && m.dtype().kind() != 'f')
+      throw TypeError(std::string(kSigmoidCE) + ": mask must be bool, integer or float (0 or 1), got " +
                       dtype_str(m));
     require_shape(m, {batch, outputs}, kSigmoidCE, "mask");
-    // The kernel reads one byte per entry; any nonzero value means present.
-    int_array mi = int_array::ensure(m);
-    if (!mi) throw py::error_already_set();
+    // The kernel reads one byte per entry: 1 = present, 0 = skipped. Any other
+    // value (0.5, 2, NaN) would be a weight the loss does not apply: refused.
+    using real_array = py::array_t<double, py::array::c_style | py::array::forcecast>;
+    real_array mr = real_array::ensure(m);
+    if (!mr) throw py::error_already_set();
     mask01 = new_array<uint8_t>({batch, outputs});
-    const int64_t* src = mi.data();
+    const double* src = mr.data();
     uint8_t* dst = mask01.mutable_data();
-    for (int64_t k = 0; k < batch * outputs; ++k) dst[k] = src[k] != 0 ? 1 : 0;
+    for (int64_t k = 0; k < batch * outputs; ++k) {
+      if (src[k] != 0.0 && src[k] != 1.0)
+        throw ValueError(std::string(kSigmoidCE) + ": mask must hold only 0 and 1 (False and True), got " +
+                         py::str(py::float_(src[k])).cast<std::string>() + " at row " +
+                         std::to_string(k / outputs) + ", column " + std::to_string(k % outputs));
+      dst[k] = src[k] == 1.0 ? 1 : 0;
+    }
   }
   const py::object weight = sample_weight_arg(sample_weight, logits, "logits", batch, kSigmoidCE);
   return dispatch_float(fk, [&](auto tag) -> py::tuple {
@@ -125,7 +133,7 @@ py::tuple sigmoid_cross_entropy_py(const py::array& logits, const py::array& tar
     T* dzp = dz.mutable_data();
     T loss;
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       loss = (naive ? sigmoid_cross_entropy_naive<T> : sigmoid_cross_entropy<T>)(
           dzp, zp, tp, mp, batch, outputs, wp);
     }
@@ -155,7 +163,7 @@ py::tuple mse_py(const py::array& pred, const py::array& target, const py::objec
     T* dpp = dp.mutable_data();
     T loss;
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       loss = (naive ? mse_naive<T> : mse<T>)(dpp, pp, tp, n, wp, batch);
     }
     return py::make_tuple(static_cast<double>(loss), dp);
@@ -182,7 +190,7 @@ py::tuple weight_penalty_py(const py::array& w, double l1, double l2, bool naive
     T* dwp = dw.mutable_data();
     T loss;
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       std::fill(dwp, dwp + n, T(0));
       loss = (naive ? weight_penalty_naive<T> : weight_penalty<T>)(dwp, wp, n, static_cast<T>(l1),
                                                                    static_cast<T>(l2));
@@ -203,8 +211,8 @@ void bind_loss(py::module_& ops) {
   ops.def("sigmoid_cross_entropy", &sigmoid_cross_entropy_py, py::arg("logits"),
           py::arg("targets"), py::arg("mask") = py::none(), py::arg("sample_weight") = py::none(),
           py::arg("naive") = false,
-          "(loss, dlogits): (1/N) Σ_i s_i Σ_j mask·[max(z,0) - z·t + log(1+e^-|z|)]. logits, "
-          "targets (N, K); mask (N, K) bool/int (nonzero = present) or None; sample_weight s "
+          "(loss, dlogits): (1/N) Σ_i s_i Σ_j mask·[(1-t)·z - min(z,0) + log(1+e^-|z|)]. logits, "
+          "targets (N, K); mask (N, K) of 0/1 (bool, int or float; 1 = present, 0 = skipped) or None; sample_weight s "
           "(N,) of the logits' dtype, finite and >= 0, or None (s = 1).");
   ops.def("mse", &mse_py, py::arg("pred"), py::arg("target"),
           py::arg("sample_weight") = py::none(), py::arg("naive") = false,

@@ -60,12 +60,7 @@ py::array running_array(const py::object& obj, const py::array& x, int64_t chann
   py::array a = py::reinterpret_borrow<py::array>(obj);
   require_same_dtype(x, a, op, "x", arg);
   require_shape(a, {channels}, op, arg);
-  if (!(a.flags() & py::array::c_style))
-    throw ValueError(std::string(op) + ": " + arg +
-                     " must be C-contiguous (it is updated in place when training), got a strided view");
-  if (!a.writeable())
-    throw ValueError(std::string(op) + ": " + arg +
-                     " must be writeable (it is updated in place when training), got a read-only array");
+  require_writeable(a, op, arg, " when training");
   return a;
 }
 
@@ -144,7 +139,7 @@ py::tuple batch_norm_forward_py(const py::array& x, const py::object& gamma, con
     const T* gp = has_gamma ? gc.data() : nullptr;
     const T* bp = has_beta ? bc.data() : nullptr;
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       if (training)
         (naive ? batch_norm_forward_naive<T> : batch_norm_forward<T>)(
             yp, mp, ip, rm_out, rv_out, xc.data(), gp, bp, momentum, eps, d.batch, d.channels, d.spatial);
@@ -179,7 +174,7 @@ py::tuple batch_norm_backward_py(const py::array& dy, const py::array& x, const 
     T *dxp = dx.mutable_data(), *dgp = dgamma.mutable_data(), *dbp = dbeta.mutable_data();
     const T* gp = has_gamma ? gc.data() : nullptr;
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       // The kernels accumulate parameter gradients; fresh outputs start at zero.
       std::fill(dgp, dgp + d.channels, T(0));
       std::fill(dbp, dbp + d.channels, T(0));

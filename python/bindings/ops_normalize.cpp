@@ -39,7 +39,7 @@ py::array normalize_forward_py(const py::array& x, const py::array& mean, const 
     auto y = new_array<T>(shape_of(x));
     T* yp = y.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       (naive ? normalize_forward_naive<T> : normalize_forward<T>)(yp, xc.data(), mc.data(), vc.data(),
                                                                   d.batch, d.channels, d.spatial);
     }
@@ -59,7 +59,7 @@ py::array normalize_backward_py(const py::array& dy, const py::array& variance, 
     auto dx = new_array<T>(shape_of(dy));
     T* dxp = dx.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       (naive ? normalize_backward_naive<T> : normalize_backward<T>)(dxp, dyc.data(), vc.data(), d.batch,
                                                                     d.channels, d.spatial);
     }

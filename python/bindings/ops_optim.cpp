@@ -30,12 +30,7 @@ py::array inplace_array(const py::object& obj, const py::array* param, const cha
   } else {
     float_kind(a, op, arg);
   }
-  if (!(a.flags() & py::array::c_style))
-    throw ValueError(std::string(op) + ": " + arg +
-                     " must be C-contiguous (it is updated in place), got a strided view");
-  if (!a.writeable())
-    throw ValueError(std::string(op) + ": " + arg +
-                     " must be writeable (it is updated in place), got a read-only array");
+  require_writeable(a, op, arg, "");
   return a;
 }
 
@@ -104,7 +99,7 @@ void sgd_step_py(const py::object& param, const py::array& grad, const py::objec
     T* vp = has_velocity ? static_cast<T*>(vel.mutable_data()) : nullptr;
     const T* gp = g.data();
     const int64_t n = static_cast<int64_t>(p.size());
-    py::gil_scoped_release nogil;
+    ReleaseGil nogil;
     (naive ? sgd_step_naive<T> : sgd_step<T>)(pp, vp, gp, h, n);
     return 0;
   });
@@ -129,7 +124,7 @@ void rmsprop_step_py(const py::object& param, const py::array& grad, const py::o
     T* sp = static_cast<T*>(s.mutable_data());
     const T* gp = g.data();
     const int64_t n = static_cast<int64_t>(p.size());
-    py::gil_scoped_release nogil;
+    ReleaseGil nogil;
     (naive ? rmsprop_step_naive<T> : rmsprop_step<T>)(pp, sp, gp, h, n);
     return 0;
   });
@@ -160,7 +155,7 @@ void adam_step_py(const py::object& param, const py::array& grad, const py::obje
     T* vp = static_cast<T*>(va.mutable_data());
     const T* gp = g.data();
     const int64_t n = static_cast<int64_t>(p.size());
-    py::gil_scoped_release nogil;
+    ReleaseGil nogil;
     (naive ? adam_step_naive<T> : adam_step<T>)(pp, mp, vp, gp, step, h, n);
     return 0;
   });

@@ -82,7 +82,7 @@ py::tuple max_pool2d_forward_py(const py::array& x, const py::object& kernel_siz
     T* yp = y.mutable_data();
     int64_t* ap = argmax.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       (naive ? max_pool2d_forward_naive<T> : max_pool2d_forward<T>)(yp, ap, xc.data(), s);
     }
     return py::make_tuple(y, argmax);
@@ -133,7 +133,7 @@ py::array max_pool2d_backward_py(const py::array& dy, const py::array& argmax,
     auto dx = new_array<T>(xs);
     T* dxp = dx.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       (naive ? max_pool2d_backward_naive<T> : max_pool2d_backward<T>)(dxp, dyc.data(), a, s);
     }
     return dx;
@@ -153,7 +153,7 @@ py::array avg_pool2d_forward_py(const py::array& x, const py::object& kernel_siz
     auto y = new_array<T>({s.batch, s.channels, s.out_h(), s.out_w()});
     T* yp = y.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       (naive ? avg_pool2d_forward_naive<T> : avg_pool2d_forward<T>)(yp, xc.data(), s);
     }
     return y;
@@ -175,7 +175,7 @@ py::array avg_pool2d_backward_py(const py::array& dy, const py::object& x_shape,
     auto dx = new_array<T>(xs);
     T* dxp = dx.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       (naive ? avg_pool2d_backward_naive<T> : avg_pool2d_backward<T>)(dxp, dyc.data(), s);
     }
     return dx;
@@ -195,7 +195,7 @@ py::array global_avg_pool2d_forward_py(const py::array& x) {
     auto y = new_array<T>({xs[0], xs[1]});
     T* yp = y.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       global_avg_pool2d_forward<T>(yp, xc.data(), xs[0] * xs[1], xs[2] * xs[3]);
     }
     return y;
@@ -216,7 +216,7 @@ py::array global_avg_pool2d_backward_py(const py::array& dy, const py::object& x
     auto dx = new_array<T>(xs);
     T* dxp = dx.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       global_avg_pool2d_backward<T>(dxp, dyc.data(), xs[0] * xs[1], xs[2] * xs[3]);
     }
     return dx;
@@ -247,7 +247,7 @@ py::array zero_pad2d_forward_py(const py::array& x, const py::object& padding) {
     auto y = new_array<T>({xs[0], xs[1], xs[2] + p[0] + p[1], xs[3] + p[2] + p[3]});
     T* yp = y.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       zero_pad2d_forward<T>(yp, xc.data(), xs[0] * xs[1], xs[2], xs[3], p[0], p[1], p[2], p[3]);
     }
     return y;
@@ -270,7 +270,7 @@ py::array zero_pad2d_backward_py(const py::array& dy, const py::object& x_shape,
     auto dx = new_array<T>(xs);
     T* dxp = dx.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       zero_pad2d_backward<T>(dxp, dyc.data(), xs[0] * xs[1], xs[2], xs[3], p[0], p[1], p[2],
                              p[3]);
     }

@@ -51,7 +51,7 @@ py::array upsample2d_forward_py(const py::array& x, const py::object& size,
     auto y = new_array<T>({s.batch, s.channels, s.out_h(), s.out_w()});
     T* yp = y.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       (naive ? upsample2d_forward_naive<T> : upsample2d_forward<T>)(yp, xc.data(), s);
     }
     return y;
@@ -86,7 +86,7 @@ py::array upsample2d_backward_py(const py::array& dy, const py::object& x_shape,
     auto dx = new_array<T>(xs);
     T* dxp = dx.mutable_data();
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       (naive ? upsample2d_backward_naive<T> : upsample2d_backward<T>)(dxp, dyc.data(), s);
     }
     return dx;

@@ -43,6 +43,15 @@ def choice(owner, name, value, options):
     return value
 
 
+def examples(owner, name, value):
+    """value (an array of examples in rows) must hold at least one: losses,
+    metrics and updates over zero examples have no value (scikit-learn and
+    Keras refuse them too), and a mean over none would pass as a perfect 0."""
+    if len(value) == 0:
+        raise ValueError(f"{owner}: {name} holds no examples")
+    return value
+
+
 def shape(owner, name, value):
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         value = (value,)

@@ -132,8 +132,7 @@ class Standardizer:
     def fit(self, X):
         X = np.asarray(X, dtype=np.float64)
         axes = _stat_axes("Standardizer.fit", X)
-        if len(X) == 0:
-            raise ValueError("Standardizer.fit: X holds no examples")
+        _validate.examples("Standardizer.fit", "X", X)
         _validate.finite("Standardizer.fit", "X", X)
         self.mean = X.mean(axis=axes)
         self.variance = X.var(axis=axes)
@@ -197,6 +196,7 @@ def mini_batches(X, y=None, batch_size=64, shuffle=True, seed=None):
         if y.ndim < 1 or len(y) != len(X):
             raise ValueError(f"{owner}: X and y must hold the same number of examples, "
                              f"got {len(X)} and {len(y) if y.ndim else 'a scalar'}")
+    _validate.examples(owner, "X", X)
     order = _rng(owner, seed).permutation(len(X)) if shuffle else None
     return _batches(X, y, order, batch_size)
 

@@ -104,6 +104,7 @@ def misclassified(model, X, y, batch_size=256):
     analysis. One logit: a binary classifier (z > 0 is class 1); several: a
     softmax classifier over integer labels."""
     logits = np.asarray(model.predict(X, batch_size=batch_size), dtype=np.float64)
+    _validate.examples("misclassified", "X", logits)
     logits = logits.reshape(len(logits), -1)
     y = np.asarray(y)
     if y.shape not in ((len(logits),), (len(logits), 1)):

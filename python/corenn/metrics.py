@@ -35,13 +35,14 @@ def _labels_1d(owner, y_true, y_pred):
     if y_true.ndim != 1 or y_true.shape != y_pred.shape:
         raise ValueError(f"{owner}: y_true and y_pred must be 1-D of the same length, got shapes "
                          f"{y_true.shape} and {y_pred.shape}")
+    _validate.examples(owner, "y_true", y_true)
     return y_true, y_pred
 
 
 def accuracy_score(y_true, y_pred):
     """Fraction of exact matches."""
     y_true, y_pred = _labels_1d("accuracy_score", y_true, y_pred)
-    return float(np.mean(y_true == y_pred)) if len(y_true) else float("nan")
+    return float(np.mean(y_true == y_pred))
 
 
 def confusion_matrix(y_true, y_pred, num_classes=None):
@@ -71,6 +72,7 @@ def _counts(owner, y_true, y_pred, average, pos_label):
     if y_true.shape != y_pred.shape or y_true.ndim not in (1, 2):
         raise ValueError(f"{owner}: y_true and y_pred must have the same shape, (n,) for labels or "
                          f"(n, labels) for 0/1 indicators, got {y_true.shape} and {y_pred.shape}")
+    _validate.examples(owner, "y_true", y_true)
     if y_true.ndim == 2:  # multi-label indicators; NaN in y_true = missing label
         if average == "binary" and y_true.shape[1] != 1:
             raise ValueError(f"{owner}: average='binary' needs one label column, got "
@@ -128,14 +130,15 @@ def top_k_accuracy_score(y_true, scores, k=5):
     if scores.ndim != 2 or y_true.shape != (len(scores),):
         raise ValueError(f"top_k_accuracy_score: need y_true (n,) and scores (n, classes), got "
                          f"{y_true.shape} and {scores.shape}")
+    _validate.examples("top_k_accuracy_score", "y_true", y_true)
     if np.isnan(scores).any():  # NaN compares false with everything: it would always be a hit
         raise ValueError(f"top_k_accuracy_score: scores contains NaN (first at example "
                          f"{int(np.argmax(np.isnan(scores).any(axis=1)))})")
     y = y_true.astype(np.int64)
-    if len(y) and (np.any(y != y_true) or y.min() < 0 or y.max() >= scores.shape[1]):
+    if (np.any(y != y_true) or y.min() < 0 or y.max() >= scores.shape[1]):
         raise ValueError(f"top_k_accuracy_score: y_true must hold class ids in [0, {scores.shape[1]})")
     own = scores[np.arange(len(y)), y]
-    return float(np.mean((scores > own[:, None]).sum(axis=1) < k)) if len(y) else float("nan")
+    return float(np.mean((scores > own[:, None]).sum(axis=1) < k))
 
 
 _COMPARE = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
@@ -185,6 +188,7 @@ def _nan_in(outputs):
 
 def _predictions(outputs, y, loss, owner):
     """(y_true, y_pred) from logits: class ids, or 0/1 columns with NaN kept in y_true."""
+    _validate.examples(owner, "outputs", outputs)
     if loss == "softmax_cross_entropy":
         return np.asarray(y), np.argmax(outputs.reshape(len(outputs), -1), axis=1)
     if loss == "binary_cross_entropy":
@@ -197,6 +201,7 @@ def _predictions(outputs, y, loss, owner):
 def accuracy(outputs, y, loss):
     """Fraction right: argmax of the logits for class ids; for 0/1 targets, the
     logit's sign (σ(z) > 0.5) against the label, missing (NaN) labels skipped."""
+    _validate.examples("accuracy", "outputs", outputs)
     if _nan_in(outputs):
         return float("nan")
     if loss == "softmax_cross_entropy":
@@ -205,6 +210,7 @@ def accuracy(outputs, y, loss):
 
 
 def binary_accuracy(outputs, y, loss=None):
+    _validate.examples("binary_accuracy", "outputs", outputs)
     y = np.asarray(y).reshape(outputs.shape)
     present = ~np.isnan(y)
     if not present.any() or _nan_in(outputs):
@@ -263,6 +269,7 @@ class TopKAccuracy:
     def __call__(self, outputs, y, loss):
         if loss != "softmax_cross_entropy":
             raise ValueError(f"metric {self.name!r}: needs softmax_cross_entropy, the model uses {loss!r}")
+        _validate.examples(f"metric {self.name!r}", "outputs", outputs)
         if _nan_in(outputs):
             return float("nan")
         return top_k_accuracy_score(y, outputs.reshape(len(outputs), -1), self.k)

@@ -243,8 +243,9 @@ class Model:
         if self._loss is None:
             raise ValueError(f"{owner}: call compile(optimizer, loss) first")
 
-    def _prepare(self, owner, x, y=None):
-        """Cast and check x (and y) against the model: errors before any work."""
+    def _prepare(self, owner, x, y=None, empty_ok=False):
+        """Cast and check x (and y) against the model: errors before any work.
+        Zero examples are an error except where empty_ok (predict: zero rows out)."""
         x = _as_array(owner, "x", x)
         if x.dtype.kind not in "fiub":
             raise TypeError(f"{owner}: x must be numeric, got dtype {x.dtype}")
@@ -253,6 +254,8 @@ class Model:
         if x.shape != want:
             raise ValueError(f"{owner}: x must have shape (batch, {', '.join(map(str, self._input_shape))}),"
                              f" got {x.shape}{_validate.channels_last('x', x.shape, self._input_shape)}")
+        if not empty_ok:
+            _validate.examples(owner, "x", x)
         integer_x = x.dtype.kind != "f"
         with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: refused below
             x = np.ascontiguousarray(x, dtype=self.dtype)
@@ -397,7 +400,8 @@ class Model:
         x, y = self._prepare("fit", x, y)
         sample_weight = self._sample_weight("fit", sample_weight, len(x))
         if validation_data is None and validation_split > 0:
-            cut = len(x) - int(math.floor(len(x) * validation_split))
+            # Keras's split: the first ⌊n·(1 − split)⌋ examples train, the rest validate.
+            cut = int(math.floor(len(x) * (1.0 - validation_split)))
             if cut in (0, len(x)):
                 raise ValueError(f"fit: validation_split={validation_split} leaves no examples "
                                  f"for training or validation out of {len(x)}")
@@ -412,8 +416,6 @@ class Model:
             xv, yv = self._prepare(owner, *validation_data[:2])
             wv = validation_data[2] if len(validation_data) == 3 else None
             validation_data = (xv, yv, self._sample_weight(owner, wv, len(xv)))
-        if len(x) == 0:
-            raise ValueError("fit: x holds no examples")
         weights = self._example_weights("fit", y, sample_weight, class_weight)
 
         history = callbacks_module.History()
@@ -520,8 +522,8 @@ class Model:
             loss, out = self._engine.evaluate(xb, yb, labels, wb)
             total += loss * len(xb)
             outputs.append(out)
-        out = np.concatenate(outputs) if outputs else np.zeros((0,))
-        result = {"loss": total / max(len(x), 1)}
+        out = np.concatenate(outputs)
+        result = {"loss": total / len(x)}
         for name, fn in self._metrics:
             result[name] = fn(out, y, self._loss)
         return result
@@ -529,7 +531,7 @@ class Model:
     def predict(self, x, batch_size=256, verbose=0):
         """The model's outputs (logits for classification), in inference mode."""
         batch_size = _validate.integer("predict", "batch_size", batch_size, minimum=1)
-        x, _ = self._prepare("predict", x)
+        x, _ = self._prepare("predict", x, empty_ok=True)
         if len(x) <= batch_size:
             return self._engine.predict(x)
         return np.concatenate([self._engine.predict(x[s:s + batch_size])

@@ -4,8 +4,13 @@
 namespace corenn {
 
 // Sets the threads used by corenn's OpenMP loops and by OpenBLAS (n >= 1).
+// In a child process fork()ed from one that loaded corenn everything runs on
+// one thread (libgomp's pool does not survive fork()): get_num_threads() is 1
+// there and set_num_threads(n > 1) throws ValueError.
 void set_num_threads(int n);
 int get_num_threads();
+// In such a forked child, the thread count the parent had (0 elsewhere).
+int forked_child_threads();
 // "scipy_openblas", "system" or "none" (the built-in fallback).
 const char* blas_backend();
 

@@ -7,7 +7,9 @@ optimizer updates from 0. Course 2 week 2's decay formulas:
                        = updates per epoch)
     ExponentialDecay   lr = initial · decay_rate^(step / decay_steps)  (0.95^epoch)
     InverseSqrtDecay   lr = initial / √(1 + step / decay_steps)        (k / √epoch)
-    PiecewiseConstant  lr = values[i] for boundaries[i-1] <= step < boundaries[i]
+    PiecewiseConstant  lr = values[i] for boundaries[i-1] < step <= boundaries[i]
+                       (Keras's PiecewiseConstantDecay: a step equal to a
+                       boundary still takes the earlier value)
 
 and the cosine schedules of SGDR (Loshchilov & Hutter, 2017), with Keras 3's
 formulas (keras/src/optimizers/schedules/learning_rate_schedule.py):
@@ -74,6 +76,14 @@ class InverseSqrtDecay(LearningRateSchedule):
 
 
 class PiecewiseConstant(LearningRateSchedule):
+    """lr = values[0] for step <= boundaries[0], values[i] for boundaries[i-1] <
+    step <= boundaries[i], values[-1] for step > boundaries[-1]: Keras's
+    PiecewiseConstantDecay, so the update numbered `boundaries[i]` (steps
+    count from 0) is the last one at values[i].
+
+        PiecewiseConstant([2], [1.0, 0.5]): steps 0, 1, 2 -> 1.0; 3, 4, ... -> 0.5
+    """
+
     def __init__(self, boundaries, values):
         boundaries, values = list(boundaries), list(values)
         if len(values) != len(boundaries) + 1:
@@ -86,7 +96,7 @@ class PiecewiseConstant(LearningRateSchedule):
 
     def __call__(self, step):
         for boundary, value in zip(self.boundaries, self.values):
-            if step < boundary:
+            if step <= boundary:
                 return value
         return self.values[-1]
 
