@@ -1,4 +1,4 @@
-"""LSTM and GRU kernels over whole sequences: parity with the step-by-step
+"""SimpleRNN, LSTM and GRU kernels over whole sequences: parity with the step-by-step
 NumPy reference (forward and backward through time), fast against naive,
 finite-difference gradients of every output, PyTorch when it is installed,
 and the errors of bad input."""
@@ -24,7 +24,7 @@ def gid(v):
 
 
 def _weights(kind, F, H, dtype, rng):
-    G = 4 if kind == "lstm" else 3
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[kind]
     # Scaled like PyTorch's default U(-1/√H, 1/√H), wider, so gates leave their linear range.
     s = 1.5 / np.sqrt(H)
     w = dict(W_ih=rng.uniform(-s, s, (G * H, F)), W_hh=rng.uniform(-s, s, (G * H, H)),
@@ -50,6 +50,12 @@ def _lstm_all(x, w, s, dy, dh_T, dc_T, naive):
     return (y, h, c), grads
 
 
+def _rnn_all(x, w, s, dy, dh_T, naive):
+    y, h, cache = ops.simple_rnn_forward(x, w["W_ih"], w["W_hh"], w["b"], s["h0"], naive=naive)
+    grads = ops.simple_rnn_backward(dy, dh_T, x, w["W_ih"], w["W_hh"], w["b"], s["h0"], cache, naive=naive)
+    return (y, h), grads
+
+
 def _gru_all(x, w, s, dy, dh_T, naive):
     y, h, cache = ops.gru_forward(x, w["W_ih"], w["W_hh"], w["b"], w["recurrent_bias"], s["h0"], naive=naive)
     grads = ops.gru_backward(dy, dh_T, x, w["W_ih"], w["W_hh"], w["b"], w["recurrent_bias"], s["h0"], cache,
@@ -58,6 +64,29 @@ def _gru_all(x, w, s, dy, dh_T, naive):
 
 
 # ---------------------------------------------------------------- parity with the reference
+
+@pytest.mark.parametrize("naive", [False, True])
+@pytest.mark.parametrize("given", [True, False], ids=["states", "zero_states"])
+@pytest.mark.parametrize("shape", SHAPES, ids=gid)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_simple_rnn_matches_reference(shape, dtype, given, naive, rng):
+    N, T, F, H = shape
+    x = rng.standard_normal((N, T, F)).astype(dtype)
+    w, s = _weights("rnn", F, H, dtype, rng), _states("rnn", N, H, dtype, rng, given)
+    dy = rng.standard_normal((N, T, H)).astype(dtype)
+    dh_T = rng.standard_normal((N, H)).astype(dtype)
+    outs, grads = _rnn_all(x, w, s, dy, dh_T, naive)
+    w64, s64 = _f64(w), _f64(s)
+    y, h = ref.simple_rnn_forward(x.astype(np.float64), w64["W_ih"], w64["W_hh"], w64["b"], s64["h0"])
+    for got, want, what in zip(outs, (y, h), ("y", "h_T")):
+        assert got.dtype == dtype
+        assert_close(got, want, op="simple_rnn_forward", what=what)
+    want = ref.simple_rnn_backward(dy.astype(np.float64), dh_T.astype(np.float64), x, w64["W_ih"], w64["W_hh"],
+                                   s64["h0"], y)
+    for got, exp, what in zip(grads, want, ("dx", "dW_ih", "dW_hh", "db", "dh0")):
+        assert got.dtype == dtype
+        assert_close(got, exp, op="simple_rnn_backward", what=what)
+
 
 @pytest.mark.parametrize("naive", [False, True])
 @pytest.mark.parametrize("given", [True, False], ids=["states", "zero_states"])
@@ -123,7 +152,7 @@ def test_only_the_last_step_feeds_back(dtype, rng):
         assert_close(got, exp, op="lstm_backward")
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 def test_fast_matches_naive(kind, dtype, rng):
     N, T, F, H = 5, 7, 6, 9
@@ -134,6 +163,9 @@ def test_fast_matches_naive(kind, dtype, rng):
     if kind == "lstm":
         fast = _lstm_all(x, w, s, dy, dh_T, dh_T, False)
         naive = _lstm_all(x, w, s, dy, dh_T, dh_T, True)
+    elif kind == "rnn":
+        fast = _rnn_all(x, w, s, dy, dh_T, False)
+        naive = _rnn_all(x, w, s, dy, dh_T, True)
     else:
         fast = _gru_all(x, w, s, dy, dh_T, False)
         naive = _gru_all(x, w, s, dy, dh_T, True)
@@ -143,7 +175,7 @@ def test_fast_matches_naive(kind, dtype, rng):
 
 # ---------------------------------------------------------------- gradient checks
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("naive", [False, True])
 def test_gradients_match_finite_differences(kind, naive, rng):
     """The scalar <P_y, y> + <P_h, h_T> (+ <P_c, c_T>) by central differences wrt
@@ -157,6 +189,9 @@ def test_gradients_match_finite_differences(kind, naive, rng):
         if kind == "lstm":
             y, h, c, _ = ops.lstm_forward(x, w["W_ih"], w["W_hh"], w["b"], s["h0"], s["c0"], naive=naive)
             return np.sum(P["y"] * y) + np.sum(P["h"] * h) + np.sum(P["c"] * c)
+        if kind == "rnn":
+            y, h, _ = ops.simple_rnn_forward(x, w["W_ih"], w["W_hh"], w["b"], s["h0"], naive=naive)
+            return np.sum(P["y"] * y) + np.sum(P["h"] * h)
         y, h, _ = ops.gru_forward(x, w["W_ih"], w["W_hh"], w["b"], w["recurrent_bias"], s["h0"], naive=naive)
         return np.sum(P["y"] * y) + np.sum(P["h"] * h)
 
@@ -164,6 +199,10 @@ def test_gradients_match_finite_differences(kind, naive, rng):
         _, (dx, dW_ih, dW_hh, db, dh0, dc0) = _lstm_all(x, w, s, P["y"], P["h"], P["c"], naive)
         analytic = dict(x=(x, dx), W_ih=(w["W_ih"], dW_ih), W_hh=(w["W_hh"], dW_hh), b=(w["b"], db),
                         h0=(s["h0"], dh0), c0=(s["c0"], dc0))
+    elif kind == "rnn":
+        _, (dx, dW_ih, dW_hh, db, dh0) = _rnn_all(x, w, s, P["y"], P["h"], naive)
+        analytic = dict(x=(x, dx), W_ih=(w["W_ih"], dW_ih), W_hh=(w["W_hh"], dW_hh), b=(w["b"], db),
+                        h0=(s["h0"], dh0))
     else:
         _, (dx, dW_ih, dW_hh, db, drb, dh0) = _gru_all(x, w, s, P["y"], P["h"], naive)
         analytic = dict(x=(x, dx), W_ih=(w["W_ih"], dW_ih), W_hh=(w["W_hh"], dW_hh), b=(w["b"], db),
@@ -175,18 +214,18 @@ def test_gradients_match_finite_differences(kind, naive, rng):
 
 # ---------------------------------------------------------------- PyTorch
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_matches_torch(kind, rng):
     torch = pytest.importorskip("torch", reason="the PyTorch oracle needs torch")
     N, T, F, H = 3, 5, 4, 6
     x = rng.standard_normal((N, T, F))
     w, s = _weights(kind, F, H, np.float64, rng), _states(kind, N, H, np.float64, rng, True)
-    module = (torch.nn.LSTM if kind == "lstm" else torch.nn.GRU)(F, H, batch_first=True).double()
+    module = dict(rnn=torch.nn.RNN, lstm=torch.nn.LSTM, gru=torch.nn.GRU)[kind](F, H, batch_first=True).double()
     with torch.no_grad():
         module.weight_ih_l0.copy_(torch.from_numpy(w["W_ih"]))
         module.weight_hh_l0.copy_(torch.from_numpy(w["W_hh"]))
         module.bias_ih_l0.copy_(torch.from_numpy(w["b"]))
-        # One LSTM bias in corenn = bias_ih + bias_hh; the GRU keeps both.
+        # One SimpleRNN/LSTM bias in corenn = bias_ih + bias_hh; the GRU keeps both.
         module.bias_hh_l0.copy_(torch.from_numpy(w.get("recurrent_bias", np.zeros_like(w["b"]))))
     xt = torch.from_numpy(x).requires_grad_()
     h0 = torch.from_numpy(s["h0"][None]).requires_grad_()
@@ -204,10 +243,10 @@ def test_matches_torch(kind, rng):
     else:
         yt, ht = module(xt, h0)
         torch.autograd.backward([yt, ht], [torch.from_numpy(dy), torch.from_numpy(dh[None])])
-        outs, grads = _gru_all(x, w, s, dy, dh, False)
+        outs, grads = (_gru_all if kind == "gru" else _rnn_all)(x, w, s, dy, dh, False)
         want_outs = (yt, ht[0])
-        want_grads = (xt.grad, module.weight_ih_l0.grad, module.weight_hh_l0.grad, module.bias_ih_l0.grad,
-                      module.bias_hh_l0.grad, h0.grad[0])
+        want_grads = (xt.grad, module.weight_ih_l0.grad, module.weight_hh_l0.grad, module.bias_ih_l0.grad)
+        want_grads += (module.bias_hh_l0.grad, h0.grad[0]) if kind == "gru" else (h0.grad[0],)
     for got, want in zip(outs + grads, want_outs + want_grads):
         assert_close(got, want.detach().numpy(), op=f"{kind}_torch")
 
@@ -252,6 +291,11 @@ def test_rejects_bad_dtypes_and_cache(rng):
         ops.gru_forward(x, np.zeros((15, 4)), np.zeros((15, 5)), np.zeros(15), np.zeros(20))
     with pytest.raises(TypeError, match=r"gru_forward: b must be an array, got NoneType"):
         ops.gru_forward(x, np.zeros((15, 4)), np.zeros((15, 5)), None, np.zeros(15))
+    with pytest.raises(ValueError, match=r"simple_rnn_forward: W_hh must have shape \(5, 5\), got \(20, 5\)"):
+        ops.simple_rnn_forward(x, np.zeros((5, 4)), a["W_hh"], np.zeros(5))
+    y, h, cache = ops.simple_rnn_forward(x, np.zeros((5, 4)), np.zeros((5, 5)), np.zeros(5))
+    with pytest.raises(ValueError, match=r"simple_rnn_backward: h0 must have shape \(2, 5\), got \(5,\)"):
+        ops.simple_rnn_backward(y, None, x, np.zeros((5, 4)), np.zeros((5, 5)), np.zeros(5), np.zeros(5), cache)
 
 
 def test_strided_and_read_only_inputs(rng):

@@ -49,6 +49,10 @@ void add_column_sums(T* acc, const T* m, int64_t rows, int64_t cols) {
 
 }  // namespace
 
+// SimpleRNN scratch: pre-activation gradients dA (N, T, H), h_{t-1} (N, T, H), dh (N, H).
+int64_t simple_rnn_backward_scratch_size(int64_t batch, int64_t steps, int64_t hidden) {
+  return 2 * batch * steps * hidden + batch * hidden;
+}
 // LSTM workspace: activated gates [i, f, g, o] (N, T, 4H), then cells c_t (N, T, H).
 int64_t lstm_workspace_size(int64_t batch, int64_t steps, int64_t hidden) { return batch * steps * 5 * hidden; }
 // LSTM scratch: gate gradients dA (N, T, 4H), h_{t-1} (N, T, H), dh and dc (N, H).
@@ -64,6 +68,115 @@ int64_t gru_workspace_size(int64_t batch, int64_t steps, int64_t hidden) {
 // each, h_{t-1} (N, T, H), dh (N, H).
 int64_t gru_backward_scratch_size(int64_t batch, int64_t steps, int64_t hidden) {
   return batch * steps * 7 * hidden + batch * hidden;
+}
+
+// ---------------------------------------------------------------- SimpleRNN
+
+template <typename T>
+void simple_rnn_forward(T* y, T* h_T, const T* x, const T* W_ih, const T* W_hh, const T* b,
+                        const T* h0, int64_t batch, int64_t steps, int64_t features, int64_t hidden) {
+  const int64_t N = batch, S = steps, H = hidden;
+  // y first holds the input projections of all steps (one GEMM); step t then
+  // adds W_hh h_{t-1} from the finished step t-1 and activates in place.
+  gemm<T>(Trans::no, Trans::yes, N * S, H, features, T(1), x, features, W_ih, features, T(0), y, H);
+  for (int64_t t = 0; t < S; ++t) {
+    const T* h_prev = t > 0 ? y + (t - 1) * H : h0;
+    const int64_t ldh = t > 0 ? S * H : H;
+    if (h_prev) gemm<T>(Trans::no, Trans::yes, N, H, H, T(1), h_prev, ldh, W_hh, H, T(1), y + t * H, S * H);
+    parallel_for(0, N, row_grain(H), [&](int64_t lo, int64_t hi, int) {
+      for (int64_t n = lo; n < hi; ++n) {
+        T* h = y + (n * S + t) * H;
+        for (int64_t j = 0; j < H; ++j) h[j] = std::tanh(h[j] + b[j]);
+      }
+    });
+  }
+  for (int64_t n = 0; n < N; ++n) std::copy(y + (n * S + S - 1) * H, y + (n * S + S) * H, h_T + n * H);
+}
+
+template <typename T>
+void simple_rnn_forward_naive(T* y, T* h_T, const T* x, const T* W_ih, const T* W_hh, const T* b,
+                              const T* h0, int64_t batch, int64_t steps, int64_t features,
+                              int64_t hidden) {
+  const int64_t N = batch, S = steps, F = features, H = hidden;
+  for (int64_t t = 0; t < S; ++t)
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t r = n * S + t;
+      const T* h_prev = t > 0 ? y + (r - 1) * H : (h0 ? h0 + n * H : nullptr);
+      for (int64_t j = 0; j < H; ++j) {
+        T acc = b[j];
+        for (int64_t q = 0; q < F; ++q) acc += W_ih[j * F + q] * x[r * F + q];
+        if (h_prev)
+          for (int64_t q = 0; q < H; ++q) acc += W_hh[j * H + q] * h_prev[q];
+        y[r * H + j] = std::tanh(acc);
+      }
+    }
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t j = 0; j < H; ++j) h_T[n * H + j] = y[(n * S + S - 1) * H + j];
+}
+
+template <typename T>
+void simple_rnn_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scratch, const T* dy,
+                         const T* dh_T, const T* x, const T* W_ih, const T* W_hh, const T* h0,
+                         const T* y, int64_t batch, int64_t steps, int64_t features,
+                         int64_t hidden) {
+  const int64_t N = batch, S = steps, F = features, H = hidden;
+  T* dA = scratch;
+  T* h_prev = dA + N * S * H;
+  T* dh = h_prev + N * S * H;
+  if (dh_T) std::copy(dh_T, dh_T + N * H, dh); else std::fill(dh, dh + N * H, T(0));
+  for (int64_t t = S - 1; t >= 0; --t) {
+    parallel_for(0, N, row_grain(H), [&](int64_t lo, int64_t hi, int) {
+      for (int64_t n = lo; n < hi; ++n) {
+        const int64_t r = n * S + t;
+        for (int64_t j = 0; j < H; ++j) {
+          const T h = y[r * H + j];
+          dA[r * H + j] = (dh[n * H + j] + dy[r * H + j]) * (T(1) - h * h);
+        }
+      }
+    });
+    gemm<T>(Trans::no, Trans::no, N, H, H, T(1), dA + t * H, S * H, W_hh, H, T(0), dh, H);
+  }
+  std::copy(dh, dh + N * H, dh0);
+  previous_states(h_prev, h0, y, N, S, H);
+  gemm<T>(Trans::no, Trans::no, N * S, F, H, T(1), dA, H, W_ih, F, T(0), dx, F);
+  gemm<T>(Trans::yes, Trans::no, H, F, N * S, T(1), dA, H, x, F, T(1), dW_ih, F);
+  gemm<T>(Trans::yes, Trans::no, H, H, N * S, T(1), dA, H, h_prev, H, T(1), dW_hh, H);
+  add_column_sums(db, dA, N * S, H);
+}
+
+template <typename T>
+void simple_rnn_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scratch,
+                               const T* dy, const T* dh_T, const T* x, const T* W_ih,
+                               const T* W_hh, const T* h0, const T* y, int64_t batch,
+                               int64_t steps, int64_t features, int64_t hidden) {
+  const int64_t N = batch, S = steps, F = features, H = hidden;
+  T* dA = scratch;
+  T* dh = dA + 2 * N * S * H;
+  for (int64_t k = 0; k < N * H; ++k) dh[k] = dh_T ? dh_T[k] : T(0);
+  for (int64_t t = S - 1; t >= 0; --t)
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t r = n * S + t;
+      const T* h_prev = t > 0 ? y + (r - 1) * H : (h0 ? h0 + n * H : nullptr);
+      T* da = dA + r * H;
+      for (int64_t j = 0; j < H; ++j) da[j] = (dh[n * H + j] + dy[r * H + j]) * (T(1) - y[r * H + j] * y[r * H + j]);
+      for (int64_t q = 0; q < H; ++q) {
+        T acc = 0;
+        for (int64_t j = 0; j < H; ++j) acc += da[j] * W_hh[j * H + q];
+        dh[n * H + q] = acc;
+      }
+      for (int64_t q = 0; q < F; ++q) {
+        T acc = 0;
+        for (int64_t j = 0; j < H; ++j) acc += da[j] * W_ih[j * F + q];
+        dx[r * F + q] = acc;
+      }
+      for (int64_t j = 0; j < H; ++j) {
+        db[j] += da[j];
+        for (int64_t q = 0; q < F; ++q) dW_ih[j * F + q] += da[j] * x[r * F + q];
+        if (h_prev)
+          for (int64_t q = 0; q < H; ++q) dW_hh[j * H + q] += da[j] * h_prev[q];
+      }
+    }
+  for (int64_t k = 0; k < N * H; ++k) dh0[k] = dh[k];
 }
 
 // ---------------------------------------------------------------- LSTM
@@ -414,6 +527,16 @@ void gru_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* drb, T* scr
 }
 
 #define CORENN_INSTANTIATE(T)                                                                       \
+  template void simple_rnn_forward<T>(T*, T*, const T*, const T*, const T*, const T*, const T*,     \
+                                      int64_t, int64_t, int64_t, int64_t);                          \
+  template void simple_rnn_forward_naive<T>(T*, T*, const T*, const T*, const T*, const T*,         \
+                                            const T*, int64_t, int64_t, int64_t, int64_t);          \
+  template void simple_rnn_backward<T>(T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,        \
+                                       const T*, const T*, const T*, const T*, int64_t, int64_t,    \
+                                       int64_t, int64_t);                                           \
+  template void simple_rnn_backward_naive<T>(T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,  \
+                                             const T*, const T*, const T*, const T*, int64_t,       \
+                                             int64_t, int64_t, int64_t);                            \
   template void lstm_forward<T>(T*, T*, T*, T*, const T*, const T*, const T*, const T*, const T*,   \
                                 const T*, int64_t, int64_t, int64_t, int64_t);                      \
   template void lstm_forward_naive<T>(T*, T*, T*, T*, const T*, const T*, const T*, const T*,       \

@@ -73,3 +73,23 @@ TEST(gru_fast_matches_naive_and_accumulates) {
   }
   for (int k = 0; k < 8; ++k) check_all_close(outs[0][k], outs[1][k], 0.0);
 }
+
+TEST(simple_rnn_fast_matches_naive_and_accumulates) {
+  auto x = random_vector<double>(N * S * F, 21), W_ih = random_vector<double>(H * F, 22);
+  auto W_hh = random_vector<double>(H * H, 23), b = random_vector<double>(H, 24);
+  auto h0 = random_vector<double>(N * H, 25), dy = random_vector<double>(N * S * H, 26);
+  auto dh_T = random_vector<double>(N * H, 27);
+  std::vector<double> outs[2][7];  // y, h_T, dx, dh0, then dW_ih, dW_hh, db (from 0.5: accumulated)
+  for (int naive = 0; naive < 2; ++naive) {
+    auto& o = outs[naive];
+    o[0].resize(N * S * H), o[1].resize(N * H), o[2].resize(N * S * F), o[3].resize(N * H);
+    o[4].assign(H * F, 0.5), o[5].assign(H * H, 0.5), o[6].assign(H, 0.5);
+    std::vector<double> scratch(simple_rnn_backward_scratch_size(N, S, H));
+    (naive ? simple_rnn_forward_naive<double> : simple_rnn_forward<double>)(
+        o[0].data(), o[1].data(), x.data(), W_ih.data(), W_hh.data(), b.data(), h0.data(), N, S, F, H);
+    (naive ? simple_rnn_backward_naive<double> : simple_rnn_backward<double>)(
+        o[2].data(), o[3].data(), o[4].data(), o[5].data(), o[6].data(), scratch.data(), dy.data(), dh_T.data(),
+        x.data(), W_ih.data(), W_hh.data(), h0.data(), o[0].data(), N, S, F, H);
+  }
+  for (int k = 0; k < 7; ++k) check_all_close(outs[0][k], outs[1][k], 0.0);
+}

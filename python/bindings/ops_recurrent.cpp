@@ -9,6 +9,8 @@ namespace bind {
 
 namespace {
 
+constexpr const char* kRnnForward = "simple_rnn_forward";
+constexpr const char* kRnnBackward = "simple_rnn_backward";
 constexpr const char* kLstmForward = "lstm_forward";
 constexpr const char* kLstmBackward = "lstm_backward";
 constexpr const char* kGruForward = "gru_forward";
@@ -72,9 +74,74 @@ const T* data_or_null(const Optional& o, carray<T>& keep) {
   return keep.data();
 }
 
-// The cache handed from forward to backward: the kernel's workspace followed
-// by y (the backward reads h_{t-1} from it).
+// The cache handed from forward to backward: the kernel's workspace (none for
+// SimpleRNN) followed by y (the backward reads h_{t-1} from it).
 int64_t cache_size(int64_t workspace, const RnnDims& d) { return workspace + d.batch * d.steps * d.hidden; }
+
+py::tuple simple_rnn_forward_py(const py::array& x, const py::array& W_ih, const py::array& W_hh,
+                                const py::object& b, const py::object& h0, bool naive) {
+  const FloatKind kind = float_kind(x, kRnnForward, "x");
+  const RnnDims d = rnn_dims(x, W_ih, W_hh, 1, kRnnForward);
+  const int64_t N = d.batch, S = d.steps, H = d.hidden;
+  py::array b_arr = input_array(b, x, {H}, kRnnForward, "b");
+  const Optional h0o = optional_array(h0, x, {N, H}, kRnnForward, "h0");
+  return dispatch_float(kind, [&](auto tag) -> py::tuple {
+    using T = decltype(tag);
+    auto xc = contiguous<T>(x), Wic = contiguous<T>(W_ih), Whc = contiguous<T>(W_hh), bc = contiguous<T>(b_arr);
+    carray<T> h0c;
+    const T* h0p = data_or_null<T>(h0o, h0c);
+    auto y = new_array<T>({N, S, H});
+    auto h_T = new_array<T>({N, H});
+    auto cache = new_array<T>({cache_size(0, d)});
+    T *yp = y.mutable_data(), *hp = h_T.mutable_data(), *wp = cache.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      (naive ? simple_rnn_forward_naive<T> : simple_rnn_forward<T>)(yp, hp, xc.data(), Wic.data(), Whc.data(),
+                                                                    bc.data(), h0p, N, S, d.features, H);
+      std::copy(yp, yp + N * S * H, wp);
+    }
+    return py::make_tuple(y, h_T, cache);
+  });
+}
+
+py::tuple simple_rnn_backward_py(const py::array& dy, const py::object& dh_T, const py::array& x,
+                                 const py::array& W_ih, const py::array& W_hh, const py::object& b,
+                                 const py::object& h0, const py::object& cache, bool naive) {
+  const FloatKind kind = float_kind(x, kRnnBackward, "x");
+  const RnnDims d = rnn_dims(x, W_ih, W_hh, 1, kRnnBackward);
+  const int64_t N = d.batch, S = d.steps, F = d.features, H = d.hidden;
+  input_array(b, x, {H}, kRnnBackward, "b");
+  py::array dy_arr = input_array(dy, x, {N, S, H}, kRnnBackward, "dy");
+  const Optional dhT = optional_array(dh_T, x, {N, H}, kRnnBackward, "dh_T");
+  const Optional h0o = optional_array(h0, x, {N, H}, kRnnBackward, "h0");
+  py::array cache_arr = input_array(cache, x, {cache_size(0, d)}, kRnnBackward, "cache");
+  return dispatch_float(kind, [&](auto tag) -> py::tuple {
+    using T = decltype(tag);
+    auto xc = contiguous<T>(x), Wic = contiguous<T>(W_ih), Whc = contiguous<T>(W_hh);
+    auto dyc = contiguous<T>(dy_arr), cc = contiguous<T>(cache_arr);
+    carray<T> dhc, h0c;
+    const T* dhp = data_or_null<T>(dhT, dhc);
+    const T* h0p = data_or_null<T>(h0o, h0c);
+    auto dx = new_array<T>({N, S, F});
+    auto dW_ih = new_array<T>({H, F});
+    auto dW_hh = new_array<T>({H, H});
+    auto db = new_array<T>({H});
+    auto dh0 = new_array<T>({N, H});
+    auto scratch = new_array<T>({simple_rnn_backward_scratch_size(N, S, H)});
+    T *dxp = dx.mutable_data(), *dWip = dW_ih.mutable_data(), *dWhp = dW_hh.mutable_data(),
+      *dbp = db.mutable_data(), *dh0p = dh0.mutable_data(), *sp = scratch.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      std::fill(dWip, dWip + H * F, T(0));
+      std::fill(dWhp, dWhp + H * H, T(0));
+      std::fill(dbp, dbp + H, T(0));
+      (naive ? simple_rnn_backward_naive<T> : simple_rnn_backward<T>)(
+          dxp, dh0p, dWip, dWhp, dbp, sp, dyc.data(), dhp, xc.data(), Wic.data(), Whc.data(), h0p, cc.data(),
+          N, S, F, H);
+    }
+    return py::make_tuple(dx, dW_ih, dW_hh, db, dh0);
+  });
+}
 
 py::tuple lstm_forward_py(const py::array& x, const py::array& W_ih, const py::array& W_hh,
                           const py::object& b, const py::object& h0, const py::object& c0, bool naive) {
@@ -232,6 +299,15 @@ py::tuple gru_backward_py(const py::array& dy, const py::object& dh_T, const py:
 }  // namespace
 
 void bind_recurrent(py::module_& ops) {
+  ops.def("simple_rnn_forward", &simple_rnn_forward_py, py::arg("x"), py::arg("W_ih"), py::arg("W_hh"),
+          py::arg("b"), py::arg("h0") = py::none(), py::arg("naive") = false,
+          "(y, h_T, cache): h_t = tanh(W_ih x_t + W_hh h_{t-1} + b) over x (N, T, F), batch first. "
+          "W_ih (H, F), W_hh (H, H), b (H,) = PyTorch's bias_ih + bias_hh; h0 (N, H) or None (zeros). "
+          "cache is what simple_rnn_backward reads.");
+  ops.def("simple_rnn_backward", &simple_rnn_backward_py, py::arg("dy"), py::arg("dh_T"), py::arg("x"),
+          py::arg("W_ih"), py::arg("W_hh"), py::arg("b"), py::arg("h0"), py::arg("cache"), py::arg("naive") = false,
+          "(dx, dW_ih, dW_hh, db, dh0): backward through time of simple_rnn_forward; dy (N, T, H), "
+          "dh_T (N, H) or None (zeros).");
   ops.def("lstm_forward", &lstm_forward_py, py::arg("x"), py::arg("W_ih"), py::arg("W_hh"), py::arg("b"),
           py::arg("h0") = py::none(), py::arg("c0") = py::none(), py::arg("naive") = false,
           "(y, h_T, c_T, cache): an LSTM over x (N, T, F), batch first, PyTorch's gate order i, f, g, o. "

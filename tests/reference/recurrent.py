@@ -17,6 +17,37 @@ def _zeros_if_none(s, N, H):
     return np.zeros((N, H)) if s is None else np.asarray(s, dtype=np.float64)
 
 
+def simple_rnn_forward(x, W_ih, W_hh, b, h0=None):
+    """(y, h_T): the course's rnn_cell_forward, a⟨t⟩ = tanh(Waa a⟨t−1⟩ + Wax x⟨t⟩ + ba)."""
+    x = np.asarray(x, dtype=np.float64)
+    N, T, _ = x.shape
+    h = _zeros_if_none(h0, N, W_hh.shape[1])
+    y = np.zeros((N, T, W_hh.shape[1]))
+    for t in range(T):
+        h = np.tanh(x[:, t] @ W_ih.T + h @ W_hh.T + b)
+        y[:, t] = h
+    return y, h
+
+
+def simple_rnn_backward(dy, dh_T, x, W_ih, W_hh, h0, y):
+    """(dx, dW_ih, dW_hh, db, dh0): the course's rnn_backward, dtanh = (1 − a⟨t⟩²)·da."""
+    x = np.asarray(x, dtype=np.float64)
+    N, T, _ = x.shape
+    H = W_hh.shape[1]
+    dh = _zeros_if_none(dh_T, N, H)
+    dx = np.zeros(x.shape)
+    dW_ih, dW_hh, db = np.zeros(W_ih.shape), np.zeros(W_hh.shape), np.zeros(H)
+    for t in reversed(range(T)):
+        h_prev = y[:, t - 1] if t > 0 else _zeros_if_none(h0, N, H)
+        da = (dh + dy[:, t]) * (1 - y[:, t] ** 2)
+        dx[:, t] = da @ W_ih
+        dW_ih += da.T @ x[:, t]
+        dW_hh += da.T @ h_prev
+        db += da.sum(axis=0)
+        dh = da @ W_hh
+    return dx, dW_ih, dW_hh, db, dh
+
+
 def lstm_forward(x, W_ih, W_hh, b, h0=None, c0=None):
     """(y (N, T, H), h_T, c_T, steps) with steps the per-step values backward needs."""
     x = np.asarray(x, dtype=np.float64)

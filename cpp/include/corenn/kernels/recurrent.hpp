@@ -3,6 +3,8 @@
 // Sequences are batch first: x (N, T, F), outputs y (N, T, H) = every hidden
 // state; σ is the logistic sigmoid, ⊙ the element-wise product.
 //
+// SimpleRNN, W_ih (H, F), W_hh (H, H), b (H,) = PyTorch's bias_ih + bias_hh:
+//   h_t = tanh(W_ih x_t + W_hh h_{t-1} + b)
 // LSTM, gates stacked i, f, g, o in W_ih (4H, F), W_hh (4H, H), b (4H,)
 // (b = PyTorch's bias_ih + bias_hh):
 //   [a_i, a_f, a_g, a_o] = W_ih x_t + W_hh h_{t-1} + b
@@ -27,11 +29,35 @@
 
 namespace corenn {
 
-// Elements of T each buffer must hold.
+// Elements of T each buffer must hold (the SimpleRNN forward needs none: y is its state).
+int64_t simple_rnn_backward_scratch_size(int64_t batch, int64_t steps, int64_t hidden);
 int64_t lstm_workspace_size(int64_t batch, int64_t steps, int64_t hidden);
 int64_t lstm_backward_scratch_size(int64_t batch, int64_t steps, int64_t hidden);
 int64_t gru_workspace_size(int64_t batch, int64_t steps, int64_t hidden);
 int64_t gru_backward_scratch_size(int64_t batch, int64_t steps, int64_t hidden);
+
+// y: (N, T, H), h_T: (N, H) written; x: (N, T, F); W_ih: (H, F); W_hh: (H, H); b: (H,);
+// h0: (N, H) or nullptr (zeros).
+template <typename T>
+void simple_rnn_forward(T* y, T* h_T, const T* x, const T* W_ih, const T* W_hh, const T* b,
+                        const T* h0, int64_t batch, int64_t steps, int64_t features, int64_t hidden);
+template <typename T>
+void simple_rnn_forward_naive(T* y, T* h_T, const T* x, const T* W_ih, const T* W_hh, const T* b,
+                              const T* h0, int64_t batch, int64_t steps, int64_t features,
+                              int64_t hidden);
+// dx: (N, T, F), dh0: (N, H) written; dW_ih, dW_hh, db accumulated;
+// scratch: simple_rnn_backward_scratch_size; dy: (N, T, H); dh_T: (N, H) or nullptr (zeros);
+// y: from simple_rnn_forward.
+template <typename T>
+void simple_rnn_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scratch, const T* dy,
+                         const T* dh_T, const T* x, const T* W_ih, const T* W_hh, const T* h0,
+                         const T* y, int64_t batch, int64_t steps, int64_t features,
+                         int64_t hidden);
+template <typename T>
+void simple_rnn_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scratch,
+                               const T* dy, const T* dh_T, const T* x, const T* W_ih,
+                               const T* W_hh, const T* h0, const T* y, int64_t batch,
+                               int64_t steps, int64_t features, int64_t hidden);
 
 // y: (N, T, H), h_T, c_T: (N, H) written; workspace: lstm_workspace_size written;
 // x: (N, T, F); W_ih: (4H, F); W_hh: (4H, H); b: (4H,); h0, c0: (N, H) or nullptr (zeros).
