@@ -1,0 +1,110 @@
+// Recurrent cells run over a whole sequence (course 5, week 1), in PyTorch's
+// layouts and gate order so weights move between the two without transposes.
+// Sequences are batch first: x (N, T, F), outputs y (N, T, H) = every hidden
+// state; σ is the logistic sigmoid, ⊙ the element-wise product.
+//
+// SimpleRNN, W_ih (H, F), W_hh (H, H), b (H,) = PyTorch's bias_ih + bias_hh:
+//   h_t = tanh(W_ih x_t + W_hh h_{t-1} + b)
+// LSTM, gates stacked i, f, g, o in W_ih (4H, F), W_hh (4H, H), b (4H,)
+// (b = PyTorch's bias_ih + bias_hh):
+//   [a_i, a_f, a_g, a_o] = W_ih x_t + W_hh h_{t-1} + b
+//   i = σ(a_i), f = σ(a_f), g = tanh(a_g), o = σ(a_o)
+//   c_t = f ⊙ c_{t-1} + i ⊙ g,  h_t = o ⊙ tanh(c_t)
+// GRU, gates stacked r, z, n in W_ih (3H, F), W_hh (3H, H), b (3H,) = PyTorch's
+// bias_ih and rb (3H,) = bias_hh (Keras's reset_after=True):
+//   r = σ(W_ir x_t + b_r + W_hr h_{t-1} + rb_r),  z = σ(W_iz x_t + b_z + W_hz h_{t-1} + rb_z)
+//   n = tanh(W_in x_t + b_n + r ⊙ (W_hn h_{t-1} + rb_n))
+//   h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}
+//
+// The forward fills a caller-provided workspace (the kernels never allocate)
+// with what the backward needs; the backward reads it unchanged and uses a
+// second scratch buffer of its own. Backward through time takes dy (N, T, H)
+// (the gradient of every output step; all zero but the last when only h_T is
+// used) and the gradients of the final states, writes dx, dh0 (and dc0) and
+// ACCUMULATES (+=) the weight and bias gradients.
+// Not yet: masks, go_backwards (the caller reverses x), other activations.
+#pragma once
+
+#include <cstdint>
+
+namespace corenn {
+
+// Elements of T each buffer must hold (the SimpleRNN forward needs none: y is its state).
+int64_t simple_rnn_backward_scratch_size(int64_t batch, int64_t steps, int64_t hidden);
+int64_t lstm_workspace_size(int64_t batch, int64_t steps, int64_t hidden);
+int64_t lstm_backward_scratch_size(int64_t batch, int64_t steps, int64_t hidden);
+int64_t gru_workspace_size(int64_t batch, int64_t steps, int64_t hidden);
+int64_t gru_backward_scratch_size(int64_t batch, int64_t steps, int64_t hidden);
+
+// y: (N, T, H), h_T: (N, H) written; x: (N, T, F); W_ih: (H, F); W_hh: (H, H); b: (H,);
+// h0: (N, H) or nullptr (zeros).
+template <typename T>
+void simple_rnn_forward(T* y, T* h_T, const T* x, const T* W_ih, const T* W_hh, const T* b,
+                        const T* h0, int64_t batch, int64_t steps, int64_t features, int64_t hidden);
+template <typename T>
+void simple_rnn_forward_naive(T* y, T* h_T, const T* x, const T* W_ih, const T* W_hh, const T* b,
+                              const T* h0, int64_t batch, int64_t steps, int64_t features,
+                              int64_t hidden);
+// dx: (N, T, F), dh0: (N, H) written; dW_ih, dW_hh, db accumulated;
+// scratch: simple_rnn_backward_scratch_size; dy: (N, T, H); dh_T: (N, H) or nullptr (zeros);
+// y: from simple_rnn_forward.
+template <typename T>
+void simple_rnn_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scratch, const T* dy,
+                         const T* dh_T, const T* x, const T* W_ih, const T* W_hh, const T* h0,
+                         const T* y, int64_t batch, int64_t steps, int64_t features,
+                         int64_t hidden);
+template <typename T>
+void simple_rnn_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scratch,
+                               const T* dy, const T* dh_T, const T* x, const T* W_ih,
+                               const T* W_hh, const T* h0, const T* y, int64_t batch,
+                               int64_t steps, int64_t features, int64_t hidden);
+
+// y: (N, T, H), h_T, c_T: (N, H) written; workspace: lstm_workspace_size written;
+// x: (N, T, F); W_ih: (4H, F); W_hh: (4H, H); b: (4H,); h0, c0: (N, H) or nullptr (zeros).
+template <typename T>
+void lstm_forward(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih, const T* W_hh,
+                  const T* b, const T* h0, const T* c0, int64_t batch, int64_t steps,
+                  int64_t features, int64_t hidden);
+template <typename T>
+void lstm_forward_naive(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih,
+                        const T* W_hh, const T* b, const T* h0, const T* c0, int64_t batch,
+                        int64_t steps, int64_t features, int64_t hidden);
+// dx: (N, T, F), dh0, dc0: (N, H) written; dW_ih, dW_hh, db accumulated;
+// scratch: lstm_backward_scratch_size; dy: (N, T, H); dh_T, dc_T: (N, H) or nullptr (zeros);
+// y, workspace: from lstm_forward on the same x, W_ih, W_hh, h0, c0.
+template <typename T>
+void lstm_backward(T* dx, T* dh0, T* dc0, T* dW_ih, T* dW_hh, T* db, T* scratch, const T* dy,
+                   const T* dh_T, const T* dc_T, const T* x, const T* W_ih, const T* W_hh,
+                   const T* h0, const T* c0, const T* y, const T* workspace, int64_t batch,
+                   int64_t steps, int64_t features, int64_t hidden);
+template <typename T>
+void lstm_backward_naive(T* dx, T* dh0, T* dc0, T* dW_ih, T* dW_hh, T* db, T* scratch,
+                         const T* dy, const T* dh_T, const T* dc_T, const T* x, const T* W_ih,
+                         const T* W_hh, const T* h0, const T* c0, const T* y,
+                         const T* workspace, int64_t batch, int64_t steps, int64_t features,
+                         int64_t hidden);
+
+// y: (N, T, H), h_T: (N, H) written; workspace: gru_workspace_size written;
+// x: (N, T, F); W_ih: (3H, F); W_hh: (3H, H); b, rb: (3H,); h0: (N, H) or nullptr (zeros).
+template <typename T>
+void gru_forward(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T* W_hh,
+                 const T* b, const T* rb, const T* h0, int64_t batch, int64_t steps,
+                 int64_t features, int64_t hidden);
+template <typename T>
+void gru_forward_naive(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T* W_hh,
+                       const T* b, const T* rb, const T* h0, int64_t batch, int64_t steps,
+                       int64_t features, int64_t hidden);
+// dx: (N, T, F), dh0: (N, H) written; dW_ih, dW_hh, db, drb accumulated;
+// scratch: gru_backward_scratch_size; dy: (N, T, H); dh_T: (N, H) or nullptr (zeros).
+template <typename T>
+void gru_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* drb, T* scratch, const T* dy,
+                  const T* dh_T, const T* x, const T* W_ih, const T* W_hh, const T* h0,
+                  const T* y, const T* workspace, int64_t batch, int64_t steps, int64_t features,
+                  int64_t hidden);
+template <typename T>
+void gru_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* drb, T* scratch,
+                        const T* dy, const T* dh_T, const T* x, const T* W_ih, const T* W_hh,
+                        const T* h0, const T* y, const T* workspace, int64_t batch,
+                        int64_t steps, int64_t features, int64_t hidden);
+
+}  // namespace corenn

@@ -1,0 +1,311 @@
+"""SimpleRNN, LSTM and GRU kernels over whole sequences: parity with the step-by-step
+NumPy reference (forward and backward through time), fast against naive,
+finite-difference gradients of every output, PyTorch when it is installed,
+and the errors of bad input."""
+
+import numpy as np
+import pytest
+
+import corenn as cn
+from conftest import FLOAT_DTYPES
+from gradcheck import numerical_gradient, projection, relative_difference
+from reference import recurrent as ref
+from tolerances import GRADCHECK_THRESHOLD, assert_close
+
+ops = cn.ops
+
+# (N, T, F, H): one step of one unit, a single step, batch 1, odd sizes, more
+# units than features and the reverse.
+SHAPES = [(1, 1, 1, 1), (3, 1, 5, 4), (1, 6, 4, 3), (2, 5, 3, 7), (4, 3, 9, 5)]
+
+
+def gid(v):
+    return str(v).replace(" ", "")
+
+
+def _weights(kind, F, H, dtype, rng):
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[kind]
+    # Scaled like PyTorch's default U(-1/√H, 1/√H), wider, so gates leave their linear range.
+    s = 1.5 / np.sqrt(H)
+    w = dict(W_ih=rng.uniform(-s, s, (G * H, F)), W_hh=rng.uniform(-s, s, (G * H, H)),
+             b=rng.uniform(-s, s, G * H))
+    if kind == "gru":
+        w["recurrent_bias"] = rng.uniform(-s, s, G * H)
+    return {k: v.astype(dtype) for k, v in w.items()}
+
+
+def _states(kind, N, H, dtype, rng, given):
+    names = ["h0", "c0"] if kind == "lstm" else ["h0"]
+    return {n: (rng.standard_normal((N, H)) * 0.5).astype(dtype) if given else None for n in names}
+
+
+def _f64(d):
+    return {k: None if v is None else v.astype(np.float64) for k, v in d.items()}
+
+
+def _lstm_all(x, w, s, dy, dh_T, dc_T, naive):
+    y, h, c, cache = ops.lstm_forward(x, w["W_ih"], w["W_hh"], w["b"], s["h0"], s["c0"], naive=naive)
+    grads = ops.lstm_backward(dy, dh_T, dc_T, x, w["W_ih"], w["W_hh"], w["b"], s["h0"], s["c0"], cache,
+                              naive=naive)
+    return (y, h, c), grads
+
+
+def _rnn_all(x, w, s, dy, dh_T, naive):
+    y, h, cache = ops.simple_rnn_forward(x, w["W_ih"], w["W_hh"], w["b"], s["h0"], naive=naive)
+    grads = ops.simple_rnn_backward(dy, dh_T, x, w["W_ih"], w["W_hh"], w["b"], s["h0"], cache, naive=naive)
+    return (y, h), grads
+
+
+def _gru_all(x, w, s, dy, dh_T, naive):
+    y, h, cache = ops.gru_forward(x, w["W_ih"], w["W_hh"], w["b"], w["recurrent_bias"], s["h0"], naive=naive)
+    grads = ops.gru_backward(dy, dh_T, x, w["W_ih"], w["W_hh"], w["b"], w["recurrent_bias"], s["h0"], cache,
+                             naive=naive)
+    return (y, h), grads
+
+
+# ---------------------------------------------------------------- parity with the reference
+
+@pytest.mark.parametrize("naive", [False, True])
+@pytest.mark.parametrize("given", [True, False], ids=["states", "zero_states"])
+@pytest.mark.parametrize("shape", SHAPES, ids=gid)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_simple_rnn_matches_reference(shape, dtype, given, naive, rng):
+    N, T, F, H = shape
+    x = rng.standard_normal((N, T, F)).astype(dtype)
+    w, s = _weights("rnn", F, H, dtype, rng), _states("rnn", N, H, dtype, rng, given)
+    dy = rng.standard_normal((N, T, H)).astype(dtype)
+    dh_T = rng.standard_normal((N, H)).astype(dtype)
+    outs, grads = _rnn_all(x, w, s, dy, dh_T, naive)
+    w64, s64 = _f64(w), _f64(s)
+    y, h = ref.simple_rnn_forward(x.astype(np.float64), w64["W_ih"], w64["W_hh"], w64["b"], s64["h0"])
+    for got, want, what in zip(outs, (y, h), ("y", "h_T")):
+        assert got.dtype == dtype
+        assert_close(got, want, op="simple_rnn_forward", what=what)
+    want = ref.simple_rnn_backward(dy.astype(np.float64), dh_T.astype(np.float64), x, w64["W_ih"], w64["W_hh"],
+                                   s64["h0"], y)
+    for got, exp, what in zip(grads, want, ("dx", "dW_ih", "dW_hh", "db", "dh0")):
+        assert got.dtype == dtype
+        assert_close(got, exp, op="simple_rnn_backward", what=what)
+
+
+@pytest.mark.parametrize("naive", [False, True])
+@pytest.mark.parametrize("given", [True, False], ids=["states", "zero_states"])
+@pytest.mark.parametrize("shape", SHAPES, ids=gid)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_lstm_matches_reference(shape, dtype, given, naive, rng):
+    N, T, F, H = shape
+    x = rng.standard_normal((N, T, F)).astype(dtype)
+    w, s = _weights("lstm", F, H, dtype, rng), _states("lstm", N, H, dtype, rng, given)
+    dy = rng.standard_normal((N, T, H)).astype(dtype)
+    dh_T, dc_T = (rng.standard_normal((N, H)).astype(dtype) for _ in range(2))
+    outs, grads = _lstm_all(x, w, s, dy, dh_T, dc_T, naive)
+    w64, s64 = _f64(w), _f64(s)
+    y, h, c, steps = ref.lstm_forward(x.astype(np.float64), w64["W_ih"], w64["W_hh"], w64["b"], s64["h0"], s64["c0"])
+    for got, want, what in zip(outs, (y, h, c), ("y", "h_T", "c_T")):
+        assert got.dtype == dtype
+        assert_close(got, want, op="lstm_forward", what=what)
+    want = ref.lstm_backward(dy.astype(np.float64), dh_T.astype(np.float64), dc_T.astype(np.float64),
+                             x, w64["W_ih"], w64["W_hh"], steps)
+    for got, exp, what in zip(grads, want, ("dx", "dW_ih", "dW_hh", "db", "dh0", "dc0")):
+        assert got.dtype == dtype
+        assert_close(got, exp, op="lstm_backward", what=what)
+
+
+@pytest.mark.parametrize("naive", [False, True])
+@pytest.mark.parametrize("given", [True, False], ids=["states", "zero_states"])
+@pytest.mark.parametrize("shape", SHAPES, ids=gid)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_gru_matches_reference(shape, dtype, given, naive, rng):
+    N, T, F, H = shape
+    x = rng.standard_normal((N, T, F)).astype(dtype)
+    w, s = _weights("gru", F, H, dtype, rng), _states("gru", N, H, dtype, rng, given)
+    dy = rng.standard_normal((N, T, H)).astype(dtype)
+    dh_T = rng.standard_normal((N, H)).astype(dtype)
+    outs, grads = _gru_all(x, w, s, dy, dh_T, naive)
+    w64, s64 = _f64(w), _f64(s)
+    y, h, steps = ref.gru_forward(x.astype(np.float64), w64["W_ih"], w64["W_hh"], w64["b"],
+                                  w64["recurrent_bias"], s64["h0"])
+    for got, want, what in zip(outs, (y, h), ("y", "h_T")):
+        assert got.dtype == dtype
+        assert_close(got, want, op="gru_forward", what=what)
+    want = ref.gru_backward(dy.astype(np.float64), dh_T.astype(np.float64), x, w64["W_ih"], w64["W_hh"], steps)
+    for got, exp, what in zip(grads, want, ("dx", "dW_ih", "dW_hh", "db", "drecurrent_bias", "dh0")):
+        assert got.dtype == dtype
+        assert_close(got, exp, op="gru_backward", what=what)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_only_the_last_step_feeds_back(dtype, rng):
+    """dy zero but the last step (a layer returning h_T only): the backward still
+    reaches every input step, as the reference does."""
+    N, T, F, H = 2, 6, 3, 4
+    x = rng.standard_normal((N, T, F)).astype(dtype)
+    w, s = _weights("lstm", F, H, dtype, rng), _states("lstm", N, H, dtype, rng, True)
+    dy = np.zeros((N, T, H), dtype)
+    dy[:, -1] = rng.standard_normal((N, H))
+    _, grads = _lstm_all(x, w, s, dy, None, None, False)
+    w64, s64 = _f64(w), _f64(s)
+    *_, steps = ref.lstm_forward(x.astype(np.float64), w64["W_ih"], w64["W_hh"], w64["b"], s64["h0"], s64["c0"])
+    want = ref.lstm_backward(dy.astype(np.float64), None, None, x, w64["W_ih"], w64["W_hh"], steps)
+    assert np.all(grads[0][:, 0] != 0)
+    for got, exp in zip(grads, want):
+        assert_close(got, exp, op="lstm_backward")
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_fast_matches_naive(kind, dtype, rng):
+    N, T, F, H = 5, 7, 6, 9
+    x = rng.standard_normal((N, T, F)).astype(dtype)
+    w, s = _weights(kind, F, H, dtype, rng), _states(kind, N, H, dtype, rng, True)
+    dy = rng.standard_normal((N, T, H)).astype(dtype)
+    dh_T = rng.standard_normal((N, H)).astype(dtype)
+    if kind == "lstm":
+        fast = _lstm_all(x, w, s, dy, dh_T, dh_T, False)
+        naive = _lstm_all(x, w, s, dy, dh_T, dh_T, True)
+    elif kind == "rnn":
+        fast = _rnn_all(x, w, s, dy, dh_T, False)
+        naive = _rnn_all(x, w, s, dy, dh_T, True)
+    else:
+        fast = _gru_all(x, w, s, dy, dh_T, False)
+        naive = _gru_all(x, w, s, dy, dh_T, True)
+    for got, want in zip(fast[0] + fast[1], naive[0] + naive[1]):
+        assert_close(got, want, op=f"{kind}_fast_vs_naive")
+
+
+# ---------------------------------------------------------------- gradient checks
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("naive", [False, True])
+def test_gradients_match_finite_differences(kind, naive, rng):
+    """The scalar <P_y, y> + <P_h, h_T> (+ <P_c, c_T>) by central differences wrt
+    x, every initial state and every weight."""
+    N, T, F, H = 2, 4, 3, 3
+    x = rng.standard_normal((N, T, F))
+    w, s = _weights(kind, F, H, np.float64, rng), _states(kind, N, H, np.float64, rng, True)
+    P = dict(y=projection((N, T, H), 1), h=projection((N, H), 2), c=projection((N, H), 3))
+
+    def scalar():
+        if kind == "lstm":
+            y, h, c, _ = ops.lstm_forward(x, w["W_ih"], w["W_hh"], w["b"], s["h0"], s["c0"], naive=naive)
+            return np.sum(P["y"] * y) + np.sum(P["h"] * h) + np.sum(P["c"] * c)
+        if kind == "rnn":
+            y, h, _ = ops.simple_rnn_forward(x, w["W_ih"], w["W_hh"], w["b"], s["h0"], naive=naive)
+            return np.sum(P["y"] * y) + np.sum(P["h"] * h)
+        y, h, _ = ops.gru_forward(x, w["W_ih"], w["W_hh"], w["b"], w["recurrent_bias"], s["h0"], naive=naive)
+        return np.sum(P["y"] * y) + np.sum(P["h"] * h)
+
+    if kind == "lstm":
+        _, (dx, dW_ih, dW_hh, db, dh0, dc0) = _lstm_all(x, w, s, P["y"], P["h"], P["c"], naive)
+        analytic = dict(x=(x, dx), W_ih=(w["W_ih"], dW_ih), W_hh=(w["W_hh"], dW_hh), b=(w["b"], db),
+                        h0=(s["h0"], dh0), c0=(s["c0"], dc0))
+    elif kind == "rnn":
+        _, (dx, dW_ih, dW_hh, db, dh0) = _rnn_all(x, w, s, P["y"], P["h"], naive)
+        analytic = dict(x=(x, dx), W_ih=(w["W_ih"], dW_ih), W_hh=(w["W_hh"], dW_hh), b=(w["b"], db),
+                        h0=(s["h0"], dh0))
+    else:
+        _, (dx, dW_ih, dW_hh, db, drb, dh0) = _gru_all(x, w, s, P["y"], P["h"], naive)
+        analytic = dict(x=(x, dx), W_ih=(w["W_ih"], dW_ih), W_hh=(w["W_hh"], dW_hh), b=(w["b"], db),
+                        recurrent_bias=(w["recurrent_bias"], drb), h0=(s["h0"], dh0))
+    for name, (value, grad) in analytic.items():
+        numeric = numerical_gradient(scalar, value)
+        assert relative_difference(grad, numeric) < GRADCHECK_THRESHOLD, name
+
+
+# ---------------------------------------------------------------- PyTorch
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_matches_torch(kind, rng):
+    torch = pytest.importorskip("torch", reason="the PyTorch oracle needs torch")
+    N, T, F, H = 3, 5, 4, 6
+    x = rng.standard_normal((N, T, F))
+    w, s = _weights(kind, F, H, np.float64, rng), _states(kind, N, H, np.float64, rng, True)
+    module = dict(rnn=torch.nn.RNN, lstm=torch.nn.LSTM, gru=torch.nn.GRU)[kind](F, H, batch_first=True).double()
+    with torch.no_grad():
+        module.weight_ih_l0.copy_(torch.from_numpy(w["W_ih"]))
+        module.weight_hh_l0.copy_(torch.from_numpy(w["W_hh"]))
+        module.bias_ih_l0.copy_(torch.from_numpy(w["b"]))
+        # One SimpleRNN/LSTM bias in corenn = bias_ih + bias_hh; the GRU keeps both.
+        module.bias_hh_l0.copy_(torch.from_numpy(w.get("recurrent_bias", np.zeros_like(w["b"]))))
+    xt = torch.from_numpy(x).requires_grad_()
+    h0 = torch.from_numpy(s["h0"][None]).requires_grad_()
+    dy, dh = rng.standard_normal((N, T, H)), rng.standard_normal((N, H))
+    if kind == "lstm":
+        c0 = torch.from_numpy(s["c0"][None]).requires_grad_()
+        yt, (ht, ct) = module(xt, (h0, c0))
+        dc = rng.standard_normal((N, H))
+        torch.autograd.backward([yt, ht, ct], [torch.from_numpy(dy), torch.from_numpy(dh[None]),
+                                               torch.from_numpy(dc[None])])
+        outs, grads = _lstm_all(x, w, s, dy, dh, dc, False)
+        want_outs = (yt, ht[0], ct[0])
+        want_grads = (xt.grad, module.weight_ih_l0.grad, module.weight_hh_l0.grad, module.bias_ih_l0.grad,
+                      h0.grad[0], c0.grad[0])
+    else:
+        yt, ht = module(xt, h0)
+        torch.autograd.backward([yt, ht], [torch.from_numpy(dy), torch.from_numpy(dh[None])])
+        outs, grads = (_gru_all if kind == "gru" else _rnn_all)(x, w, s, dy, dh, False)
+        want_outs = (yt, ht[0])
+        want_grads = (xt.grad, module.weight_ih_l0.grad, module.weight_hh_l0.grad, module.bias_ih_l0.grad)
+        want_grads += (module.bias_hh_l0.grad, h0.grad[0]) if kind == "gru" else (h0.grad[0],)
+    for got, want in zip(outs + grads, want_outs + want_grads):
+        assert_close(got, want.detach().numpy(), op=f"{kind}_torch")
+
+
+# ---------------------------------------------------------------- errors
+
+def _lstm_args(rng, N=2, T=3, F=4, H=5):
+    x = rng.standard_normal((N, T, F))
+    return dict(x=x, W_ih=np.zeros((4 * H, F)), W_hh=np.zeros((4 * H, H)), b=np.zeros(4 * H))
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(x=np.zeros((2, 3))), r"lstm_forward: x must be 3-D \(batch, steps, features\), got shape \(2, 3\)"),
+    (dict(x=np.zeros((2, 0, 4))), r"lstm_forward: x must have positive dimensions, got shape \(2, 0, 4\)"),
+    (dict(W_hh=np.zeros((20, 4))), r"lstm_forward: W_hh must have shape \(16, 4\), got \(20, 4\)"),
+    (dict(W_ih=np.zeros((20, 3))), r"lstm_forward: W_ih must have shape \(20, 4\), got \(20, 3\)"),
+    (dict(b=np.zeros(5)), r"lstm_forward: b must have shape \(20,\), got \(5,\)"),
+    (dict(h0=np.zeros((3, 5))), r"lstm_forward: h0 must have shape \(2, 5\), got \(3, 5\)"),
+    (dict(c0=np.zeros((2, 4))), r"lstm_forward: c0 must have shape \(2, 5\), got \(2, 4\)"),
+])
+def test_lstm_forward_rejects_bad_shapes(change, match, rng):
+    args = {**_lstm_args(rng), **change}
+    with pytest.raises(ValueError, match=match):
+        ops.lstm_forward(**args)
+
+
+def test_rejects_bad_dtypes_and_cache(rng):
+    a = _lstm_args(rng)
+    with pytest.raises(TypeError, match=r"lstm_forward: W_hh must have the dtype of x \(float64\), got float32"):
+        ops.lstm_forward(a["x"], a["W_ih"], a["W_hh"].astype(np.float32), a["b"])
+    with pytest.raises(TypeError, match=r"lstm_forward: x must be float32 or float64, got int64"):
+        ops.lstm_forward(a["x"].astype(np.int64), a["W_ih"], a["W_hh"], a["b"])
+    y, h, c, cache = ops.lstm_forward(**a)
+    with pytest.raises(ValueError, match=r"lstm_backward: cache must have shape \(180,\), got \(179,\)"):
+        ops.lstm_backward(y, None, None, a["x"], a["W_ih"], a["W_hh"], a["b"], None, None, cache[1:])
+    with pytest.raises(ValueError, match=r"lstm_backward: dy must have shape \(2, 3, 5\), got \(2, 5\)"):
+        ops.lstm_backward(h, None, None, a["x"], a["W_ih"], a["W_hh"], a["b"], None, None, cache)
+    x = a["x"]
+    with pytest.raises(ValueError, match=r"gru_forward: W_ih must have shape \(15, 4\), got \(20, 4\)"):
+        ops.gru_forward(x, a["W_ih"], np.zeros((15, 5)), np.zeros(15), np.zeros(15))
+    with pytest.raises(ValueError, match=r"gru_forward: recurrent_bias must have shape \(15,\), got \(20,\)"):
+        ops.gru_forward(x, np.zeros((15, 4)), np.zeros((15, 5)), np.zeros(15), np.zeros(20))
+    with pytest.raises(TypeError, match=r"gru_forward: b must be an array, got NoneType"):
+        ops.gru_forward(x, np.zeros((15, 4)), np.zeros((15, 5)), None, np.zeros(15))
+    with pytest.raises(ValueError, match=r"simple_rnn_forward: W_hh must have shape \(5, 5\), got \(20, 5\)"):
+        ops.simple_rnn_forward(x, np.zeros((5, 4)), a["W_hh"], np.zeros(5))
+    y, h, cache = ops.simple_rnn_forward(x, np.zeros((5, 4)), np.zeros((5, 5)), np.zeros(5))
+    with pytest.raises(ValueError, match=r"simple_rnn_backward: h0 must have shape \(2, 5\), got \(5,\)"):
+        ops.simple_rnn_backward(y, None, x, np.zeros((5, 4)), np.zeros((5, 5)), np.zeros(5), np.zeros(5), cache)
+
+
+def test_strided_and_read_only_inputs(rng):
+    """Views and read-only arrays are read through one contiguous copy: same results."""
+    N, T, F, H = 2, 4, 3, 5
+    big = rng.standard_normal((N, T, 2 * F))
+    x = big[:, :, ::2]
+    w, s = _weights("lstm", F, H, np.float64, rng), _states("lstm", N, H, np.float64, rng, True)
+    for v in list(w.values()) + list(s.values()):
+        v.flags.writeable = False
+    y1 = ops.lstm_forward(x, w["W_ih"], w["W_hh"], w["b"], s["h0"], s["c0"])[0]
+    y2 = ops.lstm_forward(np.ascontiguousarray(x), w["W_ih"], w["W_hh"], w["b"], s["h0"], s["c0"])[0]
+    np.testing.assert_array_equal(y1, y2)
