@@ -35,7 +35,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 from ._runtime import get_num_threads, seed, set_num_threads  # noqa: E402
 from . import callbacks, data, detection, diagnostics, initializers, layers, losses, metrics, ops  # noqa: E402
-from . import optimizers, regularizers, tuning  # noqa: E402
+from . import optimizers, regularizers, style, tuning  # noqa: E402
 from .gradient_check import gradient_check  # noqa: E402
 from .layers import clear_session  # noqa: E402
 from .models import Model, Sequential  # noqa: E402
@@ -46,4 +46,4 @@ from ._install import get_cmake_dir  # noqa: E402
 __all__ = ["Model", "Sequential", "__version__", "applications", "callbacks", "clear_session", "data",
            "detection", "diagnostics", "get_cmake_dir", "get_num_threads", "gradient_check", "initializers",
            "layers", "load_model", "losses",
-           "metrics", "ops", "optimizers", "regularizers", "seed", "set_num_threads", "tuning"]
+           "metrics", "ops", "optimizers", "regularizers", "seed", "set_num_threads", "style", "tuning"]
