@@ -168,3 +168,33 @@ def test_bad_inputs_raise_value_error(call, match):
 def test_mixed_dtypes_are_a_type_error():
     with pytest.raises(TypeError, match="contrastive_loss: e2 must have the dtype of e1"):
         cn.ops.contrastive_loss(np.zeros((2, 3)), np.zeros((2, 3), np.float32), np.zeros(2))
+
+
+def test_read_only_and_strided_embeddings(rng):
+    emb = triplets(rng, 5, 8, np.float64)
+    emb.flags.writeable = False
+    assert_close(cn.losses.TripletLoss(1.0)(None, emb), ref.triplet_loss(emb, 1.0), what="read-only")
+    wide = rng.standard_normal((5, 2, 16))
+    e1, e2 = wide[:, 0, ::2], wide[:, 1, ::2]   # strided views
+    same = np.array([1, 0, 1, 0, 0])
+    assert_close(cn.ops.contrastive_loss(e1, e2, same.astype(float), margin=3.0)[0],
+                 ref.contrastive_loss(e1, e2, same, 3.0), what="strided")
+
+
+def test_fast_is_reproducible_across_thread_counts(rng):
+    before = cn.get_num_threads()
+    emb = triplets(rng, 2000, 32, np.float32)
+    try:
+        results = []
+        for threads in (1, 2, 3):
+            cn.set_num_threads(threads)
+            loss, grad = cn.ops.triplet_loss(emb, margin=1.0)
+            results.append((loss, grad))
+        # Each thread count sums its own chunks; gradients are per row, so identical bits.
+        for loss, grad in results[1:]:
+            np.testing.assert_array_equal(grad, results[0][1])
+            assert_close(loss, results[0][0], np.float32, op="triplet_loss")
+        cn.set_num_threads(2)
+        assert cn.ops.triplet_loss(emb, margin=1.0)[0] == results[1][0]
+    finally:
+        cn.set_num_threads(before)
