@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <vector>
 #include <cstdint>
 
 #ifdef _OPENMP
@@ -85,6 +86,18 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, Fn&& fn) {
 #else
   for (int c = 0; c < chunks; ++c) fn(begin + n * c / chunks, begin + n * (c + 1) / chunks, c);
 #endif
+}
+
+// Σ body(lo, hi) over the static split of [0, n), the per-chunk partials added
+// in chunk order: the same thread count always gives the same bits. The one
+// allocation (a slot per chunk) is made before the parallel region.
+template <typename Body>
+double parallel_sum(int64_t n, int64_t grain, Body&& body) {
+  std::vector<double> partial(static_cast<size_t>(parallel_chunks(n, grain)), 0.0);
+  parallel_for(0, n, grain, [&](int64_t lo, int64_t hi, int c) { partial[c] = body(lo, hi); });
+  double total = 0;
+  for (double p : partial) total += p;
+  return total;
 }
 
 }  // namespace detail

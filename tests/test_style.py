@@ -1,0 +1,202 @@
+"""Neural style transfer costs (course 4, week 4): Gram matrix, content and
+style costs and total variation against the NumPy references, fast against
+naive, gradients by finite differences, the course's definitions on hand-computed
+cases, and bad inputs."""
+
+import numpy as np
+import pytest
+
+import corenn as cn
+from conftest import FLOAT_DTYPES
+from gradcheck import numerical_gradient, projection, relative_difference
+from reference import style as ref
+from tolerances import GRADCHECK_THRESHOLD, assert_close
+
+SHAPES = [(1, 3, 4, 5), (2, 8, 7, 6), (3, 1, 1, 1), (1, 33, 9, 11)]
+
+
+def activations(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+# The course's definitions on hand-computed cases ---------------------------------
+
+
+def test_gram_matrix_hand_computed():
+    a = np.array([[[[1, 2]], [[3, 4]]]], float)  # C = 2 channels of H·W = 2 values
+    np.testing.assert_array_equal(cn.style.gram_matrix(a), [[[5, 11], [11, 25]]])
+
+
+def test_content_cost_hand_computed():
+    # Σ(1 − 0)² = 2 over C·H·W = 2 values: 2 / (4·2) = 0.25.
+    assert cn.style.content_cost(np.ones((1, 1, 1, 2)), np.zeros((1, 1, 1, 2))) == 0.25
+
+
+def test_style_cost_hand_computed():
+    # C = 1, H·W = 2: G_S = 1² + 2² = 5, G_G = 0² + 1² = 1: (5 − 1)² / (4·1·2²) = 1.
+    a_S = np.array([[[[1, 2]]]], float)
+    a_G = np.array([[[[0, 1]]]], float)
+    assert cn.style.style_cost(a_S, a_G) == 1.0
+
+
+def test_total_variation_hand_computed():
+    # Vertical |4 − 1| + |8 − 2| = 9, horizontal |2 − 1| + |8 − 4| = 5.
+    img = np.array([[[[1, 2], [4, 8]]]], float)
+    tv, grad = cn.style.total_variation(img, return_grad=True)
+    assert tv == 14
+    # d/dx of |x01 − x00| + |x10 − x00| at x00 = 1 is −2; x11 only ever grows the sum.
+    np.testing.assert_array_equal(grad, [[[[-2, 0], [0, 2]]]])
+
+
+def test_batch_adds_per_image_costs(rng):
+    a, b = activations(rng, (3, 4, 5, 5), np.float64), activations(rng, (3, 4, 5, 5), np.float64)
+    for fn in (cn.style.content_cost, cn.style.style_cost):
+        per_image = sum(fn(a[i:i + 1], b[i:i + 1]) for i in range(3))
+        assert_close(fn(a, b), per_image, what=fn.__name__)
+    assert_close(cn.style.total_variation(a),
+                 sum(cn.style.total_variation(a[i:i + 1]) for i in range(3)), what="tv")
+
+
+# Parity with the references, fast and naive --------------------------------------
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("naive", [False, True])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_gram_matrix_equals_reference(dtype, naive, shape, rng):
+    a = activations(rng, shape, dtype)
+    g = cn.ops.gram_matrix(a, naive=naive)
+    assert g.dtype == dtype
+    assert_close(g, ref.gram_matrix(a), op="gram_matrix")
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("naive", [False, True])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_costs_equal_reference(dtype, naive, shape, rng):
+    a, b = activations(rng, shape, dtype), activations(rng, shape, dtype)
+    for op in ("content_cost", "style_cost"):
+        cost, grad = getattr(cn.ops, op)(a, b, naive=naive)
+        assert grad.dtype == dtype and grad.shape == shape
+        assert_close(cost, getattr(ref, op)(a, b), dtype, op=op)
+    tv, grad = cn.ops.total_variation(a, naive=naive)
+    assert grad.dtype == dtype
+    assert_close(tv, ref.total_variation(a), dtype, op="total_variation")
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_fast_gradients_equal_naive_in_float64(dtype, shape, rng):
+    # The naive kernels are the oracle: float64 on the same (rounded) inputs.
+    a, b = activations(rng, shape, dtype), activations(rng, shape, dtype)
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    for op in ("content_cost", "style_cost"):
+        assert_close(getattr(cn.ops, op)(a, b)[1], getattr(cn.ops, op)(a64, b64, naive=True)[1],
+                     op=op, what="gradient")
+    assert_close(cn.ops.total_variation(a)[1], cn.ops.total_variation(a64, naive=True)[1],
+                 op="total_variation", what="gradient")
+    dg = rng.standard_normal((shape[0], shape[1], shape[1])).astype(dtype)
+    assert_close(cn.ops.gram_matrix_backward(dg, a),
+                 cn.ops.gram_matrix_backward(dg.astype(np.float64), a64, naive=True),
+                 op="gram_matrix_backward")
+
+
+# Gradients by finite differences (float64) ---------------------------------------
+
+
+@pytest.mark.parametrize("naive", [False, True])
+def test_gram_matrix_backward_gradcheck(naive, rng):
+    a = rng.standard_normal((2, 3, 2, 3))
+    p = projection((2, 3, 3), 7)
+    analytic = cn.ops.gram_matrix_backward(p, a, naive=naive)
+    numeric = numerical_gradient(lambda: np.sum(p * ref.gram_matrix(a)), a)
+    assert relative_difference(analytic, numeric) < GRADCHECK_THRESHOLD
+
+
+@pytest.mark.parametrize("naive", [False, True])
+@pytest.mark.parametrize("op", ["content_cost", "style_cost"])
+def test_cost_gradcheck(op, naive, rng):
+    target, a_G = rng.standard_normal((2, 3, 3, 2)), rng.standard_normal((2, 3, 3, 2))
+    _, analytic = getattr(cn.ops, op)(target, a_G, naive=naive)
+    numeric = numerical_gradient(lambda: getattr(ref, op)(target, a_G), a_G)
+    assert relative_difference(analytic, numeric) < GRADCHECK_THRESHOLD
+
+
+@pytest.mark.parametrize("naive", [False, True])
+def test_total_variation_gradcheck(naive, rng):
+    # Random pixels: no two neighbours within eps of each other, so |d| is smooth there.
+    img = rng.standard_normal((2, 2, 4, 5))
+    _, analytic = cn.ops.total_variation(img, naive=naive)
+    numeric = numerical_gradient(lambda: ref.total_variation(img), img)
+    assert relative_difference(analytic, numeric) < GRADCHECK_THRESHOLD
+
+
+def test_style_cost_over_layers_is_the_weighted_sum(rng):
+    a_S = [rng.standard_normal((1, 3, 4, 4)), rng.standard_normal((1, 5, 2, 2))]
+    a_G = [rng.standard_normal((1, 3, 4, 4)), rng.standard_normal((1, 5, 2, 2))]
+    cost, grads = cn.style.style_cost(a_S, a_G, weights=[0.3, 0.7], return_grad=True)
+    assert_close(cost, 0.3 * ref.style_cost(a_S[0], a_G[0]) + 0.7 * ref.style_cost(a_S[1], a_G[1]),
+                 what="weighted style cost")
+    for layer in range(2):
+        numeric = numerical_gradient(
+            lambda: cn.style.style_cost(a_S, a_G, weights=[0.3, 0.7]), a_G[layer])
+        assert relative_difference(grads[layer], numeric) < GRADCHECK_THRESHOLD
+    # No weights: every layer counts 1/L.
+    assert_close(cn.style.style_cost(a_S, a_G),
+                 0.5 * ref.style_cost(a_S[0], a_G[0]) + 0.5 * ref.style_cost(a_S[1], a_G[1]),
+                 what="equal weights")
+
+
+def test_style_of_an_image_with_itself_is_zero(rng):
+    a = rng.standard_normal((2, 4, 3, 3))
+    cost, grad = cn.style.style_cost(a, a.copy(), return_grad=True)
+    assert cost == 0 and not grad.any()
+    assert cn.style.content_cost(a, a.copy()) == 0
+
+
+def test_read_only_and_strided_inputs(rng):
+    a = rng.standard_normal((2, 3, 4, 8))
+    a.flags.writeable = False
+    strided = a[:, :, :, ::2]
+    assert_close(cn.style.gram_matrix(strided), ref.gram_matrix(strided), what="strided gram")
+    assert_close(cn.style.total_variation(a), ref.total_variation(a), what="read-only tv")
+
+
+# Bad inputs ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda a: cn.style.gram_matrix(a[0]), r"gram_matrix: a must be 4-D"),
+    (lambda a: cn.style.content_cost(a, a[:, :2]), r"content_cost: a_C must have shape"),
+    (lambda a: cn.style.style_cost(a[:, :2], a), r"style_cost: a_S must have shape"),
+    (lambda a: cn.style.total_variation(a[:, :, :0]), r"total_variation: img must not be empty"),
+    (lambda a: cn.style.style_cost([a, a], [a]), r"style_cost: a_S and a_G must hold the same"),
+    (lambda a: cn.style.style_cost([a], [a], weights=[1, 2]), r"style_cost: weights must hold"),
+    (lambda a: cn.style.style_cost([a], [a], weights=[np.nan]), r"style_cost: weights\[0\]"),
+    (lambda a: cn.ops.gram_matrix_backward(np.zeros((2, 2, 2)), a), r"gram_matrix_backward: dg"),
+])
+def test_bad_shapes_raise_value_error(call, match, rng):
+    with pytest.raises(ValueError, match=match):
+        call(rng.standard_normal((2, 3, 4, 4)))
+
+
+@pytest.mark.parametrize("fn, arg", [
+    (lambda x, y: cn.style.gram_matrix(y), "a"),
+    (lambda x, y: cn.style.content_cost(y, x), "a_C"),
+    (lambda x, y: cn.style.content_cost(x, y), "a_G"),
+    (lambda x, y: cn.style.style_cost(y, x), "a_S"),
+    (lambda x, y: cn.style.total_variation(y), "img"),
+])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_activations_raise_value_error(fn, arg, bad, rng):
+    x = rng.standard_normal((1, 2, 3, 3))
+    y = x.copy()
+    y[0, 1, 2, 0] = bad
+    with pytest.raises(ValueError, match=rf": {arg} must be finite"):
+        fn(x, y)
+
+
+def test_mixed_list_and_array_is_a_type_error(rng):
+    a = rng.standard_normal((1, 2, 3, 3))
+    with pytest.raises(TypeError, match="style_cost: a_S and a_G must both be"):
+        cn.style.style_cost([a], a)
