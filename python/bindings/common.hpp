@@ -94,6 +94,8 @@ void bind_norm(py::module_& ops);
 void bind_augment(py::module_& ops);
 void bind_normalize(py::module_& ops);
 void bind_detection(py::module_& ops);
+void bind_layer_norm(py::module_& ops);
+void bind_attention(py::module_& ops);
 void bind_model(py::module_& m);
 
 }  // namespace bind

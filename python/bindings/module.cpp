@@ -46,5 +46,7 @@ PYBIND11_MODULE(_core, m) {
   corenn::bind::bind_augment(ops);
   corenn::bind::bind_normalize(ops);
   corenn::bind::bind_detection(ops);
+  corenn::bind::bind_layer_norm(ops);
+  corenn::bind::bind_attention(ops);
   corenn::bind::bind_model(m);
 }
