@@ -194,3 +194,61 @@ def test_matches_torch_scaled_dot_product_attention(mask_kind, rng):
     assert_close(o, to.detach().numpy(), np.float64)
     for got, t in zip(ops.attention_backward(do, q, k, v, p), (tq, tk, tv)):
         assert_close(got, t.grad.numpy(), np.float64)
+
+
+# ---------------------------------------------------------------- additive (Bahdanau) scores
+
+# (B, Tq, Tk, U); the last has enough batch elements for several thread chunks.
+ADDITIVE = [(1, 1, 1, 1), (2, 3, 5, 4), (3, 7, 1, 9), (2, 1, 6, 3), (40, 9, 11, 10)]
+
+
+def _additive(case, dtype, rng):
+    B, Tq, Tk, U = case
+    qp = rng.standard_normal((B, Tq, U)).astype(dtype)
+    kp = rng.standard_normal((B, Tk, U)).astype(dtype)
+    w = rng.standard_normal(U).astype(dtype)
+    ds = rng.standard_normal((B, Tq, Tk)).astype(dtype)
+    return qp, kp, w, ds
+
+
+@pytest.mark.parametrize("naive", [False, True])
+@pytest.mark.parametrize("case", ADDITIVE, ids=gid)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_additive_scores_match_reference(dtype, case, naive, rng):
+    qp, kp, w, ds = _additive(case, dtype, rng)
+    scores = ops.additive_scores_forward(qp, kp, w, naive=naive)
+    assert scores.dtype == dtype
+    assert_close(scores, ref.additive_scores_forward(qp, kp, w), dtype, what="scores")
+    grads = ops.additive_scores_backward(ds, qp, kp, w, naive=naive)
+    for name, got, expected in zip(("dqp", "dkp", "dw"), grads, ref.additive_scores_backward(ds, qp, kp, w)):
+        assert_close(got, expected, dtype, what=name)
+
+
+def test_additive_scores_gradients_match_finite_differences(rng):
+    qp, kp, w, _ = _additive((2, 3, 4, 5), np.float64, rng)
+    R = projection((2, 3, 4), 11)
+
+    def loss():
+        return float(np.sum(R * ops.additive_scores_forward(qp, kp, w)))
+
+    grads = ops.additive_scores_backward(R, qp, kp, w)
+    for name, arg, grad in zip(("qp", "kp", "w"), (qp, kp, w), grads):
+        assert relative_difference(grad, numerical_gradient(loss, arg)) < GRADCHECK_THRESHOLD, name
+
+
+def test_additive_scores_errors(rng):
+    qp, kp, w, ds = _additive((2, 3, 4, 5), np.float64, rng)
+    A, AB = "additive_scores_forward", "additive_scores_backward"
+    cases = [
+        (lambda: ops.additive_scores_forward(qp, kp[..., :4], w), ValueError,
+         A + r": kp must have the units of qp \(last axis 5\), got shape \(2, 4, 4\)"),
+        (lambda: ops.additive_scores_forward(qp, kp[:1], w), ValueError, A + r": kp must have the batch size of qp"),
+        (lambda: ops.additive_scores_forward(qp, kp, w[:3]), ValueError, A + r": w must have shape \(5,\), got shape \(3,\)"),
+        (lambda: ops.additive_scores_forward(qp[0], kp, w), ValueError, A + r": qp must be 3-D"),
+        (lambda: ops.additive_scores_forward(qp, kp, w.astype(np.float32)), TypeError, A + r": w must have the dtype of qp"),
+        (lambda: ops.additive_scores_backward(ds[:, :2], qp, kp, w), ValueError,
+         AB + r": dscores must have shape \(2, 3, 4\), got \(2, 2, 4\)"),
+    ]
+    for call, exc, match in cases:
+        with pytest.raises(exc, match=match):
+            call()

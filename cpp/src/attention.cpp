@@ -231,6 +231,137 @@ void attention_backward_naive(T* dq, T* dk, T* dv, const T* dout, const T* q, co
   }
 }
 
+// ---------------------------------------------------------------- additive scores
+
+AttentionDims additive_scores_dims(const std::vector<int64_t>& qp, const std::vector<int64_t>& kp,
+                                   const std::vector<int64_t>& w, const char* op) {
+  const std::pair<const char*, const std::vector<int64_t>*> args[] = {{"qp", &qp}, {"kp", &kp}};
+  for (const auto& [name, shape] : args) {
+    if (shape->size() != 3) shape_error(op, name, "be 3-D (batch, length, units)", *shape);
+    for (int64_t s : *shape)
+      if (s < 1) shape_error(op, name, "have positive dimensions", *shape);
+  }
+  if (kp[0] != qp[0]) shape_error(op, "kp", "have the batch size of qp (" + std::to_string(qp[0]) + ")", kp);
+  if (kp[2] != qp[2]) shape_error(op, "kp", "have the units of qp (last axis " + std::to_string(qp[2]) + ")", kp);
+  if (w.size() != 1 || w[0] != qp[2]) shape_error(op, "w", "have shape (" + std::to_string(qp[2]) + ",)", w);
+  AttentionDims d;
+  d.batch = qp[0], d.q_len = qp[1], d.k_len = kp[1], d.depth = qp[2], d.v_depth = 0;
+  return d;
+}
+
+// Threads split the batch; a batch element is computed by the same serial loops
+// whatever the split. dw sums over the batch: one double partial per chunk.
+
+template <typename T>
+void additive_scores_forward(T* scores, const T* qp, const T* kp, const T* w, const AttentionDims& d) {
+  // scores: (B, Tq, Tk); qp: (B, Tq, U); kp: (B, Tk, U); w: (U,)
+  const int64_t Tq = d.q_len, Tk = d.k_len, U = d.depth;
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, Tq * Tk * U));
+  detail::parallel_for(0, d.batch, grain, [=](int64_t lo, int64_t hi, int) {
+    for (int64_t b = lo; b < hi; ++b)
+      for (int64_t i = 0; i < Tq; ++i) {
+        const T* qi = qp + (b * Tq + i) * U;
+        for (int64_t j = 0; j < Tk; ++j) {
+          const T* kj = kp + (b * Tk + j) * U;
+          double acc = 0.0;
+          for (int64_t u = 0; u < U; ++u) acc += static_cast<double>(w[u]) * std::tanh(qi[u] + kj[u]);
+          scores[(b * Tq + i) * Tk + j] = static_cast<T>(acc);
+        }
+      }
+  });
+}
+
+template <typename T>
+void additive_scores_forward_naive(T* scores, const T* qp, const T* kp, const T* w,
+                                   const AttentionDims& d) {
+  // scores: (B, Tq, Tk); qp: (B, Tq, U); kp: (B, Tk, U); w: (U,)
+  const int64_t Tq = d.q_len, Tk = d.k_len, U = d.depth;
+  for (int64_t b = 0; b < d.batch; ++b)
+    for (int64_t i = 0; i < Tq; ++i)
+      for (int64_t j = 0; j < Tk; ++j) {
+        double acc = 0.0;
+        for (int64_t u = 0; u < U; ++u)
+          acc += static_cast<double>(w[u]) *
+                 std::tanh(static_cast<double>(qp[(b * Tq + i) * U + u]) + kp[(b * Tk + j) * U + u]);
+        scores[(b * Tq + i) * Tk + j] = static_cast<T>(acc);
+      }
+}
+
+template <typename T>
+void additive_scores_backward(T* dqp, T* dkp, T* dw, const T* dscores, const T* qp, const T* kp,
+                              const T* w, const AttentionDims& d) {
+  // dqp, qp: (B, Tq, U); dkp, kp: (B, Tk, U); dw, w: (U,); dscores: (B, Tq, Tk)
+  const int64_t Tq = d.q_len, Tk = d.k_len, U = d.depth;
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, Tq * Tk * U));
+  const int chunks = detail::parallel_chunks(d.batch, grain);
+  std::vector<double> partial(static_cast<size_t>(chunks * U), 0.0);
+  double* parts = partial.data();
+  detail::parallel_for(0, d.batch, grain, [=](int64_t lo, int64_t hi, int chunk) {
+    double* pw = parts + static_cast<int64_t>(chunk) * U;
+    std::vector<double> dq(static_cast<size_t>(U));
+    for (int64_t b = lo; b < hi; ++b) {
+      T* dkb = dkp + b * Tk * U;
+      std::fill(dkb, dkb + Tk * U, T(0));
+      for (int64_t i = 0; i < Tq; ++i) {
+        const T* qi = qp + (b * Tq + i) * U;
+        std::fill(dq.begin(), dq.end(), 0.0);
+        for (int64_t j = 0; j < Tk; ++j) {
+          const T* kj = kp + (b * Tk + j) * U;
+          const double ds = dscores[(b * Tq + i) * Tk + j];
+          T* dkj = dkb + j * U;
+          for (int64_t u = 0; u < U; ++u) {
+            const double t = std::tanh(static_cast<double>(qi[u] + kj[u]));
+            const double g = ds * w[u] * (1.0 - t * t);
+            dq[u] += g;
+            dkj[u] += static_cast<T>(g);
+            pw[u] += ds * t;
+          }
+        }
+        T* dqi = dqp + (b * Tq + i) * U;
+        for (int64_t u = 0; u < U; ++u) dqi[u] = static_cast<T>(dq[u]);
+      }
+    }
+  });
+  for (int64_t u = 0; u < U; ++u) {
+    double sum = 0.0;
+    for (int c = 0; c < chunks; ++c) sum += parts[static_cast<int64_t>(c) * U + u];
+    dw[u] += static_cast<T>(sum);
+  }
+}
+
+template <typename T>
+void additive_scores_backward_naive(T* dqp, T* dkp, T* dw, const T* dscores, const T* qp,
+                                    const T* kp, const T* w, const AttentionDims& d) {
+  // dqp, qp: (B, Tq, U); dkp, kp: (B, Tk, U); dw, w: (U,); dscores: (B, Tq, Tk)
+  const int64_t Tq = d.q_len, Tk = d.k_len, U = d.depth;
+  std::vector<double> sum_w(static_cast<size_t>(U), 0.0);
+  auto t_of = [=](int64_t b, int64_t i, int64_t j, int64_t u) {
+    return std::tanh(static_cast<double>(qp[(b * Tq + i) * U + u]) + kp[(b * Tk + j) * U + u]);
+  };
+  for (int64_t b = 0; b < d.batch; ++b) {
+    for (int64_t i = 0; i < Tq; ++i)
+      for (int64_t u = 0; u < U; ++u) {
+        double acc = 0.0;
+        for (int64_t j = 0; j < Tk; ++j) {
+          const double t = t_of(b, i, j, u);
+          acc += dscores[(b * Tq + i) * Tk + j] * w[u] * (1.0 - t * t);
+        }
+        dqp[(b * Tq + i) * U + u] = static_cast<T>(acc);
+      }
+    for (int64_t j = 0; j < Tk; ++j)
+      for (int64_t u = 0; u < U; ++u) {
+        double acc = 0.0;
+        for (int64_t i = 0; i < Tq; ++i) {
+          const double t = t_of(b, i, j, u);
+          acc += dscores[(b * Tq + i) * Tk + j] * w[u] * (1.0 - t * t);
+          sum_w[u] += dscores[(b * Tq + i) * Tk + j] * t;
+        }
+        dkp[(b * Tk + j) * U + u] = static_cast<T>(acc);
+      }
+  }
+  for (int64_t u = 0; u < U; ++u) dw[u] += static_cast<T>(sum_w[u]);
+}
+
 // ---------------------------------------------------------------- instantiations
 
 #define CORENN_ATTENTION_INSTANTIATE(T)                                                            \
@@ -241,7 +372,14 @@ void attention_backward_naive(T* dq, T* dk, T* dv, const T* dout, const T* q, co
   template void attention_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*,          \
                                       const T*, double, const AttentionDims&);                     \
   template void attention_backward_naive<T>(T*, T*, T*, const T*, const T*, const T*, const T*,    \
-                                            const T*, double, const AttentionDims&);
+                                            const T*, double, const AttentionDims&);         \
+  template void additive_scores_forward<T>(T*, const T*, const T*, const T*, const AttentionDims&);        \
+  template void additive_scores_forward_naive<T>(T*, const T*, const T*, const T*,                      \
+                                                 const AttentionDims&);                                 \
+  template void additive_scores_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*,         \
+                                            const AttentionDims&);                                      \
+  template void additive_scores_backward_naive<T>(T*, T*, T*, const T*, const T*, const T*, const T*,   \
+                                                  const AttentionDims&);
 
 CORENN_ATTENTION_INSTANTIATE(float)
 CORENN_ATTENTION_INSTANTIATE(double)

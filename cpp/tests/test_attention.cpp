@@ -98,3 +98,28 @@ TEST(attention_validation) {
   CHECK_THROWS(attention_mask_batch(d, {3, 3, 5}, "op"), ShapeError);
   CHECK_THROWS(validate_attention_scale(INFINITY, "op"), ValueError);
 }
+
+TEST(additive_scores_fast_matches_naive_and_accumulates) {
+  const AttentionDims d = additive_scores_dims({40, 3, 5}, {40, 6, 5}, {5}, "op");
+  const int64_t B = 40, Tq = 3, Tk = 6, U = 5;  // enough batch elements for several chunks
+  auto qp = random_vector<double>(B * Tq * U, 1), kp = random_vector<double>(B * Tk * U, 2);
+  auto w = random_vector<double>(U, 3), ds = random_vector<double>(B * Tq * Tk, 4);
+  std::vector<double> s[2], dq[2], dk[2], dw[2];
+  for (int naive = 0; naive < 2; ++naive) {
+    s[naive].assign(B * Tq * Tk, 0), dq[naive].assign(qp.size(), 0), dk[naive].assign(kp.size(), 0);
+    dw[naive].assign(U, 0.5);  // the kernels add to dw
+    (naive ? additive_scores_forward_naive<double> : additive_scores_forward<double>)(
+        s[naive].data(), qp.data(), kp.data(), w.data(), d);
+    (naive ? additive_scores_backward_naive<double> : additive_scores_backward<double>)(
+        dq[naive].data(), dk[naive].data(), dw[naive].data(), ds.data(), qp.data(), kp.data(), w.data(), d);
+  }
+  check_all_close(s[0], s[1], 1e-12);
+  check_all_close(dq[0], dq[1], 1e-12);
+  check_all_close(dk[0], dk[1], 1e-12);
+  check_all_close(dw[0], dw[1], 1e-12);
+  double first = 0.0;
+  for (int64_t u = 0; u < U; ++u) first += w[u] * std::tanh(qp[u] + kp[u]);
+  CHECK_CLOSE(s[0][0], first, 1e-14);
+  CHECK_THROWS(additive_scores_dims({40, 3, 5}, {40, 6, 4}, {5}, "op"), ShapeError);
+  CHECK_THROWS(additive_scores_dims({40, 3, 5}, {40, 6, 5}, {4}, "op"), ShapeError);
+}

@@ -1,5 +1,6 @@
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <string>
@@ -84,6 +85,50 @@ py::tuple attention_backward_py(const py::array& dout, const py::array& q, const
   });
 }
 
+constexpr const char* kAdditive = "additive_scores_forward";
+constexpr const char* kAdditiveBackward = "additive_scores_backward";
+
+py::array additive_scores_forward_py(const py::array& qp, const py::array& kp, const py::array& w, bool naive) {
+  const FloatKind kind = float_kind(qp, kAdditive, "qp");
+  require_same_dtype(qp, kp, kAdditive, "qp", "kp");
+  require_same_dtype(qp, w, kAdditive, "qp", "w");
+  const AttentionDims d = additive_scores_dims(shape_of(qp), shape_of(kp), shape_of(w), kAdditive);
+  return dispatch_float(kind, [&](auto tag) -> py::array {
+    using T = decltype(tag);
+    auto qc = contiguous<T>(qp), kc = contiguous<T>(kp), wc = contiguous<T>(w);
+    auto scores = new_array<T>({d.batch, d.q_len, d.k_len});
+    T* sp = scores.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      (naive ? additive_scores_forward_naive<T> : additive_scores_forward<T>)(sp, qc.data(), kc.data(), wc.data(), d);
+    }
+    return scores;
+  });
+}
+
+py::tuple additive_scores_backward_py(const py::array& dscores, const py::array& qp, const py::array& kp,
+                                      const py::array& w, bool naive) {
+  const FloatKind kind = float_kind(qp, kAdditiveBackward, "qp");
+  require_same_dtype(qp, kp, kAdditiveBackward, "qp", "kp");
+  require_same_dtype(qp, w, kAdditiveBackward, "qp", "w");
+  require_same_dtype(qp, dscores, kAdditiveBackward, "qp", "dscores");
+  const AttentionDims d = additive_scores_dims(shape_of(qp), shape_of(kp), shape_of(w), kAdditiveBackward);
+  require_shape(dscores, {d.batch, d.q_len, d.k_len}, kAdditiveBackward, "dscores");
+  return dispatch_float(kind, [&](auto tag) -> py::tuple {
+    using T = decltype(tag);
+    auto dc = contiguous<T>(dscores), qc = contiguous<T>(qp), kc = contiguous<T>(kp), wc = contiguous<T>(w);
+    auto dq = new_array<T>(shape_of(qp)), dk = new_array<T>(shape_of(kp)), dw = new_array<T>({d.depth});
+    T *dqp = dq.mutable_data(), *dkp = dk.mutable_data(), *dwp = dw.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      std::fill(dwp, dwp + d.depth, T(0));  // the kernels accumulate dw
+      (naive ? additive_scores_backward_naive<T> : additive_scores_backward<T>)(dqp, dkp, dwp, dc.data(), qc.data(),
+                                                                                kc.data(), wc.data(), d);
+    }
+    return py::make_tuple(dq, dk, dw);
+  });
+}
+
 }  // namespace
 
 void bind_attention(py::module_& ops) {
@@ -101,6 +146,16 @@ void bind_attention(py::module_& ops) {
           "(dq, dk, dv) of attention_forward from its weights p: dv = p^T@dout, dS = p*(dP - "
           "rowsum(dP*p)) with dP = dout@v^T, dq = scale*dS@k, dk = scale*dS^T@q. scale must be "
           "the forward's (default 1/sqrt(d)).");
+  ops.def("additive_scores_forward", &additive_scores_forward_py, py::arg("qp"), py::arg("kp"), py::arg("w"),
+          py::arg("naive") = false,
+          "scores (B, Tq, Tk): additive (Bahdanau) attention scores, scores[b, i, j] = "
+          "sum_u w[u]*tanh(qp[b, i, u] + kp[b, j, u]), of the projected queries qp (B, Tq, U) "
+          "and keys kp (B, Tk, U) (W1 q and W2 k, dense ops) and w (U,). Bahdanau et al. 2015, "
+          "eq. 6; Keras's AdditiveAttention with scale w.");
+  ops.def("additive_scores_backward", &additive_scores_backward_py, py::arg("dscores"), py::arg("qp"),
+          py::arg("kp"), py::arg("w"), py::arg("naive") = false,
+          "(dqp, dkp, dw) of additive_scores_forward: with t = tanh(qp_i + kp_j) and "
+          "g = dscores_ij*w*(1 - t^2), dqp_i = sum_j g, dkp_j = sum_i g, dw = sum dscores_ij*t.");
 }
 
 }  // namespace bind

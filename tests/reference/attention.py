@@ -46,3 +46,17 @@ def attention_backward(do, q, k, v, p, scale=None):
     dp = do @ v.transpose(0, 2, 1)
     ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
     return scale * ds @ k, scale * ds.transpose(0, 2, 1) @ q, dv
+
+
+def additive_scores_forward(qp, kp, w):
+    """Bahdanau's scores, float64: scores[b, i, j] = Σ_u w_u·tanh(qp[b, i, u] + kp[b, j, u])."""
+    qp, kp, w = (np.asarray(a, np.float64) for a in (qp, kp, w))
+    return np.tanh(qp[:, :, None, :] + kp[:, None, :, :]) @ w
+
+
+def additive_scores_backward(dscores, qp, kp, w):
+    """(dqp, dkp, dw): with t = tanh(qp_i + kp_j), g = dscores_ij·w·(1 − t²)."""
+    dscores, qp, kp, w = (np.asarray(a, np.float64) for a in (dscores, qp, kp, w))
+    t = np.tanh(qp[:, :, None, :] + kp[:, None, :, :])
+    g = dscores[..., None] * w * (1.0 - t * t)
+    return g.sum(axis=2), g.sum(axis=1), (dscores[..., None] * t).sum(axis=(0, 1, 2))

@@ -54,4 +54,33 @@ template <typename T>
 void attention_backward_naive(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k,
                               const T* v, const T* p, double scale, const AttentionDims& d);
 
+// Additive (Bahdanau) attention scores (Bahdanau, Cho & Bengio 2015, eq. 6 and
+// appendix A.1.2; Keras's AdditiveAttention with its scale vector as w). The
+// projections qp = W₁q, kp = W₂k are dense ops done before:
+//   score[b, i, j] = Σ_u w_u · tanh(qp[b, i, u] + kp[b, j, u])
+// qp (B, Tq, U), kp (B, Tk, U), w (U,) -> scores (B, Tq, Tk), which a masked
+// softmax turns into the weights α⟨t,t'⟩. Backward, with t = tanh(qp_i + kp_j)
+// and g = dscore_ij · w ⊙ (1 − t²):
+//   dqp_i = Σ_j g,  dkp_j = Σ_i g,  dw = Σ_{b,i,j} dscore_ij · t
+
+// The dims of qp (B, Tq, U), kp (B, Tk, U), w (U,) as AttentionDims (depth = U,
+// v_depth = 0), or ShapeError naming `op` and the argument.
+AttentionDims additive_scores_dims(const std::vector<int64_t>& qp, const std::vector<int64_t>& kp,
+                                   const std::vector<int64_t>& w, const char* op);
+
+// scores: (B, Tq, Tk) written.
+template <typename T>
+void additive_scores_forward(T* scores, const T* qp, const T* kp, const T* w, const AttentionDims& d);
+template <typename T>
+void additive_scores_forward_naive(T* scores, const T* qp, const T* kp, const T* w,
+                                   const AttentionDims& d);
+// dqp: (B, Tq, U), dkp: (B, Tk, U) written; dw: (U,) accumulated (+=; summed per
+// thread chunk, partials added in chunk order); dscores: (B, Tq, Tk).
+template <typename T>
+void additive_scores_backward(T* dqp, T* dkp, T* dw, const T* dscores, const T* qp, const T* kp,
+                              const T* w, const AttentionDims& d);
+template <typename T>
+void additive_scores_backward_naive(T* dqp, T* dkp, T* dw, const T* dscores, const T* qp,
+                                    const T* kp, const T* w, const AttentionDims& d);
+
 }  // namespace corenn
