@@ -137,6 +137,8 @@ void bind_detection(py::module_& ops);
 void bind_recurrent(py::module_& ops);
 void bind_style(py::module_& ops);
 void bind_metric_losses(py::module_& ops);
+void bind_layer_norm(py::module_& ops);
+void bind_attention(py::module_& ops);
 void bind_model(py::module_& m);
 
 }  // namespace bind

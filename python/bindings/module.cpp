@@ -49,5 +49,7 @@ PYBIND11_MODULE(_core, m) {
   corenn::bind::bind_recurrent(ops);
   corenn::bind::bind_style(ops);
   corenn::bind::bind_metric_losses(ops);
+  corenn::bind::bind_layer_norm(ops);
+  corenn::bind::bind_attention(ops);
   corenn::bind::bind_model(m);
 }
