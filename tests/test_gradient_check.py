@@ -10,7 +10,7 @@ import pytest
 
 import corenn as cn
 from corenn.gradient_check import _parameter_sizes, _subset
-from gradcheck import relative_difference
+from gradcheck import engine_finite_differences, relative_difference
 from tolerances import GRADCHECK_EPS, GRADCHECK_THRESHOLD, assert_close
 
 L = cn.layers
@@ -56,22 +56,6 @@ def test_subset_is_everything_when_the_model_is_small_enough():
     np.testing.assert_array_equal(_subset("gradient_check", [3, 4], None, 0), np.arange(7))
 
 
-def finite_differences(engine, x, y, labels, eps):
-    theta = engine.get_parameters()
-    numeric = np.empty_like(theta)
-    try:
-        for i in range(theta.size):
-            shifted = theta.copy()
-            shifted[i] += eps
-            engine.set_parameters(shifted)
-            plus = engine.loss_and_gradients(x, y, labels)[0]
-            shifted[i] = theta[i] - eps
-            engine.set_parameters(shifted)
-            minus = engine.loss_and_gradients(x, y, labels)[0]
-            numeric[i] = (plus - minus) / (2 * eps)
-    finally:
-        engine.set_parameters(theta)
-    return numeric
 
 
 def test_value_is_the_relative_difference_over_the_checked_subset():
@@ -84,7 +68,7 @@ def test_value_is_the_relative_difference_over_the_checked_subset():
     state = m._engine.get_state()
     _, analytic = m._engine.loss_and_gradients(x, y, True)
     m._engine.set_state(state)
-    numeric = finite_differences(m._engine, x, y, True, GRADCHECK_EPS)
+    numeric = engine_finite_differences(m._engine, x, y, True, GRADCHECK_EPS)
     m._engine.set_state(state)
     idx = _subset("gradient_check", _parameter_sizes(m._engine), 12, seed=9)
     assert len(idx) == 12 < m._engine.count_params()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import corenn as cn
-from gradcheck import relative_difference
+from gradcheck import engine_finite_differences, relative_difference
 from model_numpy import NumpyMLP
 from tolerances import GRADCHECK_EPS, GRADCHECK_THRESHOLD
 
@@ -167,23 +167,6 @@ def test_reshape_and_flatten(dtype):
 
 
 # ------------------------------------------------------------ negative controls
-def finite_differences(engine, x, y, labels, eps=GRADCHECK_EPS):
-    """Our own central differences of the engine's loss (not cn.gradient_check)."""
-    theta = engine.get_parameters()
-    numeric = np.empty_like(theta)
-    try:
-        for i in range(theta.size):
-            shifted = theta.copy()
-            shifted[i] += eps
-            engine.set_parameters(shifted)
-            plus = engine.loss_and_gradients(x, y, labels)[0]
-            shifted[i] = theta[i] - eps
-            engine.set_parameters(shifted)
-            minus = engine.loss_and_gradients(x, y, labels)[0]
-            numeric[i] = (plus - minus) / (2 * eps)
-    finally:
-        engine.set_parameters(theta)
-    return numeric
 
 
 @pytest.fixture
@@ -199,7 +182,7 @@ def small_model():
 def test_negative_control_corrupted_gradients_are_caught(small_model):
     model, x, y = small_model
     _, analytic = model._engine.loss_and_gradients(x, y, True)
-    numeric = finite_differences(model._engine, x, y, True)
+    numeric = engine_finite_differences(model._engine, x, y, True)
     assert relative_difference(analytic, numeric) < GRADCHECK_THRESHOLD  # the honest one
     # A wrong sign on the whole gradient: relative difference 1.
     assert relative_difference(-analytic, numeric) > 0.99

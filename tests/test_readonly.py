@@ -179,6 +179,79 @@ OP_CASES = [
 ]
 
 
+# Sequences (N, T, F) = (2, 4, 3), hidden 5; boxes; attention (B, T, d) = (2, 4, 3).
+XS = RNG.standard_normal((2, 4, 3))
+H0 = RNG.standard_normal((2, 5))
+BOXES = np.concatenate([RNG.uniform(0, 5, (6, 2)), RNG.uniform(5, 10, (6, 2))], axis=1)
+
+
+def _cache(forward, *arrays):
+    """Forward's cache from writeable copies, so only backward reads read-only arrays."""
+    return forward(*[np.array(a) for a in arrays])[-1]
+
+
+def _recurrent_cases(name, gates, forward, backward):
+    w_ih, w_hh = RNG.standard_normal((gates * 5, 3)), RNG.standard_normal((gates * 5, 5))
+    b = RNG.standard_normal(gates * 5)
+    extra = {"lstm": (H0,), "gru": (RNG.standard_normal(gates * 5),), "simple_rnn": ()}[name]
+    if name == "lstm":
+        fwd = lambda x, wi, wh, bb, h0, c0: forward(x, wi, wh, bb, h0, c0)  # noqa: E731
+        args = (XS, w_ih, w_hh, b, H0, H0 * 0.5)
+        bwd = lambda dy, x, wi, wh, bb, h0, c0: backward(  # noqa: E731
+            dy, None, None, x, wi, wh, bb, h0, c0, _cache(forward, x, wi, wh, bb, h0, c0))
+    elif name == "gru":
+        fwd = lambda x, wi, wh, bb, rb, h0: forward(x, wi, wh, bb, rb, h0)  # noqa: E731
+        args = (XS, w_ih, w_hh, b, *extra, H0)
+        bwd = lambda dy, x, wi, wh, bb, rb, h0: backward(  # noqa: E731
+            dy, None, x, wi, wh, bb, rb, h0, _cache(forward, x, wi, wh, bb, rb, h0))
+    else:
+        fwd = lambda x, wi, wh, bb, h0: forward(x, wi, wh, bb, h0)  # noqa: E731
+        args = (XS, w_ih, w_hh, b, H0)
+        bwd = lambda dy, x, wi, wh, bb, h0: backward(  # noqa: E731
+            dy, None, x, wi, wh, bb, h0, _cache(forward, x, wi, wh, bb, h0))
+    dy = RNG.standard_normal((2, 4, 5))
+    return [(f"{name}_forward", fwd, args), (f"{name}_backward", bwd, (dy, *args))]
+
+
+def _attention_backward(dout, q, k, v):
+    _, p = ops.attention_forward(np.array(q), np.array(k), np.array(v))
+    return ops.attention_backward(dout, q, k, v, p)
+
+
+def _layer_norm_backward(dy, x, gamma):
+    _, mean, invstd = ops.layer_norm_forward(np.array(x), np.array(gamma), None)
+    return ops.layer_norm_backward(dy, x, gamma, mean, invstd)
+
+
+OP_CASES += [
+    ("upsample2d_forward", lambda x: ops.upsample2d_forward(x, 2, "bilinear"), (X4,)),
+    ("upsample2d_backward", lambda dy: ops.upsample2d_backward(dy, X4.shape, 2, "bilinear"),
+     (RNG.standard_normal((2, 3, 12, 12)),)),
+    ("box_iou", lambda a, b: ops.box_iou(a, b), (BOXES, BOXES[::-1].copy())),
+    ("nms", lambda boxes, scores: ops.nms(boxes, scores, 0.3), (BOXES, RNG.uniform(0, 1, 6))),
+    *_recurrent_cases("lstm", 4, ops.lstm_forward, ops.lstm_backward),
+    *_recurrent_cases("gru", 3, ops.gru_forward, ops.gru_backward),
+    *_recurrent_cases("simple_rnn", 1, ops.simple_rnn_forward, ops.simple_rnn_backward),
+    ("gram_matrix", lambda a: ops.gram_matrix(a), (X4,)),
+    ("gram_matrix_backward", lambda dg, a: ops.gram_matrix_backward(dg, a),
+     (RNG.standard_normal((2, 3, 3)), X4)),
+    ("content_cost", lambda a, g: ops.content_cost(a, g), (X4, X4 + 0.1)),
+    ("style_cost", lambda a, g: ops.style_cost(a, g), (X4, X4 * 0.9)),
+    ("total_variation", lambda img: ops.total_variation(img), (X4,)),
+    ("triplet_loss", lambda e: ops.triplet_loss(e), (RNG.standard_normal((4, 3, 5)),)),
+    ("contrastive_loss", lambda a, b, same: ops.contrastive_loss(a, b, same),
+     (RNG.standard_normal((4, 5)), RNG.standard_normal((4, 5)), np.array([1.0, 0.0, 1.0, 0.0]))),
+    ("layer_norm_forward", lambda x, g, b: ops.layer_norm_forward(x, g, b),
+     (X4, RNG.standard_normal(6), RNG.standard_normal(6))),
+    ("layer_norm_backward", _layer_norm_backward, (RNG.standard_normal(X4.shape), X4, RNG.standard_normal(6))),
+    ("attention_forward", lambda q, k, v: ops.attention_forward(q, k, v), (XS, XS[::-1].copy(), XS * 2)),
+    ("attention_backward", _attention_backward, (XS * 0.5, XS, XS[::-1].copy(), XS * 2)),
+    ("additive_scores_forward", lambda q, k, w: ops.additive_scores_forward(q, k, w),
+     (XS, XS[:, :3].copy(), RNG.standard_normal(3))),
+    ("additive_scores_backward", lambda d, q, k, w: ops.additive_scores_backward(d, q, k, w),
+     (RNG.standard_normal((2, 4, 3)), XS, XS[:, :3].copy(), RNG.standard_normal(3))),
+]
+
 def _step(update):
     p, state = X.copy(), [np.zeros_like(X), np.zeros_like(X)]
     update(p, state)
