@@ -428,6 +428,8 @@ LABELS = {
     "lenet_b1_infer": "LeNet inference, 1 image",
     "resnet_small_b64": "Small ResNet training step, batch 64",
     "resnet_small_b1_infer": "Small ResNet inference, 1 image",
+    "iou_2000x2000": "Box IoU matrix, 2,000 × 2,000 boxes",
+    "nms_10k": "Non-max suppression, 10,000 boxes",
     "sgemm": f"Matrix product {W.SGEMM_N}³ (reference)",
 }
 
