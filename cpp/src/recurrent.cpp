@@ -47,6 +47,21 @@ void add_column_sums(T* acc, const T* m, int64_t rows, int64_t cols) {
   });
 }
 
+// What the backward sums over every step, once the recurrence has produced the
+// gate gradients of all N·T rows: dx, dW_ih and db from dA_in, dW_hh from
+// dA_rec (the same matrix but for the GRU, whose recurrent products have a gate
+// gradient of their own). Three large GEMMs instead of T small ones each.
+template <typename T>
+void gradients_over_all_steps(T* dx, T* dW_ih, T* dW_hh, T* db, T* h_prev, const T* dA_in,
+                              const T* dA_rec, const T* x, const T* W_ih, const T* h0, const T* y,
+                              int64_t N, int64_t S, int64_t F, int64_t H, int64_t G) {
+  previous_states(h_prev, h0, y, N, S, H);
+  gemm<T>(Trans::no, Trans::no, N * S, F, G, T(1), dA_in, G, W_ih, F, T(0), dx, F);
+  gemm<T>(Trans::yes, Trans::no, G, F, N * S, T(1), dA_in, G, x, F, T(1), dW_ih, F);
+  gemm<T>(Trans::yes, Trans::no, G, H, N * S, T(1), dA_rec, G, h_prev, H, T(1), dW_hh, H);
+  add_column_sums(db, dA_in, N * S, G);
+}
+
 }  // namespace
 
 // SimpleRNN scratch: pre-activation gradients dA (N, T, H), h_{t-1} (N, T, H), dh (N, H).
@@ -137,11 +152,7 @@ void simple_rnn_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scratch, c
     gemm<T>(Trans::no, Trans::no, N, H, H, T(1), dA + t * H, S * H, W_hh, H, T(0), dh, H);
   }
   std::copy(dh, dh + N * H, dh0);
-  previous_states(h_prev, h0, y, N, S, H);
-  gemm<T>(Trans::no, Trans::no, N * S, F, H, T(1), dA, H, W_ih, F, T(0), dx, F);
-  gemm<T>(Trans::yes, Trans::no, H, F, N * S, T(1), dA, H, x, F, T(1), dW_ih, F);
-  gemm<T>(Trans::yes, Trans::no, H, H, N * S, T(1), dA, H, h_prev, H, T(1), dW_hh, H);
-  add_column_sums(db, dA, N * S, H);
+  gradients_over_all_steps(dx, dW_ih, dW_hh, db, h_prev, dA, dA, x, W_ih, h0, y, N, S, F, H, H);
 }
 
 template <typename T>
@@ -304,12 +315,7 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dW_ih, T* dW_hh, T* db, T* scratch,
   }
   std::copy(dh, dh + N * H, dh0);
   std::copy(dc, dc + N * H, dc0);
-  // Everything else sums over all steps at once: three large GEMMs.
-  previous_states(h_prev, h0, y, N, S, H);
-  gemm<T>(Trans::no, Trans::no, N * S, F, G, T(1), dA, G, W_ih, F, T(0), dx, F);
-  gemm<T>(Trans::yes, Trans::no, G, F, N * S, T(1), dA, G, x, F, T(1), dW_ih, F);
-  gemm<T>(Trans::yes, Trans::no, G, H, N * S, T(1), dA, G, h_prev, H, T(1), dW_hh, H);
-  add_column_sums(db, dA, N * S, G);
+  gradients_over_all_steps(dx, dW_ih, dW_hh, db, h_prev, dA, dA, x, W_ih, h0, y, N, S, F, H, G);
 }
 
 template <typename T>
@@ -482,11 +488,7 @@ void gru_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* drb, T* scratch, 
     gemm<T>(Trans::no, Trans::no, N, H, G, T(1), dR + t * G, S * G, W_hh, H, T(1), dh, H);
   }
   std::copy(dh, dh + N * H, dh0);
-  previous_states(h_prev, h0, y, N, S, H);
-  gemm<T>(Trans::no, Trans::no, N * S, F, G, T(1), dX, G, W_ih, F, T(0), dx, F);
-  gemm<T>(Trans::yes, Trans::no, G, F, N * S, T(1), dX, G, x, F, T(1), dW_ih, F);
-  gemm<T>(Trans::yes, Trans::no, G, H, N * S, T(1), dR, G, h_prev, H, T(1), dW_hh, H);
-  add_column_sums(db, dX, N * S, G);
+  gradients_over_all_steps(dx, dW_ih, dW_hh, db, h_prev, dX, dR, x, W_ih, h0, y, N, S, F, H, G);
   add_column_sums(drb, dR, N * S, G);
 }
 
