@@ -1,5 +1,5 @@
 """Boxes for object detection (course 4, week 3): formats, IoU, non-max
-suppression and mean average precision.
+suppression, mean average precision and the YOLO grid encoding.
 
 Boxes are corners ``(x1, y1, x2, y2)`` (torchvision's "xyxy": x to the right,
 y down or up alike, x1 <= x2 and y1 <= y2 for a proper box) unless a function
@@ -22,7 +22,8 @@ import numpy as np
 from . import _validate
 from ._core import ops as _ops
 
-__all__ = ["batched_nms", "box_area", "box_convert", "iou", "mean_average_precision", "nms"]
+__all__ = ["batched_nms", "box_area", "box_convert", "iou", "mean_average_precision", "nms",
+           "yolo_decode", "yolo_encode", "yolo_filter_boxes"]
 
 _FORMATS = ("xyxy", "xywh", "cxcywh")
 
@@ -216,3 +217,172 @@ def _average_precision(images, c, iou_threshold):
     precision = np.maximum.accumulate(precision[::-1])[::-1]  # the monotone envelope
     steps = np.flatnonzero(recall[1:] != recall[:-1])
     return float(np.sum((recall[steps + 1] - recall[steps]) * precision[steps + 1]))
+
+
+# YOLO ---------------------------------------------------------------------------
+#
+# One image's YOLO volume is (A·(5+C), S, S) in corenn's NCHW layout (the course's
+# S × S × A × (5+C) with the anchor and box fields moved to the channels):
+# channel a·(5+C) + k of cell (row i, column j) holds, for anchor a,
+#   k = 0: p_c, 1 if the cell holds an object's centre for this anchor;
+#   k = 1, 2: t_x, t_y, the centre's offset inside the cell, in [0, 1);
+#   k = 3, 4: t_w, t_h = log(w / anchor_w), log(h / anchor_h) (YOLOv2);
+#   k = 5 ... 4+C: the class one-hot.
+
+
+def _image_size(owner, image_size):
+    # int -> a square image; (height, width) otherwise. Returned as (H, W) floats.
+    size = (image_size, image_size) if np.ndim(image_size) == 0 else tuple(image_size)
+    if len(size) != 2:
+        raise ValueError(f"{owner}: image_size must be an int or (height, width), got {image_size!r}")
+    return tuple(_validate.real(owner, "image_size", v, 0.0, low_open=True) for v in size)
+
+
+def _anchors(owner, anchors):
+    a = np.asarray(anchors, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != 2 or len(a) == 0:
+        raise ValueError(f"{owner}: anchors must have shape (A, 2) with A >= 1 (width, height), got {a.shape}")
+    if not (np.isfinite(a).all() and (a > 0).all()):
+        raise ValueError(f"{owner}: anchors must be finite and positive, got {a.tolist()}")
+    return a
+
+
+def _shape_iou(wh, anchors):
+    # IoU of boxes (K, 2) and anchors (A, 2) as sizes only: both centred on the same point.
+    inter = np.minimum(wh[:, None, 0], anchors[None, :, 0]) * np.minimum(wh[:, None, 1], anchors[None, :, 1])
+    union = (wh[:, 0] * wh[:, 1])[:, None] + (anchors[:, 0] * anchors[:, 1])[None, :] - inter
+    return inter / union
+
+
+def yolo_encode(boxes, classes, grid, anchors, num_classes, image_size):
+    """The YOLO training target of one image (course 4, week 3; YOLOv2's box
+    parametrisation): ``(A·(5+C), S, S)`` float32, NCHW.
+
+    boxes ``(K, 4)`` corners in pixels, classes ``(K,)`` integer labels in
+    [0, C), ``grid`` S (int >= 1), anchors ``(A, 2)`` (width, height) in
+    pixels, ``num_classes`` C, ``image_size`` an int (square) or (height,
+    width) in pixels. Each box goes to the cell (row ⌊c_y·S/H⌋, column
+    ⌊c_x·S/W⌋) holding its centre (c_x, c_y) and to the anchor whose shape
+    best matches it: the largest IoU of widths and heights only, both centred
+    (ties: lower anchor index). Channel ``a·(5+C) + k`` of that cell holds:
+    k = 0 p_c = 1; k = 1, 2 t_x, t_y = the centre's offset inside the cell in
+    cell units, in [0, 1); k = 3, 4 t_w = log(w / anchor_w), t_h = log(h /
+    anchor_h); k = 5 + class: 1 (one-hot). Everything else is 0 (p_c = 0
+    marks "no object"; the other fields are then don't-care). Two boxes in the
+    same cell and anchor: the later box wins.
+
+    ValueError naming the argument: boxes not (K, 4), with NaN, zero or negative
+    width or height, or a centre outside [0, W) × [0, H); classes not (K,)
+    integers in [0, C); anchors not (A, 2) positive; grid or num_classes < 1.
+    """
+    owner = "yolo_encode"
+    b = _as_boxes(owner, "boxes", boxes, np.float64)
+    s = _validate.integer(owner, "grid", grid, 1)
+    c = _validate.integer(owner, "num_classes", num_classes, 1)
+    a = _anchors(owner, anchors)
+    h, w = _image_size(owner, image_size)
+    labels = np.asarray(classes)
+    if labels.shape != (len(b),) or not (labels.size == 0 or np.issubdtype(labels.dtype, np.integer)):
+        raise ValueError(f"{owner}: classes must be integer labels of shape ({len(b)},), "
+                         f"got {labels.dtype} {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= c):
+        raise ValueError(f"{owner}: classes must lie in [0, {c}), got values in [{labels.min()}, {labels.max()}]")
+    cxcywh = box_convert(b, "xyxy", "cxcywh")
+    if not np.isfinite(cxcywh).all() or (cxcywh[:, 2:] <= 0).any():
+        raise ValueError(f"{owner}: boxes must be finite with x2 > x1 and y2 > y1")
+    if ((cxcywh[:, 0] < 0) | (cxcywh[:, 0] >= w) | (cxcywh[:, 1] < 0) | (cxcywh[:, 1] >= h)).any():
+        raise ValueError(f"{owner}: every box centre must lie in the image [0, {w}) x [0, {h})")
+    gx, gy = cxcywh[:, 0] * s / w, cxcywh[:, 1] * s / h   # centres in cell units
+    col, row = np.floor(gx).astype(np.int64), np.floor(gy).astype(np.int64)
+    best = np.argmax(_shape_iou(cxcywh[:, 2:], a), axis=1)
+    target = np.zeros((len(a), 5 + c, s, s), np.float32)
+    for k in range(len(b)):  # in order, so that a later box overwrites an earlier one
+        cell = target[best[k], :, row[k], col[k]]
+        cell[:] = 0
+        cell[:5] = [1.0, gx[k] - col[k], gy[k] - row[k],
+                    np.log(cxcywh[k, 2] / a[best[k], 0]), np.log(cxcywh[k, 3] / a[best[k], 1])]
+        cell[5 + labels[k]] = 1.0
+    return target.reshape(len(a) * (5 + c), s, s)
+
+
+def yolo_decode(output, anchors, image_size, from_logits=False):
+    """Boxes, scores and classes of every cell and anchor of YOLO outputs
+    ``(N, A·(5+C), S, S)`` laid out as :func:`yolo_encode`'s target.
+
+    With ``from_logits=False`` the output is read in the target's own space
+    (p_c and class probabilities in [0, 1], t_x, t_y offsets in cells, t_w,
+    t_h logs), so decoding an encoded target gives back its boxes. With
+    ``from_logits=True`` the raw model output is activated first as in YOLOv2:
+    sigmoid on p_c, t_x and t_y, softmax over the class scores.
+
+    Box: centre ((j + t_x)·W/S, (i + t_y)·H/S) for cell (row i, column j),
+    size (anchor_w·exp(t_w), anchor_h·exp(t_h)), returned as corners in pixels.
+    Returns ``boxes (N, S·S·A, 4)``, ``scores (N, S·S·A)`` = p_c · max class
+    probability and ``classes (N, S·S·A)`` int64 (the argmax), ordered by row,
+    column, then anchor (the course's S × S × A). float32 output stays
+    float32, anything else is computed in float64. Select with
+    :func:`yolo_filter_boxes` or a score threshold, then :func:`nms`.
+
+    ValueError: output not 4-D, not square, or with a channel count that is not
+    A·(5+C) for some C >= 1; anchors not (A, 2) positive; NaN in the output.
+    """
+    owner = "yolo_decode"
+    a = _anchors(owner, anchors)
+    h, w = _image_size(owner, image_size)
+    out = np.asarray(output)
+    if out.ndim != 4 or out.shape[2] != out.shape[3]:
+        raise ValueError(f"{owner}: output must have shape (N, A*(5+C), S, S), got {out.shape}")
+    n, ch, s = out.shape[0], out.shape[1], out.shape[2]
+    if ch % len(a) or ch // len(a) < 6:
+        raise ValueError(f"{owner}: output must have A*(5+C) channels with A = {len(a)} anchors and "
+                         f"C >= 1, got {ch}")
+    dtype = _float_dtype(out)
+    v = out.astype(dtype).reshape(n, len(a), ch // len(a), s, s).transpose(0, 3, 4, 1, 2)  # (N, S, S, A, 5+C)
+    if np.isnan(v).any():
+        raise ValueError(f"{owner}: output must not contain NaN")
+    p_c, t_xy, t_wh, probs = v[..., 0], v[..., 1:3], v[..., 3:5], v[..., 5:]
+    if from_logits:
+        p_c, t_xy = 1 / (1 + np.exp(-p_c)), 1 / (1 + np.exp(-t_xy))
+        probs = np.exp(probs - probs.max(axis=-1, keepdims=True))
+        probs = probs / probs.sum(axis=-1, keepdims=True)
+    cells = np.stack(np.meshgrid(np.arange(s), np.arange(s)), axis=-1)[:, :, None, :]  # (S, S, 1, (j, i))
+    centre = (cells + t_xy) * np.array([w / s, h / s])
+    size = a * np.exp(t_wh)
+    boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=-1).astype(dtype)
+    scores = (p_c * probs.max(axis=-1)).astype(dtype)
+    classes = np.argmax(probs, axis=-1).astype(np.int64)
+    return boxes.reshape(n, -1, 4), scores.reshape(n, -1), classes.reshape(n, -1)
+
+
+def yolo_filter_boxes(boxes, box_confidence, box_class_probs, threshold=0.6):
+    """The course's ``yolo_filter_boxes`` (course 4, week 3 assignment): keep
+    each box's best class when its score p_c · class probability is >=
+    ``threshold``.
+
+    boxes ``(..., 4)``, box_confidence ``(..., 1)`` or ``(...)``,
+    box_class_probs ``(..., C)`` with the same leading axes (e.g. the course's
+    (19, 19, 5, ·)). Returns ``(scores (K,), boxes (K, 4), classes (K,)
+    int64)`` of the kept boxes in C order of the leading axes (as
+    ``tf.boolean_mask``). ValueError: mismatched shapes, NaN scores, a
+    negative or NaN threshold.
+    """
+    owner = "yolo_filter_boxes"
+    threshold = _validate.real(owner, "threshold", threshold, 0.0)
+    b, conf, probs = np.asarray(boxes), np.asarray(box_confidence), np.asarray(box_class_probs)
+    if b.ndim < 1 or b.shape[-1] != 4:
+        raise ValueError(f"{owner}: boxes must have shape (..., 4), got {b.shape}")
+    lead = b.shape[:-1]
+    if probs.ndim < 1 or probs.shape[:-1] != lead or probs.shape[-1] < 1:
+        raise ValueError(f"{owner}: box_class_probs must have shape {lead + ('C',)}, got {probs.shape}")
+    if conf.shape == lead + (1,):
+        conf = conf[..., 0]
+    if conf.shape != lead:
+        raise ValueError(f"{owner}: box_confidence must have shape {lead + (1,)} or {lead}, got {conf.shape}")
+    dtype = _float_dtype(b, conf, probs)
+    box_scores = conf.astype(dtype)[..., None] * probs.astype(dtype)
+    if np.isnan(box_scores).any():
+        raise ValueError(f"{owner}: box_confidence and box_class_probs must not contain NaN")
+    classes = np.argmax(box_scores, axis=-1)
+    scores = np.max(box_scores, axis=-1)
+    keep = scores >= threshold
+    return scores[keep], b.astype(dtype)[keep].reshape(-1, 4), classes[keep].astype(np.int64)

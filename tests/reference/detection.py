@@ -65,3 +65,37 @@ def batched_nms(boxes, scores, classes, iou_threshold=0.5, score_threshold=None,
         kept += [idx[k] for k in sub]
     kept.sort(key=lambda i: (-float(scores[i]), i))
     return np.array(kept[:max_output] if max_output is not None else kept, dtype=np.int64)
+
+
+def yolo_encode(boxes, classes, grid, anchors, num_classes, image_size):
+    """Plain loops over the boxes: cell of the centre, anchor of the best
+    width/height IoU (first on ties), offsets in cells, YOLOv2's log sizes;
+    a later box overwrites an earlier one. (A·(5+C), S, S)."""
+    h, w = (image_size, image_size) if np.ndim(image_size) == 0 else image_size
+    depth = 5 + num_classes
+    target = np.zeros((len(anchors) * depth, grid, grid))
+    for (x1, y1, x2, y2), cls in zip(np.asarray(boxes, np.float64), classes):
+        bw, bh, cx, cy = x2 - x1, y2 - y1, (x1 + x2) / 2, (y1 + y2) / 2
+        best, best_iou = 0, -1.0
+        for k, (aw, ah) in enumerate(anchors):
+            inter = min(bw, aw) * min(bh, ah)
+            shape_iou = inter / (bw * bh + aw * ah - inter)
+            if shape_iou > best_iou:
+                best, best_iou = k, shape_iou
+        gx, gy = cx / (w / grid), cy / (h / grid)
+        j, i = int(np.floor(gx)), int(np.floor(gy))
+        c0 = best * depth
+        target[c0:c0 + depth, i, j] = 0
+        target[c0:c0 + 5, i, j] = [1, gx - j, gy - i, np.log(bw / anchors[best][0]), np.log(bh / anchors[best][1])]
+        target[c0 + 5 + cls, i, j] = 1
+    return target
+
+
+def yolo_filter_boxes(boxes, box_confidence, box_class_probs, threshold):
+    """The course's assignment, in NumPy: scores = confidence × probs, best
+    class per box, keep scores >= threshold (boolean mask in C order)."""
+    box_scores = np.asarray(box_confidence, np.float64) * np.asarray(box_class_probs, np.float64)
+    classes = np.argmax(box_scores, axis=-1)
+    scores = np.max(box_scores, axis=-1)
+    mask = scores >= threshold
+    return scores[mask], np.asarray(boxes, np.float64)[mask], classes[mask]
