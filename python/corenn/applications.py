@@ -15,10 +15,14 @@ block's layers can be found again with `model.get_layer`.
 - `efficientnet_scaling`: the compound scaling rule d = α^φ, w = β^φ, r = γ^φ.
 - `unet`: a contracting path, a Conv2DTranspose expanding path and skip
   concatenations, ending in per-pixel logits.
+- `fully_convolutional`: a trained Conv → Flatten → Dense classifier as the
+  equivalent fully convolutional model, which runs every sliding window of a
+  larger image in one pass (course 4, week 3; OverFeat).
 """
 
 import math
 
+from . import _validate
 from . import layers as L
 from . import models
 
@@ -234,6 +238,105 @@ def unet(input_shape=(1, 32, 32), classes=1, filters=8, depth=2, dtype="float32"
     return models.Model(x, out, dtype=dtype, name=name)
 
 
-__all__ = ["depthwise_separable_block", "efficientnet", "efficientnet_scaling", "inception_module",
-           "inception_small", "inverted_residual_block", "mobilenet_v1", "mobilenet_v2",
-           "residual_block", "resnet_small", "unet"]
+# ----------------------------------------------- convolutional sliding windows
+
+# The layers that slide with the window: rebuilt as they are, same weights.
+_SLIDING = (L.Conv2D, L.DepthwiseConv2D, L.SeparableConv2D, L.MaxPooling2D, L.AveragePooling2D,
+            L.BatchNormalization, L.Activation, L.Dropout)
+# The layers of the head after the first Dense (which must directly follow Flatten).
+_HEAD = (L.Dense, L.Activation, L.Dropout)
+
+
+def fully_convolutional(model, input_shape, name=None):
+    """The convolutional implementation of sliding windows (course 4, week 3;
+    Sermanet et al. 2014, OverFeat): `model`, a cn.Sequential classifier
+
+        [Conv2D | DepthwiseConv2D | SeparableConv2D | MaxPooling2D |
+         AveragePooling2D | BatchNormalization(axis=1) | Activation | Dropout]*
+        → Flatten → Dense → [Dense | Activation | Dropout]*
+
+    on inputs (C, H, W), becomes a cn.Sequential on inputs `input_shape` =
+    (C, H_big, W_big) whose output (N, classes, S_h, S_w) holds, in cell (i, j),
+    the original model's output on the H×W window at (i·s, j·s), s being the
+    product of the strides before Flatten (the pools' and convolutions'), with
+    S = (H_big − H) // s + 1 per side: the windows share the convolutions
+    instead of recomputing them.
+
+    The first Dense becomes a Conv2D whose kernel covers Flatten's input
+    (C', H', W'): its weights (units, C'·H'·W') reshape exactly to
+    (units, C', H', W') as Flatten reads NCHW in C order. Every later Dense
+    becomes a 1×1 Conv2D (weights (units, in, 1, 1)); activations (fused ones
+    too) and Dropout are kept, softmax then normalising over the channels of each
+    cell. The layers before Flatten are rebuilt from their configurations with
+    the same weights and names. The cells equal the windows' predictions
+    exactly when those layers use "valid" padding; with "same" padding the
+    border cells see the image's neighbouring pixels where the original saw zeros.
+
+    Returns a new built model of `model`'s dtype (named `name`, default
+    model.name + "_fcn"); `model` is unchanged. Raises TypeError when model is
+    not a cn.Sequential, ValueError naming the first layer outside the pattern,
+    for a model without an input shape, and for an input_shape of another rank or channel
+    count than the model's input or smaller than it.
+    """
+    where = "fully_convolutional"
+    if not isinstance(model, models.Sequential):
+        raise TypeError(f"{where}: model must be a cn.Sequential, got {type(model).__name__}")
+    model._ensure_built()  # a model given its Input but not run yet builds (and initialises) here
+    original = tuple(model.input.shape[1:])
+    big = _validate.shape(where, "input_shape", input_shape)
+    if len(original) != 3:
+        raise ValueError(f"{where}: model '{model.name}' must take images (C, H, W), "
+                         f"it takes {original}")
+    if len(big) != 3 or big[0] != original[0] or big[1] < original[1] or big[2] < original[2]:
+        raise ValueError(f"{where}: input_shape must be (C, H, W) with C = {original[0]} and H, W "
+                         f"at least the model's input {original[1:]}, got {big}")
+
+    layers = model.layers
+    flat = next((i for i, layer in enumerate(layers) if isinstance(layer, L.Flatten)), None)
+    if flat is None or flat + 1 == len(layers) or not isinstance(layers[flat + 1], L.Dense):
+        raise ValueError(f"{where}: model '{model.name}' must end in Flatten → Dense → "
+                         "[Dense | Activation | Dropout]*; "
+                         + ("it has no Flatten" if flat is None else
+                            f"Flatten '{layers[flat].name}' is not followed by a Dense"))
+    for layer in layers[:flat]:
+        if not isinstance(layer, _SLIDING) or (isinstance(layer, L.BatchNormalization)
+                                               and layer.axis != 1):
+            raise ValueError(f"{where}: cannot convert {type(layer).__name__} '{layer.name}' "
+                             "before Flatten; expected convolutions, pools, BatchNormalization "
+                             "(axis=1), Activation or Dropout")
+    for layer in layers[flat + 2:]:
+        if not isinstance(layer, _HEAD):
+            raise ValueError(f"{where}: cannot convert {type(layer).__name__} '{layer.name}' "
+                             "after Flatten; expected Dense, Activation or Dropout")
+
+    flat_input = layers[flat - 1].output.shape[1:] if flat else original
+    rebuilt, weights, features = [], [], None
+    for layer in layers[:flat]:
+        rebuilt.append(type(layer).from_config(layer.get_config()))
+        weights.append(layer.get_weights())
+    for layer in layers[flat + 1:]:
+        if isinstance(layer, L.Dense):
+            # The first Dense sees all of Flatten's input; later ones one cell's features.
+            kernel = (flat_input[1], flat_input[2]) if features is None else (1, 1)
+            config = {**layer.get_config(), "filters": layer.units, "kernel_size": list(kernel)}
+            rebuilt.append(L.Conv2D.from_config(config))
+            w = layer.get_weights()
+            channels = flat_input[0] if features is None else features
+            weights.append([w[0].reshape(layer.units, channels, *kernel), *w[1:]])
+            features = layer.units
+        else:
+            rebuilt.append(type(layer).from_config(layer.get_config()))
+            weights.append(layer.get_weights())
+
+    fcn = models.Sequential([L.Input(big), *rebuilt], dtype=model.dtype.name,
+                            name=name or f"{model.name}_fcn")
+    fcn.build()
+    for layer, w in zip(rebuilt, weights):
+        if w:
+            layer.set_weights(w)
+    return fcn
+
+
+__all__ = ["depthwise_separable_block", "efficientnet", "efficientnet_scaling",
+           "fully_convolutional", "inception_module", "inception_small", "inverted_residual_block",
+           "mobilenet_v1", "mobilenet_v2", "residual_block", "resnet_small", "unet"]
