@@ -6,7 +6,7 @@
 #include "check.hpp"
 #include "corenn/error.hpp"
 #include "corenn/kernels/augment.hpp"
-#include "corenn/kernels/normalize.hpp"
+#include "corenn/kernels/normalization.hpp"
 #include "corenn/model.hpp"
 #include "corenn/random.hpp"
 #include "corenn/runtime.hpp"

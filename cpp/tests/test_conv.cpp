@@ -7,7 +7,7 @@
 #include "corenn/error.hpp"
 #include "corenn/kernels/conv.hpp"
 #include "corenn/kernels/padding.hpp"
-#include "parallel.hpp"
+#include "backend/parallel.hpp"
 
 using namespace corenn;
 using corenn_test::random_vector;

@@ -3,7 +3,7 @@
 
 #include "check.hpp"
 #include "corenn/kernels/dense.hpp"
-#include "gemm.hpp"
+#include "backend/gemm.hpp"
 
 using namespace corenn;
 using corenn_test::bitwise_equal;

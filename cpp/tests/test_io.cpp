@@ -18,7 +18,7 @@
 #include "check.hpp"
 #include "corenn/corenn.hpp"
 #include "corenn/kernels/activation.hpp"
-#include "json.hpp"
+#include "io/json.hpp"
 
 using namespace corenn;
 

@@ -7,7 +7,7 @@ libcorenn by its file name and two exported symbols, so threadpool_info()
 lists corenn and threadpool_limits(n) (or limits={"libcorenn": n}) calls
 cn.set_num_threads(n). user_api is "openmp": corenn's one pool is OpenMP's,
 so a user who limits OpenMP limits corenn too. corenn's private OpenBLAS is
-not ours to raise: the engine keeps it at one thread itself (cpp/src/gemm.cpp),
+not ours to raise: the engine keeps it at one thread itself (cpp/src/backend/gemm.cpp),
 even when threadpool_limits(k, user_api="blas") sets it to k.
 
 threadpoolctl is optional: without it (or with a version before 3) nothing

@@ -1,6 +1,6 @@
 """Model files: model.save / cn.load_model / model.save_weights / model.load_weights.
 
-The format and its one reader live in C++ (cpp/src/io.cpp, through
+The format and its one reader live in C++ (cpp/src/io/io.cpp, through
 corenn._core), shared with C++ programs: a safetensors-layout file whose
 metadata holds the architecture (every engine layer setting), the weights and
 batch norm state, and optionally the loss, optimizer and optimizer state. This

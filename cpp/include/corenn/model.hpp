@@ -207,7 +207,7 @@ class Model {
   Tensor get_state() const;
   void set_state(const Tensor& flat);
 
-  // Saving (io.cpp). The model file (safetensors layout) holds the
+  // Saving (src/io/io.cpp). The model file (safetensors layout) holds the
   // architecture, the weights and batch norm state, and with include_optimizer
   // the loss, optimizer and its state, so training resumes where it stopped.
   // The file is written to a temporary beside `path`, then renamed over it: a

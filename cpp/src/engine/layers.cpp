@@ -1,0 +1,279 @@
+#include "engine/layers.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "corenn/error.hpp"
+#include "corenn/kernels/activation.hpp"
+#include "corenn/kernels/dense.hpp"
+#include "corenn/kernels/dropout.hpp"
+#include "corenn/kernels/init.hpp"
+#include "corenn/kernels/loss.hpp"
+#include "corenn/random.hpp"
+
+namespace corenn {
+namespace detail {
+
+template <typename T>
+int64_t Layer<T>::parameter_count() const {
+  int64_t n = 0;
+  for (const Shape& s : parameter_shapes()) n += shape_size(s);
+  return n;
+}
+
+template <typename T>
+int64_t Layer<T>::state_count() const {
+  int64_t n = 0;
+  for (const Shape& s : state_shapes()) n += shape_size(s);
+  return n;
+}
+
+template <typename T>
+std::vector<std::string> Layer<T>::parameter_names() const {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < parameter_shapes().size(); ++i) names.push_back("weight_" + std::to_string(i));
+  return names;
+}
+
+template <typename T>
+std::vector<std::string> Layer<T>::state_names() const {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < state_shapes().size(); ++i) names.push_back("state_" + std::to_string(i));
+  return names;
+}
+
+template <typename T>
+double Layer<T>::kernel_penalty(int64_t offset, int64_t n, bool with_gradient) {
+  if (spec_.l1 == 0.0 && spec_.l2 == 0.0) return 0.0;
+  return static_cast<double>(weight_penalty<T>(with_gradient ? grads_ + offset : nullptr,
+                                               params_ + offset, n, static_cast<T>(spec_.l1),
+                                               static_cast<T>(spec_.l2)));
+}
+
+std::string layer_label(const LayerSpec& spec) { return "layer '" + spec.name + "' (" + spec.kind + ")"; }
+
+namespace {
+
+// Dense: Z = X·Wᵀ + b, then an optional activation A = g(Z) fused into the
+// layer (Keras's Dense(activation=...)). Inputs of any rank are flattened per
+// example, as Keras does for a 2-D input and we do for every rank.
+template <typename T>
+class Dense : public Layer<T> {
+ public:
+  explicit Dense(const LayerSpec& spec)
+      : Layer<T>(spec),
+        activation_(parse_activation(spec.activation, layer_label(spec) + ": activation")),
+        kernel_init_(parse_initializer(spec.kernel_initializer)),
+        bias_init_(parse_initializer(spec.bias_initializer)) {
+    if (spec.units < 1)
+      throw ValueError(layer_label(spec) + ": units must be >= 1, got " + std::to_string(spec.units));
+  }
+
+  Shape build(const Shape& input_shape) override {
+    if (input_shape.size() != 1)
+      throw ShapeError(layer_label(this->spec_) + ": expects a 1-D input per example (features,), got " +
+                       shape_string(input_shape) + "; add a Flatten layer before it");
+    this->in_size_ = input_shape[0];
+    this->out_size_ = this->spec_.units;
+    return {this->spec_.units};
+  }
+
+  std::vector<Shape> parameter_shapes() const override {
+    if (this->spec_.use_bias) return {{this->out_size_, this->in_size_}, {this->out_size_}};
+    return {{this->out_size_, this->in_size_}};
+  }
+  std::vector<std::string> parameter_names() const override {
+    if (this->spec_.use_bias) return {"kernel", "bias"};
+    return {"kernel"};
+  }
+
+  void initialize(uint64_t key) override {
+    const int64_t in = this->in_size_, out = this->out_size_;
+    corenn::initialize<T>(this->params_, out * in, kernel_init_, in, out,
+                         this->spec_.initializer_stddev, key);
+    if (this->spec_.use_bias)
+      corenn::initialize<T>(bias(), out, bias_init_, in, out, this->spec_.initializer_stddev,
+                           random_bits(key, 1));
+  }
+
+  const T* forward(const T* x, int64_t batch, bool, uint64_t, LayerCache<T>& c) const override {
+    const int64_t out = this->out_size_;
+    T* z = preactivation_output(c, activation_, batch * out);
+    dense_forward<T>(z, x, this->params_, bias(), batch, this->in_size_, out);
+    apply_activation(c, activation_, alpha(), {batch, out, 1});
+    return c.out.data();
+  }
+
+  T* backward(T* dy, T* dx, const T* x, const T* y, int64_t batch, bool need_dx,
+              LayerCache<T>& c) override {
+    const int64_t in = this->in_size_, out = this->out_size_;
+    activation_gradient_in_place(dy, c, y, activation_, alpha(), {batch, out, 1});
+    dense_backward<T>(need_dx ? dx : nullptr, this->grads_,
+                      this->spec_.use_bias ? this->grads_ + out * in : nullptr, dy, x,
+                      this->params_, batch, in, out);
+    return need_dx ? dx : nullptr;
+  }
+
+  double penalty(bool with_gradient) override {
+    return this->kernel_penalty(0, this->out_size_ * this->in_size_, with_gradient);
+  }
+
+  int64_t multiply_adds() const override { return this->out_size_ * this->in_size_; }
+
+ private:
+  T alpha() const { return static_cast<T>(this->spec_.alpha); }
+  const T* bias() const {
+    return this->spec_.use_bias ? this->params_ + this->out_size_ * this->in_size_ : nullptr;
+  }
+  T* bias() { return this->spec_.use_bias ? this->params_ + this->out_size_ * this->in_size_ : nullptr; }
+
+  Activation activation_;
+  Init kernel_init_, bias_init_;
+};
+
+// Activation as its own layer; softmax normalises over the features: the
+// channels of an image (axis 1 of (N, C, H, W)), the last axis otherwise.
+template <typename T>
+class ActivationLayer : public Layer<T> {
+ public:
+  explicit ActivationLayer(const LayerSpec& spec)
+      : Layer<T>(spec), activation_(parse_activation(spec.activation, layer_label(spec) + ": activation")) {}
+
+  Shape build(const Shape& input_shape) override {
+    if (input_shape.empty())
+      throw ShapeError(layer_label(this->spec_) + ": needs an input of rank >= 1");
+    this->in_size_ = this->out_size_ = shape_size(input_shape);
+    Shape one{1};  // a batch of one; the batch only scales the outer count
+    one.insert(one.end(), input_shape.begin(), input_shape.end());
+    axes_ = activation_axes(one);
+    return input_shape;
+  }
+
+  const T* forward(const T* x, int64_t batch, bool, uint64_t, LayerCache<T>& c) const override {
+    const ActivationAxes a = at_batch(batch);
+    ensure_size(c.out, batch * this->out_size_);
+    activation_forward<T>(c.out.data(), x, a.outer, a.channels, a.inner, activation_,
+                          static_cast<T>(this->spec_.alpha));
+    return c.out.data();
+  }
+
+  T* backward(T* dy, T* dx, const T* x, const T* y, int64_t batch, bool need_dx,
+              LayerCache<T>&) override {
+    if (!need_dx) return nullptr;
+    const ActivationAxes a = at_batch(batch);
+    activation_backward<T>(dx, dy, x, y, a.outer, a.channels, a.inner, activation_,
+                           static_cast<T>(this->spec_.alpha));
+    return dx;
+  }
+
+ private:
+  ActivationAxes at_batch(int64_t batch) const {
+    ActivationAxes a = axes_;
+    a.outer *= batch;
+    return a;
+  }
+
+  Activation activation_;
+  ActivationAxes axes_;
+};
+
+// Inverted dropout in training; the identity (no copy) at inference.
+template <typename T>
+class Dropout : public Layer<T> {
+ public:
+  explicit Dropout(const LayerSpec& spec) : Layer<T>(spec) {
+    if (!(spec.rate >= 0.0 && spec.rate < 1.0))
+      throw ValueError(layer_label(spec) + ": rate must be in [0, 1), got " + std::to_string(spec.rate));
+  }
+
+  Shape build(const Shape& input_shape) override {
+    this->in_size_ = this->out_size_ = shape_size(input_shape);
+    return input_shape;
+  }
+
+  const T* forward(const T* x, int64_t batch, bool training, uint64_t key,
+                   LayerCache<T>& c) const override {
+    if (!training || this->spec_.rate == 0.0) return x;
+    const int64_t n = batch * this->out_size_;
+    ensure_size(c.out, n);
+    ensure_size(c.mask, n);
+    dropout_forward<T>(c.out.data(), c.mask.data(), x, n, static_cast<T>(this->spec_.rate), key);
+    return c.out.data();
+  }
+
+  T* backward(T* dy, T* dx, const T*, const T*, int64_t batch, bool need_dx, LayerCache<T>& c) override {
+    if (!need_dx) return nullptr;
+    if (this->spec_.rate == 0.0) return dy;
+    dropout_backward<T>(dx, dy, c.mask.data(), batch * this->out_size_, static_cast<T>(this->spec_.rate));
+    return dx;
+  }
+};
+
+// Flatten and Reshape only relabel the per-example shape: data pass through untouched.
+template <typename T>
+class Reshape : public Layer<T> {
+ public:
+  explicit Reshape(const LayerSpec& spec) : Layer<T>(spec) {}
+
+  Shape build(const Shape& input_shape) override {
+    this->in_size_ = this->out_size_ = shape_size(input_shape);
+    if (this->spec_.kind == "flatten") return {this->in_size_};
+    Shape target = this->spec_.target_shape;
+    int64_t known = 1, unknown = -1;
+    for (size_t i = 0; i < target.size(); ++i) {
+      if (target[i] == -1) {
+        if (unknown >= 0)
+          throw ValueError(layer_label(this->spec_) + ": target_shape " + shape_string(target) +
+                           " may contain at most one -1");
+        unknown = static_cast<int64_t>(i);
+      } else if (target[i] < 1) {
+        throw ValueError(layer_label(this->spec_) + ": target_shape " + shape_string(target) +
+                         " must have positive dimensions (or one -1)");
+      } else {
+        known *= target[i];
+      }
+    }
+    if (unknown >= 0 && known > 0 && this->in_size_ % known == 0) target[unknown] = this->in_size_ / known;
+    // An unresolved -1 must not reach shape_size (it throws its own, nameless error).
+    const bool resolved = unknown < 0 || target[unknown] >= 1;
+    if (!resolved || shape_size(target) != this->in_size_)
+      throw ShapeError(layer_label(this->spec_) + ": cannot reshape an input of shape " +
+                       shape_string(input_shape) + " (" + std::to_string(this->in_size_) +
+                       " values) to " + shape_string(this->spec_.target_shape));
+    return target;
+  }
+
+  const T* forward(const T* x, int64_t, bool, uint64_t, LayerCache<T>&) const override { return x; }
+  T* backward(T* dy, T*, const T*, const T*, int64_t, bool need_dx, LayerCache<T>&) override {
+    return need_dx ? dy : nullptr;
+  }
+};
+
+}  // namespace
+
+template <typename T>
+std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec) {
+  if (spec.kind == "dense") return std::make_unique<Dense<T>>(spec);
+  if (spec.kind == "activation") return std::make_unique<ActivationLayer<T>>(spec);
+  if (spec.kind == "dropout") return std::make_unique<Dropout<T>>(spec);
+  if (spec.kind == "flatten" || spec.kind == "reshape") return std::make_unique<Reshape<T>>(spec);
+  if (auto layer = make_conv_layer<T>(spec)) return layer;
+  if (auto layer = make_merge_layer<T>(spec)) return layer;
+  if (auto layer = make_norm_layer<T>(spec)) return layer;
+  if (auto layer = make_preprocessing_layer<T>(spec)) return layer;
+  throw ValueError("layer '" + spec.name + "': unknown kind '" + spec.kind +
+                   "'; expected one of dense, activation, dropout, flatten, reshape, conv2d, "
+                   "depthwise_conv2d, separable_conv2d, conv2d_transpose, max_pool2d, avg_pool2d, "
+                   "global_avg_pool2d, zero_padding2d, batch_norm, add, concatenate, normalization, "
+                   "random_flip, random_crop, color_shift, conv1d, max_pool1d, global_avg_pool1d, "
+                   "up_sampling2d");
+}
+
+template class Layer<float>;
+template class Layer<double>;
+template std::unique_ptr<Layer<float>> make_layer<float>(const LayerSpec&);
+template std::unique_ptr<Layer<double>> make_layer<double>(const LayerSpec&);
+
+}  // namespace detail
+}  // namespace corenn

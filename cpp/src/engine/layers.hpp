@@ -1,0 +1,180 @@
+// The layers of the engine. A layer knows its shapes and parameters and calls
+// kernels; it owns no per-batch memory: what a forward pass keeps for backward
+// lives in a LayerCache that belongs to the caller (the model's training
+// context, or a predict call's own), so inference stays const and re-entrant.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "corenn/error.hpp"
+#include "corenn/kernels/activation.hpp"
+#include "corenn/model.hpp"
+
+namespace corenn {
+namespace detail {
+
+template <typename T>
+struct LayerCache {
+  std::vector<T> out;           // the layer's output, unless it aliases its input
+  std::vector<T> pre;           // Dense with an activation: Z before the activation
+  std::vector<uint8_t> mask;    // Dropout: kept units
+  std::vector<T> mid;           // SeparableConv2D: the depthwise output; batch norm: μ, invstd per channel
+  std::vector<T> grad_mid;      // SeparableConv2D: its gradient
+  std::vector<T> scratch;       // convolution im2col columns
+  std::vector<int64_t> index;   // max pooling: argmax
+};
+
+// Grows a buffer to at least n elements; never shrinks, so a steady batch size
+// allocates once.
+template <typename V>
+void ensure_size(V& buffer, int64_t n) {
+  if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(static_cast<size_t>(n));
+}
+
+// Layers with a fused activation (Dense, convolutions) write Z = pre-activation
+// into cache.pre and A = g(Z) into cache.out, or Z straight into cache.out when
+// g is linear; most derivatives read Z (relu' its sign, gelu' its value), so Z is kept.
+template <typename T>
+T* preactivation_output(LayerCache<T>& c, Activation g, int64_t n) {
+  ensure_size(c.out, n);
+  if (g == Activation::linear) return c.out.data();
+  ensure_size(c.pre, n);
+  return c.pre.data();
+}
+
+// A = g(Z) over Z viewed as (outer, channels, inner): softmax normalises over
+// the channels (Dense: (batch, units, 1); convolutions: (batch, C, H·W)).
+template <typename T>
+void apply_activation(LayerCache<T>& c, Activation g, T alpha, const ActivationAxes& a) {
+  if (g != Activation::linear)
+    activation_forward<T>(c.out.data(), c.pre.data(), a.outer, a.channels, a.inner, g, alpha);
+}
+
+// dZ = dA ⊙ g'(Z), in place over dA (not needed afterwards).
+template <typename T>
+void activation_gradient_in_place(T* dy, LayerCache<T>& c, const T* y, Activation g, T alpha,
+                                  const ActivationAxes& a) {
+  if (g != Activation::linear)
+    activation_backward<T>(dy, dy, c.pre.data(), y, a.outer, a.channels, a.inner, g, alpha);
+}
+
+std::string layer_label(const LayerSpec& spec);
+
+template <typename T>
+class MergeLayer;
+
+template <typename T>
+class Layer {
+ public:
+  explicit Layer(LayerSpec spec) : spec_(std::move(spec)) {}
+  virtual ~Layer() = default;
+
+  const LayerSpec& spec() const { return spec_; }
+  LayerSpec& spec() { return spec_; }
+
+  // Fixes the per-example input shape and returns the output shape; ShapeError
+  // names the layer when the input does not fit.
+  virtual Shape build(const Shape& input_shape) = 0;
+  // Parameter tensors in Keras order (Dense: kernel, bias), stored back to back.
+  virtual std::vector<Shape> parameter_shapes() const { return {}; }
+  int64_t parameter_count() const;
+  // State that training updates without gradients (batch norm's moving
+  // averages), in Keras order after the parameters. It lives in the model's
+  // state arena, which no optimizer touches.
+  virtual std::vector<Shape> state_shapes() const { return {}; }
+  int64_t state_count() const;
+  // Names of the parameter and state tensors (Keras's: kernel, bias, gamma,
+  // moving_mean, ...), as the model file stores them; unique within the layer.
+  // The default numbers them: weight_0, ..., state_0, ...
+  virtual std::vector<std::string> parameter_names() const;
+  virtual std::vector<std::string> state_names() const;
+  // Points the layer at its slices of the model's parameter, gradient and state arenas.
+  void bind(T* parameters, T* gradients, T* state) {
+    params_ = parameters;
+    grads_ = gradients;
+    state_ = state;
+  }
+  // Initial parameters (drawn from key) and state.
+  virtual void initialize(uint64_t key) { (void)key; }
+
+  // Returns the output: cache.out, or x itself for layers that only relabel shapes.
+  virtual const T* forward(const T* x, int64_t batch, bool training, uint64_t key,
+                           LayerCache<T>& cache) const = 0;
+  // dy may be overwritten. Writes dx into dx_buffer (or returns dy when the
+  // gradient passes through unchanged); returns nullptr when !need_dx.
+  // Parameter gradients accumulate into the gradient arena.
+  virtual T* backward(T* dy, T* dx_buffer, const T* x, const T* y, int64_t batch, bool need_dx,
+                      LayerCache<T>& cache) = 0;
+  // Regularisation loss; with_gradient adds its gradient to the gradient arena.
+  virtual double penalty(bool with_gradient) { (void)with_gradient; return 0.0; }
+  // Multiplications per example in forward (the course's cost arithmetic:
+  // weights times the positions they are applied at); 0 for layers without weights.
+  virtual int64_t multiply_adds() const { return 0; }
+  // Layers with several inputs (Add, Concatenate) are MergeLayers; the engine
+  // calls their interface instead of build/forward/backward.
+  virtual MergeLayer<T>* as_merge() { return nullptr; }
+  // The L1/L2 penalty of the spec on parameters [offset, offset + n) of the layer.
+  double kernel_penalty(int64_t offset, int64_t n, bool with_gradient);
+
+  int64_t input_size() const { return in_size_; }
+  int64_t output_size() const { return out_size_; }
+  const T* parameters() const { return params_; }
+  T* parameters() { return params_; }
+  const T* state() const { return state_; }
+  T* state() { return state_; }
+
+ protected:
+  LayerSpec spec_;
+  int64_t in_size_ = 0, out_size_ = 0;  // per example
+  T* params_ = nullptr;
+  T* grads_ = nullptr;
+  // Written by forward in training mode (batch norm), hence not const-bound.
+  T* state_ = nullptr;
+};
+
+// A layer over two or more inputs. Its output always lives in cache.out.
+template <typename T>
+class MergeLayer : public Layer<T> {
+ public:
+  using Layer<T>::Layer;
+  MergeLayer<T>* as_merge() override { return this; }
+
+  // Checks the inputs against each other (ShapeError naming the layer).
+  virtual Shape build_inputs(const std::vector<Shape>& input_shapes) = 0;
+  virtual const T* forward_inputs(const std::vector<const T*>& xs, int64_t batch,
+                                  LayerCache<T>& cache) const = 0;
+  // Gradient of input k into dx[k], written or, when accumulate[k], added
+  // (a tensor feeding several layers sums their gradients); dx[k] == nullptr
+  // skips an input that needs none. Inputs are handled in order, so the same
+  // tensor may appear twice.
+  virtual void backward_inputs(const T* dy, const std::vector<T*>& dx,
+                               const std::vector<uint8_t>& accumulate, int64_t batch) const = 0;
+  // True when every input's gradient is dy unchanged (Add): the engine may
+  // then hand dy's buffer to one input rather than copy it.
+  virtual bool passes_gradient_through() const { return false; }
+
+  Shape build(const Shape&) final { throw ValueError(layer_label(this->spec_) + " needs two or more inputs"); }
+  const T* forward(const T*, int64_t, bool, uint64_t, LayerCache<T>&) const final { return nullptr; }
+  T* backward(T*, T*, const T*, const T*, int64_t, bool, LayerCache<T>&) final { return nullptr; }
+};
+
+template <typename T>
+std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec);
+// The convolution and pooling layers (layers_conv.cpp); nullptr for other kinds.
+template <typename T>
+std::unique_ptr<Layer<T>> make_conv_layer(const LayerSpec& spec);
+// Add and Concatenate (layers_merge.cpp); nullptr for other kinds.
+template <typename T>
+std::unique_ptr<Layer<T>> make_merge_layer(const LayerSpec& spec);
+// Batch normalisation (layers_batch_norm.cpp); nullptr for other kinds.
+template <typename T>
+std::unique_ptr<Layer<T>> make_norm_layer(const LayerSpec& spec);
+// Normalization and the augmentation layers (layers_augment.cpp); nullptr for other kinds.
+template <typename T>
+std::unique_ptr<Layer<T>> make_preprocessing_layer(const LayerSpec& spec);
+
+}  // namespace detail
+}  // namespace corenn

@@ -1,0 +1,135 @@
+// BatchNormalization over the channel axis: per example (C,) or (C, H, W) — any
+// (C, ...) — each channel normalised over the batch and the trailing axes.
+// Keras's settings mapped onto the PyTorch-semantics kernels: Keras's momentum
+// is the weight the moving averages KEEP, the kernels take the weight of the
+// new batch statistic, 1 − momentum.
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <string>
+
+#include "corenn/error.hpp"
+#include "corenn/kernels/batch_norm.hpp"
+#include "engine/layers.hpp"
+
+namespace corenn {
+namespace detail {
+
+namespace {
+
+// Parameters gamma (if scale), beta (if center), each (C,); state moving_mean,
+// moving_variance, each (C,). The cache's `mid` holds the batch's μ and invstd
+// (2·C values) between forward and backward.
+template <typename T>
+class BatchNorm : public Layer<T> {
+ public:
+  explicit BatchNorm(const LayerSpec& spec) : Layer<T>(spec) {
+    std::ostringstream msg;
+    if (!(spec.momentum >= 0.0 && spec.momentum <= 1.0))
+      msg << layer_label(spec) << ": momentum must be in [0, 1], got " << spec.momentum;
+    else if (!(spec.epsilon > 0.0 && std::isfinite(spec.epsilon)))
+      msg << layer_label(spec) << ": epsilon must be finite and > 0, got " << spec.epsilon;
+    if (!msg.str().empty()) throw ValueError(msg.str());
+  }
+
+  Shape build(const Shape& in) override {
+    if (in.empty())
+      throw ShapeError(layer_label(this->spec_) + ": needs an input of rank >= 1 per example, got " +
+                       shape_string(in));
+    // Keras counts the batch axis: 1 is the channels of NCHW and the features of (N, C).
+    const int64_t rank = static_cast<int64_t>(in.size()) + 1;
+    const int64_t axis = this->spec_.axis < 0 ? this->spec_.axis + rank : this->spec_.axis;
+    if (axis != 1)
+      throw ValueError(layer_label(this->spec_) + ": axis must be 1 (the channels: corenn is channels-first" +
+                       (rank == 2 ? std::string(", or -1") : std::string()) + "), got " +
+                       std::to_string(this->spec_.axis) + " for inputs of shape " + shape_string(in));
+    channels_ = in[0];
+    this->in_size_ = this->out_size_ = shape_size(in);
+    spatial_ = this->in_size_ / channels_;
+    return in;
+  }
+
+  std::vector<Shape> parameter_shapes() const override {
+    std::vector<Shape> shapes;
+    if (this->spec_.scale) shapes.push_back({channels_});
+    if (this->spec_.center) shapes.push_back({channels_});
+    return shapes;
+  }
+
+  std::vector<Shape> state_shapes() const override { return {{channels_}, {channels_}}; }
+
+  std::vector<std::string> parameter_names() const override {
+    std::vector<std::string> names;
+    if (this->spec_.scale) names.push_back("gamma");
+    if (this->spec_.center) names.push_back("beta");
+    return names;
+  }
+  std::vector<std::string> state_names() const override { return {"moving_mean", "moving_variance"}; }
+
+  void initialize(uint64_t) override {
+    T* p = this->params_;
+    if (this->spec_.scale) p = std::fill_n(p, channels_, T(1));
+    if (this->spec_.center) std::fill_n(p, channels_, T(0));
+    std::fill_n(moving_mean(), channels_, T(0));
+    std::fill_n(moving_variance(), channels_, T(1));
+  }
+
+  const T* forward(const T* x, int64_t batch, bool training, uint64_t, LayerCache<T>& c) const override {
+    ensure_size(c.out, batch * this->out_size_);
+    ensure_size(c.mid, 2 * channels_);
+    T* mean = c.mid.data();
+    T* invstd = mean + channels_;
+    if (batch_statistics(training))
+      batch_norm_forward<T>(c.out.data(), mean, invstd, moving_mean(), moving_variance(), x, gamma(), beta(),
+                            1.0 - this->spec_.momentum, this->spec_.epsilon, batch, channels_, spatial_);
+    else
+      batch_norm_inference_forward<T>(c.out.data(), mean, invstd, x, moving_mean(), moving_variance(),
+                                      gamma(), beta(), this->spec_.epsilon, batch, channels_, spatial_);
+    return c.out.data();
+  }
+
+  T* backward(T* dy, T* dx, const T* x, const T*, int64_t batch, bool need_dx, LayerCache<T>& c) override {
+    const T* mean = c.mid.data();
+    const T* invstd = mean + channels_;
+    T* dgamma = this->spec_.scale ? this->grads_ : nullptr;
+    T* dbeta = this->spec_.center ? this->grads_ + (this->spec_.scale ? channels_ : 0) : nullptr;
+    // backward runs only in training, after a training forward.
+    if (batch_statistics(true))
+      batch_norm_backward<T>(need_dx ? dx : nullptr, dgamma, dbeta, dy, x, mean, invstd, gamma(), batch,
+                             channels_, spatial_);
+    else
+      batch_norm_inference_backward<T>(need_dx ? dx : nullptr, dgamma, dbeta, dy, x, mean, invstd, gamma(),
+                                       batch, channels_, spatial_);
+    return need_dx ? dx : nullptr;
+  }
+
+ private:
+  // Keras's rule: a frozen layer (trainable = False) normalises with its moving
+  // statistics even while the model trains, and leaves them unchanged.
+  bool batch_statistics(bool training) const { return training && this->spec_.trainable; }
+
+  const T* gamma() const { return this->spec_.scale ? this->params_ : nullptr; }
+  const T* beta() const {
+    return this->spec_.center ? this->params_ + (this->spec_.scale ? channels_ : 0) : nullptr;
+  }
+  // The state arena is written by a training forward, which is const: the
+  // moving averages are not part of the layer's configuration.
+  T* moving_mean() const { return this->state_; }
+  T* moving_variance() const { return this->state_ + channels_; }
+
+  int64_t channels_ = 1, spatial_ = 1;
+};
+
+}  // namespace
+
+template <typename T>
+std::unique_ptr<Layer<T>> make_norm_layer(const LayerSpec& spec) {
+  if (spec.kind == "batch_norm") return std::make_unique<BatchNorm<T>>(spec);
+  return nullptr;
+}
+
+template std::unique_ptr<Layer<float>> make_norm_layer<float>(const LayerSpec&);
+template std::unique_ptr<Layer<double>> make_norm_layer<double>(const LayerSpec&);
+
+}  // namespace detail
+}  // namespace corenn

@@ -1,0 +1,71 @@
+#include "corenn/kernels/dropout.hpp"
+
+#include "corenn/random.hpp"
+#include "backend/parallel.hpp"
+
+namespace corenn {
+
+namespace {
+// One element costs a 64-bit hash and a divide, a few nanoseconds: below this
+// many elements an OpenMP fork/join would cost more than it saves.
+constexpr int64_t kGrain = 16384;
+}  // namespace
+
+// The kept unit is divided by keep = 1 - rate rather than multiplied by a
+// precomputed 1/keep: that is the formula x·mask/(1 − rate) rounded once, so
+// the NumPy reference reproduces it bit for bit. Multiplying by the mask
+// (rather than selecting 0) keeps IEEE semantics: a NaN input stays NaN.
+
+template <typename T>
+void dropout_forward(T* y, uint8_t* mask, const T* x, int64_t n, T rate, uint64_t key) {
+  // y: (n,), mask: (n,), x: (n,)
+  const T keep = T(1) - rate;
+  const double threshold = static_cast<double>(rate);
+  detail::parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi, int) {
+    // The mask bit is a pure function of (key, i), so any split of [0, n)
+    // draws the same bits as the serial loop.
+    for (int64_t i = lo; i < hi; ++i) {
+      const uint8_t kept = uniform01(key, static_cast<uint64_t>(i)) >= threshold;
+      mask[i] = kept;
+      y[i] = x[i] * T(kept) / keep;
+    }
+  });
+}
+
+template <typename T>
+void dropout_forward_naive(T* y, uint8_t* mask, const T* x, int64_t n, T rate, uint64_t key) {
+  // y: (n,), mask: (n,), x: (n,)
+  for (int64_t i = 0; i < n; ++i) {
+    mask[i] = uniform01(key, static_cast<uint64_t>(i)) >= static_cast<double>(rate) ? 1 : 0;
+    y[i] = x[i] * T(mask[i]) / (T(1) - rate);
+  }
+}
+
+// dx = dy · mask / (1 − rate): the forward is linear in x with that slope.
+// Any non-zero mask byte counts as kept, so a mask from elsewhere cannot scale.
+
+template <typename T>
+void dropout_backward(T* dx, const T* dy, const uint8_t* mask, int64_t n, T rate) {
+  // dx: (n,), dy: (n,), mask: (n,)
+  const T keep = T(1) - rate;
+  detail::parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi, int) {
+    for (int64_t i = lo; i < hi; ++i) dx[i] = dy[i] * T(mask[i] != 0) / keep;
+  });
+}
+
+template <typename T>
+void dropout_backward_naive(T* dx, const T* dy, const uint8_t* mask, int64_t n, T rate) {
+  // dx: (n,), dy: (n,), mask: (n,)
+  for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (mask[i] ? T(1) : T(0)) / (T(1) - rate);
+}
+
+#define CORENN_INSTANTIATE(T)                                                                 \
+  template void dropout_forward<T>(T*, uint8_t*, const T*, int64_t, T, uint64_t);             \
+  template void dropout_forward_naive<T>(T*, uint8_t*, const T*, int64_t, T, uint64_t);       \
+  template void dropout_backward<T>(T*, const T*, const uint8_t*, int64_t, T);                \
+  template void dropout_backward_naive<T>(T*, const T*, const uint8_t*, int64_t, T);
+CORENN_INSTANTIATE(float)
+CORENN_INSTANTIATE(double)
+#undef CORENN_INSTANTIATE
+
+}  // namespace corenn

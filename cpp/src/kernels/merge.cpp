@@ -1,0 +1,129 @@
+#include "corenn/kernels/merge.hpp"
+
+#include <cstring>
+
+#include "backend/parallel.hpp"
+
+namespace corenn {
+
+namespace {
+// Element-wise copies and sums are memory bound: a thread pays off only once
+// its share is well beyond the cost of waking it.
+constexpr int64_t kGrain = 1 << 15;
+}  // namespace
+
+template <typename T>
+void add_forward(T* y, const T* const* xs, int count, int64_t n) {
+  // y: (n,), xs[k]: (n,)
+  detail::parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi, int) {
+    // Sum in a fixed order, term by term over the chunk: each pass is a
+    // vectorised stream and the result does not depend on the split.
+    const T* x0 = xs[0];
+    for (int64_t i = lo; i < hi; ++i) y[i] = x0[i];
+    for (int k = 1; k < count; ++k) {
+      const T* xk = xs[k];
+      for (int64_t i = lo; i < hi; ++i) y[i] += xk[i];
+    }
+  });
+}
+
+template <typename T>
+void add_forward_naive(T* y, const T* const* xs, int count, int64_t n) {
+  // y: (n,), xs[k]: (n,)
+  for (int64_t i = 0; i < n; ++i) {
+    T sum = xs[0][i];
+    for (int k = 1; k < count; ++k) sum += xs[k][i];
+    y[i] = sum;
+  }
+}
+
+template <typename T>
+void add_backward(T* dx, const T* dy, int64_t n, bool accumulate) {
+  // dx: (n,), dy: (n,)
+  detail::parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi, int) {
+    if (accumulate) {
+      for (int64_t i = lo; i < hi; ++i) dx[i] += dy[i];
+    } else if (dx != dy) {
+      std::memcpy(dx + lo, dy + lo, sizeof(T) * static_cast<size_t>(hi - lo));
+    }
+  });
+}
+
+template <typename T>
+void add_backward_naive(T* dx, const T* dy, int64_t n, bool accumulate) {
+  // dx: (n,), dy: (n,)
+  for (int64_t i = 0; i < n; ++i) dx[i] = accumulate ? dx[i] + dy[i] : dy[i];
+}
+
+template <typename T>
+void concat_forward(T* y, const T* const* xs, const int64_t* widths, int count, int64_t outer) {
+  // y: (outer, Σ widths), xs[k]: (outer, widths[k])
+  int64_t total = 0;
+  for (int k = 0; k < count; ++k) total += widths[k];
+  detail::parallel_for(0, outer, kGrain / (total > 0 ? total : 1) + 1, [=](int64_t lo, int64_t hi, int) {
+    for (int64_t r = lo; r < hi; ++r) {
+      T* row = y + r * total;
+      for (int k = 0; k < count; ++k) {
+        std::memcpy(row, xs[k] + r * widths[k], sizeof(T) * static_cast<size_t>(widths[k]));
+        row += widths[k];
+      }
+    }
+  });
+}
+
+template <typename T>
+void concat_forward_naive(T* y, const T* const* xs, const int64_t* widths, int count, int64_t outer) {
+  // y: (outer, Σ widths), xs[k]: (outer, widths[k])
+  int64_t total = 0;
+  for (int k = 0; k < count; ++k) total += widths[k];
+  for (int64_t r = 0; r < outer; ++r) {
+    int64_t offset = 0;
+    for (int k = 0; k < count; ++k) {
+      for (int64_t j = 0; j < widths[k]; ++j) y[r * total + offset + j] = xs[k][r * widths[k] + j];
+      offset += widths[k];
+    }
+  }
+}
+
+template <typename T>
+void concat_backward(T* dx, const T* dy, int64_t outer, int64_t offset, int64_t width,
+                     int64_t total, bool accumulate) {
+  // dx: (outer, width), dy: (outer, total)
+  detail::parallel_for(0, outer, kGrain / (width > 0 ? width : 1) + 1, [=](int64_t lo, int64_t hi, int) {
+    for (int64_t r = lo; r < hi; ++r) {
+      const T* src = dy + r * total + offset;
+      T* dst = dx + r * width;
+      if (accumulate) {
+        for (int64_t j = 0; j < width; ++j) dst[j] += src[j];
+      } else {
+        std::memcpy(dst, src, sizeof(T) * static_cast<size_t>(width));
+      }
+    }
+  });
+}
+
+template <typename T>
+void concat_backward_naive(T* dx, const T* dy, int64_t outer, int64_t offset, int64_t width,
+                           int64_t total, bool accumulate) {
+  // dx: (outer, width), dy: (outer, total)
+  for (int64_t r = 0; r < outer; ++r)
+    for (int64_t j = 0; j < width; ++j) {
+      const T g = dy[r * total + offset + j];
+      dx[r * width + j] = accumulate ? dx[r * width + j] + g : g;
+    }
+}
+
+#define CORENN_INSTANTIATE(T)                                                                     \
+  template void add_forward<T>(T*, const T* const*, int, int64_t);                                \
+  template void add_forward_naive<T>(T*, const T* const*, int, int64_t);                          \
+  template void add_backward<T>(T*, const T*, int64_t, bool);                                     \
+  template void add_backward_naive<T>(T*, const T*, int64_t, bool);                               \
+  template void concat_forward<T>(T*, const T* const*, const int64_t*, int, int64_t);             \
+  template void concat_forward_naive<T>(T*, const T* const*, const int64_t*, int, int64_t);       \
+  template void concat_backward<T>(T*, const T*, int64_t, int64_t, int64_t, int64_t, bool);       \
+  template void concat_backward_naive<T>(T*, const T*, int64_t, int64_t, int64_t, int64_t, bool);
+CORENN_INSTANTIATE(float)
+CORENN_INSTANTIATE(double)
+#undef CORENN_INSTANTIATE
+
+}  // namespace corenn
