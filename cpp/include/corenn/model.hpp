@@ -184,10 +184,11 @@ class Model {
   // named input_name() ("input" by default) if none was declared.
   void set_input_name(const std::string& name);
   const std::string& input_name() const;
-  // max_values >= 0 caps the parameters plus state the layers may need: a
-  // ValueError before anything is allocated (load_model passes what the file holds).
-  void build(int64_t max_values = -1);
-  void build(const Shape& input_shape, int64_t max_values = -1);
+  void build();
+  void build(const Shape& input_shape);
+  // build() capping the parameters plus state the layers it creates may need:
+  // a ValueError before anything is allocated (load_model passes what the file holds).
+  void build_capped(int64_t max_values);
   bool built() const;
 
   // The graph, once built. Inputs and outputs in order; nodes in execution

@@ -1380,7 +1380,9 @@ void Model::share_layer(const std::string& name, const Model& other, const std::
   impl_->adopt(name, *other.impl_, static_cast<size_t>(j));
 }
 
-void Model::build(int64_t max_values) {
+void Model::build() { build_capped(-1); }
+
+void Model::build_capped(int64_t max_values) {
   impl_->max_values = max_values;
   try {
     impl_->build();
@@ -1391,7 +1393,7 @@ void Model::build(int64_t max_values) {
   impl_->max_values = -1;
 }
 
-void Model::build(const Shape& input_shape, int64_t max_values) {
+void Model::build(const Shape& input_shape) {
   for (int64_t d : input_shape)
     if (d < 1) throw ShapeError("build: input shape " + shape_string(input_shape) + " must have positive dimensions");
   const std::vector<InputDecl> previous = impl_->inputs;
@@ -1400,7 +1402,7 @@ void Model::build(const Shape& input_shape, int64_t max_values) {
   else throw ValueError("build: the model has " + std::to_string(impl_->inputs.size()) +
                         " inputs; their shapes come from add_input, so call build()");
   try {
-    build(max_values);
+    build();
   } catch (...) {
     impl_->inputs = previous;
     throw;

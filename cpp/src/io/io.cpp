@@ -492,7 +492,7 @@ Model model_from_file(FileContents& f) {
   int64_t values = 0;
   for (const auto& t : f.tensors)
     values += static_cast<int64_t>((t.second.end - t.second.begin) / dtype_bytes(t.second.dtype));
-  model.build(values);
+  model.build_capped(values);
 
   for (size_t i = 0; i < model.num_layers(); ++i) {
     const LayerSpec& spec = model.layer_spec(i);
