@@ -142,9 +142,12 @@ def test_conv2d_without_bias_and_pair_arguments(rng):
 
 
 def test_conv2d_pointwise_and_large_batch(rng):
-    # 1×1 stride 1 (the skip-im2col path) and a batch larger than any thread count.
-    for groups in (1, 2):
-        x, W, b = make_conv(rng, np.float32, 37, 4, 5, 6, 8, 1, groups)
+    # 1×1 stride 1 (the skip-im2col path), one image and a batch larger than any
+    # thread count. Widening the channels more than 2× (c -> o per group) takes
+    # the col2im input gradient, which once wrote past the scratch of a
+    # pointwise kernel (it has no column matrix): a heap overflow.
+    for n, groups, c, o in [(37, 1, 4, 8), (37, 2, 4, 8), (1, 1, 1, 6), (3, 1, 2, 8), (37, 2, 2, 12)]:
+        x, W, b = make_conv(rng, np.float32, n, c, 5, 6, o, 1, groups)
         y = cn.ops.conv2d_forward(x, W, b, groups=groups)
         assert_close(y, ref.conv2d_forward(*f64(x, W, b), groups=groups), op="conv2d_forward")
         dy = rng.standard_normal(y.shape).astype(np.float32)
