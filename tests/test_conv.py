@@ -411,8 +411,8 @@ X = np.ones((1, 4, 3, 3))
      r"conv2d_forward: x must be float32 or float64, got int32"),
     ((X, np.ones((2, 4, 3, 3)), np.ones(3)), {}, ValueError,
      r"conv2d_forward: b must have shape \(2,\), got \(3,\)"),
-    ((X, np.ones((2, 4, 3, 3))), dict(stride=(1, 2, 3)), TypeError,
-     r"conv2d_forward: stride must be an int or an \(h, w\) pair, got \(1, 2, 3\)"),
+    ((X, np.ones((2, 4, 3, 3))), dict(stride=(1, 2, 3)), ValueError,
+     r"conv2d_forward: stride must be an int or an \(h, w\) pair, got 3 values \(1, 2, 3\)"),
     ((X, np.ones((2, 4, 3, 3))), dict(padding=1.5), TypeError,
      r"conv2d_forward: padding must be an int, \(h, w\) or \(top, bottom, left, right\), got 1.5"),
 ])
