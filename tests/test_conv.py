@@ -7,7 +7,7 @@ import corenn as cn
 from conftest import FLOAT_DTYPES
 from gradcheck import numerical_gradient, projection, relative_difference
 from reference import conv as ref
-from tolerances import GRADCHECK_THRESHOLD, assert_close
+from tolerances import GRADCHECK_THRESHOLD, assert_close, tolerance
 
 
 def make_conv(rng, dtype, n, c, h, w, o, k, groups=1):
@@ -30,7 +30,7 @@ def test_reference_loops_match_im2col(rng):
     for stride, padding, dilation in [(1, 0, 1), ((2, 1), (1, 0, 2, 1), (1, 2)), (3, 2, 2)]:
         args = dict(stride=stride, padding=padding, dilation=dilation, groups=2)
         np.testing.assert_allclose(ref.conv2d_forward(x, W, b, **args),
-                                   ref.conv2d_forward_loops(x, W, b, **args), rtol=1e-13, atol=1e-13)
+                                   ref.conv2d_forward_loops(x, W, b, **args), **tolerance(np.float64))
 
 
 @pytest.mark.parametrize("stride, padding, dilation, groups", [
