@@ -64,7 +64,7 @@ void add_bias(T* y, const T* b, int64_t C, int64_t P) {
 template <typename T, typename At>
 void add_partials_through(T* dW, const T* parts, int chunks, int64_t rows, int64_t K, At at) {
   const int64_t n = rows * K;
-  detail::parallel_for(0, rows, std::max<int64_t>(1, kGrain / (K * chunks)), [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, rows, detail::grain_for(K * chunks), [=](int64_t lo, int64_t hi, int) {
     for (int64_t row = lo; row < hi; ++row) {
       T* __restrict d = dW + row * K;
       for (int c = 0; c < chunks; ++c) {

@@ -35,9 +35,6 @@ namespace conv {
 // were one file.
 namespace {
 
-// Element-wise passes below this many elements run on one thread.
-constexpr int64_t kGrain = 32768;
-
 // ⌈a / b⌉ for b > 0 and any sign of a (C++ division truncates towards 0).
 inline int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
 
@@ -175,7 +172,7 @@ template <typename T>
 // its images in order: the same result for any thread count.
 template <typename T>
 void bias_grad(T* db, const T* dy, int64_t N, int64_t C, int64_t P) {
-  detail::parallel_for(0, C, std::max<int64_t>(1, kGrain / std::max<int64_t>(1, N * P)),
+  detail::parallel_for(0, C, detail::grain_for(N * P),
                        [=](int64_t lo, int64_t hi, int) {
                          for (int64_t o = lo; o < hi; ++o) {
                            T acc = 0;

@@ -23,7 +23,7 @@ namespace {
 // dst: (n,) += Σ_c parts[c]: (n,) for c in [0, chunks), added in chunk order.
 template <typename T>
 void add_partials(T* dst, const T* parts, int chunks, int64_t n) {
-  detail::parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, n, detail::kGrain, [=](int64_t lo, int64_t hi, int) {
     for (int c = 0; c < chunks; ++c) {
       const T* __restrict part = parts + c * n;
       T* __restrict d = dst;
@@ -73,7 +73,7 @@ void conv_transpose2d_forward(T* y, T* scratch, const T* x, const T* W, const T*
   if (b) {
     const int64_t plane = g.height * g.width;
     detail::parallel_for(0, s.batch * s.out_channels,
-                         std::max<int64_t>(1, kGrain / std::max<int64_t>(1, plane)),
+                         detail::grain_for(plane),
                          [=](int64_t lo, int64_t hi, int) {
                            for (int64_t nc = lo; nc < hi; ++nc) {
                              T* __restrict yp = y + nc * plane;

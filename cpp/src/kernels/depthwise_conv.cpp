@@ -66,7 +66,7 @@ void depthwise_forward(T* y, const T* x, const T* W, const T* b, const Conv2dSha
   const Geometry g = conv_geometry(s);
   const int64_t mult = s.out_channels / s.in_channels, P = g.positions();
   const int64_t planes = s.batch * s.out_channels;
-  const int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(1, P * g.kh * g.kw));
+  const int64_t grain = detail::grain_for(P * g.kh * g.kw);
   detail::parallel_for(0, planes, grain, [=](int64_t lo, int64_t hi, int) {
     for (int64_t plane = lo; plane < hi; ++plane) {
       const int64_t n = plane / s.out_channels, o = plane % s.out_channels;
@@ -97,7 +97,7 @@ void depthwise_backward(T* dx, T* dW, T* db, const T* dy, const T* x, const T* W
   const int64_t mult = s.out_channels / s.in_channels, P = g.positions();
   const int64_t HW = g.height * g.width;
   const int64_t work = P * g.kh * g.kw;
-  const int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(1, work));
+  const int64_t grain = detail::grain_for(work);
   // dx, parallel over (image, input channel) planes: each plane gathers from
   // the `mult` output channels that read it and is written by one thread only.
   if (dx)
