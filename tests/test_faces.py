@@ -68,8 +68,7 @@ def test_embedder_runs_the_model():
     # cn.Model and as a plain callable.
     L = cn.layers
     model = cn.Sequential([L.Input((4,)), L.Dense(2, use_bias=False)])
-    w = np.array([[1, 0, 0, 0], [0, 1, 0, 0]], np.float32)
-    model.set_weights([w.T if model.get_weights()[0].shape == (4, 2) else w])
+    model.set_weights([np.array([[1, 0, 0, 0], [0, 1, 0, 0]], np.float32)])   # (units, inputs)
     x = np.array([[0, 0, 7, 7], [1, 0, -3, 2], [0, 1, 5, 5]], np.float32)
     for encoder in (model, lambda batch: batch[:, :2]):
         faces = cn.applications.Embedder(encoder, threshold=0.2, unknown=-1)
