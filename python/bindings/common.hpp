@@ -169,6 +169,7 @@ void bind_norm(py::module_& ops);
 void bind_augment(py::module_& ops);
 void bind_normalize(py::module_& ops);
 void bind_detection(py::module_& ops);
+void bind_detection_losses(py::module_& ops);
 void bind_recurrent(py::module_& ops);
 void bind_style(py::module_& ops);
 void bind_metric_losses(py::module_& ops);
