@@ -289,7 +289,7 @@ TEST(non_finite_step_is_skipped_and_leaves_the_model_untouched) {
   seed(6);
   Model twin;
   twin.add(dense(8));
-  twin.add(bn);
+  twin.add(LayerSpec("batch_norm"));
   twin.add(dense(2));
   twin.build({2});
   twin.compile(LossKind::softmax_cross_entropy, opt);

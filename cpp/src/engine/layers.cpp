@@ -227,7 +227,9 @@ class Reshape : public Layer<T> {
  public:
   // Flatten is Reshape to one axis.
   explicit Reshape(const LayerSpec& spec)
-      : Layer<T>(spec), flatten_(spec.kind == "flatten"), target_shape_(flatten_ ? Shape{} : spec.get<Ints>("target_shape")) {}
+      : Layer<T>(spec),
+        flatten_(spec.kind == "flatten"),
+        target_shape_(flatten_ ? Shape{} : spec.get<Ints>("target_shape")) {}
 
   Shape build(const Shape& input_shape) override {
     this->in_size_ = this->out_size_ = shape_size(input_shape);

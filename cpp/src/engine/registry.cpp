@@ -128,12 +128,11 @@ LayerSpec complete_layer_spec(const LayerSpec& spec) {
   out.attributes = kind.attributes;
   for (const auto& given : spec.attributes) {
     const AttributeValue* want = kind.attributes.find(given.first);
-    if (!want)
-      throw ValueError(owner + ": unknown attribute '" + given.first + "'" +
-                       detail::suggestion(given.first, detail::names_of(kind.attributes)) + " (" + spec.kind +
-                       " takes " +
-                       (kind.attributes.empty() ? std::string("none") : detail::joined_names(detail::names_of(kind.attributes))) +
-                       ")");
+    if (!want) {
+      const std::vector<std::string> names = detail::names_of(kind.attributes);
+      throw ValueError(owner + ": unknown attribute '" + given.first + "'" + detail::suggestion(given.first, names) +
+                       " (" + spec.kind + " takes " + (names.empty() ? "none" : detail::joined_names(names)) + ")");
+    }
     out.attributes.set(given.first, detail::converted(given.second, *want, given.first, owner));
   }
   return out;
