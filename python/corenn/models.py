@@ -1,27 +1,15 @@
 """Model and Sequential: Keras's model API over the C++ engine (corenn._core.Engine).
 
-Python here only slices mini-batches and keeps the history; every pass over the
-data (forward, loss, backward, update) is one call into C++ with the GIL
-released."""
+A Model holds the graph (its layers and how they connect), the compiled loss,
+optimizer and metrics; the training loop is corenn/training.py and the model
+files corenn/saving.py."""
 
-import math
-import numbers
-import sys
-import time
 import warnings
-from collections.abc import Mapping
 
 import numpy as np
 
-from . import _core, _validate, callbacks as callbacks_module, layers as layers_module
-from . import losses, metrics as metrics_module, optimizers as optimizers_module, saving
-
-
-def _as_array(owner, name, value):
-    try:
-        return np.asarray(value)
-    except Exception as exc:  # pragma: no cover - numpy's own message is kept
-        raise TypeError(f"{owner}: {name} must be array-like: {exc}") from None
+from . import _core, _validate, layers as layers_module, losses, metrics as metrics_module
+from . import optimizers as optimizers_module, saving, training
 
 
 class Model:
@@ -243,124 +231,12 @@ class Model:
         if self._loss is None:
             raise ValueError(f"{owner}: call compile(optimizer, loss) first")
 
-    def _prepare(self, owner, x, y=None, empty_ok=False):
-        """Cast and check x (and y) against the model: errors before any work.
-        Zero examples are an error except where empty_ok (predict: zero rows out)."""
-        x = _as_array(owner, "x", x)
-        if x.dtype.kind not in "fiub":
-            raise TypeError(f"{owner}: x must be numeric, got dtype {x.dtype}")
-        self._ensure_built(x)
-        want = (len(x), *self._input_shape) if x.ndim >= 1 else None
-        if x.shape != want:
-            raise ValueError(f"{owner}: x must have shape (batch, {', '.join(map(str, self._input_shape))}),"
-                             f" got {x.shape}{_validate.channels_last('x', x.shape, self._input_shape)}")
-        if not empty_ok:
-            _validate.examples(owner, "x", x)
-        integer_x = x.dtype.kind != "f"
-        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: refused below
-            x = np.ascontiguousarray(x, dtype=self.dtype)
-        if y is None:
-            return x, None  # predict: a NaN in a row propagates to that row's output
-        # Training and evaluation refuse NaN/inf (after the cast, which may
-        # overflow): one would turn the loss NaN and, in training, skip the step.
-        if not integer_x:
-            _validate.finite(owner, "x", x)
-        y = _as_array(owner, "y", y)
-        if len(y) != len(x):
-            raise ValueError(f"{owner}: x and y must hold the same number of examples, "
-                             f"got {len(x)} and {len(y)}")
-        out_shape = tuple(self._engine.model_output_shape())
-        if self._loss == "softmax_cross_entropy":
-            classes = int(np.prod(out_shape))
-            if y.ndim != 1:
-                raise ValueError(f"{owner}: softmax_cross_entropy needs y of shape ({len(x)},) "
-                                 f"(integer class ids), got {y.shape}")
-            if y.dtype.kind == "f":
-                _validate.finite(owner, "y", y)
-                if np.any(y != np.round(y)):
-                    raise ValueError(f"{owner}: class ids in y must be whole numbers")
-            elif y.dtype.kind not in "iub":
-                raise TypeError(f"{owner}: y must hold integer class ids, got dtype {y.dtype}")
-            y = np.ascontiguousarray(y, dtype=np.int64)
-            if len(y) and (y.min() < 0 or y.max() >= classes):
-                bad = int(y[(y < 0) | (y >= classes)][0])
-                raise ValueError(f"{owner}: class id {bad} in y is outside [0, {classes}) "
-                                 f"for a model with {classes} outputs")
-        else:
-            if y.dtype.kind not in "fiub":
-                raise TypeError(f"{owner}: y must be numeric, got dtype {y.dtype}")
-            if y.ndim == 1 and out_shape == (1,):
-                y = y.reshape(-1, 1)
-            if y.shape != (len(x), *out_shape):
-                raise ValueError(f"{owner}: y must have shape {(len(x), *out_shape)} to match the "
-                                 f"model's output, got {y.shape}")
-            with np.errstate(over="ignore"):
-                y = np.ascontiguousarray(y, dtype=self.dtype)
-            # binary cross-entropy reads NaN targets as missing labels.
-            _validate.finite(owner, "y", y, allow_nan=self._loss == "binary_cross_entropy")
-        return x, y
-
     def _labels(self):
+        """Whether the loss takes integer class ids (softmax cross-entropy)."""
         return self._loss == "softmax_cross_entropy"
 
-    def _sample_weight(self, owner, sample_weight, n):
-        """sample_weight as (n,) in the model's dtype, checked (finite, >= 0), or None."""
-        if sample_weight is None:
-            return None
-        w = _as_array(owner, "sample_weight", sample_weight)
-        if w.dtype.kind not in "fiub":
-            raise TypeError(f"{owner}: sample_weight must be numeric, got dtype {w.dtype}")
-        if w.shape != (n,):
-            raise ValueError(f"{owner}: sample_weight must have shape ({n},) (one weight per "
-                             f"example), got {w.shape}")
-        # Checked after the cast: 1e300 is finite in float64 but not in float32.
-        with np.errstate(over="ignore"):
-            w = np.array(w, dtype=self.dtype)
-        bad = ~(np.isfinite(w) & (w >= 0))
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise ValueError(f"{owner}: sample_weight must be finite and >= 0, got {w[i]} at "
-                             f"example {i}")
-        return w
-
-    def _class_weight(self, owner, class_weight, y):
-        """Each example's weight from class_weight {class index: weight}, as Keras's
-        class_weight_to_sample_weights: the integer label for softmax cross-entropy,
-        the rounded 0/1 target for binary cross-entropy with one output column;
-        classes missing from the dict (and missing binary labels) weigh 1."""
-        if not isinstance(class_weight, Mapping):
-            raise TypeError(f"{owner}: class_weight must be a dict {{class index: weight}}, got "
-                            f"{type(class_weight).__name__}")
-        out_shape = tuple(self._engine.model_output_shape())
-        if self._loss == "softmax_cross_entropy":
-            classes, labels = int(np.prod(out_shape)), y
-        elif self._loss == "binary_cross_entropy" and int(np.prod(out_shape)) == 1:
-            rounded = np.round(y.reshape(-1))
-            # NaN targets (missing labels, skipped by the loss) index the spare slot.
-            classes = 2
-            labels = np.where(np.isfinite(rounded) & (rounded >= 0) & (rounded <= 1),
-                              rounded, classes).astype(np.int64)
-        else:
-            raise ValueError(f"{owner}: class_weight needs softmax_cross_entropy (integer labels) "
-                             f"or binary_cross_entropy with one output column; the model has "
-                             f"loss {self._loss!r} and output shape {out_shape}")
-        table = np.ones(classes + 1)  # the last slot: targets outside the classes weigh 1
-        for key, value in class_weight.items():
-            integral = isinstance(key, numbers.Integral) and not isinstance(key, bool)
-            if not integral or not 0 <= key < classes:
-                raise ValueError(f"{owner}: class_weight key {key!r} is not a class index in "
-                                 f"[0, {classes})")
-            table[int(key)] = _validate.real(owner, f"class_weight[{key}]", value, low=0.0)
-        return table[labels].astype(self.dtype)
-
-    def _example_weights(self, owner, y, w, class_weight):
-        """The per-example loss weights: the checked sample weights w times the
-        class weight of each example's label (Keras multiplies the two); None
-        when neither is given."""
-        if class_weight is None:
-            return w
-        c = self._class_weight(owner, class_weight, y)
-        return c if w is None else w * c
+    def _prepare(self, owner, x, y=None, empty_ok=False):
+        return training.prepare(self, owner, x, y, empty_ok)
 
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
         """One optimizer update on (x, y); returns the loss before the update.
@@ -368,13 +244,7 @@ class Model:
         loss as in fit. A NaN or infinite loss or gradient skips the update
         (weights, batch norm statistics and optimizer state stay as they were)
         and returns NaN."""
-        self._require_compiled("train_on_batch")
-        x, y = self._prepare("train_on_batch", x, y)
-        w = self._example_weights("train_on_batch", y,
-                                  self._sample_weight("train_on_batch", sample_weight, len(y)),
-                                  class_weight)
-        self._engine.set_learning_rate(self._optimizer.lr_at(self._engine.steps))
-        return float(self._engine.train_step(x, y, self._labels(), sample_weight=w))
+        return training.train_on_batch(self, x, y, sample_weight, class_weight)
 
     @_validate.keyword_checked
     def fit(self, x, y, batch_size=32, epochs=1, validation_data=None, validation_split=0.0,
@@ -392,150 +262,18 @@ class Model:
         are shuffled with their examples and split off with validation_split;
         validation_data may be (x_val, y_val, sample_weight_val); class_weight
         applies to the training data only. Metrics stay unweighted."""
-        self._require_compiled("fit")
-        batch_size = _validate.integer("fit", "batch_size", batch_size, minimum=1)
-        epochs = _validate.integer("fit", "epochs", epochs, minimum=0)
-        validation_split = _validate.real("fit", "validation_split", validation_split, low=0.0,
-                                          high=1.0, high_open=True)
-        x, y = self._prepare("fit", x, y)
-        sample_weight = self._sample_weight("fit", sample_weight, len(x))
-        if validation_data is None and validation_split > 0:
-            # Keras's split: the first ⌊n·(1 − split)⌋ examples train, the rest validate.
-            cut = int(math.floor(len(x) * (1.0 - validation_split)))
-            if cut in (0, len(x)):
-                raise ValueError(f"fit: validation_split={validation_split} leaves no examples "
-                                 f"for training or validation out of {len(x)}")
-            split = (None, None) if sample_weight is None else (sample_weight[:cut], sample_weight[cut:])
-            validation_data = (x[cut:], y[cut:], split[1])
-            x, y, sample_weight = x[:cut], y[:cut], split[0]
-        elif validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError("fit: validation_data must be a tuple (x_val, y_val) or "
-                                 "(x_val, y_val, sample_weight_val)")
-            owner = "fit (validation_data)"
-            xv, yv = self._prepare(owner, *validation_data[:2])
-            wv = validation_data[2] if len(validation_data) == 3 else None
-            validation_data = (xv, yv, self._sample_weight(owner, wv, len(xv)))
-        weights = self._example_weights("fit", y, sample_weight, class_weight)
-
-        history = callbacks_module.History()
-        cbs = [*(callbacks or []), history]
-        for cb in cbs:
-            if not isinstance(cb, callbacks_module.Callback):
-                raise TypeError(f"fit: callbacks must be Callback instances, got {cb!r}")
-            cb.set_model(self)
-        self.stop_training = False
-        # Anything that fails mid-way (a callback, a bad schedule value) leaves
-        # the model as it was before fit: weights, batch norm statistics,
-        # optimizer state and step count.
-        saved = (self._engine.get_parameters(), self._engine.get_state(),
-                 self._engine.get_optimizer_state())
-        try:
-            self._fit_loop(x, y, weights, batch_size, epochs, validation_data, shuffle, cbs,
-                           verbose)
-        except Exception:
-            self._engine.set_parameters(saved[0])
-            self._engine.set_state(saved[1])
-            self._engine.set_optimizer_state(*saved[2])
-            raise
-        return history
-
-    def _fit_loop(self, x, y, w, batch_size, epochs, validation_data, shuffle, cbs, verbose):
-        labels = self._labels()
-        n = len(x)
-        batches = (n + batch_size - 1) // batch_size
-        for cb in cbs:
-            cb.on_train_begin()
-        for epoch in range(epochs):
-            for cb in cbs:
-                cb.on_epoch_begin(epoch)
-            if shuffle:
-                # One gather per epoch; the batches are then contiguous views.
-                order = np.random.default_rng(_core.next_key()).permutation(n)
-                xe, ye = x[order], y[order]
-                we = None if w is None else w[order]
-            else:
-                xe, ye, we = x, y, w
-            started = time.perf_counter()
-            total_loss, seen, outputs = 0.0, 0, []
-            bar = _progress(batches, f"Epoch {epoch + 1}/{epochs}", verbose)
-            for b in range(batches):
-                for cb in cbs:
-                    cb.on_train_batch_begin(b)
-                batch = slice(b * batch_size, (b + 1) * batch_size)
-                xb, yb, wb = xe[batch], ye[batch], None if we is None else we[batch]
-                self._engine.set_learning_rate(self._optimizer.lr_at(self._engine.steps))
-                if self._metrics:
-                    loss, out = self._engine.train_step(xb, yb, labels, True, wb)
-                    outputs.append(out)
-                else:
-                    loss = self._engine.train_step(xb, yb, labels, sample_weight=wb)
-                total_loss += loss * len(xb)
-                seen += len(xb)
-                for cb in cbs:
-                    cb.on_train_batch_end(b, {"loss": loss})
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss:.4f}")
-                if self.stop_training:  # e.g. TerminateOnNaN: not one more update
-                    break
-            logs = {"loss": total_loss / seen}
-            # Training metrics over the epoch's outputs at once: precision, recall
-            # and F1 are not means of per-batch values.
-            if self._metrics:
-                out = np.concatenate(outputs)
-                logs.update({name: fn(out, ye[:seen], self._loss) for name, fn in self._metrics})
-            if validation_data is not None:
-                xv, yv, wv = validation_data
-                val = self._evaluate_arrays(xv, yv, max(batch_size, 256), wv)
-                logs.update({f"val_{k}": v for k, v in val.items()})
-            if bar is not None:
-                bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()})
-                bar.close()
-            elif verbose:
-                secs = time.perf_counter() - started
-                shown = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
-                print(f"Epoch {epoch + 1}/{epochs} - {secs:.2f}s - {shown}", file=sys.stderr)
-            for cb in cbs:
-                cb.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        for cb in cbs:
-            cb.on_train_end()
+        return training.fit(self, x, y, batch_size, epochs, validation_data, validation_split,
+                            shuffle, callbacks, verbose, class_weight, sample_weight)
 
     def evaluate(self, x, y, batch_size=256, verbose=0, sample_weight=None):
         """Loss (with regularisation) and metrics in inference mode, as a dict.
         sample_weight (N,) weights each example's loss as in fit (metrics stay
         unweighted)."""
-        self._require_compiled("evaluate")
-        batch_size = _validate.integer("evaluate", "batch_size", batch_size, minimum=1)
-        x, y = self._prepare("evaluate", x, y)
-        sample_weight = self._sample_weight("evaluate", sample_weight, len(x))
-        return self._evaluate_arrays(x, y, batch_size, sample_weight)
-
-    def _evaluate_arrays(self, x, y, batch_size, sample_weight=None):
-        labels = self._labels()
-        total, outputs = 0.0, []
-        for start in range(0, len(x), batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            wb = None if sample_weight is None else sample_weight[start:start + batch_size]
-            loss, out = self._engine.evaluate(xb, yb, labels, wb)
-            total += loss * len(xb)
-            outputs.append(out)
-        out = np.concatenate(outputs)
-        result = {"loss": total / len(x)}
-        for name, fn in self._metrics:
-            result[name] = fn(out, y, self._loss)
-        return result
+        return training.evaluate(self, x, y, batch_size, verbose, sample_weight)
 
     def predict(self, x, batch_size=256, verbose=0):
         """The model's outputs (logits for classification), in inference mode."""
-        batch_size = _validate.integer("predict", "batch_size", batch_size, minimum=1)
-        x, _ = self._prepare("predict", x, empty_ok=True)
-        if len(x) <= batch_size:
-            return self._engine.predict(x)
-        return np.concatenate([self._engine.predict(x[s:s + batch_size])
-                               for s in range(0, len(x), batch_size)])
+        return training.predict(self, x, batch_size, verbose)
 
     def __call__(self, x):
         return self.predict(x)
@@ -680,13 +418,3 @@ def _trace(source, output):
             raise ValueError(f"Model: two layers are named '{layer.name}'; layer names must be unique")
         names.add(layer.name)
     return order, inbound
-
-
-def _progress(total, desc, verbose):
-    if verbose != 1:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=desc, unit="batch", leave=True, file=sys.stderr)
