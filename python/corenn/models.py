@@ -306,22 +306,22 @@ class Model:
     def _clone(self, dtype):
         """Same architecture, weights, loss and optimizer in another dtype."""
         self._ensure_built()
-        clone = object.__new__(type(self))
-        clone._init(dtype, self.name)
-        clone._input, clone._input_shape = self._input, self._input_shape
-        clone._inbound = None if self._inbound is None else dict(self._inbound)
-        for layer in self._layers:
-            copy = object.__new__(type(layer))
-            copy.__dict__.update(layer.__dict__)
-            copy._engine = copy._index = copy._inbound = copy.output = None
-            clone._layers.append(copy)
-        clone.build()
+        clone = _rebuild(self._engine, self.name, dtype)
         clone.set_weights(self.get_weights())
         if self._loss is not None:
             with warnings.catch_warnings():  # the user's compile already warned about this model
                 warnings.simplefilter("ignore", UserWarning)
                 clone.compile(self._optimizer, self._loss)
         return clone
+
+    def _adopt(self, engine):
+        """Run on `engine`, a loaded engine of this model's graph, in place of
+        the one built: its weights and training state are the model's from now on."""
+        by_name = {layer.name: layer for layer in self._layers}
+        self._layers = [by_name[engine.layer_name(i)] for i in range(engine.num_layers)]
+        self._engine = engine
+        for i, layer in enumerate(self._layers):
+            layer._engine, layer._index = engine, i
 
 
 class Sequential(Model):
@@ -382,6 +382,42 @@ class Sequential(Model):
                 layer._inbound = layer.output = None
             self._input = given_input
             raise
+
+
+def load_model(path, custom_objects=None):
+    """The model a file holds (written by model.save, or by a C++ program):
+    architecture, weights, batch norm state and, when saved compiled, the loss,
+    optimizer (with its state, so training resumes on the same trajectory) and
+    metrics. custom_objects maps the names of custom optimizers, schedules and
+    metrics to their classes or functions. OSError for an unreadable file,
+    ValueError for a damaged or foreign one (corenn/saving.py)."""
+    engine, name, compiled = saving.read_model(path, custom_objects)
+    model = _rebuild(engine, name)
+    if compiled is not None:
+        # Compiled before the engine is adopted: the loaded engine keeps the
+        # optimizer state it was saved with.
+        model.compile(**compiled)
+    model._adopt(engine)
+    return model
+
+
+def _rebuild(engine, name=None, dtype=None):
+    """A new model of the engine's graph, with new layers from the engine's
+    settings (Layer.from_config): a Sequential for a stack, else a functional
+    Model, in dtype (the engine's by default), built with fresh weights."""
+    dtype = dtype or engine.dtype
+    configs = [engine.layer_config(i) for i in range(engine.num_layers)]
+    layers = [layers_module.from_config(c) for c in configs]
+    source = layers_module.Input(tuple(engine.input_shape), name=engine.input_name)
+    if not any(c["inputs"] for c in configs):
+        model = Sequential([source, *layers], dtype=dtype, name=name)
+        model.build()
+        return model
+    tensors = {source.name: source.output}
+    for layer, config in zip(layers, configs):  # files list each layer after its inputs
+        inputs = [tensors[n] for n in config["inputs"]]
+        tensors[layer.name] = layer(inputs if layer.merges else inputs[0])
+    return Model(source, tensors[layers[engine.output_layer].name], dtype=dtype, name=name)
 
 
 # The losses that apply an activation themselves: a model ending in that same
