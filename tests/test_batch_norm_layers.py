@@ -10,7 +10,7 @@ import corenn as cn
 from reference import conv as ref_conv
 from reference import dense as ref_dense
 from reference import batch_norm as ref
-from tolerances import GRADCHECK_THRESHOLD, assert_close
+from tolerances import CLOSED_FORM, GRADCHECK_THRESHOLD, assert_close
 
 L = cn.layers
 O = cn.optimizers
@@ -144,7 +144,7 @@ def test_dense_bn_relu_matches_numpy_in_training_and_inference(dtype):
         return ref_dense.dense_forward(np.maximum(h, 0), W2, b2), new_mean, new_var
 
     assert_close(m.predict(x), numpy_forward(False)[0], op="batch_norm", what="predict")
-    _, out = m._engine.train_step(x.astype(dtype), y, True, True)  # lr 0: only the moving averages move
+    _, _, (out,) = m._engine.train_step([x.astype(dtype)], [y], None, True)  # lr 0: only the moving averages move
     expected, new_mean, new_var = numpy_forward(True)
     assert_close(out, expected, op="batch_norm", what="training forward")
     _, _, got_mean, got_var = m.get_layer("bn").get_weights()
@@ -187,15 +187,15 @@ def test_one_step_by_hand_with_keras_default_momentum():
     x = np.array([[1.0], [3.0]])  # μ = 2, unbiased variance 2
     m.train_on_batch(x, np.array([0, 1]))
     _, _, mean, var = m.get_layer("bn").get_weights()
-    np.testing.assert_allclose(mean, [0.01 * 2.0], rtol=1e-6)                # 0.99·0 + 0.01·2
-    np.testing.assert_allclose(var, [0.99 * 1.0 + 0.01 * 2.0], rtol=1e-6)    # 0.99·1 + 0.01·2
+    np.testing.assert_allclose(mean, [0.01 * 2.0], **CLOSED_FORM[mean.dtype])                # 0.99·0 + 0.01·2
+    np.testing.assert_allclose(var, [0.99 * 1.0 + 0.01 * 2.0], **CLOSED_FORM[var.dtype])    # 0.99·1 + 0.01·2
 
 
 def test_a_single_example_keeps_the_moving_variance():
     m = bn_model((4,))
     m.train_on_batch(np.array([[1.0, 2.0, 3.0, 4.0]]), np.array([1]))
     _, _, mean, var = m.get_layer("bn").get_weights()
-    np.testing.assert_allclose(mean, 0.01 * np.array([1.0, 2.0, 3.0, 4.0]), rtol=1e-6)
+    np.testing.assert_allclose(mean, 0.01 * np.array([1.0, 2.0, 3.0, 4.0]), **CLOSED_FORM[mean.dtype])
     np.testing.assert_array_equal(var, 1.0)
 
 
@@ -274,7 +274,7 @@ def test_frozen_bn_keeps_everything_and_runs_in_inference_mode(when):
     # Inference mode while training: the training forward (before its update) is predict's, bit for bit.
     xb = x[:8].astype(np.float32)
     expected = m.predict(xb)
-    _, out = m._engine.train_step(xb, y[:8], True, True)
+    _, _, (out,) = m._engine.train_step([xb], [y[:8]], None, True)
     np.testing.assert_array_equal(out, expected)
     # Unfrozen, it trains and its moving averages move again.
     bn.trainable = True

@@ -91,46 +91,60 @@ def _metric(name, custom_objects):
 
 def save_model(model, path, include_optimizer=True):
     model._ensure_built()
-    python = {"name": model.name}
-    if include_optimizer and model._loss is not None:
+    python = {"name": model.name, **model._structure()}
+    if include_optimizer and model._losses is not None:
         python["optimizer"] = _class_config(model._optimizer)
-        python["metrics"] = [name for name, _ in model._metrics]
+        metrics = [[name for name, _ in ms] for ms in model._output_metrics]
+        python["metrics"] = metrics[0] if len(metrics) == 1 else dict(zip(model.output_names, metrics))
     model._engine.save(os.fspath(path), bool(include_optimizer), {_PYTHON_KEY: json.dumps(python)})
 
 
 def read_model(path, custom_objects=None):
-    """What cn.load_model needs from a file: (engine, name, compiled), the
+    """What cn.load_model needs from a file: (engine, settings, compiled), the
     engine (architecture, weights and training state, checked by the C++
-    reader), the model's name (None when the file has none) and the compile()
-    arguments {optimizer, loss, metrics} (None for a file saved uncompiled)."""
+    reader), the Python settings ({name, class_name, inputs_listed,
+    outputs_listed}, each optional: a file written by C++ has none) and the
+    compile() arguments {optimizer, loss, metrics} (None for a file saved
+    uncompiled)."""
     custom_objects = dict(custom_objects or {})
     engine, metadata = _core.load_model(os.fspath(path))
     # The Python settings beside the engine's are checked here, with the same ValueError.
     try:
-        name, compiled = _python_settings(engine, metadata, custom_objects)
+        settings, compiled = _python_settings(engine, metadata, custom_objects)
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"load_model: '{os.fspath(path)}': invalid Python settings in the file "
                          f"({type(exc).__name__}: {exc})") from None
-    return engine, name, compiled
+    return engine, settings, compiled
 
 
 def _python_settings(engine, metadata, custom_objects):
     python = json.loads(metadata.get(_PYTHON_KEY, "{}"))
     if not isinstance(python, dict):
         raise TypeError("the 'python' metadata must be a JSON object")
-    name = python.get("name")
-    if name is not None and not isinstance(name, str):
-        raise TypeError(f"the model name must be a string, got {name!r}")
+    settings = {k: python[k] for k in ("name", "class_name", "inputs_listed", "outputs_listed")
+                if k in python}
+    for key, kind in (("name", str), ("class_name", str), ("inputs_listed", bool),
+                      ("outputs_listed", bool)):
+        if key in settings and not isinstance(settings[key], kind):
+            raise TypeError(f"{key} must be a {kind.__name__}, got {settings[key]!r}")
     if not engine.compiled:
-        return name, None
+        return settings, None
     training = json.loads(metadata["training"])
     if "optimizer" in python:
         optimizer = _from_class_config(python["optimizer"], optimizers_module.Optimizer,
                                        optimizers_module, custom_objects, "optimizer")
     else:
         optimizer = _optimizer_from_engine(training["optimizer"])
-    return name, {"optimizer": optimizer, "loss": losses.get(training["loss"]),
-                  "metrics": [_metric(m, custom_objects) for m in python.get("metrics", [])]}
+    metrics = python.get("metrics", [])
+    if isinstance(metrics, dict):
+        metrics = {k: [_metric(m, custom_objects) for m in v] for k, v in metrics.items()}
+    else:
+        metrics = [_metric(m, custom_objects) for m in metrics]
+    # Version 1 holds one loss name; version 2 one per output ("none": no loss) and their weights.
+    names = training["loss"] if isinstance(training["loss"], list) else [training["loss"]]
+    return settings, {"optimizer": optimizer, "metrics": metrics,
+                      "loss": [None if n == "none" else losses.get(n) for n in names],
+                      "loss_weights": training.get("loss_weights")}
 
 
 def load_weights(model, path):
