@@ -312,7 +312,7 @@ def _fit_loop(model, xs, ys, w, batch_size, epochs, validation_data, shuffle, cb
             xe, ye, we = xs, ys, w
         started = time.perf_counter()
         total_loss, seen, outputs = 0.0, 0, []
-        output_totals = np.zeros(len(ys))
+        output_totals = [0.0] * len(ys)  # logged for several outputs only
         bar = _progress(batches, f"Epoch {epoch + 1}/{epochs}", verbose)
         for b in range(batches):
             for cb in cbs:
@@ -326,7 +326,8 @@ def _fit_loop(model, xs, ys, w, batch_size, epochs, validation_data, shuffle, cb
                 outputs.append(result[2])
             size = len(xb[0])
             total_loss += loss * size
-            output_totals += np.asarray(per_output, dtype=np.float64) * size
+            if len(ys) > 1:
+                output_totals = [t + v * size for t, v in zip(output_totals, per_output)]
             seen += size
             for cb in cbs:
                 cb.on_train_batch_end(b, {"loss": loss})
@@ -336,7 +337,8 @@ def _fit_loop(model, xs, ys, w, batch_size, epochs, validation_data, shuffle, cb
             if model.stop_training:  # e.g. TerminateOnNaN: not one more update
                 break
         joined = [np.concatenate([o[k] for o in outputs]) for k in range(len(ys))] if outputs else []
-        logs = _logs(model, total_loss / seen, output_totals / seen, joined, _rows(ye, slice(None, seen)))
+        logs = _logs(model, total_loss / seen, [t / seen for t in output_totals], joined,
+                     _rows(ye, slice(None, seen)))
         if validation_data is not None:
             xv, yv, wv = validation_data
             val = _evaluate_arrays(model, xv, yv, max(batch_size, 256), wv)
@@ -367,17 +369,17 @@ def evaluate(model, x, y, batch_size=256, verbose=0, sample_weight=None):
 
 def _evaluate_arrays(model, xs, ys, batch_size, sample_weight=None):
     n = len(xs[0])
-    total, output_totals, outputs = 0.0, np.zeros(len(ys)), []
+    total, output_totals, outputs = 0.0, [0.0] * len(ys), []
     for start in range(0, n, batch_size):
         rows = slice(start, start + batch_size)
         wb = None if sample_weight is None else sample_weight[rows]
         loss, per_output, out = model._engine.evaluate(_rows(xs, rows), _rows(ys, rows), wb)
         size = len(out[0])
         total += loss * size
-        output_totals += np.asarray(per_output, dtype=np.float64) * size
+        output_totals = [t + v * size for t, v in zip(output_totals, per_output)]
         outputs.append(out)
     joined = [np.concatenate([o[k] for o in outputs]) for k in range(len(ys))]
-    return _logs(model, total / n, output_totals / n, joined, ys)
+    return _logs(model, total / n, [t / n for t in output_totals], joined, ys)
 
 
 def _structured_outputs(model, arrays):
