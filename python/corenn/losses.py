@@ -31,10 +31,28 @@ _ALIASES = {"sparse_categorical_crossentropy": "softmax_cross_entropy",
             "binary_crossentropy": "binary_cross_entropy", "mean_squared_error": "mse"}
 
 
-def get(name):
-    if not isinstance(name, str):
-        raise TypeError(f"compile: loss must be a name, got {name!r}")
-    return _validate.choice("compile", "loss", _ALIASES.get(name, name), NAMES)
+def get(loss):
+    """What compile(loss=...) takes for one output, as the engine takes it: a
+    built-in loss's name (Keras's aliases accepted), fused in C++; or a custom
+    loss, called once per step (with the GIL) between forward and backward:
+    an object with loss_and_gradient(y_true, y_pred) (TripletLoss,
+    ContrastiveLoss) gives that method, and a callable fn(y_true, y_pred) ->
+    (loss, dloss_dy_pred) itself. y_pred is the output's batch (N, ...) in the
+    model's dtype, y_true the targets given for it (any shape with N first);
+    the gradient must have y_pred's shape: ValueError otherwise, and an
+    exception, a wrong gradient or a non-finite loss leave the weights
+    untouched. A custom loss is code, which a model file cannot hold: a model
+    compiled with one saves (and loads) uncompiled."""
+    if isinstance(loss, str):
+        return _validate.choice("compile", "loss", _ALIASES.get(loss, loss), NAMES)
+    method = getattr(loss, "loss_and_gradient", None)
+    if callable(method):
+        return method
+    if callable(loss):
+        return loss
+    raise TypeError(f"compile: loss must be a name, None, a callable fn(y_true, y_pred) -> "
+                    f"(loss, gradient) or an object with loss_and_gradient(y_true, y_pred), "
+                    f"got {loss!r}")
 
 
 def _float(y):
