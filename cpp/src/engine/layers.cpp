@@ -212,7 +212,7 @@ class Dropout : public Layer<T> {
 
   T* backward(T* dy, T* dx, const T*, const T*, int64_t batch, bool need_dx, LayerCache<T>& c) override {
     if (!need_dx) return nullptr;
-    if (rate_ == 0.0) return dy;
+    if (!c.training || rate_ == 0.0) return dy;
     dropout_backward<T>(dx, dy, c.mask.data(), batch * this->out_size_, static_cast<T>(rate_));
     return dx;
   }

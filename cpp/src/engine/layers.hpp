@@ -27,6 +27,10 @@ struct LayerCache {
   std::vector<T> scratch;       // convolution im2col columns
   std::vector<int64_t> index;   // max pooling: argmax
   std::vector<std::vector<T>> outs;  // layers with several outputs: one buffer each
+  // The mode of the forward pass this cache holds, set by the engine: backward
+  // follows it (a vjp differentiates an inference pass: no dropout mask, batch
+  // norm's moving statistics).
+  bool training = false;
 };
 
 // Grows a buffer to at least n elements; never shrinks, so a steady batch size

@@ -69,6 +69,7 @@ class RandomFlip : public ImageAugmentation<T> {
 
   T* backward(T* dy, T* dx, const T*, const T*, int64_t batch, bool need_dx, LayerCache<T>& c) override {
     if (!need_dx) return nullptr;
+    if (!c.training) return dy;  // the identity at inference
     const Planes& p = this->p_;
     random_flip_backward<T>(dx, dy, c.mask.data(), batch, p.channels, p.height, p.width);
     return dx;
@@ -101,7 +102,7 @@ class RandomCrop : public ImageAugmentation<T> {
 
   T* backward(T* dy, T* dx, const T*, const T*, int64_t batch, bool need_dx, LayerCache<T>& c) override {
     if (!need_dx) return nullptr;
-    if (identity()) return dy;
+    if (!c.training || identity()) return dy;
     const Planes& p = this->p_;
     random_crop_backward<T>(dx, dy, c.index.data(), pad_h(), pad_w(), batch, p.channels, p.height,
                             p.width);

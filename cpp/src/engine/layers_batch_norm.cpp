@@ -100,8 +100,7 @@ class BatchNorm : public Layer<T> {
     const T* invstd = mean + channels_;
     T* dgamma = scale_ ? this->grads_ : nullptr;
     T* dbeta = center_ ? this->grads_ + (scale_ ? channels_ : 0) : nullptr;
-    // backward runs only in training, after a training forward.
-    if (batch_statistics(true))
+    if (batch_statistics(c.training))
       batch_norm_backward<T>(need_dx ? dx : nullptr, dgamma, dbeta, dy, x, mean, invstd, gamma(), batch,
                              channels_, spatial_);
     else
