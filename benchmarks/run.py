@@ -430,6 +430,9 @@ LABELS = {
     "resnet_small_b1_infer": "Small ResNet inference, 1 image",
     "iou_2000x2000": "Box IoU matrix, 2,000 × 2,000 boxes",
     "nms_10k": "Non-max suppression, 10,000 boxes",
+    "lstm_fwdbwd_b64": "LSTM(256) forward + backward, batch 64, 50 steps",
+    "gru_fwdbwd_b64": "GRU(256) forward + backward, batch 64, 50 steps",
+    "lstm_b1_infer": "LSTM(256) inference, 1 sequence of 50 steps",
     "sgemm": f"Matrix product {W.SGEMM_N}³ (reference)",
 }
 

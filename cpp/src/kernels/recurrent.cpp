@@ -76,18 +76,30 @@ void previous_states(T* h_prev, const T* h0, const T* y, int64_t batch, int64_t 
   }
 }
 
-// W_hh (G, H) transposed into (H, G), once per forward call. The per-step
-// product h_{t-1} · W_hhᵀ then reads its weights row-major (GEMM "nn"), which
-// OpenBLAS packs and runs faster than the transposed operand: 81 against 69
-// GFLOP/s per core for the (64, 512, 256) panels of the benchmark's LSTM.
+// The weights operand of the per-step product h_{t-1} · W_hhᵀ (N, G).
 template <typename T>
-void transpose_weights(T* W_t, const T* W, int64_t G, int64_t H) {
+struct StepWeights {
+  const T* W;
+  Trans trans;
+  int64_t ld;
+};
+
+// W_hh (G, H) transposed into W_t (H, G), once per forward call: the per-step
+// product then reads its weights row-major (GEMM "nn"), which OpenBLAS packs
+// and runs faster than the transposed operand: 81 against 69 GFLOP/s per core
+// for the (64, 512, 256) panels of the benchmark's LSTM. A batch of one is a
+// matrix-vector product (gemv), which reads W_hh as stored at full speed, so
+// it is used as it is.
+template <typename T>
+StepWeights<T> step_weights(T* W_t, const T* W_hh, int64_t batch, int64_t G, int64_t H) {
+  if (batch == 1) return {W_hh, Trans::yes, H};
   constexpr int64_t kTile = 32;
   parallel_for(0, H, kTile * 4, [&](int64_t lo, int64_t hi, int) {
     for (int64_t k0 = 0; k0 < G; k0 += kTile)
       for (int64_t q = lo; q < hi; ++q)
-        for (int64_t k = k0; k < std::min(G, k0 + kTile); ++k) W_t[q * G + k] = W[k * H + q];
+        for (int64_t k = k0; k < std::min(G, k0 + kTile); ++k) W_t[q * G + k] = W_hh[k * H + q];
   });
+  return {W_t, Trans::no, G};
 }
 
 // acc[j] += Σ_r m[r, j] over the rows of an (rows, cols) matrix, split by columns
@@ -335,12 +347,12 @@ void lstm_forward(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih,
   // The input projections of all steps do not depend on the recurrence: one
   // GEMM over the N·T rows instead of T small ones.
   gemm<T>(Trans::no, Trans::yes, N * S, G, features, T(1), x, features, W_ih, features, T(0), gates, G);
-  transpose_weights(W_hh_t, W_hh, G, H);
+  const StepWeights<T> Wr = step_weights(W_hh_t, W_hh, N, G, H);
   for (int64_t t = 0; t < S; ++t) {
     T* a = gates + t * G;  // step t of every example: rows N, leading dimension S·G
     const T* h_prev = t > 0 ? y + (t - 1) * H : h0;
     const int64_t ldh = t > 0 ? S * H : H;
-    if (h_prev) gemm<T>(Trans::no, Trans::no, N, G, H, T(1), h_prev, ldh, W_hh_t, G, T(1), a, S * G);
+    if (h_prev) gemm<T>(Trans::no, Wr.trans, N, G, H, T(1), h_prev, ldh, Wr.W, Wr.ld, T(1), a, S * G);
     parallel_for(0, N, row_grain(G), [&](int64_t lo, int64_t hi, int) {
       for (int64_t n = lo; n < hi; ++n) {
         const int64_t r = n * S + t;
@@ -500,14 +512,14 @@ void gru_forward(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T*
   T* gh = hn_all + N * S * H;
   T* W_hh_t = gh + N * G;
   gemm<T>(Trans::no, Trans::yes, N * S, G, features, T(1), x, features, W_ih, features, T(0), gates, G);
-  transpose_weights(W_hh_t, W_hh, G, H);
+  const StepWeights<T> Wr = step_weights(W_hh_t, W_hh, N, G, H);
   for (int64_t t = 0; t < S; ++t) {
     const T* h_prev = t > 0 ? y + (t - 1) * H : h0;
     const int64_t ldh = t > 0 ? S * H : H;
     // r multiplies W_hn h + rb_n only, so the recurrent projection cannot be
     // added into the input projection as in the LSTM: it gets its own buffer.
     if (h_prev)
-      gemm<T>(Trans::no, Trans::no, N, G, H, T(1), h_prev, ldh, W_hh_t, G, T(0), gh, G);
+      gemm<T>(Trans::no, Wr.trans, N, G, H, T(1), h_prev, ldh, Wr.W, Wr.ld, T(0), gh, G);
     else
       std::fill(gh, gh + N * G, T(0));
     parallel_for(0, N, row_grain(G), [&](int64_t lo, int64_t hi, int) {
