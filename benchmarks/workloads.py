@@ -432,7 +432,7 @@ WORKLOADS = {w.name: w for w in [
        "forward + backward through time",
        rnn.fwdbwd_flops("gru", 64), {
            "corenn": lambda: rnn.corenn_fwdbwd("gru"), "torch": lambda: rnn.torch_fwdbwd("gru")}),
-    _w("lstm_b1_infer", "infer", "LSTM(256) kernel forward over T = 50 steps of 128 features, "
+    _w("lstm_b1_infer", "op", "LSTM(256) kernel forward over T = 50 steps of 128 features, "
        "batch 1, inference (op level: the layer alone)",
        rnn.forward_flops("lstm", 1), {
            "corenn": rnn.corenn_lstm_infer, "numpy": rnn.numpy_lstm_infer,

@@ -173,6 +173,38 @@ def test_fast_matches_naive(kind, dtype, rng):
         assert_close(got, want, op=f"{kind}_fast_vs_naive")
 
 
+# (N, T, F, H) large enough that two threads split the work: the forward's
+# hidden units (at least 2^17 multiply-adds per thread and step) and the
+# backward's batch rows (at least 16 per thread); batch 1 splits the units only.
+SPLIT_SHAPES = [(40, 4, 8, 48), (1, 3, 8, 256)]
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("given", [True, False], ids=["states", "zero_states"])
+@pytest.mark.parametrize("shape", SPLIT_SHAPES, ids=gid)
+def test_fast_matches_naive_when_threads_split_the_work(kind, shape, given, rng):
+    N, T, F, H = shape
+    x = rng.standard_normal((N, T, F)).astype(np.float32)
+    w, s = _weights(kind, F, H, np.float32, rng), _states(kind, N, H, np.float32, rng, given)
+    dy = rng.standard_normal((N, T, H)).astype(np.float32)
+    dh_T = rng.standard_normal((N, H)).astype(np.float32)
+    run = {"lstm": lambda naive: _lstm_all(x, w, s, dy, dh_T, dh_T, naive),
+           "rnn": lambda naive: _rnn_all(x, w, s, dy, dh_T, naive),
+           "gru": lambda naive: _gru_all(x, w, s, dy, dh_T, naive)}[kind]
+    before = cn.get_num_threads()
+    try:
+        cn.set_num_threads(2)
+        fast = run(False)
+        cn.set_num_threads(1)
+        one_thread = run(False)
+    finally:
+        cn.set_num_threads(before)
+    naive = run(True)
+    for got, got1, want in zip(fast[0] + fast[1], one_thread[0] + one_thread[1], naive[0] + naive[1]):
+        assert_close(got, want, op=f"{kind}_fast_vs_naive")
+        assert_close(got1, want, op=f"{kind}_fast_vs_naive")
+
+
 # ---------------------------------------------------------------- gradient checks
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])

@@ -11,6 +11,7 @@ namespace corenn {
 
 using detail::gemm;
 using detail::parallel_for;
+using detail::blas_keep_single_threaded;
 using detail::Trans;
 
 namespace {
@@ -82,6 +83,8 @@ struct StepWeights {
   const T* W;
   Trans trans;
   int64_t ld;
+  // The operand for columns c0.. of the product (rows c0.. of W_hh).
+  const T* columns(int64_t c0) const { return trans == Trans::no ? W + c0 : W + c0 * ld; }
 };
 
 // W_hh (G, H) transposed into W_t (H, G), once per forward call: the per-step
@@ -100,6 +103,25 @@ StepWeights<T> step_weights(T* W_t, const T* W_hh, int64_t batch, int64_t G, int
         for (int64_t k = k0; k < std::min(G, k0 + kTile); ++k) W_t[q * G + k] = W_hh[k * H + q];
   });
   return {W_t, Trans::no, G};
+}
+
+// How the recurrence is threaded. The steps are sequential, so every step
+// synchronises the threads that share it; on a busy machine each of those
+// joins waits for a descheduled thread. So the forward splits the hidden units:
+// a thread computes the recurrent products of its units' gate columns and
+// then the fused pass of those units, one join per step. The backward splits
+// the batch: examples are independent, so each thread runs the whole
+// recurrence for its own rows (fused pass, then dh_{t-1} = dA_t · W_hh of its
+// rows) without any join. Chunks are sized so that each thread's per-step
+// product is at least kStepWork multiply-adds (a fork/join costs about as
+// much), and at least kMinRows rows for the backward's products (fewer rows
+// run BLAS far below its peak); a problem too small for two chunks runs on the
+// calling thread, whose per-step GEMMs then split over the threads themselves.
+constexpr int64_t kStepWork = int64_t(1) << 17;
+constexpr int64_t kMinRows = 16;
+
+int64_t unit_grain(int64_t batch, int64_t gates, int64_t hidden) {
+  return std::max<int64_t>(8, kStepWork / std::max<int64_t>(1, batch * gates * hidden));
 }
 
 // acc[j] += Σ_r m[r, j] over the rows of an (rows, cols) matrix, split by columns
@@ -148,15 +170,16 @@ inline void with_prev(bool prev, Args&&... args) {
     Cell<false>::run(args...);
 }
 
-// One fused LSTM cell pass for one example: activates the pre-activations
-// a = [a_i, a_f, a_g, a_o] (4H) in place (b added here, not in the GEMMs) and
-// writes c_t and h_t.
+// One fused LSTM cell pass for one example and the units [j0, j1): activates
+// the pre-activations a = [a_i, a_f, a_g, a_o] (4H) in place (b added here, not
+// in the GEMMs) and writes c_t and h_t.
 template <bool kPrev>
 struct LstmCellForward {
   template <typename T>
-  CORENN_CELL_CLONES static void run(T* __restrict a, T* __restrict c, T* __restrict h, const T* __restrict c_prev,
-                  const T* __restrict b, int64_t H) {
-    for (int64_t j = 0; j < H; ++j) {
+  CORENN_CELL_CLONES static void run(T* __restrict a, T* __restrict c, T* __restrict h,
+                                     const T* __restrict c_prev, const T* __restrict b, int64_t H,
+                                     int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) {
       const T cp = kPrev ? c_prev[j] : T(0);
       const T i = sigmoid_vec(a[j] + b[j]);
       const T f = sigmoid_vec(a[H + j] + b[H + j]);
@@ -192,15 +215,17 @@ struct LstmCellBackward {
   }
 };
 
-// One fused GRU cell pass for one example: from the input projection a (3H,
-// without b) and the recurrent one gh (3H, without rb), the activated gates
-// [r, z, n] (over a), W_hn h_{t-1} + rb_n and h_t.
+// One fused GRU cell pass for one example and the units [j0, j1): from the
+// input projection a (3H, without b) and the recurrent one gh (3H, without
+// rb), the activated gates [r, z, n] (over a), W_hn h_{t-1} + rb_n and h_t.
 template <bool kPrev>
 struct GruCellForward {
   template <typename T>
-  CORENN_CELL_CLONES static void run(T* __restrict a, T* __restrict hn, T* __restrict h, const T* __restrict gh,
-                  const T* __restrict hp, const T* __restrict b, const T* __restrict rb, int64_t H) {
-    for (int64_t j = 0; j < H; ++j) {
+  CORENN_CELL_CLONES static void run(T* __restrict a, T* __restrict hn, T* __restrict h,
+                                     const T* __restrict gh, const T* __restrict hp,
+                                     const T* __restrict b, const T* __restrict rb, int64_t H,
+                                     int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) {
       const T h_prev = kPrev ? hp[j] : T(0);
       const T rg = sigmoid_vec(a[j] + b[j] + gh[j] + rb[j]);
       const T z = sigmoid_vec(a[H + j] + b[H + j] + gh[H + j] + rb[H + j]);
@@ -292,8 +317,9 @@ void simple_rnn_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scratch, c
   T* h_prev = dA + N * S * H;
   T* dh = h_prev + N * S * H;
   if (dh_T) std::copy(dh_T, dh_T + N * H, dh); else std::fill(dh, dh + N * H, T(0));
-  for (int64_t t = S - 1; t >= 0; --t) {
-    parallel_for(0, N, row_grain(H), [&](int64_t lo, int64_t hi, int) {
+  blas_keep_single_threaded();
+  parallel_for(0, N, kMinRows, [&](int64_t lo, int64_t hi, int) {  // rows [lo, hi), every step
+    for (int64_t t = S - 1; t >= 0; --t) {
       for (int64_t n = lo; n < hi; ++n) {
         const int64_t r = n * S + t;
         for (int64_t j = 0; j < H; ++j) {
@@ -301,9 +327,10 @@ void simple_rnn_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scratch, c
           dA[r * H + j] = (dh[n * H + j] + dy[r * H + j]) * (T(1) - h * h);
         }
       }
-    });
-    gemm<T>(Trans::no, Trans::no, N, H, H, T(1), dA + t * H, S * H, W_hh, H, T(0), dh, H);
-  }
+      gemm<T>(Trans::no, Trans::no, hi - lo, H, H, T(1), dA + (lo * S + t) * H, S * H, W_hh, H, T(0),
+              dh + lo * H, H);
+    }
+  });
   std::copy(dh, dh + N * H, dh0);
   gradients_over_all_steps(dx, dW_ih, dW_hh, db, h_prev, dA, dA, x, W_ih, h0, y, N, S, F, H, H);
 }
@@ -357,16 +384,23 @@ void lstm_forward(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih,
   // GEMM over the N·T rows instead of T small ones.
   gemm<T>(Trans::no, Trans::yes, N * S, G, features, T(1), x, features, W_ih, features, T(0), gates, G);
   const StepWeights<T> Wr = step_weights(W_hh_t, W_hh, N, G, H);
+  blas_keep_single_threaded();
   for (int64_t t = 0; t < S; ++t) {
     T* a = gates + t * G;  // step t of every example: rows N, leading dimension S·G
     const T* h_prev = t > 0 ? y + (t - 1) * H : h0;
     const int64_t ldh = t > 0 ? S * H : H;
-    if (h_prev) gemm<T>(Trans::no, Wr.trans, N, G, H, T(1), h_prev, ldh, Wr.W, Wr.ld, T(1), a, S * G);
-    parallel_for(0, N, row_grain(G), [&](int64_t lo, int64_t hi, int) {
-      for (int64_t n = lo; n < hi; ++n) {
+    // Units [u0, u1): the four gate column blocks, then their fused pass.
+    parallel_for(0, H, unit_grain(N, 4, H), [&](int64_t u0, int64_t u1, int) {
+      // All the units (one thread): the gate blocks are adjacent, one GEMM.
+      const int64_t blocks = u1 - u0 == H ? 1 : 4, width = u1 - u0 == H ? G : u1 - u0;
+      if (h_prev)
+        for (int64_t g = 0; g < blocks; ++g)
+          gemm<T>(Trans::no, Wr.trans, N, width, H, T(1), h_prev, ldh, Wr.columns(g * H + u0), Wr.ld,
+                  T(1), a + g * H + u0, S * G);
+      for (int64_t n = 0; n < N; ++n) {
         const int64_t r = n * S + t;
         const T* c_prev = t > 0 ? cells + (r - 1) * H : (c0 ? c0 + n * H : nullptr);
-        with_prev<LstmCellForward>(c_prev, gates + r * G, cells + r * H, y + r * H, c_prev, b, H);
+        with_prev<LstmCellForward>(c_prev, gates + r * G, cells + r * H, y + r * H, c_prev, b, H, u0, u1);
       }
     });
   }
@@ -445,18 +479,20 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dW_ih, T* dW_hh, T* db, T* scratch,
   T* dc = dh + N * H;
   if (dh_T) std::copy(dh_T, dh_T + N * H, dh); else std::fill(dh, dh + N * H, T(0));
   if (dc_T) std::copy(dc_T, dc_T + N * H, dc); else std::fill(dc, dc + N * H, T(0));
-  for (int64_t t = S - 1; t >= 0; --t) {
-    parallel_for(0, N, row_grain(G), [&](int64_t lo, int64_t hi, int) {
+  blas_keep_single_threaded();
+  parallel_for(0, N, kMinRows, [&](int64_t lo, int64_t hi, int) {  // rows [lo, hi), every step
+    for (int64_t t = S - 1; t >= 0; --t) {
       for (int64_t n = lo; n < hi; ++n) {
         const int64_t r = n * S + t;
         const T* c_prev = t > 0 ? cells + (r - 1) * H : (c0 ? c0 + n * H : nullptr);
         with_prev<LstmCellBackward>(c_prev, dA + r * G, dc + n * H, dh + n * H, dy + r * H,
                                     gates + r * G, cells + r * H, c_prev, H);
       }
-    });
-    // dh_{t-1} = dA_t · W_hh: the only GEMM the recurrence forces per step.
-    gemm<T>(Trans::no, Trans::no, N, H, G, T(1), dA + t * G, S * G, W_hh, H, T(0), dh, H);
-  }
+      // dh_{t-1} = dA_t · W_hh: the only GEMM the recurrence forces per step.
+      gemm<T>(Trans::no, Trans::no, hi - lo, H, G, T(1), dA + (lo * S + t) * G, S * G, W_hh, H, T(0),
+              dh + lo * H, H);
+    }
+  });
   std::copy(dh, dh + N * H, dh0);
   std::copy(dc, dc + N * H, dc0);
   gradients_over_all_steps(dx, dW_ih, dW_hh, db, h_prev, dA, dA, x, W_ih, h0, y, N, S, F, H, G);
@@ -522,20 +558,28 @@ void gru_forward(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T*
   T* W_hh_t = gh + N * G;
   gemm<T>(Trans::no, Trans::yes, N * S, G, features, T(1), x, features, W_ih, features, T(0), gates, G);
   const StepWeights<T> Wr = step_weights(W_hh_t, W_hh, N, G, H);
+  blas_keep_single_threaded();
   for (int64_t t = 0; t < S; ++t) {
     const T* h_prev = t > 0 ? y + (t - 1) * H : h0;
     const int64_t ldh = t > 0 ? S * H : H;
     // r multiplies W_hn h + rb_n only, so the recurrent projection cannot be
     // added into the input projection as in the LSTM: it gets its own buffer.
-    if (h_prev)
-      gemm<T>(Trans::no, Wr.trans, N, G, H, T(1), h_prev, ldh, Wr.W, Wr.ld, T(0), gh, G);
-    else
-      std::fill(gh, gh + N * G, T(0));
-    parallel_for(0, N, row_grain(G), [&](int64_t lo, int64_t hi, int) {
-      for (int64_t n = lo; n < hi; ++n) {
+    // Units [u0, u1): the three gate column blocks, then their fused pass.
+    parallel_for(0, H, unit_grain(N, 3, H), [&](int64_t u0, int64_t u1, int) {
+      // All the units (one thread): the gate blocks are adjacent, one GEMM.
+      const int64_t blocks = u1 - u0 == H ? 1 : 3, width = u1 - u0 == H ? G : u1 - u0;
+      for (int64_t g = 0; g < blocks; ++g) {
+        if (h_prev)
+          gemm<T>(Trans::no, Wr.trans, N, width, H, T(1), h_prev, ldh, Wr.columns(g * H + u0), Wr.ld,
+                  T(0), gh + g * H + u0, G);
+        else
+          for (int64_t n = 0; n < N; ++n) std::fill(gh + n * G + g * H + u0, gh + n * G + g * H + u0 + width, T(0));
+      }
+      for (int64_t n = 0; n < N; ++n) {
         const int64_t r = n * S + t;
         const T* hp = t > 0 ? y + (r - 1) * H : (h0 ? h0 + n * H : nullptr);
-        with_prev<GruCellForward>(hp, gates + r * G, hn_all + r * H, y + r * H, gh + n * G, hp, b, rb, H);
+        with_prev<GruCellForward>(hp, gates + r * G, hn_all + r * H, y + r * H, gh + n * G, hp, b, rb, H,
+                                  u0, u1);
       }
     });
   }
@@ -616,8 +660,9 @@ void gru_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* drb, T* scratch, 
   T* h_prev = dR + N * S * G;
   T* dh = h_prev + N * S * H;
   if (dh_T) std::copy(dh_T, dh_T + N * H, dh); else std::fill(dh, dh + N * H, T(0));
-  for (int64_t t = S - 1; t >= 0; --t) {
-    parallel_for(0, N, row_grain(G), [&](int64_t lo, int64_t hi, int) {
+  blas_keep_single_threaded();
+  parallel_for(0, N, kMinRows, [&](int64_t lo, int64_t hi, int) {  // rows [lo, hi), every step
+    for (int64_t t = S - 1; t >= 0; --t) {
       for (int64_t n = lo; n < hi; ++n) {
         const int64_t r = n * S + t;
         T* dhn = dh + n * H;
@@ -625,9 +670,10 @@ void gru_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* drb, T* scratch, 
         const T* hp = t > 0 ? y + (r - 1) * H : (h0 ? h0 + n * H : nullptr);
         with_prev<GruCellBackward>(hp, dX + r * G, dR + r * G, dhn, gates + r * G, hn_all + r * H, hp, H);
       }
-    });
-    gemm<T>(Trans::no, Trans::no, N, H, G, T(1), dR + t * G, S * G, W_hh, H, T(1), dh, H);
-  }
+      gemm<T>(Trans::no, Trans::no, hi - lo, H, G, T(1), dR + (lo * S + t) * G, S * G, W_hh, H, T(1),
+              dh + lo * H, H);
+    }
+  });
   std::copy(dh, dh + N * H, dh0);
   gradients_over_all_steps(dx, dW_ih, dW_hh, db, h_prev, dX, dR, x, W_ih, h0, y, N, S, F, H, G);
   add_column_sums(drb, dR, N * S, G);
