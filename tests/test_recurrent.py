@@ -173,10 +173,10 @@ def test_fast_matches_naive(kind, dtype, rng):
         assert_close(got, want, op=f"{kind}_fast_vs_naive")
 
 
-# (N, T, F, H) large enough that two threads split the work: the forward's
-# hidden units (at least 2^17 multiply-adds per thread and step) and the
-# backward's batch rows (at least 16 per thread); batch 1 splits the units only.
-SPLIT_SHAPES = [(40, 4, 8, 48), (1, 3, 8, 256)]
+# (N, T, F, H) large enough that two threads split the work: batch rows (at
+# least 16 per thread) for the whole recurrence; below that, the forward's
+# hidden units per step (at least 2^17 multiply-adds per thread).
+SPLIT_SHAPES = [(40, 4, 8, 48), (20, 3, 8, 64), (1, 3, 8, 256)]
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])

@@ -105,18 +105,18 @@ StepWeights<T> step_weights(T* W_t, const T* W_hh, int64_t batch, int64_t G, int
   return {W_t, Trans::no, G};
 }
 
-// How the recurrence is threaded. The steps are sequential, so every step
-// synchronises the threads that share it; on a busy machine each of those
-// joins waits for a descheduled thread. So the forward splits the hidden units:
-// a thread computes the recurrent products of its units' gate columns and
-// then the fused pass of those units, one join per step. The backward splits
-// the batch: examples are independent, so each thread runs the whole
-// recurrence for its own rows (fused pass, then dh_{t-1} = dA_t · W_hh of its
-// rows) without any join. Chunks are sized so that each thread's per-step
-// product is at least kStepWork multiply-adds (a fork/join costs about as
-// much), and at least kMinRows rows for the backward's products (fewer rows
-// run BLAS far below its peak); a problem too small for two chunks runs on the
-// calling thread, whose per-step GEMMs then split over the threads themselves.
+// How the recurrence is threaded. The steps are sequential, so a step shared
+// by several threads ends in a join, and on a busy machine each join waits for
+// a descheduled thread (two threads with one join per step ran 3-8x slower
+// than one thread there). Examples are independent, though: with at least
+// kMinRows rows per thread (fewer run BLAS far below its peak), each thread
+// runs the whole recurrence, forward or backward, for its own examples (its
+// rows of each step's GEMM, then its rows' fused pass) without any join. A
+// smaller batch runs on the calling thread; its forward steps split the hidden
+// units instead (a thread computes its units' gate columns, then their fused
+// pass: one join per step) when each thread's share of a step's product is at
+// least kStepWork multiply-adds (about a fork/join's cost), and its backward
+// steps' GEMMs split over the threads themselves.
 constexpr int64_t kStepWork = int64_t(1) << 17;
 constexpr int64_t kMinRows = 16;
 
@@ -384,26 +384,32 @@ void lstm_forward(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih,
   // GEMM over the N·T rows instead of T small ones.
   gemm<T>(Trans::no, Trans::yes, N * S, G, features, T(1), x, features, W_ih, features, T(0), gates, G);
   const StepWeights<T> Wr = step_weights(W_hh_t, W_hh, N, G, H);
-  blas_keep_single_threaded();
-  for (int64_t t = 0; t < S; ++t) {
-    T* a = gates + t * G;  // step t of every example: rows N, leading dimension S·G
+  // Step t for the examples [lo, hi) and the units [u0, u1): the recurrent
+  // products of the four gate column blocks (one GEMM when all units are
+  // there: the blocks are adjacent), then the fused pass.
+  auto step = [&](int64_t t, int64_t lo, int64_t hi, int64_t u0, int64_t u1) {
     const T* h_prev = t > 0 ? y + (t - 1) * H : h0;
     const int64_t ldh = t > 0 ? S * H : H;
-    // Units [u0, u1): the four gate column blocks, then their fused pass.
-    parallel_for(0, H, unit_grain(N, 4, H), [&](int64_t u0, int64_t u1, int) {
-      // All the units (one thread): the gate blocks are adjacent, one GEMM.
-      const int64_t blocks = u1 - u0 == H ? 1 : 4, width = u1 - u0 == H ? G : u1 - u0;
-      if (h_prev)
-        for (int64_t g = 0; g < blocks; ++g)
-          gemm<T>(Trans::no, Wr.trans, N, width, H, T(1), h_prev, ldh, Wr.columns(g * H + u0), Wr.ld,
-                  T(1), a + g * H + u0, S * G);
-      for (int64_t n = 0; n < N; ++n) {
-        const int64_t r = n * S + t;
-        const T* c_prev = t > 0 ? cells + (r - 1) * H : (c0 ? c0 + n * H : nullptr);
-        with_prev<LstmCellForward>(c_prev, gates + r * G, cells + r * H, y + r * H, c_prev, b, H, u0, u1);
-      }
-    });
-  }
+    const bool all_units = u1 - u0 == H;
+    T* a = gates + (lo * S + t) * G;  // leading dimension S·G
+    if (h_prev)
+      for (int64_t g = 0; g < (all_units ? 1 : 4); ++g)
+        gemm<T>(Trans::no, Wr.trans, hi - lo, all_units ? G : u1 - u0, H, T(1), h_prev + lo * ldh, ldh,
+                Wr.columns(g * H + u0), Wr.ld, T(1), a + g * H + u0, S * G);
+    for (int64_t n = lo; n < hi; ++n) {
+      const int64_t r = n * S + t;
+      const T* c_prev = t > 0 ? cells + (r - 1) * H : (c0 ? c0 + n * H : nullptr);
+      with_prev<LstmCellForward>(c_prev, gates + r * G, cells + r * H, y + r * H, c_prev, b, H, u0, u1);
+    }
+  };
+  blas_keep_single_threaded();
+  parallel_for(0, N, kMinRows, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t t = 0; t < S; ++t)
+      if (hi - lo < N)
+        step(t, lo, hi, 0, H);
+      else
+        parallel_for(0, H, unit_grain(N, 4, H), [&](int64_t u0, int64_t u1, int) { step(t, 0, N, u0, u1); });
+  });
   for (int64_t n = 0; n < N; ++n) {
     std::copy(y + (n * S + S - 1) * H, y + (n * S + S) * H, h_T + n * H);
     std::copy(cells + (n * S + S - 1) * H, cells + (n * S + S) * H, c_T + n * H);
@@ -558,31 +564,36 @@ void gru_forward(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T*
   T* W_hh_t = gh + N * G;
   gemm<T>(Trans::no, Trans::yes, N * S, G, features, T(1), x, features, W_ih, features, T(0), gates, G);
   const StepWeights<T> Wr = step_weights(W_hh_t, W_hh, N, G, H);
-  blas_keep_single_threaded();
-  for (int64_t t = 0; t < S; ++t) {
+  // Step t for the examples [lo, hi) and the units [u0, u1), as the LSTM's.
+  // r multiplies W_hn h + rb_n only, so the recurrent projection cannot be
+  // added into the input projection as in the LSTM: it gets its own buffer.
+  auto step = [&](int64_t t, int64_t lo, int64_t hi, int64_t u0, int64_t u1) {
     const T* h_prev = t > 0 ? y + (t - 1) * H : h0;
     const int64_t ldh = t > 0 ? S * H : H;
-    // r multiplies W_hn h + rb_n only, so the recurrent projection cannot be
-    // added into the input projection as in the LSTM: it gets its own buffer.
-    // Units [u0, u1): the three gate column blocks, then their fused pass.
-    parallel_for(0, H, unit_grain(N, 3, H), [&](int64_t u0, int64_t u1, int) {
-      // All the units (one thread): the gate blocks are adjacent, one GEMM.
-      const int64_t blocks = u1 - u0 == H ? 1 : 3, width = u1 - u0 == H ? G : u1 - u0;
-      for (int64_t g = 0; g < blocks; ++g) {
-        if (h_prev)
-          gemm<T>(Trans::no, Wr.trans, N, width, H, T(1), h_prev, ldh, Wr.columns(g * H + u0), Wr.ld,
-                  T(0), gh + g * H + u0, G);
-        else
-          for (int64_t n = 0; n < N; ++n) std::fill(gh + n * G + g * H + u0, gh + n * G + g * H + u0 + width, T(0));
-      }
-      for (int64_t n = 0; n < N; ++n) {
-        const int64_t r = n * S + t;
-        const T* hp = t > 0 ? y + (r - 1) * H : (h0 ? h0 + n * H : nullptr);
-        with_prev<GruCellForward>(hp, gates + r * G, hn_all + r * H, y + r * H, gh + n * G, hp, b, rb, H,
-                                  u0, u1);
-      }
-    });
-  }
+    const bool all_units = u1 - u0 == H;
+    const int64_t width = all_units ? G : u1 - u0;
+    for (int64_t g = 0; g < (all_units ? 1 : 3); ++g) {
+      if (h_prev)
+        gemm<T>(Trans::no, Wr.trans, hi - lo, width, H, T(1), h_prev + lo * ldh, ldh,
+                Wr.columns(g * H + u0), Wr.ld, T(0), gh + lo * G + g * H + u0, G);
+      else
+        for (int64_t n = lo; n < hi; ++n) std::fill_n(gh + n * G + g * H + u0, width, T(0));
+    }
+    for (int64_t n = lo; n < hi; ++n) {
+      const int64_t r = n * S + t;
+      const T* hp = t > 0 ? y + (r - 1) * H : (h0 ? h0 + n * H : nullptr);
+      with_prev<GruCellForward>(hp, gates + r * G, hn_all + r * H, y + r * H, gh + n * G, hp, b, rb, H,
+                                u0, u1);
+    }
+  };
+  blas_keep_single_threaded();
+  parallel_for(0, N, kMinRows, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t t = 0; t < S; ++t)
+      if (hi - lo < N)
+        step(t, lo, hi, 0, H);
+      else
+        parallel_for(0, H, unit_grain(N, 3, H), [&](int64_t u0, int64_t u1, int) { step(t, 0, N, u0, u1); });
+  });
   for (int64_t n = 0; n < N; ++n) std::copy(y + (n * S + S - 1) * H, y + (n * S + S) * H, h_T + n * H);
 }
 
