@@ -24,10 +24,11 @@
 // The fast kernels do what the fastest CPU implementations do: the input
 // projection of all steps is one GEMM over the N·T rows before the loop; each
 // step is one GEMM h_{t-1} · W_hhᵀ added into that step's gate slice, then one
-// fused, vectorised pass over the gates threaded over the batch; backward, each
-// step is one fused pass and one GEMM for dh_{t-1}, and the weight and input
-// gradients are a few GEMMs over all N·T rows after the loop. BLAS runs
-// single-threaded on panels split over the OpenMP threads (backend/gemm.cpp). Backward through time takes dy (N, T, H)
+// fused, vectorised pass over the gates; backward, each step is one fused pass
+// and one GEMM for dh_{t-1}, and the weight and input gradients are a few GEMMs
+// over all N·T rows after the loop. Threads own batch rows for the whole
+// recurrence (no join per step), or split each step's hidden units for batches
+// under 32; BLAS runs single-threaded inside them (backend/gemm.cpp). Backward through time takes dy (N, T, H)
 // (the gradient of every output step; all zero but the last when only h_T is
 // used) and the gradients of the final states, writes dx, dh0 (and dc0) and
 // ACCUMULATES (+=) the weight and bias gradients.
