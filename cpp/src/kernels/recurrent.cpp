@@ -59,10 +59,6 @@ inline T sigmoid_vec(T a) {
 inline float tanh_vec(float a) { return 1.0f - 2.0f / (1.0f + exp_vec(2.0f * a)); }
 inline double tanh_vec(double a) { return std::tanh(a); }
 
-// Rows of the batch per thread chunk: an element-wise pass over fewer than
-// ~8k values is cheaper than an OpenMP fork/join.
-int64_t row_grain(int64_t row_width) { return std::max<int64_t>(1, 8192 / std::max<int64_t>(row_width, 1)); }
-
 // h_{t-1} of every example as one (N, T, H) matrix: h0 (or zeros) then y
 // shifted by one step, so dW_hh is one GEMM over all N·T rows.
 template <typename T>
@@ -272,17 +268,22 @@ void simple_rnn_forward(T* y, T* h_T, const T* x, const T* W_ih, const T* W_hh, 
   // y first holds the input projections of all steps (one GEMM); step t then
   // adds W_hh h_{t-1} from the finished step t-1 and activates in place.
   gemm<T>(Trans::no, Trans::yes, N * S, H, features, T(1), x, features, W_ih, features, T(0), y, H);
-  for (int64_t t = 0; t < S; ++t) {
-    const T* h_prev = t > 0 ? y + (t - 1) * H : h0;
-    const int64_t ldh = t > 0 ? S * H : H;
-    if (h_prev) gemm<T>(Trans::no, Trans::yes, N, H, H, T(1), h_prev, ldh, W_hh, H, T(1), y + t * H, S * H);
-    parallel_for(0, N, row_grain(H), [&](int64_t lo, int64_t hi, int) {
+  // Threads own batch rows for the whole recurrence, as the LSTM's (there:
+  // why); a batch under 2 · kMinRows runs here with each step's GEMM split.
+  blas_keep_single_threaded();
+  parallel_for(0, N, kMinRows, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t t = 0; t < S; ++t) {
+      const T* h_prev = t > 0 ? y + (t - 1) * H : h0;
+      const int64_t ldh = t > 0 ? S * H : H;
+      if (h_prev)
+        gemm<T>(Trans::no, Trans::yes, hi - lo, H, H, T(1), h_prev + lo * ldh, ldh, W_hh, H, T(1),
+                y + lo * S * H + t * H, S * H);
       for (int64_t n = lo; n < hi; ++n) {
         T* h = y + (n * S + t) * H;
         for (int64_t j = 0; j < H; ++j) h[j] = tanh_vec(h[j] + b[j]);
       }
-    });
-  }
+    }
+  });
   for (int64_t n = 0; n < N; ++n) std::copy(y + (n * S + S - 1) * H, y + (n * S + S) * H, h_T + n * H);
 }
 
