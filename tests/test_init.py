@@ -7,7 +7,7 @@ from tolerances import assert_close
 
 N = 10**5
 FANS = [(1, 1), (3, 1000), (784, 128), (4096, 10)]
-RANDOM_KINDS = ["random_normal", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform"]
+RANDOM_KINDS = ["random_normal", "uniform", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform"]
 # Kurtosis E[x⁴]/σ⁴ of each family: 3 for a normal, 9/5 for a uniform.
 KURTOSIS = {"normal": 3.0, "uniform": 1.8}
 
@@ -93,8 +93,8 @@ def test_shapes():
     "call, exc, match",
     [
         (lambda: cn.ops.initialize((2, 2), "he", 2, 2), ValueError,
-         r"^initializer: unknown 'he'; expected one of zeros, ones, random_normal, he_normal, "
-         r"he_uniform, glorot_normal, glorot_uniform$"),
+         r"^initializer: unknown 'he'; expected one of zeros, ones, random_normal, uniform, "
+         r"he_normal, he_uniform, glorot_normal, glorot_uniform$"),
         (lambda: cn.ops.initialize((2, 2), "he_normal", 0, 2), ValueError,
          r"initializer: he_normal needs fan_in > 0, got fan_in=0, fan_out=2"),
         (lambda: cn.ops.initialize((2, 2), "glorot_uniform", 0, 0), ValueError,

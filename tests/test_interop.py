@@ -9,7 +9,7 @@ import pytest
 import corenn as cn
 from corenn import applications as apps
 from corenn import interop
-from test_saving import LAYER_CASES, layer_model
+from test_saving import LAYER_CASES, inputs, layer_model
 from tolerances import INTEROP_RTOL
 
 L = cn.layers
@@ -28,11 +28,6 @@ def randomised(model, seed=2):
     model.set_weights([(np.abs(rng.standard_normal(w.shape)) * 0.5 + 0.5).astype(w.dtype)
                        for w in model.get_weights()])
     return model
-
-
-def inputs(model, n, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((n, *model.input_shape[1:])).astype(model.dtype)
 
 
 # ------------------------------------------------------------- safetensors

@@ -35,7 +35,7 @@ def test_every_python_config_uses_exactly_its_kinds_attributes(kind):
     cls = L.layer_class(kind)
     layer = cls.from_config({"kind": kind, **_core.layer_kinds()[kind], "units": 2, "filters": 2,
                              "target_shape": [2, -1], "rate": 0.5, "delta": 0.5,
-                             "activation": "relu", "pads": [1, 1, 1, 1]})
+                             "activation": "relu", "pads": [1, 1, 1, 1], "input_dim": 2, "output_dim": 2})
     config = layer.get_config()
     attributes = _core.layer_kinds()[kind]
     emitted = {k: v for k, v in config.items() if k not in ("name", "trainable")}

@@ -55,6 +55,8 @@ LAYER_CASES = {
     "up_sampling2d": ([L.UpSampling2D((2, 3), interpolation="bilinear"), L.UpSampling2D(2)], (2, 3, 4)),
     "augmentation": ([L.RandomFlip("horizontal"), L.RandomCrop((1, 2)), L.ColorShift(0.3),
                       L.Conv2D(2, 3)], (2, 6, 6)),
+    "embedding": ([L.Embedding(7, 3, embeddings_initializer="glorot_normal", mask_zero=True), L.Flatten(),
+                   L.Dense(2)], (5,)),  # input: token ids (see inputs)
 }
 
 
@@ -75,7 +77,11 @@ def layer_model(case, dtype="float32"):
 
 def inputs(model, n=6, seed=0):
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((n, *model.input_shape[1:])).astype(model.dtype)
+    shape = (n, *model.input_shape[1:])
+    first = next(layer for layer in model.layers if not isinstance(layer, L.Input))
+    if isinstance(first, L.Embedding):  # token ids, as the model's floats
+        return rng.integers(0, first.input_dim, shape).astype(model.dtype)
+    return rng.standard_normal(shape).astype(model.dtype)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -22,8 +22,9 @@ L = cn.layers
 def every_layer_model():
     """Every layer kind of the engine (tests/test_saving.py checks it against
     the registry, corenn._core.layer_kinds())."""
-    x = L.Input((3, 9, 8))
-    h = L.Normalization([0.5, -1.0, 0.0], [4.0, 0.25, 1.0])(x)
+    x = L.Input((27,))  # token ids (as float32), embedded and laid out as a 3×9×8 image
+    h = L.Reshape((3, 9, 8))(L.Embedding(10, 8, mask_zero=True)(x))
+    h = L.Normalization([0.5, -1.0, 0.0], [4.0, 0.25, 1.0])(h)
     h = L.RandomFlip("horizontal")(h)
     h = L.RandomCrop(1)(h)
     h = L.ColorShift(0.1)(h)
@@ -57,7 +58,7 @@ def write_inputs(folder):
     cn.seed(0)
     model = every_layer_model()
     model.compile(optimizer=cn.optimizers.Adam(1e-2), loss="softmax_cross_entropy")
-    x = rng.standard_normal((64, 3, 9, 8)).astype(np.float32)
+    x = rng.integers(0, 10, (64, 27)).astype(np.float32)
     model.fit(x, rng.integers(0, 3, 64), batch_size=16, epochs=2, verbose=0)
     model.save(os.path.join(folder, "py.corenn"))
     x[:37].tofile(os.path.join(folder, "py_x.f32"))

@@ -111,6 +111,29 @@ Model every_layer_model(DType dtype) {
   return m;
 }
 
+// The kinds that take token ids, which no layer of every_layer_model outputs:
+// ids (8,) -> embedding -> flatten -> dense.
+Model token_model(DType dtype) {
+  Model m(dtype);
+  m.set_input_name("tokens");
+  m.add(LayerSpec("embedding").set("input_dim", 9).set("output_dim", 3).set("mask_zero", true)
+            .set("embeddings_initializer", "glorot_normal"));
+  m.add(LayerSpec("flatten"));
+  m.add(LayerSpec("dense", "logits").set("units", 3));
+  m.build({8});
+  return m;
+}
+
+// Ids 0..8 for token_model, as the model's floats.
+Tensor random_ids(const Model& m, int64_t batch) {
+  Tensor x({batch, m.input_shape()[0]}, m.dtype());
+  for (int64_t i = 0; i < x.size(); ++i) {
+    if (m.dtype() == DType::float32) x.data_as<float>()[i] = static_cast<float>((i * 5 + 2) % 9);
+    else x.data_as<double>()[i] = static_cast<double>((i * 5 + 2) % 9);
+  }
+  return x;
+}
+
 Tensor random_input(const Model& m, int64_t batch, unsigned seed) {
   Shape s{batch};
   s.insert(s.end(), m.input_shape().begin(), m.input_shape().end());
@@ -206,11 +229,27 @@ TEST(io_every_layer_round_trips_bit_for_bit) {
   }
 }
 
-// A new layer kind missing from every_layer_model fails here.
+TEST(io_token_model_round_trips_bit_for_bit) {
+  for (DType dtype : {DType::float32, DType::float64}) {
+    seed(30);
+    TempDir dir;
+    Model m = token_model(dtype);
+    m.save(dir.file("tokens.corenn"));
+    Model loaded = load_model(dir.file("tokens.corenn"));
+    check_same_model(m, loaded);
+    CHECK(loaded.weight_names(0) == std::vector<std::string>{"embeddings"});
+    CHECK(loaded.get_weights(0)[0].shape() == (Shape{9, 3}));  // (input_dim, output_dim)
+    const Tensor x = random_ids(m, 5);
+    CHECK(same_bytes(m.predict(x), loaded.predict(x)));
+  }
+}
+
+// A new layer kind missing from every_layer_model (or token_model) fails here.
 TEST(io_every_layer_model_has_every_registered_kind) {
-  const Model m = every_layer_model(DType::float32);
   std::set<std::string> used, registered;
-  for (size_t i = 0; i < m.num_layers(); ++i) used.insert(m.layer_spec(i).kind);
+  const Model models[] = {every_layer_model(DType::float32), token_model(DType::float32)};
+  for (const Model& m : models)
+    for (size_t i = 0; i < m.num_layers(); ++i) used.insert(m.layer_spec(i).kind);
   for (const LayerKindInfo& k : layer_kinds()) registered.insert(k.kind);
   CHECK(used == registered);
 }

@@ -3,6 +3,7 @@ in C++ from the generator seeded by corenn.seed, so a seed fixes them.
 
     zeros, ones
     random_normal(stddev=0.01)   N(0, stddev²): the course's np.random.randn(...) * 0.01
+    uniform                      U(±0.05): Keras's "uniform" (RandomUniform()), Embedding's default
     he_normal                    N(0, 2/fan_in)            — for ReLU networks
     he_uniform                   U(±√(6/fan_in))
     glorot_normal                N(0, 2/(fan_in + fan_out)) — Xavier, for tanh
@@ -11,7 +12,7 @@ in C++ from the generator seeded by corenn.seed, so a seed fixes them.
 
 from . import _validate
 
-NAMES = ("zeros", "ones", "random_normal", "he_normal", "he_uniform", "glorot_normal",
+NAMES = ("zeros", "ones", "random_normal", "uniform", "he_normal", "he_uniform", "glorot_normal",
          "glorot_uniform")
 
 
@@ -32,6 +33,7 @@ def _simple(class_name, kind):
 
 Zeros = _simple("Zeros", "zeros")
 Ones = _simple("Ones", "ones")
+RandomUniform = _simple("RandomUniform", "uniform")  # Keras's defaults, minval=-0.05, maxval=0.05
 HeNormal = _simple("HeNormal", "he_normal")
 HeUniform = _simple("HeUniform", "he_uniform")
 GlorotNormal = _simple("GlorotNormal", "glorot_normal")
@@ -57,5 +59,6 @@ def get(value, owner="initializer"):
     if isinstance(value, str):
         _validate.choice(owner, "initializer", value, NAMES)
         return RandomNormal() if value == "random_normal" else next(
-            c for c in (Zeros, Ones, HeNormal, HeUniform, GlorotNormal, GlorotUniform) if c.name == value)()
+            c for c in (Zeros, Ones, RandomUniform, HeNormal, HeUniform, GlorotNormal, GlorotUniform)
+            if c.name == value)()
     raise TypeError(f"{owner}: initializer must be a name or an Initializer, got {value!r}")

@@ -28,6 +28,7 @@ _TORCH_NAMES = {
     "conv2d_transpose": {"kernel": "weight", "bias": "bias"},
     "batch_norm": {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
                    "moving_variance": "running_var"},
+    "embedding": {"embeddings": "weight"},
 }
 # PyTorch entries that are bookkeeping, not weights: read and ignored.
 _TORCH_SKIPPED = ("num_batches_tracked",)
@@ -78,14 +79,16 @@ def load_torch_state_dict(model, state_dict, mapping=None, strict=True):
     state_dict: {key: array or torch tensor} (torch's model.state_dict()), or
     the path of a .safetensors file of one. Layers are matched
     - in order (mapping=None): the model's layers that PyTorch has weights for
-      (Dense, Conv2D, DepthwiseConv2D, Conv2DTranspose, BatchNormalization) in
+      (Dense, Conv2D, DepthwiseConv2D, Conv2DTranspose, BatchNormalization,
+      Embedding) in
       model.layers order against the state dict's modules (key prefixes before
       the last ".") in the order they appear — right for nn.Sequential;
     - or by name: mapping {corenn_layer_name: torch_prefix}, e.g.
       {"conv_a": "block.0"}; only the layers named are loaded.
     PyTorch's weight/bias become kernel/bias, batch norm's weight, bias,
     running_mean, running_var become gamma, beta, moving_mean,
-    moving_variance; num_batches_tracked is ignored. Arrays are cast to the
+    moving_variance, nn.Embedding's weight becomes embeddings;
+    num_batches_tracked is ignored. Arrays are cast to the
     model's dtype. SeparableConv2D (two PyTorch convolutions) and
     Normalization (no PyTorch module) are not matched: set their weights with
     layer.set_weights.
@@ -458,6 +461,15 @@ def _up_sampling(g, name, config, weights, x):
                   coordinate_transformation_mode="half_pixel")
 
 
+def _embedding(g, name, config, weights, x):
+    """Gather of the table's rows. The ids arrive as the model's floats and
+    Cast truncates them to int64, exact for the whole numbers corenn accepts;
+    ONNX does not refuse the others as the engine does (Gather fails only out
+    of range)."""
+    ids = g.node("Cast", [x], f"{name}/ids", to=g.onnx.TensorProto.INT64)
+    return g.node("Gather", [g.constant(f"{name}/embeddings", weights[0]), ids], name, axis=0)
+
+
 def _identity(g, name, config, weights, x):
     """Dropout and augmentation: identity at inference."""
     return g.node("Identity", [x], name)
@@ -491,6 +503,7 @@ CONVERTERS = {
     "random_flip": _identity,
     "random_crop": _identity,
     "color_shift": _identity,
+    "embedding": _embedding,
 }
 _MERGES = ("add", "concatenate")
 

@@ -382,6 +382,40 @@ class Reshape(Layer):
         return {**super().get_config(), "target_shape": list(self.target_shape)}
 
 
+class Embedding(Layer):
+    """Token ids -> vectors: y[..., :] = embeddings[id, :] (Keras's Embedding,
+    PyTorch's nn.Embedding; the course's e_w = E·o_w with E = embeddingsᵀ).
+
+    input_dim: the vocabulary size (ids 0 .. input_dim − 1); output_dim: the
+    vector length. Weights: "embeddings" (input_dim, output_dim), drawn from
+    embeddings_initializer ("uniform": U(−0.05, 0.05), Keras's default).
+    Per-example input: ids of any shape (T,) -> (T, output_dim), (…) -> (…, output_dim).
+    The model hands them over in its float dtype: each must be a whole number
+    in [0, input_dim), or the call raises ValueError naming the layer, the
+    value and its index, and a training step leaves the model unchanged. The
+    ids get no gradient (dL/d ids = 0: the output is piecewise constant in them).
+
+    mask_zero=True is recorded only: masks are not propagated yet, so id 0 is
+    an ordinary row of the table and no later layer or loss skips it. It
+    reserves id 0 for padding as in Keras, where input_dim must then count it
+    (vocabulary + 1)."""
+
+    kind = "embedding"
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", mask_zero=False, **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim = _validate.integer("Embedding", "input_dim", input_dim, minimum=1)
+        self.output_dim = _validate.integer("Embedding", "output_dim", output_dim, minimum=1)
+        self.embeddings_initializer = initializers.get(embeddings_initializer, "Embedding")
+        self.mask_zero = bool(mask_zero)
+
+    def get_config(self):
+        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
+                "mask_zero": self.mask_zero,
+                "embeddings_initializer": self.embeddings_initializer.name,
+                "initializer_stddev": self.embeddings_initializer.stddev}
+
+
 # ------------------------------------------------------------- convolutions
 
 def _pair(owner, name, value, minimum=1):
@@ -832,7 +866,7 @@ GlobalAvgPool1D = GlobalAveragePooling1D
 
 __all__ = ["Activation", "Add", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "ColorShift",
            "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose", "Dense", "DepthwiseConv2D", "Dropout",
-           "Flatten", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAveragePooling1D",
+           "Embedding", "Flatten", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAveragePooling1D",
            "GlobalAveragePooling2D", "Input", "Layer", "MaxPool1D", "MaxPool2D", "MaxPooling1D",
            "MaxPooling2D", "Normalization", "RandomCrop", "RandomFlip", "Reshape", "SeparableConv2D",
            "SymbolicTensor", "UpSampling2D", "ZeroPadding2D", "from_config", "layer_class"]

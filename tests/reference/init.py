@@ -1,6 +1,7 @@
 """Weight initialisers, float64, drawn from the same counter-based generator.
 
-random_normal N(0, stddev²); he_normal N(0, 2/fan_in); he_uniform U(±√(6/fan_in));
+random_normal N(0, stddev²); uniform U(±0.05) (Keras's "uniform");
+he_normal N(0, 2/fan_in); he_uniform U(±√(6/fan_in));
 glorot_normal N(0, 2/(fan_in + fan_out)); glorot_uniform U(±√(6/(fan_in + fan_out))).
 """
 
@@ -8,7 +9,7 @@ import numpy as np
 
 from .random import standard_normal, uniform01
 
-KINDS = ["zeros", "ones", "random_normal", "he_normal", "he_uniform", "glorot_normal",
+KINDS = ["zeros", "ones", "random_normal", "uniform", "he_normal", "he_uniform", "glorot_normal",
          "glorot_uniform"]
 
 
@@ -16,6 +17,8 @@ def spread(kind, fan_in, fan_out, stddev=0.01):
     """(distribution, scale): the normal's std or the uniform's half-width."""
     if kind == "random_normal":
         return "normal", stddev
+    if kind == "uniform":
+        return "uniform", 0.05
     if kind.startswith("he_"):
         var_num, fan = 2.0, fan_in
     else:

@@ -20,6 +20,7 @@ constexpr Named kInitializers[] = {
     {Init::zeros, "zeros"},
     {Init::ones, "ones"},
     {Init::random_normal, "random_normal"},
+    {Init::uniform, "uniform"},
     {Init::he_normal, "he_normal"},
     {Init::he_uniform, "he_uniform"},
     {Init::glorot_normal, "glorot_normal"},
@@ -75,6 +76,10 @@ void initialize(T* w, int64_t n, Init kind, int64_t fan_in, int64_t fan_out, dou
         throw ValueError(msg.str());
       }
       scale = stddev;
+      break;
+    case Init::uniform:  // Keras's "uniform", RandomUniform(-0.05, 0.05): Embedding's default
+      normal = false;
+      scale = 0.05;
       break;
     // He keeps the forward variance of a ReLU layer at 1 (Var = 2 / fan_in);
     // Glorot balances forward and backward (Var = 2 / (fan_in + fan_out)). A

@@ -1,6 +1,7 @@
 // Weight initialisers (course 1 week 4 and course 2 week 1):
 //   zeros, ones
 //   random_normal   N(0, stddev²)                  the course's randn · 0.01 by default
+//   uniform         U(±0.05)                       Keras's "uniform" (Embedding's default)
 //   he_normal       N(0, 2 / fan_in)               he_uniform     U(±√(6 / fan_in))
 //   glorot_normal   N(0, 2 / (fan_in + fan_out))   glorot_uniform U(±√(6 / (fan_in + fan_out)))
 // Values are a function of (key, index) only (see random.hpp).
@@ -11,7 +12,7 @@
 
 namespace corenn {
 
-enum class Init { zeros, ones, random_normal, he_normal, he_uniform, glorot_normal, glorot_uniform };
+enum class Init { zeros, ones, random_normal, uniform, he_normal, he_uniform, glorot_normal, glorot_uniform };
 
 // Throws ValueError naming the valid initialisers.
 Init parse_initializer(const std::string& name);
