@@ -245,6 +245,16 @@ def test_engine_validates_dimensions_too():
                                       "input_dim": 0, "output_dim": 2}, [[3]])
 
 
+def test_torch_state_dict_loads_into_the_table(rng):
+    # nn.Sequential(nn.Embedding(11, 4), nn.Flatten(), nn.Linear(24, 3)).state_dict(), as arrays.
+    m = sequence_model("float64")
+    state = {"0.weight": rng.standard_normal((11, 4)), "2.weight": rng.standard_normal((3, 24)),
+             "2.bias": rng.standard_normal(3)}
+    cn.interop.load_torch_state_dict(m, state)
+    for got, want in zip(m.get_weights(), state.values()):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_matches_torch_nn_embedding(rng):
     torch = pytest.importorskip("torch")
     W = rng.standard_normal((12, 5))
