@@ -400,7 +400,8 @@ def features_by_hand(weights, x):
 def test_a_feature_extractor_shares_its_base_weights():
     base = small_convnet()
     base.compile(optimizer=cn.optimizers.SGD(0.5), loss="softmax_cross_entropy")
-    features = cn.Model(base.input, [base.get_layer("c1").output, base.get_layer("c2").output])
+    features = cn.Model(base.input, [base.get_layer("c1").output, base.get_layer("c2").output],
+                        dtype="float64")
     rng = np.random.default_rng(17)
     x = rng.standard_normal((5, 1, 8, 8))
     labels = rng.integers(0, 3, 5)
