@@ -44,10 +44,10 @@ def engine_finite_differences(engine, x, y, labels, eps=GRADCHECK_EPS):
             shifted = theta.copy()
             shifted[i] += eps
             engine.set_parameters(shifted)
-            plus = engine.loss_and_gradients(x, y, labels)[0]
+            plus = engine.loss_and_gradients([x], [y])[0]
             shifted[i] = theta[i] - eps
             engine.set_parameters(shifted)
-            minus = engine.loss_and_gradients(x, y, labels)[0]
+            minus = engine.loss_and_gradients([x], [y])[0]
             numeric[i] = (plus - minus) / (2 * eps)
     finally:
         engine.set_parameters(theta)

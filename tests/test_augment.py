@@ -238,7 +238,7 @@ def test_layers_pass_through_at_inference_and_act_in_training(make, rng):
     x = rng.standard_normal((16, 2, 5, 6))
     np.testing.assert_array_equal(model.predict(x), x)
     assert model.evaluate(x, x)["loss"] == 0.0
-    _, out = model._engine.train_step(x, x, False, True)  # the training forward pass
+    _, _, (out,) = model._engine.train_step([x], [x], None, True)  # the training forward pass
     changed = [not np.array_equal(out[n], x[n]) for n in range(len(x))]
     assert any(changed)
     if isinstance(model.layers[0], L.RandomFlip):
@@ -256,7 +256,7 @@ def test_training_draws_differ_between_steps_and_repeat_with_the_seed(rng):
         m = cn.Sequential([L.Input((1, 4, 4)), L.RandomCrop(1)], dtype="float64")
         m.compile("sgd", "mse")
         m.build()
-        return [m._engine.train_step(x, x, False, True)[1] for _ in range(3)]
+        return [m._engine.train_step([x], [x], None, True)[2][0] for _ in range(3)]
 
     a, b = outputs(), outputs()
     for u, v in zip(a, b):

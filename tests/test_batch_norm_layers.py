@@ -144,7 +144,7 @@ def test_dense_bn_relu_matches_numpy_in_training_and_inference(dtype):
         return ref_dense.dense_forward(np.maximum(h, 0), W2, b2), new_mean, new_var
 
     assert_close(m.predict(x), numpy_forward(False)[0], op="batch_norm", what="predict")
-    _, out = m._engine.train_step(x.astype(dtype), y, True, True)  # lr 0: only the moving averages move
+    _, _, (out,) = m._engine.train_step([x.astype(dtype)], [y], None, True)  # lr 0: only the moving averages move
     expected, new_mean, new_var = numpy_forward(True)
     assert_close(out, expected, op="batch_norm", what="training forward")
     _, _, got_mean, got_var = m.get_layer("bn").get_weights()
@@ -274,7 +274,7 @@ def test_frozen_bn_keeps_everything_and_runs_in_inference_mode(when):
     # Inference mode while training: the training forward (before its update) is predict's, bit for bit.
     xb = x[:8].astype(np.float32)
     expected = m.predict(xb)
-    _, out = m._engine.train_step(xb, y[:8], True, True)
+    _, _, (out,) = m._engine.train_step([xb], [y[:8]], None, True)
     np.testing.assert_array_equal(out, expected)
     # Unfrozen, it trains and its moving averages move again.
     bn.trainable = True

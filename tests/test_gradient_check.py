@@ -66,7 +66,7 @@ def test_value_is_the_relative_difference_over_the_checked_subset():
     m.build()
     x, y = np.random.default_rng(7).standard_normal((4, 1, 4, 4)), np.array([0, 2, 1, 2])
     state = m._engine.get_state()
-    _, analytic = m._engine.loss_and_gradients(x, y, True)
+    _, analytic = m._engine.loss_and_gradients([x], [y])
     m._engine.set_state(state)
     numeric = engine_finite_differences(m._engine, x, y, True, GRADCHECK_EPS)
     m._engine.set_state(state)
@@ -87,9 +87,9 @@ class _Engine:
     def __init__(self, engine, wrong=None):
         self._engine, self.wrong, self.calls = engine, wrong, 0
 
-    def loss_and_gradients(self, x, y, labels):
+    def loss_and_gradients(self, xs, ys, sample_weight=None):
         self.calls += 1
-        loss, grads = self._engine.loss_and_gradients(x, y, labels)
+        loss, grads = self._engine.loss_and_gradients(xs, ys, sample_weight)
         if self.wrong is not None:
             grads[self.wrong] *= -1
         return loss, grads

@@ -70,7 +70,7 @@ def test_graph_gradients_equal_numpy_backpropagation():
     model.compile(optimizer=cn.optimizers.SGD(0.1), loss="mse")
     rng = np.random.default_rng(4)
     x, y = rng.standard_normal((5, 6)), rng.standard_normal((5, 3))
-    _, grads = model._engine.loss_and_gradients(x, y, False)
+    _, grads = model._engine.loss_and_gradients([x], [y])
     w = {l.name: l.get_weights() for l in model.layers}
     a = np.tanh(dense_ref.dense_forward(x, *w["a"]))
     s = merge_ref.add_forward([dense_ref.dense_forward(a, *w["b"]), dense_ref.dense_forward(x, *w["proj"])])

@@ -270,7 +270,7 @@ def test_course_momentum_is_ewma_of_gradients():
     for step in range(8):
         xb, yb = x[step * 5:(step + 1) * 5], y[step * 5:(step + 1) * 5]
         before = engine.get_parameters()
-        _, g = engine.loss_and_gradients(xb, yb, True)
+        _, g = engine.loss_and_gradients([xb], [yb])
         grads.append(g)
         model.train_on_batch(xb, yb)
         ewma = (1 - beta) * g if ewma is None else beta * ewma + (1 - beta) * g

@@ -65,7 +65,7 @@ def test_engine_gradients_match_numpy_oracle():
     model.compile(optimizer="sgd", loss="softmax_cross_entropy")
     model.build()
     x, y = data((4,)), np.array([0, 1, 2, 0, 1, 2])
-    loss, flat = model._engine.loss_and_gradients(x, y, True)
+    loss, flat = model._engine.loss_and_gradients([x], [y])
     net = NumpyMLP(model.get_weights(), [l.activation for l in model.layers],
                    "softmax_cross_entropy", alpha=0.1)  # the leaky_relu layer's slope
     want_loss, want = net.loss_and_gradients(x, y)
@@ -98,7 +98,7 @@ def test_dropout_masks_held_fixed(dtype):
     # Dropout is really active in the checked pass: the training-mode loss
     # differs from the inference-mode loss.
     m64 = model if model.dtype == np.float64 else model._clone("float64")
-    train_loss, _ = m64._engine.loss_and_gradients(x, y, True)
+    train_loss, _ = m64._engine.loss_and_gradients([x], [y])
     assert train_loss != pytest.approx(m64.evaluate(x, y)["loss"], rel=1e-6)
 
 
@@ -138,7 +138,7 @@ def test_binary_cross_entropy_with_missing_targets(dtype):
     m64 = model if model.dtype == np.float64 else model._clone("float64")
     net = NumpyMLP(m64.get_weights(), ["tanh", "linear"], "binary_cross_entropy")
     want, grads = net.loss_and_gradients(x, y)
-    loss, flat = m64._engine.loss_and_gradients(x, y, False)
+    loss, flat = m64._engine.loss_and_gradients([x], [y])
     assert np.isfinite(loss) and loss == pytest.approx(want, rel=1e-12)
     np.testing.assert_allclose(flat, np.concatenate([g.ravel() for g in grads]), rtol=1e-10,
                                atol=1e-14)
@@ -181,7 +181,7 @@ def small_model():
 
 def test_negative_control_corrupted_gradients_are_caught(small_model):
     model, x, y = small_model
-    _, analytic = model._engine.loss_and_gradients(x, y, True)
+    _, analytic = model._engine.loss_and_gradients([x], [y])
     numeric = engine_finite_differences(model._engine, x, y, True)
     assert relative_difference(analytic, numeric) < GRADCHECK_THRESHOLD  # the honest one
     # A wrong sign on the whole gradient: relative difference 1.
@@ -207,8 +207,8 @@ class _WrongSignEngine:
     def __init__(self, engine):
         self._engine = engine
 
-    def loss_and_gradients(self, x, y, labels):
-        loss, grads = self._engine.loss_and_gradients(x, y, labels)
+    def loss_and_gradients(self, xs, ys, sample_weight=None):
+        loss, grads = self._engine.loss_and_gradients(xs, ys, sample_weight)
         return loss, -grads
 
     def __getattr__(self, name):

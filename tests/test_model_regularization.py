@@ -54,8 +54,8 @@ def test_conv_kernel_regularizers_in_loss_and_gradient(kind, reg):
     assert cn.gradient_check(regularised, x, y) < GRADCHECK_THRESHOLD
     # The gradient really carries the penalty: it differs from the plain model's
     # by l1·sign(W) + 2·l2·W on the kernels and by nothing on the biases.
-    _, g_reg = regularised._engine.loss_and_gradients(x, y, True)
-    _, g_plain = plain._engine.loss_and_gradients(x, y, True)
+    _, g_reg = regularised._engine.loss_and_gradients([x], [y])
+    _, g_plain = plain._engine.loss_and_gradients([x], [y])
     extra = [reg_obj.l1 * np.sign(W) + 2 * reg_obj.l2 * W for W in kernels] + [np.zeros_like(conv[-1])] + \
             [reg_obj.l1 * np.sign(dense_kernel) + 2 * reg_obj.l2 * dense_kernel,
              np.zeros(3)]
@@ -71,7 +71,7 @@ def test_dropout_between_convolutions_gradient_check():
     model.compile("sgd", "softmax_cross_entropy")
     x, y = rng.standard_normal((4, 2, 6, 6)), np.array([0, 1, 2, 0])
     assert cn.gradient_check(model, x, y) < GRADCHECK_THRESHOLD
-    train_loss, _ = model._engine.loss_and_gradients(x, y, True)
+    train_loss, _ = model._engine.loss_and_gradients([x], [y])
     assert train_loss != pytest.approx(model.evaluate(x, y)["loss"], rel=1e-6)  # dropout was active
 
 
@@ -94,7 +94,7 @@ def test_sgd_weight_decay_is_the_courses_l2_update_on_kernels():
     decayed = model(cn.optimizers.SGD(0.1, weight_decay=lam_over_m), None)
     l2 = model(cn.optimizers.SGD(0.1), R.L2(lam_over_m / 2))
     W0, b0 = decayed.get_weights()
-    _, grad = decayed._engine.loss_and_gradients(x, y, True)
+    _, grad = decayed._engine.loss_and_gradients([x], [y])
     dW, db = grad[:12].reshape(3, 4), grad[12:]
     decayed.train_on_batch(x, y)
     l2.train_on_batch(x, y)
@@ -132,7 +132,7 @@ def test_multitask_loss_and_gradient_leave_missing_labels_out():
     per_entry = np.logaddexp(0.0, Z) - Z * np.where(known, Y, 0.0)  # −y log σ(z) − (1 − y) log(1 − σ(z))
     want_loss = per_entry[known].sum() / m
     dZ = np.where(known, 1 / (1 + np.exp(-Z)) - np.where(known, Y, 0.0), 0.0) / m
-    loss, grad = model._engine.loss_and_gradients(X, Y, False)
+    loss, grad = model._engine.loss_and_gradients([X], [Y])
     assert loss == pytest.approx(want_loss, rel=1e-13)
     np.testing.assert_allclose(grad, np.concatenate([(dZ.T @ X).ravel(), dZ.sum(0)]), rtol=1e-12, atol=1e-15)
     assert model.evaluate(X, Y)["loss"] == pytest.approx(want_loss, rel=1e-13)

@@ -132,7 +132,7 @@ def test_learning_rate_used_at_each_step():
     for step in range(STEPS):
         sl = slice((step * BATCH) % N, (step * BATCH) % N + BATCH)
         before = model._engine.get_parameters()
-        _, grad = model._engine.loss_and_gradients(x[sl], y[sl], True)
+        _, grad = model._engine.loss_and_gradients([x[sl]], [y[sl]])
         model.train_on_batch(x[sl], y[sl])
         delta = before - model._engine.get_parameters()
         big = np.abs(grad) > 1e-3

@@ -127,10 +127,12 @@ def test_file_layout_is_safetensors_with_our_metadata(tmp_path):
     assert (8 + n) % 8 == 0
     header = json.loads(raw[8:8 + n])
     meta = header.pop("__metadata__")
-    assert meta["format"] == "corenn" and meta["format_version"] == "1"
+    assert meta["format"] == "corenn" and meta["format_version"] == "2"
     arch = json.loads(meta["model"])
-    assert arch["input_shape"] == [3, 8, 7] and arch["layers"][0]["kind"] == "separable_conv2d"
-    assert json.loads(meta["training"])["loss"] == "mse"
+    assert arch["inputs"] == [{"name": "input", "shape": [3, 8, 7]}]
+    assert arch["layers"][0]["kind"] == "separable_conv2d"
+    assert arch["calls"][0]["inputs"] == [["input", 0, 0]]
+    assert json.loads(meta["training"])["loss"] == ["mse"]
     assert json.loads(meta["python"])["optimizer"]["class_name"] == "Adam"
     name = model.layers[0].name
     assert list(header) == [f"{name}/depthwise_kernel", f"{name}/pointwise_kernel", f"{name}/bias",
@@ -330,9 +332,9 @@ def test_a_file_written_without_python_loads_compiled(tmp_path):
     engine.add({"kind": "dense", "name": "hidden", "units": 4, "activation": "tanh"})
     engine.add({"kind": "dense", "name": "out", "units": 2})
     engine.build([3])
-    engine.compile("mse", {"kind": "sgd", "lr": 0.05, "momentum": 0.9, "dampening": 0.1})
+    engine.compile("mse", None, {"kind": "sgd", "lr": 0.05, "momentum": 0.9, "dampening": 0.1})
     x, y = np.ones((2, 3)), np.zeros((2, 2))
-    engine.train_step(x, y, False)
+    engine.train_step([x], [y])
     engine.save(str(tmp_path / "c.corenn"), True, {})
     model = cn.load_model(tmp_path / "c.corenn")
     assert model.name == "sequential" and model.dtype == np.float64
@@ -341,8 +343,8 @@ def test_a_file_written_without_python_loads_compiled(tmp_path):
     opt = model._optimizer
     assert isinstance(opt, O.SGD) and (opt.learning_rate, opt.momentum, opt.dampening) == (0.05, 0.9, 0.1)
     assert model._loss == "mse" and model._engine.steps == 1
-    assert np.array_equal(model.predict(x), engine.predict(x))
-    assert model.train_on_batch(x, y) == engine.train_step(x, y, False)
+    assert np.array_equal(model.predict(x), engine.predict([x])[0])
+    assert model.train_on_batch(x, y) == engine.train_step([x], [y])[0]
 
 
 @pytest.mark.parametrize("build", [

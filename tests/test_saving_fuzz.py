@@ -140,7 +140,7 @@ def edits(header, data):
     yield "no metadata (a foreign safetensors file)", pack(
         {k: v for k, v in header.items() if k != "__metadata__"}, data)
     yield "foreign format", with_meta(format="pt")
-    yield "newer version", with_meta(format_version="2")
+    yield "newer version", with_meta(format_version=str(cn._core.model_file_version + 1))
     yield "version not a number", with_meta(format_version="1.0")
     yield "metadata not strings", pack({**header, "__metadata__": {**meta, "format_version": 1}}, data)
     yield "architecture not JSON", with_meta(model="{dtype: float32")
@@ -149,8 +149,14 @@ def edits(header, data):
     yield "architecture unknown entry", with_meta(model=json.dumps({**arch, "extra": 1}))
     yield "architecture no layers", with_meta(model=json.dumps({k: v for k, v in arch.items()
                                                                 if k != "layers"}))
-    yield "input shape zero", with_meta(model=json.dumps({**arch, "input_shape": [0, 6, 6]}))
-    yield "input shape huge", with_meta(model=json.dumps({**arch, "input_shape": [2**31, 2**31, 2**31]}))
+    first = arch["inputs"][0]
+    for what, shape in (("zero", [0, 6, 6]), ("huge", [2**31, 2**31, 2**31])):
+        yield f"input shape {what}", with_meta(model=json.dumps(
+            {**arch, "inputs": [{**first, "shape": shape}, *arch["inputs"][1:]]}))
+    yield "call of an unknown layer", with_meta(model=json.dumps(
+        {**arch, "calls": [{**arch["calls"][0], "layer": "ghost"}, *arch["calls"][1:]]}))
+    yield "output of an unknown call", with_meta(model=json.dumps(
+        {**arch, "outputs": [[arch["outputs"][0][0], 7, 0]]}))
     yield "unknown layer kind", with_layer(kind="lstm")
     yield "unknown layer setting", with_layer(recurrent=True)
     yield "layer setting of the wrong type", with_layer(filters="three")

@@ -148,7 +148,7 @@ def test_backward_through_the_1d_layers_matches_reference(dtype):
     m.set_weights([w + 0.1 * rng.standard_normal(w.shape).astype(dtype) for w in m.get_weights()])
     x = rng.standard_normal((3, 2, 11)).astype(dtype)
     t = rng.standard_normal((3, 6)).astype(dtype)
-    loss, flat = m._engine.loss_and_gradients(x, t, False)
+    loss, flat = m._engine.loss_and_gradients([x], [t])
 
     W1, b1, W2, b2 = (w.astype(np.float64) for w in m.get_weights())
     x64 = x.astype(np.float64)

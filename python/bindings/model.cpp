@@ -3,6 +3,8 @@
 // casts inputs to the model's dtype before they get here.
 #include <pybind11/stl.h>
 
+#include <cstring>
+#include <memory>
 #include <optional>
 #include <type_traits>
 
@@ -54,13 +56,6 @@ py::array to_numpy(Tensor t) {
   if (owner->dtype() == DType::float32)
     return py::array_t<float>(shape, owner->data_as<float>(), free_when_done);
   return py::array_t<double>(shape, owner->data_as<double>(), free_when_done);
-}
-
-// x in the model's dtype; y as int64 class ids (labels) or in the model's dtype.
-std::pair<TensorArg, TensorArg> batch_args(const Model& self, const py::array& x,
-                                           const py::array& y, bool labels, const char* op) {
-  return {tensor_arg(x, self.dtype(), op, "x"),
-          tensor_arg(y, labels ? DType::int64 : self.dtype(), op, "y")};
 }
 
 // sample_weight: None, or (N,) in the model's dtype (the Python API casts it);
@@ -126,31 +121,184 @@ py::list weights_to_list(std::vector<Tensor> weights) {
   return out;
 }
 
+// A model output's loss from Python: a built-in name, None, or a callable
+// fn(y_true, y_pred) -> (loss, dloss_dy_pred). The callable is held through a
+// shared_ptr whose deleter takes the GIL, so the engine may copy and drop the
+// loss without it; the call itself takes the GIL (the engine runs it between
+// forward and backward, with the GIL released around the step).
+OutputLoss output_loss_from(const py::handle& loss, double weight, DType dtype) {
+  OutputLoss out;
+  out.weight = weight;
+  if (loss.is_none()) return out;
+  if (py::isinstance<py::str>(loss)) {
+    out.kind = parse_loss(loss.cast<std::string>());
+    return out;
+  }
+  if (!PyCallable_Check(loss.ptr()))
+    throw TypeError("compile: each loss must be a name, None or a callable fn(y_true, y_pred) -> (loss, gradient), got " +
+                    py::repr(loss).cast<std::string>());
+  std::shared_ptr<py::object> fn(new py::object(py::reinterpret_borrow<py::object>(loss)), [](py::object* f) {
+    py::gil_scoped_acquire gil;
+    delete f;
+  });
+  out.kind = LossKind::custom;
+  out.custom = [fn, dtype](const Tensor& y_true, const Tensor& y_pred, Tensor& dy_pred) -> double {
+    py::gil_scoped_acquire gil;
+    py::object result = (*fn)(to_numpy(y_true.clone()), to_numpy(y_pred.clone()));
+    py::tuple pair;
+    if (!py::isinstance<py::tuple>(result) || (pair = result.cast<py::tuple>()).size() != 2)
+      throw ValueError("custom loss: must return (loss, gradient), got " + py::repr(result).cast<std::string>());
+    double value;
+    try {
+      value = pair[0].cast<double>();
+    } catch (const py::cast_error&) {
+      throw ValueError("custom loss: the loss must be a number, got " + py::repr(pair[0]).cast<std::string>());
+    }
+    py::array grad = py::array::ensure(pair[1]);
+    if (!grad || grad.dtype().kind() != 'f')
+      throw ValueError("custom loss: the gradient must be a float array, got " + py::repr(pair[1]).cast<std::string>());
+    // A copy in the model's dtype that outlives the Python array; the engine checks its shape.
+    Tensor copy(shape_of(grad), dtype);
+    if (dtype == DType::float32) {
+      auto c = contiguous<float>(grad.attr("astype")("float32"));
+      std::memcpy(copy.data_as<float>(), c.data(), sizeof(float) * static_cast<size_t>(copy.size()));
+    } else {
+      auto c = contiguous<double>(grad.attr("astype")("float64"));
+      std::memcpy(copy.data_as<double>(), c.data(), sizeof(double) * static_cast<size_t>(copy.size()));
+    }
+    dy_pred = std::move(copy);
+    return value;
+  };
+  return out;
+}
+
+TensorRef tensor_ref_from(const py::handle& h) {
+  auto t = h.cast<py::tuple>();
+  if (t.size() != 3) throw ValueError("a tensor reference is (layer or input name, node, output)");
+  return TensorRef{t[0].cast<std::string>(), t[1].cast<int64_t>(), t[2].cast<int64_t>()};
+}
+
+py::tuple tensor_ref_tuple(const TensorRef& r) { return py::make_tuple(r.layer, r.node, r.output); }
+
+std::vector<TensorRef> tensor_refs_from(const py::list& refs) {
+  std::vector<TensorRef> out;
+  for (auto r : refs) out.push_back(tensor_ref_from(r));
+  return out;
+}
+
+// The inputs as tensors of the model's dtype (the Python API casts them).
+std::vector<TensorArg> input_args(const Model& self, const py::list& xs, const char* op) {
+  std::vector<TensorArg> out;
+  for (auto x : xs) {
+    py::array a = py::array::ensure(x);
+    if (!a) throw TypeError(std::string(op) + ": each x must be an array");
+    out.push_back(tensor_arg(a, self.dtype(), op, "x"));
+  }
+  return out;
+}
+
+// The targets, one per output: int64 class ids for softmax cross-entropy,
+// else the model's dtype; None (an empty tensor) for an output without a loss.
+std::vector<TensorArg> target_args(const Model& self, const py::list& ys, const char* op) {
+  std::vector<TensorArg> out;
+  const auto& losses = self.losses();
+  size_t o = 0;
+  for (auto y : ys) {
+    const LossKind kind = o < losses.size() ? losses[o].kind : LossKind::mse;
+    ++o;
+    if (y.is_none() || kind == LossKind::none) {
+      out.push_back(TensorArg{});
+      continue;
+    }
+    py::array a = py::array::ensure(y);
+    if (!a) throw TypeError(std::string(op) + ": each y must be an array or None");
+    out.push_back(tensor_arg(a, kind == LossKind::softmax_cross_entropy ? DType::int64 : self.dtype(), op, "y"));
+  }
+  return out;
+}
+
+std::vector<Tensor> tensors_of(const std::vector<TensorArg>& args) {
+  std::vector<Tensor> out;
+  for (const TensorArg& a : args) out.push_back(a.tensor);
+  return out;
+}
+
+py::list tensors_to_list(std::vector<Tensor> ts) {
+  py::list out;
+  for (Tensor& t : ts) out.append(to_numpy(std::move(t)));
+  return out;
+}
+
+py::list losses_to_list(const std::vector<double>& v) {
+  py::list out;
+  for (double d : v) out.append(d);
+  return out;
+}
+
 }  // namespace
 
 void bind_model(py::module_& m) {
   m.def(
-      "infer_output_shape",
-      [](const py::list& configs, const std::string& input_name, const Shape& input_shape) {
-        std::vector<LayerSpec> specs;
-        for (auto c : configs) specs.push_back(layer_spec_from(c.cast<py::dict>()));
-        return infer_output_shape(specs, input_name, input_shape);
+      "layer_output_shapes",
+      [](const py::dict& config, const std::vector<Shape>& input_shapes) {
+        return layer_output_shapes(layer_spec_from(config), input_shapes);
       },
-      py::arg("configs"), py::arg("input_name"), py::arg("input_shape"),
-      "The per-example output shape of a graph of layer configs (Model.build's checks, no weights)");
+      py::arg("config"), py::arg("input_shapes"),
+      "The per-example output shapes of one call of a layer (the check Model.build makes there)");
 
-  py::class_<Model>(m, "Engine", "The C++ model engine behind corenn.Sequential")
+  py::class_<Model>(m, "Engine", "The C++ model engine behind corenn.Model")
       .def(py::init([](const std::string& dtype) { return Model(parse_model_dtype(dtype)); }),
            py::arg("dtype") = "float32")
       .def_property_readonly("dtype", [](const Model& self) { return std::string(dtype_name(self.dtype())); })
+      // Building a graph.
+      .def("add_input", &Model::add_input, py::arg("name"), py::arg("shape"))
       .def("add", [](Model& self, const py::dict& config) { self.add(layer_spec_from(config)); })
-      .def_property("input_name", &Model::input_name, &Model::set_input_name)
-      .def("build", [](Model& self, const Shape& input_shape) { self.build(input_shape); },
-           py::arg("input_shape"))
+      .def("call", [](Model& self, const std::string& layer, const py::list& inputs) {
+        self.call(layer, tensor_refs_from(inputs));
+      }, py::arg("layer"), py::arg("inputs"))
+      .def("set_outputs", [](Model& self, const py::list& outputs) { self.set_outputs(tensor_refs_from(outputs)); })
+      .def("share_layer", &Model::share_layer, py::arg("name"), py::arg("other"), py::arg("other_name"))
+      .def_property("input_name", py::overload_cast<>(&Model::input_name, py::const_), &Model::set_input_name)
+      .def("build", [](Model& self) { self.build(); })
+      .def("build", [](Model& self, const Shape& input_shape) { self.build(input_shape); }, py::arg("input_shape"))
       .def_property_readonly("built", &Model::built)
       .def_property_readonly("compiled", &Model::compiled)
+      // The graph.
+      .def_property_readonly("input_names", [](const Model& self) {
+        std::vector<std::string> names;
+        for (size_t i = 0; i < self.num_inputs(); ++i) names.push_back(self.input_name(i));
+        return names;
+      })
+      .def_property_readonly("input_shapes", [](const Model& self) {
+        std::vector<Shape> shapes;
+        for (size_t i = 0; i < self.num_inputs(); ++i) shapes.push_back(self.input_shape(i));
+        return shapes;
+      })
+      .def_property_readonly("input_shape", py::overload_cast<>(&Model::input_shape, py::const_))
+      .def_property_readonly("outputs", [](const Model& self) {
+        py::list out;
+        for (size_t o = 0; o < self.num_outputs(); ++o) out.append(tensor_ref_tuple(self.output(o)));
+        return out;
+      })
+      .def("output_shapes", [](const Model& self) {
+        std::vector<Shape> shapes;
+        for (size_t o = 0; o < self.num_outputs(); ++o) shapes.push_back(self.model_output_shape(o));
+        return shapes;
+      })
+      .def("nodes", [](const Model& self) {
+        py::list out;
+        for (const Model::Node& n : self.nodes()) {
+          py::list inputs;
+          for (const TensorRef& r : n.inputs) inputs.append(tensor_ref_tuple(r));
+          out.append(py::make_tuple(self.layer_spec(n.layer).name, inputs));
+        }
+        return out;
+      })
+      .def("node_output_shapes", [](const Model& self, const std::string& layer, size_t node) {
+        return self.node_output_shapes(self.layer_index(layer), node);
+      }, py::arg("layer"), py::arg("node"))
       .def_property_readonly("num_layers", &Model::num_layers)
-      .def_property_readonly("input_shape", &Model::input_shape)
+      .def("layer_index", &Model::layer_index)
       .def_property_readonly("steps", &Model::steps)
       .def("layer_name", [](const Model& self, size_t i) { return self.layer_spec(i).name; })
       .def("layer_config", [](const Model& self, size_t i) { return layer_config(self.layer_spec(i)); })
@@ -176,69 +324,119 @@ void bind_model(py::module_& m) {
              self.set_weights(i, tensors);
            })
       .def("set_trainable", &Model::set_trainable)
+      .def("parameter_layout", [](const Model& self) {
+        py::list out;
+        for (const Model::ParameterSlice& s : self.parameter_layout())
+          out.append(py::make_tuple(s.layer, s.name, s.offset, s.shape));
+        return out;
+      })
+      // Training.
       .def("compile",
-           [](Model& self, const std::string& loss, const py::dict& optimizer) {
-             self.compile(parse_loss(loss), optimizer_spec_from(optimizer));
-           })
+           [](Model& self, const py::object& losses, const py::object& loss_weights, const py::dict& optimizer) {
+             std::vector<OutputLoss> out;
+             py::list names = py::isinstance<py::list>(losses) ? losses.cast<py::list>() : py::list();
+             if (!py::isinstance<py::list>(losses)) names.append(losses);
+             std::vector<double> weights(names.size(), 1.0);
+             if (!loss_weights.is_none()) weights = loss_weights.cast<std::vector<double>>();
+             if (weights.size() != names.size())
+               throw ValueError("compile: loss_weights must hold one weight per loss (" + std::to_string(names.size()) +
+                                "), got " + std::to_string(weights.size()));
+             for (size_t o = 0; o < names.size(); ++o) out.push_back(output_loss_from(names[o], weights[o], self.dtype()));
+             self.compile(out, optimizer_spec_from(optimizer));
+           },
+           py::arg("losses"), py::arg("loss_weights") = py::none(), py::arg("optimizer"))
       .def("set_learning_rate", &Model::set_learning_rate, py::arg("lr"))
       .def("train_step",
-           [](Model& self, const py::array& x, const py::array& y, bool labels,
-              bool with_outputs, const py::object& sample_weight) -> py::object {
-             auto [xa, ya] = batch_args(self, x, y, labels, "train_step");
+           [](Model& self, const py::list& xs, const py::list& ys, const py::object& sample_weight,
+              bool with_outputs) -> py::object {
+             auto xa = input_args(self, xs, "train_step");
+             auto ya = target_args(self, ys, "train_step");
              auto wa = weight_arg(self, sample_weight, "train_step");
-             Tensor out;
+             std::vector<Tensor> outs;
+             std::vector<double> per_output;
              double loss;
              {
                ReleaseGil nogil;
-               Tensor* o = with_outputs ? &out : nullptr;
-               loss = wa ? self.train_step(xa.tensor, ya.tensor, wa->tensor, o)
-                         : self.train_step(xa.tensor, ya.tensor, o);
+               loss = self.train_step(tensors_of(xa), tensors_of(ya), wa ? &wa->tensor : nullptr, &per_output,
+                                      with_outputs ? &outs : nullptr);
              }
-             if (!with_outputs) return py::float_(loss);
-             return py::make_tuple(loss, to_numpy(std::move(out)));
+             if (!with_outputs) return py::make_tuple(loss, losses_to_list(per_output));
+             return py::make_tuple(loss, losses_to_list(per_output), tensors_to_list(std::move(outs)));
            },
-           py::arg("x"), py::arg("y"), py::arg("labels"), py::arg("with_outputs") = false,
-           py::arg("sample_weight") = py::none())
+           py::arg("xs"), py::arg("ys"), py::arg("sample_weight") = py::none(), py::arg("with_outputs") = false)
       .def("loss_and_gradients",
-           [](Model& self, const py::array& x, const py::array& y, bool labels,
-              const py::object& sample_weight) {
-             auto [xa, ya] = batch_args(self, x, y, labels, "loss_and_gradients");
+           [](Model& self, const py::list& xs, const py::list& ys, const py::object& sample_weight) {
+             auto xa = input_args(self, xs, "loss_and_gradients");
+             auto ya = target_args(self, ys, "loss_and_gradients");
              auto wa = weight_arg(self, sample_weight, "loss_and_gradients");
              Tensor grads;
              double loss;
              {
                ReleaseGil nogil;
-               loss = wa ? self.loss_and_gradients(xa.tensor, ya.tensor, wa->tensor, &grads)
-                         : self.loss_and_gradients(xa.tensor, ya.tensor, &grads);
+               loss = self.loss_and_gradients(tensors_of(xa), tensors_of(ya), wa ? &wa->tensor : nullptr, &grads);
              }
              return py::make_tuple(loss, to_numpy(std::move(grads)));
            },
-           py::arg("x"), py::arg("y"), py::arg("labels"), py::arg("sample_weight") = py::none())
+           py::arg("xs"), py::arg("ys"), py::arg("sample_weight") = py::none())
+      .def("apply_gradients",
+           [](Model& self, const py::array& flat) {
+             TensorArg fa = tensor_arg(flat, self.dtype(), "apply_gradients", "gradients");
+             ReleaseGil nogil;
+             return self.apply_gradients(fa.tensor);
+           })
       .def("evaluate",
-           [](const Model& self, const py::array& x, const py::array& y, bool labels,
-              const py::object& sample_weight) {
-             auto [xa, ya] = batch_args(self, x, y, labels, "evaluate");
+           [](const Model& self, const py::list& xs, const py::list& ys, const py::object& sample_weight) {
+             auto xa = input_args(self, xs, "evaluate");
+             auto ya = target_args(self, ys, "evaluate");
              auto wa = weight_arg(self, sample_weight, "evaluate");
-             Tensor out;
+             std::vector<Tensor> outs;
+             std::vector<double> per_output;
              double loss;
              {
                ReleaseGil nogil;
-               loss = wa ? self.evaluate(xa.tensor, ya.tensor, wa->tensor, &out)
-                         : self.evaluate(xa.tensor, ya.tensor, &out);
+               loss = self.evaluate(tensors_of(xa), tensors_of(ya), wa ? &wa->tensor : nullptr, &per_output, &outs);
              }
-             return py::make_tuple(loss, to_numpy(std::move(out)));
+             return py::make_tuple(loss, losses_to_list(per_output), tensors_to_list(std::move(outs)));
            },
-           py::arg("x"), py::arg("y"), py::arg("labels"), py::arg("sample_weight") = py::none())
+           py::arg("xs"), py::arg("ys"), py::arg("sample_weight") = py::none())
       .def("predict",
-           [](const Model& self, const py::array& x) {
-             TensorArg xa = tensor_arg(x, self.dtype(), "predict", "x");
-             Tensor out;
+           [](const Model& self, const py::list& xs) {
+             auto xa = input_args(self, xs, "predict");
+             std::vector<Tensor> outs;
              {
                ReleaseGil nogil;
-               out = self.predict(xa.tensor);
+               outs = self.predict(tensors_of(xa));
              }
-             return to_numpy(std::move(out));
+             return tensors_to_list(std::move(outs));
            })
+      .def("vjp",
+           [](Model& self, const py::list& xs, bool training) {
+             auto xa = input_args(self, xs, "vjp");
+             std::vector<Tensor> outs;
+             {
+               ReleaseGil nogil;
+               outs = self.vjp(tensors_of(xa), training);
+             }
+             return tensors_to_list(std::move(outs));
+           },
+           py::arg("xs"), py::arg("training") = false)
+      .def_property_readonly("vjp_generation", &Model::vjp_generation)
+      .def("pullback",
+           [](Model& self, const py::list& dys, int64_t generation) {
+             if (generation >= 0 && generation != self.vjp_generation())
+               throw ValueError("pullback: the model ran another vjp since this one; call vjp again");
+             std::vector<TensorArg> da;
+             for (auto d : dys)
+               da.push_back(d.is_none() ? TensorArg{}
+                                        : tensor_arg(py::array::ensure(d), self.dtype(), "pullback", "dy"));
+             std::vector<Tensor> dxs;
+             {
+               ReleaseGil nogil;
+               dxs = self.pullback(tensors_of(da));
+             }
+             return tensors_to_list(std::move(dxs));
+           },
+           py::arg("dys"), py::arg("generation") = -1)
       .def("get_optimizer_state",
            [](const Model& self) {
              Model::OptimizerState state = self.get_optimizer_state();
@@ -250,8 +448,7 @@ void bind_model(py::module_& m) {
              Model::OptimizerState state;
              state.step = step;
              for (auto a : arrays) {
-               args.push_back(tensor_arg(py::array::ensure(a), self.dtype(), "set_optimizer_state",
-                                         "each state array"));
+               args.push_back(tensor_arg(py::array::ensure(a), self.dtype(), "set_optimizer_state", "each state array"));
                state.slots.push_back(args.back().tensor);
              }
              self.set_optimizer_state(state);

@@ -47,21 +47,21 @@ def gradient_check(model, X, y, epsilon=1e-7, max_params=2000, seed=0, verbose=0
     model._require_compiled(owner)
     checked = model if model.dtype == np.float64 else model._clone("float64")
     X, y = checked._prepare(owner, X, y)
-    engine, labels = checked._engine, checked._labels()
+    engine = checked._engine
     indices = _subset(owner, _parameter_sizes(engine), max_params, seed)
     theta, state = engine.get_parameters(), engine.get_state()
     progress = _Progress(len(indices), verbose)
     try:
-        _, analytic = engine.loss_and_gradients(X, y, labels)
+        _, analytic = engine.loss_and_gradients([X], [y])
         numeric = np.empty(len(indices))
         shifted = theta.copy()
         for k, i in enumerate(indices):
             shifted[i] = theta[i] + epsilon
             engine.set_parameters(shifted)
-            plus, _ = engine.loss_and_gradients(X, y, labels)
+            plus, _ = engine.loss_and_gradients([X], [y])
             shifted[i] = theta[i] - epsilon
             engine.set_parameters(shifted)
-            minus, _ = engine.loss_and_gradients(X, y, labels)
+            minus, _ = engine.loss_and_gradients([X], [y])
             shifted[i] = theta[i]
             numeric[k] = (plus - minus) / (2 * epsilon)
             progress.update(k + 1)

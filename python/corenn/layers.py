@@ -71,10 +71,18 @@ class SymbolicTensor:
         if isinstance(self.layer, Input):
             return (None, *self.layer.shape)
         order, inbound, inputs = trace(self)
-        if len(inputs) != 1:
-            raise ValueError(f"{self!r} depends on {len(inputs)} inputs; models have one")
-        configs = [{**layer._engine_config(), "inputs": inbound[layer.name]} for layer in order]
-        return (None, *_core.infer_output_shape(configs, inputs[0].name, list(inputs[0].shape)))
+        shapes = {i.name: list(i.shape) for i in inputs}
+        for layer in order:
+            names = inbound[layer.name]
+            try:
+                shapes[layer.name] = _core.layer_output_shapes(
+                    layer._engine_config(), [shapes[n] for n in names])[0]
+            except ValueError as exc:
+                if len(names) == 1:
+                    raise
+                sources = ", ".join(f"'{n}' {tuple(shapes[n])}" for n in names)
+                raise ValueError(f"{exc} (from {sources})") from None
+        return (None, *shapes[self.layer.name])
 
     def __repr__(self):
         return f"<SymbolicTensor from {self.layer.name!r}>"

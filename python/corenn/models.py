@@ -136,7 +136,7 @@ class Model:
             layer._engine, layer._index = engine, i
         self._engine = engine
         if self._loss is not None:
-            self._engine.compile(self._loss, self._optimizer._engine_config())
+            self._engine.compile(self._loss, None, self._optimizer._engine_config())
 
     def _input_name(self):
         return self._input.name if self._input is not None else "input"
@@ -232,7 +232,7 @@ class Model:
         self._metrics = [metrics_module.get(m) for m in (metrics or [])]
         _warn_activation_before_loss(self._layers[-1] if self._layers else None, self._loss)
         if self._engine is not None:
-            self._engine.compile(self._loss, self._optimizer._engine_config())
+            self._engine.compile(self._loss, None, self._optimizer._engine_config())
 
     @property
     def optimizer(self):
@@ -374,7 +374,7 @@ class Model:
                                   self._sample_weight("train_on_batch", sample_weight, len(y)),
                                   class_weight)
         self._engine.set_learning_rate(self._optimizer.lr_at(self._engine.steps))
-        return float(self._engine.train_step(x, y, self._labels(), sample_weight=w))
+        return float(self._engine.train_step([x], [y], w)[0])
 
     @_validate.keyword_checked
     def fit(self, x, y, batch_size=32, epochs=1, validation_data=None, validation_split=0.0,
@@ -441,7 +441,6 @@ class Model:
         return history
 
     def _fit_loop(self, x, y, w, batch_size, epochs, validation_data, shuffle, cbs, verbose):
-        labels = self._labels()
         n = len(x)
         batches = (n + batch_size - 1) // batch_size
         for cb in cbs:
@@ -466,10 +465,10 @@ class Model:
                 xb, yb, wb = xe[batch], ye[batch], None if we is None else we[batch]
                 self._engine.set_learning_rate(self._optimizer.lr_at(self._engine.steps))
                 if self._metrics:
-                    loss, out = self._engine.train_step(xb, yb, labels, True, wb)
+                    loss, _, (out,) = self._engine.train_step([xb], [yb], wb, True)
                     outputs.append(out)
                 else:
-                    loss = self._engine.train_step(xb, yb, labels, sample_weight=wb)
+                    loss = self._engine.train_step([xb], [yb], wb)[0]
                 total_loss += loss * len(xb)
                 seen += len(xb)
                 for cb in cbs:
@@ -514,12 +513,11 @@ class Model:
         return self._evaluate_arrays(x, y, batch_size, sample_weight)
 
     def _evaluate_arrays(self, x, y, batch_size, sample_weight=None):
-        labels = self._labels()
         total, outputs = 0.0, []
         for start in range(0, len(x), batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
             wb = None if sample_weight is None else sample_weight[start:start + batch_size]
-            loss, out = self._engine.evaluate(xb, yb, labels, wb)
+            loss, _, (out,) = self._engine.evaluate([xb], [yb], wb)
             total += loss * len(xb)
             outputs.append(out)
         out = np.concatenate(outputs)
@@ -533,8 +531,8 @@ class Model:
         batch_size = _validate.integer("predict", "batch_size", batch_size, minimum=1)
         x, _ = self._prepare("predict", x, empty_ok=True)
         if len(x) <= batch_size:
-            return self._engine.predict(x)
-        return np.concatenate([self._engine.predict(x[s:s + batch_size])
+            return self._engine.predict([x])[0]
+        return np.concatenate([self._engine.predict([x[s:s + batch_size]])[0]
                                for s in range(0, len(x), batch_size)])
 
     def __call__(self, x):

@@ -115,7 +115,11 @@ def _python_model(engine, metadata, custom_objects, path):
         raise TypeError("the 'python' metadata must be a JSON object")
     configs = [engine.layer_config(i) for i in range(engine.num_layers)]
     layers = [layers_module.from_config(c) for c in configs]
-    if any(c["inputs"] for c in configs):
+    # Each layer's inputs, from the engine's calls (one call per layer here).
+    for name, refs in engine.nodes():
+        configs[engine.layer_index(name)]["inputs"] = [ref[0] for ref in refs]
+    previous = [engine.input_name] + [c["name"] for c in configs[:-1]]
+    if any(c["inputs"] != [p] for c, p in zip(configs, previous)):
         model = _graph(engine, configs, layers, python.get("name"))
     else:
         model = _sequential(engine, layers, python.get("name"))
@@ -128,7 +132,8 @@ def _python_model(engine, metadata, custom_objects, path):
                                            optimizers_module, custom_objects, "optimizer")
         else:
             optimizer = _optimizer_from_engine(training["optimizer"])
-        model.compile(optimizer=optimizer, loss=losses.get(training["loss"]),
+        loss = training["loss"]
+        model.compile(optimizer=optimizer, loss=losses.get(loss[0] if isinstance(loss, list) else loss),
                       metrics=[_metric(m, custom_objects) for m in python.get("metrics", [])])
     model._engine = engine
     for i, layer in enumerate(model._layers):

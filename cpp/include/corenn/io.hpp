@@ -15,7 +15,9 @@
 namespace corenn {
 
 // The version this library writes; it reads this one and all older ones.
-constexpr int model_file_version = 1;
+// 1: one input, layers naming their inputs; 2: graphs (several inputs and
+// outputs, a layer called several times), one loss per output.
+constexpr int model_file_version = 2;
 
 // Rebuilds a model from a file: architecture, weights, batch norm state and,
 // when saved, the compiled loss and optimizer with their state. IOError when

@@ -1,9 +1,13 @@
-// The model engine: a graph of layers (a stack is the simplest) over one flat
-// parameter arena, trained one mini-batch per call (forward, loss, backward,
-// regularisation and the optimizer update in C++, with no Python in between).
+// The model engine: a graph of layer calls (Keras's functional graphs; a stack
+// is the simplest) with any number of inputs and outputs, trained one
+// mini-batch per call (forward, losses, backward, regularisation and the
+// optimizer update in C++). A layer owns its weights; a node is one call of a
+// layer, so a layer called twice shares its weights and sums the gradients of
+// both calls. Layers may also be shared between models (share_layer).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -95,10 +99,39 @@ void for_each_field(Spec& s, F&& f) {
   f("trainable", s.trainable);
 }
 
-enum class LossKind { softmax_cross_entropy, binary_cross_entropy, mse };
+enum class LossKind { softmax_cross_entropy, binary_cross_entropy, mse, none, custom };
 // "softmax_cross_entropy", "binary_cross_entropy", "mse"; ValueError otherwise.
 LossKind parse_loss(const std::string& name);
 const char* loss_name(LossKind kind);
+
+// A loss the engine does not ship: given the targets (as the caller passed
+// them) and the output, returns the loss and writes its gradient with respect
+// to the output into dy_pred (shaped like y_pred, zero on entry). It runs once
+// per step, between forward and backward; an exception from it leaves the
+// model unchanged.
+using CustomLoss = std::function<double(const Tensor& y_true, const Tensor& y_pred, Tensor& dy_pred)>;
+
+// The loss of one model output: a built-in kind (fused in C++), a custom
+// function, or none (an output that is only predicted). The total loss is
+// Σ weight · loss over the outputs, plus regularisation.
+struct OutputLoss {
+  LossKind kind = LossKind::none;
+  double weight = 1.0;
+  CustomLoss custom;  // kind == custom
+};
+
+// One tensor of a graph: output `output` of call `node` of the layer named
+// `layer` (calls of a layer are numbered in the order they were declared), or
+// the model input of that name (node 0, output 0). Keras's inbound-node triple.
+struct TensorRef {
+  std::string layer;
+  int64_t node = 0;
+  int64_t output = 0;
+  bool operator==(const TensorRef& o) const {
+    return layer == o.layer && node == o.node && output == o.output;
+  }
+};
+std::string tensor_ref_string(const TensorRef& ref);  // "layer[node][output]", for messages
 
 struct OptimizerSpec {
   std::string kind = "sgd";  // "sgd", "rmsprop", "adam", "adamw"
@@ -107,10 +140,10 @@ struct OptimizerSpec {
   AdamHyper adam;  // also AdamW (decoupled is set from kind)
 };
 
-// The per-example output shape of a graph of layers (the checks of
-// Model::build, without allocating or initialising anything).
-Shape infer_output_shape(const std::vector<LayerSpec>& layers, const std::string& input_name,
-                         const Shape& input_shape);
+// The per-example output shapes of one call of a layer on inputs of the given
+// per-example shapes: the check Model::build makes at that call (ShapeError or
+// ValueError naming the layer), with nothing allocated or initialised.
+std::vector<Shape> layer_output_shapes(const LayerSpec& layer, const std::vector<Shape>& input_shapes);
 
 class EngineBase;
 
@@ -123,24 +156,63 @@ class Model {
 
   DType dtype() const;
 
-  // Building: add layers, then fix the per-example input shape (e.g. {1, 28, 28}).
-  // build() checks every layer against its input shape (ShapeError naming the layer)
-  // and initialises the weights from the global generator (corenn::seed).
+  // Building a graph: declare the inputs, add the layers, call them on tensors,
+  // name the outputs, then build. build() checks every call against its input
+  // shapes (ShapeError naming the layer), allocates and initialises the weights
+  // from the global generator (corenn::seed); nothing changes if it throws.
+  //   m.add_input("a", {4}); m.add_input("b", {4});
+  //   m.add(dense_spec);                      // the layer "enc"
+  //   m.call("enc", {{"a"}}); m.call("enc", {{"b"}});   // two calls, shared weights
+  //   m.add(concat_spec); m.call("cat", {{"enc", 0}, {"enc", 1}});
+  //   m.set_outputs({{"cat"}, {"enc", 1}}); m.build();
+  void add_input(const std::string& name, const Shape& shape);
   void add(const LayerSpec& spec);
-  // The name layers use in LayerSpec::inputs for the model input ("input" by default).
+  // One call of a layer added before, on tensors named by TensorRef; its
+  // outputs are {layer, k, 0..}, k counting the layer's calls from 0. Every
+  // call of a layer must see the same input shapes.
+  void call(const std::string& layer, const std::vector<TensorRef>& inputs);
+  // The model's outputs, in order; by default the one tensor no call consumes.
+  void set_outputs(const std::vector<TensorRef>& outputs);
+  // The layer `name` of this model is `other`'s built layer `other_name`: the
+  // same object, so weights are shared and training either model trains both.
+  // Same dtype and kind; the calls here must match the shapes it was built for.
+  void share_layer(const std::string& name, const Model& other, const std::string& other_name);
+  // The stack shorthand (C++ Sequential models and version-1 model files): when
+  // call() is never used, each layer is called once on LayerSpec::inputs (names
+  // of layers or of the input; empty = the layer added just before it, the
+  // input for the first), and build(shape) declares one input of that shape
+  // named input_name() ("input" by default) if none was declared.
   void set_input_name(const std::string& name);
   const std::string& input_name() const;
-  // max_values >= 0 caps the parameters plus state the layers may need: a
-  // ValueError before anything is allocated (load_model passes what the file holds).
-  void build(const Shape& input_shape, int64_t max_values = -1);
+  void build();
+  void build(const Shape& input_shape);
+  // build() capping the parameters plus state the layers it creates may need:
+  // a ValueError before anything is allocated (load_model passes what the file holds).
+  void build_capped(int64_t max_values);
   bool built() const;
-  const Shape& input_shape() const;
+
+  // The graph, once built. Inputs and outputs in order; nodes in execution
+  // order, each a layer index and its input tensors.
+  struct Node {
+    size_t layer;
+    std::vector<TensorRef> inputs;
+  };
+  size_t num_inputs() const;
+  const std::string& input_name(size_t input) const;
+  const Shape& input_shape(size_t input) const;
+  const Shape& input_shape() const;  // of the first input
+  size_t num_outputs() const;
+  const TensorRef& output(size_t output) const;
+  Shape model_output_shape(size_t output) const;  // per example
+  const std::vector<Node>& nodes() const;
+  std::vector<Shape> node_output_shapes(size_t layer, size_t node) const;  // per example
   size_t num_layers() const;
+  size_t layer_index(const std::string& name) const;  // ValueError for an unknown name
   const LayerSpec& layer_spec(size_t layer) const;
-  Shape output_shape(size_t layer) const;  // per example
-  Shape output_shape() const;              // of the model's output layer
-  // The graph, once built: the names feeding a layer (the model input's among
-  // them), and the output layer (the one no other layer consumes).
+  Shape output_shape(size_t layer) const;  // per example, of the layer's first call
+  Shape output_shape() const;              // of the first model output
+  // The names feeding a layer's first call (input names among them), and the
+  // layer producing the first model output.
   std::vector<std::string> layer_inputs(size_t layer) const;
   size_t output_layer() const;
 
@@ -157,38 +229,80 @@ class Model {
   void set_weights(size_t layer, const std::vector<Tensor>& weights);
   void set_trainable(size_t layer, bool trainable);
 
-  // Training.
+  // Training. One loss per model output (kind none for outputs without one);
+  // the one-loss form gives every output that loss.
+  void compile(const std::vector<OutputLoss>& losses, const OptimizerSpec& optimizer);
   void compile(LossKind loss, const OptimizerSpec& optimizer);
   bool compiled() const;
   void set_learning_rate(double lr);
-  // One mini-batch: x (N, *input_shape); y (N,) int64 class ids for softmax
-  // cross-entropy, else (N, *output_shape) of the model's dtype (NaN targets are
-  // skipped by binary cross-entropy). Returns the loss including regularisation.
-  // All validation happens before any weight changes. outputs, when given,
-  // receives the forward pass's output (for training metrics). A step whose
-  // loss or any parameter gradient is NaN or infinite changes nothing (weights,
-  // batch norm statistics, optimizer state and steps() stay as they were) and
-  // returns NaN.
-  double train_step(const Tensor& x, const Tensor& y, Tensor* outputs = nullptr);
-  // Loss and parameter gradients (flat, arena order) without an update: the
-  // same forward pass as train_step (training mode, the current dropout masks).
-  double loss_and_gradients(const Tensor& x, const Tensor& y, Tensor* gradients);
+  // One mini-batch: x, one tensor (N, *input_shape) per model input; y, one per
+  // output: (N,) int64 class ids for softmax cross-entropy, else (N, *output_shape)
+  // of the model's dtype (NaN targets are skipped by binary cross-entropy), as
+  // the caller wants for a custom loss (N first), an empty Tensor for an output
+  // without a loss. sample_weight, when given, is (N,) of the model's dtype,
+  // finite and >= 0 (Keras's: each example's loss is multiplied by its weight
+  // and the sum divided by N). Returns the total loss Σ weight·loss plus
+  // regularisation; output_losses receives each output's unweighted loss (NaN
+  // for outputs without one), outputs the forward pass's outputs (for
+  // training metrics). All validation happens before any weight changes. A
+  // step whose loss or any parameter gradient is NaN or infinite, or whose
+  // custom loss throws, changes nothing (weights, batch norm statistics,
+  // optimizer state and steps() stay as they were): it returns NaN, or rethrows.
+  double train_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+                    const Tensor* sample_weight = nullptr, std::vector<double>* output_losses = nullptr,
+                    std::vector<Tensor>* outputs = nullptr);
+  // Loss and parameter gradients (flat, arena order: parameter_layout) with no
+  // update: the same forward pass as train_step (training mode, the current
+  // dropout masks; batch norm statistics move as in a training step).
+  double loss_and_gradients(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+                            const Tensor* sample_weight, Tensor* gradients,
+                            std::vector<double>* output_losses = nullptr);
+  // One optimizer step with the given flat gradients (loss_and_gradients's
+  // layout): train_step is loss_and_gradients then this. Returns false, with
+  // nothing changed, when a gradient is NaN or infinite.
+  bool apply_gradients(const Tensor& gradients);
   // Loss in inference mode (no dropout), including regularisation, plus outputs.
-  double evaluate(const Tensor& x, const Tensor& y, Tensor* outputs) const;
-  // The same three with per-example weights, sample_weight (N,) of the model's
-  // dtype, finite and >= 0 (Keras's sample_weight: each example's loss is
-  // multiplied by its weight and the sum divided by N, not by the weights' sum).
+  double evaluate(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+                  const Tensor* sample_weight = nullptr, std::vector<double>* output_losses = nullptr,
+                  std::vector<Tensor>* outputs = nullptr) const;
+  int64_t steps() const;
+  // The one-input, one-output forms of the three above.
+  double train_step(const Tensor& x, const Tensor& y, Tensor* outputs = nullptr);
   double train_step(const Tensor& x, const Tensor& y, const Tensor& sample_weight,
                     Tensor* outputs = nullptr);
+  double loss_and_gradients(const Tensor& x, const Tensor& y, Tensor* gradients);
   double loss_and_gradients(const Tensor& x, const Tensor& y, const Tensor& sample_weight,
                             Tensor* gradients);
+  double evaluate(const Tensor& x, const Tensor& y, Tensor* outputs) const;
   double evaluate(const Tensor& x, const Tensor& y, const Tensor& sample_weight,
                   Tensor* outputs) const;
-  int64_t steps() const;
 
   // Inference: const and safe from several threads; each concurrent call
-  // leases its own buffers, which are kept for the next call.
-  Tensor predict(const Tensor& x) const;
+  // leases its own buffers, which are kept for the next call. One tensor per
+  // model input in, one per model output out.
+  std::vector<Tensor> predict(const std::vector<Tensor>& x) const;
+  Tensor predict(const Tensor& x) const;  // one input, one output
+
+  // Vector-Jacobian products (saliency maps, style transfer, custom training
+  // loops): vjp runs the forward pass (training or inference mode) and keeps
+  // what backward needs; pullback(dy), dy one tensor per output shaped like
+  // the outputs (an empty Tensor counts as zeros), returns dL/dx for every
+  // input, where L = Σ⟨dy, y⟩. The model is not changed (batch norm
+  // statistics stay). pullback may be called several times; any other
+  // training call since the vjp makes it a ValueError.
+  std::vector<Tensor> vjp(const std::vector<Tensor>& x, bool training);
+  std::vector<Tensor> pullback(const std::vector<Tensor>& dy);
+  // Counts vjp calls: a caller holding a pullback checks it is still current.
+  int64_t vjp_generation() const;
+
+  // Where each layer's parameters sit in the flat gradient (and parameter) arena.
+  struct ParameterSlice {
+    size_t layer;
+    std::string name;  // "kernel", "bias", ...
+    int64_t offset;
+    Shape shape;
+  };
+  std::vector<ParameterSlice> parameter_layout() const;
 
   // The optimizer's state: the update count and its per-parameter slots in
   // arena order (SGD with momentum: velocity; RMSprop: square average; Adam:
@@ -223,7 +337,8 @@ class Model {
   void load_weights(const std::string& path);
   // Names of a layer's weights, in get_weights order ("kernel", "bias", ...).
   std::vector<std::string> weight_names(size_t layer) const;
-  LossKind loss() const;
+  LossKind loss() const;  // of the first output
+  const std::vector<OutputLoss>& losses() const;
   const OptimizerSpec& optimizer() const;
   // Dropout masks derive from this key and the step count; a saved key makes
   // resumed training draw the masks an uninterrupted run would have drawn.

@@ -25,6 +25,7 @@ struct LayerCache {
   std::vector<T> grad_mid;      // SeparableConv2D: its gradient
   std::vector<T> scratch;       // convolution im2col columns
   std::vector<int64_t> index;   // max pooling: argmax
+  std::vector<std::vector<T>> outs;  // layers with several outputs: one buffer each
 };
 
 // Grows a buffer to at least n elements; never shrinks, so a steady batch size
@@ -65,6 +66,16 @@ std::string layer_label(const LayerSpec& spec);
 
 template <typename T>
 class MergeLayer;
+template <typename T>
+class CallLayer;
+
+// The memory a model allocates for the weights of the layers it creates: one
+// contiguous block of parameters and one of state. Layers keep it alive, so a
+// layer shared with another model (Model::share_layer) outlives its first owner.
+template <typename T>
+struct WeightArena {
+  std::vector<T> parameters, state;
+};
 
 template <typename T>
 class Layer {
@@ -91,12 +102,15 @@ class Layer {
   // The default numbers them: weight_0, ..., state_0, ...
   virtual std::vector<std::string> parameter_names() const;
   virtual std::vector<std::string> state_names() const;
-  // Points the layer at its slices of the model's parameter, gradient and state arenas.
-  void bind(T* parameters, T* gradients, T* state) {
+  // Points the layer at its slices of a weight arena (kept alive by the layer).
+  void bind(std::shared_ptr<WeightArena<T>> arena, T* parameters, T* state) {
+    arena_ = std::move(arena);
     params_ = parameters;
-    grads_ = gradients;
     state_ = state;
   }
+  // Where backward accumulates parameter gradients: the calling model's
+  // gradient arena (a shared layer is pointed at each model's in turn).
+  void set_gradients(T* gradients) { grads_ = gradients; }
   // Initial parameters (drawn from key) and state.
   virtual void initialize(uint64_t key) { (void)key; }
 
@@ -113,11 +127,17 @@ class Layer {
   // Multiplications per example in forward (the course's cost arithmetic:
   // weights times the positions they are applied at); 0 for layers without weights.
   virtual int64_t multiply_adds() const { return 0; }
-  // Layers with several inputs (Add, Concatenate) are MergeLayers; the engine
-  // calls their interface instead of build/forward/backward.
+  // Layers with several inputs (Add, Concatenate) are MergeLayers, layers
+  // with several outputs (or inputs and outputs) CallLayers; the engine calls
+  // their interface instead of build/forward/backward.
   virtual MergeLayer<T>* as_merge() { return nullptr; }
+  virtual CallLayer<T>* as_call() { return nullptr; }
   // The L1/L2 penalty of the spec on parameters [offset, offset + n) of the layer.
   double kernel_penalty(int64_t offset, int64_t n, bool with_gradient);
+
+  // The per-example shapes of the layer's calls, fixed when its first call is
+  // built; every later call (in this model or one sharing the layer) must match.
+  std::vector<Shape> built_inputs, built_outputs;
 
   int64_t input_size() const { return in_size_; }
   int64_t output_size() const { return out_size_; }
@@ -127,6 +147,7 @@ class Layer {
   T* state() { return state_; }
 
  protected:
+  std::shared_ptr<WeightArena<T>> arena_;
   LayerSpec spec_;
   int64_t in_size_ = 0, out_size_ = 0;  // per example
   T* params_ = nullptr;
@@ -157,6 +178,33 @@ class MergeLayer : public Layer<T> {
   virtual bool passes_gradient_through() const { return false; }
 
   Shape build(const Shape&) final { throw ValueError(layer_label(this->spec_) + " needs two or more inputs"); }
+  const T* forward(const T*, int64_t, bool, uint64_t, LayerCache<T>&) const final { return nullptr; }
+  T* backward(T*, T*, const T*, const T*, int64_t, bool, LayerCache<T>&) final { return nullptr; }
+};
+
+// The general call: several inputs, several outputs (a recurrent layer's
+// output and states, a layer taking an initial state).
+template <typename T>
+class CallLayer : public Layer<T> {
+ public:
+  using Layer<T>::Layer;
+  CallLayer<T>* as_call() override { return this; }
+
+  // Output shapes from the input shapes (ShapeError naming the layer).
+  virtual std::vector<Shape> build_call(const std::vector<Shape>& input_shapes) = 0;
+  // ys[k] points at output k (the layer's own buffers, e.g. cache.outs[k]).
+  virtual void forward_call(const std::vector<const T*>& xs, std::vector<const T*>& ys,
+                            int64_t batch, bool training, uint64_t key,
+                            LayerCache<T>& cache) const = 0;
+  // dys[k] is dL/d(output k), or nullptr where no gradient reaches output k
+  // (read as zeros); dys may be overwritten. dxs[k] receives dL/d(input k),
+  // written (never accumulated), or is nullptr where none is needed.
+  // Parameter gradients accumulate.
+  virtual void backward_call(const std::vector<T*>& dys, const std::vector<T*>& dxs,
+                             const std::vector<const T*>& xs, const std::vector<const T*>& ys,
+                             int64_t batch, LayerCache<T>& cache) = 0;
+
+  Shape build(const Shape&) final { throw ValueError(layer_label(this->spec_) + " is called through build_call"); }
   const T* forward(const T*, int64_t, bool, uint64_t, LayerCache<T>&) const final { return nullptr; }
   T* backward(T*, T*, const T*, const T*, int64_t, bool, LayerCache<T>&) final { return nullptr; }
 };

@@ -6,12 +6,12 @@
 #include <limits>
 #include <mutex>
 
+#include "backend/gemm.hpp"
 #include "corenn/error.hpp"
 #include "corenn/kernels/loss.hpp"
 #include "corenn/kernels/merge.hpp"
 #include "corenn/kernels/optim.hpp"
 #include "corenn/random.hpp"
-#include "backend/gemm.hpp"
 #include "engine/layers.hpp"
 
 namespace corenn {
@@ -29,37 +29,70 @@ const char* loss_name(LossKind kind) {
     case LossKind::softmax_cross_entropy: return "softmax_cross_entropy";
     case LossKind::binary_cross_entropy: return "binary_cross_entropy";
     case LossKind::mse: return "mse";
+    case LossKind::none: return "none";
+    case LossKind::custom: return "custom";
   }
   return "?";
 }
 
-// The layers feeding each layer (kInput = the model input), an execution order
-// in which every layer follows its inputs, and the one layer no other
-// consumes: the model's output.
+std::string tensor_ref_string(const TensorRef& ref) {
+  if (ref.node == 0 && ref.output == 0) return "'" + ref.layer + "'";
+  return "'" + ref.layer + "'[" + std::to_string(ref.node) + "][" + std::to_string(ref.output) + "]";
+}
+
+// The graph once resolved. Tensors are numbered: the model inputs first, then
+// the outputs of each node in execution order. A node is one call of a layer.
 struct Graph {
-  static constexpr int kInput = -1;
-  std::vector<std::vector<int>> inputs_of;
-  std::vector<int> order;
-  int output = 0;
+  struct NodeInfo {
+    int layer = 0;
+    int declared = 0;      // position among the declared calls (dropout keys use it)
+    std::vector<int> in;   // tensor ids
+    std::vector<int> out;  // tensor ids
+  };
+  size_t num_inputs = 0;
+  std::vector<NodeInfo> nodes;                 // execution order
+  std::vector<Shape> tensor_shapes;            // per example
+  std::vector<int> producer;                   // tensor -> node position, -1 for inputs
+  std::vector<int> outputs;                    // the model's output tensors
+  std::vector<std::vector<int>> calls_of;      // layer -> node positions, by call number
+  std::vector<Model::Node> public_nodes;       // execution order, as TensorRefs
+  std::vector<TensorRef> output_refs;
+  int64_t max_width = 0;                       // the widest tensor, per example
+};
+
+struct InputDecl {
+  std::string name;
+  Shape shape;
+};
+
+struct CallDecl {
+  std::string layer;
+  std::vector<TensorRef> inputs;
 };
 
 // The dtype-independent face of Engine<T>, so Model is not a template.
 class EngineBase {
  public:
   virtual ~EngineBase() = default;
+  // What the user declared.
   std::vector<LayerSpec> specs;
+  std::vector<InputDecl> inputs;
+  std::vector<CallDecl> calls;  // empty: the stack shorthand (LayerSpec::inputs)
+  std::vector<TensorRef> declared_outputs;
   std::string input_name = "input";
   int64_t max_values = -1;  // Model::build's cap on parameters + state
-  Shape input_shape;
-  std::vector<Shape> shapes;  // shapes[i] = output of layer i (per example)
+  // What build resolved.
   Graph graph;
   bool built = false, compiled = false;
-  LossKind loss = LossKind::softmax_cross_entropy;
+  std::vector<OutputLoss> losses;
   OptimizerSpec optimizer;
   int64_t step = 0;
   uint64_t dropout_key = 0;
+  int64_t vjp_generation = 0;
 
   virtual DType dtype() const = 0;
+  virtual void adopt(const std::string& name, const EngineBase& other, size_t other_layer) = 0;
+  virtual bool has_adopted(const std::string& name) const = 0;
   virtual void build() = 0;
   virtual int64_t multiply_adds(size_t layer) const = 0;
   virtual void set_trainable(size_t layer, bool trainable) = 0;
@@ -70,173 +103,394 @@ class EngineBase {
   virtual std::vector<std::string> weight_names(size_t layer) const = 0;
   virtual void set_weights(size_t layer, const std::vector<Tensor>& weights) = 0;
   virtual void compile() = 0;
-  // weight: the per-example sample weights, or nullptr for none.
-  virtual double train_step(const Tensor& x, const Tensor& y, const Tensor* weight, bool update,
-                            Tensor* gradients, Tensor* outputs) = 0;
-  virtual double evaluate(const Tensor& x, const Tensor& y, const Tensor* weight,
-                          Tensor* outputs) const = 0;
-  virtual Tensor predict(const Tensor& x) const = 0;
+  virtual double train_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+                            const Tensor* weight, bool update, Tensor* gradients,
+                            std::vector<double>* output_losses, std::vector<Tensor>* outputs) = 0;
+  virtual bool apply_gradients(const Tensor& gradients) = 0;
+  virtual double evaluate(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+                          const Tensor* weight, std::vector<double>* output_losses,
+                          std::vector<Tensor>* outputs) const = 0;
+  virtual std::vector<Tensor> predict(const std::vector<Tensor>& x) const = 0;
+  virtual std::vector<Tensor> vjp(const std::vector<Tensor>& x, bool training) = 0;
+  virtual std::vector<Tensor> pullback(const std::vector<Tensor>& dy) = 0;
   virtual Model::OptimizerState get_optimizer_state() const = 0;
   virtual void set_optimizer_state(const Model::OptimizerState& state) = 0;
   virtual Tensor get_parameters() const = 0;
   virtual void set_parameters(const Tensor& flat) = 0;
   virtual Tensor get_state() const = 0;
   virtual void set_state(const Tensor& flat) = 0;
+  virtual std::vector<Model::ParameterSlice> parameter_layout() const = 0;
+
+  int find_layer(const std::string& name) const {
+    for (size_t i = 0; i < specs.size(); ++i)
+      if (specs[i].name == name) return static_cast<int>(i);
+    return -1;
+  }
+  int find_input(const std::string& name) const {
+    for (size_t i = 0; i < inputs.size(); ++i)
+      if (inputs[i].name == name) return static_cast<int>(i);
+    return -1;
+  }
 };
 
 namespace {
 
 using detail::ensure_size;
+using detail::Layer;
+using detail::LayerCache;
 
-std::string names_of(const std::vector<LayerSpec>& specs, const std::vector<int>& layers) {
+// The calls a graph makes: the declared ones, or, for the stack shorthand,
+// one per layer on LayerSpec::inputs (empty: the layer before, or the input).
+std::vector<CallDecl> effective_calls(const EngineBase& e) {
+  if (!e.calls.empty()) {
+    for (const LayerSpec& s : e.specs)
+      if (!s.inputs.empty())
+        throw ValueError("build: " + detail::layer_label(s) +
+                         " lists inputs, the stack shorthand; with Model::call leave them empty");
+    return e.calls;
+  }
+  std::vector<CallDecl> calls;
+  for (size_t i = 0; i < e.specs.size(); ++i) {
+    CallDecl c{e.specs[i].name, {}};
+    for (const std::string& name : e.specs[i].inputs) c.inputs.push_back(TensorRef{name, 0, 0});
+    if (c.inputs.empty())
+      c.inputs.push_back(TensorRef{i == 0 ? (e.inputs.empty() ? e.input_name : e.inputs[0].name)
+                                          : e.specs[i - 1].name,
+                                   0, 0});
+    calls.push_back(std::move(c));
+  }
+  return calls;
+}
+
+std::string shapes_string(const std::vector<Shape>& shapes) {
   std::string out;
-  for (size_t k = 0; k < layers.size(); ++k) out += (k ? ", '" : "'") + specs[layers[k]].name + "'";
+  for (size_t k = 0; k < shapes.size(); ++k) out += (k ? ", " : "") + shape_string(shapes[k]);
   return out;
 }
 
-// Resolves LayerSpec::inputs into layer indices and orders the layers so that
-// each follows its inputs (Kahn's algorithm, ties broken by the order the
-// layers were added, so a Sequential stack runs as written). ValueError names
-// the layers of a cycle, an unknown input, or the layers left dangling.
-Graph resolve_graph(const std::vector<LayerSpec>& specs, const std::string& input_name) {
-  const int n = static_cast<int>(specs.size());
-  if (n == 0) throw ValueError("build: the model has no layers");
-  for (const LayerSpec& spec : specs)
-    if (spec.name == input_name)
-      throw ValueError("build: " + detail::layer_label(spec) + " has the name of the model input");
-  std::vector<std::vector<int>> inputs_of(n), consumers(n);
-  for (int i = 0; i < n; ++i) {
-    const LayerSpec& spec = specs[i];
-    if (spec.inputs.empty()) inputs_of[i] = {i == 0 ? Graph::kInput : i - 1};
-    for (const std::string& name : spec.inputs) {
-      int found = name == input_name ? Graph::kInput : -2;
-      for (int j = 0; j < n && found == -2; ++j)
-        if (specs[j].name == name) found = j;
-      if (found == -2)
-        throw ValueError("build: " + detail::layer_label(spec) + " takes input '" + name +
-                         "', which is neither a layer of the model nor its input '" + input_name + "'");
-      inputs_of[i].push_back(found);
-    }
-    for (int j : inputs_of[i])
-      if (j != Graph::kInput) consumers[j].push_back(i);
+// Builds a fresh layer against the input shapes of its first call.
+template <typename T>
+std::vector<Shape> build_layer(Layer<T>& layer, const std::vector<Shape>& in) {
+  if (detail::CallLayer<T>* call = layer.as_call()) return call->build_call(in);
+  if (detail::MergeLayer<T>* merge = layer.as_merge()) {
+    if (in.size() < 2)
+      throw ValueError("build: " + detail::layer_label(layer.spec()) + " takes two or more inputs, got " +
+                       std::to_string(in.size()));
+    return {merge->build_inputs(in)};
   }
-  std::vector<int> waiting(n, 0), order;
-  for (int i = 0; i < n; ++i)
-    for (int j : inputs_of[i]) waiting[i] += j != Graph::kInput;
-  std::vector<uint8_t> done(n, 0);
-  while (static_cast<int>(order.size()) < n) {
+  if (in.size() != 1)
+    throw ValueError("build: " + detail::layer_label(layer.spec()) + " takes one input, got " +
+                     std::to_string(in.size()));
+  return {layer.build(in[0])};
+}
+
+// The layers and resolved graph of a model: everything it needs before it
+// allocates its arenas, planned aside so a failed build changes nothing.
+template <typename T>
+struct Plan {
+  Graph graph;
+  std::vector<std::shared_ptr<Layer<T>>> layers;
+  std::vector<uint8_t> fresh;  // created here (initialised and placed in this model's arena)
+};
+
+template <typename T>
+Plan<T> plan_graph(const EngineBase& e,
+                   const std::vector<std::pair<std::string, std::shared_ptr<Layer<T>>>>& adopted) {
+  if (e.specs.empty()) throw ValueError("build: the model has no layers");
+  if (e.inputs.empty()) throw ValueError("build: the model has no inputs; declare them with add_input");
+  Plan<T> plan;
+  const int n_layers = static_cast<int>(e.specs.size());
+  for (const LayerSpec& spec : e.specs) {
+    if (e.find_input(spec.name) >= 0)
+      throw ValueError("build: " + detail::layer_label(spec) + " has the name of the model input '" + spec.name + "'");
+    std::shared_ptr<Layer<T>> layer;
+    for (const auto& a : adopted)
+      if (a.first == spec.name) layer = a.second;
+    plan.fresh.push_back(!layer);
+    plan.layers.push_back(layer ? layer : std::shared_ptr<Layer<T>>(detail::make_layer<T>(spec)));
+  }
+
+  // Resolve each call's inputs to (call, output) or a model input.
+  const std::vector<CallDecl> calls = effective_calls(e);
+  const int n_calls = static_cast<int>(calls.size());
+  std::vector<int> layer_of(n_calls), number_of(n_calls);
+  std::vector<std::vector<int>> calls_of(n_layers);
+  for (int c = 0; c < n_calls; ++c) {
+    const int l = e.find_layer(calls[c].layer);
+    if (l < 0) throw ValueError("build: a call names layer '" + calls[c].layer + "', which the model does not have");
+    layer_of[c] = l;
+    number_of[c] = static_cast<int>(calls_of[l].size());
+    calls_of[l].push_back(c);
+  }
+  for (int l = 0; l < n_layers; ++l)
+    if (calls_of[l].empty())
+      throw ValueError("build: " + detail::layer_label(e.specs[l]) + " is never called");
+  struct Source {
+    int call;  // -1: model input `index`
+    int index;
+    int64_t output;
+  };
+  auto resolve = [&](const TensorRef& ref, const std::string& who) -> Source {
+    const int input = e.find_input(ref.layer);
+    if (input >= 0) {
+      if (ref.node != 0 || ref.output != 0)
+        throw ValueError(who + ": input " + tensor_ref_string(ref) + " names model input '" + ref.layer +
+                         "', which has one tensor: node 0, output 0");
+      return {-1, input, 0};
+    }
+    const int l = e.find_layer(ref.layer);
+    if (l < 0)
+      throw ValueError(who + " takes input " + tensor_ref_string(ref) + ", which is neither a layer of the model nor one of its inputs");
+    if (ref.node < 0 || ref.node >= static_cast<int64_t>(calls_of[l].size()))
+      throw ValueError(who + ": input " + tensor_ref_string(ref) + " asks for call " + std::to_string(ref.node) +
+                       " of layer '" + ref.layer + "', which is called " + std::to_string(calls_of[l].size()) + " time(s)");
+    return {calls_of[l][ref.node], -1, ref.output};
+  };
+  std::vector<std::vector<Source>> sources(n_calls);
+  std::vector<std::vector<int>> consumers(n_calls);
+  std::vector<int> waiting(n_calls, 0);
+  for (int c = 0; c < n_calls; ++c) {
+    const std::string who = "build: call " + std::to_string(number_of[c]) + " of " +
+                            detail::layer_label(e.specs[layer_of[c]]);
+    if (calls[c].inputs.empty()) throw ValueError(who + " has no inputs");
+    for (const TensorRef& ref : calls[c].inputs) {
+      Source s = resolve(ref, who);
+      if (s.call >= 0) {
+        consumers[s.call].push_back(c);
+        ++waiting[c];
+      }
+      sources[c].push_back(s);
+    }
+  }
+
+  // Execution order: Kahn's algorithm, ties broken by declaration order, so
+  // a stack runs as written.
+  std::vector<int> order;
+  std::vector<uint8_t> done(n_calls, 0);
+  while (static_cast<int>(order.size()) < n_calls) {
     int next = -1;
-    for (int i = 0; i < n && next < 0; ++i)
-      if (!done[i] && waiting[i] == 0) next = i;
+    for (int c = 0; c < n_calls && next < 0; ++c)
+      if (!done[c] && waiting[c] == 0) next = c;
     if (next < 0) {
-      std::vector<int> stuck;
-      for (int i = 0; i < n; ++i)
-        if (!done[i]) stuck.push_back(i);
-      throw ValueError("build: the layers " + names_of(specs, stuck) +
-                       " depend on each other in a cycle (or on a layer of one)");
+      std::string stuck;
+      for (int c = 0; c < n_calls; ++c)
+        if (!done[c]) stuck += (stuck.empty() ? "'" : ", '") + e.specs[layer_of[c]].name + "'";
+      throw ValueError("build: the layers " + stuck + " depend on each other in a cycle (or on a layer of one)");
     }
     done[next] = 1;
     order.push_back(next);
     for (int c : consumers[next]) --waiting[c];
   }
-  std::vector<int> sinks;
-  for (int i = 0; i < n; ++i)
-    if (consumers[i].empty()) sinks.push_back(i);
-  if (sinks.size() != 1)
-    throw ValueError("build: a model has one output, but the layers " + names_of(specs, sinks) +
-                     " all feed no other layer; connect them or leave them out");
-  return Graph{std::move(inputs_of), std::move(order), sinks[0]};
-}
 
-// The layers of a graph, each built against its input shapes in execution
-// order: everything a model needs before it allocates its arenas.
-template <typename T>
-struct Plan {
-  Graph graph;
-  std::vector<std::unique_ptr<detail::Layer<T>>> layers;
-  std::vector<Shape> shapes;  // per layer, per example
-};
-
-template <typename T>
-Plan<T> plan_graph(const std::vector<LayerSpec>& specs, const std::string& input_name,
-                   const Shape& input_shape) {
-  Plan<T> plan;
-  plan.graph = resolve_graph(specs, input_name);
-  const Graph& g = plan.graph;
-  for (const LayerSpec& spec : specs) plan.layers.push_back(detail::make_layer<T>(spec));
-  plan.shapes.resize(specs.size());
-  for (int i : g.order) {
-    std::vector<Shape> in;
-    for (int j : g.inputs_of[i]) in.push_back(j == Graph::kInput ? input_shape : plan.shapes[j]);
-    if (detail::MergeLayer<T>* merge = plan.layers[i]->as_merge()) {
-      try {
-        plan.shapes[i] = merge->build_inputs(in);
-      } catch (const ShapeError& e) {
-        std::string inputs;
-        for (size_t k = 0; k < in.size(); ++k) {
-          const int j = g.inputs_of[i][k];
-          inputs += (k ? ", '" : "'") + (j == Graph::kInput ? input_name : specs[j].name) + "' " +
-                    shape_string(in[k]);
-        }
-        throw ShapeError(std::string(e.what()) + " (from " + inputs + ")");
-      }
-    } else if (in.size() != 1) {
-      throw ValueError("build: " + detail::layer_label(specs[i]) + " takes one input, got " +
-                       std::to_string(in.size()));
-    } else {
-      plan.shapes[i] = plan.layers[i]->build(in[0]);
-    }
+  // Shapes, call by call: a layer is built at its first call; later calls
+  // (and a layer shared from another model) must match what it was built for.
+  Graph& g = plan.graph;
+  g.num_inputs = e.inputs.size();
+  for (const InputDecl& in : e.inputs) {
+    g.tensor_shapes.push_back(in.shape);
+    g.producer.push_back(-1);
   }
+  std::vector<int> position(n_calls, -1);
+  std::vector<uint8_t> built(n_layers, 0);
+  g.calls_of.assign(n_layers, {});
+  for (int c : order) {
+    const int l = layer_of[c];
+    Layer<T>& layer = *plan.layers[l];
+    Graph::NodeInfo node;
+    node.layer = l;
+    node.declared = c;
+    std::vector<Shape> in;
+    for (const Source& s : sources[c]) {
+      int tensor;
+      if (s.call < 0) {
+        tensor = s.index;
+      } else {
+        const Graph::NodeInfo& from = g.nodes[position[s.call]];
+        if (s.output < 0 || s.output >= static_cast<int64_t>(from.out.size()))
+          throw ValueError("build: call " + std::to_string(number_of[c]) + " of " + detail::layer_label(e.specs[l]) +
+                           " takes output " + std::to_string(s.output) + " of layer '" + e.specs[from.layer].name +
+                           "', which has " + std::to_string(from.out.size()) + " output(s)");
+        tensor = from.out[s.output];
+      }
+      node.in.push_back(tensor);
+      in.push_back(g.tensor_shapes[tensor]);
+    }
+    std::vector<Shape> out;
+    if (plan.fresh[l] && !built[l]) {
+      try {
+        out = build_layer(layer, in);
+      } catch (const ShapeError& err) {
+        if (in.size() == 1) throw;  // the layer's message says it all
+        std::string from;
+        for (size_t k = 0; k < calls[c].inputs.size(); ++k)
+          from += (k ? ", " : "") + tensor_ref_string(calls[c].inputs[k]) + " " + shape_string(in[k]);
+        throw ShapeError(std::string(err.what()) + " (from " + from + ")");
+      }
+      layer.built_inputs = in;
+      layer.built_outputs = out;
+      built[l] = 1;
+    } else {
+      if (in != layer.built_inputs)
+        throw ShapeError("build: " + detail::layer_label(e.specs[l]) + " was built for inputs " +
+                         shapes_string(layer.built_inputs) + " and is called again on " + shapes_string(in) +
+                         "; every call of a shared layer takes the same shapes");
+      out = layer.built_outputs;
+    }
+    for (const Shape& s : out) {
+      node.out.push_back(static_cast<int>(g.tensor_shapes.size()));
+      g.tensor_shapes.push_back(s);
+      g.producer.push_back(static_cast<int>(g.nodes.size()));
+    }
+    position[c] = static_cast<int>(g.nodes.size());
+    g.nodes.push_back(std::move(node));
+  }
+  for (int l = 0; l < n_layers; ++l)
+    for (int c : calls_of[l]) g.calls_of[l].push_back(position[c]);
+
+  // The model's outputs: declared, or the one tensor no call consumes.
+  std::vector<int> uses(g.tensor_shapes.size(), 0);
+  for (const Graph::NodeInfo& node : g.nodes)
+    for (int t : node.in) ++uses[t];
+  if (!e.declared_outputs.empty()) {
+    for (const TensorRef& ref : e.declared_outputs) {
+      const Source s = resolve(ref, "build: output " + tensor_ref_string(ref));
+      if (s.call < 0)
+        throw ValueError("build: output " + tensor_ref_string(ref) + " is a model input; add at least one layer");
+      const Graph::NodeInfo& from = g.nodes[position[s.call]];
+      if (s.output < 0 || s.output >= static_cast<int64_t>(from.out.size()))
+        throw ValueError("build: output " + tensor_ref_string(ref) + ": layer '" + ref.layer + "' has " +
+                         std::to_string(from.out.size()) + " output(s)");
+      g.outputs.push_back(from.out[s.output]);
+      g.output_refs.push_back(ref);
+    }
+  } else {
+    std::vector<int> sinks;
+    std::string names;
+    for (const Graph::NodeInfo& node : g.nodes)
+      for (int t : node.out)
+        if (uses[t] == 0) {
+          sinks.push_back(t);
+          names += (names.empty() ? "'" : ", '") + e.specs[node.layer].name + "'";
+        }
+    if (sinks.size() != 1)
+      throw ValueError("build: a model has one output unless set_outputs names several, but the layers " + names +
+                       " all feed no other layer; connect them, leave them out, or name the outputs");
+    g.outputs = sinks;
+    const Graph::NodeInfo& from = g.nodes[g.producer[sinks[0]]];
+    const int number = static_cast<int>(std::find(g.calls_of[from.layer].begin(), g.calls_of[from.layer].end(),
+                                                  g.producer[sinks[0]]) - g.calls_of[from.layer].begin());
+    g.output_refs.push_back(TensorRef{e.specs[from.layer].name, number, 0});
+  }
+
+  // Every input and every call must lead to an output: a dangling call would
+  // run for nothing (and an unused input would be silently ignored).
+  std::vector<uint8_t> needed(g.tensor_shapes.size(), 0);
+  for (int t : g.outputs) needed[t] = 1;
+  for (auto it = g.nodes.rbegin(); it != g.nodes.rend(); ++it) {
+    bool any = false;
+    for (int t : it->out) any = any || needed[t];
+    if (!any && !e.declared_outputs.empty())
+      throw ValueError("build: a call of " + detail::layer_label(e.specs[it->layer]) +
+                       " feeds none of the model's outputs; leave it out");
+    for (int t : it->in) needed[t] = needed[t] || any;
+  }
+  for (size_t i = 0; i < g.num_inputs; ++i)
+    if (!needed[i])
+      throw ValueError("build: the model input '" + e.inputs[i].name + "' feeds none of the outputs");
+
+  // The public description, as TensorRefs.
+  std::vector<TensorRef> ref_of(g.tensor_shapes.size());
+  for (size_t i = 0; i < g.num_inputs; ++i) ref_of[i] = TensorRef{e.inputs[i].name, 0, 0};
+  for (size_t p = 0; p < g.nodes.size(); ++p) {
+    const Graph::NodeInfo& node = g.nodes[p];
+    const int number = static_cast<int>(std::find(g.calls_of[node.layer].begin(), g.calls_of[node.layer].end(),
+                                                  static_cast<int>(p)) - g.calls_of[node.layer].begin());
+    for (size_t k = 0; k < node.out.size(); ++k)
+      ref_of[node.out[k]] = TensorRef{e.specs[node.layer].name, number, static_cast<int64_t>(k)};
+  }
+  for (const Graph::NodeInfo& node : g.nodes) {
+    Model::Node pn{static_cast<size_t>(node.layer), {}};
+    for (int t : node.in) pn.inputs.push_back(ref_of[t]);
+    g.public_nodes.push_back(std::move(pn));
+  }
+  for (const Shape& s : g.tensor_shapes) g.max_width = std::max(g.max_width, shape_size(s));
   return plan;
 }
-using detail::Layer;
-using detail::LayerCache;
 
 template <typename T>
 class Engine : public EngineBase {
  public:
   DType dtype() const override { return dtype_of<T>(); }
 
+  void adopt(const std::string& name, const EngineBase& other, size_t other_layer) override {
+    const auto* source = dynamic_cast<const Engine<T>*>(&other);
+    if (!source)
+      throw TypeError("share_layer: the other model is " + std::string(dtype_name(other.dtype())) + ", this one " +
+                      dtype_name(dtype_of<T>()) + "; shared layers need one dtype");
+    if (!other.built) throw ValueError("share_layer: the other model is not built");
+    for (auto& a : adopted_)
+      if (a.first == name) {
+        a.second = source->layers_.at(other_layer);
+        return;
+      }
+    adopted_.emplace_back(name, source->layers_.at(other_layer));
+  }
+
+  bool has_adopted(const std::string& name) const override {
+    for (const auto& a : adopted_)
+      if (a.first == name) return true;
+    return false;
+  }
+
   void build() override {
-    // Planned aside, so a failed build changes nothing.
-    Plan<T> plan = plan_graph<T>(specs, input_name, input_shape);
-    Graph& g = plan.graph;
-    std::vector<std::unique_ptr<Layer<T>>>& layers = plan.layers;
-    std::vector<Shape>& out_shapes = plan.shapes;
-    std::vector<int64_t> offsets, state_offsets;
-    int64_t total = 0, state_total = 0;
-    for (const auto& layer : layers) {
+    Plan<T> plan = plan_graph<T>(*this, adopted_);
+    std::vector<int64_t> offsets, own_offsets, own_state_offsets;
+    int64_t total = 0, own_total = 0, own_state_total = 0;
+    for (size_t i = 0; i < plan.layers.size(); ++i) {
+      const Layer<T>& layer = *plan.layers[i];
       offsets.push_back(total);
-      total += layer->parameter_count();
-      state_offsets.push_back(state_total);
-      state_total += layer->state_count();
+      total += layer.parameter_count();
+      own_offsets.push_back(own_total);
+      own_state_offsets.push_back(own_state_total);
+      if (plan.fresh[i]) {
+        own_total += layer.parameter_count();
+        own_state_total += layer.state_count();
+      }
     }
-    if (max_values >= 0 && (total > max_values || state_total > max_values - total))
-      throw ValueError("build: the layers need " + std::to_string(total + state_total) +
-                       " parameter and state values, more than the " + std::to_string(max_values) +
-                       " allowed");
+    if (max_values >= 0 && (own_total > max_values || own_state_total > max_values - own_total))
+      throw ValueError("build: the layers need " + std::to_string(own_total + own_state_total) +
+                       " parameter and state values, more than the " + std::to_string(max_values) + " allowed");
+    for (size_t i = 0; i < plan.layers.size(); ++i)
+      if (!plan.fresh[i] && plan.layers[i]->spec().kind != specs[i].kind)
+        throw ValueError("share_layer: layer '" + specs[i].name + "' is a " + specs[i].kind +
+                         ", the shared layer a " + plan.layers[i]->spec().kind);
     // Everything above may throw; only now is the model changed.
-    layers_ = std::move(layers);
-    merges_.clear();
-    for (const auto& layer : layers_) merges_.push_back(layer->as_merge());
-    graph = std::move(g);
-    shapes = std::move(out_shapes);
+    auto arena = std::make_shared<detail::WeightArena<T>>();
+    arena->parameters.assign(static_cast<size_t>(own_total), T(0));
+    arena->state.assign(static_cast<size_t>(own_state_total), T(0));
+    layers_ = std::move(plan.layers);
+    graph = std::move(plan.graph);
     offsets_ = std::move(offsets);
-    params_.assign(static_cast<size_t>(total), T(0));
     grads_.assign(static_cast<size_t>(total), T(0));
-    state_.assign(static_cast<size_t>(state_total), T(0));
     for (size_t i = 0; i < layers_.size(); ++i) {
-      layers_[i]->bind(params_.data() + offsets_[i], grads_.data() + offsets_[i],
-                       state_.data() + state_offsets[i]);
-      layers_[i]->initialize(next_key());
+      if (plan.fresh[i]) {
+        layers_[i]->bind(arena, arena->parameters.data() + own_offsets[i],
+                         arena->state.data() + own_state_offsets[i]);
+        layers_[i]->initialize(next_key());
+      } else {  // the shared layer's settings (and trainable flag) rule; the name stays
+        LayerSpec shared = layers_[i]->spec();
+        shared.name = specs[i].name;
+        specs[i] = std::move(shared);
+      }
     }
     dropout_key = next_key();
-    caches_.assign(layers_.size(), LayerCache<T>());
+    caches_.assign(graph.nodes.size(), LayerCache<T>());
     {
       std::lock_guard<std::mutex> lock(idle_mutex_);
-      idle_contexts_.clear();  // sized for the old layers
+      idle_contexts_.clear();  // sized for the old graph
     }
     step = 0;
+    vjp_valid_ = false;
     built = true;
     if (compiled) compile();
   }
@@ -244,13 +498,13 @@ class Engine : public EngineBase {
   int64_t count_params(size_t layer) const override { return layers_.at(layer)->parameter_count(); }
   int64_t multiply_adds(size_t layer) const override { return layers_.at(layer)->multiply_adds(); }
 
-  // The optimizer reads the flag from specs at every step; a layer reads its
-  // own copy (a frozen BatchNormalization runs in inference mode).
+  // A layer reads its own flag (a frozen BatchNormalization runs in inference
+  // mode) and so does the optimizer; a shared layer is frozen in every model.
   void set_trainable(size_t layer, bool trainable) override {
     specs.at(layer).trainable = trainable;
     if (built) layers_.at(layer)->spec().trainable = trainable;
   }
-  int64_t count_params() const override { return static_cast<int64_t>(params_.size()); }
+  int64_t count_params() const override { return static_cast<int64_t>(grads_.size()); }
   int64_t count_state(size_t layer) const override { return layers_.at(layer)->state_count(); }
 
   std::vector<Tensor> get_weights(size_t layer) const override {
@@ -287,15 +541,15 @@ class Engine : public EngineBase {
     for (const Shape& s : l.state_shapes()) shapes_expected.push_back(s);
     const std::string who = "set_weights: layer '" + l.spec().name + "'";
     if (weights.size() != shapes_expected.size())
-      throw ValueError(who + " expects " + std::to_string(shapes_expected.size()) +
-                       " arrays, got " + std::to_string(weights.size()));
+      throw ValueError(who + " expects " + std::to_string(shapes_expected.size()) + " arrays, got " +
+                       std::to_string(weights.size()));
     for (size_t i = 0; i < weights.size(); ++i) {
       if (weights[i].shape() != shapes_expected[i])
         throw ShapeError(who + " weight " + std::to_string(i) + " must have shape " +
                          shape_string(shapes_expected[i]) + ", got " + shape_string(weights[i].shape()));
       if (weights[i].dtype() != dtype_of<T>())
-        throw TypeError(who + " weight " + std::to_string(i) + " must be " +
-                        dtype_name(dtype_of<T>()) + ", got " + dtype_name(weights[i].dtype()));
+        throw TypeError(who + " weight " + std::to_string(i) + " must be " + dtype_name(dtype_of<T>()) + ", got " +
+                        dtype_name(weights[i].dtype()));
     }
     T* p = l.parameters();
     for (size_t i = 0; i < weights.size(); ++i) {
@@ -306,76 +560,165 @@ class Engine : public EngineBase {
   }
 
   void compile() override {
-    const size_t n = params_.size();
+    const size_t n = grads_.size();
     // Optimizer state starts at zero (SGD velocity, RMSprop's square average, Adam's moments).
     const bool two = optimizer.kind == "adam" || optimizer.kind == "adamw";
     const bool one = two || optimizer.kind == "rmsprop" || optimizer.sgd.momentum != 0.0;
     state1_.assign(one ? n : 0, T(0));
     state2_.assign(two ? n : 0, T(0));
+    if (losses.size() == 1 && graph.outputs.size() > 1) losses.assign(graph.outputs.size(), losses[0]);
+    if (losses.size() != graph.outputs.size())
+      throw ValueError("compile: the model has " + std::to_string(graph.outputs.size()) + " outputs, got " +
+                       std::to_string(losses.size()) + " losses");
     step = 0;
     compiled = true;
   }
 
-  double train_step(const Tensor& x, const Tensor& y, const Tensor* weight, bool update,
-                    Tensor* gradients, Tensor* outputs) override {
-    const int64_t batch = check_batch("train_step", x, y, weight);
-    // From here on nothing throws: the step runs to the end or not at all.
-    // The forward pass moves batch norm's statistics; a skipped update puts
-    // them back (the state arena is small: two values per normalised channel).
-    if (update) state_before_.assign(state_.begin(), state_.end());
-    acts_.resize(layers_.size());
-    input_ = x.data_as<T>();
-    const T* out = forward(input_, batch, true, step, caches_, acts_, merge_inputs_);
-    const int64_t width = batch * max_width();
-    for (auto& buffer : grad_pool_) ensure_size(buffer, width);
-    free_grads_.clear();
-    for (size_t b = 0; b < grad_pool_.size(); ++b) free_grads_.push_back(static_cast<int>(b));
-    grad_of_.assign(layers_.size(), -1);
-    grad_of_[graph.output] = acquire_grad(width);
-    double loss_value = compute_loss(out, y, weight, batch, shape_size(shapes[graph.output]),
-                                     grad_pool_[grad_of_[graph.output]].data(), mask_, clean_targets_);
-    if (outputs) *outputs = copy_output(out, batch);
+  double train_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor* weight,
+                    bool update, Tensor* gradients, std::vector<double>* output_losses,
+                    std::vector<Tensor>* outputs) override {
+    const int64_t batch = check_batch(update ? "train_step" : "loss_and_gradients", x, y, weight);
+    // From here on nothing throws but a custom loss: the step runs to the
+    // end or changes nothing. The forward pass moves batch norm's
+    // statistics (in a gradient request too, as a training step would); a
+    // skipped step puts them back (the state arena is small).
+    vjp_valid_ = false;
+    save_state();
+    const int64_t width = batch * graph.max_width;
+    forward_training(x, batch, true, step);
+    start_backward(width);
+    std::vector<double> per_output;
+    double loss_value;
+    try {
+      loss_value = seed_loss_gradients(y, weight, batch, width, per_output);
+    } catch (...) {
+      restore_state();
+      throw;
+    }
+    if (outputs) *outputs = copy_outputs(acts_, batch);
+    if (output_losses) *output_losses = per_output;
 
-    std::fill(grads_.begin(), grads_.end(), T(0));
     // Only the gradients an update uses are computed: none for frozen layers
     // or for what lies below them alone. A plain gradient request (gradient
     // checking) gets every parameter's.
-    mark_wanted(!update);
+    mark_wanted(!update, false);
     backward(batch, width);
     for (auto& l : layers_) loss_value += l->penalty(true);
 
     if (gradients) *gradients = flat_copy(grads_);
-    if (update) {
-      // A NaN or infinite loss or gradient (an overflow, a diverging learning
-      // rate, NaN in x) would write NaN into the weights and the optimizer's
-      // moments for good: the update is skipped instead, the model is left as
-      // it was, and the step reports NaN (TerminateOnNaN stops on it).
-      if (!std::isfinite(loss_value) || !all_finite(grads_.data(), static_cast<int64_t>(grads_.size()))) {
-        std::copy(state_before_.begin(), state_before_.end(), state_.begin());
-        return std::numeric_limits<double>::quiet_NaN();
-      }
-      ++step;
-      apply_optimizer();
+    if (!update) return loss_value;
+    // A NaN or infinite loss or gradient (an overflow, a diverging learning
+    // rate, NaN in x) would write NaN into the weights and the optimizer's
+    // moments for good: the update is skipped instead, the model is left as
+    // it was, and the step reports NaN (TerminateOnNaN stops on it).
+    if (!std::isfinite(loss_value) || !all_finite(grads_.data(), static_cast<int64_t>(grads_.size()))) {
+      restore_state();
+      return std::numeric_limits<double>::quiet_NaN();
     }
+    ++step;
+    apply_optimizer();
     return loss_value;
   }
 
-  double evaluate(const Tensor& x, const Tensor& y, const Tensor* weight,
-                  Tensor* outputs) const override {
+  bool apply_gradients(const Tensor& gradients) override {
+    if (!built || !compiled) throw ValueError("apply_gradients: the model is not built and compiled");
+    flat_assign("apply_gradients", grads_, gradients);
+    vjp_valid_ = false;
+    if (!all_finite(grads_.data(), static_cast<int64_t>(grads_.size()))) return false;
+    ++step;
+    apply_optimizer();
+    return true;
+  }
+
+  double evaluate(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor* weight,
+                  std::vector<double>* output_losses, std::vector<Tensor>* outputs) const override {
     const int64_t batch = check_batch("evaluate", x, y, weight);
     InferenceLease c(*this);
-    const T* out = forward(x.data_as<T>(), batch, false, 0, c->caches, c->acts, c->merge_inputs);
-    double loss_value = compute_loss(out, y, weight, batch, shape_size(shapes[graph.output]),
-                                     nullptr, c->mask, c->clean_targets);
-    for (auto& l : layers_) loss_value += l->penalty(false);
-    if (outputs) *outputs = copy_output(out, batch);
-    return loss_value;
+    forward(inputs_of(x), batch, false, 0, c->caches, c->acts, c->scratch);
+    double total = 0.0;
+    std::vector<double> per_output(graph.outputs.size(), std::numeric_limits<double>::quiet_NaN());
+    for (size_t o = 0; o < graph.outputs.size(); ++o) {
+      if (losses[o].kind == LossKind::none) continue;
+      const int t = graph.outputs[o];
+      T* dout = nullptr;
+      if (losses[o].kind == LossKind::custom) {  // a custom loss always computes its gradient
+        ensure_size(c->custom_grad, batch * shape_size(graph.tensor_shapes[t]));
+        dout = c->custom_grad.data();
+      }
+      per_output[o] = compute_loss(o, c->acts[t], y[o], weight, batch, dout, c->mask, c->clean_targets);
+      total += losses[o].weight * per_output[o];
+    }
+    for (auto& l : layers_) total += l->penalty(false);
+    if (outputs) *outputs = copy_outputs(c->acts, batch);
+    if (output_losses) *output_losses = per_output;
+    return total;
   }
 
-  Tensor predict(const Tensor& x) const override {
-    const int64_t batch = check_input("predict", x);
+  std::vector<Tensor> predict(const std::vector<Tensor>& x) const override {
+    const int64_t batch = check_inputs("predict", x);
     InferenceLease c(*this);
-    return copy_output(forward(x.data_as<T>(), batch, false, 0, c->caches, c->acts, c->merge_inputs), batch);
+    forward(inputs_of(x), batch, false, 0, c->caches, c->acts, c->scratch);
+    return copy_outputs(c->acts, batch);
+  }
+
+  std::vector<Tensor> vjp(const std::vector<Tensor>& x, bool training) override {
+    const int64_t batch = check_inputs("vjp", x);
+    if (batch < 1) throw ShapeError("vjp: the batch is empty");
+    // The inputs are copied: backward reads them after the caller's arrays
+    // may be gone.
+    vjp_inputs_.clear();
+    for (const Tensor& t : x) vjp_inputs_.push_back(t.clone());
+    save_state();
+    forward_training(vjp_inputs_, batch, training, step);
+    restore_state();
+    vjp_batch_ = batch;
+    vjp_valid_ = true;
+    ++vjp_generation;
+    return copy_outputs(acts_, batch);
+  }
+
+  std::vector<Tensor> pullback(const std::vector<Tensor>& dy) override {
+    if (!vjp_valid_)
+      throw ValueError("pullback: the model ran another training call since its vjp (or had none); call vjp again");
+    const int64_t batch = vjp_batch_;
+    if (dy.size() != graph.outputs.size())
+      throw ValueError("pullback: dy must hold one array per model output (" + std::to_string(graph.outputs.size()) +
+                       "), got " + std::to_string(dy.size()));
+    for (size_t o = 0; o < dy.size(); ++o) {
+      if (dy[o].empty()) continue;
+      Shape expected{batch};
+      const Shape& s = graph.tensor_shapes[graph.outputs[o]];
+      expected.insert(expected.end(), s.begin(), s.end());
+      if (dy[o].dtype() != dtype_of<T>())
+        throw TypeError("pullback: dy[" + std::to_string(o) + "] must be " + dtype_name(dtype_of<T>()) + ", got " +
+                        dtype_name(dy[o].dtype()));
+      if (dy[o].shape() != expected)
+        throw ShapeError("pullback: dy[" + std::to_string(o) + "] must have shape " + shape_string(expected) +
+                         " (the output's), got " + shape_string(dy[o].shape()));
+    }
+    const int64_t width = batch * graph.max_width;
+    start_backward(width);
+    for (size_t o = 0; o < dy.size(); ++o) {
+      if (dy[o].empty()) continue;
+      T* g = gradient_of_output(graph.outputs[o], width);
+      const T* d = dy[o].data_as<T>();
+      const int64_t n = dy[o].size();
+      if (seeded_) add_backward<T>(g, d, n, true);
+      else std::copy(d, d + n, g);
+      seeded_ = false;
+    }
+    mark_wanted(false, true);
+    backward(batch, width);
+    std::vector<Tensor> dx;
+    for (size_t i = 0; i < graph.num_inputs; ++i) {
+      Shape s{batch};
+      s.insert(s.end(), graph.tensor_shapes[i].begin(), graph.tensor_shapes[i].end());
+      Tensor t(s, dtype_of<T>());
+      if (grad_of_[i] >= 0)
+        std::memcpy(t.data_as<T>(), grad_pool_[grad_of_[i]].data(), sizeof(T) * static_cast<size_t>(t.size()));
+      dx.push_back(std::move(t));
+    }
+    return dx;
   }
 
   Model::OptimizerState get_optimizer_state() const override {
@@ -394,28 +737,40 @@ class Engine : public EngineBase {
     std::vector<std::vector<T>*> slots;
     for (std::vector<T>* slot : {&state1_, &state2_})
       if (!slot->empty()) slots.push_back(slot);
-    if (state.step < 0)
-      throw ValueError("set_optimizer_state: step must be >= 0, got " + std::to_string(state.step));
+    if (state.step < 0) throw ValueError("set_optimizer_state: step must be >= 0, got " + std::to_string(state.step));
     if (state.slots.size() != slots.size())
-      throw ValueError("set_optimizer_state: the " + optimizer.kind + " optimizer has " +
-                       std::to_string(slots.size()) + " state arrays, got " +
-                       std::to_string(state.slots.size()));
+      throw ValueError("set_optimizer_state: the " + optimizer.kind + " optimizer has " + std::to_string(slots.size()) +
+                       " state arrays, got " + std::to_string(state.slots.size()));
     for (size_t i = 0; i < slots.size(); ++i)
-      if (state.slots[i].dtype() != dtype_of<T>() ||
-          state.slots[i].size() != static_cast<int64_t>(slots[i]->size()))
+      if (state.slots[i].dtype() != dtype_of<T>() || state.slots[i].size() != static_cast<int64_t>(slots[i]->size()))
         throw ShapeError("set_optimizer_state: state array " + std::to_string(i) + " must hold " +
-                         std::to_string(slots[i]->size()) + " " + dtype_name(dtype_of<T>()) +
-                         " values, got " + std::to_string(state.slots[i].size()) + " " +
-                         dtype_name(state.slots[i].dtype()));
+                         std::to_string(slots[i]->size()) + " " + dtype_name(dtype_of<T>()) + " values, got " +
+                         std::to_string(state.slots[i].size()) + " " + dtype_name(state.slots[i].dtype()));
     for (size_t i = 0; i < slots.size(); ++i)
       std::memcpy(slots[i]->data(), state.slots[i].data_as<T>(), sizeof(T) * slots[i]->size());
     step = state.step;
   }
 
-  Tensor get_parameters() const override { return flat_copy(params_); }
-  void set_parameters(const Tensor& flat) override { flat_assign("set_parameters", params_, flat); }
-  Tensor get_state() const override { return flat_copy(state_); }
-  void set_state(const Tensor& flat) override { flat_assign("set_state", state_, flat); }
+  // The parameters and state of every layer, in layer order (shared layers
+  // included): the same layout as the gradient arena.
+  Tensor get_parameters() const override { return gather(false); }
+  void set_parameters(const Tensor& flat) override { scatter("set_parameters", false, flat); }
+  Tensor get_state() const override { return gather(true); }
+  void set_state(const Tensor& flat) override { scatter("set_state", true, flat); }
+
+  std::vector<Model::ParameterSlice> parameter_layout() const override {
+    std::vector<Model::ParameterSlice> out;
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      int64_t off = offsets_[i];
+      const std::vector<std::string> names = layers_[i]->parameter_names();
+      const std::vector<Shape> shapes = layers_[i]->parameter_shapes();
+      for (size_t k = 0; k < shapes.size(); ++k) {
+        out.push_back({i, names[k], off, shapes[k]});
+        off += shape_size(shapes[k]);
+      }
+    }
+    return out;
+  }
 
  private:
   static Tensor flat_copy(const std::vector<T>& arena) {
@@ -427,105 +782,356 @@ class Engine : public EngineBase {
   static void flat_assign(const char* op, std::vector<T>& arena, const Tensor& flat) {
     if (flat.dtype() != dtype_of<T>() || flat.size() != static_cast<int64_t>(arena.size()))
       throw ShapeError(std::string(op) + ": expected " + std::to_string(arena.size()) + " " +
-                       dtype_name(dtype_of<T>()) + " values, got " + std::to_string(flat.size()) +
-                       " " + dtype_name(flat.dtype()));
+                       dtype_name(dtype_of<T>()) + " values, got " + std::to_string(flat.size()) + " " +
+                       dtype_name(flat.dtype()));
     std::memcpy(arena.data(), flat.data_as<T>(), sizeof(T) * arena.size());
   }
 
-  int64_t max_width() const {
-    int64_t w = shape_size(input_shape);
-    for (const Shape& s : shapes) w = std::max(w, shape_size(s));
-    return w;
+  int64_t slice_count(size_t i, bool state) const {
+    return state ? layers_[i]->state_count() : layers_[i]->parameter_count();
+  }
+  const T* slice_data(size_t i, bool state) const { return state ? layers_[i]->state() : layers_[i]->parameters(); }
+  T* slice_data(size_t i, bool state) { return state ? layers_[i]->state() : layers_[i]->parameters(); }
+
+  Tensor gather(bool state) const {
+    int64_t n = 0;
+    for (size_t i = 0; i < layers_.size(); ++i) n += slice_count(i, state);
+    Tensor t({n}, dtype_of<T>());
+    T* out = t.data_as<T>();
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      const int64_t k = slice_count(i, state);
+      if (k) std::memcpy(out, slice_data(i, state), sizeof(T) * static_cast<size_t>(k));
+      out += k;
+    }
+    return t;
   }
 
-  // acts[i] is the input of layer i, acts[L] the model's output.
-  // acts[i] is the output of layer i; returns the model's output.
-  const T* forward(const T* x, int64_t batch, bool training, int64_t at_step,
-                   std::vector<LayerCache<T>>& caches, std::vector<const T*>& acts,
-                   std::vector<const T*>& merge_inputs) const {
-    for (int i : graph.order) {
-      const std::vector<int>& in = graph.inputs_of[i];
-      if (merges_[i]) {
-        merge_inputs.clear();
-        for (int j : in) merge_inputs.push_back(j == Graph::kInput ? x : acts[j]);
-        acts[i] = merges_[i]->forward_inputs(merge_inputs, batch, caches[i]);
+  void scatter(const char* op, bool state, const Tensor& flat) {
+    int64_t n = 0;
+    for (size_t i = 0; i < layers_.size(); ++i) n += slice_count(i, state);
+    if (flat.dtype() != dtype_of<T>() || flat.size() != n)
+      throw ShapeError(std::string(op) + ": expected " + std::to_string(n) + " " + dtype_name(dtype_of<T>()) +
+                       " values, got " + std::to_string(flat.size()) + " " + dtype_name(flat.dtype()));
+    const T* in = flat.data_as<T>();
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      const int64_t k = slice_count(i, state);
+      if (k) std::memcpy(slice_data(i, state), in, sizeof(T) * static_cast<size_t>(k));
+      in += k;
+    }
+  }
+
+  // Batch norm statistics before a step, restored when the step is skipped
+  // or only computes gradients.
+  void save_state() {
+    state_before_.clear();
+    for (size_t i = 0; i < layers_.size(); ++i)
+      state_before_.insert(state_before_.end(), layers_[i]->state(), layers_[i]->state() + layers_[i]->state_count());
+  }
+  void restore_state() {
+    const T* in = state_before_.data();
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      const int64_t k = layers_[i]->state_count();
+      std::copy(in, in + k, layers_[i]->state());
+      in += k;
+    }
+  }
+
+  std::vector<const T*> inputs_of(const std::vector<Tensor>& x) const {
+    std::vector<const T*> out;
+    for (const Tensor& t : x) out.push_back(t.data_as<T>());
+    return out;
+  }
+
+  std::vector<Tensor> copy_outputs(const std::vector<const T*>& acts, int64_t batch) const {
+    std::vector<Tensor> out;
+    for (int t : graph.outputs) {
+      Shape s{batch};
+      s.insert(s.end(), graph.tensor_shapes[t].begin(), graph.tensor_shapes[t].end());
+      Tensor copy(s, dtype_of<T>());
+      std::memcpy(copy.data_as<T>(), acts[t], sizeof(T) * static_cast<size_t>(copy.size()));
+      out.push_back(std::move(copy));
+    }
+    return out;
+  }
+
+  int64_t check_inputs(const char* op, const std::vector<Tensor>& x) const {
+    if (!built) throw ValueError(std::string(op) + ": the model is not built");
+    if (x.size() != graph.num_inputs)
+      throw ValueError(std::string(op) + ": x must hold one array per model input (" +
+                       std::to_string(graph.num_inputs) + "), got " + std::to_string(x.size()));
+    const int64_t batch = x[0].ndim() > 0 ? x[0].dim(0) : -1;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const std::string which = x.size() == 1 ? "x" : "x[" + std::to_string(i) + "] ('" + inputs[i].name + "')";
+      if (x[i].dtype() != dtype_of<T>())
+        throw TypeError(std::string(op) + ": " + which + " must be " + dtype_name(dtype_of<T>()) + ", got " +
+                        dtype_name(x[i].dtype()));
+      Shape expected{batch};
+      expected.insert(expected.end(), graph.tensor_shapes[i].begin(), graph.tensor_shapes[i].end());
+      if (x[i].shape() != expected) {
+        std::string want = "(batch";
+        for (int64_t d : graph.tensor_shapes[i]) want += ", " + std::to_string(d);
+        throw ShapeError(std::string(op) + ": " + which + " must have shape " + want + ")" +
+                         (i ? " with the batch of x[0] (" + std::to_string(batch) + ")" : "") + ", got " +
+                         shape_string(x[i].shape()));
+      }
+    }
+    return batch;
+  }
+
+  int64_t check_batch(const char* op, const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+                      const Tensor* weight) const {
+    if (!compiled) throw ValueError(std::string(op) + ": the model is not compiled");
+    const int64_t batch = check_inputs(op, x);
+    if (batch < 1) throw ShapeError(std::string(op) + ": the batch is empty");
+    if (y.size() != graph.outputs.size())
+      throw ValueError(std::string(op) + ": y must hold one array per model output (" +
+                       std::to_string(graph.outputs.size()) + "), got " + std::to_string(y.size()));
+    for (size_t o = 0; o < y.size(); ++o) check_targets(op, o, y[o], batch);
+    if (weight) {
+      if (weight->dtype() != dtype_of<T>())
+        throw TypeError(std::string(op) + ": sample_weight must be " + dtype_name(dtype_of<T>()) + ", got " +
+                        dtype_name(weight->dtype()));
+      if (weight->shape() != Shape{batch})
+        throw ShapeError(std::string(op) + ": sample_weight must have shape (" + std::to_string(batch) +
+                         ",) (one weight per example), got " + shape_string(weight->shape()));
+      for (const OutputLoss& l : losses)
+        if (l.kind == LossKind::custom)
+          throw ValueError(std::string(op) + ": sample_weight is not supported with a custom loss; weight the "
+                           "examples inside the loss function");
+      check_sample_weight(weight->data_as<T>(), batch, op);
+    }
+    return batch;
+  }
+
+  void check_targets(const char* op, size_t o, const Tensor& y, int64_t batch) const {
+    const std::string which = graph.outputs.size() == 1 ? "y" : "y[" + std::to_string(o) + "]";
+    const Shape& out = graph.tensor_shapes[graph.outputs[o]];
+    switch (losses[o].kind) {
+      case LossKind::none:
+        return;  // an output without a loss ignores its targets
+      case LossKind::custom:
+        if (y.ndim() < 1 || y.dim(0) != batch)
+          throw ShapeError(std::string(op) + ": " + which + " must have the batch (" + std::to_string(batch) +
+                           ") as its first axis, got " + shape_string(y.shape()));
+        return;
+      case LossKind::softmax_cross_entropy:
+        if (y.dtype() != DType::int64)
+          throw TypeError(std::string(op) + ": softmax_cross_entropy needs integer class ids in " + which + ", got " +
+                          dtype_name(y.dtype()));
+        if (y.shape() != Shape{batch})
+          throw ShapeError(std::string(op) + ": " + which + " must have shape (" + std::to_string(batch) +
+                           ",) (one class id per example), got " + shape_string(y.shape()));
+        check_labels(y.data_as<int64_t>(), batch, shape_size(out));
+        return;
+      default: {
+        Shape expected{batch};
+        expected.insert(expected.end(), out.begin(), out.end());
+        if (y.dtype() != dtype_of<T>())
+          throw TypeError(std::string(op) + ": " + which + " must be " + dtype_name(dtype_of<T>()) + ", got " +
+                          dtype_name(y.dtype()));
+        if (y.shape() != expected)
+          throw ShapeError(std::string(op) + ": " + which + " must have shape " + shape_string(expected) +
+                           " to match the model's output, got " + shape_string(y.shape()));
+      }
+    }
+  }
+
+  // Runs every node in execution order; acts[t] is tensor t (the model's
+  // inputs, then each node's outputs). A distinct dropout key per (step,
+  // call): masks repeat within a step (gradient checking) and never across
+  // steps or calls.
+  void forward(const std::vector<const T*>& x, int64_t batch, bool training, int64_t at_step,
+               std::vector<LayerCache<T>>& caches, std::vector<const T*>& acts,
+               std::vector<const T*>& scratch) const {
+    acts.resize(graph.tensor_shapes.size());
+    for (size_t i = 0; i < graph.num_inputs; ++i) acts[i] = x[i];
+    const uint64_t calls = graph.nodes.size();
+    for (size_t p = 0; p < graph.nodes.size(); ++p) {
+      const Graph::NodeInfo& node = graph.nodes[p];
+      Layer<T>& layer = *layers_[node.layer];
+      if (detail::MergeLayer<T>* merge = layer.as_merge()) {
+        scratch.clear();
+        for (int t : node.in) scratch.push_back(acts[t]);
+        acts[node.out[0]] = merge->forward_inputs(scratch, batch, caches[p]);
         continue;
       }
-      // A distinct dropout key per (step, layer): masks repeat within a step
-      // (gradient checking) and never across steps or layers.
-      const uint64_t key = random_bits(dropout_key, static_cast<uint64_t>(at_step) * layers_.size() + i);
-      acts[i] = layers_[i]->forward(in[0] == Graph::kInput ? x : acts[in[0]], batch, training, key, caches[i]);
+      const uint64_t key = random_bits(dropout_key, static_cast<uint64_t>(at_step) * calls + node.declared);
+      if (detail::CallLayer<T>* call = layer.as_call()) {
+        scratch.clear();
+        for (int t : node.in) scratch.push_back(acts[t]);
+        std::vector<const T*> ys(node.out.size(), nullptr);
+        call->forward_call(scratch, ys, batch, training, key, caches[p]);
+        for (size_t k = 0; k < ys.size(); ++k) acts[node.out[k]] = ys[k];
+        continue;
+      }
+      acts[node.out[0]] = layer.forward(acts[node.in[0]], batch, training, key, caches[p]);
     }
-    return acts[graph.output];
   }
 
-  // wanted_[i]: layer i's output needs a gradient, because it or a layer
-  // below it has parameters to train (all of them when all_parameters).
-  void mark_wanted(bool all_parameters) {
-    wanted_.assign(layers_.size(), 0);
-    for (int i : graph.order) {
-      bool want = layers_[i]->parameter_count() > 0 && (all_parameters || specs[i].trainable);
-      for (int j : graph.inputs_of[i]) want = want || (j != Graph::kInput && wanted_[j]);
-      wanted_[i] = want;
+  void forward_training(const std::vector<Tensor>& x, int64_t batch, bool training, int64_t at_step) {
+    for (size_t i = 0; i < layers_.size(); ++i) layers_[i]->set_gradients(grads_.data() + offsets_[i]);
+    forward(inputs_of(x), batch, training, at_step, caches_, acts_, scratch_);
+  }
+
+  void start_backward(int64_t width) {
+    for (size_t i = 0; i < layers_.size(); ++i) layers_[i]->set_gradients(grads_.data() + offsets_[i]);
+    std::fill(grads_.begin(), grads_.end(), T(0));
+    for (auto& buffer : grad_pool_) ensure_size(buffer, width);
+    free_grads_.clear();
+    for (size_t b = 0; b < grad_pool_.size(); ++b) free_grads_.push_back(static_cast<int>(b));
+    grad_of_.assign(graph.tensor_shapes.size(), -1);
+    seeded_ = false;
+  }
+
+  // The buffer holding dL/d(tensor t) at a model output; seeded_ tells
+  // whether it already held a gradient (t is two outputs at once), which
+  // the caller then adds to.
+  T* gradient_of_output(int t, int64_t width) {
+    seeded_ = grad_of_[t] >= 0;
+    if (!seeded_) grad_of_[t] = acquire_grad(width);
+    return grad_pool_[grad_of_[t]].data();
+  }
+
+  // Each output's loss and its gradient, weighted, into the gradient buffers
+  // of the output tensors. Returns Σ weight·loss.
+  double seed_loss_gradients(const std::vector<Tensor>& y, const Tensor* weight, int64_t batch, int64_t width,
+                             std::vector<double>& per_output) {
+    per_output.assign(graph.outputs.size(), std::numeric_limits<double>::quiet_NaN());
+    double total = 0.0;
+    for (size_t o = 0; o < graph.outputs.size(); ++o) {
+      const OutputLoss& l = losses[o];
+      if (l.kind == LossKind::none) continue;
+      const int t = graph.outputs[o];
+      const int64_t n = batch * shape_size(graph.tensor_shapes[t]);
+      T* g = gradient_of_output(t, width);
+      const bool add = seeded_;
+      if (add || l.weight != 1.0) {
+        ensure_size(loss_scratch_, n);
+        per_output[o] = compute_loss(o, acts_[t], y[o], weight, batch, loss_scratch_.data(), mask_, clean_targets_);
+        const T w = static_cast<T>(l.weight);
+        for (int64_t i = 0; i < n; ++i) g[i] = (add ? g[i] : T(0)) + w * loss_scratch_[i];
+      } else {
+        per_output[o] = compute_loss(o, acts_[t], y[o], weight, batch, g, mask_, clean_targets_);
+      }
+      seeded_ = false;
+      total += l.weight * per_output[o];
+    }
+    return total;
+  }
+
+  // wanted_[t]: tensor t needs a gradient, because a layer below it has
+  // parameters to train (all of them when all_parameters) or, for input
+  // gradients, because a model input lies below it.
+  void mark_wanted(bool all_parameters, bool inputs) {
+    wanted_.assign(graph.tensor_shapes.size(), 0);
+    for (size_t i = 0; i < graph.num_inputs; ++i) wanted_[i] = inputs;
+    for (const Graph::NodeInfo& node : graph.nodes) {
+      const Layer<T>& layer = *layers_[node.layer];
+      bool want = layer.parameter_count() > 0 && (all_parameters || layer.spec().trainable);
+      for (int t : node.in) want = want || wanted_[t];
+      for (int t : node.out) wanted_[t] = want;
     }
   }
 
   // Gradient buffers come from a pool and go back once consumed, so a chain
   // of layers ping-pongs between two and a graph holds only those still
-  // waiting for a consumer. grad_of_[i] is the buffer holding dL/d(output of
-  // layer i). Where a tensor feeds several layers, their gradients are summed.
+  // waiting for a consumer. grad_of_[t] is the buffer holding dL/d(tensor t).
+  // Where a tensor feeds several calls, their gradients are summed.
   void backward(int64_t batch, int64_t width) {
-    for (auto it = graph.order.rbegin(); it != graph.order.rend(); ++it) {
-      const int i = *it;
-      if (grad_of_[i] < 0) continue;  // nothing below wants a gradient
-      T* dy = grad_pool_[grad_of_[i]].data();
-      const std::vector<int>& in = graph.inputs_of[i];
-      if (merges_[i]) {
-        // Where an input's gradient is dy itself (Add), one input that has
-        // no gradient yet takes dy's buffer instead of a copy, after the
-        // others have read it.
-        int take = -1;
-        for (size_t k = 0; k < in.size() && take < 0 && merges_[i]->passes_gradient_through(); ++k) {
-          const int j = in[k];
-          if (j != Graph::kInput && wanted_[j] && grad_of_[j] < 0 && std::count(in.begin(), in.end(), j) == 1)
-            take = static_cast<int>(k);
-        }
-        merge_dx_.clear();
-        merge_accumulate_.clear();
-        for (size_t k = 0; k < in.size(); ++k) {
-          const int j = in[k];
-          const bool want = j != Graph::kInput && wanted_[j] && static_cast<int>(k) != take;
-          merge_accumulate_.push_back(want && grad_of_[j] >= 0);
-          if (want && grad_of_[j] < 0) grad_of_[j] = acquire_grad(width);
-          merge_dx_.push_back(want ? grad_pool_[grad_of_[j]].data() : nullptr);
-        }
-        merges_[i]->backward_inputs(dy, merge_dx_, merge_accumulate_, batch);
-        if (take >= 0) {
-          grad_of_[in[take]] = grad_of_[i];
-          grad_of_[i] = -1;
-        }
-      } else {
-        const int j = in[0];
-        const T* x = j == Graph::kInput ? input_ : acts_[j];
-        if (j == Graph::kInput || !wanted_[j]) {
-          layers_[i]->backward(dy, nullptr, x, acts_[i], batch, false, caches_[i]);
-        } else {
-          const int b = acquire_grad(width);
-          T* dx = layers_[i]->backward(dy, grad_pool_[b].data(), x, acts_[i], batch, true, caches_[i]);
-          if (grad_of_[j] >= 0) {
-            add_backward<T>(grad_pool_[grad_of_[j]].data(), dx, batch * layers_[j]->output_size(), true);
-            free_grads_.push_back(b);
-          } else if (dx == dy) {  // passed through unchanged (Flatten): the buffer moves down
-            grad_of_[j] = grad_of_[i];
-            grad_of_[i] = -1;
-            free_grads_.push_back(b);
-          } else {
-            grad_of_[j] = b;
-          }
-        }
+    for (int p = static_cast<int>(graph.nodes.size()) - 1; p >= 0; --p) {
+      const Graph::NodeInfo& node = graph.nodes[p];
+      Layer<T>& layer = *layers_[node.layer];
+      bool any = false;
+      for (int t : node.out) any = any || grad_of_[t] >= 0;
+      if (!any) continue;  // nothing below wants a gradient
+      if (detail::MergeLayer<T>* merge = layer.as_merge()) backward_merge(*merge, node, batch, width);
+      else if (detail::CallLayer<T>* call = layer.as_call()) backward_call(*call, node, p, batch, width);
+      else backward_single(layer, node, p, batch, width);
+      for (int t : node.out) {
+        if (grad_of_[t] >= 0) free_grads_.push_back(grad_of_[t]);
+        grad_of_[t] = -1;
       }
-      if (grad_of_[i] >= 0) free_grads_.push_back(grad_of_[i]);
-      grad_of_[i] = -1;
+    }
+  }
+
+  void backward_single(Layer<T>& layer, const Graph::NodeInfo& node, int p, int64_t batch, int64_t width) {
+    const int t = node.out[0], j = node.in[0];
+    T* dy = grad_pool_[grad_of_[t]].data();
+    if (!wanted_[j]) {
+      layer.backward(dy, nullptr, acts_[j], acts_[t], batch, false, caches_[p]);
+      return;
+    }
+    const int b = acquire_grad(width);
+    T* dx = layer.backward(dy, grad_pool_[b].data(), acts_[j], acts_[t], batch, true, caches_[p]);
+    if (grad_of_[j] >= 0) {
+      add_backward<T>(grad_pool_[grad_of_[j]].data(), dx, batch * shape_size(graph.tensor_shapes[j]), true);
+      free_grads_.push_back(b);
+    } else if (dx == dy) {  // passed through unchanged (Flatten): the buffer moves down
+      grad_of_[j] = grad_of_[t];
+      grad_of_[t] = -1;
+      free_grads_.push_back(b);
+    } else {
+      grad_of_[j] = b;
+    }
+  }
+
+  void backward_merge(detail::MergeLayer<T>& merge, const Graph::NodeInfo& node, int64_t batch, int64_t width) {
+    const int t = node.out[0];
+    T* dy = grad_pool_[grad_of_[t]].data();
+    const std::vector<int>& in = node.in;
+    // Where an input's gradient is dy itself (Add), one input that has no
+    // gradient yet takes dy's buffer instead of a copy, after the others
+    // have read it.
+    int take = -1;
+    for (size_t k = 0; k < in.size() && take < 0 && merge.passes_gradient_through(); ++k) {
+      const int j = in[k];
+      if (wanted_[j] && grad_of_[j] < 0 && std::count(in.begin(), in.end(), j) == 1) take = static_cast<int>(k);
+    }
+    merge_dx_.clear();
+    merge_accumulate_.clear();
+    for (size_t k = 0; k < in.size(); ++k) {
+      const int j = in[k];
+      const bool want = wanted_[j] && static_cast<int>(k) != take;
+      merge_accumulate_.push_back(want && grad_of_[j] >= 0);
+      if (want && grad_of_[j] < 0) grad_of_[j] = acquire_grad(width);
+      merge_dx_.push_back(want ? grad_pool_[grad_of_[j]].data() : nullptr);
+    }
+    merge.backward_inputs(dy, merge_dx_, merge_accumulate_, batch);
+    if (take >= 0) {
+      grad_of_[in[take]] = grad_of_[t];
+      grad_of_[t] = -1;
+    }
+  }
+
+  // The general call: outputs without a gradient read as zeros; each input's
+  // gradient is written into a fresh buffer, then summed into what its other
+  // consumers left (or kept, when it is the first).
+  void backward_call(detail::CallLayer<T>& call, const Graph::NodeInfo& node, int p, int64_t batch, int64_t width) {
+    std::vector<T*> dys, dxs;
+    std::vector<int> fresh(node.in.size(), -1);
+    for (int t : node.out) dys.push_back(grad_of_[t] >= 0 ? grad_pool_[grad_of_[t]].data() : nullptr);
+    for (size_t k = 0; k < node.in.size(); ++k) {
+      if (!wanted_[node.in[k]]) {
+        dxs.push_back(nullptr);
+        continue;
+      }
+      fresh[k] = acquire_grad(width);
+      dxs.push_back(grad_pool_[fresh[k]].data());
+    }
+    std::vector<const T*> xs, ys;
+    for (int t : node.in) xs.push_back(acts_[t]);
+    for (int t : node.out) ys.push_back(acts_[t]);
+    call.backward_call(dys, dxs, xs, ys, batch, caches_[p]);
+    for (size_t k = 0; k < node.in.size(); ++k) {
+      if (fresh[k] < 0) continue;
+      const int j = node.in[k];
+      if (grad_of_[j] >= 0) {
+        add_backward<T>(grad_pool_[grad_of_[j]].data(), grad_pool_[fresh[k]].data(),
+                        batch * shape_size(graph.tensor_shapes[j]), true);
+        free_grads_.push_back(fresh[k]);
+      } else {
+        grad_of_[j] = fresh[k];
+      }
     }
   }
 
@@ -539,15 +1145,15 @@ class Engine : public EngineBase {
     return b;
   }
 
-  // mask and clean_targets are scratch for binary cross-entropy with missing labels.
-  double compute_loss(const T* out, const Tensor& y, const Tensor* weight, int64_t batch,
-                      int64_t out_size, T* dout, std::vector<uint8_t>& mask,
-                      std::vector<T>& clean_targets) const {
+  // The unweighted loss of output o and, with dout, its gradient. mask and
+  // clean_targets are scratch for binary cross-entropy with missing labels.
+  double compute_loss(size_t o, const T* out, const Tensor& y, const Tensor* weight, int64_t batch, T* dout,
+                      std::vector<uint8_t>& mask, std::vector<T>& clean_targets) const {
     const T* w = weight ? weight->data_as<T>() : nullptr;
-    switch (loss) {
+    const int64_t out_size = shape_size(graph.tensor_shapes[graph.outputs[o]]);
+    switch (losses[o].kind) {
       case LossKind::softmax_cross_entropy:
-        return static_cast<double>(
-            softmax_cross_entropy<T>(dout, out, y.data_as<int64_t>(), batch, out_size, w));
+        return static_cast<double>(softmax_cross_entropy<T>(dout, out, y.data_as<int64_t>(), batch, out_size, w));
       case LossKind::binary_cross_entropy: {
         // NaN targets are missing labels (multi-task learning): masked out.
         const T* t = y.data_as<T>();
@@ -555,8 +1161,7 @@ class Engine : public EngineBase {
         bool any_missing = false;
         for (int64_t i = 0; i < n && !any_missing; ++i) any_missing = std::isnan(t[i]);
         if (!any_missing)
-          return static_cast<double>(
-              sigmoid_cross_entropy<T>(dout, out, t, nullptr, batch, out_size, w));
+          return static_cast<double>(sigmoid_cross_entropy<T>(dout, out, t, nullptr, batch, out_size, w));
         ensure_size(mask, n);
         // Masked targets must not reach the kernel as NaN (0·NaN is NaN).
         ensure_size(clean_targets, n);
@@ -565,93 +1170,65 @@ class Engine : public EngineBase {
           mask[i] = std::isnan(t[i]) ? 0 : 1;
           clean[i] = std::isnan(t[i]) ? T(0) : t[i];
         }
-        return static_cast<double>(
-            sigmoid_cross_entropy<T>(dout, out, clean, mask.data(), batch, out_size, w));
+        return static_cast<double>(sigmoid_cross_entropy<T>(dout, out, clean, mask.data(), batch, out_size, w));
       }
       case LossKind::mse:
         return static_cast<double>(mse<T>(dout, out, y.data_as<T>(), batch * out_size, w, batch));
+      case LossKind::custom:
+        return custom_loss(o, out, y, batch, dout);
+      case LossKind::none:
+        break;
     }
     return 0.0;
   }
 
-  Tensor copy_output(const T* out, int64_t batch) const {
+  // A loss written by the user: it sees the output as a tensor and leaves its
+  // gradient in dy_pred (the engine's buffer, or a tensor it returns, whose
+  // shape is checked here).
+  double custom_loss(size_t o, const T* out, const Tensor& y, int64_t batch, T* dout) const {
     Shape s{batch};
-    s.insert(s.end(), shapes[graph.output].begin(), shapes[graph.output].end());
-    Tensor t(s, dtype_of<T>());
-    std::memcpy(t.data_as<T>(), out, sizeof(T) * static_cast<size_t>(t.size()));
-    return t;
+    const Shape& per = graph.tensor_shapes[graph.outputs[o]];
+    s.insert(s.end(), per.begin(), per.end());
+    const Tensor y_pred = Tensor::view(const_cast<T*>(out), s);
+    std::fill(dout, dout + shape_size(s), T(0));
+    Tensor grad = Tensor::view(dout, s);
+    const double value = losses[o].custom(y, y_pred, grad);
+    const std::string who = "custom loss of output " + std::to_string(o) + " ('" + graph.output_refs[o].layer + "')";
+    if (grad.shape() != s)
+      throw ValueError(who + ": the gradient must have the output's shape " + shape_string(s) + ", got " +
+                       shape_string(grad.shape()));
+    if (grad.dtype() != dtype_of<T>())
+      throw TypeError(who + ": the gradient must be " + std::string(dtype_name(dtype_of<T>())) + ", got " +
+                      dtype_name(grad.dtype()));
+    if (grad.data_as<T>() != dout) std::memcpy(dout, grad.data_as<T>(), sizeof(T) * static_cast<size_t>(grad.size()));
+    return value;
   }
 
-  int64_t check_input(const char* op, const Tensor& x) const {
-    if (!built) throw ValueError(std::string(op) + ": the model is not built");
-    if (x.dtype() != dtype_of<T>())
-      throw TypeError(std::string(op) + ": x must be " + dtype_name(dtype_of<T>()) + ", got " +
-                      dtype_name(x.dtype()));
-    Shape expected{x.ndim() > 0 ? x.dim(0) : -1};
-    expected.insert(expected.end(), input_shape.begin(), input_shape.end());
-    if (x.shape() != expected) {
-      std::string want = "(batch";
-      for (int64_t d : input_shape) want += ", " + std::to_string(d);
-      throw ShapeError(std::string(op) + ": x must have shape " + want + "), got " +
-                       shape_string(x.shape()));
-    }
-    return x.dim(0);
-  }
-
-  int64_t check_batch(const char* op, const Tensor& x, const Tensor& y,
-                      const Tensor* weight) const {
-    if (!compiled) throw ValueError(std::string(op) + ": the model is not compiled");
-    const int64_t batch = check_input(op, x);
-    if (batch < 1) throw ShapeError(std::string(op) + ": the batch is empty");
-    const Shape& out = shapes[graph.output];
-    if (loss == LossKind::softmax_cross_entropy) {
-      if (y.dtype() != DType::int64)
-        throw TypeError(std::string(op) + ": softmax_cross_entropy needs integer class ids, got " +
-                        dtype_name(y.dtype()));
-      if (y.shape() != Shape{batch})
-        throw ShapeError(std::string(op) + ": y must have shape (" + std::to_string(batch) +
-                         ",) (one class id per example), got " + shape_string(y.shape()));
-      check_labels(y.data_as<int64_t>(), batch, shape_size(out));
-    } else {
-      Shape expected{batch};
-      expected.insert(expected.end(), out.begin(), out.end());
-      if (y.dtype() != dtype_of<T>())
-        throw TypeError(std::string(op) + ": y must be " + dtype_name(dtype_of<T>()) + ", got " +
-                        dtype_name(y.dtype()));
-      if (y.shape() != expected)
-        throw ShapeError(std::string(op) + ": y must have shape " + shape_string(expected) +
-                         " to match the model's output, got " + shape_string(y.shape()));
-    }
-    if (weight) {
-      if (weight->dtype() != dtype_of<T>())
-        throw TypeError(std::string(op) + ": sample_weight must be " + dtype_name(dtype_of<T>()) +
-                        ", got " + dtype_name(weight->dtype()));
-      if (weight->shape() != Shape{batch})
-        throw ShapeError(std::string(op) + ": sample_weight must have shape (" +
-                         std::to_string(batch) + ",) (one weight per example), got " +
-                         shape_string(weight->shape()));
-      check_sample_weight(weight->data_as<T>(), batch, op);
-    }
-    return batch;
-  }
-
-  // One fused optimizer pass per run of consecutive trainable layers: frozen
-  // layers keep their weights bit for bit.
+  // One fused optimizer pass per run of trainable layers whose parameters
+  // and gradients are both contiguous (every layer of a model without shared
+  // layers): frozen layers keep their weights bit for bit.
   void apply_optimizer() {
     size_t i = 0;
     while (i < layers_.size()) {
-      if (!specs[i].trainable) { ++i; continue; }
-      size_t j = i;
-      while (j < layers_.size() && specs[j].trainable) ++j;
-      const int64_t begin = offsets_[i];
-      const int64_t end = j < layers_.size() ? offsets_[j] : static_cast<int64_t>(params_.size());
-      if (end > begin) update_range(begin, end - begin);
+      if (!layers_[i]->spec().trainable || layers_[i]->parameter_count() == 0) {
+        ++i;
+        continue;
+      }
+      T* p = layers_[i]->parameters();
+      int64_t n = layers_[i]->parameter_count();
+      size_t j = i + 1;
+      for (; j < layers_.size(); ++j) {
+        const int64_t k = layers_[j]->parameter_count();
+        if (k == 0) continue;
+        if (!layers_[j]->spec().trainable || layers_[j]->parameters() != p + n || offsets_[j] != offsets_[i] + n) break;
+        n += k;
+      }
+      update_range(p, offsets_[i], n);
       i = j;
     }
   }
 
-  void update_range(int64_t off, int64_t n) {
-    T* p = params_.data() + off;
+  void update_range(T* p, int64_t off, int64_t n) {
     const T* g = grads_.data() + off;
     T* s1 = state1_.empty() ? nullptr : state1_.data() + off;
     T* s2 = state2_.empty() ? nullptr : state2_.data() + off;
@@ -666,34 +1243,39 @@ class Engine : public EngineBase {
     }
   }
 
-  std::vector<std::unique_ptr<Layer<T>>> layers_;
-  std::vector<detail::MergeLayer<T>*> merges_;  // per layer: itself if it merges inputs, else null
-  std::vector<int64_t> offsets_;
-  std::vector<T> params_, grads_, state_;
-  std::vector<T> state_before_;  // state_ as it was before the current train step
+  std::vector<std::pair<std::string, std::shared_ptr<Layer<T>>>> adopted_;
+  std::vector<std::shared_ptr<Layer<T>>> layers_;
+  std::vector<int64_t> offsets_;  // per layer: its slice of the gradient arena
+  std::vector<T> grads_;
+  std::vector<T> state_before_;     // batch norm state as it was before the current step
   std::vector<T> state1_, state2_;  // the optimizer's slots
   // The training context: reused across steps, grown only when the batch grows.
   std::vector<LayerCache<T>> caches_;
-  const T* input_ = nullptr;
-  std::vector<const T*> acts_, merge_inputs_;
+  std::vector<const T*> acts_, scratch_;
   std::vector<std::vector<T>> grad_pool_;
   std::vector<int> free_grads_, grad_of_;
   std::vector<uint8_t> wanted_, merge_accumulate_;
   std::vector<T*> merge_dx_;
   std::vector<uint8_t> mask_;
-  std::vector<T> clean_targets_;
+  std::vector<T> clean_targets_, loss_scratch_;
+  bool seeded_ = false;
+  // vjp: its own copy of the inputs and whether the training context still
+  // holds its forward pass.
+  std::vector<Tensor> vjp_inputs_;
+  int64_t vjp_batch_ = 0;
+  bool vjp_valid_ = false;
 
-  // An inference context: every layer's output and scratch for one predict or
-  // evaluate call. Contexts are kept after the call and handed to the next
+  // An inference context: every node's outputs and scratch for one predict
+  // or evaluate call. Contexts are kept after the call and handed to the next
   // one, so steady-state inference allocates nothing (a fresh context for a
   // batch-1 ResNet is megabytes of im2col columns and outputs, and
   // page-faulting them in tripled the call's time); concurrent callers each
   // lease their own, so inference stays const and re-entrant.
   struct InferenceContext {
     std::vector<LayerCache<T>> caches;
-    std::vector<const T*> acts, merge_inputs;
+    std::vector<const T*> acts, scratch;
     std::vector<uint8_t> mask;
-    std::vector<T> clean_targets;
+    std::vector<T> clean_targets, custom_grad;
   };
 
   class InferenceLease {
@@ -707,8 +1289,7 @@ class Engine : public EngineBase {
         }
       }
       if (!context_) context_ = std::make_unique<InferenceContext>();
-      context_->caches.resize(engine_.layers_.size());
-      context_->acts.resize(engine_.layers_.size());
+      context_->caches.resize(engine_.graph.nodes.size());
     }
     ~InferenceLease() {
       std::lock_guard<std::mutex> lock(engine_.idle_mutex_);
@@ -729,10 +1310,13 @@ class Engine : public EngineBase {
 
 }  // namespace
 
-Shape infer_output_shape(const std::vector<LayerSpec>& layers, const std::string& input_name,
-                         const Shape& input_shape) {
-  Plan<float> plan = plan_graph<float>(layers, input_name, input_shape);
-  return plan.shapes[plan.graph.output];
+std::vector<Shape> layer_output_shapes(const LayerSpec& spec, const std::vector<Shape>& input_shapes) {
+  for (const Shape& s : input_shapes)
+    for (int64_t d : s)
+      if (d < 1)
+        throw ShapeError(detail::layer_label(spec) + ": input shape " + shape_string(s) + " must have positive dimensions");
+  std::unique_ptr<Layer<float>> layer = detail::make_layer<float>(spec);
+  return build_layer(*layer, input_shapes);
 }
 
 Model::Model(DType dtype) {
@@ -746,47 +1330,147 @@ Model::~Model() = default;
 
 DType Model::dtype() const { return impl_->dtype(); }
 
+namespace {
+void require_unbuilt(const EngineBase& e, const char* op) {
+  if (e.built) throw ValueError(std::string(op) + ": the model is already built");
+}
+void check_new_name(const EngineBase& e, const char* op, const std::string& name) {
+  if (name.empty()) throw ValueError(std::string(op) + ": the name must not be empty");
+  if (e.find_layer(name) >= 0 || e.find_input(name) >= 0)
+    throw ValueError(std::string(op) + ": the name '" + name + "' is already taken in this model");
+}
+}  // namespace
+
+void Model::add_input(const std::string& name, const Shape& shape) {
+  require_unbuilt(*impl_, "add_input");
+  check_new_name(*impl_, "add_input", name);
+  for (int64_t d : shape)
+    if (d < 1) throw ShapeError("add_input: input '" + name + "' shape " + shape_string(shape) + " must have positive dimensions");
+  impl_->inputs.push_back(InputDecl{name, shape});
+}
+
 void Model::add(const LayerSpec& spec) {
-  if (impl_->built) throw ValueError("add: the model is already built");
+  require_unbuilt(*impl_, "add");
   LayerSpec s = spec;
   if (s.name.empty()) s.name = s.kind + "_" + std::to_string(impl_->specs.size());
-  for (const LayerSpec& other : impl_->specs)
-    if (other.name == s.name) throw ValueError("add: a layer named '" + s.name + "' already exists");
+  check_new_name(*impl_, "add", s.name);
   detail::make_layer<float>(s);  // validates the configuration now, not at build time
   impl_->specs.push_back(std::move(s));
 }
 
-void Model::build(const Shape& input_shape, int64_t max_values) {
-  for (int64_t d : input_shape)
-    if (d < 1) throw ShapeError("build: input shape " + shape_string(input_shape) + " must have positive dimensions");
-  const Shape previous = impl_->input_shape;
-  impl_->input_shape = input_shape;
+void Model::call(const std::string& layer, const std::vector<TensorRef>& inputs) {
+  require_unbuilt(*impl_, "call");
+  if (impl_->find_layer(layer) < 0) throw ValueError("call: the model has no layer named '" + layer + "'; add it first");
+  if (inputs.empty()) throw ValueError("call: layer '" + layer + "' needs at least one input");
+  impl_->calls.push_back(CallDecl{layer, inputs});
+}
+
+void Model::set_outputs(const std::vector<TensorRef>& outputs) {
+  require_unbuilt(*impl_, "set_outputs");
+  if (outputs.empty()) throw ValueError("set_outputs: a model needs at least one output");
+  impl_->declared_outputs = outputs;
+}
+
+void Model::share_layer(const std::string& name, const Model& other, const std::string& other_name) {
+  require_unbuilt(*impl_, "share_layer");
+  if (impl_->find_layer(name) < 0) throw ValueError("share_layer: the model has no layer named '" + name + "'; add it first");
+  if (!other.impl_->built) throw ValueError("share_layer: the other model is not built");
+  const int j = other.impl_->find_layer(other_name);
+  if (j < 0) throw ValueError("share_layer: the other model has no layer named '" + other_name + "'");
+  impl_->adopt(name, *other.impl_, static_cast<size_t>(j));
+}
+
+void Model::build() { build_capped(-1); }
+
+void Model::build_capped(int64_t max_values) {
   impl_->max_values = max_values;
   try {
     impl_->build();
   } catch (...) {
-    impl_->input_shape = previous;
     impl_->max_values = -1;
     throw;
   }
   impl_->max_values = -1;
 }
 
+void Model::build(const Shape& input_shape) {
+  for (int64_t d : input_shape)
+    if (d < 1) throw ShapeError("build: input shape " + shape_string(input_shape) + " must have positive dimensions");
+  const std::vector<InputDecl> previous = impl_->inputs;
+  if (impl_->inputs.empty()) impl_->inputs.push_back(InputDecl{impl_->input_name, input_shape});
+  else if (impl_->inputs.size() == 1) impl_->inputs[0].shape = input_shape;
+  else throw ValueError("build: the model has " + std::to_string(impl_->inputs.size()) +
+                        " inputs; their shapes come from add_input, so call build()");
+  try {
+    build();
+  } catch (...) {
+    impl_->inputs = previous;
+    throw;
+  }
+}
+
 void Model::set_input_name(const std::string& name) {
-  if (impl_->built) throw ValueError("set_input_name: the model is already built");
+  require_unbuilt(*impl_, "set_input_name");
   if (name.empty()) throw ValueError("set_input_name: the name must not be empty");
   impl_->input_name = name;
+  if (impl_->inputs.size() == 1) impl_->inputs[0].name = name;
 }
-const std::string& Model::input_name() const { return impl_->input_name; }
+const std::string& Model::input_name() const {
+  return impl_->inputs.empty() ? impl_->input_name : impl_->inputs[0].name;
+}
 
 bool Model::built() const { return impl_->built; }
-const Shape& Model::input_shape() const { return impl_->input_shape; }
+
+namespace {
+void require_built(const EngineBase& e, const char* op) {
+  if (!e.built) throw ValueError(std::string(op) + ": the model is not built");
+}
+}  // namespace
+
+size_t Model::num_inputs() const { return impl_->inputs.size(); }
+const std::string& Model::input_name(size_t input) const { return impl_->inputs.at(input).name; }
+const Shape& Model::input_shape(size_t input) const { return impl_->inputs.at(input).shape; }
+const Shape& Model::input_shape() const {
+  static const Shape none;
+  return impl_->inputs.empty() ? none : impl_->inputs[0].shape;
+}
+size_t Model::num_outputs() const { return impl_->graph.outputs.size(); }
+const TensorRef& Model::output(size_t output) const {
+  require_built(*impl_, "output");
+  return impl_->graph.output_refs.at(output);
+}
+Shape Model::model_output_shape(size_t output) const {
+  require_built(*impl_, "model_output_shape");
+  return impl_->graph.tensor_shapes[impl_->graph.outputs.at(output)];
+}
+const std::vector<Model::Node>& Model::nodes() const {
+  require_built(*impl_, "nodes");
+  return impl_->graph.public_nodes;
+}
+std::vector<Shape> Model::node_output_shapes(size_t layer, size_t node) const {
+  require_built(*impl_, "node_output_shapes");
+  const Graph& g = impl_->graph;
+  if (layer >= g.calls_of.size() || node >= g.calls_of[layer].size())
+    throw ValueError("node_output_shapes: layer " + std::to_string(layer) + " has no call " + std::to_string(node));
+  std::vector<Shape> out;
+  for (int t : g.nodes[g.calls_of[layer][node]].out) out.push_back(g.tensor_shapes[t]);
+  return out;
+}
 size_t Model::num_layers() const { return impl_->specs.size(); }
+size_t Model::layer_index(const std::string& name) const {
+  const int i = impl_->find_layer(name);
+  if (i < 0) throw ValueError("layer_index: the model has no layer named '" + name + "'");
+  return static_cast<size_t>(i);
+}
 const LayerSpec& Model::layer_spec(size_t layer) const { return impl_->specs.at(layer); }
-Shape Model::output_shape(size_t layer) const { return impl_->shapes.at(layer); }
+Shape Model::output_shape(size_t layer) const {
+  require_built(*impl_, "output_shape");
+  const Graph& g = impl_->graph;
+  return g.tensor_shapes[g.nodes[g.calls_of.at(layer).at(0)].out.at(0)];
+}
 Shape Model::output_shape() const {
-  if (impl_->shapes.empty()) return impl_->input_shape;
-  return impl_->shapes[impl_->graph.output];
+  if (!impl_->built) return input_shape();
+  return impl_->graph.tensor_shapes[impl_->graph.outputs.at(0)];
 }
 int64_t Model::count_params() const { return impl_->count_params(); }
 int64_t Model::count_params(size_t layer) const { return impl_->count_params(layer); }
@@ -794,35 +1478,53 @@ int64_t Model::count_state(size_t layer) const { return impl_->count_state(layer
 int64_t Model::multiply_adds(size_t layer) const { return impl_->multiply_adds(layer); }
 
 std::vector<std::string> Model::layer_inputs(size_t layer) const {
-  if (!impl_->built) throw ValueError("layer_inputs: the model is not built");
+  require_built(*impl_, "layer_inputs");
+  const Graph& g = impl_->graph;
   std::vector<std::string> names;
-  for (int j : impl_->graph.inputs_of.at(layer))
-    names.push_back(j == Graph::kInput ? impl_->input_name : impl_->specs[j].name);
+  for (const TensorRef& ref : g.public_nodes[g.calls_of.at(layer).at(0)].inputs) names.push_back(ref.layer);
   return names;
 }
 
 size_t Model::output_layer() const {
-  if (!impl_->built) throw ValueError("output_layer: the model is not built");
-  return static_cast<size_t>(impl_->graph.output);
+  require_built(*impl_, "output_layer");
+  const Graph& g = impl_->graph;
+  return static_cast<size_t>(g.nodes[g.producer[g.outputs[0]]].layer);
 }
 std::vector<Tensor> Model::get_weights(size_t layer) const { return impl_->get_weights(layer); }
 void Model::set_weights(size_t layer, const std::vector<Tensor>& w) { impl_->set_weights(layer, w); }
+void Model::set_trainable(size_t layer, bool trainable) { impl_->set_trainable(layer, trainable); }
 
-void Model::set_trainable(size_t layer, bool trainable) {
-  impl_->set_trainable(layer, trainable);
-}
-
-void Model::compile(LossKind loss, const OptimizerSpec& optimizer) {
+void Model::compile(const std::vector<OutputLoss>& losses, const OptimizerSpec& optimizer) {
   const std::string& k = optimizer.kind;
   if (k != "sgd" && k != "rmsprop" && k != "adam" && k != "adamw")
     throw ValueError("compile: unknown optimizer '" + k + "'; expected one of sgd, rmsprop, adam, adamw");
   if (k == "sgd") validate(optimizer.sgd, "compile");
   else if (k == "rmsprop") validate(optimizer.rmsprop, "compile");
   else validate(optimizer.adam, 1, "compile");
-  impl_->loss = loss;
+  if (losses.empty()) throw ValueError("compile: give one loss per model output (or one for all)");
+  for (size_t o = 0; o < losses.size(); ++o) {
+    if (losses[o].kind == LossKind::custom && !losses[o].custom)
+      throw ValueError("compile: loss " + std::to_string(o) + " is custom but has no function");
+    if (!(losses[o].weight >= 0.0 && std::isfinite(losses[o].weight)))
+      throw ValueError("compile: loss weight " + std::to_string(o) + " must be finite and >= 0, got " +
+                       std::to_string(losses[o].weight));
+  }
+  bool any = false;
+  for (const OutputLoss& l : losses) any = any || l.kind != LossKind::none;
+  if (!any) throw ValueError("compile: every output has no loss; give at least one");
+  if (impl_->built && losses.size() != 1 && losses.size() != impl_->graph.outputs.size())
+    throw ValueError("compile: the model has " + std::to_string(impl_->graph.outputs.size()) + " outputs, got " +
+                     std::to_string(losses.size()) + " losses");
+  impl_->losses = losses;
   impl_->optimizer = optimizer;
   if (impl_->built) impl_->compile();
   impl_->compiled = true;
+}
+
+void Model::compile(LossKind loss, const OptimizerSpec& optimizer) {
+  if (loss == LossKind::none || loss == LossKind::custom)
+    throw ValueError("compile: the one-loss form takes a built-in loss");
+  compile(std::vector<OutputLoss>{OutputLoss{loss, 1.0, {}}}, optimizer);
 }
 
 bool Model::compiled() const { return impl_->compiled; }
@@ -835,50 +1537,99 @@ void Model::set_learning_rate(double lr) {
 
 // Each entry point first undoes any raise of BLAS's thread count by another
 // library (gemm.cpp): convolutions call BLAS inside their own parallel regions.
-double Model::train_step(const Tensor& x, const Tensor& y, Tensor* outputs) {
+double Model::train_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor* sample_weight,
+                         std::vector<double>* output_losses, std::vector<Tensor>* outputs) {
   detail::blas_keep_single_threaded();
-  return impl_->train_step(x, y, nullptr, true, nullptr, outputs);
+  return impl_->train_step(x, y, sample_weight, true, nullptr, output_losses, outputs);
+}
+double Model::loss_and_gradients(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+                                 const Tensor* sample_weight, Tensor* gradients,
+                                 std::vector<double>* output_losses) {
+  detail::blas_keep_single_threaded();
+  return impl_->train_step(x, y, sample_weight, false, gradients, output_losses, nullptr);
+}
+bool Model::apply_gradients(const Tensor& gradients) { return impl_->apply_gradients(gradients); }
+double Model::evaluate(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor* sample_weight,
+                       std::vector<double>* output_losses, std::vector<Tensor>* outputs) const {
+  detail::blas_keep_single_threaded();
+  return impl_->evaluate(x, y, sample_weight, output_losses, outputs);
+}
+
+namespace {
+// The one-output forms hand back the one output.
+void take_first(std::vector<Tensor>& all, Tensor* out) {
+  if (out) *out = std::move(all.at(0));
+}
+}  // namespace
+
+double Model::train_step(const Tensor& x, const Tensor& y, Tensor* outputs) {
+  std::vector<Tensor> all;
+  const double loss = train_step({x}, {y}, nullptr, nullptr, outputs ? &all : nullptr);
+  if (outputs) take_first(all, outputs);
+  return loss;
+}
+double Model::train_step(const Tensor& x, const Tensor& y, const Tensor& sample_weight, Tensor* outputs) {
+  std::vector<Tensor> all;
+  const double loss = train_step({x}, {y}, &sample_weight, nullptr, outputs ? &all : nullptr);
+  if (outputs) take_first(all, outputs);
+  return loss;
 }
 double Model::loss_and_gradients(const Tensor& x, const Tensor& y, Tensor* gradients) {
-  detail::blas_keep_single_threaded();
-  return impl_->train_step(x, y, nullptr, false, gradients, nullptr);
+  return loss_and_gradients({x}, {y}, nullptr, gradients);
+}
+double Model::loss_and_gradients(const Tensor& x, const Tensor& y, const Tensor& sample_weight, Tensor* gradients) {
+  return loss_and_gradients({x}, {y}, &sample_weight, gradients);
 }
 double Model::evaluate(const Tensor& x, const Tensor& y, Tensor* outputs) const {
-  detail::blas_keep_single_threaded();
-  return impl_->evaluate(x, y, nullptr, outputs);
+  std::vector<Tensor> all;
+  const double loss = evaluate({x}, {y}, nullptr, nullptr, outputs ? &all : nullptr);
+  if (outputs) take_first(all, outputs);
+  return loss;
 }
-double Model::train_step(const Tensor& x, const Tensor& y, const Tensor& sample_weight,
-                         Tensor* outputs) {
-  detail::blas_keep_single_threaded();
-  return impl_->train_step(x, y, &sample_weight, true, nullptr, outputs);
-}
-double Model::loss_and_gradients(const Tensor& x, const Tensor& y, const Tensor& sample_weight,
-                                 Tensor* gradients) {
-  detail::blas_keep_single_threaded();
-  return impl_->train_step(x, y, &sample_weight, false, gradients, nullptr);
-}
-double Model::evaluate(const Tensor& x, const Tensor& y, const Tensor& sample_weight,
-                       Tensor* outputs) const {
-  detail::blas_keep_single_threaded();
-  return impl_->evaluate(x, y, &sample_weight, outputs);
+double Model::evaluate(const Tensor& x, const Tensor& y, const Tensor& sample_weight, Tensor* outputs) const {
+  std::vector<Tensor> all;
+  const double loss = evaluate({x}, {y}, &sample_weight, nullptr, outputs ? &all : nullptr);
+  if (outputs) take_first(all, outputs);
+  return loss;
 }
 int64_t Model::steps() const { return impl_->step; }
-Tensor Model::predict(const Tensor& x) const {
+
+std::vector<Tensor> Model::predict(const std::vector<Tensor>& x) const {
   detail::blas_keep_single_threaded();
   return impl_->predict(x);
 }
+Tensor Model::predict(const Tensor& x) const {
+  if (impl_->built && impl_->graph.outputs.size() != 1)
+    throw ValueError("predict: the model has " + std::to_string(impl_->graph.outputs.size()) +
+                     " outputs; use the form taking and returning a vector");
+  return std::move(predict(std::vector<Tensor>{x}).at(0));
+}
+
+std::vector<Tensor> Model::vjp(const std::vector<Tensor>& x, bool training) {
+  detail::blas_keep_single_threaded();
+  return impl_->vjp(x, training);
+}
+std::vector<Tensor> Model::pullback(const std::vector<Tensor>& dy) {
+  detail::blas_keep_single_threaded();
+  return impl_->pullback(dy);
+}
+int64_t Model::vjp_generation() const { return impl_->vjp_generation; }
+std::vector<Model::ParameterSlice> Model::parameter_layout() const {
+  require_built(*impl_, "parameter_layout");
+  return impl_->parameter_layout();
+}
+
 Model::OptimizerState Model::get_optimizer_state() const {
-  if (!impl_->built || !impl_->compiled)
-    throw ValueError("get_optimizer_state: the model is not built and compiled");
+  if (!impl_->built || !impl_->compiled) throw ValueError("get_optimizer_state: the model is not built and compiled");
   return impl_->get_optimizer_state();
 }
 void Model::set_optimizer_state(const OptimizerState& state) {
-  if (!impl_->built || !impl_->compiled)
-    throw ValueError("set_optimizer_state: the model is not built and compiled");
+  if (!impl_->built || !impl_->compiled) throw ValueError("set_optimizer_state: the model is not built and compiled");
   impl_->set_optimizer_state(state);
 }
 std::vector<std::string> Model::weight_names(size_t layer) const { return impl_->weight_names(layer); }
-LossKind Model::loss() const { return impl_->loss; }
+LossKind Model::loss() const { return impl_->losses.empty() ? LossKind::none : impl_->losses[0].kind; }
+const std::vector<OutputLoss>& Model::losses() const { return impl_->losses; }
 const OptimizerSpec& Model::optimizer() const { return impl_->optimizer; }
 uint64_t Model::dropout_key() const { return impl_->dropout_key; }
 void Model::set_dropout_key(uint64_t key) { impl_->dropout_key = key; }

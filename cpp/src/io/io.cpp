@@ -272,6 +272,7 @@ struct FileContents {
   std::map<std::string, std::string> metadata;
   std::map<std::string, StoredTensor> tensors;
   std::vector<char> data;
+  int version = 0;  // the file's format_version
 };
 
 StoredTensor parse_tensor_entry(const std::string& name, const Value& entry, uint64_t data_size) {
@@ -359,6 +360,7 @@ FileContents read_file(const std::string& path, const std::string& what) {
   if (v > model_file_version)
     throw ValueError(what + ": the file has format version " + vs + ", newer than this corenn reads (" +
                      std::to_string(model_file_version) + "); upgrade corenn to load it");
+  out.version = static_cast<int>(v);
 
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   for (const auto& m : root.as_object(what + ": header")) {
@@ -403,38 +405,94 @@ Tensor take_tensor(FileContents& f, const std::string& name, DType dtype, const 
   return out;
 }
 
+TensorRef tensor_ref_from_json(const Value& v, const std::string& what) {
+  const auto& a = v.as_array(what);
+  if (a.size() != 3) throw ValueError(what + " must be [layer, node, output]");
+  return TensorRef{a[0].as_string(what + "[0]"), bounded_int(a[1], what + "[1]"), bounded_int(a[2], what + "[2]")};
+}
+
+Value tensor_ref_to_json(const TensorRef& r) {
+  Value v = Value::array();
+  v.push_back(Value(r.layer));
+  v.push_back(Value(r.node));
+  v.push_back(Value(r.output));
+  return v;
+}
+
+// Version 1 held one input (input_name, input_shape) and each layer's inputs
+// by name (the stack shorthand); version 2 holds the graph: inputs, the calls
+// of each layer on tensors, and the outputs.
+Model architecture_from_json(const Value& arch, int version) {
+  const std::string what = "architecture";
+  const std::vector<std::string> keys = version == 1
+      ? std::vector<std::string>{"dtype", "input_name", "input_shape", "layers"}
+      : std::vector<std::string>{"dtype", "inputs", "layers", "calls", "outputs"};
+  for (const auto& m : arch.as_object(what))
+    if (std::find(keys.begin(), keys.end(), m.first) == keys.end())
+      throw ValueError(what + ": unknown entry '" + m.first + "'");
+  std::string needed;
+  for (const std::string& k : keys) {
+    needed += (needed.empty() ? "" : ", ") + k;
+    if (!arch.find(k)) throw ValueError(what + ": needs " + needed + "... (missing " + k + ")");
+  }
+  const std::string& dt = arch.find("dtype")->as_string(what + ".dtype");
+  if (dt != "float32" && dt != "float64")
+    throw ValueError(what + ".dtype must be \"float32\" or \"float64\", got " + json::quote(dt));
+  Model model(dt == "float32" ? DType::float32 : DType::float64);
+  if (version == 1) {
+    Shape shape;
+    from_json(*arch.find("input_shape"), shape, what + ".input_shape");
+    model.set_input_name(arch.find("input_name")->as_string(what + ".input_name"));
+    model.add_input(model.input_name(), shape);
+  } else {
+    const auto& inputs = arch.find("inputs")->as_array(what + ".inputs");
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const std::string w = what + ".inputs[" + std::to_string(i) + "]";
+      const Value* name = inputs[i].find("name");
+      const Value* shape = inputs[i].find("shape");
+      if (!name || !shape) throw ValueError(w + " needs name and shape");
+      Shape s;
+      from_json(*shape, s, w + ".shape");
+      model.add_input(name->as_string(w + ".name"), s);
+    }
+  }
+  const auto& specs = arch.find("layers")->as_array(what + ".layers");
+  for (size_t i = 0; i < specs.size(); ++i)
+    model.add(spec_from_json(specs[i], what + ".layers[" + std::to_string(i) + "]"));
+  if (version >= 2) {
+    const auto& calls = arch.find("calls")->as_array(what + ".calls");
+    for (size_t c = 0; c < calls.size(); ++c) {
+      const std::string w = what + ".calls[" + std::to_string(c) + "]";
+      const Value* layer = calls[c].find("layer");
+      const Value* inputs = calls[c].find("inputs");
+      if (!layer || !inputs) throw ValueError(w + " needs layer and inputs");
+      std::vector<TensorRef> refs;
+      const auto& list = inputs->as_array(w + ".inputs");
+      for (size_t k = 0; k < list.size(); ++k)
+        refs.push_back(tensor_ref_from_json(list[k], w + ".inputs[" + std::to_string(k) + "]"));
+      model.call(layer->as_string(w + ".layer"), refs);
+    }
+    std::vector<TensorRef> outputs;
+    const auto& list = arch.find("outputs")->as_array(what + ".outputs");
+    for (size_t k = 0; k < list.size(); ++k)
+      outputs.push_back(tensor_ref_from_json(list[k], what + ".outputs[" + std::to_string(k) + "]"));
+    model.set_outputs(outputs);
+  }
+  return model;
+}
+
 Model model_from_file(FileContents& f) {
   const auto arch_text = f.metadata.find("model");
   if (arch_text == f.metadata.end()) throw ValueError("no 'model' entry in __metadata__");
   const Value arch = json::parse(arch_text->second, "the architecture ('model' metadata)");
-  const std::string what = "architecture";
-  for (const auto& m : arch.as_object(what))
-    if (m.first != "dtype" && m.first != "input_name" && m.first != "input_shape" && m.first != "layers")
-      throw ValueError(what + ": unknown entry '" + m.first + "'");
-  const Value* dtype = arch.find("dtype");
-  const Value* input_name = arch.find("input_name");
-  const Value* input_shape = arch.find("input_shape");
-  const Value* layers = arch.find("layers");
-  if (!dtype || !input_name || !input_shape || !layers)
-    throw ValueError(what + ": needs dtype, input_name, input_shape and layers");
-  const std::string& dt = dtype->as_string(what + ".dtype");
-  if (dt != "float32" && dt != "float64")
-    throw ValueError(what + ".dtype must be \"float32\" or \"float64\", got " + json::quote(dt));
-  const DType model_dtype = dt == "float32" ? DType::float32 : DType::float64;
-  Shape shape;
-  from_json(*input_shape, shape, what + ".input_shape");
-
-  Model model(model_dtype);
-  model.set_input_name(input_name->as_string(what + ".input_name"));
-  const auto& specs = layers->as_array(what + ".layers");
-  for (size_t i = 0; i < specs.size(); ++i)
-    model.add(spec_from_json(specs[i], what + ".layers[" + std::to_string(i) + "]"));
+  Model model = architecture_from_json(arch, f.version);
+  const DType model_dtype = model.dtype();
   // The layers' weights and state all come from the file, so the file's size
   // bounds them: a forged setting (units = 2^31) fails here, before any allocation.
   int64_t values = 0;
   for (const auto& t : f.tensors)
     values += static_cast<int64_t>((t.second.end - t.second.begin) / dtype_bytes(t.second.dtype));
-  model.build(shape, values);
+  model.build_capped(values);
 
   for (size_t i = 0; i < model.num_layers(); ++i) {
     const LayerSpec& spec = model.layer_spec(i);
@@ -451,13 +509,29 @@ Model model_from_file(FileContents& f) {
     const Value t = json::parse(training->second, "the training settings ('training' metadata)");
     const std::string tw = "training";
     for (const auto& m : t.as_object(tw))
-      if (m.first != "loss" && m.first != "optimizer" && m.first != "dropout_key")
+      if (m.first != "loss" && m.first != "loss_weights" && m.first != "optimizer" && m.first != "dropout_key")
         throw ValueError(tw + ": unknown entry '" + m.first + "'");
     const Value* loss = t.find("loss");
     const Value* optimizer = t.find("optimizer");
     const Value* key = t.find("dropout_key");
     if (!loss || !optimizer || !key) throw ValueError(tw + ": needs loss, optimizer and dropout_key");
-    model.compile(parse_loss(loss->as_string(tw + ".loss")), optimizer_from_json(*optimizer, tw + ".optimizer"));
+    // Version 1: one loss name; version 2: one per output, with loss_weights.
+    std::vector<OutputLoss> losses;
+    if (f.version == 1) {
+      losses.push_back(OutputLoss{parse_loss(loss->as_string(tw + ".loss")), 1.0, {}});
+    } else {
+      const auto& names = loss->as_array(tw + ".loss");
+      const Value* weights = t.find("loss_weights");
+      if (!weights) throw ValueError(tw + ": needs loss_weights");
+      const auto& w = weights->as_array(tw + ".loss_weights");
+      if (w.size() != names.size()) throw ValueError(tw + ": loss and loss_weights differ in length");
+      for (size_t o = 0; o < names.size(); ++o) {
+        const std::string& n = names[o].as_string(tw + ".loss[" + std::to_string(o) + "]");
+        losses.push_back(OutputLoss{n == "none" ? LossKind::none : parse_loss(n),
+                                    w[o].as_double(tw + ".loss_weights[" + std::to_string(o) + "]"), {}});
+      }
+    }
+    model.compile(losses, optimizer_from_json(*optimizer, tw + ".optimizer"));
     const std::string& ks = key->as_string(tw + ".dropout_key");
     uint64_t dropout_key = 0;
     auto r = std::from_chars(ks.data(), ks.data() + ks.size(), dropout_key);
@@ -509,11 +583,34 @@ void Model::save(const std::string& path, bool include_optimizer,
 
   Value arch = Value::object();
   arch.set("dtype", Value(dtype_name(dtype())));
-  arch.set("input_name", Value(input_name()));
-  arch.set("input_shape", to_json(input_shape()));
+  Value inputs = Value::array();
+  for (size_t i = 0; i < num_inputs(); ++i) {
+    Value in = Value::object();
+    in.set("name", Value(input_name(i)));
+    in.set("shape", to_json(input_shape(i)));
+    inputs.push_back(std::move(in));
+  }
+  arch.set("inputs", std::move(inputs));
   Value layers = Value::array();
-  for (size_t i = 0; i < num_layers(); ++i) layers.push_back(spec_to_json(layer_spec(i)));
+  for (size_t i = 0; i < num_layers(); ++i) {
+    LayerSpec spec = layer_spec(i);
+    spec.inputs.clear();  // the calls below say what feeds each layer
+    layers.push_back(spec_to_json(spec));
+  }
   arch.set("layers", std::move(layers));
+  Value calls = Value::array();
+  for (const Node& n : nodes()) {
+    Value call = Value::object();
+    call.set("layer", Value(layer_spec(n.layer).name));
+    Value refs = Value::array();
+    for (const TensorRef& r : n.inputs) refs.push_back(tensor_ref_to_json(r));
+    call.set("inputs", std::move(refs));
+    calls.push_back(std::move(call));
+  }
+  arch.set("calls", std::move(calls));
+  Value outputs = Value::array();
+  for (size_t o = 0; o < num_outputs(); ++o) outputs.push_back(tensor_ref_to_json(output(o)));
+  arch.set("outputs", std::move(outputs));
   meta.set("model", Value(arch.dump()));
 
   std::vector<Blob> blobs;
@@ -522,9 +619,19 @@ void Model::save(const std::string& path, bool include_optimizer,
     std::vector<Tensor> weights = get_weights(i);
     for (size_t w = 0; w < weights.size(); ++w) blobs.push_back({layer_spec(i).name + "/" + names[w], weights[w]});
   }
-  if (include_optimizer && compiled()) {
+  // A custom loss is code, which a file cannot hold: a model compiled with
+  // one is saved without its training state, and compiled again after loading.
+  bool custom = false;
+  for (const OutputLoss& l : losses()) custom = custom || l.kind == LossKind::custom;
+  if (include_optimizer && compiled() && !custom) {
     Value training = Value::object();
-    training.set("loss", Value(loss_name(loss())));
+    Value loss_names = Value::array(), loss_weights = Value::array();
+    for (const OutputLoss& l : losses()) {
+      loss_names.push_back(Value(loss_name(l.kind)));
+      loss_weights.push_back(Value(l.weight));
+    }
+    training.set("loss", std::move(loss_names));
+    training.set("loss_weights", std::move(loss_weights));
     training.set("optimizer", optimizer_to_json(optimizer()));
     training.set("dropout_key", Value(std::to_string(dropout_key())));
     meta.set("training", Value(training.dump()));
