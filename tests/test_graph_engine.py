@@ -257,9 +257,11 @@ def test_vjp_input_gradient_equals_finite_differences(training):
     model = conv_bn_pool_dense_model("float64")
     x = np.random.default_rng(8).standard_normal((3, 2, 6, 6))
     dy = projection((3, 4), seed=9)
+    before = model.get_weights()
     y, pullback = model.vjp(x, training=training)
     dx = pullback(dy)
     assert dx.shape == x.shape and dx.dtype == np.float64
+    assert_same_weights(before, model.get_weights())  # batch norm's moving statistics too
 
     def projected():  # <dy, f(x)> through the engine's own forward in the same mode
         return float(np.sum(dy * (model.vjp(x, training=True)[0] if training
