@@ -20,7 +20,10 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+
 import workloads as W  # noqa: E402
+from tolerances import tolerance  # noqa: E402
 
 import corenn as cn  # noqa: E402
 
@@ -72,7 +75,7 @@ def test_batch_norm_fwdbwd_32x64x32x32(benchmark):
     assert np.isfinite(dx).all()
     # Normalised per channel: mean 0 before β (β is the channel mean of y).
     _, _, beta, _ = W.cnn._bn_data()
-    np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), beta, atol=1e-4)
+    np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), beta, **tolerance(np.float32))
 
 
 def test_conv3x3_forward_32x64x32x32(benchmark):
@@ -101,7 +104,7 @@ def test_iou_2000x2000(benchmark):
     got = _bench(benchmark, W.det.corenn_iou())
     a, b = W.det._iou_data()
     assert got.shape == (W.det.IOU_N, W.det.IOU_N) and got.dtype == np.float32
-    np.testing.assert_allclose(got[:50], W.det.numpy_iou_formula(a[:50], b), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got[:50], W.det.numpy_iou_formula(a[:50], b), **tolerance(np.float32))
 
 
 def test_nms_10k(benchmark):

@@ -11,6 +11,9 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+
+from tolerances import MODEL_F64  # noqa: E402
 from workloads_resnet import NumpyResNet  # noqa: E402
 
 SMALL = dict(input_shape=(3, 6, 6), widths=(3, 4), blocks=(2, 1), classes=5, dtype=np.float64)
@@ -67,7 +70,7 @@ def test_inference_uses_running_statistics():
     assert u == len(net.running_var)
     infer_logits, tape = net.forward(x, training=False)
     assert tape is None
-    np.testing.assert_allclose(infer_logits, train_logits, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(infer_logits, train_logits, **MODEL_F64)
 
 
 def test_adam_steps_lower_the_loss():

@@ -10,7 +10,7 @@ import corenn as cn
 from reference import conv as ref_conv
 from reference import dense as ref_dense
 from reference import batch_norm as ref
-from tolerances import GRADCHECK_THRESHOLD, assert_close
+from tolerances import CLOSED_FORM, GRADCHECK_THRESHOLD, assert_close
 
 L = cn.layers
 O = cn.optimizers
@@ -187,15 +187,15 @@ def test_one_step_by_hand_with_keras_default_momentum():
     x = np.array([[1.0], [3.0]])  # μ = 2, unbiased variance 2
     m.train_on_batch(x, np.array([0, 1]))
     _, _, mean, var = m.get_layer("bn").get_weights()
-    np.testing.assert_allclose(mean, [0.01 * 2.0], rtol=1e-6)                # 0.99·0 + 0.01·2
-    np.testing.assert_allclose(var, [0.99 * 1.0 + 0.01 * 2.0], rtol=1e-6)    # 0.99·1 + 0.01·2
+    np.testing.assert_allclose(mean, [0.01 * 2.0], **CLOSED_FORM[mean.dtype])                # 0.99·0 + 0.01·2
+    np.testing.assert_allclose(var, [0.99 * 1.0 + 0.01 * 2.0], **CLOSED_FORM[var.dtype])    # 0.99·1 + 0.01·2
 
 
 def test_a_single_example_keeps_the_moving_variance():
     m = bn_model((4,))
     m.train_on_batch(np.array([[1.0, 2.0, 3.0, 4.0]]), np.array([1]))
     _, _, mean, var = m.get_layer("bn").get_weights()
-    np.testing.assert_allclose(mean, 0.01 * np.array([1.0, 2.0, 3.0, 4.0]), rtol=1e-6)
+    np.testing.assert_allclose(mean, 0.01 * np.array([1.0, 2.0, 3.0, 4.0]), **CLOSED_FORM[mean.dtype])
     np.testing.assert_array_equal(var, 1.0)
 
 

@@ -15,6 +15,7 @@ from sklearn.datasets import load_digits
 
 import corenn as cn
 from corenn import callbacks as C
+from tolerances import CLOSED_FORM
 
 L = cn.layers
 O = cn.optimizers
@@ -190,7 +191,8 @@ def test_learning_rate_scheduler_with_a_schedule_object_counts_epochs(digits):
     schedule = O.schedules.InverseTimeDecay(0.5, decay_steps=1, decay_rate=1.0)
     hist = model.fit(X, y, epochs=4, batch_size=64, verbose=0, callbacks=[C.LearningRateScheduler(schedule)])
     # The course's α = α0 / (1 + decay_rate · epoch_num).
-    np.testing.assert_allclose(hist.history["learning_rate"], [0.5 / (1 + e) for e in range(4)], rtol=1e-15)
+    np.testing.assert_allclose(hist.history["learning_rate"], [0.5 / (1 + e) for e in range(4)],
+                               **CLOSED_FORM[np.dtype(np.float64)])
     assert model.optimizer.learning_rate == pytest.approx(0.125)
 
 
@@ -208,7 +210,7 @@ def test_reduce_lr_on_plateau_closed_form():
     # after a cut ends the one-epoch cooldown and starts a new count (so two
     # more flat epochs cut again); an improvement resets; never below min_lr.
     want = [0.1, 0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02]
-    np.testing.assert_allclose(lrs, want, rtol=1e-15)
+    np.testing.assert_allclose(lrs, want, **CLOSED_FORM[np.dtype(np.float64)])
 
 
 def test_reduce_lr_on_plateau_in_fit_changes_the_rate_used(digits):

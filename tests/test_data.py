@@ -9,6 +9,10 @@ from sklearn.preprocessing import StandardScaler
 
 import corenn as cn
 from corenn.data import Standardizer, mini_batches, train_dev_test_split
+from tolerances import CLOSED_FORM, STATISTIC, tolerance
+
+STAT = STATISTIC[np.dtype(np.float64)]  # means, variances against scikit-learn's
+F64 = tolerance(np.float64)  # standardised data: the same arithmetic in another order
 
 
 def labelled(n=1000, classes=(0.5, 0.3, 0.15, 0.05), seed=0):
@@ -137,12 +141,12 @@ def test_standardizer_equals_scikit_learn_standard_scaler(rng):
     X_train[:, 2] = 4.0  # a constant feature: only centred (σ taken as 1)
     X_dev = rng.normal(5.0, 3.0, (50, 6))
     ours, theirs = Standardizer().fit(X_train), StandardScaler().fit(X_train)
-    np.testing.assert_allclose(ours.mean, theirs.mean_, rtol=1e-13)
-    np.testing.assert_allclose(ours.variance, theirs.var_, rtol=1e-12)
-    np.testing.assert_allclose(ours.scale, theirs.scale_, rtol=1e-12)
-    np.testing.assert_allclose(ours.transform(X_train), theirs.transform(X_train), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ours.mean, theirs.mean_, **STAT)
+    np.testing.assert_allclose(ours.variance, theirs.var_, **STAT)
+    np.testing.assert_allclose(ours.scale, theirs.scale_, **STAT)
+    np.testing.assert_allclose(ours.transform(X_train), theirs.transform(X_train), **F64)
     # Dev data gets the TRAINING statistics, not its own.
-    np.testing.assert_allclose(ours.transform(X_dev), theirs.transform(X_dev), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ours.transform(X_dev), theirs.transform(X_dev), **F64)
     assert abs(ours.transform(X_dev).mean()) > 1e-3
 
 
@@ -152,7 +156,7 @@ def test_standardizer_closed_form_small_case():
     np.testing.assert_array_equal(s.mean, [3.0, 10.0])
     np.testing.assert_allclose(s.variance, [8 / 3, 0.0])
     want = np.array([[-1.0, 0.0], [0.0, 0.0], [1.0, 0.0]]) * [np.sqrt(3 / 2), 1.0]
-    np.testing.assert_allclose(s.transform(X), want, rtol=1e-15)
+    np.testing.assert_allclose(s.transform(X), want, **CLOSED_FORM[np.dtype(np.float64)])
 
 
 def test_standardizer_per_channel_for_images(rng):
@@ -160,11 +164,11 @@ def test_standardizer_per_channel_for_images(rng):
         + np.array([0.0, -3.0, 7.0])[:, None, None]
     s = Standardizer().fit(X)
     assert s.mean.shape == (3,) and s.variance.shape == (3,)
-    np.testing.assert_allclose(s.mean, X.transpose(1, 0, 2, 3).reshape(3, -1).mean(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(s.mean, X.transpose(1, 0, 2, 3).reshape(3, -1).mean(axis=1), **STAT)
     Z = s.transform(X)
-    np.testing.assert_allclose(Z.mean(axis=(0, 2, 3)), 0.0, atol=1e-12)
-    np.testing.assert_allclose(Z.std(axis=(0, 2, 3)), 1.0, rtol=1e-12)
-    np.testing.assert_allclose(s.inverse_transform(Z), X, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(Z.mean(axis=(0, 2, 3)), 0.0, **F64)
+    np.testing.assert_allclose(Z.std(axis=(0, 2, 3)), 1.0, **STAT)
+    np.testing.assert_allclose(s.inverse_transform(Z), X, **F64)
 
 
 def test_standardizer_keeps_float32_and_casts_integers(rng):

@@ -6,6 +6,7 @@ import pytest
 
 import corenn as cn
 from corenn.diagnostics import ADVICE, bias_variance, misclassified
+from tolerances import tolerance
 
 L = cn.layers
 
@@ -84,7 +85,7 @@ def test_misclassified_softmax_most_confident_first(rng):
     np.testing.assert_array_equal(m.y_pred, z[m.indices].argmax(1))
     p = np.exp(z - z.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
-    np.testing.assert_allclose(m.confidence, p[m.indices, m.y_pred], rtol=1e-12)
+    np.testing.assert_allclose(m.confidence, p[m.indices, m.y_pred], **tolerance(np.float64))
     assert np.all(np.diff(m.confidence) <= 0)
     assert len(m) == len(wrong) and m.rate == pytest.approx(len(wrong) / 50)
 
@@ -98,6 +99,6 @@ def test_misclassified_binary_logit(rng):
     m = misclassified(model, X, y)
     np.testing.assert_array_equal(np.sort(m.indices), np.flatnonzero((z > 0) != y))
     sig = 1 / (1 + np.exp(-z[m.indices]))
-    np.testing.assert_allclose(m.confidence, np.where(m.y_pred == 1, sig, 1 - sig), rtol=1e-12)
+    np.testing.assert_allclose(m.confidence, np.where(m.y_pred == 1, sig, 1 - sig), **tolerance(np.float64))
     with pytest.raises(ValueError, match=r"misclassified: y must have shape \(40,\)"):
         misclassified(model, X, y[:-1])

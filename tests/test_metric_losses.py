@@ -1,7 +1,7 @@
 """Embedding losses (course 4, week 4): triplet and contrastive losses against
 the NumPy references, fast against naive, gradients by finite differences,
 the definitions on hand-computed cases, PyTorch's TripletMarginLoss settings,
-the Keras-style loss objects and bad inputs."""
+the Keras-style loss objects, triplet mining against enumeration, and bad inputs."""
 
 import numpy as np
 import pytest
@@ -36,7 +36,7 @@ def test_triplet_loss_hand_computed():
     assert_close(loss(None, HAND_TRIPLETS), 3.2, what="course triplet loss")
     assert_close(cn.losses.TripletLoss(0.2, reduction="mean")(None, HAND_TRIPLETS), 1.6,
                  what="mean")
-    _, grad = loss.gradient(HAND_TRIPLETS)
+    _, grad = loss.loss_and_gradient(None, HAND_TRIPLETS)
     # Inactive row: no gradient. Active row: d/da = 2(n − p), d/dp = −2(a − p), d/dn = 2(a − n).
     np.testing.assert_array_equal(grad, [[[0, 0], [0, 0], [0, 0]], [[-2, 0], [4, 0], [-2, 0]]])
 
@@ -122,7 +122,7 @@ def test_contrastive_loss_gradcheck(naive, rng):
 
 def test_contrastive_loss_object_gradient_stacks_pairs(rng):
     e1, e2, same = pairs(rng, 5, 3, np.float64)
-    loss, grad = cn.losses.ContrastiveLoss(2.0).gradient(same, np.stack([e1, e2], axis=1))
+    loss, grad = cn.losses.ContrastiveLoss(2.0).loss_and_gradient(same, np.stack([e1, e2], axis=1))
     _, g1, g2 = cn.ops.contrastive_loss(e1, e2, same, margin=2.0)
     assert loss == cn.ops.contrastive_loss(e1, e2, same, margin=2.0)[0]
     np.testing.assert_array_equal(grad, np.stack([g1, g2], axis=1))
@@ -198,3 +198,106 @@ def test_fast_is_reproducible_across_thread_counts(rng):
         assert cn.ops.triplet_loss(emb, margin=1.0)[0] == results[1][0]
     finally:
         cn.set_num_threads(before)
+
+
+# Triplet mining within a batch ------------------------------------------------------
+
+
+def labelled(rng, n, d, identities):
+    labels = rng.integers(0, identities, n)
+    # Identities as clusters that overlap: some negatives are closer than some positives.
+    centres = rng.standard_normal((identities, d))
+    return centres[labels] + 0.8 * rng.standard_normal((n, d)), labels
+
+
+@pytest.mark.parametrize("n, d, identities", [(2, 3, 2), (12, 4, 3), (40, 8, 5), (30, 2, 1)])
+def test_batch_hard_triplets_equal_enumeration(n, d, identities, rng):
+    emb, labels = labelled(rng, n, d, identities)
+    got = cn.losses.batch_hard_triplets(emb, labels)
+    assert got.dtype == np.int64 and got.shape[1] == 3
+    np.testing.assert_array_equal(got, ref.batch_hard_triplets(emb, labels))
+    if identities > 1 and n > 2:
+        assert len(got) > 0
+
+
+@pytest.mark.parametrize("squared, margin", [(True, 0.2), (True, 2.0), (False, 0.5)])
+@pytest.mark.parametrize("n, d, identities", [(12, 4, 3), (40, 8, 5)])
+def test_semi_hard_triplets_equal_enumeration(squared, margin, n, d, identities, rng):
+    emb, labels = labelled(rng, n, d, identities)
+    got = cn.losses.semi_hard_triplets(emb, labels, margin=margin, squared=squared)
+    expected = ref.semi_hard_triplets(emb, labels, margin, squared)
+    assert len(expected) > 0
+    np.testing.assert_array_equal(got, expected)
+    # Every semi-hard triple costs something, but less than the margin.
+    losses = [ref.triplet_loss(emb[t][None], margin, squared) for t in got]
+    assert min(losses) > 0 and max(losses) < margin
+
+
+def test_mining_hand_case():
+    # 1-D embeddings: identity 0 at 0 and 3, identity 1 at 1 and 10.
+    emb, labels = np.array([[0.0], [3.0], [1.0], [10.0]]), np.array([0, 0, 1, 1])
+    # Anchor 0: positive 1 (d² 9), closest negative 2 (d² 1); anchor 1: 0, 2 (4 < 49);
+    # anchor 2: positive 3, negative 0 (1 < 4); anchor 3: positive 2, negative 1 (49 < 100).
+    np.testing.assert_array_equal(cn.losses.batch_hard_triplets(emb, labels),
+                                  [[0, 1, 2], [1, 0, 2], [2, 3, 0], [3, 2, 1]])
+    # Semi-hard, squared distances 9 (0-1), 1 (0-2), 100 (0-3), 4 (1-2), 49 (1-3), 81 (2-3).
+    # Margin 5 needs d(a,p) < d(a,n) < d(a,p) + 5: no pair has one.
+    assert cn.losses.semi_hard_triplets(emb, labels, margin=5.0).shape == (0, 3)
+    # Margin 45: (1, 0) takes 3 (9 < 49 < 54), (3, 2) takes 0 (81 < 100 < 126);
+    # (0, 1) (1 and 100 against 9 … 54) and (2, 3) (1 and 4 against 81 …) have none.
+    np.testing.assert_array_equal(cn.losses.semi_hard_triplets(emb, labels, margin=45.0),
+                                  [[1, 0, 3], [3, 2, 0]])
+
+
+@pytest.mark.parametrize("mining", ["batch_hard", "semi_hard"])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_triplet_loss_with_mining(mining, dtype, rng):
+    emb, labels = labelled(rng, 24, 6, 4)
+    emb = emb.astype(dtype)
+    loss = cn.losses.TripletLoss(margin=1.0, mining=mining)
+    idx = (cn.losses.batch_hard_triplets(emb, labels) if mining == "batch_hard"
+           else cn.losses.semi_hard_triplets(emb, labels, margin=1.0))
+    assert len(idx) > 0
+    value, grad = loss.loss_and_gradient(labels, emb)
+    assert grad.shape == emb.shape and grad.dtype == dtype
+    assert_close(value, ref.triplet_loss(emb[idx], 1.0), dtype, op="triplet_loss")
+    # The gradient of each triple's rows lands on the embeddings they came from.
+    _, g3 = cn.ops.triplet_loss(emb.astype(np.float64)[idx], margin=1.0)
+    expected = np.zeros(emb.shape)
+    for t, rows in zip(idx, g3):
+        for k in range(3):
+            expected[t[k]] += rows[k]
+    assert_close(grad, expected, dtype, op="triplet_loss", what="scattered gradient")
+
+
+@pytest.mark.parametrize("mining", ["batch_hard", "semi_hard"])
+def test_triplet_loss_with_mining_gradcheck(mining, rng):
+    emb, labels = labelled(rng, 10, 3, 3)
+    mine = ref.batch_hard_triplets if mining == "batch_hard" else (
+        lambda e, y: ref.semi_hard_triplets(e, y, 1.0))
+    _, analytic = cn.losses.TripletLoss(margin=1.0, mining=mining).loss_and_gradient(labels, emb)
+    assert np.any(analytic)
+    numeric = numerical_gradient(lambda: ref.triplet_loss(emb[mine(emb, labels)], 1.0), emb)
+    assert relative_difference(analytic, numeric) < GRADCHECK_THRESHOLD
+
+
+def test_mining_without_triples_costs_nothing():
+    emb, labels = np.eye(3), np.array([0, 1, 2])      # no positives at all
+    value, grad = cn.losses.TripletLoss(mining="batch_hard").loss_and_gradient(labels, emb)
+    assert value == 0 and not grad.any()
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: cn.losses.batch_hard_triplets(np.zeros((4, 2, 1)), np.zeros(4)),
+     r"batch_hard_triplets: embeddings must have shape \(N, D\)"),
+    (lambda: cn.losses.batch_hard_triplets(np.zeros((4, 2)), np.zeros(3)),
+     r"batch_hard_triplets: labels must have shape \(4,\)"),
+    (lambda: cn.losses.semi_hard_triplets(np.full((2, 2), np.nan), np.zeros(2)),
+     r"semi_hard_triplets: embeddings contains NaN"),
+    (lambda: cn.losses.semi_hard_triplets(np.zeros((2, 2)), np.zeros(2), margin=-1),
+     r"semi_hard_triplets: margin"),
+    (lambda: cn.losses.TripletLoss(mining="hardest"), r"TripletLoss: mining"),
+])
+def test_mining_bad_inputs(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -10,7 +10,7 @@ import pytest
 
 import corenn as cn
 from model_numpy import NumpyMLP
-from tolerances import assert_close
+from tolerances import STEP_FROM_DIFFERENCE, assert_close, tolerance
 
 L = cn.layers
 O = cn.optimizers
@@ -276,9 +276,8 @@ def test_course_momentum_is_ewma_of_gradients():
         ewma = (1 - beta) * g if ewma is None else beta * ewma + (1 - beta) * g
         # The closed form of the same average: Σ_k (1 − β) β^(t−k) g_k.
         closed = sum((1 - beta) * beta ** (step - k) * gk for k, gk in enumerate(grads))
-        np.testing.assert_allclose(ewma, closed, rtol=1e-12, atol=1e-15)
-        np.testing.assert_allclose(before - engine.get_parameters(), lr * ewma, rtol=1e-9,
-                                   atol=1e-15)
+        np.testing.assert_allclose(ewma, closed, **tolerance(np.float64))
+        np.testing.assert_allclose(before - engine.get_parameters(), lr * ewma, **STEP_FROM_DIFFERENCE)
     # Differs from PyTorch's undamped momentum (which would be 1/(1 − β) = 10× larger).
     assert np.linalg.norm(ewma) < 0.5 * np.linalg.norm(sum(beta ** (7 - k) * g
                                                            for k, g in enumerate(grads)))

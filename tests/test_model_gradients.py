@@ -8,7 +8,7 @@ import pytest
 import corenn as cn
 from gradcheck import engine_finite_differences, relative_difference
 from model_numpy import NumpyMLP
-from tolerances import GRADCHECK_EPS, GRADCHECK_THRESHOLD
+from tolerances import GRADCHECK_EPS, GRADCHECK_THRESHOLD, MODEL_F64
 
 L = cn.layers
 DTYPES = ["float64", "float32"]
@@ -70,8 +70,7 @@ def test_engine_gradients_match_numpy_oracle():
                    "softmax_cross_entropy", alpha=0.1)  # the leaky_relu layer's slope
     want_loss, want = net.loss_and_gradients(x, y)
     assert loss == pytest.approx(want_loss, rel=1e-12)
-    np.testing.assert_allclose(flat, np.concatenate([g.ravel() for g in want]), rtol=1e-10,
-                               atol=1e-13)
+    np.testing.assert_allclose(flat, np.concatenate([g.ravel() for g in want]), **MODEL_F64)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -140,8 +139,7 @@ def test_binary_cross_entropy_with_missing_targets(dtype):
     want, grads = net.loss_and_gradients(x, y)
     loss, flat = m64._engine.loss_and_gradients([x], [y])
     assert np.isfinite(loss) and loss == pytest.approx(want, rel=1e-12)
-    np.testing.assert_allclose(flat, np.concatenate([g.ravel() for g in grads]), rtol=1e-10,
-                               atol=1e-14)
+    np.testing.assert_allclose(flat, np.concatenate([g.ravel() for g in grads]), **MODEL_F64)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

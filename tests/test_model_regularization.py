@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import corenn as cn
-from tolerances import GRADCHECK_THRESHOLD
+from tolerances import CLOSED_FORM, GRADCHECK_THRESHOLD, tolerance
 
 L = cn.layers
 R = cn.regularizers
@@ -59,7 +59,7 @@ def test_conv_kernel_regularizers_in_loss_and_gradient(kind, reg):
     extra = [reg_obj.l1 * np.sign(W) + 2 * reg_obj.l2 * W for W in kernels] + [np.zeros_like(conv[-1])] + \
             [reg_obj.l1 * np.sign(dense_kernel) + 2 * reg_obj.l2 * dense_kernel,
              np.zeros(3)]
-    np.testing.assert_allclose(g_reg - g_plain, np.concatenate([e.ravel() for e in extra]), atol=1e-12)
+    np.testing.assert_allclose(g_reg - g_plain, np.concatenate([e.ravel() for e in extra]), **tolerance(np.float64))
 
 
 def test_dropout_between_convolutions_gradient_check():
@@ -99,10 +99,11 @@ def test_sgd_weight_decay_is_the_courses_l2_update_on_kernels():
     decayed.train_on_batch(x, y)
     l2.train_on_batch(x, y)
     W1, b1 = decayed.get_weights()
-    np.testing.assert_allclose(W1, W0 - 0.1 * (dW + lam_over_m * W0), rtol=1e-13)
-    np.testing.assert_allclose(b1, b0 - 0.1 * (db + lam_over_m * b0), rtol=1e-13)
-    np.testing.assert_allclose(l2.get_weights()[0], W1, rtol=1e-13)
-    np.testing.assert_allclose(l2.get_weights()[1], b0 - 0.1 * db, rtol=1e-13)
+    STEP = CLOSED_FORM[np.dtype(np.float64)]  # one SGD step by hand
+    np.testing.assert_allclose(W1, W0 - 0.1 * (dW + lam_over_m * W0), **STEP)
+    np.testing.assert_allclose(b1, b0 - 0.1 * (db + lam_over_m * b0), **STEP)
+    np.testing.assert_allclose(l2.get_weights()[0], W1, **STEP)
+    np.testing.assert_allclose(l2.get_weights()[1], b0 - 0.1 * db, **STEP)
 
 
 # ------------------------------------------------------------- multi-task
@@ -134,7 +135,7 @@ def test_multitask_loss_and_gradient_leave_missing_labels_out():
     dZ = np.where(known, 1 / (1 + np.exp(-Z)) - np.where(known, Y, 0.0), 0.0) / m
     loss, grad = model._engine.loss_and_gradients([X], [Y])
     assert loss == pytest.approx(want_loss, rel=1e-13)
-    np.testing.assert_allclose(grad, np.concatenate([(dZ.T @ X).ravel(), dZ.sum(0)]), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(grad, np.concatenate([(dZ.T @ X).ravel(), dZ.sum(0)]), **tolerance(np.float64))
     assert model.evaluate(X, Y)["loss"] == pytest.approx(want_loss, rel=1e-13)
     assert cn.gradient_check(model, X, Y) < GRADCHECK_THRESHOLD
 

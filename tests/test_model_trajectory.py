@@ -8,7 +8,7 @@ import pytest
 
 import corenn as cn
 from model_numpy import NumpyMLP, NumpyOptimizer
-from tolerances import assert_close
+from tolerances import STEP_FROM_DIFFERENCE, assert_close
 
 L = cn.layers
 O = cn.optimizers
@@ -137,10 +137,10 @@ def test_learning_rate_used_at_each_step():
         delta = before - model._engine.get_parameters()
         big = np.abs(grad) > 1e-3
         lrs = delta[big] / grad[big]
-        assert np.ptp(lrs) < 1e-9 * lrs.max()  # one learning rate for every parameter
+        assert np.ptp(lrs) < STEP_FROM_DIFFERENCE["rtol"] * lrs.max()  # one learning rate for every parameter
         used.append(float(np.median(lrs)))
     expected = [expected_inverse_time(s) for s in range(STEPS)]
-    np.testing.assert_allclose(used, expected, rtol=1e-8)
+    np.testing.assert_allclose(used, expected, rtol=STEP_FROM_DIFFERENCE["rtol"])
     # staircase: constant within each block of decay_steps, strictly lower after it.
     assert used[0] == pytest.approx(used[2]) and used[3] < used[2]
     assert model._engine.steps == STEPS

@@ -239,6 +239,12 @@ OP_CASES += [
     ("style_cost", lambda a, g: ops.style_cost(a, g), (X4, X4 * 0.9)),
     ("total_variation", lambda img: ops.total_variation(img), (X4,)),
     ("triplet_loss", lambda e: ops.triplet_loss(e), (RNG.standard_normal((4, 3, 5)),)),
+    ("yolo_loss", lambda t, z: ops.yolo_loss(t, z, np.array([[4.0, 6.0], [8.0, 3.0]]), (12, 12)),
+     (np.stack([cn.detection.yolo_encode([[1, 2, 6, 9]], [1], 3, [[4, 6], [8, 3]], 2, 12)] * 2
+               ).astype(np.float64), RNG.standard_normal((2, 14, 3, 3)))),
+    ("localization_loss", lambda t, p: ops.localization_loss(t, p, "cross_entropy"),
+     (np.array([[1, 0.5, 0.5, 0.2, 0.3, 0, 1], [0, np.nan, 0, 0, 0, 0, 0]]), RNG.standard_normal((2, 7)))),
+    ("masked_mse", ops.masked_mse, (np.where(X > 0.5, np.nan, X), X[::-1].copy())),
     ("contrastive_loss", lambda a, b, same: ops.contrastive_loss(a, b, same),
      (RNG.standard_normal((4, 5)), RNG.standard_normal((4, 5)), np.array([1.0, 0.0, 1.0, 0.0]))),
     ("layer_norm_forward", lambda x, g, b: ops.layer_norm_forward(x, g, b),

@@ -8,6 +8,7 @@ import pytest
 
 import corenn as cn
 from corenn import tuning as T
+from tolerances import frequency_atol
 
 L = cn.layers
 
@@ -23,7 +24,7 @@ def test_log_uniform_is_uniform_in_the_exponent():
     # r = log10(α) is uniform on [−4, 0]: each decade gets a quarter of the draws
     # (binomial, n = 4000: std 0.7%, bound at 5 std).
     decades = np.histogram(np.log10(x), bins=[-4, -3, -2, -1, 0])[0] / len(x)
-    np.testing.assert_allclose(decades, 0.25, atol=0.035)
+    np.testing.assert_allclose(decades, 0.25, atol=frequency_atol(0.25, len(x)))
 
 
 def test_one_minus_log_uniform_is_the_courses_beta():
@@ -32,9 +33,9 @@ def test_one_minus_log_uniform_is_the_courses_beta():
     r = np.log10(1 - b)  # the course: r ∈ [−3, −1], β = 1 − 10^r
     assert r.min() >= -3 - 1e-12 and r.max() <= -1 + 1e-12
     halves = np.histogram(r, bins=[-3, -2, -1])[0] / len(r)
-    np.testing.assert_allclose(halves, 0.5, atol=0.04)
+    np.testing.assert_allclose(halves, 0.5, atol=frequency_atol(0.5, len(r)))
     # As many draws in [0.9, 0.99] as in [0.99, 0.999].
-    assert abs(np.mean(b < 0.99) - 0.5) < 0.04
+    assert abs(np.mean(b < 0.99) - 0.5) < frequency_atol(0.5, len(b))
 
 
 def test_uniform_int_uniform_and_choice():
@@ -42,7 +43,7 @@ def test_uniform_int_uniform_and_choice():
     assert u.min() >= -2 and u.max() < 3 and abs(u.mean() - 0.5) < 0.1
     i = draws(T.IntUniform(2, 5))
     assert set(np.unique(i)) == {2, 3, 4, 5} and i.dtype.kind == "i"
-    np.testing.assert_allclose(np.bincount(i)[2:] / len(i), 0.25, atol=0.035)
+    np.testing.assert_allclose(np.bincount(i)[2:] / len(i), 0.25, atol=frequency_atol(0.25, len(i)))
     c = draws(T.Choice(["relu", "tanh", "sigmoid"]), n=3000)
     for name in ("relu", "tanh", "sigmoid"):
         assert abs(np.mean(c == name) - 1 / 3) < 0.04

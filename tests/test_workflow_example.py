@@ -20,6 +20,30 @@ def short_run():
     return results, lines
 
 
+def assert_search_claims(results):
+    """What step 5 claims about its learning-rate search: each pass draws its
+    trials from its own space and lists them best first; the fine space is the
+    coarse one narrowed around the coarse pass's top trials (refine's top_k=3);
+    the rate kept is the best trial of BOTH passes. A tuner that samples
+    outside its range, sorts the wrong way, refines around other trials or
+    keeps another trial fails here."""
+    coarse, fine = results["coarse"], results["fine"]
+    for search in (coarse, fine):
+        space = search.space["learning_rate"]
+        rates = [r["learning_rate"] for r in search]
+        assert all(space.low <= rate <= space.high for rate in rates), (space, rates)
+        assert len(set(rates)) == len(rates), rates  # independent draws, not one value
+        accuracies = [r["dev_accuracy"] for r in search]
+        assert accuracies == sorted(accuracies, reverse=True), accuracies
+    wide, narrow = coarse.space["learning_rate"], fine.space["learning_rate"]
+    assert wide.low <= narrow.low < narrow.high <= wide.high, (wide, narrow)
+    top = [r["learning_rate"] for r in coarse.rows[:3]]
+    assert narrow.low <= min(top) and max(top) <= narrow.high, (narrow, top)
+    trials = [*coarse, *fine]
+    kept = [r["dev_accuracy"] for r in trials if r["learning_rate"] == results["learning_rate"]]
+    assert kept and kept[0] == max(r["dev_accuracy"] for r in trials)
+
+
 def test_workflow_example_runs_end_to_end(short_run):
     results, lines = short_run
     text = "\n".join(lines)
@@ -28,16 +52,48 @@ def test_workflow_example_runs_end_to_end(short_run):
         assert step in text
     train_error, dev_error = results["plain"]
     assert 0 <= train_error <= dev_error < 0.2
-    # The rate kept is the best trial of BOTH passes (not the coarse pass's best).
-    trials = [*results["coarse"], *results["fine"]]
-    kept = [r["dev_accuracy"] for r in trials if r["learning_rate"] == results["learning_rate"]]
-    assert kept and kept[0] == max(r["dev_accuracy"] for r in trials)
+    assert_search_claims(results)
     assert results["epochs_run"] <= 4 and 0 <= results["best_epoch"] < results["epochs_run"]
     assert results["test_f1"] > 0.8 and results["test_accuracy"] > 0.8
     confusion = results["confusion"]
     assert confusion.shape == (10, 10) and confusion.sum() == 359
     assert len(results["misclassified"]) == 359 - np.trace(confusion)
     assert len(results["coarse"]) == 2 and len(results["fine"]) == 2
+
+
+def _draw_below_the_range(self, u):
+    return float(10.0 ** (u - self._hi + self._lo - 1))  # always < low
+
+
+def _broken_tuners(monkeypatch, kind):
+    random_search, refine, select = cn.tuning.random_search, cn.tuning.refine, cn.metrics.select
+    if kind == "samples outside the space":
+        monkeypatch.setattr(cn.tuning.LogUniform, "_value", _draw_below_the_range)
+    elif kind == "sorts worst first":
+        monkeypatch.setattr(cn.tuning, "random_search", lambda *a, **k: random_search(*a, **{**k, "mode": "min"}))
+    elif kind == "refines around the worst trials":
+        def worst_first(results, top_k=3, margin=0.1):
+            results.rows.reverse()
+            try:
+                return refine(results, top_k=1, margin=0.01)
+            finally:
+                results.rows.reverse()
+        monkeypatch.setattr(cn.tuning, "refine", worst_first)
+    elif kind == "keeps the worst trial":
+        monkeypatch.setattr(cn.metrics, "select", lambda c, o, s=None, mode="max":
+                            select(c, o, s, mode="min" if mode == "max" else "max"))
+
+
+@pytest.mark.parametrize("kind", ["samples outside the space", "sorts worst first",
+                                  "refines around the worst trials", "keeps the worst trial"])
+def test_search_claims_fail_when_the_tuner_is_broken(monkeypatch, kind):
+    def small_run():
+        return workflow.run(epochs=1, trials=4, seed=0, units=8, out=lambda line: None)
+
+    assert_search_claims(small_run())  # the same small run passes with the real tuner
+    _broken_tuners(monkeypatch, kind)
+    with pytest.raises(AssertionError):
+        assert_search_claims(small_run())
 
 
 def test_workflow_command_line_writes_the_learning_curves(tmp_path, capsys):

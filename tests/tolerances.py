@@ -17,6 +17,8 @@ K·u·Σ|terms| (u = unit roundoff) and is typically √K·u·|result|.
   1e-7 means the analytic gradient is right, 1e-3 or more means it is wrong.
 """
 
+import math
+
 import numpy as np
 
 PARITY = {
@@ -39,6 +41,69 @@ OVERRIDES = {
 # Runtime's double tanh/exp are approximations good to ~1e-12 relative
 # (measured 3.4e-12 through tanh and softmax), so 1e-10.
 INTEROP_RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-10}
+
+# ---------------------------------------------------------------- beyond kernel parity
+# Tests other than a kernel against its reference take their tolerance from
+# here too (no inline rtol/atol): each entry says what it compares and why.
+# Comparisons of the same float64 computation summed in another order (a model
+# against NumPy, a loop reference against a vectorised one, one path of the API
+# against another) use PARITY's float64 entry through tolerance(np.float64).
+
+# A closed form recomputed in NumPy by a different but equally short expression:
+# a learning-rate schedule, one optimizer step, a dropout rescale, a
+# standardisation. Each side rounds a handful of times (u each), and a − b·c
+# may cancel by up to ~10×: float64 agrees to ~1e-14, so rtol 1e-13 (failing on
+# any wrong constant, errors >= 1e-3); float32 (running statistics kept in the
+# model's float32) to a few of its u = 6e-8, so rtol 1e-6.
+CLOSED_FORM = {
+    np.dtype(np.float32): dict(rtol=1e-6, atol=0.0),
+    np.dtype(np.float64): dict(rtol=1e-13, atol=0.0),
+}
+
+# A statistic (mean, variance, 1/σ) accumulated in float64 by corenn and by the
+# reference (NumPy, scikit-learn) in different orders and by different
+# algorithms (one pass with Welford/compensation against two passes): ~√K·u
+# relative for K up to ~10^4 values, 1e-14, so rtol 1e-12 in float64; in
+# float32 the float64 result is rounded once to the output (6e-8): rtol 1e-6.
+STATISTIC = {
+    np.dtype(np.float32): dict(rtol=1e-6, atol=0.0),
+    np.dtype(np.float64): dict(rtol=1e-12, atol=0.0),
+}
+
+# A whole network's gradient (or logits) against a NumPy model of it, float64:
+# every layer adds PARITY-sized differences (~1e-15 relative), the chain rule
+# carries them through a few layers and through tanh'/σ' factors, and the small
+# components (1e-3 of the largest) of a gradient vector lose that much relative
+# accuracy: ~1e-12, so rtol 1e-10 with an absolute floor of 1e-13 for entries
+# that are zero up to roundoff. A wrong derivative is off by >= 1e-3.
+MODEL_F64 = dict(rtol=1e-10, atol=1e-13)
+
+# An optimizer step recovered as the difference of the parameters before and
+# after it (p_before − p_after = lr·v): the two parameters carry a rounding of
+# u·|p| each, and their difference cancels by |p| / |Δp| (up to ~10^4 for steps
+# of 1e-4 on weights of ~1): relative error up to ~1e-12·10^2 for the smallest
+# gradients kept; rtol 1e-8 (atol 1e-15 for zero steps). A wrong learning rate
+# or momentum is off by >= 1e-3.
+STEP_FROM_DIFFERENCE = dict(rtol=1e-8, atol=1e-15)
+
+# softmax(z + c) = softmax(z) exactly, but z + c is rounded: each logit moves by
+# up to |z + c|·u (|c| <= 50, |z| <= ~15: 7e-15), which exp turns into a
+# relative change of the probabilities of that size; dz = p − onehot then
+# cancels by up to 1/(1 − p) ~ 10^5 for confident rows: ~1e-9 (atol 1e-12 for
+# dz entries that are zero up to roundoff).
+SHIFTED_LOGITS = dict(rtol=1e-9, atol=1e-12)
+
+# Frequencies of seeded random draws (samplers, random crops): the observed
+# frequency of an event of probability p over n draws has standard deviation
+# √(p(1 − p)/n); a correct sampler stays within FREQUENCY_SIGMAS of them with
+# probability 1 − 6e-7, and a bias of a few percent still fails at n ~ 4000.
+FREQUENCY_SIGMAS = 5
+
+
+def frequency_atol(p, n):
+    """The allowed |observed − p| for a frequency over n independent draws."""
+    return FREQUENCY_SIGMAS * math.sqrt(p * (1 - p) / n)
+
 
 GRADCHECK_THRESHOLD = 1e-7  # course 2, week 1
 GRADCHECK_EPS = 1e-6

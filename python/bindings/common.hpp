@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -85,6 +86,40 @@ inline void require_writeable(const py::array& a, const char* op, const char* ar
                      why + "), got a read-only array");
 }
 
+// The one parser of int-or-tuple hyper-parameters (stride, padding, dilation,
+// kernel_size, size, ...): an int, repeated to the first of `lengths`, or a
+// tuple/list of ints whose length is one of `lengths`. An int is a Python int
+// or a NumPy integer (anything with __index__); a bool is refused although
+// Python counts it as an int, because `stride=True` is a slip, not a 1.
+// TypeError for anything else (bool, float, str, None, a non-int element);
+// ValueError for a sequence of ints of another length. Range checks belong to
+// the kernel's validate(), which knows what each value means.
+inline std::vector<int64_t> int_tuple(const py::object& v, std::initializer_list<size_t> lengths,
+                                      const char* op, const char* arg, const char* expected) {
+  auto is_int = [](const py::handle& h) { return !PyBool_Check(h.ptr()) && PyIndex_Check(h.ptr()); };
+  const std::string what = std::string(op) + ": " + arg + " must be " + expected + ", got ";
+  auto as_int = [&](const py::handle& h) {
+    const auto i = py::reinterpret_steal<py::object>(PyNumber_Index(h.ptr()));
+    if (!i) throw py::error_already_set();
+    int overflow = 0;
+    const long long x = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+    if (overflow) throw ValueError(what + py::repr(v).cast<std::string>() + " (out of range)");
+    return static_cast<int64_t>(x);
+  };
+  if (is_int(v)) return std::vector<int64_t>(*lengths.begin(), as_int(v));
+  if (!py::isinstance<py::tuple>(v) && !py::isinstance<py::list>(v))
+    throw TypeError(what + py::repr(v).cast<std::string>());
+  const auto seq = py::reinterpret_borrow<py::sequence>(v);
+  std::vector<int64_t> out;
+  for (const auto& e : seq) {
+    if (!is_int(e)) throw TypeError(what + py::repr(v).cast<std::string>());
+    out.push_back(as_int(e));
+  }
+  for (size_t n : lengths)
+    if (out.size() == n) return out;
+  throw ValueError(what + std::to_string(out.size()) + " values " + py::repr(v).cast<std::string>());
+}
+
 template <typename T>
 carray<T> new_array(const std::vector<int64_t>& shape) {
   return carray<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
@@ -134,6 +169,7 @@ void bind_norm(py::module_& ops);
 void bind_augment(py::module_& ops);
 void bind_normalize(py::module_& ops);
 void bind_detection(py::module_& ops);
+void bind_detection_losses(py::module_& ops);
 void bind_recurrent(py::module_& ops);
 void bind_style(py::module_& ops);
 void bind_metric_losses(py::module_& ops);

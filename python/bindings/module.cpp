@@ -46,6 +46,7 @@ PYBIND11_MODULE(_core, m) {
   corenn::bind::bind_augment(ops);
   corenn::bind::bind_normalize(ops);
   corenn::bind::bind_detection(ops);
+  corenn::bind::bind_detection_losses(ops);
   corenn::bind::bind_recurrent(ops);
   corenn::bind::bind_style(ops);
   corenn::bind::bind_metric_losses(ops);

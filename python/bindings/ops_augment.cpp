@@ -27,19 +27,7 @@ Dims nchw(const py::array& x, const char* op, const char* arg) {
 
 // padding: an int or (pad_h, pad_w), each >= 0.
 std::pair<int64_t, int64_t> padding_arg(const py::object& v, const char* op) {
-  std::vector<int64_t> p;
-  try {
-    if (py::isinstance<py::sequence>(v) && !py::isinstance<py::str>(v)) {
-      for (const auto& e : py::reinterpret_borrow<py::sequence>(v)) p.push_back(e.cast<int64_t>());
-    } else {
-      p.assign(2, v.cast<int64_t>());
-    }
-  } catch (const py::cast_error&) {
-    p.clear();
-  }
-  if (p.size() != 2)
-    throw TypeError(std::string(op) + ": padding must be an int or a pair (pad_h, pad_w), got " +
-                    py::repr(v).cast<std::string>());
+  const auto p = int_tuple(v, {2}, op, "padding", "an int or a pair (pad_h, pad_w)");
   if (p[0] < 0 || p[1] < 0)
     throw ValueError(std::string(op) + ": padding must be >= 0, got (" + std::to_string(p[0]) + ", " +
                      std::to_string(p[1]) + ")");

@@ -15,39 +15,11 @@ constexpr const char* kConvBackward = "conv2d_backward";
 constexpr const char* kTransForward = "conv_transpose2d_forward";
 constexpr const char* kTransBackward = "conv_transpose2d_backward";
 
-// An int, or a tuple/list of `n` ints; returns the n values (an int repeats).
-// Range checks are left to validate(), which knows what each value means.
-template <size_t N>
-std::array<int64_t, N> int_tuple(const py::object& obj, const char* op, const char* arg,
-                                 const char* expected) {
-  std::array<int64_t, N> out{};
-  auto is_int = [](const py::handle& h) {
-    return py::isinstance<py::int_>(h) && !py::isinstance<py::bool_>(h);
-  };
-  if (is_int(obj)) {
-    out.fill(obj.cast<int64_t>());
-    return out;
-  }
-  if (py::isinstance<py::tuple>(obj) || py::isinstance<py::list>(obj)) {
-    auto seq = obj.cast<py::sequence>();
-    bool ok = seq.size() == N;
-    for (size_t i = 0; ok && i < N; ++i) ok = is_int(seq[i]);
-    if (ok) {
-      for (size_t i = 0; i < N; ++i) out[i] = seq[i].cast<int64_t>();
-      return out;
-    }
-  }
-  throw TypeError(std::string(op) + ": " + arg + " must be " + expected + ", got " +
-                  py::repr(obj).cast<std::string>());
-}
-
 // padding: int, (h, w) or (top, bottom, left, right) -> {top, bottom, left, right}
 std::array<int64_t, 4> conv_padding(const py::object& obj, const char* op) {
-  if ((py::isinstance<py::tuple>(obj) || py::isinstance<py::list>(obj)) &&
-      obj.cast<py::sequence>().size() == 4)
-    return int_tuple<4>(obj, op, "padding", "an int, (h, w) or (top, bottom, left, right)");
-  const auto hw = int_tuple<2>(obj, op, "padding", "an int, (h, w) or (top, bottom, left, right)");
-  return {hw[0], hw[0], hw[1], hw[1]};
+  const auto p = int_tuple(obj, {2, 4}, op, "padding", "an int, (h, w) or (top, bottom, left, right)");
+  if (p.size() == 2) return {p[0], p[0], p[1], p[1]};
+  return {p[0], p[1], p[2], p[3]};
 }
 
 // The optional bias: None, or an array of x's dtype and shape (C_out,).
@@ -91,8 +63,8 @@ Conv2dShape conv_shape(const py::array& x, const py::array& W, const py::object&
   s.out_channels = W.shape(0);
   s.kernel_h = W.shape(2);
   s.kernel_w = W.shape(3);
-  const auto st = int_tuple<2>(stride, op, "stride", "an int or an (h, w) pair");
-  const auto dl = int_tuple<2>(dilation, op, "dilation", "an int or an (h, w) pair");
+  const auto st = int_tuple(stride, {2}, op, "stride", "an int or an (h, w) pair");
+  const auto dl = int_tuple(dilation, {2}, op, "dilation", "an int or an (h, w) pair");
   const auto pd = conv_padding(padding, op);
   s.stride_h = st[0];
   s.stride_w = st[1];
@@ -127,10 +99,10 @@ ConvTranspose2dShape transpose_shape(const py::array& x, const py::array& W,
   s.kernel_w = W.shape(3);
   reject_channels_last(x, W, W.shape(0), op);
   require_shape(W, {s.in_channels, s.out_channels, s.kernel_h, s.kernel_w}, op, "W");
-  const auto st = int_tuple<2>(stride, op, "stride", "an int or an (h, w) pair");
+  const auto st = int_tuple(stride, {2}, op, "stride", "an int or an (h, w) pair");
   const auto pd = conv_padding(padding, op);
-  const auto op_ = int_tuple<2>(output_padding, op, "output_padding", "an int or an (h, w) pair");
-  const auto dl = int_tuple<2>(dilation, op, "dilation", "an int or an (h, w) pair");
+  const auto op_ = int_tuple(output_padding, {2}, op, "output_padding", "an int or an (h, w) pair");
+  const auto dl = int_tuple(dilation, {2}, op, "dilation", "an int or an (h, w) pair");
   s.dilation_h = dl[0];
   s.dilation_w = dl[1];
   s.stride_h = st[0];

@@ -17,27 +17,6 @@ constexpr const char* kPadBackward = "zero_pad2d_backward";
 
 constexpr const char* kNCHW = "(batch, channels, height, width)";
 
-// An int, or a sequence of ints whose length is one of `lengths`; the int is
-// repeated to the first allowed length. TypeError for anything else.
-std::vector<int64_t> int_tuple(const py::object& v, std::initializer_list<size_t> lengths,
-                               const char* op, const char* arg, const char* expected) {
-  const size_t first = *lengths.begin();
-  try {
-    if (py::isinstance<py::sequence>(v) && !py::isinstance<py::str>(v)) {
-      std::vector<int64_t> out;
-      for (const auto& e : py::reinterpret_borrow<py::sequence>(v)) out.push_back(e.cast<int64_t>());
-      for (size_t n : lengths)
-        if (out.size() == n) return out;
-      throw ValueError(std::string(op) + ": " + arg + " must be " + expected + ", got " +
-                       std::to_string(out.size()) + " values");
-    }
-    return std::vector<int64_t>(first, v.cast<int64_t>());
-  } catch (const py::cast_error&) {
-    throw TypeError(std::string(op) + ": " + arg + " must be " + expected + ", got " +
-                    py::repr(v).cast<std::string>());
-  }
-}
-
 std::vector<int64_t> pair_arg(const py::object& v, const char* op, const char* arg) {
   return int_tuple(v, {2}, op, arg, "an int or a pair (h, w)");
 }

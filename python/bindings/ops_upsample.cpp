@@ -10,22 +10,10 @@ constexpr const char* kForward = "upsample2d_forward";
 constexpr const char* kBackward = "upsample2d_backward";
 constexpr const char* kNCHW = "(batch, channels, height, width)";
 
-// size: an int (both axes) or (sh, sw); TypeError for anything else.
+// size: an int (both axes) or (sh, sw).
 std::pair<int64_t, int64_t> size_arg(const py::object& v, const char* op) {
-  try {
-    if (py::isinstance<py::sequence>(v) && !py::isinstance<py::str>(v)) {
-      const auto seq = py::reinterpret_borrow<py::sequence>(v);
-      if (seq.size() != 2)
-        throw ValueError(std::string(op) + ": size must be an int or a pair (sh, sw), got " +
-                         std::to_string(seq.size()) + " values");
-      return {seq[0].cast<int64_t>(), seq[1].cast<int64_t>()};
-    }
-    const int64_t s = v.cast<int64_t>();
-    return {s, s};
-  } catch (const py::cast_error&) {
-    throw TypeError(std::string(op) + ": size must be an int or a pair (sh, sw), got " +
-                    py::repr(v).cast<std::string>());
-  }
+  const auto s = int_tuple(v, {2}, op, "size", "an int or a pair (sh, sw)");
+  return {s[0], s[1]};
 }
 
 // The geometry of an NCHW shape; validate() names the op and argument.
@@ -63,21 +51,7 @@ py::array upsample2d_backward_py(const py::array& dy, const py::object& x_shape,
                                  bool naive) {
   const FloatKind kind = float_kind(dy, kBackward, "dy");
   require_ndim(dy, 4, kBackward, "dy", kNCHW);
-  // Element by element: casting to std::vector here would instantiate
-  // pybind11's caster without <pybind11/stl.h>, a different definition from
-  // the one model.cpp uses (an ODR clash that broke list arguments there).
-  std::vector<int64_t> xs;
-  try {
-    if (!py::isinstance<py::sequence>(x_shape) || py::isinstance<py::str>(x_shape))
-      throw py::cast_error();
-    for (const auto& e : py::reinterpret_borrow<py::sequence>(x_shape)) xs.push_back(e.cast<int64_t>());
-  } catch (const py::cast_error&) {
-    throw TypeError(std::string(kBackward) + ": x_shape must be 4 ints " + kNCHW + ", got " +
-                    py::repr(x_shape).cast<std::string>());
-  }
-  if (xs.size() != 4)
-    throw ValueError(std::string(kBackward) + ": x_shape must be 4 ints " + kNCHW + ", got " +
-                     shape_string(xs));
+  const auto xs = int_tuple(x_shape, {4}, kBackward, "x_shape", "4 ints (batch, channels, height, width)");
   const Upsample2dShape s = upsample_shape(xs, size, interpolation, kBackward);
   require_shape(dy, {s.batch, s.channels, s.out_h(), s.out_w()}, kBackward, "dy");
   return dispatch_float(kind, [&](auto tag) -> py::array {

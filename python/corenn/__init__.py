@@ -41,9 +41,8 @@ from . import callbacks, data, decoding, detection, diagnostics, initializers, i
 from . import losses, metrics, ops, optimizers, regularizers, style, text, tuning  # noqa: E402
 from .gradient_check import gradient_check  # noqa: E402
 from .layers import clear_session  # noqa: E402
-from .models import Model, Sequential  # noqa: E402
+from .models import Model, Sequential, load_model  # noqa: E402
 from . import applications  # noqa: E402  (after models: its blocks build Models)
-from .saving import load_model  # noqa: E402
 from ._install import get_cmake_dir  # noqa: E402
 
 __all__ = ["Model", "Sequential", "__version__", "applications", "callbacks", "clear_session", "data", "decoding",

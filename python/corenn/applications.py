@@ -18,6 +18,9 @@ block's layers can be found again with `model.get_layer`.
 - `fully_convolutional`: a trained Conv → Flatten → Dense classifier as the
   equivalent fully convolutional model, which runs every sliding window of a
   larger image in one pass (course 4, week 3; OverFeat).
+- Faces (course 4, week 4; from `corenn.faces`): `distance`, `choose_threshold`
+  (verification, d(img1, img2) ≤ τ) and `Embedder` (recognition against a
+  database of enrolled identities).
 """
 
 import math
@@ -25,6 +28,7 @@ import math
 from . import _validate
 from . import layers as L
 from . import models
+from .faces import Embedder, choose_threshold, distance  # noqa: F401  (re-exported)
 
 
 def _prefix(name, kind):

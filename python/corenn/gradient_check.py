@@ -46,22 +46,22 @@ def gradient_check(model, X, y, epsilon=1e-7, max_params=2000, seed=0, verbose=0
     verbose = _validate.integer(owner, "verbose", verbose, minimum=0)
     model._require_compiled(owner)
     checked = model if model.dtype == np.float64 else model._clone("float64")
-    X, y = checked._prepare(owner, X, y)
+    xs, ys = checked._prepare(owner, X, y)  # one array per input, one per output
     engine = checked._engine
     indices = _subset(owner, _parameter_sizes(engine), max_params, seed)
     theta, state = engine.get_parameters(), engine.get_state()
     progress = _Progress(len(indices), verbose)
     try:
-        _, analytic = engine.loss_and_gradients([X], [y])
+        _, analytic = engine.loss_and_gradients(xs, ys)
         numeric = np.empty(len(indices))
         shifted = theta.copy()
         for k, i in enumerate(indices):
             shifted[i] = theta[i] + epsilon
             engine.set_parameters(shifted)
-            plus, _ = engine.loss_and_gradients([X], [y])
+            plus, _ = engine.loss_and_gradients(xs, ys)
             shifted[i] = theta[i] - epsilon
             engine.set_parameters(shifted)
-            minus, _ = engine.loss_and_gradients([X], [y])
+            minus, _ = engine.loss_and_gradients(xs, ys)
             shifted[i] = theta[i]
             numeric[k] = (plus - minus) / (2 * epsilon)
             progress.update(k + 1)

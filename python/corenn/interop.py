@@ -520,14 +520,15 @@ def export_onnx(model, path, opset=17):
     g = _Graph(onnx, model.dtype)
     input_name = engine.input_name
     shapes = {input_name: (None, *model.input_shape[1:])}
-    previous = input_name
+    # Each layer's inputs, from its call (layers called twice have no ONNX form here).
+    calls = {name: [ref[0] for ref in refs] for name, refs in engine.nodes()}
     for i, layer in enumerate(model.layers):
         config = engine.layer_config(i)
         kind = config["kind"]
         if kind not in CONVERTERS:
             raise ValueError(f"export_onnx: layer '{layer.name}' ({type(layer).__name__}, kind "
                              f"{kind!r}) has no ONNX converter")
-        inputs = list(config["inputs"]) or [previous]
+        inputs = calls[layer.name]
         g.shape_in = shapes[inputs[0]]
         g.shape_out = tuple(engine.output_shape(i))
         g.weight_names = list(engine.weight_names(i))
@@ -535,7 +536,6 @@ def export_onnx(model, path, opset=17):
         out = CONVERTERS[kind](g, layer.name, config, layer.get_weights(), x)
         assert out == layer.name  # later layers refer to this output by the layer's name
         shapes[layer.name] = (None, *g.shape_out)
-        previous = layer.name
     output_layer = model.layers[engine.output_layer]
     elem = onnx.helper.np_dtype_to_tensor_dtype(model.dtype)
     graph = onnx.helper.make_graph(

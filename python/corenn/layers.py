@@ -58,56 +58,62 @@ def _activation(owner, value, alpha):
 
 
 class SymbolicTensor:
-    """The output of a layer in a graph under construction (Keras's functional
-    API): `h = Dense(10)(x)`. It carries no data; cn.Model(inputs, outputs)
-    follows these links back from the output to find the graph."""
+    """One output of one call of a layer in a graph under construction (Keras's
+    functional API): `h = Dense(10)(x)`. It carries no data: the layer, which
+    call of it (node_index: a layer called twice has nodes 0 and 1), which of
+    that call's outputs (output_index), and the shape (None, *per-example
+    shape), inferred and checked by the engine when the layer was called.
+    cn.Model(inputs, outputs) follows these links back from the outputs."""
 
-    def __init__(self, layer):
+    def __init__(self, layer, node_index, output_index, shape):
         self.layer = layer
+        self.node_index = node_index
+        self.output_index = output_index
+        self.shape = (None, *shape)
 
     @property
-    def shape(self):
-        """(None, *per-example shape), checked by the engine as Model would."""
-        if isinstance(self.layer, Input):
-            return (None, *self.layer.shape)
-        order, inbound, inputs = trace(self)
-        shapes = {i.name: list(i.shape) for i in inputs}
-        for layer in order:
-            names = inbound[layer.name]
-            try:
-                shapes[layer.name] = _core.layer_output_shapes(
-                    layer._engine_config(), [shapes[n] for n in names])[0]
-            except ValueError as exc:
-                if len(names) == 1:
-                    raise
-                sources = ", ".join(f"'{n}' {tuple(shapes[n])}" for n in names)
-                raise ValueError(f"{exc} (from {sources})") from None
-        return (None, *shapes[self.layer.name])
+    def _node(self):
+        return self.layer._nodes[self.node_index]
 
     def __repr__(self):
-        return f"<SymbolicTensor from {self.layer.name!r}>"
+        return (f"<SymbolicTensor {self.layer.name!r} call {self.node_index} output "
+                f"{self.output_index}, shape {self.shape}>")
 
 
-def trace(output):
-    """The layers `output` depends on, in execution order (each after its
-    inputs); each one's input names; and the Inputs reached."""
-    order, seen, inputs = [], set(), []
-    stack = [(output.layer, False)]
+class Node:
+    """One call of a layer (Keras's inbound node): the tensors it was called on
+    (an Input's own node has none) and the tensors it returned."""
+
+    def __init__(self, layer, inputs, output_shapes):
+        self.layer = layer
+        self.index = len(layer._nodes)
+        self.inputs = list(inputs)
+        self.outputs = [SymbolicTensor(layer, self.index, k, tuple(shape))
+                        for k, shape in enumerate(output_shapes)]
+
+    @property
+    def input_shapes(self):
+        return [t.shape[1:] for t in self.inputs]
+
+
+def trace(outputs):
+    """The calls (nodes) the output tensors depend on, each after the calls
+    whose outputs it takes, and the Inputs reached. Only what the outputs
+    need: the engine orders the model's execution itself."""
+    nodes, seen, inputs = [], set(), []
+    stack = [(t._node, False) for t in reversed(outputs)]
     while stack:  # iterative depth-first search: deep graphs do not hit the recursion limit
-        layer, expanded = stack.pop()
-        if isinstance(layer, Input):
-            if layer not in inputs:
-                inputs.append(layer)
+        node, expanded = stack.pop()
+        if isinstance(node.layer, Input):
+            if node.layer not in inputs:
+                inputs.append(node.layer)
         elif expanded:
-            order.append(layer)
-        elif id(layer) not in seen:
-            seen.add(id(layer))
-            if layer._inbound is None:
-                raise ValueError(f"layer '{layer.name}' is not connected to an input")
-            stack.append((layer, True))
-            stack.extend((t.layer, False) for t in reversed(layer._inbound))
-    inbound = {layer.name: [t.layer.name for t in layer._inbound] for layer in order}
-    return order, inbound, inputs
+            nodes.append(node)
+        elif id(node) not in seen:
+            seen.add(id(node))
+            stack.append((node, True))
+            stack.extend((t._node, False) for t in reversed(node.inputs))
+    return nodes, inputs
 
 
 def _symbolic(owner, value):
@@ -116,6 +122,10 @@ def _symbolic(owner, value):
     if isinstance(value, SymbolicTensor):
         return value
     raise TypeError(f"{owner}: expected the output of Input(...) or of another layer, got {value!r}")
+
+
+def _shapes_text(shapes):
+    return ", ".join(str((None, *s)) for s in shapes)
 
 
 def _init_parameters(cls):
@@ -171,11 +181,22 @@ class Layer(_validate.KeywordChecked):
             type(self).__name__, "input_shape", input_shape)
         self._engine = None  # (engine, index) once a model is built
         self._index = None
-        self._inbound = None  # the SymbolicTensors this layer was called on
-        self.output = None
+        self._nodes = []  # one Node per call
 
     def __call__(self, inputs):
-        """Connect the layer in a graph: returns its (symbolic) output."""
+        """Call the layer on symbolic tensors (Input(...) or other layers'
+        outputs): one tensor, or a list for the layers that take several
+        (Add, Concatenate). Returns the output tensor, or a list for a layer
+        with several outputs. A layer called again shares its weights between
+        the calls, so every call must see the same input shapes. The shapes are
+        checked here: ValueError naming the layer and the shapes."""
+        return self._call_on(inputs)
+
+    def _call_on(self, inputs, initial_state=None):
+        """__call__'s work. A layer that takes an initial state (the recurrent
+        layers) defines __call__(self, inputs, initial_state=None) as
+        self._call_on(inputs, initial_state): the state tensors (one or a list)
+        are passed after the inputs."""
         owner = f"{type(self).__name__} '{self.name}'"
         many = isinstance(inputs, (list, tuple))
         tensors = [_symbolic(owner, t) for t in (inputs if many else [inputs])]
@@ -183,13 +204,40 @@ class Layer(_validate.KeywordChecked):
             raise ValueError(f"{owner}: takes a list of two or more inputs, got {inputs!r}")
         if not self.merges and len(tensors) != 1:
             raise ValueError(f"{owner}: takes one input, got {len(tensors)}")
-        if self._inbound is not None:
-            raise ValueError(f"{owner}: is already connected (to "
-                             f"{', '.join(t.layer.name for t in self._inbound)}); a layer is used "
-                             "once in a graph, so create a new layer for another use")
-        self._inbound = tensors
-        self.output = SymbolicTensor(self)
-        return self.output
+        if initial_state is not None:
+            states = initial_state if isinstance(initial_state, (list, tuple)) else [initial_state]
+            tensors += [_symbolic(f"{owner} (initial_state)", t) for t in states]
+        outputs = self._call(tensors)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def _call(self, tensors):
+        """A new node on these tensors (all inputs, initial states included): its
+        output tensors, shapes inferred by the engine's rule for the kind."""
+        shapes = [list(t.shape[1:]) for t in tensors]
+        owner = f"{type(self).__name__} '{self.name}'"
+        if self._nodes and [list(s) for s in self._nodes[0].input_shapes] != shapes:
+            raise ValueError(f"{owner}: every call of a layer shares its weights, so must see the "
+                             f"same input shapes: first called on {_shapes_text(self._nodes[0].input_shapes)}, "
+                             f"now on {_shapes_text(shapes)}")
+        try:  # the engine's message names the layer and the shapes
+            output_shapes = _core.layer_output_shapes(self._engine_config(), shapes)
+        except ValueError as exc:
+            if len(tensors) == 1:
+                raise
+            sources = ", ".join(f"'{t.layer.name}' {tuple(s)}" for t, s in zip(tensors, shapes))
+            raise ValueError(f"{exc} (from {sources})") from None
+        node = Node(self, tensors, output_shapes)
+        self._nodes.append(node)
+        return list(node.outputs)
+
+    @property
+    def output(self):
+        """The output of the layer's first call (a list for several outputs);
+        None before it is called."""
+        if not self._nodes:
+            return None
+        outputs = self._nodes[0].outputs
+        return outputs[0] if len(outputs) == 1 else list(outputs)
 
     @property
     def trainable(self):
@@ -241,13 +289,14 @@ class Layer(_validate.KeywordChecked):
 class Input(Layer):
     """The per-example input shape, e.g. Input((1, 28, 28)) or Input((784,)):
     the first entry of a Sequential, or the start of a functional graph
-    (`x = Input((3, 32, 32)); h = Conv2D(8, 3)(x)`)."""
+    (`x = Input((3, 32, 32)); h = Conv2D(8, 3)(x)`): it stands for its own
+    output tensor wherever a layer takes one."""
 
     def __init__(self, shape, name=None):
         super().__init__(name=name)
         self.shape = _validate.shape("Input", "shape", shape)
         self.input_shape = self.shape
-        self.output = SymbolicTensor(self)
+        self._nodes.append(Node(self, [], [self.shape]))
 
     def __call__(self, inputs):
         raise TypeError(f"Input '{self.name}': an Input is not called; pass it to other layers")

@@ -1,57 +1,56 @@
 """Model and Sequential: Keras's model API over the C++ engine (corenn._core.Engine).
 
-Python here only slices mini-batches and keeps the history; every pass over the
-data (forward, loss, backward, update) is one call into C++ with the GIL
-released."""
+A Model holds the graph (the calls of its layers, its inputs and outputs), the
+compiled losses, optimizer and metrics; the engine orders and runs the graph.
+The training loop is corenn/training.py and the model files corenn/saving.py."""
 
-import math
-import numbers
-import sys
-import time
+import collections
 import warnings
-from collections.abc import Mapping
 
 import numpy as np
 
-from . import _core, _validate, callbacks as callbacks_module, layers as layers_module
-from . import losses, metrics as metrics_module, optimizers as optimizers_module, saving
+from . import _core, _validate, layers as layers_module, losses, metrics as metrics_module
+from . import optimizers as optimizers_module, saving, training as _training
 
 
-def _as_array(owner, name, value):
-    try:
-        return np.asarray(value)
-    except Exception as exc:  # pragma: no cover - numpy's own message is kept
-        raise TypeError(f"{owner}: {name} must be array-like: {exc}") from None
+def _listed(value):
+    """(items, given as a list?) of one item or a list/tuple of them."""
+    if isinstance(value, (list, tuple)):
+        return list(value), True
+    return [value], False
+
+
+def _is_symbolic(value):
+    items, _ = _listed(value)
+    return bool(items) and all(isinstance(v, (layers_module.SymbolicTensor, layers_module.Input))
+                               for v in items)
 
 
 class Model:
     """A graph of layers (Keras's functional API), run by the C++ engine:
 
-        x = Input((3, 32, 32))
-        h = Conv2D(8, 3, padding="same", activation="relu")(x)
-        y = Dense(10)(Flatten()(Add()([h, Conv2D(8, 1)(x)])))
-        model = Model(inputs=x, outputs=y)
+        a, b = Input((4,), name="left"), Input((4,), name="right")
+        enc = Dense(8, activation="relu", name="enc")      # called twice: shared weights
+        same = Dense(1, name="same")(Concatenate(axis=-1)([enc(a), enc(b)]))
+        model = Model(inputs=[a, b], outputs=[same, enc.output])
 
-    One input and one output. The layers are those on a path from the input to
-    the output; shapes are checked, and weights initialised, right away. A layer
-    that already belongs to another model brings its current weights along
-    (transfer learning: a new head on a trained base); the two models then
-    train independently, and the layer's get_weights() reads the newer one.
+    inputs and outputs are one tensor or a list; predict and the other methods
+    take and return the same structure (a dict keyed by input name is accepted
+    for x). The model holds the calls (nodes) its outputs depend on; the engine
+    checks them and initialises the weights right away. A layer called several
+    times shares its weights between the calls (their gradients are summed). A
+    layer that already belongs to a built model of the same dtype shares its
+    weights with it (training one trains the other: feature extractors, a new
+    head on a trained base); in another dtype its current weights are copied.
     Inputs of another dtype are cast to the model's dtype (float32 by default;
-    float64 for gradient checking).
+    float64 for gradient checking). A built model is callable on symbolic
+    tensors like a layer (its layers are called again: shared weights), and on
+    arrays (predict).
     """
 
     def __init__(self, inputs, outputs, dtype="float32", name=None):
         self._init(dtype, name or "model")
-        source = self._single("inputs", inputs)
-        if not isinstance(source, (layers_module.Input, layers_module.SymbolicTensor)) or (
-                isinstance(source, layers_module.SymbolicTensor)
-                and not isinstance(source.layer, layers_module.Input)):
-            raise TypeError(f"Model: inputs must be an Input, got {source!r}")
-        self._input = source if isinstance(source, layers_module.Input) else source.layer
-        self._input_shape = self._input.shape
-        self._layers, self._inbound = _trace(self._input, layers_module._symbolic(
-            "Model (outputs)", self._single("outputs", outputs)))
+        self._connect(inputs, outputs)
         self.build()
 
     def _init(self, dtype, name):
@@ -59,23 +58,61 @@ class Model:
         self.dtype = np.dtype(dtype)
         self.name = name
         self._layers = []
-        self._inbound = None  # layer name -> names of its inputs (the Input's among them)
-        self._input = None
-        self._input_shape = None
+        self._nodes = []  # the layer calls the outputs depend on (layers.Node)
+        self._inputs = []  # Input layers
+        self._outputs = []  # SymbolicTensors
+        self._inputs_listed = self._outputs_listed = False  # the structure of x and of predict's result
         self._engine = None
-        self._loss = None
+        self._losses = None  # one per output: a loss name, a custom loss, or None
+        self._loss_weights = None
         self._optimizer = None
-        self._metrics = []
+        self._output_metrics = []  # per output: [(name, fn)]
         self.stop_training = False
 
-    @staticmethod
-    def _single(what, value):
-        if isinstance(value, (list, tuple)):
-            if len(value) != 1:
-                raise ValueError(f"Model: {what} must be one tensor (models have one input and "
-                                 f"one output), got {len(value)}")
-            value = value[0]
-        return value
+    def _connect(self, inputs, outputs):
+        """The model's inputs, outputs, the calls between them and their layers,
+        checked: every input used, no other input reached, unique layer names."""
+        items, self._inputs_listed = _listed(inputs)
+        sources = []
+        for t in items:
+            layer = t.layer if isinstance(t, layers_module.SymbolicTensor) else t
+            if not isinstance(layer, layers_module.Input):
+                raise TypeError(f"Model: inputs must be an Input (or a list of them), got {t!r}")
+            if layer in sources:
+                raise ValueError(f"Model: the input '{layer.name}' is given twice")
+            sources.append(layer)
+        if not sources:
+            raise ValueError("Model: inputs is empty; give at least one Input")
+        items, self._outputs_listed = _listed(outputs)
+        ends = [layers_module._symbolic("Model (outputs)", t) for t in items]
+        if not ends:
+            raise ValueError("Model: outputs is empty; give at least one tensor")
+        for t in ends:
+            if isinstance(t.layer, layers_module.Input):
+                raise ValueError(f"Model: the output is the input '{t.layer.name}' itself; add at "
+                                 "least one layer")
+        nodes, reached = layers_module.trace(ends)
+        unused = [repr(s.name) for s in sources if s not in reached]
+        if unused:
+            raise ValueError(f"Model: the output{'s do' if len(ends) > 1 else ' does'} not depend on "
+                             f"the input {', '.join(unused)} (it is unused)")
+        foreign = [repr(i.name) for i in reached if i not in sources]
+        if foreign:
+            given = ", ".join(repr(s.name) for s in sources)
+            raise ValueError(f"Model: the outputs depend on input(s) {', '.join(foreign)} that are "
+                             f"not the model's input{'s' if len(sources) > 1 else ''} {given}")
+        layers, names = [], {s.name for s in sources}
+        if len(names) < len(sources):
+            raise ValueError("Model: two inputs have the same name; input names must be unique")
+        for node in nodes:
+            if any(node.layer is l for l in layers):
+                continue
+            if node.layer.name in names:
+                raise ValueError(f"Model: two layers are named '{node.layer.name}'; layer names "
+                                 "must be unique")
+            names.add(node.layer.name)
+            layers.append(node.layer)
+        self._inputs, self._outputs, self._nodes, self._layers = sources, ends, nodes, layers
 
     # ----------------------------------------------------------------- building
     @property
@@ -83,13 +120,46 @@ class Model:
         return list(self._layers)
 
     @property
+    def inputs(self):
+        """The input tensors, a list."""
+        return [i.output for i in self._inputs]
+
+    @property
+    def outputs(self):
+        """The output tensors, a list."""
+        self._ensure_built()
+        return list(self._outputs)
+
+    @property
     def input(self):
-        return None if self._input is None else self._input.output
+        """The input tensor (a list for several inputs); None before a
+        Sequential knows its input."""
+        if not self._inputs:
+            return None
+        return self.inputs if self._inputs_listed else self._inputs[0].output
 
     @property
     def output(self):
         self._ensure_built()
-        return self._layers[self._engine.output_layer].output
+        return list(self._outputs) if self._outputs_listed else self._outputs[0]
+
+    @property
+    def input_names(self):
+        return [i.name for i in self._inputs]
+
+    @property
+    def output_names(self):
+        """Each output's name, as Keras: its layer's name (made unique with
+        _1, _2 when one layer gives several outputs). Losses, loss weights and
+        metrics given as dicts are keyed by these."""
+        if not self._outputs:  # an unbuilt Sequential: its last layer's one output
+            return [self._layers[-1].name] if self._layers else []
+        taken, names = collections.Counter(), []
+        for t in self._outputs:
+            n = taken[t.layer.name]
+            taken[t.layer.name] += 1
+            names.append(t.layer.name if n == 0 else f"{t.layer.name}_{n}")
+        return names
 
     def get_layer(self, name=None, index=None):
         """A layer by name, or by its position in model.layers."""
@@ -110,58 +180,70 @@ class Model:
         return self._engine is not None
 
     def build(self, input_shape=None):
-        """Fix the per-example input shape, check every layer and initialise weights."""
+        """Hand the graph to a new engine, which checks every call and initialises
+        the weights (layers of a built model keep theirs: shared in the same
+        dtype, copied in another)."""
         if input_shape is not None:
-            self._input_shape = _validate.shape(f"{type(self).__name__}.build", "input_shape",
-                                                input_shape)
-        if self._input_shape is None:
-            raise ValueError("build: the input shape is unknown; start the model with "
-                             "Input(shape) or call build(input_shape)")
-        if not self._layers:
-            raise ValueError("build: the model has no layers")
-        # A layer built before (in another model) keeps its weights.
-        carried = {l.name: l.get_weights() for l in self._layers if l._engine is not None}
+            raise ValueError(f"{type(self).__name__}.build: a functional model's input shapes "
+                             "come from its Inputs; input_shape must be None")
         engine = _core.Engine(self.dtype.name)
-        engine.input_name = self._input_name()
+        for source in self._inputs:
+            engine.add_input(source.name, list(source.shape))
         for layer in self._layers:
-            config = layer._engine_config()
-            if self._inbound is not None:
-                config["inputs"] = self._inbound[layer.name]
-            engine.add(config)
-        engine.build(list(self._input_shape))
+            engine.add(layer._engine_config())
+        # Engine node numbers count the calls of each layer that this model holds.
+        number, calls = {}, collections.Counter()
+        for node in self._nodes:
+            number[id(node)] = calls[node.layer.name]
+            calls[node.layer.name] += 1
+        self._number = number
+        for node in self._nodes:
+            engine.call(node.layer.name, [self._ref(t) for t in node.inputs])
+        engine.set_outputs([self._ref(t) for t in self._outputs])
+        carried = {}
+        for layer in self._layers:
+            if layer._engine is None:
+                continue
+            if layer._engine.dtype == self.dtype.name:
+                engine.share_layer(layer.name, layer._engine, layer.name)
+            else:
+                carried[layer.name] = layer.get_weights()
+        engine.build()
         for i, layer in enumerate(self._layers):
             if layer.name in carried:
                 engine.set_weights(i, [np.asarray(w, dtype=self.dtype) for w in carried[layer.name]])
+        self._attach(engine)
+        if self._losses is not None:
+            self._compile_engine()
+
+    def _ref(self, tensor):
+        """The engine's name of a tensor: (layer name, call number, output number)."""
+        if isinstance(tensor.layer, layers_module.Input):
+            return (tensor.layer.name, 0, 0)
+        return (tensor.layer.name, self._number[id(tensor._node)], tensor.output_index)
+
+    def _attach(self, engine):
+        self._engine = engine
         for i, layer in enumerate(self._layers):
             layer._engine, layer._index = engine, i
-        self._engine = engine
-        if self._loss is not None:
-            self._engine.compile(self._loss, None, self._optimizer._engine_config())
-
-    def _input_name(self):
-        return self._input.name if self._input is not None else "input"
 
     def _ensure_built(self, x=None):
         if self._engine is None:
-            if self._input_shape is None and x is not None:
-                self._input_shape = tuple(int(d) for d in np.shape(x)[1:])
-                try:
-                    self.build()
-                except ValueError as exc:  # the shape came from x: x may be the mistake
-                    self._input_shape = None
-                    raise ValueError(f"{exc} (the input shape {tuple(np.shape(x)[1:])} was taken "
-                                     f"from x){_validate.channels_last('x', np.shape(x))}") from None
-            else:
-                self.build()
+            self.build()
 
     @property
     def input_shape(self):
-        return None if self._input_shape is None else (None, *self._input_shape)
+        """(None, *shape) of the input (a list of them for several inputs)."""
+        shapes = [(None, *i.shape) for i in self._inputs]
+        if not shapes:
+            return None
+        return shapes if self._inputs_listed else shapes[0]
 
     @property
     def output_shape(self):
         self._ensure_built()
-        return (None, *self._engine.model_output_shape())
+        shapes = [t.shape for t in self._outputs]
+        return shapes if self._outputs_listed else shapes[0]
 
     def count_params(self):
         """Every weight, as Keras counts: parameters plus state (batch norm's
@@ -175,16 +257,22 @@ class Model:
     def summary(self, print_fn=print):
         """Per layer: output shape, parameters and multiply-adds per example (the
         course's cost of a convolution: weights × the positions they slide over);
-        graphs also list each layer's inputs."""
+        graphs also list the inputs of each call."""
         self._ensure_built()
         e = self._engine
-        graph = self._inbound is not None
+        graph = not isinstance(self, Sequential)
         header = ("Layer (type)", "Output Shape", "Param #", "Mult-Adds") + (("Connected to",) if graph else ())
+        calls = collections.defaultdict(list)
+        for node in self._nodes:
+            calls[node.layer.name].append(node)
         rows = []
         for i, l in enumerate(self._layers):
-            row = (f"{l.name} ({type(l).__name__})", str((None, *e.output_shape(i))),
-                   f"{self._layer_weight_count(i):,}", f"{e.multiply_adds(i):,}")
-            rows.append(row + ((", ".join(e.layer_inputs(i)),) if graph else ()))
+            first = calls[l.name][0]
+            shape = ", ".join(str(t.shape) for t in first.outputs)
+            row = (f"{l.name} ({type(l).__name__})", shape, f"{self._layer_weight_count(i):,}",
+                   f"{e.multiply_adds(i):,}")
+            inbound = " | ".join(", ".join(_tensor_name(t) for t in node.inputs) for node in calls[l.name])
+            rows.append(row + ((inbound,) if graph else ()))
         widths = [max(len(h), *(len(r[c]) for r in rows)) for c, h in enumerate(header)]
         line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
         trainable = sum(e.count_layer_params(i) for i, l in enumerate(self._layers) if l.trainable)
@@ -224,15 +312,71 @@ class Model:
             self._engine.set_weights(i, cast[at:at + n])
             at += n
 
+    def _trainable_layout(self):
+        """(offset, shape) in the flat parameter arena of each trainable weight,
+        in get_weights order."""
+        self._ensure_built()
+        return [(int(offset), tuple(shape)) for i, _, offset, shape in self._engine.parameter_layout()
+                if self._layers[i].trainable]
+
+    @property
+    def trainable_weights(self):
+        """Copies of the trainable parameters (layers with trainable=True; no
+        batch norm statistics), in get_weights order: what compute_gradients'
+        grads match."""
+        layout = self._trainable_layout()
+        flat = self._engine.get_parameters()
+        return [flat[o:o + int(np.prod(s, dtype=np.int64))].reshape(s).copy()
+                for o, s in layout]
+
     # ---------------------------------------------------------------- training
     @_validate.keyword_checked
-    def compile(self, optimizer="adam", loss="softmax_cross_entropy", metrics=None):
+    def compile(self, optimizer="adam", loss="softmax_cross_entropy", metrics=None,
+                loss_weights=None):
+        """The optimizer, and per output a loss, its weight and metrics, as Keras:
+        each may be one value for every output, a list (one per output) or a dict
+        keyed by output name (model.output_names; a missing name has no loss,
+        weight 1, no metrics). A loss is a built-in name, None (no loss for that
+        output), a callable fn(y_true, y_pred) -> (loss, dloss_dy_pred) or an
+        object with loss_and_gradient(y_true, y_pred) (cn.losses.TripletLoss):
+        corenn/losses.py. The loss minimised is Σ loss_weight·loss over the
+        outputs (plus regularisation)."""
+        names = self.output_names
         self._optimizer = optimizers_module.get(optimizer)
-        self._loss = losses.get(loss)
-        self._metrics = [metrics_module.get(m) for m in (metrics or [])]
-        _warn_activation_before_loss(self._layers[-1] if self._layers else None, self._loss)
+        self._losses = _per_output("loss", loss, names, losses.get, None)
+        if all(l is None for l in self._losses):
+            raise ValueError("compile: loss is None for every output; give at least one output a loss")
+        self._loss_weights = _per_output(
+            "loss_weights", loss_weights, names,
+            lambda w: _validate.real("compile", "loss_weights", w, low=0.0), 1.0)
+        self._output_metrics = _metrics_per_output(metrics, names)
+        ends = [t.layer for t in self._outputs] if self._outputs else self._layers[-1:]
+        for layer, l in zip(ends, self._losses):
+            _warn_activation_before_loss(layer, l)
         if self._engine is not None:
-            self._engine.compile(self._loss, None, self._optimizer._engine_config())
+            self._compile_engine()
+
+    def _compile_engine(self):
+        self._engine.compile(list(self._losses), [float(w) for w in self._loss_weights],
+                             self._optimizer._engine_config())
+
+    @property
+    def _loss(self):
+        """The loss of a one-output model (the list of losses for several); None before compile."""
+        if self._losses is None:
+            return None
+        return self._losses[0] if len(self._losses) == 1 else list(self._losses)
+
+    @property
+    def _metrics(self):
+        """[(logged name, fn)] over the outputs: "accuracy" for one output,
+        "<output>_accuracy" for several (Keras's names)."""
+        return [(self._metric_key(o, name), fn) for o, ms in enumerate(self._output_metrics)
+                for name, fn in ms]
+
+    def _metric_key(self, output, name):
+        names = self.output_names
+        return name if len(names) == 1 else f"{names[output]}_{name}"
 
     @property
     def optimizer(self):
@@ -240,148 +384,33 @@ class Model:
         return self._optimizer
 
     def _require_compiled(self, owner):
-        if self._loss is None:
+        if self._losses is None:
             raise ValueError(f"{owner}: call compile(optimizer, loss) first")
 
-    def _prepare(self, owner, x, y=None, empty_ok=False):
-        """Cast and check x (and y) against the model: errors before any work.
-        Zero examples are an error except where empty_ok (predict: zero rows out)."""
-        x = _as_array(owner, "x", x)
-        if x.dtype.kind not in "fiub":
-            raise TypeError(f"{owner}: x must be numeric, got dtype {x.dtype}")
-        self._ensure_built(x)
-        want = (len(x), *self._input_shape) if x.ndim >= 1 else None
-        if x.shape != want:
-            raise ValueError(f"{owner}: x must have shape (batch, {', '.join(map(str, self._input_shape))}),"
-                             f" got {x.shape}{_validate.channels_last('x', x.shape, self._input_shape)}")
-        if not empty_ok:
-            _validate.examples(owner, "x", x)
-        integer_x = x.dtype.kind != "f"
-        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: refused below
-            x = np.ascontiguousarray(x, dtype=self.dtype)
-        if y is None:
-            return x, None  # predict: a NaN in a row propagates to that row's output
-        # Training and evaluation refuse NaN/inf (after the cast, which may
-        # overflow): one would turn the loss NaN and, in training, skip the step.
-        if not integer_x:
-            _validate.finite(owner, "x", x)
-        y = _as_array(owner, "y", y)
-        if len(y) != len(x):
-            raise ValueError(f"{owner}: x and y must hold the same number of examples, "
-                             f"got {len(x)} and {len(y)}")
-        out_shape = tuple(self._engine.model_output_shape())
-        if self._loss == "softmax_cross_entropy":
-            classes = int(np.prod(out_shape))
-            if y.ndim != 1:
-                raise ValueError(f"{owner}: softmax_cross_entropy needs y of shape ({len(x)},) "
-                                 f"(integer class ids), got {y.shape}")
-            if y.dtype.kind == "f":
-                _validate.finite(owner, "y", y)
-                if np.any(y != np.round(y)):
-                    raise ValueError(f"{owner}: class ids in y must be whole numbers")
-            elif y.dtype.kind not in "iub":
-                raise TypeError(f"{owner}: y must hold integer class ids, got dtype {y.dtype}")
-            y = np.ascontiguousarray(y, dtype=np.int64)
-            if len(y) and (y.min() < 0 or y.max() >= classes):
-                bad = int(y[(y < 0) | (y >= classes)][0])
-                raise ValueError(f"{owner}: class id {bad} in y is outside [0, {classes}) "
-                                 f"for a model with {classes} outputs")
-        else:
-            if y.dtype.kind not in "fiub":
-                raise TypeError(f"{owner}: y must be numeric, got dtype {y.dtype}")
-            if y.ndim == 1 and out_shape == (1,):
-                y = y.reshape(-1, 1)
-            if y.shape != (len(x), *out_shape):
-                raise ValueError(f"{owner}: y must have shape {(len(x), *out_shape)} to match the "
-                                 f"model's output, got {y.shape}")
-            with np.errstate(over="ignore"):
-                y = np.ascontiguousarray(y, dtype=self.dtype)
-            # binary cross-entropy reads NaN targets as missing labels.
-            _validate.finite(owner, "y", y, allow_nan=self._loss == "binary_cross_entropy")
-        return x, y
-
     def _labels(self):
-        return self._loss == "softmax_cross_entropy"
+        """Whether the (first) output's loss takes integer class ids (softmax cross-entropy)."""
+        return self._losses is not None and self._losses[0] == "softmax_cross_entropy"
 
-    def _sample_weight(self, owner, sample_weight, n):
-        """sample_weight as (n,) in the model's dtype, checked (finite, >= 0), or None."""
-        if sample_weight is None:
-            return None
-        w = _as_array(owner, "sample_weight", sample_weight)
-        if w.dtype.kind not in "fiub":
-            raise TypeError(f"{owner}: sample_weight must be numeric, got dtype {w.dtype}")
-        if w.shape != (n,):
-            raise ValueError(f"{owner}: sample_weight must have shape ({n},) (one weight per "
-                             f"example), got {w.shape}")
-        # Checked after the cast: 1e300 is finite in float64 but not in float32.
-        with np.errstate(over="ignore"):
-            w = np.array(w, dtype=self.dtype)
-        bad = ~(np.isfinite(w) & (w >= 0))
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise ValueError(f"{owner}: sample_weight must be finite and >= 0, got {w[i]} at "
-                             f"example {i}")
-        return w
-
-    def _class_weight(self, owner, class_weight, y):
-        """Each example's weight from class_weight {class index: weight}, as Keras's
-        class_weight_to_sample_weights: the integer label for softmax cross-entropy,
-        the rounded 0/1 target for binary cross-entropy with one output column;
-        classes missing from the dict (and missing binary labels) weigh 1."""
-        if not isinstance(class_weight, Mapping):
-            raise TypeError(f"{owner}: class_weight must be a dict {{class index: weight}}, got "
-                            f"{type(class_weight).__name__}")
-        out_shape = tuple(self._engine.model_output_shape())
-        if self._loss == "softmax_cross_entropy":
-            classes, labels = int(np.prod(out_shape)), y
-        elif self._loss == "binary_cross_entropy" and int(np.prod(out_shape)) == 1:
-            rounded = np.round(y.reshape(-1))
-            # NaN targets (missing labels, skipped by the loss) index the spare slot.
-            classes = 2
-            labels = np.where(np.isfinite(rounded) & (rounded >= 0) & (rounded <= 1),
-                              rounded, classes).astype(np.int64)
-        else:
-            raise ValueError(f"{owner}: class_weight needs softmax_cross_entropy (integer labels) "
-                             f"or binary_cross_entropy with one output column; the model has "
-                             f"loss {self._loss!r} and output shape {out_shape}")
-        table = np.ones(classes + 1)  # the last slot: targets outside the classes weigh 1
-        for key, value in class_weight.items():
-            integral = isinstance(key, numbers.Integral) and not isinstance(key, bool)
-            if not integral or not 0 <= key < classes:
-                raise ValueError(f"{owner}: class_weight key {key!r} is not a class index in "
-                                 f"[0, {classes})")
-            table[int(key)] = _validate.real(owner, f"class_weight[{key}]", value, low=0.0)
-        return table[labels].astype(self.dtype)
-
-    def _example_weights(self, owner, y, w, class_weight):
-        """The per-example loss weights: the checked sample weights w times the
-        class weight of each example's label (Keras multiplies the two); None
-        when neither is given."""
-        if class_weight is None:
-            return w
-        c = self._class_weight(owner, class_weight, y)
-        return c if w is None else w * c
+    def _prepare(self, owner, x, y=None, empty_ok=False):
+        return _training.prepare(self, owner, x, y, empty_ok)
 
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
         """One optimizer update on (x, y); returns the loss before the update.
+        x is an array, or a list (or dict keyed by input name) for several
+        inputs; y likewise per output (None for an output without a loss).
         sample_weight (N,) and class_weight {class: weight} weight each example's
         loss as in fit. A NaN or infinite loss or gradient skips the update
         (weights, batch norm statistics and optimizer state stay as they were)
         and returns NaN."""
-        self._require_compiled("train_on_batch")
-        x, y = self._prepare("train_on_batch", x, y)
-        w = self._example_weights("train_on_batch", y,
-                                  self._sample_weight("train_on_batch", sample_weight, len(y)),
-                                  class_weight)
-        self._engine.set_learning_rate(self._optimizer.lr_at(self._engine.steps))
-        return float(self._engine.train_step([x], [y], w)[0])
+        return _training.train_on_batch(self, x, y, sample_weight, class_weight)
 
     @_validate.keyword_checked
     def fit(self, x, y, batch_size=32, epochs=1, validation_data=None, validation_split=0.0,
             shuffle=True, callbacks=None, verbose=1, class_weight=None, sample_weight=None):
         """Mini-batch training (the course's random_mini_batches: shuffled each
-        epoch, the last batch partial). Returns a History. x and y must be finite
-        (NaN targets of binary_cross_entropy are missing labels): ValueError
+        epoch, the last batch partial). Returns a History whose keys are
+        evaluate's. x and y as in train_on_batch; they must be finite (NaN targets of
+        binary_cross_entropy are missing labels): ValueError
         otherwise, before any update. A batch whose loss or gradient is still not
         finite is skipped, and its loss (and so the epoch's) logged as NaN.
 
@@ -391,152 +420,62 @@ class Model:
         divided by the batch size, not by the sum of the weights. The weights
         are shuffled with their examples and split off with validation_split;
         validation_data may be (x_val, y_val, sample_weight_val); class_weight
-        applies to the training data only. Metrics stay unweighted."""
-        self._require_compiled("fit")
-        batch_size = _validate.integer("fit", "batch_size", batch_size, minimum=1)
-        epochs = _validate.integer("fit", "epochs", epochs, minimum=0)
-        validation_split = _validate.real("fit", "validation_split", validation_split, low=0.0,
-                                          high=1.0, high_open=True)
-        x, y = self._prepare("fit", x, y)
-        sample_weight = self._sample_weight("fit", sample_weight, len(x))
-        if validation_data is None and validation_split > 0:
-            # Keras's split: the first ⌊n·(1 − split)⌋ examples train, the rest validate.
-            cut = int(math.floor(len(x) * (1.0 - validation_split)))
-            if cut in (0, len(x)):
-                raise ValueError(f"fit: validation_split={validation_split} leaves no examples "
-                                 f"for training or validation out of {len(x)}")
-            split = (None, None) if sample_weight is None else (sample_weight[:cut], sample_weight[cut:])
-            validation_data = (x[cut:], y[cut:], split[1])
-            x, y, sample_weight = x[:cut], y[:cut], split[0]
-        elif validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError("fit: validation_data must be a tuple (x_val, y_val) or "
-                                 "(x_val, y_val, sample_weight_val)")
-            owner = "fit (validation_data)"
-            xv, yv = self._prepare(owner, *validation_data[:2])
-            wv = validation_data[2] if len(validation_data) == 3 else None
-            validation_data = (xv, yv, self._sample_weight(owner, wv, len(xv)))
-        weights = self._example_weights("fit", y, sample_weight, class_weight)
-
-        history = callbacks_module.History()
-        cbs = [*(callbacks or []), history]
-        for cb in cbs:
-            if not isinstance(cb, callbacks_module.Callback):
-                raise TypeError(f"fit: callbacks must be Callback instances, got {cb!r}")
-            cb.set_model(self)
-        self.stop_training = False
-        # Anything that fails mid-way (a callback, a bad schedule value) leaves
-        # the model as it was before fit: weights, batch norm statistics,
-        # optimizer state and step count.
-        saved = (self._engine.get_parameters(), self._engine.get_state(),
-                 self._engine.get_optimizer_state())
-        try:
-            self._fit_loop(x, y, weights, batch_size, epochs, validation_data, shuffle, cbs,
-                           verbose)
-        except Exception:
-            self._engine.set_parameters(saved[0])
-            self._engine.set_state(saved[1])
-            self._engine.set_optimizer_state(*saved[2])
-            raise
-        return history
-
-    def _fit_loop(self, x, y, w, batch_size, epochs, validation_data, shuffle, cbs, verbose):
-        n = len(x)
-        batches = (n + batch_size - 1) // batch_size
-        for cb in cbs:
-            cb.on_train_begin()
-        for epoch in range(epochs):
-            for cb in cbs:
-                cb.on_epoch_begin(epoch)
-            if shuffle:
-                # One gather per epoch; the batches are then contiguous views.
-                order = np.random.default_rng(_core.next_key()).permutation(n)
-                xe, ye = x[order], y[order]
-                we = None if w is None else w[order]
-            else:
-                xe, ye, we = x, y, w
-            started = time.perf_counter()
-            total_loss, seen, outputs = 0.0, 0, []
-            bar = _progress(batches, f"Epoch {epoch + 1}/{epochs}", verbose)
-            for b in range(batches):
-                for cb in cbs:
-                    cb.on_train_batch_begin(b)
-                batch = slice(b * batch_size, (b + 1) * batch_size)
-                xb, yb, wb = xe[batch], ye[batch], None if we is None else we[batch]
-                self._engine.set_learning_rate(self._optimizer.lr_at(self._engine.steps))
-                if self._metrics:
-                    loss, _, (out,) = self._engine.train_step([xb], [yb], wb, True)
-                    outputs.append(out)
-                else:
-                    loss = self._engine.train_step([xb], [yb], wb)[0]
-                total_loss += loss * len(xb)
-                seen += len(xb)
-                for cb in cbs:
-                    cb.on_train_batch_end(b, {"loss": loss})
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss:.4f}")
-                if self.stop_training:  # e.g. TerminateOnNaN: not one more update
-                    break
-            logs = {"loss": total_loss / seen}
-            # Training metrics over the epoch's outputs at once: precision, recall
-            # and F1 are not means of per-batch values.
-            if self._metrics:
-                out = np.concatenate(outputs)
-                logs.update({name: fn(out, ye[:seen], self._loss) for name, fn in self._metrics})
-            if validation_data is not None:
-                xv, yv, wv = validation_data
-                val = self._evaluate_arrays(xv, yv, max(batch_size, 256), wv)
-                logs.update({f"val_{k}": v for k, v in val.items()})
-            if bar is not None:
-                bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()})
-                bar.close()
-            elif verbose:
-                secs = time.perf_counter() - started
-                shown = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
-                print(f"Epoch {epoch + 1}/{epochs} - {secs:.2f}s - {shown}", file=sys.stderr)
-            for cb in cbs:
-                cb.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        for cb in cbs:
-            cb.on_train_end()
+        applies to the training data only (one-output models). Metrics stay unweighted."""
+        return _training.fit(self, x, y, batch_size, epochs, validation_data, validation_split,
+                            shuffle, callbacks, verbose, class_weight, sample_weight)
 
     def evaluate(self, x, y, batch_size=256, verbose=0, sample_weight=None):
-        """Loss (with regularisation) and metrics in inference mode, as a dict.
+        """Loss (with regularisation) and metrics in inference mode, as a dict:
+        "loss" (the weighted total) and each metric by name for one output;
+        with several outputs also "<output>_loss" (unweighted, no
+        regularisation) and "<output>_<metric>" (Keras's names).
         sample_weight (N,) weights each example's loss as in fit (metrics stay
         unweighted)."""
-        self._require_compiled("evaluate")
-        batch_size = _validate.integer("evaluate", "batch_size", batch_size, minimum=1)
-        x, y = self._prepare("evaluate", x, y)
-        sample_weight = self._sample_weight("evaluate", sample_weight, len(x))
-        return self._evaluate_arrays(x, y, batch_size, sample_weight)
-
-    def _evaluate_arrays(self, x, y, batch_size, sample_weight=None):
-        total, outputs = 0.0, []
-        for start in range(0, len(x), batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            wb = None if sample_weight is None else sample_weight[start:start + batch_size]
-            loss, _, (out,) = self._engine.evaluate([xb], [yb], wb)
-            total += loss * len(xb)
-            outputs.append(out)
-        out = np.concatenate(outputs)
-        result = {"loss": total / len(x)}
-        for name, fn in self._metrics:
-            result[name] = fn(out, y, self._loss)
-        return result
+        return _training.evaluate(self, x, y, batch_size, verbose, sample_weight)
 
     def predict(self, x, batch_size=256, verbose=0):
-        """The model's outputs (logits for classification), in inference mode."""
-        batch_size = _validate.integer("predict", "batch_size", batch_size, minimum=1)
-        x, _ = self._prepare("predict", x, empty_ok=True)
-        if len(x) <= batch_size:
-            return self._engine.predict([x])[0]
-        return np.concatenate([self._engine.predict([x[s:s + batch_size]])[0]
-                               for s in range(0, len(x), batch_size)])
+        """The model's outputs (logits for classification), in inference mode:
+        an array, or a list for a model whose outputs were given as a list."""
+        return _training.predict(self, x, batch_size, verbose)
 
-    def __call__(self, x):
-        return self.predict(x)
+    def __call__(self, inputs):
+        """On symbolic tensors (one, or a list like the model's inputs): calls
+        the model's layers again on them (shared weights) and returns the
+        outputs, as a layer does. On arrays: predict."""
+        if not _is_symbolic(inputs):
+            return self.predict(inputs)
+        self._ensure_built()
+        items, _ = _listed(inputs)
+        if len(items) != len(self._inputs):
+            raise ValueError(f"Model '{self.name}': takes {len(self._inputs)} input(s) "
+                             f"({', '.join(self.input_names)}), got {len(items)}")
+        tensors = [layers_module._symbolic(f"Model '{self.name}'", t) for t in items]
+        for source, t in zip(self._inputs, tensors):
+            if t.shape[1:] != source.shape:
+                raise ValueError(f"Model '{self.name}': input '{source.name}' has shape "
+                                 f"{(None, *source.shape)}, got a tensor of shape {t.shape}")
+        outputs = _replay(self._engine, {l.name: l for l in self._layers}, tensors)
+        return outputs if self._outputs_listed else outputs[0]
+
+    # ------------------------------------------------------------- gradients
+    def vjp(self, x, training=False):
+        """(y, pullback): y the outputs as predict gives them, and pullback(dy)
+        -> dx, the vector-Jacobian product: dy shaped like y, dx like x (a list
+        for several inputs). training=True runs the training forward pass
+        (dropout, batch statistics). No weight changes. ValueError when dy has
+        the wrong shape or the model ran since (a stale pullback)."""
+        return _training.vjp(self, x, bool(training))
+
+    def compute_gradients(self, x, y, sample_weight=None):
+        """(loss, grads) on (x, y) in training mode, no update: grads holds one
+        array per model.trainable_weights entry (∂loss/∂w, the compiled losses
+        and regularisation)."""
+        return _training.compute_gradients(self, x, y, sample_weight)
+
+    def apply_gradients(self, grads):
+        """One optimizer step with grads (as compute_gradients gives them);
+        returns False when a gradient is not finite (nothing changes)."""
+        return _training.apply_gradients(self, grads)
 
     # ------------------------------------------------------------------ files
     def save(self, path, include_optimizer=True):
@@ -553,44 +492,49 @@ class Model:
 
     # ------------------------------------------------------------------ copies
     def get_config(self):
-        layers = []
-        for layer in self._layers:
-            entry = {"class_name": type(layer).__name__, "config": layer.get_config()}
-            if self._inbound is not None:
-                entry["inbound"] = list(self._inbound[layer.name])
-            layers.append(entry)
-        return {"name": self.name, "dtype": self.dtype.name, "input_name": self._input_name(),
-                "input_shape": None if self._input_shape is None else list(self._input_shape),
-                "layers": layers}
+        """The graph as data: inputs, layers (class and configuration), each
+        call's input tensors as (layer, call, output) and the outputs."""
+        self._ensure_built()
+        return {"name": self.name, "dtype": self.dtype.name,
+                "inputs": [{"name": i.name, "shape": list(i.shape)} for i in self._inputs],
+                "layers": [{"class_name": type(l).__name__, "config": l.get_config()}
+                           for l in self._layers],
+                "nodes": [[n.layer.name, [list(self._ref(t)) for t in n.inputs]] for n in self._nodes],
+                "outputs": [list(self._ref(t)) for t in self._outputs]}
+
+    def _structure(self):
+        return {"class_name": type(self).__name__, "inputs_listed": self._inputs_listed,
+                "outputs_listed": self._outputs_listed}
 
     def _clone(self, dtype):
-        """Same architecture, weights, loss and optimizer in another dtype."""
+        """Same architecture, weights, losses and optimizer in another dtype."""
         self._ensure_built()
-        clone = object.__new__(type(self))
-        clone._init(dtype, self.name)
-        clone._input, clone._input_shape = self._input, self._input_shape
-        clone._inbound = None if self._inbound is None else dict(self._inbound)
-        for layer in self._layers:
-            copy = object.__new__(type(layer))
-            copy.__dict__.update(layer.__dict__)
-            copy._engine = copy._index = copy._inbound = copy.output = None
-            clone._layers.append(copy)
-        clone.build()
+        clone = _rebuild(self._engine, self.name, dtype, self._structure())
         clone.set_weights(self.get_weights())
-        if self._loss is not None:
+        if self._losses is not None:
             with warnings.catch_warnings():  # the user's compile already warned about this model
                 warnings.simplefilter("ignore", UserWarning)
-                clone.compile(self._optimizer, self._loss)
+                clone.compile(self._optimizer, list(self._losses),
+                              loss_weights=list(self._loss_weights))
         return clone
+
+    def _adopt(self, engine):
+        """Run on `engine`, a loaded engine of this model's graph, in place of
+        the one built: its weights and training state are the model's from now on."""
+        by_name = {layer.name: layer for layer in self._layers}
+        self._layers = [by_name[engine.layer_name(i)] for i in range(engine.num_layers)]
+        self._attach(engine)
 
 
 class Sequential(Model):
     """A linear stack of layers: Sequential([Input((784,)), Dense(128, activation="relu"),
-    Dense(10)]). Building it connects the layers as a graph (layer.output, model.input),
-    so its layers can start a functional model (a new head on a trained stack)."""
+    Dense(10)]). Building it calls each layer on the one before, so its layers can
+    start a functional model (a new head on a trained stack)."""
 
     def __init__(self, layers=None, dtype="float32", name=None):
         self._init(dtype, name or "sequential")
+        self._input = None  # the Input given (or made when the shape is known)
+        self._input_shape = None
         for layer in layers or []:
             self.add(layer)
 
@@ -613,35 +557,177 @@ class Sequential(Model):
             self._input_shape = layer.input_shape
         self._layers.append(layer)
 
+    @property
+    def input(self):
+        return None if self._input is None else self._input.output
+
+    @property
+    def input_shape(self):
+        return None if self._input_shape is None else (None, *self._input_shape)
+
+    def _ensure_built(self, x=None):
+        if self._engine is not None:
+            return
+        if self._input_shape is None and x is not None and not isinstance(x, dict):  # one input
+            self._input_shape = tuple(int(d) for d in np.shape(x)[1:])
+            try:
+                self.build()
+            except ValueError as exc:  # the shape came from x: x may be the mistake
+                self._input_shape = None
+                raise ValueError(f"{exc} (the input shape {tuple(np.shape(x)[1:])} was taken "
+                                 f"from x){_validate.channels_last('x', np.shape(x))}") from None
+        else:
+            self.build()
+
     def build(self, input_shape=None):
+        """Fix the per-example input shape, call each layer on the one before
+        (once) and initialise the weights."""
         if input_shape is not None:
             self._input_shape = _validate.shape("Sequential.build", "input_shape", input_shape)
-        given_input = self._input
-        if self._input is None and self._input_shape is not None:
-            self._input = layers_module.Input(self._input_shape, name="input")
-        if self._input is not None and self._input_shape != self._input.shape:
-            self._input = layers_module.Input(self._input_shape, name=self._input.name)
-        # Connect the stack (once), so layer.output and model.input exist.
-        tensor = None if self._input is None else self._input.output
-        connected = []
-        for layer in self._layers:
-            if tensor is None:
-                break
-            if layer._inbound is None:
-                tensor = layer(tensor)
-                connected.append(layer)
-            elif layer._inbound == [tensor]:
-                tensor = layer.output
-            else:
-                raise ValueError(f"Sequential.build: layer '{layer.name}' is already connected "
-                                 "elsewhere; create a new layer")
+        if self._input_shape is None:
+            raise ValueError("build: the input shape is unknown; start the model with "
+                             "Input(shape) or call build(input_shape)")
+        if not self._layers:
+            raise ValueError("build: the model has no layers")
+        given = self._input
+        if self._input is None or self._input.shape != self._input_shape:
+            self._input = layers_module.Input(self._input_shape,
+                                              name="input" if given is None else given.name)
+        tensor, called = self._input.output, []
         try:
-            super().build()
-        except ValueError:  # undo the connections: a build with another input shape starts clean
-            for layer in connected:
-                layer._inbound = layer.output = None
-            self._input = given_input
+            for layer in self._layers:
+                # A rebuild finds each layer's call on the tensor before it.
+                done = [n for n in layer._nodes if len(n.inputs) == 1 and n.inputs[0] is tensor]
+                if done:
+                    tensor = done[0].outputs[0]
+                    continue
+                out = layer(tensor)
+                called.append(layer)
+                if isinstance(out, list):
+                    raise ValueError(f"Sequential: layer '{layer.name}' has {len(out)} outputs; "
+                                     "use the functional cn.Model for graphs")
+                tensor = out
+            layers = list(self._layers)
+            self._connect(self._input, tensor)
+            self._layers = layers
+            Model.build(self)
+        except ValueError:  # undo the calls: a build with another input shape starts clean
+            for layer in called:
+                layer._nodes.pop()
+            self._input = given
             raise
+
+
+def load_model(path, custom_objects=None):
+    """The model a file holds (written by model.save, or by a C++ program):
+    architecture, weights, batch norm state and, when saved compiled, the losses,
+    optimizer (with its state, so training resumes on the same trajectory) and
+    metrics. custom_objects maps the names of custom optimizers, schedules,
+    losses and metrics to their classes or functions. OSError for an unreadable
+    file, ValueError for a damaged or foreign one (corenn/saving.py)."""
+    engine, settings, compiled = saving.read_model(path, custom_objects)
+    model = _rebuild(engine, settings.get("name"), None, settings)
+    if compiled is not None:
+        # Compiled before the engine is adopted: the loaded engine keeps the
+        # optimizer state it was saved with.
+        model.compile(**compiled)
+    model._adopt(engine)
+    return model
+
+
+def _replay(engine, layers, inputs):
+    """Calls `layers` (by name) as the engine's graph calls them, in its
+    execution order, on the tensors `inputs` (one per engine input): the output
+    tensors, one per engine output."""
+    tensors = {(name, 0, 0): t for name, t in zip(engine.input_names, inputs)}
+    for layer_name, node, refs in _engine_nodes(engine):
+        outputs = layers[layer_name]._call([tensors[tuple(r)] for r in refs])
+        for k, t in enumerate(outputs):
+            tensors[(layer_name, node, k)] = t
+    return [tensors[tuple(r)] for r in engine.outputs]
+
+
+def _engine_nodes(engine):
+    """(layer, call number, input refs) of each engine node in execution order."""
+    calls = collections.Counter()
+    for layer_name, refs in engine.nodes():
+        yield layer_name, calls[layer_name], refs
+        calls[layer_name] += 1
+
+
+def _is_stack(engine):
+    """Whether the engine's graph is a Sequential's: one input, each layer called
+    once on the layer before, the last one's output the model's."""
+    names = [engine.layer_name(i) for i in range(engine.num_layers)]
+    before = [(n, 0, 0) for n in engine.input_names[:1] + names[:-1]]
+    nodes = list(engine.nodes())
+    return (len(engine.input_names) == 1 and len(nodes) == len(names)
+            and all(name == want and [tuple(r) for r in refs] == [ref]
+                    for (name, refs), want, ref in zip(nodes, names, before))
+            and [tuple(r) for r in engine.outputs] == [(names[-1], 0, 0)])
+
+
+def _rebuild(engine, name=None, dtype=None, structure=None):
+    """A new model of the engine's graph, with new layers from the engine's
+    settings (Layer.from_config), called as the engine's nodes say, in dtype
+    (the engine's by default), built with fresh weights. structure: the saved
+    class name ("Sequential" or "Model") and whether inputs and outputs were
+    lists; without it a stack is a Sequential, and a list means several."""
+    structure = structure or {}
+    dtype = dtype or engine.dtype
+    layers = [layers_module.from_config(engine.layer_config(i)) for i in range(engine.num_layers)]
+    inputs = [layers_module.Input(tuple(shape), name=n)
+              for n, shape in zip(engine.input_names, engine.input_shapes)]
+    if structure.get("class_name", "Sequential") == "Sequential" and _is_stack(engine):
+        model = Sequential([inputs[0], *layers], dtype=dtype, name=name)
+        model.build()
+        return model
+    outputs = _replay(engine, {l.name: l for l in layers}, [i.output for i in inputs])
+    listed_in = structure.get("inputs_listed", len(inputs) > 1)
+    listed_out = structure.get("outputs_listed", len(outputs) > 1)
+    return Model(inputs if listed_in else inputs[0], outputs if listed_out else outputs[0],
+                 dtype=dtype, name=name)
+
+
+def _per_output(what, value, names, convert, missing):
+    """One converted value per output from one value (for every output), a list
+    (one per output) or a dict keyed by output name (missing names get
+    `missing`). ValueError naming `what` for a wrong length or an unknown name."""
+    if isinstance(value, dict):
+        unknown = [k for k in value if k not in names]
+        if unknown:
+            raise ValueError(f"compile: {what} names output(s) {', '.join(map(repr, unknown))} that "
+                             f"the model does not have; its outputs are {', '.join(map(repr, names))}")
+        return [missing if value.get(n) is None else convert(value[n]) for n in names]
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(names):
+            raise ValueError(f"compile: {what} must hold one entry per output ({len(names)}: "
+                             f"{', '.join(map(repr, names))}), got {len(value)}")
+        return [missing if v is None else convert(v) for v in value]
+    if value is None:
+        return [missing] * len(names)
+    return [convert(value)] * len(names)
+
+
+def _metrics_per_output(metrics, names):
+    """[(name, fn)] per output from compile's metrics: a list (for every output),
+    a list of lists (one per output) or a dict keyed by output name."""
+    def resolve(ms):
+        return [metrics_module.get(m) for m in ([] if ms is None else _listed(ms)[0])]
+
+    if isinstance(metrics, (list, tuple)) and len(names) > 1 and len(metrics) == len(names) and all(
+            m is None or isinstance(m, (list, tuple)) for m in metrics):
+        return [resolve(m) for m in metrics]
+    if isinstance(metrics, dict):
+        return _per_output("metrics", metrics, names, resolve, [])
+    shared = resolve(metrics)
+    return [list(shared) for _ in names]
+
+
+def _tensor_name(tensor):
+    node = "" if tensor.node_index == 0 else f"[{tensor.node_index}]"
+    output = "" if tensor.output_index == 0 else f":{tensor.output_index}"
+    return f"{tensor.layer.name}{node}{output}"
 
 
 # The losses that apply an activation themselves: a model ending in that same
@@ -650,41 +736,9 @@ _LOSS_ACTIVATION = {"softmax_cross_entropy": "softmax", "binary_cross_entropy": 
 
 
 def _warn_activation_before_loss(last, loss):
-    applied = _LOSS_ACTIVATION.get(loss)
+    applied = _LOSS_ACTIVATION.get(loss) if isinstance(loss, str) else None
     if applied is not None and getattr(last, "activation", None) == applied:
         warnings.warn(f"compile: the output layer '{last.name}' applies {applied} and the loss "
                       f"{loss!r} applies it again: {loss} expects logits, so use activation=None "
                       f"(linear) on '{last.name}' and apply {applied} to predict()'s outputs "
                       "when you need probabilities", UserWarning, stacklevel=4)
-
-
-def _trace(source, output):
-    """The layers between source (an Input) and output in execution order, and
-    each layer's input names. ValueError when the output does not depend on
-    source or depends on another Input, or when two layers share a name."""
-    if output.layer is source:
-        raise ValueError("Model: outputs is the input itself; add at least one layer")
-    order, inbound, inputs = layers_module.trace(output)
-    if source not in inputs:
-        raise ValueError(f"Model: the output does not depend on the input '{source.name}' "
-                         "(it is unused)")
-    others = [i.name for i in inputs if i is not source]
-    if others:
-        raise ValueError(f"Model: the output depends on input(s) {', '.join(others)} that are not "
-                         f"the model's input '{source.name}'")
-    names = {source.name}
-    for layer in order:
-        if layer.name in names:
-            raise ValueError(f"Model: two layers are named '{layer.name}'; layer names must be unique")
-        names.add(layer.name)
-    return order, inbound
-
-
-def _progress(total, desc, verbose):
-    if verbose != 1:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=desc, unit="batch", leave=True, file=sys.stderr)

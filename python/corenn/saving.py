@@ -6,14 +6,15 @@ metadata holds the architecture (every engine layer setting), the weights and
 batch norm state, and optionally the loss, optimizer and optimizer state. This
 module adds what only Python knows, as JSON under the metadata key "python":
 the model's name, the optimizer's Python settings (learning-rate schedules
-included) and the metric names. Layer objects are rebuilt from the engine's
-settings (Layer.from_config), so a file written by a C++ program loads too.
+included) and the metric names. corenn/models.py's load_model rebuilds the
+Model from the engine read here (Layer.from_config on the engine's settings),
+so a file written by a C++ program loads too.
 """
 
 import json
 import os
 
-from . import _core, layers as layers_module, losses, metrics as metrics_module
+from . import _core, losses, metrics as metrics_module
 from . import optimizers as optimizers_module
 from .layers import _init_parameters
 from .optimizers import schedules
@@ -90,95 +91,60 @@ def _metric(name, custom_objects):
 
 def save_model(model, path, include_optimizer=True):
     model._ensure_built()
-    python = {"name": model.name}
-    if include_optimizer and model._loss is not None:
+    python = {"name": model.name, **model._structure()}
+    if include_optimizer and model._losses is not None:
         python["optimizer"] = _class_config(model._optimizer)
-        python["metrics"] = [name for name, _ in model._metrics]
+        metrics = [[name for name, _ in ms] for ms in model._output_metrics]
+        python["metrics"] = metrics[0] if len(metrics) == 1 else dict(zip(model.output_names, metrics))
     model._engine.save(os.fspath(path), bool(include_optimizer), {_PYTHON_KEY: json.dumps(python)})
 
 
-def load_model(path, custom_objects=None):
+def read_model(path, custom_objects=None):
+    """What cn.load_model needs from a file: (engine, settings, compiled), the
+    engine (architecture, weights and training state, checked by the C++
+    reader), the Python settings ({name, class_name, inputs_listed,
+    outputs_listed}, each optional: a file written by C++ has none) and the
+    compile() arguments {optimizer, loss, metrics} (None for a file saved
+    uncompiled)."""
     custom_objects = dict(custom_objects or {})
     engine, metadata = _core.load_model(os.fspath(path))
-    # The C++ reader checked the architecture, weights and training state; the
-    # Python settings beside them are checked here, with the same ValueError.
+    # The Python settings beside the engine's are checked here, with the same ValueError.
     try:
-        return _python_model(engine, metadata, custom_objects, path)
+        settings, compiled = _python_settings(engine, metadata, custom_objects)
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"load_model: '{os.fspath(path)}': invalid Python settings in the file "
                          f"({type(exc).__name__}: {exc})") from None
+    return engine, settings, compiled
 
 
-def _python_model(engine, metadata, custom_objects, path):
+def _python_settings(engine, metadata, custom_objects):
     python = json.loads(metadata.get(_PYTHON_KEY, "{}"))
     if not isinstance(python, dict):
         raise TypeError("the 'python' metadata must be a JSON object")
-    configs = [engine.layer_config(i) for i in range(engine.num_layers)]
-    layers = [layers_module.from_config(c) for c in configs]
-    # Each layer's inputs, from the engine's calls (one call per layer here).
-    for name, refs in engine.nodes():
-        configs[engine.layer_index(name)]["inputs"] = [ref[0] for ref in refs]
-    previous = [engine.input_name] + [c["name"] for c in configs[:-1]]
-    if any(c["inputs"] != [p] for c, p in zip(configs, previous)):
-        model = _graph(engine, configs, layers, python.get("name"))
+    settings = {k: python[k] for k in ("name", "class_name", "inputs_listed", "outputs_listed")
+                if k in python}
+    for key, kind in (("name", str), ("class_name", str), ("inputs_listed", bool),
+                      ("outputs_listed", bool)):
+        if key in settings and not isinstance(settings[key], kind):
+            raise TypeError(f"{key} must be a {kind.__name__}, got {settings[key]!r}")
+    if not engine.compiled:
+        return settings, None
+    training = json.loads(metadata["training"])
+    if "optimizer" in python:
+        optimizer = _from_class_config(python["optimizer"], optimizers_module.Optimizer,
+                                       optimizers_module, custom_objects, "optimizer")
     else:
-        model = _sequential(engine, layers, python.get("name"))
-    if engine.compiled:
-        # Compiled before the engine is attached: the engine keeps the
-        # optimizer state it was loaded with.
-        training = json.loads(metadata["training"])
-        if "optimizer" in python:
-            optimizer = _from_class_config(python["optimizer"], optimizers_module.Optimizer,
-                                           optimizers_module, custom_objects, "optimizer")
-        else:
-            optimizer = _optimizer_from_engine(training["optimizer"])
-        loss = training["loss"]
-        model.compile(optimizer=optimizer, loss=losses.get(loss[0] if isinstance(loss, list) else loss),
-                      metrics=[_metric(m, custom_objects) for m in python.get("metrics", [])])
-    model._engine = engine
-    for i, layer in enumerate(model._layers):
-        layer._engine, layer._index = engine, i
-    return model
-
-
-def _sequential(engine, layers, name):
-    from .models import Sequential
-
-    model = Sequential(layers, dtype=engine.dtype, name=name)
-    model._input = layers_module.Input(tuple(engine.input_shape), name=engine.input_name)
-    model._input_shape = model._input.shape
-    tensor = model._input.output
-    for layer in layers:
-        tensor = layer(tensor)
-    return model
-
-
-def _graph(engine, configs, layers, name):
-    """A functional Model over the file's layers, in the engine's order (each
-    layer keeps its engine index), connected as the file's inputs say."""
-    from .models import Model
-
-    model = object.__new__(Model)
-    model._init(engine.dtype, name or "model")
-    model._input = layers_module.Input(tuple(engine.input_shape), name=engine.input_name)
-    model._input_shape = model._input.shape
-    model._layers = layers
-    model._inbound = {l.name: list(c["inputs"]) for l, c in zip(layers, configs)}
-    tensors = {model._input.name: model._input.output}
-    pending = list(layers)
-    while pending:
-        waiting = []
-        for layer in pending:
-            names = model._inbound[layer.name]
-            if all(n in tensors for n in names):
-                inputs = [tensors[n] for n in names]
-                tensors[layer.name] = layer(inputs if layer.merges else inputs[0])
-            else:
-                waiting.append(layer)
-        if len(waiting) == len(pending):  # the engine accepted the graph, so never reached
-            raise ValueError(f"load_model: layers {[l.name for l in waiting]} are not connected")
-        pending = waiting
-    return model
+        optimizer = _optimizer_from_engine(training["optimizer"])
+    metrics = python.get("metrics", [])
+    if isinstance(metrics, dict):
+        metrics = {k: [_metric(m, custom_objects) for m in v] for k, v in metrics.items()}
+    else:
+        metrics = [_metric(m, custom_objects) for m in metrics]
+    # Version 1 holds one loss name; version 2 one per output ("none": no loss) and their weights.
+    names = training["loss"] if isinstance(training["loss"], list) else [training["loss"]]
+    return settings, {"optimizer": optimizer, "metrics": metrics,
+                      "loss": [None if n == "none" else losses.get(n) for n in names],
+                      "loss_weights": training.get("loss_weights")}
 
 
 def load_weights(model, path):

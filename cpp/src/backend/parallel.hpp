@@ -52,6 +52,25 @@ inline bool in_parallel_region() {
 #endif
 }
 
+// The grain: how much work a chunk of a parallel loop must hold before
+// another thread pays for itself. Waking OpenMP's team and joining it costs a
+// few microseconds (2-5 µs for 2-8 threads, more on a busy machine); 32768
+// simple element operations (a copy, an add, a multiply-add, a compare: memory
+// bound at about 0.3-1 ns each) take 10-30 µs, several times that, so a
+// second thread shortens the loop instead of lengthening it. Below it a loop
+// runs on the calling thread. The kernels' former per-file values (8k to 64k)
+// were all this argument with different unit costs; grain_for carries the cost.
+inline constexpr int64_t kGrain = 32768;
+
+// An exp, log, tanh, sqrt-and-divide or normal draw costs about this many
+// simple operations (4-20 ns against ~1 ns): element loops that do one per
+// element use grain_for(kTranscendentalWork), a quarter of kGrain elements.
+inline constexpr int64_t kTranscendentalWork = 4;
+
+// The grain of a loop whose items (an element, a row, a plane) each cost
+// about `work` simple operations: kGrain of work per chunk, at least one item.
+inline int64_t grain_for(int64_t work) { return std::max<int64_t>(1, kGrain / std::max<int64_t>(1, work)); }
+
 // Number of chunks parallel_for will use for n items: the size the caller
 // needs for per-chunk scratch (partial sums) before the call.
 inline int parallel_chunks(int64_t n, int64_t grain) {

@@ -60,8 +60,6 @@ ActivationAxes activation_axes(const std::vector<int64_t>& shape) {
 
 namespace {
 
-// Below this many elements a fork/join costs more than the work it splits.
-constexpr int64_t kGrain = 16384;
 // Softmax positions (along `inner`) handled together: their running max and
 // sum live in registers/stack while the channels stream past at stride inner.
 constexpr int64_t kBlock = 64;
@@ -155,13 +153,13 @@ void softmax_backward_block(T* dx, const T* dy, const T* y, int64_t channels, in
 }
 
 // Runs block(offset, len) over every (outer, block of inner positions), split
-// across threads so that a chunk holds about kGrain elements. With inner = 1
+// across threads so that a chunk holds about kGrain of work (an exp each). With inner = 1
 // (rows of (N, F) or (N, T, F)) a block is one contiguous row.
 template <typename F>
 void for_each_softmax_block(int64_t outer, int64_t channels, int64_t inner, F&& block) {
   const int64_t blocks = (inner + kBlock - 1) / kBlock;
   const int64_t per_task = std::max<int64_t>(channels * std::min(inner, kBlock), 1);
-  detail::parallel_for(0, outer * blocks, std::max<int64_t>(1, kGrain / per_task),
+  detail::parallel_for(0, outer * blocks, detail::grain_for(detail::kTranscendentalWork * per_task),
                        [&](int64_t lo, int64_t hi, int) {
                          for (int64_t t = lo; t < hi; ++t) {
                            const int64_t o = t / blocks, i0 = (t % blocks) * kBlock;
@@ -192,7 +190,7 @@ void activation_forward(T* y, const T* x, int64_t outer, int64_t channels, int64
   // The switch sits outside the loops so each inner loop is one branch-free
   // body the compiler can vectorise (the selects become blends). Comparisons
   // are written so that a NaN falls through to the branch that returns it.
-  detail::parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, n, detail::grain_for(detail::kTranscendentalWork), [=](int64_t lo, int64_t hi, int) {
     switch (kind) {
       case Activation::linear:
         if (y != x) std::copy(x + lo, x + hi, y + lo);
@@ -279,7 +277,7 @@ void activation_backward(T* dx, const T* dy, const T* x, const T* y, int64_t out
   // dx = dy · f'(x), a product (a NaN in dy propagates even where f' = 0).
   // Sigmoid and tanh use the saved output (y(1-y), 1-y²): no exp recomputed;
   // the others read the input, whose value or sign the derivative needs.
-  detail::parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, n, detail::grain_for(detail::kTranscendentalWork), [=](int64_t lo, int64_t hi, int) {
     switch (kind) {
       case Activation::linear:
         if (dx != dy) std::copy(dy + lo, dy + hi, dx + lo);

@@ -28,13 +28,6 @@ const char* flip_mode_name(FlipMode mode) {
 
 namespace {
 
-// Planes per chunk so a chunk moves about this many values: copying one costs
-// well under a nanosecond, so smaller chunks would not repay a fork/join.
-constexpr int64_t kGrainWork = 1 << 16;
-
-int64_t plane_grain(int64_t plane_size) {
-  return std::max<int64_t>(1, kGrainWork / std::max<int64_t>(1, plane_size));
-}
 
 inline uint8_t draw_flips(FlipMode mode, uint64_t key, int64_t n) {
   return static_cast<uint8_t>(random_bits(key, static_cast<uint64_t>(n)) & static_cast<uint64_t>(mode));
@@ -52,7 +45,7 @@ void flip_planes(T* out, const T* in, const uint8_t* flips, int64_t batch, int64
                  int64_t height, int64_t width) {
   // out, in: (batch, channels, height, width); flips: (batch,)
   const int64_t plane = height * width;
-  detail::parallel_for(0, batch * channels, plane_grain(plane), [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, batch * channels, detail::grain_for(plane), [=](int64_t lo, int64_t hi, int) {
     for (int64_t p = lo; p < hi; ++p) {
       const uint8_t f = flips[p / channels];
       const T* src = in + p * plane;
@@ -90,7 +83,7 @@ void shift_planes(T* out, const T* in, const int64_t* offsets, int64_t pad_h, in
                   int64_t batch, int64_t channels, int64_t height, int64_t width) {
   // out, in: (batch, channels, height, width); offsets: (batch, 2)
   const int64_t plane = height * width;
-  detail::parallel_for(0, batch * channels, plane_grain(plane), [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, batch * channels, detail::grain_for(plane), [=](int64_t lo, int64_t hi, int) {
     for (int64_t p = lo; p < hi; ++p) {
       const int64_t n = p / channels;
       const int64_t sy = sign * (offsets[2 * n] - pad_h), sx = sign * (offsets[2 * n + 1] - pad_w);
@@ -218,7 +211,7 @@ void color_shift_forward(T* y, T* shift, const T* x, T delta, uint64_t key, int6
                          int64_t channels, int64_t spatial) {
   // y: (batch, channels, spatial), shift: (batch, channels), x: like y
   for (int64_t p = 0; p < batch * channels; ++p) shift[p] = draw_shift(delta, key, p);
-  detail::parallel_for(0, batch * channels, plane_grain(spatial), [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, batch * channels, detail::grain_for(spatial), [=](int64_t lo, int64_t hi, int) {
     for (int64_t p = lo; p < hi; ++p) {
       const T s = shift[p];
       const T* src = x + p * spatial;

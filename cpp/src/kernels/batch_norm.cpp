@@ -37,15 +37,10 @@ namespace {
 
 constexpr int kLanes = 8;
 constexpr int64_t kBlock = 64;         // channels per block on the rows route
-constexpr int64_t kGrainWork = 32768;  // values per chunk below which threads do not pay
 
-// Channels (planes route) or blocks (rows route) per chunk: ~kGrainWork values.
-int64_t channel_grain(int64_t count) {
-  return std::max<int64_t>(1, kGrainWork / std::max<int64_t>(1, count));
-}
-int64_t block_grain(int64_t batch) {
-  return std::max<int64_t>(1, kGrainWork / std::max<int64_t>(1, batch * kBlock));
-}
+// Channels (planes route) or blocks (rows route) per chunk: ~kGrain values.
+int64_t channel_grain(int64_t count) { return detail::grain_for(count); }
+int64_t block_grain(int64_t batch) { return detail::grain_for(batch * kBlock); }
 
 double combine(double* lane, double tail) {
   for (int width = kLanes / 2; width > 0; width /= 2)

@@ -12,9 +12,6 @@ namespace corenn {
 
 namespace {
 
-// IoU pairs per chunk of rows: each costs a few min/max, a product and a
-// divide (about a nanosecond), so below this a fork/join costs more than it saves.
-constexpr int64_t kGrainWork = 1 << 15;
 
 // Kept boxes compared per block in the fast NMS: the block's loop has no early
 // exit, so it vectorises; the exit test runs once per block.
@@ -101,7 +98,7 @@ void box_iou(T* iou, const T* a, const T* b, int64_t n, int64_t m) {
   BoxColumns<T> bc;
   bc.reserve(m);
   for (int64_t j = 0; j < m; ++j) bc.push(b + 4 * j);
-  const int64_t grain = std::max<int64_t>(1, kGrainWork / std::max<int64_t>(1, m));
+  const int64_t grain = detail::grain_for(m);  // an IoU pair: a few min/max, a product and a divide
   detail::parallel_for(0, n, grain, [&](int64_t lo, int64_t hi, int) {
     const T *bx1 = bc.x1.data(), *by1 = bc.y1.data(), *bx2 = bc.x2.data(), *by2 = bc.y2.data();
     const T* bar = bc.area.data();

@@ -6,9 +6,8 @@
 namespace corenn {
 
 namespace {
-// One element costs a 64-bit hash and a divide, a few nanoseconds: below this
-// many elements an OpenMP fork/join would cost more than it saves.
-constexpr int64_t kGrain = 16384;
+// One element costs a 64-bit hash and a divide: a few simple operations.
+constexpr int64_t kHashWork = 2;
 }  // namespace
 
 // The kept unit is divided by keep = 1 - rate rather than multiplied by a
@@ -21,7 +20,7 @@ void dropout_forward(T* y, uint8_t* mask, const T* x, int64_t n, T rate, uint64_
   // y: (n,), mask: (n,), x: (n,)
   const T keep = T(1) - rate;
   const double threshold = static_cast<double>(rate);
-  detail::parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, n, detail::grain_for(kHashWork), [=](int64_t lo, int64_t hi, int) {
     // The mask bit is a pure function of (key, i), so any split of [0, n)
     // draws the same bits as the serial loop.
     for (int64_t i = lo; i < hi; ++i) {
@@ -48,7 +47,7 @@ template <typename T>
 void dropout_backward(T* dx, const T* dy, const uint8_t* mask, int64_t n, T rate) {
   // dx: (n,), dy: (n,), mask: (n,)
   const T keep = T(1) - rate;
-  detail::parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, n, detail::grain_for(kHashWork), [=](int64_t lo, int64_t hi, int) {
     for (int64_t i = lo; i < hi; ++i) dx[i] = dy[i] * T(mask[i] != 0) / keep;
   });
 }

@@ -26,10 +26,6 @@ constexpr Named kInitializers[] = {
     {Init::glorot_uniform, "glorot_uniform"},
 };
 
-// A normal draw costs a log, a sqrt and a cos (~20 ns): a few thousand values
-// already pay for a fork/join.
-constexpr int64_t kGrain = 8192;
-
 [[noreturn]] void bad_fan(Init kind, const char* expected, int64_t fan_in, int64_t fan_out) {
   std::ostringstream msg;
   msg << "initializer: " << initializer_name(kind) << " needs " << expected
@@ -99,7 +95,7 @@ void initialize(T* w, int64_t n, Init kind, int64_t fan_in, int64_t fan_out, dou
   }
   // Each value is drawn in double from (key, i) and rounded to T once, so the
   // float32 weights are exactly the rounded float64 ones, whatever the threads.
-  detail::parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, n, detail::grain_for(detail::kTranscendentalWork), [=](int64_t lo, int64_t hi, int) {
     for (int64_t i = lo; i < hi; ++i) {
       const uint64_t index = static_cast<uint64_t>(i);
       const double value = normal ? scale * standard_normal(key, index)

@@ -24,9 +24,6 @@ namespace corenn {
 namespace {
 
 constexpr int kLanes = 8;
-constexpr int64_t kGrainWork = 32768;  // values per chunk below which threads do not pay
-
-int64_t row_grain(int64_t dim) { return std::max<int64_t>(1, kGrainWork / std::max<int64_t>(1, dim)); }
 
 // Σ term(i) for i < n.
 template <typename F>
@@ -59,7 +56,7 @@ void layer_norm_forward(T* y, T* mean, T* invstd, const T* x, const T* gamma, co
                         double eps, int64_t rows, int64_t dim) {
   // y, x: (M, D); mean, invstd: (M,); gamma, beta: (D,) or nullptr
   const double inv_dim = 1.0 / static_cast<double>(dim);
-  detail::parallel_for(0, rows, row_grain(dim), [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, rows, detail::grain_for(dim), [=](int64_t lo, int64_t hi, int) {
     for (int64_t r = lo; r < hi; ++r) {
       const T* xr = x + r * dim;
       T* yr = y + r * dim;
@@ -109,7 +106,7 @@ void layer_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
                          const T* invstd, const T* gamma, int64_t rows, int64_t dim) {
   // dx, dy, x: (M, D); mean, invstd: (M,); dgamma, dbeta, gamma: (D,) or nullptr
   const bool sums = dgamma || dbeta;
-  const int64_t grain = row_grain(dim);
+  const int64_t grain = detail::grain_for(dim);
   const int chunks = detail::parallel_chunks(rows, grain);
   // Per chunk: Σ dy ⊙ x̂ (D values), then Σ dy (D values).
   std::vector<double> partial(sums ? static_cast<size_t>(chunks) * 2 * dim : 0, 0.0);

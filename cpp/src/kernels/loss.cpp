@@ -12,13 +12,6 @@ namespace corenn {
 
 namespace {
 
-// Below this many elements a fork/join costs more than the work it splits.
-constexpr int64_t kGrain = 16384;
-
-inline int64_t row_grain(int64_t cols) {
-  return std::max<int64_t>(1, kGrain / std::max<int64_t>(cols, 1));
-}
-
 // Runs body(lo, hi) -> double over a static split of [0, n) and adds the
 // per-chunk results in chunk order, so a given thread count always gives the
 // same bits. The partials vector has one slot per chunk (at most one per
@@ -66,7 +59,8 @@ T softmax_cross_entropy(T* dlogits, const T* logits, const int64_t* labels, int6
                         int64_t classes, const T* weight) {
   if (batch <= 0) return T(0);
   const T inv_n = static_cast<T>(1.0 / static_cast<double>(batch));
-  const double total = deterministic_sum(batch, row_grain(classes), [&](int64_t lo, int64_t hi) {
+  const int64_t grain = detail::grain_for(detail::kTranscendentalWork * classes);  // an exp per logit
+  const double total = deterministic_sum(batch, grain, [&](int64_t lo, int64_t hi) {
     double acc = 0;
     for (int64_t i = lo; i < hi; ++i) {
       // Unweighted, s_i/N is inv_n and s_i is 1.0: the same bits as before weights existed.
@@ -135,7 +129,8 @@ T sigmoid_cross_entropy(T* dlogits, const T* logits, const T* targets, const uin
   if (batch <= 0) return T(0);
   const int64_t n = batch * outputs;
   const T inv_n = static_cast<T>(1.0 / static_cast<double>(batch));
-  const double total = deterministic_sum(n, kGrain, [&](int64_t lo, int64_t hi) {
+  const int64_t grain = detail::grain_for(detail::kTranscendentalWork);  // an exp and a log per logit
+  const double total = deterministic_sum(n, grain, [&](int64_t lo, int64_t hi) {
     double acc = 0;
     for (int64_t k = lo; k < hi; ++k) {
       const T z = logits[k], t = targets[k];
@@ -186,7 +181,7 @@ T mse(T* dpred, const T* pred, const T* target, int64_t n, const T* weight, int6
   if (n <= 0) return T(0);
   const T two_over_n = static_cast<T>(2.0 / static_cast<double>(n));
   const int64_t row = weight ? n / batch : n;
-  const double total = deterministic_sum(n, kGrain, [&](int64_t lo, int64_t hi) {
+  const double total = deterministic_sum(n, detail::kGrain, [&](int64_t lo, int64_t hi) {
     double acc = 0;
     if (weight) {
       for (int64_t k = lo; k < hi; ++k) {
@@ -234,7 +229,7 @@ T weight_penalty(T* dw, const T* w, int64_t n, T l1, T l2) {
   // One partial per chunk holding l1·Σ|w| + l2·Σw² for that chunk: the weights
   // are applied per chunk so a single deterministic_sum suffices.
   const double a = l1, b = l2;
-  const double total = deterministic_sum(n, kGrain, [&](int64_t lo, int64_t hi) {
+  const double total = deterministic_sum(n, detail::kGrain, [&](int64_t lo, int64_t hi) {
     double abs_sum = 0, sq_sum = 0;
     for (int64_t k = lo; k < hi; ++k) {
       abs_sum += std::fabs(static_cast<double>(w[k]));

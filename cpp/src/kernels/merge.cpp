@@ -6,16 +6,10 @@
 
 namespace corenn {
 
-namespace {
-// Element-wise copies and sums are memory bound: a thread pays off only once
-// its share is well beyond the cost of waking it.
-constexpr int64_t kGrain = 1 << 15;
-}  // namespace
-
 template <typename T>
 void add_forward(T* y, const T* const* xs, int count, int64_t n) {
   // y: (n,), xs[k]: (n,)
-  detail::parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, n, detail::kGrain, [=](int64_t lo, int64_t hi, int) {
     // Sum in a fixed order, term by term over the chunk: each pass is a
     // vectorised stream and the result does not depend on the split.
     const T* x0 = xs[0];
@@ -40,7 +34,7 @@ void add_forward_naive(T* y, const T* const* xs, int count, int64_t n) {
 template <typename T>
 void add_backward(T* dx, const T* dy, int64_t n, bool accumulate) {
   // dx: (n,), dy: (n,)
-  detail::parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, n, detail::kGrain, [=](int64_t lo, int64_t hi, int) {
     if (accumulate) {
       for (int64_t i = lo; i < hi; ++i) dx[i] += dy[i];
     } else if (dx != dy) {
@@ -60,7 +54,7 @@ void concat_forward(T* y, const T* const* xs, const int64_t* widths, int count, 
   // y: (outer, Σ widths), xs[k]: (outer, widths[k])
   int64_t total = 0;
   for (int k = 0; k < count; ++k) total += widths[k];
-  detail::parallel_for(0, outer, kGrain / (total > 0 ? total : 1) + 1, [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, outer, detail::grain_for(total), [=](int64_t lo, int64_t hi, int) {
     for (int64_t r = lo; r < hi; ++r) {
       T* row = y + r * total;
       for (int k = 0; k < count; ++k) {
@@ -89,7 +83,7 @@ template <typename T>
 void concat_backward(T* dx, const T* dy, int64_t outer, int64_t offset, int64_t width,
                      int64_t total, bool accumulate) {
   // dx: (outer, width), dy: (outer, total)
-  detail::parallel_for(0, outer, kGrain / (width > 0 ? width : 1) + 1, [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, outer, detail::grain_for(width), [=](int64_t lo, int64_t hi, int) {
     for (int64_t r = lo; r < hi; ++r) {
       const T* src = dy + r * total + offset;
       T* dst = dx + r * width;

@@ -11,12 +11,6 @@ namespace corenn {
 
 namespace {
 
-// Below this many elements a fork/join costs more than the work it splits.
-constexpr int64_t kGrain = 16384;
-
-inline int64_t row_grain(int64_t cols) {
-  return std::max<int64_t>(1, kGrain / std::max<int64_t>(cols, 1));
-}
 
 }  // namespace
 
@@ -42,7 +36,7 @@ template <typename T>
 T triplet_loss(T* demb, const T* emb, int64_t n, int64_t d, T margin, bool squared, bool mean,
                T eps) {
   const T scale = mean ? static_cast<T>(1.0 / static_cast<double>(std::max<int64_t>(n, 1))) : T(1);
-  const double sum = detail::parallel_sum(n, row_grain(3 * d), [&](int64_t lo, int64_t hi) {
+  const double sum = detail::parallel_sum(n, detail::grain_for(3 * d), [&](int64_t lo, int64_t hi) {
     double acc = 0;
     for (int64_t i = lo; i < hi; ++i) {
       const T* a = emb + i * 3 * d;
@@ -131,7 +125,7 @@ template <typename T>
 T contrastive_loss(T* de1, T* de2, const T* e1, const T* e2, const T* same, int64_t n, int64_t d,
                    T margin) {
   const double inv_n = n > 0 ? 1.0 / static_cast<double>(n) : 0.0;
-  const double sum = detail::parallel_sum(n, row_grain(2 * d), [&](int64_t lo, int64_t hi) {
+  const double sum = detail::parallel_sum(n, detail::grain_for(2 * d), [&](int64_t lo, int64_t hi) {
     double acc = 0;
     for (int64_t i = lo; i < hi; ++i) {
       const T *x = e1 + i * d, *y = e2 + i * d;

@@ -9,10 +9,6 @@ namespace corenn {
 
 namespace {
 
-// Values per chunk: each costs a subtract and a divide (about a nanosecond),
-// so below this an OpenMP fork/join costs more than it saves.
-constexpr int64_t kGrainWork = 1 << 15;
-
 // Written as "<= 0 gives 1" so that a NaN variance (which fails every
 // comparison) gives a NaN σ and NaN outputs, as (x − μ)/√variance does, rather
 // than passing x through as if the feature were constant.
@@ -22,10 +18,8 @@ inline T scale_of(T variance) {
 }
 
 // Rows are (example, channel) pairs of `spatial` values each ((batch, features)
-// inputs have spatial = 1); a chunk holds about kGrainWork values.
-int64_t row_grain(int64_t spatial) {
-  return std::max<int64_t>(1, kGrainWork / std::max<int64_t>(1, spatial));
-}
+// inputs have spatial = 1), a subtract and a divide each: a chunk holds about kGrain values.
+int64_t row_grain(int64_t spatial) { return detail::grain_for(spatial); }
 
 }  // namespace
 

@@ -12,10 +12,6 @@ namespace corenn {
 
 namespace {
 
-// An update reads and writes a handful of values per element: below ~32k
-// elements the arena fits in cache and one thread finishes before an OpenMP
-// fork/join would pay for itself.
-constexpr int64_t kGrain = 32768;
 
 }  // namespace
 
@@ -53,7 +49,7 @@ template <typename T, bool Decay, bool Momentum, bool Nesterov>
 void sgd_parallel(T* param, T* velocity, const T* grad, const SGDHyper& h, int64_t n) {
   const T lr = static_cast<T>(h.lr), wd = static_cast<T>(h.weight_decay);
   const T mu = static_cast<T>(h.momentum), one_minus_damp = static_cast<T>(1.0 - h.dampening);
-  detail::parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, n, detail::kGrain, [=](int64_t lo, int64_t hi, int) {
     sgd_range<T, Decay, Momentum, Nesterov>(param, velocity, grad, lo, hi, lr, wd, mu, one_minus_damp);
   });
 }
@@ -115,7 +111,7 @@ void rmsprop_step(T* param, T* square_avg, const T* grad, const RMSpropHyper& h,
   const T alpha = static_cast<T>(h.alpha), one_minus_alpha = static_cast<T>(1.0 - h.alpha);
   const T eps = static_cast<T>(h.eps);
   const bool decay = h.weight_decay != 0.0;
-  detail::parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, n, detail::kGrain, [=](int64_t lo, int64_t hi, int) {
     if (decay) rmsprop_range<T, true>(param, square_avg, grad, lo, hi, lr, wd, alpha, one_minus_alpha, eps);
     else rmsprop_range<T, false>(param, square_avg, grad, lo, hi, lr, wd, alpha, one_minus_alpha, eps);
   });
@@ -175,7 +171,7 @@ void adam_step(T* param, T* m, T* v, const T* grad, int64_t step, const AdamHype
   const AdamScalars c{h.lr, h.weight_decay, h.beta1, h.beta2, h.eps, 1.0 - std::pow(h.beta1, t),
                       1.0 - std::pow(h.beta2, t), 1.0 - h.lr * h.weight_decay};
   const bool decay = h.weight_decay != 0.0, decoupled = h.decoupled;
-  detail::parallel_for(0, n, kGrain, [=, &c](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, n, detail::kGrain, [=, &c](int64_t lo, int64_t hi, int) {
     if (!decay) adam_range<T, false, false>(param, m, v, grad, lo, hi, c);
     else if (decoupled) adam_range<T, true, false>(param, m, v, grad, lo, hi, c);
     else adam_range<T, false, true>(param, m, v, grad, lo, hi, c);
@@ -270,7 +266,7 @@ void validate(const AdamHyper& h, int64_t step, const char* op) {
 template <typename T>
 bool all_finite(const T* x, int64_t n) {
   std::atomic<bool> bad{false};
-  detail::parallel_for(0, n, kGrain, [&](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, n, detail::kGrain, [&](int64_t lo, int64_t hi, int) {
     unsigned char any = 0;
     for (int64_t i = lo; i < hi; ++i) any |= static_cast<unsigned char>(!(x[i] - x[i] == T(0)));
     if (any) bad.store(true, std::memory_order_relaxed);

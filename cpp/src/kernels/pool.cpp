@@ -28,15 +28,6 @@ namespace corenn {
 
 namespace {
 
-// Work items (window cells or copied values) below which one thread finishes
-// before an OpenMP fork/join would pay for itself.
-constexpr int64_t kGrainWork = 32768;
-
-// Planes per chunk so a chunk holds about kGrainWork items of work.
-int64_t plane_grain(int64_t work_per_plane) {
-  return std::max<int64_t>(1, kGrainWork / std::max<int64_t>(1, work_per_plane));
-}
-
 // True when v should replace the current best: a strictly larger value (so the
 // first of equal maxima stays), or the first NaN (nothing replaces a NaN, as
 // every comparison with it is false).
@@ -186,7 +177,7 @@ void max_pool2d_forward(T* y, int64_t* argmax, const T* x, const Pool2dShape& s)
   const int64_t planes = s.batch * s.channels, in_size = s.height * s.width;
   const int64_t out_size = s.out_h() * s.out_w();
   const bool fast_2x2 = is_plain_2x2(s);
-  const int64_t grain = plane_grain(out_size * s.kernel_h * s.kernel_w);
+  const int64_t grain = detail::grain_for(out_size * s.kernel_h * s.kernel_w);
   detail::parallel_for(0, planes, grain, [=](int64_t lo, int64_t hi, int) {
     for (int64_t p = lo; p < hi; ++p) {
       if (fast_2x2)
@@ -234,7 +225,7 @@ void max_pool2d_backward(T* dx, const T* dy, const int64_t* argmax, const Pool2d
   // dx: (batch, channels, height, width); dy, argmax: (batch, channels, out_h, out_w)
   const int64_t planes = s.batch * s.channels, in_size = s.height * s.width;
   const int64_t out_size = s.out_h() * s.out_w();
-  const int64_t grain = plane_grain(in_size + out_size);
+  const int64_t grain = detail::grain_for(in_size + out_size);
   detail::parallel_for(0, planes, grain, [=](int64_t lo, int64_t hi, int) {
     for (int64_t p = lo; p < hi; ++p) {
       T* dxp = dx + p * in_size;
@@ -313,7 +304,7 @@ void avg_pool2d_forward(T* y, const T* x, const Pool2dShape& s) {
   // y: (batch, channels, out_h, out_w); x: (batch, channels, height, width)
   const int64_t planes = s.batch * s.channels, in_size = s.height * s.width;
   const int64_t out_size = s.out_h() * s.out_w();
-  const int64_t grain = plane_grain(out_size * s.kernel_h * s.kernel_w);
+  const int64_t grain = detail::grain_for(out_size * s.kernel_h * s.kernel_w);
   detail::parallel_for(0, planes, grain, [=](int64_t lo, int64_t hi, int) {
     for (int64_t p = lo; p < hi; ++p) avg_pool_plane(y + p * out_size, x + p * in_size, s);
   });
@@ -348,7 +339,7 @@ void avg_pool2d_backward(T* dx, const T* dy, const Pool2dShape& s) {
   // dx: (batch, channels, height, width); dy: (batch, channels, out_h, out_w)
   const int64_t planes = s.batch * s.channels, in_size = s.height * s.width;
   const int64_t out_size = s.out_h() * s.out_w();
-  const int64_t grain = plane_grain(in_size + out_size * s.kernel_h * s.kernel_w);
+  const int64_t grain = detail::grain_for(in_size + out_size * s.kernel_h * s.kernel_w);
   detail::parallel_for(0, planes, grain, [=](int64_t lo, int64_t hi, int) {
     for (int64_t p = lo; p < hi; ++p)
       avg_pool_plane_backward(dx + p * in_size, dy + p * out_size, s);
@@ -387,7 +378,7 @@ void avg_pool2d_backward_naive(T* dx, const T* dy, const Pool2dShape& s) {
 template <typename T>
 void global_avg_pool2d_forward(T* y, const T* x, int64_t planes, int64_t plane_size) {
   // y: (planes,); x: (planes, plane_size)
-  detail::parallel_for(0, planes, plane_grain(plane_size), [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, planes, detail::grain_for(plane_size), [=](int64_t lo, int64_t hi, int) {
     for (int64_t p = lo; p < hi; ++p) {
       const T* xp = x + p * plane_size;
       T sum = T(0);
@@ -400,7 +391,7 @@ void global_avg_pool2d_forward(T* y, const T* x, int64_t planes, int64_t plane_s
 template <typename T>
 void global_avg_pool2d_backward(T* dx, const T* dy, int64_t planes, int64_t plane_size) {
   // dx: (planes, plane_size); dy: (planes,)
-  detail::parallel_for(0, planes, plane_grain(plane_size), [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, planes, detail::grain_for(plane_size), [=](int64_t lo, int64_t hi, int) {
     for (int64_t p = lo; p < hi; ++p) {
       // Every cell contributed 1/plane_size of the mean.
       const T g = dy[p] / static_cast<T>(plane_size);
@@ -417,7 +408,7 @@ void zero_pad2d_forward(T* y, const T* x, int64_t planes, int64_t height, int64_
                         int64_t top, int64_t bottom, int64_t left, int64_t right) {
   // y: (planes, height + top + bottom, width + left + right); x: (planes, height, width)
   const int64_t OH = height + top + bottom, OW = width + left + right;
-  detail::parallel_for(0, planes, plane_grain(OH * OW), [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, planes, detail::grain_for(OH * OW), [=](int64_t lo, int64_t hi, int) {
     for (int64_t p = lo; p < hi; ++p) {
       T* yp = y + p * OH * OW;
       const T* xp = x + p * height * width;
@@ -440,7 +431,7 @@ void zero_pad2d_backward(T* dx, const T* dy, int64_t planes, int64_t height, int
                          int64_t top, int64_t bottom, int64_t left, int64_t right) {
   // dx: (planes, height, width); dy: (planes, height + top + bottom, width + left + right)
   const int64_t OH = height + top + bottom, OW = width + left + right;
-  detail::parallel_for(0, planes, plane_grain(height * width), [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, planes, detail::grain_for(height * width), [=](int64_t lo, int64_t hi, int) {
     for (int64_t p = lo; p < hi; ++p) {
       const T* dyp = dy + p * OH * OW;
       T* dxp = dx + p * height * width;

@@ -19,9 +19,9 @@ T sigmoid(T a) {
   return T(1) / (T(1) + std::exp(-a));
 }
 
-// Rows of the batch per thread chunk: an element-wise pass over fewer than
-// ~8k values is cheaper than an OpenMP fork/join.
-int64_t row_grain(int64_t row_width) { return std::max<int64_t>(1, 8192 / std::max<int64_t>(row_width, 1)); }
+// Rows of the batch per thread chunk: the element-wise passes take a sigmoid
+// or tanh per value.
+int64_t row_grain(int64_t row_width) { return detail::grain_for(detail::kTranscendentalWork * row_width); }
 
 // h_{t-1} of every example as one (N, T, H) matrix: h0 (or zeros) then y
 // shifted by one step, so dW_hh is one GEMM over all N·T rows.

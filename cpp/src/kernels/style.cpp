@@ -15,9 +15,6 @@ namespace {
 
 using detail::Trans;
 
-// Below this many elements a fork/join costs more than the work it splits.
-constexpr int64_t kGrain = 16384;
-
 template <typename T>
 inline T sign(T v) {
   return v > T(0) ? T(1) : (v < T(0) ? T(-1) : T(0));
@@ -97,7 +94,7 @@ T content_cost(T* da_g, const T* a_c, const T* a_g, int64_t n, int64_t c, int64_
   const int64_t total = n * c * hw;
   const double scale = 1.0 / (4.0 * static_cast<double>(c) * static_cast<double>(hw));
   const T gscale = static_cast<T>(2.0 * scale);
-  const double sum = detail::parallel_sum(total, kGrain, [&](int64_t lo, int64_t hi) {
+  const double sum = detail::parallel_sum(total, detail::kGrain, [&](int64_t lo, int64_t hi) {
     double acc = 0;
     for (int64_t k = lo; k < hi; ++k) {
       const T d = a_g[k] - a_c[k];
@@ -179,7 +176,7 @@ template <typename T>
 T total_variation(T* dimg, const T* img, int64_t n, int64_t c, int64_t h, int64_t w) {
   const int64_t plane = h * w;
   const double sum = detail::parallel_sum(
-      n * c, std::max<int64_t>(1, kGrain / std::max<int64_t>(plane, 1)), [&](int64_t lo, int64_t hi) {
+      n * c, detail::grain_for(plane), [&](int64_t lo, int64_t hi) {
         double acc = 0;
         for (int64_t pi = lo; pi < hi; ++pi) {
           const T* x = img + pi * plane;

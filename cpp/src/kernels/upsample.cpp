@@ -34,13 +34,6 @@ void validate(const Upsample2dShape& s, const char* op) {
 
 namespace {
 
-// Work items (output cells) below which one thread finishes before an OpenMP
-// fork/join would pay for itself.
-constexpr int64_t kGrainWork = 32768;
-
-int64_t plane_grain(int64_t work_per_plane) {
-  return std::max<int64_t>(1, kGrainWork / std::max<int64_t>(1, work_per_plane));
-}
 
 // Where output index i of an axis scaled by `scale` reads from, with half-pixel
 // centres: the neighbours lo, hi and the weight of hi. The source point is
@@ -139,7 +132,7 @@ void upsample2d_forward(T* y, const T* x, const Upsample2dShape& s) {
   // y: (batch, channels, out_h, out_w); x: (batch, channels, height, width)
   const int64_t in_plane = s.height * s.width, out_plane = s.out_h() * s.out_w();
   const bool nearest = s.interpolation == Interpolation::nearest;
-  detail::parallel_for(0, s.batch * s.channels, plane_grain(out_plane), [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, s.batch * s.channels, detail::grain_for(out_plane), [=](int64_t lo, int64_t hi, int) {
     for (int64_t p = lo; p < hi; ++p) {
       if (nearest) nearest_forward_plane(y + p * out_plane, x + p * in_plane, s);
       else bilinear_forward_plane(y + p * out_plane, x + p * in_plane, s);
@@ -173,7 +166,7 @@ void upsample2d_backward(T* dx, const T* dy, const Upsample2dShape& s) {
   // dx: (batch, channels, height, width); dy: (batch, channels, out_h, out_w)
   const int64_t in_plane = s.height * s.width, out_plane = s.out_h() * s.out_w();
   const bool nearest = s.interpolation == Interpolation::nearest;
-  detail::parallel_for(0, s.batch * s.channels, plane_grain(out_plane), [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, s.batch * s.channels, detail::grain_for(out_plane), [=](int64_t lo, int64_t hi, int) {
     for (int64_t p = lo; p < hi; ++p) {
       if (nearest) nearest_backward_plane(dx + p * in_plane, dy + p * out_plane, s);
       else bilinear_backward_plane(dx + p * in_plane, dy + p * out_plane, s);
