@@ -80,7 +80,7 @@ def build(hidden=128, embedding=32, head=32, learning_rate=1e-3):
     return model
 
 
-def run(train_pairs=40000, test_pairs=2000, epochs=6, seed=0, out=print):
+def run(train_pairs=60000, test_pairs=2000, epochs=3, seed=0, out=print):
     from sklearn.datasets import load_digits
 
     cn.seed(seed)
