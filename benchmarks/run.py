@@ -238,7 +238,7 @@ def scaling_section(rows, threads_list):
     return L + [""]
 
 
-# The speed targets corenn claims (issue 7), checked against this run's rows
+# The speed targets corenn claims (issues 7 and 15), checked against this run's rows
 # at the most threads measured: (workloads, column, bound, what it means).
 TARGETS = [
     (("mlp_b64", "mlp_b512", "lenet_b64"), "ratio_torch", 0.7, "training ≤ 0.7× PyTorch's time"),
@@ -248,6 +248,10 @@ TARGETS = [
     (("conv3x3_fwdbwd",), "ratio_torch", 1.0, "forward + backward ≤ 1.0× PyTorch's time"),
     (None, "ratio_numpy", 1 / 3, "≥ 3× faster than NumPy (ratio ≤ 0.33)"),
     (("resnet_small_b64",), "pct_sgemm", 60, "training at ≥ 60% of the sgemm FLOP rate"),
+    # issue 15: the recurrent kernels
+    (("lstm_fwdbwd_b64", "gru_fwdbwd_b64"), "ratio_torch", 1.0, "forward + backward ≤ 1.0× PyTorch's time"),
+    (("lstm_b1_infer",), "ratio_torch", 0.6, "batch-1 inference ≤ 0.6× PyTorch's time"),
+    (("lstm_fwdbwd_b64", "lstm_b1_infer"), "ratio_numpy", 0.2, "≥ 5× faster than NumPy (ratio ≤ 0.2)"),
 ]
 
 
@@ -430,6 +434,9 @@ LABELS = {
     "resnet_small_b1_infer": "Small ResNet inference, 1 image",
     "iou_2000x2000": "Box IoU matrix, 2,000 × 2,000 boxes",
     "nms_10k": "Non-max suppression, 10,000 boxes",
+    "lstm_fwdbwd_b64": "LSTM(256) forward + backward, batch 64, 50 steps",
+    "gru_fwdbwd_b64": "GRU(256) forward + backward, batch 64, 50 steps",
+    "lstm_b1_infer": "LSTM(256) inference, 1 sequence of 50 steps",
     "sgemm": f"Matrix product {W.SGEMM_N}³ (reference)",
 }
 

@@ -113,6 +113,26 @@ def test_nms_10k(benchmark):
     np.testing.assert_array_equal(kept, W.det.numpy_nms()())
 
 
+def test_lstm_fwdbwd_b64(benchmark):
+    benchmark.group = "ops"
+    dW_ih = _bench(benchmark, W.rnn.corenn_fwdbwd("lstm"), W.WORKLOADS["lstm_fwdbwd_b64"].flops)
+    want = W.rnn.numpy_lstm_fwdbwd()()[1]  # float32 both, summed in other orders over N·T = 3,200 rows
+    np.testing.assert_allclose(dW_ih, want, rtol=1e-3, atol=1e-3 * np.abs(want).max())
+
+
+def test_gru_fwdbwd_b64(benchmark):
+    benchmark.group = "ops"
+    dW_ih = _bench(benchmark, W.rnn.corenn_fwdbwd("gru"), W.WORKLOADS["gru_fwdbwd_b64"].flops)
+    assert dW_ih.shape == (3 * W.rnn.UNITS, W.rnn.FEATURES) and np.isfinite(dW_ih).all()
+    assert np.abs(dW_ih).max() > 0
+
+
+def test_lstm_b1_infer(benchmark):
+    benchmark.group = "ops"
+    h = _bench(benchmark, W.rnn.corenn_lstm_infer(), W.WORKLOADS["lstm_b1_infer"].flops)
+    np.testing.assert_allclose(h, W.rnn.numpy_lstm_infer()(), rtol=1e-4, atol=1e-5)
+
+
 def test_lenet_b64_train_on_batch(benchmark):
     benchmark.group = "models"
     loss = _bench(benchmark, W.cnn.corenn_lenet_train(64), W.WORKLOADS["lenet_b64"].flops)

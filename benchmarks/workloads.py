@@ -22,6 +22,7 @@ import numpy as np
 import steps
 import workloads_cnn as cnn
 import workloads_detection as det
+import workloads_recurrent as rnn
 import workloads_resnet as resnet
 from steps import BETA1, BETA2, EPS, LR, numpy_adam_update
 
@@ -422,6 +423,20 @@ WORKLOADS = {w.name: w for w in [
        bytes_moved=det.iou_bytes(), bytes_note="the (N, M) float32 output"),
     _w("nms_10k", "op", "non-max suppression of 10,000 boxes at IoU 0.5 (float32)",
        None, {"corenn": det.corenn_nms, "numpy": det.numpy_nms, "onnxruntime": det.onnxruntime_nms}),
+    _w("lstm_fwdbwd_b64", "op", "LSTM(256) kernels over T = 50 steps of 128 features, batch 64: "
+       "forward + backward through time (input, state and weight gradients)",
+       rnn.fwdbwd_flops("lstm", 64), {
+           "corenn": lambda: rnn.corenn_fwdbwd("lstm"), "numpy": rnn.numpy_lstm_fwdbwd,
+           "torch": lambda: rnn.torch_fwdbwd("lstm")}),
+    _w("gru_fwdbwd_b64", "op", "GRU(256) kernels over T = 50 steps of 128 features, batch 64: "
+       "forward + backward through time",
+       rnn.fwdbwd_flops("gru", 64), {
+           "corenn": lambda: rnn.corenn_fwdbwd("gru"), "torch": lambda: rnn.torch_fwdbwd("gru")}),
+    _w("lstm_b1_infer", "op", "LSTM(256) kernel forward over T = 50 steps of 128 features, "
+       "batch 1, inference (op level: the layer alone)",
+       rnn.forward_flops("lstm", 1), {
+           "corenn": rnn.corenn_lstm_infer, "numpy": rnn.numpy_lstm_infer,
+           "torch": rnn.torch_lstm_infer}, quick_reps=50),
     _w("sgemm", "sgemm", f"float32 matmul {SGEMM_N}³ (a · bᵀ), the machine's reference rate",
        2 * SGEMM_N ** 3, {
            "corenn": corenn_sgemm, "numpy": numpy_sgemm, "torch": torch_sgemm}, fixed_reps=3),

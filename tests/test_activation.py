@@ -356,10 +356,10 @@ def test_layers_reject_unknown_names_listing_the_registry(make_layer, owner):
 def test_engine_rejects_unknown_names_naming_the_layer():
     """What a C++ program or a hand-edited file hits: the same registry check."""
     engine = cn._core.Engine("float32")
-    for kind in ("dense", "activation", "conv2d"):
+    for kind, size in (("dense", {"units": 2}), ("activation", {}), ("conv2d", {"filters": 2})):
         with pytest.raises(ValueError, match=rf"^layer 'bad' \({kind}\): activation must be one of "
                                              rf"{VALID}, got 'tanhh'$"):
-            engine.add({"kind": kind, "name": "bad", "units": 2, "filters": 2, "activation": "tanhh"})
+            engine.add({"kind": kind, "name": "bad", **size, "activation": "tanhh"})
 
 
 # ---------------------------------------------------------------- layers and models

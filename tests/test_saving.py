@@ -4,6 +4,7 @@ follows the uninterrupted trajectory bit for bit, save_weights/load_weights
 check before they write, failed saves leave nothing behind, and the installed
 CMake package is where get_cmake_dir says. Damaged files: test_saving_fuzz.py."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 import corenn as cn
-from corenn import applications
+from corenn import _core, applications
 
 L = cn.layers
 O = cn.optimizers
@@ -110,11 +111,33 @@ def test_from_config_inverts_get_config_and_the_engine_spec(case):
 
 
 def test_layer_class_names_every_engine_kind():
+    for kind in _core.layer_kinds():
+        assert L.layer_class(kind).kind == kind
     assert L.layer_class("max_pool2d") is L.MaxPool2D is L.MaxPooling2D
     assert L.layer_class("max_pool1d") is L.MaxPool1D is L.MaxPooling1D
     assert L.layer_class("global_avg_pool1d") is L.GlobalAvgPool1D is L.GlobalAveragePooling1D
     with pytest.raises(ValueError, match="unknown layer kind 'lstm'"):
         L.layer_class("lstm")
+    with pytest.raises(ValueError, match="unknown layer kind 'conv_2d'.*did you mean 'conv2d'"):
+        L.layer_class("conv_2d")
+
+
+# The every-kind models must hold every kind the engine registers: a new kind
+# missing from one of them fails here.
+def test_layer_cases_cover_every_engine_kind():
+    kinds = {layer.kind for case in LAYER_CASES for layer in layer_model(case).layers
+             if not isinstance(layer, L.Input)}
+    assert kinds == set(_core.layer_kinds())
+
+
+def test_interop_example_covers_every_engine_kind():
+    path = os.path.join(os.path.dirname(__file__), "..", "cpp", "examples", "interop.py")
+    spec = importlib.util.spec_from_file_location("interop_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    model = example.every_layer_model()
+    kinds = {layer.kind for layer in model.layers if not isinstance(layer, L.Input)}
+    assert kinds == set(_core.layer_kinds())
 
 
 def test_file_layout_is_safetensors_with_our_metadata(tmp_path):

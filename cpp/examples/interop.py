@@ -20,29 +20,34 @@ L = cn.layers
 
 
 def every_layer_model():
-    return cn.Sequential([
-        L.Input((3, 9, 8)),
-        L.ZeroPadding2D(((1, 0), (0, 1))),
-        L.Conv2D(4, 3, padding="same", activation="relu"),
-        L.DepthwiseConv2D(3, depth_multiplier=2, activation="leaky_relu"),
-        L.MaxPool2D(2),
-        L.UpSampling2D((1, 2), interpolation="bilinear"),
-        L.SeparableConv2D(6, 3, padding="same", activation="tanh"),
-        L.Conv2DTranspose(3, 2, strides=2, activation="gelu"),
-        L.AvgPool2D(2, padding="same"),
-        L.Conv2D(6, 1, groups=3, use_bias=False, activation="softmax"),  # over the channels
-        L.BatchNormalization(momentum=0.9),
-        L.Dropout(0.25),
-        L.GlobalAvgPool2D(),
-        L.Reshape((2, 3)),
-        L.Conv1D(4, 2, padding="causal", dilation_rate=2, activation="tanh"),
-        L.MaxPool1D(2, padding="same"),
-        L.GlobalAvgPool1D(),
-        L.Flatten(),
-        L.Activation("sigmoid"),
-        L.Dense(5, activation="selu"),
-        L.Dense(3),
-    ])
+    """Every layer kind of the engine (tests/test_saving.py checks it against
+    the registry, corenn._core.layer_kinds())."""
+    x = L.Input((3, 9, 8))
+    h = L.Normalization([0.5, -1.0, 0.0], [4.0, 0.25, 1.0])(x)
+    h = L.RandomFlip("horizontal")(h)
+    h = L.RandomCrop(1)(h)
+    h = L.ColorShift(0.1)(h)
+    h = L.ZeroPadding2D(((1, 0), (0, 1)))(h)
+    h = L.Conv2D(4, 3, padding="same", activation="relu")(h)
+    h = L.DepthwiseConv2D(3, depth_multiplier=2, activation="leaky_relu")(h)
+    h = L.MaxPool2D(2)(h)
+    h = L.UpSampling2D((1, 2), interpolation="bilinear")(h)
+    h = L.SeparableConv2D(6, 3, padding="same", activation="tanh")(h)
+    h = L.Conv2DTranspose(3, 2, strides=2, activation="gelu")(h)
+    h = L.AvgPool2D(2, padding="same")(h)
+    h = L.Conv2D(6, 1, groups=3, use_bias=False, activation="softmax")(h)  # over the channels
+    b = L.BatchNormalization(momentum=0.9)(h)
+    h = L.Concatenate()([L.Add()([b, h]), b])
+    h = L.Dropout(0.25)(h)
+    h = L.GlobalAvgPool2D()(h)
+    h = L.Reshape((2, 6))(h)
+    h = L.Conv1D(4, 2, padding="causal", dilation_rate=2, activation="tanh")(h)
+    h = L.MaxPool1D(2, padding="same")(h)
+    h = L.GlobalAvgPool1D()(h)
+    h = L.Flatten()(h)
+    h = L.Activation("sigmoid")(h)
+    h = L.Dense(5, activation="selu")(h)
+    return cn.Model(x, L.Dense(3)(h))
 
 
 def write_inputs(folder):

@@ -25,13 +25,11 @@ void make_spirals(corenn::Tensor& x, corenn::Tensor& y) {
 }
 
 corenn::LayerSpec dense(int64_t units, const char* activation) {
-  corenn::LayerSpec s;
-  s.kind = "dense";
-  s.units = units;
-  s.activation = activation;
-  s.kernel_initializer = "he_normal";
-  s.l2 = 1e-4;  // keeps the logits moderate
-  return s;
+  return corenn::LayerSpec("dense")
+      .set("units", units)
+      .set("activation", activation)
+      .set("kernel_initializer", "he_normal")
+      .set("l2", 1e-4);  // keeps the logits moderate
 }
 
 double accuracy(const corenn::Model& model, const corenn::Tensor& x, const corenn::Tensor& y) {

@@ -78,12 +78,6 @@ void normalize_fast_matches_naive() {
   CHECK(y0[2 * H * W] == (x[2 * H * W] - T(2)) / T(0.5));
 }
 
-LayerSpec spec(const char* kind) {
-  LayerSpec s;
-  s.kind = kind;
-  return s;
-}
-
 }  // namespace
 
 TEST(augment_fast_matches_naive_for_any_thread_count) {
@@ -114,19 +108,10 @@ TEST(crop_with_zero_padding_is_the_identity) {
 TEST(preprocessing_layers_in_the_engine) {
   seed(1);
   Model m(DType::float64);
-  LayerSpec norm = spec("normalization");
-  norm.mean = {1.0, -2.0};
-  norm.variance = {4.0, 0.0};
-  m.add(norm);
-  LayerSpec flip = spec("random_flip");
-  flip.mode = "horizontal";
-  m.add(flip);
-  LayerSpec crop = spec("random_crop");
-  crop.pads = {1, 1, 2, 2};
-  m.add(crop);
-  LayerSpec shift = spec("color_shift");
-  shift.delta = 0.3;
-  m.add(shift);
+  m.add(LayerSpec("normalization").set("mean", {1.0, -2.0}).set("variance", {4.0, 0.0}));
+  m.add(LayerSpec("random_flip").set("mode", "horizontal"));
+  m.add(LayerSpec("random_crop").set("pads", {1, 1, 2, 2}));
+  m.add(LayerSpec("color_shift").set("delta", 0.3));
   m.build({2, 3, 4});
   CHECK(m.count_params() == 0);
   // The statistics are state, returned by get_weights.
@@ -144,21 +129,12 @@ TEST(preprocessing_layers_in_the_engine) {
 }
 
 TEST(preprocessing_layer_validation) {
-  LayerSpec flip = spec("random_flip");
-  flip.mode = "sideways";
   Model a;
-  CHECK_THROWS(a.add(flip), ValueError);
-  LayerSpec crop = spec("random_crop");
-  crop.pads = {1, 2, 1, 1};
-  CHECK_THROWS(a.add(crop), ValueError);
-  LayerSpec shift = spec("color_shift");
-  shift.delta = -1;
-  CHECK_THROWS(a.add(shift), ValueError);
-  LayerSpec norm = spec("normalization");
-  norm.mean = {0.0};
-  norm.variance = {-1.0};
-  CHECK_THROWS(a.add(norm), ValueError);
+  CHECK_THROWS(a.add(LayerSpec("random_flip").set("mode", "sideways")), ValueError);
+  CHECK_THROWS(a.add(LayerSpec("random_crop").set("pads", {1, 2, 1, 1})), ValueError);
+  CHECK_THROWS(a.add(LayerSpec("color_shift").set("delta", -1)), ValueError);
+  CHECK_THROWS(a.add(LayerSpec("normalization").set("mean", {0.0}).set("variance", {-1.0})), ValueError);
   Model b;
-  b.add(spec("random_flip"));
+  b.add(LayerSpec("random_flip"));
   CHECK_THROWS(b.build({12}), ShapeError);
 }

@@ -8,8 +8,8 @@
 
 #include <cstdint>
 #include <fstream>
-#include <functional>
 #include <iterator>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -57,51 +57,56 @@ void write_bytes(const std::string& path, const std::string& bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-LayerSpec layer(const char* kind, const std::function<void(LayerSpec&)>& set = nullptr) {
-  LayerSpec s;
-  s.kind = kind;
-  if (set) set(s);
-  return s;
-}
-
-// Every layer kind of the engine, each with non-default settings.
+// Every layer kind of the engine, each with non-default attributes (checked
+// against the registry below): a stack with a residual branch (add) joined
+// back by concatenate.
 Model every_layer_model(DType dtype) {
   Model m(dtype);
   m.set_input_name("image");
-  m.add(layer("zero_padding2d", [](LayerSpec& s) { s.pads = {1, 0, 2, 1}; }));
-  m.add(layer("conv2d", [](LayerSpec& s) {
-    s.filters = 4; s.kernel_size = {3, 3}; s.padding = "same"; s.activation = "relu";
-    s.kernel_initializer = "random_normal"; s.initializer_stddev = 0.3; s.bias_initializer = "ones";
-  }));
-  m.add(layer("depthwise_conv2d", [](LayerSpec& s) {
-    s.kernel_size = {3, 2}; s.depth_multiplier = 2; s.activation = "leaky_relu"; s.alpha = 0.2;
-  }));
-  m.add(layer("max_pool2d", [](LayerSpec& s) { s.kernel_size = {2, 2}; }));
-  m.add(layer("separable_conv2d", [](LayerSpec& s) {
-    s.filters = 6; s.kernel_size = {3, 3}; s.padding = "same"; s.activation = "tanh"; s.l2 = 0.01;
-  }));
-  m.add(layer("conv2d_transpose", [](LayerSpec& s) {
-    s.filters = 3; s.kernel_size = {2, 2}; s.strides = {2, 2}; s.output_padding = {1, 0};
-  }));
-  m.add(layer("up_sampling2d", [](LayerSpec& s) { s.size = {2, 1}; s.interpolation = "bilinear"; }));
-  m.add(layer("avg_pool2d", [](LayerSpec& s) { s.kernel_size = {2, 2}; s.padding = "same"; }));
-  m.add(layer("conv2d", [](LayerSpec& s) {
-    s.name = "grouped"; s.filters = 6; s.groups = 3; s.kernel_size = {1, 1}; s.dilation = {1, 1};
-    s.use_bias = false; s.l1 = 0.001;
-  }));
-  m.add(layer("batch_norm", [](LayerSpec& s) { s.momentum = 0.9; s.epsilon = 0.01; }));
-  m.add(layer("dropout", [](LayerSpec& s) { s.rate = 0.25; }));
-  m.add(layer("global_avg_pool2d"));
-  m.add(layer("reshape", [](LayerSpec& s) { s.target_shape = {2, -1}; }));
-  m.add(layer("conv1d", [](LayerSpec& s) {
-    s.filters = 4; s.kernel_size = {2}; s.dilation = {2}; s.padding = "causal"; s.activation = "tanh";
-  }));
-  m.add(layer("max_pool1d", [](LayerSpec& s) { s.kernel_size = {2}; s.padding = "same"; }));
-  m.add(layer("global_avg_pool1d"));
-  m.add(layer("flatten"));
-  m.add(layer("activation", [](LayerSpec& s) { s.activation = "leaky_relu"; s.alpha = 0.3; }));
-  m.add(layer("dense", [](LayerSpec& s) { s.units = 5; s.activation = "sigmoid"; s.trainable = false; }));
-  m.add(layer("dense", [](LayerSpec& s) { s.name = "logits"; s.units = 3; s.l2 = 1e-3; }));
+  m.add(LayerSpec("normalization").set("mean", {0.5, -1.0, 0.0}).set("variance", {4.0, 0.25, 1.0}));
+  m.add(LayerSpec("random_flip").set("mode", "vertical"));
+  m.add(LayerSpec("random_crop").set("pads", {1, 1, 2, 2}));
+  m.add(LayerSpec("color_shift").set("delta", 0.2));
+  m.add(LayerSpec("zero_padding2d").set("pads", {1, 0, 2, 1}));
+  m.add(LayerSpec("conv2d")
+            .set("filters", 4).set("kernel_size", {3, 3}).set("padding", "same").set("activation", "relu")
+            .set("kernel_initializer", "random_normal").set("initializer_stddev", 0.3)
+            .set("bias_initializer", "ones"));
+  m.add(LayerSpec("depthwise_conv2d")
+            .set("kernel_size", {3, 2}).set("depth_multiplier", 2).set("activation", "leaky_relu")
+            .set("alpha", 0.2));
+  m.add(LayerSpec("max_pool2d").set("kernel_size", {2, 2}));
+  m.add(LayerSpec("separable_conv2d")
+            .set("filters", 6).set("kernel_size", {3, 3}).set("padding", "same").set("activation", "tanh")
+            .set("l2", 0.01));
+  m.add(LayerSpec("conv2d_transpose")
+            .set("filters", 3).set("kernel_size", {2, 2}).set("strides", {2, 2}).set("output_padding", {1, 0}));
+  m.add(LayerSpec("up_sampling2d").set("size", {2, 1}).set("interpolation", "bilinear"));
+  m.add(LayerSpec("avg_pool2d").set("kernel_size", {2, 2}).set("padding", "same"));
+  m.add(LayerSpec("conv2d", "grouped")
+            .set("filters", 6).set("groups", 3).set("kernel_size", {1, 1}).set("dilation", {1, 1})
+            .set("use_bias", false).set("l1", 0.001));
+  m.add(LayerSpec("batch_norm", "bn").set("momentum", 0.9).set("epsilon", 0.01));
+  LayerSpec sum("add", "sum");
+  sum.inputs = {"bn", "grouped"};
+  m.add(sum);
+  LayerSpec cat = LayerSpec("concatenate", "cat").set("axis", -3);
+  cat.inputs = {"sum", "bn"};
+  m.add(cat);
+  m.add(LayerSpec("dropout").set("rate", 0.25));
+  m.add(LayerSpec("global_avg_pool2d"));
+  m.add(LayerSpec("reshape").set("target_shape", {2, -1}));
+  m.add(LayerSpec("conv1d")
+            .set("filters", 4).set("kernel_size", {2}).set("dilation", {2}).set("padding", "causal")
+            .set("activation", "tanh"));
+  m.add(LayerSpec("max_pool1d").set("kernel_size", {2}).set("padding", "same"));
+  m.add(LayerSpec("global_avg_pool1d"));
+  m.add(LayerSpec("flatten"));
+  m.add(LayerSpec("activation").set("activation", "leaky_relu").set("alpha", 0.3));
+  LayerSpec frozen = LayerSpec("dense").set("units", 5).set("activation", "sigmoid");
+  frozen.trainable = false;
+  m.add(frozen);
+  m.add(LayerSpec("dense", "logits").set("units", 3).set("l2", 1e-3));
   m.build({3, 7, 6});
   return m;
 }
@@ -133,21 +138,11 @@ bool same_bytes(const Tensor& a, const Tensor& b) {
   return std::memcmp(a.data_as<int64_t>(), b.data_as<int64_t>(), sizeof(int64_t) * static_cast<size_t>(a.size())) == 0;
 }
 
-std::string spec_text(const LayerSpec& s) {
-  std::ostringstream out;
-  out.precision(17);
-  for_each_field(s, [&](const char* name, const auto& field) {
-    out << name << '=';
-    using F = std::decay_t<decltype(field)>;
-    if constexpr (std::is_same_v<F, std::vector<int64_t>> || std::is_same_v<F, std::vector<std::string>> ||
-                  std::is_same_v<F, std::vector<double>>) {
-      for (const auto& e : field) out << e << ',';
-    } else {
-      out << field;
-    }
-    out << ';';
-  });
-  return out.str();
+// The same layer: kind, name, inputs, trainable and every attribute (defaults filled in).
+bool same_spec(const LayerSpec& a, const LayerSpec& b) {
+  const LayerSpec x = complete_layer_spec(a), y = complete_layer_spec(b);
+  return x.kind == y.kind && x.name == y.name && x.inputs == y.inputs && x.trainable == y.trainable &&
+         x.attributes == y.attributes;
 }
 
 void check_same_model(const Model& a, const Model& b) {
@@ -159,10 +154,10 @@ void check_same_model(const Model& a, const Model& b) {
   // come back empty, and each layer's inputs through layer_inputs.
   auto without_inputs = [](LayerSpec s) {
     s.inputs.clear();
-    return spec_text(s);
+    return s;
   };
   for (size_t i = 0; i < a.num_layers() && i < b.num_layers(); ++i) {
-    CHECK(without_inputs(a.layer_spec(i)) == without_inputs(b.layer_spec(i)));
+    CHECK(same_spec(without_inputs(a.layer_spec(i)), without_inputs(b.layer_spec(i))));
     CHECK(a.layer_inputs(i) == b.layer_inputs(i));
     const auto wa = a.get_weights(i), wb = b.get_weights(i);
     CHECK(wa.size() == wb.size());
@@ -199,15 +194,25 @@ TEST(io_every_layer_round_trips_bit_for_bit) {
     CHECK(!loaded.compiled());
     const Tensor x = random_input(m, 5, 1);
     CHECK(same_bytes(m.predict(x), loaded.predict(x)));
-    CHECK(loaded.weight_names(1) == (std::vector<std::string>{"kernel", "bias"}));
-    CHECK(loaded.weight_names(2) == (std::vector<std::string>{"depthwise_kernel", "bias"}));
-    CHECK(loaded.weight_names(4) ==
+    CHECK(loaded.weight_names(0) == (std::vector<std::string>{"mean", "variance"}));
+    CHECK(loaded.weight_names(5) == (std::vector<std::string>{"kernel", "bias"}));
+    CHECK(loaded.weight_names(6) == (std::vector<std::string>{"depthwise_kernel", "bias"}));
+    CHECK(loaded.weight_names(8) ==
           (std::vector<std::string>{"depthwise_kernel", "pointwise_kernel", "bias"}));
-    CHECK(loaded.weight_names(9) ==
+    CHECK(loaded.weight_names(13) ==
           (std::vector<std::string>{"gamma", "beta", "moving_mean", "moving_variance"}));
-    CHECK(loaded.get_weights(13)[0].shape() == (Shape{4, 2, 2}));  // conv1d: PyTorch's Conv1d layout
+    CHECK(loaded.get_weights(19)[0].shape() == (Shape{4, 2, 2}));  // conv1d: PyTorch's Conv1d layout
     CHECK(dir.entries() == std::vector<std::string>{"every.corenn"});
   }
+}
+
+// A new layer kind missing from every_layer_model fails here.
+TEST(io_every_layer_model_has_every_registered_kind) {
+  const Model m = every_layer_model(DType::float32);
+  std::set<std::string> used, registered;
+  for (size_t i = 0; i < m.num_layers(); ++i) used.insert(m.layer_spec(i).kind);
+  for (const LayerKindInfo& k : layer_kinds()) registered.insert(k.kind);
+  CHECK(used == registered);
 }
 
 // Every name of the activation registry as a model-file field: fused into a
@@ -217,15 +222,15 @@ TEST(io_every_activation_round_trips) {
     seed(22);
     TempDir dir;
     Model m(DType::float64);
-    m.add(layer("conv2d", [&](LayerSpec& s) { s.filters = 3; s.kernel_size = {2, 2}; s.activation = e.name; }));
-    m.add(layer("flatten"));
-    m.add(layer("dense", [&](LayerSpec& s) { s.units = 4; s.activation = e.name; s.alpha = e.default_alpha; }));
-    m.add(layer("activation", [&](LayerSpec& s) { s.activation = e.name; s.alpha = 0.3; }));
+    m.add(LayerSpec("conv2d").set("filters", 3).set("kernel_size", {2, 2}).set("activation", e.name));
+    m.add(LayerSpec("flatten"));
+    m.add(LayerSpec("dense").set("units", 4).set("activation", e.name).set("alpha", e.default_alpha));
+    m.add(LayerSpec("activation").set("activation", e.name).set("alpha", 0.3));
     m.build({2, 4, 4});
     m.save(dir.file("act.corenn"));
     Model loaded = load_model(dir.file("act.corenn"));
     check_same_model(m, loaded);
-    CHECK(loaded.layer_spec(3).activation == e.name);
+    CHECK(loaded.layer_spec(3).get<std::string>("activation") == e.name);
     const Tensor x = random_input(m, 5, 2);
     CHECK(same_bytes(m.predict(x), loaded.predict(x)));
   }
@@ -235,18 +240,99 @@ TEST(io_graph_round_trips_with_its_edges) {
   seed(28);
   TempDir dir;
   Model m(DType::float64);
-  m.add(layer("conv2d", [](LayerSpec& s) { s.name = "a"; s.filters = 3; s.kernel_size = {3, 3}; s.padding = "same"; }));
-  m.add(layer("conv2d", [](LayerSpec& s) { s.name = "b"; s.filters = 3; s.inputs = {"input"}; }));
-  m.add(layer("add", [](LayerSpec& s) { s.name = "sum"; s.inputs = {"a", "b"}; }));
-  m.add(layer("concatenate", [](LayerSpec& s) { s.name = "cat"; s.inputs = {"sum", "a"}; s.axis = 1; }));
-  m.add(layer("flatten", [](LayerSpec& s) { s.name = "flat"; s.inputs = {"cat"}; }));
-  m.add(layer("dense", [](LayerSpec& s) { s.units = 2; s.inputs = {"flat"}; }));
+  const auto from = [](LayerSpec spec, std::vector<std::string> inputs) {
+    spec.inputs = std::move(inputs);
+    return spec;
+  };
+  m.add(LayerSpec("conv2d", "a").set("filters", 3).set("kernel_size", {3, 3}).set("padding", "same"));
+  m.add(from(LayerSpec("conv2d", "b").set("filters", 3), {"input"}));
+  m.add(from(LayerSpec("add", "sum"), {"a", "b"}));
+  m.add(from(LayerSpec("concatenate", "cat").set("axis", 1), {"sum", "a"}));
+  m.add(from(LayerSpec("flatten", "flat"), {"cat"}));
+  m.add(from(LayerSpec("dense").set("units", 2), {"flat"}));
   m.build({2, 4, 4});
   m.save(dir.file("graph.corenn"));
   const Model loaded = load_model(dir.file("graph.corenn"));
   check_same_model(m, loaded);
   const Tensor x = random_input(m, 3, 5);
   CHECK(same_bytes(m.predict(x), loaded.predict(x)));
+}
+
+// A model file's bytes with every layer of its architecture changed by `change`.
+template <typename F>
+std::string with_layers(const std::string& file, F&& change) {
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(file[static_cast<size_t>(i)]);
+  json::Value header = json::parse(file.substr(8, n), "header");
+  json::Value meta = *header.find("__metadata__");
+  json::Value arch = json::parse(meta.find("model")->as_string("model"), "model");
+  json::Value layers = json::Value::array();
+  for (const json::Value& layer : arch.find("layers")->as_array("layers")) {
+    json::Value changed = layer;
+    change(changed);
+    layers.push_back(changed);
+  }
+  arch.set("layers", layers);
+  meta.set("model", json::Value(arch.dump()));
+  header.set("__metadata__", meta);
+  const std::string text = header.dump();
+  std::string bytes(8, '\0');
+  for (int i = 0; i < 8; ++i) bytes[static_cast<size_t>(i)] = static_cast<char>((text.size() >> (8 * i)) & 0xFF);
+  return bytes + text + file.substr(8 + n);
+}
+
+// Format version 1 files, as corenn wrote them before the layer registry, hold
+// every field of the one LayerSpec struct all kinds shared, for every layer
+// (with its default where the kind did not use it): they load, each kind
+// keeping its own attributes, and predict as before. A name that never was a
+// field stays an error.
+TEST(io_version_1_files_with_every_old_field_load) {
+  seed(29);
+  TempDir dir;
+  const Model m = every_layer_model(DType::float64);
+  m.save(dir.file("new.corenn"));
+  const std::vector<std::pair<const char*, json::Value>> old_fields = [] {
+    json::Value none = json::Value::array(), one_one = json::Value::array(), two_two = json::Value::array(),
+                zeros = json::Value::array();
+    for (int i = 0; i < 2; ++i) one_one.push_back(json::Value(1)), two_two.push_back(json::Value(2));
+    for (int i = 0; i < 4; ++i) zeros.push_back(json::Value(0));
+    return std::vector<std::pair<const char*, json::Value>>{
+        {"units", json::Value(0)}, {"use_bias", json::Value(true)},
+        {"kernel_initializer", json::Value("glorot_uniform")}, {"bias_initializer", json::Value("zeros")},
+        {"initializer_stddev", json::Value(0.01)}, {"l1", json::Value(0.0)}, {"l2", json::Value(0.0)},
+        {"activation", json::Value("linear")}, {"alpha", json::Value(0.01)}, {"rate", json::Value(0.0)},
+        {"target_shape", none}, {"filters", json::Value(0)}, {"kernel_size", one_one}, {"strides", none},
+        {"padding", json::Value("valid")}, {"pads", zeros}, {"dilation", one_one}, {"groups", json::Value(1)},
+        {"depth_multiplier", json::Value(1)}, {"output_padding", none}, {"axis", json::Value(1)},
+        {"momentum", json::Value(0.99)}, {"epsilon", json::Value(0.001)}, {"center", json::Value(true)},
+        {"scale", json::Value(true)}, {"mode", json::Value("horizontal_and_vertical")},
+        {"delta", json::Value(0.0)}, {"mean", none}, {"variance", none}, {"size", two_two},
+        {"interpolation", json::Value("nearest")}};
+  }();
+  const std::string file = read_bytes(dir.file("new.corenn"));
+  write_bytes(dir.file("v1.corenn"), with_layers(file, [&](json::Value& layer) {
+    for (const auto& field : old_fields)
+      if (!layer.find(field.first)) layer.set(field.first, field.second);
+    CHECK(layer.as_object("layer").size() == 35);
+  }));
+  const Model old = load_model(dir.file("v1.corenn"));
+  check_same_model(m, old);
+  const Tensor x = random_input(m, 4, 3);
+  CHECK(same_bytes(m.predict(x), old.predict(x)));
+  // Saved again, each layer holds its kind's attributes only.
+  old.save(dir.file("again.corenn"));
+  CHECK(read_bytes(dir.file("again.corenn")) == file);
+
+  write_bytes(dir.file("bad.corenn"), with_layers(file, [](json::Value& layer) {
+    layer.set("recurrent", json::Value(true));
+  }));
+  bool named = false;
+  try {
+    load_model(dir.file("bad.corenn"));
+  } catch (const ValueError& e) {
+    named = std::string(e.what()).find("unknown attribute 'recurrent'") != std::string::npos;
+  }
+  CHECK(named);
 }
 
 TEST(io_training_resumes_on_the_same_trajectory) {
@@ -320,7 +406,7 @@ TEST(io_load_weights_checks_everything_before_writing) {
   // Same kinds, one shape differs in the last layer: nothing may change.
   Model other(DType::float32);
   for (size_t i = 0; i + 1 < target.num_layers(); ++i) other.add(target.layer_spec(i));
-  other.add(layer("dense", [](LayerSpec& s) { s.name = "logits"; s.units = 4; }));
+  other.add(LayerSpec("dense", "logits").set("units", 4));
   other.build({3, 7, 6});
   const Tensor before = other.get_parameters();
   CHECK_THROWS(other.load_weights(dir.file("f64.corenn")), ValueError);

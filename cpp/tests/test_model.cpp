@@ -11,12 +11,7 @@
 using namespace corenn;
 
 static LayerSpec dense(int64_t units, const char* activation = "linear") {
-  LayerSpec s;
-  s.kind = "dense";
-  s.units = units;
-  s.activation = activation;
-  s.kernel_initializer = "he_normal";
-  return s;
+  return LayerSpec("dense").set("units", units).set("activation", activation).set("kernel_initializer", "he_normal");
 }
 
 // Two interleaved classes on a circle: not linearly separable, easy for an MLP.
@@ -181,9 +176,7 @@ TEST(graph_with_a_residual_connection_trains_from_cpp) {
   LayerSpec b = dense(16, "tanh");
   b.name = "b";
   b.inputs = {"a"};
-  LayerSpec sum;
-  sum.kind = "add";
-  sum.name = "sum";
+  LayerSpec sum("add", "sum");
   sum.inputs = {"b", "a"};  // a feeds b and sum: its gradients are summed
   LayerSpec head = dense(2);
   head.name = "head";
@@ -218,10 +211,9 @@ TEST(graph_errors_are_value_errors) {
   two_outputs.add(b), two_outputs.add(c);
   CHECK_THROWS(two_outputs.build({2}), ValueError);
   Model mismatch;
-  LayerSpec sum;
-  sum.kind = "add";
+  LayerSpec sum("add");
   sum.inputs = {"input", "b"};
-  b.units = 3;
+  b.set("units", 3);
   mismatch.add(b), mismatch.add(sum);
   CHECK_THROWS(mismatch.build({2}), ShapeError);
 }
@@ -229,15 +221,9 @@ TEST(graph_errors_are_value_errors) {
 TEST(batch_norm_layer_trains_from_cpp_and_freezes) {
   seed(4);
   Model m;
-  LayerSpec bn;
-  bn.kind = "batch_norm";
-  bn.momentum = 0.9;
   m.add(dense(16));
-  m.add(bn);
-  LayerSpec act;
-  act.kind = "activation";
-  act.activation = "tanh";
-  m.add(act);
+  m.add(LayerSpec("batch_norm").set("momentum", 0.9));
+  m.add(LayerSpec("activation").set("activation", "tanh"));
   m.add(dense(2));
   m.build({2});
   OptimizerSpec opt;
@@ -270,10 +256,8 @@ TEST(batch_norm_layer_trains_from_cpp_and_freezes) {
 TEST(non_finite_step_is_skipped_and_leaves_the_model_untouched) {
   seed(6);
   Model m;
-  LayerSpec bn;
-  bn.kind = "batch_norm";
   m.add(dense(8));
-  m.add(bn);
+  m.add(LayerSpec("batch_norm"));
   m.add(dense(2));
   m.build({2});
   OptimizerSpec opt;
@@ -305,7 +289,7 @@ TEST(non_finite_step_is_skipped_and_leaves_the_model_untouched) {
   seed(6);
   Model twin;
   twin.add(dense(8));
-  twin.add(bn);
+  twin.add(LayerSpec("batch_norm"));
   twin.add(dense(2));
   twin.build({2});
   twin.compile(LossKind::softmax_cross_entropy, opt);

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdint>
 #include <initializer_list>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -156,25 +157,17 @@ auto dispatch_float(FloatKind kind, F&& f) {
   return f(double{});
 }
 
-void bind_dense(py::module_& ops);
-void bind_activation(py::module_& ops);
-void bind_loss(py::module_& ops);
-void bind_dropout(py::module_& ops);
-void bind_optim(py::module_& ops);
-void bind_init(py::module_& ops);
-void bind_conv(py::module_& ops);
-void bind_pool(py::module_& ops);
-void bind_upsample(py::module_& ops);
-void bind_norm(py::module_& ops);
-void bind_augment(py::module_& ops);
-void bind_normalize(py::module_& ops);
-void bind_detection(py::module_& ops);
-void bind_detection_losses(py::module_& ops);
-void bind_recurrent(py::module_& ops);
-void bind_style(py::module_& ops);
-void bind_metric_losses(py::module_& ops);
-void bind_layer_norm(py::module_& ops);
-void bind_attention(py::module_& ops);
+// Each ops_<family>.cpp binds its kernels into corenn._core.ops and registers
+// that with a static object, so a new family is one new file, listed nowhere:
+//   const OpsRegistration upsample_ops("upsample", bind_upsample);
+// The extension module is linked whole: every registration runs when it loads.
+using OpsBinder = void (*)(py::module_& ops);
+struct OpsRegistration {
+  OpsRegistration(const char* family, OpsBinder bind);
+};
+// The registered families by name; module.cpp binds them in that order.
+std::map<std::string, OpsBinder>& ops_families();
+
 void bind_model(py::module_& m);
 
 }  // namespace bind

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <type_traits>
+#include <variant>
 
 #include "common.hpp"
 #include "corenn/io.hpp"
@@ -74,24 +75,57 @@ DType parse_model_dtype(const std::string& name) {
   throw ValueError("Model: dtype must be 'float32' or 'float64', got '" + name + "'");
 }
 
+// A Python attribute value as the engine's: bool, int, float, str, or a list
+// (tuple) of ints or of numbers. Which attributes a kind takes, and their
+// types, the engine checks (complete_layer_spec).
+AttributeValue attribute_from(py::handle value, const std::string& key) {
+  const auto is_int = [](py::handle v) {
+    return !py::isinstance<py::bool_>(v) && (py::isinstance<py::int_>(v) || PyIndex_Check(v.ptr()));
+  };
+  const auto is_number = [&](py::handle v) { return is_int(v) || py::isinstance<py::float_>(v); };
+  if (py::isinstance<py::bool_>(value)) return value.cast<bool>();
+  if (is_int(value)) return value.cast<int64_t>();
+  if (py::isinstance<py::float_>(value)) return value.cast<double>();
+  if (py::isinstance<py::str>(value)) return value.cast<std::string>();
+  if (py::isinstance<py::list>(value) || py::isinstance<py::tuple>(value)) {
+    const auto items = py::reinterpret_borrow<py::sequence>(value);
+    bool ints = true, numbers = true;
+    for (py::handle item : items) ints = ints && is_int(item), numbers = numbers && is_number(item);
+    if (ints) return items.cast<Ints>();
+    if (numbers) return items.cast<Reals>();
+  }
+  throw TypeError("Engine.add: attribute '" + key + "' must be a bool, int, float, str or a list of ints or "
+                  "floats, got " + std::string(py::repr(value)));
+}
+
+py::object attribute_to_python(const AttributeValue& value) {
+  return std::visit([](const auto& v) -> py::object { return py::cast(v); }, value.value());
+}
+
+// A layer configuration dict (kind, name, trainable, inputs and attributes,
+// as Layer.get_config() gives them) as a LayerSpec.
 LayerSpec layer_spec_from(const py::dict& config) {
   LayerSpec s;
   for (auto item : config) {
     const std::string key = py::str(item.first);
-    bool found = false;
-    for_each_field(s, [&](const char* name, auto& field) {
-      if (found || key != name) return;
-      found = true;
-      field = item.second.cast<std::decay_t<decltype(field)>>();
-    });
-    if (!found) throw ValueError("Engine.add: unknown layer setting '" + key + "'");
+    if (key == "kind") s.kind = item.second.cast<std::string>();
+    else if (key == "name") s.name = item.second.cast<std::string>();
+    else if (key == "trainable") s.trainable = item.second.cast<bool>();
+    else if (key == "inputs") s.inputs = item.second.cast<std::vector<std::string>>();
+    else s.attributes.set(key, attribute_from(item.second, key));
   }
   return s;
 }
 
+// kind, name, inputs, trainable and every attribute of the kind (defaults filled in).
 py::dict layer_config(const LayerSpec& spec) {
+  const LayerSpec complete = complete_layer_spec(spec);
   py::dict config;
-  for_each_field(spec, [&](const char* name, const auto& field) { config[name] = field; });
+  config["kind"] = complete.kind;
+  config["name"] = complete.name;
+  config["inputs"] = complete.inputs;
+  config["trainable"] = complete.trainable;
+  for (const auto& a : complete.attributes) config[a.first.c_str()] = attribute_to_python(a.second);
   return config;
 }
 
@@ -245,6 +279,19 @@ void bind_model(py::module_& m) {
       },
       py::arg("config"), py::arg("input_shapes"),
       "The per-example output shapes of one call of a layer (the check Model.build makes there)");
+
+  m.def(
+      "layer_kinds",
+      [] {
+        py::dict kinds;
+        for (const LayerKindInfo& k : layer_kinds()) {
+          py::dict attributes;
+          for (const auto& a : k.attributes) attributes[a.first.c_str()] = attribute_to_python(a.second);
+          kinds[k.kind.c_str()] = attributes;
+        }
+        return kinds;
+      },
+      "{kind: {attribute: default}} for every layer kind of the engine (its registry), sorted by kind");
 
   py::class_<Model>(m, "Engine", "The C++ model engine behind corenn.Model")
       .def(py::init([](const std::string& dtype) { return Model(parse_model_dtype(dtype)); }),

@@ -9,6 +9,21 @@
 
 namespace py = pybind11;
 
+namespace corenn {
+namespace bind {
+
+// Constructed on first use: the registrations run during static
+// initialisation, in an order nobody controls.
+std::map<std::string, OpsBinder>& ops_families() {
+  static std::map<std::string, OpsBinder> families;
+  return families;
+}
+
+OpsRegistration::OpsRegistration(const char* family, OpsBinder bind) { ops_families().emplace(family, bind); }
+
+}  // namespace bind
+}  // namespace corenn
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "corenn compiled core";
 
@@ -33,24 +48,6 @@ PYBIND11_MODULE(_core, m) {
   m.def("next_key", &corenn::next_key);
 
   py::module_ ops = m.def_submodule("ops", "Functional kernels: NumPy in, NumPy out");
-  corenn::bind::bind_dense(ops);
-  corenn::bind::bind_activation(ops);
-  corenn::bind::bind_loss(ops);
-  corenn::bind::bind_dropout(ops);
-  corenn::bind::bind_optim(ops);
-  corenn::bind::bind_init(ops);
-  corenn::bind::bind_conv(ops);
-  corenn::bind::bind_pool(ops);
-  corenn::bind::bind_upsample(ops);
-  corenn::bind::bind_norm(ops);
-  corenn::bind::bind_augment(ops);
-  corenn::bind::bind_normalize(ops);
-  corenn::bind::bind_detection(ops);
-  corenn::bind::bind_detection_losses(ops);
-  corenn::bind::bind_recurrent(ops);
-  corenn::bind::bind_style(ops);
-  corenn::bind::bind_metric_losses(ops);
-  corenn::bind::bind_layer_norm(ops);
-  corenn::bind::bind_attention(ops);
+  for (const auto& family : corenn::bind::ops_families()) family.second(ops);
   corenn::bind::bind_model(m);
 }

@@ -123,5 +123,7 @@ void bind_activation(py::module_& ops) {
           py::arg("name"), py::arg("context"));
 }
 
+const OpsRegistration activation_ops("activation", bind_activation);
+
 }  // namespace bind
 }  // namespace corenn

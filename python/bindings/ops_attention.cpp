@@ -158,5 +158,7 @@ void bind_attention(py::module_& ops) {
           "g = dscores_ij*w*(1 - t^2), dqp_i = sum_j g, dkp_j = sum_i g, dw = sum dscores_ij*t.");
 }
 
+const OpsRegistration attention_ops("attention", bind_attention);
+
 }  // namespace bind
 }  // namespace corenn

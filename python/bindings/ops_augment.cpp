@@ -189,5 +189,7 @@ void bind_augment(py::module_& ops) {
           "shifts = delta (2 uniform01(seed, n C + c) - 1). The gradient is dx = dy.");
 }
 
+const OpsRegistration augment_ops("augment", bind_augment);
+
 }  // namespace bind
 }  // namespace corenn

@@ -208,5 +208,7 @@ void bind_norm(py::module_& ops) {
           "backward of inference mode (the statistics are constants: dx = dy·gamma·invstd).");
 }
 
+const OpsRegistration batch_norm_ops("batch_norm", bind_norm);
+
 }  // namespace bind
 }  // namespace corenn

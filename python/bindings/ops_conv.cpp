@@ -271,5 +271,7 @@ void bind_conv(py::module_& ops) {
           "(dx, dW, db) of conv_transpose2d_forward; db is None without bias.");
 }
 
+const OpsRegistration conv_ops("conv", bind_conv);
+
 }  // namespace bind
 }  // namespace corenn

@@ -86,5 +86,7 @@ void bind_dense(py::module_& ops) {
           "(dx, dW, db) = (dy · W, dyᵀ · x, Σ_rows dy); db is None without bias.");
 }
 
+const OpsRegistration dense_ops("dense", bind_dense);
+
 }  // namespace bind
 }  // namespace corenn

@@ -90,5 +90,7 @@ void bind_detection(py::module_& ops) {
           "with score <= score_threshold.");
 }
 
+const OpsRegistration detection_ops("detection", bind_detection);
+
 }  // namespace bind
 }  // namespace corenn

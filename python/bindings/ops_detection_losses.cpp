@@ -145,5 +145,7 @@ void bind_detection_losses(py::module_& ops) {
           "(missing landmarks); 0 when every target is missing.");
 }
 
+const OpsRegistration detection_losses_ops("detection_losses", bind_detection_losses);
+
 }  // namespace bind
 }  // namespace corenn

@@ -80,5 +80,7 @@ void bind_dropout(py::module_& ops) {
           py::arg("rate"), py::arg("naive") = false, "dx = dy·mask/(1 − rate).");
 }
 
+const OpsRegistration dropout_ops("dropout", bind_dropout);
+
 }  // namespace bind
 }  // namespace corenn

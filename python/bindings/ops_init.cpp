@@ -72,5 +72,7 @@ void bind_init(py::module_& ops) {
           "of (key, flat index).");
 }
 
+const OpsRegistration init_ops("init", bind_init);
+
 }  // namespace bind
 }  // namespace corenn

@@ -123,5 +123,7 @@ void bind_layer_norm(py::module_& ops) {
           "dgamma = sum over rows of dy*xhat, dbeta = sum over rows of dy.");
 }
 
+const OpsRegistration layer_norm_ops("layer_norm", bind_layer_norm);
+
 }  // namespace bind
 }  // namespace corenn

@@ -224,5 +224,7 @@ void bind_loss(py::module_& ops) {
           "(loss, dw): l1·Σ|w| + l2·Σw² and its gradient l1·sign(w) + 2·l2·w.");
 }
 
+const OpsRegistration loss_ops("loss", bind_loss);
+
 }  // namespace bind
 }  // namespace corenn

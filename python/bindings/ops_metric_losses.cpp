@@ -93,5 +93,7 @@ void bind_metric_losses(py::module_& ops) {
           "(Hadsell et al. 2006); e1, e2 (N, D), same (N,) of 0/1.");
 }
 
+const OpsRegistration metric_losses_ops("metric_losses", bind_metric_losses);
+
 }  // namespace bind
 }  // namespace corenn

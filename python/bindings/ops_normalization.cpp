@@ -78,5 +78,7 @@ void bind_normalize(py::module_& ops) {
           py::arg("naive") = false, "dx = dy / sqrt(variance[c]) (the statistics are not trained).");
 }
 
+const OpsRegistration normalization_ops("normalization", bind_normalize);
+
 }  // namespace bind
 }  // namespace corenn

@@ -182,5 +182,7 @@ void bind_optim(py::module_& ops) {
           "p -= lr·m̂ / (√v̂ + eps), bias-corrected with the 1-based step.");
 }
 
+const OpsRegistration optim_ops("optim", bind_optim);
+
 }  // namespace bind
 }  // namespace corenn

@@ -288,5 +288,7 @@ void bind_pool(py::module_& ops) {
           py::arg("padding"), "dx: the crop of dy to the input plane.");
 }
 
+const OpsRegistration pool_ops("pool", bind_pool);
+
 }  // namespace bind
 }  // namespace corenn

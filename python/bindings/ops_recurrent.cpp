@@ -334,5 +334,7 @@ void bind_recurrent(py::module_& ops) {
           "(N, T, H), dh_T (N, H) or None (zeros).");
 }
 
+const OpsRegistration recurrent_ops("recurrent", bind_recurrent);
+
 }  // namespace bind
 }  // namespace corenn

@@ -160,5 +160,7 @@ void bind_style(py::module_& ops) {
           "gradient uses sign(0) = 0.");
 }
 
+const OpsRegistration style_ops("style", bind_style);
+
 }  // namespace bind
 }  // namespace corenn

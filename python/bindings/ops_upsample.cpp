@@ -81,5 +81,7 @@ void bind_upsample(py::module_& ops) {
           "the same weights.");
 }
 
+const OpsRegistration upsample_ops("upsample", bind_upsample);
+
 }  // namespace bind
 }  // namespace corenn

@@ -260,8 +260,8 @@ class Layer(_validate.KeywordChecked):
 
     @classmethod
     def from_config(cls, config):
-        """The layer that get_config() (or a model file's layer entry, which
-        holds every engine field) describes; fields it does not take are ignored."""
+        """The layer that get_config() (or the engine's layer_config, which
+        holds every attribute of the kind) describes; keys it does not take are ignored."""
         args = {}
         for name in _init_parameters(cls):
             field = cls._renamed.get(name, name)
@@ -801,7 +801,12 @@ class ColorShift(Layer):
 
 
 def layer_class(kind):
-    """The layer class whose engine kind is `kind` ("dense", "conv2d", ...)."""
+    """The layer class whose engine kind is `kind` ("dense", "conv2d", ...): one
+    of the kinds the C++ engine registers (corenn._core.layer_kinds())."""
+    kinds = _core.layer_kinds()
+    if kind not in kinds:
+        raise ValueError(f"unknown layer kind {kind!r}; expected one of {', '.join(kinds)}"
+                         f"{_validate.did_you_mean(str(kind), list(kinds))}")
     found, todo = {}, [Layer]
     while todo:
         cls = todo.pop()
@@ -809,12 +814,13 @@ def layer_class(kind):
         if cls.kind:
             found[cls.kind] = cls
     if kind not in found:
-        raise ValueError(f"unknown layer kind {kind!r}; expected one of {', '.join(sorted(found))}")
+        raise ValueError(f"layer kind {kind!r} of the engine has no Python layer class")
     return found[kind]
 
 
 def from_config(config):
-    """A layer from an engine configuration (get_config() plus "kind")."""
+    """A layer from an engine configuration (get_config() plus "kind"; the
+    engine's layer_config gives every attribute of the kind)."""
     return layer_class(config["kind"]).from_config(config)
 
 

@@ -8,96 +8,75 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "corenn/attributes.hpp"
 #include "corenn/kernels/optim.hpp"
 #include "corenn/tensor.hpp"
 
 namespace corenn {
 
-// A layer's configuration: the same fields the Python layers carry.
+// A layer's configuration: its kind ("dense", "conv2d", ...; layer_kinds()
+// lists them), its name, where its input comes from, and its attributes, named
+// exactly as the Python layer's get_config() names them:
+//   model.add(LayerSpec("dense", "fc1").set("units", 128).set("activation", "relu"));
+// An attribute left out takes its kind's default (layer_kinds()); an unknown
+// one, or one of the wrong type, is a ValueError naming the layer.
 struct LayerSpec {
-  // "dense", "activation", "dropout", "flatten", "reshape", "conv2d", "depthwise_conv2d",
-  // "separable_conv2d", "conv2d_transpose", "max_pool2d", "avg_pool2d",
-  // "global_avg_pool2d", "zero_padding2d", "batch_norm", "add", "concatenate",
-  // "normalization", "random_flip", "random_crop" (pads as (t, b, l, r) with t = b, l = r),
-  // "color_shift", "conv1d", "max_pool1d", "global_avg_pool1d" (sequences (C, L) per
-  // example; kernel_size, strides and dilation hold one length, or (1, length)),
-  // "up_sampling2d"
   std::string kind;
   std::string name;
   // The layers feeding this one, by name (the model input is named by
   // Model::input_name()). Empty: the layer added just before (the model input
   // for the first), which is how a Sequential stack is described.
   std::vector<std::string> inputs;
-  // dense
-  int64_t units = 0;
-  bool use_bias = true;
-  std::string kernel_initializer = "glorot_uniform";
-  std::string bias_initializer = "zeros";
-  double initializer_stddev = 0.01;  // random_normal only
-  double l1 = 0.0, l2 = 0.0;         // kernel regularisation (Keras semantics)
-  // dense and activation
-  std::string activation = "linear";
-  double alpha = 0.01;  // leaky_relu slope; elu's α (1.0 in Keras and PyTorch: set it)
-  // dropout: the DROP probability (1 - keep_prob)
-  double rate = 0.0;
-  // reshape: per-example target shape
-  Shape target_shape;
-  // convolution and pooling (pairs are (height, width))
-  int64_t filters = 0;
-  std::vector<int64_t> kernel_size{1, 1};  // pool_size for pooling
-  std::vector<int64_t> strides;            // empty: (1, 1) for convolutions, the pool size for pooling
-  std::string padding = "valid";           // "valid", "same" (Keras) or "explicit" (then pads);
-                                           // conv1d also "causal" (left padding (k − 1)·dilation)
-  std::vector<int64_t> pads{0, 0, 0, 0};   // (top, bottom, left, right): explicit padding, ZeroPadding2D
-  std::vector<int64_t> dilation{1, 1};
-  int64_t groups = 1;
-  int64_t depth_multiplier = 1;
-  std::vector<int64_t> output_padding;  // conv2d_transpose; empty = derived from padding
-  // batch_norm (Keras's semantics: momentum is the weight KEPT by the moving
-  // averages) and concatenate; axis counts the batch axis, as Keras (1 = channels)
-  int64_t axis = 1;
-  double momentum = 0.99;
-  double epsilon = 1e-3;
-  bool center = true, scale = true;
   // A frozen layer keeps its weights (and batch norm its statistics, running in
   // inference mode) through training.
   bool trainable = true;
-  // random_flip: "horizontal", "vertical" or "horizontal_and_vertical"
-  std::string mode = "horizontal_and_vertical";
-  // color_shift: per-channel offsets drawn from [-delta, delta]
-  double delta = 0.0;
-  // normalization: initial mean and variance per entry of axis 1 (features or
-  // channels); empty = 0 and 1. The layer keeps them as state (never trained).
-  std::vector<double> mean, variance;
-  // up_sampling2d: integer factors (height, width) and "nearest" or "bilinear"
-  std::vector<int64_t> size{2, 2};
-  std::string interpolation = "nearest";
+  Attributes attributes;
+
+  LayerSpec() = default;
+  explicit LayerSpec(std::string kind, std::string name = {}) : kind(std::move(kind)), name(std::move(name)) {}
+
+  // Sets an attribute and returns the spec, so settings chain:
+  // .set("units", 10).set("use_bias", false).set("kernel_size", {3, 3}).
+  LayerSpec& set(const std::string& attribute, AttributeValue value) {
+    attributes.set(attribute, std::move(value));
+    return *this;
+  }
+  // A braced list: of ints, a list of ints; of floats, a list of floats.
+  template <typename E>
+  LayerSpec& set(const std::string& attribute, std::initializer_list<E> values) {
+    static_assert(std::is_arithmetic_v<E> && !std::is_same_v<E, bool>, "a list of ints or of floats");
+    if constexpr (std::is_integral_v<E>) return set(attribute, Ints(values.begin(), values.end()));
+    else return set(attribute, Reals(values.begin(), values.end()));
+  }
+  // An attribute as T (int64_t, double, bool, std::string, Ints or Reals);
+  // ValueError naming the layer when it is not set or holds another type.
+  template <typename T>
+  const T& get(const std::string& attribute) const {
+    return attributes.get<T>(attribute, "layer '" + name + "' (" + kind + ")");
+  }
 };
 
-// Calls f(name, field) for every field of a LayerSpec (const or not), in
-// declaration order: the one list through which the model file and the Python
-// bindings read and write specs. A new field must be added here too.
-template <typename Spec, typename F>
-void for_each_field(Spec& s, F&& f) {
-  f("kind", s.kind); f("name", s.name); f("inputs", s.inputs);
-  f("units", s.units); f("use_bias", s.use_bias);
-  f("kernel_initializer", s.kernel_initializer); f("bias_initializer", s.bias_initializer);
-  f("initializer_stddev", s.initializer_stddev); f("l1", s.l1); f("l2", s.l2);
-  f("activation", s.activation); f("alpha", s.alpha); f("rate", s.rate);
-  f("target_shape", s.target_shape); f("filters", s.filters); f("kernel_size", s.kernel_size);
-  f("strides", s.strides); f("padding", s.padding); f("pads", s.pads); f("dilation", s.dilation);
-  f("groups", s.groups); f("depth_multiplier", s.depth_multiplier);
-  f("output_padding", s.output_padding); f("axis", s.axis); f("momentum", s.momentum);
-  f("epsilon", s.epsilon); f("center", s.center); f("scale", s.scale);
-  f("mode", s.mode); f("delta", s.delta); f("mean", s.mean); f("variance", s.variance);
-  f("size", s.size); f("interpolation", s.interpolation);
-  f("trainable", s.trainable);
-}
+// A registered layer kind: its name and every attribute it takes, with its
+// default (whose type is the attribute's type).
+struct LayerKindInfo {
+  std::string kind;
+  Attributes attributes;
+};
+// Every layer kind of the engine, sorted by name: each engine file registers
+// its own (src/engine/registry.hpp), nothing else lists them.
+std::vector<LayerKindInfo> layer_kinds();
+// The spec with every attribute of its kind: defaults filled in, an int given
+// for a float (or a list of ints for a list of floats) converted. ValueError
+// for an unknown kind or attribute (with the closest name suggested) or an
+// attribute of the wrong type.
+LayerSpec complete_layer_spec(const LayerSpec& spec);
 
 enum class LossKind { softmax_cross_entropy, binary_cross_entropy, mse, none, custom };
 // "softmax_cross_entropy", "binary_cross_entropy", "mse"; ValueError otherwise.

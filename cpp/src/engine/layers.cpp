@@ -11,6 +11,7 @@
 #include "corenn/kernels/init.hpp"
 #include "corenn/kernels/loss.hpp"
 #include "corenn/random.hpp"
+#include "engine/registry.hpp"
 
 namespace corenn {
 namespace detail {
@@ -44,14 +45,30 @@ std::vector<std::string> Layer<T>::state_names() const {
 }
 
 template <typename T>
-double Layer<T>::kernel_penalty(int64_t offset, int64_t n, bool with_gradient) {
-  if (spec_.l1 == 0.0 && spec_.l2 == 0.0) return 0.0;
-  return static_cast<double>(weight_penalty<T>(with_gradient ? grads_ + offset : nullptr,
-                                               params_ + offset, n, static_cast<T>(spec_.l1),
-                                               static_cast<T>(spec_.l2)));
+double Layer<T>::kernel_penalty(int64_t offset, int64_t n, const KernelSettings& k, bool with_gradient) {
+  if (k.l1 == 0.0 && k.l2 == 0.0) return 0.0;
+  return static_cast<double>(weight_penalty<T>(with_gradient ? grads_ + offset : nullptr, params_ + offset, n,
+                                               static_cast<T>(k.l1), static_cast<T>(k.l2)));
 }
 
 std::string layer_label(const LayerSpec& spec) { return "layer '" + spec.name + "' (" + spec.kind + ")"; }
+
+KernelSettings::KernelSettings(const LayerSpec& spec)
+    : activation(parse_activation(spec.get<std::string>("activation"), layer_label(spec) + ": activation")),
+      alpha(spec.get<double>("alpha")),
+      use_bias(spec.get<bool>("use_bias")),
+      kernel_init(parse_initializer(spec.get<std::string>("kernel_initializer"))),
+      bias_init(parse_initializer(spec.get<std::string>("bias_initializer"))),
+      initializer_stddev(spec.get<double>("initializer_stddev")),
+      l1(spec.get<double>("l1")),
+      l2(spec.get<double>("l2")) {}
+
+// alpha: leaky_relu's slope; elu's α is 1.0 in Keras and PyTorch (set it).
+Attributes KernelSettings::attributes() {
+  return {{"activation", "linear"}, {"alpha", 0.01}, {"use_bias", true},
+          {"kernel_initializer", "glorot_uniform"}, {"bias_initializer", "zeros"},
+          {"initializer_stddev", 0.01}, {"l1", 0.0}, {"l2", 0.0}};
+}
 
 namespace {
 
@@ -61,13 +78,8 @@ namespace {
 template <typename T>
 class Dense : public Layer<T> {
  public:
-  explicit Dense(const LayerSpec& spec)
-      : Layer<T>(spec),
-        activation_(parse_activation(spec.activation, layer_label(spec) + ": activation")),
-        kernel_init_(parse_initializer(spec.kernel_initializer)),
-        bias_init_(parse_initializer(spec.bias_initializer)) {
-    if (spec.units < 1)
-      throw ValueError(layer_label(spec) + ": units must be >= 1, got " + std::to_string(spec.units));
+  explicit Dense(const LayerSpec& spec) : Layer<T>(spec), k_(spec), units_(spec.get<int64_t>("units")) {
+    if (units_ < 1) throw ValueError(layer_label(spec) + ": units must be >= 1, got " + std::to_string(units_));
   }
 
   Shape build(const Shape& input_shape) override {
@@ -75,61 +87,56 @@ class Dense : public Layer<T> {
       throw ShapeError(layer_label(this->spec_) + ": expects a 1-D input per example (features,), got " +
                        shape_string(input_shape) + "; add a Flatten layer before it");
     this->in_size_ = input_shape[0];
-    this->out_size_ = this->spec_.units;
-    return {this->spec_.units};
+    this->out_size_ = units_;
+    return {units_};
   }
 
   std::vector<Shape> parameter_shapes() const override {
-    if (this->spec_.use_bias) return {{this->out_size_, this->in_size_}, {this->out_size_}};
+    if (k_.use_bias) return {{this->out_size_, this->in_size_}, {this->out_size_}};
     return {{this->out_size_, this->in_size_}};
   }
   std::vector<std::string> parameter_names() const override {
-    if (this->spec_.use_bias) return {"kernel", "bias"};
+    if (k_.use_bias) return {"kernel", "bias"};
     return {"kernel"};
   }
 
   void initialize(uint64_t key) override {
     const int64_t in = this->in_size_, out = this->out_size_;
-    corenn::initialize<T>(this->params_, out * in, kernel_init_, in, out,
-                         this->spec_.initializer_stddev, key);
-    if (this->spec_.use_bias)
-      corenn::initialize<T>(bias(), out, bias_init_, in, out, this->spec_.initializer_stddev,
-                           random_bits(key, 1));
+    corenn::initialize<T>(this->params_, out * in, k_.kernel_init, in, out, k_.initializer_stddev, key);
+    if (k_.use_bias)
+      corenn::initialize<T>(bias(), out, k_.bias_init, in, out, k_.initializer_stddev, random_bits(key, 1));
   }
 
   const T* forward(const T* x, int64_t batch, bool, uint64_t, LayerCache<T>& c) const override {
     const int64_t out = this->out_size_;
-    T* z = preactivation_output(c, activation_, batch * out);
+    T* z = preactivation_output(c, k_.activation, batch * out);
     dense_forward<T>(z, x, this->params_, bias(), batch, this->in_size_, out);
-    apply_activation(c, activation_, alpha(), {batch, out, 1});
+    apply_activation(c, k_.activation, alpha(), {batch, out, 1});
     return c.out.data();
   }
 
   T* backward(T* dy, T* dx, const T* x, const T* y, int64_t batch, bool need_dx,
               LayerCache<T>& c) override {
     const int64_t in = this->in_size_, out = this->out_size_;
-    activation_gradient_in_place(dy, c, y, activation_, alpha(), {batch, out, 1});
-    dense_backward<T>(need_dx ? dx : nullptr, this->grads_,
-                      this->spec_.use_bias ? this->grads_ + out * in : nullptr, dy, x,
-                      this->params_, batch, in, out);
+    activation_gradient_in_place(dy, c, y, k_.activation, alpha(), {batch, out, 1});
+    dense_backward<T>(need_dx ? dx : nullptr, this->grads_, k_.use_bias ? this->grads_ + out * in : nullptr, dy,
+                      x, this->params_, batch, in, out);
     return need_dx ? dx : nullptr;
   }
 
   double penalty(bool with_gradient) override {
-    return this->kernel_penalty(0, this->out_size_ * this->in_size_, with_gradient);
+    return this->kernel_penalty(0, this->out_size_ * this->in_size_, k_, with_gradient);
   }
 
   int64_t multiply_adds() const override { return this->out_size_ * this->in_size_; }
 
  private:
-  T alpha() const { return static_cast<T>(this->spec_.alpha); }
-  const T* bias() const {
-    return this->spec_.use_bias ? this->params_ + this->out_size_ * this->in_size_ : nullptr;
-  }
-  T* bias() { return this->spec_.use_bias ? this->params_ + this->out_size_ * this->in_size_ : nullptr; }
+  T alpha() const { return static_cast<T>(k_.alpha); }
+  const T* bias() const { return k_.use_bias ? this->params_ + this->out_size_ * this->in_size_ : nullptr; }
+  T* bias() { return k_.use_bias ? this->params_ + this->out_size_ * this->in_size_ : nullptr; }
 
-  Activation activation_;
-  Init kernel_init_, bias_init_;
+  KernelSettings k_;
+  int64_t units_;
 };
 
 // Activation as its own layer; softmax normalises over the features: the
@@ -138,7 +145,9 @@ template <typename T>
 class ActivationLayer : public Layer<T> {
  public:
   explicit ActivationLayer(const LayerSpec& spec)
-      : Layer<T>(spec), activation_(parse_activation(spec.activation, layer_label(spec) + ": activation")) {}
+      : Layer<T>(spec),
+        activation_(parse_activation(spec.get<std::string>("activation"), layer_label(spec) + ": activation")),
+        alpha_(spec.get<double>("alpha")) {}
 
   Shape build(const Shape& input_shape) override {
     if (input_shape.empty())
@@ -153,8 +162,7 @@ class ActivationLayer : public Layer<T> {
   const T* forward(const T* x, int64_t batch, bool, uint64_t, LayerCache<T>& c) const override {
     const ActivationAxes a = at_batch(batch);
     ensure_size(c.out, batch * this->out_size_);
-    activation_forward<T>(c.out.data(), x, a.outer, a.channels, a.inner, activation_,
-                          static_cast<T>(this->spec_.alpha));
+    activation_forward<T>(c.out.data(), x, a.outer, a.channels, a.inner, activation_, static_cast<T>(alpha_));
     return c.out.data();
   }
 
@@ -162,8 +170,7 @@ class ActivationLayer : public Layer<T> {
               LayerCache<T>&) override {
     if (!need_dx) return nullptr;
     const ActivationAxes a = at_batch(batch);
-    activation_backward<T>(dx, dy, x, y, a.outer, a.channels, a.inner, activation_,
-                           static_cast<T>(this->spec_.alpha));
+    activation_backward<T>(dx, dy, x, y, a.outer, a.channels, a.inner, activation_, static_cast<T>(alpha_));
     return dx;
   }
 
@@ -175,6 +182,7 @@ class ActivationLayer : public Layer<T> {
   }
 
   Activation activation_;
+  double alpha_;
   ActivationAxes axes_;
 };
 
@@ -182,9 +190,9 @@ class ActivationLayer : public Layer<T> {
 template <typename T>
 class Dropout : public Layer<T> {
  public:
-  explicit Dropout(const LayerSpec& spec) : Layer<T>(spec) {
-    if (!(spec.rate >= 0.0 && spec.rate < 1.0))
-      throw ValueError(layer_label(spec) + ": rate must be in [0, 1), got " + std::to_string(spec.rate));
+  explicit Dropout(const LayerSpec& spec) : Layer<T>(spec), rate_(spec.get<double>("rate")) {
+    if (!(rate_ >= 0.0 && rate_ < 1.0))
+      throw ValueError(layer_label(spec) + ": rate must be in [0, 1), got " + std::to_string(rate_));
   }
 
   Shape build(const Shape& input_shape) override {
@@ -194,32 +202,39 @@ class Dropout : public Layer<T> {
 
   const T* forward(const T* x, int64_t batch, bool training, uint64_t key,
                    LayerCache<T>& c) const override {
-    if (!training || this->spec_.rate == 0.0) return x;
+    if (!training || rate_ == 0.0) return x;
     const int64_t n = batch * this->out_size_;
     ensure_size(c.out, n);
     ensure_size(c.mask, n);
-    dropout_forward<T>(c.out.data(), c.mask.data(), x, n, static_cast<T>(this->spec_.rate), key);
+    dropout_forward<T>(c.out.data(), c.mask.data(), x, n, static_cast<T>(rate_), key);
     return c.out.data();
   }
 
   T* backward(T* dy, T* dx, const T*, const T*, int64_t batch, bool need_dx, LayerCache<T>& c) override {
     if (!need_dx) return nullptr;
-    if (this->spec_.rate == 0.0) return dy;
-    dropout_backward<T>(dx, dy, c.mask.data(), batch * this->out_size_, static_cast<T>(this->spec_.rate));
+    if (!c.training || rate_ == 0.0) return dy;
+    dropout_backward<T>(dx, dy, c.mask.data(), batch * this->out_size_, static_cast<T>(rate_));
     return dx;
   }
+
+ private:
+  double rate_;  // the DROP probability (1 - keep_prob)
 };
 
 // Flatten and Reshape only relabel the per-example shape: data pass through untouched.
 template <typename T>
 class Reshape : public Layer<T> {
  public:
-  explicit Reshape(const LayerSpec& spec) : Layer<T>(spec) {}
+  // Flatten is Reshape to one axis.
+  explicit Reshape(const LayerSpec& spec)
+      : Layer<T>(spec),
+        flatten_(spec.kind == "flatten"),
+        target_shape_(flatten_ ? Shape{} : spec.get<Ints>("target_shape")) {}
 
   Shape build(const Shape& input_shape) override {
     this->in_size_ = this->out_size_ = shape_size(input_shape);
-    if (this->spec_.kind == "flatten") return {this->in_size_};
-    Shape target = this->spec_.target_shape;
+    if (flatten_) return {this->in_size_};
+    Shape target = target_shape_;
     int64_t known = 1, unknown = -1;
     for (size_t i = 0; i < target.size(); ++i) {
       if (target[i] == -1) {
@@ -240,7 +255,7 @@ class Reshape : public Layer<T> {
     if (!resolved || shape_size(target) != this->in_size_)
       throw ShapeError(layer_label(this->spec_) + ": cannot reshape an input of shape " +
                        shape_string(input_shape) + " (" + std::to_string(this->in_size_) +
-                       " values) to " + shape_string(this->spec_.target_shape));
+                       " values) to " + shape_string(target_shape_));
     return target;
   }
 
@@ -248,32 +263,23 @@ class Reshape : public Layer<T> {
   T* backward(T* dy, T*, const T*, const T*, int64_t, bool need_dx, LayerCache<T>&) override {
     return need_dx ? dy : nullptr;
   }
+
+ private:
+  bool flatten_;
+  Shape target_shape_;  // per example; one entry may be -1
 };
+
+const LayerRegistration dense_kind(layer_kind<Dense>("dense", joined(KernelSettings::attributes(), {{"units", 0}})));
+const LayerRegistration activation_kind(layer_kind<ActivationLayer>("activation", {{"activation", "linear"},
+                                                                                   {"alpha", 0.01}}));
+const LayerRegistration dropout_kind(layer_kind<Dropout>("dropout", {{"rate", 0.0}}));
+const LayerRegistration flatten_kind(layer_kind<Reshape>("flatten", {}));
+const LayerRegistration reshape_kind(layer_kind<Reshape>("reshape", {{"target_shape", Ints{}}}));
 
 }  // namespace
 
-template <typename T>
-std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec) {
-  if (spec.kind == "dense") return std::make_unique<Dense<T>>(spec);
-  if (spec.kind == "activation") return std::make_unique<ActivationLayer<T>>(spec);
-  if (spec.kind == "dropout") return std::make_unique<Dropout<T>>(spec);
-  if (spec.kind == "flatten" || spec.kind == "reshape") return std::make_unique<Reshape<T>>(spec);
-  if (auto layer = make_conv_layer<T>(spec)) return layer;
-  if (auto layer = make_merge_layer<T>(spec)) return layer;
-  if (auto layer = make_norm_layer<T>(spec)) return layer;
-  if (auto layer = make_preprocessing_layer<T>(spec)) return layer;
-  throw ValueError("layer '" + spec.name + "': unknown kind '" + spec.kind +
-                   "'; expected one of dense, activation, dropout, flatten, reshape, conv2d, "
-                   "depthwise_conv2d, separable_conv2d, conv2d_transpose, max_pool2d, avg_pool2d, "
-                   "global_avg_pool2d, zero_padding2d, batch_norm, add, concatenate, normalization, "
-                   "random_flip, random_crop, color_shift, conv1d, max_pool1d, global_avg_pool1d, "
-                   "up_sampling2d");
-}
-
 template class Layer<float>;
 template class Layer<double>;
-template std::unique_ptr<Layer<float>> make_layer<float>(const LayerSpec&);
-template std::unique_ptr<Layer<double>> make_layer<double>(const LayerSpec&);
 
 }  // namespace detail
 }  // namespace corenn

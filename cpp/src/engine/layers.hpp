@@ -11,6 +11,7 @@
 
 #include "corenn/error.hpp"
 #include "corenn/kernels/activation.hpp"
+#include "corenn/kernels/init.hpp"
 #include "corenn/model.hpp"
 
 namespace corenn {
@@ -26,6 +27,10 @@ struct LayerCache {
   std::vector<T> scratch;       // convolution im2col columns
   std::vector<int64_t> index;   // max pooling: argmax
   std::vector<std::vector<T>> outs;  // layers with several outputs: one buffer each
+  // The mode of the forward pass this cache holds, set by the engine: backward
+  // follows it (a vjp differentiates an inference pass: no dropout mask, batch
+  // norm's moving statistics).
+  bool training = false;
 };
 
 // Grows a buffer to at least n elements; never shrinks, so a steady batch size
@@ -63,6 +68,22 @@ void activation_gradient_in_place(T* dy, LayerCache<T>& c, const T* y, Activatio
 }
 
 std::string layer_label(const LayerSpec& spec);
+
+// What Dense and the convolutions share, read from their attributes: a fused
+// activation (with alpha), a bias or none, kernel and bias initialisers
+// (random_normal's stddev) and L1/L2 regularisation of the kernel (Keras's
+// kernel_regularizer).
+struct KernelSettings {
+  explicit KernelSettings(const LayerSpec& spec);
+  // The attributes above, with their defaults.
+  static Attributes attributes();
+
+  Activation activation;
+  double alpha;
+  bool use_bias;
+  Init kernel_init, bias_init;
+  double initializer_stddev, l1, l2;
+};
 
 template <typename T>
 class MergeLayer;
@@ -132,8 +153,8 @@ class Layer {
   // their interface instead of build/forward/backward.
   virtual MergeLayer<T>* as_merge() { return nullptr; }
   virtual CallLayer<T>* as_call() { return nullptr; }
-  // The L1/L2 penalty of the spec on parameters [offset, offset + n) of the layer.
-  double kernel_penalty(int64_t offset, int64_t n, bool with_gradient);
+  // The L1/L2 penalty on parameters [offset, offset + n) of the layer.
+  double kernel_penalty(int64_t offset, int64_t n, const KernelSettings& k, bool with_gradient);
 
   // The per-example shapes of the layer's calls, fixed when its first call is
   // built; every later call (in this model or one sharing the layer) must match.
@@ -209,20 +230,10 @@ class CallLayer : public Layer<T> {
   T* backward(T*, T*, const T*, const T*, int64_t, bool, LayerCache<T>&) final { return nullptr; }
 };
 
+// The layer spec.kind names, built from the spec with every attribute of its
+// kind (src/engine/registry.cpp).
 template <typename T>
 std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec);
-// The convolution and pooling layers (layers_conv.cpp); nullptr for other kinds.
-template <typename T>
-std::unique_ptr<Layer<T>> make_conv_layer(const LayerSpec& spec);
-// Add and Concatenate (layers_merge.cpp); nullptr for other kinds.
-template <typename T>
-std::unique_ptr<Layer<T>> make_merge_layer(const LayerSpec& spec);
-// Batch normalisation (layers_batch_norm.cpp); nullptr for other kinds.
-template <typename T>
-std::unique_ptr<Layer<T>> make_norm_layer(const LayerSpec& spec);
-// Normalization and the augmentation layers (layers_augment.cpp); nullptr for other kinds.
-template <typename T>
-std::unique_ptr<Layer<T>> make_preprocessing_layer(const LayerSpec& spec);
 
 }  // namespace detail
 }  // namespace corenn

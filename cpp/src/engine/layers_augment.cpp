@@ -8,6 +8,7 @@
 #include "corenn/kernels/augment.hpp"
 #include "corenn/kernels/normalization.hpp"
 #include "engine/layers.hpp"
+#include "engine/registry.hpp"
 
 namespace corenn {
 namespace detail {
@@ -47,11 +48,12 @@ template <typename T>
 class RandomFlip : public ImageAugmentation<T> {
  public:
   explicit RandomFlip(const LayerSpec& spec) : ImageAugmentation<T>(spec) {
+    const std::string& mode = spec.get<std::string>("mode");
     try {
-      mode_ = parse_flip_mode(spec.mode);
+      mode_ = parse_flip_mode(mode);
     } catch (const ValueError&) {
       throw ValueError(layer_label(spec) + ": mode must be 'horizontal', 'vertical' or "
-                       "'horizontal_and_vertical', got '" + spec.mode + "'");
+                       "'horizontal_and_vertical', got '" + mode + "'");
     }
   }
 
@@ -67,6 +69,7 @@ class RandomFlip : public ImageAugmentation<T> {
 
   T* backward(T* dy, T* dx, const T*, const T*, int64_t batch, bool need_dx, LayerCache<T>& c) override {
     if (!need_dx) return nullptr;
+    if (!c.training) return dy;  // the identity at inference
     const Planes& p = this->p_;
     random_flip_backward<T>(dx, dy, c.mask.data(), batch, p.channels, p.height, p.width);
     return dx;
@@ -79,8 +82,8 @@ class RandomFlip : public ImageAugmentation<T> {
 template <typename T>
 class RandomCrop : public ImageAugmentation<T> {
  public:
-  explicit RandomCrop(const LayerSpec& spec) : ImageAugmentation<T>(spec) {
-    const auto& p = spec.pads;
+  explicit RandomCrop(const LayerSpec& spec) : ImageAugmentation<T>(spec), pads_(spec.get<Ints>("pads")) {
+    const Ints& p = pads_;
     if (p.size() != 4 || p[0] != p[1] || p[2] != p[3] || p[0] < 0 || p[2] < 0)
       throw ValueError(layer_label(spec) + ": padding must be the same on both sides of each axis "
                        "and >= 0, as (top, bottom, left, right), got " + shape_string(p));
@@ -99,7 +102,7 @@ class RandomCrop : public ImageAugmentation<T> {
 
   T* backward(T* dy, T* dx, const T*, const T*, int64_t batch, bool need_dx, LayerCache<T>& c) override {
     if (!need_dx) return nullptr;
-    if (identity()) return dy;
+    if (!c.training || identity()) return dy;
     const Planes& p = this->p_;
     random_crop_backward<T>(dx, dy, c.index.data(), pad_h(), pad_w(), batch, p.channels, p.height,
                             p.width);
@@ -107,27 +110,28 @@ class RandomCrop : public ImageAugmentation<T> {
   }
 
  private:
-  int64_t pad_h() const { return this->spec_.pads[0]; }
-  int64_t pad_w() const { return this->spec_.pads[2]; }
+  int64_t pad_h() const { return pads_[0]; }
+  int64_t pad_w() const { return pads_[2]; }
   bool identity() const { return pad_h() == 0 && pad_w() == 0; }
+
+  Ints pads_;  // (top, bottom, left, right)
 };
 
 template <typename T>
 class ColorShift : public ImageAugmentation<T> {
  public:
-  explicit ColorShift(const LayerSpec& spec) : ImageAugmentation<T>(spec) {
-    if (!(spec.delta >= 0.0 && std::isfinite(spec.delta)))
-      throw ValueError(layer_label(spec) + ": delta must be finite and >= 0, got " +
-                       std::to_string(spec.delta));
+  explicit ColorShift(const LayerSpec& spec) : ImageAugmentation<T>(spec), delta_(spec.get<double>("delta")) {
+    if (!(delta_ >= 0.0 && std::isfinite(delta_)))
+      throw ValueError(layer_label(spec) + ": delta must be finite and >= 0, got " + std::to_string(delta_));
   }
 
   const T* forward(const T* x, int64_t batch, bool training, uint64_t key,
                    LayerCache<T>& c) const override {
-    if (!training || this->spec_.delta == 0.0) return x;
+    if (!training || delta_ == 0.0) return x;
     ensure_size(c.out, batch * this->out_size_);
     const Planes& p = this->p_;
     ensure_size(c.scratch, batch * p.channels);
-    color_shift_forward<T>(c.out.data(), c.scratch.data(), x, static_cast<T>(this->spec_.delta), key,
+    color_shift_forward<T>(c.out.data(), c.scratch.data(), x, static_cast<T>(delta_), key,
                            batch, p.channels, p.height * p.width);
     return c.out.data();
   }
@@ -136,6 +140,9 @@ class ColorShift : public ImageAugmentation<T> {
   T* backward(T* dy, T*, const T*, const T*, int64_t, bool need_dx, LayerCache<T>&) override {
     return need_dx ? dy : nullptr;
   }
+
+ private:
+  double delta_;
 };
 
 // Statistics per entry of the first per-example axis: features of a (F,)
@@ -143,24 +150,25 @@ class ColorShift : public ImageAugmentation<T> {
 template <typename T>
 class Normalization : public Layer<T> {
  public:
-  explicit Normalization(const LayerSpec& spec) : Layer<T>(spec) {
-    if (spec.mean.size() != spec.variance.size())
+  explicit Normalization(const LayerSpec& spec)
+      : Layer<T>(spec), mean_(spec.get<Reals>("mean")), variance_(spec.get<Reals>("variance")) {
+    if (mean_.size() != variance_.size())
       throw ValueError(layer_label(spec) + ": mean and variance must have the same length, got " +
-                       std::to_string(spec.mean.size()) + " and " + std::to_string(spec.variance.size()));
-    for (size_t i = 0; i < spec.mean.size(); ++i)
-      if (!std::isfinite(spec.mean[i]) || !(spec.variance[i] >= 0.0 && std::isfinite(spec.variance[i])))
+                       std::to_string(mean_.size()) + " and " + std::to_string(variance_.size()));
+    for (size_t i = 0; i < mean_.size(); ++i)
+      if (!std::isfinite(mean_[i]) || !(variance_[i] >= 0.0 && std::isfinite(variance_[i])))
         throw ValueError(layer_label(spec) + ": mean must be finite and variance finite and >= 0, "
-                         "got mean " + std::to_string(spec.mean[i]) + " and variance " +
-                         std::to_string(spec.variance[i]) + " at index " + std::to_string(i));
+                         "got mean " + std::to_string(mean_[i]) + " and variance " +
+                         std::to_string(variance_[i]) + " at index " + std::to_string(i));
   }
 
   Shape build(const Shape& input_shape) override {
     if (input_shape.empty())
       throw ShapeError(layer_label(this->spec_) + ": needs an input of rank >= 1");
     channels_ = input_shape[0];
-    if (!this->spec_.mean.empty() && static_cast<int64_t>(this->spec_.mean.size()) != channels_)
+    if (!mean_.empty() && static_cast<int64_t>(mean_.size()) != channels_)
       throw ShapeError(layer_label(this->spec_) + ": has statistics for " +
-                       std::to_string(this->spec_.mean.size()) + " features/channels, the input " +
+                       std::to_string(mean_.size()) + " features/channels, the input " +
                        shape_string(input_shape) + " has " + std::to_string(channels_));
     this->in_size_ = this->out_size_ = shape_size(input_shape);
     return input_shape;
@@ -170,10 +178,9 @@ class Normalization : public Layer<T> {
   std::vector<std::string> state_names() const override { return {"mean", "variance"}; }
 
   void initialize(uint64_t) override {
-    const auto& s = this->spec_;
     for (int64_t c = 0; c < channels_; ++c) {
-      this->state_[c] = s.mean.empty() ? T(0) : static_cast<T>(s.mean[c]);
-      this->state_[channels_ + c] = s.variance.empty() ? T(1) : static_cast<T>(s.variance[c]);
+      this->state_[c] = mean_.empty() ? T(0) : static_cast<T>(mean_[c]);
+      this->state_[channels_ + c] = variance_.empty() ? T(1) : static_cast<T>(variance_[c]);
     }
   }
 
@@ -191,23 +198,19 @@ class Normalization : public Layer<T> {
   }
 
  private:
+  // The initial statistics per feature/channel; empty: 0 and 1.
+  Reals mean_, variance_;
   int64_t channels_ = 1;
 };
 
+const LayerRegistration normalization_kind(layer_kind<Normalization>(
+    "normalization", {{"mean", Reals{}}, {"variance", Reals{}}}));
+const LayerRegistration random_flip_kind(layer_kind<RandomFlip>("random_flip",
+                                                                {{"mode", "horizontal_and_vertical"}}));
+const LayerRegistration random_crop_kind(layer_kind<RandomCrop>("random_crop", {{"pads", Ints{0, 0, 0, 0}}}));
+const LayerRegistration color_shift_kind(layer_kind<ColorShift>("color_shift", {{"delta", 0.0}}));
+
 }  // namespace
-
-template <typename T>
-std::unique_ptr<Layer<T>> make_preprocessing_layer(const LayerSpec& spec) {
-  const std::string& k = spec.kind;
-  if (k == "normalization") return std::make_unique<Normalization<T>>(spec);
-  if (k == "random_flip") return std::make_unique<RandomFlip<T>>(spec);
-  if (k == "random_crop") return std::make_unique<RandomCrop<T>>(spec);
-  if (k == "color_shift") return std::make_unique<ColorShift<T>>(spec);
-  return nullptr;
-}
-
-template std::unique_ptr<Layer<float>> make_preprocessing_layer<float>(const LayerSpec&);
-template std::unique_ptr<Layer<double>> make_preprocessing_layer<double>(const LayerSpec&);
 
 }  // namespace detail
 }  // namespace corenn

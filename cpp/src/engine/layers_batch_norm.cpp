@@ -11,6 +11,7 @@
 #include "corenn/error.hpp"
 #include "corenn/kernels/batch_norm.hpp"
 #include "engine/layers.hpp"
+#include "engine/registry.hpp"
 
 namespace corenn {
 namespace detail {
@@ -23,12 +24,18 @@ namespace {
 template <typename T>
 class BatchNorm : public Layer<T> {
  public:
-  explicit BatchNorm(const LayerSpec& spec) : Layer<T>(spec) {
+  explicit BatchNorm(const LayerSpec& spec)
+      : Layer<T>(spec),
+        axis_(spec.get<int64_t>("axis")),
+        momentum_(spec.get<double>("momentum")),
+        epsilon_(spec.get<double>("epsilon")),
+        center_(spec.get<bool>("center")),
+        scale_(spec.get<bool>("scale")) {
     std::ostringstream msg;
-    if (!(spec.momentum >= 0.0 && spec.momentum <= 1.0))
-      msg << layer_label(spec) << ": momentum must be in [0, 1], got " << spec.momentum;
-    else if (!(spec.epsilon > 0.0 && std::isfinite(spec.epsilon)))
-      msg << layer_label(spec) << ": epsilon must be finite and > 0, got " << spec.epsilon;
+    if (!(momentum_ >= 0.0 && momentum_ <= 1.0))
+      msg << layer_label(spec) << ": momentum must be in [0, 1], got " << momentum_;
+    else if (!(epsilon_ > 0.0 && std::isfinite(epsilon_)))
+      msg << layer_label(spec) << ": epsilon must be finite and > 0, got " << epsilon_;
     if (!msg.str().empty()) throw ValueError(msg.str());
   }
 
@@ -38,11 +45,11 @@ class BatchNorm : public Layer<T> {
                        shape_string(in));
     // Keras counts the batch axis: 1 is the channels of NCHW and the features of (N, C).
     const int64_t rank = static_cast<int64_t>(in.size()) + 1;
-    const int64_t axis = this->spec_.axis < 0 ? this->spec_.axis + rank : this->spec_.axis;
+    const int64_t axis = axis_ < 0 ? axis_ + rank : axis_;
     if (axis != 1)
       throw ValueError(layer_label(this->spec_) + ": axis must be 1 (the channels: corenn is channels-first" +
                        (rank == 2 ? std::string(", or -1") : std::string()) + "), got " +
-                       std::to_string(this->spec_.axis) + " for inputs of shape " + shape_string(in));
+                       std::to_string(axis_) + " for inputs of shape " + shape_string(in));
     channels_ = in[0];
     this->in_size_ = this->out_size_ = shape_size(in);
     spatial_ = this->in_size_ / channels_;
@@ -51,8 +58,8 @@ class BatchNorm : public Layer<T> {
 
   std::vector<Shape> parameter_shapes() const override {
     std::vector<Shape> shapes;
-    if (this->spec_.scale) shapes.push_back({channels_});
-    if (this->spec_.center) shapes.push_back({channels_});
+    if (scale_) shapes.push_back({channels_});
+    if (center_) shapes.push_back({channels_});
     return shapes;
   }
 
@@ -60,16 +67,16 @@ class BatchNorm : public Layer<T> {
 
   std::vector<std::string> parameter_names() const override {
     std::vector<std::string> names;
-    if (this->spec_.scale) names.push_back("gamma");
-    if (this->spec_.center) names.push_back("beta");
+    if (scale_) names.push_back("gamma");
+    if (center_) names.push_back("beta");
     return names;
   }
   std::vector<std::string> state_names() const override { return {"moving_mean", "moving_variance"}; }
 
   void initialize(uint64_t) override {
     T* p = this->params_;
-    if (this->spec_.scale) p = std::fill_n(p, channels_, T(1));
-    if (this->spec_.center) std::fill_n(p, channels_, T(0));
+    if (scale_) p = std::fill_n(p, channels_, T(1));
+    if (center_) std::fill_n(p, channels_, T(0));
     std::fill_n(moving_mean(), channels_, T(0));
     std::fill_n(moving_variance(), channels_, T(1));
   }
@@ -81,20 +88,19 @@ class BatchNorm : public Layer<T> {
     T* invstd = mean + channels_;
     if (batch_statistics(training))
       batch_norm_forward<T>(c.out.data(), mean, invstd, moving_mean(), moving_variance(), x, gamma(), beta(),
-                            1.0 - this->spec_.momentum, this->spec_.epsilon, batch, channels_, spatial_);
+                            1.0 - momentum_, epsilon_, batch, channels_, spatial_);
     else
       batch_norm_inference_forward<T>(c.out.data(), mean, invstd, x, moving_mean(), moving_variance(),
-                                      gamma(), beta(), this->spec_.epsilon, batch, channels_, spatial_);
+                                      gamma(), beta(), epsilon_, batch, channels_, spatial_);
     return c.out.data();
   }
 
   T* backward(T* dy, T* dx, const T* x, const T*, int64_t batch, bool need_dx, LayerCache<T>& c) override {
     const T* mean = c.mid.data();
     const T* invstd = mean + channels_;
-    T* dgamma = this->spec_.scale ? this->grads_ : nullptr;
-    T* dbeta = this->spec_.center ? this->grads_ + (this->spec_.scale ? channels_ : 0) : nullptr;
-    // backward runs only in training, after a training forward.
-    if (batch_statistics(true))
+    T* dgamma = scale_ ? this->grads_ : nullptr;
+    T* dbeta = center_ ? this->grads_ + (scale_ ? channels_ : 0) : nullptr;
+    if (batch_statistics(c.training))
       batch_norm_backward<T>(need_dx ? dx : nullptr, dgamma, dbeta, dy, x, mean, invstd, gamma(), batch,
                              channels_, spatial_);
     else
@@ -108,28 +114,23 @@ class BatchNorm : public Layer<T> {
   // statistics even while the model trains, and leaves them unchanged.
   bool batch_statistics(bool training) const { return training && this->spec_.trainable; }
 
-  const T* gamma() const { return this->spec_.scale ? this->params_ : nullptr; }
-  const T* beta() const {
-    return this->spec_.center ? this->params_ + (this->spec_.scale ? channels_ : 0) : nullptr;
-  }
+  const T* gamma() const { return scale_ ? this->params_ : nullptr; }
+  const T* beta() const { return center_ ? this->params_ + (scale_ ? channels_ : 0) : nullptr; }
   // The state arena is written by a training forward, which is const: the
   // moving averages are not part of the layer's configuration.
   T* moving_mean() const { return this->state_; }
   T* moving_variance() const { return this->state_ + channels_; }
 
+  int64_t axis_;  // counting the batch axis, as Keras
+  double momentum_, epsilon_;
+  bool center_, scale_;
   int64_t channels_ = 1, spatial_ = 1;
 };
 
+const LayerRegistration batch_norm_kind(layer_kind<BatchNorm>(
+    "batch_norm", {{"axis", 1}, {"momentum", 0.99}, {"epsilon", 1e-3}, {"center", true}, {"scale", true}}));
+
 }  // namespace
-
-template <typename T>
-std::unique_ptr<Layer<T>> make_norm_layer(const LayerSpec& spec) {
-  if (spec.kind == "batch_norm") return std::make_unique<BatchNorm<T>>(spec);
-  return nullptr;
-}
-
-template std::unique_ptr<Layer<float>> make_norm_layer<float>(const LayerSpec&);
-template std::unique_ptr<Layer<double>> make_norm_layer<double>(const LayerSpec&);
 
 }  // namespace detail
 }  // namespace corenn

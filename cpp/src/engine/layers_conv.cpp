@@ -13,6 +13,7 @@
 #include "corenn/kernels/upsample.hpp"
 #include "corenn/random.hpp"
 #include "engine/layers.hpp"
+#include "engine/registry.hpp"
 
 namespace corenn {
 namespace detail {
@@ -31,6 +32,26 @@ Pair pair_of(const LayerSpec& spec, const std::vector<int64_t>& v, const char* w
   return {v[0], v[1]};
 }
 
+// A window's settings as the attributes give them: the kernel (pool) size,
+// strides and dilation (pairs (height, width); empty strides: the pool size),
+// and padding "valid", "same" or "explicit" with pads (top, bottom, left, right).
+struct WindowSettings {
+  Ints kernel_size, strides, dilation{1, 1};
+  std::string padding;
+  Ints pads{0, 0, 0, 0};
+};
+
+// The window attributes of a layer; pooling has no dilation, the 1-D layers no pads.
+WindowSettings window_settings(const LayerSpec& spec) {
+  WindowSettings w;
+  w.kernel_size = spec.get<Ints>("kernel_size");
+  w.strides = spec.get<Ints>("strides");
+  w.padding = spec.get<std::string>("padding");
+  if (spec.attributes.has("dilation")) w.dilation = spec.get<Ints>("dilation");
+  if (spec.attributes.has("pads")) w.pads = spec.get<Ints>("pads");
+  return w;
+}
+
 void require_image(const LayerSpec& spec, const Shape& in) {
   if (in.size() != 3)
     throw ShapeError(layer_label(spec) + ": expects images (channels, height, width) per example, got " +
@@ -41,28 +62,29 @@ void require_image(const LayerSpec& spec, const Shape& in) {
 // the (dilated) kernel's extent, (k − 1)·dilation + 1, a kernel of that many
 // taps with dilation 1 to the "same" rule.
 template <typename Geometry>
-void set_padding(const LayerSpec& spec, Geometry& g, int64_t span_h, int64_t span_w) {
-  if (spec.padding == "valid") return;
-  if (spec.padding == "same") {
-    const SamePadding h = same_padding(g.height, span_h, g.stride_h);
-    const SamePadding w = same_padding(g.width, span_w, g.stride_w);
-    g.pad_top = h.before, g.pad_bottom = h.after, g.pad_left = w.before, g.pad_right = w.after;
+void set_padding(const LayerSpec& spec, const WindowSettings& w, Geometry& g, int64_t span_h, int64_t span_w) {
+  if (w.padding == "valid") return;
+  if (w.padding == "same") {
+    const SamePadding along_h = same_padding(g.height, span_h, g.stride_h);
+    const SamePadding along_w = same_padding(g.width, span_w, g.stride_w);
+    g.pad_top = along_h.before, g.pad_bottom = along_h.after, g.pad_left = along_w.before, g.pad_right = along_w.after;
     return;
   }
-  if (spec.padding == "explicit" && spec.pads.size() == 4) {
-    g.pad_top = spec.pads[0];
-    g.pad_bottom = spec.pads[1];
-    g.pad_left = spec.pads[2];
-    g.pad_right = spec.pads[3];
+  if (w.padding == "explicit" && w.pads.size() == 4) {
+    g.pad_top = w.pads[0];
+    g.pad_bottom = w.pads[1];
+    g.pad_left = w.pads[2];
+    g.pad_right = w.pads[3];
     return;
   }
   throw ValueError(layer_label(spec) + ": padding must be 'valid', 'same' or explicit sizes, got '" +
-                   spec.padding + "'");
+                   w.padding + "'");
 }
 
 // The geometry of a convolution over per-example input (C, H, W) from the
-// spec's kernel, strides, dilation and padding; ValueError names the layer.
-Conv2dShape conv_geometry(const LayerSpec& spec, const Shape& in, int64_t groups, int64_t out_channels) {
+// window's kernel, strides, dilation and padding; ValueError names the layer.
+Conv2dShape conv_geometry(const LayerSpec& spec, const WindowSettings& w, const Shape& in, int64_t groups,
+                          int64_t out_channels) {
   require_image(spec, in);
   Conv2dShape g;
   g.in_channels = in[0];
@@ -70,71 +92,69 @@ Conv2dShape conv_geometry(const LayerSpec& spec, const Shape& in, int64_t groups
   g.width = in[2];
   g.groups = groups;
   g.out_channels = out_channels;
-  const Pair k = pair_of(spec, spec.kernel_size, "kernel_size", 1);
-  const Pair st = pair_of(spec, spec.strides, "strides", 1);
-  const Pair d = pair_of(spec, spec.dilation, "dilation_rate", 1);
+  const Pair k = pair_of(spec, w.kernel_size, "kernel_size", 1);
+  const Pair st = pair_of(spec, w.strides, "strides", 1);
+  const Pair d = pair_of(spec, w.dilation, "dilation_rate", 1);
   g.kernel_h = k.h, g.kernel_w = k.w, g.stride_h = st.h, g.stride_w = st.w;
   g.dilation_h = d.h, g.dilation_w = d.w;
-  set_padding(spec, g, d.h * (k.h - 1) + 1, d.w * (k.w - 1) + 1);
+  set_padding(spec, w, g, d.h * (k.h - 1) + 1, d.w * (k.w - 1) + 1);
   validate(g, layer_label(spec).c_str());
   return g;
 }
 
+// An integer attribute that must be >= 1 (filters, depth_multiplier).
+int64_t positive(const LayerSpec& spec, const char* name) {
+  const int64_t v = spec.get<int64_t>(name);
+  if (v < 1) throw ValueError(layer_label(spec) + ": " + name + " must be >= 1, got " + std::to_string(v));
+  return v;
+}
+
 // What the convolution layers share: a fused activation, kernel and bias
-// initialisers, and parameters stored kernel(s) first, bias last.
+// initialisers, a window, and parameters stored kernel(s) first, bias last.
 template <typename T>
 class Convolution : public Layer<T> {
  protected:
-  explicit Convolution(const LayerSpec& spec)
-      : Layer<T>(spec),
-        activation_(parse_activation(spec.activation, layer_label(spec) + ": activation")),
-        kernel_init_(parse_initializer(spec.kernel_initializer)),
-        bias_init_(parse_initializer(spec.bias_initializer)) {
-    if (spec.kind != "depthwise_conv2d" && spec.filters < 1)
-      throw ValueError(layer_label(spec) + ": filters must be >= 1, got " + std::to_string(spec.filters));
-    if (spec.depth_multiplier < 1)
-      throw ValueError(layer_label(spec) + ": depth_multiplier must be >= 1, got " +
-                       std::to_string(spec.depth_multiplier));
-  }
+  Convolution(const LayerSpec& spec, WindowSettings window)
+      : Layer<T>(spec), k_(spec), window_(std::move(window)) {}
 
   // Elements of the kernel(s) before the bias.
   virtual int64_t kernel_size() const { return shape_size(this->parameter_shapes()[0]); }
-  const T* bias() const { return this->spec_.use_bias ? this->params_ + kernel_size() : nullptr; }
-  T* bias_grad() { return this->spec_.use_bias ? this->grads_ + kernel_size() : nullptr; }
-  T alpha() const { return static_cast<T>(this->spec_.alpha); }
+  const T* bias() const { return k_.use_bias ? this->params_ + kernel_size() : nullptr; }
+  T* bias_grad() { return k_.use_bias ? this->grads_ + kernel_size() : nullptr; }
+  T alpha() const { return static_cast<T>(k_.alpha); }
   // The output as (batch, channels, H·W): a fused softmax normalises over the channels.
   ActivationAxes fused_axes(int64_t batch, int64_t channels) const {
     return {batch, channels, this->out_size_ / channels};
   }
 
   void initialize_kernel_and_bias(uint64_t key, int64_t fan_in, int64_t fan_out) {
-    const double stddev = this->spec_.initializer_stddev;
-    corenn::initialize<T>(this->params_, kernel_size(), kernel_init_, fan_in, fan_out, stddev, key);
-    if (this->spec_.use_bias)
-      corenn::initialize<T>(this->params_ + kernel_size(), this->parameter_shapes().back()[0], bias_init_,
+    const double stddev = k_.initializer_stddev;
+    corenn::initialize<T>(this->params_, kernel_size(), k_.kernel_init, fan_in, fan_out, stddev, key);
+    if (k_.use_bias)
+      corenn::initialize<T>(this->params_ + kernel_size(), this->parameter_shapes().back()[0], k_.bias_init,
                             fan_in, fan_out, stddev, random_bits(key, 1));
   }
 
  public:
-  double penalty(bool with_gradient) override { return this->kernel_penalty(0, kernel_size(), with_gradient); }
+  double penalty(bool with_gradient) override { return this->kernel_penalty(0, kernel_size(), k_, with_gradient); }
 
  protected:
-  Activation activation_;
-  Init kernel_init_, bias_init_;
+  KernelSettings k_;
+  WindowSettings window_;
 };
 
-// Conv2D and DepthwiseConv2D (groups = channels, depth_multiplier outputs each).
+// Conv2D (filters, groups) and DepthwiseConv2D (groups = channels,
+// depth_multiplier outputs each).
 template <typename T>
 class Conv2D : public Convolution<T> {
  public:
-  explicit Conv2D(const LayerSpec& spec) : Convolution<T>(spec) {}
+  explicit Conv2D(const LayerSpec& spec) : Conv2D(spec, window_settings(spec)) {}
 
   Shape build(const Shape& in) override {
     const LayerSpec& spec = this->spec_;
     require_image(spec, in);
-    const bool depthwise = spec.kind == "depthwise_conv2d";
-    const Conv2dShape g = conv_geometry(spec, in, depthwise ? in[0] : spec.groups,
-                                        depthwise ? in[0] * spec.depth_multiplier : spec.filters);
+    const Conv2dShape g = conv_geometry(spec, this->window_, in, depthwise_ ? in[0] : groups_,
+                                        depthwise_ ? in[0] * depth_multiplier_ : filters_);
     geometry_ = g;
     this->in_size_ = shape_size(in);
     this->out_size_ = shape_size({g.out_channels, g.out_h(), g.out_w()});
@@ -144,12 +164,12 @@ class Conv2D : public Convolution<T> {
   std::vector<Shape> parameter_shapes() const override {
     const Conv2dShape& g = geometry_;
     Shape kernel{g.out_channels, g.in_channels / g.groups, g.kernel_h, g.kernel_w};
-    if (this->spec_.use_bias) return {kernel, {g.out_channels}};
+    if (this->k_.use_bias) return {kernel, {g.out_channels}};
     return {kernel};
   }
   std::vector<std::string> parameter_names() const override {
-    const char* kernel = this->spec_.kind == "depthwise_conv2d" ? "depthwise_kernel" : "kernel";
-    if (this->spec_.use_bias) return {kernel, "bias"};
+    const char* kernel = depthwise_ ? "depthwise_kernel" : "kernel";
+    if (this->k_.use_bias) return {kernel, "bias"};
     return {kernel};
   }
 
@@ -164,22 +184,31 @@ class Conv2D : public Convolution<T> {
   const T* forward(const T* x, int64_t batch, bool, uint64_t, LayerCache<T>& c) const override {
     const Conv2dShape s = at_batch(batch);
     ensure_size(c.scratch, conv2d_scratch_size(s));
-    T* z = preactivation_output(c, this->activation_, batch * this->out_size_);
+    T* z = preactivation_output(c, this->k_.activation, batch * this->out_size_);
     conv2d_forward<T>(z, c.scratch.data(), x, this->params_, this->bias(), s);
-    apply_activation(c, this->activation_, this->alpha(), this->fused_axes(batch, s.out_channels));
+    apply_activation(c, this->k_.activation, this->alpha(), this->fused_axes(batch, s.out_channels));
     return c.out.data();
   }
 
   T* backward(T* dy, T* dx, const T* x, const T* y, int64_t batch, bool need_dx,
               LayerCache<T>& c) override {
     const Conv2dShape s = at_batch(batch);
-    activation_gradient_in_place(dy, c, y, this->activation_, this->alpha(),
+    activation_gradient_in_place(dy, c, y, this->k_.activation, this->alpha(),
                                  this->fused_axes(batch, s.out_channels));
     ensure_size(c.scratch, conv2d_scratch_size(s));
     conv2d_backward<T>(need_dx ? dx : nullptr, this->grads_, this->bias_grad(), c.scratch.data(), dy, x,
                        this->params_, s);
     return need_dx ? dx : nullptr;
   }
+
+ protected:
+  // Conv1D passes its window as the 2-D one.
+  Conv2D(const LayerSpec& spec, WindowSettings window)
+      : Convolution<T>(spec, std::move(window)),
+        depthwise_(spec.kind == "depthwise_conv2d"),
+        filters_(depthwise_ ? 0 : positive(spec, "filters")),
+        groups_(depthwise_ ? 1 : spec.get<int64_t>("groups")),
+        depth_multiplier_(depthwise_ ? positive(spec, "depth_multiplier") : 1) {}
 
  private:
   Conv2dShape at_batch(int64_t batch) const {
@@ -188,6 +217,8 @@ class Conv2D : public Convolution<T> {
     return s;
   }
 
+  bool depthwise_;
+  int64_t filters_, groups_, depth_multiplier_;
   Conv2dShape geometry_;
 };
 
@@ -197,17 +228,20 @@ class Conv2D : public Convolution<T> {
 template <typename T>
 class SeparableConv2D : public Convolution<T> {
  public:
-  explicit SeparableConv2D(const LayerSpec& spec) : Convolution<T>(spec) {}
+  explicit SeparableConv2D(const LayerSpec& spec)
+      : Convolution<T>(spec, window_settings(spec)),
+        filters_(positive(spec, "filters")),
+        depth_multiplier_(positive(spec, "depth_multiplier")) {}
 
   Shape build(const Shape& in) override {
     const LayerSpec& spec = this->spec_;
     require_image(spec, in);
-    const Conv2dShape d = conv_geometry(spec, in, in[0], in[0] * spec.depth_multiplier);
+    const Conv2dShape d = conv_geometry(spec, this->window_, in, in[0], in[0] * depth_multiplier_);
     Conv2dShape p;
     p.in_channels = d.out_channels;
     p.height = d.out_h();
     p.width = d.out_w();
-    p.out_channels = spec.filters;
+    p.out_channels = filters_;
     validate(p, layer_label(spec).c_str());
     depthwise_ = d;
     pointwise_ = p;
@@ -219,23 +253,23 @@ class SeparableConv2D : public Convolution<T> {
   std::vector<Shape> parameter_shapes() const override {
     std::vector<Shape> shapes{{depthwise_.out_channels, 1, depthwise_.kernel_h, depthwise_.kernel_w},
                               {pointwise_.out_channels, pointwise_.in_channels, 1, 1}};
-    if (this->spec_.use_bias) shapes.push_back({pointwise_.out_channels});
+    if (this->k_.use_bias) shapes.push_back({pointwise_.out_channels});
     return shapes;
   }
   std::vector<std::string> parameter_names() const override {
-    if (this->spec_.use_bias) return {"depthwise_kernel", "pointwise_kernel", "bias"};
+    if (this->k_.use_bias) return {"depthwise_kernel", "pointwise_kernel", "bias"};
     return {"depthwise_kernel", "pointwise_kernel"};
   }
 
   void initialize(uint64_t key) override {
     const int64_t taps = depthwise_.kernel_h * depthwise_.kernel_w;
-    const double stddev = this->spec_.initializer_stddev;
-    corenn::initialize<T>(this->params_, depthwise_size(), this->kernel_init_, taps,
-                          taps * this->spec_.depth_multiplier, stddev, key);
-    corenn::initialize<T>(pointwise(), pointwise_size(), this->kernel_init_, pointwise_.in_channels,
+    const double stddev = this->k_.initializer_stddev;
+    corenn::initialize<T>(this->params_, depthwise_size(), this->k_.kernel_init, taps, taps * depth_multiplier_,
+                          stddev, key);
+    corenn::initialize<T>(pointwise(), pointwise_size(), this->k_.kernel_init, pointwise_.in_channels,
                           pointwise_.out_channels, stddev, random_bits(key, 1));
-    if (this->spec_.use_bias)
-      corenn::initialize<T>(pointwise() + pointwise_size(), pointwise_.out_channels, this->bias_init_,
+    if (this->k_.use_bias)
+      corenn::initialize<T>(pointwise() + pointwise_size(), pointwise_.out_channels, this->k_.bias_init,
                             pointwise_.in_channels, pointwise_.out_channels, stddev, random_bits(key, 2));
   }
 
@@ -249,9 +283,9 @@ class SeparableConv2D : public Convolution<T> {
     ensure_size(c.scratch, std::max(conv2d_scratch_size(d), conv2d_scratch_size(p)));
     ensure_size(c.mid, batch * p.in_channels * p.height * p.width);
     conv2d_forward<T>(c.mid.data(), c.scratch.data(), x, this->params_, nullptr, d);
-    T* z = preactivation_output(c, this->activation_, batch * this->out_size_);
+    T* z = preactivation_output(c, this->k_.activation, batch * this->out_size_);
     conv2d_forward<T>(z, c.scratch.data(), c.mid.data(), pointwise(), this->bias(), p);
-    apply_activation(c, this->activation_, this->alpha(), this->fused_axes(batch, p.out_channels));
+    apply_activation(c, this->k_.activation, this->alpha(), this->fused_axes(batch, p.out_channels));
     return c.out.data();
   }
 
@@ -259,7 +293,7 @@ class SeparableConv2D : public Convolution<T> {
               LayerCache<T>& c) override {
     Conv2dShape d = depthwise_, p = pointwise_;
     d.batch = p.batch = batch;
-    activation_gradient_in_place(dy, c, y, this->activation_, this->alpha(),
+    activation_gradient_in_place(dy, c, y, this->k_.activation, this->alpha(),
                                  this->fused_axes(batch, p.out_channels));
     ensure_size(c.scratch, std::max(conv2d_scratch_size(d), conv2d_scratch_size(p)));
     ensure_size(c.grad_mid, batch * p.in_channels * p.height * p.width);
@@ -279,6 +313,7 @@ class SeparableConv2D : public Convolution<T> {
   const T* pointwise() const { return this->params_ + depthwise_size(); }
   T* pointwise() { return this->params_ + depthwise_size(); }
 
+  int64_t filters_, depth_multiplier_;
   Conv2dShape depthwise_, pointwise_;
 };
 
@@ -290,36 +325,40 @@ class SeparableConv2D : public Convolution<T> {
 template <typename T>
 class Conv2DTranspose : public Convolution<T> {
  public:
-  explicit Conv2DTranspose(const LayerSpec& spec) : Convolution<T>(spec) {}
+  explicit Conv2DTranspose(const LayerSpec& spec)
+      : Convolution<T>(spec, window_settings(spec)),
+        filters_(positive(spec, "filters")),
+        output_padding_(spec.get<Ints>("output_padding")) {}
 
   Shape build(const Shape& in) override {
     const LayerSpec& spec = this->spec_;
+    const WindowSettings& w = this->window_;
     require_image(spec, in);
     ConvTranspose2dShape g;
     g.in_channels = in[0];
     g.height = in[1];
     g.width = in[2];
-    g.out_channels = spec.filters;
-    const Pair k = pair_of(spec, spec.kernel_size, "kernel_size", 1);
-    const Pair st = pair_of(spec, spec.strides, "strides", 1);
-    const Pair d = pair_of(spec, spec.dilation, "dilation_rate", 1);
+    g.out_channels = filters_;
+    const Pair k = pair_of(spec, w.kernel_size, "kernel_size", 1);
+    const Pair st = pair_of(spec, w.strides, "strides", 1);
+    const Pair d = pair_of(spec, w.dilation, "dilation_rate", 1);
     g.kernel_h = k.h, g.kernel_w = k.w, g.stride_h = st.h, g.stride_w = st.w;
     g.dilation_h = d.h, g.dilation_w = d.w;
-    const bool given = !spec.output_padding.empty();
-    const Pair op = pair_of(spec, spec.output_padding, "output_padding", 0);
+    const bool given = !output_padding_.empty();
+    const Pair op = pair_of(spec, output_padding_, "output_padding", 0);
     g.output_pad_h = op.h;
     g.output_pad_w = op.w;
-    if (spec.padding == "same") {
+    if (w.padding == "same") {
       same_transpose(g.height, k.h, st.h, d.h, given, g.pad_top, g.pad_bottom, g.output_pad_h, "height");
       same_transpose(g.width, k.w, st.w, d.w, given, g.pad_left, g.pad_right, g.output_pad_w, "width");
-    } else if (spec.padding == "explicit" && spec.pads.size() == 4) {
-      g.pad_top = spec.pads[0];
-      g.pad_bottom = spec.pads[1];
-      g.pad_left = spec.pads[2];
-      g.pad_right = spec.pads[3];
-    } else if (spec.padding != "valid") {
+    } else if (w.padding == "explicit" && w.pads.size() == 4) {
+      g.pad_top = w.pads[0];
+      g.pad_bottom = w.pads[1];
+      g.pad_left = w.pads[2];
+      g.pad_right = w.pads[3];
+    } else if (w.padding != "valid") {
       throw ValueError(layer_label(spec) + ": padding must be 'valid', 'same' or explicit sizes, got '" +
-                       spec.padding + "'");
+                       w.padding + "'");
     }
     validate(g, layer_label(spec).c_str());
     geometry_ = g;
@@ -331,11 +370,11 @@ class Conv2DTranspose : public Convolution<T> {
   std::vector<Shape> parameter_shapes() const override {
     const ConvTranspose2dShape& g = geometry_;
     Shape kernel{g.in_channels, g.out_channels, g.kernel_h, g.kernel_w};
-    if (this->spec_.use_bias) return {kernel, {g.out_channels}};
+    if (this->k_.use_bias) return {kernel, {g.out_channels}};
     return {kernel};
   }
   std::vector<std::string> parameter_names() const override {
-    if (this->spec_.use_bias) return {"kernel", "bias"};
+    if (this->k_.use_bias) return {"kernel", "bias"};
     return {"kernel"};
   }
 
@@ -352,9 +391,9 @@ class Conv2DTranspose : public Convolution<T> {
     ConvTranspose2dShape s = geometry_;
     s.batch = batch;
     ensure_size(c.scratch, conv_transpose2d_scratch_size(s));
-    T* z = preactivation_output(c, this->activation_, batch * this->out_size_);
+    T* z = preactivation_output(c, this->k_.activation, batch * this->out_size_);
     conv_transpose2d_forward<T>(z, c.scratch.data(), x, this->params_, this->bias(), s);
-    apply_activation(c, this->activation_, this->alpha(), this->fused_axes(batch, s.out_channels));
+    apply_activation(c, this->k_.activation, this->alpha(), this->fused_axes(batch, s.out_channels));
     return c.out.data();
   }
 
@@ -362,7 +401,7 @@ class Conv2DTranspose : public Convolution<T> {
               LayerCache<T>& c) override {
     ConvTranspose2dShape s = geometry_;
     s.batch = batch;
-    activation_gradient_in_place(dy, c, y, this->activation_, this->alpha(),
+    activation_gradient_in_place(dy, c, y, this->k_.activation, this->alpha(),
                                  this->fused_axes(batch, s.out_channels));
     ensure_size(c.scratch, conv_transpose2d_scratch_size(s));
     conv_transpose2d_backward<T>(need_dx ? dx : nullptr, this->grads_, this->bias_grad(), c.scratch.data(), dy,
@@ -388,6 +427,9 @@ class Conv2DTranspose : public Convolution<T> {
                        " (TensorFlow refuses it too); use another output_padding or none");
     before = p.before, after = p.after, output_pad = p.output_padding;
   }
+
+  int64_t filters_;
+  Ints output_padding_;  // empty: derived from the padding
   ConvTranspose2dShape geometry_;
 };
 
@@ -396,23 +438,23 @@ class Conv2DTranspose : public Convolution<T> {
 template <typename T>
 class Pool2D : public Layer<T> {
  public:
-  explicit Pool2D(const LayerSpec& spec)
-      : Layer<T>(spec), max_(spec.kind == "max_pool2d" || spec.kind == "max_pool1d") {}
+  explicit Pool2D(const LayerSpec& spec) : Pool2D(spec, window_settings(spec)) {}
 
   Shape build(const Shape& in) override {
     const LayerSpec& spec = this->spec_;
+    const WindowSettings& w = window_;
     require_image(spec, in);
     Pool2dShape g;
     g.channels = in[0];
     g.height = in[1];
     g.width = in[2];
-    const Pair k = pair_of(spec, spec.kernel_size, "pool_size", 2);
-    const Pair st = pair_of(spec, spec.strides, "strides", 0);
+    const Pair k = pair_of(spec, w.kernel_size, "pool_size", 2);
+    const Pair st = pair_of(spec, w.strides, "strides", 0);
     g.kernel_h = k.h, g.kernel_w = k.w;
     g.stride_h = st.h > 0 ? st.h : k.h;
     g.stride_w = st.w > 0 ? st.w : k.w;
-    set_padding(spec, g, k.h, k.w);
-    g.count_include_pad = spec.padding != "same";
+    set_padding(spec, w, g, k.h, k.w);
+    g.count_include_pad = w.padding != "same";
     validate(g, layer_label(spec).c_str());
     geometry_ = g;
     this->in_size_ = shape_size(in);
@@ -442,8 +484,14 @@ class Pool2D : public Layer<T> {
     return dx;
   }
 
+ protected:
+  // MaxPooling1D passes its window as the 2-D one.
+  Pool2D(const LayerSpec& spec, WindowSettings window)
+      : Layer<T>(spec), max_(spec.kind == "max_pool2d" || spec.kind == "max_pool1d"), window_(std::move(window)) {}
+
  private:
   bool max_;
+  WindowSettings window_;
   Pool2dShape geometry_;
 };
 
@@ -479,16 +527,16 @@ class GlobalAvgPool2D : public Layer<T> {
 template <typename T>
 class ZeroPadding2D : public Layer<T> {
  public:
-  explicit ZeroPadding2D(const LayerSpec& spec) : Layer<T>(spec) {
-    if (spec.pads.size() != 4 || *std::min_element(spec.pads.begin(), spec.pads.end()) < 0)
+  explicit ZeroPadding2D(const LayerSpec& spec) : Layer<T>(spec), pads_(spec.get<Ints>("pads")) {
+    if (pads_.size() != 4 || *std::min_element(pads_.begin(), pads_.end()) < 0)
       throw ValueError(layer_label(spec) + ": padding must be 4 sizes >= 0 (top, bottom, left, right), got " +
-                       shape_string(spec.pads));
+                       shape_string(pads_));
   }
 
   Shape build(const Shape& in) override {
     require_image(this->spec_, in);
     channels_ = in[0], height_ = in[1], width_ = in[2];
-    const auto& p = this->spec_.pads;
+    const auto& p = pads_;
     this->in_size_ = shape_size(in);
     Shape out{in[0], in[1] + p[0] + p[1], in[2] + p[2] + p[3]};
     this->out_size_ = shape_size(out);
@@ -496,7 +544,7 @@ class ZeroPadding2D : public Layer<T> {
   }
 
   const T* forward(const T* x, int64_t batch, bool, uint64_t, LayerCache<T>& c) const override {
-    const auto& p = this->spec_.pads;
+    const auto& p = pads_;
     ensure_size(c.out, batch * this->out_size_);
     zero_pad2d_forward<T>(c.out.data(), x, batch * channels_, height_, width_, p[0], p[1], p[2], p[3]);
     return c.out.data();
@@ -504,12 +552,13 @@ class ZeroPadding2D : public Layer<T> {
 
   T* backward(T* dy, T* dx, const T*, const T*, int64_t batch, bool need_dx, LayerCache<T>&) override {
     if (!need_dx) return nullptr;
-    const auto& p = this->spec_.pads;
+    const auto& p = pads_;
     zero_pad2d_backward<T>(dx, dy, batch * channels_, height_, width_, p[0], p[1], p[2], p[3]);
     return dx;
   }
 
  private:
+  Ints pads_;  // (top, bottom, left, right)
   int64_t channels_ = 1, height_ = 1, width_ = 1;
 };
 
@@ -524,39 +573,40 @@ void require_sequence(const LayerSpec& spec, const Shape& in) {
                      shape_string(in));
 }
 
-// The spec of a 1-D layer as the spec of its 2-D twin, under the same kind
-// and name (so errors name the 1-D layer): lengths k become (1, k), and
-// "causal" padding becomes explicit left padding (k − 1)·dilation (Keras's
-// causal convolution: output t sees inputs t and before only).
-LayerSpec as_2d(const LayerSpec& spec) {
+// The window of a 1-D layer as the window of its 2-D twin (errors still name
+// the 1-D layer): lengths k become (1, k), and "causal" padding becomes
+// explicit left padding (k − 1)·dilation (Keras's causal convolution: output t
+// sees inputs t and before only).
+WindowSettings as_2d(const LayerSpec& spec) {
   const bool conv = spec.kind == "conv1d";
-  const auto widen = [&](const std::vector<int64_t>& v, const char* what) -> std::vector<int64_t> {
+  const auto widen = [&](const Ints& v, const char* what) -> Ints {
     if (v.empty()) return v;
     if (v.size() == 1) return {1, v[0]};
     if (v.size() == 2 && v[0] == 1) return v;
     throw ValueError(layer_label(spec) + ": " + what + " must be one length, got " + shape_string(v));
   };
-  LayerSpec s = spec;
-  s.kernel_size = widen(spec.kernel_size, conv ? "kernel_size" : "pool_size");
-  s.strides = widen(spec.strides, "strides");
-  if (conv) s.dilation = widen(spec.dilation, "dilation_rate");
-  if (conv && spec.padding == "causal") {
-    const int64_t k = s.kernel_size.empty() ? 1 : s.kernel_size[1];
-    const int64_t d = s.dilation.empty() ? 1 : s.dilation[1];
-    s.padding = "explicit";
-    s.pads = {0, 0, d * (k - 1), 0};
-  } else if (spec.padding != "valid" && spec.padding != "same") {
+  const WindowSettings given = window_settings(spec);
+  WindowSettings w = given;
+  w.kernel_size = widen(given.kernel_size, conv ? "kernel_size" : "pool_size");
+  w.strides = widen(given.strides, "strides");
+  if (conv) w.dilation = widen(given.dilation, "dilation_rate");
+  if (conv && given.padding == "causal") {
+    const int64_t k = w.kernel_size.empty() ? 1 : w.kernel_size[1];
+    const int64_t d = w.dilation.empty() ? 1 : w.dilation[1];
+    w.padding = "explicit";
+    w.pads = {0, 0, d * (k - 1), 0};
+  } else if (given.padding != "valid" && given.padding != "same") {
     throw ValueError(layer_label(spec) + ": padding must be 'valid', 'same'" + (conv ? " or 'causal'" : "") +
-                     ", got '" + spec.padding + "'");
+                     ", got '" + given.padding + "'");
   }
-  return s;
+  return w;
 }
 
 // Conv1D: (C, L) -> (filters, L_out); kernel (filters, C/groups, K), PyTorch's Conv1d.
 template <typename T>
 class Conv1D : public Conv2D<T> {
  public:
-  explicit Conv1D(const LayerSpec& spec) : Conv2D<T>(as_2d(spec)) {}
+  explicit Conv1D(const LayerSpec& spec) : Conv2D<T>(spec, as_2d(spec)) {}
 
   Shape build(const Shape& in) override {
     require_sequence(this->spec_, in);
@@ -575,7 +625,7 @@ class Conv1D : public Conv2D<T> {
 template <typename T>
 class Pool1D : public Pool2D<T> {
  public:
-  explicit Pool1D(const LayerSpec& spec) : Pool2D<T>(as_2d(spec)) {}
+  explicit Pool1D(const LayerSpec& spec) : Pool2D<T>(spec, as_2d(spec)) {}
 
   Shape build(const Shape& in) override {
     require_sequence(this->spec_, in);
@@ -601,10 +651,10 @@ template <typename T>
 class UpSampling2D : public Layer<T> {
  public:
   explicit UpSampling2D(const LayerSpec& spec) : Layer<T>(spec) {
-    const Pair size = pair_of(spec, spec.size, "size", 2);
+    const Pair size = pair_of(spec, spec.get<Ints>("size"), "size", 2);
     geometry_.scale_h = size.h;
     geometry_.scale_w = size.w;
-    geometry_.interpolation = parse_interpolation(spec.interpolation, layer_label(spec).c_str());
+    geometry_.interpolation = parse_interpolation(spec.get<std::string>("interpolation"), layer_label(spec).c_str());
     validate(geometry_, layer_label(spec).c_str());
   }
 
@@ -638,26 +688,39 @@ class UpSampling2D : public Layer<T> {
   Upsample2dShape geometry_;
 };
 
-}  // namespace
-
-template <typename T>
-std::unique_ptr<Layer<T>> make_conv_layer(const LayerSpec& spec) {
-  const std::string& k = spec.kind;
-  if (k == "conv2d" || k == "depthwise_conv2d") return std::make_unique<Conv2D<T>>(spec);
-  if (k == "separable_conv2d") return std::make_unique<SeparableConv2D<T>>(spec);
-  if (k == "conv2d_transpose") return std::make_unique<Conv2DTranspose<T>>(spec);
-  if (k == "max_pool2d" || k == "avg_pool2d") return std::make_unique<Pool2D<T>>(spec);
-  if (k == "global_avg_pool2d") return std::make_unique<GlobalAvgPool2D<T>>(spec);
-  if (k == "zero_padding2d") return std::make_unique<ZeroPadding2D<T>>(spec);
-  if (k == "conv1d") return std::make_unique<Conv1D<T>>(spec);
-  if (k == "max_pool1d") return std::make_unique<Pool1D<T>>(spec);
-  if (k == "global_avg_pool1d") return std::make_unique<GlobalAvgPool1D<T>>(spec);
-  if (k == "up_sampling2d") return std::make_unique<UpSampling2D<T>>(spec);
-  return nullptr;
+// The window attributes: 2-D convolutions (pairs), pooling (Keras's default
+// pool size 2; empty strides: the pool size), the 1-D layers (one length).
+Attributes conv2d_window() {
+  return {{"kernel_size", Ints{1, 1}}, {"strides", Ints{1, 1}}, {"dilation", Ints{1, 1}},
+          {"padding", "valid"}, {"pads", Ints{0, 0, 0, 0}}};
 }
+Attributes pool2d_window() {
+  return {{"kernel_size", Ints{2, 2}}, {"strides", Ints{}}, {"padding", "valid"}, {"pads", Ints{0, 0, 0, 0}}};
+}
+const Attributes kernel = KernelSettings::attributes();
 
-template std::unique_ptr<Layer<float>> make_conv_layer<float>(const LayerSpec&);
-template std::unique_ptr<Layer<double>> make_conv_layer<double>(const LayerSpec&);
+const LayerRegistration conv2d_kind(layer_kind<Conv2D>(
+    "conv2d", joined(joined(kernel, conv2d_window()), {{"filters", 0}, {"groups", 1}})));
+const LayerRegistration depthwise_conv2d_kind(layer_kind<Conv2D>(
+    "depthwise_conv2d", joined(joined(kernel, conv2d_window()), {{"depth_multiplier", 1}})));
+const LayerRegistration separable_conv2d_kind(layer_kind<SeparableConv2D>(
+    "separable_conv2d", joined(joined(kernel, conv2d_window()), {{"filters", 0}, {"depth_multiplier", 1}})));
+const LayerRegistration conv2d_transpose_kind(layer_kind<Conv2DTranspose>(
+    "conv2d_transpose", joined(joined(kernel, conv2d_window()), {{"filters", 0}, {"output_padding", Ints{}}})));
+const LayerRegistration max_pool2d_kind(layer_kind<Pool2D>("max_pool2d", pool2d_window()));
+const LayerRegistration avg_pool2d_kind(layer_kind<Pool2D>("avg_pool2d", pool2d_window()));
+const LayerRegistration global_avg_pool2d_kind(layer_kind<GlobalAvgPool2D>("global_avg_pool2d", {}));
+const LayerRegistration zero_padding2d_kind(layer_kind<ZeroPadding2D>("zero_padding2d", {{"pads", Ints{0, 0, 0, 0}}}));
+const LayerRegistration up_sampling2d_kind(layer_kind<UpSampling2D>(
+    "up_sampling2d", {{"size", Ints{2, 2}}, {"interpolation", "nearest"}}));
+const LayerRegistration conv1d_kind(layer_kind<Conv1D>(
+    "conv1d", joined(kernel, {{"kernel_size", Ints{1}}, {"strides", Ints{1}}, {"dilation", Ints{1}},
+                              {"padding", "valid"}, {"filters", 0}, {"groups", 1}})));
+const LayerRegistration max_pool1d_kind(layer_kind<Pool1D>(
+    "max_pool1d", {{"kernel_size", Ints{2}}, {"strides", Ints{}}, {"padding", "valid"}}));
+const LayerRegistration global_avg_pool1d_kind(layer_kind<GlobalAvgPool1D>("global_avg_pool1d", {}));
+
+}  // namespace
 
 }  // namespace detail
 }  // namespace corenn

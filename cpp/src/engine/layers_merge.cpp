@@ -5,6 +5,7 @@
 #include "corenn/error.hpp"
 #include "corenn/kernels/merge.hpp"
 #include "engine/layers.hpp"
+#include "engine/registry.hpp"
 
 namespace corenn {
 namespace detail {
@@ -57,17 +58,17 @@ class Add : public MergeLayer<T> {
 template <typename T>
 class Concatenate : public MergeLayer<T> {
  public:
-  using MergeLayer<T>::MergeLayer;
+  explicit Concatenate(const LayerSpec& spec) : MergeLayer<T>(spec), axis_(spec.get<int64_t>("axis")) {}
 
   Shape build_inputs(const std::vector<Shape>& shapes) override {
     const LayerSpec& spec = this->spec_;
     require_several(spec, shapes);
     const int64_t rank = static_cast<int64_t>(shapes[0].size());
-    const int64_t axis = spec.axis < 0 ? rank + 1 + spec.axis : spec.axis;
+    const int64_t axis = axis_ < 0 ? rank + 1 + axis_ : axis_;
     if (axis < 1 || axis > rank)
       throw ValueError(layer_label(spec) + ": axis must lie in [1, " + std::to_string(rank) + "] or [" +
                        std::to_string(-rank) + ", -1] for inputs of shape " + shape_string(shapes[0]) +
-                       " (the batch axis 0 cannot be joined), got " + std::to_string(spec.axis));
+                       " (the batch axis 0 cannot be joined), got " + std::to_string(axis_));
     const size_t a = static_cast<size_t>(axis - 1);
     Shape out = shapes[0];
     out[a] = 0;
@@ -104,21 +105,15 @@ class Concatenate : public MergeLayer<T> {
   }
 
  private:
+  int64_t axis_;
   int64_t rows_ = 1;             // per example: the product of the axes before the joined one
   std::vector<int64_t> widths_;  // per input: values per row
 };
 
+const LayerRegistration add_kind(layer_kind<Add>("add", {}));
+const LayerRegistration concatenate_kind(layer_kind<Concatenate>("concatenate", {{"axis", 1}}));
+
 }  // namespace
-
-template <typename T>
-std::unique_ptr<Layer<T>> make_merge_layer(const LayerSpec& spec) {
-  if (spec.kind == "add") return std::make_unique<Add<T>>(spec);
-  if (spec.kind == "concatenate") return std::make_unique<Concatenate<T>>(spec);
-  return nullptr;
-}
-
-template std::unique_ptr<Layer<float>> make_merge_layer<float>(const LayerSpec&);
-template std::unique_ptr<Layer<double>> make_merge_layer<double>(const LayerSpec&);
 
 }  // namespace detail
 }  // namespace corenn

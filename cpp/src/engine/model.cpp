@@ -949,6 +949,7 @@ class Engine : public EngineBase {
     for (size_t p = 0; p < graph.nodes.size(); ++p) {
       const Graph::NodeInfo& node = graph.nodes[p];
       Layer<T>& layer = *layers_[node.layer];
+      caches[p].training = training;
       if (detail::MergeLayer<T>* merge = layer.as_merge()) {
         scratch.clear();
         for (int t : node.in) scratch.push_back(acts[t]);

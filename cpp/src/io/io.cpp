@@ -13,8 +13,10 @@
 #include <cstring>
 #include <set>
 #include <type_traits>
+#include <variant>
 
 #include "corenn/error.hpp"
+#include "engine/registry.hpp"
 #include "io/json.hpp"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -97,25 +99,84 @@ void from_json(const Value& v, std::vector<E>& out, const std::string& what) {
   for (size_t i = 0; i < items.size(); ++i) from_json(items[i], out[i], what + "[" + std::to_string(i) + "]");
 }
 
+Value attribute_to_json(const AttributeValue& a) {
+  return std::visit([](const auto& v) { return to_json(v); }, a.value());
+}
+
+// A layer: its kind, name, inputs and trainable flag, then every attribute of
+// its kind (defaults filled in), so a file does not depend on today's defaults.
 Value spec_to_json(const LayerSpec& spec) {
+  const LayerSpec complete = complete_layer_spec(spec);
   Value obj = Value::object();
-  for_each_field(spec, [&](const char* name, const auto& field) { obj.set(name, to_json(field)); });
+  obj.set("kind", Value(complete.kind));
+  obj.set("name", Value(complete.name));
+  obj.set("inputs", to_json(complete.inputs));
+  obj.set("trainable", Value(complete.trainable));
+  for (const auto& a : complete.attributes) obj.set(a.first, attribute_to_json(a.second));
   return obj;
 }
 
-LayerSpec spec_from_json(const Value& v, const std::string& what) {
+// An attribute by its JSON type: an integer literal is an int, any other
+// number a float, an array of integers a list of ints, of numbers a list of
+// floats. The engine then checks it against the kind (an int where a float is
+// expected is converted, as in Python).
+AttributeValue attribute_from_json(const Value& v, const std::string& what) {
+  switch (v.type()) {
+    case Value::Type::boolean: return v.as_bool(what);
+    case Value::Type::string: return v.as_string(what);
+    case Value::Type::number:
+      if (v.is_int()) return bounded_int(v, what);
+      return v.as_double(what);
+    case Value::Type::array: {
+      const auto& items = v.as_array(what);
+      const bool ints = std::all_of(items.begin(), items.end(), [](const Value& e) { return e.is_int(); });
+      if (ints) {
+        Ints out;
+        from_json(v, out, what);
+        return out;
+      }
+      Reals out;
+      from_json(v, out, what);
+      return out;
+    }
+    default:
+      throw ValueError(what + " must be a bool, a number, a string or an array of numbers");
+  }
+}
+
+// Format version 1 (every file written before the layer registry) stores every
+// field of the one struct all kinds shared, for every layer: each kind keeps
+// the attributes it takes and drops these others. Any other unknown name is an
+// error, in every version.
+bool version1_field(const std::string& name) {
+  static const std::set<std::string> fields{
+      "units", "use_bias", "kernel_initializer", "bias_initializer", "initializer_stddev", "l1", "l2",
+      "activation", "alpha", "rate", "target_shape", "filters", "kernel_size", "strides", "padding", "pads",
+      "dilation", "groups", "depth_multiplier", "output_padding", "axis", "momentum", "epsilon", "center",
+      "scale", "mode", "delta", "mean", "variance", "size", "interpolation"};
+  return fields.count(name) != 0;
+}
+
+LayerSpec spec_from_json(const Value& v, const std::string& what, int64_t version) {
   LayerSpec spec;
   for (const auto& member : v.as_object(what)) {
-    bool found = false;
-    for_each_field(spec, [&](const char* name, auto& field) {
-      if (found || member.first != name) return;
-      found = true;
-      from_json(member.second, field, what + "." + member.first);
-    });
-    if (!found) throw ValueError(what + ": unknown layer setting '" + member.first + "'");
+    const std::string& key = member.first;
+    const std::string where = what + "." + key;
+    if (key == "kind") from_json(member.second, spec.kind, where);
+    else if (key == "name") from_json(member.second, spec.name, where);
+    else if (key == "inputs") from_json(member.second, spec.inputs, where);
+    else if (key == "trainable") from_json(member.second, spec.trainable, where);
+    else spec.attributes.set(key, attribute_from_json(member.second, where));
   }
   if (spec.kind.empty() || spec.name.empty())
     throw ValueError(what + ": a layer needs a non-empty 'kind' and 'name'");
+  if (version == 1) {
+    const Attributes& takes = detail::find_layer_kind(spec).attributes;
+    std::vector<std::string> dropped;
+    for (const auto& a : spec.attributes)
+      if (!takes.has(a.first) && version1_field(a.first)) dropped.push_back(a.first);
+    for (const std::string& name : dropped) spec.attributes.erase(name);
+  }
   return spec;
 }
 
@@ -269,10 +330,10 @@ struct StoredTensor {
 };
 
 struct FileContents {
+  int64_t version = 0;  // format_version
   std::map<std::string, std::string> metadata;
   std::map<std::string, StoredTensor> tensors;
   std::vector<char> data;
-  int version = 0;  // the file's format_version
 };
 
 StoredTensor parse_tensor_entry(const std::string& name, const Value& entry, uint64_t data_size) {
@@ -360,7 +421,7 @@ FileContents read_file(const std::string& path, const std::string& what) {
   if (v > model_file_version)
     throw ValueError(what + ": the file has format version " + vs + ", newer than this corenn reads (" +
                      std::to_string(model_file_version) + "); upgrade corenn to load it");
-  out.version = static_cast<int>(v);
+  out.version = v;
 
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   for (const auto& m : root.as_object(what + ": header")) {
@@ -422,7 +483,7 @@ Value tensor_ref_to_json(const TensorRef& r) {
 // Version 1 held one input (input_name, input_shape) and each layer's inputs
 // by name (the stack shorthand); version 2 holds the graph: inputs, the calls
 // of each layer on tensors, and the outputs.
-Model architecture_from_json(const Value& arch, int version) {
+Model architecture_from_json(const Value& arch, int64_t version) {
   const std::string what = "architecture";
   const std::vector<std::string> keys = version == 1
       ? std::vector<std::string>{"dtype", "input_name", "input_shape", "layers"}
@@ -458,7 +519,7 @@ Model architecture_from_json(const Value& arch, int version) {
   }
   const auto& specs = arch.find("layers")->as_array(what + ".layers");
   for (size_t i = 0; i < specs.size(); ++i)
-    model.add(spec_from_json(specs[i], what + ".layers[" + std::to_string(i) + "]"));
+    model.add(spec_from_json(specs[i], what + ".layers[" + std::to_string(i) + "]", version));
   if (version >= 2) {
     const auto& calls = arch.find("calls")->as_array(what + ".calls");
     for (size_t c = 0; c < calls.size(); ++c) {

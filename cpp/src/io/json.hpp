@@ -33,6 +33,8 @@ class Value {
 
   Type type() const { return type_; }
   bool is_object() const { return type_ == Type::object; }
+  // A number written as an integer literal within int64 (as_int accepts it).
+  bool is_int() const { return type_ == Type::number && is_int_; }
 
   // Typed access: ValueError "<what> must be ..., got ..." otherwise.
   bool as_bool(const std::string& what) const;

@@ -17,8 +17,18 @@
 //   h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}
 //
 // The forward fills a caller-provided workspace (the kernels never allocate)
-// with what the backward needs; the backward reads it unchanged and uses a
-// second scratch buffer of its own. Backward through time takes dy (N, T, H)
+// with what the backward needs (and a transposed copy of W_hh for its own
+// per-step products); the backward reads it unchanged and uses a second
+// scratch buffer of its own.
+//
+// The fast kernels do what the fastest CPU implementations do: the input
+// projection of all steps is one GEMM over the N·T rows before the loop; each
+// step is one GEMM h_{t-1} · W_hhᵀ added into that step's gate slice, then one
+// fused, vectorised pass over the gates; backward, each step is one fused pass
+// and one GEMM for dh_{t-1}, and the weight and input gradients are a few GEMMs
+// over all N·T rows after the loop. Threads own batch rows for the whole
+// recurrence (no join per step), or split each step's hidden units for batches
+// under 32; BLAS runs single-threaded inside them (backend/gemm.cpp). Backward through time takes dy (N, T, H)
 // (the gradient of every output step; all zero but the last when only h_T is
 // used) and the gradients of the final states, writes dx, dh0 (and dc0) and
 // ACCUMULATES (+=) the weight and bias gradients.
