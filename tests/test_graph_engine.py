@@ -77,20 +77,11 @@ def shared_tower_model(encoder, k, dtype):
     return cn.Model(inputs=xs, outputs=out, dtype=dtype, name=f"tower{k}")
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("encoder", ["dense", "conv"])
-@pytest.mark.parametrize("k", [2, 3])
-def test_shared_layer_gradient_is_the_sum_of_its_calls(dtype, encoder, k):
-    cn.seed(k)
-    model = shared_tower_model(encoder, k, dtype)
-    named = [l.name for l in model.layers]
-    assert named.count("enc") == 1 and named.count("head") == 1
-    enc_size = sum(w.size for w in model.get_layer("enc").get_weights())
-    head_size = sum(w.size for w in model.get_layer("head").get_weights())
-    assert model.count_params() == enc_size + head_size  # shared weights counted once
+def check_shared_tower(model, encoder, k, dtype, seed):
+    """predict, loss and every gradient of a shared_tower_model-like model
+    against reference.graph.shared_tower_forward/backward."""
     model.compile(optimizer=cn.optimizers.SGD(0.1), loss="mse")
-
-    rng = np.random.default_rng(10 + k)
+    rng = np.random.default_rng(seed)
     shape = (5, 4) if encoder == "dense" else (3, 2, 5, 5)
     xs = [rng.standard_normal(shape).astype(dtype) for _ in range(k)]
     y = rng.standard_normal((shape[0], 2)).astype(dtype)
@@ -104,6 +95,41 @@ def test_shared_layer_gradient_is_the_sum_of_its_calls(dtype, encoder, k):
     assert_close(np.float64(loss), want_loss, dtype, what="loss")
     assert_gradients(model, grads, want, dtype)
     assert_same_weights(before, model.get_weights())  # gradients, with no update
+    return grads
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("encoder", ["dense", "conv"])
+@pytest.mark.parametrize("k", [2, 3])
+def test_shared_layer_gradient_is_the_sum_of_its_calls(dtype, encoder, k):
+    cn.seed(k)
+    model = shared_tower_model(encoder, k, dtype)
+    named = [l.name for l in model.layers]
+    assert named.count("enc") == 1 and named.count("head") == 1
+    enc_size = sum(w.size for w in model.get_layer("enc").get_weights())
+    head_size = sum(w.size for w in model.get_layer("head").get_weights())
+    assert model.count_params() == enc_size + head_size  # shared weights counted once
+    check_shared_tower(model, encoder, k, dtype, seed=10 + k)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_model_called_on_three_inputs_shares_its_layers(dtype):
+    # A built model called like a layer (a shared tower): its layers are called
+    # again, so this is shared_tower_model("dense", 3) with the encoder in a tower.
+    cn.seed(9)
+    one = L.Input((4,), name="one")
+    tower = cn.Model(one, L.Dense(6, activation="relu", name="enc")(one), dtype=dtype)
+    xs = [L.Input((4,), name=f"x{i}") for i in range(3)]
+    out = L.Dense(2, name="head")(L.Concatenate(axis=1, name="cat")([tower(x) for x in xs]))
+    model = cn.Model(inputs=xs, outputs=out, dtype=dtype)
+    grads = check_shared_tower(model, "dense", 3, dtype, seed=25)
+    start = tower.get_layer("enc").get_weights()
+    model.apply_gradients(grads)  # training the model trains the tower
+    assert np.abs(tower.get_layer("enc").get_weights()[0] - start[0]).max() > 0
+    assert_same_weights(model.get_layer("enc").get_weights(), tower.get_layer("enc").get_weights())
+    x = np.random.default_rng(26).standard_normal((4, 4)).astype(dtype)
+    assert_close(tower.predict(x), ref.dense_node(x.astype(np.float64), weights_of(tower)["enc"],
+                                                  "relu")[0], dtype)
 
 
 def test_every_call_of_a_shared_layer_must_see_the_same_shape():
