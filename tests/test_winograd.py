@@ -94,7 +94,7 @@ def test_winograd_matches_float64_direct_convolution(case, rng):
 def test_winograd_large_image_in_blocks_and_batches_over_threads(rng):
     # 130×90 with 24 + 24 channels needs several blocks of tile rows; 17
     # images split over the threads, dW summed over per-chunk partials.
-    for n, c, o, h, w, padding in [(1, 24, 24, 130, 90, 1), (17, 3, 5, 11, 10, 1)]:
+    for n, c, o, h, w, padding in [(1, 24, 24, 130, 90, 1), (17, 3, 5, 11, 10, 1), (5, 24, 24, 20, 20, 1)]:
         x, W, b = make_case(rng, n, c, o, h, w)
         y64 = cn.ops.conv2d_forward(*f64(x, W, b), padding=padding)
         dy = rng.standard_normal(y64.shape).astype(np.float32)
@@ -165,6 +165,40 @@ def test_winograd_is_deterministic_for_a_thread_count(rng):
     for run in runs[1:]:
         for a, r in zip(runs[0], run):
             assert np.array_equal(a, r)
+
+
+def forward_bits(x, W, b, algorithm):
+    with conv_algorithm(algorithm):
+        return cn.ops.conv2d_forward(x, W, b, padding=1)
+
+
+# (C_in, C_out, image side, Winograd under "auto"): the measured rule in
+# winograd.cpp: >= 16 channels and 32×32 outputs, or >= 32 and >= 64 channels
+# on 16×16; smaller channel counts and images keep GEMM.
+AUTO_CASES = [(16, 16, 32, True), (32, 64, 16, True), (64, 32, 16, True), (8, 8, 32, False),
+              (32, 32, 16, False), (64, 64, 8, False), (3, 32, 32, False)]
+
+
+@pytest.mark.parametrize("case", AUTO_CASES, ids=[f"{c}to{o}-{h}" for c, o, h, _ in AUTO_CASES])
+def test_auto_picks_winograd_where_it_measured_faster(case, rng):
+    c, o, h, winograd = case
+    x, W, b = make_case(rng, max(2, cn.get_num_threads()), c, o, h, h)
+    auto = forward_bits(x, W, b, "auto")
+    assert np.array_equal(auto, forward_bits(x, W, b, "winograd" if winograd else "gemm"))
+    assert not np.array_equal(auto, forward_bits(x, W, b, "gemm" if winograd else "winograd"))
+
+
+def test_auto_keeps_gemm_below_one_image_per_thread(rng):
+    # GEMM's im2col splits an image's rows across threads; Winograd only its GEMMs.
+    threads = cn.get_num_threads()
+    try:
+        cn.set_num_threads(2)
+        x, W, b = make_case(rng, 1, 32, 32, 32, 32)
+        assert np.array_equal(forward_bits(x, W, b, "auto"), forward_bits(x, W, b, "gemm"))
+        cn.set_num_threads(1)
+        assert np.array_equal(forward_bits(x, W, b, "auto"), forward_bits(x, W, b, "winograd"))
+    finally:
+        cn.set_num_threads(threads)
 
 
 # ---------------------------------------------------------------- gradient checks

@@ -75,17 +75,39 @@ bool winograd_applies(const Conv2dShape& s) {
          s.dilation_w == 1 && s.groups == 1;
 }
 
-bool winograd_selected(const Conv2dShape& s, bool backward) {
+// "auto": Winograd where it measured faster than im2col + GEMM (CPU time
+// per call on one thread of a Zen 4 core, batch 16, min of 3; forward and
+// forward+backward; speed-ups of Winograd):
+//   channels   8×8          16×16        32×32
+//   8→8        0.44  0.34   0.47  0.34   0.52  0.54
+//   16→16      0.54  0.48   0.54  0.52   1.35  1.16
+//   32→32      0.64  0.63   1.07  0.89   1.95  1.35
+//   64→64      0.96  0.89   1.38  1.20   1.67  1.33
+//   128→128    1.10  1.11   1.41  1.39
+//   3→32, 16→32 (32×32): 0.77 0.38, 1.37 1.21; 32→64 (16×16): 1.23 1.12; 256→256 (4×4): 0.76 0.99.
+// Its GEMMs have C_in as inner dimension and the transforms cost per channel
+// and pixel, so it needs both channels (>= 16) and tiles: 32×32 outputs, or
+// 16×16 with >= 32 and >= 64 channels. With fewer images than threads GEMM
+// wins (batch 1, 2 threads: 32→32 on 32×32 0.59, 64→64 on 16×16 0.50): its
+// im2col splits each image's rows across threads, Winograd only its GEMMs.
+// The backward's speed-ups follow the forward's, a little smaller: one rule.
+bool winograd_selected(const Conv2dShape& s) {
   if (!winograd_applies(s)) return false;
   const Algorithm a = g_algorithm.load();
   if (a != Algorithm::automatic) return a == Algorithm::winograd;
-  (void)backward;
-  return false;
+  const int64_t lo = std::min(s.in_channels, s.out_channels), hi = std::max(s.in_channels, s.out_channels);
+  const int64_t P = s.out_h() * s.out_w();
+  return s.batch >= detail::omp_max_threads() && lo >= 16 && (P >= 1024 || (lo >= 32 && hi >= 64 && P >= 256));
 }
 
 // ------------------------------------------------------------------ tiling
 
 namespace {
+
+// See Tiling::block_rows: 1 MB of float. Against 2^16 and 2^20 elements
+// (CPU time, one thread, Zen 4): 64→64 channels on 32×32 images forward+backward
+// 58.3 ms at 2^18, 62.5 at 2^16, 61.2 at 2^20; 32→32 channels 40.2, 47.9, 57.3.
+constexpr int64_t kBlockElements = int64_t(1) << 18;
 
 // One 3×3 stride-1 correlation of an image (in_c, in_h, in_w) into
 // (out_c, out_h, out_w), output row i reading input rows i − pt … i − pt + 2
@@ -95,15 +117,28 @@ struct Tiling {
   int64_t tiles_h() const { return (out_h + 1) / 2; }
   int64_t tiles_w() const { return (out_w + 1) / 2; }
   int64_t row_len() const { return 2 * tiles_w() + 2; }  // an input tile row, padded
-  // Tile rows per block: the block's V and M (16 points × channels × tiles)
-  // stay within kBlockElements (1 MB of float: L2-sized), bounding the
+  // Tile rows per block, counted across the images of a chunk (small images
+  // share a block, so each GEMM has enough columns): the block's V and M
+  // (16 points × channels × tiles) stay within kBlockElements, bounding the
   // scratch for large images.
-  int64_t block_rows() const {
-    constexpr int64_t kBlockElements = int64_t(1) << 18;
-    return std::clamp<int64_t>(kBlockElements / (kPoints * (in_c + out_c) * tiles_w()), 1, tiles_h());
+  int64_t block_rows(int64_t batch) const {
+    return std::clamp<int64_t>(kBlockElements / (kPoints * (in_c + out_c) * tiles_w()), 1, batch * tiles_h());
   }
-  int64_t block_elements() const { return kPoints * (in_c + out_c) * block_rows() * tiles_w(); }
+  int64_t block_elements(int64_t batch) const { return kPoints * (in_c + out_c) * block_rows(batch) * tiles_w(); }
 };
+
+// Runs piece(n, tr0, tr1, col0) over the block [gr0, gr1) of tile rows
+// numbered across images (image n's tile row tr is n·tiles_h + tr): image n's
+// tile rows [tr0, tr1), whose tiles take the block's columns from col0 on.
+template <typename Piece>
+void for_pieces(const Tiling& g, int64_t gr0, int64_t gr1, Piece&& piece) {
+  const int64_t th = g.tiles_h();
+  for (int64_t gr = gr0; gr < gr1;) {
+    const int64_t n = gr / th, tr0 = gr % th, tr1 = std::min(th, tr0 + (gr1 - gr));
+    piece(n, tr0, tr1, (gr - gr0) * g.tiles_w());
+    gr += tr1 - tr0;
+  }
+}
 
 Tiling forward_tiling(const Conv2dShape& s) {
   return {s.in_channels, s.height, s.width, s.out_channels, s.out_h(), s.out_w(), s.pad_top, s.pad_left};
@@ -132,7 +167,7 @@ WinogradPlan winograd_plan(const Conv2dShape& s) {
   WinogradPlan pl;
   pl.chunks = image_chunks(s.batch);
   pl.u_size = kPoints * s.out_channels * s.in_channels;
-  pl.slot = std::max(f.block_elements(), b.block_elements()) +
+  pl.slot = std::max(f.block_elements(s.batch), b.block_elements(s.batch)) +
             kRowBuffers * std::max(f.row_len(), b.row_len());
   return pl;
 }
@@ -155,12 +190,12 @@ void padded_rows(float* rows, int n, int64_t len, const float* plane, const Tili
 }
 
 // V[ξ·C·T + c·T + t] = (Bᵀ d B)[ξ] of the 4×4 input tile of tile rows
-// [tr0, tr1) (t = (tr − tr0)·tiles_w + tc), for the C = g.in_c channels of img.
+// [tr0, tr1) (t = col0 + (tr − tr0)·tiles_w + tc), for the C = g.in_c channels of img.
 // Bᵀ first combines the four rows across the whole row (contiguous,
 // vectorised), then B the four columns of each tile.
-void input_transform(float* __restrict V, const float* img, const Tiling& g, int64_t tr0, int64_t tr1,
-                     float* buf) {
-  const int64_t len = g.row_len(), tw = g.tiles_w(), T = (tr1 - tr0) * tw, ld = g.in_c * T;
+void input_transform(float* __restrict V, int64_t T, int64_t col0, const float* img, const Tiling& g, int64_t tr0,
+                     int64_t tr1, float* buf) {
+  const int64_t len = g.row_len(), tw = g.tiles_w(), ld = g.in_c * T;
   float* d = buf;              // 4 padded input rows
   float* bt = buf + 4 * len;   // Bᵀ d: 4 rows
   for (int64_t c = 0; c < g.in_c; ++c) {
@@ -175,7 +210,7 @@ void input_transform(float* __restrict V, const float* img, const Tiling& g, int
         b2[j] = d2[j] - d1[j];
         b3[j] = d1[j] - d3[j];
       }
-      float* v = V + c * T + (tr - tr0) * tw;
+      float* v = V + c * T + col0 + (tr - tr0) * tw;
       for (int k = 0; k < 4; ++k) {
         const float* bk = bt + k * len;
         float* __restrict v0 = v + (4 * k) * ld;
@@ -195,16 +230,17 @@ void input_transform(float* __restrict V, const float* img, const Tiling& g, int
 }
 
 // y's rows of tile rows [tr0, tr1), C = g.out_c channels of (out_h, out_w),
-// written: Aᵀ m A of M[ξ·C·T + o·T + t], plus b[o] when b is given.
-void output_transform(float* y, const float* __restrict M, const float* b, const Tiling& g, int64_t tr0,
-                      int64_t tr1, float* buf) {
-  const int64_t tw = g.tiles_w(), T = (tr1 - tr0) * tw, ld = g.out_c * T, wide = 2 * tw;
+// written: Aᵀ m A of M[ξ·C·T + o·T + t], t = col0 + (tr − tr0)·tiles_w + tc,
+// plus b[o] when b is given.
+void output_transform(float* y, const float* __restrict M, int64_t T, int64_t col0, const float* b,
+                      const Tiling& g, int64_t tr0, int64_t tr1, float* buf) {
+  const int64_t tw = g.tiles_w(), ld = g.out_c * T, wide = 2 * tw;
   float* out = buf;  // two output rows, 2·tiles_w wide
   for (int64_t o = 0; o < g.out_c; ++o) {
     const float bias = b ? b[o] : 0.0f;
     float* plane = y + o * g.out_h * g.out_w;
     for (int64_t tr = tr0; tr < tr1; ++tr) {
-      const float* m = M + o * T + (tr - tr0) * tw;
+      const float* m = M + o * T + col0 + (tr - tr0) * tw;
       for (int64_t t = 0; t < tw; ++t) {
         float s0[4], s1[4];
         for (int l = 0; l < 4; ++l) {
@@ -225,11 +261,11 @@ void output_transform(float* y, const float* __restrict M, const float* b, const
 }
 
 // Z[ξ·C·T + o·T + t] = (A dy_t Aᵀ)[ξ] of dy's 2×2 tiles (zero beyond the
-// output), tile rows [tr0, tr1), C = g.out_c channels of dy (out_h, out_w);
-// A = [1 0; 1 1; 1 −1; 0 −1].
-void grad_transform(float* __restrict Z, const float* dy, const Tiling& g, int64_t tr0, int64_t tr1,
-                    float* buf) {
-  const int64_t tw = g.tiles_w(), T = (tr1 - tr0) * tw, ld = g.out_c * T, wide = 2 * tw;
+// output), tile rows [tr0, tr1) at t = col0 + (tr − tr0)·tiles_w + tc, C =
+// g.out_c channels of dy (out_h, out_w); A = [1 0; 1 1; 1 −1; 0 −1].
+void grad_transform(float* __restrict Z, int64_t T, int64_t col0, const float* dy, const Tiling& g, int64_t tr0,
+                    int64_t tr1, float* buf) {
+  const int64_t tw = g.tiles_w(), ld = g.out_c * T, wide = 2 * tw;
   float* r = buf;              // two dy rows, 2·tiles_w wide
   float* e = buf + 2 * wide;   // A applied down the rows: 4 rows
   for (int64_t o = 0; o < g.out_c; ++o) {
@@ -252,7 +288,7 @@ void grad_transform(float* __restrict Z, const float* dy, const Tiling& g, int64
         e[2 * wide + j] = r0 - r1;
         e[3 * wide + j] = -r1;
       }
-      float* z = Z + o * T + (tr - tr0) * tw;
+      float* z = Z + o * T + col0 + (tr - tr0) * tw;
       for (int k = 0; k < 4; ++k) {
         const float* ek = e + k * wide;
         float* __restrict z0 = z + (4 * k) * ld;
@@ -327,22 +363,25 @@ void filter_grad_transform(float* dW, const float* S, int64_t Cout, int64_t Cin)
 // by block, plus b when given.
 void correlate(float* y, float* scratch, const WinogradPlan& pl, const float* x, const float* U,
                const float* b, const Tiling& g, int64_t batch) {
-  const int64_t rows = g.block_rows(), tw = g.tiles_w();
+  const int64_t rows = g.block_rows(batch), th = g.tiles_h(), tw = g.tiles_w();
   const int64_t in_img = g.in_c * g.in_h * g.in_w, out_img = g.out_c * g.out_h * g.out_w;
   for_images(batch, pl.chunks, [&](int64_t lo, int64_t hi, int chunk) {
     float* slot = scratch + pl.slots_offset() + chunk * pl.slot;
-    for (int64_t n = lo; n < hi; ++n)
-      for (int64_t tr0 = 0; tr0 < g.tiles_h(); tr0 += rows) {
-        const int64_t tr1 = std::min(g.tiles_h(), tr0 + rows), T = (tr1 - tr0) * tw;
-        float* V = slot;
-        float* M = V + kPoints * g.in_c * T;
-        float* buf = M + kPoints * g.out_c * T;
-        input_transform(V, x + n * in_img, g, tr0, tr1, buf);
-        for (int xi = 0; xi < kPoints; ++xi)
-          gemm<float>(Trans::no, Trans::no, g.out_c, T, g.in_c, 1.0f, U + xi * g.out_c * g.in_c, g.in_c,
-                      V + xi * g.in_c * T, T, 0.0f, M + xi * g.out_c * T, T);
-        output_transform(y + n * out_img, M, b, g, tr0, tr1, buf);
-      }
+    for (int64_t gr0 = lo * th; gr0 < hi * th; gr0 += rows) {
+      const int64_t gr1 = std::min(hi * th, gr0 + rows), T = (gr1 - gr0) * tw;
+      float* V = slot;
+      float* M = V + kPoints * g.in_c * T;
+      float* buf = M + kPoints * g.out_c * T;
+      for_pieces(g, gr0, gr1, [&](int64_t n, int64_t tr0, int64_t tr1, int64_t col0) {
+        input_transform(V, T, col0, x + n * in_img, g, tr0, tr1, buf);
+      });
+      for (int xi = 0; xi < kPoints; ++xi)
+        gemm<float>(Trans::no, Trans::no, g.out_c, T, g.in_c, 1.0f, U + xi * g.out_c * g.in_c, g.in_c,
+                    V + xi * g.in_c * T, T, 0.0f, M + xi * g.out_c * T, T);
+      for_pieces(g, gr0, gr1, [&](int64_t n, int64_t tr0, int64_t tr1, int64_t col0) {
+        output_transform(y + n * out_img, M, T, col0, b, g, tr0, tr1, buf);
+      });
+    }
   });
 }
 
@@ -367,25 +406,27 @@ void winograd_conv2d_backward(float* dx, float* dW, float* db, float* scratch, c
   const WinogradPlan pl = winograd_plan(s);
   // dW: x's tiles (V, C_in) and dy's (Z, C_out) over the output's tiling.
   const Tiling g = forward_tiling(s);
-  const int64_t rows = g.block_rows(), tw = g.tiles_w(), Cin = s.in_channels, Cout = s.out_channels;
+  const int64_t rows = g.block_rows(s.batch), th = g.tiles_h(), tw = g.tiles_w();
+  const int64_t Cin = s.in_channels, Cout = s.out_channels;
   const int64_t in_img = Cin * s.height * s.width, out_img = Cout * g.out_h * g.out_w;
   float* partials = scratch + pl.partials_offset();
   for_images(s.batch, pl.chunks, [&](int64_t lo, int64_t hi, int chunk) {
     float* slot = scratch + pl.slots_offset() + chunk * pl.slot;
     float* S = partials + chunk * pl.u_size;
-    for (int64_t n = lo; n < hi; ++n)
-      for (int64_t tr0 = 0; tr0 < g.tiles_h(); tr0 += rows) {
-        const int64_t tr1 = std::min(g.tiles_h(), tr0 + rows), T = (tr1 - tr0) * tw;
-        float* V = slot;
-        float* Z = V + kPoints * Cin * T;
-        float* buf = Z + kPoints * Cout * T;
-        input_transform(V, x + n * in_img, g, tr0, tr1, buf);
-        grad_transform(Z, dy + n * out_img, g, tr0, tr1, buf);
-        const float beta = (n == lo && tr0 == 0) ? 0.0f : 1.0f;  // the partial starts at its first product
-        for (int xi = 0; xi < kPoints; ++xi)
-          gemm<float>(Trans::no, Trans::yes, Cout, Cin, T, 1.0f, Z + xi * Cout * T, T, V + xi * Cin * T, T, beta,
-                      S + xi * Cout * Cin, Cin);
-      }
+    for (int64_t gr0 = lo * th; gr0 < hi * th; gr0 += rows) {
+      const int64_t gr1 = std::min(hi * th, gr0 + rows), T = (gr1 - gr0) * tw;
+      float* V = slot;
+      float* Z = V + kPoints * Cin * T;
+      float* buf = Z + kPoints * Cout * T;
+      for_pieces(g, gr0, gr1, [&](int64_t n, int64_t tr0, int64_t tr1, int64_t col0) {
+        input_transform(V, T, col0, x + n * in_img, g, tr0, tr1, buf);
+        grad_transform(Z, T, col0, dy + n * out_img, g, tr0, tr1, buf);
+      });
+      const float beta = gr0 == lo * th ? 0.0f : 1.0f;  // the partial starts at its first product
+      for (int xi = 0; xi < kPoints; ++xi)
+        gemm<float>(Trans::no, Trans::yes, Cout, Cin, T, 1.0f, Z + xi * Cout * T, T, V + xi * Cin * T, T, beta,
+                    S + xi * Cout * Cin, Cin);
+    }
   });
   for (int c = 1; c < pl.chunks; ++c) {
     const float* part = partials + c * pl.u_size;

@@ -27,9 +27,9 @@ const char* get_conv_algorithm();
 
 // 3×3 kernel, stride 1, dilation 1, groups 1 (any padding): Winograd can compute it.
 bool winograd_applies(const Conv2dShape& s);
-// The setting and, under "auto", the measured rule: the float32 forward
-// (backward: the float32 backward) of s runs on Winograd.
-bool winograd_selected(const Conv2dShape& s, bool backward);
+// The setting and, under "auto", the measured rule (winograd.cpp): the
+// float32 forward and backward of s run on Winograd.
+bool winograd_selected(const Conv2dShape& s);
 
 // Elements of float scratch the Winograd kernels need for s (thread count in force now).
 int64_t winograd_scratch_size(const Conv2dShape& s);
