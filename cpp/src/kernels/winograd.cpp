@@ -29,7 +29,7 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstring>
+#include <string>
 
 #include "backend/gemm.hpp"
 #include "backend/parallel.hpp"
