@@ -6,6 +6,7 @@
 #include "corenn/error.hpp"
 #include "corenn/random.hpp"
 #include "corenn/runtime.hpp"
+#include "corenn/kernels/winograd.hpp"
 
 namespace py = pybind11;
 
@@ -44,6 +45,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_num_threads", &corenn::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &corenn::get_num_threads);
   m.def("blas_backend", &corenn::blas_backend);
+  m.def("set_conv_algorithm", &corenn::set_conv_algorithm, py::arg("algorithm"));
+  m.def("get_conv_algorithm", &corenn::get_conv_algorithm);
   m.def("seed", [](uint64_t s) { corenn::seed(s); }, py::arg("s"));
   m.def("next_key", &corenn::next_key);
 

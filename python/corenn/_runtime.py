@@ -29,3 +29,20 @@ def seed(s):
     if not 0 <= s < 2**64:
         raise ValueError(f"seed: s must be in [0, 2**64), got {s}")
     _core.seed(int(s))
+
+
+def set_conv_algorithm(algorithm):
+    """How 3×3, stride-1, dilation-1, groups-1 float32 convolutions are computed,
+    process-wide: ``"auto"`` (the default: Winograd F(2×2, 3×3) where it measured
+    faster than im2col + GEMM, see docs/guide.md), ``"gemm"`` (always im2col + GEMM,
+    bit for bit the results before Winograd existed) or ``"winograd"`` (wherever the
+    shape qualifies). float64 always uses GEMM. Raises TypeError for a non-str and
+    ValueError for any other name."""
+    if not isinstance(algorithm, str):
+        raise TypeError(f"set_conv_algorithm: algorithm must be a str, got {type(algorithm).__name__}")
+    _core.set_conv_algorithm(algorithm)
+
+
+def get_conv_algorithm():
+    """The conv algorithm setting in force: "auto", "gemm" or "winograd"."""
+    return _core.get_conv_algorithm()

@@ -15,11 +15,16 @@
 //   back onto the pixels by col2im (conv2d_backward_input_col2im).
 // dW is accumulated in per-chunk partials (transposed, as each route lays
 // them out for its GEMM), added into dW in chunk order.
+//
+// 3×3 stride-1 float32 convolutions may instead go to Winograd's algorithm
+// (winograd.cpp), as the conv algorithm setting selects (winograd.hpp).
 #include <algorithm>
+#include <type_traits>
 
 #include "backend/gemm.hpp"
 #include "backend/parallel.hpp"
 #include "corenn/kernels/conv.hpp"
+#include "corenn/kernels/winograd.hpp"
 #include "kernels/conv_geometry.hpp"
 #include "kernels/depthwise_conv.hpp"
 
@@ -189,7 +194,9 @@ void flip_weights(T* Wt, const T* W, const Conv2dShape& s) {
 
 int64_t conv2d_scratch_size(const Conv2dShape& s) {
   if (is_depthwise(s)) return 0;  // the direct kernel needs none
-  return conv_plan(s).scratch_size();
+  // Room for either algorithm: the setting may change after the caller sized it.
+  const int64_t wino = winograd_applies(s) ? winograd_scratch_size(s) : 0;
+  return std::max(conv_plan(s).scratch_size(), wino);
 }
 
 // ------------------------------------------------------------------ forward
@@ -199,6 +206,8 @@ void conv2d_forward(T* y, T* scratch, const T* x, const T* W, const T* b, const 
   // y: (N, C_out, OH, OW); scratch: conv2d_scratch_size(s); x: (N, C_in, H, W);
   // W: (C_out, C_in/groups, KH, KW); b: (C_out,) or nullptr
   if (is_depthwise(s)) return depthwise_forward(y, x, W, b, s);
+  if constexpr (std::is_same_v<T, float>)
+    if (winograd_selected(s)) return winograd_conv2d_forward(y, scratch, x, W, b, s);
   const ConvPlan pl = conv_plan(s);
   const Geometry& g = pl.g;
   const int64_t P = g.positions(), img = s.in_channels * s.height * s.width;
@@ -379,6 +388,8 @@ void conv2d_backward(T* dx, T* dW, T* db, T* scratch, const T* dy, const T* x, c
   // db: (C_out,) accumulated or nullptr; scratch: conv2d_scratch_size(s);
   // dy: (N, C_out, OH, OW); x: (N, C_in, H, W); W: like dW
   if (is_depthwise(s)) return depthwise_backward(dx, dW, db, dy, x, W, s);
+  if constexpr (std::is_same_v<T, float>)
+    if (winograd_selected(s)) return winograd_conv2d_backward(dx, dW, db, scratch, dy, x, W, s);
   const ConvPlan pl = conv_plan(s);
   if (dx && pl.gather_dx) {
     conv2d_backward_gathered(dx, dW, scratch, dy, x, W, s, pl);

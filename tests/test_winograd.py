@@ -1,0 +1,270 @@
+"""Winograd F(2×2, 3×3) convolution (cpp/src/kernels/winograd.cpp) and the
+process-wide conv algorithm setting (cn.set_conv_algorithm)."""
+
+import contextlib
+import itertools
+
+import numpy as np
+import pytest
+
+import corenn as cn
+from gradcheck import numerical_gradient, projection, relative_difference
+from tolerances import WINOGRAD_F2, WINOGRAD_GRADCHECK, WINOGRAD_TRAINING, assert_close
+
+
+@contextlib.contextmanager
+def conv_algorithm(name):
+    before = cn.get_conv_algorithm()
+    cn.set_conv_algorithm(name)
+    try:
+        yield
+    finally:
+        cn.set_conv_algorithm(before)
+
+
+def make_case(rng, n, c, o, h, w):
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    W = (rng.standard_normal((o, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
+    b = rng.standard_normal(o).astype(np.float32)
+    return x, W, b
+
+
+def f64(*arrays):
+    return [a.astype(np.float64) for a in arrays]
+
+
+def assert_winograd_close(got, want, what):
+    """|got − want| <= WINOGRAD_F2 · max |want| (see tolerances.py)."""
+    scale = max(float(np.max(np.abs(want))), np.finfo(np.float32).tiny)
+    err = float(np.max(np.abs(got.astype(np.float64) - want))) / scale
+    assert err <= WINOGRAD_F2, f"{what}: max error {err:.3g} of max |reference| > {WINOGRAD_F2}"
+
+
+# ---------------------------------------------------------------- the setting
+
+
+def test_setting_round_trips_and_defaults_to_auto():
+    assert cn.get_conv_algorithm() == "auto"
+    for name in ["gemm", "winograd", "auto"]:
+        cn.set_conv_algorithm(name)
+        assert cn.get_conv_algorithm() == name
+
+
+@pytest.mark.parametrize("bad", ["", "fft", "Winograd", "direct"])
+def test_setting_rejects_unknown_names(bad):
+    with pytest.raises(ValueError, match="set_conv_algorithm: algorithm must be 'auto', 'gemm' or 'winograd'"):
+        cn.set_conv_algorithm(bad)
+    assert cn.get_conv_algorithm() == "auto"
+
+
+@pytest.mark.parametrize("bad", [None, 1, b"gemm"])
+def test_setting_rejects_non_strings(bad):
+    with pytest.raises(TypeError, match="set_conv_algorithm: algorithm must be a str"):
+        cn.set_conv_algorithm(bad)
+
+
+# ---------------------------------------------------------------- parity grid against float64
+
+# (n, c, o, h, w, padding): batch 1 and 3, channels 1 … 67, odd, even and
+# non-square images down to the 3×3 kernel itself, padding 0, 1, 2 and asymmetric.
+GRID = [(n, c, o, h, w, p) for (n, (c, o), (h, w), p) in itertools.product(
+    [1, 3], [(1, 1), (2, 5), (7, 3), (67, 4), (5, 67)], [(3, 3), (5, 8), (9, 7)],
+    [0, 1, 2, (0, 2, 1, 0)])]
+
+
+@pytest.mark.parametrize("case", GRID, ids=[f"n{n}c{c}o{o}-{h}x{w}-p{p}".replace(" ", "")
+                                            for n, c, o, h, w, p in GRID])
+def test_winograd_matches_float64_direct_convolution(case, rng):
+    n, c, o, h, w, padding = case
+    x, W, b = make_case(rng, n, c, o, h, w)
+    y64 = cn.ops.conv2d_forward(*f64(x, W, b), padding=padding, naive=True)
+    dy = rng.standard_normal(y64.shape).astype(np.float32)
+    want = cn.ops.conv2d_backward(*f64(dy, x, W), padding=padding, naive=True)
+    with conv_algorithm("winograd"):
+        y = cn.ops.conv2d_forward(x, W, b, padding=padding)
+        got = cn.ops.conv2d_backward(dy, x, W, padding=padding)
+    assert y.dtype == np.float32
+    assert_winograd_close(y, y64, "y")
+    for g, e, name in zip(got[:2], want[:2], ["dx", "dW"]):
+        assert g.dtype == np.float32
+        assert_winograd_close(g, e, name)
+    assert_close(got[2], want[2], op="conv2d_backward", what="db (the GEMM path's bias_grad)")
+
+
+def test_winograd_blocks_batches_and_wide_padding(rng):
+    # 130×90 with 24 + 24 channels needs several blocks of tile rows; 17
+    # images split over the threads, dW summed over per-chunk partials.
+    # Padding beyond the kernel (3, (4, 0, 3, 5)) crops dy for the input gradient.
+    for n, c, o, h, w, padding in [(1, 24, 24, 130, 90, 1), (17, 3, 5, 11, 10, 1), (5, 24, 24, 20, 20, 1),
+                                   (2, 3, 4, 5, 6, 3), (2, 2, 3, 4, 5, (4, 0, 3, 5))]:
+        x, W, b = make_case(rng, n, c, o, h, w)
+        y64 = cn.ops.conv2d_forward(*f64(x, W, b), padding=padding)
+        dy = rng.standard_normal(y64.shape).astype(np.float32)
+        want = cn.ops.conv2d_backward(*f64(dy, x, W), padding=padding)
+        with conv_algorithm("winograd"):
+            assert_winograd_close(cn.ops.conv2d_forward(x, W, b, padding=padding), y64, "y")
+            got = cn.ops.conv2d_backward(dy, x, W, padding=padding)
+        for g, e, name in zip(got[:2], want[:2], ["dx", "dW"]):
+            assert_winograd_close(g, e, name)
+
+
+def test_winograd_without_input_gradient_or_bias(rng):
+    x, W, _ = make_case(rng, 2, 3, 4, 6, 7)
+    dy = rng.standard_normal((2, 4, 6, 7)).astype(np.float32)
+    want = cn.ops.conv2d_backward(*f64(dy, x, W), padding=1, with_bias=False)
+    with conv_algorithm("winograd"):
+        assert_winograd_close(cn.ops.conv2d_forward(x, W, padding=1),
+                              cn.ops.conv2d_forward(*f64(x, W), padding=1), "y without bias")
+        dx, dW, db = cn.ops.conv2d_backward(dy, x, W, padding=1, with_bias=False)
+    assert db is None
+    assert_winograd_close(dx, want[0], "dx")
+    assert_winograd_close(dW, want[1], "dW")
+
+
+def test_winograd_error_is_that_of_its_tile_not_of_gemm(rng):
+    # Forcing "winograd" really changes the arithmetic (the results are not
+    # GEMM's bits), float64 and shapes Winograd cannot compute keep GEMM's.
+    x, W, b = make_case(rng, 3, 16, 16, 12, 12)
+    with conv_algorithm("gemm"):
+        y_gemm = cn.ops.conv2d_forward(x, W, b, padding=1)
+        y_gemm64 = cn.ops.conv2d_forward(*f64(x, W, b), padding=1)
+        y_stride = cn.ops.conv2d_forward(x, W, b, padding=1, stride=2)
+        y_dil = cn.ops.conv2d_forward(x, W, b, padding=2, dilation=2)
+    with conv_algorithm("winograd"):
+        y_wino = cn.ops.conv2d_forward(x, W, b, padding=1)
+        assert np.array_equal(cn.ops.conv2d_forward(*f64(x, W, b), padding=1), y_gemm64)
+        assert np.array_equal(cn.ops.conv2d_forward(x, W, b, padding=1, stride=2), y_stride)
+        assert np.array_equal(cn.ops.conv2d_forward(x, W, b, padding=2, dilation=2), y_dil)
+    assert not np.array_equal(y_wino, y_gemm)
+
+
+def test_gemm_setting_reproduces_the_gemm_path_bit_for_bit(rng):
+    # "gemm" runs the im2col + GEMM code unchanged: the same bits before and
+    # after Winograd ran in the same process (no state carried over), forward
+    # and backward, over the three backward routes' shapes.
+    for n, c, o, h, w, padding in [(3, 8, 8, 10, 9, 1), (2, 4, 12, 7, 7, 1), (3, 6, 5, 8, 8, 0)]:
+        x, W, b = make_case(rng, n, c, o, h, w)
+        dy = rng.standard_normal(cn.ops.conv2d_forward(x, W, b, padding=padding).shape).astype(np.float32)
+        with conv_algorithm("gemm"):
+            first = [cn.ops.conv2d_forward(x, W, b, padding=padding),
+                     *cn.ops.conv2d_backward(dy, x, W, padding=padding)]
+        with conv_algorithm("winograd"):
+            wino = [cn.ops.conv2d_forward(x, W, b, padding=padding),
+                    *cn.ops.conv2d_backward(dy, x, W, padding=padding)]
+        with conv_algorithm("gemm"):
+            again = [cn.ops.conv2d_forward(x, W, b, padding=padding),
+                     *cn.ops.conv2d_backward(dy, x, W, padding=padding)]
+        for a, g, wv in zip(first, again, wino):
+            assert np.array_equal(a, g)
+        assert not all(np.array_equal(a, wv) for a, wv in zip(first, wino))
+
+
+def test_winograd_is_deterministic_for_a_thread_count(rng):
+    x, W, b = make_case(rng, 9, 5, 6, 9, 9)
+    dy = rng.standard_normal((9, 6, 9, 9)).astype(np.float32)
+    with conv_algorithm("winograd"):
+        runs = [cn.ops.conv2d_backward(dy, x, W, padding=1) for _ in range(3)]
+    for run in runs[1:]:
+        for a, r in zip(runs[0], run):
+            assert np.array_equal(a, r)
+
+
+def forward_bits(x, W, b, algorithm):
+    with conv_algorithm(algorithm):
+        return cn.ops.conv2d_forward(x, W, b, padding=1)
+
+
+# (C_in, C_out, image side, Winograd under "auto"): the measured rule in
+# winograd.cpp: >= 16 channels and 32×32 outputs, or >= 32 and >= 64 channels
+# on 16×16; smaller channel counts and images keep GEMM.
+AUTO_CASES = [(16, 16, 32, True), (32, 64, 16, True), (64, 32, 16, True), (8, 8, 32, False),
+              (32, 32, 16, False), (64, 64, 8, False), (3, 32, 32, False)]
+
+
+@pytest.mark.parametrize("case", AUTO_CASES, ids=[f"{c}to{o}-{h}" for c, o, h, _ in AUTO_CASES])
+def test_auto_picks_winograd_where_it_measured_faster(case, rng):
+    c, o, h, winograd = case
+    x, W, b = make_case(rng, max(2, cn.get_num_threads()), c, o, h, h)
+    auto = forward_bits(x, W, b, "auto")
+    assert np.array_equal(auto, forward_bits(x, W, b, "winograd" if winograd else "gemm"))
+    assert not np.array_equal(auto, forward_bits(x, W, b, "gemm" if winograd else "winograd"))
+
+
+def test_auto_keeps_gemm_below_one_image_per_thread(rng):
+    # GEMM's im2col splits an image's rows across threads; Winograd only its GEMMs.
+    threads = cn.get_num_threads()
+    try:
+        cn.set_num_threads(2)
+        x, W, b = make_case(rng, 1, 32, 32, 32, 32)
+        assert np.array_equal(forward_bits(x, W, b, "auto"), forward_bits(x, W, b, "gemm"))
+        cn.set_num_threads(1)
+        assert np.array_equal(forward_bits(x, W, b, "auto"), forward_bits(x, W, b, "winograd"))
+    finally:
+        cn.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------- gradient checks
+
+
+@pytest.mark.parametrize("algorithm", ["auto", "gemm", "winograd"])
+def test_gradient_check_on_every_branch(algorithm, rng):
+    # The float32 analytic gradients (the branch the setting selects) against
+    # float64 central differences of the exact function: Winograd's backward
+    # is the gradient of the convolution, not of its own rounding.
+    n, c, o, h, w, padding = 2, 3, 4, 5, 6, 1
+    x, W, b = make_case(rng, n, c, o, h, w)
+    x64, W64, b64 = f64(x, W, b)
+    P = projection((n, o, h, w), 11)
+    loss = lambda: float(np.sum(P * cn.ops.conv2d_forward(x64, W64, b64, padding=padding)))  # noqa: E731
+    with conv_algorithm(algorithm):
+        dx, dW, db = cn.ops.conv2d_backward(P.astype(np.float32), x, W, padding=padding)
+    for analytic, param in [(dx, x64), (dW, W64), (db, b64)]:
+        assert relative_difference(analytic, numerical_gradient(loss, param)) < WINOGRAD_GRADCHECK
+
+
+# ---------------------------------------------------------------- training
+
+
+def train_digits(algorithm, build):
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32).reshape(-1, 1, 8, 8)
+    with conv_algorithm(algorithm):
+        cn.clear_session()
+        cn.seed(0)
+        model = build()
+        model.compile(optimizer=cn.optimizers.Adam(3e-3), loss="softmax_cross_entropy", metrics=["accuracy"])
+        history = model.fit(X[:1200], y[:1200], batch_size=32, epochs=4, verbose=0, shuffle=False)
+        return history.history["loss"], model.evaluate(X[1200:], y[1200:])
+
+
+def lenet():
+    L = cn.layers
+    return cn.Sequential([L.Input((1, 8, 8)), L.Conv2D(8, 3, padding="same", activation="relu"),
+                          L.Conv2D(16, 3, padding="same", activation="relu"), L.MaxPooling2D(2),
+                          L.Flatten(), L.Dense(10)])
+
+
+def resnet():
+    return cn.applications.resnet_small((1, 8, 8), widths=(16, 32), blocks=(1, 1))
+
+
+@pytest.mark.parametrize("build", [lenet, resnet], ids=["lenet", "resnet_small"])
+def test_training_with_winograd_matches_gemm(build):
+    train_loss_g, test_g = train_digits("gemm", build)
+    train_loss_w, test_w = train_digits("winograd", build)
+    assert test_g["accuracy"] > 0.85  # both learned
+    assert train_loss_g[-1] < 0.3 * train_loss_g[0]
+    np.testing.assert_allclose(train_loss_w, train_loss_g, **WINOGRAD_TRAINING["train_loss"])
+    np.testing.assert_allclose(test_w["loss"], test_g["loss"], **WINOGRAD_TRAINING["test_loss"])
+    assert abs(test_w["accuracy"] - test_g["accuracy"]) <= WINOGRAD_TRAINING["accuracy"]
+
+
+def test_float32_parity_tolerance_holds_for_winograd(rng):
+    # test_conv.py's grids run under "auto", which may pick Winograd for
+    # their float32 cases: the general parity tolerance must hold for it too.
+    x, W, b = make_case(rng, 2, 32, 32, 9, 9)
+    with conv_algorithm("winograd"):
+        assert_close(cn.ops.conv2d_forward(x, W, b, padding=1),
+                     cn.ops.conv2d_forward(*f64(x, W, b), padding=1), op="conv2d_forward")
