@@ -55,6 +55,11 @@ LAYER_CASES = {
     "up_sampling2d": ([L.UpSampling2D((2, 3), interpolation="bilinear"), L.UpSampling2D(2)], (2, 3, 4)),
     "augmentation": ([L.RandomFlip("horizontal"), L.RandomCrop((1, 2)), L.ColorShift(0.3),
                       L.Conv2D(2, 3)], (2, 6, 6)),
+    "simple_rnn": ([L.SimpleRNN(3, return_sequences=True, go_backwards=True), L.Flatten()], (4, 2)),
+    "gru": ([L.GRU(4, return_sequences=True, use_bias=False), L.GRU(2, kernel_initializer="he_normal")],
+            (3, 5)),
+    "lstm": ([L.LSTM(3, return_sequences=True, unit_forget_bias=False),
+              L.LSTM(2, go_backwards=True, recurrent_initializer=cn.initializers.RandomNormal(0.2))], (5, 2)),
 }
 
 
@@ -116,8 +121,8 @@ def test_layer_class_names_every_engine_kind():
     assert L.layer_class("max_pool2d") is L.MaxPool2D is L.MaxPooling2D
     assert L.layer_class("max_pool1d") is L.MaxPool1D is L.MaxPooling1D
     assert L.layer_class("global_avg_pool1d") is L.GlobalAvgPool1D is L.GlobalAveragePooling1D
-    with pytest.raises(ValueError, match="unknown layer kind 'lstm'"):
-        L.layer_class("lstm")
+    with pytest.raises(ValueError, match="unknown layer kind 'transformer'"):
+        L.layer_class("transformer")
     with pytest.raises(ValueError, match="unknown layer kind 'conv_2d'.*did you mean 'conv2d'"):
         L.layer_class("conv_2d")
 

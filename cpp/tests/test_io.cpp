@@ -107,6 +107,11 @@ Model every_layer_model(DType dtype) {
   frozen.trainable = false;
   m.add(frozen);
   m.add(LayerSpec("dense", "logits").set("units", 3).set("l2", 1e-3));
+  // The logits read as a sequence of 3 steps of one feature.
+  m.add(LayerSpec("reshape", "steps").set("target_shape", {3, 1}));
+  m.add(LayerSpec("simple_rnn").set("units", 2).set("return_sequences", true).set("go_backwards", true));
+  m.add(LayerSpec("gru").set("units", 3).set("return_sequences", true).set("use_bias", false));
+  m.add(LayerSpec("lstm").set("units", 2).set("unit_forget_bias", false));
   m.build({3, 7, 6});
   return m;
 }

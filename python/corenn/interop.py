@@ -463,6 +463,47 @@ def _identity(g, name, config, weights, x):
     return g.node("Identity", [x], name)
 
 
+# ONNX's gate orders, as indices into PyTorch's (LSTM i, f, g, o; GRU r, z, n):
+# LSTM i, o, f, c and GRU z, r, h.
+_ONNX_GATES = {"simple_rnn": ("RNN", [0]), "lstm": ("LSTM", [0, 3, 1, 2]), "gru": ("GRU", [1, 0, 2])}
+
+
+def _recurrent(g, name, config, weights, x):
+    """SimpleRNN, LSTM, GRU as ONNX's RNN, LSTM, GRU (time major: the sequence
+    is transposed to (T, N, F) and back; the GRU's linear_before_reset=1 is
+    PyTorch's). go_backwards reads a reversed copy, so the returned sequence
+    stays in processing order, as the layer returns it. A layer returning its
+    states (several outputs) or taking initial states is not exported."""
+    if config["return_state"]:
+        raise ValueError(f"export_onnx: layer '{name}' returns its states (return_state=True); "
+                         f"only single-output layers are exported")
+    op, order = _ONNX_GATES[config["kind"]]
+    units = config["units"]
+
+    def reorder(a):
+        return a.reshape(len(order), units, *a.shape[1:])[order].reshape(a.shape)
+
+    xt = g.node("Transpose", [x], f"{name}/time_major", perm=[1, 0, 2])
+    if config["go_backwards"]:
+        xt = g.node("Slice", [xt, g.constant(f"{name}/start", [-1], dtype=np.int64),
+                              g.constant(f"{name}/end", [np.iinfo(np.int64).min], dtype=np.int64),
+                              g.constant(f"{name}/axis", [0], dtype=np.int64),
+                              g.constant(f"{name}/step", [-1], dtype=np.int64)], f"{name}/reversed")
+    inputs = [xt, g.constant(f"{name}/W", reorder(weights[0])[None]),
+              g.constant(f"{name}/R", reorder(weights[1])[None])]
+    if config["use_bias"]:
+        recurrent_bias = reorder(weights[3]) if op == "GRU" else np.zeros_like(weights[2])
+        inputs.append(g.constant(f"{name}/B", np.concatenate([reorder(weights[2]), recurrent_bias])[None]))
+    extra = {"linear_before_reset": 1} if op == "GRU" else {}
+    y = g.node(op, inputs, f"{name}/y", hidden_size=int(units), **extra)  # (T, 1, N, H)
+    if config["return_sequences"]:
+        y = g.node("Squeeze", [y, g.constant(f"{name}/directions", [1], dtype=np.int64)], f"{name}/steps")
+        return g.node("Transpose", [y], name, perm=[1, 0, 2])
+    last = g.node("Gather", [y, g.constant(f"{name}/last", g.shape_in[1] - 1, dtype=np.int64)],
+                  f"{name}/last_step", axis=0)  # (1, N, H)
+    return g.node("Squeeze", [last, g.constant(f"{name}/direction", [0], dtype=np.int64)], name)
+
+
 # One converter per layer kind: (graph, layer name, engine config, weights,
 # input name(s)) -> output name. g.shape_in / g.shape_out are the layer's
 # input and output shapes ((None, ...) in, per-example out).
@@ -491,6 +532,9 @@ CONVERTERS = {
     "random_flip": _identity,
     "random_crop": _identity,
     "color_shift": _identity,
+    "simple_rnn": _recurrent,
+    "lstm": _recurrent,
+    "gru": _recurrent,
 }
 _MERGES = ("add", "concatenate")
 
@@ -529,6 +573,9 @@ def export_onnx(model, path, opset=17):
             raise ValueError(f"export_onnx: layer '{layer.name}' ({type(layer).__name__}, kind "
                              f"{kind!r}) has no ONNX converter")
         inputs = calls[layer.name]
+        if len(inputs) > 1 and kind not in _MERGES:  # a recurrent layer's initial_state
+            raise ValueError(f"export_onnx: layer '{layer.name}' takes {len(inputs)} inputs "
+                             f"(an initial_state); only single-input layers are exported")
         g.shape_in = shapes[inputs[0]]
         g.shape_out = tuple(engine.output_shape(i))
         g.weight_names = list(engine.weight_names(i))
