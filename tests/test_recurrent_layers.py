@@ -171,6 +171,9 @@ def test_weight_layout_and_initialisers():
     g = cn.Sequential([L.Input((3, 4)), L.GRU(5, name="g")])
     g.build()
     assert [w.shape for w in g.get_layer("g").get_weights()] == [(15, 4), (15, 5), (15,), (15,)]
+    # Keras's parameter counts: LSTM 4·(H·(F + H) + H), GRU (reset_after) 3·(H·(F + H) + 2H).
+    assert m.count_params() == 4 * (6 * (5 + 6) + 6) + (6 * 2 + 2)
+    assert g.count_params() == 3 * (5 * (4 + 5) + 2 * 5)
     assert [w.shape for w in cn.Sequential([L.Input((3, 4)), L.SimpleRNN(2, use_bias=False)]).get_weights()] == \
         [(2, 4), (2, 2)]
 
@@ -307,13 +310,17 @@ def test_bad_inputs():
         L.SimpleRNN(3, activation="relu", name="s")(L.Input((2, 5)))
     with pytest.raises(ValueError, match=r"LSTM: units must be"):
         L.LSTM(0)
-    with pytest.raises(TypeError, match=r"dropout"):
+    with pytest.raises(TypeError, match=r"LSTM got an unexpected keyword argument 'dropout'"):
         L.LSTM(3, dropout=0.1)
-    # A 2-D batch for a model expecting sequences.
+    # Data of the wrong shape: a 2-D batch for sequences, an initial state of the wrong width.
     m = cn.Sequential([L.Input((4, 2)), L.LSTM(3)])
     m.build()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"predict: x must have shape \(batch, 4, 2\), got \(5, 8\)"):
         m.predict(np.zeros((5, 8), dtype=np.float32))
+    x, h0 = L.Input((3, 2), name="seq"), L.Input((4,), name="h0")
+    m = cn.Model([x, h0], L.GRU(4)(x, initial_state=h0))
+    with pytest.raises(ValueError, match=r"predict: x\['h0'\] must have shape \(batch, 4\), got \(2, 5\)"):
+        m.predict([np.zeros((2, 3, 2), np.float32), np.zeros((2, 5), np.float32)])
 
 
 def test_onnx_export_names_the_state_layers(tmp_path):
