@@ -218,6 +218,23 @@ def test_matches_pytorch(kind, go_backwards, rng):
         np.testing.assert_allclose(g, e[0].numpy(), **MODEL_F64)
 
 
+def test_load_torch_state_dict_sums_the_two_biases(rng):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.LSTM(3, 4, batch_first=True), torch.nn.GRU(4, 5, batch_first=True),
+                              torch.nn.RNN(5, 2, batch_first=True)).double()
+    model = cn.Sequential([L.Input((6, 3)), L.LSTM(4, return_sequences=True),
+                           L.GRU(5, return_sequences=True), L.SimpleRNN(2, return_sequences=True)],
+                          dtype="float64")
+    cn.interop.load_torch_state_dict(model, net.state_dict())
+    x = rng.standard_normal((2, 6, 3))
+    with torch.no_grad():
+        want = torch.from_numpy(x)
+        for module in net:
+            want, _ = module(want)
+    np.testing.assert_allclose(model.predict(x), want.numpy(), **MODEL_F64)
+
+
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_gradient_check_of_recurrent_dense_model(kind, rng):
     cls = KINDS[kind][0]

@@ -28,6 +28,14 @@ _TORCH_NAMES = {
     "conv2d_transpose": {"kernel": "weight", "bias": "bias"},
     "batch_norm": {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
                    "moving_variance": "running_var"},
+    # nn.RNN / nn.LSTM / nn.GRU (one layer, one direction): the one bias of
+    # SimpleRNN and LSTM is the sum of PyTorch's two.
+    "simple_rnn": {"kernel": "weight_ih_l0", "recurrent_kernel": "weight_hh_l0",
+                   "bias": ("bias_ih_l0", "bias_hh_l0")},
+    "lstm": {"kernel": "weight_ih_l0", "recurrent_kernel": "weight_hh_l0",
+             "bias": ("bias_ih_l0", "bias_hh_l0")},
+    "gru": {"kernel": "weight_ih_l0", "recurrent_kernel": "weight_hh_l0", "bias": "bias_ih_l0",
+            "recurrent_bias": "bias_hh_l0"},
 }
 # PyTorch entries that are bookkeeping, not weights: read and ignored.
 _TORCH_SKIPPED = ("num_batches_tracked",)
@@ -78,14 +86,18 @@ def load_torch_state_dict(model, state_dict, mapping=None, strict=True):
     state_dict: {key: array or torch tensor} (torch's model.state_dict()), or
     the path of a .safetensors file of one. Layers are matched
     - in order (mapping=None): the model's layers that PyTorch has weights for
-      (Dense, Conv2D, DepthwiseConv2D, Conv2DTranspose, BatchNormalization) in
+      (Dense, Conv2D, DepthwiseConv2D, Conv2DTranspose, BatchNormalization,
+      SimpleRNN, LSTM, GRU) in
       model.layers order against the state dict's modules (key prefixes before
       the last ".") in the order they appear — right for nn.Sequential;
     - or by name: mapping {corenn_layer_name: torch_prefix}, e.g.
       {"conv_a": "block.0"}; only the layers named are loaded.
     PyTorch's weight/bias become kernel/bias, batch norm's weight, bias,
     running_mean, running_var become gamma, beta, moving_mean,
-    moving_variance; num_batches_tracked is ignored. Arrays are cast to the
+    moving_variance; num_batches_tracked is ignored. One-layer,
+    one-direction nn.RNN / nn.LSTM / nn.GRU's weight_ih_l0, weight_hh_l0
+    become kernel, recurrent_kernel; bias is bias_ih_l0 + bias_hh_l0 (the
+    GRU's bias and recurrent_bias are the two). Arrays are cast to the
     model's dtype. SeparableConv2D (two PyTorch convolutions) and
     Normalization (no PyTorch module) are not matched: set their weights with
     layer.set_weights.
@@ -129,16 +141,20 @@ def load_torch_state_dict(model, state_dict, mapping=None, strict=True):
         current = layer.get_weights()
         new = []
         for name, old in zip(names, current):
-            key = f"{prefix}.{_TORCH_NAMES[layer.kind][name]}" if prefix else _TORCH_NAMES[layer.kind][name]
-            if key not in state:
-                missing.append(f"{key} (for {layer.name}.{name})")
+            torch_names = _TORCH_NAMES[layer.kind][name]
+            keys = [f"{prefix}.{t}" if prefix else t
+                    for t in (torch_names if isinstance(torch_names, tuple) else (torch_names,))]
+            absent = [k for k in keys if k not in state]
+            if absent:
+                missing += [f"{key} (for {layer.name}.{name})" for key in absent]
                 new.append(old)
                 continue
-            value = state[key]
-            if value.shape != old.shape:
-                raise ValueError(f"load_torch_state_dict: {key} has shape {value.shape} but layer "
-                                 f"'{layer.name}' ({layer.kind}) expects {name} of shape {old.shape}")
-            used.add(key)
+            for key in keys:
+                if state[key].shape != old.shape:
+                    raise ValueError(f"load_torch_state_dict: {key} has shape {state[key].shape} but layer "
+                                     f"'{layer.name}' ({layer.kind}) expects {name} of shape {old.shape}")
+            used.update(keys)
+            value = sum(state[key].astype(np.float64) for key in keys) if len(keys) > 1 else state[keys[0]]
             new.append(value.astype(model.dtype))
         updates.append((layer, new))
     for key in state:
