@@ -17,18 +17,10 @@ using namespace corenn;
 
 namespace {
 
-LayerSpec layer(const char* kind, const char* name) {
-  LayerSpec s;
-  s.kind = kind;
-  s.name = name;
-  return s;
-}
+LayerSpec layer(const char* kind, const char* name) { return LayerSpec(kind, name); }
 
 LayerSpec dense(const char* name, int64_t units, const char* activation = "linear") {
-  LayerSpec s = layer("dense", name);
-  s.units = units;
-  s.activation = activation;
-  return s;
+  return LayerSpec("dense", name).set("units", units).set("activation", activation);
 }
 
 OptimizerSpec sgd(double lr) {

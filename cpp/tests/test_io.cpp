@@ -286,6 +286,39 @@ std::string with_layers(const std::string& file, F&& change) {
   return bytes + text + file.substr(8 + n);
 }
 
+// A version-2 file of a one-input model rewritten as version 1 wrote it: one
+// input (input_name, input_shape) and each layer naming its inputs.
+std::string as_version_1(const std::string& file) {
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(file[static_cast<size_t>(i)]);
+  json::Value header = json::parse(file.substr(8, n), "header");
+  json::Value meta = *header.find("__metadata__");
+  const json::Value arch = json::parse(meta.find("model")->as_string("model"), "model");
+  const json::Value& input = arch.find("inputs")->as_array("inputs").at(0);
+  json::Value old = json::Value::object();
+  old.set("dtype", *arch.find("dtype"));
+  old.set("input_name", *input.find("name"));
+  old.set("input_shape", *input.find("shape"));
+  json::Value layers = json::Value::array();
+  for (const json::Value& layer : arch.find("layers")->as_array("layers")) {
+    json::Value named = layer;
+    json::Value inputs = json::Value::array();
+    for (const json::Value& call : arch.find("calls")->as_array("calls"))
+      if (call.find("layer")->as_string("layer") == layer.find("name")->as_string("name"))
+        for (const json::Value& ref : call.find("inputs")->as_array("inputs")) inputs.push_back(ref.as_array("ref").at(0));
+    named.set("inputs", inputs);
+    layers.push_back(named);
+  }
+  old.set("layers", layers);
+  meta.set("model", json::Value(old.dump()));
+  meta.set("format_version", json::Value("1"));
+  header.set("__metadata__", meta);
+  const std::string text = header.dump();
+  std::string bytes(8, '\0');
+  for (int i = 0; i < 8; ++i) bytes[static_cast<size_t>(i)] = static_cast<char>((text.size() >> (8 * i)) & 0xFF);
+  return bytes + text + file.substr(8 + n);
+}
+
 // Format version 1 files, as corenn wrote them before the layer registry, hold
 // every field of the one LayerSpec struct all kinds shared, for every layer
 // (with its default where the kind did not use it): they load, each kind
@@ -315,7 +348,7 @@ TEST(io_version_1_files_with_every_old_field_load) {
         {"interpolation", json::Value("nearest")}};
   }();
   const std::string file = read_bytes(dir.file("new.corenn"));
-  write_bytes(dir.file("v1.corenn"), with_layers(file, [&](json::Value& layer) {
+  write_bytes(dir.file("v1.corenn"), with_layers(as_version_1(file), [&](json::Value& layer) {
     for (const auto& field : old_fields)
       if (!layer.find(field.first)) layer.set(field.first, field.second);
     CHECK(layer.as_object("layer").size() == 35);

@@ -578,18 +578,19 @@ class Engine : public EngineBase {
                     bool update, Tensor* gradients, std::vector<double>* output_losses,
                     std::vector<Tensor>* outputs) override {
     const int64_t batch = check_batch(update ? "train_step" : "loss_and_gradients", x, y, weight);
-    // From here on nothing throws but a custom loss: the step runs to the
-    // end or changes nothing. The forward pass moves batch norm's
-    // statistics (in a gradient request too, as a training step would); a
-    // skipped step puts them back (the state arena is small).
+    // The step runs to the end or changes nothing. The forward pass moves
+    // batch norm's statistics (in a gradient request too, as a training step
+    // would); a skipped or failed step puts them back (the state arena is small).
     vjp_valid_ = false;
     save_state();
     const int64_t width = batch * graph.max_width;
-    forward_training(x, batch, true, step);
-    start_backward(width);
     std::vector<double> per_output;
     double loss_value;
+    // A layer refusing its input (a token id out of range) or a custom loss
+    // throwing ends the step with nothing changed.
     try {
+      forward_training(x, batch, true, step);
+      start_backward(width);
       loss_value = seed_loss_gradients(y, weight, batch, width, per_output);
     } catch (...) {
       restore_state();
@@ -669,7 +670,12 @@ class Engine : public EngineBase {
     vjp_inputs_.clear();
     for (const Tensor& t : x) vjp_inputs_.push_back(t.clone());
     save_state();
-    forward_training(vjp_inputs_, batch, training, step);
+    try {
+      forward_training(vjp_inputs_, batch, training, step);
+    } catch (...) {
+      restore_state();
+      throw;
+    }
     restore_state();
     vjp_batch_ = batch;
     vjp_valid_ = true;
