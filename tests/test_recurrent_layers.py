@@ -33,9 +33,8 @@ def random_weights(kind, F, H, rng, use_bias=True):
     _, G, _ = KINDS[kind]
     s = 1.5 / np.sqrt(H)  # wide enough that the gates leave their linear range
     w = [rng.uniform(-s, s, (G * H, F)), rng.uniform(-s, s, (G * H, H))]
-    if use_bias:
-        w += [rng.uniform(-s, s, G * H)] * (2 if kind == "gru" else 1)
-        w[-1] = rng.uniform(-s, s, G * H)
+    if use_bias:  # the GRU's bias and recurrent_bias, one bias otherwise
+        w += [rng.uniform(-s, s, G * H) for _ in range(2 if kind == "gru" else 1)]
     return w
 
 
@@ -84,7 +83,7 @@ def layer_model(kind, shape, options, dtype, use_bias=True):
     return cn.Model([x, *states], outs, dtype=dtype)
 
 
-def expected_outputs(kind, y, finals, options):
+def expected_outputs(y, finals, options):
     return_sequences, return_state, _, _ = options
     first = y if return_sequences else y[:, -1]
     return [first, *finals] if return_state else [first]
@@ -103,7 +102,7 @@ def test_layer_outputs_and_gradients_match_reference(kind, shape, options, rng):
     states = [rng.standard_normal((N, H)) * 0.5 for _ in range(KINDS[kind][2])] if given else []
     xs = [x, *states]
     y, finals, saved = reference_forward(kind, x, w, states, go_backwards)
-    want = expected_outputs(kind, y, finals, options)
+    want = expected_outputs(y, finals, options)
     got = model.predict(xs)
     got = got if isinstance(got, list) else [got]
     assert len(got) == len(want)
@@ -152,7 +151,7 @@ def test_float32_outputs_and_no_bias(kind, rng):
     assert [v.shape for v in model.get_layer("rnn").get_weights()] == [v.shape for v in w]
     model.get_layer("rnn").set_weights([v.astype(np.float32) for v in w])
     got = model.predict([x.astype(np.float32)] + [s.astype(np.float32) for s in states])
-    for g, e in zip(got, expected_outputs(kind, y, finals, options)):
+    for g, e in zip(got, expected_outputs(y, finals, options)):
         assert g.dtype == np.float32
         assert_close(g, e, dtype=np.float32, what=kind)
 
