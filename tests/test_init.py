@@ -94,7 +94,7 @@ def test_shapes():
     [
         (lambda: cn.ops.initialize((2, 2), "he", 2, 2), ValueError,
          r"^initializer: unknown 'he'; expected one of zeros, ones, random_normal, uniform, "
-         r"he_normal, he_uniform, glorot_normal, glorot_uniform$"),
+         r"he_normal, he_uniform, glorot_normal, glorot_uniform, orthogonal$"),
         (lambda: cn.ops.initialize((2, 2), "he_normal", 0, 2), ValueError,
          r"initializer: he_normal needs fan_in > 0, got fan_in=0, fan_out=2"),
         (lambda: cn.ops.initialize((2, 2), "glorot_uniform", 0, 0), ValueError,

@@ -57,6 +57,11 @@ LAYER_CASES = {
                       L.Conv2D(2, 3)], (2, 6, 6)),
     "embedding": ([L.Embedding(7, 3, embeddings_initializer="glorot_normal", mask_zero=True), L.Flatten(),
                    L.Dense(2)], (5,)),  # input: token ids (see inputs)
+    "simple_rnn": ([L.SimpleRNN(3, return_sequences=True, go_backwards=True), L.Flatten()], (4, 2)),
+    "gru": ([L.GRU(4, return_sequences=True, use_bias=False), L.GRU(2, kernel_initializer="he_normal")],
+            (3, 5)),
+    "lstm": ([L.LSTM(3, return_sequences=True, unit_forget_bias=False),
+              L.LSTM(2, go_backwards=True, recurrent_initializer=cn.initializers.RandomNormal(0.2))], (5, 2)),
 }
 
 
@@ -122,8 +127,8 @@ def test_layer_class_names_every_engine_kind():
     assert L.layer_class("max_pool2d") is L.MaxPool2D is L.MaxPooling2D
     assert L.layer_class("max_pool1d") is L.MaxPool1D is L.MaxPooling1D
     assert L.layer_class("global_avg_pool1d") is L.GlobalAvgPool1D is L.GlobalAveragePooling1D
-    with pytest.raises(ValueError, match="unknown layer kind 'lstm'"):
-        L.layer_class("lstm")
+    with pytest.raises(ValueError, match="unknown layer kind 'transformer'"):
+        L.layer_class("transformer")
     with pytest.raises(ValueError, match="unknown layer kind 'conv_2d'.*did you mean 'conv2d'"):
         L.layer_class("conv_2d")
 

@@ -8,12 +8,14 @@ in C++ from the generator seeded by corenn.seed, so a seed fixes them.
     he_uniform                   U(±√(6/fan_in))
     glorot_normal                N(0, 2/(fan_in + fan_out)) — Xavier, for tanh
     glorot_uniform               U(±√(6/(fan_in + fan_out))) — Keras's default
+    orthogonal                   orthonormal columns (rows of a wide matrix), Gram–Schmidt
+                                 on a normal matrix — the recurrent kernels' default
 """
 
 from . import _validate
 
 NAMES = ("zeros", "ones", "random_normal", "uniform", "he_normal", "he_uniform", "glorot_normal",
-         "glorot_uniform")
+         "glorot_uniform", "orthogonal")
 
 
 class Initializer:
@@ -38,6 +40,7 @@ HeNormal = _simple("HeNormal", "he_normal")
 HeUniform = _simple("HeUniform", "he_uniform")
 GlorotNormal = _simple("GlorotNormal", "glorot_normal")
 GlorotUniform = _simple("GlorotUniform", "glorot_uniform")
+Orthogonal = _simple("Orthogonal", "orthogonal")
 
 
 class RandomNormal(Initializer):
@@ -59,6 +62,7 @@ def get(value, owner="initializer"):
     if isinstance(value, str):
         _validate.choice(owner, "initializer", value, NAMES)
         return RandomNormal() if value == "random_normal" else next(
-            c for c in (Zeros, Ones, RandomUniform, HeNormal, HeUniform, GlorotNormal, GlorotUniform)
+            c for c in (Zeros, Ones, RandomUniform, HeNormal, HeUniform, GlorotNormal, GlorotUniform,
+                        Orthogonal)
             if c.name == value)()
     raise TypeError(f"{owner}: initializer must be a name or an Initializer, got {value!r}")

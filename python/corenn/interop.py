@@ -29,6 +29,14 @@ _TORCH_NAMES = {
     "batch_norm": {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
                    "moving_variance": "running_var"},
     "embedding": {"embeddings": "weight"},
+    # nn.RNN / nn.LSTM / nn.GRU (one layer, one direction): the one bias of
+    # SimpleRNN and LSTM is the sum of PyTorch's two.
+    "simple_rnn": {"kernel": "weight_ih_l0", "recurrent_kernel": "weight_hh_l0",
+                   "bias": ("bias_ih_l0", "bias_hh_l0")},
+    "lstm": {"kernel": "weight_ih_l0", "recurrent_kernel": "weight_hh_l0",
+             "bias": ("bias_ih_l0", "bias_hh_l0")},
+    "gru": {"kernel": "weight_ih_l0", "recurrent_kernel": "weight_hh_l0", "bias": "bias_ih_l0",
+            "recurrent_bias": "bias_hh_l0"},
 }
 # PyTorch entries that are bookkeeping, not weights: read and ignored.
 _TORCH_SKIPPED = ("num_batches_tracked",)
@@ -80,7 +88,7 @@ def load_torch_state_dict(model, state_dict, mapping=None, strict=True):
     the path of a .safetensors file of one. Layers are matched
     - in order (mapping=None): the model's layers that PyTorch has weights for
       (Dense, Conv2D, DepthwiseConv2D, Conv2DTranspose, BatchNormalization,
-      Embedding) in
+      Embedding, SimpleRNN, LSTM, GRU) in
       model.layers order against the state dict's modules (key prefixes before
       the last ".") in the order they appear — right for nn.Sequential;
     - or by name: mapping {corenn_layer_name: torch_prefix}, e.g.
@@ -88,7 +96,10 @@ def load_torch_state_dict(model, state_dict, mapping=None, strict=True):
     PyTorch's weight/bias become kernel/bias, batch norm's weight, bias,
     running_mean, running_var become gamma, beta, moving_mean,
     moving_variance, nn.Embedding's weight becomes embeddings;
-    num_batches_tracked is ignored. Arrays are cast to the
+    num_batches_tracked is ignored. One-layer,
+    one-direction nn.RNN / nn.LSTM / nn.GRU's weight_ih_l0, weight_hh_l0
+    become kernel, recurrent_kernel; bias is bias_ih_l0 + bias_hh_l0 (the
+    GRU's bias and recurrent_bias are the two). Arrays are cast to the
     model's dtype. SeparableConv2D (two PyTorch convolutions) and
     Normalization (no PyTorch module) are not matched: set their weights with
     layer.set_weights.
@@ -132,16 +143,20 @@ def load_torch_state_dict(model, state_dict, mapping=None, strict=True):
         current = layer.get_weights()
         new = []
         for name, old in zip(names, current):
-            key = f"{prefix}.{_TORCH_NAMES[layer.kind][name]}" if prefix else _TORCH_NAMES[layer.kind][name]
-            if key not in state:
-                missing.append(f"{key} (for {layer.name}.{name})")
+            torch_names = _TORCH_NAMES[layer.kind][name]
+            keys = [f"{prefix}.{t}" if prefix else t
+                    for t in (torch_names if isinstance(torch_names, tuple) else (torch_names,))]
+            absent = [k for k in keys if k not in state]
+            if absent:
+                missing += [f"{key} (for {layer.name}.{name})" for key in absent]
                 new.append(old)
                 continue
-            value = state[key]
-            if value.shape != old.shape:
-                raise ValueError(f"load_torch_state_dict: {key} has shape {value.shape} but layer "
-                                 f"'{layer.name}' ({layer.kind}) expects {name} of shape {old.shape}")
-            used.add(key)
+            for key in keys:
+                if state[key].shape != old.shape:
+                    raise ValueError(f"load_torch_state_dict: {key} has shape {state[key].shape} but layer "
+                                     f"'{layer.name}' ({layer.kind}) expects {name} of shape {old.shape}")
+            used.update(keys)
+            value = sum(state[key].astype(np.float64) for key in keys) if len(keys) > 1 else state[keys[0]]
             new.append(value.astype(model.dtype))
         updates.append((layer, new))
     for key in state:
@@ -475,6 +490,47 @@ def _identity(g, name, config, weights, x):
     return g.node("Identity", [x], name)
 
 
+# ONNX's gate orders, as indices into PyTorch's (LSTM i, f, g, o; GRU r, z, n):
+# LSTM i, o, f, c and GRU z, r, h.
+_ONNX_GATES = {"simple_rnn": ("RNN", [0]), "lstm": ("LSTM", [0, 3, 1, 2]), "gru": ("GRU", [1, 0, 2])}
+
+
+def _recurrent(g, name, config, weights, x):
+    """SimpleRNN, LSTM, GRU as ONNX's RNN, LSTM, GRU (time major: the sequence
+    is transposed to (T, N, F) and back; the GRU's linear_before_reset=1 is
+    PyTorch's). go_backwards reads a reversed copy, so the returned sequence
+    stays in processing order, as the layer returns it. A layer returning its
+    states (several outputs) or taking initial states is not exported."""
+    if config["return_state"]:
+        raise ValueError(f"export_onnx: layer '{name}' returns its states (return_state=True); "
+                         f"only single-output layers are exported")
+    op, order = _ONNX_GATES[config["kind"]]
+    units = config["units"]
+
+    def reorder(a):
+        return a.reshape(len(order), units, *a.shape[1:])[order].reshape(a.shape)
+
+    xt = g.node("Transpose", [x], f"{name}/time_major", perm=[1, 0, 2])
+    if config["go_backwards"]:
+        xt = g.node("Slice", [xt, g.constant(f"{name}/start", [-1], dtype=np.int64),
+                              g.constant(f"{name}/end", [np.iinfo(np.int64).min], dtype=np.int64),
+                              g.constant(f"{name}/axis", [0], dtype=np.int64),
+                              g.constant(f"{name}/step", [-1], dtype=np.int64)], f"{name}/reversed")
+    inputs = [xt, g.constant(f"{name}/W", reorder(weights[0])[None]),
+              g.constant(f"{name}/R", reorder(weights[1])[None])]
+    if config["use_bias"]:
+        recurrent_bias = reorder(weights[3]) if op == "GRU" else np.zeros_like(weights[2])
+        inputs.append(g.constant(f"{name}/B", np.concatenate([reorder(weights[2]), recurrent_bias])[None]))
+    extra = {"linear_before_reset": 1} if op == "GRU" else {}
+    y = g.node(op, inputs, f"{name}/y", hidden_size=int(units), **extra)  # (T, 1, N, H)
+    if config["return_sequences"]:
+        y = g.node("Squeeze", [y, g.constant(f"{name}/directions", [1], dtype=np.int64)], f"{name}/steps")
+        return g.node("Transpose", [y], name, perm=[1, 0, 2])
+    last = g.node("Gather", [y, g.constant(f"{name}/last", g.shape_in[1] - 1, dtype=np.int64)],
+                  f"{name}/last_step", axis=0)  # (1, N, H)
+    return g.node("Squeeze", [last, g.constant(f"{name}/direction", [0], dtype=np.int64)], name)
+
+
 # One converter per layer kind: (graph, layer name, engine config, weights,
 # input name(s)) -> output name. g.shape_in / g.shape_out are the layer's
 # input and output shapes ((None, ...) in, per-example out).
@@ -504,6 +560,9 @@ CONVERTERS = {
     "random_crop": _identity,
     "color_shift": _identity,
     "embedding": _embedding,
+    "simple_rnn": _recurrent,
+    "lstm": _recurrent,
+    "gru": _recurrent,
 }
 _MERGES = ("add", "concatenate")
 
@@ -542,6 +601,9 @@ def export_onnx(model, path, opset=17):
             raise ValueError(f"export_onnx: layer '{layer.name}' ({type(layer).__name__}, kind "
                              f"{kind!r}) has no ONNX converter")
         inputs = calls[layer.name]
+        if len(inputs) > 1 and kind not in _MERGES:  # a recurrent layer's initial_state
+            raise ValueError(f"export_onnx: layer '{layer.name}' takes {len(inputs)} inputs "
+                             f"(an initial_state); only single-input layers are exported")
         g.shape_in = shapes[inputs[0]]
         g.shape_out = tuple(engine.output_shape(i))
         g.weight_names = list(engine.weight_names(i))

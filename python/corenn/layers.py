@@ -834,6 +834,112 @@ class ColorShift(Layer):
         return {**super().get_config(), "delta": self.delta}
 
 
+# ------------------------------------------------------------- recurrent
+
+class _Recurrent(Layer):
+    """Shared configuration of SimpleRNN, GRU and LSTM (course 5, weeks 1–2), on
+    the C++ recurrent kernels in PyTorch's layouts and gate order.
+
+    Input (batch, timesteps, features); output (batch, units), or with
+    return_sequences every step's (batch, timesteps, units); with
+    return_state the final states follow as extra outputs ([output, h] or, for
+    the LSTM, [output, h, c], each (batch, units)). `layer(x,
+    initial_state=[h0, ...])` starts from given states (zeros otherwise).
+    go_backwards reads the sequence last step first; a returned sequence is
+    then in that processing order (Keras). Weights in get_weights order:
+    kernel (G·units, features), recurrent_kernel (G·units, units), bias
+    (G·units,) — PyTorch's weight_ih, weight_hh and bias_ih + bias_hh, G = 1
+    (SimpleRNN), 4 (LSTM: i, f, g, o), 3 (GRU: r, z, n; bias = bias_ih, then
+    recurrent_bias = bias_hh). The kernels implement activation "tanh" and
+    recurrent_activation "sigmoid" only: another is a ValueError when the layer
+    is called or built. Not yet: masks, dropout, recurrent_dropout."""
+
+    _gated = True
+
+    def __init__(self, units, activation="tanh", use_bias=True, return_sequences=False,
+                 return_state=False, go_backwards=False, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", **kwargs):
+        super().__init__(**kwargs)
+        owner = type(self).__name__
+        self.units = _validate.integer(owner, "units", units, minimum=1)
+        if not isinstance(activation, str):
+            raise TypeError(f"{owner}: activation must be a name, got {activation!r}")
+        self.activation = activation
+        self.use_bias = bool(use_bias)
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.kernel_initializer = initializers.get(kernel_initializer, owner)
+        self.recurrent_initializer = initializers.get(recurrent_initializer, owner)
+        normals = {i.stddev for i in (self.kernel_initializer, self.recurrent_initializer)
+                   if i.name == "random_normal"}
+        if len(normals) > 1:
+            raise ValueError(f"{owner}: kernel_initializer and recurrent_initializer share one "
+                             f"random_normal stddev, got {sorted(normals)}")
+        self._stddev = normals.pop() if normals else initializers.RandomNormal().stddev
+
+    def __call__(self, inputs, initial_state=None):
+        """Call on a sequence tensor; initial_state: the state tensors ([h], or
+        [h, c] for the LSTM, each (None, units)). Returns the output, or with
+        return_state the list [output, *final states]."""
+        return self._call_on(inputs, initial_state)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": self.activation,
+                "use_bias": self.use_bias, "return_sequences": self.return_sequences,
+                "return_state": self.return_state, "go_backwards": self.go_backwards,
+                "kernel_initializer": self.kernel_initializer.name,
+                "recurrent_initializer": self.recurrent_initializer.name,
+                "initializer_stddev": self._stddev}
+
+
+class _GatedRecurrent(_Recurrent):
+    def __init__(self, units, recurrent_activation="sigmoid", **kwargs):
+        super().__init__(units, **kwargs)
+        if not isinstance(recurrent_activation, str):
+            raise TypeError(f"{type(self).__name__}: recurrent_activation must be a name, "
+                            f"got {recurrent_activation!r}")
+        self.recurrent_activation = recurrent_activation
+
+    def get_config(self):
+        return {**super().get_config(), "recurrent_activation": self.recurrent_activation}
+
+
+class SimpleRNN(_Recurrent):
+    """The course's basic RNN cell: a<t> = tanh(Waa·a<t−1> + Wax·x<t> + ba), with
+    Wax = kernel (units, features), Waa = recurrent_kernel (units, units), ba = bias.
+    States [h]. See _Recurrent for shapes and options."""
+
+    kind = "simple_rnn"
+
+
+class GRU(_GatedRecurrent):
+    """Gated recurrent unit, PyTorch's (Keras's reset_after=True): r and z gates
+    (the course's Γr, Γu), n = tanh(W_in·x + b_n + r ⊙ (W_hn·h + rb_n)),
+    h<t> = (1 − z) ⊙ n + z ⊙ h<t−1>. Weights kernel (3·units, features),
+    recurrent_kernel (3·units, units), bias and recurrent_bias (3·units,), gates
+    r, z, n. States [h]. See _Recurrent for shapes and options."""
+
+    kind = "gru"
+
+
+class LSTM(_GatedRecurrent):
+    """Long short-term memory: gates i, f, o (the course's Γu, Γf, Γo) and the
+    candidate g (c̃), c<t> = f ⊙ c<t−1> + i ⊙ g, h<t> = o ⊙ tanh(c<t>). Weights
+    kernel (4·units, features), recurrent_kernel (4·units, units), bias
+    (4·units,), gates i, f, g, o. unit_forget_bias starts the forget gate's bias
+    at 1. States [h, c]. See _Recurrent for shapes and options."""
+
+    kind = "lstm"
+
+    def __init__(self, units, unit_forget_bias=True, **kwargs):
+        super().__init__(units, **kwargs)
+        self.unit_forget_bias = bool(unit_forget_bias)
+
+    def get_config(self):
+        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
+
+
 def layer_class(kind):
     """The layer class whose engine kind is `kind` ("dense", "conv2d", ...): one
     of the kinds the C++ engine registers (corenn._core.layer_kinds())."""
@@ -866,7 +972,7 @@ GlobalAvgPool1D = GlobalAveragePooling1D
 
 __all__ = ["Activation", "Add", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "ColorShift",
            "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose", "Dense", "DepthwiseConv2D", "Dropout",
-           "Embedding", "Flatten", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAveragePooling1D",
-           "GlobalAveragePooling2D", "Input", "Layer", "MaxPool1D", "MaxPool2D", "MaxPooling1D",
-           "MaxPooling2D", "Normalization", "RandomCrop", "RandomFlip", "Reshape", "SeparableConv2D",
+           "Embedding", "Flatten", "GRU", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAveragePooling1D",
+           "GlobalAveragePooling2D", "Input", "LSTM", "Layer", "MaxPool1D", "MaxPool2D", "MaxPooling1D",
+           "MaxPooling2D", "Normalization", "RandomCrop", "RandomFlip", "Reshape", "SeparableConv2D", "SimpleRNN",
            "SymbolicTensor", "UpSampling2D", "ZeroPadding2D", "from_config", "layer_class"]

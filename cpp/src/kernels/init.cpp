@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <sstream>
+#include <vector>
 
 #include "corenn/error.hpp"
 #include "corenn/random.hpp"
@@ -25,6 +26,7 @@ constexpr Named kInitializers[] = {
     {Init::he_uniform, "he_uniform"},
     {Init::glorot_normal, "glorot_normal"},
     {Init::glorot_uniform, "glorot_uniform"},
+    {Init::orthogonal, "orthogonal"},
 };
 
 [[noreturn]] void bad_fan(Init kind, const char* expected, int64_t fan_in, int64_t fan_out) {
@@ -32,6 +34,43 @@ constexpr Named kInitializers[] = {
   msg << "initializer: " << initializer_name(kind) << " needs " << expected
       << ", got fan_in=" << fan_in << ", fan_out=" << fan_out;
   throw ValueError(msg.str());
+}
+
+// The orthogonal initialiser: w viewed as an (rows, cols) matrix, rows = n / fan_in,
+// drawn normal, then its k = min(rows, cols) short-side vectors (the columns of
+// a tall matrix, the rows of a wide one) made orthonormal by modified
+// Gram–Schmidt. That is Q of the QR decomposition with R's diagonal positive,
+// the sign choice that makes Q uniformly (Haar) distributed. The work runs in
+// double (one buffer at initialisation, not in a training loop), so float32
+// weights are the rounded float64 ones, as for the other initialisers.
+template <typename T>
+void orthogonal(T* w, int64_t n, int64_t fan_in, uint64_t key) {
+  if (fan_in <= 0 || n % fan_in != 0) {
+    std::ostringstream msg;
+    msg << "initializer: orthogonal needs fan_in > 0 dividing the " << n << " values, got fan_in=" << fan_in;
+    throw ValueError(msg.str());
+  }
+  const int64_t rows = n / fan_in, cols = fan_in;
+  const bool tall = rows >= cols;
+  const int64_t k = tall ? cols : rows, m = tall ? rows : cols;
+  // a[v * m + e]: element e of vector v.
+  std::vector<double> a(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) a[i] = standard_normal(key, static_cast<uint64_t>(i));
+  for (int64_t v = 0; v < k; ++v) {
+    double* av = a.data() + v * m;
+    for (int64_t u = 0; u < v; ++u) {
+      const double* au = a.data() + u * m;
+      double dot = 0.0;
+      for (int64_t e = 0; e < m; ++e) dot += av[e] * au[e];
+      for (int64_t e = 0; e < m; ++e) av[e] -= dot * au[e];
+    }
+    double norm = 0.0;
+    for (int64_t e = 0; e < m; ++e) norm += av[e] * av[e];
+    norm = std::sqrt(norm);
+    for (int64_t e = 0; e < m; ++e) av[e] /= norm;
+  }
+  for (int64_t v = 0; v < k; ++v)
+    for (int64_t e = 0; e < m; ++e) w[tall ? e * cols + v : v * cols + e] = static_cast<T>(a[v * m + e]);
 }
 
 }  // namespace
@@ -97,6 +136,9 @@ void initialize(T* w, int64_t n, Init kind, int64_t fan_in, int64_t fan_out, dou
       normal = kind == Init::glorot_normal;
       scale = std::sqrt((normal ? 2.0 : 6.0) / static_cast<double>(fan_in + fan_out));
       break;
+    case Init::orthogonal:
+      orthogonal(w, n, fan_in, key);
+      return;
   }
   // Each value is drawn in double from (key, i) and rounded to T once, so the
   // float32 weights are exactly the rounded float64 ones, whatever the threads.

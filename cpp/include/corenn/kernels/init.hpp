@@ -4,6 +4,9 @@
 //   uniform         U(±0.05)                       Keras's "uniform" (Embedding's default)
 //   he_normal       N(0, 2 / fan_in)               he_uniform     U(±√(6 / fan_in))
 //   glorot_normal   N(0, 2 / (fan_in + fan_out))   glorot_uniform U(±√(6 / (fan_in + fan_out)))
+//   orthogonal      w viewed as (n / fan_in, fan_in): orthonormal columns (rows if fewer
+//                   rows than columns), from Gram–Schmidt on a normal matrix (Saxe et al.
+//                   2014; Keras's Orthogonal: QR with R's diagonal made positive)
 // Values are a function of (key, index) only (see random.hpp).
 #pragma once
 
@@ -12,7 +15,8 @@
 
 namespace corenn {
 
-enum class Init { zeros, ones, random_normal, uniform, he_normal, he_uniform, glorot_normal, glorot_uniform };
+enum class Init { zeros, ones, random_normal, uniform, he_normal, he_uniform, glorot_normal, glorot_uniform,
+                  orthogonal };
 
 // Throws ValueError naming the valid initialisers.
 Init parse_initializer(const std::string& name);
