@@ -14,7 +14,7 @@ def corenn_train_step(model, x, y, path="api"):
     """model.train_on_batch, or ("engine") the engine call alone: no Python-side checks."""
     if path == "engine":
         engine = model._engine
-        return lambda: engine.train_step([x], [y])
+        return lambda: engine.train_step([x], [y])[0]
     return lambda: model.train_on_batch(x, y)
 
 
@@ -22,7 +22,7 @@ def corenn_infer_step(model, x, path="api"):
     """model.predict, or ("engine") the engine call alone."""
     if path == "engine":
         engine = model._engine
-        return lambda: engine.predict([x])
+        return lambda: engine.predict([x])[0]
     return lambda: model.predict(x)
 
 
