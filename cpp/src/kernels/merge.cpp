@@ -58,7 +58,8 @@ void concat_forward(T* y, const T* const* xs, const int64_t* widths, int count, 
     for (int64_t r = lo; r < hi; ++r) {
       T* row = y + r * total;
       for (int k = 0; k < count; ++k) {
-        std::memcpy(row, xs[k] + r * widths[k], sizeof(T) * static_cast<size_t>(widths[k]));
+        // An empty input may come as a null pointer, which memcpy must not see even for 0 bytes.
+        if (widths[k] > 0) std::memcpy(row, xs[k] + r * widths[k], sizeof(T) * static_cast<size_t>(widths[k]));
         row += widths[k];
       }
     }
@@ -89,7 +90,7 @@ void concat_backward(T* dx, const T* dy, int64_t outer, int64_t offset, int64_t 
       T* dst = dx + r * width;
       if (accumulate) {
         for (int64_t j = 0; j < width; ++j) dst[j] += src[j];
-      } else {
+      } else if (width > 0) {  // as in concat_forward: no memcpy from a null pointer
         std::memcpy(dst, src, sizeof(T) * static_cast<size_t>(width));
       }
     }
