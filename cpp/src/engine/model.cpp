@@ -976,7 +976,6 @@ class Engine : public EngineBase {
   }
 
   void forward_training(const std::vector<Tensor>& x, int64_t batch, bool training, int64_t at_step) {
-    for (size_t i = 0; i < layers_.size(); ++i) layers_[i]->set_gradients(grads_.data() + offsets_[i]);
     forward(inputs_of(x), batch, training, at_step, caches_, acts_, scratch_);
   }
 

@@ -27,7 +27,10 @@ int64_t Conv2dShape::out_w() const {
   return (width + pad_left + pad_right - dilation_w * (kernel_w - 1) - 1) / stride_w + 1;
 }
 
-void validate(const Conv2dShape& s, const char* op) {
+// The checks a convolution and a transposed convolution share: every size
+// positive, no negative padding (both shapes name these fields alike).
+template <typename Shape2d>
+void validate_window(const Shape2d& s, const char* op) {
   require_positive(s.batch, op, "batch");
   require_positive(s.in_channels, op, "in_channels");
   require_positive(s.height, op, "height");
@@ -40,6 +43,10 @@ void validate(const Conv2dShape& s, const char* op) {
   const int64_t min_pad = std::min({s.pad_top, s.pad_bottom, s.pad_left, s.pad_right});
   if (min_pad < 0)
     throw ValueError(prefix(op) + "padding must be >= 0, got " + std::to_string(min_pad));
+}
+
+void validate(const Conv2dShape& s, const char* op) {
+  validate_window(s, op);
   require_positive(s.groups, op, "groups");
   if (s.in_channels % s.groups != 0)
     throw ValueError(prefix(op) + "groups=" + std::to_string(s.groups) +
@@ -65,18 +72,7 @@ int64_t ConvTranspose2dShape::out_w() const {
 }
 
 void validate(const ConvTranspose2dShape& s, const char* op) {
-  require_positive(s.batch, op, "batch");
-  require_positive(s.in_channels, op, "in_channels");
-  require_positive(s.height, op, "height");
-  require_positive(s.width, op, "width");
-  require_positive(s.out_channels, op, "out_channels");
-  require_positive(s.kernel_h, op, "kernel_h");
-  require_positive(s.kernel_w, op, "kernel_w");
-  require_positive(std::min(s.stride_h, s.stride_w), op, "stride");
-  require_positive(std::min(s.dilation_h, s.dilation_w), op, "dilation");
-  const int64_t min_pad = std::min({s.pad_top, s.pad_bottom, s.pad_left, s.pad_right});
-  if (min_pad < 0)
-    throw ValueError(prefix(op) + "padding must be >= 0, got " + std::to_string(min_pad));
+  validate_window(s, op);
   if (std::min(s.output_pad_h, s.output_pad_w) < 0)
     throw ValueError(prefix(op) + "output_padding must be >= 0, got " +
                      std::to_string(std::min(s.output_pad_h, s.output_pad_w)));
