@@ -438,7 +438,8 @@ def write_markdown(path, rows, machine, infos, settings, threads_list, elapsed, 
         w = W.WORKLOADS[name]
         L.append(f"- `{name}`: {w.description}"
                  + (f"; {w.flops / 1e6:.1f} MFLOP per call" if w.flops else ""))
-    L.append("")
+    L += ["", "Studies measured by hand (algorithm A/B comparisons, CPU-time profiles) are in "
+          "[performance-notes.md](performance-notes.md).", ""]
     with open(path, "w") as f:
         f.write("\n".join(L))
 
