@@ -258,6 +258,50 @@ def test_transfer_image_gradcheck(content_layer, style_layers, tv_weight, rng):
     assert costs["content"] > 0 and costs["style"] > 0
 
 
+def test_transfer_gradient_equals_torch_autograd_with_torch_weights(rng):
+    # Any feature model: one whose weights come from PyTorch (cn.interop), its
+    # image gradient against autograd through the same network and costs.
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.Tanh(), nn.AvgPool2d(2),
+                        nn.Conv2d(4, 5, 3, padding=1), nn.Tanh()).double()
+    L = cn.layers
+    model = cn.Sequential([L.Input((2, 6, 6)), L.Conv2D(4, 3, padding="same", activation="tanh", name="c1"),
+                           L.AveragePooling2D(2), L.Conv2D(5, 3, padding="same", activation="tanh", name="c2")],
+                          dtype="float64")
+    cn.interop.load_torch_state_dict(model, net.state_dict())
+    content, style, image = (rng.standard_normal((1, 2, 6, 6)) for _ in range(3))
+    objective = cn.style.transfer_objective(model, content, style, "c2", ["c1", "c2"],
+                                            style_weights=[0.4, 0.6], tv_weight=0.01)
+    costs, grad = objective(image)
+
+    def acts(x):
+        c1 = net[1](net[0](x))
+        return c1, net[4](net[3](net[2](c1)))
+
+    def gram(a):
+        a = a.reshape(a.shape[0], a.shape[1], -1)
+        return a @ a.transpose(1, 2)
+
+    def layer_style(a_s, a_g):
+        _, c, h, w = a_g.shape
+        return ((gram(a_s) - gram(a_g)) ** 2).sum() / (4 * c ** 2 * (h * w) ** 2)
+
+    g = torch.tensor(image, requires_grad=True)
+    with torch.no_grad():
+        a_c, a_s = acts(torch.tensor(content))[1], acts(torch.tensor(style))
+    a_g = acts(g)
+    _, c, h, w = a_g[1].shape
+    j_content = ((a_c - a_g[1]) ** 2).sum() / (4 * c * h * w)
+    j_style = 0.4 * layer_style(a_s[0], a_g[0]) + 0.6 * layer_style(a_s[1], a_g[1])
+    tv = (g[:, :, 1:] - g[:, :, :-1]).abs().sum() + (g[:, :, :, 1:] - g[:, :, :, :-1]).abs().sum()
+    j = 10 * j_content + 40 * j_style + 0.01 * tv
+    j.backward()
+    assert_close(costs["total"], j.item(), what="J against torch")
+    assert_close(grad, g.grad.numpy(), what="dJ/dimage against torch autograd")
+
+
 def test_transfer_lowers_the_cost_and_keeps_the_weights(rng):
     model = tiny_cnn("float32", seed=1)
     weights = model.get_weights()
