@@ -90,8 +90,11 @@ Model every_layer_model(DType dtype) {
   LayerSpec sum("add", "sum");
   sum.inputs = {"bn", "grouped"};
   m.add(sum);
+  LayerSpec diff("subtract", "diff");
+  diff.inputs = {"sum", "bn"};
+  m.add(diff);
   LayerSpec cat = LayerSpec("concatenate", "cat").set("axis", -3);
-  cat.inputs = {"sum", "bn"};
+  cat.inputs = {"diff", "bn"};
   m.add(cat);
   m.add(LayerSpec("dropout").set("rate", 0.25));
   m.add(LayerSpec("global_avg_pool2d"));
@@ -102,6 +105,7 @@ Model every_layer_model(DType dtype) {
   m.add(LayerSpec("max_pool1d").set("kernel_size", {2}).set("padding", "same"));
   m.add(LayerSpec("global_avg_pool1d"));
   m.add(LayerSpec("flatten"));
+  m.add(LayerSpec("unit_normalization").set("epsilon", 1e-6));
   m.add(LayerSpec("activation").set("activation", "leaky_relu").set("alpha", 0.3));
   LayerSpec frozen = LayerSpec("dense").set("units", 5).set("activation", "sigmoid");
   frozen.trainable = false;
