@@ -25,6 +25,7 @@ LAYER_CASES = {
                        kernel_initializer=cn.initializers.RandomNormal(0.3),
                        kernel_regularizer=cn.regularizers.L1L2(0.01, 0.02))], (5,)),
     "activation": ([L.Activation("softmax")], (2, 3)),
+    "softmax": ([L.Softmax(axis=1), L.Softmax()], (3, 2, 4)),
     "dropout": ([L.Dropout(0.4), L.Dense(3)], (6,)),
     "flatten": ([L.Flatten(), L.Dense(2, activation="sigmoid")], (2, 3, 4)),
     "reshape": ([L.Reshape((4, -1)), L.Activation("tanh")], (2, 3, 4)),
@@ -47,6 +48,7 @@ LAYER_CASES = {
     "add_concatenate": ([L.Dense(4)], (4,)),  # replaced by a graph in layer_model
     "subtract": ([L.Dense(3)], (3,)),  # replaced by a graph in layer_model
     "unit_normalization": ([L.Conv2D(3, 2), L.UnitNormalization(axis=1, epsilon=1e-6)], (2, 4, 4)),
+    "dot": ([L.Dense(4)], (3, 4)),  # replaced by a graph in layer_model
     "normalization": ([L.Normalization([1.0, -2.0, 0.5], [4.0, 0.25, 1.0]), L.Dense(2)], (3,)),
     "conv1d": ([L.Conv1D(4, 3, strides=2, padding="causal", dilation_rate=2, groups=2, activation="tanh",
                          bias_initializer="ones")], (2, 9)),
@@ -80,6 +82,11 @@ def layer_model(case, dtype="float32"):
         x = L.Input(shape, name="x")
         d = L.Subtract(name="d")([L.Dense(3, name="f")(x), x])
         return cn.Model(x, L.Dense(2, name="head")(L.Activation("abs", name="abs")(d)), dtype=dtype)
+    if case == "dot":  # a sequence's cosine self-similarity (3, 3), then that times the sequence (3, 4)
+        x = L.Input(shape, name="x")
+        s = L.Dot(axes=2, normalize=True, name="cos")([x, x])
+        out = L.Dot(axes=1, name="d")([s, x])
+        return cn.Model(x, L.Dense(2, name="o")(L.Flatten(name="g")(out)), dtype=dtype)
     fresh = [type(l).from_config(l.get_config()) for l in layers]  # new names per model
     model = cn.Sequential([L.Input(shape), *fresh], dtype=dtype)
     model.build()
