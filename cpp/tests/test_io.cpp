@@ -238,7 +238,7 @@ TEST(io_every_layer_round_trips_bit_for_bit) {
           (std::vector<std::string>{"depthwise_kernel", "pointwise_kernel", "bias"}));
     CHECK(loaded.weight_names(13) ==
           (std::vector<std::string>{"gamma", "beta", "moving_mean", "moving_variance"}));
-    CHECK(loaded.get_weights(19)[0].shape() == (Shape{4, 2, 2}));  // conv1d: PyTorch's Conv1d layout
+    CHECK(loaded.get_weights(20)[0].shape() == (Shape{4, 2, 2}));  // conv1d: PyTorch's Conv1d layout
     CHECK(dir.entries() == std::vector<std::string>{"every.corenn"});
   }
 }
