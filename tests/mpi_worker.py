@@ -61,7 +61,7 @@ def run(out):
     x, y = data(TRAJECTORY["n"])
     for name in ("sgd", "adam"):
         model = mlp(optimizer(name))
-        model.fit(x, y, batch_size=TRAJECTORY["batch"], epochs=TRAJECTORY["epochs"], shuffle=False, verbose=0)
+        model.fit(x, y, batch_size=TRAJECTORY["batch"], epochs=TRAJECTORY["epochs"], verbose=0)  # shuffled
         loss, grads = model.compute_gradients(x[r::2], y[r::2])
         np.savez(f"{out}/{name}_rank{r}.npz", params=model._engine.get_parameters(), steps=model._engine.steps,
                  loss=loss, **{f"grad{k}": g for k, g in enumerate(grads)})

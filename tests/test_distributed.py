@@ -58,8 +58,8 @@ def test_two_ranks_of_batch_b_follow_one_process_of_batch_2b(ranks, name):
     saved, _ = ranks
     x, y = worker.data(worker.TRAJECTORY["n"])
     one = worker.mlp(worker.optimizer(name))
-    one.fit(x, y, batch_size=2 * worker.TRAJECTORY["batch"], epochs=worker.TRAJECTORY["epochs"],
-            shuffle=False, verbose=0)
+    # Shuffled: one process seeded as rank 0 draws the permutations the ranks share.
+    one.fit(x, y, batch_size=2 * worker.TRAJECTORY["batch"], epochs=worker.TRAJECTORY["epochs"], verbose=0)
     r0, r1 = saved[name]
     assert int(r0["steps"]) == int(r1["steps"]) == one._engine.steps == 20
     assert np.array_equal(r0["params"], r1["params"])  # the replicas never drift apart
@@ -134,3 +134,16 @@ def test_the_ci_installs_the_pinned_extra():
     with open(os.path.join(ROOT, ".ci", "run")) as f:
         ci = f.read()
     assert f"pip install {' '.join(extra)}" in ci
+
+
+def test_the_example_reaches_the_accuracy_of_one_process():
+    pytest.importorskip("sklearn", reason="the example trains on scikit-learn's digits")
+    args = ["-m", "corenn.examples.distributed", "--epochs", "3"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    two = subprocess.run([_mpiexec(), "-n", "2", sys.executable, "-m", "mpi4py", *args], env=env,
+                         capture_output=True, text=True, timeout=180)
+    one = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=180)
+    accuracy = [re.search(r"test accuracy: ([0-9.]+)", run.stdout) for run in (two, one)]
+    assert all(accuracy), two.stdout + two.stderr + one.stdout + one.stderr
+    assert accuracy[0].group(1) == accuracy[1].group(1)
+    assert "rank 0/2: " in two.stdout and "rank 1/2: " in two.stdout  # each rank's throughput

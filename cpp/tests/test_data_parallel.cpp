@@ -131,7 +131,7 @@ TEST(data_parallel_non_finite_reduced_gradients_skip_the_step_everywhere) {
   Model m = mlp(5);
   const Batch b(30);
   const Tensor before = m.get_parameters();
-  m.compute_gradients(b.x, b.y);
+  m.compute_gradients({b.x}, {b.y});
   m.gradient_arena().data_as<double>()[0] = std::nan("");  // another replica's overflow
   CHECK(!m.apply_gradients(1.0 / 8.0));
   CHECK(m.steps() == 0);

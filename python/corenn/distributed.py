@@ -8,8 +8,8 @@ data-parallel across the K processes (ranks), as Horovod and PyTorch's DDP do:
 - start: parameters, batch norm statistics and optimizer state are broadcast
   from rank 0 (so ranks seeded differently start identical); each rank draws
   its own dropout masks (rank 0 keeps its key, the others derive theirs);
-- data: every rank shuffles with the same permutation, drawn from a seed
-  broadcast by rank 0 and the epoch; global batch s is rows
+- data: every rank shuffles with the same permutation, seeded each epoch by
+  rank 0's draw from its generator (one process seeded alike draws the same); global batch s is rows
   [s·K·B, (s+1)·K·B) of it and rank r takes every K-th row from the r-th,
   so all ranks take the same number of steps (a rank whose share of the last
   batch is empty still joins the reduction);
@@ -137,15 +137,10 @@ def average_state(model):
         model._engine.set_state(state)
 
 
-def shuffle_seed(_next_key):
-    """The permutation seed of one fit: rank 0's draw, on every rank (each
-    rank draws too, so the global generators stay in step)."""
-    return _comm.bcast(int(_next_key()), root=0)
-
-
-def epoch_order(n, seed, epoch, shuffle):
-    """The same permutation of n rows on every rank, from (seed, epoch)."""
-    return np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+def shuffle_seed(next_key):
+    """An epoch's permutation seed: rank 0's draw, on every rank (each rank
+    draws too, so the global generators stay in step)."""
+    return _comm.bcast(int(next_key()), root=0)
 
 
 def shard(order, batch_size):

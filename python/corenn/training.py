@@ -308,20 +308,23 @@ def _fit_loop(model, xs, ys, w, batch_size, epochs, validation_data, shuffle, cb
     batches = (n + batch_size - 1) // batch_size
     with_outputs = any(model._output_metrics)
     parallel = distributed.active()  # each rank trains on its shard (corenn/distributed.py)
-    if parallel:
-        seed, span = distributed.shuffle_seed(_core.next_key), distributed.size() * batch_size
+    # Each epoch's permutation is seeded by a draw from the global generator;
+    # under data parallelism by rank 0's draw, so all ranks (and one process
+    # with the same corenn.seed) shuffle alike.
+    draw = distributed.shuffle_seed if parallel else lambda next_key: next_key()
+    span = distributed.size() * batch_size
     step = distributed.train_step if parallel else _engine_step
     for cb in cbs:
         cb.on_train_begin()
     for epoch in range(epochs):
         for cb in cbs:
             cb.on_epoch_begin(epoch)
-        if parallel:
-            rows, batches = distributed.shard(distributed.epoch_order(n, seed, epoch, shuffle), batch_size)
+        order = np.random.default_rng(draw(_core.next_key)).permutation(n) if shuffle else None
+        if parallel:  # this rank's share of every global batch
+            rows, batches = distributed.shard(np.arange(n) if order is None else order, batch_size)
             xe, ye, we = _rows(xs, rows), _rows(ys, rows), None if w is None else w[rows]
         elif shuffle:
             # One gather per epoch; the batches are then contiguous views.
-            order = np.random.default_rng(_core.next_key()).permutation(n)
             xe, ye = _rows(xs, order), _rows(ys, order)
             we = None if w is None else w[order]
         else:
