@@ -42,7 +42,10 @@ def workloads():
 
 def slowest_median(comm, seconds):
     """The median over steps of the slowest rank's time."""
-    return float(np.median(comm.allreduce(np.asarray(seconds), op=distributed._MPI.MAX)))
+    mine = np.asarray(seconds, dtype=np.float64)
+    slowest = np.empty_like(mine)
+    comm.Allreduce(mine, slowest, op=distributed._MPI.MAX)
+    return float(np.median(slowest))
 
 
 def measure(comm, build, data, steps):
