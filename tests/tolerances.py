@@ -160,3 +160,12 @@ WINOGRAD_GRADCHECK = 1e-5
 # gradient leaves the loss 10-100x higher after 4 epochs.
 WINOGRAD_TRAINING = {"train_loss": dict(rtol=5e-2, atol=1e-3), "test_loss": dict(rtol=0.3, atol=0.0),
                      "accuracy": 0.04}
+
+# Data parallelism (tests/test_distributed.py): 2 ranks × batch B against one
+# process with batch 2B, max |Δw| after 20 steps. The ranks' gradients are
+# averaged from two half-batch sums instead of one, so each step's gradient
+# differs by a few float32 roundings (~1e-7 relative) and the weights by far
+# less than the issue's bound of 1e-6; a wrong weighting of the shards (the
+# mean of means on uneven shards, a gradient summed instead of averaged) moves
+# them by >= 1e-3.
+DATA_PARALLEL_TRAJECTORY = 1e-6

@@ -357,6 +357,7 @@ void bind_model(py::module_& m) {
       .def_property_readonly("num_layers", &Model::num_layers)
       .def("layer_index", &Model::layer_index)
       .def_property_readonly("steps", &Model::steps)
+      .def_property("dropout_key", &Model::dropout_key, &Model::set_dropout_key)
       .def("layer_name", [](const Model& self, size_t i) { return self.layer_spec(i).name; })
       .def("layer_config", [](const Model& self, size_t i) { return layer_config(self.layer_spec(i)); })
       .def("weight_names", &Model::weight_names)
@@ -435,6 +436,41 @@ void bind_model(py::module_& m) {
              return py::make_tuple(loss, to_numpy(std::move(grads)));
            },
            py::arg("xs"), py::arg("ys"), py::arg("sample_weight") = py::none())
+      .def("compute_gradients",
+           [](Model& self, const py::list& xs, const py::list& ys, const py::object& sample_weight,
+              bool with_outputs) -> py::object {
+             auto xa = input_args(self, xs, "compute_gradients");
+             auto ya = target_args(self, ys, "compute_gradients");
+             auto wa = weight_arg(self, sample_weight, "compute_gradients");
+             std::vector<Tensor> outs;
+             std::vector<double> per_output;
+             double loss;
+             {
+               ReleaseGil nogil;
+               loss = self.compute_gradients(tensors_of(xa), tensors_of(ya), wa ? &wa->tensor : nullptr,
+                                             &per_output, with_outputs ? &outs : nullptr);
+             }
+             if (!with_outputs) return py::make_tuple(loss, losses_to_list(per_output));
+             return py::make_tuple(loss, losses_to_list(per_output), tensors_to_list(std::move(outs)));
+           },
+           py::arg("xs"), py::arg("ys"), py::arg("sample_weight") = py::none(), py::arg("with_outputs") = false,
+           "loss, per-output losses[, outputs]; the gradient arena left in summable form")
+      .def(
+          "gradient_arena",
+          [](py::object self_obj) {
+            // A view of the engine's memory: the array keeps the engine alive.
+            Tensor t = self_obj.cast<Model&>().gradient_arena();
+            std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(t.size())};
+            if (t.dtype() == DType::float32) return py::array(py::array_t<float>(shape, t.data_as<float>(), self_obj));
+            return py::array(py::array_t<double>(shape, t.data_as<double>(), self_obj));
+          },
+          "the gradient arena (count_params + 2 values) as a writable view, valid until the next build")
+      .def("apply_gradient_arena",
+           [](Model& self, double scale) {
+             ReleaseGil nogil;
+             return self.apply_gradients(scale);
+           },
+           py::arg("scale"), "one optimizer step with scale times the gradient arena")
       .def("apply_gradients",
            [](Model& self, const py::array& flat) {
              TensorArg fa = tensor_arg(flat, self.dtype(), "apply_gradients", "gradients");

@@ -37,7 +37,7 @@ from ._runtime import get_conv_algorithm, get_num_threads, seed, set_conv_algori
 from . import _threadpool  # noqa: E402
 
 _threadpool.register()
-from . import callbacks, data, decoding, detection, diagnostics, initializers, interop, layers  # noqa: E402
+from . import callbacks, data, decoding, detection, diagnostics, distributed, initializers, interop, layers  # noqa: E402
 from . import losses, metrics, ops, optimizers, regularizers, style, text, tuning  # noqa: E402
 from .gradient_check import gradient_check  # noqa: E402
 from .layers import clear_session  # noqa: E402
@@ -46,6 +46,6 @@ from . import applications  # noqa: E402  (after models: its blocks build Models
 from ._install import get_cmake_dir  # noqa: E402
 
 __all__ = ["Model", "Sequential", "__version__", "applications", "callbacks", "clear_session", "data", "decoding",
-           "detection", "diagnostics", "get_cmake_dir", "get_conv_algorithm", "get_num_threads", "gradient_check", "initializers",
+           "detection", "diagnostics", "distributed", "get_cmake_dir", "get_conv_algorithm", "get_num_threads", "gradient_check", "initializers",
            "interop", "layers", "load_model", "losses",
            "metrics", "ops", "optimizers", "regularizers", "seed", "set_conv_algorithm", "set_num_threads", "style", "text", "tuning"]

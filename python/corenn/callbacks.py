@@ -12,7 +12,7 @@ import math
 import os
 import sys
 
-from . import _validate
+from . import _validate, distributed
 from .optimizers.schedules import LearningRateSchedule
 
 
@@ -32,7 +32,8 @@ class Callback:
 
 
 def _say(owner, message):
-    print(f"{owner}: {message}", file=sys.stderr)
+    if distributed.is_chief():  # data-parallel training: rank 0 alone reports
+        print(f"{owner}: {message}", file=sys.stderr)
 
 
 class History(Callback):
@@ -313,10 +314,12 @@ class CSVLogger(Callback):
 
     def on_train_begin(self, logs=None):
         self._keys = None
-        if not self.append:
+        if not self.append and distributed.is_chief():  # rank 0 alone writes
             open(self.filename, "w").close()
 
     def on_epoch_end(self, epoch, logs=None):
+        if not distributed.is_chief():
+            return
         logs = logs or {}
         if self._keys is None:
             self._keys = list(logs)

@@ -14,7 +14,7 @@ so a file written by a C++ program loads too.
 import json
 import os
 
-from . import _core, losses, metrics as metrics_module
+from . import _core, distributed, losses, metrics as metrics_module
 from . import optimizers as optimizers_module
 from .layers import _init_parameters
 from .optimizers import schedules
@@ -91,6 +91,10 @@ def _metric(name, custom_objects):
 
 def save_model(model, path, include_optimizer=True):
     model._ensure_built()
+    if distributed.active():  # every rank averages its statistics; rank 0 alone writes
+        distributed.average_state(model)
+        if not distributed.is_chief():
+            return
     python = {"name": model.name, **model._structure()}
     if include_optimizer and model._losses is not None:
         python["optimizer"] = _class_config(model._optimizer)

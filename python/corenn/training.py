@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from . import _core, _validate, callbacks as callbacks_module
+from . import _core, _validate, callbacks as callbacks_module, distributed
 
 
 def _as_array(owner, name, value):
@@ -227,6 +227,9 @@ def train_on_batch(model, x, y, sample_weight=None, class_weight=None):
                          _sample_weight(model, "train_on_batch", sample_weight, len(xs[0])),
                          class_weight)
     _set_learning_rate(model)
+    if distributed.active():
+        distributed.ensure_broadcast(model)
+        return float(distributed.train_step(model, xs, ys, w, False)[0])
     return float(model._engine.train_step(xs, ys, w)[0])
 
 
@@ -267,6 +270,9 @@ def fit(model, x, y, batch_size=32, epochs=1, validation_data=None, validation_s
             raise TypeError(f"fit: callbacks must be Callback instances, got {cb!r}")
         cb.set_model(model)
     model.stop_training = False
+    if distributed.active():  # every rank starts from rank 0's model; rank 0 alone reports
+        distributed.broadcast_model(model)
+        verbose = verbose if distributed.is_chief() else 0
     # Anything that fails mid-way (a callback, a bad schedule value) leaves
     # the model as it was before fit: weights, batch norm statistics,
     # optimizer state and step count.
@@ -301,20 +307,30 @@ def _fit_loop(model, xs, ys, w, batch_size, epochs, validation_data, shuffle, cb
     n = len(xs[0])
     batches = (n + batch_size - 1) // batch_size
     with_outputs = any(model._output_metrics)
+    parallel = distributed.active()  # each rank trains on its shard (corenn/distributed.py)
+    # Each epoch's permutation is seeded by a draw from the global generator;
+    # under data parallelism by rank 0's draw, so all ranks (and one process
+    # with the same corenn.seed) shuffle alike.
+    draw = distributed.shuffle_seed if parallel else lambda next_key: next_key()
+    span = distributed.size() * batch_size
+    step = distributed.train_step if parallel else _engine_step
     for cb in cbs:
         cb.on_train_begin()
     for epoch in range(epochs):
         for cb in cbs:
             cb.on_epoch_begin(epoch)
-        if shuffle:
+        order = np.random.default_rng(draw(_core.next_key)).permutation(n) if shuffle else None
+        if parallel:  # this rank's share of every global batch
+            rows, batches = distributed.shard(np.arange(n) if order is None else order, batch_size)
+            xe, ye, we = _rows(xs, rows), _rows(ys, rows), None if w is None else w[rows]
+        elif shuffle:
             # One gather per epoch; the batches are then contiguous views.
-            order = np.random.default_rng(_core.next_key()).permutation(n)
             xe, ye = _rows(xs, order), _rows(ys, order)
             we = None if w is None else w[order]
         else:
             xe, ye, we = xs, ys, w
         started = time.perf_counter()
-        total_loss, seen, outputs = 0.0, 0, []
+        total_loss, seen, examples, outputs = 0.0, 0, 0, []
         output_totals = [0.0] * len(ys)  # logged for several outputs only
         bar = _progress(batches, f"Epoch {epoch + 1}/{epochs}", verbose)
         for b in range(batches):
@@ -323,12 +339,14 @@ def _fit_loop(model, xs, ys, w, batch_size, epochs, validation_data, shuffle, cb
             batch = slice(b * batch_size, (b + 1) * batch_size)
             xb, yb, wb = _rows(xe, batch), _rows(ye, batch), None if we is None else we[batch]
             _set_learning_rate(model)
-            result = model._engine.train_step(xb, yb, wb, with_outputs)
+            result = step(model, xb, yb, wb, with_outputs)
             loss, per_output = result[0], result[1]
             if with_outputs:
                 outputs.append(result[2])
             size = len(xb[0])
-            total_loss += loss * size
+            behind = min(span, n - b * span) if parallel else size  # the examples `loss` is the mean of
+            total_loss += loss * behind
+            examples += behind
             if len(ys) > 1:
                 output_totals = [t + v * size for t, v in zip(output_totals, per_output)]
             seen += size
@@ -340,8 +358,12 @@ def _fit_loop(model, xs, ys, w, batch_size, epochs, validation_data, shuffle, cb
             if model.stop_training:  # e.g. TerminateOnNaN: not one more update
                 break
         joined = [np.concatenate([o[k] for o in outputs]) for k in range(len(ys))] if outputs else []
-        logs = _logs(model, total_loss / seen, [t / seen for t in output_totals], joined,
-                     _rows(ye, slice(None, seen)))
+        targets = _rows(ye, slice(None, seen))
+        if parallel:  # the logs of all the ranks' examples, the same on every rank
+            *output_totals, seen = distributed.sum_over_ranks([*output_totals, seen])
+            joined, targets = distributed.gather_rows(joined), distributed.gather_rows(targets)
+            distributed.average_state(model)
+        logs = _logs(model, total_loss / examples, [t / seen for t in output_totals], joined, targets)
         if validation_data is not None:
             xv, yv, wv = validation_data
             val = _evaluate_arrays(model, xv, yv, max(batch_size, 256), wv)
@@ -361,18 +383,40 @@ def _fit_loop(model, xs, ys, w, batch_size, epochs, validation_data, shuffle, cb
         cb.on_train_end()
 
 
+def _engine_step(model, xb, yb, wb, with_outputs):
+    return model._engine.train_step(xb, yb, wb, with_outputs)
+
+
 def evaluate(model, x, y, batch_size=256, verbose=0, sample_weight=None):
     """Model.evaluate (its docstring says what it does)."""
     model._require_compiled("evaluate")
     batch_size = _validate.integer("evaluate", "batch_size", batch_size, minimum=1)
     xs, ys = prepare(model, "evaluate", x, y)
     sample_weight = _sample_weight(model, "evaluate", sample_weight, len(xs[0]))
+    if distributed.active():
+        distributed.average_state(model)
     return _evaluate_arrays(model, xs, ys, batch_size, sample_weight)
 
 
 def _evaluate_arrays(model, xs, ys, batch_size, sample_weight=None):
     n = len(xs[0])
-    total, output_totals, outputs = 0.0, [0.0] * len(ys), []
+    if not distributed.active():
+        total, output_totals, joined = _evaluate_sums(model, xs, ys, batch_size, sample_weight)
+    else:  # each rank evaluates every K-th row; the sums and outputs are gathered
+        mine, order = distributed.evaluate_shard(n)
+        total, output_totals, joined = _evaluate_sums(
+            model, _rows(xs, mine), _rows(ys, mine), batch_size,
+            None if sample_weight is None else sample_weight[mine])
+        total, *output_totals = distributed.sum_over_ranks([total, *output_totals])
+        joined, ys = distributed.gather_rows(joined), _rows(ys, order)
+    return _logs(model, total / n, [t / n for t in output_totals], joined, ys)
+
+
+def _evaluate_sums(model, xs, ys, batch_size, sample_weight):
+    """Σ loss·batch, Σ output loss·batch and the outputs over xs in batches."""
+    n = len(xs[0])
+    total, output_totals = 0.0, [0.0] * len(ys)
+    outputs = [[np.zeros((0, *o.shape[1:]), model.dtype) for o in model._outputs]]
     for start in range(0, n, batch_size):
         rows = slice(start, start + batch_size)
         wb = None if sample_weight is None else sample_weight[rows]
@@ -381,8 +425,7 @@ def _evaluate_arrays(model, xs, ys, batch_size, sample_weight=None):
         total += loss * size
         output_totals = [t + v * size for t, v in zip(output_totals, per_output)]
         outputs.append(out)
-    joined = [np.concatenate([o[k] for o in outputs]) for k in range(len(ys))]
-    return _logs(model, total / n, [t / n for t in output_totals], joined, ys)
+    return total, output_totals, [np.concatenate([o[k] for o in outputs]) for k in range(len(ys))]
 
 
 def _structured_outputs(model, arrays):
@@ -434,7 +477,11 @@ def compute_gradients(model, x, y, sample_weight=None):
     model._require_compiled("compute_gradients")
     xs, ys = prepare(model, "compute_gradients", x, y)
     w = _sample_weight(model, "compute_gradients", sample_weight, len(xs[0]))
-    loss, flat = model._engine.loss_and_gradients(xs, ys, w)
+    if distributed.active():  # the mean over every rank's batch
+        distributed.ensure_broadcast(model)
+        loss, flat = distributed.compute_gradients(model, xs, ys, w)
+    else:
+        loss, flat = model._engine.loss_and_gradients(xs, ys, w)
     return float(loss), [flat[o:o + _size(s)].reshape(s).copy() for o, s in model._trainable_layout()]
 
 

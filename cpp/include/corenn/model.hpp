@@ -240,6 +240,37 @@ class Model {
   // layout): train_step is loss_and_gradients then this. Returns false, with
   // nothing changed, when a gradient is NaN or infinite.
   bool apply_gradients(const Tensor& gradients);
+  // Data parallelism (docs/distributed.md). train_step is these three steps:
+  // compute_gradients runs forward and backward of the batch into the
+  // gradient arena, in the form replicas add up: each gradient times the
+  // batch size, followed by kReductionSlots values, batch·loss and batch.
+  // A reduction sums the arenas of all replicas in place (MPI_Allreduce with
+  // MPI_SUM and MPI_IN_PLACE); apply_gradients(scale) with scale = 1 / (the
+  // summed batch, arena[count_params() + 1]) then makes one optimizer step
+  // with the exact mean gradient over every replica's examples, whatever the
+  // batch of each. It returns false, with nothing changed (batch norm
+  // statistics put back), when a gradient is NaN or infinite. compute_gradients
+  // returns this batch's loss; the global one is arena[count_params()] · scale.
+  double compute_gradients(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+                           const Tensor* sample_weight = nullptr, std::vector<double>* output_losses = nullptr,
+                           std::vector<Tensor>* outputs = nullptr);
+  static constexpr int64_t kReductionSlots = 2;
+  // A view (no copy) of the gradient arena: count_params() + kReductionSlots
+  // values of the model's dtype, valid while the model lives and is not rebuilt.
+  Tensor gradient_arena();
+  bool apply_gradients(double scale);
+  // A reducer makes train_step and loss_and_gradients data-parallel without
+  // corenn linking MPI: it is called once per step, between backward and the
+  // update, with the summable arena (as compute_gradients leaves it) and must
+  // replace it by its sum over the replicas. The step then uses the mean
+  // gradient and returns the mean loss over all replicas' examples (the
+  // per-output losses and outputs stay this replica's). An empty function
+  // (the default) turns it off; the single-process step makes no extra pass.
+  //   m.set_gradient_reducer([comm](corenn::Tensor& arena) {
+  //     MPI_Allreduce(MPI_IN_PLACE, arena.data(), arena.size(), MPI_FLOAT, MPI_SUM, comm);
+  //   });
+  using GradientReducer = std::function<void(Tensor& arena)>;
+  void set_gradient_reducer(GradientReducer reducer);
   // Loss in inference mode (no dropout), including regularisation, plus outputs.
   double evaluate(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
                   const Tensor* sample_weight = nullptr, std::vector<double>* output_losses = nullptr,

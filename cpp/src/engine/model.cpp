@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "backend/gemm.hpp"
+#include "backend/parallel.hpp"
 #include "corenn/error.hpp"
 #include "corenn/kernels/loss.hpp"
 #include "corenn/kernels/merge.hpp"
@@ -107,6 +108,12 @@ class EngineBase {
                             const Tensor* weight, bool update, Tensor* gradients,
                             std::vector<double>* output_losses, std::vector<Tensor>* outputs) = 0;
   virtual bool apply_gradients(const Tensor& gradients) = 0;
+  virtual double compute_gradients(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+                                   const Tensor* weight, std::vector<double>* output_losses,
+                                   std::vector<Tensor>* outputs) = 0;
+  virtual Tensor gradient_arena() = 0;
+  virtual bool apply_gradients(double scale) = 0;
+  Model::GradientReducer reducer;
   virtual double evaluate(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
                           const Tensor* weight, std::vector<double>* output_losses,
                           std::vector<Tensor>* outputs) const = 0;
@@ -471,7 +478,9 @@ class Engine : public EngineBase {
     layers_ = std::move(plan.layers);
     graph = std::move(plan.graph);
     offsets_ = std::move(offsets);
-    grads_.assign(static_cast<size_t>(total), T(0));
+    n_grads_ = static_cast<size_t>(total);
+    grads_.assign(n_grads_ + Model::kReductionSlots, T(0));
+    pending_ = false;
     for (size_t i = 0; i < layers_.size(); ++i) {
       if (plan.fresh[i]) {
         layers_[i]->bind(arena, arena->parameters.data() + own_offsets[i],
@@ -504,7 +513,7 @@ class Engine : public EngineBase {
     specs.at(layer).trainable = trainable;
     if (built) layers_.at(layer)->spec().trainable = trainable;
   }
-  int64_t count_params() const override { return static_cast<int64_t>(grads_.size()); }
+  int64_t count_params() const override { return static_cast<int64_t>(n_grads_); }
   int64_t count_state(size_t layer) const override { return layers_.at(layer)->state_count(); }
 
   std::vector<Tensor> get_weights(size_t layer) const override {
@@ -560,7 +569,7 @@ class Engine : public EngineBase {
   }
 
   void compile() override {
-    const size_t n = grads_.size();
+    const size_t n = n_grads_;
     // Optimizer state starts at zero (SGD velocity, RMSprop's square average, Adam's moments).
     const bool two = optimizer.kind == "adam" || optimizer.kind == "adamw";
     const bool one = two || optimizer.kind == "rmsprop" || optimizer.sgd.momentum != 0.0;
@@ -577,56 +586,82 @@ class Engine : public EngineBase {
   double train_step(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor* weight,
                     bool update, Tensor* gradients, std::vector<double>* output_losses,
                     std::vector<Tensor>* outputs) override {
-    const int64_t batch = check_batch(update ? "train_step" : "loss_and_gradients", x, y, weight);
-    // The step runs to the end or changes nothing. The forward pass moves
-    // batch norm's statistics (in a gradient request too, as a training step
-    // would); a skipped or failed step puts them back (the state arena is small).
-    vjp_valid_ = false;
-    save_state();
-    const int64_t width = batch * graph.max_width;
-    std::vector<double> per_output;
-    double loss_value;
-    // A layer refusing its input (a token id out of range) or a custom loss
-    // throwing ends the step with nothing changed.
-    try {
-      forward_training(x, batch, true, step);
-      start_backward(width);
-      loss_value = seed_loss_gradients(y, weight, batch, width, per_output);
-    } catch (...) {
-      restore_state();
-      throw;
+    int64_t batch = 0;
+    double loss_value = forward_backward(update ? "train_step" : "loss_and_gradients", x, y, weight, update,
+                                         output_losses, outputs, batch);
+    if (reducer) {  // data parallelism: the exact mean over every replica's examples
+      to_summable(batch, loss_value);
+      try {
+        loss_value = reduce();
+      } catch (...) {
+        restore_state();
+        pending_ = false;
+        throw;
+      }
+      if (!update) scale_gradients(T(1) / grads_[n_grads_ + 1]);
     }
-    if (outputs) *outputs = copy_outputs(acts_, batch);
-    if (output_losses) *output_losses = per_output;
-
-    // Only the gradients an update uses are computed: none for frozen layers
-    // or for what lies below them alone. A plain gradient request (gradient
-    // checking) gets every parameter's.
-    mark_wanted(!update, false);
-    backward(batch, width);
-    for (auto& l : layers_) loss_value += l->penalty(true);
-
-    if (gradients) *gradients = flat_copy(grads_);
-    if (!update) return loss_value;
+    if (gradients) *gradients = flat_copy(grads_, n_grads_);
+    if (!update) {
+      pending_ = false;
+      return loss_value;
+    }
     // A NaN or infinite loss or gradient (an overflow, a diverging learning
     // rate, NaN in x) would write NaN into the weights and the optimizer's
     // moments for good: the update is skipped instead, the model is left as
     // it was, and the step reports NaN (TerminateOnNaN stops on it).
-    if (!std::isfinite(loss_value) || !all_finite(grads_.data(), static_cast<int64_t>(grads_.size()))) {
+    if (!std::isfinite(loss_value) || !all_finite(grads_.data(), static_cast<int64_t>(n_grads_))) {
       restore_state();
+      pending_ = false;
       return std::numeric_limits<double>::quiet_NaN();
     }
+    pending_ = false;
     ++step;
+    if (reducer) scale_gradients(T(1) / grads_[n_grads_ + 1]);
     apply_optimizer();
     return loss_value;
   }
 
   bool apply_gradients(const Tensor& gradients) override {
     if (!built || !compiled) throw ValueError("apply_gradients: the model is not built and compiled");
-    flat_assign("apply_gradients", grads_, gradients);
+    if (gradients.dtype() != dtype_of<T>() || gradients.size() != static_cast<int64_t>(n_grads_))
+      throw ShapeError("apply_gradients: expected " + std::to_string(n_grads_) + " " + dtype_name(dtype_of<T>()) +
+                       " values, got " + std::to_string(gradients.size()) + " " + dtype_name(gradients.dtype()));
+    std::memcpy(grads_.data(), gradients.data_as<T>(), sizeof(T) * n_grads_);
+    pending_ = false;  // gradients from elsewhere: the batch norm statistics stay as they are
+    return apply_gradients(1.0);
+  }
+
+  // The split of a data-parallel step: compute_gradients leaves the arena in
+  // the form replicas add up (each gradient times the batch, then the slots
+  // batch·loss and batch); a reduction sums the arenas; apply_gradients(scale)
+  // with scale = 1 / (summed batch) makes that the mean over all examples.
+  double compute_gradients(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor* weight,
+                           std::vector<double>* output_losses, std::vector<Tensor>* outputs) override {
+    int64_t batch = 0;
+    const double loss_value =
+        forward_backward("compute_gradients", x, y, weight, true, output_losses, outputs, batch);
+    to_summable(batch, loss_value);
+    return loss_value;
+  }
+
+  Tensor gradient_arena() override {
+    if (!built) throw ValueError("gradient_arena: the model is not built");
+    return Tensor::view(grads_.data(), {static_cast<int64_t>(grads_.size())});
+  }
+
+  bool apply_gradients(double scale) override {
+    if (!built || !compiled) throw ValueError("apply_gradients: the model is not built and compiled");
+    if (!(scale >= 0.0 && std::isfinite(scale)))
+      throw ValueError("apply_gradients: scale must be finite and >= 0, got " + std::to_string(scale));
     vjp_valid_ = false;
-    if (!all_finite(grads_.data(), static_cast<int64_t>(grads_.size()))) return false;
+    const bool pending = pending_;
+    pending_ = false;
+    if (!all_finite(grads_.data(), static_cast<int64_t>(n_grads_))) {
+      if (pending) restore_state();  // the batch norm statistics of the skipped step
+      return false;
+    }
     ++step;
+    if (scale != 1.0) scale_gradients(static_cast<T>(scale));
     apply_optimizer();
     return true;
   }
@@ -779,9 +814,10 @@ class Engine : public EngineBase {
   }
 
  private:
-  static Tensor flat_copy(const std::vector<T>& arena) {
-    Tensor t({static_cast<int64_t>(arena.size())}, dtype_of<T>());
-    std::memcpy(t.data_as<T>(), arena.data(), sizeof(T) * arena.size());
+  static Tensor flat_copy(const std::vector<T>& arena) { return flat_copy(arena, arena.size()); }
+  static Tensor flat_copy(const std::vector<T>& arena, size_t n) {
+    Tensor t({static_cast<int64_t>(n)}, dtype_of<T>());
+    std::memcpy(t.data_as<T>(), arena.data(), sizeof(T) * n);
     return t;
   }
 
@@ -824,6 +860,74 @@ class Engine : public EngineBase {
       if (k) std::memcpy(slice_data(i, state), in, sizeof(T) * static_cast<size_t>(k));
       in += k;
     }
+  }
+
+  // Forward, losses and backward of one batch into the gradient arena; the
+  // batch norm statistics move and are kept in state_before_ (pending_) until
+  // an update takes them or a skipped one puts them back. `for_update`:
+  // gradients only where an update uses them, else every parameter's.
+  double forward_backward(const char* op, const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+                          const Tensor* weight, bool for_update, std::vector<double>* output_losses,
+                          std::vector<Tensor>* outputs, int64_t& batch) {
+    batch = check_batch(op, x, y, weight);
+    // The step runs to the end or changes nothing. The forward pass moves
+    // batch norm's statistics (in a gradient request too, as a training step
+    // would); a skipped or failed step puts them back (the state arena is small).
+    vjp_valid_ = false;
+    save_state();
+    const int64_t width = batch * graph.max_width;
+    std::vector<double> per_output;
+    double loss_value;
+    // A layer refusing its input (a token id out of range) or a custom loss
+    // throwing ends the step with nothing changed.
+    try {
+      forward_training(x, batch, true, step);
+      start_backward(width);
+      loss_value = seed_loss_gradients(y, weight, batch, width, per_output);
+    } catch (...) {
+      restore_state();
+      throw;
+    }
+    if (outputs) *outputs = copy_outputs(acts_, batch);
+    if (output_losses) *output_losses = per_output;
+
+    // Only the gradients an update uses are computed: none for frozen layers
+    // or for what lies below them alone. A plain gradient request (gradient
+    // checking) gets every parameter's.
+    mark_wanted(!for_update, false);
+    backward(batch, width);
+    for (auto& l : layers_) loss_value += l->penalty(true);
+    pending_ = true;
+    return loss_value;
+  }
+
+  // The arena as replicas add it up: every gradient times the batch, then
+  // the reduction slots batch·loss and batch. Weighting by the batch makes
+  // the sum over replicas, divided by the summed batch, the exact mean over
+  // all their examples even when the batches differ in size.
+  void to_summable(int64_t batch, double loss_value) {
+    scale_gradients(static_cast<T>(batch));
+    grads_[n_grads_] = static_cast<T>(loss_value * static_cast<double>(batch));
+    grads_[n_grads_ + 1] = static_cast<T>(batch);
+  }
+
+  // Hands the summable arena to the reducer (Model::set_gradient_reducer),
+  // which sums it over the replicas in place; returns the mean loss.
+  double reduce() {
+    Tensor arena = gradient_arena();
+    reducer(arena);
+    const double examples = static_cast<double>(grads_[n_grads_ + 1]);
+    if (!(examples > 0.0))
+      throw ValueError("gradient reducer: the reduced example count must be > 0, got " +
+                       std::to_string(examples));
+    return static_cast<double>(grads_[n_grads_]) / examples;
+  }
+
+  void scale_gradients(T factor) {
+    T* g = grads_.data();
+    detail::parallel_for(0, static_cast<int64_t>(n_grads_), detail::kGrain, [&](int64_t lo, int64_t hi, int) {
+      for (int64_t i = lo; i < hi; ++i) g[i] *= factor;
+    });
   }
 
   // Batch norm statistics before a step, restored when the step is skipped
@@ -1252,7 +1356,11 @@ class Engine : public EngineBase {
   std::vector<std::pair<std::string, std::shared_ptr<Layer<T>>>> adopted_;
   std::vector<std::shared_ptr<Layer<T>>> layers_;
   std::vector<int64_t> offsets_;  // per layer: its slice of the gradient arena
+  // The gradient arena: n_grads_ parameter gradients (offsets_), then
+  // Model::kReductionSlots values a data-parallel reduction carries along.
   std::vector<T> grads_;
+  size_t n_grads_ = 0;
+  bool pending_ = false;  // gradients computed, batch norm state not yet committed or restored
   std::vector<T> state_before_;     // batch norm state as it was before the current step
   std::vector<T> state1_, state2_;  // the optimizer's slots
   // The training context: reused across steps, grown only when the batch grows.
@@ -1555,6 +1663,15 @@ double Model::loss_and_gradients(const std::vector<Tensor>& x, const std::vector
   return impl_->train_step(x, y, sample_weight, false, gradients, output_losses, nullptr);
 }
 bool Model::apply_gradients(const Tensor& gradients) { return impl_->apply_gradients(gradients); }
+double Model::compute_gradients(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+                                const Tensor* sample_weight, std::vector<double>* output_losses,
+                                std::vector<Tensor>* outputs) {
+  detail::blas_keep_single_threaded();
+  return impl_->compute_gradients(x, y, sample_weight, output_losses, outputs);
+}
+Tensor Model::gradient_arena() { return impl_->gradient_arena(); }
+bool Model::apply_gradients(double scale) { return impl_->apply_gradients(scale); }
+void Model::set_gradient_reducer(GradientReducer reducer) { impl_->reducer = std::move(reducer); }
 double Model::evaluate(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const Tensor* sample_weight,
                        std::vector<double>* output_losses, std::vector<Tensor>* outputs) const {
   detail::blas_keep_single_threaded();
