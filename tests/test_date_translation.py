@@ -1,0 +1,76 @@
+"""The date-translation example (course 5, week 3: neural machine translation
+with attention): its generated data and, in a short run, its models."""
+
+import datetime
+
+import numpy as np
+import pytest
+
+from corenn.examples import date_translation as dt
+
+MAY_3_1979 = datetime.date(1979, 5, 3)   # a Thursday
+
+
+def test_a_dozen_formats_written_by_hand():
+    expected = ["3 may 1979", "thursday 05/03/79", "03.05.79", "may 3, 1979", "03 may 1979", "3 may, 1979",
+                "5/3/79", "thursday, may 3, 1979", "may 3, 1979", "03 05 79", "may 3 1979", "03, may 1979"]
+    assert [dt.human_date(MAY_3_1979, f) for f in dt.FORMATS] == expected
+    assert dt.human_date(datetime.date(2049, 12, 31), "{mon} {d}, {yyyy}") == "dec 31, 2049"
+    assert dt.human_date(datetime.date(2001, 9, 30), "{weekday}, {month} {d}, {yyyy}") == \
+        "sunday, september 30, 2001"
+
+
+def test_every_string_fits_is_in_the_vocabulary_and_names_one_day():
+    # Every third day of the range in every format: at most Tx characters, no unknown
+    # character, and no string that two different days would both write.
+    day_of = {}
+    for offset in range(0, (dt.LAST - dt.FIRST).days + 1, 3):   # every weekday, every month
+        day = dt.FIRST + datetime.timedelta(days=offset)
+        for f in dt.FORMATS:
+            human = dt.human_date(day, f)
+            assert day_of.setdefault(human, day) == day, human
+    longest = max(day_of, key=len)
+    assert len(longest) <= dt.TX, longest
+    assert 1 not in dt.HUMAN_VOCAB.encode("".join(day_of))
+    assert len(dt.MACHINE_VOCAB) == 13 and dt.MACHINE_VOCAB.decode(dt.MACHINE_VOCAB.encode("2049-12-31")) \
+        == "2049-12-31"
+
+
+def test_load_dates_splits_the_days_and_repeats_with_its_seed():
+    train, test = dt.load_dates(3000, 500, seed=4)
+    assert len(train) == 3000 and len(test) == 500
+    train_days = {machine for _, machine in train}
+    test_days = {machine for _, machine in test}
+    assert len(train_days) == 3000 and len(test_days) == 500 and not train_days & test_days
+    for human, machine in train[:200] + test[:200]:
+        day = datetime.date.fromisoformat(machine)
+        assert dt.FIRST <= day <= dt.LAST
+        assert human in {dt.human_date(day, f) for f in dt.FORMATS}
+    # Every format is drawn (3000 draws over 12 formats).
+    used = {f for human, machine in train for f in dt.FORMATS
+            if dt.human_date(datetime.date.fromisoformat(machine), f) == human}
+    assert used == set(dt.FORMATS)
+    assert dt.load_dates(3000, 500, seed=4) == (train, test)
+    assert dt.load_dates(3000, 500, seed=5)[0] != train
+
+
+def test_encode_is_one_hot_padded_and_decodes_back():
+    pairs = [("3 may 1979", "1979-05-03"), ("thursday, september 30, 2049", "2049-09-30")]
+    X, Y = dt.encode(pairs)
+    assert X.shape == (2, dt.TX, len(dt.HUMAN_VOCAB)) and X.dtype == np.float32
+    assert Y.shape == (2, dt.TY) and Y.dtype == np.int64
+    np.testing.assert_array_equal(X.sum(axis=2), 1.0)
+    ids = X.argmax(axis=2)
+    assert [dt.HUMAN_VOCAB.decode(row) for row in ids] == [h for h, _ in pairs]
+    assert (ids[0, len(pairs[0][0]):] == 0).all()                       # PAD after the text
+    assert [dt.MACHINE_VOCAB.decode(row) for row in Y] == [m for _, m in pairs]
+    # decode() takes the model's per-step logits: one-hot logits give the string back.
+    logits = [np.eye(len(dt.MACHINE_VOCAB))[Y[:, t]] for t in range(dt.TY)]
+    assert dt.decode(logits) == [m for _, m in pairs]
+
+
+def test_data_errors():
+    with pytest.raises(ValueError, match="load_dates: n_train [+] n_test must be at most 36525"):
+        dt.load_dates(36000, 1000)
+    with pytest.raises(ValueError, match="one_hot: a human date must have at most Tx = 5 characters"):
+        dt.encode([("3 may 1979", "1979-05-03")], Tx=5)
