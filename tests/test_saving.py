@@ -25,6 +25,7 @@ LAYER_CASES = {
                        kernel_initializer=cn.initializers.RandomNormal(0.3),
                        kernel_regularizer=cn.regularizers.L1L2(0.01, 0.02))], (5,)),
     "activation": ([L.Activation("softmax")], (2, 3)),
+    "softmax": ([L.Softmax(axis=1), L.Softmax()], (3, 2, 4)),
     "dropout": ([L.Dropout(0.4), L.Dense(3)], (6,)),
     "flatten": ([L.Flatten(), L.Dense(2, activation="sigmoid")], (2, 3, 4)),
     "reshape": ([L.Reshape((4, -1)), L.Activation("tanh")], (2, 3, 4)),

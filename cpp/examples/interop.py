@@ -51,6 +51,7 @@ def every_layer_model():
     # The 5 features read as 5 steps of one; the LSTM's final states start the others.
     seq, state_h, state_c = L.LSTM(3, return_sequences=True, return_state=True)(L.Reshape((5, 1))(h))
     seq = L.GRU(3, return_sequences=True, go_backwards=True)(seq, initial_state=state_h)
+    seq = L.Softmax(axis=1)(seq)  # over the steps
     h = L.SimpleRNN(3)(seq, initial_state=[state_c])
     return cn.Model(x, L.Dense(3)(h))
 

@@ -110,6 +110,7 @@ Model every_layer_model(DType dtype) {
   // Its 3 outputs read as a sequence of 3 steps of one feature; the LSTM gives the logits.
   m.add(LayerSpec("reshape", "steps").set("target_shape", {3, 1}));
   m.add(LayerSpec("simple_rnn").set("units", 2).set("return_sequences", true).set("go_backwards", true));
+  m.add(LayerSpec("softmax").set("axis", 1));  // over the 3 steps
   m.add(LayerSpec("gru").set("units", 3).set("return_sequences", true).set("use_bias", false));
   m.add(LayerSpec("lstm").set("units", 3).set("unit_forget_bias", false));
   m.build({3, 7, 6});

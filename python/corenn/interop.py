@@ -21,6 +21,21 @@ import numpy as np
 
 # corenn weight name -> PyTorch parameter name, per layer kind. Layers of the
 # other kinds hold no weights, or none PyTorch has (Normalization's statistics).
+class _Rows:
+    """Row block `part` of `parts` equal blocks of a PyTorch tensor (nn.MultiheadAttention's
+    in_proj_weight holds the query, key and value projections one above the other)."""
+
+    def __init__(self, name, part, parts=3):
+        self.name, self.part, self.parts = name, part, parts
+
+    def take(self, key, value):
+        rows = value.shape[0] // self.parts
+        if value.shape[0] % self.parts:
+            raise ValueError(f"load_torch_state_dict: {key} has shape {value.shape}, whose first axis "
+                             f"does not split into {self.parts} equal blocks")
+        return value[self.part * rows:(self.part + 1) * rows]
+
+
 _TORCH_NAMES = {
     "dense": {"kernel": "weight", "bias": "bias"},
     "conv2d": {"kernel": "weight", "bias": "bias"},
@@ -37,6 +52,14 @@ _TORCH_NAMES = {
              "bias": ("bias_ih_l0", "bias_hh_l0")},
     "gru": {"kernel": "weight_ih_l0", "recurrent_kernel": "weight_hh_l0", "bias": "bias_ih_l0",
             "recurrent_bias": "bias_hh_l0"},
+    "layer_norm": {"gamma": "weight", "beta": "bias"},
+    # nn.MultiheadAttention (kdim = vdim = embed_dim): in_proj_weight (3E, E) and
+    # in_proj_bias (3E,) stack the query, key and value projections.
+    "multi_head_attention": {
+        "query_kernel": _Rows("in_proj_weight", 0), "query_bias": _Rows("in_proj_bias", 0),
+        "key_kernel": _Rows("in_proj_weight", 1), "key_bias": _Rows("in_proj_bias", 1),
+        "value_kernel": _Rows("in_proj_weight", 2), "value_bias": _Rows("in_proj_bias", 2),
+        "output_kernel": "out_proj.weight", "output_bias": "out_proj.bias"},
 }
 # PyTorch entries that are bookkeeping, not weights: read and ignored.
 _TORCH_SKIPPED = ("num_batches_tracked",)
@@ -74,6 +97,12 @@ def _modules(state):
         if param in _TORCH_SKIPPED:
             continue
         modules.setdefault(prefix, {})[param] = key
+    # nn.MultiheadAttention's out_proj is a submodule: one module with its in_proj.
+    for prefix in [p for p in modules if p == "out_proj" or p.endswith(".out_proj")]:
+        parent = prefix[:-len("out_proj")].rstrip(".")
+        if parent in modules and "in_proj_weight" in modules[parent]:
+            for param, key in modules.pop(prefix).items():
+                modules[parent][f"out_proj.{param}"] = key
     return modules
 
 
@@ -88,7 +117,7 @@ def load_torch_state_dict(model, state_dict, mapping=None, strict=True):
     the path of a .safetensors file of one. Layers are matched
     - in order (mapping=None): the model's layers that PyTorch has weights for
       (Dense, Conv2D, DepthwiseConv2D, Conv2DTranspose, BatchNormalization,
-      Embedding, SimpleRNN, LSTM, GRU) in
+      Embedding, SimpleRNN, LSTM, GRU, LayerNormalization, MultiHeadAttention) in
       model.layers order against the state dict's modules (key prefixes before
       the last ".") in the order they appear — right for nn.Sequential;
     - or by name: mapping {corenn_layer_name: torch_prefix}, e.g.
@@ -99,7 +128,12 @@ def load_torch_state_dict(model, state_dict, mapping=None, strict=True):
     num_batches_tracked is ignored. One-layer,
     one-direction nn.RNN / nn.LSTM / nn.GRU's weight_ih_l0, weight_hh_l0
     become kernel, recurrent_kernel; bias is bias_ih_l0 + bias_hh_l0 (the
-    GRU's bias and recurrent_bias are the two). Arrays are cast to the
+    GRU's bias and recurrent_bias are the two). nn.LayerNorm's weight, bias
+    become gamma, beta; nn.MultiheadAttention's (embed_dim = kdim = vdim)
+    in_proj_weight and in_proj_bias split in three row blocks become the
+    query, key and value kernels and biases, out_proj the output kernel and
+    bias (MultiHeadAttention(num_heads, key_dim=embed_dim // num_heads)).
+    Arrays are cast to the
     model's dtype. SeparableConv2D (two PyTorch convolutions) and
     Normalization (no PyTorch module) are not matched: set their weights with
     layer.set_weights.
@@ -144,6 +178,9 @@ def load_torch_state_dict(model, state_dict, mapping=None, strict=True):
         new = []
         for name, old in zip(names, current):
             torch_names = _TORCH_NAMES[layer.kind][name]
+            rows = torch_names if isinstance(torch_names, _Rows) else None
+            if rows:
+                torch_names = rows.name
             keys = [f"{prefix}.{t}" if prefix else t
                     for t in (torch_names if isinstance(torch_names, tuple) else (torch_names,))]
             absent = [k for k in keys if k not in state]
@@ -151,12 +188,14 @@ def load_torch_state_dict(model, state_dict, mapping=None, strict=True):
                 missing += [f"{key} (for {layer.name}.{name})" for key in absent]
                 new.append(old)
                 continue
-            for key in keys:
-                if state[key].shape != old.shape:
-                    raise ValueError(f"load_torch_state_dict: {key} has shape {state[key].shape} but layer "
+            values = [rows.take(key, state[key]) if rows else state[key] for key in keys]
+            for key, value in zip(keys, values):
+                if value.shape != old.shape:
+                    part = f" (row block {rows.part} of {rows.parts})" if rows else ""
+                    raise ValueError(f"load_torch_state_dict: {key}{part} has shape {value.shape} but layer "
                                      f"'{layer.name}' ({layer.kind}) expects {name} of shape {old.shape}")
             used.update(keys)
-            value = sum(state[key].astype(np.float64) for key in keys) if len(keys) > 1 else state[keys[0]]
+            value = sum(v.astype(np.float64) for v in values) if len(values) > 1 else values[0]
             new.append(value.astype(model.dtype))
         updates.append((layer, new))
     for key in state:
@@ -537,6 +576,7 @@ def _recurrent(g, name, config, weights, x):
 CONVERTERS = {
     "dense": _dense,
     "activation": lambda g, name, c, w, x: _act_node(g, c["activation"], c["alpha"], x, name),
+    "softmax": lambda g, name, c, w, x: g.node("Softmax", [x], name, axis=int(c["axis"])),
     "dropout": _identity,
     "flatten": lambda g, name, c, w, x: g.node("Flatten", [x], name, axis=1),
     "reshape": _reshape,

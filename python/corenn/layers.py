@@ -345,6 +345,24 @@ class Activation(Layer):
         return {**super().get_config(), "activation": self.activation, "alpha": self.alpha}
 
 
+class Softmax(Layer):
+    """Softmax over one axis, Keras's Softmax(axis=-1) (PyTorch's nn.Softmax(dim)):
+    y = e^{x − max} / Σ_axis e^{x − max}, the other axes independent. axis counts
+    the batch axis as Keras does (-1 the last; 1 the first feature axis, e.g. the
+    time axis of (N, T, 1) scores, the course's softmax over t' giving α⟨t,t'⟩);
+    the batch axis 0 is a ValueError. Any float input of rank >= 2 (batch
+    included); same shape out."""
+
+    kind = "softmax"
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = _validate.integer("Softmax", "axis", axis)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
+
+
 class Dropout(Layer):
     """Inverted dropout. rate is the DROP probability: the course's 1 - keep_prob."""
 
@@ -975,4 +993,4 @@ __all__ = ["Activation", "Add", "AveragePooling2D", "AvgPool2D", "BatchNormaliza
            "Embedding", "Flatten", "GRU", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAveragePooling1D",
            "GlobalAveragePooling2D", "Input", "LSTM", "Layer", "MaxPool1D", "MaxPool2D", "MaxPooling1D",
            "MaxPooling2D", "Normalization", "RandomCrop", "RandomFlip", "Reshape", "SeparableConv2D", "SimpleRNN",
-           "SymbolicTensor", "UpSampling2D", "ZeroPadding2D", "from_config", "layer_class"]
+           "Softmax", "SymbolicTensor", "UpSampling2D", "ZeroPadding2D", "from_config", "layer_class"]
