@@ -11,11 +11,12 @@ from corenn.examples import date_translation as dt
 from tolerances import assert_close
 
 MAY_3_1979 = datetime.date(1979, 5, 3)   # a Thursday
-# The short run (dt.FAST: 6000 dates, 7 epochs, 420 updates) is measured at 0.9+
-# exact match on its held-out dates, in the middle of its steep rise (0.47
-# after 6 epochs); the full run reaches 1.000 (docs/guide.md). An untrained
-# model gets none of them right (asserted below).
-FAST_BAR = 0.5
+# The short run (dt.FAST: 6000 dates, 7 epochs, 420 updates) is measured at
+# 0.81 exact match on its held-out dates (one thread), at the end of its steep
+# rise (0.04, 0.52, 0.81 over the last three epochs); the bar leaves room for
+# a thread count that moves the rise. The full run reaches 0.999
+# (docs/guide.md). An untrained model gets none of them right (asserted below).
+FAST_BAR = 0.3
 
 
 def test_a_dozen_formats_written_by_hand():

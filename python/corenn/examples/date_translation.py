@@ -193,8 +193,7 @@ def build_encoder_decoder(n_s=64, learning_rate=5e-3):
 
 
 def _compile(model, learning_rate):
-    model.compile(optimizer=cn.optimizers.Adam(learning_rate), loss="softmax_cross_entropy",
-                  metrics=["accuracy"])
+    model.compile(optimizer=cn.optimizers.Adam(learning_rate), loss="softmax_cross_entropy")
 
 
 def translate(model, texts):
@@ -283,7 +282,7 @@ def run(n_train=10000, n_test=1000, epochs=10, baseline_epochs=20, batch_size=10
 
     baseline = build_encoder_decoder()
     out(f"encoder-decoder without attention ({baseline.count_params():,} parameters), "
-        f"{baseline_epochs} epochs:")
+        f"{baseline_epochs} epoch{'s' if baseline_epochs != 1 else ''}:")
     baseline_curve = train(baseline, baseline_epochs)
     out(f"encoder-decoder without attention: exact match {baseline_curve[-1]:.3f} on {n_test} held-out dates")
     return {"model": model, "attention": attention, "accuracy": curve[-1], "untrained": untrained,
