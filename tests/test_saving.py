@@ -62,7 +62,7 @@ LAYER_CASES = {
     "embedding": ([L.Embedding(7, 3, embeddings_initializer="glorot_normal", mask_zero=True), L.Flatten(),
                    L.Dense(2)], (5,)),  # input: token ids (see inputs)
     "simple_rnn": ([L.SimpleRNN(3, return_sequences=True, go_backwards=True), L.Flatten()], (4, 2)),
-    "gru": ([L.GRU(4, return_sequences=True, use_bias=False), L.GRU(2, kernel_initializer="he_normal")],
+    "gru": ([L.GRU(4, return_sequences=True, use_bias=False, dropout=0.25), L.GRU(2, kernel_initializer="he_normal")],
             (3, 5)),
     "lstm": ([L.LSTM(3, return_sequences=True, unit_forget_bias=False),
               L.LSTM(2, go_backwards=True, recurrent_initializer=cn.initializers.RandomNormal(0.2))], (5, 2)),

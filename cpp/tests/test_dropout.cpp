@@ -84,3 +84,48 @@ TEST(initializer_names_round_trip_and_float_is_rounded_double) {
   }
   CHECK_THROWS(initialize(wd.data(), n, Init::he_normal, 0, 10, 0.0, 3), ValueError);
 }
+
+namespace {
+
+// One mask per sequence: the mask dropout_forward draws for (N, F) units,
+// applied to every step; fast and naive agree bit for bit at any thread count.
+template <typename T>
+void sequence_dropout_deterministic() {
+  const int before = get_num_threads();
+  const int64_t N = 37, S = 9, F = 301;  // N·S·F above the grain
+  const auto x = random_vector<T>(static_cast<size_t>(N * S * F), 6);
+  const T rate = T(0.4);
+  std::vector<T> y0(x.size()), dx0(x.size()), units(static_cast<size_t>(N * F), T(1)), scaled(units.size());
+  std::vector<uint8_t> m0(units.size()), unit_mask(units.size());
+  sequence_dropout_forward_naive(y0.data(), m0.data(), x.data(), N, S, F, rate, 7);
+  sequence_dropout_backward_naive(dx0.data(), x.data(), m0.data(), N, S, F, rate);
+  dropout_forward_naive(scaled.data(), unit_mask.data(), units.data(), N * F, rate, 7);
+  CHECK(bitwise_equal(m0, unit_mask));
+  bool ok = true;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t t = 0; t < S; ++t)
+      for (int64_t f = 0; f < F; ++f) {
+        const size_t i = static_cast<size_t>((n * S + t) * F + f);
+        const T m = T(m0[static_cast<size_t>(n * F + f)]);
+        ok = ok && y0[i] == x[i] * m / (T(1) - rate) && dx0[i] == x[i] * m / (T(1) - rate);
+      }
+  CHECK(ok);
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    std::vector<T> y(x.size()), dx(x.size());
+    std::vector<uint8_t> m(units.size());
+    sequence_dropout_forward(y.data(), m.data(), x.data(), N, S, F, rate, 7);
+    sequence_dropout_backward(dx.data(), x.data(), m.data(), N, S, F, rate);
+    CHECK(bitwise_equal(m, m0));
+    CHECK(bitwise_equal(y, y0));
+    CHECK(bitwise_equal(dx, dx0));
+  }
+  set_num_threads(before);
+}
+
+}  // namespace
+
+TEST(sequence_dropout_one_mask_per_sequence) {
+  sequence_dropout_deterministic<float>();
+  sequence_dropout_deterministic<double>();
+}

@@ -945,22 +945,26 @@ class _Recurrent(Layer):
     the LSTM, [output, h, c], each (batch, units)). `layer(x,
     initial_state=[h0, ...])` starts from given states (zeros otherwise).
     go_backwards reads the sequence last step first; a returned sequence is
-    then in that processing order (Keras). Weights in get_weights order:
+    then in that processing order (Keras). dropout (training only) drops
+    input units with one mask per sequence, reused at every step and shared by
+    all the gates (Keras's; inverted scaling; the same seed draws the same
+    masks). Weights in get_weights order:
     kernel (G·units, features), recurrent_kernel (G·units, units), bias
     (G·units,) — PyTorch's weight_ih, weight_hh and bias_ih + bias_hh, G = 1
     (SimpleRNN), 4 (LSTM: i, f, g, o), 3 (GRU: r, z, n; bias = bias_ih, then
     recurrent_bias = bias_hh). The kernels implement activation "tanh" and
     recurrent_activation "sigmoid" only: another is a ValueError when the layer
-    is called or built. Not yet: masks, dropout, recurrent_dropout."""
+    is called or built. Not yet: masks, recurrent_dropout."""
 
     _gated = True
 
     def __init__(self, units, activation="tanh", use_bias=True, return_sequences=False,
-                 return_state=False, go_backwards=False, kernel_initializer="glorot_uniform",
+                 return_state=False, go_backwards=False, dropout=0.0, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", **kwargs):
         super().__init__(**kwargs)
         owner = type(self).__name__
         self.units = _validate.integer(owner, "units", units, minimum=1)
+        self.dropout = _validate.real(owner, "dropout", dropout, low=0.0, high=1.0, high_open=True)
         if not isinstance(activation, str):
             raise TypeError(f"{owner}: activation must be a name, got {activation!r}")
         self.activation = activation
@@ -987,7 +991,7 @@ class _Recurrent(Layer):
         return {**super().get_config(), "units": self.units, "activation": self.activation,
                 "use_bias": self.use_bias, "return_sequences": self.return_sequences,
                 "return_state": self.return_state, "go_backwards": self.go_backwards,
-                "kernel_initializer": self.kernel_initializer.name,
+                "dropout": self.dropout, "kernel_initializer": self.kernel_initializer.name,
                 "recurrent_initializer": self.recurrent_initializer.name,
                 "initializer_stddev": self._stddev}
 

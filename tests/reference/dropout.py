@@ -27,3 +27,11 @@ def dropout_backward(dy, mask, rate):
     dy = np.asarray(dy)
     keep = dy.dtype.type(1) - dy.dtype.type(rate)
     return dy * (mask != 0).astype(dy.dtype) / keep
+
+
+def sequence_dropout_forward(x, mask, rate):
+    """One mask per sequence (the recurrent layers' dropout): x (N, T, F), mask
+    (N, F) of 0/1 applied at every step, kept units scaled by 1/(1 − rate)."""
+    x = np.asarray(x)
+    keep = x.dtype.type(1) - x.dtype.type(rate)
+    return x * np.asarray(mask, dtype=x.dtype)[:, None, :] / keep

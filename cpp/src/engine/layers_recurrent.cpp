@@ -7,7 +7,9 @@
 // the last output h_T (N, H) or, with return_sequences, every output (N, T, H),
 // followed, with return_state, by the final states. With go_backwards the
 // sequence is read last step first and the returned sequence is in that
-// (processing) order, as Keras's.
+// (processing) order, as Keras's. dropout (training only) drops input units
+// with ONE mask per sequence, reused at every step (Keras's): x is masked once,
+// before the input projection of all steps; one mask serves all the gates.
 //
 // Weights in get_weights order: kernel = W_ih (G·H, F), recurrent_kernel =
 // W_hh (G·H, H), bias (G·H,) (PyTorch's bias_ih + bias_hh; the GRU's bias is
@@ -16,6 +18,7 @@
 #include <string>
 
 #include "corenn/error.hpp"
+#include "corenn/kernels/dropout.hpp"
 #include "corenn/kernels/init.hpp"
 #include "corenn/kernels/recurrent.hpp"
 #include "corenn/random.hpp"
@@ -66,8 +69,11 @@ class Recurrent : public CallLayer<T> {
         unit_forget_bias_(cell_ == Cell::lstm && spec.get<bool>("unit_forget_bias")),
         kernel_init_(parse_initializer(spec.get<std::string>("kernel_initializer"))),
         recurrent_init_(parse_initializer(spec.get<std::string>("recurrent_initializer"))),
-        stddev_(spec.get<double>("initializer_stddev")) {
+        stddev_(spec.get<double>("initializer_stddev")),
+        dropout_(spec.get<double>("dropout")) {
     if (units_ < 1) throw ValueError(layer_label(spec) + ": units must be >= 1, got " + std::to_string(units_));
+    if (!(dropout_ >= 0.0 && dropout_ < 1.0))
+      throw ValueError(layer_label(spec) + ": dropout must be in [0, 1), got " + std::to_string(dropout_));
     require_function(spec, "activation", "tanh");
     if (cell_ != Cell::simple_rnn) require_function(spec, "recurrent_activation", "sigmoid");
     gates_ = cell_ == Cell::lstm ? 4 : cell_ == Cell::gru ? 3 : 1;
@@ -130,10 +136,16 @@ class Recurrent : public CallLayer<T> {
     if (unit_forget_bias_) std::fill(b + H, b + 2 * H, T(1));
   }
 
-  void forward_call(const std::vector<const T*>& xs, std::vector<const T*>& ys, int64_t batch, bool,
-                    uint64_t, LayerCache<T>& c) const override {
+  void forward_call(const std::vector<const T*>& xs, std::vector<const T*>& ys, int64_t batch, bool training,
+                    uint64_t key, LayerCache<T>& c) const override {
     const int64_t N = batch, S = steps_, F = features_, H = units_;
     const T* x = xs[0];
+    if (training && dropout_ > 0.0) {  // the masked x, then (go_backwards) reversed
+      ensure_size(c.pre, N * S * F);
+      ensure_size(c.mask, N * F);
+      sequence_dropout_forward<T>(c.pre.data(), c.mask.data(), x, N, S, F, static_cast<T>(dropout_), key);
+      x = c.pre.data();
+    }
     if (go_backwards_) {
       ensure_size(c.mid, N * S * F);
       reverse_steps(c.mid.data(), x, N, S, F);
@@ -197,8 +209,9 @@ class Recurrent : public CallLayer<T> {
     }
     if (dy == zeros) std::fill(zeros, zeros + N * S * H, T(0));
 
-    const T* x = go_backwards_ ? c.mid.data() : xs[0];
-    T* dx = go_backwards_ || !dxs[0] ? dx_own : dxs[0];
+    const bool dropped = c.training && dropout_ > 0.0;
+    const T* x = go_backwards_ ? c.mid.data() : dropped ? c.pre.data() : xs[0];
+    T* dx = go_backwards_ || dropped || !dxs[0] ? dx_own : dxs[0];
     const T* h0 = given_states_ ? xs[1] : nullptr;
     const T* c0 = given_states_ && cell_ == Cell::lstm ? xs[2] : nullptr;
     T* dh0 = given_states_ && dxs[1] ? dxs[1] : dstates_own;
@@ -223,7 +236,14 @@ class Recurrent : public CallLayer<T> {
                         c.scratch.data(), N, S, F, H);
         break;
     }
-    if (go_backwards_ && dxs[0]) reverse_steps(dxs[0], dx_own, N, S, F);
+    if (!dxs[0] || !(go_backwards_ || dropped)) return;
+    // Back through the reversal, then through the mask (the masked x is no
+    // longer needed: its buffer takes the reversed gradient).
+    T* dx_time = go_backwards_ && dropped ? c.pre.data() : dxs[0];
+    if (go_backwards_) reverse_steps(dx_time, dx_own, N, S, F);
+    if (dropped)
+      sequence_dropout_backward<T>(dxs[0], go_backwards_ ? dx_time : dx_own, c.mask.data(), N, S, F,
+                                   static_cast<T>(dropout_));
   }
 
   int64_t multiply_adds() const override { return steps_ * gates_ * units_ * (features_ + units_); }
@@ -239,6 +259,7 @@ class Recurrent : public CallLayer<T> {
   bool use_bias_, return_sequences_, return_state_, go_backwards_, unit_forget_bias_;
   Init kernel_init_, recurrent_init_;
   double stddev_;  // random_normal's, for either initialiser
+  double dropout_;  // the drop probability of the input units
   int64_t gates_ = 1, num_states_ = 1;
   int64_t steps_ = 0, features_ = 0;
   bool given_states_ = false;
@@ -254,7 +275,8 @@ Attributes recurrent_attributes(bool gated) {
                {"go_backwards", false},
                {"kernel_initializer", "glorot_uniform"},
                {"recurrent_initializer", "orthogonal"},
-               {"initializer_stddev", 0.01}};
+               {"initializer_stddev", 0.01},
+               {"dropout", 0.0}};
   return gated ? joined(a, {{"recurrent_activation", "sigmoid"}}) : a;
 }
 

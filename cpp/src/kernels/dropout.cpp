@@ -58,7 +58,74 @@ void dropout_backward_naive(T* dx, const T* dy, const uint8_t* mask, int64_t n, 
   for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (mask[i] ? T(1) : T(0)) / (T(1) - rate);
 }
 
+// One mask per sequence: drawn for the (N, F) units, then each step of a
+// sequence is scaled by its row (a thread owns whole sequences).
+
+template <typename T>
+void sequence_dropout_forward(T* y, uint8_t* mask, const T* x, int64_t batch, int64_t steps, int64_t features,
+                              T rate, uint64_t key) {
+  // y: (N, T, F), mask: (N, F), x: (N, T, F)
+  const T keep = T(1) - rate;
+  const double threshold = static_cast<double>(rate);
+  const int64_t F = features, S = steps;
+  detail::parallel_for(0, batch, detail::grain_for(S * F * kHashWork), [=](int64_t lo, int64_t hi, int) {
+    for (int64_t n = lo; n < hi; ++n) {
+      uint8_t* m = mask + n * F;
+      for (int64_t f = 0; f < F; ++f) m[f] = uniform01(key, static_cast<uint64_t>(n * F + f)) >= threshold;
+      for (int64_t t = 0; t < S; ++t) {
+        const T* xt = x + (n * S + t) * F;
+        T* yt = y + (n * S + t) * F;
+        for (int64_t f = 0; f < F; ++f) yt[f] = xt[f] * T(m[f]) / keep;
+      }
+    }
+  });
+}
+
+template <typename T>
+void sequence_dropout_forward_naive(T* y, uint8_t* mask, const T* x, int64_t batch, int64_t steps,
+                                    int64_t features, T rate, uint64_t key) {
+  // y: (N, T, F), mask: (N, F), x: (N, T, F)
+  for (int64_t i = 0; i < batch * features; ++i)
+    mask[i] = uniform01(key, static_cast<uint64_t>(i)) >= static_cast<double>(rate) ? 1 : 0;
+  for (int64_t n = 0; n < batch; ++n)
+    for (int64_t t = 0; t < steps; ++t)
+      for (int64_t f = 0; f < features; ++f)
+        y[(n * steps + t) * features + f] =
+            x[(n * steps + t) * features + f] * T(mask[n * features + f]) / (T(1) - rate);
+}
+
+template <typename T>
+void sequence_dropout_backward(T* dx, const T* dy, const uint8_t* mask, int64_t batch, int64_t steps,
+                               int64_t features, T rate) {
+  // dx: (N, T, F), dy: (N, T, F), mask: (N, F)
+  const T keep = T(1) - rate;
+  const int64_t F = features, S = steps;
+  detail::parallel_for(0, batch, detail::grain_for(S * F), [=](int64_t lo, int64_t hi, int) {
+    for (int64_t n = lo; n < hi; ++n)
+      for (int64_t t = 0; t < S; ++t)
+        for (int64_t f = 0; f < F; ++f)
+          dx[(n * S + t) * F + f] = dy[(n * S + t) * F + f] * T(mask[n * F + f] != 0) / keep;
+  });
+}
+
+template <typename T>
+void sequence_dropout_backward_naive(T* dx, const T* dy, const uint8_t* mask, int64_t batch, int64_t steps,
+                                     int64_t features, T rate) {
+  // dx: (N, T, F), dy: (N, T, F), mask: (N, F)
+  for (int64_t n = 0; n < batch; ++n)
+    for (int64_t t = 0; t < steps; ++t)
+      for (int64_t f = 0; f < features; ++f)
+        dx[(n * steps + t) * features + f] =
+            dy[(n * steps + t) * features + f] * (mask[n * features + f] ? T(1) : T(0)) / (T(1) - rate);
+}
+
 #define CORENN_INSTANTIATE(T)                                                                 \
+  template void sequence_dropout_forward<T>(T*, uint8_t*, const T*, int64_t, int64_t, int64_t, T, uint64_t); \
+  template void sequence_dropout_forward_naive<T>(T*, uint8_t*, const T*, int64_t, int64_t, int64_t, T,      \
+                                                  uint64_t);                                                 \
+  template void sequence_dropout_backward<T>(T*, const T*, const uint8_t*, int64_t, int64_t, int64_t, T);    \
+  template void sequence_dropout_backward_naive<T>(T*, const T*, const uint8_t*, int64_t, int64_t, int64_t,  \
+                                                   T);                                                       \
   template void dropout_forward<T>(T*, uint8_t*, const T*, int64_t, T, uint64_t);             \
   template void dropout_forward_naive<T>(T*, uint8_t*, const T*, int64_t, T, uint64_t);       \
   template void dropout_backward<T>(T*, const T*, const uint8_t*, int64_t, T);                \

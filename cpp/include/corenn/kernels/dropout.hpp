@@ -19,4 +19,24 @@ void dropout_backward(T* dx, const T* dy, const uint8_t* mask, int64_t n, T rate
 template <typename T>
 void dropout_backward_naive(T* dx, const T* dy, const uint8_t* mask, int64_t n, T rate);
 
+// Dropout with one mask per sequence (the recurrent layers' `dropout`, Keras's
+// and Gal & Ghahramani's 2016 variational dropout): unit (n, f) is kept when
+// uniform01(key, n·F + f) >= rate (the mask dropout_forward draws for an
+// (N, F) array) and the same mask scales every step t.
+// y: (N, T, F) written; mask: (N, F) written; x: (N, T, F).
+template <typename T>
+void sequence_dropout_forward(T* y, uint8_t* mask, const T* x, int64_t batch, int64_t steps, int64_t features,
+                              T rate, uint64_t key);
+template <typename T>
+void sequence_dropout_forward_naive(T* y, uint8_t* mask, const T* x, int64_t batch, int64_t steps,
+                                    int64_t features, T rate, uint64_t key);
+
+// dx: (N, T, F) written; dy: (N, T, F); mask: (N, F).
+template <typename T>
+void sequence_dropout_backward(T* dx, const T* dy, const uint8_t* mask, int64_t batch, int64_t steps,
+                               int64_t features, T rate);
+template <typename T>
+void sequence_dropout_backward_naive(T* dx, const T* dy, const uint8_t* mask, int64_t batch, int64_t steps,
+                                     int64_t features, T rate);
+
 }  // namespace corenn
