@@ -26,6 +26,12 @@ LAYER_CASES = {
                        kernel_regularizer=cn.regularizers.L1L2(0.01, 0.02))], (5,)),
     "activation": ([L.Activation("softmax")], (2, 3)),
     "softmax": ([L.Softmax(axis=1), L.Softmax()], (3, 2, 4)),
+    "layer_norm": ([L.LayerNormalization(epsilon=1e-2), L.LayerNormalization(center=False)], (3, 4)),
+    "positional_encoding": ([L.PositionalEncoding(max_wavelength=100.0)], (5, 4)),
+    # graphs (see layer_model): self-attention over x, the key a normalised x
+    "attention": ([L.Attention(use_scale=True, use_causal_mask=True)], (5, 4)),
+    "multi_head_attention": ([L.MultiHeadAttention(2, 3, value_dim=2, output_shape=5, use_causal_mask=True,
+                                                   kernel_initializer="he_uniform")], (5, 4)),
     "dropout": ([L.Dropout(0.4), L.Dense(3)], (6,)),
     "flatten": ([L.Flatten(), L.Dense(2, activation="sigmoid")], (2, 3, 4)),
     "reshape": ([L.Reshape((4, -1)), L.Activation("tanh")], (2, 3, 4)),
@@ -75,6 +81,12 @@ def layer_model(case, dtype="float32"):
         out = L.Concatenate(axis=-1, name="c")([s, L.Dense(2, name="b")(a)])
         model = cn.Model(x, out, dtype=dtype)
         return model
+    if case in ("attention", "multi_head_attention"):
+        x = L.Input(shape, name="x")
+        key = L.LayerNormalization(name="key")(x)
+        layer = type(layers[0]).from_config({**layers[0].get_config(), "name": "att"})
+        out = layer([x, x, key]) if case == "attention" else layer(x, x, key=key)
+        return cn.Model(x, out, dtype=dtype)
     fresh = [type(l).from_config(l.get_config()) for l in layers]  # new names per model
     model = cn.Sequential([L.Input(shape), *fresh], dtype=dtype)
     model.build()

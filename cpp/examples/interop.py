@@ -52,6 +52,9 @@ def every_layer_model():
     seq, state_h, state_c = L.LSTM(3, return_sequences=True, return_state=True)(L.Reshape((5, 1))(h))
     seq = L.GRU(3, return_sequences=True, go_backwards=True)(seq, initial_state=state_h)
     seq = L.Softmax(axis=1)(seq)  # over the steps
+    seq = L.LayerNormalization()(L.PositionalEncoding()(seq))
+    seq = L.Attention(use_scale=True)([seq, seq], use_causal_mask=True)
+    seq = L.MultiHeadAttention(2, 2, output_shape=3)(seq, seq, use_causal_mask=True)
     h = L.SimpleRNN(3)(seq, initial_state=[state_c])
     return cn.Model(x, L.Dense(3)(h))
 

@@ -110,7 +110,16 @@ Model every_layer_model(DType dtype) {
   // Its 3 outputs read as a sequence of 3 steps of one feature; the LSTM gives the logits.
   m.add(LayerSpec("reshape", "steps").set("target_shape", {3, 1}));
   m.add(LayerSpec("simple_rnn").set("units", 2).set("return_sequences", true).set("go_backwards", true));
-  m.add(LayerSpec("softmax").set("axis", 1));  // over the 3 steps
+  m.add(LayerSpec("softmax", "alphas").set("axis", 1));  // over the 3 steps
+  m.add(LayerSpec("positional_encoding").set("max_wavelength", 100.0));
+  m.add(LayerSpec("layer_norm", "ln").set("epsilon", 0.01));
+  LayerSpec attention = LayerSpec("attention", "att").set("use_scale", true).set("use_causal_mask", true);
+  attention.inputs = {"ln", "alphas"};
+  m.add(attention);
+  LayerSpec mha = LayerSpec("multi_head_attention", "mha").set("num_heads", 2).set("key_dim", 3)
+                      .set("value_dim", 2).set("output_shape", {4}).set("use_causal_mask", true);
+  mha.inputs = {"att", "ln", "alphas"};  // query, value, key
+  m.add(mha);
   m.add(LayerSpec("gru").set("units", 3).set("return_sequences", true).set("use_bias", false));
   m.add(LayerSpec("lstm").set("units", 3).set("unit_forget_bias", false));
   m.build({3, 7, 6});
