@@ -52,6 +52,7 @@ LAYER_CASES = {
     "batch_norm": ([L.Conv2D(3, 3), L.BatchNormalization(momentum=0.9, epsilon=1e-2)], (2, 5, 5)),
     "batch_norm_dense": ([L.Dense(4), L.BatchNormalization(center=False, scale=False)], (3,)),
     "add_concatenate": ([L.Dense(4)], (4,)),  # replaced by a graph in layer_model
+    "dot": ([L.Dense(4)], (3, 4)),  # replaced by a graph in layer_model
     "normalization": ([L.Normalization([1.0, -2.0, 0.5], [4.0, 0.25, 1.0]), L.Dense(2)], (3,)),
     "conv1d": ([L.Conv1D(4, 3, strides=2, padding="causal", dilation_rate=2, groups=2, activation="tanh",
                          bias_initializer="ones")], (2, 9)),
@@ -87,6 +88,11 @@ def layer_model(case, dtype="float32"):
         layer = type(layers[0]).from_config({**layers[0].get_config(), "name": "att"})
         out = layer([x, x, key]) if case == "attention" else layer(x, x, key=key)
         return cn.Model(x, out, dtype=dtype)
+    if case == "dot":  # a sequence's cosine self-similarity (3, 3), then that times the sequence (3, 4)
+        x = L.Input(shape, name="x")
+        s = L.Dot(axes=2, normalize=True, name="cos")([x, x])
+        out = L.Dot(axes=1, name="d")([s, x])
+        return cn.Model(x, L.Dense(2, name="o")(L.Flatten(name="g")(out)), dtype=dtype)
     fresh = [type(l).from_config(l.get_config()) for l in layers]  # new names per model
     model = cn.Sequential([L.Input(shape), *fresh], dtype=dtype)
     model.build()

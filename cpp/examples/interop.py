@@ -50,6 +50,7 @@ def every_layer_model():
     h = L.Dense(5, activation="selu")(h)
     # The 5 features read as 5 steps of one; the LSTM's final states start the others.
     seq, state_h, state_c = L.LSTM(3, return_sequences=True, return_state=True)(L.Reshape((5, 1))(h))
+    seq = L.Dot(axes=2, normalize=True)([seq, seq])  # (5, 5): each step's cosine similarity to the others
     seq = L.GRU(3, return_sequences=True, go_backwards=True)(seq, initial_state=state_h)
     seq = L.Softmax(axis=1)(seq)  # over the steps
     seq = L.LayerNormalization()(L.PositionalEncoding()(seq))

@@ -109,6 +109,10 @@ Model every_layer_model(DType dtype) {
   m.add(LayerSpec("dense", "logits").set("units", 3).set("l2", 1e-3));
   // Its 3 outputs read as a sequence of 3 steps of one feature; the LSTM gives the logits.
   m.add(LayerSpec("reshape", "steps").set("target_shape", {3, 1}));
+  // Each step's cosine similarity to the others: (3, 3), a sequence of 3 steps of 3 features.
+  LayerSpec similarity = LayerSpec("dot", "similarity").set("axes", {2, -1}).set("normalize", true);
+  similarity.inputs = {"steps", "steps"};
+  m.add(similarity);
   m.add(LayerSpec("simple_rnn").set("units", 2).set("return_sequences", true).set("go_backwards", true));
   m.add(LayerSpec("softmax").set("axis", 1));  // over the 3 steps
   m.add(LayerSpec("layer_norm").set("epsilon", 0.01));
@@ -432,9 +436,10 @@ TEST(io_version_1_files_with_every_old_field_load) {
   write_bytes(dir.file("v1.corenn"), with_layers(as_version_1(file), [&](json::Value& layer) {
     for (const auto& field : old_fields)
       if (!layer.find(field.first)) layer.set(field.first, field.second);
-    // The recurrent kinds came after version 1, with attributes of their own.
+    // The recurrent kinds and dot came after version 1, with attributes of their own.
     const std::string& kind = layer.find("kind")->as_string("kind");
-    if (kind != "simple_rnn" && kind != "gru" && kind != "lstm") CHECK(layer.as_object("layer").size() == 35);
+    if (kind != "simple_rnn" && kind != "gru" && kind != "lstm" && kind != "dot")
+      CHECK(layer.as_object("layer").size() == 35);
   }));
   const Model old = load_model(dir.file("v1.corenn"));
   check_same_model(m, old);

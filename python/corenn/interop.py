@@ -657,6 +657,33 @@ def _multi_head_attention(g, name, config, weights, xs):
     return g.node("Identity", [project(joined, "output")], name)
 
 
+def _dot(g, name, c, w, xs):
+    """Dot as MatMul: input 0 as (N, M, K), input 1 as (N, K, N'), each
+    reshaped (and transposed when its contracted axis is the other end);
+    normalize divides by max(‖x‖, 1e-12) along the axis first, as the kernel."""
+    operands = []
+    for k, (x, shape, axis) in enumerate(zip(xs, g.shapes_in, c["axes"])):
+        axis %= len(shape)  # Keras's axes count the batch axis, as shape does
+        size = shape[axis]
+        if c["normalize"]:
+            axes = g.constant(f"{name}/axis{k}", [axis], dtype=np.int64)
+            square = g.node("Mul", [x, x], f"{name}/square{k}")
+            norm = g.node("Sqrt", [g.node("ReduceSum", [square, axes], f"{name}/sum{k}", keepdims=1)],
+                          f"{name}/norm{k}")
+            norm = g.node("Max", [norm, g.constant(f"{name}/eps{k}", np.array(1e-12, dtype=g.dtype))],
+                          f"{name}/clamped{k}")
+            x = g.node("Div", [x, norm], f"{name}/unit{k}")
+        others = int(np.prod(shape[1:])) // size if size else 0
+        first = axis == 1 and len(shape) > 2  # the contracted axis leads the example
+        stored = [0, size, others] if first else [0, others, size]
+        x = g.node("Reshape", [x, g.constant(f"{name}/shape{k}", stored, dtype=np.int64)], f"{name}/matrix{k}")
+        if first == (k == 0):  # input 0 wants (M, K), input 1 (K, N')
+            x = g.node("Transpose", [x], f"{name}/transposed{k}", perm=[0, 2, 1])
+        operands.append(x)
+    y = g.node("MatMul", operands, f"{name}/product")
+    return g.node("Reshape", [y, g.constant(f"{name}/out_shape", [0, *g.shape_out], dtype=np.int64)], name)
+
+
 # One converter per layer kind: (graph, layer name, engine config, weights,
 # input name(s)) -> output name. g.shape_in / g.shape_out are the layer's
 # input and output shapes ((None, ...) in, per-example out).
@@ -685,6 +712,7 @@ CONVERTERS = {
     "zero_padding2d": _zero_padding,
     "add": lambda g, name, c, w, xs: g.node("Sum", xs, name),
     "concatenate": lambda g, name, c, w, xs: g.node("Concat", xs, name, axis=int(c["axis"])),
+    "dot": _dot,
     "batch_norm": _batch_norm,
     "normalization": _normalization,
     "random_flip": _identity,
@@ -695,7 +723,7 @@ CONVERTERS = {
     "lstm": _recurrent,
     "gru": _recurrent,
 }
-_MERGES = ("add", "concatenate")
+_MERGES = ("add", "concatenate", "dot")
 # Layers whose converter takes every input (the attention layers' query, value, key, mask).
 _MULTI_INPUT = _MERGES + ("attention", "multi_head_attention")
 
@@ -738,7 +766,7 @@ def export_onnx(model, path, opset=17):
             raise ValueError(f"export_onnx: layer '{layer.name}' takes {len(inputs)} inputs "
                              f"(an initial_state); only single-input layers are exported")
         g.shape_in = shapes[inputs[0]]
-        g.shapes_in = [shapes[t] for t in inputs]
+        g.shapes_in = [shapes[name] for name in inputs]
         g.shape_out = tuple(engine.output_shape(i))
         g.weight_names = list(engine.weight_names(i))
         x = inputs if kind in _MULTI_INPUT else inputs[0]

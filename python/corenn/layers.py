@@ -747,6 +747,37 @@ class Concatenate(Layer):
         return {**super().get_config(), "axis": self.axis}
 
 
+class Dot(Layer):
+    """The dot product of two inputs over one axis of each, per example (Keras's
+    Dot, batch_dot). `axes` is one axis for both inputs or a pair (one per
+    input), counting the batch axis as Keras does (negative: from the end);
+    the contracted axis must be the first or the last per-example axis of its
+    input, and the two must have one size. The output holds the first input's
+    other axes, then the second's: (N, T, D) and (N, S, D) with axes=2 give
+    (N, T, S); two vectors (N, D) with axes=1 give (N, 1). normalize=True scales
+    each input to unit L2 norm along its axis first (x / max(‖x‖, 1e-12), as
+    torch.nn.functional.normalize), so the output is the cosine similarity.
+    float32/float64. `Dot(axes=1)([u, v])`; bad axes or sizes: ValueError."""
+
+    kind = "dot"
+    merges = True
+
+    def __init__(self, axes, normalize=False, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(axes, (list, tuple)):
+            if len(axes) != 2:
+                raise ValueError(f"Dot: axes must be one axis or a pair (one per input), got {axes!r}")
+            self.axes = tuple(_validate.integer("Dot", "axes", a) for a in axes)
+        else:
+            self.axes = (_validate.integer("Dot", "axes", axes),) * 2
+        if not isinstance(normalize, (bool, np.bool_)):
+            raise TypeError(f"Dot: normalize must be True or False, got {normalize!r}")
+        self.normalize = bool(normalize)
+
+    def get_config(self):
+        return {**super().get_config(), "axes": list(self.axes), "normalize": self.normalize}
+
+
 class BatchNormalization(Layer):
     """Normalises each channel over the batch (and height, width): the course's
     z_norm = (z − μ) / √(σ² + ε), then γ·z_norm + β. axis 1 is the channels of NCHW
@@ -1148,7 +1179,8 @@ MaxPool1D = MaxPooling1D
 GlobalAvgPool1D = GlobalAveragePooling1D
 
 __all__ = ["Activation", "Add", "Attention", "AveragePooling2D", "AvgPool2D", "BatchNormalization",
-           "ColorShift", "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose", "Dense", "DepthwiseConv2D", "Dropout",
+           "ColorShift", "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose", "Dense", "DepthwiseConv2D",
+           "Dot", "Dropout",
            "Embedding", "Flatten", "GRU", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAveragePooling1D",
            "GlobalAveragePooling2D", "Input", "LSTM", "Layer", "LayerNormalization",
            "MaxPool1D", "MaxPool2D", "MaxPooling1D",
