@@ -141,13 +141,6 @@ CASES = [
     ("Reshape -1 incompatible",
      lambda: cn.Sequential([L.Input((6,)), L.Reshape((4, -1), name="rs")]).build(), ValueError,
      r"^layer 'rs' \(reshape\): cannot reshape an input of shape \(6,\) \(6 values\) to \(4, -1\)$"),
-    ("Dense after 3-D input",
-     lambda: cn.Sequential([L.Input((2, 3, 4)), L.Dense(2, name="fc")]).build(), ValueError,
-     r"^layer 'fc' \(dense\): expects a 1-D input per example \(features,\), got \(2, 3, 4\); "
-     r"add a Flatten layer before it$"),
-    ("Dense after 3-D input on first predict",
-     lambda: cn.Sequential([L.Input((2, 3, 4)), L.Dense(2, name="fc")]).predict(np.ones((1, 2, 3, 4))),
-     ValueError, r"^layer 'fc' \(dense\): expects a 1-D input per example"),
     ("duplicate layer names",
      lambda: cn.Sequential([L.Input((4,)), L.Dense(2, name="a"), L.Dense(2, name="a")]),
      ValueError, r"^Sequential\.add: a layer named 'a' is already in the model$"),

@@ -306,7 +306,9 @@ class Input(Layer):
 
 
 class Dense(Layer):
-    """Z = X·Wᵀ + b, A = activation(Z). Kernel W has shape (units, in_features)."""
+    """Z = X·Wᵀ + b, A = activation(Z). Kernel W has shape (units, in_features).
+    Acts on the last axis (Keras): (N, ..., in_features) -> (N, ..., units), e.g.
+    every step of a sequence (N, T, F) with the same weights."""
 
     kind = "dense"
 
