@@ -256,6 +256,8 @@ TARGETS = [
     (("lstm_fwdbwd_b64", "gru_fwdbwd_b64"), "ratio_torch", 1.0, "forward + backward ≤ 1.0× PyTorch's time"),
     (("lstm_b1_infer",), "ratio_torch", 0.6, "batch-1 inference ≤ 0.6× PyTorch's time"),
     (("lstm_fwdbwd_b64", "lstm_b1_infer"), "ratio_numpy", 0.2, "≥ 5× faster than NumPy (ratio ≤ 0.2)"),
+    # issue 16: attention
+    (("mha_b32", "transformer_block_b32"), "ratio_torch", 1.0, "forward + backward / training ≤ 1.0× PyTorch's time"),
 ]
 
 

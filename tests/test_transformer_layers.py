@@ -444,3 +444,77 @@ def test_multi_head_attention_bad_inputs():
         L.MultiHeadAttention(2.5, 4)
     with pytest.raises(ValueError, match=r"dropout on the attention weights is not implemented"):
         L.MultiHeadAttention(2, 4, dropout=0.1)(q, v)
+
+
+# ---------------------------------------------------------------- transformer_encoder
+
+def sequence_cross_entropy(labels, logits):
+    """Softmax cross-entropy averaged over every (example, step): logits (N, T, K),
+    labels (N, T) (as the model's floats); (loss, dloss/dlogits)."""
+    labels = labels.astype(np.int64)
+    p = ref.softmax(logits, -1)
+    N, T, K = logits.shape
+    picked = p.reshape(-1, K)[np.arange(N * T), labels.reshape(-1)]
+    grad = p.copy()
+    grad.reshape(-1, K)[np.arange(N * T), labels.reshape(-1)] -= 1.0
+    return float(-np.mean(np.log(picked))), (grad / (N * T)).astype(logits.dtype)
+
+
+def reverser(T, vocab, width=32, heads=4, ff_dim=64):
+    ids = L.Input((T,))
+    h = L.Embedding(vocab, width)(ids)
+    h = L.PositionalEncoding()(h)
+    h = cn.applications.transformer_encoder(h, heads, ff_dim, name="enc")
+    return cn.Model(ids, L.Dense(vocab)(h))
+
+
+def test_transformer_encoder_learns_to_reverse_digit_sequences(rng):
+    T, vocab = 6, 10
+    cn.seed(0)
+    model = reverser(T, vocab)
+    model.compile(optimizer=cn.optimizers.Adam(3e-3), loss=sequence_cross_entropy)
+    x = rng.integers(0, vocab, (3000, T))
+    model.fit(x.astype(np.float32), x[:, ::-1].astype(np.float32), batch_size=50, epochs=4, verbose=0)
+    test = rng.integers(0, vocab, (500, T))
+    predicted = model.predict(test.astype(np.float32)).argmax(axis=-1)
+    assert np.mean(predicted == test[:, ::-1]) >= 0.95
+
+
+def test_transformer_encoder_structure_and_errors():
+    x = L.Input((5, 12))
+    y = cn.applications.transformer_encoder(x, 3, 24, name="blk")
+    model = cn.Model(x, y)
+    assert model.output_shape == (None, 5, 12)
+    assert [w.shape for w in model.get_layer("blk_mha").get_weights()][:2] == [(12, 12), (12,)]
+    assert model.get_layer("blk_ln1").epsilon == 1e-5
+    with pytest.raises(ValueError, match=r"transformer_encoder: num_heads must divide the model width 12"):
+        cn.applications.transformer_encoder(x, 5, 24)
+    with pytest.raises(ValueError, match=r"transformer_encoder: x must be a sequence"):
+        cn.applications.transformer_encoder(L.Input((12,)), 3, 24)
+
+
+def test_transformer_encoder_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    T, E, H, FF = 5, 8, 2, 16
+    torch.manual_seed(0)
+    net = torch.nn.TransformerEncoderLayer(E, H, FF, dropout=0.0, batch_first=True).double().eval()
+    x = L.Input((T, E))
+    model = cn.Model(x, cn.applications.transformer_encoder(x, H, FF, name="enc"), dtype="float64")
+    cn.interop.load_torch_state_dict(model, net.state_dict(), mapping={
+        "enc_mha": "self_attn", "enc_ff1": "linear1", "enc_ff2": "linear2", "enc_ln1": "norm1", "enc_ln2": "norm2"})
+    xv = rng.standard_normal((3, T, E))
+    with torch.no_grad():
+        want = net(torch.from_numpy(xv)).numpy()
+    np.testing.assert_allclose(model.predict(xv), want, **MODEL_F64)
+
+
+def test_dense_acts_on_the_last_axis(rng):
+    # The transformer's position-wise feed-forward: one Dense for every step.
+    model = sequential([L.Input((3, 4)), L.Dense(2, activation="tanh", name="fc")], dtype="float64")
+    W, b = model.get_layer("fc").get_weights()
+    assert W.shape == (2, 4) and model.output_shape == (None, 3, 2)
+    x = rng.standard_normal((5, 3, 4))
+    np.testing.assert_allclose(model.predict(x), np.tanh(x @ W.T + b), **MODEL_F64)
+    model.compile(optimizer="sgd", loss="mse")
+    assert cn.gradient_check(model, x, rng.standard_normal((5, 3, 2)), epsilon=GRADCHECK_EPS,
+                             max_params=None) < GRADCHECK_THRESHOLD
