@@ -468,6 +468,8 @@ LABELS = {
     "lstm_fwdbwd_b64": "LSTM(256) forward + backward, batch 64, 50 steps",
     "gru_fwdbwd_b64": "GRU(256) forward + backward, batch 64, 50 steps",
     "lstm_b1_infer": "LSTM(256) inference, 1 sequence of 50 steps",
+    "mha_b32": "Multi-head attention forward + backward, 32×128×512",
+    "transformer_block_b32": "Transformer encoder block training step, batch 32",
     "sgemm": f"Matrix product {W.SGEMM_N}³ (reference)",
 }
 
