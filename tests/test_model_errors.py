@@ -141,6 +141,13 @@ CASES = [
     ("Reshape -1 incompatible",
      lambda: cn.Sequential([L.Input((6,)), L.Reshape((4, -1), name="rs")]).build(), ValueError,
      r"^layer 'rs' \(reshape\): cannot reshape an input of shape \(6,\) \(6 values\) to \(4, -1\)$"),
+    ("RepeatVector after 3-D input",
+     lambda: cn.Sequential([L.Input((2, 3, 4)), L.RepeatVector(2, name="rv")]).build(), ValueError,
+     r"^layer 'rv' \(repeat_vector\): expects a vector \(features,\) per example, i.e. batches "
+     r"\(batch, features\), got \(2, 3, 4\) per example$"),
+    ("RepeatVector after 3-D input on first predict",
+     lambda: cn.Sequential([L.Input((2, 3, 4)), L.RepeatVector(2, name="rv")]).predict(np.ones((1, 2, 3, 4))),
+     ValueError, r"^layer 'rv' \(repeat_vector\): expects a vector \(features,\) per example"),
     ("duplicate layer names",
      lambda: cn.Sequential([L.Input((4,)), L.Dense(2, name="a"), L.Dense(2, name="a")]),
      ValueError, r"^Sequential\.add: a layer named 'a' is already in the model$"),

@@ -57,6 +57,11 @@ def every_layer_model():
     seq = L.Attention(use_scale=True)([seq, seq], use_causal_mask=True)
     seq = L.MultiHeadAttention(2, 2, output_shape=3)(seq, seq, use_causal_mask=True)
     h = L.SimpleRNN(3)(seq, initial_state=[state_c])
+    # Repeated over 4 steps, a Dense at each (through TimeDistributed and on
+    # the last axis), read both ways.
+    h = L.TimeDistributed(L.Dense(4, activation="tanh"))(L.RepeatVector(4)(h))
+    h = L.Bidirectional(L.LSTM(3, return_sequences=True), merge_mode="sum")(L.Dense(5)(h))
+    h = L.Bidirectional(L.GRU(2), backward_layer=L.GRU(3, go_backwards=True))(h)
     return cn.Model(x, L.Dense(3)(h))
 
 

@@ -73,8 +73,10 @@ Attributes KernelSettings::attributes() {
 namespace {
 
 // Dense: Z = X·Wᵀ + b, then an optional activation A = g(Z) fused into the
-// layer (Keras's Dense(activation=...)). Inputs of any rank are flattened per
-// example, as Keras does for a 2-D input and we do for every rank.
+// layer (Keras's Dense(activation=...)). As in Keras, it acts on the last
+// axis: an input (..., F) per example gives (..., units), each position
+// (a sequence's time step) through the same W. The leading axes fold into the
+// batch, so the whole batch is one GEMM of batch · positions rows.
 template <typename T>
 class Dense : public Layer<T> {
  public:
@@ -82,18 +84,16 @@ class Dense : public Layer<T> {
     if (units_ < 1) throw ValueError(layer_label(spec) + ": units must be >= 1, got " + std::to_string(units_));
   }
 
-  // Acts on the last axis (Keras): (..., features) -> (..., units), every
-  // leading position a row of its own.
   Shape build(const Shape& input_shape) override {
     if (input_shape.empty())
-      throw ShapeError(layer_label(this->spec_) + ": expects an input of rank >= 1 per example (..., features), got " +
-                       shape_string(input_shape));
+      throw ShapeError(layer_label(this->spec_) + ": expects an input of rank >= 1 per example "
+                       "(..., features), got a scalar");
     features_ = input_shape.back();
     positions_ = shape_size(input_shape) / std::max<int64_t>(features_, 1);
-    this->in_size_ = shape_size(input_shape);
-    this->out_size_ = positions_ * units_;
     Shape out = input_shape;
     out.back() = units_;
+    this->in_size_ = shape_size(input_shape);
+    this->out_size_ = shape_size(out);
     return out;
   }
 
@@ -113,6 +113,7 @@ class Dense : public Layer<T> {
       corenn::initialize<T>(bias(), out, k_.bias_init, in, out, k_.initializer_stddev, random_bits(key, 1));
   }
 
+  // Softmax (a fused activation) normalises over the units of each position.
   const T* forward(const T* x, int64_t batch, bool, uint64_t, LayerCache<T>& c) const override {
     const int64_t rows = batch * positions_, out = units_;
     T* z = preactivation_output(c, k_.activation, rows * out);
@@ -143,7 +144,7 @@ class Dense : public Layer<T> {
 
   KernelSettings k_;
   int64_t units_;
-  int64_t features_ = 0, positions_ = 1;  // per example: (positions, features) rows
+  int64_t features_ = 0, positions_ = 1;  // per example: the last axis, the product of the others
 };
 
 // Activation as its own layer; softmax normalises over the features: the
