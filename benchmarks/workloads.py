@@ -20,6 +20,7 @@ from typing import Callable, Dict, Optional
 import numpy as np
 
 import steps
+import workloads_attention as attn
 import workloads_cnn as cnn
 import workloads_detection as det
 import workloads_recurrent as rnn
@@ -437,6 +438,13 @@ WORKLOADS = {w.name: w for w in [
        rnn.forward_flops("lstm", 1), {
            "corenn": rnn.corenn_lstm_infer, "numpy": rnn.numpy_lstm_infer,
            "torch": rnn.torch_lstm_infer}, quick_reps=50),
+    _w("mha_b32", "op", "MultiHeadAttention(8 heads, key_dim 64) self-attention on (32, 128, 512): "
+       "forward + backward (input and weight gradients)",
+       attn.mha_fwdbwd_flops(), {"corenn": attn.corenn_mha, "torch": attn.torch_mha}),
+    _w("transformer_block_b32", "train", "transformer encoder block (MultiHeadAttention(8, 64) + residual + "
+       "LayerNormalization, Dense 2048 ReLU → Dense 512 + residual + LayerNormalization), mean over time, "
+       "Dense 10: training step on (32, 128, 512), Adam 1e-3",
+       attn.block_train_flops(), {"corenn": attn.corenn_block_train, "torch": attn.torch_block_train}),
     _w("sgemm", "sgemm", f"float32 matmul {SGEMM_N}³ (a · bᵀ), the machine's reference rate",
        2 * SGEMM_N ** 3, {
            "corenn": corenn_sgemm, "numpy": numpy_sgemm, "torch": torch_sgemm}, fixed_reps=3),

@@ -53,6 +53,9 @@ def every_layer_model():
     seq = L.Dot(axes=2, normalize=True)([seq, seq])  # (5, 5): each step's cosine similarity to the others
     seq = L.GRU(3, return_sequences=True, go_backwards=True, dropout=0.1)(seq, initial_state=state_h)
     seq = L.Softmax(axis=1)(seq)  # over the steps
+    seq = L.LayerNormalization()(L.PositionalEncoding()(seq))
+    seq = L.Attention(use_scale=True)([seq, seq], use_causal_mask=True)
+    seq = L.MultiHeadAttention(2, 2, output_shape=3)(seq, seq, use_causal_mask=True)
     h = L.SimpleRNN(3)(seq, initial_state=[state_c])
     # Repeated over 4 steps, a Dense at each (through TimeDistributed and on
     # the last axis), read both ways.

@@ -119,6 +119,7 @@ Model every_layer_model(DType dtype) {
   m.add(similarity);
   m.add(LayerSpec("simple_rnn").set("units", 2).set("return_sequences", true).set("go_backwards", true));
   m.add(LayerSpec("softmax").set("axis", 1));  // over the 3 steps
+  m.add(LayerSpec("layer_norm").set("epsilon", 0.01));
   m.add(LayerSpec("gru").set("units", 3).set("return_sequences", true).set("use_bias", false).set("dropout", 0.2));
   m.add(LayerSpec("lstm").set("units", 3).set("unit_forget_bias", false));
   // The LSTM's last output repeated over 2 steps, a Dense at each, then a
@@ -143,6 +144,28 @@ Model token_model(DType dtype) {
   m.add(LayerSpec("flatten"));
   m.add(LayerSpec("dense", "logits").set("units", 3));
   m.build({8});
+  return m;
+}
+
+// The attention kinds, which came after version 1 and whose second output (the
+// attention weights) no layer takes, so the model names its output: a
+// sequence (5, 4) -> positional encoding -> self-attention with a layer-normed
+// key -> multi-head attention -> LSTM.
+Model attention_model(DType dtype) {
+  Model m(dtype);
+  m.set_input_name("sequence");
+  m.add(LayerSpec("positional_encoding", "pe").set("max_wavelength", 100.0));
+  m.add(LayerSpec("layer_norm", "key").set("center", false));
+  LayerSpec att = LayerSpec("attention", "att").set("use_scale", true).set("use_causal_mask", true);
+  att.inputs = {"pe", "pe", "key"};  // query, value, key
+  m.add(att);
+  LayerSpec mha = LayerSpec("multi_head_attention", "mha").set("num_heads", 2).set("key_dim", 3)
+                      .set("value_dim", 2).set("output_shape", {4}).set("use_causal_mask", true);
+  mha.inputs = {"att", "pe", "key"};
+  m.add(mha);
+  m.add(LayerSpec("lstm", "last").set("units", 3));
+  m.set_outputs({{"last"}});
+  m.build({5, 4});
   return m;
 }
 
@@ -276,10 +299,28 @@ TEST(io_token_model_round_trips_bit_for_bit) {
   }
 }
 
-// A new layer kind missing from every_layer_model (or token_model) fails here.
+TEST(io_attention_model_round_trips_bit_for_bit) {
+  for (DType dtype : {DType::float32, DType::float64}) {
+    seed(31);
+    TempDir dir;
+    Model m = attention_model(dtype);
+    m.save(dir.file("attention.corenn"));
+    Model loaded = load_model(dir.file("attention.corenn"));
+    check_same_model(m, loaded);
+    CHECK(loaded.weight_names(3) == (std::vector<std::string>{"query_kernel", "query_bias", "key_kernel", "key_bias",
+                                                              "value_kernel", "value_bias", "output_kernel",
+                                                              "output_bias"}));
+    CHECK(loaded.get_weights(3)[0].shape() == (Shape{6, 4}));  // (num_heads·key_dim, D)
+    const Tensor x = random_input(m, 5, 4);
+    CHECK(same_bytes(m.predict(x), loaded.predict(x)));
+  }
+}
+
+// A new layer kind missing from every_layer_model (or token_model, attention_model) fails here.
 TEST(io_every_layer_model_has_every_registered_kind) {
   std::set<std::string> used, registered;
-  const Model models[] = {every_layer_model(DType::float32), token_model(DType::float32)};
+  const Model models[] = {every_layer_model(DType::float32), token_model(DType::float32),
+                          attention_model(DType::float32)};
   for (const Model& m : models)
     for (size_t i = 0; i < m.num_layers(); ++i) used.insert(m.layer_spec(i).kind);
   for (const LayerKindInfo& k : layer_kinds()) registered.insert(k.kind);

@@ -21,6 +21,9 @@ block's layers can be found again with `model.get_layer`.
 - Faces (course 4, week 4; from `corenn.faces`): `distance`, `choose_threshold`
   (verification, d(img1, img2) ≤ τ) and `Embedder` (recognition against a
   database of enrolled identities).
+- `transformer_encoder` (course 5, week 4): multi-head self-attention and a
+  position-wise feed-forward network, each with a residual connection and layer
+  normalisation, on (None, T, D) sequences.
 """
 
 import math
@@ -251,6 +254,39 @@ _SLIDING = (L.Conv2D, L.DepthwiseConv2D, L.SeparableConv2D, L.MaxPooling2D, L.Av
 _HEAD = (L.Dense, L.Activation, L.Dropout)
 
 
+def transformer_encoder(x, num_heads, ff_dim, key_dim=None, epsilon=1e-5, attention_mask=None,
+                        use_causal_mask=False, name=None):
+    """The transformer's encoder block (Vaswani et al. 2017, section 3.1; post-norm,
+    as the paper, PyTorch's nn.TransformerEncoderLayer(norm_first=False) and
+    the course) on a sequence x (None, T, D):
+        h = LayerNormalization(x + MultiHeadAttention(x, x))
+        y = LayerNormalization(h + Dense(D)(Dense(ff_dim, relu)(h)))
+    key_dim defaults to D // num_heads (ValueError unless num_heads divides D);
+    attention_mask (None, T, T), nonzero = attend, and use_causal_mask pass to
+    the attention; epsilon is the layer norms' (PyTorch's and keras_hub's 1e-5).
+    Layers are named <name>_mha, <name>_add1, <name>_ln1, <name>_ff1,
+    <name>_ff2, <name>_add2, <name>_ln2. Returns y (None, T, D)."""
+    name = _prefix(name, "transformer")
+    x = L._symbolic("transformer_encoder", x)
+    shape = x.shape
+    if len(shape) != 3:
+        raise ValueError(f"transformer_encoder: x must be a sequence (None, timesteps, features), got shape {shape}")
+    width = shape[-1]
+    num_heads = _validate.integer("transformer_encoder", "num_heads", num_heads, minimum=1)
+    ff_dim = _validate.integer("transformer_encoder", "ff_dim", ff_dim, minimum=1)
+    if key_dim is None:
+        if width % num_heads:
+            raise ValueError(f"transformer_encoder: num_heads must divide the model width {width} "
+                             f"(key_dim = width / num_heads), got num_heads={num_heads}")
+        key_dim = width // num_heads
+    attention = L.MultiHeadAttention(num_heads, key_dim, name=f"{name}_mha")(
+        x, x, attention_mask=attention_mask, use_causal_mask=use_causal_mask)
+    h = L.LayerNormalization(epsilon=epsilon, name=f"{name}_ln1")(L.Add(name=f"{name}_add1")([x, attention]))
+    f = L.Dense(ff_dim, activation="relu", name=f"{name}_ff1")(h)
+    f = L.Dense(width, name=f"{name}_ff2")(f)
+    return L.LayerNormalization(epsilon=epsilon, name=f"{name}_ln2")(L.Add(name=f"{name}_add2")([h, f]))
+
+
 def fully_convolutional(model, input_shape, name=None):
     """The convolutional implementation of sliding windows (course 4, week 3;
     Sermanet et al. 2014, OverFeat): `model`, a cn.Sequential classifier
@@ -343,4 +379,4 @@ def fully_convolutional(model, input_shape, name=None):
 
 __all__ = ["depthwise_separable_block", "efficientnet", "efficientnet_scaling",
            "fully_convolutional", "inception_module", "inception_small", "inverted_residual_block",
-           "mobilenet_v1", "mobilenet_v2", "residual_block", "resnet_small", "unet"]
+           "mobilenet_v1", "mobilenet_v2", "residual_block", "resnet_small", "transformer_encoder", "unet"]

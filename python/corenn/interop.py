@@ -655,6 +655,93 @@ def _bidirectional(g, name, config, weights, x):
     return g.node({"sum": "Add", "mul": "Mul"}[mode], [a, b], name)
 
 
+def _layer_norm(g, name, config, weights, x):
+    """(x − μ)·(σ² + ε)^(−½)·γ + β over the last axis, the means as MatMuls by a
+    (D, 1) column of 1/D (valid in every opset; LayerNormalization is opset 17+)."""
+    D = g.shape_in[-1]
+    column = g.constant(f"{name}/mean_column", np.full((D, 1), 1.0 / D))
+    mean = g.node("MatMul", [x, column], f"{name}/mean")
+    centred = g.node("Sub", [x, mean], f"{name}/centred")
+    square = g.node("Mul", [centred, centred], f"{name}/square")
+    var = g.node("MatMul", [square, column], f"{name}/variance")
+    std = g.node("Sqrt", [g.node("Add", [var, g.constant(f"{name}/epsilon", config["epsilon"])], f"{name}/var_eps")],
+                 f"{name}/std")
+    out = g.node("Div", [centred, std], f"{name}/normed")
+    params = iter(weights)
+    if config["scale"]:
+        out = g.node("Mul", [out, g.constant(f"{name}/gamma", next(params))], f"{name}/scaled")
+    if config["center"]:
+        out = g.node("Add", [out, g.constant(f"{name}/beta", next(params))], f"{name}/shifted")
+    return g.node("Identity", [out], name)
+
+
+def _positional_encoding(g, name, config, weights, x):
+    """x + PE, the table from the formula (corenn/kernels/positional_encoding.hpp)."""
+    T, D = g.shape_in[1:]
+    i = np.arange(D) // 2
+    angle = np.arange(T, dtype=np.float64)[:, None] / np.power(float(config["max_wavelength"]), 2.0 * i / D)
+    table = np.where(np.arange(D) % 2 == 0, np.sin(angle), np.cos(angle))
+    return g.node("Add", [x, g.constant(f"{name}/table", table)], name)
+
+
+def _masked_softmax(g, name, scores, Tq, Tk, causal, mask=None):
+    """Softmax over the keys of the allowed scores (the others −inf). ONNX
+    Runtime gives NaN for a query with no allowed key, where corenn gives 0."""
+    if mask is not None:
+        scores = g.node("Where", [mask, scores, g.constant(f"{name}/minus_inf", -np.inf)], f"{name}/masked")
+    if causal:
+        lower = g.constant(f"{name}/causal", np.tril(np.ones((Tq, Tk), bool)), dtype=bool)
+        scores = g.node("Where", [lower, scores, g.constant(f"{name}/causal_inf", -np.inf)], f"{name}/causal_scores")
+    return g.node("Softmax", [scores], f"{name}/weights", axis=-1)
+
+
+def _attention(g, name, config, weights, xs):
+    """softmax(s·q kᵀ) v, key = value when the layer has two inputs."""
+    q, v = xs[0], xs[1]
+    k = xs[2] if len(xs) == 3 else v
+    (Tq, _), (Tk, _) = g.shapes_in[0][1:], g.shapes_in[1][1:]
+    scores = g.node("MatMul", [q, g.node("Transpose", [k], f"{name}/k_t", perm=[0, 2, 1])], f"{name}/scores")
+    if config["use_scale"]:
+        scores = g.node("Mul", [scores, g.constant(f"{name}/scale", weights[0].reshape(()))], f"{name}/scaled")
+    weights_ = _masked_softmax(g, name, scores, Tq, Tk, config["use_causal_mask"])
+    return g.node("MatMul", [weights_, v], name)
+
+
+def _multi_head_attention(g, name, config, weights, xs):
+    """The projections, the heads as an axis (N, H, T, d), softmax(QKᵀ/√d) V,
+    the heads joined again and the output projection."""
+    H, dk, dv = config["num_heads"], config["key_dim"], config["value_dim"] or config["key_dim"]
+    Tq, Tk = g.shapes_in[0][1], g.shapes_in[1][1]
+    params = iter(weights)
+
+    def project(x, part):
+        out = g.node("MatMul", [x, g.constant(f"{name}/{part}_kernel_t", next(params).T)], f"{name}/{part}_matmul")
+        if config["use_bias"]:
+            out = g.node("Add", [out, g.constant(f"{name}/{part}_bias", next(params))], f"{name}/{part}")
+        return out
+
+    def heads(x, part, steps, depth, perm):
+        split = g.node("Reshape", [x, g.constant(f"{name}/{part}_split", [0, steps, H, depth], dtype=np.int64)],
+                       f"{name}/{part}_split_heads")
+        return g.node("Transpose", [split], f"{name}/{part}_heads", perm=perm)
+
+    Q = heads(project(xs[0], "query"), "query", Tq, dk, [0, 2, 1, 3])   # (N, H, Tq, dk)
+    K = heads(project(xs[2], "key"), "key", Tk, dk, [0, 2, 3, 1])       # (N, H, dk, Tk)
+    V = heads(project(xs[1], "value"), "value", Tk, dv, [0, 2, 1, 3])   # (N, H, Tk, dv)
+    scores = g.node("Mul", [g.node("MatMul", [Q, K], f"{name}/qk"), g.constant(f"{name}/scale", 1 / np.sqrt(dk))],
+                    f"{name}/scores")
+    mask = None
+    if len(xs) == 4:  # (N, Tq, Tk), nonzero = attend, the same for every head
+        allowed = g.node("Cast", [xs[3]], f"{name}/mask_bool", to=g.onnx.TensorProto.BOOL)
+        mask = g.node("Unsqueeze", [allowed, g.constant(f"{name}/head_axis", [1], dtype=np.int64)], f"{name}/mask")
+    weights_ = _masked_softmax(g, name, scores, Tq, Tk, config["use_causal_mask"], mask)
+    joined = g.node("Transpose", [g.node("MatMul", [weights_, V], f"{name}/heads_out")], f"{name}/steps_heads",
+                    perm=[0, 2, 1, 3])
+    joined = g.node("Reshape", [joined, g.constant(f"{name}/join", [0, Tq, H * dv], dtype=np.int64)],
+                    f"{name}/joined")
+    return g.node("Identity", [project(joined, "output")], name)
+
+
 def _dot(g, name, c, w, xs):
     """Dot as MatMul: input 0 as (N, M, K), input 1 as (N, K, N'), each
     reshaped (and transposed when its contracted axis is the other end);
@@ -689,6 +776,10 @@ CONVERTERS = {
     "dense": _dense,
     "activation": lambda g, name, c, w, x: _act_node(g, c["activation"], c["alpha"], x, name),
     "softmax": lambda g, name, c, w, x: g.node("Softmax", [x], name, axis=int(c["axis"])),
+    "layer_norm": _layer_norm,
+    "positional_encoding": _positional_encoding,
+    "attention": _attention,
+    "multi_head_attention": _multi_head_attention,
     "dropout": _identity,
     "flatten": lambda g, name, c, w, x: g.node("Flatten", [x], name, axis=1),
     "reshape": _reshape,
@@ -723,6 +814,8 @@ CONVERTERS = {
     "bidirectional": _bidirectional,
 }
 _MERGES = ("add", "subtract", "concatenate", "dot")
+# Layers whose converter takes every input (the attention layers' query, value, key, mask).
+_MULTI_INPUT = _MERGES + ("attention", "multi_head_attention")
 
 
 def export_onnx(model, path, opset=17):
@@ -759,14 +852,14 @@ def export_onnx(model, path, opset=17):
             raise ValueError(f"export_onnx: layer '{layer.name}' ({type(layer).__name__}, kind "
                              f"{kind!r}) has no ONNX converter")
         inputs = calls[layer.name]
-        if len(inputs) > 1 and kind not in _MERGES:  # a recurrent layer's initial_state
+        if len(inputs) > 1 and kind not in _MULTI_INPUT:  # a recurrent layer's initial_state
             raise ValueError(f"export_onnx: layer '{layer.name}' takes {len(inputs)} inputs "
                              f"(an initial_state); only single-input layers are exported")
         g.shape_in = shapes[inputs[0]]
         g.shapes_in = [shapes[name] for name in inputs]
         g.shape_out = tuple(engine.output_shape(i))
         g.weight_names = list(engine.weight_names(i))
-        x = inputs if kind in _MERGES else inputs[0]
+        x = inputs if kind in _MULTI_INPUT else inputs[0]
         out = CONVERTERS[kind](g, layer.name, config, layer.get_weights(), x)
         assert out == layer.name  # later layers refer to this output by the layer's name
         shapes[layer.name] = (None, *g.shape_out)

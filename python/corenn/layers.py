@@ -453,6 +453,25 @@ class Embedding(Layer):
 
 # ------------------------------------------------------------- convolutions
 
+class PositionalEncoding(Layer):
+    """Adds the sinusoidal positional encoding of Vaswani et al. (2017, section
+    3.5) to a sequence (N, T, D): y = x + PE with PE[t, 2i] = sin(t·ω_i),
+    PE[t, 2i+1] = cos(t·ω_i), ω_i = max_wavelength^(−2i/D) (10000 in the
+    paper), the same for every example; no weights; dx = dy. Put it after an
+    Embedding (whose output is often scaled by √D first) so that attention,
+    which is blind to order, sees where each token is. Same as keras_hub's
+    SinePositionEncoding added to its input."""
+
+    kind = "positional_encoding"
+
+    def __init__(self, max_wavelength=10000.0, **kwargs):
+        super().__init__(**kwargs)
+        self.max_wavelength = _validate.real("PositionalEncoding", "max_wavelength", max_wavelength)
+
+    def get_config(self):
+        return {**super().get_config(), "max_wavelength": self.max_wavelength}
+
+
 def _pair(owner, name, value, minimum=1):
     """An int or an (h, w) pair of ints, as a 2-tuple."""
     items = (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
@@ -834,6 +853,30 @@ class UnitNormalization(Layer):
         return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon}
 
 
+class LayerNormalization(Layer):
+    """Normalises each position over its features (Ba, Kiros & Hinton 2016;
+    Keras's LayerNormalization, PyTorch's nn.LayerNorm(D, eps=epsilon)): per
+    example and position, μ and the biased σ² of its D = last-axis values,
+    x̂ = (x − μ)/√(σ² + ε), y = γ ⊙ x̂ + β. Unlike BatchNormalization no batch
+    statistics: training and inference compute the same. Inputs (N, ..., D),
+    float32/float64; only the last axis (axis=-1) is supported (another is a
+    ValueError when the layer is called). Weights gamma (D,) (scale=True,
+    starts 1) and beta (D,) (center=True, starts 0): PyTorch's weight and bias."""
+
+    kind = "layer_norm"
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = _validate.integer("LayerNormalization", "axis", axis)
+        self.epsilon = _validate.real("LayerNormalization", "epsilon", epsilon)
+        self.center = bool(center)
+        self.scale = bool(scale)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale}
+
+
 # ------------------------------------------------------------- preprocessing
 
 class Normalization(Layer):
@@ -1041,6 +1084,122 @@ class LSTM(_GatedRecurrent):
 
     def get_config(self):
         return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
+
+
+# ------------------------------------------------------------- attention
+
+class _AttentionCall(Layer):
+    """The attention layers' call: several tensors in, the output and the
+    attention weights out (the second only with return_attention_scores)."""
+
+    def _attend(self, tensors, return_attention_scores, use_causal_mask):
+        owner = f"{type(self).__name__} '{self.name}'"
+        use_causal_mask = bool(use_causal_mask)
+        if self._nodes and use_causal_mask != self.use_causal_mask:
+            raise ValueError(f"{owner}: use_causal_mask is fixed by the layer's first call "
+                             f"({self.use_causal_mask}), got {use_causal_mask}")
+        self.use_causal_mask = use_causal_mask
+        output, scores = self._call([_symbolic(owner, t) for t in tensors])
+        return [output, scores] if return_attention_scores else output
+
+
+class Attention(_AttentionCall):
+    """Dot-product attention (Luong et al. 2015; Keras's Attention):
+    `Attention()([query, value])` or `([query, value, key])` (key = value when
+    not given), query (N, Tq, D), value (N, Tv, Dv), key (N, Tv, D):
+    scores = s·query·keyᵀ (s: a trainable scalar weight `scale`, starting at 1,
+    with use_scale=True; 1 otherwise — not 1/√D, as Keras), α = softmax over
+    the Tv keys (the course's α⟨t,t'⟩), output = α·value (N, Tq, Dv).
+    use_causal_mask=True (a call option, as Keras; fixed by the layer's first
+    call and saved with it) lets query i see keys j <= i only.
+    return_attention_scores=True returns [output, α (N, Tq, Tv)]; α is for
+    inspection (no gradient flows back through it). score_mode "dot" only
+    (Bahdanau's additive scores: not yet); dropout must be 0.0."""
+
+    kind = "attention"
+
+    def __init__(self, use_scale=False, score_mode="dot", dropout=0.0, use_causal_mask=False, **kwargs):
+        super().__init__(**kwargs)
+        self.use_scale = bool(use_scale)
+        self.score_mode = _validate.choice("Attention", "score_mode", score_mode, ("dot",))
+        self.dropout = _validate.real("Attention", "dropout", dropout)
+        self.use_causal_mask = bool(use_causal_mask)
+
+    def __call__(self, inputs, return_attention_scores=False, use_causal_mask=False):
+        if not isinstance(inputs, (list, tuple)) or len(inputs) not in (2, 3):
+            raise ValueError(f"Attention '{self.name}': inputs must be a list [query, value] or "
+                             f"[query, value, key], got {inputs!r}")
+        return self._attend(list(inputs), return_attention_scores, use_causal_mask)
+
+    def get_config(self):
+        return {**super().get_config(), "use_scale": self.use_scale, "score_mode": self.score_mode,
+                "dropout": self.dropout, "use_causal_mask": self.use_causal_mask}
+
+
+class MultiHeadAttention(_AttentionCall):
+    """Multi-head attention (Vaswani et al. 2017, section 3.2.2; Keras's
+    MultiHeadAttention). `layer(query, value, key=None, attention_mask=None,
+    return_attention_scores=False, use_causal_mask=False)`, query (N, Tq, Dq),
+    value (N, Tv, Dv), key (N, Tv, Dk) (= value when None):
+    Q = query·W_qᵀ + b_q (N, Tq, num_heads·key_dim), K, V likewise, head h =
+    softmax(Q_h K_hᵀ/√key_dim) V_h, output = concat(heads)·W_oᵀ + b_o
+    (N, Tq, D_out), D_out = output_shape or Dq. attention_mask (N, Tq, Tv):
+    nonzero/True = attend (Keras, PyTorch's boolean attn_mask); a query with no
+    key to attend to gets zeros (never NaN). use_causal_mask (a call option,
+    fixed by the first call and saved with the layer): query i sees keys
+    j <= i. With return_attention_scores the weights (N, num_heads, Tq, Tv)
+    are returned too, for inspection (no gradient flows back through them).
+
+    Weights in get_weights order: query kernel (num_heads·key_dim, Dq),
+    query bias, key kernel (num_heads·key_dim, Dk), key bias, value kernel
+    (num_heads·value_dim, Dv), value bias, output kernel (D_out,
+    num_heads·value_dim), output bias (no biases with use_bias=False). These
+    are PyTorch's nn.MultiheadAttention in_proj_weight split in three row
+    blocks (q, k, v), in_proj_bias likewise, out_proj.weight, out_proj.bias
+    (key_dim = embed_dim / num_heads there). Kernels glorot_uniform (each
+    projection's own fan-in and fan-out), biases zeros. dropout must be 0.0."""
+
+    kind = "multi_head_attention"
+
+    def __init__(self, num_heads, key_dim, value_dim=None, dropout=0.0, use_bias=True, output_shape=None,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", use_causal_mask=False, **kwargs):
+        super().__init__(**kwargs)
+        owner = "MultiHeadAttention"
+        self.num_heads = _validate.integer(owner, "num_heads", num_heads, minimum=1)
+        self.key_dim = _validate.integer(owner, "key_dim", key_dim, minimum=1)
+        # None (0 in the engine's configuration): key_dim.
+        self.value_dim = self.key_dim if value_dim is None or value_dim == 0 else _validate.integer(
+            owner, "value_dim", value_dim, minimum=1)
+        self.dropout = _validate.real(owner, "dropout", dropout)
+        self.use_bias = bool(use_bias)
+        if output_shape is not None and not isinstance(output_shape, (list, tuple)):
+            output_shape = (output_shape,)
+        self.output_shape = None if output_shape is None else tuple(
+            _validate.integer(owner, "output_shape", d, minimum=1) for d in output_shape)
+        self.kernel_initializer = initializers.get(kernel_initializer, owner)
+        self.bias_initializer = initializers.get(bias_initializer, owner)
+        normals = {i.stddev for i in (self.kernel_initializer, self.bias_initializer)
+                   if i.name == "random_normal"}
+        if len(normals) > 1:
+            raise ValueError(f"{owner}: kernel_initializer and bias_initializer share one "
+                             f"random_normal stddev, got {sorted(normals)}")
+        self._stddev = normals.pop() if normals else initializers.RandomNormal().stddev
+        self.use_causal_mask = bool(use_causal_mask)
+
+    def __call__(self, query, value, key=None, attention_mask=None, return_attention_scores=False,
+                 use_causal_mask=False):
+        tensors = [query, value, value if key is None else key]
+        if attention_mask is not None:
+            tensors.append(attention_mask)
+        return self._attend(tensors, return_attention_scores, use_causal_mask)
+
+    def get_config(self):
+        return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
+                "value_dim": self.value_dim, "dropout": self.dropout, "use_bias": self.use_bias,
+                "output_shape": list(self.output_shape or ()),
+                "kernel_initializer": self.kernel_initializer.name,
+                "bias_initializer": self.bias_initializer.name, "initializer_stddev": self._stddev,
+                "use_causal_mask": self.use_causal_mask}
 
 
 # ------------------------------------------------------------- wrappers
