@@ -1,5 +1,5 @@
 """The Dot layer (Keras's batch_dot, with normalize = cosine similarity) and
-its kernels (batched matmul, L2 normalisation) against tests/reference/dot.py:
+its kernels (batched matmul; the L2 normalisation is UnitNormalization's) against tests/reference/dot.py:
 forward and backward parity in float32 and float64, finite differences, a
 layer that learns through it, and its bad inputs."""
 

@@ -10,7 +10,6 @@
 
 #include "check.hpp"
 #include "corenn/kernels/batched_matmul.hpp"
-#include "corenn/kernels/l2_normalize.hpp"
 
 using namespace corenn;
 using corenn_test::bitwise_equal;
@@ -56,26 +55,6 @@ void check_matmul(int64_t batch, int64_t m, int64_t n, int64_t k, bool trans_a, 
   }
 }
 
-template <typename T>
-void check_normalize(int64_t outer, int64_t axis, int64_t inner) {
-  auto x = random_vector<T>(outer * axis * inner, 6);
-  for (int64_t a = 0; a < axis; ++a) x[a * inner] = T(0);  // fibre (0, 0) is zero
-  std::vector<T> y(x.size()), y_naive(x.size()), norm(outer * inner), norm_naive(outer * inner);
-  l2_normalize_forward(y.data(), norm.data(), x.data(), outer, axis, inner);
-  l2_normalize_forward_naive(y_naive.data(), norm_naive.data(), x.data(), outer, axis, inner);
-  CHECK(bitwise_equal(y, y_naive));
-  CHECK(bitwise_equal(norm, norm_naive));
-  CHECK(norm[0] == static_cast<T>(kL2NormalizeEps));
-  const auto dy = random_vector<T>(x.size(), 7);
-  for (bool accumulate : {false, true}) {
-    const auto start = random_vector<T>(x.size(), 8);
-    std::vector<T> dx = start, dx_naive = start;
-    l2_normalize_backward(dx.data(), dy.data(), y.data(), norm.data(), outer, axis, inner, accumulate);
-    l2_normalize_backward_naive(dx_naive.data(), dy.data(), y.data(), norm.data(), outer, axis, inner, accumulate);
-    CHECK(bitwise_equal(dx, dx_naive));
-  }
-}
-
 }  // namespace
 
 TEST(batched_matmul_matches_naive_in_every_transpose) {
@@ -86,11 +65,4 @@ TEST(batched_matmul_matches_naive_in_every_transpose) {
       check_matmul(5000, 1, 1, 9, ta, tb);    // many small ones: the threaded split
       check_matmul(2, 3, 1, 1, ta, tb);       // K = 1
     }
-}
-
-TEST(l2_normalize_matches_naive) {
-  check_normalize<float>(3, 5, 1);
-  check_normalize<double>(2, 4, 3);
-  check_normalize<double>(1, 7, 1);
-  check_normalize<float>(9000, 8, 1);  // past the grain
 }

@@ -5,18 +5,7 @@ similarity. Output: input 0's other axes, then input 1's; (N,) becomes (N, 1).""
 
 import numpy as np
 
-EPS = 1e-12
-
-
-def l2_normalize(x, axis):
-    norm = np.maximum(np.sqrt(np.sum(x * x, axis=axis, keepdims=True)), EPS)
-    return x / norm, norm
-
-
-def l2_normalize_backward(dy, y, norm, axis):
-    """dx = (dy − y·Σ(y·dy)) / n where the norm was not clamped, dy / eps where it was."""
-    projection = np.where(norm > EPS, np.sum(y * dy, axis=axis, keepdims=True), 0.0)
-    return (dy - y * projection) / norm
+from .unit_norm import unit_norm_backward, unit_norm_forward
 
 
 def _axes(x1, x2, axes):
@@ -26,8 +15,7 @@ def _axes(x1, x2, axes):
 def dot_forward(x1, x2, axes, normalize=False):
     a1, a2 = _axes(x1, x2, axes)
     if normalize:
-        x1, _ = l2_normalize(x1, a1)
-        x2, _ = l2_normalize(x2, a2)
+        x1, x2 = unit_norm_forward(x1, a1), unit_norm_forward(x2, a2)
     out = np.stack([np.tensordot(u, v, axes=(a1 - 1, a2 - 1)) for u, v in zip(x1, x2)])
     return out.reshape(len(x1), 1) if out.ndim == 1 else out
 
@@ -37,8 +25,7 @@ def dot_backward(dy, x1, x2, axes, normalize=False):
     a1, a2 = _axes(x1, x2, axes)
     u, v = x1, x2
     if normalize:
-        u, n1 = l2_normalize(x1, a1)
-        v, n2 = l2_normalize(x2, a2)
+        u, v = unit_norm_forward(x1, a1), unit_norm_forward(x2, a2)
     r1, r2 = u.ndim - 2, v.ndim - 2  # other axes per example
     du, dv = np.empty_like(u), np.empty_like(v)
     for n in range(len(u)):
@@ -49,5 +36,5 @@ def dot_backward(dy, x1, x2, axes, normalize=False):
         dv[n] = np.moveaxis(np.tensordot(np.moveaxis(u[n], a1 - 1, -1), g, axes=(list(range(r1)),
                                                                                   list(range(r1)))), 0, a2 - 1)
     if normalize:
-        return l2_normalize_backward(du, u, n1, a1), l2_normalize_backward(dv, v, n2, a2)
+        return unit_norm_backward(du, x1, a1), unit_norm_backward(dv, x2, a2)
     return du, dv

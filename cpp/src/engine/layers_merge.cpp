@@ -7,7 +7,7 @@
 
 #include "corenn/error.hpp"
 #include "corenn/kernels/batched_matmul.hpp"
-#include "corenn/kernels/l2_normalize.hpp"
+#include "corenn/kernels/unit_norm.hpp"
 #include "corenn/kernels/merge.hpp"
 #include "engine/layers.hpp"
 #include "engine/registry.hpp"
@@ -164,6 +164,9 @@ class Concatenate : public MergeLayer<T> {
 // similarity. The contracted axis must be the first or the last per-example
 // axis of its input (every axis of a vector or a matrix; Keras also allows a
 // middle axis of a rank-3 example, which would need a transpose).
+// normalize divides by max(‖x‖₂, ε) with F.normalize's and Keras's ε.
+inline constexpr double kNormalizeEpsilon = 1e-12;
+
 template <typename T>
 class Dot : public CallLayer<T> {
  public:
@@ -231,14 +234,13 @@ class Dot : public CallLayer<T> {
     ensure_size(c.out, batch * this->out_size_);
     const T* a = xs[0];
     const T* b = xs[1];
-    if (normalize_) {  // c.mid: the unit-norm inputs; c.pre: their norms (backward reads both)
+    if (normalize_) {  // c.mid: the unit-norm inputs (the product's operands, which backward reads)
       ensure_size(c.mid, batch * (in_sizes_[0] + in_sizes_[1]));
-      ensure_size(c.pre, batch * (d.m + d.n));
       T* a_unit = c.mid.data();
       T* b_unit = a_unit + batch * in_sizes_[0];
       const Fibres fa = fibres(0, batch), fb = fibres(1, batch);
-      l2_normalize_forward<T>(a_unit, c.pre.data(), a, fa.outer, d.k, fa.inner);
-      l2_normalize_forward<T>(b_unit, c.pre.data() + batch * d.m, b, fb.outer, d.k, fb.inner);
+      unit_norm_forward<T>(a_unit, a, fa.outer, d.k, fa.inner, kNormalizeEpsilon);
+      unit_norm_forward<T>(b_unit, b, fb.outer, d.k, fb.inner, kNormalizeEpsilon);
       a = a_unit;
       b = b_unit;
     }
@@ -267,9 +269,8 @@ class Dot : public CallLayer<T> {
     T* db_unit = dxs[1] ? c.grad_mid.data() + batch * in_sizes_[0] : nullptr;
     batched_matmul_backward<T>(da_unit, db_unit, dys[0], a_unit, b_unit, d, false, false);
     const Fibres fa = fibres(0, batch), fb = fibres(1, batch);
-    if (dxs[0]) l2_normalize_backward<T>(dxs[0], da_unit, a_unit, c.pre.data(), fa.outer, d.k, fa.inner, false);
-    if (dxs[1])
-      l2_normalize_backward<T>(dxs[1], db_unit, b_unit, c.pre.data() + batch * d.m, fb.outer, d.k, fb.inner, false);
+    if (dxs[0]) unit_norm_backward<T>(dxs[0], da_unit, xs[0], fa.outer, d.k, fa.inner, kNormalizeEpsilon);
+    if (dxs[1]) unit_norm_backward<T>(dxs[1], db_unit, xs[1], fb.outer, d.k, fb.inner, kNormalizeEpsilon);
   }
 
  private:
