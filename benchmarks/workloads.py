@@ -437,6 +437,21 @@ WORKLOADS = {w.name: w for w in [
        rnn.forward_flops("lstm", 1), {
            "corenn": rnn.corenn_lstm_infer, "numpy": rnn.numpy_lstm_infer,
            "torch": rnn.torch_lstm_infer}, quick_reps=50),
+    _w("lstm_b64", "train", "LSTM(256) over T = 50 steps of 128 features, last step -> Dense 10: "
+       "training step, batch 64, Adam 1e-3",
+       rnn.train_flops("lstm", 64), {
+           "corenn": lambda: rnn.corenn_model_train("lstm"), "numpy": lambda: rnn.numpy_model_train("lstm"),
+           "torch": lambda: rnn.torch_model_train("lstm")}),
+    _w("gru_b64", "train", "GRU(256) over T = 50 steps of 128 features, last step -> Dense 10: "
+       "training step, batch 64, Adam 1e-3",
+       rnn.train_flops("gru", 64), {
+           "corenn": lambda: rnn.corenn_model_train("gru"), "numpy": lambda: rnn.numpy_model_train("gru"),
+           "torch": lambda: rnn.torch_model_train("gru")}),
+    _w("gru_b1_infer", "infer", "GRU(256) over T = 50 steps of 128 features -> Dense 10: forward, batch 1, "
+       "inference mode (model level)",
+       rnn.forward_flops("gru", 1) + 2 * rnn.UNITS * rnn.CLASSES, {
+           "corenn": lambda: rnn.corenn_model_infer("gru"), "numpy": rnn.numpy_gru_infer,
+           "torch": lambda: rnn.torch_model_infer("gru")}, quick_reps=50),
     _w("sgemm", "sgemm", f"float32 matmul {SGEMM_N}³ (a · bᵀ), the machine's reference rate",
        2 * SGEMM_N ** 3, {
            "corenn": corenn_sgemm, "numpy": numpy_sgemm, "torch": torch_sgemm}, fixed_reps=3),
