@@ -25,6 +25,7 @@ LAYER_CASES = {
                        kernel_initializer=cn.initializers.RandomNormal(0.3),
                        kernel_regularizer=cn.regularizers.L1L2(0.01, 0.02))], (5,)),
     "activation": ([L.Activation("softmax")], (2, 3)),
+    "softmax": ([L.Softmax(axis=1), L.Softmax()], (3, 2, 4)),
     "dropout": ([L.Dropout(0.4), L.Dense(3)], (6,)),
     "flatten": ([L.Flatten(), L.Dense(2, activation="sigmoid")], (2, 3, 4)),
     "reshape": ([L.Reshape((4, -1)), L.Activation("tanh")], (2, 3, 4)),
@@ -63,6 +64,14 @@ LAYER_CASES = {
             (3, 5)),
     "lstm": ([L.LSTM(3, return_sequences=True, unit_forget_bias=False),
               L.LSTM(2, go_backwards=True, recurrent_initializer=cn.initializers.RandomNormal(0.2))], (5, 2)),
+    "repeat_vector": ([L.RepeatVector(3), L.Flatten()], (4,)),
+    "time_distributed": ([L.TimeDistributed(L.Dense(3, activation="tanh", use_bias=False)),
+                          L.TimeDistributed(L.BatchNormalization(momentum=0.8))], (4, 2)),
+    "time_distributed_conv": ([L.TimeDistributed(L.Conv2D(2, 2, padding="same")), L.TimeDistributed(L.Flatten())],
+                              (3, 1, 4, 4)),
+    "bidirectional": ([L.Bidirectional(L.LSTM(3, return_sequences=True, unit_forget_bias=False)),
+                       L.Bidirectional(L.GRU(2), merge_mode="concat",
+                                       backward_layer=L.GRU(2, go_backwards=True, use_bias=False))], (5, 2)),
 }
 
 

@@ -52,7 +52,13 @@ def every_layer_model():
     seq, state_h, state_c = L.LSTM(3, return_sequences=True, return_state=True)(L.Reshape((5, 1))(h))
     seq = L.Dot(axes=2, normalize=True)([seq, seq])  # (5, 5): each step's cosine similarity to the others
     seq = L.GRU(3, return_sequences=True, go_backwards=True)(seq, initial_state=state_h)
+    seq = L.Softmax(axis=1)(seq)  # over the steps
     h = L.SimpleRNN(3)(seq, initial_state=[state_c])
+    # Repeated over 4 steps, a Dense at each (through TimeDistributed and on
+    # the last axis), read both ways.
+    h = L.TimeDistributed(L.Dense(4, activation="tanh"))(L.RepeatVector(4)(h))
+    h = L.Bidirectional(L.LSTM(3, return_sequences=True), merge_mode="sum")(L.Dense(5)(h))
+    h = L.Bidirectional(L.GRU(2), backward_layer=L.GRU(3, go_backwards=True))(h)
     return cn.Model(x, L.Dense(3)(h))
 
 
