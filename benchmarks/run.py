@@ -256,6 +256,10 @@ TARGETS = [
     (("lstm_fwdbwd_b64", "gru_fwdbwd_b64"), "ratio_torch", 1.0, "forward + backward ≤ 1.0× PyTorch's time"),
     (("lstm_b1_infer",), "ratio_torch", 0.6, "batch-1 inference ≤ 0.6× PyTorch's time"),
     (("lstm_fwdbwd_b64", "lstm_b1_infer"), "ratio_numpy", 0.2, "≥ 5× faster than NumPy (ratio ≤ 0.2)"),
+    # issue 15: the recurrent models (training step, batch-1 inference)
+    (("lstm_b64", "gru_b64"), "ratio_torch", 1.0, "training ≤ 1.0× PyTorch's time"),
+    (("gru_b1_infer",), "ratio_torch", 0.6, "batch-1 inference ≤ 0.6× PyTorch's time"),
+    (("lstm_b64", "gru_b64", "gru_b1_infer"), "ratio_numpy", 0.2, "≥ 5× faster than NumPy (ratio ≤ 0.2)"),
     # issue 16: attention
     (("mha_b32", "transformer_block_b32"), "ratio_torch", 1.0, "forward + backward / training ≤ 1.0× PyTorch's time"),
 ]
@@ -468,6 +472,9 @@ LABELS = {
     "lstm_fwdbwd_b64": "LSTM(256) forward + backward, batch 64, 50 steps",
     "gru_fwdbwd_b64": "GRU(256) forward + backward, batch 64, 50 steps",
     "lstm_b1_infer": "LSTM(256) inference, 1 sequence of 50 steps",
+    "lstm_b64": "LSTM(256) → Dense 10 training step, batch 64, 50 steps",
+    "gru_b64": "GRU(256) → Dense 10 training step, batch 64, 50 steps",
+    "gru_b1_infer": "GRU(256) → Dense 10 inference, 1 sequence of 50 steps",
     "mha_b32": "Multi-head attention forward + backward, 32×128×512",
     "transformer_block_b32": "Transformer encoder block training step, batch 32",
     "sgemm": f"Matrix product {W.SGEMM_N}³ (reference)",

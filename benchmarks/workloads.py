@@ -438,6 +438,21 @@ WORKLOADS = {w.name: w for w in [
        rnn.forward_flops("lstm", 1), {
            "corenn": rnn.corenn_lstm_infer, "numpy": rnn.numpy_lstm_infer,
            "torch": rnn.torch_lstm_infer}, quick_reps=50),
+    _w("lstm_b64", "train", "LSTM(256) over T = 50 steps of 128 features, last step -> Dense 10: "
+       "training step, batch 64, Adam 1e-3",
+       rnn.train_flops("lstm", 64), {
+           "corenn": lambda: rnn.corenn_model_train("lstm"), "numpy": lambda: rnn.numpy_model_train("lstm"),
+           "torch": lambda: rnn.torch_model_train("lstm")}),
+    _w("gru_b64", "train", "GRU(256) over T = 50 steps of 128 features, last step -> Dense 10: "
+       "training step, batch 64, Adam 1e-3",
+       rnn.train_flops("gru", 64), {
+           "corenn": lambda: rnn.corenn_model_train("gru"), "numpy": lambda: rnn.numpy_model_train("gru"),
+           "torch": lambda: rnn.torch_model_train("gru")}),
+    _w("gru_b1_infer", "infer", "GRU(256) over T = 50 steps of 128 features -> Dense 10: forward, batch 1, "
+       "inference mode (model level)",
+       rnn.forward_flops("gru", 1) + 2 * rnn.UNITS * rnn.CLASSES, {
+           "corenn": lambda: rnn.corenn_model_infer("gru"), "numpy": rnn.numpy_gru_infer,
+           "torch": lambda: rnn.torch_model_infer("gru")}, quick_reps=50),
     _w("mha_b32", "op", "MultiHeadAttention(8 heads, key_dim 64) self-attention on (32, 128, 512): "
        "forward + backward (input and weight gradients)",
        attn.mha_fwdbwd_flops(), {"corenn": attn.corenn_mha, "torch": attn.torch_mha}),

@@ -174,7 +174,8 @@ def test_help_shows_the_real_arguments():
     assert "Conv2D(filters, kernel_size, groups=1, *, strides=1, padding='valid'" in text
     assert "__init__(self, filters, kernel_size, groups=1, *, strides=1" in text  # not **kwargs
     assert str(inspect.signature(cn.optimizers.AdamW)) == (
-        "(learning_rate=0.001, weight_decay=0.01, *, beta_1=0.9, beta_2=0.999, epsilon=1e-08)")
+        "(learning_rate=0.001, weight_decay=0.01, *, beta_1=0.9, beta_2=0.999, epsilon=1e-08, clipnorm=None, "
+        "clipvalue=None, global_clipnorm=None)")
     # A layer instance is callable on tensors: its own signature is __call__'s.
     assert list(inspect.signature(L.Dense(3)).parameters) == ["inputs"]
 

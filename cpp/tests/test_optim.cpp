@@ -182,3 +182,46 @@ TEST(all_finite_finds_any_nan_or_inf) {
     all_finite_agrees_with_naive<double>(threads);
   }
 }
+
+// Gradient clipping fused into each update: fast against naive (bit for bit,
+// the same per-element operations), and the clamp and scale by hand; the norm
+// helpers against their definitions.
+TEST(optim_clipped_updates_match_naive_and_the_definition) {
+  const int before = get_num_threads();
+  set_num_threads(2);
+  const size_t n = 70001;
+  const auto p0 = random_vector<double>(n, 3);
+  const auto g = random_vector<double>(n, 4, 3.0);
+  GradientTransform clip;
+  clip.scale = 0.5;
+  clip.value = 0.75;
+  SGDHyper sgd;
+  sgd.lr = 1.0;
+  auto pf = p0, ps = p0;
+  sgd_step<double>(pf.data(), nullptr, g.data(), sgd, n, clip);
+  sgd_step_naive<double>(ps.data(), nullptr, g.data(), sgd, n, clip);
+  CHECK(bitwise_equal(pf, ps));
+  for (size_t i = 0; i < n; ++i) CHECK(pf[i] == p0[i] - std::fmin(std::fmax(0.5 * g[i], -0.75), 0.75));
+  RMSpropHyper rms;
+  AdamHyper adam;
+  auto rf = p0, rs = p0, sf = std::vector<double>(n), ss = sf;
+  rmsprop_step(rf.data(), sf.data(), g.data(), rms, n, clip);
+  rmsprop_step_naive(rs.data(), ss.data(), g.data(), rms, n, clip);
+  CHECK(bitwise_equal(rf, rs) && bitwise_equal(sf, ss));
+  auto af = p0, as = p0, mf = std::vector<double>(n), ms = mf, vf = mf, vs = mf;
+  adam_step(af.data(), mf.data(), vf.data(), g.data(), 1, adam, n, clip);
+  adam_step_naive(as.data(), ms.data(), vs.data(), g.data(), 1, adam, n, clip);
+  CHECK(bitwise_equal(af, as) && bitwise_equal(mf, ms) && bitwise_equal(vf, vs));
+  double want = 0;
+  for (double x : g) want += x * x;
+  CHECK_CLOSE(sum_of_squares(g.data(), static_cast<int64_t>(n)), want, 1e-12);
+  CHECK(sum_of_squares_naive(g.data(), static_cast<int64_t>(n)) == want);
+  CHECK(clip_scale(4.0, 2.0) == 0.5 && clip_scale(1.0, 2.0) == 1.0 && clip_scale(9.0, 0.0) == 1.0);
+  ClipSettings both;
+  both.clipnorm = both.global_clipnorm = 1.0;
+  CHECK_THROWS(validate(both, "test"), ValueError);
+  ClipSettings negative;
+  negative.clipvalue = -1.0;
+  CHECK_THROWS(validate(negative, "test"), ValueError);
+  set_num_threads(before);
+}

@@ -154,6 +154,9 @@ OptimizerSpec optimizer_spec_from(const py::dict& config) {
     else if (key == "eps") o.rmsprop.eps = o.adam.eps = v.cast<double>();
     else if (key == "beta1") o.adam.beta1 = v.cast<double>();
     else if (key == "beta2") o.adam.beta2 = v.cast<double>();
+    else if (key == "clipnorm") o.clip.clipnorm = v.cast<double>();
+    else if (key == "clipvalue") o.clip.clipvalue = v.cast<double>();
+    else if (key == "global_clipnorm") o.clip.global_clipnorm = v.cast<double>();
     else throw ValueError("Engine.compile: unknown optimizer setting '" + key + "'");
   }
   return o;

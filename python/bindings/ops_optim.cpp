@@ -67,13 +67,23 @@ inline std::pair<const void*, size_t> span_of(const py::array& a) {
   return {a.data(), static_cast<size_t>(a.nbytes())};
 }
 
+// The gradient clipping the kernels fuse in: g ← clamp(grad_scale·g, ±clipvalue).
+GradientTransform transform_of(double grad_scale, double clipvalue, const char* op) {
+  GradientTransform t;
+  t.scale = grad_scale;
+  t.value = clipvalue;
+  validate(t, op);
+  return t;
+}
+
 constexpr const char* kSgd = "sgd_step";
 constexpr const char* kRmsprop = "rmsprop_step";
 constexpr const char* kAdam = "adam_step";
 
 void sgd_step_py(const py::object& param, const py::array& grad, const py::object& velocity,
                  double lr, double momentum, double dampening, bool nesterov,
-                 double weight_decay, bool naive) {
+                 double weight_decay, double grad_scale, double clipvalue, bool naive) {
+  const GradientTransform clip = transform_of(grad_scale, clipvalue, kSgd);
   SGDHyper h;
   h.lr = lr;
   h.momentum = momentum;
@@ -100,13 +110,15 @@ void sgd_step_py(const py::object& param, const py::array& grad, const py::objec
     const T* gp = g.data();
     const int64_t n = static_cast<int64_t>(p.size());
     ReleaseGil nogil;
-    (naive ? sgd_step_naive<T> : sgd_step<T>)(pp, vp, gp, h, n);
+    (naive ? sgd_step_naive<T> : sgd_step<T>)(pp, vp, gp, h, n, clip);
     return 0;
   });
 }
 
 void rmsprop_step_py(const py::object& param, const py::array& grad, const py::object& square_avg,
-                     double lr, double alpha, double eps, double weight_decay, bool naive) {
+                     double lr, double alpha, double eps, double weight_decay, double grad_scale,
+                     double clipvalue, bool naive) {
+  const GradientTransform clip = transform_of(grad_scale, clipvalue, kRmsprop);
   RMSpropHyper h;
   h.lr = lr;
   h.alpha = alpha;
@@ -125,14 +137,16 @@ void rmsprop_step_py(const py::object& param, const py::array& grad, const py::o
     const T* gp = g.data();
     const int64_t n = static_cast<int64_t>(p.size());
     ReleaseGil nogil;
-    (naive ? rmsprop_step_naive<T> : rmsprop_step<T>)(pp, sp, gp, h, n);
+    (naive ? rmsprop_step_naive<T> : rmsprop_step<T>)(pp, sp, gp, h, n, clip);
     return 0;
   });
 }
 
 void adam_step_py(const py::object& param, const py::array& grad, const py::object& m,
                   const py::object& v, int64_t step, double lr, double beta1, double beta2,
-                  double eps, double weight_decay, bool decoupled, bool naive) {
+                  double eps, double weight_decay, bool decoupled, double grad_scale, double clipvalue,
+                  bool naive) {
+  const GradientTransform clip = transform_of(grad_scale, clipvalue, kAdam);
   AdamHyper h;
   h.lr = lr;
   h.beta1 = beta1;
@@ -156,7 +170,7 @@ void adam_step_py(const py::object& param, const py::array& grad, const py::obje
     const T* gp = g.data();
     const int64_t n = static_cast<int64_t>(p.size());
     ReleaseGil nogil;
-    (naive ? adam_step_naive<T> : adam_step<T>)(pp, mp, vp, gp, step, h, n);
+    (naive ? adam_step_naive<T> : adam_step<T>)(pp, mp, vp, gp, step, h, n, clip);
     return 0;
   });
 }
@@ -166,19 +180,22 @@ void adam_step_py(const py::object& param, const py::array& grad, const py::obje
 void bind_optim(py::module_& ops) {
   ops.def("sgd_step", &sgd_step_py, py::arg("param"), py::arg("grad"), py::arg("velocity"),
           py::arg("lr"), py::arg("momentum") = 0.0, py::arg("dampening") = 0.0,
-          py::arg("nesterov") = false, py::arg("weight_decay") = 0.0, py::arg("naive") = false,
-          "In place: g += wd·p; v = μ·v + (1 − dampening)·g (v starts at 0); "
+          py::arg("nesterov") = false, py::arg("weight_decay") = 0.0, py::arg("grad_scale") = 1.0,
+          py::arg("clipvalue") = 0.0, py::arg("naive") = false,
+          "In place: g = clamp(grad_scale·g, −clipvalue, clipvalue) (no clamp when clipvalue == 0); g += wd·p; v = μ·v + (1 − dampening)·g (v starts at 0); "
           "p -= lr·(g + μ·v) if nesterov else lr·v (lr·g when momentum == 0; velocity may "
           "then be None).");
   ops.def("rmsprop_step", &rmsprop_step_py, py::arg("param"), py::arg("grad"),
           py::arg("square_avg"), py::arg("lr"), py::arg("alpha") = 0.99, py::arg("eps") = 1e-8,
-          py::arg("weight_decay") = 0.0, py::arg("naive") = false,
-          "In place: g += wd·p; s = α·s + (1 − α)·g²; p -= lr·g / (√s + eps).");
+          py::arg("weight_decay") = 0.0, py::arg("grad_scale") = 1.0, py::arg("clipvalue") = 0.0,
+          py::arg("naive") = false,
+          "In place: g = clamp(grad_scale·g, ±clipvalue); g += wd·p; s = α·s + (1 − α)·g²; p -= lr·g / (√s + eps).");
   ops.def("adam_step", &adam_step_py, py::arg("param"), py::arg("grad"), py::arg("m"),
           py::arg("v"), py::arg("step"), py::arg("lr"), py::arg("beta1") = 0.9,
           py::arg("beta2") = 0.999, py::arg("eps") = 1e-8, py::arg("weight_decay") = 0.0,
-          py::arg("decoupled") = false, py::arg("naive") = false,
-          "In place Adam (AdamW when decoupled): m = β1·m + (1 − β1)·g; v = β2·v + (1 − β2)·g²; "
+          py::arg("decoupled") = false, py::arg("grad_scale") = 1.0, py::arg("clipvalue") = 0.0,
+          py::arg("naive") = false,
+          "In place Adam (AdamW when decoupled): g = clamp(grad_scale·g, ±clipvalue); m = β1·m + (1 − β1)·g; v = β2·v + (1 − β2)·g²; "
           "p -= lr·m̂ / (√v̂ + eps), bias-corrected with the 1-based step.");
 }
 

@@ -64,18 +64,20 @@ def _from_class_config(entry, base, module, custom_objects, what):
 def _optimizer_from_engine(settings):
     """A Python optimizer from the C++ settings of a file written without Python."""
     kind = settings["kind"]
+    # The engine's 0 is "no clipping"; files from before clipping have no "clip".
+    clip = {name: value for name, value in settings.get("clip", {}).items() if value > 0}
     if kind == "sgd":
         h = settings["sgd"]
         return optimizers_module.SGD(h["lr"], momentum=h["momentum"], dampening=h["dampening"],
-                                     nesterov=h["nesterov"], weight_decay=h["weight_decay"])
+                                     nesterov=h["nesterov"], weight_decay=h["weight_decay"], **clip)
     if kind == "rmsprop":
         h = settings["rmsprop"]
         return optimizers_module.RMSprop(h["lr"], rho=h["alpha"], epsilon=h["eps"],
-                                         weight_decay=h["weight_decay"])
+                                         weight_decay=h["weight_decay"], **clip)
     h = settings["adam"]
     cls = optimizers_module.AdamW if kind == "adamw" else optimizers_module.Adam
     return cls(h["lr"], beta_1=h["beta1"], beta_2=h["beta2"], epsilon=h["eps"],
-               weight_decay=h["weight_decay"])
+               weight_decay=h["weight_decay"], **clip)
 
 
 def _metric(name, custom_objects):

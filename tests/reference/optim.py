@@ -41,3 +41,19 @@ def adam_step(p, g, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_dec
     m_hat = m / (1 - beta1**step)
     v_hat = v / (1 - beta2**step)
     return p - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+
+def clip_gradients(grads, clipnorm=None, clipvalue=None, global_clipnorm=None):
+    """Keras's gradient clipping, on copies of a list of gradient tensors:
+    clipnorm scales each tensor to L2 norm <= c (g·c / max(‖g‖, c)),
+    global_clipnorm all together (g·c / max(‖G‖, c), ‖G‖² = Σ‖g‖²), then
+    clipvalue clips each element to [−c, c]."""
+    grads = [np.array(g, dtype=np.float64) for g in grads]
+    if clipnorm is not None:
+        grads = [g * clipnorm / max(np.linalg.norm(g), clipnorm) for g in grads]
+    if global_clipnorm is not None:
+        total = np.sqrt(sum(np.sum(g * g) for g in grads))
+        grads = [g * global_clipnorm / max(total, global_clipnorm) for g in grads]
+    if clipvalue is not None:
+        grads = [np.clip(g, -clipvalue, clipvalue) for g in grads]
+    return grads

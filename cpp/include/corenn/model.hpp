@@ -117,6 +117,7 @@ struct OptimizerSpec {
   SGDHyper sgd;
   RMSpropHyper rmsprop;
   AdamHyper adam;  // also AdamW (decoupled is set from kind)
+  ClipSettings clip;  // gradient clipping, for every kind
 };
 
 // The per-example output shapes of one call of a layer on inputs of the given

@@ -1316,8 +1316,17 @@ class Engine : public EngineBase {
 
   // One fused optimizer pass per run of trainable layers whose parameters
   // and gradients are both contiguous (every layer of a model without shared
-  // layers): frozen layers keep their weights bit for bit.
+  // layers): frozen layers keep their weights bit for bit. Clipping by norm
+  // (optim.hpp) measures the gradients first: with global_clipnorm all the
+  // runs together, with clipnorm each parameter tensor, which then gets a pass
+  // of its own with its own scale.
   void apply_optimizer() {
+    struct Run {
+      T* p;
+      int64_t offset, n;
+      size_t first, last;  // layers [first, last)
+    };
+    std::vector<Run> runs;
     size_t i = 0;
     while (i < layers_.size()) {
       if (!layers_[i]->spec().trainable || layers_[i]->parameter_count() == 0) {
@@ -1333,23 +1342,45 @@ class Engine : public EngineBase {
         if (!layers_[j]->spec().trainable || layers_[j]->parameters() != p + n || offsets_[j] != offsets_[i] + n) break;
         n += k;
       }
-      update_range(p, offsets_[i], n);
+      runs.push_back({p, offsets_[i], n, i, j});
       i = j;
+    }
+    const ClipSettings& c = optimizer.clip;
+    GradientTransform clip;
+    clip.value = c.clipvalue;
+    if (c.global_clipnorm > 0.0) {
+      double squares = 0.0;
+      for (const Run& r : runs) squares += sum_of_squares<T>(grads_.data() + r.offset, r.n);
+      clip.scale = clip_scale(std::sqrt(squares), c.global_clipnorm);
+    }
+    for (const Run& r : runs) {
+      if (c.clipnorm <= 0.0) {
+        update_range(r.p, r.offset, r.n, clip);
+        continue;
+      }
+      int64_t at = 0;  // each tensor of the run's layers, in order
+      for (size_t l = r.first; l < r.last; ++l)
+        for (const Shape& shape : layers_[l]->parameter_shapes()) {
+          const int64_t n = shape_size(shape);
+          clip.scale = clip_scale(std::sqrt(sum_of_squares<T>(grads_.data() + r.offset + at, n)), c.clipnorm);
+          update_range(r.p + at, r.offset + at, n, clip);
+          at += n;
+        }
     }
   }
 
-  void update_range(T* p, int64_t off, int64_t n) {
+  void update_range(T* p, int64_t off, int64_t n, const GradientTransform& clip) {
     const T* g = grads_.data() + off;
     T* s1 = state1_.empty() ? nullptr : state1_.data() + off;
     T* s2 = state2_.empty() ? nullptr : state2_.data() + off;
     if (optimizer.kind == "sgd") {
-      sgd_step<T>(p, s1, g, optimizer.sgd, n);
+      sgd_step<T>(p, s1, g, optimizer.sgd, n, clip);
     } else if (optimizer.kind == "rmsprop") {
-      rmsprop_step<T>(p, s1, g, optimizer.rmsprop, n);
+      rmsprop_step<T>(p, s1, g, optimizer.rmsprop, n, clip);
     } else {
       AdamHyper h = optimizer.adam;
       h.decoupled = optimizer.kind == "adamw";
-      adam_step<T>(p, s1, s2, g, step, h, n);
+      adam_step<T>(p, s1, s2, g, step, h, n, clip);
     }
   }
 
@@ -1615,6 +1646,7 @@ void Model::compile(const std::vector<OutputLoss>& losses, const OptimizerSpec& 
   if (k == "sgd") validate(optimizer.sgd, "compile");
   else if (k == "rmsprop") validate(optimizer.rmsprop, "compile");
   else validate(optimizer.adam, 1, "compile");
+  validate(optimizer.clip, "compile");
   if (losses.empty()) throw ValueError("compile: give one loss per model output (or one for all)");
   for (size_t o = 0; o < losses.size(); ++o) {
     if (losses[o].kind == LossKind::custom && !losses[o].custom)

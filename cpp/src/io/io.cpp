@@ -199,18 +199,20 @@ void for_each_optimizer_field(O& o, F&& f) {
   f("adam", "lr", o.adam.lr); f("adam", "beta1", o.adam.beta1); f("adam", "beta2", o.adam.beta2);
   f("adam", "eps", o.adam.eps); f("adam", "weight_decay", o.adam.weight_decay);
   f("adam", "decoupled", o.adam.decoupled);
+  f("clip", "clipnorm", o.clip.clipnorm); f("clip", "clipvalue", o.clip.clipvalue);
+  f("clip", "global_clipnorm", o.clip.global_clipnorm);
 }
 
 Value optimizer_to_json(const OptimizerSpec& o) {
-  const char* names[3] = {"sgd", "rmsprop", "adam"};
-  Value groups[3] = {Value::object(), Value::object(), Value::object()};
+  const char* names[4] = {"sgd", "rmsprop", "adam", "clip"};
+  Value groups[4] = {Value::object(), Value::object(), Value::object(), Value::object()};
   for_each_optimizer_field(o, [&](const char* group, const char* name, const auto& field) {
-    for (int g = 0; g < 3; ++g)
+    for (int g = 0; g < 4; ++g)
       if (std::strcmp(group, names[g]) == 0) groups[g].set(name, to_json(field));
   });
   Value obj = Value::object();
   obj.set("kind", Value(o.kind));
-  for (int g = 0; g < 3; ++g) obj.set(names[g], std::move(groups[g]));
+  for (int g = 0; g < 4; ++g) obj.set(names[g], std::move(groups[g]));
   return obj;
 }
 
@@ -222,7 +224,8 @@ OptimizerSpec optimizer_from_json(const Value& v, const std::string& what) {
       continue;
     }
     const std::string group_what = what + "." + member.first;
-    if (member.first != "sgd" && member.first != "rmsprop" && member.first != "adam")
+    // "clip" came later: files without it train unclipped.
+    if (member.first != "sgd" && member.first != "rmsprop" && member.first != "adam" && member.first != "clip")
       throw ValueError(what + ": unknown optimizer setting '" + member.first + "'");
     for (const auto& setting : member.second.as_object(group_what)) {
       bool found = false;

@@ -5,6 +5,15 @@ schedule(step) -> lr, e.g. from corenn.optimizers.schedules.
 SGD's rule is v = μ·v + (1 − dampening)·g (v starts at 0), p −= lr·v:
 dampening = momentum gives the course's exponentially weighted momentum,
 dampening = 0 PyTorch's.
+
+Every optimizer clips gradients when asked (Keras's arguments; None = off),
+inside the fused C++ update, on the raw gradients before weight decay:
+clipnorm = c scales each weight tensor's gradient to L2 norm at most c
+(g·c / max(‖g‖, c), tf.clip_by_norm); global_clipnorm = c scales all of them
+together so that their joint norm is at most c (tf.clip_by_global_norm;
+torch.nn.utils.clip_grad_norm_ divides by ‖G‖ + 1e-6); clipvalue = c clips
+each element to [−c, c] (torch.nn.utils.clip_grad_value_). Norm clipping
+comes first, then clipvalue; clipnorm and global_clipnorm exclude each other.
 """
 
 from .. import _validate
@@ -17,9 +26,17 @@ class Optimizer(_validate.KeywordChecked):
 
     kind = None
 
-    def __init__(self, learning_rate, weight_decay=0.0):
+    def __init__(self, learning_rate, weight_decay=0.0, clipnorm=None, clipvalue=None, global_clipnorm=None):
+        owner = type(self).__name__
         self.learning_rate = learning_rate
-        self.weight_decay = _validate.real(type(self).__name__, "weight_decay", weight_decay, low=0.0)
+        self.weight_decay = _validate.real(owner, "weight_decay", weight_decay, low=0.0)
+        self.clipnorm, self.clipvalue, self.global_clipnorm = (
+            None if value is None else _validate.real(owner, name, value, low=0.0, low_open=True)
+            for name, value in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
+                                ("global_clipnorm", global_clipnorm)))
+        if self.clipnorm is not None and self.global_clipnorm is not None:
+            raise ValueError(f"{owner}: only one of clipnorm and global_clipnorm can be set (as Keras), got "
+                             f"clipnorm={self.clipnorm}, global_clipnorm={self.global_clipnorm}")
 
     @property
     def learning_rate(self):
@@ -41,7 +58,11 @@ class Optimizer(_validate.KeywordChecked):
         return _validate.real(f"{type(self).__name__} schedule", "learning rate", lr, low=0.0)
 
     def _engine_config(self, step=0):
-        return {"kind": self.kind, "lr": self.lr_at(step), "weight_decay": self.weight_decay}
+        config = {"kind": self.kind, "lr": self.lr_at(step), "weight_decay": self.weight_decay}
+        for name in ("clipnorm", "clipvalue", "global_clipnorm"):  # the engine's 0 is None, off
+            if getattr(self, name) is not None:
+                config[name] = getattr(self, name)
+        return config
 
     def get_config(self):
         config = self._engine_config()
@@ -54,8 +75,8 @@ class SGD(Optimizer):
     kind = "sgd"
 
     def __init__(self, learning_rate=0.01, momentum=0.0, dampening=0.0, nesterov=False,
-                 weight_decay=0.0):
-        super().__init__(learning_rate, weight_decay)
+                 weight_decay=0.0, clipnorm=None, clipvalue=None, global_clipnorm=None):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm)
         self.momentum = _validate.real("SGD", "momentum", momentum, low=0.0, high=1.0)
         self.dampening = _validate.real("SGD", "dampening", dampening, low=0.0, high=1.0)
         self.nesterov = bool(nesterov)
@@ -71,8 +92,8 @@ class SGD(Optimizer):
 class RMSprop(Optimizer):
     kind = "rmsprop"
 
-    def __init__(self, learning_rate=0.001, rho=0.99, epsilon=1e-8, weight_decay=0.0):
-        super().__init__(learning_rate, weight_decay)
+    def __init__(self, learning_rate=0.001, rho=0.99, epsilon=1e-8, weight_decay=0.0, clipnorm=None, clipvalue=None, global_clipnorm=None):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm)
         self.rho = _validate.real("RMSprop", "rho", rho, low=0.0, high=1.0)
         self.epsilon = _validate.real("RMSprop", "epsilon", epsilon, low=0.0, low_open=True)
 
@@ -84,8 +105,8 @@ class Adam(Optimizer):
     kind = "adam"
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 weight_decay=0.0):
-        super().__init__(learning_rate, weight_decay)
+                 weight_decay=0.0, clipnorm=None, clipvalue=None, global_clipnorm=None):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm)
         owner = type(self).__name__
         self.beta_1 = _validate.real(owner, "beta_1", beta_1, low=0.0, high=1.0, high_open=True)
         self.beta_2 = _validate.real(owner, "beta_2", beta_2, low=0.0, high=1.0, high_open=True)
