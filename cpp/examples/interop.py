@@ -52,7 +52,13 @@ def every_layer_model():
     seq, state_h, state_c = L.LSTM(3, return_sequences=True, return_state=True)(L.Reshape((5, 1))(h))
     seq = L.GRU(3, return_sequences=True, go_backwards=True)(seq, initial_state=state_h)
     h = L.SimpleRNN(3)(seq, initial_state=[state_c])
-    return cn.Model(x, L.Dense(3)(h))
+    # Masks (not stored in the file: they follow from mask_zero and Masking):
+    # the ids' zeros are padding the LSTM skips; Masking marks the steps equal to
+    # 0 of the LSTM's sequence (none in practice, but the kind is covered).
+    t = L.Dropout(0.1)(L.Embedding(10, 2, mask_zero=True)(x))
+    t = L.LSTM(2, return_sequences=True)(t)
+    t = L.GRU(2)(L.Masking(0.0)(t))
+    return cn.Model(x, L.Dense(3)(L.Concatenate()([h, t])))
 
 
 def write_inputs(folder):
