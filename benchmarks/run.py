@@ -122,7 +122,8 @@ def summarise(results):
     for r in results:
         key = (r["workload"], r["threads"], r["side"])
         entry = pooled.setdefault(key, {"times": [], "round_medians": [], "error": None,
-                                        "effective_threads": set(), "foreign": []})
+                                        "effective_threads": set(), "foreign": [],
+                                        "peak_added": []})
         if "error" in r:
             entry["error"] = r["error"]
             continue
@@ -131,6 +132,8 @@ def summarise(results):
         entry["effective_threads"].add(r.get("effective_threads"))
         if r.get("foreign_load") is not None:
             entry["foreign"].append(r["foreign_load"])
+        if r.get("peak_added_bytes") is not None:
+            entry["peak_added"].append(r["peak_added_bytes"])
     stats = {}
     for key, e in pooled.items():
         if not e["times"]:
@@ -142,7 +145,8 @@ def summarise(results):
                       "calls": len(e["times"]), "rounds": len(rm),
                       "round_spread": (max(rm) - min(rm)) / statistics.median(rm),
                       "effective_threads": sorted(t for t in e["effective_threads"] if t),
-                      "foreign_load": (statistics.mean(e["foreign"]) if e["foreign"] else None)}
+                      "foreign_load": (statistics.mean(e["foreign"]) if e["foreign"] else None),
+                      "peak_added_mb": (max(e["peak_added"]) / 2**20 if e["peak_added"] else None)}
     return stats
 
 
@@ -255,6 +259,29 @@ TARGETS = [
 ]
 
 
+def memory_section(rows, threads_list):
+    """Peak memory each training workload adds to its process, per side."""
+    top = max(threads_list)
+    train = [r for r in rows if r["threads"] == top and r["kind"] == "train"]
+    if not any(r["corenn"].get("peak_added_mb") for r in train):
+        return []
+    L = ["## Peak memory", "",
+         "Resident memory a training workload adds to its process at its peak (Linux "
+         "VmHWM, reset just before the workload is built, minus the resident size at "
+         "that moment): data, weights, optimizer state, workspaces and whatever the "
+         "framework allocates or loads on first use; the imported framework itself is "
+         "not counted. Largest over the rounds, in MiB, at "
+         f"{top} thread{'s' if top > 1 else ''}.", "",
+         "| workload | corenn MiB | numpy MiB | torch MiB | corenn / torch |",
+         "| --- | ---: | ---: | ---: | ---: |"]
+    for r in train:
+        mb = [r[s].get("peak_added_mb") for s in ("corenn", "numpy", "torch")]
+        ratio = f"{mb[0] / mb[2]:.2f}" if mb[0] and mb[2] else "—"
+        L.append(f"| {r['workload']} | " + " | ".join(_num(v, ".1f") for v in mb)
+                 + f" | {ratio} |")
+    return L + [""]
+
+
 def targets_section(rows, threads_list):
     top = max(threads_list)
     rs = {r["workload"]: r for r in rows if r["threads"] == top}
@@ -352,6 +379,7 @@ def write_markdown(path, rows, machine, infos, settings, threads_list, elapsed, 
 
     L += scaling_section(rows, threads_list)
     L += targets_section(rows, threads_list)
+    L += memory_section(rows, threads_list)
 
     L += ["## Noise", "",
           "The machine is shared: other processes' CPU use during each timed loop is measured "
@@ -410,7 +438,8 @@ def write_markdown(path, rows, machine, infos, settings, threads_list, elapsed, 
         w = W.WORKLOADS[name]
         L.append(f"- `{name}`: {w.description}"
                  + (f"; {w.flops / 1e6:.1f} MFLOP per call" if w.flops else ""))
-    L.append("")
+    L += ["", "Studies measured by hand (algorithm A/B comparisons, CPU-time profiles) are in "
+          "[performance-notes.md](performance-notes.md).", ""]
     with open(path, "w") as f:
         f.write("\n".join(L))
 

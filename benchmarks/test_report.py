@@ -33,6 +33,32 @@ def test_targets_say_which_are_missed():
     assert "| sgemm |" not in text  # the reference rate is no workload to hold to a target
 
 
+def test_memory_section_lists_training_rows_at_the_most_threads():
+    rows = [_row("mlp_b64", 2, 6.0, 30.0, 10.0), _row("mlp_b1_infer", 2, 1.0, 1.0, 1.0, kind="infer"),
+            _row("mlp_b64", 1, 6.0, 30.0, 10.0)]
+    for side, mb in (("corenn", 16.0), ("numpy", 20.0), ("torch", 64.0)):
+        rows[0][side]["peak_added_mb"] = mb
+    text = "\n".join(run.memory_section(rows, [1, 2]))
+    assert "| mlp_b64 | 16.0 | 20.0 | 64.0 | 0.25 |" in text
+    assert "mlp_b1_infer" not in text and text.count("| mlp_b64 |") == 1
+    assert run.memory_section(rows[1:], [1, 2]) == []  # nothing measured: no section
+
+
+def test_worker_reports_the_memory_a_workload_adds():
+    import json
+    import subprocess
+
+    out = subprocess.run([sys.executable, os.path.join(run.ROOT, "benchmarks", "worker.py"),
+                          "--side", "corenn", "--workload", "mlp_b64", "--min-reps", "2",
+                          "--min-time", "0", "--warmup-time", "0", "--warmup-reps", "1"],
+                         capture_output=True, text=True, check=True).stdout
+    added = json.loads(out)["peak_added_bytes"]
+    # mlp_b64 holds its batch (64×784 float32 = 0.2 MB) and 0.54 M float32 weights
+    # with their gradients and Adam's two moments (≈ 8.6 MB): more than that, far
+    # below 1 GiB.
+    assert 8e6 < added < 2**30
+
+
 def test_every_workload_has_a_readable_chart_label():
     # The chart names rows in words ("Adam update, 5×1M params"), never by code.
     assert set(run.LABELS) == set(run.W.WORKLOADS)

@@ -84,6 +84,30 @@ def measure(step, min_reps, min_time, max_reps, warmup_time, warmup_reps):
     return times, foreign
 
 
+def _resident_bytes(field):
+    """VmRSS (now) or VmHWM (peak since the last reset) of this process, in bytes."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return 1024 * int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _reset_peak_rss():
+    """Restart VmHWM from the current RSS (Linux >= 4.0), so the peak read after a
+    workload is that workload's alone, even when several share a process (--quick).
+    Returns False where the kernel does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def info(framework):
     """Versions and BLAS/threading configuration of one side, as a dict."""
     import numpy as np
@@ -164,6 +188,9 @@ def main(argv=None):
         if args.side not in w.sides:
             print(json.dumps({**record, "error": "n/a"}), flush=True)
             continue
+        gc.collect()
+        rss_before = _resident_bytes("VmRSS")
+        peak_known = _reset_peak_rss() and rss_before is not None
         step = w.sides[args.side]()
         if w.fixed_reps:  # a long call: best-of-a-few, no time-based loop
             times, foreign = measure(step, w.fixed_reps, 0.0, w.fixed_reps, 0.0, 1)
@@ -171,10 +198,15 @@ def main(argv=None):
             min_reps = args.min_reps if args.min_reps > 0 else w.quick_reps
             times, foreign = measure(step, min_reps, args.min_time, args.max_reps,
                                      args.warmup_time, args.warmup_reps)
+        # The memory the workload added at its peak (data, weights, workspaces,
+        # the framework's caches), above what the process held before building it:
+        # the imported framework itself is not counted.
+        peak = _resident_bytes("VmHWM") if peak_known else None
+        added = peak - rss_before if peak is not None else None
         del step
         gc.collect()
         print(json.dumps({**record, "effective_threads": effective, "foreign_load": foreign,
-                          "times": times}), flush=True)
+                          "peak_added_bytes": added, "times": times}), flush=True)
     return 0
 
 

@@ -108,7 +108,7 @@ def test_whole_model_gradient_check(name, layers):
     (lambda: [L.Conv2D(2, 7)], r"layer 'c' \(conv2d\).*kernel"),
     (lambda: [L.Conv2D(3, 3, groups=2)], r"layer 'c' \(conv2d\).*groups"),
     (lambda: [L.MaxPool2D(7)], r"layer 'c' \(max_pool2d\)"),
-    (lambda: [L.Dense(3)], r"layer 'c' \(dense\): expects a 1-D input.*Flatten"),
+    (lambda: [L.RepeatVector(3)], r"layer 'c' \(repeat_vector\): expects a vector \(features,\)"),
     (lambda: [L.Conv2DTranspose(2, 2, strides=2, padding="same", output_padding=0)],
      r"layer 'c' \(conv2d_transpose\).*output_padding 0.*8 cells.*4 windows, not the input.s 5"),
 ])

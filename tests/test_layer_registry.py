@@ -22,9 +22,10 @@ def test_layer_kinds_lists_each_kind_with_typed_defaults():
     assert kinds["flatten"] == {} and kinds["add"] == {}
     assert kinds["max_pool2d"]["kernel_size"] == [2, 2] and kinds["max_pool2d"]["strides"] == []
     assert kinds["normalization"] == {"mean": [], "variance": []}
+    assert kinds["time_distributed"] == {"layer": None}  # a nested layer, none by default
     for attributes in kinds.values():
         for value in attributes.values():
-            assert isinstance(value, (bool, int, float, str, list))
+            assert value is None or isinstance(value, (bool, int, float, str, list))
 
 
 @pytest.mark.parametrize("kind", sorted(_core.layer_kinds()))
@@ -35,7 +36,8 @@ def test_every_python_config_uses_exactly_its_kinds_attributes(kind):
     cls = L.layer_class(kind)
     layer = cls.from_config({"kind": kind, **_core.layer_kinds()[kind], "units": 2, "filters": 2,
                              "target_shape": [2, -1], "rate": 0.5, "delta": 0.5,
-                             "activation": "relu", "pads": [1, 1, 1, 1], "input_dim": 2, "output_dim": 2})
+                             "activation": "relu", "pads": [1, 1, 1, 1], "input_dim": 2, "output_dim": 2,
+                             "layer": {"kind": "lstm", "name": "inner", "units": 2}})
     config = layer.get_config()
     attributes = _core.layer_kinds()[kind]
     emitted = {k: v for k, v in config.items() if k not in ("name", "trainable")}
@@ -46,6 +48,8 @@ def test_every_python_config_uses_exactly_its_kinds_attributes(kind):
             assert isinstance(value, (int, float)) and not isinstance(value, bool), key
         elif isinstance(want, list) and not want:
             assert isinstance(value, list), key
+        elif want is None:  # a nested layer: its config dict, or None
+            assert value is None or isinstance(value, dict), key
         else:
             assert type(value) is type(want), key
 
@@ -60,8 +64,15 @@ def test_engine_add_converts_and_the_engine_validates():
         e.add({"kind": "conv2d", "name": "c", "filters": 2, "kernel_size": [0.5, 1.0]})
     with pytest.raises(ValueError, match=r"layer 'x': unknown kind 'dens'; did you mean 'dense'\?"):
         e.add({"kind": "dens", "name": "x"})
-    with pytest.raises(TypeError, match=r"attribute 'units' must be a bool, int, float, str or a list"):
+    with pytest.raises(ValueError, match=r"attribute 'units' must be int, got layer None"):
         e.add({"kind": "dense", "name": "fc", "units": None})
+    with pytest.raises(TypeError, match=r"attribute 'units' must be a bool, int, float, str, a list of ints or "
+                                        r"floats, or a layer's config dict, got \{1, 2\}"):
+        e.add({"kind": "dense", "name": "fc", "units": {1, 2}})
+    with pytest.raises(ValueError, match=r"layer 'td' \(time_distributed\): attribute 'layer' must be set"):
+        e.add({"kind": "time_distributed", "name": "td"})
+    with pytest.raises(ValueError, match=r"layer 'in' \(dense\): unknown attribute 'unit'"):
+        e.add({"kind": "time_distributed", "name": "td", "layer": {"kind": "dense", "name": "in", "unit": 3}})
     with pytest.raises(TypeError, match=r"attribute 'pads' must be"):
         e.add({"kind": "zero_padding2d", "name": "z", "pads": [1, "a", 1, 1]})
     assert e.num_layers == 0

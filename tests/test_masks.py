@@ -444,3 +444,53 @@ def test_onnx_export_refuses_masks_that_reach_recurrent_layers(tmp_path):
     m = id_model(4)
     with pytest.raises(ValueError, match=r"export_onnx: the model masks sequences .* and has recurrent layers"):
         cn.interop.export_onnx(m, tmp_path / "m.onnx")
+
+
+# ---------------------------------------------------------------- wrappers
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_masked_bidirectional_equals_torch_packed(return_sequences, rng):
+    torch = pytest.importorskip("torch", reason="the PyTorch oracle needs torch")
+    N, T, F, Hb = 4, 6, 3, 5
+    lengths = np.array([6, 2, 4, 1])
+    valid = np.arange(T)[None, :] < lengths[:, None]
+    x = rng.standard_normal((N, T, F)) * valid[..., None]
+    cn.seed(6)
+    inp = L.Input((T, F))
+    out = L.Bidirectional(L.LSTM(Hb, return_sequences=return_sequences), name="bi")(L.Masking()(inp))
+    model = cn.Model(inp, out, dtype="float64")
+    got = model.predict(x)
+    fk, frk, fb, bk, brk, bb = model.get_layer("bi").get_weights()
+    lstm = torch.nn.LSTM(F, Hb, batch_first=True, bidirectional=True).double()
+    with torch.no_grad():
+        for suffix, (k, rk, b) in (("", (fk, frk, fb)), ("_reverse", (bk, brk, bb))):
+            getattr(lstm, f"weight_ih_l0{suffix}").copy_(torch.from_numpy(k))
+            getattr(lstm, f"weight_hh_l0{suffix}").copy_(torch.from_numpy(rk))
+            getattr(lstm, f"bias_ih_l0{suffix}").copy_(torch.from_numpy(b))
+            getattr(lstm, f"bias_hh_l0{suffix}").zero_()
+        packed = torch.nn.utils.rnn.pack_padded_sequence(torch.from_numpy(x), torch.from_numpy(lengths),
+                                                         batch_first=True, enforce_sorted=False)
+        y, (h, _) = lstm(packed)
+        y, _ = torch.nn.utils.rnn.pad_packed_sequence(y, batch_first=True, total_length=T)
+    if return_sequences:
+        assert_close(got[valid], y.numpy()[valid], op="lstm_vs_torch")
+    else:
+        assert_close(got, np.concatenate([h[0].numpy(), h[1].numpy()], axis=1), op="lstm_vs_torch")
+
+
+def test_masks_pass_through_time_distributed_and_bidirectional_sequences():
+    def model(T, head):
+        cn.seed(8)
+        return cn.Sequential([L.Input((T,)), L.Embedding(V, D, mask_zero=True), *head, L.GRU(3)], dtype="float64")
+
+    for head in ([L.TimeDistributed(L.Dense(4))], [L.Dense(4, activation="tanh")],
+                 [L.Bidirectional(L.SimpleRNN(2, return_sequences=True), merge_mode="ave")]):
+        w = model(4, head).get_weights()
+        alone = []
+        for s in SEQUENCES:
+            m = model(len(s), [type(l).from_config(l.get_config()) for l in head])
+            m.set_weights(w)
+            alone.append(m.predict(np.array([s], float)))
+        m = model(7, [type(l).from_config(l.get_config()) for l in head])
+        m.set_weights(w)
+        assert_close(m.predict(padded(SEQUENCES, 7, left=True)), np.concatenate(alone), dtype=np.float64)

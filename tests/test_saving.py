@@ -25,6 +25,7 @@ LAYER_CASES = {
                        kernel_initializer=cn.initializers.RandomNormal(0.3),
                        kernel_regularizer=cn.regularizers.L1L2(0.01, 0.02))], (5,)),
     "activation": ([L.Activation("softmax")], (2, 3)),
+    "softmax": ([L.Softmax(axis=1), L.Softmax()], (3, 2, 4)),
     "dropout": ([L.Dropout(0.4), L.Dense(3)], (6,)),
     "flatten": ([L.Flatten(), L.Dense(2, activation="sigmoid")], (2, 3, 4)),
     "reshape": ([L.Reshape((4, -1)), L.Activation("tanh")], (2, 3, 4)),
@@ -45,6 +46,7 @@ LAYER_CASES = {
     "batch_norm": ([L.Conv2D(3, 3), L.BatchNormalization(momentum=0.9, epsilon=1e-2)], (2, 5, 5)),
     "batch_norm_dense": ([L.Dense(4), L.BatchNormalization(center=False, scale=False)], (3,)),
     "add_concatenate": ([L.Dense(4)], (4,)),  # replaced by a graph in layer_model
+    "dot": ([L.Dense(4)], (3, 4)),  # replaced by a graph in layer_model
     "normalization": ([L.Normalization([1.0, -2.0, 0.5], [4.0, 0.25, 1.0]), L.Dense(2)], (3,)),
     "conv1d": ([L.Conv1D(4, 3, strides=2, padding="causal", dilation_rate=2, groups=2, activation="tanh",
                          bias_initializer="ones")], (2, 9)),
@@ -64,6 +66,14 @@ LAYER_CASES = {
             (3, 5)),
     "lstm": ([L.LSTM(3, return_sequences=True, unit_forget_bias=False),
               L.LSTM(2, go_backwards=True, recurrent_initializer=cn.initializers.RandomNormal(0.2))], (5, 2)),
+    "repeat_vector": ([L.RepeatVector(3), L.Flatten()], (4,)),
+    "time_distributed": ([L.TimeDistributed(L.Dense(3, activation="tanh", use_bias=False)),
+                          L.TimeDistributed(L.BatchNormalization(momentum=0.8))], (4, 2)),
+    "time_distributed_conv": ([L.TimeDistributed(L.Conv2D(2, 2, padding="same")), L.TimeDistributed(L.Flatten())],
+                              (3, 1, 4, 4)),
+    "bidirectional": ([L.Bidirectional(L.LSTM(3, return_sequences=True, unit_forget_bias=False)),
+                       L.Bidirectional(L.GRU(2), merge_mode="concat",
+                                       backward_layer=L.GRU(2, go_backwards=True, use_bias=False))], (5, 2)),
 }
 
 
@@ -76,6 +86,11 @@ def layer_model(case, dtype="float32"):
         out = L.Concatenate(axis=-1, name="c")([s, L.Dense(2, name="b")(a)])
         model = cn.Model(x, out, dtype=dtype)
         return model
+    if case == "dot":  # a sequence's cosine self-similarity (3, 3), then that times the sequence (3, 4)
+        x = L.Input(shape, name="x")
+        s = L.Dot(axes=2, normalize=True, name="cos")([x, x])
+        out = L.Dot(axes=1, name="d")([s, x])
+        return cn.Model(x, L.Dense(2, name="o")(L.Flatten(name="g")(out)), dtype=dtype)
     fresh = [type(l).from_config(l.get_config()) for l in layers]  # new names per model
     model = cn.Sequential([L.Input(shape), *fresh], dtype=dtype)
     model.build()

@@ -50,13 +50,21 @@ def every_layer_model():
     h = L.Dense(5, activation="selu")(h)
     # The 5 features read as 5 steps of one; the LSTM's final states start the others.
     seq, state_h, state_c = L.LSTM(3, return_sequences=True, return_state=True)(L.Reshape((5, 1))(h))
+    seq = L.Dot(axes=2, normalize=True)([seq, seq])  # (5, 5): each step's cosine similarity to the others
     seq = L.GRU(3, return_sequences=True, go_backwards=True)(seq, initial_state=state_h)
+    seq = L.Softmax(axis=1)(seq)  # over the steps
     h = L.SimpleRNN(3)(seq, initial_state=[state_c])
+    # Repeated over 4 steps, a Dense at each (through TimeDistributed and on
+    # the last axis), read both ways.
+    h = L.TimeDistributed(L.Dense(4, activation="tanh"))(L.RepeatVector(4)(h))
+    h = L.Bidirectional(L.LSTM(3, return_sequences=True), merge_mode="sum")(L.Dense(5)(h))
+    h = L.Bidirectional(L.GRU(2), backward_layer=L.GRU(3, go_backwards=True))(h)
     # Masks (not stored in the file: they follow from mask_zero and Masking):
-    # the ids' zeros are padding the LSTM skips; Masking marks the steps equal to
-    # 0 of the LSTM's sequence (none in practice, but the kind is covered).
+    # the ids' zeros are padding that reaches the Bidirectional LSTM through
+    # Dropout and TimeDistributed; Masking marks the steps equal to 0 of its
+    # sequence (none in practice, but the kind is covered).
     t = L.Dropout(0.1)(L.Embedding(10, 2, mask_zero=True)(x))
-    t = L.LSTM(2, return_sequences=True)(t)
+    t = L.Bidirectional(L.LSTM(2, return_sequences=True))(L.TimeDistributed(L.Dense(3))(t))
     t = L.GRU(2)(L.Masking(0.0)(t))
     return cn.Model(x, L.Dense(3)(L.Concatenate()([h, t])))
 

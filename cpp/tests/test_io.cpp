@@ -109,9 +109,22 @@ Model every_layer_model(DType dtype) {
   m.add(LayerSpec("dense", "logits").set("units", 3).set("l2", 1e-3));
   // Its 3 outputs read as a sequence of 3 steps of one feature; the LSTM gives the logits.
   m.add(LayerSpec("reshape", "steps").set("target_shape", {3, 1}));
+  // Each step's cosine similarity to the others: (3, 3), a sequence of 3 steps of 3 features.
+  LayerSpec similarity = LayerSpec("dot", "similarity").set("axes", {2, -1}).set("normalize", true);
+  similarity.inputs = {"steps", "steps"};
+  m.add(similarity);
   m.add(LayerSpec("simple_rnn").set("units", 2).set("return_sequences", true).set("go_backwards", true));
+  m.add(LayerSpec("softmax").set("axis", 1));  // over the 3 steps
   m.add(LayerSpec("gru").set("units", 3).set("return_sequences", true).set("use_bias", false));
   m.add(LayerSpec("lstm").set("units", 3).set("unit_forget_bias", false));
+  // The LSTM's last output repeated over 2 steps, a Dense at each, then a
+  // bidirectional GRU over them: the wrappers hold their layers as nested specs.
+  m.add(LayerSpec("repeat_vector").set("n", 2));
+  m.add(LayerSpec("time_distributed", "per_step")
+            .set("layer", LayerSpec("dense", "step").set("units", 4).set("activation", "tanh")));
+  m.add(LayerSpec("bidirectional", "both_ways")
+            .set("layer", LayerSpec("gru", "gru_in").set("units", 2))
+            .set("merge_mode", "concat"));
   m.build({3, 7, 6});
   return m;
 }
@@ -253,6 +266,16 @@ TEST(io_every_layer_round_trips_bit_for_bit) {
     CHECK(loaded.weight_names(13) ==
           (std::vector<std::string>{"gamma", "beta", "moving_mean", "moving_variance"}));
     CHECK(loaded.get_weights(19)[0].shape() == (Shape{4, 2, 2}));  // conv1d: PyTorch's Conv1d layout
+    const size_t per_step = loaded.layer_index("per_step"), both_ways = loaded.layer_index("both_ways");
+    CHECK(loaded.weight_names(per_step) == (std::vector<std::string>{"kernel", "bias"}));
+    CHECK(loaded.get_weights(per_step)[0].shape() == (Shape{4, 3}));
+    CHECK(loaded.weight_names(both_ways) ==
+          (std::vector<std::string>{"forward_kernel", "forward_recurrent_kernel", "forward_bias",
+                                    "forward_recurrent_bias", "backward_kernel", "backward_recurrent_kernel",
+                                    "backward_bias", "backward_recurrent_bias"}));
+    const LayerSpec& inner = loaded.layer_spec(per_step).get<NestedLayer>("layer").spec();
+    CHECK(inner.kind == "dense" && inner.name == "step" && inner.get<int64_t>("units") == 4);
+    CHECK(loaded.model_output_shape(0) == Shape{4});
     CHECK(dir.entries() == std::vector<std::string>{"every.corenn"});
   }
 }
@@ -440,9 +463,10 @@ TEST(io_version_1_files_with_every_old_field_load) {
   write_bytes(dir.file("v1.corenn"), with_layers(as_version_1(file), [&](json::Value& layer) {
     for (const auto& field : old_fields)
       if (!layer.find(field.first)) layer.set(field.first, field.second);
-    // The recurrent kinds came after version 1, with attributes of their own.
-    const std::string& kind = layer.find("kind")->as_string("kind");
-    if (kind != "simple_rnn" && kind != "gru" && kind != "lstm") CHECK(layer.as_object("layer").size() == 35);
+    // The recurrent, sequence and dot kinds came after version 1, with attributes of their own.
+    static const std::set<std::string> later{"simple_rnn", "gru", "lstm", "dot", "repeat_vector",
+                                             "time_distributed", "bidirectional"};
+    if (!later.count(layer.find("kind")->as_string("kind"))) CHECK(layer.as_object("layer").size() == 35);
   }));
   const Model old = load_model(dir.file("v1.corenn"));
   check_same_model(m, old);

@@ -77,10 +77,16 @@ DType parse_model_dtype(const std::string& name) {
   throw ValueError("Model: dtype must be 'float32' or 'float64', got '" + name + "'");
 }
 
-// A Python attribute value as the engine's: bool, int, float, str, or a list
-// (tuple) of ints or of numbers. Which attributes a kind takes, and their
-// types, the engine checks (complete_layer_spec).
+LayerSpec layer_spec_from(const py::dict& config);
+py::dict layer_config(const LayerSpec& spec);
+
+// A Python attribute value as the engine's: bool, int, float, str, a list
+// (tuple) of ints or of numbers, or a nested layer's config dict (None: no
+// layer). Which attributes a kind takes, and their types, the engine checks
+// (complete_layer_spec).
 AttributeValue attribute_from(py::handle value, const std::string& key) {
+  if (value.is_none()) return NestedLayer();
+  if (py::isinstance<py::dict>(value)) return NestedLayer(layer_spec_from(py::reinterpret_borrow<py::dict>(value)));
   const auto is_int = [](py::handle v) {
     return !py::isinstance<py::bool_>(v) && (py::isinstance<py::int_>(v) || PyIndex_Check(v.ptr()));
   };
@@ -96,12 +102,16 @@ AttributeValue attribute_from(py::handle value, const std::string& key) {
     if (ints) return items.cast<Ints>();
     if (numbers) return items.cast<Reals>();
   }
-  throw TypeError("Engine.add: attribute '" + key + "' must be a bool, int, float, str or a list of ints or "
-                  "floats, got " + std::string(py::repr(value)));
+  throw TypeError("Engine.add: attribute '" + key + "' must be a bool, int, float, str, a list of ints or "
+                  "floats, or a layer's config dict, got " + std::string(py::repr(value)));
 }
 
+py::object to_python(const NestedLayer& v) { return v.empty() ? py::object(py::none()) : layer_config(v.spec()); }
+template <typename V>
+py::object to_python(const V& v) { return py::cast(v); }
+
 py::object attribute_to_python(const AttributeValue& value) {
-  return std::visit([](const auto& v) -> py::object { return py::cast(v); }, value.value());
+  return std::visit([](const auto& v) -> py::object { return to_python(v); }, value.value());
 }
 
 // A layer configuration dict (kind, name, trainable, inputs and attributes,

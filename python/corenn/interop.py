@@ -21,6 +21,21 @@ import numpy as np
 
 # corenn weight name -> PyTorch parameter name, per layer kind. Layers of the
 # other kinds hold no weights, or none PyTorch has (Normalization's statistics).
+class _Rows:
+    """Row block `part` of `parts` equal blocks of a PyTorch tensor (nn.MultiheadAttention's
+    in_proj_weight holds the query, key and value projections one above the other)."""
+
+    def __init__(self, name, part, parts=3):
+        self.name, self.part, self.parts = name, part, parts
+
+    def take(self, key, value):
+        rows = value.shape[0] // self.parts
+        if value.shape[0] % self.parts:
+            raise ValueError(f"load_torch_state_dict: {key} has shape {value.shape}, whose first axis "
+                             f"does not split into {self.parts} equal blocks")
+        return value[self.part * rows:(self.part + 1) * rows]
+
+
 _TORCH_NAMES = {
     "dense": {"kernel": "weight", "bias": "bias"},
     "conv2d": {"kernel": "weight", "bias": "bias"},
@@ -37,7 +52,36 @@ _TORCH_NAMES = {
              "bias": ("bias_ih_l0", "bias_hh_l0")},
     "gru": {"kernel": "weight_ih_l0", "recurrent_kernel": "weight_hh_l0", "bias": "bias_ih_l0",
             "recurrent_bias": "bias_hh_l0"},
+    "layer_norm": {"gamma": "weight", "beta": "bias"},
+    # nn.MultiheadAttention (kdim = vdim = embed_dim): in_proj_weight (3E, E) and
+    # in_proj_bias (3E,) stack the query, key and value projections.
+    "multi_head_attention": {
+        "query_kernel": _Rows("in_proj_weight", 0), "query_bias": _Rows("in_proj_bias", 0),
+        "key_kernel": _Rows("in_proj_weight", 1), "key_bias": _Rows("in_proj_bias", 1),
+        "value_kernel": _Rows("in_proj_weight", 2), "value_bias": _Rows("in_proj_bias", 2),
+        "output_kernel": "out_proj.weight", "output_bias": "out_proj.bias"},
 }
+
+
+def _torch_names(layer, name):
+    """PyTorch's parameter name(s) for weight `name` of a layer and the row block
+    they are taken from (a _Rows, or None for whole tensors); (None, None) when
+    PyTorch has no such module. A TimeDistributed layer's weights are its inner
+    layer's; a Bidirectional's are forward_<w> and backward_<w>, PyTorch's
+    bidirectional nn.RNN/LSTM/GRU names them <w> and <w>_reverse."""
+    if layer.kind == "time_distributed":
+        return _torch_names(layer.layer, name)
+    if layer.kind == "bidirectional":
+        direction, _, inner = name.partition("_")
+        names, rows = _torch_names(layer.layer, inner)
+        suffix = "_reverse" if direction == "backward" else ""
+        return (None, None) if names is None else (tuple(f"{n}{suffix}" for n in names), rows)
+    names = _TORCH_NAMES.get(layer.kind, {}).get(name)
+    if isinstance(names, _Rows):
+        return (names.name,), names
+    return ((names,) if isinstance(names, str) else names), None
+
+
 # PyTorch entries that are bookkeeping, not weights: read and ignored.
 _TORCH_SKIPPED = ("num_batches_tracked",)
 
@@ -74,6 +118,12 @@ def _modules(state):
         if param in _TORCH_SKIPPED:
             continue
         modules.setdefault(prefix, {})[param] = key
+    # nn.MultiheadAttention's out_proj is a submodule: one module with its in_proj.
+    for prefix in [p for p in modules if p == "out_proj" or p.endswith(".out_proj")]:
+        parent = prefix[:-len("out_proj")].rstrip(".")
+        if parent in modules and "in_proj_weight" in modules[parent]:
+            for param, key in modules.pop(prefix).items():
+                modules[parent][f"out_proj.{param}"] = key
     return modules
 
 
@@ -88,7 +138,8 @@ def load_torch_state_dict(model, state_dict, mapping=None, strict=True):
     the path of a .safetensors file of one. Layers are matched
     - in order (mapping=None): the model's layers that PyTorch has weights for
       (Dense, Conv2D, DepthwiseConv2D, Conv2DTranspose, BatchNormalization,
-      Embedding, SimpleRNN, LSTM, GRU) in
+      Embedding, SimpleRNN, LSTM, GRU, LayerNormalization, MultiHeadAttention, and
+      Bidirectional and TimeDistributed around them) in
       model.layers order against the state dict's modules (key prefixes before
       the last ".") in the order they appear — right for nn.Sequential;
     - or by name: mapping {corenn_layer_name: torch_prefix}, e.g.
@@ -96,10 +147,16 @@ def load_torch_state_dict(model, state_dict, mapping=None, strict=True):
     PyTorch's weight/bias become kernel/bias, batch norm's weight, bias,
     running_mean, running_var become gamma, beta, moving_mean,
     moving_variance, nn.Embedding's weight becomes embeddings;
-    num_batches_tracked is ignored. One-layer,
-    one-direction nn.RNN / nn.LSTM / nn.GRU's weight_ih_l0, weight_hh_l0
-    become kernel, recurrent_kernel; bias is bias_ih_l0 + bias_hh_l0 (the
-    GRU's bias and recurrent_bias are the two). Arrays are cast to the
+    num_batches_tracked is ignored. One-layer nn.RNN / nn.LSTM / nn.GRU's
+    weight_ih_l0, weight_hh_l0 become kernel, recurrent_kernel; bias is
+    bias_ih_l0 + bias_hh_l0 (the GRU's bias and recurrent_bias are the two);
+    with bidirectional=True they load a Bidirectional layer, the *_reverse
+    weights its backward layer. TimeDistributed(layer) loads as its layer.
+    nn.LayerNorm's weight, bias become gamma, beta; nn.MultiheadAttention's
+    (embed_dim = kdim = vdim) in_proj_weight and in_proj_bias split in three
+    row blocks become the query, key and value kernels and biases, out_proj the
+    output kernel and bias (MultiHeadAttention(num_heads, key_dim=embed_dim //
+    num_heads)). Arrays are cast to the
     model's dtype. SeparableConv2D (two PyTorch convolutions) and
     Normalization (no PyTorch module) are not matched: set their weights with
     layer.set_weights.
@@ -117,7 +174,7 @@ def load_torch_state_dict(model, state_dict, mapping=None, strict=True):
     state = _read_state_dict(state_dict)
     modules = _modules(state)
     weighted = [(i, layer) for i, layer in enumerate(model.layers)
-                if layer.kind in _TORCH_NAMES and _weight_names(model, i)]
+                if _weight_names(model, i) and _torch_names(layer, _weight_names(model, i)[0])[0]]
     if mapping is None:
         if len(weighted) != len(modules) and strict:
             raise ValueError(
@@ -143,20 +200,21 @@ def load_torch_state_dict(model, state_dict, mapping=None, strict=True):
         current = layer.get_weights()
         new = []
         for name, old in zip(names, current):
-            torch_names = _TORCH_NAMES[layer.kind][name]
-            keys = [f"{prefix}.{t}" if prefix else t
-                    for t in (torch_names if isinstance(torch_names, tuple) else (torch_names,))]
+            torch_names, rows = _torch_names(layer, name)
+            keys = [f"{prefix}.{t}" if prefix else t for t in torch_names]
             absent = [k for k in keys if k not in state]
             if absent:
                 missing += [f"{key} (for {layer.name}.{name})" for key in absent]
                 new.append(old)
                 continue
-            for key in keys:
-                if state[key].shape != old.shape:
-                    raise ValueError(f"load_torch_state_dict: {key} has shape {state[key].shape} but layer "
+            values = [rows.take(key, state[key]) if rows else state[key] for key in keys]
+            for key, value in zip(keys, values):
+                if value.shape != old.shape:
+                    part = f" (row block {rows.part} of {rows.parts})" if rows else ""
+                    raise ValueError(f"load_torch_state_dict: {key}{part} has shape {value.shape} but layer "
                                      f"'{layer.name}' ({layer.kind}) expects {name} of shape {old.shape}")
             used.update(keys)
-            value = sum(state[key].astype(np.float64) for key in keys) if len(keys) > 1 else state[keys[0]]
+            value = sum(v.astype(np.float64) for v in values) if len(values) > 1 else values[0]
             new.append(value.astype(model.dtype))
         updates.append((layer, new))
     for key in state:
@@ -542,8 +600,89 @@ def _recurrent(g, name, config, weights, x):
         y = g.node("Squeeze", [y, g.constant(f"{name}/directions", [1], dtype=np.int64)], f"{name}/steps")
         return g.node("Transpose", [y], name, perm=[1, 0, 2])
     last = g.node("Gather", [y, g.constant(f"{name}/last", g.shape_in[1] - 1, dtype=np.int64)],
-                  f"{name}/last_step", axis=0)  # (1, N, H)
-    return g.node("Squeeze", [last, g.constant(f"{name}/direction", [0], dtype=np.int64)], name)
+                  f"{name}/last_step", axis=0)
+    # The index is stored as a 1-element tensor, so Gather keeps a step axis:
+    # (1, 1, N, H) -> (N, H).
+    return g.node("Squeeze", [last, g.constant(f"{name}/direction", [0, 1], dtype=np.int64)], name)
+
+
+def _reverse_steps(g, name, x):
+    """x (N, T, ...) with the steps in reverse order."""
+    return g.node("Slice", [x, g.constant(f"{name}/start", [-1], dtype=np.int64),
+                            g.constant(f"{name}/end", [np.iinfo(np.int64).min], dtype=np.int64),
+                            g.constant(f"{name}/axis", [1], dtype=np.int64),
+                            g.constant(f"{name}/step", [-1], dtype=np.int64)], name)
+
+
+def _repeat_vector(g, name, config, weights, x):
+    """(N, F) -> (N, 1, F), broadcast to (N, n, F)."""
+    step = g.node("Unsqueeze", [x, g.constant(f"{name}/axis", [1], dtype=np.int64)], f"{name}/step")
+    return g.node("Expand", [step, g.constant(f"{name}/shape", [1, *g.shape_out], dtype=np.int64)], name)
+
+
+def _time_distributed(g, name, config, weights, x):
+    """The steps folded into the batch, (N, T, ...) -> (N·T, ...), the inner
+    layer's converter on that, and the steps unfolded (as the engine runs it)."""
+    inner = config["layer"]
+    if inner["kind"] not in CONVERTERS:
+        raise ValueError(f"export_onnx: layer '{name}' wraps a {inner['kind']}, which has no ONNX converter")
+    steps, outer = g.shape_in[1], (g.shape_in, g.shape_out)
+    step_in, step_out = g.shape_in[2:], g.shape_out[1:]
+    folded = g.node("Reshape", [x, g.constant(f"{name}/fold", [-1, *step_in], dtype=np.int64)], f"{name}/folded")
+    g.shape_in, g.shape_out = (None, *step_in), tuple(step_out)
+    y = CONVERTERS[inner["kind"]](g, f"{name}/{inner['name']}", inner, weights, folded)
+    g.shape_in, g.shape_out = outer
+    return g.node("Reshape", [y, g.constant(f"{name}/unfold", [-1, steps, *step_out], dtype=np.int64)], name)
+
+
+def _bidirectional(g, name, config, weights, x):
+    """Two ONNX recurrent nodes, one per direction (the backward one reads the
+    reversed sequence; its returned sequence is reversed back into time
+    order), then the merge. merge_mode None (two outputs) is not exported."""
+    if config["merge_mode"] == "none":
+        raise ValueError(f"export_onnx: layer '{name}' has merge_mode None (two outputs); "
+                         f"only single-output layers are exported")
+    forward = config["layer"]
+    backward = config["backward_layer"] or {**forward, "go_backwards": not forward["go_backwards"]}
+    split = sum(n.startswith("forward_") for n in g.weight_names)
+    a = _recurrent(g, f"{name}/forward", forward, weights[:split], x)
+    b = _recurrent(g, f"{name}/backward", backward, weights[split:], x)
+    if forward["return_sequences"]:
+        b = _reverse_steps(g, f"{name}/backward_in_time", b)
+    mode = config["merge_mode"]
+    if mode == "concat":
+        return g.node("Concat", [a, b], name, axis=-1)
+    if mode == "ave":
+        total = g.node("Add", [a, b], f"{name}/sum")
+        return g.node("Mul", [total, g.constant(f"{name}/half", 0.5)], name)
+    return g.node({"sum": "Add", "mul": "Mul"}[mode], [a, b], name)
+
+
+def _dot(g, name, c, w, xs):
+    """Dot as MatMul: input 0 as (N, M, K), input 1 as (N, K, N'), each
+    reshaped (and transposed when its contracted axis is the other end);
+    normalize divides by max(‖x‖, 1e-12) along the axis first, as the kernel."""
+    operands = []
+    for k, (x, shape, axis) in enumerate(zip(xs, g.shapes_in, c["axes"])):
+        axis %= len(shape)  # Keras's axes count the batch axis, as shape does
+        size = shape[axis]
+        if c["normalize"]:
+            axes = g.constant(f"{name}/axis{k}", [axis], dtype=np.int64)
+            square = g.node("Mul", [x, x], f"{name}/square{k}")
+            norm = g.node("Sqrt", [g.node("ReduceSum", [square, axes], f"{name}/sum{k}", keepdims=1)],
+                          f"{name}/norm{k}")
+            norm = g.node("Max", [norm, g.constant(f"{name}/eps{k}", np.array(1e-12, dtype=g.dtype))],
+                          f"{name}/clamped{k}")
+            x = g.node("Div", [x, norm], f"{name}/unit{k}")
+        others = int(np.prod(shape[1:])) // size if size else 0
+        first = axis == 1 and len(shape) > 2  # the contracted axis leads the example
+        stored = [0, size, others] if first else [0, others, size]
+        x = g.node("Reshape", [x, g.constant(f"{name}/shape{k}", stored, dtype=np.int64)], f"{name}/matrix{k}")
+        if first == (k == 0):  # input 0 wants (M, K), input 1 (K, N')
+            x = g.node("Transpose", [x], f"{name}/transposed{k}", perm=[0, 2, 1])
+        operands.append(x)
+    y = g.node("MatMul", operands, f"{name}/product")
+    return g.node("Reshape", [y, g.constant(f"{name}/out_shape", [0, *g.shape_out], dtype=np.int64)], name)
 
 
 # One converter per layer kind: (graph, layer name, engine config, weights,
@@ -552,6 +691,7 @@ def _recurrent(g, name, config, weights, x):
 CONVERTERS = {
     "dense": _dense,
     "activation": lambda g, name, c, w, x: _act_node(g, c["activation"], c["alpha"], x, name),
+    "softmax": lambda g, name, c, w, x: g.node("Softmax", [x], name, axis=int(c["axis"])),
     "dropout": _identity,
     "flatten": lambda g, name, c, w, x: g.node("Flatten", [x], name, axis=1),
     "reshape": _reshape,
@@ -569,6 +709,7 @@ CONVERTERS = {
     "zero_padding2d": _zero_padding,
     "add": lambda g, name, c, w, xs: g.node("Sum", xs, name),
     "concatenate": lambda g, name, c, w, xs: g.node("Concat", xs, name, axis=int(c["axis"])),
+    "dot": _dot,
     "batch_norm": _batch_norm,
     "normalization": _normalization,
     "random_flip": _identity,
@@ -579,8 +720,11 @@ CONVERTERS = {
     "simple_rnn": _recurrent,
     "lstm": _recurrent,
     "gru": _recurrent,
+    "repeat_vector": _repeat_vector,
+    "time_distributed": _time_distributed,
+    "bidirectional": _bidirectional,
 }
-_MERGES = ("add", "concatenate")
+_MERGES = ("add", "concatenate", "dot")
 
 
 def export_onnx(model, path, opset=17):
@@ -626,6 +770,7 @@ def export_onnx(model, path, opset=17):
             raise ValueError(f"export_onnx: layer '{layer.name}' takes {len(inputs)} inputs "
                              f"(an initial_state); only single-input layers are exported")
         g.shape_in = shapes[inputs[0]]
+        g.shapes_in = [shapes[name] for name in inputs]
         g.shape_out = tuple(engine.output_shape(i))
         g.weight_names = list(engine.weight_names(i))
         x = inputs if kind in _MERGES else inputs[0]

@@ -345,6 +345,24 @@ class Activation(Layer):
         return {**super().get_config(), "activation": self.activation, "alpha": self.alpha}
 
 
+class Softmax(Layer):
+    """Softmax over one axis, Keras's Softmax(axis=-1) (PyTorch's nn.Softmax(dim)):
+    y = e^{x − max} / Σ_axis e^{x − max}, the other axes independent. axis counts
+    the batch axis as Keras does (-1 the last; 1 the first feature axis, e.g. the
+    time axis of (N, T, 1) scores, the course's softmax over t' giving α⟨t,t'⟩);
+    the batch axis 0 is a ValueError. Any float input of rank >= 2 (batch
+    included); same shape out."""
+
+    kind = "softmax"
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = _validate.integer("Softmax", "axis", axis)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
+
+
 class Dropout(Layer):
     """Inverted dropout. rate is the DROP probability: the course's 1 - keep_prob."""
 
@@ -380,6 +398,23 @@ class Reshape(Layer):
 
     def get_config(self):
         return {**super().get_config(), "target_shape": list(self.target_shape)}
+
+
+class RepeatVector(Layer):
+    """Repeats each example's vector n times (Keras's RepeatVector): input
+    (batch, features), output (batch, n, features), every step a copy, e.g. an
+    encoder's summary fed to each step of a decoder (one-to-many RNNs). Its
+    gradient is the sum of the n steps' gradients. Calling it on anything but
+    (batch, features) is a ValueError."""
+
+    kind = "repeat_vector"
+
+    def __init__(self, n, **kwargs):
+        super().__init__(**kwargs)
+        self.n = _validate.integer("RepeatVector", "n", n, minimum=1)
+
+    def get_config(self):
+        return {**super().get_config(), "n": self.n}
 
 
 class Embedding(Layer):
@@ -729,6 +764,37 @@ class Concatenate(Layer):
         return {**super().get_config(), "axis": self.axis}
 
 
+class Dot(Layer):
+    """The dot product of two inputs over one axis of each, per example (Keras's
+    Dot, batch_dot). `axes` is one axis for both inputs or a pair (one per
+    input), counting the batch axis as Keras does (negative: from the end);
+    the contracted axis must be the first or the last per-example axis of its
+    input, and the two must have one size. The output holds the first input's
+    other axes, then the second's: (N, T, D) and (N, S, D) with axes=2 give
+    (N, T, S); two vectors (N, D) with axes=1 give (N, 1). normalize=True scales
+    each input to unit L2 norm along its axis first (x / max(‖x‖, 1e-12), as
+    torch.nn.functional.normalize), so the output is the cosine similarity.
+    float32/float64. `Dot(axes=1)([u, v])`; bad axes or sizes: ValueError."""
+
+    kind = "dot"
+    merges = True
+
+    def __init__(self, axes, normalize=False, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(axes, (list, tuple)):
+            if len(axes) != 2:
+                raise ValueError(f"Dot: axes must be one axis or a pair (one per input), got {axes!r}")
+            self.axes = tuple(_validate.integer("Dot", "axes", a) for a in axes)
+        else:
+            self.axes = (_validate.integer("Dot", "axes", axes),) * 2
+        if not isinstance(normalize, (bool, np.bool_)):
+            raise TypeError(f"Dot: normalize must be True or False, got {normalize!r}")
+        self.normalize = bool(normalize)
+
+    def get_config(self):
+        return {**super().get_config(), "axes": list(self.axes), "normalize": self.normalize}
+
+
 class BatchNormalization(Layer):
     """Normalises each channel over the batch (and height, width): the course's
     z_norm = (z − μ) / √(σ² + ε), then γ·z_norm + β. axis 1 is the channels of NCHW
@@ -959,6 +1025,105 @@ class LSTM(_GatedRecurrent):
         return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
 
 
+# ------------------------------------------------------------- wrappers
+
+def _wrapped(owner, name, layer):
+    """A layer given to a wrapper: a corenn layer, not an Input. The wrapper
+    builds its own copy in the engine (from the layer's config) and owns its
+    weights: read them through the wrapper's get_weights."""
+    if not isinstance(layer, Layer) or isinstance(layer, Input):
+        raise TypeError(f"{owner}: {name} must be a corenn layer (e.g. Dense(8)), got {layer!r}")
+    return layer
+
+
+class _Wrapper(Layer):
+    """A layer around others: its config nests theirs (the engine's "layer"
+    attribute holds the inner layer's whole config dict; the model file a
+    nested layer object), and from_config rebuilds them first."""
+
+    _nested = ("layer",)
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in cls._nested:
+            if config.get(key) is not None:
+                config[key] = from_config(config[key])
+        return super().from_config(config)
+
+
+class TimeDistributed(_Wrapper):
+    """Applies `layer` at every time step with the same weights (Keras's
+    TimeDistributed): input (batch, timesteps, ...), output (batch, timesteps,
+    ...') where `layer` maps (batch, ...) to (batch, ...'). The steps fold into
+    the batch: the layer runs once on batch·timesteps examples, so
+    TimeDistributed(Dense(k)) is one GEMM (the same as Dense, which acts on
+    the last axis) and TimeDistributed(Conv2D(...)) one convolution over
+    batch·timesteps images. `layer` is any layer with one input and one output
+    (Dense, Conv2D, Flatten, Dropout, BatchNormalization, ...); the weights in
+    get_weights are its weights, under its names. A ValueError for an input
+    without a time axis ((batch, features)) or a layer with several inputs or outputs."""
+
+    kind = "time_distributed"
+
+    def __init__(self, layer, **kwargs):
+        super().__init__(**kwargs)
+        self.layer = _wrapped("TimeDistributed", "layer", layer)
+
+    def get_config(self):
+        return {**super().get_config(), "layer": self.layer._engine_config()}
+
+
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+class Bidirectional(_Wrapper):
+    """A recurrent layer run both ways (Keras's Bidirectional; course 5, week 1):
+    a forward copy of `layer` and a backward copy reading the sequence from
+    the last step (go_backwards flipped, or `backward_layer` when given: the
+    same kind, return_sequences and return_state, the other direction).
+    With return_sequences the backward outputs are reversed back into time
+    order, so step t holds both directions' states at t. merge_mode joins the
+    two outputs: "concat" (last axis 2·units), "sum", "mul", "ave", or None
+    for the two as separate outputs. Outputs: the merged output (None: the
+    two), then with return_state the forward layer's final states, then the
+    backward layer's ([out, h_f, c_f, h_b, c_b] for an LSTM). initial_state
+    takes the states in the same order. Weights in get_weights order: the
+    forward layer's, then the backward layer's (forward_kernel, ...,
+    backward_kernel, ...; twice the layer's parameters), PyTorch's
+    nn.LSTM(bidirectional=True) weights and their *_reverse twins."""
+
+    kind = "bidirectional"
+    _nested = ("layer", "backward_layer")
+
+    def __init__(self, layer, merge_mode="concat", backward_layer=None, **kwargs):
+        super().__init__(**kwargs)
+        recurrent = (SimpleRNN, LSTM, GRU)
+        for name, value in (("layer", layer), ("backward_layer", backward_layer)):
+            if value is not None and not isinstance(_wrapped("Bidirectional", name, value), recurrent):
+                raise ValueError(f"Bidirectional: {name} must be a SimpleRNN, LSTM or GRU, got "
+                                 f"{type(value).__name__} '{value.name}'")
+        if layer is None:
+            raise TypeError("Bidirectional: layer must be a SimpleRNN, LSTM or GRU, got None")
+        self.layer = layer
+        self.backward_layer = backward_layer
+        # The engine spells None "none" (its attributes are strings).
+        merge_mode = None if merge_mode == "none" else merge_mode
+        self.merge_mode = _validate.choice("Bidirectional", "merge_mode", merge_mode, MERGE_MODES)
+
+    def __call__(self, inputs, initial_state=None):
+        """Call on a sequence tensor; initial_state: the forward layer's states
+        then the backward layer's. Returns the output, or a list (merge_mode
+        None, return_state)."""
+        return self._call_on(inputs, initial_state)
+
+    def get_config(self):
+        backward = self.backward_layer
+        return {**super().get_config(), "layer": self.layer._engine_config(),
+                "merge_mode": "none" if self.merge_mode is None else self.merge_mode,
+                "backward_layer": None if backward is None else backward._engine_config()}
+
+
 def layer_class(kind):
     """The layer class whose engine kind is `kind` ("dense", "conv2d", ...): one
     of the kinds the C++ engine registers (corenn._core.layer_kinds())."""
@@ -989,9 +1154,10 @@ GlobalAvgPool2D = GlobalAveragePooling2D
 MaxPool1D = MaxPooling1D
 GlobalAvgPool1D = GlobalAveragePooling1D
 
-__all__ = ["Activation", "Add", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "ColorShift",
-           "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose", "Dense", "DepthwiseConv2D", "Dropout",
-           "Embedding", "Flatten", "GRU", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAveragePooling1D",
-           "GlobalAveragePooling2D", "Input", "LSTM", "Layer", "MaxPool1D", "MaxPool2D", "MaxPooling1D",
-           "MaxPooling2D", "Masking", "Normalization", "RandomCrop", "RandomFlip", "Reshape", "SeparableConv2D", "SimpleRNN",
-           "SymbolicTensor", "UpSampling2D", "ZeroPadding2D", "from_config", "layer_class"]
+__all__ = ["Activation", "Add", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Bidirectional",
+           "ColorShift", "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose", "Dense", "DepthwiseConv2D",
+           "Dot", "Dropout", "Embedding", "Flatten", "GRU", "GlobalAveragePooling1D",
+           "GlobalAveragePooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "Input", "LSTM", "Layer",
+           "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Masking", "Normalization", "RandomCrop",
+           "RandomFlip", "RepeatVector", "Reshape", "SeparableConv2D", "SimpleRNN", "Softmax",
+           "SymbolicTensor", "TimeDistributed", "UpSampling2D", "ZeroPadding2D", "from_config", "layer_class"]

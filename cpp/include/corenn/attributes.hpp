@@ -1,5 +1,7 @@
 // A layer's settings as named attributes (as ONNX attributes): "units" = 128,
-// "activation" = "relu", "kernel_size" = [3, 3]. Each layer kind declares the
+// "activation" = "relu", "kernel_size" = [3, 3], and for a layer that wraps
+// another (TimeDistributed, Bidirectional) "layer" = the inner layer's whole
+// LayerSpec. Each layer kind declares the
 // attributes it takes, with their defaults and so their types, in its engine
 // file (src/engine/registry.hpp); a LayerSpec carries the values given.
 #pragma once
@@ -7,6 +9,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <map>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <variant>
@@ -17,11 +20,31 @@ namespace corenn {
 using Ints = std::vector<int64_t>;
 using Reals = std::vector<double>;
 
-// One attribute value: an int, a float, a bool, a string, a list of ints or a
-// list of floats (the types a Python layer's get_config() emits).
+struct LayerSpec;  // corenn/model.hpp
+
+// A layer held by another as an attribute (the layer a TimeDistributed or a
+// Bidirectional wraps): a whole LayerSpec, or none. A value, compared by
+// content; the spec is shared, never changed, so copies are cheap. The model
+// file stores it as a nested layer object, the Python config as a nested
+// config dict (None for none).
+class NestedLayer {
+ public:
+  NestedLayer() = default;  // none
+  explicit NestedLayer(const LayerSpec& spec);
+  bool empty() const { return !spec_; }
+  const LayerSpec& spec() const;  // ValueError when empty
+  bool operator==(const NestedLayer& other) const;
+  bool operator!=(const NestedLayer& other) const { return !(*this == other); }
+
+ private:
+  std::shared_ptr<const LayerSpec> spec_;
+};
+
+// One attribute value: an int, a float, a bool, a string, a list of ints, a
+// list of floats (the types a Python layer's get_config() emits) or a nested layer.
 class AttributeValue {
  public:
-  using Variant = std::variant<int64_t, double, bool, std::string, Ints, Reals>;
+  using Variant = std::variant<int64_t, double, bool, std::string, Ints, Reals, NestedLayer>;
 
   AttributeValue() = default;  // the int 0
   // Any integer type (int, size_t, int64_t) is an int; bool stays a bool.
@@ -34,6 +57,10 @@ class AttributeValue {
   AttributeValue(std::string value) : value_(std::move(value)) {}
   AttributeValue(Ints values) : value_(std::move(values)) {}
   AttributeValue(Reals values) : value_(std::move(values)) {}
+  AttributeValue(NestedLayer layer) : value_(std::move(layer)) {}
+  // A LayerSpec given where an attribute is expected is the nested layer:
+  // LayerSpec("time_distributed").set("layer", LayerSpec("dense").set("units", 3)).
+  AttributeValue(const LayerSpec& layer) : value_(NestedLayer(layer)) {}
 
   const Variant& value() const { return value_; }
   template <typename T>
@@ -41,9 +68,10 @@ class AttributeValue {
   // The value as T, which it must hold (see is<T>; Attributes::get checks).
   template <typename T>
   const T& as() const { return std::get<T>(value_); }
-  // "int", "float", "bool", "str", "list of ints" or "list of floats".
+  // "int", "float", "bool", "str", "list of ints", "list of floats" or "layer".
   const char* type_name() const;
-  // As Python would print it: 3, 0.5, true, 'relu', [1, 2].
+  // As Python would print it: 3, 0.5, true, 'relu', [1, 2]; a layer as
+  // <dense 'inner'> (none: None).
   std::string to_string() const;
 
   bool operator==(const AttributeValue& other) const { return value_ == other.value_; }
@@ -61,9 +89,10 @@ constexpr const char* attribute_type_name() {
   else if constexpr (std::is_same_v<T, bool>) return "bool";
   else if constexpr (std::is_same_v<T, std::string>) return "str";
   else if constexpr (std::is_same_v<T, Ints>) return "list of ints";
+  else if constexpr (std::is_same_v<T, Reals>) return "list of floats";
   else {
-    static_assert(std::is_same_v<T, Reals>, "not an attribute type");
-    return "list of floats";
+    static_assert(std::is_same_v<T, NestedLayer>, "not an attribute type");
+    return "layer";
   }
 }
 

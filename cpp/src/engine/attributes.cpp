@@ -3,8 +3,23 @@
 #include <sstream>
 
 #include "corenn/error.hpp"
+#include "corenn/model.hpp"
 
 namespace corenn {
+
+NestedLayer::NestedLayer(const LayerSpec& spec) : spec_(std::make_shared<const LayerSpec>(spec)) {}
+
+const LayerSpec& NestedLayer::spec() const {
+  if (!spec_) throw ValueError("no nested layer is set");
+  return *spec_;
+}
+
+bool NestedLayer::operator==(const NestedLayer& other) const {
+  if (empty() || other.empty()) return empty() == other.empty();
+  const LayerSpec &a = *spec_, &b = *other.spec_;
+  return a.kind == b.kind && a.name == b.name && a.inputs == b.inputs && a.trainable == b.trainable &&
+         a.attributes == b.attributes;
+}
 
 const char* AttributeValue::type_name() const {
   return std::visit([](const auto& v) { return attribute_type_name<std::decay_t<decltype(v)>>(); }, value_);
@@ -16,6 +31,10 @@ void print(std::ostringstream& out, int64_t v) { out << v; }
 void print(std::ostringstream& out, double v) { out << v; }
 void print(std::ostringstream& out, bool v) { out << (v ? "true" : "false"); }
 void print(std::ostringstream& out, const std::string& v) { out << '\'' << v << '\''; }
+void print(std::ostringstream& out, const NestedLayer& v) {
+  if (v.empty()) out << "None";
+  else out << '<' << v.spec().kind << " '" << v.spec().name << "'>";
+}
 template <typename E>
 void print(std::ostringstream& out, const std::vector<E>& v) {
   out << '[';

@@ -73,8 +73,10 @@ Attributes KernelSettings::attributes() {
 namespace {
 
 // Dense: Z = X·Wᵀ + b, then an optional activation A = g(Z) fused into the
-// layer (Keras's Dense(activation=...)). Inputs of any rank are flattened per
-// example, as Keras does for a 2-D input and we do for every rank.
+// layer (Keras's Dense(activation=...)). As in Keras, it acts on the last
+// axis: an input (..., F) per example gives (..., units), each position
+// (a sequence's time step) through the same W. The leading axes fold into the
+// batch, so the whole batch is one GEMM of batch · positions rows.
 template <typename T>
 class Dense : public Layer<T> {
  public:
@@ -83,17 +85,21 @@ class Dense : public Layer<T> {
   }
 
   Shape build(const Shape& input_shape) override {
-    if (input_shape.size() != 1)
-      throw ShapeError(layer_label(this->spec_) + ": expects a 1-D input per example (features,), got " +
-                       shape_string(input_shape) + "; add a Flatten layer before it");
-    this->in_size_ = input_shape[0];
-    this->out_size_ = units_;
-    return {units_};
+    if (input_shape.empty())
+      throw ShapeError(layer_label(this->spec_) + ": expects an input of rank >= 1 per example "
+                       "(..., features), got a scalar");
+    features_ = input_shape.back();
+    positions_ = shape_size(input_shape) / std::max<int64_t>(features_, 1);
+    Shape out = input_shape;
+    out.back() = units_;
+    this->in_size_ = shape_size(input_shape);
+    this->out_size_ = shape_size(out);
+    return out;
   }
 
   std::vector<Shape> parameter_shapes() const override {
-    if (k_.use_bias) return {{this->out_size_, this->in_size_}, {this->out_size_}};
-    return {{this->out_size_, this->in_size_}};
+    if (k_.use_bias) return {{units_, features_}, {units_}};
+    return {{units_, features_}};
   }
   std::vector<std::string> parameter_names() const override {
     if (k_.use_bias) return {"kernel", "bias"};
@@ -101,43 +107,45 @@ class Dense : public Layer<T> {
   }
 
   void initialize(uint64_t key) override {
-    const int64_t in = this->in_size_, out = this->out_size_;
+    const int64_t in = features_, out = units_;
     corenn::initialize<T>(this->params_, out * in, k_.kernel_init, in, out, k_.initializer_stddev, key);
     if (k_.use_bias)
       corenn::initialize<T>(bias(), out, k_.bias_init, in, out, k_.initializer_stddev, random_bits(key, 1));
   }
 
+  // Softmax (a fused activation) normalises over the units of each position.
   const T* forward(const T* x, int64_t batch, bool, uint64_t, LayerCache<T>& c) const override {
-    const int64_t out = this->out_size_;
-    T* z = preactivation_output(c, k_.activation, batch * out);
-    dense_forward<T>(z, x, this->params_, bias(), batch, this->in_size_, out);
-    apply_activation(c, k_.activation, alpha(), {batch, out, 1});
+    const int64_t rows = batch * positions_, out = units_;
+    T* z = preactivation_output(c, k_.activation, rows * out);
+    dense_forward<T>(z, x, this->params_, bias(), rows, features_, out);
+    apply_activation(c, k_.activation, alpha(), {rows, out, 1});
     return c.out.data();
   }
 
   T* backward(T* dy, T* dx, const T* x, const T* y, int64_t batch, bool need_dx,
               LayerCache<T>& c) override {
-    const int64_t in = this->in_size_, out = this->out_size_;
-    activation_gradient_in_place(dy, c, y, k_.activation, alpha(), {batch, out, 1});
+    const int64_t rows = batch * positions_, in = features_, out = units_;
+    activation_gradient_in_place(dy, c, y, k_.activation, alpha(), {rows, out, 1});
     dense_backward<T>(need_dx ? dx : nullptr, this->grads_, k_.use_bias ? this->grads_ + out * in : nullptr, dy,
-                      x, this->params_, batch, in, out);
+                      x, this->params_, rows, in, out);
     return need_dx ? dx : nullptr;
   }
 
   double penalty(bool with_gradient) override {
-    return this->kernel_penalty(0, this->out_size_ * this->in_size_, k_, with_gradient);
+    return this->kernel_penalty(0, units_ * features_, k_, with_gradient);
   }
 
-  int64_t multiply_adds() const override { return this->out_size_ * this->in_size_; }
+  int64_t multiply_adds() const override { return positions_ * units_ * features_; }
   bool acts_per_step() const override { return true; }
 
  private:
   T alpha() const { return static_cast<T>(k_.alpha); }
-  const T* bias() const { return k_.use_bias ? this->params_ + this->out_size_ * this->in_size_ : nullptr; }
-  T* bias() { return k_.use_bias ? this->params_ + this->out_size_ * this->in_size_ : nullptr; }
+  const T* bias() const { return k_.use_bias ? this->params_ + units_ * features_ : nullptr; }
+  T* bias() { return k_.use_bias ? this->params_ + units_ * features_ : nullptr; }
 
   KernelSettings k_;
   int64_t units_;
+  int64_t features_ = 0, positions_ = 1;  // per example: the last axis, the product of the others
 };
 
 // Activation as its own layer; softmax normalises over the features: the

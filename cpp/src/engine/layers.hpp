@@ -27,6 +27,8 @@ struct LayerCache {
   std::vector<T> scratch;       // convolution im2col columns
   std::vector<int64_t> index;   // max pooling: argmax
   std::vector<std::vector<T>> outs;  // layers with several outputs: one buffer each
+  std::vector<LayerCache> inner;      // layers wrapping layers: one cache per inner layer
+  std::vector<const T*> ys;           // a wrapped CallLayer: where its outputs are, for its backward
   // Masks of sequences (Layer::output_mask): the mask (N, T) the layer's first
   // input carries, or nullptr, set by the engine (or a wrapper, for its inner
   // layer) before forward; and a mask the layer makes (Embedding, Masking).
@@ -133,10 +135,14 @@ class Layer {
     arena_ = std::move(arena);
     params_ = parameters;
     state_ = state;
+    bind_inner();
   }
   // Where backward accumulates parameter gradients: the calling model's
   // gradient arena (a shared layer is pointed at each model's in turn).
-  void set_gradients(T* gradients) { grads_ = gradients; }
+  void set_gradients(T* gradients) {
+    grads_ = gradients;
+    bind_inner();
+  }
   // Initial parameters (drawn from key) and state.
   virtual void initialize(uint64_t key) { (void)key; }
 
@@ -189,6 +195,10 @@ class Layer {
   T* state() { return state_; }
 
  protected:
+  // A layer wrapping others (TimeDistributed, Bidirectional) points them at
+  // their slices of its parameters, state and gradients, whenever those move.
+  virtual void bind_inner() {}
+
   std::shared_ptr<WeightArena<T>> arena_;
   LayerSpec spec_;
   int64_t in_size_ = 0, out_size_ = 0;  // per example

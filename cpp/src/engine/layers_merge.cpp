@@ -1,8 +1,12 @@
-// Layers that join the branches of a graph: Add (residual connections) and
-// Concatenate (Inception modules, U-Net skips).
+// Layers that join the branches of a graph: Add (residual connections),
+// Concatenate (Inception modules, U-Net skips) and Dot (a per-example dot
+// product: skip-gram's word·context score, attention scores).
+#include <algorithm>
 #include <string>
 
 #include "corenn/error.hpp"
+#include "corenn/kernels/batched_matmul.hpp"
+#include "corenn/kernels/l2_normalize.hpp"
 #include "corenn/kernels/merge.hpp"
 #include "engine/layers.hpp"
 #include "engine/registry.hpp"
@@ -16,6 +20,13 @@ std::string shapes_string(const std::vector<Shape>& shapes) {
   std::string out;
   for (size_t i = 0; i < shapes.size(); ++i) out += (i ? ", " : "") + shape_string(shapes[i]);
   return out;
+}
+
+// "(batch, 4, 5)": an input's shape with Keras's axis 0 written out.
+std::string batched_shape(const Shape& shape) {
+  std::string out = "(batch";
+  for (int64_t s : shape) out += ", " + std::to_string(s);
+  return out + ")";
 }
 
 void require_several(const LayerSpec& spec, const std::vector<Shape>& shapes) {
@@ -110,8 +121,144 @@ class Concatenate : public MergeLayer<T> {
   std::vector<int64_t> widths_;  // per input: values per row
 };
 
+
+// Keras's Dot: the dot product of two inputs over one axis of each, per
+// example (batch_dot). axes count the batch axis, as Keras's (negative ones
+// from the end); the output holds the first input's other axes, then the
+// second's: (N, T, D)·(N, S, D) over axes (2, 2) is (N, T, S), and two
+// vectors (N, D) give (N, 1). With normalize, each input is first scaled to
+// unit L2 norm along its axis (F.normalize), so the output is the cosine
+// similarity. The contracted axis must be the first or the last per-example
+// axis of its input (every axis of a vector or a matrix; Keras also allows a
+// middle axis of a rank-3 example, which would need a transpose).
+template <typename T>
+class Dot : public CallLayer<T> {
+ public:
+  explicit Dot(const LayerSpec& spec)
+      : CallLayer<T>(spec), axes_(spec.get<Ints>("axes")), normalize_(spec.get<bool>("normalize")) {
+    if (axes_.size() != 2)
+      throw ValueError(layer_label(spec) + ": axes must hold one axis per input (2), got " +
+                       AttributeValue(axes_).to_string());
+    for (int64_t a : axes_)
+      if (a == 0)
+        throw ValueError(layer_label(spec) + ": axes must not name the batch axis 0, got " +
+                         AttributeValue(axes_).to_string());
+  }
+
+  std::vector<Shape> build_call(const std::vector<Shape>& in) override {
+    const LayerSpec& spec = this->spec_;
+    if (in.size() != 2)
+      throw ValueError(layer_label(spec) + ": takes exactly two inputs, got " + std::to_string(in.size()));
+    int64_t axis[2], size[2];
+    for (size_t k = 0; k < 2; ++k) {
+      // Keras counts the batch axis: an input of rank r (batch included) has axes 1 .. r-1.
+      const int64_t rank = static_cast<int64_t>(in[k].size()) + 1;
+      const int64_t a = axes_[k] < 0 ? axes_[k] + rank : axes_[k];
+      const std::string which = "axes[" + std::to_string(k) + "] = " + std::to_string(axes_[k]);
+      if (a < 1 || a >= rank)
+        throw ValueError(layer_label(spec) + ": " + which + " is out of range for input " + std::to_string(k) +
+                         " of shape " + batched_shape(in[k]) + ": expected an axis in [1, " +
+                         std::to_string(rank - 1) + "] or [" + std::to_string(1 - rank) + ", -1]");
+      axis[k] = a - 1;
+      if (axis[k] != 0 && axis[k] != rank - 2)
+        throw ValueError(layer_label(spec) + ": " + which + " names a middle axis of input " + std::to_string(k) +
+                         " of shape " + batched_shape(in[k]) +
+                         "; Dot contracts the first or the last axis of each example");
+      size[k] = in[k][static_cast<size_t>(axis[k])];
+    }
+    if (size[0] != size[1])
+      throw ShapeError(layer_label(spec) + ": the dot product's axes must have one size, got " +
+                       std::to_string(size[0]) + " (input 0, shape " + shape_string(in[0]) + " per example) and " +
+                       std::to_string(size[1]) + " (input 1, shape " + shape_string(in[1]) + " per example)");
+    // Input 0 as op(A) (M, K): stored (M, K) when contracting its last axis, else (K, M).
+    // Input 1 as op(B) (K, N): stored (K, N) when contracting its first axis, else (N, K).
+    const int64_t last0 = static_cast<int64_t>(in[0].size()) - 1;
+    d_.k = size[0];
+    d_.m = d_.k ? shape_size(in[0]) / d_.k : 0;
+    d_.n = d_.k ? shape_size(in[1]) / d_.k : 0;
+    d_.trans_a = axis[0] != last0;
+    d_.trans_b = axis[1] != 0;
+    in_sizes_[0] = shape_size(in[0]);
+    in_sizes_[1] = shape_size(in[1]);
+    Shape out;
+    for (size_t d = 0; d < in[0].size(); ++d)
+      if (static_cast<int64_t>(d) != axis[0]) out.push_back(in[0][d]);
+    for (size_t d = 0; d < in[1].size(); ++d)
+      if (static_cast<int64_t>(d) != axis[1]) out.push_back(in[1][d]);
+    if (out.empty()) out.push_back(1);
+    this->in_size_ = in_sizes_[0];
+    this->out_size_ = shape_size(out);
+    return {out};
+  }
+
+  void forward_call(const std::vector<const T*>& xs, std::vector<const T*>& ys, int64_t batch, bool, uint64_t,
+                    LayerCache<T>& c) const override {
+    BatchedMatmulDims d = d_;
+    d.batch = batch;
+    ensure_size(c.out, batch * this->out_size_);
+    const T* a = xs[0];
+    const T* b = xs[1];
+    if (normalize_) {  // c.mid: the unit-norm inputs; c.pre: their norms (backward reads both)
+      ensure_size(c.mid, batch * (in_sizes_[0] + in_sizes_[1]));
+      ensure_size(c.pre, batch * (d.m + d.n));
+      T* a_unit = c.mid.data();
+      T* b_unit = a_unit + batch * in_sizes_[0];
+      const Fibres fa = fibres(0, batch), fb = fibres(1, batch);
+      l2_normalize_forward<T>(a_unit, c.pre.data(), a, fa.outer, d.k, fa.inner);
+      l2_normalize_forward<T>(b_unit, c.pre.data() + batch * d.m, b, fb.outer, d.k, fb.inner);
+      a = a_unit;
+      b = b_unit;
+    }
+    batched_matmul_forward<T>(c.out.data(), a, b, d);
+    ys[0] = c.out.data();
+  }
+
+  void backward_call(const std::vector<T*>& dys, const std::vector<T*>& dxs, const std::vector<const T*>& xs,
+                     const std::vector<const T*>&, int64_t batch, LayerCache<T>& c) override {
+    BatchedMatmulDims d = d_;
+    d.batch = batch;
+    if (!dys[0]) {  // no gradient reached the output
+      for (size_t k = 0; k < 2; ++k)
+        if (dxs[k]) std::fill(dxs[k], dxs[k] + batch * in_sizes_[k], T(0));
+      return;
+    }
+    if (!normalize_) {
+      batched_matmul_backward<T>(dxs[0], dxs[1], dys[0], xs[0], xs[1], d, false, false);
+      return;
+    }
+    // Through the product to the unit-norm inputs, then through the normalisation.
+    ensure_size(c.grad_mid, batch * (in_sizes_[0] + in_sizes_[1]));
+    const T* a_unit = c.mid.data();
+    const T* b_unit = a_unit + batch * in_sizes_[0];
+    T* da_unit = dxs[0] ? c.grad_mid.data() : nullptr;
+    T* db_unit = dxs[1] ? c.grad_mid.data() + batch * in_sizes_[0] : nullptr;
+    batched_matmul_backward<T>(da_unit, db_unit, dys[0], a_unit, b_unit, d, false, false);
+    const Fibres fa = fibres(0, batch), fb = fibres(1, batch);
+    if (dxs[0]) l2_normalize_backward<T>(dxs[0], da_unit, a_unit, c.pre.data(), fa.outer, d.k, fa.inner, false);
+    if (dxs[1])
+      l2_normalize_backward<T>(dxs[1], db_unit, b_unit, c.pre.data() + batch * d.m, fb.outer, d.k, fb.inner, false);
+  }
+
+ private:
+  // An input seen as (outer, K, inner) fibres along its contracted axis.
+  struct Fibres {
+    int64_t outer, inner;
+  };
+  Fibres fibres(int k, int64_t batch) const {
+    const bool axis_first = k == 0 ? d_.trans_a : !d_.trans_b;
+    const int64_t others = k == 0 ? d_.m : d_.n;
+    return axis_first ? Fibres{batch, others} : Fibres{batch * others, 1};
+  }
+
+  Ints axes_;
+  bool normalize_;
+  BatchedMatmulDims d_;      // per example (batch set per call)
+  int64_t in_sizes_[2] = {0, 0};
+};
+
 const LayerRegistration add_kind(layer_kind<Add>("add", {}));
 const LayerRegistration concatenate_kind(layer_kind<Concatenate>("concatenate", {{"axis", 1}}));
+const LayerRegistration dot_kind(layer_kind<Dot>("dot", {{"axes", Ints{-1, -1}}, {"normalize", false}}));
 
 }  // namespace
 

@@ -133,7 +133,12 @@ LayerSpec complete_layer_spec(const LayerSpec& spec) {
       throw ValueError(owner + ": unknown attribute '" + given.first + "'" + detail::suggestion(given.first, names) +
                        " (" + spec.kind + " takes " + (names.empty() ? "none" : detail::joined_names(names)) + ")");
     }
-    out.attributes.set(given.first, detail::converted(given.second, *want, given.first, owner));
+    AttributeValue value = detail::converted(given.second, *want, given.first, owner);
+    // A nested layer is completed too (and so checked): the model file and
+    // layer_config hold every attribute of the inner layer as well.
+    if (value.is<NestedLayer>() && !value.as<NestedLayer>().empty())
+      value = NestedLayer(complete_layer_spec(value.as<NestedLayer>().spec()));
+    out.attributes.set(given.first, std::move(value));
   }
   return out;
 }

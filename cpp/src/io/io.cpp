@@ -73,6 +73,8 @@ Value to_json(const std::string& v) { return Value(v); }
 Value to_json(int64_t v) { return Value(v); }
 Value to_json(double v) { return Value(v); }
 Value to_json(bool v) { return Value(v); }
+Value spec_to_json(const LayerSpec& spec);
+Value to_json(const NestedLayer& v) { return v.empty() ? Value() : spec_to_json(v.spec()); }
 template <typename E>
 Value to_json(const std::vector<E>& v) {
   Value a = Value::array();
@@ -116,12 +118,16 @@ Value spec_to_json(const LayerSpec& spec) {
   return obj;
 }
 
+LayerSpec spec_from_json(const Value& v, const std::string& what, int64_t version);
+
 // An attribute by its JSON type: an integer literal is an int, any other
 // number a float, an array of integers a list of ints, of numbers a list of
-// floats. The engine then checks it against the kind (an int where a float is
-// expected is converted, as in Python).
-AttributeValue attribute_from_json(const Value& v, const std::string& what) {
+// floats, an object a nested layer (null: none). The engine then checks it
+// against the kind (an int where a float is expected is converted, as in Python).
+AttributeValue attribute_from_json(const Value& v, const std::string& what, int64_t version) {
   switch (v.type()) {
+    case Value::Type::null: return NestedLayer();
+    case Value::Type::object: return NestedLayer(spec_from_json(v, what, version));
     case Value::Type::boolean: return v.as_bool(what);
     case Value::Type::string: return v.as_string(what);
     case Value::Type::number:
@@ -140,7 +146,7 @@ AttributeValue attribute_from_json(const Value& v, const std::string& what) {
       return out;
     }
     default:
-      throw ValueError(what + " must be a bool, a number, a string or an array of numbers");
+      throw ValueError(what + " must be a bool, a number, a string, an array of numbers or a layer");
   }
 }
 
@@ -166,7 +172,7 @@ LayerSpec spec_from_json(const Value& v, const std::string& what, int64_t versio
     else if (key == "name") from_json(member.second, spec.name, where);
     else if (key == "inputs") from_json(member.second, spec.inputs, where);
     else if (key == "trainable") from_json(member.second, spec.trainable, where);
-    else spec.attributes.set(key, attribute_from_json(member.second, where));
+    else spec.attributes.set(key, attribute_from_json(member.second, where, version));
   }
   if (spec.kind.empty() || spec.name.empty())
     throw ValueError(what + ": a layer needs a non-empty 'kind' and 'name'");
