@@ -41,7 +41,7 @@ def make(shape, dtype, rng, kind, scale=3.0):
 
 def test_registry_lists_every_activation_once():
     assert KINDS == ("linear", "sigmoid", "tanh", "relu", "leaky_relu", "softmax", "elu", "selu",
-                     "gelu", "gelu_tanh", "silu", "swish", "softplus", "relu6", "hard_sigmoid")
+                     "gelu", "gelu_tanh", "silu", "swish", "softplus", "relu6", "hard_sigmoid", "abs")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -67,6 +67,7 @@ def test_reference_matches_the_textbook_formulas():
         "softplus": lambda v: math.log(1 + math.exp(v)),
         "relu6": lambda v: min(max(v, 0.0), 6.0),
         "hard_sigmoid": lambda v: min(max(v + 3, 0.0), 6.0) / 6,
+        "abs": abs,
     }
     x = np.array([-4.0, -1.0, 0.5, 2.0, 7.0])
     for kind, f in scalar.items():
@@ -138,6 +139,7 @@ def test_gradient_check(kind, shape, naive, rng):
         ("elu", 0.5, [-1.0, 0.0, 2.0], [0.5 * np.exp(-1.0), 0.5, 1.0]),
         ("relu6", 0.01, [0.0, 3.0, 6.0, 7.0], [0.0, 1.0, 0.0, 0.0]),
         ("hard_sigmoid", 0.01, [-3.0, 0.0, 3.0, 4.0], [0.0, 1 / 6, 0.0, 0.0]),
+        ("abs", 0.01, [-2.0, 0.0, 3.0], [-1.0, 0.0, 1.0]),  # torch.abs: sign(x), 0 at 0
     ],
 )
 def test_derivative_at_kinks_follows_pytorch(kind, alpha, x, want):
@@ -298,7 +300,7 @@ def test_alpha_none_is_the_kinds_default(rng):
 
 
 VALID = ("'linear', 'sigmoid', 'tanh', 'relu', 'leaky_relu', 'softmax', 'elu', 'selu', 'gelu', "
-         "'gelu_tanh', 'silu', 'swish', 'softplus', 'relu6', 'hard_sigmoid'")
+         "'gelu_tanh', 'silu', 'swish', 'softplus', 'relu6', 'hard_sigmoid', 'abs'")
 
 
 @pytest.mark.parametrize(

@@ -95,6 +95,24 @@ def test_pytorch_triplet_margin_loss_settings():
     assert_close(loss, dp - dn + 1.0, what="PyTorch semantics")
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("margin", [0.2, 1.0, 3.0])
+def test_matches_torch_triplet_margin_loss(margin, reduction, rng):
+    # squared=False with PyTorch's eps is TripletMarginLoss(margin, p=2, eps=1e-6):
+    # the loss and, through autograd, the gradient of every anchor, positive, negative.
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    emb = rng.standard_normal((40, 3, 8))
+    t = torch.tensor(emb, requires_grad=True)
+    want = torch.nn.TripletMarginLoss(margin=margin, p=2.0, eps=1e-6, reduction=reduction)(
+        t[:, 0], t[:, 1], t[:, 2])
+    want.backward()
+    loss = cn.losses.TripletLoss(margin=margin, squared=False, reduction=reduction)
+    value, grad = loss.loss_and_gradient(None, emb)
+    assert_close(value, want.item(), what="loss")
+    assert_close(grad, t.grad.numpy(), what="gradient")
+    assert 0 < want.item()  # some rows on each side of the hinge at these margins
+
+
 # Gradients by finite differences (float64) ---------------------------------------
 
 

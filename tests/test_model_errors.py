@@ -91,7 +91,7 @@ CASES = [
     ("Dropout(-0.1)", lambda: L.Dropout(-0.1), ValueError,
      r"^Dropout: rate must be finite and in \[0.0, 1.0\), got -0.1$"),
     ("unknown activation", lambda: L.Dense(3, activation="maxout"), ValueError,
-     r"^Dense: activation must be one of 'linear', .*'hard_sigmoid', got 'maxout'$"),
+     r"^Dense: activation must be one of 'linear', .*'hard_sigmoid', 'abs', got 'maxout'$"),
     ("unknown Activation", lambda: L.Activation("rleu"), ValueError,
      r"^Activation: activation must be one of .*, got 'rleu'; did you mean 'relu'\?$"),
     ("unknown initializer", lambda: L.Dense(3, kernel_initializer="identity"), ValueError,

@@ -253,6 +253,8 @@ OP_CASES += [
     ("layer_norm_forward", lambda x, g, b: ops.layer_norm_forward(x, g, b),
      (X4, RNG.standard_normal(6), RNG.standard_normal(6))),
     ("layer_norm_backward", _layer_norm_backward, (RNG.standard_normal(X4.shape), X4, RNG.standard_normal(6))),
+    ("unit_norm_forward", lambda x: ops.unit_norm_forward(x, axis=1), (X4,)),
+    ("unit_norm_backward", lambda dy, x: ops.unit_norm_backward(dy, x, axis=1), (X4[::-1].copy(), X4)),
     ("attention_forward", lambda q, k, v: ops.attention_forward(q, k, v), (XS, XS[::-1].copy(), XS * 2)),
     ("attention_backward", _attention_backward, (XS * 0.5, XS, XS[::-1].copy(), XS * 2)),
     ("additive_scores_forward", lambda q, k, w: ops.additive_scores_forward(q, k, w),

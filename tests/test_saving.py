@@ -46,6 +46,8 @@ LAYER_CASES = {
     "batch_norm": ([L.Conv2D(3, 3), L.BatchNormalization(momentum=0.9, epsilon=1e-2)], (2, 5, 5)),
     "batch_norm_dense": ([L.Dense(4), L.BatchNormalization(center=False, scale=False)], (3,)),
     "add_concatenate": ([L.Dense(4)], (4,)),  # replaced by a graph in layer_model
+    "subtract": ([L.Dense(3)], (3,)),  # replaced by a graph in layer_model
+    "unit_normalization": ([L.Conv2D(3, 2), L.UnitNormalization(axis=1, epsilon=1e-6)], (2, 4, 4)),
     "dot": ([L.Dense(4)], (3, 4)),  # replaced by a graph in layer_model
     "normalization": ([L.Normalization([1.0, -2.0, 0.5], [4.0, 0.25, 1.0]), L.Dense(2)], (3,)),
     "conv1d": ([L.Conv1D(4, 3, strides=2, padding="causal", dilation_rate=2, groups=2, activation="tanh",
@@ -86,6 +88,10 @@ def layer_model(case, dtype="float32"):
         out = L.Concatenate(axis=-1, name="c")([s, L.Dense(2, name="b")(a)])
         model = cn.Model(x, out, dtype=dtype)
         return model
+    if case == "subtract":  # the course's verification head: |f(x) − x| into a Dense
+        x = L.Input(shape, name="x")
+        d = L.Subtract(name="d")([L.Dense(3, name="f")(x), x])
+        return cn.Model(x, L.Dense(2, name="head")(L.Activation("abs", name="abs")(d)), dtype=dtype)
     if case == "dot":  # a sequence's cosine self-similarity (3, 3), then that times the sequence (3, 4)
         x = L.Input(shape, name="x")
         s = L.Dot(axes=2, normalize=True, name="cos")([x, x])

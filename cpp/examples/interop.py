@@ -38,14 +38,14 @@ def every_layer_model():
     h = L.AvgPool2D(2, padding="same")(h)
     h = L.Conv2D(6, 1, groups=3, use_bias=False, activation="softmax")(h)  # over the channels
     b = L.BatchNormalization(momentum=0.9)(h)
-    h = L.Concatenate()([L.Add()([b, h]), b])
+    h = L.Concatenate()([L.Subtract()([L.Add()([b, h]), b]), b])
     h = L.Dropout(0.25)(h)
     h = L.GlobalAvgPool2D()(h)
     h = L.Reshape((2, 6))(h)
     h = L.Conv1D(4, 2, padding="causal", dilation_rate=2, activation="tanh")(h)
     h = L.MaxPool1D(2, padding="same")(h)
     h = L.GlobalAvgPool1D()(h)
-    h = L.Flatten()(h)
+    h = L.UnitNormalization(axis=1)(L.Flatten()(h))
     h = L.Activation("sigmoid")(h)
     h = L.Dense(5, activation="selu")(h)
     # The 5 features read as 5 steps of one; the LSTM's final states start the others.

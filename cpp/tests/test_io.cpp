@@ -90,18 +90,22 @@ Model every_layer_model(DType dtype) {
   LayerSpec sum("add", "sum");
   sum.inputs = {"bn", "grouped"};
   m.add(sum);
+  LayerSpec diff("subtract", "diff");
+  diff.inputs = {"sum", "bn"};
+  m.add(diff);
   LayerSpec cat = LayerSpec("concatenate", "cat").set("axis", -3);
-  cat.inputs = {"sum", "bn"};
+  cat.inputs = {"diff", "bn"};
   m.add(cat);
   m.add(LayerSpec("dropout").set("rate", 0.25));
   m.add(LayerSpec("global_avg_pool2d"));
   m.add(LayerSpec("reshape").set("target_shape", {2, -1}));
-  m.add(LayerSpec("conv1d")
+  m.add(LayerSpec("conv1d", "steps_conv")
             .set("filters", 4).set("kernel_size", {2}).set("dilation", {2}).set("padding", "causal")
             .set("activation", "tanh"));
   m.add(LayerSpec("max_pool1d").set("kernel_size", {2}).set("padding", "same"));
   m.add(LayerSpec("global_avg_pool1d"));
   m.add(LayerSpec("flatten"));
+  m.add(LayerSpec("unit_normalization").set("epsilon", 1e-6));
   m.add(LayerSpec("activation").set("activation", "leaky_relu").set("alpha", 0.3));
   LayerSpec frozen = LayerSpec("dense").set("units", 5).set("activation", "sigmoid");
   frozen.trainable = false;
@@ -265,7 +269,7 @@ TEST(io_every_layer_round_trips_bit_for_bit) {
           (std::vector<std::string>{"depthwise_kernel", "pointwise_kernel", "bias"}));
     CHECK(loaded.weight_names(13) ==
           (std::vector<std::string>{"gamma", "beta", "moving_mean", "moving_variance"}));
-    CHECK(loaded.get_weights(19)[0].shape() == (Shape{4, 2, 2}));  // conv1d: PyTorch's Conv1d layout
+    CHECK(loaded.get_weights(loaded.layer_index("steps_conv"))[0].shape() == (Shape{4, 2, 2}));  // PyTorch's Conv1d layout
     const size_t per_step = loaded.layer_index("per_step"), both_ways = loaded.layer_index("both_ways");
     CHECK(loaded.weight_names(per_step) == (std::vector<std::string>{"kernel", "bias"}));
     CHECK(loaded.get_weights(per_step)[0].shape() == (Shape{4, 3}));

@@ -1,4 +1,4 @@
-// The merge kernels (Add, Concatenate) against their naive siblings and
+// The merge kernels (Add, Subtract, Concatenate) against their naive siblings and
 // against tests/reference/merge.py's definitions written out here (the merge
 // kernels have no cn.ops binding; tests/test_graph.py compares the layers built
 // on the fast kernels with the NumPy reference itself). Sizes go past the
@@ -145,4 +145,33 @@ TEST(merge_concat_hand_values) {
   std::vector<double> db(2, 0.0);
   concat_backward_naive(db.data(), y.data(), 2, 2, 1, 3, false);
   CHECK(db == (std::vector<double>{3, 6}));
+}
+
+TEST(merge_subtract_fast_matches_naive_and_reference) {
+  unsigned seed = 900;
+  for (int64_t n : {int64_t(1), int64_t(17), kLarge}) {
+    const auto a = random_vector<double>(n, seed += 10), b = random_vector<double>(n, seed += 10);
+    // subtract_forward: y = a − b (reference: a - b), exact in both kernels.
+    std::vector<double> y(n), y_naive(n), want(n);
+    subtract_forward(y.data(), a.data(), b.data(), n);
+    subtract_forward_naive(y_naive.data(), a.data(), b.data(), n);
+    for (int64_t i = 0; i < n; ++i) want[i] = a[i] - b[i];
+    CHECK(bitwise_equal(y, y_naive));
+    CHECK(bitwise_equal(y, want));
+    // subtract_backward: the subtracted input gets −dy, written or added.
+    const auto dy = random_vector<double>(n, seed += 10);
+    for (bool accumulate : {false, true}) {
+      const auto start = random_vector<double>(n, seed += 10);
+      std::vector<double> dx = start, dx_naive = start, expected(n);
+      subtract_backward(dx.data(), dy.data(), n, accumulate);
+      subtract_backward_naive(dx_naive.data(), dy.data(), n, accumulate);
+      for (int64_t i = 0; i < n; ++i) expected[i] = accumulate ? start[i] - dy[i] : -dy[i];
+      CHECK(bitwise_equal(dx, dx_naive));
+      CHECK(bitwise_equal(dx, expected));
+    }
+  }
+  const std::vector<float> a = {5, 1}, b = {2, 3};
+  std::vector<float> y(2);
+  subtract_forward(y.data(), a.data(), b.data(), 2);
+  CHECK(y == (std::vector<float>{3, -2}));
 }

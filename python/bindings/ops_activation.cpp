@@ -98,7 +98,7 @@ void bind_activation(py::module_& ops) {
           "y = f(x), same shape and dtype as x (float32 or float64, at least 1-D).\n\n"
           "kind: linear, sigmoid, tanh, relu, leaky_relu (slope alpha), softmax, elu (alpha),\n"
           "selu, gelu (exact, erf), gelu_tanh (tanh approximation), silu = swish, softplus,\n"
-          "relu6, hard_sigmoid (relu6(x + 3)/6); None or '' is linear. alpha=None is the kind's\n"
+          "relu6, hard_sigmoid (relu6(x + 3)/6), abs (|x|); None or '' is linear. alpha=None is the kind's\n"
           "default: 0.01 for leaky_relu (PyTorch), 1.0 for elu (Keras, PyTorch).\n"
           "softmax normalises over the features: axis 1 of a 4-D (N, C, H, W) or larger input\n"
           "(the channels), the last axis of a 1-, 2- or 3-D input. NaN propagates through every\n"

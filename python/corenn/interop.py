@@ -347,6 +347,7 @@ ACTIVATION_CONVERTERS = {
     "softplus": _softplus,
     "relu6": _relu6,
     "hard_sigmoid": _hard_sigmoid,
+    "abs": lambda g, x, out, alpha: g.node("Abs", [x], out),
 }
 
 
@@ -558,6 +559,17 @@ def _masking(g, name, config, weights, x):
     return g.node("Mul", [x, keep], name)
 
 
+def _unit_normalization(g, name, config, weights, x):
+    """x / max(√(Σ x² over the axis), epsilon). ReduceSum takes its axes as an
+    input from opset 13 on (ReduceL2 only from 18), so every opset export_onnx
+    writes reads it; the engine's axis counts the batch axis, as ONNX's."""
+    axes = g.constant(f"{name}/axes", [int(config["axis"])], dtype=np.int64)
+    squares = g.node("Mul", [x, x], f"{name}/squares")
+    norm = g.node("Sqrt", [g.node("ReduceSum", [squares, axes], f"{name}/sum", keepdims=1)], f"{name}/norm")
+    floor = g.node("Max", [norm, g.constant(f"{name}/epsilon", float(config["epsilon"]))], f"{name}/floor")
+    return g.node("Div", [x, floor], name)
+
+
 def _identity(g, name, config, weights, x):
     """Dropout and augmentation: identity at inference."""
     return g.node("Identity", [x], name)
@@ -708,10 +720,12 @@ CONVERTERS = {
     "up_sampling2d": _up_sampling,
     "zero_padding2d": _zero_padding,
     "add": lambda g, name, c, w, xs: g.node("Sum", xs, name),
+    "subtract": lambda g, name, c, w, xs: g.node("Sub", xs, name),
     "concatenate": lambda g, name, c, w, xs: g.node("Concat", xs, name, axis=int(c["axis"])),
     "dot": _dot,
     "batch_norm": _batch_norm,
     "normalization": _normalization,
+    "unit_normalization": _unit_normalization,
     "random_flip": _identity,
     "random_crop": _identity,
     "color_shift": _identity,
@@ -724,7 +738,7 @@ CONVERTERS = {
     "time_distributed": _time_distributed,
     "bidirectional": _bidirectional,
 }
-_MERGES = ("add", "concatenate", "dot")
+_MERGES = ("add", "subtract", "concatenate", "dot")
 
 
 def export_onnx(model, path, opset=17):

@@ -747,6 +747,17 @@ class Add(Layer):
     merges = True
 
 
+class Subtract(Layer):
+    """a − b of exactly two inputs of one shape (Keras's Subtract): a siamese
+    network's f(x1) − f(x2). `Subtract()([a, b])`; the course's verification
+    head's |f(x1) − f(x2)| is `Activation("abs")(Subtract()([e1, e2]))`.
+    Gradients: dy to a, −dy to b. ValueError (naming the layer) for another
+    number of inputs or different shapes."""
+
+    kind = "subtract"
+    merges = True
+
+
 class Concatenate(Layer):
     """Joins inputs along `axis` (counting the batch axis, as Keras: 1 is the
     channel axis of NCHW); the other axes must match. `Concatenate()([a, b])`."""
@@ -820,6 +831,28 @@ class BatchNormalization(Layer):
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum,
                 "epsilon": self.epsilon, "center": self.center, "scale": self.scale}
+class UnitNormalization(Layer):
+    """Scales every vector along `axis` to Euclidean length 1 (Keras 3's
+    UnitNormalization; PyTorch's F.normalize(x, p=2, dim=axis)):
+    y = x / max(‖x‖₂, epsilon), the FaceNet embedding with ‖f(x)‖₂ = 1, so
+    squared distances lie in [0, 4]. axis counts the batch axis, as in Keras
+    (-1, the default, is the last; 1 the channels of NCHW); one axis (Keras
+    also takes a list). A vector shorter than epsilon (the zero vector) is
+    divided by epsilon: no NaN. No weights; float32/float64.
+    ValueError (from the engine, naming the layer): axis 0 or outside the
+    input, epsilon not finite and > 0."""
+
+    kind = "unit_normalization"
+
+    def __init__(self, axis=-1, epsilon=1e-12, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = _validate.integer("UnitNormalization", "axis", axis)
+        self.epsilon = _validate.real("UnitNormalization", "epsilon", epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon}
+
+
 # ------------------------------------------------------------- preprocessing
 
 class Normalization(Layer):
@@ -1154,10 +1187,8 @@ GlobalAvgPool2D = GlobalAveragePooling2D
 MaxPool1D = MaxPooling1D
 GlobalAvgPool1D = GlobalAveragePooling1D
 
-__all__ = ["Activation", "Add", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Bidirectional",
-           "ColorShift", "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose", "Dense", "DepthwiseConv2D",
-           "Dot", "Dropout", "Embedding", "Flatten", "GRU", "GlobalAveragePooling1D",
-           "GlobalAveragePooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "Input", "LSTM", "Layer",
-           "MaxPool1D", "MaxPool2D", "MaxPooling1D", "MaxPooling2D", "Masking", "Normalization", "RandomCrop",
-           "RandomFlip", "RepeatVector", "Reshape", "SeparableConv2D", "SimpleRNN", "Softmax",
-           "SymbolicTensor", "TimeDistributed", "UpSampling2D", "ZeroPadding2D", "from_config", "layer_class"]
+# The public names: every layer class (and alias) defined above, found rather
+# than listed, so a new layer kind cannot be left out.
+__all__ = sorted([name for name, value in list(globals().items())
+                  if not name.startswith("_") and isinstance(value, type) and issubclass(value, Layer)]
+                 + ["SymbolicTensor", "from_config", "layer_class"])

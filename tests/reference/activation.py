@@ -4,7 +4,8 @@ Definitions follow PyTorch's torch.nn modules (ELU, SELU, GELU(approximate=
 'none'|'tanh'), SiLU, Softplus, ReLU6, Hardsigmoid, Softmax) and Keras 3's
 keras.activations of the same names: https://pytorch.org/docs/stable/nn.html#non-linear-activations-weighted-sum-nonlinearity
 and https://keras.io/api/layers/activations/. hard_sigmoid is Keras 3's
-relu6(x + 3) / 6 (= PyTorch's Hardsigmoid), not Keras 2's 0.2x + 0.5.
+relu6(x + 3) / 6 (= PyTorch's Hardsigmoid), not Keras 2's 0.2x + 0.5. abs is
+torch.abs: |x|, its derivative sign(x) (0 at 0, as torch.sgn in abs's backward).
 
 Special values: NaN maps to NaN everywhere (forward and g'(NaN)); ±inf give the
 function's limit (x·σ(x) → 0 at -inf, not inf·0 = NaN); softmax of a slice
@@ -21,7 +22,7 @@ GELU_CUBIC = 0.044715
 
 # Points where g' jumps: finite differences straddling them test nothing.
 KINKS = {"relu": (0.0,), "leaky_relu": (0.0,), "elu": (0.0,), "selu": (0.0,),
-         "relu6": (0.0, 6.0), "hard_sigmoid": (-3.0, 3.0)}
+         "relu6": (0.0, 6.0), "hard_sigmoid": (-3.0, 3.0), "abs": (0.0,)}
 
 _erfc = np.vectorize(math.erfc, otypes=[np.float64])
 
@@ -91,6 +92,8 @@ def activation_forward(x, kind, alpha=0.01):
         return np.minimum(np.maximum(x, 0.0), 6.0)
     if kind == "hard_sigmoid":
         return np.minimum(np.maximum(x + 3.0, 0.0), 6.0) / 6.0
+    if kind == "abs":
+        return np.abs(x)
     raise ValueError(kind)
 
 
@@ -126,6 +129,8 @@ def activation_derivative(x, y, kind, alpha=0.01):
         return _keep_nan(x, ((x > 0) & (x < 6)).astype(np.float64))
     if kind == "hard_sigmoid":
         return _keep_nan(x, ((x > -3) & (x < 3)) / 6.0)
+    if kind == "abs":
+        return _keep_nan(x, np.sign(x))
     raise ValueError(kind)
 
 

@@ -1,6 +1,7 @@
 // Layers that join the branches of a graph: Add (residual connections),
-// Concatenate (Inception modules, U-Net skips) and Dot (a per-example dot
-// product: skip-gram's word·context score, attention scores).
+// Subtract (siamese networks' f(x1) − f(x2)), Concatenate (Inception
+// modules, U-Net skips) and Dot (a per-example dot product: skip-gram's
+// word·context score, attention scores).
 #include <algorithm>
 #include <string>
 
@@ -63,6 +64,38 @@ class Add : public MergeLayer<T> {
   }
 
   bool passes_gradient_through() const override { return true; }
+};
+
+// Keras's Subtract: exactly two inputs of one shape, y = a − b.
+template <typename T>
+class Subtract : public MergeLayer<T> {
+ public:
+  using MergeLayer<T>::MergeLayer;
+
+  Shape build_inputs(const std::vector<Shape>& shapes) override {
+    if (shapes.size() != 2)
+      throw ValueError(layer_label(this->spec_) + ": needs exactly two inputs (a − b), got " +
+                       std::to_string(shapes.size()));
+    if (shapes[0] != shapes[1])
+      throw ShapeError(layer_label(this->spec_) + ": both inputs must have the same shape, got " +
+                       shapes_string(shapes));
+    this->in_size_ = this->out_size_ = shape_size(shapes[0]);
+    return shapes[0];
+  }
+
+  const T* forward_inputs(const std::vector<const T*>& xs, int64_t batch, LayerCache<T>& c) const override {
+    const int64_t n = batch * this->out_size_;
+    ensure_size(c.out, n);
+    subtract_forward<T>(c.out.data(), xs[0], xs[1], n);
+    return c.out.data();
+  }
+
+  void backward_inputs(const T* dy, const std::vector<T*>& dx, const std::vector<uint8_t>& accumulate,
+                       int64_t batch) const override {
+    const int64_t n = batch * this->out_size_;
+    if (dx[0]) add_backward<T>(dx[0], dy, n, accumulate[0] != 0);
+    if (dx[1]) subtract_backward<T>(dx[1], dy, n, accumulate[1] != 0);
+  }
 };
 
 // axis counts the batch axis, as in Keras: 1 is the channel axis of (N, C, H, W).
@@ -257,6 +290,7 @@ class Dot : public CallLayer<T> {
 };
 
 const LayerRegistration add_kind(layer_kind<Add>("add", {}));
+const LayerRegistration subtract_kind(layer_kind<Subtract>("subtract", {}));
 const LayerRegistration concatenate_kind(layer_kind<Concatenate>("concatenate", {{"axis", 1}}));
 const LayerRegistration dot_kind(layer_kind<Dot>("dot", {{"axes", Ints{-1, -1}}, {"normalize", false}}));
 

@@ -28,6 +28,7 @@ const std::vector<ActivationEntry>& activation_registry() {
       {"softplus", Activation::softplus, 0.01},
       {"relu6", Activation::relu6, 0.01},
       {"hard_sigmoid", Activation::hard_sigmoid, 0.01},
+      {"abs", Activation::abs, 0.01},
   };
   return entries;
 }
@@ -256,6 +257,9 @@ void activation_forward(T* y, const T* x, int64_t outer, int64_t channels, int64
           y[i] = (v < T(0) ? T(0) : (v > T(6) ? T(6) : v)) / T(6);
         }
         break;
+      case Activation::abs:
+        for (int64_t i = lo; i < hi; ++i) y[i] = std::fabs(x[i]);
+        break;
       case Activation::softmax:
         break;  // handled above
     }
@@ -347,6 +351,12 @@ void activation_backward(T* dx, const T* dy, const T* x, const T* y, int64_t out
           dx[i] = dy[i] * keep_nan(v, v > T(-3) && v < T(3) ? T(1) / T(6) : T(0));
         }
         break;
+      case Activation::abs:
+        for (int64_t i = lo; i < hi; ++i) {
+          const T v = x[i];
+          dx[i] = dy[i] * keep_nan(v, v > T(0) ? T(1) : (v < T(0) ? T(-1) : T(0)));
+        }
+        break;
       case Activation::softmax:
         break;  // handled above
     }
@@ -376,6 +386,7 @@ double naive_value(Activation kind, double v, double alpha) {
     case Activation::softplus: return std::log1p(std::exp(-std::fabs(v))) + (v > 0 ? v : 0.0);
     case Activation::relu6: return std::isnan(v) ? v : std::min(std::max(v, 0.0), 6.0);
     case Activation::hard_sigmoid: return std::isnan(v) ? v : std::min(std::max(v + 3.0, 0.0), 6.0) / 6.0;
+    case Activation::abs: return std::fabs(v);
     case Activation::softmax: break;
   }
   return v;
@@ -407,6 +418,7 @@ double naive_derivative(Activation kind, double v, double u, double alpha) {
     case Activation::softplus: return 1.0 / (1.0 + std::exp(-v));
     case Activation::relu6: return v > 0 && v < 6 ? 1.0 : 0.0;
     case Activation::hard_sigmoid: return v > -3 && v < 3 ? 1.0 / 6.0 : 0.0;
+    case Activation::abs: return v > 0 ? 1.0 : (v < 0 ? -1.0 : 0.0);
     case Activation::softmax: break;
   }
   return 1.0;

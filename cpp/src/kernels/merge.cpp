@@ -50,6 +50,38 @@ void add_backward_naive(T* dx, const T* dy, int64_t n, bool accumulate) {
 }
 
 template <typename T>
+void subtract_forward(T* y, const T* a, const T* b, int64_t n) {
+  // y, a, b: (n,)
+  detail::parallel_for(0, n, detail::kGrain, [=](int64_t lo, int64_t hi, int) {
+    for (int64_t i = lo; i < hi; ++i) y[i] = a[i] - b[i];
+  });
+}
+
+template <typename T>
+void subtract_forward_naive(T* y, const T* a, const T* b, int64_t n) {
+  // y, a, b: (n,)
+  for (int64_t i = 0; i < n; ++i) y[i] = a[i] - b[i];
+}
+
+template <typename T>
+void subtract_backward(T* dx, const T* dy, int64_t n, bool accumulate) {
+  // dx, dy: (n,)
+  detail::parallel_for(0, n, detail::kGrain, [=](int64_t lo, int64_t hi, int) {
+    if (accumulate) {
+      for (int64_t i = lo; i < hi; ++i) dx[i] -= dy[i];
+    } else {
+      for (int64_t i = lo; i < hi; ++i) dx[i] = -dy[i];
+    }
+  });
+}
+
+template <typename T>
+void subtract_backward_naive(T* dx, const T* dy, int64_t n, bool accumulate) {
+  // dx, dy: (n,)
+  for (int64_t i = 0; i < n; ++i) dx[i] = accumulate ? dx[i] - dy[i] : -dy[i];
+}
+
+template <typename T>
 void concat_forward(T* y, const T* const* xs, const int64_t* widths, int count, int64_t outer) {
   // y: (outer, Σ widths), xs[k]: (outer, widths[k])
   int64_t total = 0;
@@ -113,6 +145,10 @@ void concat_backward_naive(T* dx, const T* dy, int64_t outer, int64_t offset, in
   template void add_forward_naive<T>(T*, const T* const*, int, int64_t);                          \
   template void add_backward<T>(T*, const T*, int64_t, bool);                                     \
   template void add_backward_naive<T>(T*, const T*, int64_t, bool);                               \
+  template void subtract_forward<T>(T*, const T*, const T*, int64_t);                             \
+  template void subtract_forward_naive<T>(T*, const T*, const T*, int64_t);                       \
+  template void subtract_backward<T>(T*, const T*, int64_t, bool);                                \
+  template void subtract_backward_naive<T>(T*, const T*, int64_t, bool);                          \
   template void concat_forward<T>(T*, const T* const*, const int64_t*, int, int64_t);             \
   template void concat_forward_naive<T>(T*, const T* const*, const int64_t*, int, int64_t);       \
   template void concat_backward<T>(T*, const T*, int64_t, int64_t, int64_t, int64_t, bool);       \

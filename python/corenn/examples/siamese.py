@@ -3,15 +3,11 @@ on scikit-learn's handwritten digits: "are these two images the same digit?"
 
 A siamese network: two inputs, ONE encoder applied to both (its weights are
 shared, and its gradient is the sum over both calls), and a head on the
-distance between the two embeddings, |e1 − e2|, trained with
+distance between the two embeddings, the course's |f(x1) − f(x2)| (one line:
+``L.Activation("abs")(L.Subtract()([e1, e2]))``), trained with
 binary_cross_entropy on pairs. The digits are split into training and held-out
 IMAGES first, so every held-out pair is made of images the network never saw;
 pairs are balanced (half the same digit, half two different digits).
-
-corenn has no Subtract layer or absolute-value activation, so |e1 − e2| is
-built from layers that exist, exactly: Concatenate([e1, e2]) → a frozen Dense
-with kernel [[I, −I], [−I, I]] and relu gives [max(e1 − e2, 0), max(e2 − e1, 0)],
-and a frozen Dense with kernel [I, I] adds them: |d| = max(d, 0) + max(−d, 0).
 
     python -m corenn.examples.siamese            # the full run
     python -m corenn.examples.siamese --fast     # fewer pairs and epochs
@@ -49,16 +45,6 @@ def make_pairs(y, n, rng):
     return a[order], b[order], target[order, None]
 
 
-def absolute_difference(e1, e2, width):
-    """|e1 − e2| from Concatenate and two frozen Dense layers (see the docstring)."""
-    eye = np.eye(width, dtype=np.float32)
-    signed = L.Dense(2 * width, activation="relu", use_bias=False, trainable=False,
-                     name="signed_differences")
-    total = L.Dense(width, use_bias=False, trainable=False, name="abs_difference")
-    out = total(signed(L.Concatenate(axis=1, name="pair")([e1, e2])))
-    return out, [(signed, [np.block([[eye, -eye], [-eye, eye]])]), (total, [np.hstack([eye, eye])])]
-
-
 def build(hidden=128, embedding=32, head=32, learning_rate=1e-3):
     left, right = L.Input((64,), name="left"), L.Input((64,), name="right")
     encoder = [L.Dense(hidden, activation="relu", name="encoder_hidden"),
@@ -69,12 +55,11 @@ def build(hidden=128, embedding=32, head=32, learning_rate=1e-3):
             t = layer(t)
         return t
 
-    distance, fixed = absolute_difference(encode(left), encode(right), embedding)
+    distance = L.Activation("abs", name="abs_difference")(L.Subtract(name="difference")(
+        [encode(left), encode(right)]))
     h = L.Dense(head, activation="relu", name="compare")(distance)
     same = L.Dense(1, name="same")(h)
     model = cn.Model(inputs=[left, right], outputs=same, name="siamese")
-    for layer, weights in fixed:
-        layer.set_weights(weights)
     model.compile(optimizer=cn.optimizers.Adam(learning_rate), loss="binary_cross_entropy",
                   metrics=["binary_accuracy"])
     return model

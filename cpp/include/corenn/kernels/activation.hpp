@@ -14,8 +14,10 @@
 //   softplus     log1p(e^{-|x|}) + max(x, 0)            σ(x)
 //   relu6        min(max(x, 0), 6)                      [0 < x < 6]
 //   hard_sigmoid relu6(x + 3)/6                         [-3 < x < 3]/6
+//   abs          |x|                                    sign(x) (0 at 0)
 // Sources: PyTorch's ELU, SELU, GELU(approximate='none'|'tanh'), SiLU, Softplus,
-// ReLU6, Hardsigmoid; Keras 3's activations of the same names (hard_sigmoid is
+// ReLU6, Hardsigmoid; abs is torch.abs (its gradient sign(x), 0 at 0), for the
+// course's verification head on |f(x1) − f(x2)|; Keras 3's activations of the same names (hard_sigmoid is
 // Keras 3's relu6(x + 3)/6, not Keras 2's 0.2x + 0.5).
 //
 // Special values: every kind maps NaN to NaN (relu(NaN) = NaN, as NumPy and
@@ -34,7 +36,7 @@ namespace corenn {
 
 enum class Activation {
   linear, sigmoid, tanh, relu, leaky_relu, softmax, elu, selu, gelu, gelu_tanh, silu, softplus,
-  relu6, hard_sigmoid
+  relu6, hard_sigmoid, abs
 };
 
 // The one list of activation names: the layers, the model file, the bindings

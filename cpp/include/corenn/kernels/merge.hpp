@@ -1,5 +1,6 @@
-// Merging tensors in a graph: Add (a residual connection's x + F(x)) and
-// Concatenate (an Inception module's branches side by side). Their backward
+// Merging tensors in a graph: Add (a residual connection's x + F(x)),
+// Subtract (a siamese network's f(x1) − f(x2)) and Concatenate (an Inception
+// module's branches side by side). Their backward
 // passes copy or add the incoming gradient; `accumulate` chooses adding, which
 // is also how the engine sums the gradients of a tensor that feeds several layers.
 #pragma once
@@ -20,6 +21,19 @@ template <typename T>
 void add_backward(T* dx, const T* dy, int64_t n, bool accumulate);
 template <typename T>
 void add_backward_naive(T* dx, const T* dy, int64_t n, bool accumulate);
+
+// y: (n,) written = a − b; a, b: (n,). Backward: a receives dy (add_backward),
+// b receives −dy (subtract_backward).
+template <typename T>
+void subtract_forward(T* y, const T* a, const T* b, int64_t n);
+template <typename T>
+void subtract_forward_naive(T* y, const T* a, const T* b, int64_t n);
+
+// The subtracted term's gradient: dx: (n,) written = −dy (or dx −= dy when accumulate); dy: (n,).
+template <typename T>
+void subtract_backward(T* dx, const T* dy, int64_t n, bool accumulate);
+template <typename T>
+void subtract_backward_naive(T* dx, const T* dy, int64_t n, bool accumulate);
 
 // Concatenation along one axis, seen as rows: everything before the axis is
 // `outer` rows, and input k contributes widths[k] consecutive values per row.
