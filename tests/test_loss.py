@@ -335,7 +335,8 @@ F64 = np.ones((4, 10))
         ("softmax_cross_entropy", (F64, np.zeros((4, 1), np.int64)), ValueError,
          r"softmax_cross_entropy: labels must have shape \(4,\), got \(4, 1\)"),
         ("softmax_cross_entropy", (np.ones(10), np.array([0])), ValueError,
-         r"softmax_cross_entropy: logits must be 2-D \(batch, classes\), got shape \(10,\)"),
+         r"softmax_cross_entropy: logits must be 2-D \(batch, classes\) or 3-D \(batch, steps, classes\), "
+         r"got shape \(10,\)"),
         ("softmax_cross_entropy", (np.ones((4, 10), np.int64), np.zeros(4, np.int64)), TypeError,
          r"softmax_cross_entropy: logits must be float32 or float64, got int64"),
         ("softmax_cross_entropy", (np.ones((0, 10)), np.zeros(0, np.int64)), ValueError,

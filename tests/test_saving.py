@@ -68,6 +68,8 @@ LAYER_CASES = {
     "embedding": ([L.Embedding(7, 3, embeddings_initializer="glorot_normal", mask_zero=True), L.Flatten(),
                    L.Dense(2)], (5,)),  # input: token ids (see inputs)
     "simple_rnn": ([L.SimpleRNN(3, return_sequences=True, go_backwards=True), L.Flatten()], (4, 2)),
+    # Masks reaching recurrent layers: tests/test_masks.py (ONNX has no form for them).
+    "masking": ([L.Masking(mask_value=0.5), L.Flatten(), L.Dense(2)], (4, 3)),
     "gru": ([L.GRU(4, return_sequences=True, use_bias=False, dropout=0.25), L.GRU(2, kernel_initializer="he_normal")],
             (3, 5)),
     "lstm": ([L.LSTM(3, return_sequences=True, unit_forget_bias=False),
@@ -119,7 +121,10 @@ def inputs(model, n=6, seed=0):
     first = next(layer for layer in model.layers if not isinstance(layer, L.Input))
     if isinstance(first, L.Embedding):  # token ids, as the model's floats
         return rng.integers(0, first.input_dim, shape).astype(model.dtype)
-    return rng.standard_normal(shape).astype(model.dtype)
+    x = rng.standard_normal(shape).astype(model.dtype)
+    if isinstance(first, L.Masking):  # every other step masked
+        x[:, ::2] = first.mask_value
+    return x
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

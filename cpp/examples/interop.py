@@ -62,7 +62,14 @@ def every_layer_model():
     h = L.TimeDistributed(L.Dense(4, activation="tanh"))(L.RepeatVector(4)(h))
     h = L.Bidirectional(L.LSTM(3, return_sequences=True), merge_mode="sum")(L.Dense(5)(h))
     h = L.Bidirectional(L.GRU(2), backward_layer=L.GRU(3, go_backwards=True))(h)
-    return cn.Model(x, L.Dense(3)(h))
+    # Masks (not stored in the file: they follow from mask_zero and Masking):
+    # the ids' zeros are padding that reaches the Bidirectional LSTM through
+    # Dropout and TimeDistributed; Masking marks the steps equal to 0 of its
+    # sequence (none in practice, but the kind is covered).
+    t = L.Dropout(0.1)(L.Embedding(10, 2, mask_zero=True)(x))
+    t = L.Bidirectional(L.LSTM(2, return_sequences=True))(L.TimeDistributed(L.Dense(3))(t))
+    t = L.GRU(2)(L.Masking(0.0)(t))
+    return cn.Model(x, L.Dense(3)(L.Concatenate()([h, t])))
 
 
 def write_inputs(folder):

@@ -10,13 +10,18 @@ namespace {
 
 constexpr int64_t N = 3, S = 4, F = 5, H = 6;
 
+// Step masks (N, T): none, and one with a right-padded, a left-padded and an
+// all-masked row, so the fast and naive kernels agree on carried states too.
+const std::vector<uint8_t> kPadded{1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0};
+const uint8_t* const kMasks[] = {nullptr, kPadded.data()};
+
 // Runs forward and backward of the LSTM (fast or naive); the parameter
 // gradients start from `grad_init` so accumulation shows.
 struct LstmRun {
   std::vector<double> y, h, c, dx, dh0, dc0, dW_ih, dW_hh, db;
 };
 
-LstmRun run_lstm(bool naive, double grad_init) {
+LstmRun run_lstm(bool naive, double grad_init, const uint8_t* mask) {
   auto x = random_vector<double>(N * S * F, 1), W_ih = random_vector<double>(4 * H * F, 2);
   auto W_hh = random_vector<double>(4 * H * H, 3), b = random_vector<double>(4 * H, 4);
   auto h0 = random_vector<double>(N * H, 5), c0 = random_vector<double>(N * H, 6);
@@ -29,11 +34,11 @@ LstmRun run_lstm(bool naive, double grad_init) {
   std::vector<double> ws(lstm_workspace_size(N, S, H)), scratch(lstm_backward_scratch_size(N, S, H));
   (naive ? lstm_forward_naive<double> : lstm_forward<double>)(r.y.data(), r.h.data(), r.c.data(), ws.data(),
                                                               x.data(), W_ih.data(), W_hh.data(), b.data(),
-                                                              h0.data(), c0.data(), N, S, F, H);
+                                                              h0.data(), c0.data(), mask, N, S, F, H);
   (naive ? lstm_backward_naive<double> : lstm_backward<double>)(
       r.dx.data(), r.dh0.data(), r.dc0.data(), r.dW_ih.data(), r.dW_hh.data(), r.db.data(), scratch.data(),
       dy.data(), dh_T.data(), dc_T.data(), x.data(), W_ih.data(), W_hh.data(), h0.data(), c0.data(),
-      r.y.data(), ws.data(), N, S, F, H);
+      r.y.data(), ws.data(), mask, N, S, F, H);
   return r;
 }
 
@@ -45,12 +50,15 @@ void check_all_close(const std::vector<double>& a, const std::vector<double>& b,
 }  // namespace
 
 TEST(lstm_fast_matches_naive_and_accumulates) {
-  const LstmRun fast = run_lstm(false, 0.0), naive = run_lstm(true, 0.0), again = run_lstm(false, 1.0);
-  for (auto m : {&LstmRun::y, &LstmRun::h, &LstmRun::c, &LstmRun::dx, &LstmRun::dh0, &LstmRun::dc0,
-                 &LstmRun::dW_ih, &LstmRun::dW_hh, &LstmRun::db})
-    check_all_close(fast.*m, naive.*m, 0.0);
-  // The parameter gradients add onto what the buffers held.
-  for (auto m : {&LstmRun::dW_ih, &LstmRun::dW_hh, &LstmRun::db}) check_all_close(again.*m, fast.*m, 1.0);
+  for (const uint8_t* mask : kMasks) {
+    const LstmRun fast = run_lstm(false, 0.0, mask), naive = run_lstm(true, 0.0, mask);
+    const LstmRun again = run_lstm(false, 1.0, mask);
+    for (auto m : {&LstmRun::y, &LstmRun::h, &LstmRun::c, &LstmRun::dx, &LstmRun::dh0, &LstmRun::dc0,
+                   &LstmRun::dW_ih, &LstmRun::dW_hh, &LstmRun::db})
+      check_all_close(fast.*m, naive.*m, 0.0);
+    // The parameter gradients add onto what the buffers held.
+    for (auto m : {&LstmRun::dW_ih, &LstmRun::dW_hh, &LstmRun::db}) check_all_close(again.*m, fast.*m, 1.0);
+  }
 }
 
 TEST(gru_fast_matches_naive_and_accumulates) {
@@ -58,6 +66,7 @@ TEST(gru_fast_matches_naive_and_accumulates) {
   auto W_hh = random_vector<double>(3 * H * H, 13), b = random_vector<double>(3 * H, 14);
   auto rb = random_vector<double>(3 * H, 15), h0 = random_vector<double>(N * H, 16);
   auto dy = random_vector<double>(N * S * H, 17), dh_T = random_vector<double>(N * H, 18);
+  for (const uint8_t* mask : kMasks) {
   std::vector<double> outs[2][8];  // y, h_T, dx, dh0, then dW_ih, dW_hh, db, drb (from 0.5: accumulated)
   for (int naive = 0; naive < 2; ++naive) {
     auto& o = outs[naive];
@@ -66,12 +75,14 @@ TEST(gru_fast_matches_naive_and_accumulates) {
     std::vector<double> ws(gru_workspace_size(N, S, H)), scratch(gru_backward_scratch_size(N, S, H));
     (naive ? gru_forward_naive<double> : gru_forward<double>)(o[0].data(), o[1].data(), ws.data(), x.data(),
                                                               W_ih.data(), W_hh.data(), b.data(), rb.data(),
-                                                              h0.data(), N, S, F, H);
+                                                              h0.data(), mask, N, S, F, H);
     (naive ? gru_backward_naive<double> : gru_backward<double>)(
         o[2].data(), o[3].data(), o[4].data(), o[5].data(), o[6].data(), o[7].data(), scratch.data(), dy.data(),
-        dh_T.data(), x.data(), W_ih.data(), W_hh.data(), h0.data(), o[0].data(), ws.data(), N, S, F, H);
+        dh_T.data(), x.data(), W_ih.data(), W_hh.data(), h0.data(), o[0].data(), ws.data(), mask, N, S,
+        F, H);
   }
   for (int k = 0; k < 8; ++k) check_all_close(outs[0][k], outs[1][k], 0.0);
+  }
 }
 
 TEST(simple_rnn_fast_matches_naive_and_accumulates) {
@@ -79,6 +90,7 @@ TEST(simple_rnn_fast_matches_naive_and_accumulates) {
   auto W_hh = random_vector<double>(H * H, 23), b = random_vector<double>(H, 24);
   auto h0 = random_vector<double>(N * H, 25), dy = random_vector<double>(N * S * H, 26);
   auto dh_T = random_vector<double>(N * H, 27);
+  for (const uint8_t* mask : kMasks) {
   std::vector<double> outs[2][7];  // y, h_T, dx, dh0, then dW_ih, dW_hh, db (from 0.5: accumulated)
   for (int naive = 0; naive < 2; ++naive) {
     auto& o = outs[naive];
@@ -86,10 +98,11 @@ TEST(simple_rnn_fast_matches_naive_and_accumulates) {
     o[4].assign(H * F, 0.5), o[5].assign(H * H, 0.5), o[6].assign(H, 0.5);
     std::vector<double> scratch(simple_rnn_backward_scratch_size(N, S, H));
     (naive ? simple_rnn_forward_naive<double> : simple_rnn_forward<double>)(
-        o[0].data(), o[1].data(), x.data(), W_ih.data(), W_hh.data(), b.data(), h0.data(), N, S, F, H);
+        o[0].data(), o[1].data(), x.data(), W_ih.data(), W_hh.data(), b.data(), h0.data(), mask, N, S, F, H);
     (naive ? simple_rnn_backward_naive<double> : simple_rnn_backward<double>)(
         o[2].data(), o[3].data(), o[4].data(), o[5].data(), o[6].data(), scratch.data(), dy.data(), dh_T.data(),
-        x.data(), W_ih.data(), W_hh.data(), h0.data(), o[0].data(), N, S, F, H);
+        x.data(), W_ih.data(), W_hh.data(), h0.data(), o[0].data(), mask, N, S, F, H);
   }
   for (int k = 0; k < 7; ++k) check_all_close(outs[0][k], outs[1][k], 0.0);
+  }
 }

@@ -56,6 +56,8 @@ py::array to_numpy(Tensor t) {
   std::vector<py::ssize_t> shape(owner->shape().begin(), owner->shape().end());
   if (owner->dtype() == DType::float32)
     return py::array_t<float>(shape, owner->data_as<float>(), free_when_done);
+  if (owner->dtype() == DType::int64)  // output_masks
+    return py::array_t<int64_t>(shape, owner->data_as<int64_t>(), free_when_done);
   return py::array_t<double>(shape, owner->data_as<double>(), free_when_done);
 }
 
@@ -504,6 +506,18 @@ void bind_model(py::module_& m) {
                outs = self.predict(tensors_of(xa));
              }
              return tensors_to_list(std::move(outs));
+           })
+      .def("output_masks",
+           [](const Model& self, const py::list& xs) {
+             auto xa = input_args(self, xs, "output_masks");
+             std::vector<Tensor> outs;
+             {
+               ReleaseGil nogil;
+               outs = self.output_masks(tensors_of(xa));
+             }
+             py::list result;  // None for an output without a mask
+             for (Tensor& t : outs) result.append(t.ndim() == 0 ? py::object(py::none()) : to_numpy(std::move(t)));
+             return result;
            })
       .def("vjp",
            [](Model& self, const py::list& xs, bool training) {

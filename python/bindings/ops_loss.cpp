@@ -51,36 +51,55 @@ const T* weight_ptr(const py::object& w) {
   return w.is_none() ? nullptr : static_cast<const T*>(py::reinterpret_borrow<py::array>(w).data());
 }
 
-// logits (N, C), labels (N,) integer, sample_weight (N,) or None -> (loss, dlogits (N, C))
+// logits (N, C), labels (N,) integer, or logits (N, T, C), labels (N, T) (-1 = ignored) and
+// mask (N, T) or None; sample_weight (N,) or None -> (loss, dlogits shaped like logits)
 py::tuple softmax_cross_entropy_py(const py::array& logits, const py::array& labels,
-                                   const py::object& sample_weight, bool naive) {
+                                   const py::object& sample_weight, const py::object& mask, bool naive) {
   const FloatKind fk = float_kind(logits, kSoftmaxCE, "logits");
-  require_ndim(logits, 2, kSoftmaxCE, "logits", "(batch, classes)");
-  const int64_t batch = logits.shape(0), classes = logits.shape(1);
+  const bool sequence = logits.ndim() == 3;
+  if (!sequence) require_ndim(logits, 2, kSoftmaxCE, "logits", "(batch, classes) or 3-D (batch, steps, classes)");
+  const int64_t batch = logits.shape(0), steps = sequence ? logits.shape(1) : 1;
+  const int64_t classes = logits.shape(logits.ndim() - 1);
   require_nonempty(batch, kSoftmaxCE, "logits", logits);
   // Float labels are refused, not truncated: 2.7 is a bug, not class 2.
   if (!is_integer_dtype(labels))
     throw TypeError(std::string(kSoftmaxCE) + ": labels must be an integer array, got " +
                     dtype_str(labels));
-  require_shape(labels, {batch}, kSoftmaxCE, "labels");
+  if (sequence)
+    require_shape(labels, {batch, steps}, kSoftmaxCE, "labels");
+  else
+    require_shape(labels, {batch}, kSoftmaxCE, "labels");
   int_array lab = int_array::ensure(labels);
   if (!lab) throw py::error_already_set();
   // Validated here, before any parallel region, where throwing is safe.
-  check_labels(lab.data(), batch, classes);
+  check_labels(lab.data(), batch * steps, classes, sequence);
+  std::vector<uint8_t> step_mask;
+  if (!mask.is_none()) {
+    if (!sequence)
+      throw ValueError(std::string(kSoftmaxCE) + ": mask needs sequence logits (batch, steps, classes), got " +
+                       shape_string(shape_of(logits)));
+    py::array m = py::array::ensure(mask);
+    if (!m || (m.dtype().kind() != 'b' && !is_integer_dtype(m)))
+      throw TypeError(std::string(kSoftmaxCE) + ": mask must be a bool or integer array (1 = a valid step)");
+    require_shape(m, {batch, steps}, kSoftmaxCE, "mask");
+    const auto values = contiguous<int64_t>(m.attr("astype")("int64"));
+    for (int64_t i = 0; i < batch * steps; ++i) step_mask.push_back(values.data()[i] != 0);
+  }
   const py::object weight = sample_weight_arg(sample_weight, logits, "logits", batch, kSoftmaxCE);
   return dispatch_float(fk, [&](auto tag) -> py::tuple {
     using T = decltype(tag);
     auto zc = contiguous<T>(logits);
-    auto dz = new_array<T>({batch, classes});
+    auto dz = new_array<T>(shape_of(logits));
     const T* zp = zc.data();
     const int64_t* lp = lab.data();
     const T* wp = weight_ptr<T>(weight);
+    const uint8_t* mp = step_mask.empty() ? nullptr : step_mask.data();
     T* dzp = dz.mutable_data();
     T loss;
     {
       ReleaseGil nogil;
       loss = (naive ? softmax_cross_entropy_naive<T> : softmax_cross_entropy<T>)(
-          dzp, zp, lp, batch, classes, wp);
+          dzp, zp, lp, batch, classes, wp, steps, mp);
     }
     return py::make_tuple(static_cast<double>(loss), dz);
   });
@@ -203,11 +222,15 @@ py::tuple weight_penalty_py(const py::array& w, double l1, double l2, bool naive
 
 void bind_loss(py::module_& ops) {
   ops.def("softmax_cross_entropy", &softmax_cross_entropy_py, py::arg("logits"),
-          py::arg("labels"), py::arg("sample_weight") = py::none(), py::arg("naive") = false,
+          py::arg("labels"), py::arg("sample_weight") = py::none(), py::arg("mask") = py::none(),
+          py::arg("naive") = false,
           "(loss, dlogits): (1/N) Σ_i s_i·(logsumexp(z_i) - z_i[y_i]). logits (N, C) float, "
           "labels (N,) integer class ids in [0, C), sample_weight s (N,) of the logits' dtype, "
           "finite and >= 0, or None (s = 1). The weighted sum is divided by N, not by Σs "
-          "(Keras's sum_over_batch_size).");
+          "(Keras's sum_over_batch_size). Sequences: logits (N, T, C), labels (N, T) where -1 "
+          "is ignored (PyTorch's ignore_index), mask (N, T) (0 = a padded step) or None; the "
+          "sum runs over the counted steps and is divided by their number (0 steps: loss 0, "
+          "gradient 0).");
   ops.def("sigmoid_cross_entropy", &sigmoid_cross_entropy_py, py::arg("logits"),
           py::arg("targets"), py::arg("mask") = py::none(), py::arg("sample_weight") = py::none(),
           py::arg("naive") = false,

@@ -74,14 +74,42 @@ const T* data_or_null(const Optional& o, carray<T>& keep) {
   return keep.data();
 }
 
+// The optional step mask: None (every step valid) or a (N, T) array of bools
+// or integers 0/1, 1 = a valid step. Returned as bytes (empty for None).
+std::vector<uint8_t> step_mask(const py::object& obj, const RnnDims& d, const char* op) {
+  if (obj.is_none()) return {};
+  py::array a = py::array::ensure(obj);
+  if (!a)
+    throw TypeError(std::string(op) + ": mask must be None or an array, got " +
+                    py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
+  const char k = a.dtype().kind();
+  if (k != 'b' && k != 'i' && k != 'u')
+    throw TypeError(std::string(op) + ": mask must be bool or integer (1 = a valid step), got " + dtype_str(a));
+  require_shape(a, {d.batch, d.steps}, op, "mask");
+  const auto values = contiguous<int64_t>(a.attr("astype")("int64"));
+  std::vector<uint8_t> mask(static_cast<size_t>(d.batch * d.steps));
+  for (size_t i = 0; i < mask.size(); ++i) {
+    const int64_t v = values.data()[i];
+    if (v != 0 && v != 1)
+      throw ValueError(std::string(op) + ": mask must hold 0 or 1, got " + std::to_string(v) + " at flat index " +
+                       std::to_string(i));
+    mask[i] = static_cast<uint8_t>(v);
+  }
+  return mask;
+}
+
+const uint8_t* mask_data(const std::vector<uint8_t>& mask) { return mask.empty() ? nullptr : mask.data(); }
+
 // The cache handed from forward to backward: the kernel's workspace (none for
 // SimpleRNN) followed by y (the backward reads h_{t-1} from it).
 int64_t cache_size(int64_t workspace, const RnnDims& d) { return workspace + d.batch * d.steps * d.hidden; }
 
 py::tuple simple_rnn_forward_py(const py::array& x, const py::array& W_ih, const py::array& W_hh,
-                                const py::object& b, const py::object& h0, bool naive) {
+                                const py::object& b, const py::object& h0, const py::object& mask, bool naive) {
   const FloatKind kind = float_kind(x, kRnnForward, "x");
   const RnnDims d = rnn_dims(x, W_ih, W_hh, 1, kRnnForward);
+  const std::vector<uint8_t> step_mask_bytes = step_mask(mask, d, kRnnForward);
+  const uint8_t* mp = mask_data(step_mask_bytes);
   const int64_t N = d.batch, S = d.steps, H = d.hidden;
   py::array b_arr = input_array(b, x, {H}, kRnnForward, "b");
   const Optional h0o = optional_array(h0, x, {N, H}, kRnnForward, "h0");
@@ -97,7 +125,7 @@ py::tuple simple_rnn_forward_py(const py::array& x, const py::array& W_ih, const
     {
       py::gil_scoped_release nogil;
       (naive ? simple_rnn_forward_naive<T> : simple_rnn_forward<T>)(yp, hp, xc.data(), Wic.data(), Whc.data(),
-                                                                    bc.data(), h0p, N, S, d.features, H);
+                                                                    bc.data(), h0p, mp, N, S, d.features, H);
       std::copy(yp, yp + N * S * H, wp);
     }
     return py::make_tuple(y, h_T, cache);
@@ -106,9 +134,11 @@ py::tuple simple_rnn_forward_py(const py::array& x, const py::array& W_ih, const
 
 py::tuple simple_rnn_backward_py(const py::array& dy, const py::object& dh_T, const py::array& x,
                                  const py::array& W_ih, const py::array& W_hh, const py::object& b,
-                                 const py::object& h0, const py::object& cache, bool naive) {
+                                 const py::object& h0, const py::object& cache, const py::object& mask, bool naive) {
   const FloatKind kind = float_kind(x, kRnnBackward, "x");
   const RnnDims d = rnn_dims(x, W_ih, W_hh, 1, kRnnBackward);
+  const std::vector<uint8_t> step_mask_bytes = step_mask(mask, d, kRnnBackward);
+  const uint8_t* mp = mask_data(step_mask_bytes);
   const int64_t N = d.batch, S = d.steps, F = d.features, H = d.hidden;
   input_array(b, x, {H}, kRnnBackward, "b");
   py::array dy_arr = input_array(dy, x, {N, S, H}, kRnnBackward, "dy");
@@ -137,16 +167,19 @@ py::tuple simple_rnn_backward_py(const py::array& dy, const py::object& dh_T, co
       std::fill(dbp, dbp + H, T(0));
       (naive ? simple_rnn_backward_naive<T> : simple_rnn_backward<T>)(
           dxp, dh0p, dWip, dWhp, dbp, sp, dyc.data(), dhp, xc.data(), Wic.data(), Whc.data(), h0p, cc.data(),
-          N, S, F, H);
+          mp, N, S, F, H);
     }
     return py::make_tuple(dx, dW_ih, dW_hh, db, dh0);
   });
 }
 
 py::tuple lstm_forward_py(const py::array& x, const py::array& W_ih, const py::array& W_hh,
-                          const py::object& b, const py::object& h0, const py::object& c0, bool naive) {
+                          const py::object& b, const py::object& h0, const py::object& c0, const py::object& mask,
+                          bool naive) {
   const FloatKind kind = float_kind(x, kLstmForward, "x");
   const RnnDims d = rnn_dims(x, W_ih, W_hh, 4, kLstmForward);
+  const std::vector<uint8_t> step_mask_bytes = step_mask(mask, d, kLstmForward);
+  const uint8_t* mp = mask_data(step_mask_bytes);
   const int64_t N = d.batch, S = d.steps, H = d.hidden;
   py::array b_arr = input_array(b, x, {4 * H}, kLstmForward, "b");
   const Optional h0o = optional_array(h0, x, {N, H}, kLstmForward, "h0");
@@ -166,7 +199,7 @@ py::tuple lstm_forward_py(const py::array& x, const py::array& W_ih, const py::a
     {
       py::gil_scoped_release nogil;
       (naive ? lstm_forward_naive<T> : lstm_forward<T>)(yp, hp, cp, wp, xc.data(), Wic.data(), Whc.data(),
-                                                        bc.data(), h0p, c0p, N, S, d.features, H);
+                                                        bc.data(), h0p, c0p, mp, N, S, d.features, H);
       std::copy(yp, yp + N * S * H, wp + ws);
     }
     return py::make_tuple(y, h_T, c_T, cache);
@@ -176,9 +209,11 @@ py::tuple lstm_forward_py(const py::array& x, const py::array& W_ih, const py::a
 py::tuple lstm_backward_py(const py::array& dy, const py::object& dh_T, const py::object& dc_T,
                            const py::array& x, const py::array& W_ih, const py::array& W_hh,
                            const py::object& b, const py::object& h0, const py::object& c0,
-                           const py::object& cache, bool naive) {
+                           const py::object& cache, const py::object& mask, bool naive) {
   const FloatKind kind = float_kind(x, kLstmBackward, "x");
   const RnnDims d = rnn_dims(x, W_ih, W_hh, 4, kLstmBackward);
+  const std::vector<uint8_t> step_mask_bytes = step_mask(mask, d, kLstmBackward);
+  const uint8_t* mp = mask_data(step_mask_bytes);
   const int64_t N = d.batch, S = d.steps, F = d.features, H = d.hidden;
   input_array(b, x, {4 * H}, kLstmBackward, "b");
   py::array dy_arr = input_array(dy, x, {N, S, H}, kLstmBackward, "dy");
@@ -216,16 +251,19 @@ py::tuple lstm_backward_py(const py::array& dy, const py::object& dh_T, const py
       const T* wp = cc.data();
       (naive ? lstm_backward_naive<T> : lstm_backward<T>)(
           dxp, dh0p, dc0p, dWip, dWhp, dbp, sp, dyc.data(), dhp, dcp, xc.data(), Wic.data(), Whc.data(),
-          h0p, c0p, wp + ws, wp, N, S, F, H);
+          h0p, c0p, wp + ws, wp, mp, N, S, F, H);
     }
     return py::make_tuple(dx, dW_ih, dW_hh, db, dh0, dc0);
   });
 }
 
 py::tuple gru_forward_py(const py::array& x, const py::array& W_ih, const py::array& W_hh,
-                         const py::object& b, const py::object& rb, const py::object& h0, bool naive) {
+                         const py::object& b, const py::object& rb, const py::object& h0, const py::object& mask,
+                         bool naive) {
   const FloatKind kind = float_kind(x, kGruForward, "x");
   const RnnDims d = rnn_dims(x, W_ih, W_hh, 3, kGruForward);
+  const std::vector<uint8_t> step_mask_bytes = step_mask(mask, d, kGruForward);
+  const uint8_t* mp = mask_data(step_mask_bytes);
   const int64_t N = d.batch, S = d.steps, H = d.hidden;
   py::array b_arr = input_array(b, x, {3 * H}, kGruForward, "b");
   py::array rb_arr = input_array(rb, x, {3 * H}, kGruForward, "recurrent_bias");
@@ -244,7 +282,7 @@ py::tuple gru_forward_py(const py::array& x, const py::array& W_ih, const py::ar
     {
       py::gil_scoped_release nogil;
       (naive ? gru_forward_naive<T> : gru_forward<T>)(yp, hp, wp, xc.data(), Wic.data(), Whc.data(), bc.data(),
-                                                      rbc.data(), h0p, N, S, d.features, H);
+                                                      rbc.data(), h0p, mp, N, S, d.features, H);
       std::copy(yp, yp + N * S * H, wp + ws);
     }
     return py::make_tuple(y, h_T, cache);
@@ -253,9 +291,12 @@ py::tuple gru_forward_py(const py::array& x, const py::array& W_ih, const py::ar
 
 py::tuple gru_backward_py(const py::array& dy, const py::object& dh_T, const py::array& x,
                           const py::array& W_ih, const py::array& W_hh, const py::object& b,
-                          const py::object& rb, const py::object& h0, const py::object& cache, bool naive) {
+                          const py::object& rb, const py::object& h0, const py::object& cache,
+                          const py::object& mask, bool naive) {
   const FloatKind kind = float_kind(x, kGruBackward, "x");
   const RnnDims d = rnn_dims(x, W_ih, W_hh, 3, kGruBackward);
+  const std::vector<uint8_t> step_mask_bytes = step_mask(mask, d, kGruBackward);
+  const uint8_t* mp = mask_data(step_mask_bytes);
   const int64_t N = d.batch, S = d.steps, F = d.features, H = d.hidden;
   input_array(b, x, {3 * H}, kGruBackward, "b");
   input_array(rb, x, {3 * H}, kGruBackward, "recurrent_bias");
@@ -290,7 +331,7 @@ py::tuple gru_backward_py(const py::array& dy, const py::object& dh_T, const py:
       const T* wp = cc.data();
       (naive ? gru_backward_naive<T> : gru_backward<T>)(dxp, dh0p, dWip, dWhp, dbp, drbp, sp, dyc.data(), dhp,
                                                         xc.data(), Wic.data(), Whc.data(), h0p, wp + ws, wp,
-                                                        N, S, F, H);
+                                                        mp, N, S, F, H);
     }
     return py::make_tuple(dx, dW_ih, dW_hh, db, drb, dh0);
   });
@@ -300,16 +341,20 @@ py::tuple gru_backward_py(const py::array& dy, const py::object& dh_T, const py:
 
 void bind_recurrent(py::module_& ops) {
   ops.def("simple_rnn_forward", &simple_rnn_forward_py, py::arg("x"), py::arg("W_ih"), py::arg("W_hh"),
-          py::arg("b"), py::arg("h0") = py::none(), py::arg("naive") = false,
+          py::arg("b"), py::arg("h0") = py::none(), py::arg("mask") = py::none(), py::arg("naive") = false,
           "(y, h_T, cache): h_t = tanh(W_ih x_t + W_hh h_{t-1} + b) over x (N, T, F), batch first. "
           "W_ih (H, F), W_hh (H, H), b (H,) = PyTorch's bias_ih + bias_hh; h0 (N, H) or None (zeros). "
-          "cache is what simple_rnn_backward reads.");
+          "cache is what simple_rnn_backward reads. mask (N, T) of bools or 0/1, or None: at a step with "
+          "mask 0 the state carries over and y_t is that carried h (Keras's masks); every recurrent op "
+          "takes it, and backward must get the forward's.");
   ops.def("simple_rnn_backward", &simple_rnn_backward_py, py::arg("dy"), py::arg("dh_T"), py::arg("x"),
-          py::arg("W_ih"), py::arg("W_hh"), py::arg("b"), py::arg("h0"), py::arg("cache"), py::arg("naive") = false,
+          py::arg("W_ih"), py::arg("W_hh"), py::arg("b"), py::arg("h0"), py::arg("cache"), py::arg("mask") = py::none(),
+          py::arg("naive") = false,
           "(dx, dW_ih, dW_hh, db, dh0): backward through time of simple_rnn_forward; dy (N, T, H), "
           "dh_T (N, H) or None (zeros).");
   ops.def("lstm_forward", &lstm_forward_py, py::arg("x"), py::arg("W_ih"), py::arg("W_hh"), py::arg("b"),
-          py::arg("h0") = py::none(), py::arg("c0") = py::none(), py::arg("naive") = false,
+          py::arg("h0") = py::none(), py::arg("c0") = py::none(), py::arg("mask") = py::none(),
+          py::arg("naive") = false,
           "(y, h_T, c_T, cache): an LSTM over x (N, T, F), batch first, PyTorch's gate order i, f, g, o. "
           "W_ih (4H, F), W_hh (4H, H), b (4H,) = PyTorch's bias_ih + bias_hh; h0, c0 (N, H) or None "
           "(zeros). y (N, T, H) holds every h_t; cache (1-D, x's dtype) is what lstm_backward reads. "
@@ -317,19 +362,20 @@ void bind_recurrent(py::module_& ops) {
           "TypeError on mixed or non-float dtypes.");
   ops.def("lstm_backward", &lstm_backward_py, py::arg("dy"), py::arg("dh_T"), py::arg("dc_T"), py::arg("x"),
           py::arg("W_ih"), py::arg("W_hh"), py::arg("b"), py::arg("h0"), py::arg("c0"), py::arg("cache"),
-          py::arg("naive") = false,
+          py::arg("mask") = py::none(), py::arg("naive") = false,
           "(dx, dW_ih, dW_hh, db, dh0, dc0): backward through time of lstm_forward. dy (N, T, H) is the "
           "gradient of every output step; dh_T, dc_T (N, H) of the final states, or None (zeros); x, "
           "weights, h0, c0 and cache as given to and returned by lstm_forward.");
   ops.def("gru_forward", &gru_forward_py, py::arg("x"), py::arg("W_ih"), py::arg("W_hh"), py::arg("b"),
-          py::arg("recurrent_bias"), py::arg("h0") = py::none(), py::arg("naive") = false,
+          py::arg("recurrent_bias"), py::arg("h0") = py::none(), py::arg("mask") = py::none(),
+          py::arg("naive") = false,
           "(y, h_T, cache): a GRU over x (N, T, F), batch first, PyTorch's gate order r, z, n and "
           "formula n = tanh(W_in x + b_n + r*(W_hn h + rb_n)), h_t = (1-z)*n + z*h_{t-1} (Keras's "
           "reset_after=True). W_ih (3H, F), W_hh (3H, H), b = bias_ih (3H,), recurrent_bias = "
           "bias_hh (3H,); h0 (N, H) or None (zeros).");
   ops.def("gru_backward", &gru_backward_py, py::arg("dy"), py::arg("dh_T"), py::arg("x"), py::arg("W_ih"),
           py::arg("W_hh"), py::arg("b"), py::arg("recurrent_bias"), py::arg("h0"), py::arg("cache"),
-          py::arg("naive") = false,
+          py::arg("mask") = py::none(), py::arg("naive") = false,
           "(dx, dW_ih, dW_hh, db, drecurrent_bias, dh0): backward through time of gru_forward; dy "
           "(N, T, H), dh_T (N, H) or None (zeros).");
 }

@@ -544,6 +544,21 @@ def _embedding(g, name, config, weights, x):
     return g.node("Gather", [g.constant(f"{name}/embeddings", weights[0]), ids], name, axis=0)
 
 
+def _masking(g, name, config, weights, x):
+    """y = x · keep, keep (N, T, 1) = 1 where some feature differs from
+    mask_value: the steps Masking marks are zeroed. The mask itself has no ONNX
+    form here (export_onnx refuses a model whose masks can reach a recurrent layer)."""
+    value = g.constant(f"{name}/mask_value", np.array(config["mask_value"], dtype=g.dtype))
+    differs = g.node("Not", [g.node("Equal", [x, value], f"{name}/equal")], f"{name}/differs")
+    elem = g.onnx.helper.np_dtype_to_tensor_dtype(g.dtype)
+    as_float = g.node("Cast", [differs], f"{name}/differs_float", to=elem)
+    # How many features differ, as a product with ones (no opset-dependent Reduce).
+    count = g.node("MatMul", [as_float, g.constant(f"{name}/ones", np.ones((g.shape_in[-1], 1)))], f"{name}/count")
+    valid = g.node("Greater", [count, g.constant(f"{name}/half", np.array(0.5))], f"{name}/valid")
+    keep = g.node("Cast", [valid], f"{name}/keep", to=elem)
+    return g.node("Mul", [x, keep], name)
+
+
 def _unit_normalization(g, name, config, weights, x):
     """x / max(√(Σ x² over the axis), epsilon). ReduceSum takes its axes as an
     input from opset 13 on (ReduceL2 only from 18), so every opset export_onnx
@@ -806,6 +821,7 @@ CONVERTERS = {
     "random_crop": _identity,
     "color_shift": _identity,
     "embedding": _embedding,
+    "masking": _masking,
     "simple_rnn": _recurrent,
     "lstm": _recurrent,
     "gru": _recurrent,
@@ -845,6 +861,11 @@ def export_onnx(model, path, opset=17):
     shapes = {input_name: (None, *model.input_shape[1:])}
     # Each layer's inputs, from its call (layers called twice have no ONNX form here).
     calls = {name: [ref[0] for ref in refs] for name, refs in engine.nodes()}
+    configs = [engine.layer_config(i) for i in range(len(model.layers))]
+    makes_masks = [c["kind"] == "masking" or (c["kind"] == "embedding" and c["mask_zero"]) for c in configs]
+    if any(makes_masks) and any(c["kind"] in _ONNX_GATES for c in configs):
+        raise ValueError("export_onnx: the model masks sequences (Embedding(mask_zero=True) or Masking) "
+                         "and has recurrent layers; masked steps have no ONNX form here")
     for i, layer in enumerate(model.layers):
         config = engine.layer_config(i)
         kind = config["kind"]

@@ -430,10 +430,12 @@ class Embedding(Layer):
     value and its index, and a training step leaves the model unchanged. The
     ids get no gradient (dL/d ids = 0: the output is piecewise constant in them).
 
-    mask_zero=True is recorded only: masks are not propagated yet, so id 0 is
-    an ordinary row of the table and no later layer or loss skips it. It
-    reserves id 0 for padding as in Keras, where input_dim must then count it
-    (vocabulary + 1)."""
+    mask_zero=True makes id 0 padding (Keras's): the output carries a mask
+    (N, T), 0 where the id is 0, that the recurrent layers (masked steps keep
+    the state) and the loss (masked steps left out of the mean) read; it passes
+    through Dense, Activation and Dropout and stops at other layers (see the
+    guide's "Masks"). Id 0 still has its row in the table, so input_dim counts
+    it (vocabulary + 1)."""
 
     kind = "embedding"
 
@@ -449,6 +451,23 @@ class Embedding(Layer):
                 "mask_zero": self.mask_zero,
                 "embeddings_initializer": self.embeddings_initializer.name,
                 "initializer_stddev": self.embeddings_initializer.stddev}
+
+
+class Masking(Layer):
+    """Marks padded steps of a sequence (Keras's Masking): a step of x (N, T, F)
+    is masked when all its F features equal mask_value. The output is x with
+    the masked steps zeroed, and carries the mask (N, T) to the recurrent
+    layers and the loss, like Embedding(mask_zero=True). Input (N, T, F) only
+    (ValueError otherwise); gradient: dy at valid steps, 0 at masked ones."""
+
+    kind = "masking"
+
+    def __init__(self, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_value = _validate.real("Masking", "mask_value", mask_value)
+
+    def get_config(self):
+        return {**super().get_config(), "mask_value": self.mask_value}
 
 
 # ------------------------------------------------------------- convolutions

@@ -200,10 +200,20 @@ def _predictions(outputs, y, loss, owner):
 
 def accuracy(outputs, y, loss):
     """Fraction right: argmax of the logits for class ids; for 0/1 targets, the
-    logit's sign (σ(z) > 0.5) against the label, missing (NaN) labels skipped."""
+    logit's sign (σ(z) > 0.5) against the label, missing (NaN) labels skipped.
+    Sequences (Keras's sparse_categorical_accuracy over (N, T, K) logits and
+    (N, T) labels): the fraction of the counted steps, those whose label is not
+    -1 and whose step is not masked (fit and evaluate turn masked steps' labels
+    into -1); NaN when no step counts."""
     _validate.examples("accuracy", "outputs", outputs)
     if _nan_in(outputs):
         return float("nan")
+    if loss == "softmax_cross_entropy" and outputs.ndim == 3:
+        y = np.asarray(y)
+        counted = y != -1
+        if not counted.any():
+            return float("nan")
+        return float(np.mean(np.argmax(outputs, axis=-1)[counted] == y[counted]))
     if loss == "softmax_cross_entropy":
         return float(np.mean(np.argmax(outputs.reshape(len(outputs), -1), axis=1) == y))
     return binary_accuracy(outputs, y)
@@ -276,7 +286,8 @@ class TopKAccuracy:
 
 
 def _by_name(name):
-    simple = {"accuracy": accuracy, "acc": accuracy, "binary_accuracy": binary_accuracy}
+    simple = {"accuracy": accuracy, "acc": accuracy, "sparse_categorical_accuracy": accuracy,
+              "binary_accuracy": binary_accuracy}
     if name in simple:
         return ("accuracy" if name == "acc" else name), simple[name]
     for cls in (Precision, Recall, F1Score):
@@ -296,7 +307,8 @@ def get(metric):
     if isinstance(metric, str):
         found = _by_name(metric)
         if found is None:
-            raise ValueError(f"compile: unknown metric {metric!r}; expected accuracy, binary_accuracy, "
+            raise ValueError(f"compile: unknown metric {metric!r}; expected accuracy, "
+                             "sparse_categorical_accuracy, binary_accuracy, "
                              "precision, recall, f1 (optionally with _binary, _macro or _micro), "
                              "top_k_accuracy, top_<k>_accuracy, or a callable fn(outputs, y, loss)"
                              + _validate.did_you_mean(metric, ("accuracy", "binary_accuracy", "precision",

@@ -113,8 +113,14 @@ def _target(model, owner, label, loss, y, n, out_shape):
         raise ValueError(f"{owner}: x and {label} must hold the same number of examples, "
                          f"got {n} and {len(y) if y.ndim else 'a scalar'}")
     if loss == "softmax_cross_entropy":
-        classes = int(np.prod(out_shape))
-        if y.ndim != 1:
+        # A sequence output (N, T, K) takes a class id per step, -1 = ignored.
+        sequence = len(out_shape) == 2
+        classes = out_shape[-1] if sequence else int(np.prod(out_shape))
+        if sequence and y.shape != (n, out_shape[0]):
+            raise ValueError(f"{owner}: softmax_cross_entropy needs {label} of shape ({n}, {out_shape[0]}) "
+                             f"(a class id per step, -1 = ignored) for the output of shape "
+                             f"{(n, *out_shape)}, got {y.shape}")
+        if not sequence and y.ndim != 1:
             raise ValueError(f"{owner}: softmax_cross_entropy needs {label} of shape ({n},) "
                              f"(integer class ids), got {y.shape}")
         if y.dtype.kind == "f":
@@ -124,10 +130,11 @@ def _target(model, owner, label, loss, y, n, out_shape):
         elif y.dtype.kind not in "iub":
             raise TypeError(f"{owner}: {label} must hold integer class ids, got dtype {y.dtype}")
         y = np.ascontiguousarray(y, dtype=np.int64)
-        if len(y) and (y.min() < 0 or y.max() >= classes):
-            bad = int(y[(y < 0) | (y >= classes)][0])
+        low = -1 if sequence else 0
+        if y.size and (y.min() < low or y.max() >= classes):
+            bad = int(y[(y < low) | (y >= classes)][0])
             raise ValueError(f"{owner}: class id {bad} in {label} is outside [0, {classes}) "
-                             f"for a model with {classes} outputs")
+                             f"for a model with {classes} outputs" + (" and is not -1 (ignored)" if sequence else ""))
         return y
     if y.dtype.kind not in "fiub":
         raise TypeError(f"{owner}: {label} must be numeric, got dtype {y.dtype}")
@@ -303,8 +310,29 @@ def _logs(model, loss, output_losses, outputs, ys):
     return logs
 
 
+def _masked_labels(model, xs, ys, batch_size=256):
+    """ys with the labels of masked steps set to -1 (ignored), for the metrics
+    of sequence outputs (N, T, K) under softmax_cross_entropy: a metric sees
+    labels and logits only, so the output's mask (Embedding(mask_zero=True),
+    Masking) reaches it as ignored labels. The loss leaves both out already,
+    so the loss is unchanged. Masks follow from x alone: one inference pass."""
+    wanted = [o for o, (loss, metrics, y) in enumerate(zip(model._losses, model._output_metrics, ys))
+              if loss == "softmax_cross_entropy" and metrics and y is not None and y.ndim == 2]
+    if not wanted:
+        return ys
+    n = len(xs[0])
+    parts = [model._engine.output_masks(_rows(xs, slice(s, s + batch_size))) for s in range(0, n, batch_size)]
+    ys = list(ys)
+    for o in wanted:
+        if parts and parts[0][o] is not None:
+            mask = np.concatenate([p[o] for p in parts])
+            ys[o] = np.where(mask != 0, ys[o], -1)
+    return ys
+
+
 def _fit_loop(model, xs, ys, w, batch_size, epochs, validation_data, shuffle, cbs, verbose):
     n = len(xs[0])
+    ys = _masked_labels(model, xs, ys)
     batches = (n + batch_size - 1) // batch_size
     with_outputs = any(model._output_metrics)
     parallel = distributed.active()  # each rank trains on its shard (corenn/distributed.py)
@@ -400,6 +428,7 @@ def evaluate(model, x, y, batch_size=256, verbose=0, sample_weight=None):
 
 def _evaluate_arrays(model, xs, ys, batch_size, sample_weight=None):
     n = len(xs[0])
+    ys = _masked_labels(model, xs, ys, batch_size)
     if not distributed.active():
         total, output_totals, joined = _evaluate_sums(model, xs, ys, batch_size, sample_weight)
     else:  # each rank evaluates every K-th row; the sums and outputs are gathered

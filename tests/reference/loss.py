@@ -78,3 +78,29 @@ def mse_weighted(pred, target, s):
     per_example = np.mean(d ** 2, axis=1)
     grad = 2.0 * s[:, None] * d / d.size
     return float(np.sum(s * per_example) / n), grad.reshape(pred.shape)
+
+
+def sequence_softmax_cross_entropy(logits, labels, mask=None, s=None):
+    """Over the steps of sequences: logits (N, T, K), labels (N, T) with -1 ignored
+    (PyTorch's ignore_index), mask (N, T) (0 = a padded step) or None, s (N,) or None.
+    A step counts when its label is not -1 and its mask is 1; with C counted steps
+    J = (1/C) Σ_counted s_n ℓ_nt, dz_nt = s_n (softmax(z_nt) - onehot(y_nt)) / C,
+    dz = 0 elsewhere; C = 0 gives J = 0, dz = 0."""
+    N, T, K = logits.shape
+    z = logits.reshape(N * T, K).astype(np.float64)
+    y = np.asarray(labels).reshape(N * T)
+    counted = y != -1
+    if mask is not None:
+        counted &= np.asarray(mask).reshape(N * T) != 0
+    w = np.repeat(np.ones(N) if s is None else np.asarray(s, np.float64), T)
+    C = int(counted.sum())
+    grad = np.zeros((N * T, K))
+    if C == 0:
+        return 0.0, grad.reshape(N, T, K)
+    rows = np.flatnonzero(counted)
+    lse = _logsumexp(z[rows])
+    per_step = lse - z[rows, y[rows]]
+    g = np.exp(z[rows] - lse[:, None])
+    g[np.arange(len(rows)), y[rows]] -= 1.0
+    grad[rows] = w[rows, None] * g / C
+    return float(np.sum(w[rows] * per_step) / C), grad.reshape(N, T, K)

@@ -4,6 +4,12 @@ weight layout and gate order. x (N, T, F) batch first; every state (N, H).
 
 The course writes a⟨t⟩ = h_t, Waa = W_hh, Wax = W_ih, and the LSTM gates
 Γ_u = i (update), Γ_f = f, c̃ = g, Γ_o = o. Float64 throughout.
+
+Masks (Keras's): mask (N, T), 1 = a valid step. At a masked step every state
+carries over, h⟨t⟩ = h⟨t−1⟩ (and c), so y⟨t⟩ is the carried h; written here as
+h⟨t⟩ = m·cell(h⟨t−1⟩, x⟨t⟩) + (1 − m)·h⟨t−1⟩, whose chain rule gives the
+backward: the cell's gradients times m, plus (1 − m)·dh⟨t⟩ passed straight to
+h⟨t−1⟩.
 """
 
 import numpy as np
@@ -17,53 +23,66 @@ def _zeros_if_none(s, N, H):
     return np.zeros((N, H)) if s is None else np.asarray(s, dtype=np.float64)
 
 
-def simple_rnn_forward(x, W_ih, W_hh, b, h0=None):
+def _keep(mask, N, T):
+    """The mask as (N, T) floats m, all ones for None."""
+    return np.ones((N, T)) if mask is None else np.asarray(mask, dtype=np.float64).reshape(N, T)
+
+
+def simple_rnn_forward(x, W_ih, W_hh, b, h0=None, mask=None):
     """(y, h_T): the course's rnn_cell_forward, a⟨t⟩ = tanh(Waa a⟨t−1⟩ + Wax x⟨t⟩ + ba)."""
     x = np.asarray(x, dtype=np.float64)
     N, T, _ = x.shape
+    m = _keep(mask, N, T)
     h = _zeros_if_none(h0, N, W_hh.shape[1])
     y = np.zeros((N, T, W_hh.shape[1]))
     for t in range(T):
-        h = np.tanh(x[:, t] @ W_ih.T + h @ W_hh.T + b)
+        k = m[:, t, None]
+        h = k * np.tanh(x[:, t] @ W_ih.T + h @ W_hh.T + b) + (1 - k) * h
         y[:, t] = h
     return y, h
 
 
-def simple_rnn_backward(dy, dh_T, x, W_ih, W_hh, h0, y):
+def simple_rnn_backward(dy, dh_T, x, W_ih, W_hh, h0, y, mask=None):
     """(dx, dW_ih, dW_hh, db, dh0): the course's rnn_backward, dtanh = (1 − a⟨t⟩²)·da."""
     x = np.asarray(x, dtype=np.float64)
     N, T, _ = x.shape
     H = W_hh.shape[1]
+    m = _keep(mask, N, T)
     dh = _zeros_if_none(dh_T, N, H)
     dx = np.zeros(x.shape)
     dW_ih, dW_hh, db = np.zeros(W_ih.shape), np.zeros(W_hh.shape), np.zeros(H)
     for t in reversed(range(T)):
+        k = m[:, t, None]
         h_prev = y[:, t - 1] if t > 0 else _zeros_if_none(h0, N, H)
-        da = (dh + dy[:, t]) * (1 - y[:, t] ** 2)
+        dh = dh + dy[:, t]
+        da = k * dh * (1 - y[:, t] ** 2)
         dx[:, t] = da @ W_ih
         dW_ih += da.T @ x[:, t]
         dW_hh += da.T @ h_prev
         db += da.sum(axis=0)
-        dh = da @ W_hh
+        dh = da @ W_hh + (1 - k) * dh
     return dx, dW_ih, dW_hh, db, dh
 
 
-def lstm_forward(x, W_ih, W_hh, b, h0=None, c0=None):
+def lstm_forward(x, W_ih, W_hh, b, h0=None, c0=None, mask=None):
     """(y (N, T, H), h_T, c_T, steps) with steps the per-step values backward needs."""
     x = np.asarray(x, dtype=np.float64)
     N, T, _ = x.shape
     H = W_hh.shape[1]
+    m = _keep(mask, N, T)
     h, c = _zeros_if_none(h0, N, H), _zeros_if_none(c0, N, H)
     y, steps = np.zeros((N, T, H)), []
     for t in range(T):
+        k = m[:, t, None]
         a = x[:, t] @ W_ih.T + h @ W_hh.T + b
         i, f = sigmoid(a[:, :H]), sigmoid(a[:, H:2 * H])
         g, o = np.tanh(a[:, 2 * H:3 * H]), sigmoid(a[:, 3 * H:])
         c_prev, h_prev = c, h
-        c = f * c_prev + i * g
-        h = o * np.tanh(c)
+        c_cell = f * c_prev + i * g
+        c = k * c_cell + (1 - k) * c_prev
+        h = k * o * np.tanh(c_cell) + (1 - k) * h_prev
         y[:, t] = h
-        steps.append((h_prev, c_prev, i, f, g, o, c))
+        steps.append((h_prev, c_prev, i, f, g, o, c_cell, k))
     return y, h, c, steps
 
 
@@ -76,27 +95,29 @@ def lstm_backward(dy, dh_T, dc_T, x, W_ih, W_hh, steps):
     dx = np.zeros(x.shape)
     dW_ih, dW_hh, db = np.zeros(W_ih.shape), np.zeros(W_hh.shape), np.zeros(4 * H)
     for t in reversed(range(T)):
-        h_prev, c_prev, i, f, g, o, c = steps[t]
+        h_prev, c_prev, i, f, g, o, c, k = steps[t]
         dh = dh + dy[:, t]
+        dh_cell, dc_carried = k * dh, (1 - k) * dc
         tc = np.tanh(c)
-        do = dh * tc
-        dc = dc + dh * o * (1 - tc ** 2)
+        do = dh_cell * tc
+        dc = k * dc + dh_cell * o * (1 - tc ** 2)
         di, df, dg = dc * g, dc * c_prev, dc * i
         da = np.concatenate([di * i * (1 - i), df * f * (1 - f), dg * (1 - g ** 2), do * o * (1 - o)], axis=1)
         dx[:, t] = da @ W_ih
         dW_ih += da.T @ x[:, t]
         dW_hh += da.T @ h_prev
         db += da.sum(axis=0)
-        dh = da @ W_hh
-        dc = dc * f
+        dh = da @ W_hh + (1 - k) * dh
+        dc = dc * f + dc_carried
     return dx, dW_ih, dW_hh, db, dh, dc
 
 
-def gru_forward(x, W_ih, W_hh, b, rb, h0=None):
+def gru_forward(x, W_ih, W_hh, b, rb, h0=None, mask=None):
     """(y, h_T, steps): PyTorch's GRU, n = tanh(W_in x + b_n + r ⊙ (W_hn h + rb_n))."""
     x = np.asarray(x, dtype=np.float64)
     N, T, _ = x.shape
     H = W_hh.shape[1]
+    m = _keep(mask, N, T)
     h = _zeros_if_none(h0, N, H)
     y, steps = np.zeros((N, T, H)), []
     for t in range(T):
@@ -105,10 +126,10 @@ def gru_forward(x, W_ih, W_hh, b, rb, h0=None):
         r = sigmoid(ax[:, :H] + ah[:, :H])
         z = sigmoid(ax[:, H:2 * H] + ah[:, H:2 * H])
         n = np.tanh(ax[:, 2 * H:] + r * ah[:, 2 * H:])
-        h_prev = h
-        h = (1 - z) * n + z * h_prev
+        h_prev, k = h, m[:, t, None]
+        h = k * ((1 - z) * n + z * h_prev) + (1 - k) * h_prev
         y[:, t] = h
-        steps.append((h_prev, r, z, n, ah[:, 2 * H:]))
+        steps.append((h_prev, r, z, n, ah[:, 2 * H:], k))
     return y, h, steps
 
 
@@ -122,8 +143,9 @@ def gru_backward(dy, dh_T, x, W_ih, W_hh, steps):
     dW_ih, dW_hh = np.zeros(W_ih.shape), np.zeros(W_hh.shape)
     db, drb = np.zeros(3 * H), np.zeros(3 * H)
     for t in reversed(range(T)):
-        h_prev, r, z, n, hn = steps[t]
+        h_prev, r, z, n, hn, k = steps[t]
         dh = dh + dy[:, t]
+        dh_carried, dh = (1 - k) * dh, k * dh
         dan = dh * (1 - z) * (1 - n ** 2)
         daz = dh * (h_prev - n) * z * (1 - z)
         dar = dan * hn * r * (1 - r)
@@ -134,5 +156,5 @@ def gru_backward(dy, dh_T, x, W_ih, W_hh, steps):
         dW_hh += dah.T @ h_prev
         db += dax.sum(axis=0)
         drb += dah.sum(axis=0)
-        dh = dh * z + dah @ W_hh
+        dh = dh * z + dah @ W_hh + dh_carried
     return dx, dW_ih, dW_hh, db, drb, dh

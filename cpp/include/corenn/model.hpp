@@ -293,6 +293,10 @@ class Model {
   // model input in, one per model output out.
   std::vector<Tensor> predict(const std::vector<Tensor>& x) const;
   Tensor predict(const Tensor& x) const;  // one input, one output
+  // The mask each output carries (Keras's masks of sequences: Embedding with
+  // mask_zero, Masking; 1 = a valid step), as int64 0/1 of shape
+  // (N, *output_shape[:-1]), or an empty Tensor for an output without one.
+  std::vector<Tensor> output_masks(const std::vector<Tensor>& x) const;
 
   // Vector-Jacobian products (saliency maps, style transfer, custom training
   // loops): vjp runs the forward pass (training or inference mode) and keeps

@@ -136,6 +136,7 @@ class Dense : public Layer<T> {
   }
 
   int64_t multiply_adds() const override { return positions_ * units_ * features_; }
+  bool acts_per_step() const override { return true; }
 
  private:
   T alpha() const { return static_cast<T>(k_.alpha); }
@@ -181,6 +182,7 @@ class ActivationLayer : public Layer<T> {
     activation_backward<T>(dx, dy, x, y, a.outer, a.channels, a.inner, activation_, static_cast<T>(alpha_));
     return dx;
   }
+  bool acts_per_step() const override { return true; }
 
  private:
   ActivationAxes at_batch(int64_t batch) const {
@@ -224,6 +226,7 @@ class Dropout : public Layer<T> {
     dropout_backward<T>(dx, dy, c.mask.data(), batch * this->out_size_, static_cast<T>(rate_));
     return dx;
   }
+  bool acts_per_step() const override { return true; }
 
  private:
   double rate_;  // the DROP probability (1 - keep_prob)

@@ -29,6 +29,11 @@ struct LayerCache {
   std::vector<std::vector<T>> outs;  // layers with several outputs: one buffer each
   std::vector<LayerCache> inner;      // layers wrapping layers: one cache per inner layer
   std::vector<const T*> ys;           // a wrapped CallLayer: where its outputs are, for its backward
+  // Masks of sequences (Layer::output_mask): the mask (N, T) the layer's first
+  // input carries, or nullptr, set by the engine (or a wrapper, for its inner
+  // layer) before forward; and a mask the layer makes (Embedding, Masking).
+  const uint8_t* input_mask = nullptr;
+  std::vector<uint8_t> out_mask;
   // The mode of the forward pass this cache holds, set by the engine: backward
   // follows it (a vjp differentiates an inference pass: no dropout mask, batch
   // norm's moving statistics).
@@ -149,6 +154,22 @@ class Layer {
   // Parameter gradients accumulate into the gradient arena.
   virtual T* backward(T* dy, T* dx_buffer, const T* x, const T* y, int64_t batch, bool need_dx,
                       LayerCache<T>& cache) = 0;
+  // Masks (Keras's): a tensor of a sequence (N, T, ...) may carry a mask (N, T),
+  // 1 = a valid step. After forward, the engine asks each layer for the mask of
+  // each output, given the one its first input carried (cache.input_mask):
+  // nullptr (none), cache.input_mask (passed through) or a mask the layer made
+  // (cache.out_mask: Embedding with mask_zero, Masking). Consumers read
+  // cache.input_mask in forward and backward (the recurrent layers skip masked
+  // steps; the loss reads the mask of its model output). The default passes the
+  // mask through output 0 of layers that act on each step alone and drops it
+  // everywhere else (Flatten, pooling, convolutions, merges, ...).
+  virtual const uint8_t* output_mask(size_t output, int64_t batch, LayerCache<T>& cache) const {
+    (void)batch;
+    return output == 0 && acts_per_step() ? cache.input_mask : nullptr;
+  }
+  // True for layers that treat each time step of an (N, T, ...) input alone and
+  // keep the step axis (Dense, Activation, Dropout): masks pass through them.
+  virtual bool acts_per_step() const { return false; }
   // Regularisation loss; with_gradient adds its gradient to the gradient arena.
   virtual double penalty(bool with_gradient) { (void)with_gradient; return 0.0; }
   // Multiplications per example in forward (the course's cost arithmetic:

@@ -17,8 +17,10 @@ namespace {
 // The ids arrive as the model's float values (the engine has one dtype); the
 // forward pass turns them into integers once, refusing any that is not a
 // whole number in [0, input_dim), and keeps them for backward in cache.index.
-// mask_zero is stored only: masks do not reach other layers yet, so id 0 is
-// an ordinary row (with mask_zero, Keras's input_dim counts it).
+// With mask_zero, id 0 is padding: the output carries a mask, one entry per
+// id (ids (N, T) give the mask (N, T) of the sequence's steps), 0 where the
+// id is 0 (Layer::output_mask), which the recurrent layers and the loss read;
+// id 0 still has its row in the table (Keras's input_dim counts it).
 template <typename T>
 class Embedding : public Layer<T> {
  public:
@@ -26,6 +28,7 @@ class Embedding : public Layer<T> {
       : Layer<T>(spec),
         input_dim_(spec.get<int64_t>("input_dim")),
         output_dim_(spec.get<int64_t>("output_dim")),
+        mask_zero_(spec.get<bool>("mask_zero")),
         init_(parse_initializer(spec.get<std::string>("embeddings_initializer"))),
         stddev_(spec.get<double>("initializer_stddev")) {
     if (input_dim_ < 1)
@@ -59,6 +62,15 @@ class Embedding : public Layer<T> {
     return c.out.data();
   }
 
+  // 1 where the id is not 0, from the ids forward kept.
+  const uint8_t* output_mask(size_t output, int64_t batch, LayerCache<T>& c) const override {
+    if (!mask_zero_ || output != 0) return nullptr;
+    const int64_t n = batch * this->in_size_;
+    ensure_size(c.out_mask, n);
+    for (int64_t i = 0; i < n; ++i) c.out_mask[i] = c.index[i] != 0;
+    return c.out_mask.data();
+  }
+
   // The output is piecewise constant in the id values: their gradient is 0.
   T* backward(T* dy, T* dx, const T*, const T*, int64_t batch, bool need_dx, LayerCache<T>& c) override {
     const int64_t n = batch * this->in_size_;
@@ -70,6 +82,7 @@ class Embedding : public Layer<T> {
 
  private:
   int64_t input_dim_, output_dim_;
+  bool mask_zero_;
   Init init_;
   double stddev_;
 };

@@ -11,6 +11,11 @@
 // with ONE mask per sequence, reused at every step (Keras's): x is masked once,
 // before the input projection of all steps; one mask serves all the gates.
 //
+// Masks: the sequence's mask (cache.input_mask, from Embedding(mask_zero) or
+// Masking) reaches the kernels, which skip masked steps keeping the state.
+// With return_sequences the output keeps the mask (reversed with go_backwards,
+// like the sequence); the last output and the states carry none.
+//
 // Weights in get_weights order: kernel = W_ih (G·H, F), recurrent_kernel =
 // W_hh (G·H, H), bias (G·H,) (PyTorch's bias_ih + bias_hh; the GRU's bias is
 // bias_ih and its recurrent_bias bias_hh), G = 1, 4 (i, f, g, o), 3 (r, z, n).
@@ -150,7 +155,12 @@ class Recurrent : public CallLayer<T> {
       ensure_size(c.mid, N * S * F);
       reverse_steps(c.mid.data(), x, N, S, F);
       x = c.mid.data();
+      if (c.input_mask) {
+        ensure_size(c.out_mask, N * S);
+        reverse_steps(c.out_mask.data(), c.input_mask, N, S, 1);
+      }
     }
+    const uint8_t* mask = step_mask(c);
     const T* h0 = given_states_ ? xs[1] : nullptr;
     const T* c0 = given_states_ && cell_ == Cell::lstm ? xs[2] : nullptr;
     c.outs.resize(3);
@@ -163,15 +173,16 @@ class Recurrent : public CallLayer<T> {
     const T* W_hh = W_ih + gates_ * H * F;
     switch (cell_) {
       case Cell::simple_rnn:
-        simple_rnn_forward<T>(y, h_T, x, W_ih, W_hh, bias(), h0, N, S, F, H);
+        simple_rnn_forward<T>(y, h_T, x, W_ih, W_hh, bias(), h0, mask, N, S, F, H);
         break;
       case Cell::lstm:
         ensure_size(c.scratch, lstm_workspace_size(N, S, H));
-        lstm_forward<T>(y, h_T, c_T, c.scratch.data(), x, W_ih, W_hh, bias(), h0, c0, N, S, F, H);
+        lstm_forward<T>(y, h_T, c_T, c.scratch.data(), x, W_ih, W_hh, bias(), h0, c0, mask, N, S, F, H);
         break;
       case Cell::gru:
         ensure_size(c.scratch, gru_workspace_size(N, S, H));
-        gru_forward<T>(y, h_T, c.scratch.data(), x, W_ih, W_hh, bias(), bias() + gates_ * H, h0, N, S, F, H);
+        gru_forward<T>(y, h_T, c.scratch.data(), x, W_ih, W_hh, bias(), bias() + gates_ * H, h0, mask, N, S, F,
+                       H);
         break;
     }
     ys[0] = return_sequences_ ? y : h_T;
@@ -223,17 +234,19 @@ class Recurrent : public CallLayer<T> {
     T* dW_hh = dW_ih + GH * F;
     T* db = use_bias_ ? dW_hh + GH * H : dbias_own;
     const T* y = c.outs[0].data();
+    const uint8_t* mask = step_mask(c);
     switch (cell_) {
       case Cell::simple_rnn:
-        simple_rnn_backward<T>(dx, dh0, dW_ih, dW_hh, db, scratch, dy, dh_T, x, W_ih, W_hh, h0, y, N, S, F, H);
+        simple_rnn_backward<T>(dx, dh0, dW_ih, dW_hh, db, scratch, dy, dh_T, x, W_ih, W_hh, h0, y, mask, N, S, F,
+                               H);
         break;
       case Cell::lstm:
         lstm_backward<T>(dx, dh0, dc0, dW_ih, dW_hh, db, scratch, dy, dh_T, dc_T, x, W_ih, W_hh, h0, c0, y,
-                         c.scratch.data(), N, S, F, H);
+                         c.scratch.data(), mask, N, S, F, H);
         break;
       case Cell::gru:
         gru_backward<T>(dx, dh0, dW_ih, dW_hh, db, db + GH, scratch, dy, dh_T, x, W_ih, W_hh, h0, y,
-                        c.scratch.data(), N, S, F, H);
+                        c.scratch.data(), mask, N, S, F, H);
         break;
     }
     if (!dxs[0] || !(go_backwards_ || dropped)) return;
@@ -248,7 +261,16 @@ class Recurrent : public CallLayer<T> {
 
   int64_t multiply_adds() const override { return steps_ * gates_ * units_ * (features_ + units_); }
 
+  const uint8_t* output_mask(size_t output, int64_t, LayerCache<T>& c) const override {
+    return output == 0 && return_sequences_ ? step_mask(c) : nullptr;
+  }
+
  private:
+  // The mask in processing order (the sequence's, reversed with go_backwards), or nullptr.
+  const uint8_t* step_mask(const LayerCache<T>& c) const {
+    return go_backwards_ && c.input_mask ? c.out_mask.data() : c.input_mask;
+  }
+
   // b, then the GRU's rb right after it; zeros without use_bias.
   const T* bias() const {
     return use_bias_ ? this->params_ + gates_ * units_ * (features_ + units_) : zero_bias_.data();

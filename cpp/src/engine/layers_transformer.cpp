@@ -71,6 +71,8 @@ class Softmax : public Layer<T> {
                            T(0));
     return dx;
   }
+  // Over the last axis, each step alone: masks pass through (Keras's).
+  bool acts_per_step() const override { return axes_.inner == 1; }
 
  private:
   int64_t axis_;

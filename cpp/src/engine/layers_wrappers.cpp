@@ -8,6 +8,10 @@
 // weights (its parameters are theirs, back to back, under their Keras names)
 // and points them at their slices whenever its own move (bind_inner). Each
 // inner layer keeps its own LayerCache in the wrapper's cache.inner.
+//
+// Masks (Layer::output_mask): a wrapper hands the mask its input carries to
+// the inner layer(s) through their caches' input_mask before their forward
+// (their backward finds it there), and answers output_mask from theirs.
 #include <algorithm>
 #include <memory>
 #include <string>
@@ -54,6 +58,7 @@ class TimeDistributed : public Layer<T> {
                        " per example");
     steps_ = input_shape[0];
     Shape out = inner_->build(Shape(input_shape.begin() + 1, input_shape.end()));
+    one_axis_per_step_ = input_shape.size() == 2 && out.size() == 1;
     out.insert(out.begin(), steps_);
     this->in_size_ = shape_size(input_shape);
     this->out_size_ = shape_size(out);
@@ -69,7 +74,19 @@ class TimeDistributed : public Layer<T> {
   const T* forward(const T* x, int64_t batch, bool training, uint64_t key, LayerCache<T>& c) const override {
     c.inner.resize(1);
     c.inner[0].training = c.training;
+    // A mask over the input's leading axes (N, T, ...) is, in memory, the mask
+    // of the inner layer's N·T examples: handed over as it is.
+    c.inner[0].input_mask = c.input_mask;
     return inner_->forward(x, batch * steps_, training, key, c.inner[0]);
+  }
+
+  // The inner layer's output mask (its N·T examples' are the (N, T, ...) one);
+  // when it gives none, a mask of the steps alone still fits an output of one
+  // vector per step, as the inner layer acts on each step alone.
+  const uint8_t* output_mask(size_t output, int64_t batch, LayerCache<T>& c) const override {
+    if (output != 0) return nullptr;
+    if (const uint8_t* m = inner_->output_mask(0, batch * steps_, c.inner[0])) return m;
+    return one_axis_per_step_ ? c.input_mask : nullptr;
   }
 
   T* backward(T* dy, T* dx, const T* x, const T* y, int64_t batch, bool need_dx, LayerCache<T>& c) override {
@@ -88,6 +105,7 @@ class TimeDistributed : public Layer<T> {
  private:
   std::unique_ptr<Layer<T>> inner_;
   int64_t steps_ = 0;
+  bool one_axis_per_step_ = false;  // input (T, F), output (T, F')
 };
 
 // Keras's merge modes; "none" (Python's None) returns both outputs.
@@ -201,6 +219,7 @@ class Bidirectional : public CallLayer<T> {
     for (int d = 0; d < 2; ++d) {
       LayerCache<T>& ic = c.inner[static_cast<size_t>(d)];
       ic.training = c.training;
+      ic.input_mask = c.input_mask;  // each direction reverses it as it reverses the sequence
       ic.ys.assign(static_cast<size_t>(1 + (return_state_ ? states_ : 0)), nullptr);
       (d == 0 ? fwd() : bwd())
           .forward_call(direction_inputs(xs, d), ic.ys, batch, training, d == 0 ? key : random_bits(key, 1), ic);
@@ -266,6 +285,12 @@ class Bidirectional : public CallLayer<T> {
     return forward_->penalty(with_gradient) + backward_->penalty(with_gradient);
   }
   int64_t multiply_adds() const override { return forward_->multiply_adds() + backward_->multiply_adds(); }
+
+  // Both outputs of merge_mode=None, or the merged sequence, are in time order:
+  // they keep the sequence's mask; the last outputs and the states carry none.
+  const uint8_t* output_mask(size_t output, int64_t, LayerCache<T>& c) const override {
+    return return_sequences_ && output < (two_outputs_ ? 2u : 1u) ? c.input_mask : nullptr;
+  }
 
  protected:
   void bind_inner() override {

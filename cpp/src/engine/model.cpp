@@ -118,6 +118,7 @@ class EngineBase {
                           const Tensor* weight, std::vector<double>* output_losses,
                           std::vector<Tensor>* outputs) const = 0;
   virtual std::vector<Tensor> predict(const std::vector<Tensor>& x) const = 0;
+  virtual std::vector<Tensor> output_masks(const std::vector<Tensor>& x) const = 0;
   virtual std::vector<Tensor> vjp(const std::vector<Tensor>& x, bool training) = 0;
   virtual std::vector<Tensor> pullback(const std::vector<Tensor>& dy) = 0;
   virtual Model::OptimizerState get_optimizer_state() const = 0;
@@ -670,7 +671,7 @@ class Engine : public EngineBase {
                   std::vector<double>* output_losses, std::vector<Tensor>* outputs) const override {
     const int64_t batch = check_batch("evaluate", x, y, weight);
     InferenceLease c(*this);
-    forward(inputs_of(x), batch, false, 0, c->caches, c->acts, c->scratch);
+    forward(inputs_of(x), batch, false, 0, c->caches, c->acts, c->masks, c->scratch);
     double total = 0.0;
     std::vector<double> per_output(graph.outputs.size(), std::numeric_limits<double>::quiet_NaN());
     for (size_t o = 0; o < graph.outputs.size(); ++o) {
@@ -681,7 +682,7 @@ class Engine : public EngineBase {
         ensure_size(c->custom_grad, batch * shape_size(graph.tensor_shapes[t]));
         dout = c->custom_grad.data();
       }
-      per_output[o] = compute_loss(o, c->acts[t], y[o], weight, batch, dout, c->mask, c->clean_targets);
+      per_output[o] = compute_loss(o, c->acts[t], c->masks[t], y[o], weight, batch, dout, c->mask, c->clean_targets);
       total += losses[o].weight * per_output[o];
     }
     for (auto& l : layers_) total += l->penalty(false);
@@ -693,8 +694,31 @@ class Engine : public EngineBase {
   std::vector<Tensor> predict(const std::vector<Tensor>& x) const override {
     const int64_t batch = check_inputs("predict", x);
     InferenceLease c(*this);
-    forward(inputs_of(x), batch, false, 0, c->caches, c->acts, c->scratch);
+    forward(inputs_of(x), batch, false, 0, c->caches, c->acts, c->masks, c->scratch);
     return copy_outputs(c->acts, batch);
+  }
+
+  // The mask each output carries (Layer::output_mask), as int64 0/1 of shape
+  // (N, *output_shape[:-1]), or an empty Tensor.
+  std::vector<Tensor> output_masks(const std::vector<Tensor>& x) const override {
+    const int64_t batch = check_inputs("output_masks", x);
+    InferenceLease c(*this);
+    forward(inputs_of(x), batch, false, 0, c->caches, c->acts, c->masks, c->scratch);
+    std::vector<Tensor> out;
+    for (int t : graph.outputs) {
+      const Shape& s = graph.tensor_shapes[t];
+      if (!c->masks[t] || s.empty()) {
+        out.emplace_back();
+        continue;
+      }
+      Shape shape{batch};
+      shape.insert(shape.end(), s.begin(), s.end() - 1);
+      Tensor m(shape, DType::int64);
+      int64_t* p = m.data_as<int64_t>();
+      for (int64_t i = 0; i < m.size(); ++i) p[i] = c->masks[t][i];
+      out.push_back(std::move(m));
+    }
+    return out;
   }
 
   std::vector<Tensor> vjp(const std::vector<Tensor>& x, bool training) override {
@@ -1028,6 +1052,15 @@ class Engine : public EngineBase {
         if (y.dtype() != DType::int64)
           throw TypeError(std::string(op) + ": softmax_cross_entropy needs integer class ids in " + which + ", got " +
                           dtype_name(y.dtype()));
+        if (out.size() == 2) {  // a sequence (T, K): one class id per step, -1 = ignored
+          if (y.shape() != Shape{batch, out[0]})
+            throw ShapeError(std::string(op) + ": " + which + " must have shape (" + std::to_string(batch) + ", " +
+                             std::to_string(out[0]) + ") (one class id per step, -1 = ignored) for the output " +
+                             "of shape " + shape_string(Shape{batch, out[0], out[1]}) + ", got " +
+                             shape_string(y.shape()));
+          check_labels(y.data_as<int64_t>(), batch * out[0], out[1], true);
+          return;
+        }
         if (y.shape() != Shape{batch})
           throw ShapeError(std::string(op) + ": " + which + " must have shape (" + std::to_string(batch) +
                            ",) (one class id per example), got " + shape_string(y.shape()));
@@ -1047,40 +1080,43 @@ class Engine : public EngineBase {
   }
 
   // Runs every node in execution order; acts[t] is tensor t (the model's
-  // inputs, then each node's outputs). A distinct dropout key per (step,
-  // call): masks repeat within a step (gradient checking) and never across
-  // steps or calls.
+  // inputs, then each node's outputs) and masks[t] its mask (N, T) or nullptr
+  // (Layer::output_mask: a node's layer gets the mask of its first input and
+  // tells that of each output; model inputs carry none). A distinct dropout
+  // key per (step, call): masks repeat within a step (gradient checking) and
+  // never across steps or calls.
   void forward(const std::vector<const T*>& x, int64_t batch, bool training, int64_t at_step,
                std::vector<LayerCache<T>>& caches, std::vector<const T*>& acts,
-               std::vector<const T*>& scratch) const {
+               std::vector<const uint8_t*>& masks, std::vector<const T*>& scratch) const {
     acts.resize(graph.tensor_shapes.size());
+    masks.assign(graph.tensor_shapes.size(), nullptr);
     for (size_t i = 0; i < graph.num_inputs; ++i) acts[i] = x[i];
     const uint64_t calls = graph.nodes.size();
     for (size_t p = 0; p < graph.nodes.size(); ++p) {
       const Graph::NodeInfo& node = graph.nodes[p];
       Layer<T>& layer = *layers_[node.layer];
       caches[p].training = training;
+      caches[p].input_mask = masks[node.in[0]];
+      const uint64_t key = random_bits(dropout_key, static_cast<uint64_t>(at_step) * calls + node.declared);
       if (detail::MergeLayer<T>* merge = layer.as_merge()) {
         scratch.clear();
         for (int t : node.in) scratch.push_back(acts[t]);
         acts[node.out[0]] = merge->forward_inputs(scratch, batch, caches[p]);
-        continue;
-      }
-      const uint64_t key = random_bits(dropout_key, static_cast<uint64_t>(at_step) * calls + node.declared);
-      if (detail::CallLayer<T>* call = layer.as_call()) {
+      } else if (detail::CallLayer<T>* call = layer.as_call()) {
         scratch.clear();
         for (int t : node.in) scratch.push_back(acts[t]);
         std::vector<const T*> ys(node.out.size(), nullptr);
         call->forward_call(scratch, ys, batch, training, key, caches[p]);
         for (size_t k = 0; k < ys.size(); ++k) acts[node.out[k]] = ys[k];
-        continue;
+      } else {
+        acts[node.out[0]] = layer.forward(acts[node.in[0]], batch, training, key, caches[p]);
       }
-      acts[node.out[0]] = layer.forward(acts[node.in[0]], batch, training, key, caches[p]);
+      for (size_t k = 0; k < node.out.size(); ++k) masks[node.out[k]] = layer.output_mask(k, batch, caches[p]);
     }
   }
 
   void forward_training(const std::vector<Tensor>& x, int64_t batch, bool training, int64_t at_step) {
-    forward(inputs_of(x), batch, training, at_step, caches_, acts_, scratch_);
+    forward(inputs_of(x), batch, training, at_step, caches_, acts_, masks_, scratch_);
   }
 
   void start_backward(int64_t width) {
@@ -1117,11 +1153,12 @@ class Engine : public EngineBase {
       const bool add = seeded_;
       if (add || l.weight != 1.0) {
         ensure_size(loss_scratch_, n);
-        per_output[o] = compute_loss(o, acts_[t], y[o], weight, batch, loss_scratch_.data(), mask_, clean_targets_);
+        per_output[o] = compute_loss(o, acts_[t], masks_[t], y[o], weight, batch, loss_scratch_.data(), mask_,
+                                     clean_targets_);
         const T w = static_cast<T>(l.weight);
         for (int64_t i = 0; i < n; ++i) g[i] = (add ? g[i] : T(0)) + w * loss_scratch_[i];
       } else {
-        per_output[o] = compute_loss(o, acts_[t], y[o], weight, batch, g, mask_, clean_targets_);
+        per_output[o] = compute_loss(o, acts_[t], masks_[t], y[o], weight, batch, g, mask_, clean_targets_);
       }
       seeded_ = false;
       total += l.weight * per_output[o];
@@ -1255,15 +1292,23 @@ class Engine : public EngineBase {
     return b;
   }
 
-  // The unweighted loss of output o and, with dout, its gradient. mask and
-  // clean_targets are scratch for binary cross-entropy with missing labels.
-  double compute_loss(size_t o, const T* out, const Tensor& y, const Tensor* weight, int64_t batch, T* dout,
-                      std::vector<uint8_t>& mask, std::vector<T>& clean_targets) const {
+  // The unweighted loss of output o and, with dout, its gradient. step_mask is
+  // the output's mask (N, T) or nullptr: softmax cross-entropy over a
+  // sequence (T, K) leaves masked steps out. mask and clean_targets are
+  // scratch for binary cross-entropy with missing labels.
+  double compute_loss(size_t o, const T* out, const uint8_t* step_mask, const Tensor& y, const Tensor* weight,
+                      int64_t batch, T* dout, std::vector<uint8_t>& mask, std::vector<T>& clean_targets) const {
     const T* w = weight ? weight->data_as<T>() : nullptr;
-    const int64_t out_size = shape_size(graph.tensor_shapes[graph.outputs[o]]);
+    const Shape& out_shape = graph.tensor_shapes[graph.outputs[o]];
+    const int64_t out_size = shape_size(out_shape);
     switch (losses[o].kind) {
-      case LossKind::softmax_cross_entropy:
-        return static_cast<double>(softmax_cross_entropy<T>(dout, out, y.data_as<int64_t>(), batch, out_size, w));
+      case LossKind::softmax_cross_entropy: {
+        const bool sequence = out_shape.size() == 2;
+        const int64_t steps = sequence ? out_shape[0] : 1;
+        return static_cast<double>(softmax_cross_entropy<T>(dout, out, y.data_as<int64_t>(), batch,
+                                                            out_size / steps, w, steps,
+                                                            sequence ? step_mask : nullptr));
+      }
       case LossKind::binary_cross_entropy: {
         // NaN targets are missing labels (multi-task learning): masked out.
         const T* t = y.data_as<T>();
@@ -1397,6 +1442,7 @@ class Engine : public EngineBase {
   // The training context: reused across steps, grown only when the batch grows.
   std::vector<LayerCache<T>> caches_;
   std::vector<const T*> acts_, scratch_;
+  std::vector<const uint8_t*> masks_;
   std::vector<std::vector<T>> grad_pool_;
   std::vector<int> free_grads_, grad_of_;
   std::vector<uint8_t> wanted_, merge_accumulate_;
@@ -1419,6 +1465,7 @@ class Engine : public EngineBase {
   struct InferenceContext {
     std::vector<LayerCache<T>> caches;
     std::vector<const T*> acts, scratch;
+    std::vector<const uint8_t*> masks;
     std::vector<uint8_t> mask;
     std::vector<T> clean_targets, custom_grad;
   };
@@ -1752,6 +1799,11 @@ int64_t Model::steps() const { return impl_->step; }
 std::vector<Tensor> Model::predict(const std::vector<Tensor>& x) const {
   detail::blas_keep_single_threaded();
   return impl_->predict(x);
+}
+std::vector<Tensor> Model::output_masks(const std::vector<Tensor>& x) const {
+  require_built(*impl_, "output_masks");
+  detail::blas_keep_single_threaded();
+  return impl_->output_masks(x);
 }
 Tensor Model::predict(const Tensor& x) const {
   if (impl_->built && impl_->graph.outputs.size() != 1)

@@ -34,11 +34,12 @@ inline T sigmoid_from(T z, T e) {
 
 }  // namespace
 
-void check_labels(const int64_t* labels, int64_t batch, int64_t classes) {
+void check_labels(const int64_t* labels, int64_t batch, int64_t classes, bool allow_ignored) {
   for (int64_t i = 0; i < batch; ++i)
-    if (labels[i] < 0 || labels[i] >= classes)
+    if (labels[i] < (allow_ignored ? -1 : 0) || labels[i] >= classes)
       throw ValueError("softmax_cross_entropy: label " + std::to_string(labels[i]) + " at row " +
-                       std::to_string(i) + " is outside [0, " + std::to_string(classes) + ")");
+                       std::to_string(i) + " is outside [0, " + std::to_string(classes) + ")" +
+                       (allow_ignored ? " and is not -1 (ignored)" : ""));
 }
 
 template <typename T>
@@ -54,18 +55,42 @@ void check_sample_weight(const T* weight, int64_t batch, const char* op) {
 // softmax cross-entropy. Labels must have passed check_labels: nothing may
 // throw inside the parallel region.
 
+namespace {
+
+// The rows (steps) the mean runs over: label not -1, mask 1.
+bool counted(const int64_t* labels, const uint8_t* mask, int64_t r) {
+  return labels[r] >= 0 && (!mask || mask[r]);
+}
+
+int64_t counted_rows(const int64_t* labels, const uint8_t* mask, int64_t rows) {
+  int64_t count = 0;
+  for (int64_t r = 0; r < rows; ++r) count += counted(labels, mask, r);
+  return count;
+}
+
+}  // namespace
+
 template <typename T>
 T softmax_cross_entropy(T* dlogits, const T* logits, const int64_t* labels, int64_t batch,
-                        int64_t classes, const T* weight) {
-  if (batch <= 0) return T(0);
-  const T inv_n = static_cast<T>(1.0 / static_cast<double>(batch));
+                        int64_t classes, const T* weight, int64_t steps, const uint8_t* mask) {
+  const int64_t rows = batch * steps;
+  const int64_t count = counted_rows(labels, mask, rows);
+  if (count == 0) {  // nothing to learn from: no loss, no gradient
+    if (dlogits) std::fill(dlogits, dlogits + rows * classes, T(0));
+    return T(0);
+  }
+  const T inv_n = static_cast<T>(1.0 / static_cast<double>(count));
   const int64_t grain = detail::grain_for(detail::kTranscendentalWork * classes);  // an exp per logit
-  const double total = deterministic_sum(batch, grain, [&](int64_t lo, int64_t hi) {
+  const double total = deterministic_sum(rows, grain, [&](int64_t lo, int64_t hi) {
     double acc = 0;
     for (int64_t i = lo; i < hi; ++i) {
+      if (!counted(labels, mask, i)) {
+        if (dlogits) std::fill(dlogits + i * classes, dlogits + (i + 1) * classes, T(0));
+        continue;
+      }
       // Unweighted, s_i/N is inv_n and s_i is 1.0: the same bits as before weights existed.
-      const T scale_i = weight ? inv_n * weight[i] : inv_n;
-      const double w = weight ? static_cast<double>(weight[i]) : 1.0;
+      const T scale_i = weight ? inv_n * weight[i / steps] : inv_n;
+      const double w = weight ? static_cast<double>(weight[i / steps]) : 1.0;
       const T* z = logits + i * classes;
       T m = z[0];
       for (int64_t j = 1; j < classes; ++j) m = std::max(m, z[j]);
@@ -89,16 +114,22 @@ T softmax_cross_entropy(T* dlogits, const T* logits, const int64_t* labels, int6
     }
     return acc;
   });
-  return static_cast<T>(total / static_cast<double>(batch));
+  return static_cast<T>(total / static_cast<double>(count));
 }
 
 template <typename T>
 T softmax_cross_entropy_naive(T* dlogits, const T* logits, const int64_t* labels, int64_t batch,
-                              int64_t classes, const T* weight) {
-  if (batch <= 0) return T(0);
+                              int64_t classes, const T* weight, int64_t steps, const uint8_t* mask) {
+  const int64_t rows = batch * steps;
+  const int64_t count = counted_rows(labels, mask, rows);
   double total = 0;
-  for (int64_t i = 0; i < batch; ++i) {
-    const double w = weight ? static_cast<double>(weight[i]) : 1.0;
+  for (int64_t i = 0; i < rows; ++i) {
+    if (!counted(labels, mask, i)) {
+      if (dlogits)
+        for (int64_t j = 0; j < classes; ++j) dlogits[i * classes + j] = T(0);
+      continue;
+    }
+    const double w = weight ? static_cast<double>(weight[i / steps]) : 1.0;
     double m = logits[i * classes];
     for (int64_t j = 1; j < classes; ++j)
       m = std::max(m, static_cast<double>(logits[i * classes + j]));
@@ -110,10 +141,10 @@ T softmax_cross_entropy_naive(T* dlogits, const T* logits, const int64_t* labels
       for (int64_t j = 0; j < classes; ++j) {
         const double p = std::exp(logits[i * classes + j] - lse);
         const double onehot = j == labels[i] ? 1.0 : 0.0;
-        dlogits[i * classes + j] = static_cast<T>(w * (p - onehot) / batch);
+        dlogits[i * classes + j] = static_cast<T>(w * (p - onehot) / count);
       }
   }
-  return static_cast<T>(total / batch);
+  return count == 0 ? T(0) : static_cast<T>(total / count);
 }
 
 // ---------------------------------------------------------------------------
@@ -265,9 +296,9 @@ T weight_penalty_naive(T* dw, const T* w, int64_t n, T l1, T l2) {
 #define CORENN_INSTANTIATE(T)                                                                  \
   template void check_sample_weight<T>(const T*, int64_t, const char*);                        \
   template T softmax_cross_entropy<T>(T*, const T*, const int64_t*, int64_t, int64_t,          \
-                                      const T*);                                               \
+                                      const T*, int64_t, const uint8_t*);                      \
   template T softmax_cross_entropy_naive<T>(T*, const T*, const int64_t*, int64_t, int64_t,    \
-                                            const T*);                                         \
+                                            const T*, int64_t, const uint8_t*);                \
   template T sigmoid_cross_entropy<T>(T*, const T*, const T*, const uint8_t*, int64_t,         \
                                       int64_t, const T*);                                      \
   template T sigmoid_cross_entropy_naive<T>(T*, const T*, const T*, const uint8_t*, int64_t,   \

@@ -130,6 +130,19 @@ void add_column_sums(T* acc, const T* m, int64_t rows, int64_t cols) {
   });
 }
 
+// Masks: a masked step (mask[r] == 0 for row r = n·T + t) keeps the state.
+inline bool masked(const uint8_t* mask, int64_t r) { return mask && !mask[r]; }
+
+// dst[j0, j1) = the previous state's, or zeros where there is none (the first
+// step without an initial state).
+template <typename T>
+void carry_state(T* dst, const T* prev, int64_t j0, int64_t j1) {
+  if (prev)
+    std::copy(prev + j0, prev + j1, dst + j0);
+  else
+    std::fill(dst + j0, dst + j1, T(0));
+}
+
 // What the backward sums over every step, once the recurrence has produced the
 // gate gradients of all N·T rows: dx, dW_ih and db from dA_in, dW_hh from
 // dA_rec (the same matrix but for the GRU, whose recurrent products have a gate
@@ -191,15 +204,17 @@ struct LstmCellForward {
 // The fused backward of one LSTM cell for one example: the total gradient of
 // h_t is dh (from step t+1) + dy (this step's output); dc holds that of c_t
 // and is overwritten with that of c_{t-1}; dA gets the pre-activation gradients.
+// dh is zeroed once read: the caller adds dA · W_hh to it.
 template <bool kPrev>
 struct LstmCellBackward {
   template <typename T>
-  CORENN_CELL_CLONES static void run(T* __restrict dA, T* __restrict dc, const T* __restrict dh, const T* __restrict dy,
+  CORENN_CELL_CLONES static void run(T* __restrict dA, T* __restrict dc, T* __restrict dh, const T* __restrict dy,
                   const T* __restrict a, const T* __restrict c, const T* __restrict c_prev, int64_t H) {
     for (int64_t j = 0; j < H; ++j) {
       const T cp = kPrev ? c_prev[j] : T(0);
       const T i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
       const T dht = dh[j] + dy[j];
+      dh[j] = T(0);
       const T tc = tanh_vec(c[j]);
       const T dct = dc[j] + dht * o * (T(1) - tc * tc);
       dA[j] = dct * g * i * (T(1) - i);
@@ -263,7 +278,7 @@ int64_t gru_backward_scratch_size(int64_t batch, int64_t steps, int64_t hidden) 
 
 template <typename T>
 void simple_rnn_forward(T* y, T* h_T, const T* x, const T* W_ih, const T* W_hh, const T* b,
-                        const T* h0, int64_t batch, int64_t steps, int64_t features, int64_t hidden) {
+                        const T* h0, const uint8_t* mask, int64_t batch, int64_t steps, int64_t features, int64_t hidden) {
   const int64_t N = batch, S = steps, H = hidden;
   // y first holds the input projections of all steps (one GEMM); step t then
   // adds W_hh h_{t-1} from the finished step t-1 and activates in place.
@@ -280,7 +295,10 @@ void simple_rnn_forward(T* y, T* h_T, const T* x, const T* W_ih, const T* W_hh, 
                 y + lo * S * H + t * H, S * H);
       for (int64_t n = lo; n < hi; ++n) {
         T* h = y + (n * S + t) * H;
-        for (int64_t j = 0; j < H; ++j) h[j] = tanh_vec(h[j] + b[j]);
+        if (masked(mask, n * S + t))
+          carry_state(h, t > 0 ? h - H : (h0 ? h0 + n * H : nullptr), 0, H);
+        else
+          for (int64_t j = 0; j < H; ++j) h[j] = tanh_vec(h[j] + b[j]);
       }
     }
   });
@@ -289,13 +307,17 @@ void simple_rnn_forward(T* y, T* h_T, const T* x, const T* W_ih, const T* W_hh, 
 
 template <typename T>
 void simple_rnn_forward_naive(T* y, T* h_T, const T* x, const T* W_ih, const T* W_hh, const T* b,
-                              const T* h0, int64_t batch, int64_t steps, int64_t features,
+                              const T* h0, const uint8_t* mask, int64_t batch, int64_t steps, int64_t features,
                               int64_t hidden) {
   const int64_t N = batch, S = steps, F = features, H = hidden;
   for (int64_t t = 0; t < S; ++t)
     for (int64_t n = 0; n < N; ++n) {
       const int64_t r = n * S + t;
       const T* h_prev = t > 0 ? y + (r - 1) * H : (h0 ? h0 + n * H : nullptr);
+      if (masked(mask, r)) {
+        carry_state(y + r * H, h_prev, 0, H);
+        continue;
+      }
       for (int64_t j = 0; j < H; ++j) {
         T acc = b[j];
         for (int64_t q = 0; q < F; ++q) acc += W_ih[j * F + q] * x[r * F + q];
@@ -311,7 +333,7 @@ void simple_rnn_forward_naive(T* y, T* h_T, const T* x, const T* W_ih, const T* 
 template <typename T>
 void simple_rnn_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scratch, const T* dy,
                          const T* dh_T, const T* x, const T* W_ih, const T* W_hh, const T* h0,
-                         const T* y, int64_t batch, int64_t steps, int64_t features,
+                         const T* y, const uint8_t* mask, int64_t batch, int64_t steps, int64_t features,
                          int64_t hidden) {
   const int64_t N = batch, S = steps, F = features, H = hidden;
   T* dA = scratch;
@@ -323,12 +345,21 @@ void simple_rnn_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scratch, c
     for (int64_t t = S - 1; t >= 0; --t) {
       for (int64_t n = lo; n < hi; ++n) {
         const int64_t r = n * S + t;
+        T* dhn = dh + n * H;
+        T* da = dA + r * H;
+        if (masked(mask, r)) {  // h_t = h_{t-1}: its whole gradient carries over
+          for (int64_t j = 0; j < H; ++j) dhn[j] += dy[r * H + j], da[j] = T(0);
+          continue;
+        }
         for (int64_t j = 0; j < H; ++j) {
           const T h = y[r * H + j];
-          dA[r * H + j] = (dh[n * H + j] + dy[r * H + j]) * (T(1) - h * h);
+          da[j] = (dhn[j] + dy[r * H + j]) * (T(1) - h * h);
+          dhn[j] = T(0);
         }
       }
-      gemm<T>(Trans::no, Trans::no, hi - lo, H, H, T(1), dA + (lo * S + t) * H, S * H, W_hh, H, T(0),
+      // dh_{t-1} = dA_t · W_hh, added to dh: zero for a valid row (its gradient
+      // went into dA), the carried gradient for a masked one (whose dA is zero).
+      gemm<T>(Trans::no, Trans::no, hi - lo, H, H, T(1), dA + (lo * S + t) * H, S * H, W_hh, H, T(1),
               dh + lo * H, H);
     }
   });
@@ -339,7 +370,7 @@ void simple_rnn_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scratch, c
 template <typename T>
 void simple_rnn_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scratch,
                                const T* dy, const T* dh_T, const T* x, const T* W_ih,
-                               const T* W_hh, const T* h0, const T* y, int64_t batch,
+                               const T* W_hh, const T* h0, const T* y, const uint8_t* mask, int64_t batch,
                                int64_t steps, int64_t features, int64_t hidden) {
   const int64_t N = batch, S = steps, F = features, H = hidden;
   T* dA = scratch;
@@ -350,6 +381,11 @@ void simple_rnn_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scra
       const int64_t r = n * S + t;
       const T* h_prev = t > 0 ? y + (r - 1) * H : (h0 ? h0 + n * H : nullptr);
       T* da = dA + r * H;
+      if (masked(mask, r)) {
+        for (int64_t j = 0; j < H; ++j) dh[n * H + j] += dy[r * H + j], da[j] = T(0);
+        std::fill(dx + r * F, dx + (r + 1) * F, T(0));
+        continue;
+      }
       for (int64_t j = 0; j < H; ++j) da[j] = (dh[n * H + j] + dy[r * H + j]) * (T(1) - y[r * H + j] * y[r * H + j]);
       for (int64_t q = 0; q < H; ++q) {
         T acc = 0;
@@ -375,7 +411,7 @@ void simple_rnn_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scra
 
 template <typename T>
 void lstm_forward(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih, const T* W_hh,
-                  const T* b, const T* h0, const T* c0, int64_t batch, int64_t steps,
+                  const T* b, const T* h0, const T* c0, const uint8_t* mask, int64_t batch, int64_t steps,
                   int64_t features, int64_t hidden) {
   const int64_t N = batch, S = steps, H = hidden, G = 4 * hidden;
   T* gates = workspace;
@@ -400,6 +436,11 @@ void lstm_forward(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih,
     for (int64_t n = lo; n < hi; ++n) {
       const int64_t r = n * S + t;
       const T* c_prev = t > 0 ? cells + (r - 1) * H : (c0 ? c0 + n * H : nullptr);
+      if (masked(mask, r)) {  // the gates computed for this row are left unused
+        carry_state(cells + r * H, c_prev, u0, u1);
+        carry_state(y + r * H, t > 0 ? y + (r - 1) * H : (h0 ? h0 + n * H : nullptr), u0, u1);
+        continue;
+      }
       with_prev<LstmCellForward>(c_prev, gates + r * G, cells + r * H, y + r * H, c_prev, b, H, u0, u1);
     }
   };
@@ -419,7 +460,7 @@ void lstm_forward(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih,
 
 template <typename T>
 void lstm_forward_naive(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih,
-                        const T* W_hh, const T* b, const T* h0, const T* c0, int64_t batch,
+                        const T* W_hh, const T* b, const T* h0, const T* c0, const uint8_t* mask, int64_t batch,
                         int64_t steps, int64_t features, int64_t hidden) {
   const int64_t N = batch, S = steps, F = features, H = hidden, G = 4 * hidden;
   T* gates = workspace;
@@ -430,6 +471,12 @@ void lstm_forward_naive(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T*
       const T* h_prev = t > 0 ? y + (n * S + t - 1) * H : (h0 ? h0 + n * H : nullptr);
       const T* c_prev = t > 0 ? cells + (n * S + t - 1) * H : (c0 ? c0 + n * H : nullptr);
       T* a = gates + (n * S + t) * G;
+      if (masked(mask, n * S + t)) {
+        std::fill(a, a + G, T(0));
+        carry_state(cells + (n * S + t) * H, c_prev, 0, H);
+        carry_state(y + (n * S + t) * H, h_prev, 0, H);
+        continue;
+      }
       for (int64_t k = 0; k < G; ++k) {
         T acc = b[k];
         for (int64_t q = 0; q < F; ++q) acc += W_ih[k * F + q] * xt[q];
@@ -475,7 +522,7 @@ inline void lstm_cell_backward(T* dA, T* dc, const T* dh, const T* a, const T* c
 template <typename T>
 void lstm_backward(T* dx, T* dh0, T* dc0, T* dW_ih, T* dW_hh, T* db, T* scratch, const T* dy,
                    const T* dh_T, const T* dc_T, const T* x, const T* W_ih, const T* W_hh,
-                   const T* h0, const T* c0, const T* y, const T* workspace, int64_t batch,
+                   const T* h0, const T* c0, const T* y, const T* workspace, const uint8_t* mask, int64_t batch,
                    int64_t steps, int64_t features, int64_t hidden) {
   const int64_t N = batch, S = steps, F = features, H = hidden, G = 4 * hidden;
   const T* gates = workspace;
@@ -491,12 +538,18 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dW_ih, T* dW_hh, T* db, T* scratch,
     for (int64_t t = S - 1; t >= 0; --t) {
       for (int64_t n = lo; n < hi; ++n) {
         const int64_t r = n * S + t;
+        if (masked(mask, r)) {  // h_t = h_{t-1}, c_t = c_{t-1}: dh and dc carry over
+          for (int64_t j = 0; j < H; ++j) dh[n * H + j] += dy[r * H + j];
+          std::fill(dA + r * G, dA + (r + 1) * G, T(0));
+          continue;
+        }
         const T* c_prev = t > 0 ? cells + (r - 1) * H : (c0 ? c0 + n * H : nullptr);
         with_prev<LstmCellBackward>(c_prev, dA + r * G, dc + n * H, dh + n * H, dy + r * H,
                                     gates + r * G, cells + r * H, c_prev, H);
       }
-      // dh_{t-1} = dA_t · W_hh: the only GEMM the recurrence forces per step.
-      gemm<T>(Trans::no, Trans::no, hi - lo, H, G, T(1), dA + (lo * S + t) * G, S * G, W_hh, H, T(0),
+      // dh_{t-1} = dA_t · W_hh: the only GEMM the recurrence forces per step,
+      // added to dh (zero for a valid row, the carried gradient for a masked one).
+      gemm<T>(Trans::no, Trans::no, hi - lo, H, G, T(1), dA + (lo * S + t) * G, S * G, W_hh, H, T(1),
               dh + lo * H, H);
     }
   });
@@ -509,7 +562,7 @@ template <typename T>
 void lstm_backward_naive(T* dx, T* dh0, T* dc0, T* dW_ih, T* dW_hh, T* db, T* scratch,
                          const T* dy, const T* dh_T, const T* dc_T, const T* x, const T* W_ih,
                          const T* W_hh, const T* h0, const T* c0, const T* y,
-                         const T* workspace, int64_t batch, int64_t steps, int64_t features,
+                         const T* workspace, const uint8_t* mask, int64_t batch, int64_t steps, int64_t features,
                          int64_t hidden) {
   const int64_t N = batch, S = steps, F = features, H = hidden, G = 4 * hidden;
   const T* gates = workspace;
@@ -525,17 +578,22 @@ void lstm_backward_naive(T* dx, T* dh0, T* dc0, T* dW_ih, T* dW_hh, T* db, T* sc
     for (int64_t n = 0; n < N; ++n) {
       const int64_t r = n * S + t;
       for (int64_t j = 0; j < H; ++j) dh[n * H + j] += dy[r * H + j];
+      if (masked(mask, r)) {
+        std::fill(dA + r * G, dA + (r + 1) * G, T(0));
+        continue;
+      }
       const T* c_prev = t > 0 ? cells + (r - 1) * H : (c0 ? c0 + n * H : nullptr);
       lstm_cell_backward(dA + r * G, dc + n * H, dh + n * H, gates + r * G, cells + r * H, c_prev, H);
     }
     for (int64_t n = 0; n < N; ++n) {
       const int64_t r = n * S + t;
       const T* h_prev = t > 0 ? y + (r - 1) * H : (h0 ? h0 + n * H : nullptr);
-      for (int64_t q = 0; q < H; ++q) {
-        T acc = 0;
-        for (int64_t k = 0; k < G; ++k) acc += dA[r * G + k] * W_hh[k * H + q];
-        dh[n * H + q] = acc;
-      }
+      if (!masked(mask, r))  // a masked step keeps dh as it is
+        for (int64_t q = 0; q < H; ++q) {
+          T acc = 0;
+          for (int64_t k = 0; k < G; ++k) acc += dA[r * G + k] * W_hh[k * H + q];
+          dh[n * H + q] = acc;
+        }
       for (int64_t q = 0; q < F; ++q) {
         T acc = 0;
         for (int64_t k = 0; k < G; ++k) acc += dA[r * G + k] * W_ih[k * F + q];
@@ -556,7 +614,7 @@ void lstm_backward_naive(T* dx, T* dh0, T* dc0, T* dW_ih, T* dW_hh, T* db, T* sc
 
 template <typename T>
 void gru_forward(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T* W_hh,
-                 const T* b, const T* rb, const T* h0, int64_t batch, int64_t steps,
+                 const T* b, const T* rb, const T* h0, const uint8_t* mask, int64_t batch, int64_t steps,
                  int64_t features, int64_t hidden) {
   const int64_t N = batch, S = steps, H = hidden, G = 3 * hidden;
   T* gates = workspace;
@@ -583,6 +641,10 @@ void gru_forward(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T*
     for (int64_t n = lo; n < hi; ++n) {
       const int64_t r = n * S + t;
       const T* hp = t > 0 ? y + (r - 1) * H : (h0 ? h0 + n * H : nullptr);
+      if (masked(mask, r)) {
+        carry_state(y + r * H, hp, u0, u1);
+        continue;
+      }
       with_prev<GruCellForward>(hp, gates + r * G, hn_all + r * H, y + r * H, gh + n * G, hp, b, rb, H,
                                 u0, u1);
     }
@@ -600,7 +662,7 @@ void gru_forward(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T*
 
 template <typename T>
 void gru_forward_naive(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T* W_hh,
-                       const T* b, const T* rb, const T* h0, int64_t batch, int64_t steps,
+                       const T* b, const T* rb, const T* h0, const uint8_t* mask, int64_t batch, int64_t steps,
                        int64_t features, int64_t hidden) {
   const int64_t N = batch, S = steps, F = features, H = hidden, G = 3 * hidden;
   T* gates = workspace;
@@ -610,6 +672,12 @@ void gru_forward_naive(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, co
       const int64_t r = n * S + t;
       const T* hp = t > 0 ? y + (r - 1) * H : (h0 ? h0 + n * H : nullptr);
       T* a = gates + r * G;
+      if (masked(mask, r)) {
+        std::fill(a, a + G, T(0));
+        std::fill(hn_all + r * H, hn_all + (r + 1) * H, T(0));
+        carry_state(y + r * H, hp, 0, H);
+        continue;
+      }
       // a[k] = W_ih x + b; hh[k] = W_hh h + rb (the two projections stay apart for n).
       for (int64_t k = 0; k < G; ++k) {
         T acc = b[k];
@@ -662,7 +730,7 @@ struct GruCellBackward {
 template <typename T>
 void gru_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* drb, T* scratch, const T* dy,
                   const T* dh_T, const T* x, const T* W_ih, const T* W_hh, const T* h0,
-                  const T* y, const T* workspace, int64_t batch, int64_t steps, int64_t features,
+                  const T* y, const T* workspace, const uint8_t* mask, int64_t batch, int64_t steps, int64_t features,
                   int64_t hidden) {
   const int64_t N = batch, S = steps, F = features, H = hidden, G = 3 * hidden;
   const T* gates = workspace;
@@ -679,6 +747,11 @@ void gru_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* drb, T* scratch, 
         const int64_t r = n * S + t;
         T* dhn = dh + n * H;
         for (int64_t j = 0; j < H; ++j) dhn[j] += dy[r * H + j];
+        if (masked(mask, r)) {  // h_t = h_{t-1}: dh carries over
+          std::fill(dX + r * G, dX + (r + 1) * G, T(0));
+          std::fill(dR + r * G, dR + (r + 1) * G, T(0));
+          continue;
+        }
         const T* hp = t > 0 ? y + (r - 1) * H : (h0 ? h0 + n * H : nullptr);
         with_prev<GruCellBackward>(hp, dX + r * G, dR + r * G, dhn, gates + r * G, hn_all + r * H, hp, H);
       }
@@ -694,7 +767,7 @@ void gru_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* drb, T* scratch, 
 template <typename T>
 void gru_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* drb, T* scratch,
                         const T* dy, const T* dh_T, const T* x, const T* W_ih, const T* W_hh,
-                        const T* h0, const T* y, const T* workspace, int64_t batch,
+                        const T* h0, const T* y, const T* workspace, const uint8_t* mask, int64_t batch,
                         int64_t steps, int64_t features, int64_t hidden) {
   const int64_t N = batch, S = steps, F = features, H = hidden, G = 3 * hidden;
   const T* gates = workspace;
@@ -708,6 +781,12 @@ void gru_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* drb, T* scr
       const int64_t r = n * S + t;
       const T* hp = t > 0 ? y + (r - 1) * H : (h0 ? h0 + n * H : nullptr);
       for (int64_t j = 0; j < H; ++j) dh[n * H + j] += dy[r * H + j];
+      if (masked(mask, r)) {
+        std::fill(dX + r * G, dX + (r + 1) * G, T(0));
+        std::fill(dR + r * G, dR + (r + 1) * G, T(0));
+        std::fill(dx + r * F, dx + (r + 1) * F, T(0));
+        continue;
+      }
       with_prev<GruCellBackward>(hp, dX + r * G, dR + r * G, dh + n * H, gates + r * G, hn_all + r * H, hp, H);
       for (int64_t q = 0; q < H; ++q)
         for (int64_t k = 0; k < G; ++k) dh[n * H + q] += dR[r * G + k] * W_hh[k * H + q];
@@ -729,34 +808,34 @@ void gru_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* drb, T* scr
 
 #define CORENN_INSTANTIATE(T)                                                                       \
   template void simple_rnn_forward<T>(T*, T*, const T*, const T*, const T*, const T*, const T*,     \
-                                      int64_t, int64_t, int64_t, int64_t);                          \
+                                      const uint8_t*, int64_t, int64_t, int64_t, int64_t);                          \
   template void simple_rnn_forward_naive<T>(T*, T*, const T*, const T*, const T*, const T*,         \
-                                            const T*, int64_t, int64_t, int64_t, int64_t);          \
+                                            const T*, const uint8_t*, int64_t, int64_t, int64_t, int64_t);          \
   template void simple_rnn_backward<T>(T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,        \
-                                       const T*, const T*, const T*, const T*, int64_t, int64_t,    \
+                                       const T*, const T*, const T*, const T*, const uint8_t*, int64_t, int64_t,    \
                                        int64_t, int64_t);                                           \
   template void simple_rnn_backward_naive<T>(T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,  \
-                                             const T*, const T*, const T*, const T*, int64_t,       \
+                                             const T*, const T*, const T*, const T*, const uint8_t*, int64_t,       \
                                              int64_t, int64_t, int64_t);                            \
   template void lstm_forward<T>(T*, T*, T*, T*, const T*, const T*, const T*, const T*, const T*,   \
-                                const T*, int64_t, int64_t, int64_t, int64_t);                      \
+                                const T*, const uint8_t*, int64_t, int64_t, int64_t, int64_t);                      \
   template void lstm_forward_naive<T>(T*, T*, T*, T*, const T*, const T*, const T*, const T*,       \
-                                      const T*, const T*, int64_t, int64_t, int64_t, int64_t);      \
+                                      const T*, const T*, const uint8_t*, int64_t, int64_t, int64_t, int64_t);      \
   template void lstm_backward<T>(T*, T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,          \
                                  const T*, const T*, const T*, const T*, const T*, const T*,        \
-                                 const T*, int64_t, int64_t, int64_t, int64_t);                     \
+                                 const T*, const uint8_t*, int64_t, int64_t, int64_t, int64_t);                     \
   template void lstm_backward_naive<T>(T*, T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,    \
                                        const T*, const T*, const T*, const T*, const T*, const T*,  \
-                                       const T*, int64_t, int64_t, int64_t, int64_t);               \
+                                       const T*, const uint8_t*, int64_t, int64_t, int64_t, int64_t);               \
   template void gru_forward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*,        \
-                               const T*, int64_t, int64_t, int64_t, int64_t);                       \
+                               const T*, const uint8_t*, int64_t, int64_t, int64_t, int64_t);                       \
   template void gru_forward_naive<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*,  \
-                                     const T*, int64_t, int64_t, int64_t, int64_t);                 \
+                                     const T*, const uint8_t*, int64_t, int64_t, int64_t, int64_t);                 \
   template void gru_backward<T>(T*, T*, T*, T*, T*, T*, T*, const T*, const T*, const T*, const T*, \
-                                const T*, const T*, const T*, const T*, int64_t, int64_t, int64_t,  \
+                                const T*, const T*, const T*, const T*, const uint8_t*, int64_t, int64_t, int64_t,  \
                                 int64_t);                                                           \
   template void gru_backward_naive<T>(T*, T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,     \
-                                      const T*, const T*, const T*, const T*, const T*, int64_t,    \
+                                      const T*, const T*, const T*, const T*, const T*, const uint8_t*, int64_t,    \
                                       int64_t, int64_t, int64_t);
 CORENN_INSTANTIATE(float)
 CORENN_INSTANTIATE(double)

@@ -9,6 +9,13 @@
 //                                                                  dz = s_i m (σ(z) - t) / N
 //   mse                    L = (1/n) Σ_k s_i(k) (p - t)²           dp = 2 s_i(k) (p - t) / n
 //   weight_penalty         L = l1 Σ|w| + l2 Σ w²                   dw += l1 sign(w) + 2 l2 w
+// softmax_cross_entropy also runs over the steps of sequences (PyTorch's
+// F.cross_entropy with ignore_index=-1, Keras's masked sparse categorical
+// cross-entropy): logits (N, T, C), labels (N, T); a step counts unless its
+// label is -1 or its mask is 0, and the sum runs over the C counted steps:
+//   L = (1/C) Σ_counted s_n [logsumexp(z) - z_y], dz = s_n (softmax(z) - onehot(y)) / C,
+// dz = 0 at the other steps; no counted step gives L = 0, dz = 0 (never NaN).
+// With T = 1, no mask and no label -1, C = N: the formula above.
 // s is the optional per-example weight (Keras's sample_weight with its default
 // "sum_over_batch_size" reduction: the weighted sum is divided by the number of
 // examples N, not by Σs); nullptr means s_i = 1 and runs the unweighted code.
@@ -18,20 +25,24 @@
 
 namespace corenn {
 
-// Throws ValueError unless every label is in [0, classes).
-void check_labels(const int64_t* labels, int64_t batch, int64_t classes);
+// Throws ValueError unless every label is in [0, classes) (or, with
+// allow_ignored, is -1: a step left out of the loss).
+void check_labels(const int64_t* labels, int64_t batch, int64_t classes, bool allow_ignored = false);
 // Throws ValueError (naming op) unless every weight is finite and >= 0.
 template <typename T>
 void check_sample_weight(const T* weight, int64_t batch, const char* op);
 
-// dlogits: (batch, classes) written or nullptr; logits: (batch, classes); labels: (batch,);
-// weight: (batch,) or nullptr.
+// dlogits: (batch, steps, classes) written or nullptr; logits: (batch, steps, classes);
+// labels: (batch, steps), -1 = ignored; weight: (batch,) or nullptr; mask: (batch, steps),
+// 1 = a valid step, or nullptr.
 template <typename T>
 T softmax_cross_entropy(T* dlogits, const T* logits, const int64_t* labels, int64_t batch,
-                        int64_t classes, const T* weight = nullptr);
+                        int64_t classes, const T* weight = nullptr, int64_t steps = 1,
+                        const uint8_t* mask = nullptr);
 template <typename T>
 T softmax_cross_entropy_naive(T* dlogits, const T* logits, const int64_t* labels, int64_t batch,
-                              int64_t classes, const T* weight = nullptr);
+                              int64_t classes, const T* weight = nullptr, int64_t steps = 1,
+                              const uint8_t* mask = nullptr);
 
 // dlogits: (batch, outputs) written or nullptr; logits, targets: (batch, outputs);
 // mask: (batch, outputs), 1 = label present, or nullptr for all present. Masked entries

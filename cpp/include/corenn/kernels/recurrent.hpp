@@ -32,7 +32,15 @@
 // (the gradient of every output step; all zero but the last when only h_T is
 // used) and the gradients of the final states, writes dx, dh0 (and dc0) and
 // ACCUMULATES (+=) the weight and bias gradients.
-// Not yet: masks, go_backwards (the caller reverses x), other activations.
+//
+// Masks (Keras's semantics): mask (N, T), 1 = a valid step, 0 = a padded one,
+// or nullptr (every step valid). At a masked step the states carry over
+// unchanged (h_t = h_{t-1}, c_t = c_{t-1}; zeros before the first step without
+// initial states) and the output y_t is that carried h; backward, the gradient
+// of h_t (and c_t) passes to step t-1 unchanged, dx_t is zero and the weight
+// gradients get nothing from the step. The fast path keeps its GEMMs over all
+// rows and steps; a masked row is a per-row select in the fused pass.
+// Not yet: go_backwards (the caller reverses x and the mask), other activations.
 #pragma once
 
 #include <cstdint>
@@ -47,74 +55,77 @@ int64_t gru_workspace_size(int64_t batch, int64_t steps, int64_t hidden);
 int64_t gru_backward_scratch_size(int64_t batch, int64_t steps, int64_t hidden);
 
 // y: (N, T, H), h_T: (N, H) written; x: (N, T, F); W_ih: (H, F); W_hh: (H, H); b: (H,);
-// h0: (N, H) or nullptr (zeros).
+// h0: (N, H) or nullptr (zeros); mask: (N, T) or nullptr (all valid).
 template <typename T>
 void simple_rnn_forward(T* y, T* h_T, const T* x, const T* W_ih, const T* W_hh, const T* b,
-                        const T* h0, int64_t batch, int64_t steps, int64_t features, int64_t hidden);
+                        const T* h0, const uint8_t* mask, int64_t batch, int64_t steps, int64_t features, int64_t hidden);
 template <typename T>
 void simple_rnn_forward_naive(T* y, T* h_T, const T* x, const T* W_ih, const T* W_hh, const T* b,
-                              const T* h0, int64_t batch, int64_t steps, int64_t features,
+                              const T* h0, const uint8_t* mask, int64_t batch, int64_t steps, int64_t features,
                               int64_t hidden);
 // dx: (N, T, F), dh0: (N, H) written; dW_ih, dW_hh, db accumulated;
 // scratch: simple_rnn_backward_scratch_size; dy: (N, T, H); dh_T: (N, H) or nullptr (zeros);
-// y: from simple_rnn_forward.
+// y: from simple_rnn_forward; mask: as given to it.
 template <typename T>
 void simple_rnn_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scratch, const T* dy,
                          const T* dh_T, const T* x, const T* W_ih, const T* W_hh, const T* h0,
-                         const T* y, int64_t batch, int64_t steps, int64_t features,
+                         const T* y, const uint8_t* mask, int64_t batch, int64_t steps, int64_t features,
                          int64_t hidden);
 template <typename T>
 void simple_rnn_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scratch,
                                const T* dy, const T* dh_T, const T* x, const T* W_ih,
-                               const T* W_hh, const T* h0, const T* y, int64_t batch,
+                               const T* W_hh, const T* h0, const T* y, const uint8_t* mask, int64_t batch,
                                int64_t steps, int64_t features, int64_t hidden);
 
 // y: (N, T, H), h_T, c_T: (N, H) written; workspace: lstm_workspace_size written;
-// x: (N, T, F); W_ih: (4H, F); W_hh: (4H, H); b: (4H,); h0, c0: (N, H) or nullptr (zeros).
+// x: (N, T, F); W_ih: (4H, F); W_hh: (4H, H); b: (4H,); h0, c0: (N, H) or nullptr (zeros);
+// mask: (N, T) or nullptr (all valid).
 template <typename T>
 void lstm_forward(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih, const T* W_hh,
-                  const T* b, const T* h0, const T* c0, int64_t batch, int64_t steps,
+                  const T* b, const T* h0, const T* c0, const uint8_t* mask, int64_t batch, int64_t steps,
                   int64_t features, int64_t hidden);
 template <typename T>
 void lstm_forward_naive(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih,
-                        const T* W_hh, const T* b, const T* h0, const T* c0, int64_t batch,
+                        const T* W_hh, const T* b, const T* h0, const T* c0, const uint8_t* mask, int64_t batch,
                         int64_t steps, int64_t features, int64_t hidden);
 // dx: (N, T, F), dh0, dc0: (N, H) written; dW_ih, dW_hh, db accumulated;
 // scratch: lstm_backward_scratch_size; dy: (N, T, H); dh_T, dc_T: (N, H) or nullptr (zeros);
-// y, workspace: from lstm_forward on the same x, W_ih, W_hh, h0, c0.
+// y, workspace: from lstm_forward on the same x, W_ih, W_hh, h0, c0, mask.
 template <typename T>
 void lstm_backward(T* dx, T* dh0, T* dc0, T* dW_ih, T* dW_hh, T* db, T* scratch, const T* dy,
                    const T* dh_T, const T* dc_T, const T* x, const T* W_ih, const T* W_hh,
-                   const T* h0, const T* c0, const T* y, const T* workspace, int64_t batch,
+                   const T* h0, const T* c0, const T* y, const T* workspace, const uint8_t* mask, int64_t batch,
                    int64_t steps, int64_t features, int64_t hidden);
 template <typename T>
 void lstm_backward_naive(T* dx, T* dh0, T* dc0, T* dW_ih, T* dW_hh, T* db, T* scratch,
                          const T* dy, const T* dh_T, const T* dc_T, const T* x, const T* W_ih,
                          const T* W_hh, const T* h0, const T* c0, const T* y,
-                         const T* workspace, int64_t batch, int64_t steps, int64_t features,
+                         const T* workspace, const uint8_t* mask, int64_t batch, int64_t steps, int64_t features,
                          int64_t hidden);
 
 // y: (N, T, H), h_T: (N, H) written; workspace: gru_workspace_size written;
-// x: (N, T, F); W_ih: (3H, F); W_hh: (3H, H); b, rb: (3H,); h0: (N, H) or nullptr (zeros).
+// x: (N, T, F); W_ih: (3H, F); W_hh: (3H, H); b, rb: (3H,); h0: (N, H) or nullptr (zeros);
+// mask: (N, T) or nullptr (all valid).
 template <typename T>
 void gru_forward(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T* W_hh,
-                 const T* b, const T* rb, const T* h0, int64_t batch, int64_t steps,
+                 const T* b, const T* rb, const T* h0, const uint8_t* mask, int64_t batch, int64_t steps,
                  int64_t features, int64_t hidden);
 template <typename T>
 void gru_forward_naive(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T* W_hh,
-                       const T* b, const T* rb, const T* h0, int64_t batch, int64_t steps,
+                       const T* b, const T* rb, const T* h0, const uint8_t* mask, int64_t batch, int64_t steps,
                        int64_t features, int64_t hidden);
 // dx: (N, T, F), dh0: (N, H) written; dW_ih, dW_hh, db, drb accumulated;
-// scratch: gru_backward_scratch_size; dy: (N, T, H); dh_T: (N, H) or nullptr (zeros).
+// scratch: gru_backward_scratch_size; dy: (N, T, H); dh_T: (N, H) or nullptr (zeros);
+// y, workspace, mask: from gru_forward.
 template <typename T>
 void gru_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* drb, T* scratch, const T* dy,
                   const T* dh_T, const T* x, const T* W_ih, const T* W_hh, const T* h0,
-                  const T* y, const T* workspace, int64_t batch, int64_t steps, int64_t features,
+                  const T* y, const T* workspace, const uint8_t* mask, int64_t batch, int64_t steps, int64_t features,
                   int64_t hidden);
 template <typename T>
 void gru_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* drb, T* scratch,
                         const T* dy, const T* dh_T, const T* x, const T* W_ih, const T* W_hh,
-                        const T* h0, const T* y, const T* workspace, int64_t batch,
+                        const T* h0, const T* y, const T* workspace, const uint8_t* mask, int64_t batch,
                         int64_t steps, int64_t features, int64_t hidden);
 
 }  // namespace corenn
