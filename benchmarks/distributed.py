@@ -1,6 +1,7 @@
 """Data-parallel step time against allreduce time (docs/distributed.md).
 
-    OMP_NUM_THREADS=1 mpiexec -n 2 python benchmarks/distributed.py [--steps 30] [--json out.json]
+    OMP_NUM_THREADS=1 mpiexec -n 2 python benchmarks/distributed.py [--steps 30] \\
+        [--json docs/benchmarks-distributed.json]   # then benchmarks/run.py shows it
 
 For mlp_b64, mlp_b512 and resnet_small_b64 (../shared/WORKLOADS.md), each
 rank takes the workload's batch (weak scaling, as Horovod reports it) and the
@@ -98,8 +99,10 @@ def main():
                   + "  ".join(f"{link}: ~{r[f'{link} allreduce_ms (estimate)']:.2f} ms, "
                               f"~{100 * r[f'{link} efficiency (estimate)']:.0f}%" for link in LINKS), flush=True)
     if args.json and distributed.is_chief():
+        meta = {"ranks": distributed.size(), "steps": args.steps,
+                "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+            json.dump({"meta": meta, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

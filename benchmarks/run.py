@@ -288,6 +288,40 @@ def memory_section(rows, threads_list):
     return L + [""]
 
 
+# benchmarks/distributed.py --json writes this beside the report; run.py does
+# not launch MPI itself, so the section shows that script's last run.
+DISTRIBUTED_JSON = "benchmarks-distributed.json"
+
+
+def distributed_section(out):
+    """Per-step allreduce and step times with 2 ranks, from DISTRIBUTED_JSON."""
+    path = os.path.join(out, DISTRIBUTED_JSON)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        saved = json.load(f)
+    rows, meta = saved["rows"], saved.get("meta", {})
+    links = [k.split(" allreduce_ms")[0] for k in next(iter(rows.values())) if k.endswith("allreduce_ms (estimate)")]
+    L = ["## Data parallelism (MPI)", "",
+         f"`OMP_NUM_THREADS=1 mpiexec -n {meta.get('ranks', 2)} python benchmarks/distributed.py --json "
+         f"docs/{DISTRIBUTED_JSON}`" + (f", run on {meta['date']}" if meta.get("date") else "")
+         + ": each rank takes the workload's batch; medians over the steps of the slowest rank. "
+         "step = compute_gradients + allreduce of the gradient arena + apply_gradients; allreduce = "
+         "the MPI_Allreduce alone (this machine's shared memory); alone = the single-process "
+         "training step. The link columns are ESTIMATES from the measured message size (a ring "
+         "allreduce moves 2·(K−1)/K of the arena per rank), not measurements (docs/distributed.md).", "",
+         "| workload | arena MB | step ms | allreduce ms | alone ms | "
+         + " | ".join(f"{link} allreduce ms / efficiency (estimate)" for link in links) + " |",
+         "| --- | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in links) + " |"]
+    for name, r in rows.items():
+        cells = [f"{r['arena_bytes'] / 1e6:.2f}", f"{r['step_ms']:.2f}", f"{r['allreduce_ms']:.3f}",
+                 f"{r['alone_ms']:.2f}"]
+        cells += [f"~{r[f'{link} allreduce_ms (estimate)']:.2f} / ~{100 * r[f'{link} efficiency (estimate)']:.0f}%"
+                  for link in links]
+        L.append(f"| {name} | " + " | ".join(cells) + " |")
+    return L + [""]
+
+
 def targets_section(rows, threads_list):
     top = max(threads_list)
     rs = {r["workload"]: r for r in rows if r["threads"] == top}
@@ -386,6 +420,7 @@ def write_markdown(path, rows, machine, infos, settings, threads_list, elapsed, 
     L += scaling_section(rows, threads_list)
     L += targets_section(rows, threads_list)
     L += memory_section(rows, threads_list)
+    L += distributed_section(os.path.dirname(path))
 
     L += ["## Noise", "",
           "The machine is shared: other processes' CPU use during each timed loop is measured "

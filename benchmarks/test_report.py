@@ -44,6 +44,20 @@ def test_memory_section_lists_training_rows_at_the_most_threads():
     assert run.memory_section(rows[1:], [1, 2]) == []  # nothing measured: no section
 
 
+def test_distributed_section_renders_the_saved_mpi_run(tmp_path):
+    import json
+
+    assert run.distributed_section(str(tmp_path)) == []  # no MPI run saved: no section
+    row = {"arena_bytes": 2.14e6, "step_ms": 20.0, "allreduce_ms": 1.5, "alone_ms": 4.0,
+           "1 GbE allreduce_ms (estimate)": 17.25, "1 GbE efficiency (estimate)": 0.19,
+           "10 GbE allreduce_ms (estimate)": 1.73, "10 GbE efficiency (estimate)": 0.7}
+    with open(tmp_path / run.DISTRIBUTED_JSON, "w") as f:
+        json.dump({"meta": {"ranks": 2, "date": "2026-11-30"}, "rows": {"mlp_b64": row}}, f)
+    text = "\n".join(run.distributed_section(str(tmp_path)))
+    assert "| mlp_b64 | 2.14 | 20.00 | 1.500 | 4.00 | ~17.25 / ~19% | ~1.73 / ~70% |" in text
+    assert "1 GbE allreduce ms / efficiency (estimate)" in text and "mpiexec -n 2" in text
+
+
 def test_worker_reports_the_memory_a_workload_adds():
     import json
     import subprocess
