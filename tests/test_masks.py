@@ -323,6 +323,16 @@ def test_masks_pass_through_per_step_layers_and_stop_at_others():
     assert np.max(np.abs(got - alone)) > 1e-3
 
 
+def test_unit_normalization_of_each_step_passes_the_mask():
+    def between():  # the last axis: each step's vector alone; a new layer per model
+        return [L.UnitNormalization()]
+    w = id_model(4, between=between()).get_weights()
+    alone = np.concatenate([id_model(len(s), between=between(), weights=w).predict(np.array([s], float))
+                            for s in SEQUENCES])
+    got = id_model(7, between=between(), weights=w).predict(padded(SEQUENCES, 7))
+    assert_close(got, alone, dtype=np.float64)
+
+
 def test_weight_gradients_equal_the_unpadded_ones():
     """The batch loss is the mean over examples, so its gradients are the mean
     of each sequence's own, computed without padding."""

@@ -38,6 +38,7 @@ class UnitNormalization : public Layer<T> {
     for (size_t d = 0; d < a; ++d) outer_ *= in[d];
     channels_ = in[a];
     for (size_t d = a + 1; d < in.size(); ++d) inner_ *= in[d];
+    per_step_ = a >= 1;  // vectors within each step of (T, ...): masks of sequences pass
     this->in_size_ = this->out_size_ = shape_size(in);
     return in;
   }
@@ -54,10 +55,13 @@ class UnitNormalization : public Layer<T> {
     return dx;
   }
 
+  bool acts_per_step() const override { return per_step_; }
+
  private:
   int64_t axis_;
   double epsilon_;
   int64_t outer_ = 1, channels_ = 1, inner_ = 1;  // per example
+  bool per_step_ = false;
 };
 
 const LayerRegistration unit_normalization_kind(
