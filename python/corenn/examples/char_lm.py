@@ -14,12 +14,12 @@ character at a time with cn.decoding.sample at a few temperatures.
     python -m corenn.examples.char_lm --fast     # a small run (tests)
 """
 
-import argparse
 import time
 
 import numpy as np
 
 import corenn as cn
+from corenn.examples._cli import fast_flag
 
 L = cn.layers
 FAST = dict(chars=40_000, steps=16, stride=2, units=64, epochs=2, sample_length=80)  # the tests' run
@@ -107,7 +107,4 @@ def main(fast=False):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fast", action="store_true", help="a small run (tests)")
-    main(fast=parser.parse_args().fast)
+    main(fast=fast_flag(__doc__, "a small run (tests)"))

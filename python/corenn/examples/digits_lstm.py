@@ -7,12 +7,12 @@ a Dense layer turns into 10 logits.
     python -m corenn.examples.digits_lstm --fast     # fewer epochs (tests)
 """
 
-import argparse
 import time
 
 import numpy as np
 
 import corenn as cn
+from corenn.examples._cli import fast_flag
 
 L = cn.layers
 FAST = dict(epochs=12)  # main(fast=True): the tests' run
@@ -51,7 +51,4 @@ def main(fast=False):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fast", action="store_true", help="fewer epochs (tests)")
-    main(fast=parser.parse_args().fast)
+    main(fast=fast_flag(__doc__, "fewer epochs (tests)"))

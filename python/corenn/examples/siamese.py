@@ -13,11 +13,11 @@ pairs are balanced (half the same digit, half two different digits).
     python -m corenn.examples.siamese --fast     # fewer pairs and epochs
 """
 
-import argparse
 
 import numpy as np
 
 import corenn as cn
+from corenn.examples._cli import fast_flag
 
 L = cn.layers
 FAST = dict(train_pairs=20000, epochs=4)  # main(fast=True): the tests' run, a few seconds
@@ -96,7 +96,4 @@ def main(fast=False):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fast", action="store_true", help="fewer pairs and epochs (tests)")
-    main(fast=parser.parse_args().fast)
+    main(fast=fast_flag(__doc__, "fewer pairs and epochs (tests)"))

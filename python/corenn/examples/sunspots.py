@@ -9,11 +9,11 @@ the held-out years 1959–2008 against the "repeat the last value" baseline
     python -m corenn.examples.sunspots --fast     # fewer epochs (tests)
 """
 
-import argparse
 
 import numpy as np
 
 import corenn as cn
+from corenn.examples._cli import fast_flag
 
 L = cn.layers
 FAST = dict(epochs=60)  # main(fast=True): the tests' run
@@ -72,7 +72,4 @@ def main(fast=False):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fast", action="store_true", help="fewer epochs (tests)")
-    main(fast=parser.parse_args().fast)
+    main(fast=fast_flag(__doc__, "fewer epochs (tests)"))

@@ -11,11 +11,11 @@ under Keras's names (digit_loss, digit_accuracy, big_loss, big_binary_accuracy).
     python -m corenn.examples.two_heads --fast     # fewer epochs
 """
 
-import argparse
 
 import numpy as np
 
 import corenn as cn
+from corenn.examples._cli import fast_flag
 
 L = cn.layers
 FAST = dict(epochs=10)  # main(fast=True): the tests' run
@@ -70,7 +70,4 @@ def main(fast=False):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fast", action="store_true", help="fewer epochs (tests)")
-    main(fast=parser.parse_args().fast)
+    main(fast=fast_flag(__doc__, "fewer epochs (tests)"))

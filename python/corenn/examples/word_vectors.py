@@ -15,12 +15,12 @@ nearest neighbours of a few words by cosine similarity and one analogy
     python -m corenn.examples.word_vectors --fast     # a small run (tests)
 """
 
-import argparse
 import time
 
 import numpy as np
 
 import corenn as cn
+from corenn.examples._cli import fast_flag
 from corenn.examples.char_lm import load_text
 
 L = cn.layers
@@ -113,7 +113,4 @@ def main(fast=False):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fast", action="store_true", help="a small run (tests)")
-    main(fast=parser.parse_args().fast)
+    main(fast=fast_flag(__doc__, "a small run (tests)"))
