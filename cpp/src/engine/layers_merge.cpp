@@ -35,6 +35,15 @@ void require_several(const LayerSpec& spec, const std::vector<Shape>& shapes) {
     throw ValueError(layer_label(spec) + ": needs two or more inputs, got " + std::to_string(shapes.size()));
 }
 
+// The shape of element-wise merges (Add, Subtract), whose inputs ("all
+// inputs", "both inputs") must share it.
+Shape common_shape(const LayerSpec& spec, const std::vector<Shape>& shapes, const char* inputs) {
+  for (const Shape& s : shapes)
+    if (s != shapes[0])
+      throw ShapeError(layer_label(spec) + ": " + inputs + " must have the same shape, got " + shapes_string(shapes));
+  return shapes[0];
+}
+
 template <typename T>
 class Add : public MergeLayer<T> {
  public:
@@ -42,12 +51,9 @@ class Add : public MergeLayer<T> {
 
   Shape build_inputs(const std::vector<Shape>& shapes) override {
     require_several(this->spec_, shapes);
-    for (const Shape& s : shapes)
-      if (s != shapes[0])
-        throw ShapeError(layer_label(this->spec_) + ": all inputs must have the same shape, got " +
-                         shapes_string(shapes));
-    this->in_size_ = this->out_size_ = shape_size(shapes[0]);
-    return shapes[0];
+    const Shape shape = common_shape(this->spec_, shapes, "all inputs");
+    this->in_size_ = this->out_size_ = shape_size(shape);
+    return shape;
   }
 
   const T* forward_inputs(const std::vector<const T*>& xs, int64_t batch, LayerCache<T>& c) const override {
@@ -76,11 +82,9 @@ class Subtract : public MergeLayer<T> {
     if (shapes.size() != 2)
       throw ValueError(layer_label(this->spec_) + ": needs exactly two inputs (a − b), got " +
                        std::to_string(shapes.size()));
-    if (shapes[0] != shapes[1])
-      throw ShapeError(layer_label(this->spec_) + ": both inputs must have the same shape, got " +
-                       shapes_string(shapes));
-    this->in_size_ = this->out_size_ = shape_size(shapes[0]);
-    return shapes[0];
+    const Shape shape = common_shape(this->spec_, shapes, "both inputs");
+    this->in_size_ = this->out_size_ = shape_size(shape);
+    return shape;
   }
 
   const T* forward_inputs(const std::vector<const T*>& xs, int64_t batch, LayerCache<T>& c) const override {
