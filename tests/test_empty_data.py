@@ -126,6 +126,9 @@ COMPILE_METRICS = [
     ("recall_micro", cn.metrics.Recall("micro"), BCE, (0, 2), r"metric 'recall_micro'"),
     ("f1", cn.metrics.F1Score(), BCE, (0, 1), r"metric 'f1'"),
     ("top_2_accuracy", cn.metrics.TopKAccuracy(2), SCE, (0, 3), r"metric 'top_2_accuracy'"),
+    ("categorical_accuracy", cn.metrics.categorical_accuracy, "mse", (0, 3), r"categorical_accuracy"),
+    ("mean_absolute_error", cn.metrics.mean_absolute_error, "mse", (0, 2), r"mae"),
+    ("mean_squared_error", cn.metrics.mean_squared_error, "mse", (0, 2), r"mse"),
 ]
 
 
@@ -138,7 +141,8 @@ def test_compile_metrics_refuse_empty_outputs(name, fn, loss, shape, owner):
 
 def test_every_metric_is_covered():
     covered = {c[0] for c in LABEL_METRICS} | {"accuracy", "binary_accuracy", "Precision", "Recall",
-                                                "F1Score", "TopKAccuracy"}
+                                                "F1Score", "TopKAccuracy", "categorical_accuracy",
+                                                "mean_absolute_error", "mean_squared_error"}
     assert set(cn.metrics.__all__) - {"get", "select"} == covered
 
 

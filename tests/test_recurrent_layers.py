@@ -326,8 +326,8 @@ def test_bad_inputs():
         L.SimpleRNN(3, activation="relu", name="s")(L.Input((2, 5)))
     with pytest.raises(ValueError, match=r"LSTM: units must be"):
         L.LSTM(0)
-    with pytest.raises(TypeError, match=r"LSTM got an unexpected keyword argument 'recurrent_dropout'"):
-        L.LSTM(3, recurrent_dropout=0.1)  # not yet; dropout is tests/test_recurrent_dropout.py's
+    with pytest.raises(TypeError, match=r"LSTM got an unexpected keyword argument 'reccurent_dropout'"):
+        L.LSTM(3, reccurent_dropout=0.1)  # dropout and recurrent_dropout: tests/test_recurrent_dropout.py
     # Data of the wrong shape: a 2-D batch for sequences, an initial state of the wrong width.
     m = cn.Sequential([L.Input((4, 2)), L.LSTM(3)])
     m.build()

@@ -67,12 +67,13 @@ LAYER_CASES = {
                       L.Conv2D(2, 3)], (2, 6, 6)),
     "embedding": ([L.Embedding(7, 3, embeddings_initializer="glorot_normal", mask_zero=True), L.Flatten(),
                    L.Dense(2)], (5,)),  # input: token ids (see inputs)
-    "simple_rnn": ([L.SimpleRNN(3, return_sequences=True, go_backwards=True), L.Flatten()], (4, 2)),
+    "simple_rnn": ([L.SimpleRNN(3, return_sequences=True, go_backwards=True, recurrent_dropout=0.1), L.Flatten()],
+                   (4, 2)),
     # Masks reaching recurrent layers: tests/test_masks.py (ONNX has no form for them).
     "masking": ([L.Masking(mask_value=0.5), L.Flatten(), L.Dense(2)], (4, 3)),
-    "gru": ([L.GRU(4, return_sequences=True, use_bias=False, dropout=0.25), L.GRU(2, kernel_initializer="he_normal")],
+    "gru": ([L.GRU(4, return_sequences=True, use_bias=False, dropout=0.25), L.GRU(2, kernel_initializer="he_normal", recurrent_dropout=0.2)],
             (3, 5)),
-    "lstm": ([L.LSTM(3, return_sequences=True, unit_forget_bias=False),
+    "lstm": ([L.LSTM(3, return_sequences=True, unit_forget_bias=False, recurrent_dropout=0.3),
               L.LSTM(2, go_backwards=True, recurrent_initializer=cn.initializers.RandomNormal(0.2))], (5, 2)),
     "repeat_vector": ([L.RepeatVector(3), L.Flatten()], (4,)),
     "time_distributed": ([L.TimeDistributed(L.Dense(3, activation="tanh", use_bias=False)),

@@ -454,3 +454,45 @@ def test_bidirectional_and_wrappers_export_to_onnx(mode, rng, tmp_path):
     none = cn.Model(seq, L.Bidirectional(L.GRU(2), merge_mode=None, name="two")(seq)[0])
     with pytest.raises(ValueError, match="layer 'two' has merge_mode None"):
         cn.interop.export_onnx(none, tmp_path / "none.onnx")
+
+
+@pytest.mark.parametrize("when", ["before_build", "after_build", "from_file"])
+def test_frozen_batch_norm_inside_time_distributed_runs_in_inference_mode(when, tmp_path):
+    """TimeDistributed(BatchNormalization) frozen (the wrapper's trainable =
+    False, as Keras's setter passes it to the wrapped layer): fit leaves gamma,
+    beta and the moving statistics be, and its training forward normalises
+    with the moving statistics, (x − mean)/√(var + ε)·γ + β, as predict does."""
+    rng = np.random.default_rng(3)
+    T, F, eps = 4, 3, 1e-3
+    cn.seed(5)
+    td = L.TimeDistributed(L.BatchNormalization(epsilon=eps), name="td", trainable=when == "after_build")
+    m = cn.Sequential([L.Input((T, F)), L.Dense(F), td, L.Flatten(), L.Dense(2)], dtype="float64")
+    m.compile(optimizer="adam", loss="softmax_cross_entropy")
+    m.build()
+    gamma, beta, mean, var = (rng.uniform(0.5, 1.5, F), rng.standard_normal(F), rng.standard_normal(F),
+                              rng.uniform(0.5, 2.0, F))
+    td.set_weights([gamma, beta, mean, var])
+    if when == "after_build":
+        td.trainable = False
+    if when == "from_file":
+        m.save(tmp_path / "m.corenn")
+        m = cn.load_model(tmp_path / "m.corenn")
+        m.compile(optimizer="adam", loss="softmax_cross_entropy")
+        td = m.get_layer("td")
+    assert not td.trainable
+    x, y = rng.standard_normal((16, T, F)), rng.integers(0, 2, 16)
+    m.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    for a, b in zip(td.get_weights(), [gamma, beta, mean, var]):
+        np.testing.assert_array_equal(a, b)
+    # The training forward (before its update) is predict's: the moving statistics, bit for bit.
+    expected = m.predict(x[:4])
+    dense, head = m.layers[0].get_weights(), m.layers[-1].get_weights()
+    _, _, (out,) = m._engine.train_step([x[:4]], [y[:4]], None, True)
+    np.testing.assert_array_equal(out, expected)
+    h = x[:4] @ dense[0].T + dense[1]  # Dense: W (units, in_features)
+    normalised = (h - mean) / np.sqrt(var + eps) * gamma + beta
+    np.testing.assert_allclose(out, normalised.reshape(4, -1) @ head[0].T + head[1], **MODEL_F64)
+    # Unfrozen, it trains and its moving statistics move again.
+    td.trainable = True
+    m.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert all(np.any(a != b) for a, b in zip(td.get_weights(), [gamma, beta, mean, var]))

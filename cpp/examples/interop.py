@@ -51,7 +51,8 @@ def every_layer_model():
     # The 5 features read as 5 steps of one; the LSTM's final states start the others.
     seq, state_h, state_c = L.LSTM(3, return_sequences=True, return_state=True)(L.Reshape((5, 1))(h))
     seq = L.Dot(axes=2, normalize=True)([seq, seq])  # (5, 5): each step's cosine similarity to the others
-    seq = L.GRU(3, return_sequences=True, go_backwards=True, dropout=0.1)(seq, initial_state=state_h)
+    seq = L.GRU(3, return_sequences=True, go_backwards=True, dropout=0.1, recurrent_dropout=0.2)(
+        seq, initial_state=state_h)
     seq = L.Softmax(axis=1)(seq)  # over the steps
     seq = L.LayerNormalization()(L.PositionalEncoding()(seq))
     seq = L.Attention(use_scale=True)([seq, seq], use_causal_mask=True)

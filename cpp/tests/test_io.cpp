@@ -120,7 +120,8 @@ Model every_layer_model(DType dtype) {
   m.add(LayerSpec("simple_rnn").set("units", 2).set("return_sequences", true).set("go_backwards", true));
   m.add(LayerSpec("softmax").set("axis", 1));  // over the 3 steps
   m.add(LayerSpec("layer_norm").set("epsilon", 0.01));
-  m.add(LayerSpec("gru").set("units", 3).set("return_sequences", true).set("use_bias", false).set("dropout", 0.2));
+  m.add(LayerSpec("gru").set("units", 3).set("return_sequences", true).set("use_bias", false).set("dropout", 0.2)
+            .set("recurrent_dropout", 0.3));
   m.add(LayerSpec("lstm").set("units", 3).set("unit_forget_bias", false));
   // The LSTM's last output repeated over 2 steps, a Dense at each, then a
   // bidirectional GRU over them: the wrappers hold their layers as nested specs.

@@ -34,11 +34,11 @@ LstmRun run_lstm(bool naive, double grad_init, const uint8_t* mask) {
   std::vector<double> ws(lstm_workspace_size(N, S, H)), scratch(lstm_backward_scratch_size(N, S, H));
   (naive ? lstm_forward_naive<double> : lstm_forward<double>)(r.y.data(), r.h.data(), r.c.data(), ws.data(),
                                                               x.data(), W_ih.data(), W_hh.data(), b.data(),
-                                                              h0.data(), c0.data(), mask, N, S, F, H);
+                                                              h0.data(), c0.data(), mask, N, S, F, H, nullptr);
   (naive ? lstm_backward_naive<double> : lstm_backward<double>)(
       r.dx.data(), r.dh0.data(), r.dc0.data(), r.dW_ih.data(), r.dW_hh.data(), r.db.data(), scratch.data(),
       dy.data(), dh_T.data(), dc_T.data(), x.data(), W_ih.data(), W_hh.data(), h0.data(), c0.data(),
-      r.y.data(), ws.data(), mask, N, S, F, H);
+      r.y.data(), ws.data(), mask, N, S, F, H, nullptr);
   return r;
 }
 
@@ -75,11 +75,11 @@ TEST(gru_fast_matches_naive_and_accumulates) {
     std::vector<double> ws(gru_workspace_size(N, S, H)), scratch(gru_backward_scratch_size(N, S, H));
     (naive ? gru_forward_naive<double> : gru_forward<double>)(o[0].data(), o[1].data(), ws.data(), x.data(),
                                                               W_ih.data(), W_hh.data(), b.data(), rb.data(),
-                                                              h0.data(), mask, N, S, F, H);
+                                                              h0.data(), mask, N, S, F, H, nullptr);
     (naive ? gru_backward_naive<double> : gru_backward<double>)(
         o[2].data(), o[3].data(), o[4].data(), o[5].data(), o[6].data(), o[7].data(), scratch.data(), dy.data(),
         dh_T.data(), x.data(), W_ih.data(), W_hh.data(), h0.data(), o[0].data(), ws.data(), mask, N, S,
-        F, H);
+        F, H, nullptr);
   }
   for (int k = 0; k < 8; ++k) check_all_close(outs[0][k], outs[1][k], 0.0);
   }
@@ -98,10 +98,10 @@ TEST(simple_rnn_fast_matches_naive_and_accumulates) {
     o[4].assign(H * F, 0.5), o[5].assign(H * H, 0.5), o[6].assign(H, 0.5);
     std::vector<double> scratch(simple_rnn_backward_scratch_size(N, S, H));
     (naive ? simple_rnn_forward_naive<double> : simple_rnn_forward<double>)(
-        o[0].data(), o[1].data(), x.data(), W_ih.data(), W_hh.data(), b.data(), h0.data(), mask, N, S, F, H);
+        o[0].data(), o[1].data(), x.data(), W_ih.data(), W_hh.data(), b.data(), h0.data(), mask, N, S, F, H, nullptr);
     (naive ? simple_rnn_backward_naive<double> : simple_rnn_backward<double>)(
         o[2].data(), o[3].data(), o[4].data(), o[5].data(), o[6].data(), scratch.data(), dy.data(), dh_T.data(),
-        x.data(), W_ih.data(), W_hh.data(), h0.data(), o[0].data(), mask, N, S, F, H);
+        x.data(), W_ih.data(), W_hh.data(), h0.data(), o[0].data(), mask, N, S, F, H, nullptr);
   }
   for (int k = 0; k < 7; ++k) check_all_close(outs[0][k], outs[1][k], 0.0);
   }

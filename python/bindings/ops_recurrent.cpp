@@ -105,7 +105,8 @@ const uint8_t* mask_data(const std::vector<uint8_t>& mask) { return mask.empty()
 int64_t cache_size(int64_t workspace, const RnnDims& d) { return workspace + d.batch * d.steps * d.hidden; }
 
 py::tuple simple_rnn_forward_py(const py::array& x, const py::array& W_ih, const py::array& W_hh,
-                                const py::object& b, const py::object& h0, const py::object& mask, bool naive) {
+                                const py::object& b, const py::object& h0, const py::object& mask,
+                                const py::object& recurrent_mask, bool naive) {
   const FloatKind kind = float_kind(x, kRnnForward, "x");
   const RnnDims d = rnn_dims(x, W_ih, W_hh, 1, kRnnForward);
   const std::vector<uint8_t> step_mask_bytes = step_mask(mask, d, kRnnForward);
@@ -113,11 +114,13 @@ py::tuple simple_rnn_forward_py(const py::array& x, const py::array& W_ih, const
   const int64_t N = d.batch, S = d.steps, H = d.hidden;
   py::array b_arr = input_array(b, x, {H}, kRnnForward, "b");
   const Optional h0o = optional_array(h0, x, {N, H}, kRnnForward, "h0");
+  const Optional rmo = optional_array(recurrent_mask, x, {N, H}, kRnnForward, "recurrent_mask");
   return dispatch_float(kind, [&](auto tag) -> py::tuple {
     using T = decltype(tag);
     auto xc = contiguous<T>(x), Wic = contiguous<T>(W_ih), Whc = contiguous<T>(W_hh), bc = contiguous<T>(b_arr);
-    carray<T> h0c;
+    carray<T> h0c, rmc;
     const T* h0p = data_or_null<T>(h0o, h0c);
+    const T* rmp = data_or_null<T>(rmo, rmc);
     auto y = new_array<T>({N, S, H});
     auto h_T = new_array<T>({N, H});
     auto cache = new_array<T>({cache_size(0, d)});
@@ -125,7 +128,7 @@ py::tuple simple_rnn_forward_py(const py::array& x, const py::array& W_ih, const
     {
       py::gil_scoped_release nogil;
       (naive ? simple_rnn_forward_naive<T> : simple_rnn_forward<T>)(yp, hp, xc.data(), Wic.data(), Whc.data(),
-                                                                    bc.data(), h0p, mp, N, S, d.features, H);
+                                                                    bc.data(), h0p, mp, N, S, d.features, H, rmp);
       std::copy(yp, yp + N * S * H, wp);
     }
     return py::make_tuple(y, h_T, cache);
@@ -134,7 +137,8 @@ py::tuple simple_rnn_forward_py(const py::array& x, const py::array& W_ih, const
 
 py::tuple simple_rnn_backward_py(const py::array& dy, const py::object& dh_T, const py::array& x,
                                  const py::array& W_ih, const py::array& W_hh, const py::object& b,
-                                 const py::object& h0, const py::object& cache, const py::object& mask, bool naive) {
+                                 const py::object& h0, const py::object& cache, const py::object& mask,
+                                const py::object& recurrent_mask, bool naive) {
   const FloatKind kind = float_kind(x, kRnnBackward, "x");
   const RnnDims d = rnn_dims(x, W_ih, W_hh, 1, kRnnBackward);
   const std::vector<uint8_t> step_mask_bytes = step_mask(mask, d, kRnnBackward);
@@ -144,14 +148,16 @@ py::tuple simple_rnn_backward_py(const py::array& dy, const py::object& dh_T, co
   py::array dy_arr = input_array(dy, x, {N, S, H}, kRnnBackward, "dy");
   const Optional dhT = optional_array(dh_T, x, {N, H}, kRnnBackward, "dh_T");
   const Optional h0o = optional_array(h0, x, {N, H}, kRnnBackward, "h0");
+  const Optional rmo = optional_array(recurrent_mask, x, {N, H}, kRnnBackward, "recurrent_mask");
   py::array cache_arr = input_array(cache, x, {cache_size(0, d)}, kRnnBackward, "cache");
   return dispatch_float(kind, [&](auto tag) -> py::tuple {
     using T = decltype(tag);
     auto xc = contiguous<T>(x), Wic = contiguous<T>(W_ih), Whc = contiguous<T>(W_hh);
     auto dyc = contiguous<T>(dy_arr), cc = contiguous<T>(cache_arr);
-    carray<T> dhc, h0c;
+    carray<T> dhc, h0c, rmc;
     const T* dhp = data_or_null<T>(dhT, dhc);
     const T* h0p = data_or_null<T>(h0o, h0c);
+    const T* rmp = data_or_null<T>(rmo, rmc);
     auto dx = new_array<T>({N, S, F});
     auto dW_ih = new_array<T>({H, F});
     auto dW_hh = new_array<T>({H, H});
@@ -167,7 +173,7 @@ py::tuple simple_rnn_backward_py(const py::array& dy, const py::object& dh_T, co
       std::fill(dbp, dbp + H, T(0));
       (naive ? simple_rnn_backward_naive<T> : simple_rnn_backward<T>)(
           dxp, dh0p, dWip, dWhp, dbp, sp, dyc.data(), dhp, xc.data(), Wic.data(), Whc.data(), h0p, cc.data(),
-          mp, N, S, F, H);
+          mp, N, S, F, H, rmp);
     }
     return py::make_tuple(dx, dW_ih, dW_hh, db, dh0);
   });
@@ -175,7 +181,7 @@ py::tuple simple_rnn_backward_py(const py::array& dy, const py::object& dh_T, co
 
 py::tuple lstm_forward_py(const py::array& x, const py::array& W_ih, const py::array& W_hh,
                           const py::object& b, const py::object& h0, const py::object& c0, const py::object& mask,
-                          bool naive) {
+                          const py::object& recurrent_mask, bool naive) {
   const FloatKind kind = float_kind(x, kLstmForward, "x");
   const RnnDims d = rnn_dims(x, W_ih, W_hh, 4, kLstmForward);
   const std::vector<uint8_t> step_mask_bytes = step_mask(mask, d, kLstmForward);
@@ -183,11 +189,13 @@ py::tuple lstm_forward_py(const py::array& x, const py::array& W_ih, const py::a
   const int64_t N = d.batch, S = d.steps, H = d.hidden;
   py::array b_arr = input_array(b, x, {4 * H}, kLstmForward, "b");
   const Optional h0o = optional_array(h0, x, {N, H}, kLstmForward, "h0");
+  const Optional rmo = optional_array(recurrent_mask, x, {N, H}, kLstmForward, "recurrent_mask");
   const Optional c0o = optional_array(c0, x, {N, H}, kLstmForward, "c0");
   return dispatch_float(kind, [&](auto tag) -> py::tuple {
     using T = decltype(tag);
     auto xc = contiguous<T>(x), Wic = contiguous<T>(W_ih), Whc = contiguous<T>(W_hh), bc = contiguous<T>(b_arr);
-    carray<T> h0c, c0c;
+    carray<T> h0c, c0c, rmc;
+    const T* rmp = data_or_null<T>(rmo, rmc);
     const T* h0p = data_or_null<T>(h0o, h0c);
     const T* c0p = data_or_null<T>(c0o, c0c);
     const int64_t ws = lstm_workspace_size(N, S, H);
@@ -199,7 +207,7 @@ py::tuple lstm_forward_py(const py::array& x, const py::array& W_ih, const py::a
     {
       py::gil_scoped_release nogil;
       (naive ? lstm_forward_naive<T> : lstm_forward<T>)(yp, hp, cp, wp, xc.data(), Wic.data(), Whc.data(),
-                                                        bc.data(), h0p, c0p, mp, N, S, d.features, H);
+                                                        bc.data(), h0p, c0p, mp, N, S, d.features, H, rmp);
       std::copy(yp, yp + N * S * H, wp + ws);
     }
     return py::make_tuple(y, h_T, c_T, cache);
@@ -209,7 +217,8 @@ py::tuple lstm_forward_py(const py::array& x, const py::array& W_ih, const py::a
 py::tuple lstm_backward_py(const py::array& dy, const py::object& dh_T, const py::object& dc_T,
                            const py::array& x, const py::array& W_ih, const py::array& W_hh,
                            const py::object& b, const py::object& h0, const py::object& c0,
-                           const py::object& cache, const py::object& mask, bool naive) {
+                           const py::object& cache, const py::object& mask,
+                                const py::object& recurrent_mask, bool naive) {
   const FloatKind kind = float_kind(x, kLstmBackward, "x");
   const RnnDims d = rnn_dims(x, W_ih, W_hh, 4, kLstmBackward);
   const std::vector<uint8_t> step_mask_bytes = step_mask(mask, d, kLstmBackward);
@@ -220,6 +229,7 @@ py::tuple lstm_backward_py(const py::array& dy, const py::object& dh_T, const py
   const Optional dhT = optional_array(dh_T, x, {N, H}, kLstmBackward, "dh_T");
   const Optional dcT = optional_array(dc_T, x, {N, H}, kLstmBackward, "dc_T");
   const Optional h0o = optional_array(h0, x, {N, H}, kLstmBackward, "h0");
+  const Optional rmo = optional_array(recurrent_mask, x, {N, H}, kLstmBackward, "recurrent_mask");
   const Optional c0o = optional_array(c0, x, {N, H}, kLstmBackward, "c0");
   const int64_t ws = lstm_workspace_size(N, S, H);
   py::array cache_arr = input_array(cache, x, {cache_size(ws, d)}, kLstmBackward, "cache");
@@ -227,7 +237,8 @@ py::tuple lstm_backward_py(const py::array& dy, const py::object& dh_T, const py
     using T = decltype(tag);
     auto xc = contiguous<T>(x), Wic = contiguous<T>(W_ih), Whc = contiguous<T>(W_hh);
     auto dyc = contiguous<T>(dy_arr), cc = contiguous<T>(cache_arr);
-    carray<T> dhc, dcc, h0c, c0c;
+    carray<T> dhc, dcc, h0c, c0c, rmc;
+    const T* rmp = data_or_null<T>(rmo, rmc);
     const T* dhp = data_or_null<T>(dhT, dhc);
     const T* dcp = data_or_null<T>(dcT, dcc);
     const T* h0p = data_or_null<T>(h0o, h0c);
@@ -251,7 +262,7 @@ py::tuple lstm_backward_py(const py::array& dy, const py::object& dh_T, const py
       const T* wp = cc.data();
       (naive ? lstm_backward_naive<T> : lstm_backward<T>)(
           dxp, dh0p, dc0p, dWip, dWhp, dbp, sp, dyc.data(), dhp, dcp, xc.data(), Wic.data(), Whc.data(),
-          h0p, c0p, wp + ws, wp, mp, N, S, F, H);
+          h0p, c0p, wp + ws, wp, mp, N, S, F, H, rmp);
     }
     return py::make_tuple(dx, dW_ih, dW_hh, db, dh0, dc0);
   });
@@ -259,7 +270,7 @@ py::tuple lstm_backward_py(const py::array& dy, const py::object& dh_T, const py
 
 py::tuple gru_forward_py(const py::array& x, const py::array& W_ih, const py::array& W_hh,
                          const py::object& b, const py::object& rb, const py::object& h0, const py::object& mask,
-                         bool naive) {
+                         const py::object& recurrent_mask, bool naive) {
   const FloatKind kind = float_kind(x, kGruForward, "x");
   const RnnDims d = rnn_dims(x, W_ih, W_hh, 3, kGruForward);
   const std::vector<uint8_t> step_mask_bytes = step_mask(mask, d, kGruForward);
@@ -268,12 +279,14 @@ py::tuple gru_forward_py(const py::array& x, const py::array& W_ih, const py::ar
   py::array b_arr = input_array(b, x, {3 * H}, kGruForward, "b");
   py::array rb_arr = input_array(rb, x, {3 * H}, kGruForward, "recurrent_bias");
   const Optional h0o = optional_array(h0, x, {N, H}, kGruForward, "h0");
+  const Optional rmo = optional_array(recurrent_mask, x, {N, H}, kGruForward, "recurrent_mask");
   return dispatch_float(kind, [&](auto tag) -> py::tuple {
     using T = decltype(tag);
     auto xc = contiguous<T>(x), Wic = contiguous<T>(W_ih), Whc = contiguous<T>(W_hh);
     auto bc = contiguous<T>(b_arr), rbc = contiguous<T>(rb_arr);
-    carray<T> h0c;
+    carray<T> h0c, rmc;
     const T* h0p = data_or_null<T>(h0o, h0c);
+    const T* rmp = data_or_null<T>(rmo, rmc);
     const int64_t ws = gru_workspace_size(N, S, H);
     auto y = new_array<T>({N, S, H});
     auto h_T = new_array<T>({N, H});
@@ -282,7 +295,7 @@ py::tuple gru_forward_py(const py::array& x, const py::array& W_ih, const py::ar
     {
       py::gil_scoped_release nogil;
       (naive ? gru_forward_naive<T> : gru_forward<T>)(yp, hp, wp, xc.data(), Wic.data(), Whc.data(), bc.data(),
-                                                      rbc.data(), h0p, mp, N, S, d.features, H);
+                                                      rbc.data(), h0p, mp, N, S, d.features, H, rmp);
       std::copy(yp, yp + N * S * H, wp + ws);
     }
     return py::make_tuple(y, h_T, cache);
@@ -292,7 +305,8 @@ py::tuple gru_forward_py(const py::array& x, const py::array& W_ih, const py::ar
 py::tuple gru_backward_py(const py::array& dy, const py::object& dh_T, const py::array& x,
                           const py::array& W_ih, const py::array& W_hh, const py::object& b,
                           const py::object& rb, const py::object& h0, const py::object& cache,
-                          const py::object& mask, bool naive) {
+                          const py::object& mask,
+                                const py::object& recurrent_mask, bool naive) {
   const FloatKind kind = float_kind(x, kGruBackward, "x");
   const RnnDims d = rnn_dims(x, W_ih, W_hh, 3, kGruBackward);
   const std::vector<uint8_t> step_mask_bytes = step_mask(mask, d, kGruBackward);
@@ -303,15 +317,17 @@ py::tuple gru_backward_py(const py::array& dy, const py::object& dh_T, const py:
   py::array dy_arr = input_array(dy, x, {N, S, H}, kGruBackward, "dy");
   const Optional dhT = optional_array(dh_T, x, {N, H}, kGruBackward, "dh_T");
   const Optional h0o = optional_array(h0, x, {N, H}, kGruBackward, "h0");
+  const Optional rmo = optional_array(recurrent_mask, x, {N, H}, kGruBackward, "recurrent_mask");
   const int64_t ws = gru_workspace_size(N, S, H);
   py::array cache_arr = input_array(cache, x, {cache_size(ws, d)}, kGruBackward, "cache");
   return dispatch_float(kind, [&](auto tag) -> py::tuple {
     using T = decltype(tag);
     auto xc = contiguous<T>(x), Wic = contiguous<T>(W_ih), Whc = contiguous<T>(W_hh);
     auto dyc = contiguous<T>(dy_arr), cc = contiguous<T>(cache_arr);
-    carray<T> dhc, h0c;
+    carray<T> dhc, h0c, rmc;
     const T* dhp = data_or_null<T>(dhT, dhc);
     const T* h0p = data_or_null<T>(h0o, h0c);
+    const T* rmp = data_or_null<T>(rmo, rmc);
     auto dx = new_array<T>({N, S, F});
     auto dW_ih = new_array<T>({3 * H, F});
     auto dW_hh = new_array<T>({3 * H, H});
@@ -331,7 +347,7 @@ py::tuple gru_backward_py(const py::array& dy, const py::object& dh_T, const py:
       const T* wp = cc.data();
       (naive ? gru_backward_naive<T> : gru_backward<T>)(dxp, dh0p, dWip, dWhp, dbp, drbp, sp, dyc.data(), dhp,
                                                         xc.data(), Wic.data(), Whc.data(), h0p, wp + ws, wp,
-                                                        mp, N, S, F, H);
+                                                        mp, N, S, F, H, rmp);
     }
     return py::make_tuple(dx, dW_ih, dW_hh, db, drb, dh0);
   });
@@ -341,19 +357,25 @@ py::tuple gru_backward_py(const py::array& dy, const py::object& dh_T, const py:
 
 void bind_recurrent(py::module_& ops) {
   ops.def("simple_rnn_forward", &simple_rnn_forward_py, py::arg("x"), py::arg("W_ih"), py::arg("W_hh"),
-          py::arg("b"), py::arg("h0") = py::none(), py::arg("mask") = py::none(), py::arg("naive") = false,
+          py::arg("b"), py::arg("h0") = py::none(), py::arg("mask") = py::none(), py::arg("recurrent_mask") = py::none(),
+          py::arg("naive") = false,
           "(y, h_T, cache): h_t = tanh(W_ih x_t + W_hh h_{t-1} + b) over x (N, T, F), batch first. "
           "W_ih (H, F), W_hh (H, H), b (H,) = PyTorch's bias_ih + bias_hh; h0 (N, H) or None (zeros). "
           "cache is what simple_rnn_backward reads. mask (N, T) of bools or 0/1, or None: at a step with "
           "mask 0 the state carries over and y_t is that carried h (Keras's masks); every recurrent op "
-          "takes it, and backward must get the forward's.");
+          "takes it, and backward must get the forward's. recurrent_mask (N, H) of x's dtype, or None: "
+          "recurrent dropout, the recurrent products of every step read h_{t-1} * recurrent_mask (the "
+          "caller's mask, 0 or 1/(1 - rate) per example and unit; every recurrent op takes it, and "
+          "backward must get the forward's).");
   ops.def("simple_rnn_backward", &simple_rnn_backward_py, py::arg("dy"), py::arg("dh_T"), py::arg("x"),
           py::arg("W_ih"), py::arg("W_hh"), py::arg("b"), py::arg("h0"), py::arg("cache"), py::arg("mask") = py::none(),
+          py::arg("recurrent_mask") = py::none(),
           py::arg("naive") = false,
           "(dx, dW_ih, dW_hh, db, dh0): backward through time of simple_rnn_forward; dy (N, T, H), "
           "dh_T (N, H) or None (zeros).");
   ops.def("lstm_forward", &lstm_forward_py, py::arg("x"), py::arg("W_ih"), py::arg("W_hh"), py::arg("b"),
           py::arg("h0") = py::none(), py::arg("c0") = py::none(), py::arg("mask") = py::none(),
+          py::arg("recurrent_mask") = py::none(),
           py::arg("naive") = false,
           "(y, h_T, c_T, cache): an LSTM over x (N, T, F), batch first, PyTorch's gate order i, f, g, o. "
           "W_ih (4H, F), W_hh (4H, H), b (4H,) = PyTorch's bias_ih + bias_hh; h0, c0 (N, H) or None "
@@ -362,12 +384,14 @@ void bind_recurrent(py::module_& ops) {
           "TypeError on mixed or non-float dtypes.");
   ops.def("lstm_backward", &lstm_backward_py, py::arg("dy"), py::arg("dh_T"), py::arg("dc_T"), py::arg("x"),
           py::arg("W_ih"), py::arg("W_hh"), py::arg("b"), py::arg("h0"), py::arg("c0"), py::arg("cache"),
-          py::arg("mask") = py::none(), py::arg("naive") = false,
+          py::arg("mask") = py::none(), py::arg("recurrent_mask") = py::none(),
+          py::arg("naive") = false,
           "(dx, dW_ih, dW_hh, db, dh0, dc0): backward through time of lstm_forward. dy (N, T, H) is the "
           "gradient of every output step; dh_T, dc_T (N, H) of the final states, or None (zeros); x, "
           "weights, h0, c0 and cache as given to and returned by lstm_forward.");
   ops.def("gru_forward", &gru_forward_py, py::arg("x"), py::arg("W_ih"), py::arg("W_hh"), py::arg("b"),
           py::arg("recurrent_bias"), py::arg("h0") = py::none(), py::arg("mask") = py::none(),
+          py::arg("recurrent_mask") = py::none(),
           py::arg("naive") = false,
           "(y, h_T, cache): a GRU over x (N, T, F), batch first, PyTorch's gate order r, z, n and "
           "formula n = tanh(W_in x + b_n + r*(W_hn h + rb_n)), h_t = (1-z)*n + z*h_{t-1} (Keras's "
@@ -375,7 +399,8 @@ void bind_recurrent(py::module_& ops) {
           "bias_hh (3H,); h0 (N, H) or None (zeros).");
   ops.def("gru_backward", &gru_backward_py, py::arg("dy"), py::arg("dh_T"), py::arg("x"), py::arg("W_ih"),
           py::arg("W_hh"), py::arg("b"), py::arg("recurrent_bias"), py::arg("h0"), py::arg("cache"),
-          py::arg("mask") = py::none(), py::arg("naive") = false,
+          py::arg("mask") = py::none(), py::arg("recurrent_mask") = py::none(),
+          py::arg("naive") = false,
           "(dx, dW_ih, dW_hh, db, drecurrent_bias, dh0): backward through time of gru_forward; dy "
           "(N, T, H), dh_T (N, H) or None (zeros).");
 }

@@ -1071,32 +1071,42 @@ class _Recurrent(Layer):
     then in that processing order (Keras). dropout (training only) drops
     input units with one mask per sequence, reused at every step and shared by
     all the gates (Keras's; inverted scaling; the same seed draws the same
-    masks). Weights in get_weights order:
+    masks). recurrent_dropout (training only) drops units of the previous
+    state h<t−1> where the recurrent kernel multiplies it, again with one
+    mask per sequence (per example and unit, the same at every step), shared
+    by all the gates: Keras's non-cuDNN LSTM and GRU draw one mask per gate,
+    corenn one (Gal & Ghahramani 2016, tied weights); the GRU's z ⊙ h<t−1>
+    and the carried state of a masked step read h<t−1> undropped, as
+    Keras's. Kept units are scaled by 1/(1 − recurrent_dropout); the mask is
+    independent of the input mask and, in a Bidirectional, of the other
+    direction's. Inference ignores both. Weights in get_weights order:
     kernel (G·units, features), recurrent_kernel (G·units, units), bias
     (G·units,) — PyTorch's weight_ih, weight_hh and bias_ih + bias_hh, G = 1
     (SimpleRNN), 4 (LSTM: i, f, g, o), 3 (GRU: r, z, n; bias = bias_ih, then
     recurrent_bias = bias_hh). The kernels implement activation "tanh" and
     recurrent_activation "sigmoid" only: another is a ValueError when the layer
-    is constructed. Not yet: recurrent_dropout.
+    is constructed.
 
     Arguments: units, activation, (GRU, LSTM: recurrent_activation,) use_bias
     by position in Keras's order, the others by keyword. Errors: ValueError
-    for units < 1, dropout outside [0, 1) or an unsupported cell function
-    (at construction), for an input that is not (batch, timesteps, features)
-    or initial states not (batch, units) (at the call); TypeError for a
-    misspelt keyword."""
+    for units < 1, dropout or recurrent_dropout outside [0, 1) or an
+    unsupported cell function (at construction), for an input that is not
+    (batch, timesteps, features) or initial states not (batch, units) (at the
+    call); TypeError for a misspelt keyword."""
 
     _gated = True
 
     # Positional order as Keras: (units, activation, [recurrent_activation,] use_bias);
     # everything after use_bias is keyword-only.
     def __init__(self, units, activation="tanh", use_bias=True, *, return_sequences=False,
-                 return_state=False, go_backwards=False, dropout=0.0, kernel_initializer="glorot_uniform",
-                 recurrent_initializer="orthogonal", **kwargs):
+                 return_state=False, go_backwards=False, dropout=0.0, recurrent_dropout=0.0,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", **kwargs):
         super().__init__(**kwargs)
         owner = type(self).__name__
         self.units = _validate.integer(owner, "units", units, minimum=1)
         self.dropout = _validate.real(owner, "dropout", dropout, low=0.0, high=1.0, high_open=True)
+        self.recurrent_dropout = _validate.real(owner, "recurrent_dropout", recurrent_dropout, low=0.0, high=1.0,
+                                                high_open=True)
         if not isinstance(activation, str):
             raise TypeError(f"{owner}: activation must be a name, got {activation!r}")
         self.activation = activation
@@ -1128,7 +1138,8 @@ class _Recurrent(Layer):
         return {**super().get_config(), "units": self.units, "activation": self.activation,
                 "use_bias": self.use_bias, "return_sequences": self.return_sequences,
                 "return_state": self.return_state, "go_backwards": self.go_backwards,
-                "dropout": self.dropout, "kernel_initializer": self.kernel_initializer.name,
+                "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
+                "kernel_initializer": self.kernel_initializer.name,
                 "recurrent_initializer": self.recurrent_initializer.name,
                 "initializer_stddev": self._stddev}
 

@@ -7,15 +7,24 @@ Two faces:
   which picks the best candidate by one optimising metric subject to
   satisficing constraints;
 - metrics for compile(metrics=[...]), computed from the model's outputs
-  (logits) and targets: "accuracy", "binary_accuracy", "precision", "recall",
-  "f1" (and their "_macro"/"_micro" variants), "top_k_accuracy" (k = 5) or
-  "top_<k>_accuracy"; or objects such as F1Score(average="macro") and
-  TopKAccuracy(k=3); or any callable fn(outputs, y, loss).
+  (logits) and targets: "accuracy", "binary_accuracy", "categorical_accuracy",
+  "mae", "mse", "precision", "recall", "f1" (and their "_macro"/"_micro"
+  variants), "top_k_accuracy" (k = 5) or "top_<k>_accuracy"; or objects such
+  as F1Score(average="macro") and TopKAccuracy(k=3); or any callable
+  fn(outputs, y, loss).
 Predicted labels from logits: the argmax for softmax_cross_entropy, z > 0 (σ(z)
 > 0.5) per column for binary_cross_entropy, where NaN targets (missing labels)
 are skipped. A NaN logit predicts nothing: a compile() metric over outputs
 holding NaN is NaN (as the loss is), never the score of an argmax or a sign
 test that NaN happened to pass.
+
+Sequences (outputs (N, T, ...)) respect the output's mask (Embedding(
+mask_zero=True), Masking) as Keras's metrics do: fit and evaluate hand the
+metrics the targets of masked steps as missing, label -1 for class ids
+((N, T) under softmax_cross_entropy) and NaN for float targets, and every
+metric above leaves missing targets out, so its value is Keras's with the
+mask as sample weight (a step's values averaged over the last axis, then the
+mean over the unmasked steps).
 """
 
 import math
@@ -189,6 +198,9 @@ def _nan_in(outputs):
 def _predictions(outputs, y, loss, owner):
     """(y_true, y_pred) from logits: class ids, or 0/1 columns with NaN kept in y_true."""
     _validate.examples(owner, "outputs", outputs)
+    if loss == "softmax_cross_entropy" and outputs.ndim == 3:  # a sequence: its counted steps
+        outputs, y = _counted_steps(outputs, y)
+        return y, np.argmax(outputs, axis=1)
     if loss == "softmax_cross_entropy":
         return np.asarray(y), np.argmax(outputs.reshape(len(outputs), -1), axis=1)
     if loss == "binary_cross_entropy":
@@ -220,12 +232,63 @@ def accuracy(outputs, y, loss):
 
 
 def binary_accuracy(outputs, y, loss=None):
+    """Fraction of logits whose sign (σ(z) > 0.5) matches the 0/1 target;
+    NaN targets (missing labels, masked steps) skipped; NaN when none is left."""
     _validate.examples("binary_accuracy", "outputs", outputs)
     y = np.asarray(y).reshape(outputs.shape)
     present = ~np.isnan(y)
     if not present.any() or _nan_in(outputs):
         return float("nan")
     return float(np.mean((outputs[present] > 0) == (y[present] > 0.5)))
+
+
+def _present_rows(owner, outputs, y):
+    """outputs and float targets of the same shape as (rows, last axis), and
+    which rows count: those without a NaN target (missing: a masked step)."""
+    _validate.examples(owner, "outputs", outputs)
+    y = np.asarray(y, dtype=np.float64)
+    if y.shape != outputs.shape:
+        raise ValueError(f"{owner}: needs targets shaped like the outputs {outputs.shape}, got {y.shape}")
+    width = outputs.shape[-1] if outputs.ndim > 1 else 1
+    out, y = outputs.reshape(-1, width), y.reshape(-1, width)
+    return out, y, ~np.isnan(y).any(axis=1)
+
+
+def categorical_accuracy(outputs, y, loss=None):
+    """Keras's categorical_accuracy: the fraction of rows (examples, or steps of
+    a sequence) whose largest output is where the one-hot target y (shaped
+    like the outputs) has its largest value; rows with NaN targets skipped."""
+    out, y, present = _present_rows("categorical_accuracy", outputs, y)
+    if not present.any() or _nan_in(outputs):
+        return float("nan")
+    return float(np.mean(np.argmax(out[present], axis=1) == np.argmax(y[present], axis=1)))
+
+
+def mean_absolute_error(outputs, y, loss=None):
+    """mean |y − outputs| over the rows with targets (NaN targets skipped)."""
+    out, y, present = _present_rows("mae", outputs, y)
+    if not present.any():
+        return float("nan")
+    return float(np.mean(np.abs(y[present] - out[present])))
+
+
+def mean_squared_error(outputs, y, loss=None):
+    """mean (y − outputs)² over the rows with targets (NaN targets skipped)."""
+    out, y, present = _present_rows("mse", outputs, y)
+    if not present.any():
+        return float("nan")
+    return float(np.mean((y[present] - out[present]) ** 2))
+
+
+def _counted_steps(outputs, y):
+    """Sequence logits (N, T, K) and labels (N, T) as the counted steps' rows
+    (K,) and labels: those whose label is not -1 (ignored, or masked)."""
+    y = np.asarray(y)
+    if y.shape != outputs.shape[:2]:
+        raise ValueError(f"needs labels (N, T) = {outputs.shape[:2]} for sequence logits {outputs.shape}, "
+                         f"got {y.shape}")
+    counted = y != -1
+    return outputs[counted], y[counted]
 
 
 class _Averaged:
@@ -270,7 +333,9 @@ class F1Score(_Averaged):
 
 
 class TopKAccuracy:
-    """Fraction of examples whose class is among the k largest logits."""
+    """Fraction of examples whose class is among the k largest logits; for
+    sequence logits (N, T, K) and labels (N, T), of the counted steps (label
+    not -1, step not masked), NaN when none counts."""
 
     def __init__(self, k=5, name=None):
         self.k = _validate.integer("TopKAccuracy", "k", k, minimum=1)
@@ -282,12 +347,18 @@ class TopKAccuracy:
         _validate.examples(f"metric {self.name!r}", "outputs", outputs)
         if _nan_in(outputs):
             return float("nan")
+        if outputs.ndim == 3:
+            outputs, y = _counted_steps(outputs, y)
+            if not len(y):
+                return float("nan")
         return top_k_accuracy_score(y, outputs.reshape(len(outputs), -1), self.k)
 
 
 def _by_name(name):
     simple = {"accuracy": accuracy, "acc": accuracy, "sparse_categorical_accuracy": accuracy,
-              "binary_accuracy": binary_accuracy}
+              "binary_accuracy": binary_accuracy, "categorical_accuracy": categorical_accuracy,
+              "mae": mean_absolute_error, "mean_absolute_error": mean_absolute_error,
+              "mse": mean_squared_error, "mean_squared_error": mean_squared_error}
     if name in simple:
         return ("accuracy" if name == "acc" else name), simple[name]
     for cls in (Precision, Recall, F1Score):
@@ -308,7 +379,7 @@ def get(metric):
         found = _by_name(metric)
         if found is None:
             raise ValueError(f"compile: unknown metric {metric!r}; expected accuracy, "
-                             "sparse_categorical_accuracy, binary_accuracy, "
+                             "sparse_categorical_accuracy, binary_accuracy, categorical_accuracy, mae, mse, "
                              "precision, recall, f1 (optionally with _binary, _macro or _micro), "
                              "top_k_accuracy, top_<k>_accuracy, or a callable fn(outputs, y, loss)"
                              + _validate.did_you_mean(metric, ("accuracy", "binary_accuracy", "precision",
@@ -320,5 +391,6 @@ def get(metric):
 
 
 __all__ = ["F1Score", "Precision", "Recall", "TopKAccuracy", "accuracy", "accuracy_score",
-           "binary_accuracy", "confusion_matrix", "f1_score", "get", "precision_score",
-           "recall_score", "select", "top_k_accuracy_score"]
+           "binary_accuracy", "categorical_accuracy", "confusion_matrix", "f1_score", "get",
+           "mean_absolute_error", "mean_squared_error", "precision_score", "recall_score", "select",
+           "top_k_accuracy_score"]

@@ -320,28 +320,39 @@ def _logs(model, loss, output_losses, outputs, ys):
 
 
 def _masked_labels(model, xs, ys, batch_size=256):
-    """ys with the labels of masked steps set to -1 (ignored), for the metrics
-    of sequence outputs (N, T, K) under softmax_cross_entropy: a metric sees
-    labels and logits only, so the output's mask (Embedding(mask_zero=True),
-    Masking) reaches it as ignored labels. The loss leaves both out already,
-    so the loss is unchanged. Masks follow from x alone: one inference pass."""
-    wanted = [o for o, (loss, metrics, y) in enumerate(zip(model._losses, model._output_metrics, ys))
-              if loss == "softmax_cross_entropy" and metrics and y is not None and y.ndim == 2]
+    """(ys, metric_ys): the targets with those of masked steps marked missing,
+    for the metrics of sequence outputs (N, T, ...): a metric sees targets and
+    outputs only, so the output's mask (Embedding(mask_zero=True), Masking)
+    reaches it as missing targets, which every built-in metric leaves out
+    (corenn.metrics). Class ids (N, T) under softmax_cross_entropy become -1
+    (ignored) in both: that loss leaves masked steps out already, so it is
+    unchanged. Float targets become NaN in metric_ys only: the other losses do
+    not read the mask (and mse would turn NaN into a NaN loss). Masks follow
+    from x alone: one inference pass."""
+    wanted = [o for o, (metrics, y) in enumerate(zip(model._output_metrics, ys))
+              if metrics and y is not None and y.ndim >= 2]
     if not wanted:
-        return ys
+        return ys, ys
     n = len(xs[0])
     parts = [model._engine.output_masks(_rows(xs, slice(s, s + batch_size))) for s in range(0, n, batch_size)]
-    ys = list(ys)
+    ys, metric_ys = list(ys), list(ys)
     for o in wanted:
-        if parts and parts[0][o] is not None:
-            mask = np.concatenate([p[o] for p in parts])
-            ys[o] = np.where(mask != 0, ys[o], -1)
-    return ys
+        if not parts or parts[0][o] is None:
+            continue
+        mask = np.concatenate([p[o] for p in parts])
+        if ys[o].shape[:mask.ndim] != mask.shape:
+            continue
+        kept = (mask != 0).reshape(mask.shape + (1,) * (ys[o].ndim - mask.ndim))
+        if model._losses[o] == "softmax_cross_entropy" and ys[o].ndim == 2:
+            ys[o] = metric_ys[o] = np.where(kept, ys[o], -1)
+        else:
+            metric_ys[o] = np.where(kept, ys[o], np.nan)
+    return ys, metric_ys
 
 
 def _fit_loop(model, xs, ys, w, batch_size, epoch_numbers, validation_data, shuffle, cbs, verbose):
     n = len(xs[0])
-    ys = _masked_labels(model, xs, ys)
+    ys, metric_ys = _masked_labels(model, xs, ys)
     batches = (n + batch_size - 1) // batch_size
     with_outputs = any(model._output_metrics)
     parallel = distributed.active()  # each rank trains on its shard (corenn/distributed.py)
@@ -361,12 +372,13 @@ def _fit_loop(model, xs, ys, w, batch_size, epoch_numbers, validation_data, shuf
         if parallel:  # this rank's share of every global batch
             rows, batches = distributed.shard(np.arange(n) if order is None else order, batch_size)
             xe, ye, we = _rows(xs, rows), _rows(ys, rows), None if w is None else w[rows]
+            me = _rows(metric_ys, rows)
         elif shuffle:
             # One gather per epoch; the batches are then contiguous views.
-            xe, ye = _rows(xs, order), _rows(ys, order)
+            xe, ye, me = _rows(xs, order), _rows(ys, order), _rows(metric_ys, order)
             we = None if w is None else w[order]
         else:
-            xe, ye, we = xs, ys, w
+            xe, ye, me, we = xs, ys, metric_ys, w
         started = time.perf_counter()
         total_loss, seen, examples, outputs = 0.0, 0, 0, []
         output_totals = [0.0] * len(ys)  # logged for several outputs only
@@ -396,7 +408,7 @@ def _fit_loop(model, xs, ys, w, batch_size, epoch_numbers, validation_data, shuf
             if model.stop_training:  # e.g. TerminateOnNaN: not one more update
                 break
         joined = [np.concatenate([o[k] for o in outputs]) for k in range(len(ys))] if outputs else []
-        targets = _rows(ye, slice(None, seen))
+        targets = _rows(me, slice(None, seen))
         if parallel:  # the logs of all the ranks' examples, the same on every rank
             *output_totals, seen = distributed.sum_over_ranks([*output_totals, seen])
             joined, targets = distributed.gather_rows(joined), distributed.gather_rows(targets)
@@ -438,7 +450,7 @@ def evaluate(model, x, y, batch_size=256, verbose=0, sample_weight=None):
 
 def _evaluate_arrays(model, xs, ys, batch_size, sample_weight=None):
     n = len(xs[0])
-    ys = _masked_labels(model, xs, ys, batch_size)
+    ys, metric_ys = _masked_labels(model, xs, ys, batch_size)
     if not distributed.active():
         total, output_totals, joined = _evaluate_sums(model, xs, ys, batch_size, sample_weight)
     else:  # each rank evaluates every K-th row; the sums and outputs are gathered
@@ -447,8 +459,8 @@ def _evaluate_arrays(model, xs, ys, batch_size, sample_weight=None):
             model, _rows(xs, mine), _rows(ys, mine), batch_size,
             None if sample_weight is None else sample_weight[mine])
         total, *output_totals = distributed.sum_over_ranks([total, *output_totals])
-        joined, ys = distributed.gather_rows(joined), _rows(ys, order)
-    return _logs(model, total / n, [t / n for t in output_totals], joined, ys)
+        joined, metric_ys = distributed.gather_rows(joined), _rows(metric_ys, order)
+    return _logs(model, total / n, [t / n for t in output_totals], joined, metric_ys)
 
 
 def _evaluate_sums(model, xs, ys, batch_size, sample_weight):

@@ -145,6 +145,11 @@ class Layer {
   }
   // Initial parameters (drawn from key) and state.
   virtual void initialize(uint64_t key) { (void)key; }
+  // Keras's `trainable`: the optimizer skips a frozen layer, and a frozen
+  // BatchNormalization normalises with its moving statistics and leaves them
+  // be. A wrapper passes the flag on to the layer it wraps, as Keras's setter
+  // sets every sublayer's.
+  virtual void set_trainable(bool trainable) { spec_.trainable = trainable; }
 
   // Returns the output: cache.out, or x itself for layers that only relabel shapes.
   virtual const T* forward(const T* x, int64_t batch, bool training, uint64_t key,

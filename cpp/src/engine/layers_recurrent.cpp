@@ -10,6 +10,13 @@
 // (processing) order, as Keras's. dropout (training only) drops input units
 // with ONE mask per sequence, reused at every step (Keras's): x is masked once,
 // before the input projection of all steps; one mask serves all the gates.
+// recurrent_dropout (training only) likewise drops units of h_{t-1} in the
+// recurrent products with one mask m (N, H) per sequence, drawn per example
+// and unit and shared by all the gates (Keras's non-cuDNN LSTM and GRU draw
+// one per gate; one is Gal & Ghahramani's tied-weights variant): the kernels
+// take m scaled by 1/(1 − rate) (recurrent.hpp). It is drawn from its own key,
+// derived from the layer's, so it is independent of the input mask (and, in a
+// Bidirectional, of the other direction's, which gets another layer key).
 //
 // Masks: the sequence's mask (cache.input_mask, from Embedding(mask_zero) or
 // Masking) reaches the kernels, which skip masked steps keeping the state.
@@ -67,10 +74,14 @@ class Recurrent : public CallLayer<T> {
         kernel_init_(parse_initializer(spec.get<std::string>("kernel_initializer"))),
         recurrent_init_(parse_initializer(spec.get<std::string>("recurrent_initializer"))),
         stddev_(spec.get<double>("initializer_stddev")),
-        dropout_(spec.get<double>("dropout")) {
+        dropout_(spec.get<double>("dropout")),
+        recurrent_dropout_(spec.get<double>("recurrent_dropout")) {
     if (units_ < 1) throw ValueError(layer_label(spec) + ": units must be >= 1, got " + std::to_string(units_));
     if (!(dropout_ >= 0.0 && dropout_ < 1.0))
       throw ValueError(layer_label(spec) + ": dropout must be in [0, 1), got " + std::to_string(dropout_));
+    if (!(recurrent_dropout_ >= 0.0 && recurrent_dropout_ < 1.0))
+      throw ValueError(layer_label(spec) + ": recurrent_dropout must be in [0, 1), got " +
+                       std::to_string(recurrent_dropout_));
     require_function(spec, "activation", "tanh");
     if (cell_ != Cell::simple_rnn) require_function(spec, "recurrent_activation", "sigmoid");
     gates_ = cell_ == Cell::lstm ? 4 : cell_ == Cell::gru ? 3 : 1;
@@ -155,26 +166,35 @@ class Recurrent : public CallLayer<T> {
     const uint8_t* mask = step_mask(c);
     const T* h0 = given_states_ ? xs[1] : nullptr;
     const T* c0 = given_states_ && cell_ == Cell::lstm ? xs[2] : nullptr;
-    c.outs.resize(3);
+    c.outs.resize(4);  // y, h_T, c_T, and the recurrent dropout mask m (N, H) for backward
     for (auto& buffer : c.outs) ensure_size(buffer, N * H);
     ensure_size(c.outs[0], N * S * H);
     T* y = c.outs[0].data();
     T* h_T = c.outs[1].data();
     T* c_T = c.outs[2].data();
+    const T* rmask = nullptr;
+    if (training && recurrent_dropout_ > 0.0) {  // m = dropout applied to ones: 0 or 1/(1 − rate)
+      T* m = c.outs[3].data();
+      ensure_size(c.mask, N * F + N * H);  // after the input mask's N·F units
+      std::fill(m, m + N * H, T(1));
+      dropout_forward<T>(m, c.mask.data() + N * F, m, N * H, static_cast<T>(recurrent_dropout_),
+                         random_bits(key, kRecurrentMaskStream));
+      rmask = m;
+    }
     const T* W_ih = this->params_;
     const T* W_hh = W_ih + gates_ * H * F;
     switch (cell_) {
       case Cell::simple_rnn:
-        simple_rnn_forward<T>(y, h_T, x, W_ih, W_hh, bias(), h0, mask, N, S, F, H);
+        simple_rnn_forward<T>(y, h_T, x, W_ih, W_hh, bias(), h0, mask, N, S, F, H, rmask);
         break;
       case Cell::lstm:
         ensure_size(c.scratch, lstm_workspace_size(N, S, H));
-        lstm_forward<T>(y, h_T, c_T, c.scratch.data(), x, W_ih, W_hh, bias(), h0, c0, mask, N, S, F, H);
+        lstm_forward<T>(y, h_T, c_T, c.scratch.data(), x, W_ih, W_hh, bias(), h0, c0, mask, N, S, F, H, rmask);
         break;
       case Cell::gru:
         ensure_size(c.scratch, gru_workspace_size(N, S, H));
         gru_forward<T>(y, h_T, c.scratch.data(), x, W_ih, W_hh, bias(), bias() + gates_ * H, h0, mask, N, S, F,
-                       H);
+                       H, rmask);
         break;
     }
     ys[0] = return_sequences_ ? y : h_T;
@@ -227,18 +247,19 @@ class Recurrent : public CallLayer<T> {
     T* db = use_bias_ ? dW_hh + GH * H : dbias_own;
     const T* y = c.outs[0].data();
     const uint8_t* mask = step_mask(c);
+    const T* rmask = c.training && recurrent_dropout_ > 0.0 ? c.outs[3].data() : nullptr;
     switch (cell_) {
       case Cell::simple_rnn:
         simple_rnn_backward<T>(dx, dh0, dW_ih, dW_hh, db, scratch, dy, dh_T, x, W_ih, W_hh, h0, y, mask, N, S, F,
-                               H);
+                               H, rmask);
         break;
       case Cell::lstm:
         lstm_backward<T>(dx, dh0, dc0, dW_ih, dW_hh, db, scratch, dy, dh_T, dc_T, x, W_ih, W_hh, h0, c0, y,
-                         c.scratch.data(), mask, N, S, F, H);
+                         c.scratch.data(), mask, N, S, F, H, rmask);
         break;
       case Cell::gru:
         gru_backward<T>(dx, dh0, dW_ih, dW_hh, db, db + GH, scratch, dy, dh_T, x, W_ih, W_hh, h0, y,
-                        c.scratch.data(), mask, N, S, F, H);
+                        c.scratch.data(), mask, N, S, F, H, rmask);
         break;
     }
     if (!dxs[0] || !(go_backwards_ || dropped)) return;
@@ -274,6 +295,9 @@ class Recurrent : public CallLayer<T> {
   Init kernel_init_, recurrent_init_;
   double stddev_;  // random_normal's, for either initialiser
   double dropout_;  // the drop probability of the input units
+  double recurrent_dropout_;  // that of the units of h_{t-1} in the recurrent products
+  // The recurrent mask's key is random_bits(layer key, this): an index no input unit reaches.
+  static constexpr uint64_t kRecurrentMaskStream = ~uint64_t(0);
   int64_t gates_ = 1, num_states_ = 1;
   int64_t steps_ = 0, features_ = 0;
   bool given_states_ = false;
@@ -290,7 +314,8 @@ Attributes recurrent_attributes(bool gated) {
                {"kernel_initializer", "glorot_uniform"},
                {"recurrent_initializer", "orthogonal"},
                {"initializer_stddev", 0.01},
-               {"dropout", 0.0}};
+               {"dropout", 0.0},
+               {"recurrent_dropout", 0.0}};
   return gated ? joined(a, {{"recurrent_activation", "sigmoid"}}) : a;
 }
 

@@ -49,6 +49,7 @@ class TimeDistributed : public Layer<T> {
     if (inner_->as_merge() || inner_->as_call())
       throw ValueError(layer_label(spec) + ": attribute 'layer' must be a layer with one input and one output, "
                        "got " + layer_label(inner_->spec()));
+    if (!spec.trainable) inner_->set_trainable(false);
   }
 
   Shape build(const Shape& input_shape) override {
@@ -70,6 +71,10 @@ class TimeDistributed : public Layer<T> {
   std::vector<std::string> parameter_names() const override { return inner_->parameter_names(); }
   std::vector<std::string> state_names() const override { return inner_->state_names(); }
   void initialize(uint64_t key) override { inner_->initialize(key); }
+  void set_trainable(bool trainable) override {
+    Layer<T>::set_trainable(trainable);
+    inner_->set_trainable(trainable);
+  }
 
   const T* forward(const T* x, int64_t batch, bool training, uint64_t key, LayerCache<T>& c) const override {
     c.inner.resize(1);

@@ -512,7 +512,7 @@ class Engine : public EngineBase {
   // mode) and so does the optimizer; a shared layer is frozen in every model.
   void set_trainable(size_t layer, bool trainable) override {
     specs.at(layer).trainable = trainable;
-    if (built) layers_.at(layer)->spec().trainable = trainable;
+    if (built) layers_.at(layer)->set_trainable(trainable);
   }
   int64_t count_params() const override { return static_cast<int64_t>(n_grads_); }
   int64_t count_state(size_t layer) const override { return layers_.at(layer)->state_count(); }

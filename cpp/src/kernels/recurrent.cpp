@@ -60,9 +60,11 @@ inline float tanh_vec(float a) { return 1.0f - 2.0f / (1.0f + exp_vec(2.0f * a))
 inline double tanh_vec(double a) { return std::tanh(a); }
 
 // h_{t-1} of every example as one (N, T, H) matrix: h0 (or zeros) then y
-// shifted by one step, so dW_hh is one GEMM over all N·T rows.
+// shifted by one step, so dW_hh is one GEMM over all N·T rows; with recurrent
+// dropout, h_{t-1} ⊙ m, as the recurrent products read it.
 template <typename T>
-void previous_states(T* h_prev, const T* h0, const T* y, int64_t batch, int64_t steps, int64_t hidden) {
+void previous_states(T* h_prev, const T* h0, const T* y, const T* recurrent_mask, int64_t batch, int64_t steps,
+                     int64_t hidden) {
   for (int64_t n = 0; n < batch; ++n) {
     T* row = h_prev + n * steps * hidden;
     if (h0)
@@ -70,6 +72,8 @@ void previous_states(T* h_prev, const T* h0, const T* y, int64_t batch, int64_t 
     else
       std::fill(row, row + hidden, T(0));
     std::copy(y + n * steps * hidden, y + (n * steps + steps - 1) * hidden, row + hidden);
+    if (recurrent_mask)
+      for (int64_t k = 0; k < steps * hidden; ++k) row[k] *= recurrent_mask[n * hidden + k % hidden];
   }
 }
 
@@ -143,6 +147,53 @@ void carry_state(T* dst, const T* prev, int64_t j0, int64_t j1) {
     std::fill(dst + j0, dst + j1, T(0));
 }
 
+// Recurrent dropout (recurrent.hpp): the factor m of unit i = n·H + j in the
+// recurrent products of example n; 1 without a mask.
+template <typename T>
+inline T kept(const T* recurrent_mask, int64_t i) {
+  return recurrent_mask ? recurrent_mask[i] : T(1);
+}
+
+// Where step t's recurrent product reads h_{t-1}, example n's row at h + n·ld:
+// y's step t-1, h0 at t = 0 (nullptr: zeros, no product), or with recurrent
+// dropout `dropped`, which drop_state fills with h_{t-1} ⊙ m before the step.
+template <typename T>
+struct PreviousState {
+  const T* h;
+  int64_t ld;
+};
+template <typename T>
+PreviousState<T> previous_state(const T* y, const T* h0, const T* dropped, int64_t t, int64_t S, int64_t H) {
+  if (t == 0 && !h0) return {nullptr, H};
+  if (dropped) return {dropped, H};
+  return t > 0 ? PreviousState<T>{y + (t - 1) * H, S * H} : PreviousState<T>{h0, H};
+}
+// dropped[n] = h_{t-1}[n] ⊙ m[n] for the examples [lo, hi) (the fast kernels
+// pass h_T as `dropped`: they write it only after the last step).
+template <typename T>
+void drop_state(T* dropped, const T* y, const T* h0, const T* recurrent_mask, int64_t t, int64_t lo, int64_t hi,
+                int64_t S, int64_t H) {
+  const PreviousState<T> p = previous_state<T>(y, h0, nullptr, t, S, H);
+  if (!p.h) return;
+  for (int64_t n = lo; n < hi; ++n)
+    for (int64_t j = 0; j < H; ++j) dropped[n * H + j] = p.h[n * p.ld + j] * recurrent_mask[n * H + j];
+}
+
+// dh_{t-1} += dA_t · W_hh for the examples [lo, hi) (dA_t: their rows of step
+// t's G gate gradients, leading dimension ld). With recurrent dropout the
+// product read h_{t-1} ⊙ m, so the gradient is (dA_t · W_hh) ⊙ m, formed in
+// `product` (N, H) first.
+template <typename T>
+void add_state_gradient(T* dh, T* product, const T* dA_t, int64_t ld, const T* W_hh, const T* recurrent_mask,
+                        int64_t lo, int64_t hi, int64_t H, int64_t G) {
+  if (!recurrent_mask) {
+    gemm<T>(Trans::no, Trans::no, hi - lo, H, G, T(1), dA_t, ld, W_hh, H, T(1), dh + lo * H, H);
+    return;
+  }
+  gemm<T>(Trans::no, Trans::no, hi - lo, H, G, T(1), dA_t, ld, W_hh, H, T(0), product + lo * H, H);
+  for (int64_t i = lo * H; i < hi * H; ++i) dh[i] += product[i] * recurrent_mask[i];
+}
+
 // What the backward sums over every step, once the recurrence has produced the
 // gate gradients of all N·T rows: dx, dW_ih and db from dA_in, dW_hh from
 // dA_rec (the same matrix but for the GRU, whose recurrent products have a gate
@@ -150,8 +201,8 @@ void carry_state(T* dst, const T* prev, int64_t j0, int64_t j1) {
 template <typename T>
 void gradients_over_all_steps(T* dx, T* dW_ih, T* dW_hh, T* db, T* h_prev, const T* dA_in,
                               const T* dA_rec, const T* x, const T* W_ih, const T* h0, const T* y,
-                              int64_t N, int64_t S, int64_t F, int64_t H, int64_t G) {
-  previous_states(h_prev, h0, y, N, S, H);
+                              const T* recurrent_mask, int64_t N, int64_t S, int64_t F, int64_t H, int64_t G) {
+  previous_states(h_prev, h0, y, recurrent_mask, N, S, H);
   gemm<T>(Trans::no, Trans::no, N * S, F, G, T(1), dA_in, G, W_ih, F, T(0), dx, F);
   gemm<T>(Trans::yes, Trans::no, G, F, N * S, T(1), dA_in, G, x, F, T(1), dW_ih, F);
   gemm<T>(Trans::yes, Trans::no, G, H, N * S, T(1), dA_rec, G, h_prev, H, T(1), dW_hh, H);
@@ -278,18 +329,22 @@ int64_t gru_backward_scratch_size(int64_t batch, int64_t steps, int64_t hidden) 
 
 template <typename T>
 void simple_rnn_forward(T* y, T* h_T, const T* x, const T* W_ih, const T* W_hh, const T* b,
-                        const T* h0, const uint8_t* mask, int64_t batch, int64_t steps, int64_t features, int64_t hidden) {
+                        const T* h0, const uint8_t* mask, int64_t batch, int64_t steps, int64_t features, int64_t hidden,
+                        const T* recurrent_mask) {
   const int64_t N = batch, S = steps, H = hidden;
   // y first holds the input projections of all steps (one GEMM); step t then
   // adds W_hh h_{t-1} from the finished step t-1 and activates in place.
   gemm<T>(Trans::no, Trans::yes, N * S, H, features, T(1), x, features, W_ih, features, T(0), y, H);
+  T* dropped = recurrent_mask ? h_T : nullptr;
   // Threads own batch rows for the whole recurrence, as the LSTM's (there:
   // why); a batch under 2 · kMinRows runs here with each step's GEMM split.
   blas_keep_single_threaded();
   parallel_for(0, N, kMinRows, [&](int64_t lo, int64_t hi, int) {
     for (int64_t t = 0; t < S; ++t) {
-      const T* h_prev = t > 0 ? y + (t - 1) * H : h0;
-      const int64_t ldh = t > 0 ? S * H : H;
+      if (dropped) drop_state(dropped, y, h0, recurrent_mask, t, lo, hi, S, H);
+      const PreviousState<T> prev = previous_state(y, h0, dropped, t, S, H);
+      const T* h_prev = prev.h;
+      const int64_t ldh = prev.ld;
       if (h_prev)
         gemm<T>(Trans::no, Trans::yes, hi - lo, H, H, T(1), h_prev + lo * ldh, ldh, W_hh, H, T(1),
                 y + lo * S * H + t * H, S * H);
@@ -308,7 +363,7 @@ void simple_rnn_forward(T* y, T* h_T, const T* x, const T* W_ih, const T* W_hh, 
 template <typename T>
 void simple_rnn_forward_naive(T* y, T* h_T, const T* x, const T* W_ih, const T* W_hh, const T* b,
                               const T* h0, const uint8_t* mask, int64_t batch, int64_t steps, int64_t features,
-                              int64_t hidden) {
+                              int64_t hidden, const T* recurrent_mask) {
   const int64_t N = batch, S = steps, F = features, H = hidden;
   for (int64_t t = 0; t < S; ++t)
     for (int64_t n = 0; n < N; ++n) {
@@ -322,7 +377,7 @@ void simple_rnn_forward_naive(T* y, T* h_T, const T* x, const T* W_ih, const T* 
         T acc = b[j];
         for (int64_t q = 0; q < F; ++q) acc += W_ih[j * F + q] * x[r * F + q];
         if (h_prev)
-          for (int64_t q = 0; q < H; ++q) acc += W_hh[j * H + q] * h_prev[q];
+          for (int64_t q = 0; q < H; ++q) acc += W_hh[j * H + q] * (h_prev[q] * kept(recurrent_mask, n * H + q));
         y[r * H + j] = std::tanh(acc);
       }
     }
@@ -334,7 +389,7 @@ template <typename T>
 void simple_rnn_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scratch, const T* dy,
                          const T* dh_T, const T* x, const T* W_ih, const T* W_hh, const T* h0,
                          const T* y, const uint8_t* mask, int64_t batch, int64_t steps, int64_t features,
-                         int64_t hidden) {
+                         int64_t hidden, const T* recurrent_mask) {
   const int64_t N = batch, S = steps, F = features, H = hidden;
   T* dA = scratch;
   T* h_prev = dA + N * S * H;
@@ -359,19 +414,19 @@ void simple_rnn_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scratch, c
       }
       // dh_{t-1} = dA_t · W_hh, added to dh: zero for a valid row (its gradient
       // went into dA), the carried gradient for a masked one (whose dA is zero).
-      gemm<T>(Trans::no, Trans::no, hi - lo, H, H, T(1), dA + (lo * S + t) * H, S * H, W_hh, H, T(1),
-              dh + lo * H, H);
+      // h_prev is free until after the loop.
+      add_state_gradient(dh, h_prev, dA + (lo * S + t) * H, S * H, W_hh, recurrent_mask, lo, hi, H, H);
     }
   });
   std::copy(dh, dh + N * H, dh0);
-  gradients_over_all_steps(dx, dW_ih, dW_hh, db, h_prev, dA, dA, x, W_ih, h0, y, N, S, F, H, H);
+  gradients_over_all_steps(dx, dW_ih, dW_hh, db, h_prev, dA, dA, x, W_ih, h0, y, recurrent_mask, N, S, F, H, H);
 }
 
 template <typename T>
 void simple_rnn_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scratch,
                                const T* dy, const T* dh_T, const T* x, const T* W_ih,
                                const T* W_hh, const T* h0, const T* y, const uint8_t* mask, int64_t batch,
-                               int64_t steps, int64_t features, int64_t hidden) {
+                               int64_t steps, int64_t features, int64_t hidden, const T* recurrent_mask) {
   const int64_t N = batch, S = steps, F = features, H = hidden;
   T* dA = scratch;
   T* dh = dA + 2 * N * S * H;
@@ -390,7 +445,7 @@ void simple_rnn_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scra
       for (int64_t q = 0; q < H; ++q) {
         T acc = 0;
         for (int64_t j = 0; j < H; ++j) acc += da[j] * W_hh[j * H + q];
-        dh[n * H + q] = acc;
+        dh[n * H + q] = acc * kept(recurrent_mask, n * H + q);
       }
       for (int64_t q = 0; q < F; ++q) {
         T acc = 0;
@@ -401,7 +456,7 @@ void simple_rnn_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scra
         db[j] += da[j];
         for (int64_t q = 0; q < F; ++q) dW_ih[j * F + q] += da[j] * x[r * F + q];
         if (h_prev)
-          for (int64_t q = 0; q < H; ++q) dW_hh[j * H + q] += da[j] * h_prev[q];
+          for (int64_t q = 0; q < H; ++q) dW_hh[j * H + q] += da[j] * (h_prev[q] * kept(recurrent_mask, n * H + q));
       }
     }
   for (int64_t k = 0; k < N * H; ++k) dh0[k] = dh[k];
@@ -412,7 +467,7 @@ void simple_rnn_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scra
 template <typename T>
 void lstm_forward(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih, const T* W_hh,
                   const T* b, const T* h0, const T* c0, const uint8_t* mask, int64_t batch, int64_t steps,
-                  int64_t features, int64_t hidden) {
+                  int64_t features, int64_t hidden, const T* recurrent_mask) {
   const int64_t N = batch, S = steps, H = hidden, G = 4 * hidden;
   T* gates = workspace;
   T* cells = workspace + N * S * G;
@@ -421,12 +476,14 @@ void lstm_forward(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih,
   // GEMM over the N·T rows instead of T small ones.
   gemm<T>(Trans::no, Trans::yes, N * S, G, features, T(1), x, features, W_ih, features, T(0), gates, G);
   const StepWeights<T> Wr = step_weights(W_hh_t, W_hh, N, G, H);
+  T* dropped = recurrent_mask ? h_T : nullptr;
   // Step t for the examples [lo, hi) and the units [u0, u1): the recurrent
   // products of the four gate column blocks (one GEMM when all units are
   // there: the blocks are adjacent), then the fused pass.
   auto step = [&](int64_t t, int64_t lo, int64_t hi, int64_t u0, int64_t u1) {
-    const T* h_prev = t > 0 ? y + (t - 1) * H : h0;
-    const int64_t ldh = t > 0 ? S * H : H;
+    const PreviousState<T> prev = previous_state(y, h0, dropped, t, S, H);
+    const T* h_prev = prev.h;
+    const int64_t ldh = prev.ld;
     const bool all_units = u1 - u0 == H;
     T* a = gates + (lo * S + t) * G;  // leading dimension S·G
     if (h_prev)
@@ -446,11 +503,13 @@ void lstm_forward(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih,
   };
   blas_keep_single_threaded();
   parallel_for(0, N, kMinRows, [&](int64_t lo, int64_t hi, int) {
-    for (int64_t t = 0; t < S; ++t)
+    for (int64_t t = 0; t < S; ++t) {
+      if (dropped) drop_state(dropped, y, h0, recurrent_mask, t, lo, hi, S, H);
       if (hi - lo < N)
         step(t, lo, hi, 0, H);
       else
         parallel_for(0, H, unit_grain(N, 4, H), [&](int64_t u0, int64_t u1, int) { step(t, 0, N, u0, u1); });
+    }
   });
   for (int64_t n = 0; n < N; ++n) {
     std::copy(y + (n * S + S - 1) * H, y + (n * S + S) * H, h_T + n * H);
@@ -461,7 +520,7 @@ void lstm_forward(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih,
 template <typename T>
 void lstm_forward_naive(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih,
                         const T* W_hh, const T* b, const T* h0, const T* c0, const uint8_t* mask, int64_t batch,
-                        int64_t steps, int64_t features, int64_t hidden) {
+                        int64_t steps, int64_t features, int64_t hidden, const T* recurrent_mask) {
   const int64_t N = batch, S = steps, F = features, H = hidden, G = 4 * hidden;
   T* gates = workspace;
   T* cells = workspace + N * S * G;
@@ -481,7 +540,7 @@ void lstm_forward_naive(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T*
         T acc = b[k];
         for (int64_t q = 0; q < F; ++q) acc += W_ih[k * F + q] * xt[q];
         if (h_prev)
-          for (int64_t q = 0; q < H; ++q) acc += W_hh[k * H + q] * h_prev[q];
+          for (int64_t q = 0; q < H; ++q) acc += W_hh[k * H + q] * (h_prev[q] * kept(recurrent_mask, n * H + q));
         a[k] = acc;
       }
       for (int64_t j = 0; j < H; ++j) {
@@ -523,7 +582,7 @@ template <typename T>
 void lstm_backward(T* dx, T* dh0, T* dc0, T* dW_ih, T* dW_hh, T* db, T* scratch, const T* dy,
                    const T* dh_T, const T* dc_T, const T* x, const T* W_ih, const T* W_hh,
                    const T* h0, const T* c0, const T* y, const T* workspace, const uint8_t* mask, int64_t batch,
-                   int64_t steps, int64_t features, int64_t hidden) {
+                   int64_t steps, int64_t features, int64_t hidden, const T* recurrent_mask) {
   const int64_t N = batch, S = steps, F = features, H = hidden, G = 4 * hidden;
   const T* gates = workspace;
   const T* cells = workspace + N * S * G;
@@ -548,14 +607,14 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dW_ih, T* dW_hh, T* db, T* scratch,
                                     gates + r * G, cells + r * H, c_prev, H);
       }
       // dh_{t-1} = dA_t · W_hh: the only GEMM the recurrence forces per step,
-      // added to dh (zero for a valid row, the carried gradient for a masked one).
-      gemm<T>(Trans::no, Trans::no, hi - lo, H, G, T(1), dA + (lo * S + t) * G, S * G, W_hh, H, T(1),
-              dh + lo * H, H);
+      // added to dh (zero for a valid row, the carried gradient for a masked
+      // one). h_prev is free until after the loop.
+      add_state_gradient(dh, h_prev, dA + (lo * S + t) * G, S * G, W_hh, recurrent_mask, lo, hi, H, G);
     }
   });
   std::copy(dh, dh + N * H, dh0);
   std::copy(dc, dc + N * H, dc0);
-  gradients_over_all_steps(dx, dW_ih, dW_hh, db, h_prev, dA, dA, x, W_ih, h0, y, N, S, F, H, G);
+  gradients_over_all_steps(dx, dW_ih, dW_hh, db, h_prev, dA, dA, x, W_ih, h0, y, recurrent_mask, N, S, F, H, G);
 }
 
 template <typename T>
@@ -563,7 +622,7 @@ void lstm_backward_naive(T* dx, T* dh0, T* dc0, T* dW_ih, T* dW_hh, T* db, T* sc
                          const T* dy, const T* dh_T, const T* dc_T, const T* x, const T* W_ih,
                          const T* W_hh, const T* h0, const T* c0, const T* y,
                          const T* workspace, const uint8_t* mask, int64_t batch, int64_t steps, int64_t features,
-                         int64_t hidden) {
+                         int64_t hidden, const T* recurrent_mask) {
   const int64_t N = batch, S = steps, F = features, H = hidden, G = 4 * hidden;
   const T* gates = workspace;
   const T* cells = workspace + N * S * G;
@@ -592,7 +651,7 @@ void lstm_backward_naive(T* dx, T* dh0, T* dc0, T* dW_ih, T* dW_hh, T* db, T* sc
         for (int64_t q = 0; q < H; ++q) {
           T acc = 0;
           for (int64_t k = 0; k < G; ++k) acc += dA[r * G + k] * W_hh[k * H + q];
-          dh[n * H + q] = acc;
+          dh[n * H + q] = acc * kept(recurrent_mask, n * H + q);
         }
       for (int64_t q = 0; q < F; ++q) {
         T acc = 0;
@@ -603,7 +662,7 @@ void lstm_backward_naive(T* dx, T* dh0, T* dc0, T* dW_ih, T* dW_hh, T* db, T* sc
         db[k] += dA[r * G + k];
         for (int64_t q = 0; q < F; ++q) dW_ih[k * F + q] += dA[r * G + k] * x[r * F + q];
         if (h_prev)
-          for (int64_t q = 0; q < H; ++q) dW_hh[k * H + q] += dA[r * G + k] * h_prev[q];
+          for (int64_t q = 0; q < H; ++q) dW_hh[k * H + q] += dA[r * G + k] * (h_prev[q] * kept(recurrent_mask, n * H + q));
       }
     }
   }
@@ -615,7 +674,7 @@ void lstm_backward_naive(T* dx, T* dh0, T* dc0, T* dW_ih, T* dW_hh, T* db, T* sc
 template <typename T>
 void gru_forward(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T* W_hh,
                  const T* b, const T* rb, const T* h0, const uint8_t* mask, int64_t batch, int64_t steps,
-                 int64_t features, int64_t hidden) {
+                 int64_t features, int64_t hidden, const T* recurrent_mask) {
   const int64_t N = batch, S = steps, H = hidden, G = 3 * hidden;
   T* gates = workspace;
   T* hn_all = gates + N * S * G;
@@ -623,12 +682,14 @@ void gru_forward(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T*
   T* W_hh_t = gh + N * G;
   gemm<T>(Trans::no, Trans::yes, N * S, G, features, T(1), x, features, W_ih, features, T(0), gates, G);
   const StepWeights<T> Wr = step_weights(W_hh_t, W_hh, N, G, H);
+  T* dropped = recurrent_mask ? h_T : nullptr;
   // Step t for the examples [lo, hi) and the units [u0, u1), as the LSTM's.
   // r multiplies W_hn h + rb_n only, so the recurrent projection cannot be
   // added into the input projection as in the LSTM: it gets its own buffer.
   auto step = [&](int64_t t, int64_t lo, int64_t hi, int64_t u0, int64_t u1) {
-    const T* h_prev = t > 0 ? y + (t - 1) * H : h0;
-    const int64_t ldh = t > 0 ? S * H : H;
+    const PreviousState<T> prev = previous_state(y, h0, dropped, t, S, H);
+    const T* h_prev = prev.h;
+    const int64_t ldh = prev.ld;
     const bool all_units = u1 - u0 == H;
     const int64_t width = all_units ? G : u1 - u0;
     for (int64_t g = 0; g < (all_units ? 1 : 3); ++g) {
@@ -651,11 +712,13 @@ void gru_forward(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T*
   };
   blas_keep_single_threaded();
   parallel_for(0, N, kMinRows, [&](int64_t lo, int64_t hi, int) {
-    for (int64_t t = 0; t < S; ++t)
+    for (int64_t t = 0; t < S; ++t) {
+      if (dropped) drop_state(dropped, y, h0, recurrent_mask, t, lo, hi, S, H);
       if (hi - lo < N)
         step(t, lo, hi, 0, H);
       else
         parallel_for(0, H, unit_grain(N, 3, H), [&](int64_t u0, int64_t u1, int) { step(t, 0, N, u0, u1); });
+    }
   });
   for (int64_t n = 0; n < N; ++n) std::copy(y + (n * S + S - 1) * H, y + (n * S + S) * H, h_T + n * H);
 }
@@ -663,7 +726,7 @@ void gru_forward(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T*
 template <typename T>
 void gru_forward_naive(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T* W_hh,
                        const T* b, const T* rb, const T* h0, const uint8_t* mask, int64_t batch, int64_t steps,
-                       int64_t features, int64_t hidden) {
+                       int64_t features, int64_t hidden, const T* recurrent_mask) {
   const int64_t N = batch, S = steps, F = features, H = hidden, G = 3 * hidden;
   T* gates = workspace;
   T* hn_all = gates + N * S * G;
@@ -690,7 +753,7 @@ void gru_forward_naive(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, co
           const int64_t k = s * H + j;
           T acc = rb[k];
           if (hp)
-            for (int64_t q = 0; q < H; ++q) acc += W_hh[k * H + q] * hp[q];
+            for (int64_t q = 0; q < H; ++q) acc += W_hh[k * H + q] * (hp[q] * kept(recurrent_mask, n * H + q));
           hh[s] = acc;
         }
         const T rg = sigmoid(a[j] + hh[0]);
@@ -731,7 +794,7 @@ template <typename T>
 void gru_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* drb, T* scratch, const T* dy,
                   const T* dh_T, const T* x, const T* W_ih, const T* W_hh, const T* h0,
                   const T* y, const T* workspace, const uint8_t* mask, int64_t batch, int64_t steps, int64_t features,
-                  int64_t hidden) {
+                  int64_t hidden, const T* recurrent_mask) {
   const int64_t N = batch, S = steps, F = features, H = hidden, G = 3 * hidden;
   const T* gates = workspace;
   const T* hn_all = gates + N * S * G;
@@ -755,12 +818,12 @@ void gru_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* drb, T* scratch, 
         const T* hp = t > 0 ? y + (r - 1) * H : (h0 ? h0 + n * H : nullptr);
         with_prev<GruCellBackward>(hp, dX + r * G, dR + r * G, dhn, gates + r * G, hn_all + r * H, hp, H);
       }
-      gemm<T>(Trans::no, Trans::no, hi - lo, H, G, T(1), dR + (lo * S + t) * G, S * G, W_hh, H, T(1),
-              dh + lo * H, H);
+      // h_prev is free until after the loop.
+      add_state_gradient(dh, h_prev, dR + (lo * S + t) * G, S * G, W_hh, recurrent_mask, lo, hi, H, G);
     }
   });
   std::copy(dh, dh + N * H, dh0);
-  gradients_over_all_steps(dx, dW_ih, dW_hh, db, h_prev, dX, dR, x, W_ih, h0, y, N, S, F, H, G);
+  gradients_over_all_steps(dx, dW_ih, dW_hh, db, h_prev, dX, dR, x, W_ih, h0, y, recurrent_mask, N, S, F, H, G);
   add_column_sums(drb, dR, N * S, G);
 }
 
@@ -768,7 +831,7 @@ template <typename T>
 void gru_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* drb, T* scratch,
                         const T* dy, const T* dh_T, const T* x, const T* W_ih, const T* W_hh,
                         const T* h0, const T* y, const T* workspace, const uint8_t* mask, int64_t batch,
-                        int64_t steps, int64_t features, int64_t hidden) {
+                        int64_t steps, int64_t features, int64_t hidden, const T* recurrent_mask) {
   const int64_t N = batch, S = steps, F = features, H = hidden, G = 3 * hidden;
   const T* gates = workspace;
   const T* hn_all = gates + N * S * G;
@@ -788,8 +851,11 @@ void gru_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* drb, T* scr
         continue;
       }
       with_prev<GruCellBackward>(hp, dX + r * G, dR + r * G, dh + n * H, gates + r * G, hn_all + r * H, hp, H);
-      for (int64_t q = 0; q < H; ++q)
-        for (int64_t k = 0; k < G; ++k) dh[n * H + q] += dR[r * G + k] * W_hh[k * H + q];
+      for (int64_t q = 0; q < H; ++q) {
+        T acc = 0;
+        for (int64_t k = 0; k < G; ++k) acc += dR[r * G + k] * W_hh[k * H + q];
+        dh[n * H + q] += acc * kept(recurrent_mask, n * H + q);
+      }
       for (int64_t q = 0; q < F; ++q) {
         T acc = 0;
         for (int64_t k = 0; k < G; ++k) acc += dX[r * G + k] * W_ih[k * F + q];
@@ -800,7 +866,7 @@ void gru_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* drb, T* scr
         drb[k] += dR[r * G + k];
         for (int64_t q = 0; q < F; ++q) dW_ih[k * F + q] += dX[r * G + k] * x[r * F + q];
         if (hp)
-          for (int64_t q = 0; q < H; ++q) dW_hh[k * H + q] += dR[r * G + k] * hp[q];
+          for (int64_t q = 0; q < H; ++q) dW_hh[k * H + q] += dR[r * G + k] * (hp[q] * kept(recurrent_mask, n * H + q));
       }
     }
   for (int64_t k = 0; k < N * H; ++k) dh0[k] = dh[k];
@@ -808,35 +874,35 @@ void gru_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* drb, T* scr
 
 #define CORENN_INSTANTIATE(T)                                                                       \
   template void simple_rnn_forward<T>(T*, T*, const T*, const T*, const T*, const T*, const T*,     \
-                                      const uint8_t*, int64_t, int64_t, int64_t, int64_t);                          \
+                                      const uint8_t*, int64_t, int64_t, int64_t, int64_t, const T*);                          \
   template void simple_rnn_forward_naive<T>(T*, T*, const T*, const T*, const T*, const T*,         \
-                                            const T*, const uint8_t*, int64_t, int64_t, int64_t, int64_t);          \
+                                            const T*, const uint8_t*, int64_t, int64_t, int64_t, int64_t, const T*);          \
   template void simple_rnn_backward<T>(T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,        \
                                        const T*, const T*, const T*, const T*, const uint8_t*, int64_t, int64_t,    \
-                                       int64_t, int64_t);                                           \
+                                       int64_t, int64_t, const T*);                                           \
   template void simple_rnn_backward_naive<T>(T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,  \
                                              const T*, const T*, const T*, const T*, const uint8_t*, int64_t,       \
-                                             int64_t, int64_t, int64_t);                            \
+                                             int64_t, int64_t, int64_t, const T*);                            \
   template void lstm_forward<T>(T*, T*, T*, T*, const T*, const T*, const T*, const T*, const T*,   \
-                                const T*, const uint8_t*, int64_t, int64_t, int64_t, int64_t);                      \
+                                const T*, const uint8_t*, int64_t, int64_t, int64_t, int64_t, const T*);                      \
   template void lstm_forward_naive<T>(T*, T*, T*, T*, const T*, const T*, const T*, const T*,       \
-                                      const T*, const T*, const uint8_t*, int64_t, int64_t, int64_t, int64_t);      \
+                                      const T*, const T*, const uint8_t*, int64_t, int64_t, int64_t, int64_t, const T*);      \
   template void lstm_backward<T>(T*, T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,          \
                                  const T*, const T*, const T*, const T*, const T*, const T*,        \
-                                 const T*, const uint8_t*, int64_t, int64_t, int64_t, int64_t);                     \
+                                 const T*, const uint8_t*, int64_t, int64_t, int64_t, int64_t, const T*);                     \
   template void lstm_backward_naive<T>(T*, T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,    \
                                        const T*, const T*, const T*, const T*, const T*, const T*,  \
-                                       const T*, const uint8_t*, int64_t, int64_t, int64_t, int64_t);               \
+                                       const T*, const uint8_t*, int64_t, int64_t, int64_t, int64_t, const T*);               \
   template void gru_forward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*,        \
-                               const T*, const uint8_t*, int64_t, int64_t, int64_t, int64_t);                       \
+                               const T*, const uint8_t*, int64_t, int64_t, int64_t, int64_t, const T*);                       \
   template void gru_forward_naive<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*,  \
-                                     const T*, const uint8_t*, int64_t, int64_t, int64_t, int64_t);                 \
+                                     const T*, const uint8_t*, int64_t, int64_t, int64_t, int64_t, const T*);                 \
   template void gru_backward<T>(T*, T*, T*, T*, T*, T*, T*, const T*, const T*, const T*, const T*, \
                                 const T*, const T*, const T*, const T*, const uint8_t*, int64_t, int64_t, int64_t,  \
-                                int64_t);                                                           \
+                                int64_t, const T*);                                                           \
   template void gru_backward_naive<T>(T*, T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,     \
                                       const T*, const T*, const T*, const T*, const T*, const uint8_t*, int64_t,    \
-                                      int64_t, int64_t, int64_t);
+                                      int64_t, int64_t, int64_t, const T*);
 CORENN_INSTANTIATE(float)
 CORENN_INSTANTIATE(double)
 #undef CORENN_INSTANTIATE

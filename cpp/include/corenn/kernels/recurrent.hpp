@@ -40,6 +40,15 @@
 // of h_t (and c_t) passes to step t-1 unchanged, dx_t is zero and the weight
 // gradients get nothing from the step. The fast path keeps its GEMMs over all
 // rows and steps; a masked row is a per-row select in the fused pass.
+//
+// Recurrent dropout (Keras's recurrent_dropout, Gal & Ghahramani 2016):
+// recurrent_mask (N, H), or nullptr, holds m = 0 or 1/(1 − rate) per example
+// and unit, the same at every step. The recurrent products then read
+// h_{t-1} ⊙ m instead of h_{t-1} (one mask shared by all gates; W_hh (h ⊙ m)
+// in each equation above), while everything else reads h_{t-1} itself (the
+// GRU's z ⊙ h_{t-1}, a masked step's carried state). Backward: dW_hh sums
+// dA ⊗ (h_{t-1} ⊙ m) and dh_{t-1} gets (dA · W_hh) ⊙ m. The fast forward
+// keeps the dropped state in h_T, which it writes only after the last step.
 // Not yet: go_backwards (the caller reverses x and the mask), other activations.
 #pragma once
 
@@ -58,11 +67,12 @@ int64_t gru_backward_scratch_size(int64_t batch, int64_t steps, int64_t hidden);
 // h0: (N, H) or nullptr (zeros); mask: (N, T) or nullptr (all valid).
 template <typename T>
 void simple_rnn_forward(T* y, T* h_T, const T* x, const T* W_ih, const T* W_hh, const T* b,
-                        const T* h0, const uint8_t* mask, int64_t batch, int64_t steps, int64_t features, int64_t hidden);
+                        const T* h0, const uint8_t* mask, int64_t batch, int64_t steps, int64_t features, int64_t hidden,
+                        const T* recurrent_mask = nullptr);
 template <typename T>
 void simple_rnn_forward_naive(T* y, T* h_T, const T* x, const T* W_ih, const T* W_hh, const T* b,
                               const T* h0, const uint8_t* mask, int64_t batch, int64_t steps, int64_t features,
-                              int64_t hidden);
+                              int64_t hidden, const T* recurrent_mask = nullptr);
 // dx: (N, T, F), dh0: (N, H) written; dW_ih, dW_hh, db accumulated;
 // scratch: simple_rnn_backward_scratch_size; dy: (N, T, H); dh_T: (N, H) or nullptr (zeros);
 // y: from simple_rnn_forward; mask: as given to it.
@@ -70,12 +80,12 @@ template <typename T>
 void simple_rnn_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scratch, const T* dy,
                          const T* dh_T, const T* x, const T* W_ih, const T* W_hh, const T* h0,
                          const T* y, const uint8_t* mask, int64_t batch, int64_t steps, int64_t features,
-                         int64_t hidden);
+                         int64_t hidden, const T* recurrent_mask = nullptr);
 template <typename T>
 void simple_rnn_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scratch,
                                const T* dy, const T* dh_T, const T* x, const T* W_ih,
                                const T* W_hh, const T* h0, const T* y, const uint8_t* mask, int64_t batch,
-                               int64_t steps, int64_t features, int64_t hidden);
+                               int64_t steps, int64_t features, int64_t hidden, const T* recurrent_mask = nullptr);
 
 // y: (N, T, H), h_T, c_T: (N, H) written; workspace: lstm_workspace_size written;
 // x: (N, T, F); W_ih: (4H, F); W_hh: (4H, H); b: (4H,); h0, c0: (N, H) or nullptr (zeros);
@@ -83,11 +93,11 @@ void simple_rnn_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scra
 template <typename T>
 void lstm_forward(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih, const T* W_hh,
                   const T* b, const T* h0, const T* c0, const uint8_t* mask, int64_t batch, int64_t steps,
-                  int64_t features, int64_t hidden);
+                  int64_t features, int64_t hidden, const T* recurrent_mask = nullptr);
 template <typename T>
 void lstm_forward_naive(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih,
                         const T* W_hh, const T* b, const T* h0, const T* c0, const uint8_t* mask, int64_t batch,
-                        int64_t steps, int64_t features, int64_t hidden);
+                        int64_t steps, int64_t features, int64_t hidden, const T* recurrent_mask = nullptr);
 // dx: (N, T, F), dh0, dc0: (N, H) written; dW_ih, dW_hh, db accumulated;
 // scratch: lstm_backward_scratch_size; dy: (N, T, H); dh_T, dc_T: (N, H) or nullptr (zeros);
 // y, workspace: from lstm_forward on the same x, W_ih, W_hh, h0, c0, mask.
@@ -95,13 +105,14 @@ template <typename T>
 void lstm_backward(T* dx, T* dh0, T* dc0, T* dW_ih, T* dW_hh, T* db, T* scratch, const T* dy,
                    const T* dh_T, const T* dc_T, const T* x, const T* W_ih, const T* W_hh,
                    const T* h0, const T* c0, const T* y, const T* workspace, const uint8_t* mask, int64_t batch,
-                   int64_t steps, int64_t features, int64_t hidden);
+                   int64_t steps, int64_t features, int64_t hidden,
+                   const T* recurrent_mask = nullptr);
 template <typename T>
 void lstm_backward_naive(T* dx, T* dh0, T* dc0, T* dW_ih, T* dW_hh, T* db, T* scratch,
                          const T* dy, const T* dh_T, const T* dc_T, const T* x, const T* W_ih,
                          const T* W_hh, const T* h0, const T* c0, const T* y,
                          const T* workspace, const uint8_t* mask, int64_t batch, int64_t steps, int64_t features,
-                         int64_t hidden);
+                         int64_t hidden, const T* recurrent_mask = nullptr);
 
 // y: (N, T, H), h_T: (N, H) written; workspace: gru_workspace_size written;
 // x: (N, T, F); W_ih: (3H, F); W_hh: (3H, H); b, rb: (3H,); h0: (N, H) or nullptr (zeros);
@@ -109,11 +120,11 @@ void lstm_backward_naive(T* dx, T* dh0, T* dc0, T* dW_ih, T* dW_hh, T* db, T* sc
 template <typename T>
 void gru_forward(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T* W_hh,
                  const T* b, const T* rb, const T* h0, const uint8_t* mask, int64_t batch, int64_t steps,
-                 int64_t features, int64_t hidden);
+                 int64_t features, int64_t hidden, const T* recurrent_mask = nullptr);
 template <typename T>
 void gru_forward_naive(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T* W_hh,
                        const T* b, const T* rb, const T* h0, const uint8_t* mask, int64_t batch, int64_t steps,
-                       int64_t features, int64_t hidden);
+                       int64_t features, int64_t hidden, const T* recurrent_mask = nullptr);
 // dx: (N, T, F), dh0: (N, H) written; dW_ih, dW_hh, db, drb accumulated;
 // scratch: gru_backward_scratch_size; dy: (N, T, H); dh_T: (N, H) or nullptr (zeros);
 // y, workspace, mask: from gru_forward.
@@ -121,11 +132,11 @@ template <typename T>
 void gru_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* drb, T* scratch, const T* dy,
                   const T* dh_T, const T* x, const T* W_ih, const T* W_hh, const T* h0,
                   const T* y, const T* workspace, const uint8_t* mask, int64_t batch, int64_t steps, int64_t features,
-                  int64_t hidden);
+                  int64_t hidden, const T* recurrent_mask = nullptr);
 template <typename T>
 void gru_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* drb, T* scratch,
                         const T* dy, const T* dh_T, const T* x, const T* W_ih, const T* W_hh,
                         const T* h0, const T* y, const T* workspace, const uint8_t* mask, int64_t batch,
-                        int64_t steps, int64_t features, int64_t hidden);
+                        int64_t steps, int64_t features, int64_t hidden, const T* recurrent_mask = nullptr);
 
 }  // namespace corenn
