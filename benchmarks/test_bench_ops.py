@@ -175,12 +175,20 @@ def test_resnet_small_flops_are_the_models_multiply_adds():
     assert W.resnet.resnet_first_layer_flops(1) == 2 * stem_multiply_adds
     assert W.WORKLOADS["resnet_small_b64"].flops == 64 * 2 * (3 * model.multiply_adds() - stem_multiply_adds)
     assert W.WORKLOADS["resnet_small_b1_infer"].flops == 2 * model.multiply_adds()
+    assert W.WORKLOADS["resnet_small_b256"].flops == 4 * W.WORKLOADS["resnet_small_b64"].flops
 
 
 def test_resnet_small_b64_train_on_batch(benchmark):
     benchmark.group = "models"
     flops = W.WORKLOADS["resnet_small_b64"].flops
     loss = _bench(benchmark, W.resnet.corenn_resnet_train(64), flops)
+    assert np.isfinite(loss) and loss > 0
+
+
+def test_resnet_small_b256_train_on_batch(benchmark):
+    benchmark.group = "models"
+    flops = W.WORKLOADS["resnet_small_b256"].flops
+    loss = _bench(benchmark, W.resnet.corenn_resnet_train(256), flops)
     assert np.isfinite(loss) and loss > 0
 
 

@@ -88,3 +88,28 @@ def test_chart_renders_from_the_committed_run(tmp_path):
     run.write_png(str(tmp_path / "b.png"), rows, saved["threads_list"], saved["machine"])
     with open(tmp_path / "b.png", "rb") as f:
         assert f.read(4) == b"\x89PNG"
+
+
+def test_header_names_the_cpu_and_the_isa_of_each_side():
+    machine = {"cpu": "AMD EPYC 9R14", "simd": "avx2 avx512f", "usable_cores": 2}
+    infos = {"corenn": {"corenn_isa": "x86-64-v4", "corenn_blas_core": "SkylakeX"},
+             "numpy": {"numpy_blas_core": "Haswell"}, "torch": {"torch_isa": "AVX512"}}
+    line = run.isa_line(machine, infos)
+    assert "**AMD EPYC 9R14** (avx2 avx512f), 2 usable cores" in line
+    assert "corenn `x86-64-v4` for its own loops" in line and "OpenBLAS `SkylakeX` for its GEMMs" in line
+    assert "PyTorch `AVX512`" in line and "NumPy's OpenBLAS `Haswell`" in line
+    # A side that said nothing (an older saved run, torch missing) shows as such.
+    line = run.isa_line({}, {"torch": {"installed": False}})
+    assert "corenn `?`" in line and "PyTorch not installed" in line
+
+
+def test_worker_info_reports_the_isa_each_side_runs():
+    import corenn as cn
+
+    corenn_info = run.side_info("corenn")
+    assert corenn_info["corenn_isa"] == cn.runtime_info()["isa"]
+    assert corenn_info["corenn_blas_core"] not in ("", None)
+    assert "numpy_blas_core" in run.side_info("numpy")
+    torch_info = run.side_info("torch")
+    if torch_info.get("installed", True):
+        assert isinstance(torch_info["torch_isa"], str) and torch_info["torch_isa"]  # "AVX512", "DEFAULT", ...

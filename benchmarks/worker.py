@@ -108,6 +108,19 @@ def _reset_peak_rss():
         return False
 
 
+def openblas_core(path_part=""):
+    """The core type (kernel set) the loaded OpenBLAS whose file path contains
+    path_part dispatched to, as threadpoolctl reports it ("SkylakeX", "Haswell",
+    ...), or "?" without threadpoolctl or such a library."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "?"
+    cores = [d.get("architecture") for d in threadpool_info()
+             if d.get("internal_api") == "openblas" and path_part in d.get("filepath", "")]
+    return cores[0] if cores and cores[0] else "?"
+
+
 def info(framework):
     """Versions and BLAS/threading configuration of one side, as a dict."""
     import numpy as np
@@ -126,6 +139,7 @@ def info(framework):
                 for d in threadpool_info() if d.get("user_api") == "blas"]
         except ImportError:
             pass
+        out["numpy_blas_core"] = openblas_core()
     elif framework == "corenn":
         import corenn as cn
         import scipy_openblas32
@@ -135,6 +149,8 @@ def info(framework):
                               f"{version('scipy-openblas32')} "
                               f"({scipy_openblas32.get_openblas_config().strip()})")
         out["corenn_default_threads"] = cn.get_num_threads()
+        out["corenn_isa"] = cn.runtime_info()["isa"]
+        out["corenn_blas_core"] = openblas_core("scipy_openblas32")
     elif framework == "torch":
         try:
             import torch
@@ -142,6 +158,7 @@ def info(framework):
             return {"installed": False}
         import workloads
         out["torch"] = torch.__version__
+        out["torch_isa"] = torch.backends.cpu.get_cpu_capability()
         out["torch_parallel"] = torch.__config__.parallel_info().strip().splitlines()[:6]
         import re
         cfg = torch.__config__.show()

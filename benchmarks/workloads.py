@@ -413,6 +413,14 @@ WORKLOADS = {w.name: w for w in [
            "corenn_engine": lambda: resnet.corenn_resnet_train(64, "engine"),
            "numpy": lambda: resnet.numpy_resnet_train(64),
            "torch": lambda: resnet.torch_resnet_train(64)}),
+    # The large-batch regime: 4× the images per step, the same model. NumPy is
+    # not run (its batch-64 step already takes ~1.2 s: ~5 s a step here).
+    _w("resnet_small_b256", "train", "resnet_small training step as resnet_small_b64, batch 256, "
+       "Adam 1e-3",
+       train_flops(resnet.resnet_forward_flops(256), resnet.resnet_first_layer_flops(256)), {
+           "corenn": lambda: resnet.corenn_resnet_train(256),
+           "corenn_engine": lambda: resnet.corenn_resnet_train(256, "engine"),
+           "torch": lambda: resnet.torch_resnet_train(256)}, quick_reps=2),
     _w("resnet_small_b1_infer", "infer", "resnet_small forward, batch 1, inference mode",
        resnet.resnet_forward_flops(1), {
            "corenn": lambda: resnet.corenn_resnet_infer(1),

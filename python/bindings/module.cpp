@@ -45,6 +45,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_num_threads", &corenn::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &corenn::get_num_threads);
   m.def("blas_backend", &corenn::blas_backend);
+  m.def("simd_isa", &corenn::simd_isa);
+  m.def("simd_dispatch", &corenn::simd_dispatch);
   m.def("set_conv_algorithm", &corenn::set_conv_algorithm, py::arg("algorithm"));
   m.def("get_conv_algorithm", &corenn::get_conv_algorithm);
   m.def("seed", [](uint64_t s) { corenn::seed(s); }, py::arg("s"));

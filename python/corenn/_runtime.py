@@ -1,4 +1,4 @@
-"""Process-wide settings: threads and the random seed."""
+"""Process-wide settings (threads, the random seed, the conv algorithm) and what the process runs on."""
 
 import numbers
 
@@ -49,3 +49,25 @@ def set_conv_algorithm(algorithm):
 def get_conv_algorithm():
     """The conv algorithm setting in force: "auto", "gemm", "winograd", "winograd2" or "winograd4"."""
     return _core.get_conv_algorithm()
+
+
+def runtime_info():
+    """What corenn runs on in this process, as a dict:
+
+    - ``"version"``: corenn's version;
+    - ``"isa"``: the instruction set corenn's own loops (im2col, batch norm,
+      activations, pooling, optimizers, ...) were dispatched to when the library
+      loaded: ``"x86-64-v4"`` (AVX-512), ``"x86-64-v3"`` (AVX2 + FMA) or
+      ``"baseline"`` (SSE2 on x86-64, and every build without dispatch). The
+      widest one the CPU supports is picked; every ISA gives the same bits;
+    - ``"isa_dispatch"``: whether this build carries the AVX2/AVX-512 clones
+      (GCC >= 12 on x86-64 Linux with glibc) or runs baseline code everywhere;
+    - ``"blas"``: the BLAS backend ("scipy_openblas", "system" or "none"), which
+      dispatches its own kernels (threadpoolctl's ``threadpool_info()`` names
+      OpenBLAS's core type);
+    - ``"num_threads"`` and ``"conv_algorithm"``: the settings in force.
+    """
+    from . import __version__
+    return {"version": __version__, "isa": _core.simd_isa(), "isa_dispatch": _core.simd_dispatch(),
+            "blas": _core.blas_backend(), "num_threads": get_num_threads(),
+            "conv_algorithm": get_conv_algorithm()}

@@ -13,5 +13,12 @@ int get_num_threads();
 int forked_child_threads();
 // "scipy_openblas", "system" or "none" (the built-in fallback).
 const char* blas_backend();
+// The instruction set corenn's own loops run on, picked once when the library
+// loads (runtime ISA dispatch, cpp/src/backend/simd.hpp): "x86-64-v4"
+// (AVX-512), "x86-64-v3" (AVX2 + FMA) or "baseline" (the compiler's default
+// target: SSE2 on x86-64; also any build without dispatch). BLAS picks its own.
+const char* simd_isa();
+// Whether this build has those clones at all (GCC >= 12, x86-64, glibc).
+bool simd_dispatch();
 
 }  // namespace corenn

@@ -9,6 +9,7 @@
 #include "corenn/random.hpp"
 #include "backend/gemm.hpp"
 #include "backend/parallel.hpp"
+#include "backend/simd.hpp"
 
 namespace corenn {
 
@@ -70,6 +71,23 @@ int forked_child_threads() {
 }
 
 const char* blas_backend() { return detail::blas_backend(); }
+
+// Three versions of one function, picked by the same ifunc resolver (the same
+// CPU tests, in the same order) as every CORENN_SIMD_CLONES function: the name
+// it returns is the clone that runs. Internal, so that every call goes
+// through the resolver (a caller in another file would bind to the default).
+#if CORENN_SIMD_DISPATCH
+namespace {
+__attribute__((target("arch=x86-64-v4"))) const char* picked_isa() { return "x86-64-v4"; }
+__attribute__((target("arch=x86-64-v3"))) const char* picked_isa() { return "x86-64-v3"; }
+__attribute__((target("default"))) const char* picked_isa() { return "baseline"; }
+}  // namespace
+const char* simd_isa() { return picked_isa(); }
+#else
+const char* simd_isa() { return "baseline"; }
+#endif
+
+bool simd_dispatch() { return CORENN_SIMD_DISPATCH; }
 
 void seed(uint64_t s) {
   auto& g = generator();

@@ -5,6 +5,7 @@
 
 #include "corenn/error.hpp"
 #include "backend/parallel.hpp"
+#include "backend/simd.hpp"
 
 namespace corenn {
 
@@ -112,7 +113,7 @@ inline T gelu_tanh_u(T x) {
 // kRow (inner = len = 1, a contiguous row) makes both 1 at compile time, so the
 // position loops vanish and the channel loops vectorise.
 template <bool kRow, typename T>
-void softmax_block(T* y, const T* x, int64_t channels, int64_t inner_, int64_t len_) {
+CORENN_SIMD_CLONES void softmax_block(T* y, const T* x, int64_t channels, int64_t inner_, int64_t len_) {
   const int64_t inner = kRow ? 1 : inner_, len = kRow ? 1 : len_;
   // Subtracting the max keeps every exponent <= 0, so e^{...} <= 1 never
   // overflows and the largest term is exactly 1 (the sum is >= 1, never 0).
@@ -138,7 +139,7 @@ void softmax_block(T* y, const T* x, int64_t channels, int64_t inner_, int64_t l
 // The softmax Jacobian is diag(y) - y yᵀ, so dx = y ⊙ (dy - <dy, y>): one dot
 // product per position instead of a channels×channels matrix. dx may alias dy.
 template <bool kRow, typename T>
-void softmax_backward_block(T* dx, const T* dy, const T* y, int64_t channels, int64_t inner_,
+CORENN_SIMD_CLONES void softmax_backward_block(T* dx, const T* dy, const T* y, int64_t channels, int64_t inner_,
                             int64_t len_) {
   const int64_t inner = kRow ? 1 : inner_, len = kRow ? 1 : len_;
   double dot[kBlock];
@@ -191,7 +192,7 @@ void activation_forward(T* y, const T* x, int64_t outer, int64_t channels, int64
   // The switch sits outside the loops so each inner loop is one branch-free
   // body the compiler can vectorise (the selects become blends). Comparisons
   // are written so that a NaN falls through to the branch that returns it.
-  detail::parallel_for(0, n, detail::grain_for(detail::kTranscendentalWork), [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, n, detail::grain_for(detail::kTranscendentalWork), [=](int64_t lo, int64_t hi, int) CORENN_SIMD_CLONES {
     switch (kind) {
       case Activation::linear:
         if (y != x) std::copy(x + lo, x + hi, y + lo);
@@ -281,7 +282,7 @@ void activation_backward(T* dx, const T* dy, const T* x, const T* y, int64_t out
   // dx = dy · f'(x), a product (a NaN in dy propagates even where f' = 0).
   // Sigmoid and tanh use the saved output (y(1-y), 1-y²): no exp recomputed;
   // the others read the input, whose value or sign the derivative needs.
-  detail::parallel_for(0, n, detail::grain_for(detail::kTranscendentalWork), [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, n, detail::grain_for(detail::kTranscendentalWork), [=](int64_t lo, int64_t hi, int) CORENN_SIMD_CLONES {
     switch (kind) {
       case Activation::linear:
         if (dx != dy) std::copy(dy + lo, dy + hi, dx + lo);

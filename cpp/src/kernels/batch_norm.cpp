@@ -7,6 +7,7 @@
 
 #include "corenn/error.hpp"
 #include "backend/parallel.hpp"
+#include "backend/simd.hpp"
 
 namespace corenn {
 
@@ -129,7 +130,7 @@ void apply_plane(T* yc, const T* xc, Affine<T> a, int64_t batch, int64_t spatial
 template <typename Fn>
 void for_each_block(int64_t batch, int64_t channels, Fn fn) {
   const int64_t blocks = (channels + kBlock - 1) / kBlock;
-  detail::parallel_for(0, blocks, block_grain(batch), [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, blocks, block_grain(batch), [=](int64_t lo, int64_t hi, int) CORENN_SIMD_CLONES {
     for (int64_t b = lo; b < hi; ++b) fn(b * kBlock, std::min(kBlock, channels - b * kBlock));
   });
 }
@@ -200,7 +201,7 @@ void batch_norm_forward(T* y, T* save_mean, T* save_invstd, T* running_mean, T* 
     return;
   }
   const int64_t stride = channels * spatial;
-  detail::parallel_for(0, channels, channel_grain(count), [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, channels, channel_grain(count), [=](int64_t lo, int64_t hi, int) CORENN_SIMD_CLONES {
     for (int64_t c = lo; c < hi; ++c) {
       const T* xc = x + c * spatial;
       const double mean =
@@ -295,7 +296,7 @@ void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
     return;
   }
   const int64_t stride = channels * spatial;
-  detail::parallel_for(0, channels, channel_grain(count), [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, channels, channel_grain(count), [=](int64_t lo, int64_t hi, int) CORENN_SIMD_CLONES {
     for (int64_t c = lo; c < hi; ++c) {
       const T* xc = x + c * spatial;
       const T* dyc = dy + c * spatial;
@@ -376,7 +377,7 @@ void batch_norm_inference_forward(T* y, T* save_mean, T* save_invstd, const T* x
     return;
   }
   const int64_t stride = channels * spatial;
-  detail::parallel_for(0, channels, channel_grain(batch * spatial), [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, channels, channel_grain(batch * spatial), [=](int64_t lo, int64_t hi, int) CORENN_SIMD_CLONES {
     for (int64_t c = lo; c < hi; ++c)
       apply_plane(y + c * spatial, x + c * spatial, channel(c), batch, spatial, stride);
   });
@@ -441,7 +442,7 @@ void batch_norm_inference_backward(T* dx, T* dgamma, T* dbeta, const T* dy, cons
     return;
   }
   const int64_t stride = channels * spatial;
-  detail::parallel_for(0, channels, channel_grain(batch * spatial), [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, channels, channel_grain(batch * spatial), [=](int64_t lo, int64_t hi, int) CORENN_SIMD_CLONES {
     for (int64_t c = lo; c < hi; ++c) {
       const T* xc = x + c * spatial;
       const T* dyc = dy + c * spatial;

@@ -2,6 +2,7 @@
 
 #include "corenn/random.hpp"
 #include "backend/parallel.hpp"
+#include "backend/simd.hpp"
 
 namespace corenn {
 
@@ -47,7 +48,7 @@ template <typename T>
 void dropout_backward(T* dx, const T* dy, const uint8_t* mask, int64_t n, T rate) {
   // dx: (n,), dy: (n,), mask: (n,)
   const T keep = T(1) - rate;
-  detail::parallel_for(0, n, detail::grain_for(kHashWork), [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, n, detail::grain_for(kHashWork), [=](int64_t lo, int64_t hi, int) CORENN_SIMD_CLONES {
     for (int64_t i = lo; i < hi; ++i) dx[i] = dy[i] * T(mask[i] != 0) / keep;
   });
 }
@@ -68,7 +69,7 @@ void sequence_dropout_forward(T* y, uint8_t* mask, const T* x, int64_t batch, in
   const T keep = T(1) - rate;
   const double threshold = static_cast<double>(rate);
   const int64_t F = features, S = steps;
-  detail::parallel_for(0, batch, detail::grain_for(S * F * kHashWork), [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, batch, detail::grain_for(S * F * kHashWork), [=](int64_t lo, int64_t hi, int) CORENN_SIMD_CLONES {
     for (int64_t n = lo; n < hi; ++n) {
       uint8_t* m = mask + n * F;
       for (int64_t f = 0; f < F; ++f) m[f] = uniform01(key, static_cast<uint64_t>(n * F + f)) >= threshold;
@@ -100,7 +101,7 @@ void sequence_dropout_backward(T* dx, const T* dy, const uint8_t* mask, int64_t 
   // dx: (N, T, F), dy: (N, T, F), mask: (N, F)
   const T keep = T(1) - rate;
   const int64_t F = features, S = steps;
-  detail::parallel_for(0, batch, detail::grain_for(S * F), [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, batch, detail::grain_for(S * F), [=](int64_t lo, int64_t hi, int) CORENN_SIMD_CLONES {
     for (int64_t n = lo; n < hi; ++n)
       for (int64_t t = 0; t < S; ++t)
         for (int64_t f = 0; f < F; ++f)

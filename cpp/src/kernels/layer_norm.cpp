@@ -18,6 +18,7 @@
 
 #include "corenn/error.hpp"
 #include "backend/parallel.hpp"
+#include "backend/simd.hpp"
 
 namespace corenn {
 
@@ -56,7 +57,7 @@ void layer_norm_forward(T* y, T* mean, T* invstd, const T* x, const T* gamma, co
                         double eps, int64_t rows, int64_t dim) {
   // y, x: (M, D); mean, invstd: (M,); gamma, beta: (D,) or nullptr
   const double inv_dim = 1.0 / static_cast<double>(dim);
-  detail::parallel_for(0, rows, detail::grain_for(dim), [=](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, rows, detail::grain_for(dim), [=](int64_t lo, int64_t hi, int) CORENN_SIMD_CLONES {
     for (int64_t r = lo; r < hi; ++r) {
       const T* xr = x + r * dim;
       T* yr = y + r * dim;
@@ -112,7 +113,7 @@ void layer_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
   std::vector<double> partial(sums ? static_cast<size_t>(chunks) * 2 * dim : 0, 0.0);
   double* parts = partial.data();
   const double inv_dim = 1.0 / static_cast<double>(dim);
-  detail::parallel_for(0, rows, grain, [=](int64_t lo, int64_t hi, int chunk) {
+  detail::parallel_for(0, rows, grain, [=](int64_t lo, int64_t hi, int chunk) CORENN_SIMD_CLONES {
     double* pg = sums ? parts + static_cast<int64_t>(chunk) * 2 * dim : nullptr;
     double* pb = sums ? pg + dim : nullptr;
     for (int64_t r = lo; r < hi; ++r) {

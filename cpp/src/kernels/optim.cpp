@@ -10,6 +10,7 @@
 
 #include "corenn/error.hpp"
 #include "backend/parallel.hpp"
+#include "backend/simd.hpp"
 
 namespace corenn {
 
@@ -75,7 +76,7 @@ double sum_of_squares_naive(const T* x, int64_t n) {
 // branch in the body, the compiler vectorises them.
 
 template <typename T, bool Decay, bool Momentum, bool Nesterov, bool Clip>
-void sgd_range(T* __restrict param, T* __restrict velocity, const T* __restrict grad, int64_t lo,
+CORENN_SIMD_CLONES void sgd_range(T* __restrict param, T* __restrict velocity, const T* __restrict grad, int64_t lo,
                int64_t hi, T lr, T wd, T mu, T one_minus_damp, Clamp<T> clip) {
   for (int64_t i = lo; i < hi; ++i) {
     T g = grad[i];
@@ -147,7 +148,7 @@ void sgd_step_naive(T* param, T* velocity, const T* grad, const SGDHyper& h, int
 // ---------------------------------------------------------------- RMSprop
 
 template <typename T, bool Decay, bool Clip>
-void rmsprop_range(T* __restrict param, T* __restrict square_avg, const T* __restrict grad,
+CORENN_SIMD_CLONES void rmsprop_range(T* __restrict param, T* __restrict square_avg, const T* __restrict grad,
                    int64_t lo, int64_t hi, T lr, T wd, T alpha, T one_minus_alpha, T eps, Clamp<T> clip) {
   for (int64_t i = lo; i < hi; ++i) {
     T g = grad[i];
@@ -202,7 +203,7 @@ struct AdamScalars {
 
 // ShrinkParam: AdamW's p *= 1 − lr·wd; DecayGrad: Adam's g += wd·p.
 template <typename T, bool ShrinkParam, bool DecayGrad, bool Clip>
-void adam_range(T* __restrict param, T* __restrict m, T* __restrict v, const T* __restrict grad,
+CORENN_SIMD_CLONES void adam_range(T* __restrict param, T* __restrict m, T* __restrict v, const T* __restrict grad,
                 int64_t lo, int64_t hi, const AdamScalars& c, Clamp<T> clip) {
   const T lr = static_cast<T>(c.lr), wd = static_cast<T>(c.wd), eps = static_cast<T>(c.eps);
   const T beta1 = static_cast<T>(c.beta1), one_minus_beta1 = static_cast<T>(1.0 - c.beta1);
@@ -358,7 +359,7 @@ void validate(const GradientTransform& t, const char* op) {
 template <typename T>
 bool all_finite(const T* x, int64_t n) {
   std::atomic<bool> bad{false};
-  detail::parallel_for(0, n, detail::kGrain, [&](int64_t lo, int64_t hi, int) {
+  detail::parallel_for(0, n, detail::kGrain, [&](int64_t lo, int64_t hi, int) CORENN_SIMD_CLONES {
     unsigned char any = 0;
     for (int64_t i = lo; i < hi; ++i) any |= static_cast<unsigned char>(!(x[i] - x[i] == T(0)));
     if (any) bad.store(true, std::memory_order_relaxed);

@@ -6,6 +6,7 @@
 
 #include "backend/gemm.hpp"
 #include "backend/parallel.hpp"
+#include "backend/simd.hpp"
 
 namespace corenn {
 
@@ -209,15 +210,6 @@ void gradients_over_all_steps(T* dx, T* dW_ih, T* dW_hh, T* db, T* h_prev, const
   add_column_sums(db, dA_in, N * S, G);
 }
 
-// The fused cell passes are compiled twice by GCC on x86-64 Linux, for AVX2 +
-// FMA (x86-64-v3) and for the baseline (SSE2), the copy picked once at load
-// time: 8 floats per instruction instead of 4 where the CPU has them.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define CORENN_CELL_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define CORENN_CELL_CLONES
-#endif
-
 // The fused cell passes take the previous state as a pointer, nullptr for
 // zeros. A load under a condition keeps GCC from vectorising a loop, so each
 // pass is compiled twice, kPrev telling whether the state is there, and
@@ -236,7 +228,7 @@ inline void with_prev(bool prev, Args&&... args) {
 template <bool kPrev>
 struct LstmCellForward {
   template <typename T>
-  CORENN_CELL_CLONES static void run(T* __restrict a, T* __restrict c, T* __restrict h,
+  CORENN_SIMD_CLONES static void run(T* __restrict a, T* __restrict c, T* __restrict h,
                                      const T* __restrict c_prev, const T* __restrict b, int64_t H,
                                      int64_t j0, int64_t j1) {
     for (int64_t j = j0; j < j1; ++j) {
@@ -259,7 +251,7 @@ struct LstmCellForward {
 template <bool kPrev>
 struct LstmCellBackward {
   template <typename T>
-  CORENN_CELL_CLONES static void run(T* __restrict dA, T* __restrict dc, T* __restrict dh, const T* __restrict dy,
+  CORENN_SIMD_CLONES static void run(T* __restrict dA, T* __restrict dc, T* __restrict dh, const T* __restrict dy,
                   const T* __restrict a, const T* __restrict c, const T* __restrict c_prev, int64_t H) {
     for (int64_t j = 0; j < H; ++j) {
       const T cp = kPrev ? c_prev[j] : T(0);
@@ -283,7 +275,7 @@ struct LstmCellBackward {
 template <bool kPrev>
 struct GruCellForward {
   template <typename T>
-  CORENN_CELL_CLONES static void run(T* __restrict a, T* __restrict hn, T* __restrict h,
+  CORENN_SIMD_CLONES static void run(T* __restrict a, T* __restrict hn, T* __restrict h,
                                      const T* __restrict gh, const T* __restrict hp,
                                      const T* __restrict b, const T* __restrict rb, int64_t H,
                                      int64_t j0, int64_t j1) {
@@ -775,7 +767,7 @@ void gru_forward_naive(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, co
 template <bool kPrev>
 struct GruCellBackward {
   template <typename T>
-  CORENN_CELL_CLONES static void run(T* __restrict dX, T* __restrict dR, T* __restrict dh, const T* __restrict a,
+  CORENN_SIMD_CLONES static void run(T* __restrict dX, T* __restrict dR, T* __restrict dh, const T* __restrict a,
                   const T* __restrict hn, const T* __restrict hp, int64_t H) {
     for (int64_t j = 0; j < H; ++j) {
       const T h_prev = kPrev ? hp[j] : T(0);
