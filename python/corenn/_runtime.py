@@ -1,4 +1,4 @@
-"""Process-wide settings: threads and the random seed."""
+"""Process-wide settings: threads, the random seed, the conv algorithm and layer fusion."""
 
 import numbers
 
@@ -46,3 +46,22 @@ def set_conv_algorithm(algorithm):
 def get_conv_algorithm():
     """The conv algorithm setting in force: "auto", "gemm" or "winograd"."""
     return _core.get_conv_algorithm()
+
+
+def set_fusion(enabled):
+    """Whether corenn fuses layers, process-wide (default ``True``). ``predict``
+    and ``evaluate`` then run a plan in which each convolution takes the
+    BatchNormalization after it folded into its weights and writes its output
+    through one epilogue (+ bias, + the residual of an ``Add``, ReLU of an
+    ``Activation("relu")``); training applies the ReLU after a
+    BatchNormalization in the batch norm's output pass. See docs/guide.md, "Fused layers". ``False`` runs every
+    layer as written: the reference the plans are tested against. Raises
+    TypeError unless ``enabled`` is a bool."""
+    if not isinstance(enabled, bool):
+        raise TypeError(f"set_fusion: enabled must be a bool, got {type(enabled).__name__}")
+    _core.set_fusion(enabled)
+
+
+def get_fusion():
+    """The fusion setting in force (a bool)."""
+    return _core.get_fusion()

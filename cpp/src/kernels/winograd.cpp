@@ -34,6 +34,7 @@
 #include "backend/gemm.hpp"
 #include "backend/parallel.hpp"
 #include "corenn/error.hpp"
+#include "kernels/conv_epilogue.hpp"
 #include "kernels/conv_geometry.hpp"
 
 namespace corenn {
@@ -231,14 +232,14 @@ void input_transform(float* __restrict V, int64_t T, int64_t col0, const float* 
 
 // y's rows of tile rows [tr0, tr1), C = g.out_c channels of (out_h, out_w),
 // written: Aᵀ m A of M[ξ·C·T + o·T + t], t = col0 + (tr − tr0)·tiles_w + tc,
-// plus b[o] when b is given.
-void output_transform(float* y, const float* __restrict M, int64_t T, int64_t col0, const float* b,
-                      const Tiling& g, int64_t tr0, int64_t tr1, float* buf) {
+// through the epilogue e (its residual, when given, is this image's, laid out as y).
+void output_transform(float* y, const float* __restrict M, int64_t T, int64_t col0,
+                      const ConvEpilogue<float>& e, const Tiling& g, int64_t tr0, int64_t tr1, float* buf) {
+  const float* b = e.bias;
   const int64_t tw = g.tiles_w(), ld = g.out_c * T, wide = 2 * tw;
   float* out = buf;  // two output rows, 2·tiles_w wide
   for (int64_t o = 0; o < g.out_c; ++o) {
     const float bias = b ? b[o] : 0.0f;
-    float* plane = y + o * g.out_h * g.out_w;
     for (int64_t tr = tr0; tr < tr1; ++tr) {
       const float* m = M + o * T + col0 + (tr - tr0) * tw;
       for (int64_t t = 0; t < tw; ++t) {
@@ -254,8 +255,10 @@ void output_transform(float* y, const float* __restrict M, int64_t T, int64_t co
         out[wide + 2 * t] = s1[0] + s1[1] + s1[2] + bias;
         out[wide + 2 * t + 1] = s1[1] - s1[2] - s1[3] + bias;
       }
-      for (int a = 0; a < 2 && 2 * tr + a < g.out_h; ++a)
-        std::copy(out + a * wide, out + a * wide + g.out_w, plane + (2 * tr + a) * g.out_w);
+      for (int a = 0; a < 2 && 2 * tr + a < g.out_h; ++a) {
+        const int64_t at = o * g.out_h * g.out_w + (2 * tr + a) * g.out_w;
+        epilogue_span(y + at, out + a * wide, 0.0f, e.residual ? e.residual + at : nullptr, g.out_w, e.relu);
+      }
     }
   }
 }
@@ -360,9 +363,9 @@ void filter_grad_transform(float* dW, const float* S, int64_t Cout, int64_t Cin)
 
 // y (N, out_c, out_h, out_w) written: the correlation of x (N, in_c, in_h,
 // in_w) with the transformed filters U (16, out_c, in_c), block of tile rows
-// by block, plus b when given.
+// by block, through the epilogue e.
 void correlate(float* y, float* scratch, const WinogradPlan& pl, const float* x, const float* U,
-               const float* b, const Tiling& g, int64_t batch) {
+               const ConvEpilogue<float>& e, const Tiling& g, int64_t batch) {
   const int64_t rows = g.block_rows(batch), th = g.tiles_h(), tw = g.tiles_w();
   const int64_t in_img = g.in_c * g.in_h * g.in_w, out_img = g.out_c * g.out_h * g.out_w;
   for_images(batch, pl.chunks, [&](int64_t lo, int64_t hi, int chunk) {
@@ -379,7 +382,9 @@ void correlate(float* y, float* scratch, const WinogradPlan& pl, const float* x,
         gemm<float>(Trans::no, Trans::no, g.out_c, T, g.in_c, 1.0f, U + xi * g.out_c * g.in_c, g.in_c,
                     V + xi * g.in_c * T, T, 0.0f, M + xi * g.out_c * T, T);
       for_pieces(g, gr0, gr1, [&](int64_t n, int64_t tr0, int64_t tr1, int64_t col0) {
-        output_transform(y + n * out_img, M, T, col0, b, g, tr0, tr1, buf);
+        ConvEpilogue<float> image = e;
+        if (e.residual) image.residual = e.residual + n * out_img;
+        output_transform(y + n * out_img, M, T, col0, image, g, tr0, tr1, buf);
       });
     }
   });
@@ -391,12 +396,19 @@ int64_t winograd_scratch_size(const Conv2dShape& s) { return winograd_plan(s).sc
 
 // ------------------------------------------------------------------ forward
 
-void winograd_conv2d_forward(float* y, float* scratch, const float* x, const float* W, const float* b,
-                             const Conv2dShape& s) {
+void winograd_conv2d_forward(float* y, float* scratch, const float* x, const float* W,
+                             const ConvEpilogue<float>& e, const Conv2dShape& s) {
   const WinogradPlan pl = winograd_plan(s);
   float* U = scratch;
   filter_transform(U, W, s.out_channels, s.in_channels, false);
-  correlate(y, scratch, pl, x, U, b, forward_tiling(s), s.batch);
+  correlate(y, scratch, pl, x, U, e, forward_tiling(s), s.batch);
+}
+
+void winograd_conv2d_forward(float* y, float* scratch, const float* x, const float* W, const float* b,
+                             const Conv2dShape& s) {
+  ConvEpilogue<float> e;
+  e.bias = b;
+  winograd_conv2d_forward(y, scratch, x, W, e, s);
 }
 
 // ------------------------------------------------------------------ backward
@@ -436,7 +448,7 @@ void winograd_conv2d_backward(float* dx, float* dW, float* db, float* scratch, c
   if (dx) {
     float* U = scratch;
     filter_transform(U, W, Cin, Cout, true);
-    correlate(dx, scratch, pl, dy, U, nullptr, input_grad_tiling(s), s.batch);
+    correlate(dx, scratch, pl, dy, U, ConvEpilogue<float>{}, input_grad_tiling(s), s.batch);
   }
   if (db) bias_grad(db, dy, s.batch, Cout, g.out_h * g.out_w);
 }

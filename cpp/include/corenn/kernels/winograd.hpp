@@ -37,6 +37,9 @@ int64_t winograd_scratch_size(const Conv2dShape& s);
 // As conv2d_forward / conv2d_backward (conv.hpp) for a shape with winograd_applies(s).
 void winograd_conv2d_forward(float* y, float* scratch, const float* x, const float* W, const float* b,
                              const Conv2dShape& s);
+// With an epilogue (conv.hpp), applied in the output transform's write.
+void winograd_conv2d_forward(float* y, float* scratch, const float* x, const float* W,
+                             const ConvEpilogue<float>& e, const Conv2dShape& s);
 void winograd_conv2d_backward(float* dx, float* dW, float* db, float* scratch, const float* dy,
                               const float* x, const float* W, const Conv2dShape& s);
 
