@@ -46,13 +46,14 @@ def expected_isa(flags):
 
 def test_runtime_info_reports_the_settings_in_force():
     info = cn.runtime_info()
-    assert set(info) == {"version", "isa", "isa_dispatch", "blas", "num_threads", "conv_algorithm"}
+    assert set(info) == {"version", "isa", "isa_dispatch", "blas", "num_threads", "conv_algorithm", "fusion"}
     assert info["version"] == cn.__version__
     assert info["isa"] in ISAS
     assert isinstance(info["isa_dispatch"], bool)
     assert info["blas"] in ("scipy_openblas", "system", "none")
     assert info["num_threads"] == cn.get_num_threads()
     assert info["conv_algorithm"] == cn.get_conv_algorithm()
+    assert info["fusion"] is cn.get_fusion()
 
 
 def test_without_dispatch_the_isa_is_baseline():

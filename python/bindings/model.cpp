@@ -371,6 +371,7 @@ void bind_model(py::module_& m) {
       .def("layer_inputs", &Model::layer_inputs)
       .def_property_readonly("output_layer", &Model::output_layer)
       .def("multiply_adds", &Model::multiply_adds)
+      .def("fusion_plan", &Model::fusion_plan)
       .def("count_params", py::overload_cast<>(&Model::count_params, py::const_))
       .def("count_layer_params", py::overload_cast<size_t>(&Model::count_params, py::const_))
       .def("count_layer_state", &Model::count_state)

@@ -7,6 +7,7 @@
 #include "corenn/random.hpp"
 #include "corenn/runtime.hpp"
 #include "corenn/kernels/winograd.hpp"
+#include "corenn/model.hpp"
 
 namespace py = pybind11;
 
@@ -49,6 +50,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("simd_dispatch", &corenn::simd_dispatch);
   m.def("set_conv_algorithm", &corenn::set_conv_algorithm, py::arg("algorithm"));
   m.def("get_conv_algorithm", &corenn::get_conv_algorithm);
+  m.def("set_fusion", &corenn::set_fusion, py::arg("enabled"));
+  m.def("get_fusion", &corenn::get_fusion);
   m.def("seed", [](uint64_t s) { corenn::seed(s); }, py::arg("s"));
   m.def("next_key", &corenn::next_key);
 

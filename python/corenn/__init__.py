@@ -34,6 +34,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 from ._runtime import get_conv_algorithm, get_num_threads, runtime_info, seed, set_conv_algorithm, set_num_threads  # noqa: E402
+from ._runtime import get_fusion, set_fusion  # noqa: E402
 from . import _threadpool  # noqa: E402
 
 _threadpool.register()
@@ -46,6 +47,6 @@ from . import applications  # noqa: E402  (after models: its blocks build Models
 from ._install import get_cmake_dir  # noqa: E402
 
 __all__ = ["Model", "Sequential", "__version__", "applications", "callbacks", "clear_session", "data", "decoding",
-           "detection", "diagnostics", "distributed", "get_cmake_dir", "get_conv_algorithm", "get_num_threads", "gradient_check", "initializers",
+           "detection", "diagnostics", "distributed", "get_cmake_dir", "get_conv_algorithm", "get_fusion", "get_num_threads", "gradient_check", "initializers",
            "interop", "layers", "load_model", "losses",
-           "metrics", "ops", "optimizers", "regularizers", "runtime_info", "seed", "set_conv_algorithm", "set_num_threads", "style", "text", "tuning"]
+           "metrics", "ops", "optimizers", "regularizers", "runtime_info", "seed", "set_conv_algorithm", "set_fusion", "set_num_threads", "style", "text", "tuning"]

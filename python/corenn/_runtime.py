@@ -1,4 +1,4 @@
-"""Process-wide settings (threads, the random seed, the conv algorithm) and what the process runs on."""
+"""Process-wide settings (threads, the random seed, the conv algorithm, layer fusion) and what the process runs on."""
 
 import numbers
 
@@ -65,9 +65,28 @@ def runtime_info():
     - ``"blas"``: the BLAS backend ("scipy_openblas", "system" or "none"), which
       dispatches its own kernels (threadpoolctl's ``threadpool_info()`` names
       OpenBLAS's core type);
-    - ``"num_threads"`` and ``"conv_algorithm"``: the settings in force.
+    - ``"num_threads"``, ``"conv_algorithm"`` and ``"fusion"``: the settings in force.
     """
     from . import __version__
     return {"version": __version__, "isa": _core.simd_isa(), "isa_dispatch": _core.simd_dispatch(),
             "blas": _core.blas_backend(), "num_threads": get_num_threads(),
-            "conv_algorithm": get_conv_algorithm()}
+            "conv_algorithm": get_conv_algorithm(), "fusion": get_fusion()}
+
+
+def set_fusion(enabled):
+    """Whether corenn fuses layers, process-wide (default ``True``). ``predict``
+    and ``evaluate`` then run a plan in which each convolution takes the
+    BatchNormalization after it folded into its weights and writes its output
+    through one epilogue (+ bias, + the residual of an ``Add``, ReLU of an
+    ``Activation("relu")``); training applies the ReLU after a
+    BatchNormalization in the batch norm's output pass. See docs/guide.md, "Fused layers". ``False`` runs every
+    layer as written: the reference the plans are tested against. Raises
+    TypeError unless ``enabled`` is a bool."""
+    if not isinstance(enabled, bool):
+        raise TypeError(f"set_fusion: enabled must be a bool, got {type(enabled).__name__}")
+    _core.set_fusion(enabled)
+
+
+def get_fusion():
+    """The fusion setting in force (a bool)."""
+    return _core.get_fusion()

@@ -125,6 +125,22 @@ struct OptimizerSpec {
 // ValueError naming the layer), with nothing allocated or initialised.
 std::vector<Shape> layer_output_shapes(const LayerSpec& layer, const std::vector<Shape>& input_shapes);
 
+// Fusion, process-wide (on by default). Inference (predict, evaluate) runs a
+// plan in which each convolution (Conv2D, DepthwiseConv2D, Conv1D) with a
+// linear or ReLU activation takes the BatchNormalization right after it folded
+// into its weights (s·W, s·b + t) and writes its output through one epilogue:
+// + bias, + a residual (an Add of it with another tensor), ReLU (an
+// Activation("relu") after it). A link is taken only where the tensor before
+// it has no other reader and is not a model output. The folded weights are a
+// runtime copy, refolded after anything writes weights or statistics; model
+// files never hold them. Training runs a BatchNormalization followed by
+// Activation("relu") as one layer, the ReLU applied in the batch norm's
+// output pass (bit for bit the two layers).
+// Off: every layer runs as written (the reference the plans are tested
+// against; inference differs from it by float rounding).
+void set_fusion(bool enabled);
+bool get_fusion();
+
 class EngineBase;
 
 class Model {
@@ -202,6 +218,10 @@ class Model {
   int64_t count_state(size_t layer) const;
   // Multiplications per example in a layer's forward pass (weights × positions).
   int64_t multiply_adds(size_t layer) const;
+  // The inference plan (set_fusion): per fused group, the names of
+  // its layers in order (the convolution, then any of its batch norm, Add and
+  // ReLU activation); layers outside every group run as written.
+  std::vector<std::vector<std::string>> fusion_plan() const;
   // A layer's weights in Keras order (Dense: kernel (units, in), bias;
   // BatchNormalization: gamma, beta, moving_mean, moving_variance), as copies:
   // its parameters, then its state (what training updates without gradients).

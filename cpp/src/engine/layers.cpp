@@ -175,6 +175,8 @@ class ActivationLayer : public Layer<T> {
     return c.out.data();
   }
 
+  bool is_relu() const override { return activation_ == Activation::relu; }
+
   T* backward(T* dy, T* dx, const T* x, const T* y, int64_t batch, bool need_dx,
               LayerCache<T>&) override {
     if (!need_dx) return nullptr;

@@ -11,6 +11,7 @@
 
 #include "corenn/error.hpp"
 #include "corenn/kernels/activation.hpp"
+#include "corenn/kernels/conv.hpp"
 #include "corenn/kernels/init.hpp"
 #include "corenn/model.hpp"
 
@@ -38,6 +39,10 @@ struct LayerCache {
   // follows it (a vjp differentiates an inference pass: no dropout mask, batch
   // norm's moving statistics).
   bool training = false;
+  // Set by the engine's training plan before forward: the layer applies a
+  // ReLU to its output in its own pass (Layer::fuses_relu), and its backward
+  // receives the gradient of that ReLU's output.
+  bool fused_relu = false;
 };
 
 // Grows a buffer to at least n elements; never shrinks, so a steady batch size
@@ -90,6 +95,18 @@ struct KernelSettings {
   bool use_bias;
   Init kernel_init, bias_init;
   double initializer_stddev, l1, l2;
+};
+
+// What a layer that can head an inference fusion (model.cpp's fusion pass)
+// computes with: a kernel whose output channel c owns the rows
+// kernel[c, 0 .. per_channel), an optional bias, and its own activation (a
+// ReLU or none). channels == 0: the layer cannot head one.
+template <typename T>
+struct FusionWeights {
+  const T* kernel = nullptr;
+  const T* bias = nullptr;
+  int64_t channels = 0, per_channel = 0;
+  bool relu = false;
 };
 
 template <typename T>
@@ -180,6 +197,37 @@ class Layer {
   // Multiplications per example in forward (the course's cost arithmetic:
   // weights times the positions they are applied at); 0 for layers without weights.
   virtual int64_t multiply_adds() const { return 0; }
+  // Inference fusion (model.cpp's fusion pass). A convolution heads a fused
+  // group: fusion_weights() tells what it computes with, forward_fused runs its
+  // inference forward with another kernel (the folded one) and the epilogue
+  // (bias, residual, ReLU) applied where the output is written.
+  virtual FusionWeights<T> fusion_weights() const { return {}; }
+  virtual const T* forward_fused(const T* x, int64_t batch, const T* kernel, const ConvEpilogue<T>& e,
+                                 LayerCache<T>& cache) const {
+    (void)x, (void)batch, (void)kernel, (void)e, (void)cache;
+    return nullptr;
+  }
+  // A layer that is, at inference, a per-channel affine map y = s[c]·x + t[c]
+  // of channels-first data (batch norm) gives its channel count, and folds
+  // itself into the weights w of the layer before it (kernel_out: channels ·
+  // w.per_channel values, bias_out: channels values).
+  virtual int64_t affine_channels() const { return 0; }
+  virtual void fold_into(T* kernel_out, T* bias_out, const FusionWeights<T>& w) const {
+    (void)kernel_out, (void)bias_out, (void)w;
+  }
+  // An element-wise max(x, 0) (Activation("relu")).
+  virtual bool is_relu() const { return false; }
+  // The training plan (model.cpp): a layer whose forward in this mode can
+  // apply the ReLU that follows it where it writes its output, and take that
+  // ReLU's gradient in its backward, when cache.fused_relu is set (batch norm
+  // with batch statistics).
+  virtual bool fuses_relu(bool training) const { (void)training; return false; }
+  // Bumped by the engine whenever it writes the layer's parameters or state
+  // (set_weights, a training step, a load, ...): an inference plan folded from
+  // them is stale once the version moves. It lives in the layer, so a layer
+  // shared with another model invalidates both models' plans.
+  uint64_t weights_version = 0;
+
   // Layers with several inputs (Add, Concatenate) are MergeLayers, layers
   // with several outputs (or inputs and outputs) CallLayers; the engine calls
   // their interface instead of build/forward/backward.

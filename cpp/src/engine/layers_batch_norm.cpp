@@ -86,7 +86,10 @@ class BatchNorm : public Layer<T> {
     ensure_size(c.mid, 2 * channels_);
     T* mean = c.mid.data();
     T* invstd = mean + channels_;
-    if (batch_statistics(training))
+    if (batch_statistics(training) && c.fused_relu)
+      batch_norm_relu_forward<T>(c.out.data(), mean, invstd, moving_mean(), moving_variance(), x, gamma(), beta(),
+                                 1.0 - momentum_, epsilon_, batch, channels_, spatial_);
+    else if (batch_statistics(training))
       batch_norm_forward<T>(c.out.data(), mean, invstd, moving_mean(), moving_variance(), x, gamma(), beta(),
                             1.0 - momentum_, epsilon_, batch, channels_, spatial_);
     else
@@ -95,11 +98,23 @@ class BatchNorm : public Layer<T> {
     return c.out.data();
   }
 
-  T* backward(T* dy, T* dx, const T* x, const T*, int64_t batch, bool need_dx, LayerCache<T>& c) override {
+  // The inference map is per channel (s = γ/√(var + ε), t = β − mean·s) over (C, ...) data.
+  int64_t affine_channels() const override { return channels_; }
+  void fold_into(T* kernel_out, T* bias_out, const FusionWeights<T>& w) const override {
+    batch_norm_fold<T>(kernel_out, bias_out, w.kernel, w.bias, w.per_channel, moving_mean(), moving_variance(),
+                       gamma(), beta(), epsilon_, channels_);
+  }
+
+  bool fuses_relu(bool training) const override { return batch_statistics(training); }
+
+  // With cache.fused_relu, y is the ReLU's output and dy its gradient (dy may be overwritten).
+  T* backward(T* dy, T* dx, const T* x, const T* y, int64_t batch, bool need_dx, LayerCache<T>& c) override {
     const T* mean = c.mid.data();
     const T* invstd = mean + channels_;
     T* dgamma = scale_ ? this->grads_ : nullptr;
     T* dbeta = center_ ? this->grads_ + (scale_ ? channels_ : 0) : nullptr;
+    if (c.fused_relu)  // the ReLU's gradient first, in place: its mask y > 0 is v > 0 for y = relu(v)
+      activation_backward<T>(dy, dy, y, y, 1, 1, batch * this->in_size_, Activation::relu, T(0));
     if (batch_statistics(c.training))
       batch_norm_backward<T>(need_dx ? dx : nullptr, dgamma, dbeta, dy, x, mean, invstd, gamma(), batch,
                              channels_, spatial_);

@@ -190,6 +190,24 @@ class Conv2D : public Convolution<T> {
     return c.out.data();
   }
 
+  // Every output channel owns its kernel rows (groups and depthwise too): the
+  // kernel is (C_out, kernel_size / C_out).
+  FusionWeights<T> fusion_weights() const override {
+    const Activation g = this->k_.activation;
+    if (g != Activation::linear && g != Activation::relu) return {};
+    const int64_t C = geometry_.out_channels;
+    return {this->params_, this->bias(), C, this->kernel_size() / C, g == Activation::relu};
+  }
+
+  const T* forward_fused(const T* x, int64_t batch, const T* kernel, const ConvEpilogue<T>& e,
+                         LayerCache<T>& c) const override {
+    const Conv2dShape s = at_batch(batch);
+    ensure_size(c.scratch, conv2d_scratch_size(s));
+    ensure_size(c.out, batch * this->out_size_);
+    conv2d_forward_fused<T>(c.out.data(), c.scratch.data(), x, kernel, e, s);
+    return c.out.data();
+  }
+
   T* backward(T* dy, T* dx, const T* x, const T* y, int64_t batch, bool need_dx,
               LayerCache<T>& c) override {
     const Conv2dShape s = at_batch(batch);

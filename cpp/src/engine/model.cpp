@@ -1,6 +1,7 @@
 #include "corenn/model.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -35,6 +36,13 @@ const char* loss_name(LossKind kind) {
   }
   return "?";
 }
+
+namespace {
+std::atomic<bool> g_fusion{true};
+}  // namespace
+
+void set_fusion(bool enabled) { g_fusion.store(enabled); }
+bool get_fusion() { return g_fusion.load(); }
 
 std::string tensor_ref_string(const TensorRef& ref) {
   if (ref.node == 0 && ref.output == 0) return "'" + ref.layer + "'";
@@ -96,6 +104,7 @@ class EngineBase {
   virtual bool has_adopted(const std::string& name) const = 0;
   virtual void build() = 0;
   virtual int64_t multiply_adds(size_t layer) const = 0;
+  virtual std::vector<std::vector<std::string>> fusion_plan() const = 0;
   virtual void set_trainable(size_t layer, bool trainable) = 0;
   virtual int64_t count_params(size_t layer) const = 0;
   virtual int64_t count_params() const = 0;
@@ -144,6 +153,7 @@ class EngineBase {
 namespace {
 
 using detail::ensure_size;
+using detail::FusionWeights;
 using detail::Layer;
 using detail::LayerCache;
 
@@ -502,17 +512,31 @@ class Engine : public EngineBase {
     step = 0;
     vjp_valid_ = false;
     built = true;
+    plan_fusion();
     if (compiled) compile();
   }
 
   int64_t count_params(size_t layer) const override { return layers_.at(layer)->parameter_count(); }
   int64_t multiply_adds(size_t layer) const override { return layers_.at(layer)->multiply_adds(); }
 
+  std::vector<std::vector<std::string>> fusion_plan() const override {
+    std::vector<std::vector<std::string>> plan;
+    for (const FusedConv& g : fused_) {
+      std::vector<std::string> names;
+      for (int p : g.members) names.push_back(specs[graph.nodes[p].layer].name);
+      plan.push_back(std::move(names));
+    }
+    return plan;
+  }
+
   // A layer reads its own flag (a frozen BatchNormalization runs in inference
   // mode) and so does the optimizer; a shared layer is frozen in every model.
   void set_trainable(size_t layer, bool trainable) override {
     specs.at(layer).trainable = trainable;
-    if (built) layers_.at(layer)->set_trainable(trainable);
+    if (built) {
+      layers_.at(layer)->set_trainable(trainable);
+      ++layers_.at(layer)->weights_version;
+    }
   }
   int64_t count_params() const override { return static_cast<int64_t>(n_grads_); }
   int64_t count_state(size_t layer) const override { return layers_.at(layer)->state_count(); }
@@ -567,6 +591,7 @@ class Engine : public EngineBase {
       std::memcpy(p, weights[i].data_as<T>(), sizeof(T) * static_cast<size_t>(weights[i].size()));
       p += weights[i].size();
     }
+    ++l.weights_version;
   }
 
   void compile() override {
@@ -671,7 +696,8 @@ class Engine : public EngineBase {
                   std::vector<double>* output_losses, std::vector<Tensor>* outputs) const override {
     const int64_t batch = check_batch("evaluate", x, y, weight);
     InferenceLease c(*this);
-    forward(inputs_of(x), batch, false, 0, c->caches, c->acts, c->masks, c->scratch);
+    const bool fused = prepare_fusion();
+    forward(inputs_of(x), batch, false, 0, c->caches, c->acts, c->masks, c->scratch, fused);
     double total = 0.0;
     std::vector<double> per_output(graph.outputs.size(), std::numeric_limits<double>::quiet_NaN());
     for (size_t o = 0; o < graph.outputs.size(); ++o) {
@@ -694,7 +720,8 @@ class Engine : public EngineBase {
   std::vector<Tensor> predict(const std::vector<Tensor>& x) const override {
     const int64_t batch = check_inputs("predict", x);
     InferenceLease c(*this);
-    forward(inputs_of(x), batch, false, 0, c->caches, c->acts, c->masks, c->scratch);
+    const bool fused = prepare_fusion();
+    forward(inputs_of(x), batch, false, 0, c->caches, c->acts, c->masks, c->scratch, fused);
     return copy_outputs(c->acts, batch);
   }
 
@@ -703,7 +730,8 @@ class Engine : public EngineBase {
   std::vector<Tensor> output_masks(const std::vector<Tensor>& x) const override {
     const int64_t batch = check_inputs("output_masks", x);
     InferenceLease c(*this);
-    forward(inputs_of(x), batch, false, 0, c->caches, c->acts, c->masks, c->scratch);
+    const bool fused = prepare_fusion();
+    forward(inputs_of(x), batch, false, 0, c->caches, c->acts, c->masks, c->scratch, fused);
     std::vector<Tensor> out;
     for (int t : graph.outputs) {
       const Shape& s = graph.tensor_shapes[t];
@@ -884,6 +912,7 @@ class Engine : public EngineBase {
       if (k) std::memcpy(slice_data(i, state), in, sizeof(T) * static_cast<size_t>(k));
       in += k;
     }
+    weights_changed();
   }
 
   // Forward, losses and backward of one batch into the gradient arena; the
@@ -968,6 +997,7 @@ class Engine : public EngineBase {
       std::copy(in, in + k, layers_[i]->state());
       in += k;
     }
+    weights_changed();
   }
 
   std::vector<const T*> inputs_of(const std::vector<Tensor>& x) const {
@@ -1085,18 +1115,32 @@ class Engine : public EngineBase {
   // tells that of each output; model inputs carry none). A distinct dropout
   // key per (step, call): masks repeat within a step (gradient checking) and
   // never across steps or calls.
+  //
+  // fused (inference only): the nodes of each fused group (plan_fusion) run
+  // as one convolution with its epilogue, at the group's last node.
   void forward(const std::vector<const T*>& x, int64_t batch, bool training, int64_t at_step,
                std::vector<LayerCache<T>>& caches, std::vector<const T*>& acts,
-               std::vector<const uint8_t*>& masks, std::vector<const T*>& scratch) const {
+               std::vector<const uint8_t*>& masks, std::vector<const T*>& scratch, bool fused = false) const {
     acts.resize(graph.tensor_shapes.size());
     masks.assign(graph.tensor_shapes.size(), nullptr);
     for (size_t i = 0; i < graph.num_inputs; ++i) acts[i] = x[i];
     const uint64_t calls = graph.nodes.size();
     for (size_t p = 0; p < graph.nodes.size(); ++p) {
+      if (fused && !training && fused_at_[p] != kUnfused) {
+        if (fused_at_[p] >= 0) run_fused(fused_[fused_at_[p]], batch, caches, acts, masks);
+        continue;
+      }
       const Graph::NodeInfo& node = graph.nodes[p];
       Layer<T>& layer = *layers_[node.layer];
       caches[p].training = training;
       caches[p].input_mask = masks[node.in[0]];
+      const int source = relu_source_[p];
+      if (source >= 0 && caches[source].fused_relu) {  // this ReLU ran inside the layer before it
+        acts[node.out[0]] = acts[node.in[0]];
+        masks[node.out[0]] = layer.output_mask(0, batch, caches[p]);
+        continue;
+      }
+      caches[p].fused_relu = training && relu_after_[p] >= 0 && g_fusion.load() && layer.fuses_relu(training);
       const uint64_t key = random_bits(dropout_key, static_cast<uint64_t>(at_step) * calls + node.declared);
       if (detail::MergeLayer<T>* merge = layer.as_merge()) {
         scratch.clear();
@@ -1116,8 +1160,154 @@ class Engine : public EngineBase {
   }
 
   void forward_training(const std::vector<Tensor>& x, int64_t batch, bool training, int64_t at_step) {
+    weights_changed();  // a training forward moves the batch norm statistics
     forward(inputs_of(x), batch, training, at_step, caches_, acts_, masks_, scratch_);
   }
+
+  // ---------------------------------------------------------------- inference fusion
+  //
+  // One pattern over the graph, found when it is built: a convolution
+  // (Layer::fusion_weights) followed by, each optional, in this order,
+  //   BatchNormalization (folded into its weights) → Add(·, residual) → Activation("relu")
+  // (or a convolution with its own ReLU, alone). Each link is taken only when
+  // the tensor it consumes has no other reader and is not a model output, so
+  // the tensors inside a group are never needed by anyone else. The group
+  // runs at its last node: by then the residual exists (the Add came after its
+  // producer), and the convolution's input did before.
+
+  static constexpr int kUnfused = -1, kInsideGroup = -2;
+
+  struct FusedConv {
+    int head = -1, last = -1;  // node positions: the convolution, the node whose output the group writes
+    int bn = -1;               // node position of the folded batch norm, or -1
+    int residual = -1;         // the tensor the Add brings in, or -1
+    bool relu = false;
+    std::vector<int> members;  // node positions, in order
+    // With bn: the folded kernel, then the folded bias; folded from the
+    // layers' weights at these versions (Layer::weights_version).
+    std::vector<T> folded;
+    uint64_t head_version = ~uint64_t(0), bn_version = ~uint64_t(0);
+  };
+
+  // The training plan has one pattern: a layer that can apply a ReLU in its
+  // own output pass (Layer::fuses_relu: batch norm with batch statistics)
+  // followed by Activation("relu") as the only reader of its output (not a
+  // model output). The ReLU node then passes the layer's output on and its
+  // gradient straight down (relu_after_, relu_source_), results bit for bit
+  // those of the two layers.
+  void plan_fusion() {
+    const size_t tensors = graph.tensor_shapes.size();
+    std::vector<int> uses(tensors, 0), reader(tensors, -1);
+    for (size_t p = 0; p < graph.nodes.size(); ++p)
+      for (int t : graph.nodes[p].in) ++uses[t], reader[t] = static_cast<int>(p);
+    for (int t : graph.outputs) ++uses[t];
+    // The one node reading t, if it is t's only use and a single-input, single-output call.
+    auto only_reader = [&](int t) {
+      if (uses[t] != 1 || reader[t] < 0) return -1;
+      const Graph::NodeInfo& q = graph.nodes[reader[t]];
+      return q.out.size() == 1 ? reader[t] : -1;
+    };
+    auto layer_at = [&](int p) -> Layer<T>& { return *layers_[graph.nodes[p].layer]; };
+    auto single = [&](int p) {
+      Layer<T>& l = layer_at(p);
+      return !l.as_merge() && !l.as_call() && graph.nodes[p].in.size() == 1;
+    };
+    relu_after_.assign(graph.nodes.size(), -1);
+    relu_source_.assign(graph.nodes.size(), -1);
+    for (int p = 0; p < static_cast<int>(graph.nodes.size()); ++p) {
+      if (!single(p) || graph.nodes[p].out.size() != 1) continue;
+      const int q = only_reader(graph.nodes[p].out[0]);
+      if (q >= 0 && single(q) && layer_at(q).is_relu()) relu_after_[p] = q, relu_source_[q] = p;
+    }
+    fused_.clear();
+    fused_at_.assign(graph.nodes.size(), kUnfused);
+    for (int p = 0; p < static_cast<int>(graph.nodes.size()); ++p) {
+      const FusionWeights<T> w = layer_at(p).fusion_weights();
+      if (w.channels == 0 || !single(p)) continue;
+      FusedConv g;
+      g.head = g.last = p;
+      g.relu = w.relu;
+      std::vector<int> members{p};
+      int t = graph.nodes[p].out[0];
+      if (!w.relu) {  // after a ReLU nothing linear folds or adds in
+        int q = only_reader(t);
+        if (q >= 0 && single(q) && layer_at(q).affine_channels() == w.channels) {
+          g.bn = g.last = q;
+          members.push_back(q);
+          t = graph.nodes[q].out[0];
+          q = only_reader(t);
+        }
+        // An Add of two convolutions' outputs joins the group of the first only.
+        if (q >= 0 && layer_at(q).spec().kind == "add" && graph.nodes[q].in.size() == 2 &&
+            graph.nodes[q].in[0] != graph.nodes[q].in[1] && fused_at_[q] == kUnfused) {
+          g.residual = graph.nodes[q].in[graph.nodes[q].in[0] == t ? 1 : 0];
+          g.last = q;
+          members.push_back(q);
+          t = graph.nodes[q].out[0];
+          q = only_reader(t);
+        }
+        if (q >= 0 && single(q) && layer_at(q).is_relu()) {
+          g.relu = true;
+          g.last = q;
+          members.push_back(q);
+        }
+      }
+      if (g.last == p && !g.relu) continue;  // nothing to fuse
+      for (int member : members) fused_at_[member] = kInsideGroup;
+      g.members = std::move(members);
+      fused_at_[g.last] = static_cast<int>(fused_.size());
+      fused_.push_back(std::move(g));
+    }
+  }
+
+  // Whether predict runs the fused plan; refolds, first, every group whose
+  // layers' weights moved since it was folded. Concurrent predict calls meet
+  // here under a lock; a refold needs a change of weights, which no const
+  // call makes, so a plan in use is never refolded under a caller.
+  bool prepare_fusion() const {
+    if (!g_fusion.load() || fused_.empty()) return false;
+    std::lock_guard<std::mutex> lock(fold_mutex_);
+    for (FusedConv& g : fused_) {
+      if (g.bn < 0) continue;
+      const Layer<T>& head = *layers_[graph.nodes[g.head].layer];
+      const Layer<T>& bn = *layers_[graph.nodes[g.bn].layer];
+      if (g.head_version == head.weights_version && g.bn_version == bn.weights_version) continue;
+      const FusionWeights<T> w = head.fusion_weights();
+      g.folded.resize(static_cast<size_t>(w.channels * (w.per_channel + 1)));
+      bn.fold_into(g.folded.data(), g.folded.data() + w.channels * w.per_channel, w);
+      g.head_version = head.weights_version;
+      g.bn_version = bn.weights_version;
+    }
+    return true;
+  }
+
+  void run_fused(const FusedConv& g, int64_t batch, std::vector<LayerCache<T>>& caches,
+                 std::vector<const T*>& acts, std::vector<const uint8_t*>& masks) const {
+    const Graph::NodeInfo& head = graph.nodes[g.head];
+    const Layer<T>& conv = *layers_[head.layer];
+    const FusionWeights<T> w = conv.fusion_weights();
+    ConvEpilogue<T> e;
+    const T* kernel = w.kernel;
+    e.bias = w.bias;
+    if (g.bn >= 0) {
+      kernel = g.folded.data();
+      e.bias = kernel + w.channels * w.per_channel;
+    }
+    e.residual = g.residual >= 0 ? acts[g.residual] : nullptr;
+    e.relu = g.relu;
+    LayerCache<T>& c = caches[g.head];
+    c.training = false;
+    c.input_mask = masks[head.in[0]];
+    const int out = graph.nodes[g.last].out[0];
+    acts[out] = conv.forward_fused(acts[head.in[0]], batch, kernel, e, c);
+    masks[out] = nullptr;  // a convolution drops masks, and its group adds none
+  }
+
+  // Marks every layer's weights as written (an inference plan refolds).
+  void weights_changed() {
+    for (auto& l : layers_) ++l->weights_version;
+  }
+
 
   void start_backward(int64_t width) {
     for (size_t i = 0; i < layers_.size(); ++i) layers_[i]->set_gradients(grads_.data() + offsets_[i]);
@@ -1191,6 +1381,12 @@ class Engine : public EngineBase {
       bool any = false;
       for (int t : node.out) any = any || grad_of_[t] >= 0;
       if (!any) continue;  // nothing below wants a gradient
+      const int source = relu_source_[p];
+      if (source >= 0 && caches_[source].fused_relu) {  // the layer before takes this ReLU's gradient
+        grad_of_[graph.nodes[source].out[0]] = grad_of_[node.out[0]];
+        grad_of_[node.out[0]] = -1;
+        continue;
+      }
       if (detail::MergeLayer<T>* merge = layer.as_merge()) backward_merge(*merge, node, batch, width);
       else if (detail::CallLayer<T>* call = layer.as_call()) backward_call(*call, node, p, batch, width);
       else backward_single(layer, node, p, batch, width);
@@ -1366,6 +1562,7 @@ class Engine : public EngineBase {
   // runs together, with clipnorm each parameter tensor, which then gets a pass
   // of its own with its own scale.
   void apply_optimizer() {
+    weights_changed();
     struct Run {
       T* p;
       int64_t offset, n;
@@ -1498,6 +1695,15 @@ class Engine : public EngineBase {
 
   mutable std::mutex idle_mutex_;
   mutable std::vector<std::unique_ptr<InferenceContext>> idle_contexts_;
+
+  // The inference plan (plan_fusion): the fused groups, and per node its
+  // part: kUnfused, kInsideGroup, or the group it runs (at the group's last node).
+  mutable std::vector<FusedConv> fused_;
+  std::vector<int> fused_at_;
+  // The training plan: per node, the ReLU node after it it may take in
+  // (relu_after_), and per ReLU node the node that may take it (relu_source_); -1: none.
+  std::vector<int> relu_after_, relu_source_;
+  mutable std::mutex fold_mutex_;
 };
 
 }  // namespace
@@ -1668,6 +1874,7 @@ int64_t Model::count_params() const { return impl_->count_params(); }
 int64_t Model::count_params(size_t layer) const { return impl_->count_params(layer); }
 int64_t Model::count_state(size_t layer) const { return impl_->count_state(layer); }
 int64_t Model::multiply_adds(size_t layer) const { return impl_->multiply_adds(layer); }
+std::vector<std::vector<std::string>> Model::fusion_plan() const { return impl_->fusion_plan(); }
 
 std::vector<std::string> Model::layer_inputs(size_t layer) const {
   require_built(*impl_, "layer_inputs");

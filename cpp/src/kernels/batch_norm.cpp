@@ -116,13 +116,22 @@ Affine<T> finish_training_channel(int64_t c, double mean, double var, int64_t co
   return affine_of(c, mean, invstd, gamma, beta);
 }
 
+// max(v, 0) exactly as activation.hpp's ReLU writes it (NaN and −0 pass).
 template <typename T>
+inline T relu(T v) {
+  return v < T(0) ? T(0) : v;
+}
+
+template <bool Relu, typename T>
 void apply_plane(T* yc, const T* xc, Affine<T> a, int64_t batch, int64_t spatial, int64_t stride) {
   // yc, xc: channel c's N runs of S values, stride apart
   for (int64_t n = 0; n < batch; ++n) {
     T* yr = yc + n * stride;
     const T* xr = xc + n * stride;
-    for (int64_t s = 0; s < spatial; ++s) yr[s] = (xr[s] - a.mean) * a.scale + a.shift;
+    for (int64_t s = 0; s < spatial; ++s) {
+      const T v = (xr[s] - a.mean) * a.scale + a.shift;
+      yr[s] = Relu ? relu(v) : v;
+    }
   }
 }
 
@@ -135,14 +144,17 @@ void for_each_block(int64_t batch, int64_t channels, Fn fn) {
   });
 }
 
-template <typename T>
+template <bool Relu, typename T>
 void apply_rows(T* y, const T* x, const T* mean, const T* scale, const T* shift, int64_t batch,
                 int64_t channels, int64_t c0, int64_t width) {
   // y, x: (N, C); mean, scale, shift: (width,) for channels c0 …
   for (int64_t n = 0; n < batch; ++n) {
     T* yr = y + n * channels + c0;
     const T* xr = x + n * channels + c0;
-    for (int64_t j = 0; j < width; ++j) yr[j] = (xr[j] - mean[j]) * scale[j] + shift[j];
+    for (int64_t j = 0; j < width; ++j) {
+      const T v = (xr[j] - mean[j]) * scale[j] + shift[j];
+      yr[j] = Relu ? relu(v) : v;
+    }
   }
 }
 
@@ -171,10 +183,13 @@ void validate_batch_norm(double momentum, double eps, const char* op) {
 
 // ---------------------------------------------------------------- training
 
-template <typename T>
-void batch_norm_forward(T* y, T* save_mean, T* save_invstd, T* running_mean, T* running_var,
-                        const T* x, const T* gamma, const T* beta, double momentum, double eps,
-                        int64_t batch, int64_t channels, int64_t spatial) {
+namespace {
+
+// The training forward, with (Relu) or without a ReLU applied where y is written.
+template <bool Relu, typename T>
+void training_forward(T* y, T* save_mean, T* save_invstd, T* running_mean, T* running_var, const T* x,
+                      const T* gamma, const T* beta, double momentum, double eps, int64_t batch,
+                      int64_t channels, int64_t spatial) {
   // y, x: (N, C, S); save_mean, save_invstd, running_mean, running_var, gamma, beta: (C,)
   const int64_t count = batch * spatial;
   const double inv_count = 1.0 / static_cast<double>(count);
@@ -196,7 +211,7 @@ void batch_norm_forward(T* y, T* save_mean, T* save_invstd, T* running_mean, T* 
                                                     momentum, eps);
         mean_t[j] = a.mean, scale[j] = a.scale, shift[j] = a.shift;
       }
-      apply_rows(y, x, mean_t, scale, shift, batch, channels, c0, width);
+      apply_rows<Relu>(y, x, mean_t, scale, shift, batch, channels, c0, width);
     });
     return;
   }
@@ -213,9 +228,27 @@ void batch_norm_forward(T* y, T* save_mean, T* save_invstd, T* running_mean, T* 
                          }) * inv_count;
       const Affine<T> a = finish_training_channel(c, mean, var, count, save_mean, save_invstd, running_mean,
                                                   running_var, gamma, beta, momentum, eps);
-      apply_plane(y + c * spatial, xc, a, batch, spatial, stride);
+      apply_plane<Relu>(y + c * spatial, xc, a, batch, spatial, stride);
     }
   });
+}
+
+}  // namespace
+
+template <typename T>
+void batch_norm_forward(T* y, T* save_mean, T* save_invstd, T* running_mean, T* running_var,
+                        const T* x, const T* gamma, const T* beta, double momentum, double eps,
+                        int64_t batch, int64_t channels, int64_t spatial) {
+  training_forward<false>(y, save_mean, save_invstd, running_mean, running_var, x, gamma, beta, momentum, eps,
+                          batch, channels, spatial);
+}
+
+template <typename T>
+void batch_norm_relu_forward(T* y, T* save_mean, T* save_invstd, T* running_mean, T* running_var,
+                             const T* x, const T* gamma, const T* beta, double momentum, double eps,
+                             int64_t batch, int64_t channels, int64_t spatial) {
+  training_forward<true>(y, save_mean, save_invstd, running_mean, running_var, x, gamma, beta, momentum, eps,
+                         batch, channels, spatial);
 }
 
 // The oracle: the formulas of the header, one channel at a time, in double.
@@ -254,10 +287,11 @@ void batch_norm_forward_naive(T* y, T* save_mean, T* save_invstd, T* running_mea
 
 // dx = k·(dy − Σdy/M − (x − μ)·invstd²·Σdy(x − μ)/M), k = γ·invstd: the header's
 // formula with x̂ expanded, so dx is one multiply-add chain per value.
+namespace {
+
 template <typename T>
-void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* save_mean,
-                         const T* save_invstd, const T* gamma, int64_t batch, int64_t channels,
-                         int64_t spatial) {
+void training_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* save_mean,
+                       const T* save_invstd, const T* gamma, int64_t batch, int64_t channels, int64_t spatial) {
   // dx, dy, x: (N, C, S); dgamma, dbeta, save_mean, save_invstd, gamma: (C,)
   const int64_t count = batch * spatial;
   const double inv_count = 1.0 / static_cast<double>(count);
@@ -287,8 +321,8 @@ void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
       if (!dx) return;
       for (int64_t n = 0; n < batch; ++n) {
         T* dxr = dx + n * channels + c0;
-        const T* dyr = dyb + n * channels;
         const T* xr = xb + n * channels;
+        const T* dyr = dyb + n * channels;
         for (int64_t j = 0; j < width; ++j)
           dxr[j] = k[j] * (dyr[j] - shift[j] - (xr[j] - mean_t[j]) * scale[j]);
       }
@@ -322,6 +356,15 @@ void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
       }
     }
   });
+}
+
+}  // namespace
+
+template <typename T>
+void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* save_mean,
+                         const T* save_invstd, const T* gamma, int64_t batch, int64_t channels,
+                         int64_t spatial) {
+  training_backward<T>(dx, dgamma, dbeta, dy, x, save_mean, save_invstd, gamma, batch, channels, spatial);
 }
 
 template <typename T>
@@ -372,14 +415,14 @@ void batch_norm_inference_forward(T* y, T* save_mean, T* save_invstd, const T* x
         const Affine<T> a = channel(c0 + j);
         mean_t[j] = a.mean, scale[j] = a.scale, shift[j] = a.shift;
       }
-      apply_rows(y, x, mean_t, scale, shift, batch, channels, c0, width);
+      apply_rows<false>(y, x, mean_t, scale, shift, batch, channels, c0, width);
     });
     return;
   }
   const int64_t stride = channels * spatial;
   detail::parallel_for(0, channels, channel_grain(batch * spatial), [=](int64_t lo, int64_t hi, int) CORENN_SIMD_CLONES {
     for (int64_t c = lo; c < hi; ++c)
-      apply_plane(y + c * spatial, x + c * spatial, channel(c), batch, spatial, stride);
+      apply_plane<false>(y + c * spatial, x + c * spatial, channel(c), batch, spatial, stride);
   });
 }
 
@@ -488,6 +531,23 @@ void batch_norm_inference_backward_naive(T* dx, T* dgamma, T* dbeta, const T* dy
   }
 }
 
+// ---------------------------------------------------------------- folding
+
+template <typename T>
+void batch_norm_fold(T* kernel_out, T* bias_out, const T* kernel, const T* bias, int64_t K,
+                     const T* running_mean, const T* running_var, const T* gamma, const T* beta,
+                     double eps, int64_t channels) {
+  // kernel_out, kernel: (C, K); bias_out, bias, running_mean, running_var, gamma, beta: (C,)
+  for (int64_t c = 0; c < channels; ++c) {
+    const double g = gamma ? static_cast<double>(gamma[c]) : 1.0, b = beta ? static_cast<double>(beta[c]) : 0.0;
+    const double scale = g / std::sqrt(static_cast<double>(running_var[c]) + eps);
+    const double shift = b - static_cast<double>(running_mean[c]) * scale;
+    for (int64_t k = 0; k < K; ++k)
+      kernel_out[c * K + k] = static_cast<T>(scale * static_cast<double>(kernel[c * K + k]));
+    bias_out[c] = static_cast<T>(scale * (bias ? static_cast<double>(bias[c]) : 0.0) + shift);
+  }
+}
+
 // ---------------------------------------------------------------- instantiations
 
 #define CORENN_NORM_INSTANTIATE(T)                                                                 \
@@ -509,7 +569,11 @@ void batch_norm_inference_backward_naive(T* dx, T* dgamma, T* dbeta, const T* dy
                                                  const T*, const T*, int64_t, int64_t, int64_t);   \
   template void batch_norm_inference_backward_naive<T>(T*, T*, T*, const T*, const T*, const T*,   \
                                                        const T*, const T*, int64_t, int64_t,       \
-                                                       int64_t);
+                                                       int64_t);                                   \
+  template void batch_norm_relu_forward<T>(T*, T*, T*, T*, T*, const T*, const T*, const T*, double, \
+                                           double, int64_t, int64_t, int64_t);                     \
+  template void batch_norm_fold<T>(T*, T*, const T*, const T*, int64_t, const T*, const T*, const T*,  \
+                                   const T*, double, int64_t);
 
 CORENN_NORM_INSTANTIATE(float)
 CORENN_NORM_INSTANTIATE(double)

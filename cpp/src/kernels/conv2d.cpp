@@ -25,6 +25,7 @@
 #include "backend/parallel.hpp"
 #include "corenn/kernels/conv.hpp"
 #include "corenn/kernels/winograd.hpp"
+#include "kernels/conv_epilogue.hpp"
 #include "kernels/conv_geometry.hpp"
 #include "kernels/depthwise_conv.hpp"
 
@@ -53,14 +54,19 @@ Columns<T> columns(T* cols, const T* img, const Geometry& g, bool direct, int64_
   return {cols, tile};
 }
 
-// y: (C, P) += b[c] on every plane c.
+// The epilogue over positions [p0, p1) of every plane of one image's y (C, P),
+// in place; residual: that image's (C, P) or nullptr.
 template <typename T>
-void add_bias(T* y, const T* b, int64_t C, int64_t P) {
-  for (int64_t c = 0; c < C; ++c) {
-    T* __restrict plane = y + c * P;
-    const T bias = b[c];
-    for (int64_t k = 0; k < P; ++k) plane[k] += bias;
-  }
+void apply_epilogue(T* y, const ConvEpilogue<T>& e, const T* residual, int64_t C, int64_t P, int64_t p0,
+                    int64_t p1) {
+  for (int64_t c = 0; c < C; ++c)
+    epilogue_span(y + c * P + p0, y + c * P + p0, e.bias ? e.bias[c] : T(0),
+                  residual ? residual + c * P + p0 : nullptr, p1 - p0, e.relu);
+}
+
+template <typename T>
+bool has_epilogue(const ConvEpilogue<T>& e) {
+  return e.bias || e.residual || e.relu;
 }
 
 // dW: (rows, K) += Σ_c parts[c][at(row, k)], the chunks' partials (n values
@@ -205,15 +211,36 @@ template <typename T>
 void conv2d_forward(T* y, T* scratch, const T* x, const T* W, const T* b, const Conv2dShape& s) {
   // y: (N, C_out, OH, OW); scratch: conv2d_scratch_size(s); x: (N, C_in, H, W);
   // W: (C_out, C_in/groups, KH, KW); b: (C_out,) or nullptr
-  if (is_depthwise(s)) return depthwise_forward(y, x, W, b, s);
+  ConvEpilogue<T> e;
+  e.bias = b;
+  conv2d_forward_fused(y, scratch, x, W, e, s);
+}
+
+template <typename T>
+void conv2d_forward_fused(T* y, T* scratch, const T* x, const T* W, const ConvEpilogue<T>& e,
+                          const Conv2dShape& s) {
+  // y, e.residual: (N, C_out, OH, OW); scratch: conv2d_scratch_size(s); x: (N, C_in, H, W);
+  // W: (C_out, C_in/groups, KH, KW); e.bias: (C_out,) or nullptr
+  const int64_t out_img = s.out_channels * s.out_h() * s.out_w();
+  if (is_depthwise(s)) {  // its direct kernel adds the bias; the rest in a pass of its own
+    depthwise_forward(y, x, W, e.bias, s);
+    if (e.residual || e.relu)
+      for (int64_t n = 0; n < s.batch; ++n)
+        apply_epilogue(y + n * out_img, ConvEpilogue<T>{nullptr, e.residual, e.relu},
+                       e.residual ? e.residual + n * out_img : nullptr, s.out_channels, out_img / s.out_channels, 0,
+                       out_img / s.out_channels);
+    return;
+  }
   if constexpr (std::is_same_v<T, float>)
-    if (const int m = winograd_tile(s)) return winograd_conv2d_forward(y, scratch, x, W, b, s, m);
+    if (const int m = winograd_tile(s)) return winograd_conv2d_forward(y, scratch, x, W, e, s, m);
   const ConvPlan pl = conv_plan(s);
   const Geometry& g = pl.g;
   const int64_t P = g.positions(), img = s.in_channels * s.height * s.width;
   const int64_t cin_g = s.in_channels / s.groups, cout_g = s.out_channels / s.groups;
   const int64_t K = cin_g * g.kh * g.kw;  // columns of W_g, rows of cols_g
-  // Window rows [r_lo, r_hi) of image n, tile by tile; cols: (C_in·KH·KW, tile), the caller's own.
+  const bool epilogue = has_epilogue(e);
+  // Window rows [r_lo, r_hi) of image n, tile by tile, each tile of y passed
+  // through the epilogue right after its product; cols: (C_in·KH·KW, tile), the caller's own.
   auto forward_rows = [&](int64_t n, T* cols, int64_t r_lo, int64_t r_hi) {
     const T* xn = x + n * img;
     T* yn = y + n * s.out_channels * P;
@@ -223,22 +250,20 @@ void conv2d_forward(T* y, T* scratch, const T* x, const T* W, const T* b, const 
       for (int64_t grp = 0; grp < s.groups; ++grp)
         gemm<T>(Trans::no, Trans::no, cout_g, tile, K, T(1), W + grp * cout_g * K, K, c.data + grp * K * c.ld,
                 c.ld, T(0), yn + grp * cout_g * P + r0 * g.ow, P);
+      if (epilogue)
+        apply_epilogue(yn, e, e.residual ? e.residual + n * out_img : nullptr, s.out_channels, P, r0 * g.ow,
+                       r1 * g.ow);
     }
   };
   if (pl.row_chunks > 1) {
-    for (int64_t n = 0; n < s.batch; ++n) {
+    for (int64_t n = 0; n < s.batch; ++n)
       detail::parallel_for(0, g.oh, pl.row_grain, [&](int64_t lo, int64_t hi, int chunk) {
         forward_rows(n, scratch + chunk * pl.cols, lo, hi);
       });
-      if (b) add_bias(y + n * s.out_channels * P, b, s.out_channels, P);
-    }
     return;
   }
   for_images(s.batch, pl.chunks, [&](int64_t lo, int64_t hi, int chunk) {
-    for (int64_t n = lo; n < hi; ++n) {
-      forward_rows(n, scratch + chunk * pl.cols, 0, g.oh);
-      if (b) add_bias(y + n * s.out_channels * P, b, s.out_channels, P);
-    }
+    for (int64_t n = lo; n < hi; ++n) forward_rows(n, scratch + chunk * pl.cols, 0, g.oh);
   });
 }
 
@@ -432,6 +457,8 @@ void conv2d_backward_naive(T* dx, T* dW, T* db, const T* dy, const T* x, const T
 
 #define CORENN_INSTANTIATE(T)                                                                    \
   template void conv2d_forward<T>(T*, T*, const T*, const T*, const T*, const Conv2dShape&);    \
+  template void conv2d_forward_fused<T>(T*, T*, const T*, const T*, const ConvEpilogue<T>&,      \
+                                        const Conv2dShape&);                                     \
   template void conv2d_forward_naive<T>(T*, const T*, const T*, const T*, const Conv2dShape&);  \
   template void conv2d_backward<T>(T*, T*, T*, T*, const T*, const T*, const T*,                 \
                                    const Conv2dShape&);                                          \

@@ -47,6 +47,7 @@
 #include "backend/parallel.hpp"
 #include "backend/simd.hpp"
 #include "corenn/error.hpp"
+#include "kernels/conv_epilogue.hpp"
 #include "kernels/conv_geometry.hpp"
 
 namespace corenn {
@@ -440,25 +441,19 @@ CORENN_SIMD_CLONES void input_transform(float* V, int64_t T, int64_t col0, const
   }
 }
 
-// One output row of a tile row: the transform's row plus the bias, written
-// to y (the place where whatever is applied as the output is written goes).
-inline void write_output_row(float* __restrict y_row, const float* __restrict row, int64_t n, float bias) {
-  for (int64_t j = 0; j < n; ++j) y_row[j] = row[j] + bias;
-}
-
 // y's rows of tile rows [tr0, tr1), C = g.out_c channels of (out_h, out_w),
 // written: Aᵀ s A of M[ξ·plane(C, T) + o·T + t], t = col0 + (tr − tr0)·tiles_w + tc,
-// plus b[o] when b is given.
+// through the epilogue e (its residual, when given, is this image's, laid out as y).
 template <class F>
-CORENN_SIMD_CLONES void output_transform(float* y, const float* M, int64_t T, int64_t col0, const float* b,
-                                         const Tiling<F>& g, int64_t tr0, int64_t tr1, float* buf) {
+CORENN_SIMD_CLONES void output_transform(float* y, const float* M, int64_t T, int64_t col0,
+                                         const ConvEpilogue<float>& ep, const Tiling<F>& g, int64_t tr0,
+                                         int64_t tr1, float* buf) {
   constexpr int al = F::alpha, m = F::m;
   const int64_t tw = g.tiles_w(), ld = plane(g.out_c, T), wide = m * tw;
   float* cols = buf;           // Aᵀ down the rows: row i, column l of every tile, (m, α, tiles_w)
   float* out = buf + m * al * tw;  // m output rows, m·tiles_w wide
   for (int64_t o = 0; o < g.out_c; ++o) {
-    const float bias = b ? b[o] : 0.0f;
-    float* plane = y + o * g.out_h * g.out_w;
+    const float bias = ep.bias ? ep.bias[o] : 0.0f;
     for (int64_t tr = tr0; tr < tr1; ++tr) {
       const float* s = M + o * T + col0 + (tr - tr0) * tw;
       for (int l = 0; l < al; ++l)  // the α points of column l, ld apart, to the m rows of Aᵀ s
@@ -478,8 +473,11 @@ CORENN_SIMD_CLONES void output_transform(float* y, const float* M, int64_t T, in
           for (int j = 0; j < m; ++j) row[m * t + j] = r[j];
         }
       }
-      for (int i = 0; i < m && m * tr + i < g.out_h; ++i)
-        write_output_row(plane + (m * tr + i) * g.out_w, out + i * wide, g.out_w, bias);
+      for (int i = 0; i < m && m * tr + i < g.out_h; ++i) {
+        const int64_t at = o * g.out_h * g.out_w + (m * tr + i) * g.out_w;
+        conv::epilogue_span(y + at, out + i * wide, bias, ep.residual ? ep.residual + at : nullptr, g.out_w,
+                            ep.relu);
+      }
     }
   }
 }
@@ -575,10 +573,10 @@ void filter_grad_transform(float* dW, const float* S, int64_t Cout, int64_t Cin)
 
 // y (N, out_c, out_h, out_w) written: the correlation of x (N, in_c, in_h,
 // in_w) with the transformed filters U (α², out_c, in_c), block of tile rows
-// by block, plus b when given.
+// by block, through the epilogue ep.
 template <class F>
 void correlate(float* y, float* scratch, const WinogradPlan<F>& pl, const float* x, const float* U,
-               const float* b, const Tiling<F>& g, int64_t batch) {
+               const ConvEpilogue<float>& ep, const Tiling<F>& g, int64_t batch) {
   const int64_t in_img = g.in_c * g.in_h * g.in_w, out_img = g.out_c * g.out_h * g.out_w;
   // slot: V (α² planes of in_c × T), then M (α² planes of out_c × T)
   const auto M_of = [&](float* slot, int64_t T) { return slot + kPoints<F> * plane(g.in_c, T); };
@@ -596,17 +594,20 @@ void correlate(float* y, float* scratch, const WinogradPlan<F>& pl, const float*
       },
       [&](float* slot, int64_t T, int64_t gr0, int64_t a, int64_t e, float* buf) {
         for_pieces(g, gr0, a, e, [&](int64_t n, int64_t tr0, int64_t tr1, int64_t col0) {
-          output_transform(y + n * out_img, M_of(slot, T), T, col0, b, g, tr0, tr1, buf);
+          ConvEpilogue<float> image = ep;
+          if (ep.residual) image.residual = ep.residual + n * out_img;
+          output_transform(y + n * out_img, M_of(slot, T), T, col0, image, g, tr0, tr1, buf);
         });
       });
 }
 
 template <class F>
-void forward(float* y, float* scratch, const float* x, const float* W, const float* b, const Conv2dShape& s) {
+void forward(float* y, float* scratch, const float* x, const float* W, const ConvEpilogue<float>& ep,
+             const Conv2dShape& s) {
   const WinogradPlan<F> pl = winograd_plan<F>(s);
   float* U = scratch;
   filter_transform<F>(U, W, s.out_channels, s.in_channels, false);
-  correlate(y, scratch, pl, x, U, b, forward_tiling<F>(s), s.batch);
+  correlate(y, scratch, pl, x, U, ep, forward_tiling<F>(s), s.batch);
 }
 
 template <class F>
@@ -644,7 +645,7 @@ void backward(float* dx, float* dW, float* db, float* scratch, const float* dy, 
   if (dx) {
     float* U = scratch;
     filter_transform<F>(U, W, Cin, Cout, true);
-    correlate(dx, scratch, pl, dy, U, nullptr, input_grad_tiling<F>(s), s.batch);
+    correlate(dx, scratch, pl, dy, U, ConvEpilogue<float>{}, input_grad_tiling<F>(s), s.batch);
   }
   if (db) bias_grad(db, dy, s.batch, Cout, g.out_h * g.out_w);
 }
@@ -663,11 +664,18 @@ int64_t winograd_scratch_size(const Conv2dShape& s) {
 
 // ------------------------------------------------------------------ forward
 
+void winograd_conv2d_forward(float* y, float* scratch, const float* x, const float* W,
+                             const ConvEpilogue<float>& ep, const Conv2dShape& s, int tile) {
+  check_tile("winograd_conv2d_forward", tile);
+  if (tile == 2) forward<F2>(y, scratch, x, W, ep, s);
+  else forward<F4>(y, scratch, x, W, ep, s);
+}
+
 void winograd_conv2d_forward(float* y, float* scratch, const float* x, const float* W, const float* b,
                              const Conv2dShape& s, int tile) {
-  check_tile("winograd_conv2d_forward", tile);
-  if (tile == 2) forward<F2>(y, scratch, x, W, b, s);
-  else forward<F4>(y, scratch, x, W, b, s);
+  ConvEpilogue<float> ep;
+  ep.bias = b;
+  winograd_conv2d_forward(y, scratch, x, W, ep, s, tile);
 }
 
 // ------------------------------------------------------------------ backward

@@ -44,6 +44,24 @@ void conv2d_forward(T* y, T* scratch, const T* x, const T* W, const T* b, const 
 template <typename T>
 void conv2d_forward_naive(T* y, const T* x, const T* W, const T* b, const Conv2dShape& s);
 
+// What a fused convolution applies where it writes its output (the inference
+// plan's epilogue, model.cpp): per output element (n, o, pixel)
+//   y = relu?(conv(x, W) + bias[o] + residual[n, o, pixel])
+// bias: (out_channels,) or nullptr; residual: like y or nullptr.
+template <typename T>
+struct ConvEpilogue {
+  const T* bias = nullptr;
+  const T* residual = nullptr;
+  bool relu = false;
+};
+
+// conv2d_forward with the epilogue applied in the pass that writes y (the GEMM
+// route: on each tile of y right after its product, while it is in cache;
+// Winograd: in the output transform). conv2d_forward(.., b, ..) is {b} here.
+template <typename T>
+void conv2d_forward_fused(T* y, T* scratch, const T* x, const T* W, const ConvEpilogue<T>& e,
+                          const Conv2dShape& s);
+
 // dx: like x, written, or nullptr; dW: like W, accumulated; db: (out_channels,)
 // accumulated or nullptr; scratch: conv2d_scratch_size(s); dy: like y.
 template <typename T>

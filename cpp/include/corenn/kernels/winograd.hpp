@@ -44,6 +44,9 @@ int64_t winograd_scratch_size(const Conv2dShape& s);
 // winograd_applies(s), by F(tile×tile, 3×3); ValueError unless tile is 2 or 4.
 void winograd_conv2d_forward(float* y, float* scratch, const float* x, const float* W, const float* b,
                              const Conv2dShape& s, int tile);
+// With an epilogue (conv.hpp), applied in the output transform's write.
+void winograd_conv2d_forward(float* y, float* scratch, const float* x, const float* W,
+                             const ConvEpilogue<float>& ep, const Conv2dShape& s, int tile);
 void winograd_conv2d_backward(float* dx, float* dW, float* db, float* scratch, const float* dy,
                               const float* x, const float* W, const Conv2dShape& s, int tile);
 
