@@ -190,6 +190,9 @@ void forward_recurrence(T* out, int64_t ld_n, int64_t ld_t, T* Wp, const T* W_hh
                         int64_t N, int64_t S, int64_t H, Cell&& cell) {
   constexpr int64_t L = kLane<T>, C = Gates * L;
   const int64_t panels = (H + L - 1) / L;
+  // A double's panels (8 units) fill less than forward_panels_size, which
+  // fits a float's (16): the rest is zeroed, as the workspace is returned.
+  std::fill(Wp + panels * H * C, Wp + forward_panels_size(Gates, H), T(0));
   const int by_rows = parallel_chunks(N, kMinRows);
   const int threads =
       by_rows > 1 ? by_rows : parallel_chunks(panels, std::max<int64_t>(1, kStepWork / std::max<int64_t>(1, N * C * H)));
