@@ -167,3 +167,78 @@ def test_dot_round_trips_through_a_file(tmp_path):
     x = [v.astype(np.float32) for v in data((5, 3), (4, 3))]
     assert np.array_equal(loaded.predict(x), model.predict(x))
     assert loaded.get_layer("dot").get_config() == model.get_layer("dot").get_config()
+
+
+# ---------------------------------------------------------------- cn.ops: the kernel itself
+
+def matmul_operands(batch, m, n, k, trans_a, trans_b, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((batch, k, m) if trans_a else (batch, m, k)).astype(dtype)
+    b = rng.standard_normal((batch, n, k) if trans_b else (batch, k, n)).astype(dtype)
+    return a, b
+
+
+@pytest.mark.parametrize("naive", [False, True])
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch,m,n,k", [(3, 5, 4, 7), (1, 1, 1, 1), (9, 17, 3, 33)])
+def test_ops_batched_matmul_matches_numpy(batch, m, n, k, trans_a, trans_b, dtype, naive):
+    a, b = matmul_operands(batch, m, n, k, trans_a, trans_b, dtype)
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    c = cn.ops.batched_matmul_forward(a, b, trans_a=trans_a, trans_b=trans_b, naive=naive)
+    assert c.dtype == np.dtype(dtype)
+    assert_close(c, ref.batched_matmul_forward(a64, b64, trans_a, trans_b), what="c")
+    dc = projection((batch, m, n), 2).astype(dtype)
+    da, db = cn.ops.batched_matmul_backward(dc, a, b, trans_a=trans_a, trans_b=trans_b, naive=naive)
+    want_a, want_b = ref.batched_matmul_backward(dc.astype(np.float64), a64, b64, trans_a, trans_b)
+    assert_close(da, want_a, what="da")
+    assert_close(db, want_b, what="db")
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, True)])
+def test_ops_batched_matmul_gradients_match_finite_differences(trans_a, trans_b):
+    a, b = matmul_operands(2, 3, 4, 5, trans_a, trans_b, np.float64, seed=7)
+    p = projection((2, 3, 4), 8)
+    da, db = cn.ops.batched_matmul_backward(p, a, b, trans_a=trans_a, trans_b=trans_b)
+    loss = lambda: float(np.sum(p * cn.ops.batched_matmul_forward(a, b, trans_a=trans_a, trans_b=trans_b)))  # noqa: E731
+    assert relative_difference(da, numerical_gradient(loss, a)) < GRADCHECK_THRESHOLD
+    assert relative_difference(db, numerical_gradient(loss, b)) < GRADCHECK_THRESHOLD
+
+
+def test_ops_batched_matmul_is_the_dot_layers_product():
+    # Dot(axes=(2, 2)) on (5, 3) and (4, 3) examples: a · bᵀ per example.
+    model = dot_model((5, 3), (4, 3), (2, 2), False, "float64")
+    a, b = data((5, 3), (4, 3))
+    assert np.array_equal(cn.ops.batched_matmul_forward(a, b, trans_b=True), model.predict([a, b]))
+
+
+def test_ops_batched_matmul_reads_read_only_and_strided_inputs_and_empty_batches():
+    a, b = matmul_operands(2, 3, 4, 5, False, False, np.float64)
+    want = ref.batched_matmul_forward(a, b)
+    a.flags.writeable = False
+    assert_close(cn.ops.batched_matmul_forward(a, b), want)
+    strided = np.asfortranarray(b)
+    assert_close(cn.ops.batched_matmul_forward(a, strided), want)
+    empty = cn.ops.batched_matmul_forward(a[:0], b[:0])
+    assert empty.shape == (0, 3, 4)
+
+
+def test_ops_batched_matmul_bad_inputs_raise_errors_naming_the_argument():
+    a, b = matmul_operands(2, 3, 4, 5, False, False, np.float32)
+    with pytest.raises(ValueError, match=r"batched_matmul_forward: a must be 3-D \(batch, M, K\), got shape \(3, 5\)"):
+        cn.ops.batched_matmul_forward(a[0], b)
+    with pytest.raises(ValueError, match=r"batched_matmul_forward: b must be 3-D \(batch, N, K\)"):
+        cn.ops.batched_matmul_forward(a, b[0], trans_b=True)
+    with pytest.raises(ValueError, match=r"batched_matmul_forward: b must have a's batch \(2\) and contracted "
+                                         r"size K \(5\), got b of shape \(2, 4, 5\)"):
+        cn.ops.batched_matmul_forward(a, b.transpose(0, 2, 1))
+    with pytest.raises(ValueError, match=r"b must have a's batch \(2\)"):
+        cn.ops.batched_matmul_forward(a, b[:1])
+    with pytest.raises(TypeError, match=r"batched_matmul_forward: b must have the dtype of a \(float32\), got float64"):
+        cn.ops.batched_matmul_forward(a, b.astype(np.float64))
+    with pytest.raises(TypeError, match=r"batched_matmul_forward: a must be float32 or float64, got int64"):
+        cn.ops.batched_matmul_forward(a.astype(np.int64), b)
+    with pytest.raises(ValueError, match=r"batched_matmul_backward: dc must have shape \(2, 3, 4\), got \(2, 4, 3\)"):
+        cn.ops.batched_matmul_backward(np.zeros((2, 4, 3), np.float32), a, b)
+    with pytest.raises(TypeError, match=r"batched_matmul_backward: dc must have the dtype of a"):
+        cn.ops.batched_matmul_backward(np.zeros((2, 3, 4)), a, b)

@@ -250,6 +250,25 @@ def test_softmax_on_images_exports_as_the_channel_softmax(tmp_path):
     check_export(model, tmp_path)
 
 
+# A fused softmax normalises what the engine normalises: Dense's units (the last
+# axis, at every step of a sequence or position of a grid), a convolution's
+# channels (axis 1).
+FUSED_SOFTMAX_CASES = {
+    "dense_on_sequences": lambda: [L.Input((5, 6)), L.Dense(4, activation="softmax")],
+    "dense_on_grids": lambda: [L.Input((3, 5, 6)), L.Dense(4, activation="softmax")],
+    "conv1d": lambda: [L.Input((3, 7)), L.Conv1D(4, 3, activation="softmax")],
+    "conv2d": lambda: [L.Input((3, 6, 6)), L.Conv2D(4, 3, activation="softmax")],
+}
+
+
+@pytest.mark.parametrize("case", sorted(FUSED_SOFTMAX_CASES))
+def test_fused_softmax_exports_over_the_engines_axis(case, tmp_path):
+    cn.seed(4)
+    model = cn.Sequential(FUSED_SOFTMAX_CASES[case]())
+    model.build()
+    check_export(model, tmp_path)
+
+
 @pytest.mark.parametrize("activation", L.ACTIVATIONS)
 def test_every_activation_exports_to_onnx(activation, tmp_path):
     cn.seed(3)

@@ -283,16 +283,26 @@ def test_course_momentum_is_ewma_of_gradients():
                                                            for k, g in enumerate(grads)))
 
 
-def test_fit_verbose_reports_progress_per_epoch(capsys):
+def test_fit_verbose_reports_progress_per_epoch(capsys, monkeypatch):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((40, 3)), rng.integers(0, 2, 40)
     m = cn.Sequential([cn.layers.Input((3,)), cn.layers.Dense(2)])
     m.compile(cn.optimizers.SGD(0.1), "softmax_cross_entropy", metrics=["accuracy"])
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
     m.fit(X, y, batch_size=8, epochs=2, verbose=1)
-    err = capsys.readouterr().err
-    # tqdm (the demo/test extras install it) draws one bar per epoch of 5 batches.
+    err = terminal.getvalue()
+    # On a terminal tqdm (the demo/test extras install it) draws one bar per epoch of
+    # 5 batches (elsewhere: one line per epoch, tests/test_keras_usability.py).
     assert "Epoch 1/2" in err and "Epoch 2/2" in err
     assert "5/5" in err and "accuracy" in err
+    monkeypatch.undo()
     m.fit(X, y, batch_size=8, epochs=1, verbose=0)
     assert capsys.readouterr().err == ""
 

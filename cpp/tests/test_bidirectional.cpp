@@ -71,6 +71,14 @@ TEST(bidirectional_reverse_steps) {
   check_reverse<double>();
 }
 
+TEST(bidirectional_reverse_steps_of_a_step_mask) {
+  // The recurrent layers reverse their (batch, steps) mask with go_backwards.
+  const std::vector<uint8_t> mask = {1, 1, 0, 0, 1, 1, 1, 0};  // 2 sequences of 4 steps
+  std::vector<uint8_t> reversed(mask.size());
+  reverse_steps(reversed.data(), mask.data(), 2, 4, 1);
+  CHECK(reversed == std::vector<uint8_t>({0, 0, 1, 1, 0, 1, 1, 1}));
+}
+
 TEST(bidirectional_merges_and_their_gradients) {
   for (DirectionMerge mode : {DirectionMerge::concat, DirectionMerge::sum, DirectionMerge::mul, DirectionMerge::ave}) {
     check_merge<float>(mode);

@@ -257,8 +257,8 @@ class _Graph:
 
 
 def _softmax(g, x, out, alpha):
-    # corenn normalises the channels of images (N, C, H, W) and the last axis
-    # of everything else.
+    # The Activation layer: corenn normalises the channels of images
+    # (N, C, H, W) and the last axis of everything else (fused: _fused).
     return g.node("Softmax", [x], out, axis=1 if len(g.shape_in) == 4 else -1)
 
 
@@ -357,11 +357,15 @@ def _act_node(g, activation, alpha, x, out):
     return ACTIVATION_CONVERTERS[activation](g, x, out, alpha)
 
 
-def _fused(g, config, pre, out):
-    """A layer's own activation after its affine part (Dense, Conv...)."""
+def _fused(g, config, pre, out, features_axis):
+    """A layer's own activation after its affine part (Dense, Conv...).
+    features_axis: the axis a fused softmax normalises, as the engine does:
+    Dense's last axis (units, at every position of a sequence or grid), the
+    convolutions' channels (axis 1)."""
     if config["activation"] == "linear":
         return g.node("Identity", [pre], out)
-    g.shape_in = (None, *g.shape_out)  # the activation sees the layer's output
+    if config["activation"] == "softmax":
+        return g.node("Softmax", [pre], out, axis=features_axis)
     return _act_node(g, config["activation"], config["alpha"], pre, out)
 
 
@@ -384,7 +388,7 @@ def _conv(g, name, config, weights, x):
         inputs.append(g.constant(f"{name}/bias", weights[1]))
     pre = g.node("Conv", inputs, f"{name}/pre", kernel_shape=list(kernel), strides=config["strides"],
                  dilations=dilation, pads=_conv_pads(g, config, kernel, dilation), group=int(groups))
-    return _fused(g, config, pre, name)
+    return _fused(g, config, pre, name, 1)
 
 
 def _separable(g, name, config, weights, x):
@@ -397,7 +401,7 @@ def _separable(g, name, config, weights, x):
     if config["use_bias"]:
         inputs.append(g.constant(f"{name}/bias", weights[2]))
     pre = g.node("Conv", inputs, f"{name}/pre", kernel_shape=[1, 1])
-    return _fused(g, config, pre, name)
+    return _fused(g, config, pre, name, 1)
 
 
 def _conv_transpose(g, name, config, weights, x):
@@ -424,14 +428,14 @@ def _conv_transpose(g, name, config, weights, x):
         inputs.append(g.constant(f"{name}/bias", weights[1]))
     pre = g.node("ConvTranspose", inputs, f"{name}/pre", kernel_shape=list(kernel), strides=strides,
                  pads=begin + end, output_padding=extra)
-    return _fused(g, config, pre, name)
+    return _fused(g, config, pre, name, 1)
 
 
 def _dense(g, name, config, weights, x):
     out = g.node("MatMul", [x, g.constant(f"{name}/kernel_t", weights[0].T)], f"{name}/matmul")
     if config["use_bias"]:
         out = g.node("Add", [out, g.constant(f"{name}/bias", weights[1])], f"{name}/pre")
-    return _fused(g, config, out, name)
+    return _fused(g, config, out, name, -1)
 
 
 def _pool(g, name, config, weights, x):
@@ -513,7 +517,7 @@ def _conv1d(g, name, config, weights, x):
     pre = g.node("Conv", inputs, f"{name}/pre", kernel_shape=[kernel], strides=[stride],
                  dilations=[dilation], pads=_pads_1d(g, config, kernel, stride, dilation),
                  group=int(config["groups"]))
-    return _fused(g, config, pre, name)
+    return _fused(g, config, pre, name, 1)
 
 
 def _max_pool1d(g, name, config, weights, x):

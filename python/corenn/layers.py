@@ -5,6 +5,8 @@ things a user changes later (trainable) to the engine that runs it."""
 import collections
 import inspect
 import re
+import reprlib
+import warnings
 
 import numpy as np
 
@@ -121,7 +123,11 @@ def _symbolic(owner, value):
         return value.output
     if isinstance(value, SymbolicTensor):
         return value
-    raise TypeError(f"{owner}: expected the output of Input(...) or of another layer, got {value!r}")
+    got = (f"a {type(value).__name__} of shape {tuple(value.shape)}" if hasattr(value, "shape")
+           else reprlib.repr(value))  # never a whole array in the message
+    hint = ("; layers are called on symbolic tensors when the model is defined: make the data an "
+            "Input of the model and pass the array to fit/predict") if hasattr(value, "shape") else ""
+    raise TypeError(f"{owner}: expected the output of Input(...) or of another layer, got {got}{hint}")
 
 
 def _shapes_text(shapes):
@@ -157,6 +163,38 @@ def _argument_from_config(name, field, config):
     return value
 
 
+def cast_weights(owner, weights, dtype):
+    """`weights` as C-contiguous arrays of `dtype`: the one conversion of
+    Model.set_weights and Layer.set_weights (Keras users pass float64 NumPy)."""
+    cast = []
+    for i, w in enumerate(weights):
+        try:
+            cast.append(np.ascontiguousarray(w, dtype=dtype))
+        except (TypeError, ValueError):
+            raise TypeError(f"{owner}: array {i} must be real numbers, got {type(w).__name__}") from None
+    return cast
+
+
+# Kinds whose output is a sequence (batch, timesteps, features), Keras's layout.
+_TIME_MAJOR_KINDS = frozenset({"embedding", "simple_rnn", "gru", "lstm", "bidirectional",
+                               "attention", "additive_attention", "multi_head_attention"})
+
+
+def _warn_time_major_input(layer, tensor):
+    """A channels-first 1-D layer fed a (batch, timesteps, features) sequence
+    would convolve or pool over the features, not the steps: the standard Keras
+    text model (Embedding -> Conv1D) silently does the wrong thing. Warned once
+    per pair of layers (Python's warning registry keys on the message)."""
+    source = tensor.layer
+    if source.kind in _TIME_MAJOR_KINDS and len(tensor.shape) == 3:
+        warnings.warn(f"{type(layer).__name__} '{layer.name}' reads (batch, channels, length) "
+                      f"(PyTorch's layout), but {type(source).__name__} '{source.name}' gives "
+                      f"(batch, timesteps, features) {tuple(tensor.shape)}: it would run over the "
+                      f"{tensor.shape[2]} features, not the {tensor.shape[1]} steps. Reduce over time "
+                      "with a recurrent layer's final state (return_sequences=False), or give the "
+                      "1-D layers (batch, channels, length) data", UserWarning, stacklevel=4)
+
+
 class Layer(_validate.KeywordChecked):
     """Base class. `kind` is the engine's name for the layer; `merges` marks
     layers that take a list of two or more inputs (Add, Concatenate).
@@ -166,6 +204,8 @@ class Layer(_validate.KeywordChecked):
 
     kind = None
     merges = False
+    # The 1-D layers read (batch, channels, length), PyTorch's layout.
+    _channels_first_1d = False
     # Constructor arguments stored under another engine field name.
     _renamed = {}
 
@@ -180,6 +220,7 @@ class Layer(_validate.KeywordChecked):
         self.input_shape = None if input_shape is None else _validate.shape(
             type(self).__name__, "input_shape", input_shape)
         self._engine = None  # (engine, index) once a model is built
+        self._holder = None  # weak reference to the Sequential holding the layer (built on demand)
         self._index = None
         self._nodes = []  # one Node per call
 
@@ -226,6 +267,8 @@ class Layer(_validate.KeywordChecked):
                 raise
             sources = ", ".join(f"'{t.layer.name}' {tuple(s)}" for t, s in zip(tensors, shapes))
             raise ValueError(f"{exc} (from {sources})") from None
+        if self._channels_first_1d:
+            _warn_time_major_input(self, tensors[0])
         node = Node(self, tensors, output_shapes)
         self._nodes.append(node)
         return list(node.outputs)
@@ -272,15 +315,30 @@ class Layer(_validate.KeywordChecked):
             args["kernel_regularizer"] = regularizers.L1L2(config.get("l1", 0.0), config.get("l2", 0.0))
         return cls(**args)
 
+    def _ensure_built(self):
+        """Build the model holding the layer once its input shape is known, as
+        count_params and summary do: a fully defined model's layers have weights."""
+        holder = self._holder() if self._holder is not None else None
+        if self._engine is None and holder is not None and holder.input_shape is not None:
+            holder._ensure_built()
+
     def get_weights(self):
+        """The layer's arrays (parameters, then state) in the model's dtype; []
+        while no model holding it can be built (its input shape unknown)."""
+        self._ensure_built()
         if self._engine is None:
             return []
         return self._engine.get_weights(self._index)
 
     def set_weights(self, weights):
+        """Arrays in get_weights() order, of any real dtype (cast to the model's,
+        as Model.set_weights does); ValueError naming the layer for a wrong
+        count or shape."""
+        self._ensure_built()
         if self._engine is None:
             raise ValueError(f"set_weights: layer '{self.name}' is not part of a built model")
-        self._engine.set_weights(self._index, list(weights))
+        dtype = np.dtype(self._engine.dtype)
+        self._engine.set_weights(self._index, cast_weights(f"set_weights: layer '{self.name}'", weights, dtype))
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"
@@ -710,6 +768,7 @@ class Conv1D(_Conv):
     d·(K−1) on the left only, so output t sees inputs ≤ t (Keras, WaveNet)."""
 
     kind = "conv1d"
+    _channels_first_1d = True
     PADDINGS = ("valid", "same", "causal")
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1, groups=1,
@@ -737,6 +796,7 @@ class MaxPooling1D(_Pool):
     with −∞, the odd cell on the right), as Keras; float32/float64."""
 
     kind = "max_pool1d"
+    _channels_first_1d = True
 
     def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
         k = _length("MaxPooling1D", "pool_size", pool_size)
@@ -756,6 +816,7 @@ class GlobalAveragePooling1D(Layer):
     """(C, L) -> (C,): the mean of each channel over the steps; float32/float64."""
 
     kind = "global_avg_pool1d"
+    _channels_first_1d = True
 
 
 class Add(Layer):
@@ -1016,11 +1077,20 @@ class _Recurrent(Layer):
     (SimpleRNN), 4 (LSTM: i, f, g, o), 3 (GRU: r, z, n; bias = bias_ih, then
     recurrent_bias = bias_hh). The kernels implement activation "tanh" and
     recurrent_activation "sigmoid" only: another is a ValueError when the layer
-    is called or built. Not yet: masks, recurrent_dropout."""
+    is constructed. Not yet: recurrent_dropout.
+
+    Arguments: units, activation, (GRU, LSTM: recurrent_activation,) use_bias
+    by position in Keras's order, the others by keyword. Errors: ValueError
+    for units < 1, dropout outside [0, 1) or an unsupported cell function
+    (at construction), for an input that is not (batch, timesteps, features)
+    or initial states not (batch, units) (at the call); TypeError for a
+    misspelt keyword."""
 
     _gated = True
 
-    def __init__(self, units, activation="tanh", use_bias=True, return_sequences=False,
+    # Positional order as Keras: (units, activation, [recurrent_activation,] use_bias);
+    # everything after use_bias is keyword-only.
+    def __init__(self, units, activation="tanh", use_bias=True, *, return_sequences=False,
                  return_state=False, go_backwards=False, dropout=0.0, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", **kwargs):
         super().__init__(**kwargs)
@@ -1042,6 +1112,11 @@ class _Recurrent(Layer):
             raise ValueError(f"{owner}: kernel_initializer and recurrent_initializer share one "
                              f"random_normal stddev, got {sorted(normals)}")
         self._stddev = normals.pop() if normals else initializers.RandomNormal().stddev
+        # The engine validates the hyper-parameters (the cell functions among them)
+        # when it makes the layer: making it now, on a one-step sequence of one
+        # feature, raises those errors here rather than at the first call or
+        # predict. Subclasses set their own attributes before calling this __init__.
+        _core.layer_output_shapes(self._engine_config(), [[1, 1]])
 
     def __call__(self, inputs, initial_state=None):
         """Call on a sequence tensor; initial_state: the state tensors ([h], or
@@ -1059,47 +1134,58 @@ class _Recurrent(Layer):
 
 
 class _GatedRecurrent(_Recurrent):
-    def __init__(self, units, recurrent_activation="sigmoid", **kwargs):
-        super().__init__(units, **kwargs)
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True, **kwargs):
         if not isinstance(recurrent_activation, str):
             raise TypeError(f"{type(self).__name__}: recurrent_activation must be a name, "
                             f"got {recurrent_activation!r}")
         self.recurrent_activation = recurrent_activation
+        super().__init__(units, activation, use_bias, **kwargs)
 
     def get_config(self):
         return {**super().get_config(), "recurrent_activation": self.recurrent_activation}
 
 
+# The shapes, options and errors every recurrent layer's help() shows.
+_RECURRENT_DOC = _Recurrent.__doc__.split("\n\n", 1)[1]
+
+
 class SimpleRNN(_Recurrent):
-    """The course's basic RNN cell: a<t> = tanh(Waa·a<t−1> + Wax·x<t> + ba), with
+    __doc__ = """The course's basic RNN cell: a<t> = tanh(Waa·a<t−1> + Wax·x<t> + ba), with
     Wax = kernel (units, features), Waa = recurrent_kernel (units, units), ba = bias.
-    States [h]. See _Recurrent for shapes and options."""
+    States [h].
+
+""" + _RECURRENT_DOC
 
     kind = "simple_rnn"
 
 
 class GRU(_GatedRecurrent):
-    """Gated recurrent unit, PyTorch's (Keras's reset_after=True): r and z gates
+    __doc__ = """Gated recurrent unit, PyTorch's (Keras's reset_after=True): r and z gates
     (the course's Γr, Γu), n = tanh(W_in·x + b_n + r ⊙ (W_hn·h + rb_n)),
     h<t> = (1 − z) ⊙ n + z ⊙ h<t−1>. Weights kernel (3·units, features),
     recurrent_kernel (3·units, units), bias and recurrent_bias (3·units,), gates
-    r, z, n. States [h]. See _Recurrent for shapes and options."""
+    r, z, n. States [h].
+
+""" + _RECURRENT_DOC
 
     kind = "gru"
 
 
 class LSTM(_GatedRecurrent):
-    """Long short-term memory: gates i, f, o (the course's Γu, Γf, Γo) and the
+    __doc__ = """Long short-term memory: gates i, f, o (the course's Γu, Γf, Γo) and the
     candidate g (c̃), c<t> = f ⊙ c<t−1> + i ⊙ g, h<t> = o ⊙ tanh(c<t>). Weights
     kernel (4·units, features), recurrent_kernel (4·units, units), bias
     (4·units,), gates i, f, g, o. unit_forget_bias starts the forget gate's bias
-    at 1. States [h, c]. See _Recurrent for shapes and options."""
+    at 1. States [h, c].
+
+""" + _RECURRENT_DOC
 
     kind = "lstm"
 
-    def __init__(self, units, unit_forget_bias=True, **kwargs):
-        super().__init__(units, **kwargs)
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True, *,
+                 unit_forget_bias=True, **kwargs):
         self.unit_forget_bias = bool(unit_forget_bias)
+        super().__init__(units, activation, recurrent_activation, use_bias, **kwargs)
 
     def get_config(self):
         return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}

@@ -29,6 +29,8 @@ from ._core import ops as _ops
 NAMES = ("softmax_cross_entropy", "binary_cross_entropy", "mse")
 _ALIASES = {"sparse_categorical_crossentropy": "softmax_cross_entropy",
             "binary_crossentropy": "binary_cross_entropy", "mean_squared_error": "mse"}
+# Keras's losses on one-hot targets: corenn takes the class ids instead.
+_ONE_HOT = ("categorical_crossentropy", "categorical_cross_entropy")
 
 
 def get(loss):
@@ -42,8 +44,12 @@ def get(loss):
     the gradient must have y_pred's shape: ValueError otherwise, and an
     exception, a wrong gradient or a non-finite loss leave the weights
     untouched. A custom loss is code, which a model file cannot hold: a model
-    compiled with one saves (and loads) uncompiled."""
+    compiled with one saves (and loads) uncompiled, and save warns (once per model)."""
     if isinstance(loss, str):
+        if loss in _ONE_HOT:
+            raise ValueError(f"compile: loss {loss!r} (one-hot targets) is not built in; use "
+                             "'softmax_cross_entropy' with integer class ids (y.argmax(axis=-1) of "
+                             "one-hot y; Keras's sparse_categorical_crossentropy)")
         return _validate.choice("compile", "loss", _ALIASES.get(loss, loss), NAMES)
     method = getattr(loss, "loss_and_gradient", None)
     if callable(method):

@@ -6,6 +6,7 @@ The training loop is corenn/training.py and the model files corenn/saving.py."""
 
 import collections
 import warnings
+import weakref
 
 import numpy as np
 
@@ -300,12 +301,10 @@ class Model:
         expected = self.get_weights()
         if len(weights) != len(expected):
             raise ValueError(f"set_weights: expected {len(expected)} arrays, got {len(weights)}")
-        cast = []
-        for i, (w, e) in enumerate(zip(weights, expected)):
-            w = np.ascontiguousarray(w, dtype=self.dtype)
+        cast = layers_module.cast_weights("set_weights", weights, self.dtype)
+        for i, (w, e) in enumerate(zip(cast, expected)):
             if w.shape != e.shape:
                 raise ValueError(f"set_weights: array {i} must have shape {e.shape}, got {w.shape}")
-            cast.append(w)
         at = 0
         for i in range(len(self._layers)):
             n = len(self._engine.get_weights(i))
@@ -318,6 +317,12 @@ class Model:
         self._ensure_built()
         return [(int(offset), tuple(shape)) for i, _, offset, shape in self._engine.parameter_layout()
                 if self._layers[i].trainable]
+
+    @property
+    def weights(self):
+        """Copies of every weight array (parameters and state, as get_weights()):
+        Keras's model.weights, as NumPy arrays rather than variables."""
+        return self.get_weights()
 
     @property
     def trainable_weights(self):
@@ -405,8 +410,9 @@ class Model:
         return _training.train_on_batch(self, x, y, sample_weight, class_weight)
 
     @_validate.keyword_checked
-    def fit(self, x, y, batch_size=32, epochs=1, validation_data=None, validation_split=0.0,
-            shuffle=True, callbacks=None, verbose=1, class_weight=None, sample_weight=None):
+    def fit(self, x, y=None, batch_size=32, epochs=1, validation_data=None, validation_split=0.0,
+            shuffle=True, callbacks=None, verbose=1, class_weight=None, sample_weight=None,
+            initial_epoch=0):
         """Mini-batch training (the course's random_mini_batches: shuffled each
         epoch, the last batch partial). Returns a History whose keys are
         evaluate's. x and y as in train_on_batch; they must be finite (NaN targets of
@@ -420,18 +426,31 @@ class Model:
         divided by the batch size, not by the sum of the weights. The weights
         are shuffled with their examples and split off with validation_split;
         validation_data may be (x_val, y_val, sample_weight_val); class_weight
-        applies to the training data only (one-output models). Metrics stay unweighted."""
-        return _training.fit(self, x, y, batch_size, epochs, validation_data, validation_split,
-                            shuffle, callbacks, verbose, class_weight, sample_weight)
+        applies to the training data only (one-output models). Metrics stay unweighted.
+        Generators and datasets are not supported (TypeError): pass the arrays,
+        or call train_on_batch(xb, yb) for each batch. initial_epoch (Keras's,
+        to resume a run) numbers the first epoch: epochs initial_epoch + 1 ..
+        epochs run, and the callbacks see those epoch numbers.
 
-    def evaluate(self, x, y, batch_size=256, verbose=0, sample_weight=None):
+        verbose: 0 silent; 1 a progress bar (tqdm) on stderr when stderr is a
+        terminal, otherwise one line per epoch (Keras's non-interactive form, so
+        logs stay line by line); 2 one line per epoch."""
+        return _training.fit(self, x, y, batch_size, epochs, validation_data, validation_split,
+                            shuffle, callbacks, verbose, class_weight, sample_weight, initial_epoch)
+
+    def evaluate(self, x, y, batch_size=256, verbose=0, sample_weight=None, return_dict=True):
         """Loss (with regularisation) and metrics in inference mode, as a dict:
         "loss" (the weighted total) and each metric by name for one output;
         with several outputs also "<output>_loss" (unweighted, no
         regularisation) and "<output>_<metric>" (Keras's names).
         sample_weight (N,) weights each example's loss as in fit (metrics stay
-        unweighted)."""
-        return _training.evaluate(self, x, y, batch_size, verbose, sample_weight)
+        unweighted). return_dict=False gives Keras's default form instead: the
+        values as a list in the dict's order (the loss alone as a float)."""
+        logs = _training.evaluate(self, x, y, batch_size, verbose, sample_weight)
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
 
     def predict(self, x, batch_size=256, verbose=0):
         """The model's outputs (logits for classification), in inference mode:
@@ -556,6 +575,8 @@ class Sequential(Model):
         if not self._layers and self._input_shape is None and layer.input_shape is not None:
             self._input_shape = layer.input_shape
         self._layers.append(layer)
+        if layer._holder is None:
+            layer._holder = weakref.ref(self)
 
     @property
     def input(self):
@@ -618,14 +639,17 @@ class Sequential(Model):
             raise
 
 
-def load_model(path, custom_objects=None):
+def load_model(path, custom_objects=None, compile=True):
     """The model a file holds (written by model.save, or by a C++ program):
     architecture, weights, batch norm state and, when saved compiled, the losses,
     optimizer (with its state, so training resumes on the same trajectory) and
     metrics. custom_objects maps the names of custom optimizers, schedules,
     losses and metrics to their classes or functions. OSError for an unreadable
-    file, ValueError for a damaged or foreign one (corenn/saving.py)."""
+    file, ValueError for a damaged or foreign one (corenn/saving.py).
+    compile=False (Keras's) loads the architecture and weights only, uncompiled."""
     engine, settings, compiled = saving.read_model(path, custom_objects)
+    if not compile:
+        compiled = None
     model = _rebuild(engine, settings.get("name"), None, settings)
     if compiled is not None:
         # Compiled before the engine is adopted: the loaded engine keeps the

@@ -13,6 +13,7 @@ so a file written by a C++ program loads too.
 
 import json
 import os
+import warnings
 
 from . import _core, distributed, losses, metrics as metrics_module
 from . import optimizers as optimizers_module
@@ -98,6 +99,12 @@ def save_model(model, path, include_optimizer=True):
         if not distributed.is_chief():
             return
     python = {"name": model.name, **model._structure()}
+    custom = [loss for loss in model._losses or [] if loss is not None and not isinstance(loss, str)]
+    if include_optimizer and custom and not getattr(model, "_warned_custom_loss", False):
+        model._warned_custom_loss = True  # once per model (a checkpoint saves every epoch)
+        warnings.warn(f"save: model '{model.name}' is compiled with a custom (Python) loss, which a file "
+                      f"cannot hold; {os.fspath(path)!r} keeps the architecture and weights but no "
+                      "training state: compile the loaded model again", UserWarning, stacklevel=3)
     if include_optimizer and model._losses is not None:
         python["optimizer"] = _class_config(model._optimizer)
         metrics = [[name for name, _ in ms] for ms in model._output_metrics]

@@ -11,7 +11,7 @@ import math
 import numbers
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
@@ -241,11 +241,19 @@ def train_on_batch(model, x, y, sample_weight=None, class_weight=None):
 
 
 def fit(model, x, y, batch_size=32, epochs=1, validation_data=None, validation_split=0.0,
-        shuffle=True, callbacks=None, verbose=1, class_weight=None, sample_weight=None):
+        shuffle=True, callbacks=None, verbose=1, class_weight=None, sample_weight=None, initial_epoch=0):
     """Model.fit (its docstring says what it does)."""
+    if isinstance(x, Iterator):
+        raise TypeError(f"fit: x is a {type(x).__name__}; generators and iterators of batches are not "
+                        "supported: pass the arrays fit(x, y) (np.concatenate the batches), or call "
+                        "train_on_batch(xb, yb) for each batch")
+    if y is None:
+        raise TypeError("fit: y (the targets) is missing: fit(x, y) takes arrays of examples and "
+                        "targets; generators and datasets are not supported")
     model._require_compiled("fit")
     batch_size = _validate.integer("fit", "batch_size", batch_size, minimum=1)
     epochs = _validate.integer("fit", "epochs", epochs, minimum=0)
+    initial_epoch = _validate.integer("fit", "initial_epoch", initial_epoch, minimum=0)
     validation_split = _validate.real("fit", "validation_split", validation_split, low=0.0,
                                       high=1.0, high_open=True)
     xs, ys = prepare(model, "fit", x, y)
@@ -286,7 +294,8 @@ def fit(model, x, y, batch_size=32, epochs=1, validation_data=None, validation_s
     saved = (model._engine.get_parameters(), model._engine.get_state(),
              model._engine.get_optimizer_state())
     try:
-        _fit_loop(model, xs, ys, weights, batch_size, epochs, validation_data, shuffle, cbs, verbose)
+        _fit_loop(model, xs, ys, weights, batch_size, range(initial_epoch, epochs), validation_data,
+                  shuffle, cbs, verbose)
     except Exception:
         model._engine.set_parameters(saved[0])
         model._engine.set_state(saved[1])
@@ -330,7 +339,7 @@ def _masked_labels(model, xs, ys, batch_size=256):
     return ys
 
 
-def _fit_loop(model, xs, ys, w, batch_size, epochs, validation_data, shuffle, cbs, verbose):
+def _fit_loop(model, xs, ys, w, batch_size, epoch_numbers, validation_data, shuffle, cbs, verbose):
     n = len(xs[0])
     ys = _masked_labels(model, xs, ys)
     batches = (n + batch_size - 1) // batch_size
@@ -344,7 +353,8 @@ def _fit_loop(model, xs, ys, w, batch_size, epochs, validation_data, shuffle, cb
     step = distributed.train_step if parallel else _engine_step
     for cb in cbs:
         cb.on_train_begin()
-    for epoch in range(epochs):
+    epochs = epoch_numbers.stop
+    for epoch in epoch_numbers:
         for cb in cbs:
             cb.on_epoch_begin(epoch)
         order = np.random.default_rng(draw(_core.next_key)).permutation(n) if shuffle else None
@@ -534,12 +544,22 @@ def apply_gradients(model, grads):
     return bool(model._engine.apply_gradients(flat))
 
 
+def _is_terminal(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a stand-in stream, or a closed one
+        return False
+
+
 def _size(shape):
     return int(np.prod(shape, dtype=np.int64))
 
 
 def _progress(total, desc, verbose):
-    if verbose != 1:
+    """A progress bar for verbose=1 on a terminal; None otherwise, and the epoch
+    is logged as one line (Keras's non-interactive form: a redrawn bar would
+    turn a log file into one long line of carriage returns)."""
+    if verbose != 1 or not _is_terminal(sys.stderr):
         return None
     try:
         from tqdm.auto import tqdm

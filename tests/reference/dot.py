@@ -38,3 +38,21 @@ def dot_backward(dy, x1, x2, axes, normalize=False):
     if normalize:
         return unit_norm_backward(du, x1, a1), unit_norm_backward(dv, x2, a2)
     return du, dv
+
+
+def batched_matmul_forward(a, b, trans_a=False, trans_b=False):
+    """The Dot layer's kernel: c[e] = op(a[e]) · op(b[e]), op(X) = Xᵀ for an
+    operand stored transposed; a (batch, M, K) or (batch, K, M), b (batch, K, N)
+    or (batch, N, K)."""
+    A = a.transpose(0, 2, 1) if trans_a else a
+    B = b.transpose(0, 2, 1) if trans_b else b
+    return np.einsum("emk,ekn->emn", A, B)
+
+
+def batched_matmul_backward(dc, a, b, trans_a=False, trans_b=False):
+    """(da, db): d op(a) = dc · op(b)ᵀ, d op(b) = op(a)ᵀ · dc, each stored as its operand is."""
+    A = a.transpose(0, 2, 1) if trans_a else a
+    B = b.transpose(0, 2, 1) if trans_b else b
+    dA = np.einsum("emn,ekn->emk", dc, B)
+    dB = np.einsum("emk,emn->ekn", A, dc)
+    return (dA.transpose(0, 2, 1) if trans_a else dA), (dB.transpose(0, 2, 1) if trans_b else dB)

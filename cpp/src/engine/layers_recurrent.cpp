@@ -23,6 +23,7 @@
 #include <string>
 
 #include "corenn/error.hpp"
+#include "corenn/kernels/bidirectional.hpp"
 #include "corenn/kernels/dropout.hpp"
 #include "corenn/kernels/init.hpp"
 #include "corenn/kernels/recurrent.hpp"
@@ -49,15 +50,6 @@ void require_function(const LayerSpec& spec, const char* attribute, const char* 
   if (got != expected)
     throw ValueError(layer_label(spec) + ": " + attribute + " must be '" + expected +
                      "' (the only one the recurrent kernels implement), got '" + got + "'");
-}
-
-// out[n, T-1-t] = x[n, t] for rows of width F.
-template <typename T>
-void reverse_steps(T* out, const T* x, int64_t batch, int64_t steps, int64_t width) {
-  for (int64_t n = 0; n < batch; ++n)
-    for (int64_t t = 0; t < steps; ++t)
-      std::copy(x + (n * steps + t) * width, x + (n * steps + t + 1) * width,
-                out + (n * steps + steps - 1 - t) * width);
 }
 
 template <typename T>

@@ -85,5 +85,7 @@ void merge_directions_backward(T* da, T* db, const T* dy, const T* a, const T* b
 CORENN_INSTANTIATE(float)
 CORENN_INSTANTIATE(double)
 #undef CORENN_INSTANTIATE
+// The step masks (one byte per step) reverse with their sequence.
+template void reverse_steps<uint8_t>(uint8_t*, const uint8_t*, int64_t, int64_t, int64_t);
 
 }  // namespace corenn

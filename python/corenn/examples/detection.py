@@ -18,18 +18,18 @@ yolo_decode for the boxes, yolo_filter_boxes on p_c · class probability,
 batched_nms per class; the held-out mAP@0.5 is cn.detection's
 mean_average_precision (PASCAL VOC all-point).
 
-    python -m corenn.examples.detection            # the full run; writes detection.png
+    python -m corenn.examples.detection            # the full run
     python -m corenn.examples.detection --fast     # the tests' run
+    ... --png detection.png    # also draw held-out canvases with their detections (needs matplotlib)
 
 docs/guide.md shows the printout of
 `python -m corenn.examples.detection --threads 1 --png docs/images/detection.png`.
 """
 
-import argparse
-
 import numpy as np
 
 import corenn as cn
+from corenn.examples import _cli
 
 L = cn.layers
 D = cn.detection
@@ -206,17 +206,12 @@ def run(train_canvases=4000, test_canvases=500, epochs=20, batch_size=32, seed=0
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fast", action="store_true", help="fewer canvases and epochs (tests)")
-    parser.add_argument("--png", default="detection.png",
-                        help="held-out canvases with their detections (default detection.png; "
-                             "needs matplotlib)")
+    parser = _cli.parser(__doc__, "fewer canvases and epochs (tests)")
+    parser.add_argument("--png", metavar="PATH",
+                        help="draw held-out canvases with their detections into this PNG "
+                             "(needs matplotlib; default: none)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, help="corenn.set_num_threads (default: all cores)")
-    args = parser.parse_args(argv)
-    if args.threads:
-        cn.set_num_threads(args.threads)
+    args = _cli.parse(parser, argv)
     return run(**(FAST if args.fast else {}), seed=args.seed, png=args.png)
 
 

@@ -8,17 +8,19 @@ on MPI (docs/distributed.md; needs ``pip install "corenn[mpi]"``).
 takes global-batch / K rows of it, so every K follows the same trajectory and
 reaches the same test accuracy (up to float32 rounding). Each rank prints its
 own throughput; rank 0 prints the test accuracy. Threads per rank come from
-OMP_NUM_THREADS (keep threads × ranks <= cores)."""
+--threads or OMP_NUM_THREADS (keep threads × ranks <= cores); --fast trains
+a couple of epochs only."""
 
-import argparse
 import time
 
 import numpy as np
 
 import corenn as cn
 from corenn import distributed
+from corenn.examples import _cli
 
 L = cn.layers
+FAST_EPOCHS = 2  # --fast
 
 
 def build(seed):
@@ -37,11 +39,13 @@ def build(seed):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _cli.parser(__doc__, f"{FAST_EPOCHS} epochs instead of --epochs (a quick check)")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--global-batch", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = _cli.parse(parser, argv)
+    if args.fast:
+        args.epochs = FAST_EPOCHS
     try:
         distributed.init()
     except ImportError:

@@ -38,11 +38,10 @@ with the pixels (see docs/guide.md, "One-shot recognition").
     python -m corenn.examples.one_shot --split digits    # train on 0-5, test on 6-9
 """
 
-import argparse
-
 import numpy as np
 
 import corenn as cn
+from corenn.examples import _cli
 
 L = cn.layers
 FAST = dict(epochs=6, pairs=1000, draws=10)  # main(fast=True): the tests' run
@@ -164,10 +163,8 @@ def main(fast=False, split="rotations"):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fast", action="store_true", help="fewer epochs and pairs (tests)")
+    parser = _cli.parser(__doc__, "fewer epochs and pairs (tests)")
     parser.add_argument("--split", choices=("rotations", "digits"), default="rotations",
                         help="new identities: the digits turned 180/270 degrees, or digits 6-9")
-    args = parser.parse_args()
+    args = _cli.parse(parser)
     main(fast=args.fast, split=args.split)

@@ -25,18 +25,18 @@ ratio is for VGG-19's activations on 400 × 300 images); with this network and
 A small total-variation weight (3e-6; the course has none) removes the
 pixel-level speckle that matching the first layer's Gram matrix leaves.
 
-    python -m corenn.examples.style_transfer     # style_transfer.png, style_transfer_costs.png
+    python -m corenn.examples.style_transfer     # the printout only
+    python -m corenn.examples.style_transfer --out style_transfer  # also style_transfer.png, style_transfer_costs.png
     python -m corenn.examples.style_transfer --fast
 
 docs/guide.md shows the printout of
 `python -m corenn.examples.style_transfer --threads 1 --out docs/images/style_transfer`.
 """
 
-import argparse
-
 import numpy as np
 
 import corenn as cn
+from corenn.examples import _cli
 
 L = cn.layers
 
@@ -135,17 +135,12 @@ def run(size=SIZE, steps=400, learning_rate=0.02, alpha=10.0, beta=1000.0, tv_we
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fast", action="store_true", help="a small image and few steps (tests)")
-    parser.add_argument("--out", default="style_transfer",
+    parser = _cli.parser(__doc__, "a small image and few steps (tests)")
+    parser.add_argument("--out", metavar="OUT",
                         help="write OUT.png (content, style, generated) and OUT_costs.png "
-                             "(default style_transfer; needs matplotlib)")
+                             "(needs matplotlib; default: no images)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, help="corenn.set_num_threads (default: all cores)")
-    args = parser.parse_args(argv)
-    if args.threads:
-        cn.set_num_threads(args.threads)
+    args = _cli.parse(parser, argv)
     return run(**(FAST if args.fast else {}), seed=args.seed, out_prefix=args.out)
 
 

@@ -12,13 +12,13 @@ docs/workflow.md shows this program's printout, written into it by
 `python -m corenn.examples.workflow --threads 1 --doc docs/workflow.md --plot docs/workflow.png`.
 """
 
-import argparse
 import re
 import sys
 
 import numpy as np
 
 import corenn as cn
+from corenn.examples import _cli
 
 L = cn.layers
 
@@ -41,6 +41,10 @@ def build(standardizer, units=256, l2=0.0, dropout=0.0, learning_rate=1e-3):
 def errors(model, train, dev):
     """(train error, dev error): 1 − accuracy, in inference mode."""
     return tuple(1.0 - model.evaluate(*part)["accuracy"] for part in (train, dev))
+
+
+FULL = dict(epochs=40, trials=8, units=256)
+FAST = dict(epochs=4, trials=2, units=32)  # --fast: the tests' short run
 
 
 def run(epochs=40, trials=8, seed=0, units=256, out=print):
@@ -160,29 +164,30 @@ def fill_doc(text, lines):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--trials", type=int, default=8)
-    parser.add_argument("--units", type=int, default=256, help="units in each of the two hidden layers")
+    parser = _cli.parser(__doc__, f"a short search (the tests' run: {FAST}); --epochs, --trials and "
+                                  "--units given explicitly override it")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--trials", type=int)
+    parser.add_argument("--units", type=int, help="units in each of the two hidden layers")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, help="corenn.set_num_threads (default: all cores)")
     parser.add_argument("--plot", help="write the final learning curves to this PNG (needs matplotlib)")
     parser.add_argument("--doc", help="rewrite the output blocks of this Markdown page (docs/workflow.md) "
                                       "with this run's printout")
-    args = parser.parse_args(argv)
+    args = _cli.parse(parser, argv)
     try:
         import sklearn  # noqa: F401
     except ImportError:
         raise SystemExit("the example needs scikit-learn: pip install 'corenn[demo]'") from None
-    if args.threads:
-        cn.set_num_threads(args.threads)
+    sizes = {**(FAST if args.fast else FULL),
+             **{k: v for k, v in (("epochs", args.epochs), ("trials", args.trials), ("units", args.units))
+                if v is not None}}
     lines = []
 
     def out(line):
         print(line)
         lines.append(line)
 
-    results = run(epochs=args.epochs, trials=args.trials, seed=args.seed, units=args.units, out=out)
+    results = run(**sizes, seed=args.seed, out=out)
     if args.doc:
         with open(args.doc, encoding="utf-8") as f:
             text = f.read()

@@ -9,7 +9,8 @@
 namespace corenn {
 
 // out[n, S-1-t, :] = x[n, t, :]; x, out: (batch, steps, width), distinct.
-// Its own inverse, so it is also its own backward.
+// Its own inverse, so it is also its own backward. T: float, double, or uint8_t
+// for the per-step masks (batch, steps, 1) that reverse with their sequence.
 template <typename T>
 void reverse_steps(T* out, const T* x, int64_t batch, int64_t steps, int64_t width);
 
