@@ -43,23 +43,25 @@ def _f64(d):
     return {k: None if v is None else v.astype(np.float64) for k, v in d.items()}
 
 
-def _lstm_all(x, w, s, dy, dh_T, dc_T, naive):
-    y, h, c, cache = ops.lstm_forward(x, w["W_ih"], w["W_hh"], w["b"], s["h0"], s["c0"], naive=naive)
+def _lstm_all(x, w, s, dy, dh_T, dc_T, naive, mask=None):
+    y, h, c, cache = ops.lstm_forward(x, w["W_ih"], w["W_hh"], w["b"], s["h0"], s["c0"], mask=mask, naive=naive)
     grads = ops.lstm_backward(dy, dh_T, dc_T, x, w["W_ih"], w["W_hh"], w["b"], s["h0"], s["c0"], cache,
-                              naive=naive)
+                              mask=mask, naive=naive)
     return (y, h, c), grads
 
 
-def _rnn_all(x, w, s, dy, dh_T, naive):
-    y, h, cache = ops.simple_rnn_forward(x, w["W_ih"], w["W_hh"], w["b"], s["h0"], naive=naive)
-    grads = ops.simple_rnn_backward(dy, dh_T, x, w["W_ih"], w["W_hh"], w["b"], s["h0"], cache, naive=naive)
+def _rnn_all(x, w, s, dy, dh_T, naive, mask=None):
+    y, h, cache = ops.simple_rnn_forward(x, w["W_ih"], w["W_hh"], w["b"], s["h0"], mask=mask, naive=naive)
+    grads = ops.simple_rnn_backward(dy, dh_T, x, w["W_ih"], w["W_hh"], w["b"], s["h0"], cache, mask=mask,
+                                    naive=naive)
     return (y, h), grads
 
 
-def _gru_all(x, w, s, dy, dh_T, naive):
-    y, h, cache = ops.gru_forward(x, w["W_ih"], w["W_hh"], w["b"], w["recurrent_bias"], s["h0"], naive=naive)
+def _gru_all(x, w, s, dy, dh_T, naive, mask=None):
+    y, h, cache = ops.gru_forward(x, w["W_ih"], w["W_hh"], w["b"], w["recurrent_bias"], s["h0"], mask=mask,
+                                  naive=naive)
     grads = ops.gru_backward(dy, dh_T, x, w["W_ih"], w["W_hh"], w["b"], w["recurrent_bias"], s["h0"], cache,
-                             naive=naive)
+                             mask=mask, naive=naive)
     return (y, h), grads
 
 
@@ -173,34 +175,51 @@ def test_fast_matches_naive(kind, dtype, rng):
         assert_close(got, want, op=f"{kind}_fast_vs_naive")
 
 
-# (N, T, F, H) large enough that two threads split the work: batch rows (at
-# least 16 per thread) for the whole recurrence; below that, the forward's
-# hidden units per step (at least 2^17 multiply-adds per thread).
-SPLIT_SHAPES = [(40, 4, 8, 48), (20, 3, 8, 64), (1, 3, 8, 256)]
+# (N, T, F, H) large enough that two threads split the work. By examples (at
+# least 16 per thread) for the whole recurrence: an even and an odd batch
+# (rows left over from the kernel's blocks of 4) with units that leave a
+# partial panel (16 floats each). Below that, the forward splits each step's
+# hidden units (one barrier per step, at least 2^17 multiply-adds per thread):
+# batch 1, the benchmark's 256 units, and 333 and 200 units, whose panels
+# (21, 13) do not divide by two threads and whose last panel is partial.
+SPLIT_SHAPES = [(40, 4, 8, 48), (37, 3, 8, 49), (20, 3, 8, 64), (1, 3, 8, 256), (1, 4, 5, 333), (3, 3, 4, 200)]
+
+
+def _split_mask(N, T, rng):
+    """Example 0 right-padded, example 1 (if any) left-padded, the rest random."""
+    m = rng.integers(0, 2, (N, T)).astype(np.uint8)
+    m[0] = np.arange(T) < (T + 1) // 2
+    if N > 1:
+        m[1] = np.arange(T) >= T // 2
+    return m
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("masked", [False, True], ids=["all_steps", "masked"])
 @pytest.mark.parametrize("given", [True, False], ids=["states", "zero_states"])
 @pytest.mark.parametrize("shape", SPLIT_SHAPES, ids=gid)
-def test_fast_matches_naive_when_threads_split_the_work(kind, shape, given, rng):
+def test_fast_matches_naive_when_threads_split_the_work(kind, shape, given, masked, rng):
     N, T, F, H = shape
     x = rng.standard_normal((N, T, F)).astype(np.float32)
     w, s = _weights(kind, F, H, np.float32, rng), _states(kind, N, H, np.float32, rng, given)
     dy = rng.standard_normal((N, T, H)).astype(np.float32)
     dh_T = rng.standard_normal((N, H)).astype(np.float32)
-    run = {"lstm": lambda naive: _lstm_all(x, w, s, dy, dh_T, dh_T, naive),
-           "rnn": lambda naive: _rnn_all(x, w, s, dy, dh_T, naive),
-           "gru": lambda naive: _gru_all(x, w, s, dy, dh_T, naive)}[kind]
+    mask = _split_mask(N, T, rng) if masked else None
+    run = {"lstm": lambda naive: _lstm_all(x, w, s, dy, dh_T, dh_T, naive, mask),
+           "rnn": lambda naive: _rnn_all(x, w, s, dy, dh_T, naive, mask),
+           "gru": lambda naive: _gru_all(x, w, s, dy, dh_T, naive, mask)}[kind]
     before = cn.get_num_threads()
     try:
         cn.set_num_threads(2)
-        fast = run(False)
+        fast, again = run(False), run(False)
         cn.set_num_threads(1)
         one_thread = run(False)
     finally:
         cn.set_num_threads(before)
     naive = run(True)
-    for got, got1, want in zip(fast[0] + fast[1], one_thread[0] + one_thread[1], naive[0] + naive[1]):
+    for got, got2, got1, want in zip(fast[0] + fast[1], again[0] + again[1], one_thread[0] + one_thread[1],
+                                     naive[0] + naive[1]):
+        assert np.array_equal(got, got2)  # the same thread count gives the same bits
         assert_close(got, want, op=f"{kind}_fast_vs_naive")
         assert_close(got1, want, op=f"{kind}_fast_vs_naive")
 

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <vector>
 #include <cstdint>
+#include <utility>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -104,6 +105,52 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, Fn&& fn) {
   }
 #else
   for (int c = 0; c < chunks; ++c) fn(begin + n * c / chunks, begin + n * (c + 1) / chunks, c);
+#endif
+}
+
+// A team of threads held together around a loop whose iterations depend on
+// each other (the time steps of a recurrence), for work too small for a
+// fork/join per iteration: fn(team) runs once on each member, and
+// team.barrier() between two iterations makes what every member wrote before
+// it visible to all after it (OpenMP's barrier flushes memory). A member takes
+// its share of the work by team.share, the formula of parallel_for, from its
+// rank and the team's size, which OpenMP may make smaller than asked for
+// (OMP_DYNAMIC, thread limits): the caller's results must not depend on which
+// member computes an item, only on the item. With one thread, or from inside a
+// parallel region, fn runs on the calling thread as a team of one.
+class Team {
+ public:
+  Team(int rank, int size) : rank_(rank), size_(size) {}
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  // This member's contiguous part of [begin, end).
+  std::pair<int64_t, int64_t> share(int64_t begin, int64_t end) const {
+    const int64_t n = end - begin;
+    return {begin + n * rank_ / size_, begin + n * (rank_ + 1) / size_};
+  }
+  void barrier() const {
+#ifdef _OPENMP
+    if (size_ > 1) {
+#pragma omp barrier
+    }
+#endif
+  }
+
+ private:
+  int rank_, size_;
+};
+
+// Runs fn(team) on a team of `threads` (see Team); callers size it with
+// parallel_chunks, so a call from inside a parallel region asks for one.
+template <typename Fn>
+void parallel_team(int threads, Fn&& fn) {
+  if (threads <= 1 || in_parallel_region() || omp_max_threads() <= 1) {
+    fn(Team(0, 1));
+    return;
+  }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+  fn(Team(omp_get_thread_num(), omp_get_num_threads()));
 #endif
 }
 

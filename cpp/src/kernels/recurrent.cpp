@@ -11,7 +11,10 @@
 namespace corenn {
 
 using detail::gemm;
+using detail::parallel_chunks;
 using detail::parallel_for;
+using detail::parallel_team;
+using detail::Team;
 using detail::blas_keep_single_threaded;
 using detail::Trans;
 
@@ -78,74 +81,106 @@ void previous_states(T* h_prev, const T* h0, const T* y, const T* recurrent_mask
   }
 }
 
-// The weights operand of the per-step product h_{t-1} · W_hhᵀ (N, G).
-template <typename T>
-struct StepWeights {
-  const T* W;
-  Trans trans;
-  int64_t ld;
-  // The operand for columns c0.. of the product (rows c0.. of W_hh).
-  const T* columns(int64_t c0) const { return trans == Trans::no ? W + c0 : W + c0 * ld; }
-};
-
-// W_hh (G, H) transposed into W_t (H, G), once per forward call: the per-step
-// product then reads its weights row-major (GEMM "nn"), which OpenBLAS packs
-// and runs faster than the transposed operand: 81 against 69 GFLOP/s per core
-// for the (64, 512, 256) panels of the benchmark's LSTM. A batch of one is a
-// matrix-vector product (gemv), which reads W_hh as stored at full speed, so
-// it is used as it is.
-template <typename T>
-StepWeights<T> step_weights(T* W_t, const T* W_hh, int64_t batch, int64_t G, int64_t H) {
-  if (batch == 1) return {W_hh, Trans::yes, H};
-  constexpr int64_t kTile = 32;
-  parallel_for(0, H, kTile * 4, [&](int64_t lo, int64_t hi, int) {
-    for (int64_t k0 = 0; k0 < G; k0 += kTile)
-      for (int64_t q = lo; q < hi; ++q)
-        for (int64_t k = k0; k < std::min(G, k0 + kTile); ++k) W_t[q * G + k] = W_hh[k * H + q];
-  });
-  return {W_t, Trans::no, G};
-}
-
-// How the recurrence is threaded. The steps are sequential, so a step shared
-// by several threads ends in a join, and on a busy machine each join waits for
-// a descheduled thread (two threads with one join per step ran 3-8x slower
-// than one thread there). Examples are independent, though: with at least
-// kMinRows rows per thread (fewer run BLAS far below its peak), each thread
-// runs the whole recurrence, forward or backward, for its own examples (its
-// rows of each step's GEMM, then its rows' fused pass) without any join. A
-// smaller batch runs on the calling thread; its forward steps split the hidden
-// units instead (a thread computes its units' gate columns, then their fused
-// pass: one join per step) when each thread's share of a step's product is at
-// least kStepWork multiply-adds (about a fork/join's cost), and its backward
-// steps' GEMMs split over the threads themselves.
+// How the recurrence is threaded. The steps are sequential; examples are
+// independent. With at least kMinRows rows per thread, each thread runs the
+// whole recurrence, forward or backward, for its own examples, without any
+// barrier. A smaller batch (inference: one sequence) splits each forward
+// step's hidden units instead: one team of threads for the whole sequence
+// (parallel_team), each member computing the gate columns of its units with
+// its part of W_hh kept in its own cache (half of an LSTM(256)'s 1 MiB fits a
+// core's L2, all of it does not), then their fused pass, one barrier per
+// step; when each member's share of a step is at least kStepWork
+// multiply-adds, several times what a barrier costs.
 constexpr int64_t kStepWork = int64_t(1) << 17;
 constexpr int64_t kMinRows = 16;
 
-int64_t unit_grain(int64_t batch, int64_t gates, int64_t hidden) {
-  return std::max<int64_t>(8, kStepWork / std::max<int64_t>(1, batch * gates * hidden));
+// The per-step products h_{t-1} · W_hhᵀ (forward) and dA_t · W_hh (backward)
+// are small (at most 32 × 256 by 256 × 1024 per thread in the benchmarks) and
+// come T times with the same weights, so they do not go to BLAS, which
+// repacked W_hh at every step (12% of the time in the profile): W_hh is packed
+// once per call into panels of columns, and a register-blocked kernel in plain
+// C++, which GCC vectorises (AVX-512 through CORENN_SIMD_CLONES), multiplies
+// kRowBlock rows of the left operand by one panel: 4 × 64 float accumulators,
+// 16 vector registers (on one Zen 4 core 112 GFLOP/s, against OpenBLAS's
+// 72-81 for these shapes with its packing).
+//
+// A forward panel holds the columns of kLane units (a cache line: 16 floats,
+// 8 doubles) in every gate, so that the units' fused pass follows their
+// product at once.
+template <typename T>
+constexpr int64_t kLane = 64 / static_cast<int64_t>(sizeof(T));
+constexpr int64_t kRowBlock = 4;
+
+inline int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+// out (R, C) = a (R, K; row stride lda) · panel (K, C), each sum over k in
+// order: an element gets the same bits whatever R, row block or thread.
+template <int R, int C>
+struct PanelProduct {
+  template <typename T>
+  CORENN_SIMD_CLONES static void run(T* __restrict out, const T* __restrict a, int64_t lda,
+                                     const T* __restrict panel, int64_t K) {
+    T acc[R][C] = {};
+    for (int64_t k = 0; k < K; ++k) {
+      const T* __restrict w = panel + k * C;
+      for (int r = 0; r < R; ++r) {
+        const T ar = a[r * lda + k];
+        for (int j = 0; j < C; ++j) acc[r][j] += ar * w[j];
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < C; ++j) out[r * C + j] = acc[r][j];
+  }
+};
+
+// out (rows, C) = a (rows, K) · panel, rows ≤ kRowBlock.
+template <int C, typename T>
+void panel_product(T* out, const T* a, int64_t lda, const T* panel, int64_t K, int64_t rows) {
+  if (rows == kRowBlock) {
+    PanelProduct<kRowBlock, C>::run(out, a, lda, panel, K);
+    return;
+  }
+  for (int64_t r = 0; r < rows; ++r) PanelProduct<1, C>::run(out + r * C, a + r * lda, lda, panel, K);
 }
 
-// acc[j] += Σ_r m[r, j] over the rows of an (rows, cols) matrix, split by columns
-// so every sum runs in the same order whatever the thread count.
-template <typename T>
-void add_column_sums(T* acc, const T* m, int64_t rows, int64_t cols) {
-  parallel_for(0, cols, 256, [&](int64_t lo, int64_t hi, int) {
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t j = lo; j < hi; ++j) acc[j] += m[r * cols + j];
-  });
+// Forward panels of W_hh (Gates·H, H): panel p, of the units [p·L, p·L + L)
+// (L = kLane), is (H, Gates·L) with Wp[p][q][g·L + k] = W_hh[g·H + p·L + k, q],
+// zeros past H. forward_panels_size bounds the size for both types.
+int64_t forward_panels_size(int64_t gates, int64_t H) { return gates * H * round_up(H, kLane<float>); }
+
+template <int Gates, typename T>
+void pack_forward_panels(T* Wp, const T* W_hh, int64_t H, int64_t p0, int64_t p1) {
+  constexpr int64_t L = kLane<T>, C = Gates * L;
+  // By blocks of L values of q: each source row's cache line is read once,
+  // into a contiguous L·C block of the panel (rows H apart would alias in L1
+  // if the loop went over q one by one).
+  for (int64_t p = p0; p < p1; ++p) {
+    T* panel = Wp + p * H * C;
+    const int64_t units = std::min(L, H - p * L);
+    for (int64_t q0 = 0; q0 < H; q0 += L) {
+      const int64_t q1 = std::min(H, q0 + L);
+      for (int64_t g = 0; g < Gates; ++g)
+        for (int64_t k = 0; k < L; ++k) {
+          const T* row = W_hh + (g * H + p * L + k) * H;
+          for (int64_t q = q0; q < q1; ++q) panel[q * C + g * L + k] = k < units ? row[q] : T(0);
+        }
+    }
+  }
 }
 
-// Masks: a masked step (mask[r] == 0 for row r = n·T + t) keeps the state.
-inline bool masked(const uint8_t* mask, int64_t r) { return mask && !mask[r]; }
-
-// dst[j0, j1) = the previous state's, or zeros where there is none (the first
-// step without an initial state).
+// Backward panels of W_hh (K, H) as stored: panel p is (K, C), its columns
+// [p·C, p·C + C) (C = 4·kLane), zeros past H.
 template <typename T>
-void carry_state(T* dst, const T* prev, int64_t j0, int64_t j1) {
-  if (prev)
-    std::copy(prev + j0, prev + j1, dst + j0);
-  else
-    std::fill(dst + j0, dst + j1, T(0));
+constexpr int64_t kBackwardColumns = 4 * kLane<T>;
+int64_t backward_panels_size(int64_t K, int64_t H) { return K * round_up(H, kBackwardColumns<float>); }
+
+template <typename T>
+void pack_backward_panels(T* Wb, const T* W_hh, int64_t K, int64_t H, int64_t p0, int64_t p1) {
+  constexpr int64_t C = kBackwardColumns<T>;
+  for (int64_t p = p0; p < p1; ++p)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t c = 0; c < C; ++c)
+        Wb[(p * K + k) * C + c] = p * C + c < H ? W_hh[k * H + p * C + c] : T(0);
 }
 
 // Recurrent dropout (recurrent.hpp): the factor m of unit i = n·H + j in the
@@ -180,19 +215,129 @@ void drop_state(T* dropped, const T* y, const T* h0, const T* recurrent_mask, in
     for (int64_t j = 0; j < H; ++j) dropped[n * H + j] = p.h[n * p.ld + j] * recurrent_mask[n * H + j];
 }
 
-// dh_{t-1} += dA_t · W_hh for the examples [lo, hi) (dA_t: their rows of step
-// t's G gate gradients, leading dimension ld). With recurrent dropout the
-// product read h_{t-1} ⊙ m, so the gradient is (dA_t · W_hh) ⊙ m, formed in
-// `product` (N, H) first.
+// The recurrent half of a forward pass, once `out` holds what the cell needs
+// of the input projections. At step t, for this thread's examples and panels:
+// h_{t-1} (y's step t-1, h0, or zeros at the first step without it) times the
+// panel, added into (kAdd) or written over out's columns of the panel's units
+// (example n, step t at out + n·ld_n + t·ld_t, gate g at column g·H), then
+// cell(t, n, u0, u1), the fused pass of those units, while they are in cache.
+// With recurrent dropout the products read h_{t-1} ⊙ m, formed in `dropped`
+// (N, H) before each step (the callers pass h_T, written after the last step).
+template <int Gates, bool kAdd, typename T, typename Cell>
+void forward_recurrence(T* out, int64_t ld_n, int64_t ld_t, T* Wp, const T* W_hh, const T* y, const T* h0,
+                        const T* recurrent_mask, T* dropped, int64_t N, int64_t S, int64_t H, Cell&& cell) {
+  constexpr int64_t L = kLane<T>, C = Gates * L;
+  const int64_t panels = (H + L - 1) / L;
+  // A double's panels (8 units) fill less than forward_panels_size, which
+  // fits a float's (16): the rest is zeroed, as the workspace is returned.
+  std::fill(Wp + panels * H * C, Wp + forward_panels_size(Gates, H), T(0));
+  const int by_rows = parallel_chunks(N, kMinRows);
+  const int threads =
+      by_rows > 1 ? by_rows : parallel_chunks(panels, std::max<int64_t>(1, kStepWork / std::max<int64_t>(1, N * C * H)));
+  parallel_team(threads, [&](const Team& team) {
+    // Split by rows: every panel, packed by the whole team first. By units:
+    // this member's panels, packed by itself (into its own cache).
+    const bool split_rows = by_rows > 1;
+    const auto rows = split_rows ? team.share(0, N) : std::pair<int64_t, int64_t>(0, N);
+    const auto mine = split_rows ? std::pair<int64_t, int64_t>(0, panels) : team.share(0, panels);
+    const auto packed = team.share(0, panels);
+    pack_forward_panels<Gates>(Wp, W_hh, H, packed.first, packed.second);
+    if (split_rows) team.barrier();
+    T acc[kRowBlock * C];
+    for (int64_t t = 0; t < S; ++t) {
+      PreviousState<T> prev = previous_state<T>(y, h0, nullptr, t, S, H);
+      if (recurrent_mask && prev.h) {
+        // Split by units, every member reads every row of h_{t-1} ⊙ m: the
+        // team forms them by rows, then waits for all of them.
+        const auto drop = split_rows ? rows : team.share(0, N);
+        drop_state(dropped, y, h0, recurrent_mask, t, drop.first, drop.second, S, H);
+        if (!split_rows) team.barrier();
+        prev = {dropped, H};
+      }
+      const T* h_prev = prev.h;
+      const int64_t ldh = prev.ld;
+      for (int64_t p = mine.first; p < mine.second; ++p) {
+        const int64_t u0 = p * L, u1 = std::min(H, u0 + L);
+        for (int64_t n0 = rows.first; n0 < rows.second; n0 += kRowBlock) {
+          const int64_t nr = std::min(kRowBlock, rows.second - n0);
+          if (h_prev)
+            panel_product<C>(acc, h_prev + n0 * ldh, ldh, Wp + p * H * C, H, nr);
+          else
+            std::fill(acc, acc + nr * C, T(0));
+          if (h_prev || !kAdd)
+            for (int64_t r = 0; r < nr; ++r) {
+              T* o = out + (n0 + r) * ld_n + t * ld_t;
+              for (int64_t g = 0; g < Gates; ++g)
+                for (int64_t u = u0; u < u1; ++u)
+                  o[g * H + u] = (kAdd ? o[g * H + u] : T(0)) + acc[r * C + g * L + u - u0];
+            }
+          for (int64_t n = n0; n < n0 + nr; ++n) cell(t, n, u0, u1);
+        }
+      }
+      if (!split_rows) team.barrier();  // h_t complete before step t + 1 reads it
+    }
+  });
+}
+
+// dh[n] += dA_t[n] · W_hh for the examples [n0, n1), dA_t's row n at
+// dA + n·ld_a, Wb the backward panels of W_hh (K, H): the one product the
+// recurrence forces per step. With recurrent dropout the forward's product
+// read h_{t-1} ⊙ m, so its gradient is (dA_t · W_hh) ⊙ m.
 template <typename T>
-void add_state_gradient(T* dh, T* product, const T* dA_t, int64_t ld, const T* W_hh, const T* recurrent_mask,
-                        int64_t lo, int64_t hi, int64_t H, int64_t G) {
-  if (!recurrent_mask) {
-    gemm<T>(Trans::no, Trans::no, hi - lo, H, G, T(1), dA_t, ld, W_hh, H, T(1), dh + lo * H, H);
-    return;
+void add_step_gradient(T* dh, const T* dA, int64_t ld_a, const T* Wb, const T* recurrent_mask, int64_t n0,
+                       int64_t n1, int64_t K, int64_t H) {
+  constexpr int64_t C = kBackwardColumns<T>;
+  T acc[kRowBlock * C];
+  for (int64_t p = 0; p * C < H; ++p) {
+    const int64_t width = std::min(C, H - p * C);
+    for (int64_t b0 = n0; b0 < n1; b0 += kRowBlock) {
+      const int64_t nr = std::min(kRowBlock, n1 - b0);
+      panel_product<C>(acc, dA + b0 * ld_a, ld_a, Wb + p * K * C, K, nr);
+      for (int64_t r = 0; r < nr; ++r)
+        for (int64_t c = 0; c < width; ++c) {
+          const int64_t i = (b0 + r) * H + p * C + c;
+          dh[i] += recurrent_mask ? acc[r * C + c] * recurrent_mask[i] : acc[r * C + c];
+        }
+    }
   }
-  gemm<T>(Trans::no, Trans::no, hi - lo, H, G, T(1), dA_t, ld, W_hh, H, T(0), product + lo * H, H);
-  for (int64_t i = lo * H; i < hi * H; ++i) dh[i] += product[i] * recurrent_mask[i];
+}
+
+// The backward recurrence's threads: each its own examples, after the team
+// has packed W_hh (K, H); a batch under 2·kMinRows runs on the calling
+// thread. body(lo, hi, Wb) runs every step for the examples [lo, hi).
+template <typename T, typename Body>
+void backward_recurrence(T* Wb, const T* W_hh, int64_t N, int64_t K, int64_t H, Body&& body) {
+  const int64_t panels = (H + kBackwardColumns<T> - 1) / kBackwardColumns<T>;
+  parallel_team(parallel_chunks(N, kMinRows), [&](const Team& team) {
+    const auto packed = team.share(0, panels);
+    pack_backward_panels(Wb, W_hh, K, H, packed.first, packed.second);
+    team.barrier();
+    const auto rows = team.share(0, N);
+    body(rows.first, rows.second);
+  });
+}
+
+// acc[j] += Σ_r m[r, j] over the rows of an (rows, cols) matrix, split by columns
+// so every sum runs in the same order whatever the thread count.
+template <typename T>
+void add_column_sums(T* acc, const T* m, int64_t rows, int64_t cols) {
+  parallel_for(0, cols, 256, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = lo; j < hi; ++j) acc[j] += m[r * cols + j];
+  });
+}
+
+// Masks: a masked step (mask[r] == 0 for row r = n·T + t) keeps the state.
+inline bool masked(const uint8_t* mask, int64_t r) { return mask && !mask[r]; }
+
+// dst[j0, j1) = the previous state's, or zeros where there is none (the first
+// step without an initial state).
+template <typename T>
+void carry_state(T* dst, const T* prev, int64_t j0, int64_t j1) {
+  if (prev)
+    std::copy(prev + j0, prev + j1, dst + j0);
+  else
+    std::fill(dst + j0, dst + j1, T(0));
 }
 
 // What the backward sums over every step, once the recurrence has produced the
@@ -294,27 +439,29 @@ struct GruCellForward {
 
 }  // namespace
 
-// SimpleRNN scratch: pre-activation gradients dA (N, T, H), h_{t-1} (N, T, H), dh (N, H).
+// SimpleRNN scratch: pre-activation gradients dA (N, T, H), h_{t-1} (N, T, H), dh (N, H),
+// W_hh's backward panels.
 int64_t simple_rnn_backward_scratch_size(int64_t batch, int64_t steps, int64_t hidden) {
-  return 2 * batch * steps * hidden + batch * hidden;
+  return 2 * batch * steps * hidden + batch * hidden + backward_panels_size(hidden, hidden);
 }
-// LSTM workspace: activated gates [i, f, g, o] (N, T, 4H), cells c_t (N, T, H), W_hhᵀ (H, 4H).
+// LSTM workspace: activated gates [i, f, g, o] (N, T, 4H), cells c_t (N, T, H), W_hh's forward panels.
 int64_t lstm_workspace_size(int64_t batch, int64_t steps, int64_t hidden) {
-  return batch * steps * 5 * hidden + 4 * hidden * hidden;
+  return batch * steps * 5 * hidden + forward_panels_size(4, hidden);
 }
-// LSTM scratch: gate gradients dA (N, T, 4H), h_{t-1} (N, T, H), dh and dc (N, H).
+// LSTM scratch: gate gradients dA (N, T, 4H), h_{t-1} (N, T, H), dh and dc (N, H),
+// W_hh's backward panels.
 int64_t lstm_backward_scratch_size(int64_t batch, int64_t steps, int64_t hidden) {
-  return batch * steps * 5 * hidden + 2 * batch * hidden;
+  return batch * steps * 5 * hidden + 2 * batch * hidden + backward_panels_size(4 * hidden, hidden);
 }
 // GRU workspace: activated gates [r, z, n] (N, T, 3H), W_hn h_{t-1} + rb_n (N, T, H),
-// the recurrent projection of one step (N, 3H), W_hhᵀ (H, 3H).
+// the recurrent projection of one step (N, 3H), W_hh's forward panels.
 int64_t gru_workspace_size(int64_t batch, int64_t steps, int64_t hidden) {
-  return batch * steps * 4 * hidden + batch * 3 * hidden + 3 * hidden * hidden;
+  return batch * steps * 4 * hidden + batch * 3 * hidden + forward_panels_size(3, hidden);
 }
 // GRU scratch: gradients of the input and of the recurrent projections (N, T, 3H)
-// each, h_{t-1} (N, T, H), dh (N, H).
+// each, h_{t-1} (N, T, H), dh (N, H), W_hh's backward panels.
 int64_t gru_backward_scratch_size(int64_t batch, int64_t steps, int64_t hidden) {
-  return batch * steps * 7 * hidden + batch * hidden;
+  return batch * steps * 7 * hidden + batch * hidden + backward_panels_size(3 * hidden, hidden);
 }
 
 // ---------------------------------------------------------------- SimpleRNN
@@ -386,9 +533,9 @@ void simple_rnn_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scratch, c
   T* dA = scratch;
   T* h_prev = dA + N * S * H;
   T* dh = h_prev + N * S * H;
+  T* panels = dh + N * H;
   if (dh_T) std::copy(dh_T, dh_T + N * H, dh); else std::fill(dh, dh + N * H, T(0));
-  blas_keep_single_threaded();
-  parallel_for(0, N, kMinRows, [&](int64_t lo, int64_t hi, int) {  // rows [lo, hi), every step
+  backward_recurrence(panels, W_hh, N, H, H, [&](int64_t lo, int64_t hi) {  // rows [lo, hi), every step
     for (int64_t t = S - 1; t >= 0; --t) {
       for (int64_t n = lo; n < hi; ++n) {
         const int64_t r = n * S + t;
@@ -406,8 +553,7 @@ void simple_rnn_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scratch, c
       }
       // dh_{t-1} = dA_t · W_hh, added to dh: zero for a valid row (its gradient
       // went into dA), the carried gradient for a masked one (whose dA is zero).
-      // h_prev is free until after the loop.
-      add_state_gradient(dh, h_prev, dA + (lo * S + t) * H, S * H, W_hh, recurrent_mask, lo, hi, H, H);
+      add_step_gradient(dh, dA + t * H, S * H, panels, recurrent_mask, lo, hi, H, H);
     }
   });
   std::copy(dh, dh + N * H, dh0);
@@ -463,45 +609,21 @@ void lstm_forward(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih,
   const int64_t N = batch, S = steps, H = hidden, G = 4 * hidden;
   T* gates = workspace;
   T* cells = workspace + N * S * G;
-  T* W_hh_t = cells + N * S * H;
+  T* panels = cells + N * S * H;
   // The input projections of all steps do not depend on the recurrence: one
-  // GEMM over the N·T rows instead of T small ones.
+  // GEMM over the N·T rows instead of T small ones. Each step adds its
+  // recurrent product into them, then activates the gates in place.
   gemm<T>(Trans::no, Trans::yes, N * S, G, features, T(1), x, features, W_ih, features, T(0), gates, G);
-  const StepWeights<T> Wr = step_weights(W_hh_t, W_hh, N, G, H);
-  T* dropped = recurrent_mask ? h_T : nullptr;
-  // Step t for the examples [lo, hi) and the units [u0, u1): the recurrent
-  // products of the four gate column blocks (one GEMM when all units are
-  // there: the blocks are adjacent), then the fused pass.
-  auto step = [&](int64_t t, int64_t lo, int64_t hi, int64_t u0, int64_t u1) {
-    const PreviousState<T> prev = previous_state(y, h0, dropped, t, S, H);
-    const T* h_prev = prev.h;
-    const int64_t ldh = prev.ld;
-    const bool all_units = u1 - u0 == H;
-    T* a = gates + (lo * S + t) * G;  // leading dimension S·G
-    if (h_prev)
-      for (int64_t g = 0; g < (all_units ? 1 : 4); ++g)
-        gemm<T>(Trans::no, Wr.trans, hi - lo, all_units ? G : u1 - u0, H, T(1), h_prev + lo * ldh, ldh,
-                Wr.columns(g * H + u0), Wr.ld, T(1), a + g * H + u0, S * G);
-    for (int64_t n = lo; n < hi; ++n) {
-      const int64_t r = n * S + t;
-      const T* c_prev = t > 0 ? cells + (r - 1) * H : (c0 ? c0 + n * H : nullptr);
-      if (masked(mask, r)) {  // the gates computed for this row are left unused
-        carry_state(cells + r * H, c_prev, u0, u1);
-        carry_state(y + r * H, t > 0 ? y + (r - 1) * H : (h0 ? h0 + n * H : nullptr), u0, u1);
-        continue;
-      }
-      with_prev<LstmCellForward>(c_prev, gates + r * G, cells + r * H, y + r * H, c_prev, b, H, u0, u1);
+  forward_recurrence<4, true>(gates, S * G, G, panels, W_hh, y, h0, recurrent_mask, h_T, N, S, H,
+                              [&](int64_t t, int64_t n, int64_t u0, int64_t u1) {
+    const int64_t r = n * S + t;
+    const T* c_prev = t > 0 ? cells + (r - 1) * H : (c0 ? c0 + n * H : nullptr);
+    if (masked(mask, r)) {  // the gates computed for this row are left unused
+      carry_state(cells + r * H, c_prev, u0, u1);
+      carry_state(y + r * H, t > 0 ? y + (r - 1) * H : (h0 ? h0 + n * H : nullptr), u0, u1);
+      return;
     }
-  };
-  blas_keep_single_threaded();
-  parallel_for(0, N, kMinRows, [&](int64_t lo, int64_t hi, int) {
-    for (int64_t t = 0; t < S; ++t) {
-      if (dropped) drop_state(dropped, y, h0, recurrent_mask, t, lo, hi, S, H);
-      if (hi - lo < N)
-        step(t, lo, hi, 0, H);
-      else
-        parallel_for(0, H, unit_grain(N, 4, H), [&](int64_t u0, int64_t u1, int) { step(t, 0, N, u0, u1); });
-    }
+    with_prev<LstmCellForward>(c_prev, gates + r * G, cells + r * H, y + r * H, c_prev, b, H, u0, u1);
   });
   for (int64_t n = 0; n < N; ++n) {
     std::copy(y + (n * S + S - 1) * H, y + (n * S + S) * H, h_T + n * H);
@@ -582,10 +704,10 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dW_ih, T* dW_hh, T* db, T* scratch,
   T* h_prev = dA + N * S * G;
   T* dh = h_prev + N * S * H;
   T* dc = dh + N * H;
+  T* panels = dc + N * H;
   if (dh_T) std::copy(dh_T, dh_T + N * H, dh); else std::fill(dh, dh + N * H, T(0));
   if (dc_T) std::copy(dc_T, dc_T + N * H, dc); else std::fill(dc, dc + N * H, T(0));
-  blas_keep_single_threaded();
-  parallel_for(0, N, kMinRows, [&](int64_t lo, int64_t hi, int) {  // rows [lo, hi), every step
+  backward_recurrence(panels, W_hh, N, G, H, [&](int64_t lo, int64_t hi) {  // rows [lo, hi), every step
     for (int64_t t = S - 1; t >= 0; --t) {
       for (int64_t n = lo; n < hi; ++n) {
         const int64_t r = n * S + t;
@@ -598,10 +720,9 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dW_ih, T* dW_hh, T* db, T* scratch,
         with_prev<LstmCellBackward>(c_prev, dA + r * G, dc + n * H, dh + n * H, dy + r * H,
                                     gates + r * G, cells + r * H, c_prev, H);
       }
-      // dh_{t-1} = dA_t · W_hh: the only GEMM the recurrence forces per step,
-      // added to dh (zero for a valid row, the carried gradient for a masked
-      // one). h_prev is free until after the loop.
-      add_state_gradient(dh, h_prev, dA + (lo * S + t) * G, S * G, W_hh, recurrent_mask, lo, hi, H, G);
+      // dh_{t-1} = dA_t · W_hh, added to dh (zero for a valid row, the
+      // carried gradient for a masked one).
+      add_step_gradient(dh, dA + t * G, S * G, panels, recurrent_mask, lo, hi, G, H);
     }
   });
   std::copy(dh, dh + N * H, dh0);
@@ -671,46 +792,20 @@ void gru_forward(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T*
   T* gates = workspace;
   T* hn_all = gates + N * S * G;
   T* gh = hn_all + N * S * H;
-  T* W_hh_t = gh + N * G;
+  T* panels = gh + N * G;
   gemm<T>(Trans::no, Trans::yes, N * S, G, features, T(1), x, features, W_ih, features, T(0), gates, G);
-  const StepWeights<T> Wr = step_weights(W_hh_t, W_hh, N, G, H);
-  T* dropped = recurrent_mask ? h_T : nullptr;
-  // Step t for the examples [lo, hi) and the units [u0, u1), as the LSTM's.
   // r multiplies W_hn h + rb_n only, so the recurrent projection cannot be
-  // added into the input projection as in the LSTM: it gets its own buffer.
-  auto step = [&](int64_t t, int64_t lo, int64_t hi, int64_t u0, int64_t u1) {
-    const PreviousState<T> prev = previous_state(y, h0, dropped, t, S, H);
-    const T* h_prev = prev.h;
-    const int64_t ldh = prev.ld;
-    const bool all_units = u1 - u0 == H;
-    const int64_t width = all_units ? G : u1 - u0;
-    for (int64_t g = 0; g < (all_units ? 1 : 3); ++g) {
-      if (h_prev)
-        gemm<T>(Trans::no, Wr.trans, hi - lo, width, H, T(1), h_prev + lo * ldh, ldh,
-                Wr.columns(g * H + u0), Wr.ld, T(0), gh + lo * G + g * H + u0, G);
-      else
-        for (int64_t n = lo; n < hi; ++n) std::fill_n(gh + n * G + g * H + u0, width, T(0));
+  // added into the input projection as in the LSTM: it gets its own buffer
+  // (one step's, gh row n).
+  forward_recurrence<3, false>(gh, G, 0, panels, W_hh, y, h0, recurrent_mask, h_T, N, S, H,
+                               [&](int64_t t, int64_t n, int64_t u0, int64_t u1) {
+    const int64_t r = n * S + t;
+    const T* hp = t > 0 ? y + (r - 1) * H : (h0 ? h0 + n * H : nullptr);
+    if (masked(mask, r)) {
+      carry_state(y + r * H, hp, u0, u1);
+      return;
     }
-    for (int64_t n = lo; n < hi; ++n) {
-      const int64_t r = n * S + t;
-      const T* hp = t > 0 ? y + (r - 1) * H : (h0 ? h0 + n * H : nullptr);
-      if (masked(mask, r)) {
-        carry_state(y + r * H, hp, u0, u1);
-        continue;
-      }
-      with_prev<GruCellForward>(hp, gates + r * G, hn_all + r * H, y + r * H, gh + n * G, hp, b, rb, H,
-                                u0, u1);
-    }
-  };
-  blas_keep_single_threaded();
-  parallel_for(0, N, kMinRows, [&](int64_t lo, int64_t hi, int) {
-    for (int64_t t = 0; t < S; ++t) {
-      if (dropped) drop_state(dropped, y, h0, recurrent_mask, t, lo, hi, S, H);
-      if (hi - lo < N)
-        step(t, lo, hi, 0, H);
-      else
-        parallel_for(0, H, unit_grain(N, 3, H), [&](int64_t u0, int64_t u1, int) { step(t, 0, N, u0, u1); });
-    }
+    with_prev<GruCellForward>(hp, gates + r * G, hn_all + r * H, y + r * H, gh + n * G, hp, b, rb, H, u0, u1);
   });
   for (int64_t n = 0; n < N; ++n) std::copy(y + (n * S + S - 1) * H, y + (n * S + S) * H, h_T + n * H);
 }
@@ -794,9 +889,9 @@ void gru_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* drb, T* scratch, 
   T* dR = dX + N * S * G;
   T* h_prev = dR + N * S * G;
   T* dh = h_prev + N * S * H;
+  T* panels = dh + N * H;
   if (dh_T) std::copy(dh_T, dh_T + N * H, dh); else std::fill(dh, dh + N * H, T(0));
-  blas_keep_single_threaded();
-  parallel_for(0, N, kMinRows, [&](int64_t lo, int64_t hi, int) {  // rows [lo, hi), every step
+  backward_recurrence(panels, W_hh, N, G, H, [&](int64_t lo, int64_t hi) {  // rows [lo, hi), every step
     for (int64_t t = S - 1; t >= 0; --t) {
       for (int64_t n = lo; n < hi; ++n) {
         const int64_t r = n * S + t;
@@ -810,8 +905,7 @@ void gru_backward(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* drb, T* scratch, 
         const T* hp = t > 0 ? y + (r - 1) * H : (h0 ? h0 + n * H : nullptr);
         with_prev<GruCellBackward>(hp, dX + r * G, dR + r * G, dhn, gates + r * G, hn_all + r * H, hp, H);
       }
-      // h_prev is free until after the loop.
-      add_state_gradient(dh, h_prev, dR + (lo * S + t) * G, S * G, W_hh, recurrent_mask, lo, hi, H, G);
+      add_step_gradient(dh, dR + t * G, S * G, panels, recurrent_mask, lo, hi, G, H);
     }
   });
   std::copy(dh, dh + N * H, dh0);
