@@ -1081,7 +1081,7 @@ class Engine : public EngineBase {
 
   // Runs every node in execution order; acts[t] is tensor t (the model's
   // inputs, then each node's outputs) and masks[t] its mask (N, T) or nullptr
-  // (Layer::output_mask: a node's layer gets the mask of its first input and
+  // (Layer::output_mask: a node's layer gets the masks of its inputs and
   // tells that of each output; model inputs carry none). A distinct dropout
   // key per (step, call): masks repeat within a step (gradient checking) and
   // never across steps or calls.
@@ -1097,6 +1097,8 @@ class Engine : public EngineBase {
       Layer<T>& layer = *layers_[node.layer];
       caches[p].training = training;
       caches[p].input_mask = masks[node.in[0]];
+      caches[p].input_masks.clear();
+      for (int t : node.in) caches[p].input_masks.push_back(masks[t]);
       const uint64_t key = random_bits(dropout_key, static_cast<uint64_t>(at_step) * calls + node.declared);
       if (detail::MergeLayer<T>* merge = layer.as_merge()) {
         scratch.clear();
