@@ -308,8 +308,9 @@ class Attention : public CallLayer<T> {
   }
 
   // The masks of one forward pass, kept in the cache for backward: c.mask holds
-  // the dropout's keep mask (B, Tq, Tk) then the kernel's allowed keys
-  // (B, Tq, Tk); c.out_mask the explicit query mask (N, Tq).
+  // the dropout's keep mask (B, Tq, Tk) when dropping, then the kernel's allowed
+  // keys (B, Tq, Tk) when a value mask is given; c.out_mask the explicit query
+  // mask (N, Tq).
   struct Masks {
     const uint8_t* keep = nullptr;
     const bool* allowed = nullptr;
@@ -322,14 +323,15 @@ class Attention : public CallLayer<T> {
     const T* query_input = query_mask_ ? xs[at++] : nullptr;
     const T* value_input = value_mask_ ? xs[at++] : nullptr;
     const uint8_t* value = value_input ? nullptr : (c.input_masks.size() > 1 ? c.input_masks[1] : nullptr);
-    ensure_size(c.mask, 2 * np);
+    const int64_t keep_n = dropping ? np : 0;
+    ensure_size(c.mask, keep_n + (value_input || value ? np : 0));
     Masks m;
     if (dropping) {
       dropout_mask(c.mask.data(), np, rate_in<T>(rate_), key);
       m.keep = c.mask.data();
     }
     if (value_input || value) {
-      uint8_t* allowed = c.mask.data() + np;
+      uint8_t* allowed = c.mask.data() + keep_n;
       for (int64_t b = 0; b < batch; ++b)
         for (int64_t i = 0; i < d_.q_len; ++i)
           for (int64_t j = 0; j < d_.k_len; ++j)
@@ -504,15 +506,18 @@ class MultiHeadAttention : public CallLayer<T> {
     split_heads(b.k, b.tmp, N, Tv_, H, dk);
     dense_forward<T>(b.tmp, xs[1], this->params_ + P[2].kernel, bias(P[2]), N * Tv_, Dv_, H * dv);
     split_heads(b.v, b.tmp, N, Tv_, H, dv);
-    // c.mask: the dropout's keep mask, then the attention mask, each (N·H, Tq, Tv).
+    // c.mask: the dropout's keep mask (when dropping), then the attention mask
+    // (when given), each (N·H, Tq, Tv).
     const int64_t np = N * H * Tq_ * Tv_;
-    ensure_size(c.mask, 2 * np);
-    const bool* mask = has_mask_ ? mask_bytes(c.mask.data() + np, xs[3], N, H, Tq_ * Tv_) : nullptr;
+    const bool dropping = training && rate_ > 0.0;
+    const int64_t keep_n = dropping ? np : 0;
+    ensure_size(c.mask, keep_n + (has_mask_ ? np : 0));
+    const bool* mask = has_mask_ ? mask_bytes(c.mask.data() + keep_n, xs[3], N, H, Tq_ * Tv_) : nullptr;
     c.outs.resize(3);
     ensure_size(c.outs[0], N * Tq_ * Dout_);
     ensure_size(c.outs[1], np);
     AttentionDropout drop;
-    if (training && rate_ > 0.0) {
+    if (dropping) {
       dropout_mask(c.mask.data(), np, rate_in<T>(rate_), key);
       drop = {c.mask.data(), rate_in<T>(rate_)};
       ensure_size(c.outs[2], np);
