@@ -1,5 +1,5 @@
-"""Winograd F(2×2, 3×3) convolution (cpp/src/kernels/winograd.cpp) and the
-process-wide conv algorithm setting (cn.set_conv_algorithm)."""
+"""Winograd F(2×2, 3×3) and F(4×4, 3×3) convolution (cpp/src/kernels/winograd.cpp)
+and the process-wide conv algorithm setting (cn.set_conv_algorithm)."""
 
 import contextlib
 import itertools
@@ -9,7 +9,10 @@ import pytest
 
 import corenn as cn
 from gradcheck import numerical_gradient, projection, relative_difference
-from tolerances import WINOGRAD_F2, WINOGRAD_GRADCHECK, WINOGRAD_TRAINING, assert_close
+from tolerances import GRADCHECK_EPS, WINOGRAD_F2, WINOGRAD_F4, WINOGRAD_GRADCHECK, WINOGRAD_TRAINING, assert_close
+
+# The explicit tile sizes and their error bounds (tests/tolerances.py).
+TILES = {"winograd2": WINOGRAD_F2, "winograd4": WINOGRAD_F4}
 
 
 @contextlib.contextmanager
@@ -33,11 +36,11 @@ def f64(*arrays):
     return [a.astype(np.float64) for a in arrays]
 
 
-def assert_winograd_close(got, want, what):
-    """|got − want| <= WINOGRAD_F2 · max |want| (see tolerances.py)."""
+def assert_winograd_close(got, want, what, tol=WINOGRAD_F2):
+    """|got − want| <= tol · max |want| (WINOGRAD_F2 or WINOGRAD_F4, see tolerances.py)."""
     scale = max(float(np.max(np.abs(want))), np.finfo(np.float32).tiny)
     err = float(np.max(np.abs(got.astype(np.float64) - want))) / scale
-    assert err <= WINOGRAD_F2, f"{what}: max error {err:.3g} of max |reference| > {WINOGRAD_F2}"
+    assert err <= tol, f"{what}: max error {err:.3g} of max |reference| > {tol}"
 
 
 # ---------------------------------------------------------------- the setting
@@ -45,14 +48,15 @@ def assert_winograd_close(got, want, what):
 
 def test_setting_round_trips_and_defaults_to_auto():
     assert cn.get_conv_algorithm() == "auto"
-    for name in ["gemm", "winograd", "auto"]:
+    for name in ["gemm", "winograd", "winograd2", "winograd4", "auto"]:
         cn.set_conv_algorithm(name)
         assert cn.get_conv_algorithm() == name
 
 
-@pytest.mark.parametrize("bad", ["", "fft", "Winograd", "direct"])
+@pytest.mark.parametrize("bad", ["", "fft", "Winograd", "direct", "winograd3", "winograd6"])
 def test_setting_rejects_unknown_names(bad):
-    with pytest.raises(ValueError, match="set_conv_algorithm: algorithm must be 'auto', 'gemm' or 'winograd'"):
+    with pytest.raises(ValueError, match="set_conv_algorithm: algorithm must be 'auto', 'gemm', 'winograd', "
+                                         "'winograd2' or 'winograd4', got"):
         cn.set_conv_algorithm(bad)
     assert cn.get_conv_algorithm() == "auto"
 
@@ -72,53 +76,59 @@ GRID = [(n, c, o, h, w, p) for (n, (c, o), (h, w), p) in itertools.product(
     [0, 1, 2, (0, 2, 1, 0)])]
 
 
+@pytest.mark.parametrize("tile", TILES)
 @pytest.mark.parametrize("case", GRID, ids=[f"n{n}c{c}o{o}-{h}x{w}-p{p}".replace(" ", "")
                                             for n, c, o, h, w, p in GRID])
-def test_winograd_matches_float64_direct_convolution(case, rng):
+def test_winograd_matches_float64_direct_convolution(case, tile, rng):
     n, c, o, h, w, padding = case
+    tol = TILES[tile]
     x, W, b = make_case(rng, n, c, o, h, w)
     y64 = cn.ops.conv2d_forward(*f64(x, W, b), padding=padding, naive=True)
     dy = rng.standard_normal(y64.shape).astype(np.float32)
     want = cn.ops.conv2d_backward(*f64(dy, x, W), padding=padding, naive=True)
-    with conv_algorithm("winograd"):
+    with conv_algorithm(tile):
         y = cn.ops.conv2d_forward(x, W, b, padding=padding)
         got = cn.ops.conv2d_backward(dy, x, W, padding=padding)
     assert y.dtype == np.float32
-    assert_winograd_close(y, y64, "y")
+    assert_winograd_close(y, y64, "y", tol)
     for g, e, name in zip(got[:2], want[:2], ["dx", "dW"]):
         assert g.dtype == np.float32
-        assert_winograd_close(g, e, name)
+        assert_winograd_close(g, e, name, tol)
     assert_close(got[2], want[2], op="conv2d_backward", what="db (the GEMM path's bias_grad)")
 
 
-def test_winograd_blocks_batches_and_wide_padding(rng):
+@pytest.mark.parametrize("tile", TILES)
+def test_winograd_blocks_batches_and_wide_padding(tile, rng):
     # 130×90 with 24 + 24 channels needs several blocks of tile rows; 17
-    # images split over the threads, dW summed over per-chunk partials.
+    # images split over the threads, dW summed over per-range partials.
     # Padding beyond the kernel (3, (4, 0, 3, 5)) crops dy for the input gradient.
+    tol = TILES[tile]
     for n, c, o, h, w, padding in [(1, 24, 24, 130, 90, 1), (17, 3, 5, 11, 10, 1), (5, 24, 24, 20, 20, 1),
                                    (2, 3, 4, 5, 6, 3), (2, 2, 3, 4, 5, (4, 0, 3, 5))]:
         x, W, b = make_case(rng, n, c, o, h, w)
         y64 = cn.ops.conv2d_forward(*f64(x, W, b), padding=padding)
         dy = rng.standard_normal(y64.shape).astype(np.float32)
         want = cn.ops.conv2d_backward(*f64(dy, x, W), padding=padding)
-        with conv_algorithm("winograd"):
-            assert_winograd_close(cn.ops.conv2d_forward(x, W, b, padding=padding), y64, "y")
+        with conv_algorithm(tile):
+            assert_winograd_close(cn.ops.conv2d_forward(x, W, b, padding=padding), y64, "y", tol)
             got = cn.ops.conv2d_backward(dy, x, W, padding=padding)
         for g, e, name in zip(got[:2], want[:2], ["dx", "dW"]):
-            assert_winograd_close(g, e, name)
+            assert_winograd_close(g, e, name, tol)
 
 
-def test_winograd_without_input_gradient_or_bias(rng):
+@pytest.mark.parametrize("tile", TILES)
+def test_winograd_without_input_gradient_or_bias(tile, rng):
+    tol = TILES[tile]
     x, W, _ = make_case(rng, 2, 3, 4, 6, 7)
     dy = rng.standard_normal((2, 4, 6, 7)).astype(np.float32)
     want = cn.ops.conv2d_backward(*f64(dy, x, W), padding=1, with_bias=False)
-    with conv_algorithm("winograd"):
+    with conv_algorithm(tile):
         assert_winograd_close(cn.ops.conv2d_forward(x, W, padding=1),
-                              cn.ops.conv2d_forward(*f64(x, W), padding=1), "y without bias")
+                              cn.ops.conv2d_forward(*f64(x, W), padding=1), "y without bias", tol)
         dx, dW, db = cn.ops.conv2d_backward(dy, x, W, padding=1, with_bias=False)
     assert db is None
-    assert_winograd_close(dx, want[0], "dx")
-    assert_winograd_close(dW, want[1], "dW")
+    assert_winograd_close(dx, want[0], "dx", tol)
+    assert_winograd_close(dW, want[1], "dW", tol)
 
 
 def test_winograd_error_is_that_of_its_tile_not_of_gemm(rng):
@@ -130,12 +140,16 @@ def test_winograd_error_is_that_of_its_tile_not_of_gemm(rng):
         y_gemm64 = cn.ops.conv2d_forward(*f64(x, W, b), padding=1)
         y_stride = cn.ops.conv2d_forward(x, W, b, padding=1, stride=2)
         y_dil = cn.ops.conv2d_forward(x, W, b, padding=2, dilation=2)
-    with conv_algorithm("winograd"):
-        y_wino = cn.ops.conv2d_forward(x, W, b, padding=1)
-        assert np.array_equal(cn.ops.conv2d_forward(*f64(x, W, b), padding=1), y_gemm64)
-        assert np.array_equal(cn.ops.conv2d_forward(x, W, b, padding=1, stride=2), y_stride)
-        assert np.array_equal(cn.ops.conv2d_forward(x, W, b, padding=2, dilation=2), y_dil)
-    assert not np.array_equal(y_wino, y_gemm)
+    ys = []
+    for tile in TILES:
+        with conv_algorithm(tile):
+            ys.append(cn.ops.conv2d_forward(x, W, b, padding=1))
+            assert np.array_equal(cn.ops.conv2d_forward(*f64(x, W, b), padding=1), y_gemm64)
+            assert np.array_equal(cn.ops.conv2d_forward(x, W, b, padding=1, stride=2), y_stride)
+            assert np.array_equal(cn.ops.conv2d_forward(x, W, b, padding=2, dilation=2), y_dil)
+    assert not np.array_equal(ys[0], y_gemm)
+    assert not np.array_equal(ys[1], y_gemm)
+    assert not np.array_equal(ys[0], ys[1])  # two different algorithms
 
 
 def test_gemm_setting_reproduces_the_gemm_path_bit_for_bit(rng):
@@ -159,14 +173,40 @@ def test_gemm_setting_reproduces_the_gemm_path_bit_for_bit(rng):
         assert not all(np.array_equal(a, wv) for a, wv in zip(first, wino))
 
 
-def test_winograd_is_deterministic_for_a_thread_count(rng):
-    x, W, b = make_case(rng, 9, 5, 6, 9, 9)
-    dy = rng.standard_normal((9, 6, 9, 9)).astype(np.float32)
-    with conv_algorithm("winograd"):
+@pytest.mark.parametrize("tile", TILES)
+@pytest.mark.parametrize("n", [9, 1])
+def test_winograd_is_deterministic_for_a_thread_count(tile, n, rng):
+    # n = 1: the one image's tile rows split across the threads, dW summed
+    # over per-range partials in range order.
+    x, W, b = make_case(rng, n, 16, 16, 19, 19)
+    dy = rng.standard_normal((n, 16, 19, 19)).astype(np.float32)
+    with conv_algorithm(tile):
         runs = [cn.ops.conv2d_backward(dy, x, W, padding=1) for _ in range(3)]
     for run in runs[1:]:
         for a, r in zip(runs[0], run):
             assert np.array_equal(a, r)
+
+
+@pytest.mark.parametrize("tile", TILES)
+def test_one_image_split_across_threads_matches_one_thread(tile, rng):
+    # Batch 1 on 2 threads runs each half of the image's tile rows on its own
+    # thread: the results are those of one thread within the tile's error
+    # (GEMM blocking may differ), and both match the float64 reference.
+    x, W, b = make_case(rng, 1, 16, 24, 37, 29)
+    y64 = cn.ops.conv2d_forward(*f64(x, W, b), padding=1)
+    dy = rng.standard_normal(y64.shape).astype(np.float32)
+    want = cn.ops.conv2d_backward(*f64(dy, x, W), padding=1)
+    threads = cn.get_num_threads()
+    try:
+        for t in [1, 2]:
+            cn.set_num_threads(t)
+            with conv_algorithm(tile):
+                assert_winograd_close(cn.ops.conv2d_forward(x, W, b, padding=1), y64, f"y, {t} threads", TILES[tile])
+                got = cn.ops.conv2d_backward(dy, x, W, padding=1)
+            for g, e, name in zip(got[:2], want[:2], ["dx", "dW"]):
+                assert_winograd_close(g, e, f"{name}, {t} threads", TILES[tile])
+    finally:
+        cn.set_num_threads(threads)
 
 
 def forward_bits(x, W, b, algorithm):
@@ -174,11 +214,11 @@ def forward_bits(x, W, b, algorithm):
         return cn.ops.conv2d_forward(x, W, b, padding=1)
 
 
-# (C_in, C_out, image side, Winograd under "auto"): the measured rule in
-# winograd.cpp: >= 16 channels and 32×32 outputs, or >= 32 and >= 64 channels
-# on 16×16; smaller channel counts and images keep GEMM.
-AUTO_CASES = [(16, 16, 32, True), (32, 64, 16, True), (64, 32, 16, True), (8, 8, 32, False),
-              (32, 32, 16, False), (64, 64, 8, False), (3, 32, 32, False)]
+# (C_in, C_out, image side, Winograd under "auto") with at least one image per
+# thread: the measured rule in winograd.cpp: >= 16 channels on 32×32 outputs,
+# >= 16 and 32 on 16×16, >= 32 on 8×8; smaller channel counts and images keep GEMM.
+AUTO_CASES = [(16, 16, 32, True), (32, 64, 16, True), (64, 32, 16, True), (32, 32, 16, True), (64, 64, 8, True),
+              (8, 8, 32, False), (16, 16, 16, False), (16, 32, 8, False), (3, 32, 32, False)]
 
 
 @pytest.mark.parametrize("case", AUTO_CASES, ids=[f"{c}to{o}-{h}" for c, o, h, _ in AUTO_CASES])
@@ -190,15 +230,17 @@ def test_auto_picks_winograd_where_it_measured_faster(case, rng):
     assert not np.array_equal(auto, forward_bits(x, W, b, "gemm" if winograd else "winograd"))
 
 
-def test_auto_keeps_gemm_below_one_image_per_thread(rng):
-    # GEMM's im2col splits an image's rows across threads; Winograd only its GEMMs.
+def test_auto_at_batch_one_depends_on_the_thread_count(rng):
+    # 32→32 channels on 16×16, one image: on one thread Winograd F(4×4) wins;
+    # on two, the image's tiles are shared across the threads, whose fixed
+    # costs weigh more, and GEMM wins (winograd.cpp's table).
     threads = cn.get_num_threads()
     try:
+        x, W, b = make_case(rng, 1, 32, 32, 16, 16)
         cn.set_num_threads(2)
-        x, W, b = make_case(rng, 1, 32, 32, 32, 32)
         assert np.array_equal(forward_bits(x, W, b, "auto"), forward_bits(x, W, b, "gemm"))
         cn.set_num_threads(1)
-        assert np.array_equal(forward_bits(x, W, b, "auto"), forward_bits(x, W, b, "winograd"))
+        assert np.array_equal(forward_bits(x, W, b, "auto"), forward_bits(x, W, b, "winograd4"))
     finally:
         cn.set_num_threads(threads)
 
@@ -206,8 +248,8 @@ def test_auto_keeps_gemm_below_one_image_per_thread(rng):
 # ---------------------------------------------------------------- gradient checks
 
 
-@pytest.mark.parametrize("algorithm", ["auto", "gemm", "winograd"])
-def test_gradient_check_on_every_branch(algorithm, rng):
+@pytest.mark.parametrize("algorithm", ["auto", "gemm", "winograd", "winograd2", "winograd4"])
+def test_gradient_check_of_every_setting(algorithm, rng):
     # The float32 analytic gradients (the branch the setting selects) against
     # float64 central differences of the exact function: Winograd's backward
     # is the gradient of the convolution, not of its own rounding.
@@ -220,6 +262,57 @@ def test_gradient_check_on_every_branch(algorithm, rng):
         dx, dW, db = cn.ops.conv2d_backward(P.astype(np.float32), x, W, padding=padding)
     for analytic, param in [(dx, x64), (dW, W64), (db, b64)]:
         assert relative_difference(analytic, numerical_gradient(loss, param)) < WINOGRAD_GRADCHECK
+
+
+def directional_difference(loss, param, analytic, seed):
+    """|⟨analytic, v⟩ − (loss(p + εv) − loss(p − εv)) / 2ε| / ||analytic|| along
+    a random direction v ~ N(0, I): a finite-difference check of a whole
+    gradient at the cost of two evaluations (param restored). ||analytic|| is
+    the spread of ⟨analytic, v⟩ over directions, so a gradient wrong by e
+    scores about ||e|| / ||analytic|| (not lowered by a cancelling ⟨analytic, v⟩)."""
+    v = np.random.default_rng(seed).standard_normal(param.shape)
+    before = param.copy()
+    param += GRADCHECK_EPS * v
+    plus = loss()
+    param[...] = before - GRADCHECK_EPS * v
+    minus = loss()
+    param[...] = before
+    numeric, exact = (plus - minus) / (2 * GRADCHECK_EPS), float(np.sum(analytic.astype(np.float64) * v))
+    return abs(exact - numeric) / float(np.linalg.norm(analytic.astype(np.float64)))
+
+
+# (batch, C_in, C_out, image side, what "auto" runs, what "winograd" runs) on
+# 2 threads: every branch of the measured rule in winograd.cpp, with one image
+# per thread (batch 2) and fewer (batch 1).
+BRANCH_CASES = [(2, 16, 16, 32, "winograd4", "winograd4"), (2, 32, 32, 8, "winograd4", "winograd4"),
+                (2, 128, 128, 4, "winograd2", "winograd2"), (2, 16, 16, 16, "gemm", "winograd4"),
+                (2, 8, 8, 4, "gemm", "winograd2"), (1, 16, 32, 32, "winograd4", "winograd4"),
+                (1, 64, 64, 16, "winograd2", "winograd2"), (1, 32, 32, 16, "gemm", "winograd2")]
+
+
+@pytest.mark.parametrize("case", BRANCH_CASES, ids=[f"{c}to{o}-{h}-n{n}-{a}" for n, c, o, h, a, _ in BRANCH_CASES])
+@pytest.mark.parametrize("setting", ["auto", "winograd"])
+def test_gradient_check_on_every_branch_of_the_rule(case, setting, rng):
+    # Shapes where "auto" and "winograd" take each branch of the measured
+    # rule: the gradients of the branch taken (identified by its bits)
+    # against float64 central differences along random directions.
+    n, c, o, h, auto, winograd = case
+    branch = {"auto": auto, "winograd": winograd}[setting]
+    x, W, b = make_case(rng, n, c, o, h, h)
+    x64, W64, b64 = f64(x, W, b)
+    P = projection((n, o, h, h), 5)
+    loss = lambda: float(np.sum(P * cn.ops.conv2d_forward(x64, W64, b64, padding=1)))  # noqa: E731
+    threads = cn.get_num_threads()
+    try:
+        cn.set_num_threads(2)
+        with conv_algorithm(setting):
+            y = cn.ops.conv2d_forward(x, W, b, padding=1)
+            dx, dW, db = cn.ops.conv2d_backward(P.astype(np.float32), x, W, padding=1)
+        assert np.array_equal(y, forward_bits(x, W, b, branch)), f"{setting} did not take {branch}"
+    finally:
+        cn.set_num_threads(threads)
+    for k, (analytic, param) in enumerate([(dx, x64), (dW, W64), (db, b64)]):
+        assert directional_difference(loss, param, analytic, k) < WINOGRAD_GRADCHECK
 
 
 # ---------------------------------------------------------------- training

@@ -33,16 +33,19 @@ def seed(s):
 
 def set_conv_algorithm(algorithm):
     """How 3×3, stride-1, dilation-1, groups-1 float32 convolutions are computed,
-    process-wide: ``"auto"`` (the default: Winograd F(2×2, 3×3) where it measured
-    faster than im2col + GEMM, see docs/guide.md), ``"gemm"`` (always im2col + GEMM,
-    bit for bit the results before Winograd existed) or ``"winograd"`` (wherever the
-    shape qualifies). float64 always uses GEMM. Raises TypeError for a non-str and
-    ValueError for any other name."""
+    process-wide: ``"auto"`` (the default: Winograd where it measured faster than
+    im2col + GEMM, with the faster of its tile sizes F(2×2, 3×3) and F(4×4, 3×3);
+    see docs/guide.md), ``"gemm"`` (always im2col + GEMM, bit for bit the results
+    before Winograd existed), ``"winograd"`` (wherever the shape qualifies, the tile
+    size that measured faster for it) or ``"winograd2"`` / ``"winograd4"`` (wherever
+    the shape qualifies, that tile size: F(2×2) is the more accurate, F(4×4) does
+    fewer multiplications). float64 always uses GEMM. Raises TypeError for a non-str
+    and ValueError for any other name."""
     if not isinstance(algorithm, str):
         raise TypeError(f"set_conv_algorithm: algorithm must be a str, got {type(algorithm).__name__}")
     _core.set_conv_algorithm(algorithm)
 
 
 def get_conv_algorithm():
-    """The conv algorithm setting in force: "auto", "gemm" or "winograd"."""
+    """The conv algorithm setting in force: "auto", "gemm", "winograd", "winograd2" or "winograd4"."""
     return _core.get_conv_algorithm()

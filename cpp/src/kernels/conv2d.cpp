@@ -207,7 +207,7 @@ void conv2d_forward(T* y, T* scratch, const T* x, const T* W, const T* b, const 
   // W: (C_out, C_in/groups, KH, KW); b: (C_out,) or nullptr
   if (is_depthwise(s)) return depthwise_forward(y, x, W, b, s);
   if constexpr (std::is_same_v<T, float>)
-    if (winograd_selected(s)) return winograd_conv2d_forward(y, scratch, x, W, b, s);
+    if (const int m = winograd_tile(s)) return winograd_conv2d_forward(y, scratch, x, W, b, s, m);
   const ConvPlan pl = conv_plan(s);
   const Geometry& g = pl.g;
   const int64_t P = g.positions(), img = s.in_channels * s.height * s.width;
@@ -389,7 +389,7 @@ void conv2d_backward(T* dx, T* dW, T* db, T* scratch, const T* dy, const T* x, c
   // dy: (N, C_out, OH, OW); x: (N, C_in, H, W); W: like dW
   if (is_depthwise(s)) return depthwise_backward(dx, dW, db, dy, x, W, s);
   if constexpr (std::is_same_v<T, float>)
-    if (winograd_selected(s)) return winograd_conv2d_backward(dx, dW, db, scratch, dy, x, W, s);
+    if (const int m = winograd_tile(s)) return winograd_conv2d_backward(dx, dW, db, scratch, dy, x, W, s, m);
   const ConvPlan pl = conv_plan(s);
   if (dx && pl.gather_dx) {
     conv2d_backward_gathered(dx, dW, scratch, dy, x, W, s, pl);

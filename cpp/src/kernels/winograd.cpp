@@ -1,13 +1,13 @@
-// Winograd convolution F(2×2, 3×3) (winograd.hpp), NCHW, float32.
+// Winograd convolution F(m×m, 3×3), m = 2 or 4 (winograd.hpp), NCHW, float32.
 //
-// The 1-D algorithm F(2, 3) (Lavin & Gray 2016) computes the correlation
-// y_i = Σ_k d_{i+k} g_k, i = 0, 1, of a 4-sample input d with a 3-tap
-// filter g as y = Aᵀ [(G g) ⊙ (Bᵀ d)] with
-//   Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]
-//   G  = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]
-//   Aᵀ = [1 1 1 0; 0 1 −1 −1]
-// and nested in 2-D: Y (2×2) = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A for a 4×4 input tile.
-// Over channels, the element-wise product at each of the 16 points ξ becomes
+// The 1-D algorithm F(m, 3) (Lavin & Gray 2016) computes the correlation
+// y_i = Σ_k d_{i+k} g_k, i = 0 … m−1, of an α = m + 2 sample input d with a
+// 3-tap filter g as y = Aᵀ [(G g) ⊙ (Bᵀ d)], and nested in 2-D
+//   Y (m×m) = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A    for an α×α input tile d,
+// α² multiplications where the direct method takes 9·m². The matrices are the
+// paper's, from the interpolation points 0, ±1, ∞ (F2) and 0, ±1, ±2, ∞ (F4):
+// struct F2 and F4 below write each as its 1-D map.
+// Over channels, the element-wise product at each of the α² points ξ becomes
 // a matrix product: M[ξ] (C_out, tiles) = U[ξ] (C_out, C_in) · V[ξ] (C_in, tiles)
 // with U = G g Gᵀ (per filter, once per call) and V = Bᵀ d B (per tile).
 //
@@ -17,14 +17,26 @@
 //   2 − pad (negative: cropped), with the flipped kernel, channels transposed;
 // - weight gradient: by the transposition principle, Σ_ij dy_ij (Aᵀ X A)_ij =
 //   ⟨A dy Aᵀ, X⟩, so dW[o, c] = Gᵀ [Σ_tiles (A dy_t Aᵀ) ⊙ (Bᵀ d_t B)] G:
-//   the same tiles of x (V), dy's 2×2 tiles transformed by A (Z), and the sum
+//   the same tiles of x (V), dy's m×m tiles transformed by A (Z), and the sum
 //   over tiles a GEMM whose inner dimension is the tiles,
 //   S[ξ] (C_out, C_in) += Z[ξ] (C_out, tiles) · V[ξ]ᵀ (tiles, C_in).
 //
-// Threading as in conv2d.cpp (conv_geometry.hpp): images split across
-// threads, each chunk with its own slice of the scratch and single-threaded
-// GEMMs; dW's transform-domain sums S are per-chunk partials added in chunk
-// order, so a given thread count always gives the same bits.
+// Each transform is applied first down the α rows, across a whole tile row
+// (contiguous, vectorised), then across each tile's α columns (vectorised
+// over the tiles of the row).
+//
+// Threading (parallel.hpp's fixed splits, so a given thread count always
+// gives the same bits), two ways:
+// - at least one image per thread: the tile rows of all images, numbered
+//   image after image, are split into one contiguous range per thread; each
+//   range owns a slice of the scratch and runs its GEMMs single-threaded, and
+//   dW's transform-domain sums S are per-range partials added in range order;
+// - fewer images than threads (batch-1 inference): block by block, the
+//   transforms split the block's tile rows across the threads and the α²
+//   GEMMs are shared out by point ξ, each with all the block's tiles as
+//   columns. (Per-thread ranges of one image left GEMMs a few tiles wide,
+//   whose per-call cost then dominated: F4 on 64→64 channels, 16×16, ran
+//   3× slower than GEMM.)
 #include "corenn/kernels/winograd.hpp"
 
 #include <algorithm>
@@ -33,6 +45,7 @@
 
 #include "backend/gemm.hpp"
 #include "backend/parallel.hpp"
+#include "backend/simd.hpp"
 #include "corenn/error.hpp"
 #include "kernels/conv_geometry.hpp"
 
@@ -42,14 +55,116 @@ using detail::gemm;
 using detail::Trans;
 using namespace conv;
 
-// ------------------------------------------------------------------ the setting
+// ------------------------------------------------------------------ the two tile sizes
 
 namespace {
 
-enum class Algorithm { automatic, gemm, winograd };
-std::atomic<Algorithm> g_algorithm{Algorithm::automatic};
+// F(2×2, 3×3): points 0, 1, −1, ∞.
+//   Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]
+//   G  = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]
+//   Aᵀ = [1 1 1 0; 0 1 −1 −1]
+struct F2 {
+  static constexpr int m = 2, alpha = 4;
+  static void bt(const float* d, float* r) {  // r = Bᵀ d
+    r[0] = d[0] - d[2];
+    r[1] = d[1] + d[2];
+    r[2] = d[2] - d[1];
+    r[3] = d[1] - d[3];
+  }
+  static void g(const float* w, float* u) {  // u = G w
+    u[0] = w[0];
+    u[1] = 0.5f * (w[0] + w[1] + w[2]);
+    u[2] = 0.5f * (w[0] - w[1] + w[2]);
+    u[3] = w[2];
+  }
+  static void at(const float* s, float* y) {  // y = Aᵀ s
+    y[0] = s[0] + s[1] + s[2];
+    y[1] = s[1] - s[2] - s[3];
+  }
+  static void a(const float* e, float* z) {  // z = A e
+    z[0] = e[0];
+    z[1] = e[0] + e[1];
+    z[2] = e[0] - e[1];
+    z[3] = -e[1];
+  }
+  static void gt(const float* s, float* w) {  // w = Gᵀ s
+    w[0] = s[0] + 0.5f * (s[1] + s[2]);
+    w[1] = 0.5f * (s[1] - s[2]);
+    w[2] = 0.5f * (s[1] + s[2]) + s[3];
+  }
+};
 
-constexpr int kPoints = 16;  // ξ: the 4×4 transform domain
+// F(4×4, 3×3): points 0, 1, −1, 2, −2, ∞.
+//   Bᵀ = [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0;
+//         0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1]
+//   G  = [¼ 0 0; −⅙ −⅙ −⅙; −⅙ ⅙ −⅙; 1/24 1/12 ⅙; 1/24 −1/12 ⅙; 0 0 1]
+//   Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1]
+// The rows pair up as p(x) ± p(−x): each pair shares its even and odd parts.
+struct F4 {
+  static constexpr int m = 4, alpha = 6;
+  static void bt(const float* d, float* r) {
+    const float e1 = d[4] - 4.0f * d[2], o1 = d[3] - 4.0f * d[1];  // points ±1
+    const float e2 = d[4] - d[2], o2 = 2.0f * (d[3] - d[1]);        // points ±2
+    r[0] = 4.0f * d[0] - 5.0f * d[2] + d[4];
+    r[1] = e1 + o1;
+    r[2] = e1 - o1;
+    r[3] = e2 + o2;
+    r[4] = e2 - o2;
+    r[5] = 4.0f * d[1] - 5.0f * d[3] + d[5];
+  }
+  static void g(const float* w, float* u) {
+    const float e1 = w[0] + w[2], e2 = w[0] + 4.0f * w[2];
+    u[0] = 0.25f * w[0];
+    u[1] = (-1.0f / 6) * (e1 + w[1]);
+    u[2] = (-1.0f / 6) * (e1 - w[1]);
+    u[3] = (1.0f / 24) * e2 + (1.0f / 12) * w[1];
+    u[4] = (1.0f / 24) * e2 - (1.0f / 12) * w[1];
+    u[5] = w[2];
+  }
+  static void at(const float* s, float* y) {
+    const float e1 = s[1] + s[2], o1 = s[1] - s[2], e2 = s[3] + s[4], o2 = s[3] - s[4];
+    y[0] = s[0] + e1 + e2;
+    y[1] = o1 + 2.0f * o2;
+    y[2] = e1 + 4.0f * e2;
+    y[3] = o1 + 8.0f * o2 + s[5];
+  }
+  static void a(const float* e, float* z) {
+    const float e1 = e[0] + e[2], o1 = e[1] + e[3];
+    const float e2 = e[0] + 4.0f * e[2], o2 = 2.0f * (e[1] + 4.0f * e[3]);
+    z[0] = e[0];
+    z[1] = e1 + o1;
+    z[2] = e1 - o1;
+    z[3] = e2 + o2;
+    z[4] = e2 - o2;
+    z[5] = e[3];
+  }
+  static void gt(const float* s, float* w) {
+    const float e1 = s[1] + s[2], o1 = s[1] - s[2], e2 = s[3] + s[4], o2 = s[3] - s[4];
+    w[0] = 0.25f * s[0] - (1.0f / 6) * e1 + (1.0f / 24) * e2;
+    w[1] = (-1.0f / 6) * o1 + (1.0f / 12) * o2;
+    w[2] = (-1.0f / 6) * e1 + (1.0f / 6) * e2 + s[5];
+  }
+};
+
+template <class F>
+constexpr int kPoints = F::alpha * F::alpha;  // ξ: the α×α transform domain
+
+// The α² planes of V, M and Z (one per point ξ, C × T) lie one cache line
+// more than C·T apart: the transforms write all α² planes at once, and when
+// C·T is a multiple of 1024 (64 channels × 16 tiles) planes 4 KB apart all
+// map to the same L1 set (F4 on 64→64 channels, 16×16, batch 1: 2× slower).
+constexpr int64_t kPlanePad = 16;
+inline int64_t plane(int64_t C, int64_t T) { return C * T + kPlanePad; }
+
+// Filters transformed kRun at a time, so that U's α² planes (C_out·C_in
+// apart: the same L1 set again for powers of two) are written in runs of a
+// few cache lines rather than one float each (4× faster).
+constexpr int64_t kRun = 16;
+
+// ------------------------------------------------------------------ the setting
+
+enum class Algorithm { automatic, gemm, winograd, winograd2, winograd4 };
+std::atomic<Algorithm> g_algorithm{Algorithm::automatic};
 
 }  // namespace
 
@@ -57,15 +172,20 @@ void set_conv_algorithm(const std::string& algorithm) {
   if (algorithm == "auto") g_algorithm = Algorithm::automatic;
   else if (algorithm == "gemm") g_algorithm = Algorithm::gemm;
   else if (algorithm == "winograd") g_algorithm = Algorithm::winograd;
+  else if (algorithm == "winograd2") g_algorithm = Algorithm::winograd2;
+  else if (algorithm == "winograd4") g_algorithm = Algorithm::winograd4;
   else
-    throw ValueError("set_conv_algorithm: algorithm must be 'auto', 'gemm' or 'winograd', got '" +
-                     algorithm + "'");
+    throw ValueError(
+        "set_conv_algorithm: algorithm must be 'auto', 'gemm', 'winograd', 'winograd2' or 'winograd4', got '" +
+        algorithm + "'");
 }
 
 const char* get_conv_algorithm() {
   switch (g_algorithm.load()) {
     case Algorithm::gemm: return "gemm";
     case Algorithm::winograd: return "winograd";
+    case Algorithm::winograd2: return "winograd2";
+    case Algorithm::winograd4: return "winograd4";
     default: return "auto";
   }
 }
@@ -75,29 +195,58 @@ bool winograd_applies(const Conv2dShape& s) {
          s.dilation_w == 1 && s.groups == 1;
 }
 
-// "auto": Winograd where it measured faster than im2col + GEMM (CPU time
-// per call on one thread of a Zen 4 core, batch 16, min of 3; forward and
-// forward+backward; speed-ups of Winograd):
-//   channels   8×8          16×16        32×32
-//   8→8        0.44  0.34   0.47  0.34   0.52  0.54
-//   16→16      0.54  0.48   0.54  0.52   1.35  1.16
-//   32→32      0.64  0.63   1.07  0.89   1.95  1.35
-//   64→64      0.96  0.89   1.38  1.20   1.67  1.33
-//   128→128    1.10  1.11   1.41  1.39
-//   3→32, 16→32 (32×32): 0.77 0.38, 1.37 1.21; 32→64 (16×16): 1.23 1.12; 256→256 (4×4): 0.76 0.99.
+namespace {
+
+// Fewer images than threads: the threading of the blocks (the top of the file,
+// Tiling::shares_blocks) and the rule below change.
+bool fewer_images_than_threads(int64_t batch) { return batch < detail::omp_max_threads(); }
+
+// The measured rule: {the faster tile size, whether it beats im2col + GEMM}.
+// Speed-ups over GEMM (CPU time per call, forward | forward + backward, Zen 4;
+// docs/performance-notes.md has the whole grid), F2 / F4:
+//   batch 16, 1 thread     4×4          8×8          16×16        32×32
+//   16→16                  0.78 / 1.04  0.59 / 0.89  0.82 / 1.01  2.39 / 2.39
+//   32→32                  0.82 / 1.00  0.79 / 1.23  1.33 / 1.74  2.08 / 2.28
+//   64→64                  0.90 / 0.94  1.23 / 1.80  1.57 / 2.02  1.99 / 2.44
+//   128→128                1.34 / 1.34  1.37 / 1.74  1.61 / 2.21
+//   16→32 (fwd+bwd)        0.73 / 0.85  0.64 / 0.84  1.14 / 1.32  1.61 / 1.72
+//   batch 1, 2 threads
+//   16→32                  0.16 / 0.16  0.23 / 0.17  0.64 / 0.57  1.07 / 1.06
+//   32→32                  0.18 / 0.18  0.45 / 0.38  0.85 / 0.78  1.23 / 1.31
+//   64→64                  0.43 / 0.30  0.72 / 0.49  1.06 / 0.96  1.53 / 1.62
+//   128→128                0.59 / 0.32  0.74 / 0.46  1.16 / 1.04
 // Its GEMMs have C_in as inner dimension and the transforms cost per channel
-// and pixel, so it needs both channels (>= 16) and tiles: 32×32 outputs, or
-// 16×16 with >= 32 and >= 64 channels. With fewer images than threads GEMM
-// wins (batch 1, 2 threads: 32→32 on 32×32 0.59, 64→64 on 16×16 0.50): its
-// im2col splits each image's rows across threads, Winograd only its GEMMs.
-// The backward's speed-ups follow the forward's, a little smaller: one rule.
-bool winograd_selected(const Conv2dShape& s) {
-  if (!winograd_applies(s)) return false;
-  const Algorithm a = g_algorithm.load();
-  if (a != Algorithm::automatic) return a == Algorithm::winograd;
+// and pixel, so it needs channels and pixels both; F4 wins from 8×8 outputs
+// on (from 32×32 at batch 1, where a call's fixed costs, the filter transform
+// and the fork/joins, weigh more), F2 below; under 3→32 channels (an RGB
+// input layer) neither pays. The backward's speed-ups follow the forward's.
+struct Choice {
+  int tile;
+  bool faster;
+};
+Choice measured_choice(const Conv2dShape& s) {
   const int64_t lo = std::min(s.in_channels, s.out_channels), hi = std::max(s.in_channels, s.out_channels);
-  const int64_t P = s.out_h() * s.out_w();
-  return s.batch >= detail::omp_max_threads() && lo >= 16 && (P >= 1024 || (lo >= 32 && hi >= 64 && P >= 256));
+  const int64_t side = std::min(s.out_h(), s.out_w());
+  if (fewer_images_than_threads(s.batch))
+    return {side >= 32 ? 4 : 2, (side >= 32 && lo >= 16 && hi >= 32) || (side >= 16 && lo >= 64)};
+  return {side >= 8 ? 4 : 2, (side >= 32 && lo >= 16) || (side >= 16 && lo >= 16 && hi >= 32) ||
+                                 (side >= 8 && lo >= 32) || (side >= 4 && lo >= 128)};
+}
+
+}  // namespace
+
+int winograd_tile(const Conv2dShape& s) {
+  if (!winograd_applies(s)) return 0;
+  switch (g_algorithm.load()) {
+    case Algorithm::gemm: return 0;
+    case Algorithm::winograd2: return 2;
+    case Algorithm::winograd4: return 4;
+    case Algorithm::winograd: return measured_choice(s).tile;
+    default: {
+      const Choice c = measured_choice(s);
+      return c.faster ? c.tile : 0;
+    }
+  }
 }
 
 // ------------------------------------------------------------------ tiling
@@ -105,76 +254,133 @@ bool winograd_selected(const Conv2dShape& s) {
 namespace {
 
 // See Tiling::block_rows: 1 MB of float. Against 2^16 and 2^20 elements
-// (CPU time, one thread, Zen 4): 64→64 channels on 32×32 images forward+backward
+// (CPU time, one thread, Zen 4, F2): 64→64 channels on 32×32 images forward+backward
 // 58.3 ms at 2^18, 62.5 at 2^16, 61.2 at 2^20; 32→32 channels 40.2, 47.9, 57.3.
 constexpr int64_t kBlockElements = int64_t(1) << 18;
 
 // One 3×3 stride-1 correlation of an image (in_c, in_h, in_w) into
-// (out_c, out_h, out_w), output row i reading input rows i − pt … i − pt + 2
-// (pt, pl may be negative: the input gradient's crop).
+// (out_c, out_h, out_w) by m×m tiles, output row i reading input rows
+// i − pt … i − pt + 2 (pt, pl may be negative: the input gradient's crop).
+template <class F>
 struct Tiling {
   int64_t in_c, in_h, in_w, out_c, out_h, out_w, pt, pl;
-  int64_t tiles_h() const { return (out_h + 1) / 2; }
-  int64_t tiles_w() const { return (out_w + 1) / 2; }
-  int64_t row_len() const { return 2 * tiles_w() + 2; }  // an input tile row, padded
-  // Tile rows per block, counted across the images of a chunk (small images
-  // share a block, so each GEMM has enough columns): the block's V and M
-  // (16 points × channels × tiles) stay within kBlockElements, bounding the
-  // scratch for large images.
+  int64_t tiles_h() const { return (out_h + F::m - 1) / F::m; }
+  int64_t tiles_w() const { return (out_w + F::m - 1) / F::m; }
+  int64_t row_len() const { return F::m * tiles_w() + 2; }  // an input tile row, padded
+  // Tile rows per block, counted across images (small images share a block,
+  // so each GEMM has enough columns): the block's V and M (α² points ×
+  // channels × tiles) stay within kBlockElements, bounding the scratch for large images.
   int64_t block_rows(int64_t batch) const {
-    return std::clamp<int64_t>(kBlockElements / (kPoints * (in_c + out_c) * tiles_w()), 1, batch * tiles_h());
+    return std::clamp<int64_t>(kBlockElements / (kPoints<F> * (in_c + out_c) * tiles_w()), 1,
+                               batch * tiles_h());
   }
-  int64_t block_elements(int64_t batch) const { return kPoints * (in_c + out_c) * block_rows(batch) * tiles_w(); }
+  int64_t block_elements(int64_t batch) const {
+    return kPoints<F> * ((in_c + out_c) * block_rows(batch) * tiles_w() + 2 * kPlanePad);
+  }
+  // Per-thread ranges of tile rows, or shared blocks (the top of the file).
+  // A range must hold a few tens of µs of GEMM work to pay for its thread.
+  static bool shares_blocks(int64_t batch) { return fewer_images_than_threads(batch); }
+  int64_t grain() const { return detail::grain_for(kPoints<F> * in_c * out_c * tiles_w()); }
+  int chunks(int64_t batch) const {
+    return shares_blocks(batch) ? 1 : detail::parallel_chunks(batch * tiles_h(), grain());
+  }
 };
 
-// Runs piece(n, tr0, tr1, col0) over the block [gr0, gr1) of tile rows
-// numbered across images (image n's tile row tr is n·tiles_h + tr): image n's
-// tile rows [tr0, tr1), whose tiles take the block's columns from col0 on.
-template <typename Piece>
-void for_pieces(const Tiling& g, int64_t gr0, int64_t gr1, Piece&& piece) {
+// Runs piece(n, tr0, tr1, col0) over the tile rows [a, b) of the block
+// starting at gr0, numbered across images (image n's tile row tr is
+// n·tiles_h + tr): image n's tile rows [tr0, tr1), whose tiles take the
+// block's columns from col0 on.
+template <class F, typename Piece>
+void for_pieces(const Tiling<F>& g, int64_t gr0, int64_t a, int64_t b, Piece&& piece) {
   const int64_t th = g.tiles_h();
-  for (int64_t gr = gr0; gr < gr1;) {
-    const int64_t n = gr / th, tr0 = gr % th, tr1 = std::min(th, tr0 + (gr1 - gr));
+  for (int64_t gr = a; gr < b;) {
+    const int64_t n = gr / th, tr0 = gr % th, tr1 = std::min(th, tr0 + (b - gr));
     piece(n, tr0, tr1, (gr - gr0) * g.tiles_w());
     gr += tr1 - tr0;
   }
 }
 
-Tiling forward_tiling(const Conv2dShape& s) {
+template <class F>
+Tiling<F> forward_tiling(const Conv2dShape& s) {
   return {s.in_channels, s.height, s.width, s.out_channels, s.out_h(), s.out_w(), s.pad_top, s.pad_left};
 }
 
 // dx (C_in, H, W) from dy (C_out, OH, OW) padded by 2 − pad.
-Tiling input_grad_tiling(const Conv2dShape& s) {
+template <class F>
+Tiling<F> input_grad_tiling(const Conv2dShape& s) {
   return {s.out_channels, s.out_h(), s.out_w(), s.in_channels, s.height, s.width, 2 - s.pad_top,
           2 - s.pad_left};
 }
 
-// Per-chunk row buffers: padded input rows and their transforms.
-constexpr int64_t kRowBuffers = 8;
-
+template <class F>
 struct WinogradPlan {
-  int chunks;
-  int64_t u_size;     // the transformed filters: 16 · C_out · C_in
-  int64_t slot;       // per chunk: a block's V and M, and the row buffers
+  int chunks;         // ranges of tile rows, the most any pass uses
+  int workers;        // threads that transform at once: a row buffer each
+  int64_t u_size;     // the transformed filters: α² · C_out · C_in
+  int64_t slot;       // per range: a block's V and M
+  int64_t buffer;     // per worker: 2α rows
   int64_t slots_offset() const { return u_size; }
-  int64_t partials_offset() const { return u_size + chunks * slot; }  // dW: a 16·C_out·C_in sum per chunk
+  int64_t buffers_offset() const { return slots_offset() + chunks * slot; }
+  // dW: an α²·C_out·C_in sum per range
+  int64_t partials_offset() const { return buffers_offset() + workers * buffer; }
   int64_t scratch_size() const { return partials_offset() + chunks * u_size; }
 };
 
-WinogradPlan winograd_plan(const Conv2dShape& s) {
-  const Tiling f = forward_tiling(s), b = input_grad_tiling(s);
-  WinogradPlan pl;
-  pl.chunks = image_chunks(s.batch);
-  pl.u_size = kPoints * s.out_channels * s.in_channels;
-  pl.slot = std::max(f.block_elements(s.batch), b.block_elements(s.batch)) +
-            kRowBuffers * std::max(f.row_len(), b.row_len());
+template <class F>
+WinogradPlan<F> winograd_plan(const Conv2dShape& s) {
+  const Tiling<F> f = forward_tiling<F>(s), b = input_grad_tiling<F>(s);
+  WinogradPlan<F> pl;
+  pl.chunks = std::max(f.chunks(s.batch), b.chunks(s.batch));
+  pl.workers = std::max(pl.chunks, detail::in_parallel_region() ? 1 : detail::omp_max_threads());
+  pl.u_size = kPoints<F> * s.out_channels * s.in_channels;
+  pl.slot = std::max(f.block_elements(s.batch), b.block_elements(s.batch));
+  pl.buffer = 2 * F::alpha * std::max(f.row_len(), b.row_len());
   return pl;
+}
+
+// One pass over the tile rows [0, batch·tiles_h), block by block, threaded
+// as the top of the file says. For a block [gr0, gr1) of T tiles in slot:
+//   pre(slot, T, gr0, a, b, buf)   transforms its tile rows [a, b) into its columns,
+//   products(slot, T, xi0, xi1, chunk, first)   the GEMMs of points [xi0, xi1)
+//                                   (first: the range's first block),
+//   post(slot, T, gr0, a, b, buf)  transforms the products of tile rows [a, b) back.
+template <class F, typename Pre, typename Products, typename Post>
+void for_blocks(const Tiling<F>& g, int64_t batch, const WinogradPlan<F>& pl, float* scratch, Pre&& pre,
+                Products&& products, Post&& post) {
+  const int64_t rows = g.block_rows(batch), total = batch * g.tiles_h(), tw = g.tiles_w();
+  float* slots = scratch + pl.slots_offset();
+  float* buffers = scratch + pl.buffers_offset();
+  if (!g.shares_blocks(batch)) {
+    detail::parallel_for(0, total, g.grain(), [&](int64_t lo, int64_t hi, int chunk) {
+      float* slot = slots + chunk * pl.slot;
+      float* buf = buffers + chunk * pl.buffer;
+      for (int64_t gr0 = lo; gr0 < hi; gr0 += rows) {
+        const int64_t gr1 = std::min(hi, gr0 + rows), T = (gr1 - gr0) * tw;
+        pre(slot, T, gr0, gr0, gr1, buf);
+        products(slot, T, 0, kPoints<F>, chunk, gr0 == lo);
+        post(slot, T, gr0, gr0, gr1, buf);
+      }
+    });
+    return;
+  }
+  for (int64_t gr0 = 0; gr0 < total; gr0 += rows) {
+    const int64_t gr1 = std::min(total, gr0 + rows), T = (gr1 - gr0) * tw;
+    detail::parallel_for(gr0, gr1, 1, [&](int64_t a, int64_t b, int c) {
+      pre(slots, T, gr0, a, b, buffers + c * pl.buffer);
+    });
+    detail::parallel_for(0, kPoints<F>, 1, [&](int64_t xi0, int64_t xi1, int) {
+      products(slots, T, int(xi0), int(xi1), 0, gr0 == 0);
+    });
+    detail::parallel_for(gr0, gr1, 1, [&](int64_t a, int64_t b, int c) {
+      post(slots, T, gr0, a, b, buffers + c * pl.buffer);
+    });
+  }
 }
 
 // rows[a] (a = 0 … n−1): input row r0 + a of plane (in_h, in_w), laid out
 // len wide with input column j − pl at j, zero outside the image.
-void padded_rows(float* rows, int n, int64_t len, const float* plane, const Tiling& g, int64_t r0) {
+template <class F>
+void padded_rows(float* rows, int n, int64_t len, const float* plane, const Tiling<F>& g, int64_t r0) {
   const int64_t j0 = std::clamp<int64_t>(g.pl, 0, len), j1 = std::clamp<int64_t>(g.pl + g.in_w, j0, len);
   for (int a = 0; a < n; ++a) {
     float* row = rows + a * len;
@@ -189,91 +395,112 @@ void padded_rows(float* rows, int n, int64_t len, const float* plane, const Tili
   }
 }
 
-// V[ξ·C·T + c·T + t] = (Bᵀ d B)[ξ] of the 4×4 input tile of tile rows
+// The two passes every data transform makes, map one of F's 1-D maps from IN to OUT values.
+// Down the rows: dst row k = Map(src rows 0 … IN−1) column by column, n wide.
+template <int IN, int OUT, typename Map>
+inline void map_rows(float* __restrict dst, const float* __restrict src, int64_t n, Map map) {
+  for (int64_t j = 0; j < n; ++j) {
+    float e[IN], r[OUT];
+    for (int i = 0; i < IN; ++i) e[i] = src[i * n + j];
+    map(e, r);
+    for (int k = 0; k < OUT; ++k) dst[k * n + j] = r[k];
+  }
+}
+
+// Across the tiles of a row: dst[k·ld + t] = Map(src[step·t … step·t + IN − 1])[k], t < tiles.
+template <int IN, int OUT, typename Map>
+inline void map_tiles(float* __restrict dst, int64_t ld, const float* __restrict src, int64_t step, int64_t tiles,
+                      Map map) {
+  for (int64_t t = 0; t < tiles; ++t) {
+    float e[IN], r[OUT];
+    for (int i = 0; i < IN; ++i) e[i] = src[step * t + i];
+    map(e, r);
+    for (int k = 0; k < OUT; ++k) dst[k * ld + t] = r[k];
+  }
+}
+
+// V[ξ·plane(C, T) + c·T + t] = (Bᵀ d B)[ξ] of the α×α input tile of tile rows
 // [tr0, tr1) (t = col0 + (tr − tr0)·tiles_w + tc), for the C = g.in_c channels of img.
-// Bᵀ first combines the four rows across the whole row (contiguous,
-// vectorised), then B the four columns of each tile.
-void input_transform(float* __restrict V, int64_t T, int64_t col0, const float* img, const Tiling& g, int64_t tr0,
-                     int64_t tr1, float* buf) {
-  const int64_t len = g.row_len(), tw = g.tiles_w(), ld = g.in_c * T;
-  float* d = buf;              // 4 padded input rows
-  float* bt = buf + 4 * len;   // Bᵀ d: 4 rows
+template <class F>
+CORENN_SIMD_CLONES void input_transform(float* V, int64_t T, int64_t col0, const float* img, const Tiling<F>& g,
+                                        int64_t tr0, int64_t tr1, float* buf) {
+  constexpr int al = F::alpha;
+  const int64_t len = g.row_len(), tw = g.tiles_w(), ld = plane(g.in_c, T);
+  float* d = buf;               // α padded input rows
+  float* bt = buf + al * len;   // Bᵀ d: α rows
+  const auto Bt = [](const float* in, float* out) { F::bt(in, out); };
   for (int64_t c = 0; c < g.in_c; ++c) {
     const float* plane = img + c * g.in_h * g.in_w;
     for (int64_t tr = tr0; tr < tr1; ++tr) {
-      padded_rows(d, 4, len, plane, g, 2 * tr - g.pt);
-      const float *d0 = d, *d1 = d + len, *d2 = d + 2 * len, *d3 = d + 3 * len;
-      float *b0 = bt, *b1 = bt + len, *b2 = bt + 2 * len, *b3 = bt + 3 * len;
-      for (int64_t j = 0; j < len; ++j) {
-        b0[j] = d0[j] - d2[j];
-        b1[j] = d1[j] + d2[j];
-        b2[j] = d2[j] - d1[j];
-        b3[j] = d1[j] - d3[j];
-      }
+      padded_rows(d, al, len, plane, g, F::m * tr - g.pt);
+      map_rows<al, al>(bt, d, len, Bt);
       float* v = V + c * T + col0 + (tr - tr0) * tw;
-      for (int k = 0; k < 4; ++k) {
-        const float* bk = bt + k * len;
-        float* __restrict v0 = v + (4 * k) * ld;
-        float* __restrict v1 = v + (4 * k + 1) * ld;
-        float* __restrict v2 = v + (4 * k + 2) * ld;
-        float* __restrict v3 = v + (4 * k + 3) * ld;
-        for (int64_t t = 0; t < tw; ++t) {
-          const float e0 = bk[2 * t], e1 = bk[2 * t + 1], e2 = bk[2 * t + 2], e3 = bk[2 * t + 3];
-          v0[t] = e0 - e2;
-          v1[t] = e1 + e2;
-          v2[t] = e2 - e1;
-          v3[t] = e1 - e3;
-        }
-      }
+      for (int k = 0; k < al; ++k) map_tiles<al, al>(v + al * k * ld, ld, bt + k * len, F::m, tw, Bt);
     }
   }
 }
 
+// One output row of a tile row: the transform's row plus the bias, written
+// to y (the place where whatever is applied as the output is written goes).
+inline void write_output_row(float* __restrict y_row, const float* __restrict row, int64_t n, float bias) {
+  for (int64_t j = 0; j < n; ++j) y_row[j] = row[j] + bias;
+}
+
 // y's rows of tile rows [tr0, tr1), C = g.out_c channels of (out_h, out_w),
-// written: Aᵀ m A of M[ξ·C·T + o·T + t], t = col0 + (tr − tr0)·tiles_w + tc,
+// written: Aᵀ s A of M[ξ·plane(C, T) + o·T + t], t = col0 + (tr − tr0)·tiles_w + tc,
 // plus b[o] when b is given.
-void output_transform(float* y, const float* __restrict M, int64_t T, int64_t col0, const float* b,
-                      const Tiling& g, int64_t tr0, int64_t tr1, float* buf) {
-  const int64_t tw = g.tiles_w(), ld = g.out_c * T, wide = 2 * tw;
-  float* out = buf;  // two output rows, 2·tiles_w wide
+template <class F>
+CORENN_SIMD_CLONES void output_transform(float* y, const float* M, int64_t T, int64_t col0, const float* b,
+                                         const Tiling<F>& g, int64_t tr0, int64_t tr1, float* buf) {
+  constexpr int al = F::alpha, m = F::m;
+  const int64_t tw = g.tiles_w(), ld = plane(g.out_c, T), wide = m * tw;
+  float* cols = buf;           // Aᵀ down the rows: row i, column l of every tile, (m, α, tiles_w)
+  float* out = buf + m * al * tw;  // m output rows, m·tiles_w wide
   for (int64_t o = 0; o < g.out_c; ++o) {
     const float bias = b ? b[o] : 0.0f;
     float* plane = y + o * g.out_h * g.out_w;
     for (int64_t tr = tr0; tr < tr1; ++tr) {
-      const float* m = M + o * T + col0 + (tr - tr0) * tw;
-      for (int64_t t = 0; t < tw; ++t) {
-        float s0[4], s1[4];
-        for (int l = 0; l < 4; ++l) {
-          const float m0 = m[l * ld + t], m1 = m[(4 + l) * ld + t], m2 = m[(8 + l) * ld + t],
-                      m3 = m[(12 + l) * ld + t];
-          s0[l] = m0 + m1 + m2;
-          s1[l] = m1 - m2 - m3;
+      const float* s = M + o * T + col0 + (tr - tr0) * tw;
+      for (int l = 0; l < al; ++l)  // the α points of column l, ld apart, to the m rows of Aᵀ s
+        for (int64_t t = 0; t < tw; ++t) {
+          float e[al], r[m];
+          for (int k = 0; k < al; ++k) e[k] = s[(al * k + l) * ld + t];
+          F::at(e, r);
+          for (int i = 0; i < m; ++i) cols[(i * al + l) * tw + t] = r[i];
         }
-        out[2 * t] = s0[0] + s0[1] + s0[2] + bias;
-        out[2 * t + 1] = s0[1] - s0[2] - s0[3] + bias;
-        out[wide + 2 * t] = s1[0] + s1[1] + s1[2] + bias;
-        out[wide + 2 * t + 1] = s1[1] - s1[2] - s1[3] + bias;
+      for (int i = 0; i < m; ++i) {  // · A: each tile's α columns to its m outputs
+        float* __restrict row = out + i * wide;
+        const float* ci = cols + i * al * tw;
+        for (int64_t t = 0; t < tw; ++t) {
+          float e[al], r[m];
+          for (int l = 0; l < al; ++l) e[l] = ci[l * tw + t];
+          F::at(e, r);
+          for (int j = 0; j < m; ++j) row[m * t + j] = r[j];
+        }
       }
-      for (int a = 0; a < 2 && 2 * tr + a < g.out_h; ++a)
-        std::copy(out + a * wide, out + a * wide + g.out_w, plane + (2 * tr + a) * g.out_w);
+      for (int i = 0; i < m && m * tr + i < g.out_h; ++i)
+        write_output_row(plane + (m * tr + i) * g.out_w, out + i * wide, g.out_w, bias);
     }
   }
 }
 
-// Z[ξ·C·T + o·T + t] = (A dy_t Aᵀ)[ξ] of dy's 2×2 tiles (zero beyond the
+// Z[ξ·plane(C, T) + o·T + t] = (A dy_t Aᵀ)[ξ] of dy's m×m tiles (zero beyond the
 // output), tile rows [tr0, tr1) at t = col0 + (tr − tr0)·tiles_w + tc, C =
-// g.out_c channels of dy (out_h, out_w); A = [1 0; 1 1; 1 −1; 0 −1].
-void grad_transform(float* __restrict Z, int64_t T, int64_t col0, const float* dy, const Tiling& g, int64_t tr0,
-                    int64_t tr1, float* buf) {
-  const int64_t tw = g.tiles_w(), ld = g.out_c * T, wide = 2 * tw;
-  float* r = buf;              // two dy rows, 2·tiles_w wide
-  float* e = buf + 2 * wide;   // A applied down the rows: 4 rows
+// g.out_c channels of dy (out_h, out_w).
+template <class F>
+CORENN_SIMD_CLONES void grad_transform(float* Z, int64_t T, int64_t col0, const float* dy, const Tiling<F>& g,
+                                       int64_t tr0, int64_t tr1, float* buf) {
+  constexpr int al = F::alpha, m = F::m;
+  const int64_t tw = g.tiles_w(), ld = plane(g.out_c, T), wide = m * tw;
+  float* r = buf;              // m dy rows, m·tiles_w wide
+  float* e = buf + m * wide;   // A down the rows: α rows
+  const auto A = [](const float* in, float* out) { F::a(in, out); };
   for (int64_t o = 0; o < g.out_c; ++o) {
     const float* plane = dy + o * g.out_h * g.out_w;
     for (int64_t tr = tr0; tr < tr1; ++tr) {
-      for (int a = 0; a < 2; ++a) {
+      for (int a = 0; a < m; ++a) {
         float* row = r + a * wide;
-        const int64_t i = 2 * tr + a;
+        const int64_t i = m * tr + a;
         if (i < g.out_h) {
           std::copy(plane + i * g.out_w, plane + (i + 1) * g.out_w, row);
           std::fill(row + g.out_w, row + wide, 0.0f);
@@ -281,28 +508,9 @@ void grad_transform(float* __restrict Z, int64_t T, int64_t col0, const float* d
           std::fill(row, row + wide, 0.0f);
         }
       }
-      for (int64_t j = 0; j < wide; ++j) {
-        const float r0 = r[j], r1 = r[wide + j];
-        e[j] = r0;
-        e[wide + j] = r0 + r1;
-        e[2 * wide + j] = r0 - r1;
-        e[3 * wide + j] = -r1;
-      }
+      map_rows<m, al>(e, r, wide, A);
       float* z = Z + o * T + col0 + (tr - tr0) * tw;
-      for (int k = 0; k < 4; ++k) {
-        const float* ek = e + k * wide;
-        float* __restrict z0 = z + (4 * k) * ld;
-        float* __restrict z1 = z + (4 * k + 1) * ld;
-        float* __restrict z2 = z + (4 * k + 2) * ld;
-        float* __restrict z3 = z + (4 * k + 3) * ld;
-        for (int64_t t = 0; t < tw; ++t) {
-          const float a0 = ek[2 * t], a1 = ek[2 * t + 1];
-          z0[t] = a0;
-          z1[t] = a0 + a1;
-          z2[t] = a0 - a1;
-          z3[t] = -a1;
-        }
-      }
+      for (int k = 0; k < al; ++k) map_tiles<m, al>(z + al * k * ld, ld, e + k * wide, m, tw, A);
     }
   }
 }
@@ -310,135 +518,165 @@ void grad_transform(float* __restrict Z, int64_t T, int64_t col0, const float* d
 // U[ξ·R·C + r·C + c] = (G g Gᵀ)[ξ], R × C filters: the forward's g = W[r, c]
 // (R = C_out, C = C_in), or, flip, the input gradient's g = W[c, r] rotated
 // by 180° (R = C_in, C = C_out).
+template <class F>
 void filter_transform(float* U, const float* W, int64_t R, int64_t C, bool flip) {
-  detail::parallel_for(0, R, detail::grain_for(C * 64), [=](int64_t lo, int64_t hi, int) {
+  constexpr int al = F::alpha;
+  detail::parallel_for(0, R, detail::grain_for(C * 4 * kPoints<F>), [=](int64_t lo, int64_t hi, int) {
+    float u[kPoints<F>][kRun];  // a run of filters, point by point
     for (int64_t r = lo; r < hi; ++r)
-      for (int64_t c = 0; c < C; ++c) {
-        const float* w = flip ? W + (c * R + r) * 9 : W + (r * C + c) * 9;
-        float g[3][3];
-        for (int p = 0; p < 3; ++p)
-          for (int q = 0; q < 3; ++q) g[p][q] = flip ? w[(2 - p) * 3 + (2 - q)] : w[p * 3 + q];
-        float gg[4][3];  // G g
-        for (int q = 0; q < 3; ++q) {
-          gg[0][q] = g[0][q];
-          gg[1][q] = 0.5f * (g[0][q] + g[1][q] + g[2][q]);
-          gg[2][q] = 0.5f * (g[0][q] - g[1][q] + g[2][q]);
-          gg[3][q] = g[2][q];
+      for (int64_t c0 = 0; c0 < C; c0 += kRun) {
+        const int64_t n = std::min(kRun, C - c0);
+        for (int64_t j = 0; j < n; ++j) {
+          const int64_t c = c0 + j;
+          const float* w = flip ? W + (c * R + r) * 9 : W + (r * C + c) * 9;
+          float gq[3][3];  // column q of g, down the rows p
+          for (int p = 0; p < 3; ++p)
+            for (int q = 0; q < 3; ++q) gq[q][p] = flip ? w[(2 - p) * 3 + (2 - q)] : w[p * 3 + q];
+          float gg[3][al];  // G g, by columns
+          for (int q = 0; q < 3; ++q) F::g(gq[q], gg[q]);
+          for (int k = 0; k < al; ++k) {
+            const float row[3] = {gg[0][k], gg[1][k], gg[2][k]};
+            float uk[al];
+            F::g(row, uk);
+            for (int l = 0; l < al; ++l) u[al * k + l][j] = uk[l];
+          }
         }
-        for (int k = 0; k < 4; ++k) {
-          const float u[4] = {gg[k][0], 0.5f * (gg[k][0] + gg[k][1] + gg[k][2]),
-                              0.5f * (gg[k][0] - gg[k][1] + gg[k][2]), gg[k][2]};
-          for (int l = 0; l < 4; ++l) U[(4 * k + l) * R * C + r * C + c] = u[l];
-        }
+        for (int xi = 0; xi < kPoints<F>; ++xi) std::copy(u[xi], u[xi] + n, U + xi * R * C + r * C + c0);
       }
   });
 }
 
-// dW[o, c] (3×3) += Gᵀ S[o, c] G, S[ξ·C_out·C_in + o·C_in + c];
-// Gᵀ = [1 ½ ½ 0; 0 ½ −½ 0; 0 ½ ½ 1].
+// dW[o, c] (3×3) += Gᵀ S[o, c] G, S[ξ·C_out·C_in + o·C_in + c].
+template <class F>
 void filter_grad_transform(float* dW, const float* S, int64_t Cout, int64_t Cin) {
+  constexpr int al = F::alpha;
   const int64_t n = Cout * Cin;
-  detail::parallel_for(0, n, detail::grain_for(64), [=](int64_t lo, int64_t hi, int) {
-    for (int64_t oc = lo; oc < hi; ++oc) {
-      float s[4][4];
-      for (int xi = 0; xi < kPoints; ++xi) s[xi / 4][xi % 4] = S[xi * n + oc];
-      float t[3][4];  // Gᵀ S
-      for (int l = 0; l < 4; ++l) {
-        t[0][l] = s[0][l] + 0.5f * (s[1][l] + s[2][l]);
-        t[1][l] = 0.5f * (s[1][l] - s[2][l]);
-        t[2][l] = 0.5f * (s[1][l] + s[2][l]) + s[3][l];
-      }
-      float* w = dW + oc * 9;
-      for (int p = 0; p < 3; ++p) {
-        w[p * 3] += t[p][0] + 0.5f * (t[p][1] + t[p][2]);
-        w[p * 3 + 1] += 0.5f * (t[p][1] - t[p][2]);
-        w[p * 3 + 2] += 0.5f * (t[p][1] + t[p][2]) + t[p][3];
+  detail::parallel_for(0, n, detail::grain_for(4 * kPoints<F>), [=](int64_t lo, int64_t hi, int) {
+    float run[kPoints<F>][kRun];  // S of a run of filters, point by point
+    for (int64_t oc0 = lo; oc0 < hi; oc0 += kRun) {
+      const int64_t len = std::min(kRun, hi - oc0);
+      for (int xi = 0; xi < kPoints<F>; ++xi) std::copy(S + xi * n + oc0, S + xi * n + oc0 + len, run[xi]);
+      for (int64_t j = 0; j < len; ++j) {
+        float sl[al][al];  // column l of S, down the rows k
+        for (int xi = 0; xi < kPoints<F>; ++xi) sl[xi % al][xi / al] = run[xi][j];
+        float t[al][3];  // Gᵀ S, by columns
+        for (int l = 0; l < al; ++l) F::gt(sl[l], t[l]);
+        float* w = dW + (oc0 + j) * 9;
+        for (int p = 0; p < 3; ++p) {
+          float row[al], q[3];
+          for (int l = 0; l < al; ++l) row[l] = t[l][p];
+          F::gt(row, q);
+          for (int i = 0; i < 3; ++i) w[p * 3 + i] += q[i];
+        }
       }
     }
   });
 }
 
 // y (N, out_c, out_h, out_w) written: the correlation of x (N, in_c, in_h,
-// in_w) with the transformed filters U (16, out_c, in_c), block of tile rows
+// in_w) with the transformed filters U (α², out_c, in_c), block of tile rows
 // by block, plus b when given.
-void correlate(float* y, float* scratch, const WinogradPlan& pl, const float* x, const float* U,
-               const float* b, const Tiling& g, int64_t batch) {
-  const int64_t rows = g.block_rows(batch), th = g.tiles_h(), tw = g.tiles_w();
+template <class F>
+void correlate(float* y, float* scratch, const WinogradPlan<F>& pl, const float* x, const float* U,
+               const float* b, const Tiling<F>& g, int64_t batch) {
   const int64_t in_img = g.in_c * g.in_h * g.in_w, out_img = g.out_c * g.out_h * g.out_w;
-  for_images(batch, pl.chunks, [&](int64_t lo, int64_t hi, int chunk) {
-    float* slot = scratch + pl.slots_offset() + chunk * pl.slot;
-    for (int64_t gr0 = lo * th; gr0 < hi * th; gr0 += rows) {
-      const int64_t gr1 = std::min(hi * th, gr0 + rows), T = (gr1 - gr0) * tw;
-      float* V = slot;
-      float* M = V + kPoints * g.in_c * T;
-      float* buf = M + kPoints * g.out_c * T;
-      for_pieces(g, gr0, gr1, [&](int64_t n, int64_t tr0, int64_t tr1, int64_t col0) {
-        input_transform(V, T, col0, x + n * in_img, g, tr0, tr1, buf);
+  // slot: V (α² planes of in_c × T), then M (α² planes of out_c × T)
+  const auto M_of = [&](float* slot, int64_t T) { return slot + kPoints<F> * plane(g.in_c, T); };
+  for_blocks(
+      g, batch, pl, scratch,
+      [&](float* slot, int64_t T, int64_t gr0, int64_t a, int64_t e, float* buf) {
+        for_pieces(g, gr0, a, e, [&](int64_t n, int64_t tr0, int64_t tr1, int64_t col0) {
+          input_transform(slot, T, col0, x + n * in_img, g, tr0, tr1, buf);
+        });
+      },
+      [&](float* slot, int64_t T, int xi0, int xi1, int, bool) {
+        for (int xi = xi0; xi < xi1; ++xi)
+          gemm<float>(Trans::no, Trans::no, g.out_c, T, g.in_c, 1.0f, U + xi * g.out_c * g.in_c, g.in_c,
+                      slot + xi * plane(g.in_c, T), T, 0.0f, M_of(slot, T) + xi * plane(g.out_c, T), T);
+      },
+      [&](float* slot, int64_t T, int64_t gr0, int64_t a, int64_t e, float* buf) {
+        for_pieces(g, gr0, a, e, [&](int64_t n, int64_t tr0, int64_t tr1, int64_t col0) {
+          output_transform(y + n * out_img, M_of(slot, T), T, col0, b, g, tr0, tr1, buf);
+        });
       });
-      for (int xi = 0; xi < kPoints; ++xi)
-        gemm<float>(Trans::no, Trans::no, g.out_c, T, g.in_c, 1.0f, U + xi * g.out_c * g.in_c, g.in_c,
-                    V + xi * g.in_c * T, T, 0.0f, M + xi * g.out_c * T, T);
-      for_pieces(g, gr0, gr1, [&](int64_t n, int64_t tr0, int64_t tr1, int64_t col0) {
-        output_transform(y + n * out_img, M, T, col0, b, g, tr0, tr1, buf);
-      });
-    }
-  });
+}
+
+template <class F>
+void forward(float* y, float* scratch, const float* x, const float* W, const float* b, const Conv2dShape& s) {
+  const WinogradPlan<F> pl = winograd_plan<F>(s);
+  float* U = scratch;
+  filter_transform<F>(U, W, s.out_channels, s.in_channels, false);
+  correlate(y, scratch, pl, x, U, b, forward_tiling<F>(s), s.batch);
+}
+
+template <class F>
+void backward(float* dx, float* dW, float* db, float* scratch, const float* dy, const float* x, const float* W,
+              const Conv2dShape& s) {
+  const WinogradPlan<F> pl = winograd_plan<F>(s);
+  // dW: x's tiles (V, C_in) and dy's (Z, C_out) over the output's tiling.
+  const Tiling<F> g = forward_tiling<F>(s);
+  const int64_t Cin = s.in_channels, Cout = s.out_channels;
+  const int64_t in_img = Cin * s.height * s.width, out_img = Cout * g.out_h * g.out_w;
+  float* partials = scratch + pl.partials_offset();
+  // slot: V (α² planes of C_in × T), then Z (α² planes of C_out × T)
+  for_blocks(
+      g, s.batch, pl, scratch,
+      [&](float* slot, int64_t T, int64_t gr0, int64_t a, int64_t e, float* buf) {
+        for_pieces(g, gr0, a, e, [&](int64_t n, int64_t tr0, int64_t tr1, int64_t col0) {
+          input_transform(slot, T, col0, x + n * in_img, g, tr0, tr1, buf);
+          grad_transform(slot + kPoints<F> * plane(Cin, T), T, col0, dy + n * out_img, g, tr0, tr1, buf);
+        });
+      },
+      [&](float* slot, int64_t T, int xi0, int xi1, int chunk, bool first) {
+        const float *V = slot, *Z = slot + kPoints<F> * plane(Cin, T);
+        float* S = partials + chunk * pl.u_size;
+        const float beta = first ? 0.0f : 1.0f;  // the partial starts at its range's first product
+        for (int xi = xi0; xi < xi1; ++xi)
+          gemm<float>(Trans::no, Trans::yes, Cout, Cin, T, 1.0f, Z + xi * plane(Cout, T), T, V + xi * plane(Cin, T),
+                      T, beta, S + xi * Cout * Cin, Cin);
+      },
+      [](float*, int64_t, int64_t, int64_t, int64_t, float*) {});
+  for (int c = 1; c < g.chunks(s.batch); ++c) {
+    const float* part = partials + c * pl.u_size;
+    for (int64_t k = 0; k < pl.u_size; ++k) partials[k] += part[k];
+  }
+  filter_grad_transform<F>(dW, partials, Cout, Cin);
+  if (dx) {
+    float* U = scratch;
+    filter_transform<F>(U, W, Cin, Cout, true);
+    correlate(dx, scratch, pl, dy, U, nullptr, input_grad_tiling<F>(s), s.batch);
+  }
+  if (db) bias_grad(db, dy, s.batch, Cout, g.out_h * g.out_w);
+}
+
+void check_tile(const char* fn, int tile) {
+  if (tile != 2 && tile != 4)
+    throw ValueError(std::string(fn) + ": tile must be 2 or 4, got " + std::to_string(tile));
 }
 
 }  // namespace
 
-int64_t winograd_scratch_size(const Conv2dShape& s) { return winograd_plan(s).scratch_size(); }
+int64_t winograd_scratch_size(const Conv2dShape& s) {
+  // Either tile size may run (the setting can change between sizing and the call).
+  return std::max(winograd_plan<F2>(s).scratch_size(), winograd_plan<F4>(s).scratch_size());
+}
 
 // ------------------------------------------------------------------ forward
 
 void winograd_conv2d_forward(float* y, float* scratch, const float* x, const float* W, const float* b,
-                             const Conv2dShape& s) {
-  const WinogradPlan pl = winograd_plan(s);
-  float* U = scratch;
-  filter_transform(U, W, s.out_channels, s.in_channels, false);
-  correlate(y, scratch, pl, x, U, b, forward_tiling(s), s.batch);
+                             const Conv2dShape& s, int tile) {
+  check_tile("winograd_conv2d_forward", tile);
+  if (tile == 2) forward<F2>(y, scratch, x, W, b, s);
+  else forward<F4>(y, scratch, x, W, b, s);
 }
 
 // ------------------------------------------------------------------ backward
 
 void winograd_conv2d_backward(float* dx, float* dW, float* db, float* scratch, const float* dy,
-                              const float* x, const float* W, const Conv2dShape& s) {
-  const WinogradPlan pl = winograd_plan(s);
-  // dW: x's tiles (V, C_in) and dy's (Z, C_out) over the output's tiling.
-  const Tiling g = forward_tiling(s);
-  const int64_t rows = g.block_rows(s.batch), th = g.tiles_h(), tw = g.tiles_w();
-  const int64_t Cin = s.in_channels, Cout = s.out_channels;
-  const int64_t in_img = Cin * s.height * s.width, out_img = Cout * g.out_h * g.out_w;
-  float* partials = scratch + pl.partials_offset();
-  for_images(s.batch, pl.chunks, [&](int64_t lo, int64_t hi, int chunk) {
-    float* slot = scratch + pl.slots_offset() + chunk * pl.slot;
-    float* S = partials + chunk * pl.u_size;
-    for (int64_t gr0 = lo * th; gr0 < hi * th; gr0 += rows) {
-      const int64_t gr1 = std::min(hi * th, gr0 + rows), T = (gr1 - gr0) * tw;
-      float* V = slot;
-      float* Z = V + kPoints * Cin * T;
-      float* buf = Z + kPoints * Cout * T;
-      for_pieces(g, gr0, gr1, [&](int64_t n, int64_t tr0, int64_t tr1, int64_t col0) {
-        input_transform(V, T, col0, x + n * in_img, g, tr0, tr1, buf);
-        grad_transform(Z, T, col0, dy + n * out_img, g, tr0, tr1, buf);
-      });
-      const float beta = gr0 == lo * th ? 0.0f : 1.0f;  // the partial starts at its first product
-      for (int xi = 0; xi < kPoints; ++xi)
-        gemm<float>(Trans::no, Trans::yes, Cout, Cin, T, 1.0f, Z + xi * Cout * T, T, V + xi * Cin * T, T, beta,
-                    S + xi * Cout * Cin, Cin);
-    }
-  });
-  for (int c = 1; c < pl.chunks; ++c) {
-    const float* part = partials + c * pl.u_size;
-    for (int64_t k = 0; k < pl.u_size; ++k) partials[k] += part[k];
-  }
-  filter_grad_transform(dW, partials, Cout, Cin);
-  if (dx) {
-    float* U = scratch;
-    filter_transform(U, W, Cin, Cout, true);
-    correlate(dx, scratch, pl, dy, U, nullptr, input_grad_tiling(s), s.batch);
-  }
-  if (db) bias_grad(db, dy, s.batch, Cout, g.out_h * g.out_w);
+                              const float* x, const float* W, const Conv2dShape& s, int tile) {
+  check_tile("winograd_conv2d_backward", tile);
+  if (tile == 2) backward<F2>(dx, dW, db, scratch, dy, x, W, s);
+  else backward<F4>(dx, dW, db, scratch, dy, x, W, s);
 }
 
 }  // namespace corenn
