@@ -253,3 +253,111 @@ def test_additive_scores_errors(rng):
     for call, exc, match in cases:
         with pytest.raises(exc, match=match):
             call()
+
+
+# ---------------------------------------------------------------- the weights alone, and dropout on them
+
+def _keep(shape, rate, rng):
+    return rng.random(shape) >= rate
+
+
+@pytest.mark.parametrize("naive", [False, True])
+@pytest.mark.parametrize("dropout", [False, True])
+@pytest.mark.parametrize("mask_kind", ["none", "batch", "causal+batch"])
+@pytest.mark.parametrize("case", [(1, 1, 1, 1, 1), (2, 3, 5, 4, 6), (5, 13, 11, 7, 9), (1, 140, 120, 64, 48)],
+                         ids=gid)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_weights_from_given_scores_match_reference(dtype, case, mask_kind, dropout, naive, rng):
+    # The second half of attention (softmax, dropout, P̃ v) on scores from elsewhere.
+    q, k, v, do, mask, causal = _data(case, dtype, rng, mask_kind)
+    s = (2 * rng.standard_normal((case[0], case[1], case[2]))).astype(dtype)
+    keep, rate = (_keep(s.shape, 0.3, rng), 0.3) if dropout else (None, 0.0)
+    o, p = ops.attention_weights_forward(s, v, mask=mask, causal=causal, keep=keep, rate=rate, naive=naive)
+    eo, ep = ref.weights_forward(s, v, mask, causal, keep, rate)
+    assert o.dtype == p.dtype == dtype
+    assert_close(o, eo, dtype, what="o")
+    assert_close(p, ep, dtype, what="p")
+    ds, dv = ops.attention_weights_backward(do, v, p, keep=keep, rate=rate, naive=naive)
+    eds, edv = ref.weights_backward(do, v, ep, keep, rate)
+    assert_close(ds, eds, dtype, what="dscores")
+    assert_close(dv, edv, dtype, what="dv")
+
+
+@pytest.mark.parametrize("naive", [False, True])
+@pytest.mark.parametrize("case", [(2, 3, 5, 4, 6), (4, 33, 40, 16, 16)], ids=gid)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_dropout_on_the_weights_matches_reference(dtype, case, naive, rng):
+    q, k, v, do, mask, causal = _data(case, dtype, rng, "causal+batch")
+    keep = _keep((case[0], case[1], case[2]), 0.4, rng)
+    o, p = ops.attention_forward(q, k, v, mask=mask, causal=causal, keep=keep, rate=0.4, naive=naive)
+    eo, ep = ref.attention_forward(q, k, v, mask, causal, keep=keep, rate=0.4)
+    assert_close(o, eo, dtype, what="o")
+    assert_close(p, ep, dtype, what="p (before dropout)")
+    grads = ops.attention_backward(do, q, k, v, p, keep=keep, rate=0.4, naive=naive)
+    for name, got, expected in zip(("dq", "dk", "dv"), grads, ref.attention_backward(do, q, k, v, ep, keep=keep,
+                                                                                   rate=0.4)):
+        assert_close(got, expected, dtype, what=name)
+
+
+def test_rate_zero_and_all_kept_is_no_dropout(rng):
+    q, k, v, do, mask, _ = _data((3, 6, 7, 5, 4), np.float32, rng, "batch")
+    o, p = ops.attention_forward(q, k, v, mask=mask)
+    o2, p2 = ops.attention_forward(q, k, v, mask=mask, keep=np.ones(p.shape, bool), rate=0.0)
+    assert np.array_equal(o, o2) and np.array_equal(p, p2)
+    g = ops.attention_backward(do, q, k, v, p)
+    g2 = ops.attention_backward(do, q, k, v, p, keep=np.ones(p.shape, bool), rate=0.0)
+    assert all(np.array_equal(a, b) for a, b in zip(g, g2))
+
+
+def test_gradients_with_a_fixed_dropout_mask_match_finite_differences(rng):
+    q, k, v, _, mask, causal = _data((2, 3, 4, 3, 2), np.float64, rng, "causal+batch")
+    keep = _keep((2, 3, 4), 0.5, rng)
+    R = projection((2, 3, 2), 5)
+
+    def loss():
+        return float(np.sum(R * ops.attention_forward(q, k, v, mask=mask, causal=causal, keep=keep, rate=0.5)[0]))
+
+    p = ops.attention_forward(q, k, v, mask=mask, causal=causal, keep=keep, rate=0.5)[1]
+    grads = ops.attention_backward(R, q, k, v, p, keep=keep, rate=0.5)
+    for name, arg, grad in zip("qkv", (q, k, v), grads):
+        assert relative_difference(grad, numerical_gradient(loss, arg)) < GRADCHECK_THRESHOLD, name
+
+    s = rng.standard_normal((2, 3, 4))
+
+    def weights_loss():
+        return float(np.sum(R * ops.attention_weights_forward(s, v, mask=mask, keep=keep, rate=0.5)[0]))
+
+    p = ops.attention_weights_forward(s, v, mask=mask, keep=keep, rate=0.5)[1]
+    ds, dv = ops.attention_weights_backward(R, v, p, keep=keep, rate=0.5)
+    assert relative_difference(ds, numerical_gradient(weights_loss, s)) < GRADCHECK_THRESHOLD
+    assert relative_difference(dv, numerical_gradient(weights_loss, v)) < GRADCHECK_THRESHOLD
+
+
+def test_dropout_and_weights_errors(rng):
+    q, k, v, do, _, _ = _data((2, 3, 4, 5, 6), np.float64, rng)
+    p = ops.attention_forward(q, k, v)[1]
+    keep = np.ones((2, 3, 4), bool)
+    W, WB = "attention_weights_forward", "attention_weights_backward"
+    cases = [
+        (lambda: ops.attention_forward(q, k, v, keep=keep, rate=1.0), ValueError,
+         F + r": rate must be in \[0, 1\), got 1"),
+        (lambda: ops.attention_forward(q, k, v, keep=keep, rate=-0.1), ValueError, F + r": rate must be in \[0, 1\)"),
+        (lambda: ops.attention_forward(q, k, v, keep=keep[:, :2], rate=0.5), ValueError,
+         F + r": keep must have shape \(2, 3, 4\), got \(2, 2, 4\)"),
+        (lambda: ops.attention_forward(q, k, v, keep=keep.astype(np.float64), rate=0.5), TypeError,
+         F + r": keep must be a bool array"),
+        (lambda: ops.attention_backward(do, q, k, v, p, keep=keep, rate=float("nan")), ValueError,
+         B + r": rate must be in \[0, 1\)"),
+        (lambda: ops.attention_weights_forward(p, v[:, :3]), ValueError,
+         W + r": v must have as many steps as k \(key and value lengths 4\)"),
+        (lambda: ops.attention_weights_forward(p[0], v), ValueError, W + r": scores must be 3-D"),
+        (lambda: ops.attention_weights_forward(p, v, mask=np.ones((2, 4, 3), bool)), ValueError,
+         W + r": mask must have shape \(2 or 1, 3, 4\)"),
+        (lambda: ops.attention_weights_forward(p, v.astype(np.float32)), TypeError, W + r": v must have the dtype"),
+        (lambda: ops.attention_weights_backward(do[:, :2], v, p), ValueError, WB + r": dout must have shape \(2, 3, 6\)"),
+        (lambda: ops.attention_weights_backward(do, v, p, keep=keep, rate=1.5), ValueError,
+         WB + r": rate must be in \[0, 1\)"),
+    ]
+    for call, exc, match in cases:
+        with pytest.raises(exc, match=match):
+            call()

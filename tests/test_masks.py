@@ -452,7 +452,7 @@ def test_bad_inputs_are_clear_errors():
 def test_onnx_export_refuses_masks_that_reach_recurrent_layers(tmp_path):
     pytest.importorskip("onnx", reason="export_onnx needs onnx")
     m = id_model(4)
-    with pytest.raises(ValueError, match=r"export_onnx: the model masks sequences .* and has recurrent layers"):
+    with pytest.raises(ValueError, match=r"export_onnx: the model masks sequences .* and has recurrent or attention layers"):
         cn.interop.export_onnx(m, tmp_path / "m.onnx")
 
 

@@ -218,6 +218,11 @@ def _attention_backward(dout, q, k, v):
     return ops.attention_backward(dout, q, k, v, p)
 
 
+def _attention_weights_backward(dout, v, scores):
+    _, p = ops.attention_weights_forward(np.array(scores), np.array(v))
+    return ops.attention_weights_backward(dout, v, p)
+
+
 def _layer_norm_backward(dy, x, gamma):
     _, mean, invstd = ops.layer_norm_forward(np.array(x), np.array(gamma), None)
     return ops.layer_norm_backward(dy, x, gamma, mean, invstd)
@@ -260,6 +265,10 @@ OP_CASES += [
      (RNG.standard_normal((2, 4, 4)), XS, XS[::-1].copy())),
     ("attention_forward", lambda q, k, v: ops.attention_forward(q, k, v), (XS, XS[::-1].copy(), XS * 2)),
     ("attention_backward", _attention_backward, (XS * 0.5, XS, XS[::-1].copy(), XS * 2)),
+    ("attention_weights_forward", lambda s, v: ops.attention_weights_forward(s, v),
+     (XS @ XS.transpose(0, 2, 1), XS * 2)),
+    ("attention_weights_backward", _attention_weights_backward,
+     (XS * 0.5, XS * 2, XS @ XS.transpose(0, 2, 1))),
     ("additive_scores_forward", lambda q, k, w: ops.additive_scores_forward(q, k, w),
      (XS, XS[:, :3].copy(), RNG.standard_normal(3))),
     ("additive_scores_backward", lambda d, q, k, w: ops.additive_scores_backward(d, q, k, w),

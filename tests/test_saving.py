@@ -31,7 +31,9 @@ LAYER_CASES = {
     # graphs (see layer_model): self-attention over x, the key a normalised x
     "attention": ([L.Attention(use_scale=True, use_causal_mask=True)], (5, 4)),
     "multi_head_attention": ([L.MultiHeadAttention(2, 3, value_dim=2, output_shape=5, use_causal_mask=True,
-                                                   kernel_initializer="he_uniform")], (5, 4)),
+                                                   kernel_initializer="he_uniform", dropout=0.1)], (5, 4)),
+    "additive_attention": ([L.AdditiveAttention(dropout=0.2, use_causal_mask=True)], (5, 4)),
+    "attention_concat": ([L.Attention(score_mode="concat", use_scale=True, dropout=0.3)], (5, 4)),
     "dropout": ([L.Dropout(0.4), L.Dense(3)], (6,)),
     "flatten": ([L.Flatten(), L.Dense(2, activation="sigmoid")], (2, 3, 4)),
     "reshape": ([L.Reshape((4, -1)), L.Activation("tanh")], (2, 3, 4)),
@@ -99,11 +101,11 @@ def layer_model(case, dtype="float32"):
         x = L.Input(shape, name="x")
         d = L.Subtract(name="d")([L.Dense(3, name="f")(x), x])
         return cn.Model(x, L.Dense(2, name="head")(L.Activation("abs", name="abs")(d)), dtype=dtype)
-    if case in ("attention", "multi_head_attention"):
+    if case in ("attention", "multi_head_attention", "additive_attention", "attention_concat"):
         x = L.Input(shape, name="x")
         key = L.LayerNormalization(name="key")(x)
         layer = type(layers[0]).from_config({**layers[0].get_config(), "name": "att"})
-        out = layer([x, x, key]) if case == "attention" else layer(x, x, key=key)
+        out = layer(x, x, key=key) if case == "multi_head_attention" else layer([x, x, key])
         return cn.Model(x, out, dtype=dtype)
     if case == "dot":  # a sequence's cosine self-similarity (3, 3), then that times the sequence (3, 4)
         x = L.Input(shape, name="x")

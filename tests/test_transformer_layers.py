@@ -254,10 +254,10 @@ def test_attention_bad_inputs():
         L.Attention()([q, L.Input((5, 3))])
     with pytest.raises(ValueError, match=r"query must be a sequence \(timesteps, features\)"):
         L.Attention()([L.Input((4,)), v])
-    with pytest.raises(ValueError, match=r"score_mode must be one of 'dot'"):
-        L.Attention(score_mode="concat")
-    with pytest.raises(ValueError, match=r"dropout on the attention weights is not implemented"):
-        L.Attention(dropout=0.1)([q, v])
+    with pytest.raises(ValueError, match=r"score_mode must be one of 'dot', 'concat'"):
+        L.Attention(score_mode="general")
+    with pytest.raises(ValueError, match=r"Attention: dropout must be finite and in \[0\.0, 1\.0\)"):
+        L.Attention(dropout=1.0)
     layer = L.Attention()
     layer([q, v], use_causal_mask=True)
     with pytest.raises(ValueError, match=r"use_causal_mask is fixed by the layer's first call"):
@@ -442,8 +442,8 @@ def test_multi_head_attention_bad_inputs():
         L.MultiHeadAttention(2, 0)
     with pytest.raises(TypeError, match="MultiHeadAttention: num_heads must be an int"):
         L.MultiHeadAttention(2.5, 4)
-    with pytest.raises(ValueError, match=r"dropout on the attention weights is not implemented"):
-        L.MultiHeadAttention(2, 4, dropout=0.1)(q, v)
+    with pytest.raises(ValueError, match=r"MultiHeadAttention: dropout must be finite and in \[0\.0, 1\.0\)"):
+        L.MultiHeadAttention(2, 4, dropout=-0.5)
 
 
 # ---------------------------------------------------------------- transformer_encoder

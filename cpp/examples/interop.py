@@ -56,6 +56,7 @@ def every_layer_model():
     seq = L.Softmax(axis=1)(seq)  # over the steps
     seq = L.LayerNormalization()(L.PositionalEncoding()(seq))
     seq = L.Attention(use_scale=True)([seq, seq], use_causal_mask=True)
+    seq = L.AdditiveAttention(dropout=0.2)([seq, L.Attention(score_mode="concat")([seq, seq])])
     seq = L.MultiHeadAttention(2, 2, output_shape=3)(seq, seq, use_causal_mask=True)
     h = L.SimpleRNN(3)(seq, initial_state=[state_c])
     # Repeated over 4 steps, a Dense at each (through TimeDistributed and on
@@ -65,9 +66,10 @@ def every_layer_model():
     h = L.Bidirectional(L.GRU(2), backward_layer=L.GRU(3, go_backwards=True))(h)
     # Masks (not stored in the file: they follow from mask_zero and Masking):
     # the ids' zeros are padding that reaches the Bidirectional LSTM through
-    # Dropout and TimeDistributed; Masking marks the steps equal to 0 of its
+    # Dropout, AdditiveAttention and TimeDistributed; Masking marks the steps equal to 0 of its
     # sequence (none in practice, but the kind is covered).
     t = L.Dropout(0.1)(L.Embedding(10, 2, mask_zero=True)(x))
+    t = L.AdditiveAttention()([t, t])  # padding left out of the keys, its query rows zeros
     t = L.Bidirectional(L.LSTM(2, return_sequences=True))(L.TimeDistributed(L.Dense(3))(t))
     t = L.GRU(2)(L.Masking(0.0)(t))
     return cn.Model(x, L.Dense(3)(L.Concatenate()([h, t])))

@@ -67,16 +67,21 @@ TEST(attention_fast_matches_naive) {
   bool mask[3 * 7 * 5];
   for (int64_t i = 0; i < B * Tq * Tk; ++i) mask[i] = noise[i] > -0.5;
   for (int64_t j = 0; j < Tk; ++j) mask[(1 * Tq + 2) * Tk + j] = false;  // a query with no key
-  for (int causal = 0; causal < 2; ++causal) {
-    std::vector<double> o[2], p[2], dq[2], dk[2], dv[2];
+  std::vector<uint8_t> keep(B * Tq * Tk);  // dropout on the weights: about a third dropped
+  for (int64_t i = 0; i < B * Tq * Tk; ++i) keep[i] = noise[(i * 7) % (B * Tq * Tk)] > -0.4;
+  for (int variant = 0; variant < 4; ++variant) {
+    const bool causal = variant & 1;
+    const AttentionDropout drop = variant & 2 ? AttentionDropout{keep.data(), 0.3} : AttentionDropout{};
+    std::vector<double> o[2], p[2], dq[2], dk[2], dv[2], dropped(B * Tq * Tk);
     for (int naive = 0; naive < 2; ++naive) {
       o[naive].assign(B * Tq * 6, 0), p[naive].assign(B * Tq * Tk, 0);
       dq[naive].assign(q.size(), 0), dk[naive].assign(k.size(), 0), dv[naive].assign(v.size(), 0);
       (naive ? attention_forward_naive<double> : attention_forward<double>)(
-          o[naive].data(), p[naive].data(), q.data(), k.data(), v.data(), mask, B, causal, 0.5, d);
+          o[naive].data(), p[naive].data(), q.data(), k.data(), v.data(), mask, B, causal, 0.5, d, drop,
+          dropped.data());
       (naive ? attention_backward_naive<double> : attention_backward<double>)(
           dq[naive].data(), dk[naive].data(), dv[naive].data(), dout.data(), q.data(), k.data(), v.data(),
-          p[naive].data(), 0.5, d);
+          p[naive].data(), 0.5, d, drop);
     }
     check_all_close(o[0], o[1], 1e-12);
     check_all_close(p[0], p[1], 1e-12);
@@ -89,6 +94,11 @@ TEST(attention_fast_matches_naive) {
 }
 
 TEST(attention_validation) {
+  validate_attention_dropout(0.0, "op", "rate");
+  validate_attention_dropout(0.99, "op", "rate");
+  CHECK_THROWS(validate_attention_dropout(1.0, "op", "rate"), ValueError);
+  CHECK_THROWS(validate_attention_dropout(-0.1, "op", "rate"), ValueError);
+  CHECK_THROWS(validate_attention_dropout(std::nan(""), "op", "rate"), ValueError);
   CHECK_THROWS(attention_dims({2, 3, 4}, {2, 5, 4}, {2, 6, 4}, "op"), ShapeError);  // key/value lengths
   CHECK_THROWS(attention_dims({2, 3, 4}, {2, 5, 3}, {2, 5, 4}, "op"), ShapeError);  // depths
   CHECK_THROWS(attention_dims({2, 3}, {2, 5, 4}, {2, 5, 4}, "op"), ShapeError);     // not 3-D

@@ -151,7 +151,9 @@ Model token_model(DType dtype) {
 // The attention kinds, which came after version 1 and whose second output (the
 // attention weights) no layer takes, so the model names its output: a
 // sequence (5, 4) -> positional encoding -> self-attention with a layer-normed
-// key -> multi-head attention -> LSTM.
+// key -> multi-head attention -> additive attention over the encoded sequence
+// -> self-attention with concat scores -> LSTM (dropout rates are stored, and
+// inert in predict).
 Model attention_model(DType dtype) {
   Model m(dtype);
   m.set_input_name("sequence");
@@ -164,6 +166,13 @@ Model attention_model(DType dtype) {
                       .set("value_dim", 2).set("output_shape", {4}).set("use_causal_mask", true);
   mha.inputs = {"att", "pe", "key"};
   m.add(mha);
+  LayerSpec additive = LayerSpec("additive_attention", "additive").set("dropout", 0.25);
+  additive.inputs = {"mha", "pe"};  // query, value (= key)
+  m.add(additive);
+  LayerSpec concat = LayerSpec("attention", "concat").set("score_mode", "concat").set("use_scale", true)
+                         .set("dropout", 0.1);
+  concat.inputs = {"additive", "additive"};
+  m.add(concat);
   m.add(LayerSpec("lstm", "last").set("units", 3));
   m.set_outputs({{"last"}});
   m.build({5, 4});
@@ -335,6 +344,10 @@ TEST(io_attention_model_round_trips_bit_for_bit) {
                                                               "value_kernel", "value_bias", "output_kernel",
                                                               "output_bias"}));
     CHECK(loaded.get_weights(3)[0].shape() == (Shape{6, 4}));  // (num_heads·key_dim, D)
+    CHECK(loaded.weight_names(4) == (std::vector<std::string>{"scale"}));
+    CHECK(loaded.get_weights(4)[0].shape() == (Shape{4}));  // one weight per feature
+    CHECK(loaded.weight_names(5) == (std::vector<std::string>{"scale", "concat_score_weight"}));
+    CHECK(loaded.layer_spec(5).get<double>("dropout") == 0.1);
     const Tensor x = random_input(m, 5, 4);
     CHECK(same_bytes(m.predict(x), loaded.predict(x)));
   }

@@ -23,10 +23,13 @@ import numpy as np
 # other kinds hold no weights, or none PyTorch has (Normalization's statistics).
 class _Rows:
     """Row block `part` of `parts` equal blocks of a PyTorch tensor (nn.MultiheadAttention's
-    in_proj_weight holds the query, key and value projections one above the other)."""
+    in_proj_weight holds the query, key and value projections one above the other).
+    `separate`: the whole tensor PyTorch keeps instead when the blocks cannot be
+    stacked (nn.MultiheadAttention with kdim or vdim != embed_dim: q_proj_weight,
+    k_proj_weight, v_proj_weight)."""
 
-    def __init__(self, name, part, parts=3):
-        self.name, self.part, self.parts = name, part, parts
+    def __init__(self, name, part, parts=3, separate=None):
+        self.name, self.part, self.parts, self.separate = name, part, parts, separate
 
     def take(self, key, value):
         rows = value.shape[0] // self.parts
@@ -53,12 +56,17 @@ _TORCH_NAMES = {
     "gru": {"kernel": "weight_ih_l0", "recurrent_kernel": "weight_hh_l0", "bias": "bias_ih_l0",
             "recurrent_bias": "bias_hh_l0"},
     "layer_norm": {"gamma": "weight", "beta": "bias"},
-    # nn.MultiheadAttention (kdim = vdim = embed_dim): in_proj_weight (3E, E) and
-    # in_proj_bias (3E,) stack the query, key and value projections.
+    # nn.MultiheadAttention: in_proj_weight (3E, E) and in_proj_bias (3E,) stack
+    # the query, key and value projections; with kdim or vdim != embed_dim the
+    # kernels are q_proj_weight (E, E), k_proj_weight (E, kdim), v_proj_weight
+    # (E, vdim) and only the biases stay stacked.
     "multi_head_attention": {
-        "query_kernel": _Rows("in_proj_weight", 0), "query_bias": _Rows("in_proj_bias", 0),
-        "key_kernel": _Rows("in_proj_weight", 1), "key_bias": _Rows("in_proj_bias", 1),
-        "value_kernel": _Rows("in_proj_weight", 2), "value_bias": _Rows("in_proj_bias", 2),
+        "query_kernel": _Rows("in_proj_weight", 0, separate="q_proj_weight"),
+        "query_bias": _Rows("in_proj_bias", 0),
+        "key_kernel": _Rows("in_proj_weight", 1, separate="k_proj_weight"),
+        "key_bias": _Rows("in_proj_bias", 1),
+        "value_kernel": _Rows("in_proj_weight", 2, separate="v_proj_weight"),
+        "value_bias": _Rows("in_proj_bias", 2),
         "output_kernel": "out_proj.weight", "output_bias": "out_proj.bias"},
 }
 
@@ -121,7 +129,7 @@ def _modules(state):
     # nn.MultiheadAttention's out_proj is a submodule: one module with its in_proj.
     for prefix in [p for p in modules if p == "out_proj" or p.endswith(".out_proj")]:
         parent = prefix[:-len("out_proj")].rstrip(".")
-        if parent in modules and "in_proj_weight" in modules[parent]:
+        if parent in modules and {"in_proj_weight", "q_proj_weight"} & set(modules[parent]):
             for param, key in modules.pop(prefix).items():
                 modules[parent][f"out_proj.{param}"] = key
     return modules
@@ -153,10 +161,12 @@ def load_torch_state_dict(model, state_dict, mapping=None, strict=True):
     with bidirectional=True they load a Bidirectional layer, the *_reverse
     weights its backward layer. TimeDistributed(layer) loads as its layer.
     nn.LayerNorm's weight, bias become gamma, beta; nn.MultiheadAttention's
-    (embed_dim = kdim = vdim) in_proj_weight and in_proj_bias split in three
-    row blocks become the query, key and value kernels and biases, out_proj the
-    output kernel and bias (MultiHeadAttention(num_heads, key_dim=embed_dim //
-    num_heads)). Arrays are cast to the
+    in_proj_weight and in_proj_bias split in three row blocks become the query,
+    key and value kernels and biases, out_proj the output kernel and bias
+    (MultiHeadAttention(num_heads, key_dim=embed_dim // num_heads)); with kdim
+    or vdim != embed_dim PyTorch keeps the kernels apart, and q_proj_weight,
+    k_proj_weight, v_proj_weight become the query, key and value kernels (the
+    key input then has kdim features, the value vdim). Arrays are cast to the
     model's dtype. SeparableConv2D (two PyTorch convolutions) and
     Normalization (no PyTorch module) are not matched: set their weights with
     layer.set_weights.
@@ -202,6 +212,8 @@ def load_torch_state_dict(model, state_dict, mapping=None, strict=True):
         for name, old in zip(names, current):
             torch_names, rows = _torch_names(layer, name)
             keys = [f"{prefix}.{t}" if prefix else t for t in torch_names]
+            if rows is not None and rows.separate and keys[0] not in state:
+                keys, rows = [f"{prefix}.{rows.separate}" if prefix else rows.separate], None
             absent = [k for k in keys if k not in state]
             if absent:
                 missing += [f"{key} (for {layer.name}.{name})" for key in absent]
@@ -715,13 +727,35 @@ def _masked_softmax(g, name, scores, Tq, Tk, causal, mask=None):
 
 
 def _attention(g, name, config, weights, xs):
-    """softmax(s·q kᵀ) v, key = value when the layer has two inputs."""
+    """Attention and AdditiveAttention: the scores (dot: s·q kᵀ; Keras 3's
+    concat: c·Σ_d tanh(s·(q + k)); additive: Σ_d w_d·tanh(q + k)), the softmax
+    over the keys, times v; key = value when the layer has two inputs.
+    Dropout is inert at inference."""
+    if config["query_mask_input"] or config["value_mask_input"]:
+        raise ValueError(f"export_onnx: layer '{name}' takes explicit masks (mask=[query_mask, value_mask]); "
+                         f"only single-input models are exported")
     q, v = xs[0], xs[1]
     k = xs[2] if len(xs) == 3 else v
-    (Tq, _), (Tk, _) = g.shapes_in[0][1:], g.shapes_in[1][1:]
-    scores = g.node("MatMul", [q, g.node("Transpose", [k], f"{name}/k_t", perm=[0, 2, 1])], f"{name}/scores")
-    if config["use_scale"]:
-        scores = g.node("Mul", [scores, g.constant(f"{name}/scale", weights[0].reshape(()))], f"{name}/scaled")
+    (Tq, D), (Tk, _) = g.shapes_in[0][1:], g.shapes_in[1][1:]
+    score = "additive" if config["kind"] == "additive_attention" else config["score_mode"]
+    params = iter(weights)
+    if score == "dot":
+        scores = g.node("MatMul", [q, g.node("Transpose", [k], f"{name}/k_t", perm=[0, 2, 1])], f"{name}/scores")
+        if config["use_scale"]:
+            scores = g.node("Mul", [scores, g.constant(f"{name}/scale", next(params).reshape(()))], f"{name}/scaled")
+    else:  # (N, Tq, 1, D) + (N, 1, Tk, D), tanh, then a (D, 1) column of weights
+        q4 = g.node("Unsqueeze", [q, g.constant(f"{name}/key_axis", [2], dtype=np.int64)], f"{name}/q4")
+        k4 = g.node("Unsqueeze", [k, g.constant(f"{name}/query_axis", [1], dtype=np.int64)], f"{name}/k4")
+        total = g.node("Add", [q4, k4], f"{name}/sum")
+        if score == "concat" and config["use_scale"]:
+            total = g.node("Mul", [total, g.constant(f"{name}/scale", next(params).reshape(()))], f"{name}/scaled")
+        if score == "concat":
+            column = np.full((D, 1), next(params).reshape(()))
+        else:
+            column = (next(params) if config["use_scale"] else np.ones(D)).reshape(D, 1)
+        tanh = g.node("Tanh", [total], f"{name}/tanh")
+        scores = g.node("MatMul", [tanh, g.constant(f"{name}/score_weights", column)], f"{name}/scores4")
+        scores = g.node("Squeeze", [scores, g.constant(f"{name}/unit_axis", [3], dtype=np.int64)], f"{name}/scores")
     weights_ = _masked_softmax(g, name, scores, Tq, Tk, config["use_causal_mask"])
     return g.node("MatMul", [weights_, v], name)
 
@@ -798,6 +832,7 @@ CONVERTERS = {
     "layer_norm": _layer_norm,
     "positional_encoding": _positional_encoding,
     "attention": _attention,
+    "additive_attention": _attention,
     "multi_head_attention": _multi_head_attention,
     "dropout": _identity,
     "flatten": lambda g, name, c, w, x: g.node("Flatten", [x], name, axis=1),
@@ -835,7 +870,9 @@ CONVERTERS = {
 }
 _MERGES = ("add", "subtract", "concatenate", "dot")
 # Layers whose converter takes every input (the attention layers' query, value, key, mask).
-_MULTI_INPUT = _MERGES + ("attention", "multi_head_attention")
+_MULTI_INPUT = _MERGES + ("attention", "additive_attention", "multi_head_attention")
+# Layers that read the masks of sequences (Keras's), which have no ONNX form here.
+_MASK_READERS = ("attention", "additive_attention")
 
 
 def export_onnx(model, path, opset=17):
@@ -867,9 +904,9 @@ def export_onnx(model, path, opset=17):
     calls = {name: [ref[0] for ref in refs] for name, refs in engine.nodes()}
     configs = [engine.layer_config(i) for i in range(len(model.layers))]
     makes_masks = [c["kind"] == "masking" or (c["kind"] == "embedding" and c["mask_zero"]) for c in configs]
-    if any(makes_masks) and any(c["kind"] in _ONNX_GATES for c in configs):
+    if any(makes_masks) and any(c["kind"] in (*_ONNX_GATES, *_MASK_READERS) for c in configs):
         raise ValueError("export_onnx: the model masks sequences (Embedding(mask_zero=True) or Masking) "
-                         "and has recurrent layers; masked steps have no ONNX form here")
+                         "and has recurrent or attention layers; masked steps have no ONNX form here")
     for i, layer in enumerate(model.layers):
         config = engine.layer_config(i)
         kind = config["kind"]

@@ -1208,48 +1208,110 @@ class _AttentionCall(Layer):
     """The attention layers' call: several tensors in, the output and the
     attention weights out (the second only with return_attention_scores)."""
 
+    def _fix_call_option(self, owner, name, value):
+        """A call option the engine saves with the layer: fixed by its first call."""
+        if self._nodes and value != getattr(self, name):
+            raise ValueError(f"{owner}: {name} is fixed by the layer's first call "
+                             f"({getattr(self, name)}), got {value}")
+        setattr(self, name, value)
+
     def _attend(self, tensors, return_attention_scores, use_causal_mask):
         owner = f"{type(self).__name__} '{self.name}'"
-        use_causal_mask = bool(use_causal_mask)
-        if self._nodes and use_causal_mask != self.use_causal_mask:
-            raise ValueError(f"{owner}: use_causal_mask is fixed by the layer's first call "
-                             f"({self.use_causal_mask}), got {use_causal_mask}")
-        self.use_causal_mask = use_causal_mask
+        self._fix_call_option(owner, "use_causal_mask", bool(use_causal_mask))
         output, scores = self._call([_symbolic(owner, t) for t in tensors])
         return [output, scores] if return_attention_scores else output
 
 
-class Attention(_AttentionCall):
-    """Dot-product attention (Luong et al. 2015; Keras's Attention):
-    `Attention()([query, value])` or `([query, value, key])` (key = value when
-    not given), query (N, Tq, D), value (N, Tv, Dv), key (N, Tv, D):
-    scores = s·query·keyᵀ (s: a trainable scalar weight `scale`, starting at 1,
-    with use_scale=True; 1 otherwise — not 1/√D, as Keras), α = softmax over
-    the Tv keys (the course's α⟨t,t'⟩), output = α·value (N, Tq, Dv).
-    use_causal_mask=True (a call option, as Keras; fixed by the layer's first
-    call and saved with it) lets query i see keys j <= i only.
-    return_attention_scores=True returns [output, α (N, Tq, Tv)]; α is for
-    inspection (no gradient flows back through it). score_mode "dot" only
-    (Bahdanau's additive scores: not yet); dropout must be 0.0."""
+class _QueryValueAttention(_AttentionCall):
+    """Attention and AdditiveAttention: Keras's call on [query, value] or
+    [query, value, key], with mask=[query_mask, value_mask]."""
+
+    def __call__(self, inputs, mask=None, return_attention_scores=False, use_causal_mask=False):
+        owner = f"{type(self).__name__} '{self.name}'"
+        if not isinstance(inputs, (list, tuple)) or len(inputs) not in (2, 3):
+            raise ValueError(f"{owner}: inputs must be a list [query, value] or "
+                             f"[query, value, key], got {inputs!r}")
+        if mask is None:
+            mask = [None, None]
+        if not isinstance(mask, (list, tuple)) or len(mask) != 2:
+            raise ValueError(f"{owner}: mask must be a list [query_mask, value_mask] (each a "
+                             f"(batch, steps) tensor or None), got {mask!r}")
+        self._fix_call_option(owner, "query_mask_input", mask[0] is not None)
+        self._fix_call_option(owner, "value_mask_input", mask[1] is not None)
+        tensors = list(inputs) + [m for m in mask if m is not None]
+        return self._attend(tensors, return_attention_scores, use_causal_mask)
+
+    def get_config(self):
+        return {**super().get_config(), "use_scale": self.use_scale, "dropout": self.dropout,
+                "use_causal_mask": self.use_causal_mask, "query_mask_input": self.query_mask_input,
+                "value_mask_input": self.value_mask_input}
+
+
+_QUERY_VALUE_CALL = """
+    Call: `layer([query, value])` or `([query, value, key])` (key = value when
+    not given), query (N, Tq, D), value (N, Tv, Dv), key (N, Tv, D); keys and
+    values must have the same number of steps. Keyword arguments as Keras's:
+    mask=[query_mask, value_mask], each (N, Tq) / (N, Tv) (nonzero = a valid
+    step) or None: masked values are left out of the softmax and masked
+    queries' output rows are zeros (Keras). Without an explicit mask the masks
+    the query and value carry (Embedding(mask_zero=True), Masking) are used, and
+    the output carries the query's. A query with no valid key gets α = 0 and a
+    zero output (never NaN). use_causal_mask=True lets query i see keys j <= i
+    only. return_attention_scores=True returns [output, α (N, Tq, Tv)] (after
+    dropout in training, as Keras); α is for inspection (no gradient flows back
+    through it). use_causal_mask and which masks are given are fixed by the
+    layer's first call and saved with it (query_mask_input, value_mask_input).
+    dropout (in [0, 1)): inverted dropout on α in training only, its mask drawn
+    from the model's dropout generator as Dropout draws it (same seed, same
+    mask); inference is unaffected."""
+
+
+class Attention(_QueryValueAttention):
+    __doc__ = """Dot-product attention (Luong et al. 2015; Keras's Attention).
+    score_mode="dot": scores = s·query·keyᵀ (s: a trainable scalar weight
+    `scale`, starting at 1, with use_scale=True; 1 otherwise — not 1/√D, as
+    Keras); score_mode="concat" (Keras 3): scores[i, j] = c·Σ_d tanh(s·(query[i, d]
+    + key[j, d])) with c the trainable scalar `concat_score_weight` (starting at
+    1; weights in get_weights order: scale if use_scale, then
+    concat_score_weight). α = softmax over the Tv keys (the course's α⟨t,t'⟩),
+    output = α·value (N, Tq, Dv).""" + _QUERY_VALUE_CALL
 
     kind = "attention"
 
-    def __init__(self, use_scale=False, score_mode="dot", dropout=0.0, use_causal_mask=False, **kwargs):
+    def __init__(self, use_scale=False, score_mode="dot", dropout=0.0, use_causal_mask=False,
+                 query_mask_input=False, value_mask_input=False, **kwargs):
         super().__init__(**kwargs)
         self.use_scale = bool(use_scale)
-        self.score_mode = _validate.choice("Attention", "score_mode", score_mode, ("dot",))
-        self.dropout = _validate.real("Attention", "dropout", dropout)
+        self.score_mode = _validate.choice("Attention", "score_mode", score_mode, ("dot", "concat"))
+        self.dropout = _validate.real("Attention", "dropout", dropout, low=0.0, high=1.0, high_open=True)
         self.use_causal_mask = bool(use_causal_mask)
-
-    def __call__(self, inputs, return_attention_scores=False, use_causal_mask=False):
-        if not isinstance(inputs, (list, tuple)) or len(inputs) not in (2, 3):
-            raise ValueError(f"Attention '{self.name}': inputs must be a list [query, value] or "
-                             f"[query, value, key], got {inputs!r}")
-        return self._attend(list(inputs), return_attention_scores, use_causal_mask)
+        self.query_mask_input = bool(query_mask_input)
+        self.value_mask_input = bool(value_mask_input)
 
     def get_config(self):
-        return {**super().get_config(), "use_scale": self.use_scale, "score_mode": self.score_mode,
-                "dropout": self.dropout, "use_causal_mask": self.use_causal_mask}
+        return {**super().get_config(), "score_mode": self.score_mode}
+
+
+class AdditiveAttention(_QueryValueAttention):
+    __doc__ = """Additive attention (Bahdanau et al. 2015; Keras's AdditiveAttention),
+    the course's attention scores: scores[i, j] = Σ_d w_d·tanh(query[i, d] +
+    key[j, d]), w the trainable (D,) weight `scale` with use_scale=True
+    (glorot_uniform, Keras's), ones otherwise; α = softmax over the Tv keys,
+    output = α·value (N, Tq, Dv). As in Keras the layer has no projections:
+    give it W₁·query and W₂·key (Dense layers) for Bahdanau's
+    vᵀ tanh(W₁ s + W₂ h).""" + _QUERY_VALUE_CALL
+
+    kind = "additive_attention"
+
+    def __init__(self, use_scale=True, dropout=0.0, use_causal_mask=False, query_mask_input=False,
+                 value_mask_input=False, **kwargs):
+        super().__init__(**kwargs)
+        self.use_scale = bool(use_scale)
+        self.dropout = _validate.real("AdditiveAttention", "dropout", dropout, low=0.0, high=1.0,
+                                      high_open=True)
+        self.use_causal_mask = bool(use_causal_mask)
+        self.query_mask_input = bool(query_mask_input)
+        self.value_mask_input = bool(value_mask_input)
 
 
 class MultiHeadAttention(_AttentionCall):
@@ -1273,7 +1335,11 @@ class MultiHeadAttention(_AttentionCall):
     are PyTorch's nn.MultiheadAttention in_proj_weight split in three row
     blocks (q, k, v), in_proj_bias likewise, out_proj.weight, out_proj.bias
     (key_dim = embed_dim / num_heads there). Kernels glorot_uniform (each
-    projection's own fan-in and fan-out), biases zeros. dropout must be 0.0."""
+    projection's own fan-in and fan-out), biases zeros. dropout (in [0, 1)):
+    inverted dropout on the attention weights in training only (PyTorch's
+    dropout, Keras's), the mask drawn from the model's dropout generator as
+    Dropout draws it; the returned scores are the weights before dropout
+    (Keras)."""
 
     kind = "multi_head_attention"
 
@@ -1286,7 +1352,7 @@ class MultiHeadAttention(_AttentionCall):
         # None (0 in the engine's configuration): key_dim.
         self.value_dim = self.key_dim if value_dim is None or value_dim == 0 else _validate.integer(
             owner, "value_dim", value_dim, minimum=1)
-        self.dropout = _validate.real(owner, "dropout", dropout)
+        self.dropout = _validate.real(owner, "dropout", dropout, low=0.0, high=1.0, high_open=True)
         self.use_bias = bool(use_bias)
         if output_shape is not None and not isinstance(output_shape, (list, tuple)):
             output_shape = (output_shape,)

@@ -35,6 +35,9 @@ struct LayerCache {
   // layer) before forward; and a mask the layer makes (Embedding, Masking).
   const uint8_t* input_mask = nullptr;
   std::vector<uint8_t> out_mask;
+  // The masks of every input, input_mask first, set by the engine for layers
+  // with several inputs (Attention's value mask rides on its second input).
+  std::vector<const uint8_t*> input_masks;
   // The mode of the forward pass this cache holds, set by the engine: backward
   // follows it (a vjp differentiates an inference pass: no dropout mask, batch
   // norm's moving statistics).

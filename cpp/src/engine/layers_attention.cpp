@@ -1,7 +1,10 @@
 // The attention layers (course 5, weeks 3–4): Attention (Luong's dot-product,
-// Keras's Attention) and MultiHeadAttention (Vaswani et al. 2017, section
-// 3.2.2; Keras's MultiHeadAttention, PyTorch's nn.MultiheadAttention) on the
-// scaled dot-product kernel of kernels/attention.cpp.
+// Keras's Attention, and Keras 3's concat scores), AdditiveAttention
+// (Bahdanau's, Keras's AdditiveAttention) and MultiHeadAttention (Vaswani et
+// al. 2017, section 3.2.2; Keras's MultiHeadAttention, PyTorch's
+// nn.MultiheadAttention) on the kernels of kernels/attention.cpp: the
+// scaled dot-product one, or the additive scores followed by the same masked
+// softmax, dropout and weighted sum of the values.
 //
 // Both are calls with two outputs: the attended values and the attention
 // weights (the course's α⟨t,t'⟩, after the softmax). The Python classes hand
@@ -16,6 +19,7 @@
 #include "corenn/error.hpp"
 #include "corenn/kernels/attention.hpp"
 #include "corenn/kernels/dense.hpp"
+#include "corenn/kernels/dropout.hpp"
 #include "corenn/kernels/init.hpp"
 #include "corenn/random.hpp"
 #include "engine/layers.hpp"
@@ -26,17 +30,16 @@ namespace detail {
 
 namespace {
 
-// The mask tensor (float, nonzero = attend) as the kernel's bools, repeated
-// `repeat` times per example (once per head). The kernel reads bool; a byte
-// holding 0 or 1 is a valid bool on every platform corenn builds for.
+// The mask tensor (float, nonzero = attend) as the kernel's bools in bytes,
+// repeated `repeat` times per example (once per head). The kernel reads bool;
+// a byte holding 0 or 1 is a valid bool on every platform corenn builds for.
 static_assert(sizeof(bool) == 1, "the attention mask is kept as one byte per entry");
 template <typename T>
-const bool* mask_bytes(std::vector<uint8_t>& bytes, const T* mask, int64_t batch, int64_t repeat, int64_t size) {
-  ensure_size(bytes, batch * repeat * size);
+const bool* mask_bytes(uint8_t* bytes, const T* mask, int64_t batch, int64_t repeat, int64_t size) {
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t r = 0; r < repeat; ++r)
       for (int64_t i = 0; i < size; ++i) bytes[(b * repeat + r) * size + i] = mask[b * size + i] != T(0);
-  return reinterpret_cast<const bool*>(bytes.data());
+  return reinterpret_cast<const bool*>(bytes);
 }
 
 // A model may hand the weights output a gradient of zeros (a pullback given
@@ -66,13 +69,6 @@ void merge_heads(T* out, const T* x, int64_t batch, int64_t steps, int64_t heads
         std::copy_n(x + ((n * heads + h) * steps + t) * depth, depth, out + ((n * steps + t) * heads + h) * depth);
 }
 
-void reject_dropout(const LayerSpec& spec) {
-  const double rate = spec.get<double>("dropout");
-  if (rate != 0.0)
-    throw ValueError(layer_label(spec) + ": dropout on the attention weights is not implemented; dropout must be "
-                     "0.0 (put a Dropout layer after the attention instead), got " + std::to_string(rate));
-}
-
 // Checks (steps, features) per example for input `name`.
 void require_sequence(const LayerSpec& spec, const char* name, const Shape& s) {
   if (s.size() != 2)
@@ -80,110 +76,326 @@ void require_sequence(const LayerSpec& spec, const char* name, const Shape& s) {
                      "i.e. batches (batch, timesteps, features), got " + shape_string(s) + " per example");
 }
 
-// Keras's Attention (Luong-style dot-product attention): query (Tq, D), value
-// (Tv, Dv), key (Tv, D) (key = value when not given):
-//   scores = s · query keyᵀ (s: the trainable scalar `scale` with use_scale,
-//   starting at 1; else 1 — Keras's Attention does not divide by √D),
-//   α = softmax over the keys (causal: query i sees keys j <= i), out = α value.
-// Outputs: out (Tq, Dv), α (Tq, Tv).
+// The query-step mask (N, Tq) as 0/1 bytes into out; from float inputs, nonzero = valid.
+template <typename T>
+void mask_from_input(uint8_t* out, const T* mask, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = mask[i] != T(0);
+}
+
+// The dropout rate as the layer's dtype holds it, so the mask is the one a
+// Dropout layer of the same rate and key draws (dropout_forward takes T).
+template <typename T>
+double rate_in(double rate) {
+  return static_cast<double>(static_cast<T>(rate));
+}
+
+enum class Score { dot, concat, additive };
+
+// Keras's Attention (Luong-style dot-product attention) and, with
+// Score::additive, AdditiveAttention (Bahdanau-style). Inputs: query (Tq, D),
+// value (Tv, Dv), key (Tv, D) (key = value when not given), then the masks the
+// call passed explicitly (Keras's mask=[query_mask, value_mask]: query (Tq,),
+// value (Tv,), nonzero = a valid step), in that order. Scores:
+//   dot:      S = s · query keyᵀ (s: the trainable scalar `scale` with use_scale,
+//             starting at 1; else 1 — Keras's Attention does not divide by √D)
+//   concat:   S_ij = c · Σ_d tanh(s·(q_id + k_jd)) (Keras 3's score_mode="concat":
+//             c the trainable scalar concat_score_weight, s as above; both start at 1)
+//   additive: S_ij = Σ_d w_d · tanh(q_id + k_jd) (Keras's AdditiveAttention: w the
+//             trainable (D,) `scale` with use_scale, glorot_uniform; else ones)
+// α = softmax over the allowed keys (the value mask's valid steps; causal: j <= i;
+// none allowed: α = 0), dropout on α in training (rate `dropout`, inverted, the
+// mask drawn as Dropout draws it), out = α̃ value, and a query mask zeros the
+// rows of masked queries (Keras). The value mask is the explicit one or the mask
+// the value tensor carries (Embedding(mask_zero=True), Masking); the query mask
+// likewise, and it is the mask of the output (Keras's compute_mask).
+// Outputs: out (Tq, Dv), α̃ (Tq, Tv) (after dropout, as Keras returns it).
 template <typename T>
 class Attention : public CallLayer<T> {
  public:
-  explicit Attention(const LayerSpec& spec)
-      : CallLayer<T>(spec), use_scale_(spec.get<bool>("use_scale")), causal_(spec.get<bool>("use_causal_mask")) {
-    const std::string& mode = spec.get<std::string>("score_mode");
-    if (mode != "dot")
-      throw ValueError(layer_label(spec) + ": score_mode must be 'dot' (for additive scores use AdditiveAttention), "
-                       "got '" + mode + "'");
-    reject_dropout(spec);
-  }
+  explicit Attention(const LayerSpec& spec) : Attention(spec, score_of(spec)) {}
 
   std::vector<Shape> build_call(const std::vector<Shape>& in) override {
     const LayerSpec& spec = this->spec_;
-    if (in.size() != 2 && in.size() != 3)
-      throw ValueError(layer_label(spec) + ": takes [query, value] or [query, value, key], got " +
+    const size_t masks = (query_mask_ ? 1 : 0) + (value_mask_ ? 1 : 0);
+    const size_t tensors = in.size() - std::min(in.size(), masks);
+    if (tensors != 2 && tensors != 3)
+      throw ValueError(layer_label(spec) + ": takes [query, value] or [query, value, key]" +
+                       (masks ? " and " + std::to_string(masks) + " mask(s)" : std::string()) + ", got " +
                        std::to_string(in.size()) + " inputs");
+    separate_key_ = tensors == 3;
     require_sequence(spec, "query", in[0]);
     require_sequence(spec, "value", in[1]);
-    const Shape& key = in.size() == 3 ? in[2] : in[1];
+    const Shape& key = separate_key_ ? in[2] : in[1];
     require_sequence(spec, "key", key);
     if (key[0] != in[1][0])
       throw ShapeError(layer_label(spec) + ": key and value must have the same number of steps, got key " +
                        shape_string(key) + " and value " + shape_string(in[1]));
     if (key[1] != in[0][1])
-      throw ShapeError(layer_label(spec) + ": query and key must have the same features (dot-product scores), got "
-                       "query " + shape_string(in[0]) + " and key " + shape_string(key));
+      throw ShapeError(layer_label(spec) + ": query and key must have the same features (" +
+                       (score_ == Score::dot ? "dot-product" : "additive") + " scores), got query " +
+                       shape_string(in[0]) + " and key " + shape_string(key));
     d_.q_len = in[0][0], d_.k_len = key[0], d_.depth = in[0][1], d_.v_depth = in[1][1];
+    size_t at = tensors;
+    const std::pair<bool, std::pair<const char*, int64_t>> explicit_masks[] = {
+        {query_mask_, {"query_mask", d_.q_len}}, {value_mask_, {"value_mask", d_.k_len}}};
+    for (const auto& [given, what] : explicit_masks)
+      if (given && in[at++] != Shape{what.second})
+        throw ShapeError(layer_label(spec) + ": mask: " + what.first + " must have shape (" +
+                         std::to_string(what.second) + ",) per example (one entry per step), i.e. (batch, " +
+                         std::to_string(what.second) + "), got " + shape_string(in[at - 1]) + " per example");
     this->in_size_ = shape_size(in[0]);
     this->out_size_ = d_.q_len * d_.v_depth;
     return {{d_.q_len, d_.v_depth}, {d_.q_len, d_.k_len}};
   }
 
   std::vector<Shape> parameter_shapes() const override {
-    if (use_scale_) return {{1}};
-    return {};
+    std::vector<Shape> shapes;
+    if (use_scale_) shapes.push_back({score_ == Score::additive ? d_.depth : 1});
+    if (score_ == Score::concat) shapes.push_back({1});
+    return shapes;
   }
   std::vector<std::string> parameter_names() const override {
-    if (use_scale_) return {"scale"};
-    return {};
+    std::vector<std::string> names;
+    if (use_scale_) names.push_back("scale");
+    if (score_ == Score::concat) names.push_back("concat_score_weight");
+    return names;
   }
-  void initialize(uint64_t) override {
-    if (use_scale_) this->params_[0] = T(1);
+  void initialize(uint64_t key) override {
+    if (score_ == Score::additive) {
+      if (use_scale_)  // Keras: glorot_uniform, whose fans for a vector are its length
+        corenn::initialize<T>(this->params_, d_.depth, Init::glorot_uniform, d_.depth, d_.depth, 0.0,
+                              random_bits(key, 0));
+      return;
+    }
+    std::fill(this->params_, this->params_ + this->parameter_count(), T(1));
   }
-
-  void forward_call(const std::vector<const T*>& xs, std::vector<const T*>& ys, int64_t batch, bool, uint64_t,
-                    LayerCache<T>& c) const override {
+  void forward_call(const std::vector<const T*>& xs, std::vector<const T*>& ys, int64_t batch, bool training,
+                    uint64_t key, LayerCache<T>& c) const override {
     AttentionDims d = d_;
     d.batch = batch;
-    c.outs.resize(2);
-    ensure_size(c.outs[0], batch * d.q_len * d.v_depth);
-    ensure_size(c.outs[1], batch * d.q_len * d.k_len);
-    attention_forward<T>(c.outs[0].data(), c.outs[1].data(), xs[0], key(xs), xs[1], nullptr, 0, causal_, scale(), d);
-    ys[0] = c.outs[0].data();
-    ys[1] = c.outs[1].data();
+    const int64_t np = batch * d.q_len * d.k_len, no = batch * d.q_len * d.v_depth;
+    c.outs.resize(3);
+    ensure_size(c.outs[0], no);
+    ensure_size(c.outs[1], np);
+    const Masks m = masks(xs, batch, training, key, c);
+    const AttentionDropout drop{m.keep, rate_in<T>(rate_)};
+    T* dropped = nullptr;
+    if (m.keep) {
+      ensure_size(c.outs[2], np);
+      dropped = c.outs[2].data();
+    }
+    T* o = c.outs[0].data();
+    T* p = c.outs[1].data();
+    if (score_ == Score::dot) {
+      attention_forward<T>(o, p, xs[0], key_of(xs), xs[1], m.allowed, batch, causal_, scale(), d, drop, dropped);
+    } else {
+      const Additive a = additive_inputs(xs, batch, c);
+      additive_scores_forward<T>(p, a.q, a.k, a.w, additive_dims(batch));
+      attention_weights_forward<T>(o, p, dropped, xs[1], m.allowed, batch, causal_, drop, d);
+    }
+    if (m.query)
+      for (int64_t i = 0; i < batch * d.q_len; ++i)
+        if (!m.query[i]) std::fill(o + i * d.v_depth, o + (i + 1) * d.v_depth, T(0));
+    ys[0] = o;
+    ys[1] = m.keep ? dropped : p;
   }
 
-  // With s = scale: the kernel at scale 1 gives dq₁ = dS k and dk₁ = dSᵀ q, so
-  // dq = s·dq₁, dk = s·dk₁ and ds = Σ dS ⊙ (q kᵀ) = Σ dq₁ ⊙ q.
   void backward_call(const std::vector<T*>& dys, const std::vector<T*>& dxs, const std::vector<const T*>& xs,
                      const std::vector<const T*>&, int64_t batch, LayerCache<T>& c) override {
     no_gradient_through_scores(this->spec_, dys[1], batch * d_.q_len * d_.k_len);
     AttentionDims d = d_;
     d.batch = batch;
     const int64_t nq = batch * d.q_len * d.depth, nk = batch * d.k_len * d.depth, nv = batch * d.k_len * d.v_depth;
-    const bool separate_key = xs.size() == 3;
-    ensure_size(c.grad_mid, nq + 2 * nk + nv + batch * d.q_len * d.v_depth);
+    const int64_t no = batch * d.q_len * d.v_depth, np = batch * d.q_len * d.k_len;
+    ensure_size(c.grad_mid, nq + 2 * nk + nv + no + np + d.depth);
     T* dq = dxs[0] ? dxs[0] : c.grad_mid.data();
-    T* dk = separate_key && dxs[2] ? dxs[2] : c.grad_mid.data() + nq;
+    T* dk = separate_key_ && dxs[2] ? dxs[2] : c.grad_mid.data() + nq;
     T* dv = dxs[1] ? dxs[1] : c.grad_mid.data() + nq + nk;
     T* dk_from_value = c.grad_mid.data() + nq + nk + nv;  // key = value: its gradient adds to dv
+    T* zeros = dk_from_value + nk;
+    T* dscores = zeros + no;
+    T* dw = dscores + np;
     T* dout = dys[0];
     if (!dout) {
-      dout = dk_from_value + nk;
-      std::fill(dout, dout + batch * d.q_len * d.v_depth, T(0));
+      dout = zeros;
+      std::fill(dout, dout + no, T(0));
     }
-    if (!separate_key) dk = dk_from_value;
+    if (!separate_key_) dk = dk_from_value;
+    const Masks m = saved_masks(c);
+    if (m.query)  // masked queries' rows were zeroed: no gradient reaches them
+      for (int64_t i = 0; i < batch * d.q_len; ++i)
+        if (!m.query[i]) std::fill(dout + i * d.v_depth, dout + (i + 1) * d.v_depth, T(0));
+    const AttentionDropout drop{m.keep, rate_in<T>(rate_)};
     const T* q = xs[0];
-    const T* k = key(xs);
-    attention_backward<T>(dq, dk, dv, dout, q, k, xs[1], c.outs[1].data(), use_scale_ ? 1.0 : scale(), d);
-    if (use_scale_) {
-      double ds = 0.0;
-      for (int64_t i = 0; i < nq; ++i) ds += static_cast<double>(dq[i]) * q[i];
-      this->grads_[0] += static_cast<T>(ds);
-      const T s = this->params_[0];
-      for (int64_t i = 0; i < nq; ++i) dq[i] *= s;
-      for (int64_t i = 0; i < nk; ++i) dk[i] *= s;
+    const T* k = key_of(xs);
+    if (score_ == Score::dot) {
+      // With s = scale: the kernel at scale 1 gives dq₁ = dS k and dk₁ = dSᵀ q, so
+      // dq = s·dq₁, dk = s·dk₁ and ds = Σ dS ⊙ (q kᵀ) = Σ dq₁ ⊙ q.
+      attention_backward<T>(dq, dk, dv, dout, q, k, xs[1], c.outs[1].data(), use_scale_ ? 1.0 : scale(), d, drop);
+      if (use_scale_) {
+        double ds = 0.0;
+        for (int64_t i = 0; i < nq; ++i) ds += static_cast<double>(dq[i]) * q[i];
+        this->grads_[0] += static_cast<T>(ds);
+        const T s = this->params_[0];
+        for (int64_t i = 0; i < nq; ++i) dq[i] *= s;
+        for (int64_t i = 0; i < nk; ++i) dk[i] *= s;
+      }
+    } else {
+      attention_weights_backward<T>(dscores, dv, dout, xs[1], c.outs[1].data(), drop, d);
+      const Additive a = saved_additive(xs, batch, c);
+      const bool learnt_w = score_ == Score::additive && use_scale_;
+      T* w_grad = learnt_w ? this->grads_ : dw;
+      if (!learnt_w) std::fill(dw, dw + d.depth, T(0));
+      additive_scores_backward<T>(dq, dk, w_grad, dscores, a.q, a.k, a.w, additive_dims(batch));
+      if (score_ == Score::concat) {
+        // q̂ = s·q, k̂ = s·k, w = c·1: dq = s·dq̂, dk = s·dk̂, ds = Σ dq̂ ⊙ q + Σ dk̂ ⊙ k, dc = Σ dw.
+        T* grads = this->grads_;
+        if (use_scale_) {
+          double ds = 0.0;
+          for (int64_t i = 0; i < nq; ++i) ds += static_cast<double>(dq[i]) * q[i];
+          for (int64_t i = 0; i < nk; ++i) ds += static_cast<double>(dk[i]) * k[i];
+          grads[0] += static_cast<T>(ds);
+          const T s = this->params_[0];
+          for (int64_t i = 0; i < nq; ++i) dq[i] *= s;
+          for (int64_t i = 0; i < nk; ++i) dk[i] *= s;
+          ++grads;
+        }
+        double dc = 0.0;
+        for (int64_t u = 0; u < d.depth; ++u) dc += dw[u];
+        grads[0] += static_cast<T>(dc);
+      }
     }
-    if (!separate_key && dxs[1])
+    if (!separate_key_ && dxs[1])
       for (int64_t i = 0; i < nv; ++i) dv[i] += dk[i];
+    size_t at = separate_key_ ? 3 : 2;  // the explicit masks: constants
+    if (query_mask_ && dxs[at++]) std::fill(dxs[at - 1], dxs[at - 1] + batch * d.q_len, T(0));
+    if (value_mask_ && dxs[at]) std::fill(dxs[at], dxs[at] + batch * d.k_len, T(0));
+  }
+
+  // The output carries the query's mask (Keras's compute_mask); the scores none.
+  const uint8_t* output_mask(size_t output, int64_t, LayerCache<T>& c) const override {
+    if (output != 0) return nullptr;
+    return query_mask_ ? c.out_mask.data() : c.input_mask;
+  }
+
+ protected:
+  Attention(const LayerSpec& spec, Score score)
+      : CallLayer<T>(spec),
+        score_(score),
+        use_scale_(spec.get<bool>("use_scale")),
+        causal_(spec.get<bool>("use_causal_mask")),
+        query_mask_(spec.get<bool>("query_mask_input")),
+        value_mask_(spec.get<bool>("value_mask_input")),
+        rate_(spec.get<double>("dropout")) {
+    validate_attention_dropout(rate_, layer_label(spec).c_str(), "dropout");
   }
 
  private:
-  static const T* key(const std::vector<const T*>& xs) { return xs.size() == 3 ? xs[2] : xs[1]; }
-  double scale() const { return use_scale_ ? static_cast<double>(this->params_[0]) : 1.0; }
+  static Score score_of(const LayerSpec& spec) {
+    const std::string& mode = spec.get<std::string>("score_mode");
+    if (mode == "dot") return Score::dot;
+    if (mode == "concat") return Score::concat;
+    throw ValueError(layer_label(spec) + ": score_mode must be 'dot' or 'concat', got '" + mode + "'");
+  }
 
-  bool use_scale_, causal_;
+  const T* key_of(const std::vector<const T*>& xs) const { return separate_key_ ? xs[2] : xs[1]; }
+  double scale() const { return use_scale_ ? static_cast<double>(this->params_[0]) : 1.0; }
+  AttentionDims additive_dims(int64_t batch) const {
+    AttentionDims d = d_;
+    d.batch = batch;
+    d.v_depth = 0;
+    return d;
+  }
+
+  // The masks of one forward pass, kept in the cache for backward: c.mask holds
+  // the dropout's keep mask (B, Tq, Tk) when dropping, then the kernel's allowed
+  // keys (B, Tq, Tk) when a value mask is given; c.out_mask the explicit query
+  // mask (N, Tq).
+  struct Masks {
+    const uint8_t* keep = nullptr;
+    const bool* allowed = nullptr;
+    const uint8_t* query = nullptr;
+  };
+  Masks masks(const std::vector<const T*>& xs, int64_t batch, bool training, uint64_t key, LayerCache<T>& c) const {
+    const int64_t np = batch * d_.q_len * d_.k_len;
+    const bool dropping = training && rate_ > 0.0;
+    size_t at = separate_key_ ? 3 : 2;
+    const T* query_input = query_mask_ ? xs[at++] : nullptr;
+    const T* value_input = value_mask_ ? xs[at++] : nullptr;
+    const uint8_t* value = value_input ? nullptr : (c.input_masks.size() > 1 ? c.input_masks[1] : nullptr);
+    const int64_t keep_n = dropping ? np : 0;
+    ensure_size(c.mask, keep_n + (value_input || value ? np : 0));
+    Masks m;
+    if (dropping) {
+      dropout_mask(c.mask.data(), np, rate_in<T>(rate_), key);
+      m.keep = c.mask.data();
+    }
+    if (value_input || value) {
+      uint8_t* allowed = c.mask.data() + keep_n;
+      for (int64_t b = 0; b < batch; ++b)
+        for (int64_t i = 0; i < d_.q_len; ++i)
+          for (int64_t j = 0; j < d_.k_len; ++j)
+            allowed[(b * d_.q_len + i) * d_.k_len + j] =
+                value_input ? value_input[b * d_.k_len + j] != T(0) : value[b * d_.k_len + j] != 0;
+      m.allowed = reinterpret_cast<const bool*>(allowed);
+    }
+    if (query_input) {
+      ensure_size(c.out_mask, batch * d_.q_len);
+      mask_from_input(c.out_mask.data(), query_input, batch * d_.q_len);
+      m.query = c.out_mask.data();
+    } else {
+      m.query = c.input_mask;
+    }
+    return m;
+  }
+  // The masks forward made (backward reads the keep mask and the query mask).
+  Masks saved_masks(LayerCache<T>& c) const {
+    Masks m;
+    if (c.training && rate_ > 0.0) m.keep = c.mask.data();
+    m.query = query_mask_ ? c.out_mask.data() : c.input_mask;
+    return m;
+  }
+
+  // The additive kernel's q̂, k̂ and w: Keras's concat scores scale q and k
+  // (kept in c.scratch) and weigh every unit by c; AdditiveAttention's w is
+  // its scale (or ones).
+  struct Additive {
+    const T *q, *k, *w;
+  };
+  Additive additive_inputs(const std::vector<const T*>& xs, int64_t batch, LayerCache<T>& c) const {
+    const int64_t nq = batch * d_.q_len * d_.depth, nk = batch * d_.k_len * d_.depth;
+    ensure_size(c.scratch, nq + nk + d_.depth);
+    T* q = c.scratch.data();
+    T* k = q + nq;
+    T* w = k + nk;
+    const bool scaled = score_ == Score::concat && use_scale_;
+    const T s = scaled ? this->params_[0] : T(1);
+    if (scaled) {
+      for (int64_t i = 0; i < nq; ++i) q[i] = s * xs[0][i];
+      for (int64_t i = 0; i < nk; ++i) k[i] = s * key_of(xs)[i];
+    }
+    if (score_ == Score::additive && use_scale_) std::copy_n(this->params_, d_.depth, w);
+    else std::fill(w, w + d_.depth, score_ == Score::concat ? this->params_[use_scale_ ? 1 : 0] : T(1));
+    return {scaled ? q : xs[0], scaled ? k : key_of(xs), w};
+  }
+  Additive saved_additive(const std::vector<const T*>& xs, int64_t batch, LayerCache<T>& c) const {
+    const int64_t nq = batch * d_.q_len * d_.depth, nk = batch * d_.k_len * d_.depth;
+    const bool scaled = score_ == Score::concat && use_scale_;
+    const T* q = c.scratch.data();
+    return {scaled ? q : xs[0], scaled ? q + nq : key_of(xs), q + nq + nk};
+  }
+
+  Score score_;
+  bool use_scale_, causal_, query_mask_, value_mask_;
+  double rate_;
+  bool separate_key_ = false;
   AttentionDims d_;  // per example (batch unset)
+};
+
+template <typename T>
+class AdditiveAttention : public Attention<T> {
+ public:
+  explicit AdditiveAttention(const LayerSpec& spec) : Attention<T>(spec, Score::additive) {}
 };
 
 // Multi-head attention (Vaswani et al. 2017, section 3.2.2), Keras's call
@@ -195,8 +407,10 @@ class Attention : public CallLayer<T> {
 // Weights in get_weights order: query kernel (H·key_dim, Dq) and bias, key
 // kernel (H·key_dim, Dk) and bias, value kernel (H·value_dim, Dv) and bias,
 // output kernel (D_out, H·value_dim) and bias: PyTorch's in_proj_weight split
-// in three rows blocks (q, k, v), in_proj_bias likewise, out_proj. Outputs: out
-// (Tq, D_out) and the weights (H, Tq, Tv).
+// in three rows blocks (q, k, v), in_proj_bias likewise, out_proj. `dropout`
+// drops attention weights in training (PyTorch's dropout_p, Keras's dropout),
+// the mask drawn as Dropout draws it. Outputs: out (Tq, D_out) and the weights
+// (H, Tq, Tv), before dropout (as Keras returns them).
 template <typename T>
 class MultiHeadAttention : public CallLayer<T> {
  public:
@@ -210,7 +424,8 @@ class MultiHeadAttention : public CallLayer<T> {
         output_shape_(spec.get<Ints>("output_shape")),
         kernel_init_(parse_initializer(spec.get<std::string>("kernel_initializer"))),
         bias_init_(parse_initializer(spec.get<std::string>("bias_initializer"))),
-        stddev_(spec.get<double>("initializer_stddev")) {
+        stddev_(spec.get<double>("initializer_stddev")),
+        rate_(spec.get<double>("dropout")) {
     const std::pair<const char*, int64_t> positive[] = {{"num_heads", heads_}, {"key_dim", key_dim_}};
     for (const auto& [name, value] : positive)
       if (value < 1) throw ValueError(layer_label(spec) + ": " + name + " must be >= 1, got " + std::to_string(value));
@@ -221,7 +436,7 @@ class MultiHeadAttention : public CallLayer<T> {
     if (output_shape_.size() > 1 || (output_shape_.size() == 1 && output_shape_[0] < 1))
       throw ValueError(layer_label(spec) + ": output_shape must be empty (the query's features) or one positive "
                        "size, got " + shape_string(output_shape_));
-    reject_dropout(spec);
+    validate_attention_dropout(rate_, layer_label(spec).c_str(), "dropout");
   }
 
   std::vector<Shape> build_call(const std::vector<Shape>& in) override {
@@ -279,8 +494,8 @@ class MultiHeadAttention : public CallLayer<T> {
     }
   }
 
-  void forward_call(const std::vector<const T*>& xs, std::vector<const T*>& ys, int64_t batch, bool, uint64_t,
-                    LayerCache<T>& c) const override {
+  void forward_call(const std::vector<const T*>& xs, std::vector<const T*>& ys, int64_t batch, bool training,
+                    uint64_t key, LayerCache<T>& c) const override {
     const int64_t N = batch, H = heads_, dk = key_dim_, dv = value_dim_;
     const Buffers b = buffers(c, N, false);
     const auto P = projections();
@@ -291,11 +506,24 @@ class MultiHeadAttention : public CallLayer<T> {
     split_heads(b.k, b.tmp, N, Tv_, H, dk);
     dense_forward<T>(b.tmp, xs[1], this->params_ + P[2].kernel, bias(P[2]), N * Tv_, Dv_, H * dv);
     split_heads(b.v, b.tmp, N, Tv_, H, dv);
-    const bool* mask = has_mask_ ? mask_bytes(c.mask, xs[3], N, H, Tq_ * Tv_) : nullptr;
-    c.outs.resize(2);
+    // c.mask: the dropout's keep mask (when dropping), then the attention mask
+    // (when given), each (N·H, Tq, Tv).
+    const int64_t np = N * H * Tq_ * Tv_;
+    const bool dropping = training && rate_ > 0.0;
+    const int64_t keep_n = dropping ? np : 0;
+    ensure_size(c.mask, keep_n + (has_mask_ ? np : 0));
+    const bool* mask = has_mask_ ? mask_bytes(c.mask.data() + keep_n, xs[3], N, H, Tq_ * Tv_) : nullptr;
+    c.outs.resize(3);
     ensure_size(c.outs[0], N * Tq_ * Dout_);
-    ensure_size(c.outs[1], N * H * Tq_ * Tv_);
-    attention_forward<T>(b.tmp, c.outs[1].data(), b.q, b.k, b.v, mask, N * H, causal_, scale(), dims(N));
+    ensure_size(c.outs[1], np);
+    AttentionDropout drop;
+    if (dropping) {
+      dropout_mask(c.mask.data(), np, rate_in<T>(rate_), key);
+      drop = {c.mask.data(), rate_in<T>(rate_)};
+      ensure_size(c.outs[2], np);
+    }
+    attention_forward<T>(b.tmp, c.outs[1].data(), b.q, b.k, b.v, mask, N * H, causal_, scale(), dims(N), drop,
+                         c.outs[2].data());
     merge_heads(b.heads, b.tmp, N, Tq_, H, dv);
     dense_forward<T>(c.outs[0].data(), b.heads, this->params_ + P[3].kernel, bias(P[3]), N * Tq_, H * dv, Dout_);
     ys[0] = c.outs[0].data();
@@ -318,7 +546,9 @@ class MultiHeadAttention : public CallLayer<T> {
     dense_backward<T>(g.tmp, this->grads_ + P[3].kernel, bias_grad(P[3]), dy, b.heads,
                       this->params_ + P[3].kernel, N * Tq_, H * dv, Dout_);
     split_heads(g.heads, g.tmp, N, Tq_, H, dv);
-    attention_backward<T>(g.q, g.k, g.v, g.heads, b.q, b.k, b.v, c.outs[1].data(), scale(), dims(N));
+    AttentionDropout drop;
+    if (c.training && rate_ > 0.0) drop = {c.mask.data(), rate_in<T>(rate_)};
+    attention_backward<T>(g.q, g.k, g.v, g.heads, b.q, b.k, b.v, c.outs[1].data(), scale(), dims(N), drop);
     merge_heads(g.tmp, g.q, N, Tq_, H, dk);
     dense_backward<T>(dxs[0], this->grads_ + P[0].kernel, bias_grad(P[0]), g.tmp, xs[0],
                       this->params_ + P[0].kernel, N * Tq_, Dq_, H * dk);
@@ -383,12 +613,17 @@ class MultiHeadAttention : public CallLayer<T> {
   Ints output_shape_;
   Init kernel_init_, bias_init_;
   double stddev_;  // random_normal's, for either initialiser
+  double rate_;    // dropout on the attention weights (training only)
   int64_t Tq_ = 0, Tv_ = 0, Dq_ = 0, Dk_ = 0, Dv_ = 0, Dout_ = 0;
   bool has_mask_ = false;
 };
 
 const LayerRegistration attention_kind(layer_kind<Attention>(
-    "attention", {{"use_scale", false}, {"score_mode", "dot"}, {"dropout", 0.0}, {"use_causal_mask", false}}));
+    "attention", {{"use_scale", false}, {"score_mode", "dot"}, {"dropout", 0.0}, {"use_causal_mask", false},
+                  {"query_mask_input", false}, {"value_mask_input", false}}));
+const LayerRegistration additive_attention_kind(layer_kind<AdditiveAttention>(
+    "additive_attention", {{"use_scale", true}, {"dropout", 0.0}, {"use_causal_mask", false},
+                           {"query_mask_input", false}, {"value_mask_input", false}}));
 const LayerRegistration multi_head_attention_kind(layer_kind<MultiHeadAttention>(
     "multi_head_attention", {{"num_heads", 1}, {"key_dim", 1}, {"value_dim", 0}, {"dropout", 0.0},
                              {"use_bias", true}, {"output_shape", Ints{}}, {"use_causal_mask", false},

@@ -1111,7 +1111,7 @@ class Engine : public EngineBase {
 
   // Runs every node in execution order; acts[t] is tensor t (the model's
   // inputs, then each node's outputs) and masks[t] its mask (N, T) or nullptr
-  // (Layer::output_mask: a node's layer gets the mask of its first input and
+  // (Layer::output_mask: a node's layer gets the masks of its inputs and
   // tells that of each output; model inputs carry none). A distinct dropout
   // key per (step, call): masks repeat within a step (gradient checking) and
   // never across steps or calls.
@@ -1134,6 +1134,8 @@ class Engine : public EngineBase {
       Layer<T>& layer = *layers_[node.layer];
       caches[p].training = training;
       caches[p].input_mask = masks[node.in[0]];
+      caches[p].input_masks.clear();
+      for (int t : node.in) caches[p].input_masks.push_back(masks[t]);
       const int source = relu_source_[p];
       if (source >= 0 && caches[source].fused_relu) {  // this ReLU ran inside the layer before it
         acts[node.out[0]] = acts[node.in[0]];

@@ -112,80 +112,215 @@ void validate_attention_scale(double scale, const char* op) {
   throw ValueError(msg.str());
 }
 
-// ---------------------------------------------------------------- forward
+void validate_attention_dropout(double rate, const char* op, const char* arg) {
+  if (rate >= 0.0 && rate < 1.0) return;
+  std::ostringstream msg;
+  msg << op << ": " << arg << " must be in [0, 1), got " << rate;
+  throw ValueError(msg.str());
+}
+
+// ---------------------------------------------------------------- weights and values
+//
+// The part every score shares (dot products, Bahdanau's additive ones, Keras's
+// concat): the rows of scores become weights (masked softmax), dropout, then
+// the weighted sum of the values. One batch element at a time, so the
+// dot-product kernels run it between their GEMMs while the element is in cache.
+
+namespace {
+
+// pb: (Tq, Tk) scores in, weights out; pdb: P̃ (Tq, Tk) written with dropout;
+// ob: (Tq, Dv) = P̃ vb (P̃ = P without dropout).
+template <typename T>
+void weights_and_values(T* ob, T* pb, T* pdb, const T* vb, const bool* mb, const uint8_t* keepb, double rate,
+                        bool causal, int64_t Tq, int64_t Tk, int64_t Dv) {
+  for (int64_t i = 0; i < Tq; ++i) masked_softmax_row(pb + i * Tk, mb ? mb + i * Tk : nullptr, causal, i, Tk);
+  const T* weights = pb;
+  if (keepb) {
+    const T keep = T(1) - static_cast<T>(rate);
+    for (int64_t i = 0; i < Tq * Tk; ++i) pdb[i] = pb[i] * T(keepb[i] != 0) / keep;
+    weights = pdb;
+  }
+  gemm(Trans::no, Trans::no, Tq, Dv, Tk, T(1), weights, Tk, vb, Dv, T(0), ob, Dv);
+}
+
+// dsb: (Tq, Tk) dscores written; dvb: (Tk, Dv) written; pdb: (Tq, Tk) scratch
+// for P̃ (with dropout); dob: (Tq, Dv); vb: (Tk, Dv); pb: (Tq, Tk) weights.
+template <typename T>
+void weights_and_values_backward(T* dsb, T* dvb, T* pdb, const T* dob, const T* vb, const T* pb,
+                                 const uint8_t* keepb, double rate, int64_t Tq, int64_t Tk, int64_t Dv) {
+  const T keep = T(1) - static_cast<T>(rate);
+  const T* weights = pb;
+  if (keepb) {
+    for (int64_t i = 0; i < Tq * Tk; ++i) pdb[i] = pb[i] * T(keepb[i] != 0) / keep;
+    weights = pdb;
+  }
+  gemm(Trans::yes, Trans::no, Tk, Dv, Tq, T(1), weights, Tk, dob, Dv, T(0), dvb, Dv);
+  gemm(Trans::no, Trans::yes, Tq, Tk, Dv, T(1), dob, Dv, vb, Dv, T(0), dsb, Tk);  // dP̃
+  if (keepb)
+    for (int64_t i = 0; i < Tq * Tk; ++i) dsb[i] = dsb[i] * T(keepb[i] != 0) / keep;  // dP
+  for (int64_t i = 0; i < Tq; ++i) {
+    T* row = dsb + i * Tk;
+    const T* prow = pb + i * Tk;
+    double dot = 0.0;
+    for (int64_t j = 0; j < Tk; ++j) dot += static_cast<double>(row[j]) * prow[j];
+    const T r = static_cast<T>(dot);
+    for (int64_t j = 0; j < Tk; ++j) row[j] = prow[j] * (row[j] - r);
+  }
+}
+
+// The mask rows of batch element b, or nullptr.
+inline const bool* mask_of(const bool* mask, int64_t mask_batch, int64_t b, int64_t size) {
+  return mask ? mask + (mask_batch == 1 ? 0 : b) * size : nullptr;
+}
+
+}  // namespace
 
 template <typename T>
-void attention_forward(T* o, T* p, const T* q, const T* k, const T* v, const bool* mask,
-                       int64_t mask_batch, bool causal, double scale, const AttentionDims& d) {
-  // o: (B, Tq, dv); p: (B, Tq, Tk); q: (B, Tq, d); k: (B, Tk, d); v: (B, Tk, dv)
-  const int64_t Tq = d.q_len, Tk = d.k_len, D = d.depth, Dv = d.v_depth;
+void attention_weights_forward(T* o, T* p, T* dropped, const T* v, const bool* mask, int64_t mask_batch,
+                               bool causal, const AttentionDropout& drop, const AttentionDims& d) {
+  // o: (B, Tq, dv); p: (B, Tq, Tk) scores in, weights out; dropped: (B, Tq, Tk) P̃; v: (B, Tk, dv)
+  const int64_t Tq = d.q_len, Tk = d.k_len, Dv = d.v_depth;
   for_batch(d.batch, [=](int64_t lo, int64_t hi, int) {
-    for (int64_t b = lo; b < hi; ++b) {
-      T* pb = p + b * Tq * Tk;
-      gemm(Trans::no, Trans::yes, Tq, Tk, D, static_cast<T>(scale), q + b * Tq * D, D, k + b * Tk * D, D,
-           T(0), pb, Tk);
-      const bool* mb = mask ? mask + (mask_batch == 1 ? 0 : b) * Tq * Tk : nullptr;
-      for (int64_t i = 0; i < Tq; ++i) masked_softmax_row(pb + i * Tk, mb ? mb + i * Tk : nullptr, causal, i, Tk);
-      gemm(Trans::no, Trans::no, Tq, Dv, Tk, T(1), pb, Tk, v + b * Tk * Dv, Dv, T(0), o + b * Tq * Dv, Dv);
-    }
+    for (int64_t b = lo; b < hi; ++b)
+      weights_and_values(o + b * Tq * Dv, p + b * Tq * Tk, drop.keep ? dropped + b * Tq * Tk : nullptr,
+                         v + b * Tk * Dv, mask_of(mask, mask_batch, b, Tq * Tk),
+                         drop.keep ? drop.keep + b * Tq * Tk : nullptr, drop.rate, causal, Tq, Tk, Dv);
   });
 }
 
 template <typename T>
-void attention_forward_naive(T* o, T* p, const T* q, const T* k, const T* v, const bool* mask,
-                             int64_t mask_batch, bool causal, double scale, const AttentionDims& d) {
-  // o: (B, Tq, dv); p: (B, Tq, Tk); q: (B, Tq, d); k: (B, Tk, d); v: (B, Tk, dv)
-  const int64_t Tq = d.q_len, Tk = d.k_len, D = d.depth, Dv = d.v_depth;
-  std::vector<double> s(static_cast<size_t>(Tk));
+void attention_weights_forward_naive(T* o, T* p, T* dropped, const T* v, const bool* mask, int64_t mask_batch,
+                                     bool causal, const AttentionDropout& drop, const AttentionDims& d) {
+  // o: (B, Tq, dv); p: (B, Tq, Tk) scores in, weights out; dropped: (B, Tq, Tk) P̃; v: (B, Tk, dv)
+  const int64_t Tq = d.q_len, Tk = d.k_len, Dv = d.v_depth;
+  std::vector<double> e(static_cast<size_t>(Tk));
   for (int64_t b = 0; b < d.batch; ++b)
     for (int64_t i = 0; i < Tq; ++i) {
       T* prow = p + (b * Tq + i) * Tk;
       const bool* mrow = mask ? mask + ((mask_batch == 1 ? 0 : b) * Tq + i) * Tk : nullptr;
       double top = -std::numeric_limits<double>::infinity();
       bool any = false;
-      for (int64_t j = 0; j < Tk; ++j) {
-        double dot = 0.0;
-        for (int64_t c = 0; c < D; ++c) dot += static_cast<double>(q[(b * Tq + i) * D + c]) * k[(b * Tk + j) * D + c];
-        s[j] = scale * dot;
-        if (allowed(mrow, causal, i, j)) any = true, top = std::max(top, s[j]);
-      }
+      for (int64_t j = 0; j < Tk; ++j)
+        if (allowed(mrow, causal, i, j)) any = true, top = std::max(top, static_cast<double>(prow[j]));
       double sum = 0.0;
       for (int64_t j = 0; j < Tk; ++j) {
-        s[j] = any && allowed(mrow, causal, i, j) ? std::exp(s[j] - top) : 0.0;
-        sum += s[j];
+        e[j] = any && allowed(mrow, causal, i, j) ? std::exp(prow[j] - top) : 0.0;
+        sum += e[j];
       }
-      for (int64_t j = 0; j < Tk; ++j) prow[j] = static_cast<T>(any ? s[j] / sum : 0.0);
+      for (int64_t j = 0; j < Tk; ++j) prow[j] = static_cast<T>(any ? e[j] / sum : 0.0);
+      const T* wrow = prow;
+      if (drop.keep) {
+        T* drow = dropped + (b * Tq + i) * Tk;
+        const uint8_t* krow = drop.keep + (b * Tq + i) * Tk;
+        for (int64_t j = 0; j < Tk; ++j) drow[j] = prow[j] * (krow[j] ? T(1) : T(0)) / (T(1) - static_cast<T>(drop.rate));
+        wrow = drow;
+      }
       for (int64_t c = 0; c < Dv; ++c) {
         double acc = 0.0;
-        for (int64_t j = 0; j < Tk; ++j) acc += (any ? s[j] / sum : 0.0) * v[(b * Tk + j) * Dv + c];
+        for (int64_t j = 0; j < Tk; ++j) acc += static_cast<double>(wrow[j]) * v[(b * Tk + j) * Dv + c];
         o[(b * Tq + i) * Dv + c] = static_cast<T>(acc);
       }
     }
+}
+
+template <typename T>
+void attention_weights_backward(T* dscores, T* dv, const T* dout, const T* v, const T* p,
+                                const AttentionDropout& drop, const AttentionDims& d) {
+  // dscores, p: (B, Tq, Tk); dv, v: (B, Tk, dv); dout: (B, Tq, dv)
+  const int64_t Tq = d.q_len, Tk = d.k_len, Dv = d.v_depth;
+  for_batch(d.batch, [=](int64_t lo, int64_t hi, int) {
+    std::vector<T> dropped(drop.keep ? static_cast<size_t>(Tq * Tk) : 0);
+    for (int64_t b = lo; b < hi; ++b)
+      weights_and_values_backward(dscores + b * Tq * Tk, dv + b * Tk * Dv, dropped.data(), dout + b * Tq * Dv,
+                                  v + b * Tk * Dv, p + b * Tq * Tk, drop.keep ? drop.keep + b * Tq * Tk : nullptr,
+                                  drop.rate, Tq, Tk, Dv);
+  });
+}
+
+template <typename T>
+void attention_weights_backward_naive(T* dscores, T* dv, const T* dout, const T* v, const T* p,
+                                      const AttentionDropout& drop, const AttentionDims& d) {
+  // dscores, p: (B, Tq, Tk); dv, v: (B, Tk, dv); dout: (B, Tq, dv)
+  const int64_t Tq = d.q_len, Tk = d.k_len, Dv = d.v_depth;
+  // P̃ and dP = dP̃ ⊙ keep/(1 − rate), the dropout's slope (1 without dropout).
+  auto slope = [&](int64_t at) {
+    return drop.keep ? (drop.keep[at] ? 1.0 : 0.0) / static_cast<double>(T(1) - static_cast<T>(drop.rate)) : 1.0;
+  };
+  std::vector<double> dp(static_cast<size_t>(Tk));
+  for (int64_t b = 0; b < d.batch; ++b) {
+    for (int64_t j = 0; j < Tk; ++j)
+      for (int64_t c = 0; c < Dv; ++c) {
+        double acc = 0.0;
+        for (int64_t i = 0; i < Tq; ++i) {
+          const int64_t at = (b * Tq + i) * Tk + j;
+          acc += static_cast<double>(p[at]) * slope(at) * dout[(b * Tq + i) * Dv + c];
+        }
+        dv[(b * Tk + j) * Dv + c] = static_cast<T>(acc);
+      }
+    for (int64_t i = 0; i < Tq; ++i) {
+      double r = 0.0;
+      for (int64_t j = 0; j < Tk; ++j) {
+        double acc = 0.0;
+        for (int64_t c = 0; c < Dv; ++c) acc += static_cast<double>(dout[(b * Tq + i) * Dv + c]) * v[(b * Tk + j) * Dv + c];
+        dp[j] = acc * slope((b * Tq + i) * Tk + j);
+        r += dp[j] * p[(b * Tq + i) * Tk + j];
+      }
+      for (int64_t j = 0; j < Tk; ++j) dscores[(b * Tq + i) * Tk + j] = static_cast<T>(p[(b * Tq + i) * Tk + j] * (dp[j] - r));
+    }
+  }
+}
+
+// ---------------------------------------------------------------- forward
+
+template <typename T>
+void attention_forward(T* o, T* p, const T* q, const T* k, const T* v, const bool* mask, int64_t mask_batch,
+                       bool causal, double scale, const AttentionDims& d, const AttentionDropout& drop,
+                       T* dropped) {
+  // o: (B, Tq, dv); p, dropped: (B, Tq, Tk); q: (B, Tq, d); k: (B, Tk, d); v: (B, Tk, dv)
+  const int64_t Tq = d.q_len, Tk = d.k_len, D = d.depth, Dv = d.v_depth;
+  for_batch(d.batch, [=](int64_t lo, int64_t hi, int) {
+    for (int64_t b = lo; b < hi; ++b) {
+      T* pb = p + b * Tq * Tk;
+      gemm(Trans::no, Trans::yes, Tq, Tk, D, static_cast<T>(scale), q + b * Tq * D, D, k + b * Tk * D, D,
+           T(0), pb, Tk);
+      weights_and_values(o + b * Tq * Dv, pb, drop.keep ? dropped + b * Tq * Tk : nullptr, v + b * Tk * Dv,
+                         mask_of(mask, mask_batch, b, Tq * Tk), drop.keep ? drop.keep + b * Tq * Tk : nullptr,
+                         drop.rate, causal, Tq, Tk, Dv);
+    }
+  });
+}
+
+template <typename T>
+void attention_forward_naive(T* o, T* p, const T* q, const T* k, const T* v, const bool* mask,
+                             int64_t mask_batch, bool causal, double scale, const AttentionDims& d,
+                             const AttentionDropout& drop, T* dropped) {
+  // o: (B, Tq, dv); p, dropped: (B, Tq, Tk); q: (B, Tq, d); k: (B, Tk, d); v: (B, Tk, dv)
+  const int64_t Tq = d.q_len, Tk = d.k_len, D = d.depth;
+  for (int64_t b = 0; b < d.batch; ++b)
+    for (int64_t i = 0; i < Tq; ++i)
+      for (int64_t j = 0; j < Tk; ++j) {
+        double dot = 0.0;
+        for (int64_t c = 0; c < D; ++c) dot += static_cast<double>(q[(b * Tq + i) * D + c]) * k[(b * Tk + j) * D + c];
+        p[(b * Tq + i) * Tk + j] = static_cast<T>(scale * dot);
+      }
+  attention_weights_forward_naive(o, p, dropped, v, mask, mask_batch, causal, drop, d);
 }
 
 // ---------------------------------------------------------------- backward
 
 template <typename T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v,
-                        const T* p, double scale, const AttentionDims& d) {
+                        const T* p, double scale, const AttentionDims& d, const AttentionDropout& drop) {
   // dq, q: (B, Tq, d); dk, k: (B, Tk, d); dv, v: (B, Tk, dv); dout: (B, Tq, dv); p: (B, Tq, Tk)
   const int64_t Tq = d.q_len, Tk = d.k_len, D = d.depth, Dv = d.v_depth;
   const T s = static_cast<T>(scale);
   for_batch(d.batch, [=](int64_t lo, int64_t hi, int) {
-    std::vector<T> ds(static_cast<size_t>(Tq * Tk));  // dP, then dS in place
+    std::vector<T> ds(static_cast<size_t>(Tq * Tk));  // dS
+    std::vector<T> dropped(drop.keep ? static_cast<size_t>(Tq * Tk) : 0);
     for (int64_t b = lo; b < hi; ++b) {
-      const T* pb = p + b * Tq * Tk;
-      const T* dob = dout + b * Tq * Dv;
-      gemm(Trans::yes, Trans::no, Tk, Dv, Tq, T(1), pb, Tk, dob, Dv, T(0), dv + b * Tk * Dv, Dv);
-      gemm(Trans::no, Trans::yes, Tq, Tk, Dv, T(1), dob, Dv, v + b * Tk * Dv, Dv, T(0), ds.data(), Tk);
-      for (int64_t i = 0; i < Tq; ++i) {
-        T* row = ds.data() + i * Tk;
-        const T* prow = pb + i * Tk;
-        double dot = 0.0;
-        for (int64_t j = 0; j < Tk; ++j) dot += static_cast<double>(row[j]) * prow[j];
-        const T r = static_cast<T>(dot);
-        for (int64_t j = 0; j < Tk; ++j) row[j] = prow[j] * (row[j] - r);
-      }
+      weights_and_values_backward(ds.data(), dv + b * Tk * Dv, dropped.data(), dout + b * Tq * Dv, v + b * Tk * Dv,
+                                  p + b * Tq * Tk, drop.keep ? drop.keep + b * Tq * Tk : nullptr, drop.rate, Tq,
+                                  Tk, Dv);
       gemm(Trans::no, Trans::no, Tq, D, Tk, s, ds.data(), Tk, k + b * Tk * D, D, T(0), dq + b * Tq * D, D);
       gemm(Trans::yes, Trans::no, Tk, D, Tq, s, ds.data(), Tk, q + b * Tq * D, D, T(0), dk + b * Tk * D, D);
     }
@@ -193,39 +328,24 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T*
 }
 
 template <typename T>
-void attention_backward_naive(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k,
-                              const T* v, const T* p, double scale, const AttentionDims& d) {
+void attention_backward_naive(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v,
+                              const T* p, double scale, const AttentionDims& d, const AttentionDropout& drop) {
   // dq, q: (B, Tq, d); dk, k: (B, Tk, d); dv, v: (B, Tk, dv); dout: (B, Tq, dv); p: (B, Tq, Tk)
-  const int64_t Tq = d.q_len, Tk = d.k_len, D = d.depth, Dv = d.v_depth;
-  std::vector<double> ds(static_cast<size_t>(Tq * Tk));
+  const int64_t Tq = d.q_len, Tk = d.k_len, D = d.depth;
+  std::vector<T> ds(static_cast<size_t>(d.batch * Tq * Tk));
+  attention_weights_backward_naive(ds.data(), dv, dout, v, p, drop, d);
   for (int64_t b = 0; b < d.batch; ++b) {
-    const T* pb = p + b * Tq * Tk;
-    for (int64_t i = 0; i < Tq; ++i) {
-      double r = 0.0;
-      for (int64_t j = 0; j < Tk; ++j) {
-        double dp = 0.0;
-        for (int64_t c = 0; c < Dv; ++c) dp += static_cast<double>(dout[(b * Tq + i) * Dv + c]) * v[(b * Tk + j) * Dv + c];
-        ds[i * Tk + j] = dp;
-        r += dp * pb[i * Tk + j];
-      }
-      for (int64_t j = 0; j < Tk; ++j) ds[i * Tk + j] = pb[i * Tk + j] * (ds[i * Tk + j] - r);
-    }
-    for (int64_t j = 0; j < Tk; ++j)
-      for (int64_t c = 0; c < Dv; ++c) {
-        double acc = 0.0;
-        for (int64_t i = 0; i < Tq; ++i) acc += static_cast<double>(pb[i * Tk + j]) * dout[(b * Tq + i) * Dv + c];
-        dv[(b * Tk + j) * Dv + c] = static_cast<T>(acc);
-      }
+    const T* dsb = ds.data() + b * Tq * Tk;
     for (int64_t i = 0; i < Tq; ++i)
       for (int64_t c = 0; c < D; ++c) {
         double acc = 0.0;
-        for (int64_t j = 0; j < Tk; ++j) acc += ds[i * Tk + j] * k[(b * Tk + j) * D + c];
+        for (int64_t j = 0; j < Tk; ++j) acc += static_cast<double>(dsb[i * Tk + j]) * k[(b * Tk + j) * D + c];
         dq[(b * Tq + i) * D + c] = static_cast<T>(scale * acc);
       }
     for (int64_t j = 0; j < Tk; ++j)
       for (int64_t c = 0; c < D; ++c) {
         double acc = 0.0;
-        for (int64_t i = 0; i < Tq; ++i) acc += ds[i * Tk + j] * q[(b * Tq + i) * D + c];
+        for (int64_t i = 0; i < Tq; ++i) acc += static_cast<double>(dsb[i * Tk + j]) * q[(b * Tq + i) * D + c];
         dk[(b * Tk + j) * D + c] = static_cast<T>(scale * acc);
       }
   }
@@ -364,21 +484,28 @@ void additive_scores_backward_naive(T* dqp, T* dkp, T* dw, const T* dscores, con
 
 // ---------------------------------------------------------------- instantiations
 
-#define CORENN_ATTENTION_INSTANTIATE(T)                                                            \
-  template void attention_forward<T>(T*, T*, const T*, const T*, const T*, const bool*, int64_t,   \
-                                     bool, double, const AttentionDims&);                          \
-  template void attention_forward_naive<T>(T*, T*, const T*, const T*, const T*, const bool*,      \
-                                           int64_t, bool, double, const AttentionDims&);           \
-  template void attention_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*,          \
-                                      const T*, double, const AttentionDims&);                     \
-  template void attention_backward_naive<T>(T*, T*, T*, const T*, const T*, const T*, const T*,    \
-                                            const T*, double, const AttentionDims&);         \
-  template void additive_scores_forward<T>(T*, const T*, const T*, const T*, const AttentionDims&);        \
-  template void additive_scores_forward_naive<T>(T*, const T*, const T*, const T*,                      \
-                                                 const AttentionDims&);                                 \
-  template void additive_scores_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*,         \
-                                            const AttentionDims&);                                      \
-  template void additive_scores_backward_naive<T>(T*, T*, T*, const T*, const T*, const T*, const T*,   \
+#define CORENN_ATTENTION_INSTANTIATE(T)                                                                   \
+  template void attention_weights_forward<T>(T*, T*, T*, const T*, const bool*, int64_t, bool,                \
+                                             const AttentionDropout&, const AttentionDims&);                  \
+  template void attention_weights_forward_naive<T>(T*, T*, T*, const T*, const bool*, int64_t, bool,          \
+                                                   const AttentionDropout&, const AttentionDims&);            \
+  template void attention_weights_backward<T>(T*, T*, const T*, const T*, const T*, const AttentionDropout&,  \
+                                              const AttentionDims&);                                          \
+  template void attention_weights_backward_naive<T>(T*, T*, const T*, const T*, const T*,                     \
+                                                    const AttentionDropout&, const AttentionDims&);           \
+  template void attention_forward<T>(T*, T*, const T*, const T*, const T*, const bool*, int64_t, bool,        \
+                                     double, const AttentionDims&, const AttentionDropout&, T*);              \
+  template void attention_forward_naive<T>(T*, T*, const T*, const T*, const T*, const bool*, int64_t, bool,  \
+                                           double, const AttentionDims&, const AttentionDropout&, T*);        \
+  template void attention_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*, double,   \
+                                      const AttentionDims&, const AttentionDropout&);                         \
+  template void attention_backward_naive<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*,     \
+                                            double, const AttentionDims&, const AttentionDropout&);           \
+  template void additive_scores_forward<T>(T*, const T*, const T*, const T*, const AttentionDims&);           \
+  template void additive_scores_forward_naive<T>(T*, const T*, const T*, const T*, const AttentionDims&);     \
+  template void additive_scores_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*,               \
+                                            const AttentionDims&);                                            \
+  template void additive_scores_backward_naive<T>(T*, T*, T*, const T*, const T*, const T*, const T*,         \
                                                   const AttentionDims&);
 
 CORENN_ATTENTION_INSTANTIATE(float)

@@ -41,6 +41,13 @@ void dropout_forward_naive(T* y, uint8_t* mask, const T* x, int64_t n, T rate, u
   }
 }
 
+void dropout_mask(uint8_t* mask, int64_t n, double rate, uint64_t key) {
+  // mask: (n,)
+  detail::parallel_for(0, n, detail::grain_for(kHashWork), [=](int64_t lo, int64_t hi, int) {
+    for (int64_t i = lo; i < hi; ++i) mask[i] = uniform01(key, static_cast<uint64_t>(i)) >= rate;
+  });
+}
+
 // dx = dy · mask / (1 − rate): the forward is linear in x with that slope.
 // Any non-zero mask byte counts as kept, so a mask from elsewhere cannot scale.
 

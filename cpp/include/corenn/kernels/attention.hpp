@@ -10,7 +10,7 @@
 // when j <= i (the top-left aligned lower triangle, PyTorch's is_causal). A
 // query with no allowed key gets P = 0 and O = 0 (PyTorch gives NaN there) and
 // zero gradients.
-// Backward (from the saved P):
+// Backward (from the saved P; with dropout on P see AttentionDropout below):
 //   dV = Pᵀ dO,  dP = dO vᵀ,  dS = P ⊙ (dP − rowsum(dP ⊙ P)),
 //   dq = scale · dS k,  dk = scale · dSᵀ q
 // Masked keys have P = 0, hence dS = 0: the mask needs no second look.
@@ -36,23 +36,63 @@ int64_t attention_mask_batch(const AttentionDims& d, const std::vector<int64_t>&
 // ValueError naming `op` unless scale is finite.
 void validate_attention_scale(double scale, const char* op);
 
-// o: (B, Tq, dv), p: (B, Tq, Tk) written; q, k, v as above; mask: (mask_batch,
-// Tq, Tk) or nullptr (mask_batch ignored).
+// ValueError "op: arg must be in [0, 1), got ..." unless 0 <= rate < 1.
+void validate_attention_dropout(double rate, const char* op, const char* arg);
+
+// Dropout on the attention weights (Keras's Attention and MultiHeadAttention
+// `dropout`, PyTorch's dropout_p): the weights that multiply v are
+//   P̃ = P ⊙ keep / (1 − rate)
+// with the mask keep (B, Tq, Tk) given, nonzero = kept (the layers draw it as
+// Dropout does, dropout_mask in dropout.hpp), and backward multiplies dP̃ by the
+// same keep / (1 − rate) before the softmax's backward:
+//   dV = P̃ᵀ dO,  dP = (dO vᵀ) ⊙ keep / (1 − rate),  dS = P ⊙ (dP − rowsum(dP ⊙ P)).
+// keep = nullptr: no dropout (P̃ = P).
+struct AttentionDropout {
+  const uint8_t* keep = nullptr;
+  double rate = 0.0;
+};
+
+// o: (B, Tq, dv), p: (B, Tq, Tk) written (p the weights before dropout); q, k,
+// v as above; mask: (mask_batch, Tq, Tk) or nullptr (mask_batch ignored);
+// dropped: (B, Tq, Tk) written with P̃ when drop.keep is set (else unused).
 template <typename T>
-void attention_forward(T* o, T* p, const T* q, const T* k, const T* v, const bool* mask,
-                       int64_t mask_batch, bool causal, double scale, const AttentionDims& d);
+void attention_forward(T* o, T* p, const T* q, const T* k, const T* v, const bool* mask, int64_t mask_batch,
+                       bool causal, double scale, const AttentionDims& d, const AttentionDropout& drop = {},
+                       T* dropped = nullptr);
 template <typename T>
 void attention_forward_naive(T* o, T* p, const T* q, const T* k, const T* v, const bool* mask,
-                             int64_t mask_batch, bool causal, double scale, const AttentionDims& d);
+                             int64_t mask_batch, bool causal, double scale, const AttentionDims& d,
+                             const AttentionDropout& drop = {}, T* dropped = nullptr);
 
 // dq: (B, Tq, d), dk: (B, Tk, d), dv: (B, Tk, dv) written; dout: (B, Tq, dv);
-// q, k, v as the forward's; p: (B, Tq, Tk) from the forward; scale: the forward's.
+// q, k, v as the forward's; p: (B, Tq, Tk) from the forward; scale and drop: the forward's.
 template <typename T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v,
-                        const T* p, double scale, const AttentionDims& d);
+                        const T* p, double scale, const AttentionDims& d, const AttentionDropout& drop = {});
 template <typename T>
 void attention_backward_naive(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k,
-                              const T* v, const T* p, double scale, const AttentionDims& d);
+                              const T* v, const T* p, double scale, const AttentionDims& d,
+                              const AttentionDropout& drop = {});
+
+// The second half of attention alone, from scores made elsewhere (additive
+// scores, Keras's concat scores): the masked softmax, dropout and O = P̃ v that
+// attention_forward runs after its S = scale·q kᵀ, and their backward down to
+// dS. d.depth is not read.
+// o: (B, Tq, dv) written; p: (B, Tq, Tk) the scores S in, the weights P out;
+// dropped: (B, Tq, Tk) P̃ written when drop.keep is set; v: (B, Tk, dv).
+template <typename T>
+void attention_weights_forward(T* o, T* p, T* dropped, const T* v, const bool* mask, int64_t mask_batch,
+                               bool causal, const AttentionDropout& drop, const AttentionDims& d);
+template <typename T>
+void attention_weights_forward_naive(T* o, T* p, T* dropped, const T* v, const bool* mask, int64_t mask_batch,
+                                     bool causal, const AttentionDropout& drop, const AttentionDims& d);
+// dscores: (B, Tq, Tk) and dv: (B, Tk, dv) written; dout: (B, Tq, dv); p: the forward's weights.
+template <typename T>
+void attention_weights_backward(T* dscores, T* dv, const T* dout, const T* v, const T* p,
+                                const AttentionDropout& drop, const AttentionDims& d);
+template <typename T>
+void attention_weights_backward_naive(T* dscores, T* dv, const T* dout, const T* v, const T* p,
+                                      const AttentionDropout& drop, const AttentionDims& d);
 
 // Additive (Bahdanau) attention scores (Bahdanau, Cho & Bengio 2015, eq. 6 and
 // appendix A.1.2; Keras's AdditiveAttention with its scale vector as w). The

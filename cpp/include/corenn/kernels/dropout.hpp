@@ -13,6 +13,10 @@ void dropout_forward(T* y, uint8_t* mask, const T* x, int64_t n, T rate, uint64_
 template <typename T>
 void dropout_forward_naive(T* y, uint8_t* mask, const T* x, int64_t n, T rate, uint64_t key);
 
+// The mask alone, as dropout_forward draws it: mask[i] = uniform01(key, i) >= rate
+// (layers that drop something a kernel computes, the attention weights).
+void dropout_mask(uint8_t* mask, int64_t n, double rate, uint64_t key);
+
 // dx: (n,) written; dy: (n,); mask: (n,).
 template <typename T>
 void dropout_backward(T* dx, const T* dy, const uint8_t* mask, int64_t n, T rate);
