@@ -3,6 +3,7 @@
 // non-zero on any failure.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -43,6 +44,17 @@ template <typename T>
 bool bitwise_equal(const std::vector<T>& a, const std::vector<T>& b) {
   // An empty vector's data() may be null, which memcmp must not see even for 0 bytes.
   return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
+}
+
+// max |got − want| / max |want|: a float32 result against a float64 reference
+// (tests/tolerances.py's relative measures, e.g. WINOGRAD_F2 / WINOGRAD_F4).
+inline double relative_error(const std::vector<float>& got, const std::vector<double>& want) {
+  double err = 0, scale = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    err = std::max(err, std::abs(double(got[i]) - want[i]));
+    scale = std::max(scale, std::abs(want[i]));
+  }
+  return err / std::max(scale, 1e-30);
 }
 
 }  // namespace corenn_test

@@ -14,17 +14,9 @@
 
 using namespace corenn;
 using corenn_test::random_vector;
+using corenn_test::relative_error;
 
 namespace {
-
-double relative_error(const std::vector<float>& got, const std::vector<double>& want) {
-  double err = 0, scale = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    err = std::max(err, std::abs(double(got[i]) - want[i]));
-    scale = std::max(scale, std::abs(want[i]));
-  }
-  return err / std::max(scale, 1e-30);
-}
 
 // The naive convolution (no bias), then + bias + residual and ReLU, in double.
 std::vector<double> reference(const std::vector<float>& x, const std::vector<float>& W, const float* bias,

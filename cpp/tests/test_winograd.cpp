@@ -15,19 +15,11 @@
 using namespace corenn;
 using corenn_test::random_vector;
 
+using corenn_test::relative_error;
+
 namespace {
 
 std::vector<double> widen(const std::vector<float>& v) { return {v.begin(), v.end()}; }
-
-// max |got − want| / max |want|: tests/tolerances.py's WINOGRAD_F2 / WINOGRAD_F4 measure.
-double relative_error(const std::vector<float>& got, const std::vector<double>& want) {
-  double err = 0, scale = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    err = std::max(err, std::abs(double(got[i]) - want[i]));
-    scale = std::max(scale, std::abs(want[i]));
-  }
-  return err / std::max(scale, 1e-30);
-}
 
 void check_shape(const Conv2dShape& s, int tile, unsigned seed) {
   const int64_t nx = s.batch * s.in_channels * s.height * s.width, nw = s.out_channels * s.in_channels * 9;
