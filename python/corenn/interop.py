@@ -872,7 +872,7 @@ _MERGES = ("add", "subtract", "concatenate", "dot")
 # Layers whose converter takes every input (the attention layers' query, value, key, mask).
 _MULTI_INPUT = _MERGES + ("attention", "additive_attention", "multi_head_attention")
 # Layers that read the masks of sequences (Keras's), which have no ONNX form here.
-_MASK_READERS = ("attention", "additive_attention")
+_MASK_READERS = ("attention", "additive_attention", "multi_head_attention")
 
 
 def export_onnx(model, path, opset=17):

@@ -1323,7 +1323,11 @@ class MultiHeadAttention(_AttentionCall):
     softmax(Q_h K_hᵀ/√key_dim) V_h, output = concat(heads)·W_oᵀ + b_o
     (N, Tq, D_out), D_out = output_shape or Dq. attention_mask (N, Tq, Tv):
     nonzero/True = attend (Keras, PyTorch's boolean attn_mask); a query with no
-    key to attend to gets zeros (never NaN). use_causal_mask (a call option,
+    key to attend to gets zeros (never NaN). The masks the inputs carry
+    (Embedding(mask_zero=True), Masking) restrict it too, as in Keras: masked
+    value/key steps are not attended, a masked query attends nothing, ANDed
+    with attention_mask and the causal mask; the output carries the query's
+    mask. ONNX export refuses such a masked model (ValueError). use_causal_mask (a call option,
     fixed by the first call and saved with the layer): query i sees keys
     j <= i. With return_attention_scores the weights (N, num_heads, Tq, Tv)
     are returned too, for inspection (no gradient flows back through them).

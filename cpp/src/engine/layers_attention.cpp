@@ -30,17 +30,9 @@ namespace detail {
 
 namespace {
 
-// The mask tensor (float, nonzero = attend) as the kernel's bools in bytes,
-// repeated `repeat` times per example (once per head). The kernel reads bool;
-// a byte holding 0 or 1 is a valid bool on every platform corenn builds for.
+// The kernel reads the allowed keys as bool; the layers keep them as bytes
+// holding 0 or 1, a valid bool on every platform corenn builds for.
 static_assert(sizeof(bool) == 1, "the attention mask is kept as one byte per entry");
-template <typename T>
-const bool* mask_bytes(uint8_t* bytes, const T* mask, int64_t batch, int64_t repeat, int64_t size) {
-  for (int64_t b = 0; b < batch; ++b)
-    for (int64_t r = 0; r < repeat; ++r)
-      for (int64_t i = 0; i < size; ++i) bytes[(b * repeat + r) * size + i] = mask[b * size + i] != T(0);
-  return reinterpret_cast<const bool*>(bytes);
-}
 
 // A model may hand the weights output a gradient of zeros (a pullback given
 // zeros for it); anything else cannot be honoured.
@@ -409,8 +401,12 @@ class AdditiveAttention : public Attention<T> {
 // output kernel (D_out, H·value_dim) and bias: PyTorch's in_proj_weight split
 // in three rows blocks (q, k, v), in_proj_bias likewise, out_proj. `dropout`
 // drops attention weights in training (PyTorch's dropout_p, Keras's dropout),
-// the mask drawn as Dropout draws it. Outputs: out (Tq, D_out) and the weights
-// (H, Tq, Tv), before dropout (as Keras returns them).
+// the mask drawn as Dropout draws it. Masks (Keras): the steps masked in the
+// value or key (Embedding(mask_zero=True), Masking) are no keys, a masked query
+// attends nothing (zeros before the output projection), ANDed with
+// attention_mask and the causal mask; the output carries the query's mask.
+// Outputs: out (Tq, D_out) and the weights (H, Tq, Tv), before dropout (as
+// Keras returns them).
 template <typename T>
 class MultiHeadAttention : public CallLayer<T> {
  public:
@@ -506,13 +502,12 @@ class MultiHeadAttention : public CallLayer<T> {
     split_heads(b.k, b.tmp, N, Tv_, H, dk);
     dense_forward<T>(b.tmp, xs[1], this->params_ + P[2].kernel, bias(P[2]), N * Tv_, Dv_, H * dv);
     split_heads(b.v, b.tmp, N, Tv_, H, dv);
-    // c.mask: the dropout's keep mask (when dropping), then the attention mask
-    // (when given), each (N·H, Tq, Tv).
+    // c.mask: the dropout's keep mask (when dropping), then the allowed keys
+    // (when an attention_mask is given or an input carries a mask), each (N·H, Tq, Tv).
     const int64_t np = N * H * Tq_ * Tv_;
     const bool dropping = training && rate_ > 0.0;
     const int64_t keep_n = dropping ? np : 0;
-    ensure_size(c.mask, keep_n + (has_mask_ ? np : 0));
-    const bool* mask = has_mask_ ? mask_bytes(c.mask.data() + keep_n, xs[3], N, H, Tq_ * Tv_) : nullptr;
+    const bool* mask = allowed_keys(xs, N, keep_n, c);
     c.outs.resize(3);
     ensure_size(c.outs[0], N * Tq_ * Dout_);
     ensure_size(c.outs[1], np);
@@ -561,6 +556,11 @@ class MultiHeadAttention : public CallLayer<T> {
     if (has_mask_ && dxs[3]) std::fill(dxs[3], dxs[3] + N * Tq_ * Tv_, T(0));
   }
 
+  // The output carries the query's mask (Keras's MultiHeadAttention.compute_mask); the scores none.
+  const uint8_t* output_mask(size_t output, int64_t, LayerCache<T>& c) const override {
+    return output == 0 ? c.input_mask : nullptr;
+  }
+
   int64_t multiply_adds() const override {
     const int64_t HK = heads_ * key_dim_, HV = heads_ * value_dim_;
     return Tq_ * HK * Dq_ + Tv_ * (HK * Dk_ + HV * Dv_) + Tq_ * Dout_ * HV + heads_ * Tq_ * Tv_ * (key_dim_ + value_dim_);
@@ -582,6 +582,33 @@ class MultiHeadAttention : public CallLayer<T> {
     }
     return p;
   }
+  // The keys each query may attend, Keras's _compute_attention_mask: the AND of
+  // the attention_mask input, the value's and key's masks (a masked step is no
+  // key) and the query's (a masked query attends nothing: its heads give zeros),
+  // each head alike; causal is the kernel's. Kept in c.mask after keep_n bytes;
+  // nullptr when nothing restricts the keys (the kernel's unmasked path).
+  const bool* allowed_keys(const std::vector<const T*>& xs, int64_t N, int64_t keep_n, LayerCache<T>& c) const {
+    const auto carried = [&](size_t i) { return i < c.input_masks.size() ? c.input_masks[i] : nullptr; };
+    const uint8_t* query = carried(0);
+    const uint8_t* value = carried(1);
+    const uint8_t* key = carried(2);
+    if (!has_mask_ && !query && !value && !key) {
+      ensure_size(c.mask, keep_n);
+      return nullptr;
+    }
+    ensure_size(c.mask, keep_n + N * heads_ * Tq_ * Tv_);
+    uint8_t* allowed = c.mask.data() + keep_n;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t i = 0; i < Tq_; ++i) {
+        uint8_t* row = allowed + (n * heads_ * Tq_ + i) * Tv_;  // head 0's row i
+        for (int64_t j = 0; j < Tv_; ++j)
+          row[j] = (!has_mask_ || xs[3][(n * Tq_ + i) * Tv_ + j] != T(0)) && (!query || query[n * Tq_ + i]) &&
+                   (!value || value[n * Tv_ + j]) && (!key || key[n * Tv_ + j]);
+        for (int64_t h = 1; h < heads_; ++h) std::copy_n(row, Tv_, row + h * Tq_ * Tv_);
+      }
+    return reinterpret_cast<const bool*>(allowed);
+  }
+
   const T* bias(const Projection& p) const { return use_bias_ ? this->params_ + p.bias : nullptr; }
   T* bias_grad(const Projection& p) { return use_bias_ ? this->grads_ + p.bias : nullptr; }
   double scale() const { return 1.0 / std::sqrt(static_cast<double>(key_dim_)); }
