@@ -21,9 +21,9 @@
 //   over tiles a GEMM whose inner dimension is the tiles,
 //   S[ξ] (C_out, C_in) += Z[ξ] (C_out, tiles) · V[ξ]ᵀ (tiles, C_in).
 //
-// Each transform is applied first down the α rows, across a whole tile row
-// (contiguous, vectorised), then across each tile's α columns (vectorised
-// over the tiles of the row).
+// Each transform is applied first down the α rows, then across each tile's
+// α columns, both vectorised over a chunk of up to kChunkTiles tiles, several
+// tile rows of an image at once (map_columns below).
 //
 // Threading (parallel.hpp's fixed splits, so a given thread count always
 // gives the same bits), two ways:
@@ -259,6 +259,9 @@ namespace {
 // 58.3 ms at 2^18, 62.5 at 2^16, 61.2 at 2^20; 32→32 channels 40.2, 47.9, 57.3.
 constexpr int64_t kBlockElements = int64_t(1) << 18;
 
+// Tiles a transform handles at once: a few AVX-512 vectors per map (see map_columns).
+constexpr int64_t kChunkTiles = 64;
+
 // One 3×3 stride-1 correlation of an image (in_c, in_h, in_w) into
 // (out_c, out_h, out_w) by m×m tiles, output row i reading input rows
 // i − pt … i − pt + 2 (pt, pl may be negative: the input gradient's crop).
@@ -268,6 +271,11 @@ struct Tiling {
   int64_t tiles_h() const { return (out_h + F::m - 1) / F::m; }
   int64_t tiles_w() const { return (out_w + F::m - 1) / F::m; }
   int64_t row_len() const { return F::m * tiles_w() + 2; }  // an input tile row, padded
+  // The transforms take a piece's tile rows kChunkTiles tiles at a time (at
+  // least one tile row), so that their buffer stays in L1.
+  int64_t chunk_rows() const { return std::max<int64_t>(1, kChunkTiles / tiles_w()); }
+  // A transform's buffer: a padded row, then two α²-point sets of a chunk's tiles.
+  int64_t buffer() const { return row_len() + 2 * kPoints<F> * (chunk_rows() + 1) * tiles_w(); }
   // Tile rows per block, counted across images (small images share a block,
   // so each GEMM has enough columns): the block's V and M (α² points ×
   // channels × tiles) stay within kBlockElements, bounding the scratch for large images.
@@ -319,7 +327,7 @@ struct WinogradPlan {
   int workers;        // threads that transform at once: a row buffer each
   int64_t u_size;     // the transformed filters: α² · C_out · C_in
   int64_t slot;       // per range: a block's V and M
-  int64_t buffer;     // per worker: 2α rows
+  int64_t buffer;     // per worker: Tiling::buffer
   int64_t slots_offset() const { return u_size; }
   int64_t buffers_offset() const { return slots_offset() + chunks * slot; }
   // dW: an α²·C_out·C_in sum per range
@@ -335,7 +343,7 @@ WinogradPlan<F> winograd_plan(const Conv2dShape& s) {
   pl.workers = std::max(pl.chunks, detail::in_parallel_region() ? 1 : detail::omp_max_threads());
   pl.u_size = kPoints<F> * s.out_channels * s.in_channels;
   pl.slot = std::max(f.block_elements(s.batch), b.block_elements(s.batch));
-  pl.buffer = 2 * F::alpha * std::max(f.row_len(), b.row_len());
+  pl.buffer = std::max(f.buffer(), b.buffer());
   return pl;
 }
 
@@ -396,28 +404,39 @@ void padded_rows(float* rows, int n, int64_t len, const float* plane, const Tili
   }
 }
 
-// The two passes every data transform makes, map one of F's 1-D maps from IN to OUT values.
-// Down the rows: dst row k = Map(src rows 0 … IN−1) column by column, n wide.
+// The transforms below lay a chunk of tile rows out so that every 1-D map runs
+// over all the chunk's tiles at once, n = tile rows × tiles_w consecutive
+// values (full vectors even when a tile row has 4 or 8 tiles), reading and
+// writing contiguous streams. Column i of every tile of a row (the tile's
+// input column m·t + i) is first split out into its own run of tiles_w
+// values; the rows are stored by phase (row m·s + q at slot s of phase q),
+// so that row i of tile row s, for every s, is one run: phase i (or, for the
+// rows the next tile row shares, i − m one slot on). The maps are applied in
+// the same order, on the same values, as Bᵀ d B etc. written tile by tile.
+
+// Over n consecutive columns: dst[k·dld + j] = Map(src[off[0] + j], …, src[off[IN−1] + j])[k].
+// The IN + OUT streams never overlap (ivdep: GCC would otherwise check every
+// pair at run time, and gives up past 10 pairs).
 template <int IN, int OUT, typename Map>
-inline void map_rows(float* __restrict dst, const float* __restrict src, int64_t n, Map map) {
+inline void map_columns(float* dst, int64_t dld, const float* src, const int64_t (&off)[IN], int64_t n, Map map) {
+  const float* in[IN];
+  float* out[OUT];
+  for (int i = 0; i < IN; ++i) in[i] = src + off[i];
+  for (int k = 0; k < OUT; ++k) out[k] = dst + k * dld;
+#pragma GCC ivdep
   for (int64_t j = 0; j < n; ++j) {
     float e[IN], r[OUT];
-    for (int i = 0; i < IN; ++i) e[i] = src[i * n + j];
+    for (int i = 0; i < IN; ++i) e[i] = in[i][j];
     map(e, r);
-    for (int k = 0; k < OUT; ++k) dst[k * n + j] = r[k];
+    for (int k = 0; k < OUT; ++k) out[k][j] = r[k];
   }
 }
 
-// Across the tiles of a row: dst[k·ld + t] = Map(src[step·t … step·t + IN − 1])[k], t < tiles.
-template <int IN, int OUT, typename Map>
-inline void map_tiles(float* __restrict dst, int64_t ld, const float* __restrict src, int64_t step, int64_t tiles,
-                      Map map) {
-  for (int64_t t = 0; t < tiles; ++t) {
-    float e[IN], r[OUT];
-    for (int i = 0; i < IN; ++i) e[i] = src[step * t + i];
-    map(e, r);
-    for (int k = 0; k < OUT; ++k) dst[k * ld + t] = r[k];
-  }
+// The IN columns each of a row's tiles reads, split: E[i·ld + t] = row[m·t + i], t < tiles.
+template <int IN, int M>
+inline void split_tiles(float* __restrict E, int64_t ld, const float* __restrict row, int64_t tiles) {
+  for (int64_t t = 0; t < tiles; ++t)
+    for (int i = 0; i < IN; ++i) E[i * ld + t] = row[M * t + i];
 }
 
 // V[ξ·plane(C, T) + c·T + t] = (Bᵀ d B)[ξ] of the α×α input tile of tile rows
@@ -425,18 +444,30 @@ inline void map_tiles(float* __restrict dst, int64_t ld, const float* __restrict
 template <class F>
 CORENN_SIMD_CLONES void input_transform(float* V, int64_t T, int64_t col0, const float* img, const Tiling<F>& g,
                                         int64_t tr0, int64_t tr1, float* buf) {
-  constexpr int al = F::alpha;
-  const int64_t len = g.row_len(), tw = g.tiles_w(), ld = plane(g.in_c, T);
-  float* d = buf;               // α padded input rows
-  float* bt = buf + al * len;   // Bᵀ d: α rows
+  constexpr int al = F::alpha, m = F::m;
+  const int64_t len = g.row_len(), tw = g.tiles_w(), ld = plane(g.in_c, T), K = g.chunk_rows();
   const auto Bt = [](const float* in, float* out) { F::bt(in, out); };
+  float* row = buf;  // one padded input row
+  float* E = buf + len;
   for (int64_t c = 0; c < g.in_c; ++c) {
     const float* plane = img + c * g.in_h * g.in_w;
-    for (int64_t tr = tr0; tr < tr1; ++tr) {
-      padded_rows(d, al, len, plane, g, F::m * tr - g.pt);
-      map_rows<al, al>(bt, d, len, Bt);
-      float* v = V + c * T + col0 + (tr - tr0) * tw;
-      for (int k = 0; k < al; ++k) map_tiles<al, al>(v + al * k * ld, ld, bt + k * len, F::m, tw, Bt);
+    for (int64_t s0 = tr0; s0 < tr1; s0 += K) {
+      const int64_t nt = std::min(K, tr1 - s0), n = nt * tw, S = (nt + 1) * tw, bs = m * S;
+      // E[i·bs + q·S + s·tw + t]: input row m·s + q of the chunk, column m·t + i (m·nt + 2 rows)
+      for (int64_t r = 0; r < m * nt + 2; ++r) {
+        padded_rows(row, 1, len, plane, g, F::m * s0 - g.pt + r);
+        split_tiles<al, m>(E + (r % m) * S + (r / m) * tw, bs, row, tw);
+      }
+      // Bᵀ d down the rows: W[(k·α + i)·n + j], column i of row k of tile j
+      float* W = E + al * bs;
+      int64_t down[al];
+      for (int i = 0; i < al; ++i) down[i] = i < m ? i * S : (i - m) * S + tw;
+      for (int i = 0; i < al; ++i) map_columns<al, al>(W + i * n, al * n, E + i * bs, down, n, Bt);
+      // · B across each tile's columns, into the planes ξ = α·k + l
+      int64_t across[al];
+      for (int i = 0; i < al; ++i) across[i] = i * n;
+      float* v = V + c * T + col0 + (s0 - tr0) * tw;
+      for (int k = 0; k < al; ++k) map_columns<al, al>(v + al * k * ld, ld, W + al * k * n, across, n, Bt);
     }
   }
 }
@@ -449,35 +480,34 @@ CORENN_SIMD_CLONES void output_transform(float* y, const float* M, int64_t T, in
                                          const ConvEpilogue<float>& ep, const Tiling<F>& g, int64_t tr0,
                                          int64_t tr1, float* buf) {
   constexpr int al = F::alpha, m = F::m;
-  const int64_t tw = g.tiles_w(), ld = plane(g.out_c, T), wide = m * tw;
-  float* cols = buf;           // Aᵀ down the rows: row i, column l of every tile, (m, α, tiles_w)
-  float* out = buf + m * al * tw;  // m output rows, m·tiles_w wide
+  const int64_t tw = g.tiles_w(), ld = plane(g.out_c, T), K = g.chunk_rows(), wide = m * tw;
+  const auto At = [](const float* in, float* out) { F::at(in, out); };
+  int64_t down[al];  // the α points of a column, ld apart
+  for (int k = 0; k < al; ++k) down[k] = al * k * ld;
   for (int64_t o = 0; o < g.out_c; ++o) {
     const float bias = ep.bias ? ep.bias[o] : 0.0f;
-    for (int64_t tr = tr0; tr < tr1; ++tr) {
-      const float* s = M + o * T + col0 + (tr - tr0) * tw;
-      for (int l = 0; l < al; ++l)  // the α points of column l, ld apart, to the m rows of Aᵀ s
-        for (int64_t t = 0; t < tw; ++t) {
-          float e[al], r[m];
-          for (int k = 0; k < al; ++k) e[k] = s[(al * k + l) * ld + t];
-          F::at(e, r);
-          for (int i = 0; i < m; ++i) cols[(i * al + l) * tw + t] = r[i];
-        }
+    for (int64_t s0 = tr0; s0 < tr1; s0 += K) {
+      const int64_t nt = std::min(K, tr1 - s0), n = nt * tw;
+      const float* s = M + o * T + col0 + (s0 - tr0) * tw;
+      float* cols = buf;             // Aᵀ s down the rows: cols[(i·α + l)·n + j], row i, column l of tile j
+      float* out = buf + m * al * n;  // output row i of tile row s at out + i·m·n + s·wide
+      for (int l = 0; l < al; ++l) map_columns<al, m>(cols + l * n, al * n, s + l * ld, down, n, At);
       for (int i = 0; i < m; ++i) {  // · A: each tile's α columns to its m outputs
-        float* __restrict row = out + i * wide;
-        const float* ci = cols + i * al * tw;
-        for (int64_t t = 0; t < tw; ++t) {
+        const float* __restrict ci = cols + i * al * n;
+        float* __restrict oi = out + i * m * n;
+        for (int64_t j = 0; j < n; ++j) {
           float e[al], r[m];
-          for (int l = 0; l < al; ++l) e[l] = ci[l * tw + t];
+          for (int l = 0; l < al; ++l) e[l] = ci[l * n + j];
           F::at(e, r);
-          for (int j = 0; j < m; ++j) row[m * t + j] = r[j];
+          for (int jj = 0; jj < m; ++jj) oi[m * j + jj] = r[jj];
         }
       }
-      for (int i = 0; i < m && m * tr + i < g.out_h; ++i) {
-        const int64_t at = o * g.out_h * g.out_w + (m * tr + i) * g.out_w;
-        conv::epilogue_span(y + at, out + i * wide, bias, ep.residual ? ep.residual + at : nullptr, g.out_w,
-                            ep.relu);
-      }
+      for (int64_t tr = s0; tr < s0 + nt; ++tr)
+        for (int i = 0; i < m && m * tr + i < g.out_h; ++i) {
+          const int64_t at = o * g.out_h * g.out_w + (m * tr + i) * g.out_w;
+          conv::epilogue_span(y + at, out + i * m * n + (tr - s0) * wide, bias,
+                              ep.residual ? ep.residual + at : nullptr, g.out_w, ep.relu);
+        }
     }
   }
 }
@@ -489,26 +519,33 @@ template <class F>
 CORENN_SIMD_CLONES void grad_transform(float* Z, int64_t T, int64_t col0, const float* dy, const Tiling<F>& g,
                                        int64_t tr0, int64_t tr1, float* buf) {
   constexpr int al = F::alpha, m = F::m;
-  const int64_t tw = g.tiles_w(), ld = plane(g.out_c, T), wide = m * tw;
-  float* r = buf;              // m dy rows, m·tiles_w wide
-  float* e = buf + m * wide;   // A down the rows: α rows
+  const int64_t tw = g.tiles_w(), ld = plane(g.out_c, T), K = g.chunk_rows(), wide = m * tw;
   const auto A = [](const float* in, float* out) { F::a(in, out); };
+  float* row = buf;  // one dy row, zero beyond out_w
+  float* E = buf + wide;
   for (int64_t o = 0; o < g.out_c; ++o) {
     const float* plane = dy + o * g.out_h * g.out_w;
-    for (int64_t tr = tr0; tr < tr1; ++tr) {
-      for (int a = 0; a < m; ++a) {
-        float* row = r + a * wide;
-        const int64_t i = m * tr + a;
+    for (int64_t s0 = tr0; s0 < tr1; s0 += K) {
+      const int64_t nt = std::min(K, tr1 - s0), n = nt * tw, bs = m * n;
+      // E[i·bs + q·n + s·tw + t]: dy row m·s + q of the chunk, column m·t + i
+      for (int64_t r = 0; r < m * nt; ++r) {
+        const int64_t i = m * s0 + r;
         if (i < g.out_h) {
           std::copy(plane + i * g.out_w, plane + (i + 1) * g.out_w, row);
           std::fill(row + g.out_w, row + wide, 0.0f);
         } else {
           std::fill(row, row + wide, 0.0f);
         }
+        split_tiles<m, m>(E + (r % m) * n + (r / m) * tw, bs, row, tw);
       }
-      map_rows<m, al>(e, r, wide, A);
-      float* z = Z + o * T + col0 + (tr - tr0) * tw;
-      for (int k = 0; k < al; ++k) map_tiles<m, al>(z + al * k * ld, ld, e + k * wide, m, tw, A);
+      // A e down the rows: W[(k·m + i)·n + j], column i of row k of tile j
+      float* W = E + m * bs;
+      int64_t down[m], across[m];
+      for (int i = 0; i < m; ++i) down[i] = across[i] = i * n;
+      for (int i = 0; i < m; ++i) map_columns<m, al>(W + i * n, m * n, E + i * bs, down, n, A);
+      // · Aᵀ across each tile's columns, into the planes ξ = α·k + l
+      float* z = Z + o * T + col0 + (s0 - tr0) * tw;
+      for (int k = 0; k < al; ++k) map_columns<m, al>(z + al * k * ld, ld, W + m * k * n, across, n, A);
     }
   }
 }
