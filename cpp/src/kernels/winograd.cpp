@@ -270,12 +270,11 @@ struct Tiling {
   int64_t in_c, in_h, in_w, out_c, out_h, out_w, pt, pl;
   int64_t tiles_h() const { return (out_h + F::m - 1) / F::m; }
   int64_t tiles_w() const { return (out_w + F::m - 1) / F::m; }
-  int64_t row_len() const { return F::m * tiles_w() + 2; }  // an input tile row, padded
   // The transforms take a piece's tile rows kChunkTiles tiles at a time (at
   // least one tile row), so that their buffer stays in L1.
   int64_t chunk_rows() const { return std::max<int64_t>(1, kChunkTiles / tiles_w()); }
-  // A transform's buffer: a padded row, then two α²-point sets of a chunk's tiles.
-  int64_t buffer() const { return row_len() + 2 * kPoints<F> * (chunk_rows() + 1) * tiles_w(); }
+  // A transform's buffer: two α²-point sets of a chunk's tiles.
+  int64_t buffer() const { return 2 * kPoints<F> * (chunk_rows() + 1) * tiles_w(); }
   // Tile rows per block, counted across images (small images share a block,
   // so each GEMM has enough columns): the block's V and M (α² points ×
   // channels × tiles) stay within kBlockElements, bounding the scratch for large images.
@@ -386,24 +385,6 @@ void for_blocks(const Tiling<F>& g, int64_t batch, const WinogradPlan<F>& pl, fl
   }
 }
 
-// rows[a] (a = 0 … n−1): input row r0 + a of plane (in_h, in_w), laid out
-// len wide with input column j − pl at j, zero outside the image.
-template <class F>
-void padded_rows(float* rows, int n, int64_t len, const float* plane, const Tiling<F>& g, int64_t r0) {
-  const int64_t j0 = std::clamp<int64_t>(g.pl, 0, len), j1 = std::clamp<int64_t>(g.pl + g.in_w, j0, len);
-  for (int a = 0; a < n; ++a) {
-    float* row = rows + a * len;
-    const int64_t r = r0 + a;
-    if (r < 0 || r >= g.in_h) {
-      std::fill(row, row + len, 0.0f);
-      continue;
-    }
-    std::fill(row, row + j0, 0.0f);
-    std::copy(plane + r * g.in_w + (j0 - g.pl), plane + r * g.in_w + (j1 - g.pl), row + j0);
-    std::fill(row + j1, row + len, 0.0f);
-  }
-}
-
 // The transforms below lay a chunk of tile rows out so that every 1-D map runs
 // over all the chunk's tiles at once, n = tile rows × tiles_w consecutive
 // values (full vectors even when a tile row has 4 or 8 tiles), reading and
@@ -432,11 +413,43 @@ inline void map_columns(float* dst, int64_t dld, const float* src, const int64_t
   }
 }
 
-// The IN columns each of a row's tiles reads, split: E[i·ld + t] = row[m·t + i], t < tiles.
+// The IN columns each tile of row r of an h × w plane reads, padded by pl
+// on the left and zeros all around, split: E[i·ld + t] = p[M·t + i], t <
+// tiles, where p[j] = plane[r, j − pl] inside the plane and 0 elsewhere. Read
+// in place: copying each row into a padded buffer first (memmove and memset
+// calls, row by row) cost as much as the maps. When every read the tiles make
+// falls inside the plane, all tiles are split at once (full vectors), those
+// that reach past the row's ends being redone.
 template <int IN, int M>
-inline void split_tiles(float* __restrict E, int64_t ld, const float* __restrict row, int64_t tiles) {
-  for (int64_t t = 0; t < tiles; ++t)
-    for (int i = 0; i < IN; ++i) E[i * ld + t] = row[M * t + i];
+inline void split_row(float* E, int64_t ld, const float* plane, int64_t h, int64_t w, int64_t r, int64_t pl,
+                      int64_t tiles) {
+  const float* src = r >= 0 && r < h ? plane + r * w : nullptr;
+  int64_t t0 = tiles, t1 = tiles;  // tiles [t0, t1) read inside the row: 0 ≤ M·t − pl, M·t + IN − 1 − pl < w
+  if (src) {
+    t0 = std::min(tiles, pl > 0 ? (pl + M - 1) / M : 0);
+    t1 = w + pl - IN >= 0 ? std::clamp<int64_t>((w + pl - IN) / M + 1, t0, tiles) : t0;
+  }
+  const auto split = [&](const float* p, int64_t a, int64_t b) {
+#pragma GCC ivdep
+    for (int64_t t = a; t < b; ++t)
+      for (int i = 0; i < IN; ++i) E[i * ld + t] = p[M * t + i];
+  };
+  const auto edge = [&](int64_t t) {
+    for (int i = 0; i < IN; ++i) {
+      const int64_t j = M * t + i - pl;
+      E[i * ld + t] = src && j >= 0 && j < w ? src[j] : 0.0f;
+    }
+  };
+  const int64_t first = r * w - pl, last = first + M * (tiles - 1) + IN - 1;
+  if (src && t1 > t0 && first >= 0 && last < h * w) {
+    split(plane + first, 0, tiles);
+  } else if (t1 > t0) {
+    split(src - pl, t0, t1);
+  } else {
+    t0 = t1 = tiles;
+  }
+  for (int64_t t = 0; t < t0; ++t) edge(t);
+  for (int64_t t = t1; t < tiles; ++t) edge(t);
 }
 
 // V[ξ·plane(C, T) + c·T + t] = (Bᵀ d B)[ξ] of the α×α input tile of tile rows
@@ -445,18 +458,16 @@ template <class F>
 CORENN_SIMD_CLONES void input_transform(float* V, int64_t T, int64_t col0, const float* img, const Tiling<F>& g,
                                         int64_t tr0, int64_t tr1, float* buf) {
   constexpr int al = F::alpha, m = F::m;
-  const int64_t len = g.row_len(), tw = g.tiles_w(), ld = plane(g.in_c, T), K = g.chunk_rows();
+  const int64_t tw = g.tiles_w(), ld = plane(g.in_c, T), K = g.chunk_rows();
   const auto Bt = [](const float* in, float* out) { F::bt(in, out); };
-  float* row = buf;  // one padded input row
-  float* E = buf + len;
+  float* E = buf;
   for (int64_t c = 0; c < g.in_c; ++c) {
     const float* plane = img + c * g.in_h * g.in_w;
     for (int64_t s0 = tr0; s0 < tr1; s0 += K) {
       const int64_t nt = std::min(K, tr1 - s0), n = nt * tw, S = (nt + 1) * tw, bs = m * S;
       // E[i·bs + q·S + s·tw + t]: input row m·s + q of the chunk, column m·t + i (m·nt + 2 rows)
       for (int64_t r = 0; r < m * nt + 2; ++r) {
-        padded_rows(row, 1, len, plane, g, F::m * s0 - g.pt + r);
-        split_tiles<al, m>(E + (r % m) * S + (r / m) * tw, bs, row, tw);
+        split_row<al, m>(E + (r % m) * S + (r / m) * tw, bs, plane, g.in_h, g.in_w, m * s0 - g.pt + r, g.pl, tw);
       }
       // Bᵀ d down the rows: W[(k·α + i)·n + j], column i of row k of tile j
       float* W = E + al * bs;
@@ -519,24 +530,16 @@ template <class F>
 CORENN_SIMD_CLONES void grad_transform(float* Z, int64_t T, int64_t col0, const float* dy, const Tiling<F>& g,
                                        int64_t tr0, int64_t tr1, float* buf) {
   constexpr int al = F::alpha, m = F::m;
-  const int64_t tw = g.tiles_w(), ld = plane(g.out_c, T), K = g.chunk_rows(), wide = m * tw;
+  const int64_t tw = g.tiles_w(), ld = plane(g.out_c, T), K = g.chunk_rows();
   const auto A = [](const float* in, float* out) { F::a(in, out); };
-  float* row = buf;  // one dy row, zero beyond out_w
-  float* E = buf + wide;
+  float* E = buf;
   for (int64_t o = 0; o < g.out_c; ++o) {
     const float* plane = dy + o * g.out_h * g.out_w;
     for (int64_t s0 = tr0; s0 < tr1; s0 += K) {
       const int64_t nt = std::min(K, tr1 - s0), n = nt * tw, bs = m * n;
       // E[i·bs + q·n + s·tw + t]: dy row m·s + q of the chunk, column m·t + i
       for (int64_t r = 0; r < m * nt; ++r) {
-        const int64_t i = m * s0 + r;
-        if (i < g.out_h) {
-          std::copy(plane + i * g.out_w, plane + (i + 1) * g.out_w, row);
-          std::fill(row + g.out_w, row + wide, 0.0f);
-        } else {
-          std::fill(row, row + wide, 0.0f);
-        }
-        split_tiles<m, m>(E + (r % m) * n + (r / m) * tw, bs, row, tw);
+        split_row<m, m>(E + (r % m) * n + (r / m) * tw, bs, plane, g.out_h, g.out_w, m * s0 + r, 0, tw);
       }
       // A e down the rows: W[(k·m + i)·n + j], column i of row k of tile j
       float* W = E + m * bs;
