@@ -203,24 +203,28 @@ namespace {
 bool fewer_images_than_threads(int64_t batch) { return batch < detail::omp_max_threads(); }
 
 // The measured rule: {the faster tile size, whether it beats im2col + GEMM}.
-// Speed-ups over GEMM (CPU time per call, forward | forward + backward, Zen 4;
-// docs/performance-notes.md has the whole grid), F2 / F4:
-//   batch 16, 1 thread     4×4          8×8          16×16        32×32
-//   16→16                  0.78 / 1.04  0.59 / 0.89  0.82 / 1.01  2.39 / 2.39
-//   32→32                  0.82 / 1.00  0.79 / 1.23  1.33 / 1.74  2.08 / 2.28
-//   64→64                  0.90 / 0.94  1.23 / 1.80  1.57 / 2.02  1.99 / 2.44
-//   128→128                1.34 / 1.34  1.37 / 1.74  1.61 / 2.21
-//   16→32 (fwd+bwd)        0.73 / 0.85  0.64 / 0.84  1.14 / 1.32  1.61 / 1.72
-//   batch 1, 2 threads
+// Speed-ups over GEMM (CPU time per call, Zen 4; docs/performance-notes.md has
+// the whole grid), F2 / F4:
+//   batch 64, 1 thread, forward + backward   4×4     8×8          16×16        32×32
+//   8→8                                                                        0.81 / 1.00
+//   16→16                                                          1.15 / 1.15  1.63 / 2.04
+//   32→32                                            1.06 / 0.90               1.80 / 2.34
+//   64→64                                            1.42 / 1.43  1.68 / 2.02  1.89 / 2.58
+//   128→128                       1.32 / 1.46
+//   16→32                                            0.86 / 0.74  1.44 / 1.48*
+//   32→64                                                          1.54 / 1.82
+//   (* at 2 threads.) batch 1, 2 threads (forward | forward + backward, before
+//   the transforms ran over several tile rows at once)
 //   16→32                  0.16 / 0.16  0.23 / 0.17  0.64 / 0.57  1.07 / 1.06
 //   32→32                  0.18 / 0.18  0.45 / 0.38  0.85 / 0.78  1.23 / 1.31
 //   64→64                  0.43 / 0.30  0.72 / 0.49  1.06 / 0.96  1.53 / 1.62
 //   128→128                0.59 / 0.32  0.74 / 0.46  1.16 / 1.04
 // Its GEMMs have C_in as inner dimension and the transforms cost per channel
-// and pixel, so it needs channels and pixels both; F4 wins from 8×8 outputs
+// and pixel, so it needs channels and pixels both; F4 wins from 16×16 outputs
 // on (from 32×32 at batch 1, where a call's fixed costs, the filter transform
-// and the fork/joins, weigh more), F2 below; under 3→32 channels (an RGB
-// input layer) neither pays. The backward's speed-ups follow the forward's.
+// and the fork/joins, weigh more), F2 below (an 8×8 image has 4 tiles of
+// 4×4: the transforms' maps run too few tiles at once); under 3→32 channels
+// (an RGB input layer) neither pays. The forward's speed-ups follow these.
 struct Choice {
   int tile;
   bool faster;
@@ -230,8 +234,7 @@ Choice measured_choice(const Conv2dShape& s) {
   const int64_t side = std::min(s.out_h(), s.out_w());
   if (fewer_images_than_threads(s.batch))
     return {side >= 32 ? 4 : 2, (side >= 32 && lo >= 16 && hi >= 32) || (side >= 16 && lo >= 64)};
-  return {side >= 8 ? 4 : 2, (side >= 32 && lo >= 16) || (side >= 16 && lo >= 16 && hi >= 32) ||
-                                 (side >= 8 && lo >= 32) || (side >= 4 && lo >= 128)};
+  return {side >= 16 ? 4 : 2, (side >= 16 && lo >= 16) || (side >= 8 && lo >= 32) || (side >= 4 && lo >= 128)};
 }
 
 }  // namespace
