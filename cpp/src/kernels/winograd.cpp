@@ -204,17 +204,17 @@ bool fewer_images_than_threads(int64_t batch) { return batch < detail::omp_max_t
 
 // The measured rule: {the faster tile size, whether it beats im2col + GEMM}.
 // Speed-ups over GEMM (CPU time per call, Zen 4; docs/performance-notes.md has
-// the whole grid), F2 / F4:
-//   batch 64, 1 thread, forward + backward   4×4     8×8          16×16        32×32
-//   8→8                                                                        0.81 / 1.00
-//   16→16                                                          1.15 / 1.15  1.63 / 2.04
-//   32→32                                            1.06 / 0.90               1.80 / 2.34
-//   64→64                                            1.42 / 1.43  1.68 / 2.02  1.89 / 2.58
-//   128→128                       1.32 / 1.46
-//   16→32                                            0.86 / 0.74  1.44 / 1.48*
-//   32→64                                                          1.54 / 1.82
-//   (* at 2 threads.) batch 1, 2 threads (forward | forward + backward, before
-//   the transforms ran over several tile rows at once)
+// the grids), F2 / F4:
+//   batch 64, 1 thread, fwd + bwd  4×4          8×8          16×16        32×32
+//   8→8                                                                   0.81 / 1.00
+//   16→16                                                    1.15 / 1.15  1.63 / 2.04
+//   32→32                                       1.06 / 0.90               1.80 / 2.34
+//   64→64                                       1.42 / 1.43  1.68 / 2.02  1.89 / 2.58
+//   128→128                        1.32 / 1.46
+//   16→32                                       0.86 / 0.74  1.44 / 1.48*
+//   32→64                                                    1.54 / 1.82
+//   (* at 2 threads.) batch 1, 2 threads, forward (before the transforms ran
+//   over several tile rows at once)
 //   16→32                  0.16 / 0.16  0.23 / 0.17  0.64 / 0.57  1.07 / 1.06
 //   32→32                  0.18 / 0.18  0.45 / 0.38  0.85 / 0.78  1.23 / 1.31
 //   64→64                  0.43 / 0.30  0.72 / 0.49  1.06 / 0.96  1.53 / 1.62
@@ -326,7 +326,7 @@ Tiling<F> input_grad_tiling(const Conv2dShape& s) {
 template <class F>
 struct WinogradPlan {
   int chunks;         // ranges of tile rows, the most any pass uses
-  int workers;        // threads that transform at once: a row buffer each
+  int workers;        // threads that transform at once: a buffer each
   int64_t u_size;     // the transformed filters: α² · C_out · C_in
   int64_t slot;       // per range: a block's V and M
   int64_t buffer;     // per worker: Tiling::buffer
