@@ -810,10 +810,11 @@ class MaxPooling1D(_Pool):
     _channels_first_1d = True
 
     def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
-        k = _length("MaxPooling1D", "pool_size", pool_size)
-        s = None if strides is None else _length("MaxPooling1D", "strides", strides)
+        owner = type(self).__name__
+        k = _length(owner, "pool_size", pool_size)
+        s = None if strides is None else _length(owner, "strides", strides)
         if not isinstance(padding, str):
-            raise TypeError(f"MaxPooling1D: padding must be 'valid' or 'same', got {padding!r}")
+            raise TypeError(f"{owner}: padding must be 'valid' or 'same', got {padding!r}")
         super().__init__((1, k), None if s is None else (1, s), padding, **kwargs)
         self.pool_size, self.strides = (k,), None if s is None else (s,)
 
@@ -823,10 +824,31 @@ class MaxPooling1D(_Pool):
         return config
 
 
+class AveragePooling1D(MaxPooling1D):
+    """Mean over windows of pool_size steps on (C, L) -> (C, L_out) (strides
+    default to pool_size; Keras's AveragePooling1D on PyTorch's layout):
+    y[c, t] = mean of x[c, t·s − left … t·s − left + K − 1] over the steps
+    inside the sequence. padding "valid", or "same" (⌈L / s⌉ outputs, the odd
+    padding cell on the right, only the steps inside each window averaged:
+    Keras's rule, PyTorch's count_include_pad=False); float32/float64."""
+
+    kind = "avg_pool1d"
+
+
 class GlobalAveragePooling1D(Layer):
     """(C, L) -> (C,): the mean of each channel over the steps; float32/float64."""
 
     kind = "global_avg_pool1d"
+    _channels_first_1d = True
+
+
+class GlobalMaxPooling1D(Layer):
+    """(C, L) -> (C,): the max of each channel over the steps (Keras's
+    GlobalMaxPooling1D on PyTorch's layout; its gradient goes to the first
+    maximum); float32/float64. The text CNN's Embedding → Conv1D → global max
+    needs the (batch, channels, steps) layout (see the guide)."""
+
+    kind = "global_max_pool1d"
     _channels_first_1d = True
 
 
@@ -1560,7 +1582,9 @@ MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
 GlobalAvgPool2D = GlobalAveragePooling2D
 MaxPool1D = MaxPooling1D
+AvgPool1D = AveragePooling1D
 GlobalAvgPool1D = GlobalAveragePooling1D
+GlobalMaxPool1D = GlobalMaxPooling1D
 
 # The public names: every layer class (and alias) defined above, found rather
 # than listed, so a new layer kind cannot be left out.
