@@ -116,6 +116,32 @@ def test_winograd_blocks_batches_and_wide_padding(tile, rng):
             assert_winograd_close(g, e, name, tol)
 
 
+# The transforms take a piece of an image's tile rows kChunkTiles = 64 tiles at
+# a time (at least one tile row) and split each input and dy row in place, all
+# its tiles in one loop when the reads stay inside the plane, the edge tiles
+# redone. Tile rows of 1, 3, 8, 9, 16 and 17 tiles (F(4×4); F(2×2) has twice
+# as many), over several chunks, rows whose reads leave the plane (its first
+# and last rows), crops and wide padding, channels 1 and 17.
+CHUNK_CASES = [(2, 1, 1, 261, 4, 1), (1, 17, 3, 90, 11, 2), (2, 3, 17, 36, 32, 1), (1, 17, 17, 31, 35, 0),
+               (2, 2, 5, 20, 64, 1), (1, 5, 2, 14, 67, (0, 2, 1, 0))]
+
+
+@pytest.mark.parametrize("tile", TILES)
+@pytest.mark.parametrize("case", CHUNK_CASES, ids=[f"n{n}c{c}o{o}-{h}x{w}-p{p}".replace(" ", "")
+                                                  for n, c, o, h, w, p in CHUNK_CASES])
+def test_winograd_chunks_of_tile_rows_and_row_edges(case, tile, rng):
+    n, c, o, h, w, padding = case
+    x, W, b = make_case(rng, n, c, o, h, w)
+    y64 = cn.ops.conv2d_forward(*f64(x, W, b), padding=padding)
+    dy = rng.standard_normal(y64.shape).astype(np.float32)
+    want = cn.ops.conv2d_backward(*f64(dy, x, W), padding=padding)
+    with conv_algorithm(tile):
+        assert_winograd_close(cn.ops.conv2d_forward(x, W, b, padding=padding), y64, "y", TILES[tile])
+        got = cn.ops.conv2d_backward(dy, x, W, padding=padding)
+    for g, e, name in zip(got[:2], want[:2], ["dx", "dW"]):
+        assert_winograd_close(g, e, name, TILES[tile])
+
+
 @pytest.mark.parametrize("tile", TILES)
 def test_winograd_without_input_gradient_or_bias(tile, rng):
     tol = TILES[tile]
@@ -215,10 +241,10 @@ def forward_bits(x, W, b, algorithm):
 
 
 # (C_in, C_out, image side, Winograd under "auto") with at least one image per
-# thread: the measured rule in winograd.cpp: >= 16 channels on 32×32 outputs,
-# >= 16 and 32 on 16×16, >= 32 on 8×8; smaller channel counts and images keep GEMM.
-AUTO_CASES = [(16, 16, 32, True), (32, 64, 16, True), (64, 32, 16, True), (32, 32, 16, True), (64, 64, 8, True),
-              (8, 8, 32, False), (16, 16, 16, False), (16, 32, 8, False), (3, 32, 32, False)]
+# thread: the measured rule in winograd.cpp: >= 16 channels from 16×16
+# outputs on, >= 32 on 8×8; smaller channel counts and images keep GEMM.
+AUTO_CASES = [(16, 16, 32, True), (32, 64, 16, True), (64, 32, 16, True), (32, 32, 16, True), (16, 16, 16, True),
+              (64, 64, 8, True), (8, 8, 32, False), (8, 16, 16, False), (16, 32, 8, False), (3, 32, 32, False)]
 
 
 @pytest.mark.parametrize("case", AUTO_CASES, ids=[f"{c}to{o}-{h}" for c, o, h, _ in AUTO_CASES])
@@ -284,8 +310,9 @@ def directional_difference(loss, param, analytic, seed):
 # (batch, C_in, C_out, image side, what "auto" runs, what "winograd" runs) on
 # 2 threads: every branch of the measured rule in winograd.cpp, with one image
 # per thread (batch 2) and fewer (batch 1).
-BRANCH_CASES = [(2, 16, 16, 32, "winograd4", "winograd4"), (2, 32, 32, 8, "winograd4", "winograd4"),
-                (2, 128, 128, 4, "winograd2", "winograd2"), (2, 16, 16, 16, "gemm", "winograd4"),
+BRANCH_CASES = [(2, 16, 16, 32, "winograd4", "winograd4"), (2, 32, 32, 8, "winograd2", "winograd2"),
+                (2, 128, 128, 4, "winograd2", "winograd2"), (2, 16, 16, 16, "winograd4", "winograd4"),
+                (2, 8, 16, 16, "gemm", "winograd4"),
                 (2, 8, 8, 4, "gemm", "winograd2"), (1, 16, 32, 32, "winograd4", "winograd4"),
                 (1, 64, 64, 16, "winograd2", "winograd2"), (1, 32, 32, 16, "gemm", "winograd2")]
 

@@ -21,9 +21,9 @@
 //   over tiles a GEMM whose inner dimension is the tiles,
 //   S[ξ] (C_out, C_in) += Z[ξ] (C_out, tiles) · V[ξ]ᵀ (tiles, C_in).
 //
-// Each transform is applied first down the α rows, across a whole tile row
-// (contiguous, vectorised), then across each tile's α columns (vectorised
-// over the tiles of the row).
+// Each transform is applied first down the α rows, then across each tile's
+// α columns, both vectorised over a chunk of up to kChunkTiles tiles, several
+// tile rows of an image at once (map_columns below).
 //
 // Threading (parallel.hpp's fixed splits, so a given thread count always
 // gives the same bits), two ways:
@@ -203,24 +203,28 @@ namespace {
 bool fewer_images_than_threads(int64_t batch) { return batch < detail::omp_max_threads(); }
 
 // The measured rule: {the faster tile size, whether it beats im2col + GEMM}.
-// Speed-ups over GEMM (CPU time per call, forward | forward + backward, Zen 4;
-// docs/performance-notes.md has the whole grid), F2 / F4:
-//   batch 16, 1 thread     4×4          8×8          16×16        32×32
-//   16→16                  0.78 / 1.04  0.59 / 0.89  0.82 / 1.01  2.39 / 2.39
-//   32→32                  0.82 / 1.00  0.79 / 1.23  1.33 / 1.74  2.08 / 2.28
-//   64→64                  0.90 / 0.94  1.23 / 1.80  1.57 / 2.02  1.99 / 2.44
-//   128→128                1.34 / 1.34  1.37 / 1.74  1.61 / 2.21
-//   16→32 (fwd+bwd)        0.73 / 0.85  0.64 / 0.84  1.14 / 1.32  1.61 / 1.72
-//   batch 1, 2 threads
+// Speed-ups over GEMM (CPU time per call, Zen 4; docs/performance-notes.md has
+// the grids), F2 / F4:
+//   batch 64, 1 thread, fwd + bwd  4×4          8×8          16×16        32×32
+//   8→8                                                                   0.81 / 1.00
+//   16→16                                                    1.15 / 1.15  1.63 / 2.04
+//   32→32                                       1.06 / 0.90               1.80 / 2.34
+//   64→64                                       1.42 / 1.43  1.68 / 2.02  1.89 / 2.58
+//   128→128                        1.32 / 1.46
+//   16→32                                       0.86 / 0.74  1.44 / 1.48*
+//   32→64                                                    1.54 / 1.82
+//   (* at 2 threads.) batch 1, 2 threads, forward (before the transforms ran
+//   over several tile rows at once)
 //   16→32                  0.16 / 0.16  0.23 / 0.17  0.64 / 0.57  1.07 / 1.06
 //   32→32                  0.18 / 0.18  0.45 / 0.38  0.85 / 0.78  1.23 / 1.31
 //   64→64                  0.43 / 0.30  0.72 / 0.49  1.06 / 0.96  1.53 / 1.62
 //   128→128                0.59 / 0.32  0.74 / 0.46  1.16 / 1.04
 // Its GEMMs have C_in as inner dimension and the transforms cost per channel
-// and pixel, so it needs channels and pixels both; F4 wins from 8×8 outputs
+// and pixel, so it needs channels and pixels both; F4 wins from 16×16 outputs
 // on (from 32×32 at batch 1, where a call's fixed costs, the filter transform
-// and the fork/joins, weigh more), F2 below; under 3→32 channels (an RGB
-// input layer) neither pays. The backward's speed-ups follow the forward's.
+// and the fork/joins, weigh more), F2 below (an 8×8 image has 4 tiles of
+// 4×4: the transforms' maps run too few tiles at once); under 3→32 channels
+// (an RGB input layer) neither pays. The forward's speed-ups follow these.
 struct Choice {
   int tile;
   bool faster;
@@ -230,8 +234,7 @@ Choice measured_choice(const Conv2dShape& s) {
   const int64_t side = std::min(s.out_h(), s.out_w());
   if (fewer_images_than_threads(s.batch))
     return {side >= 32 ? 4 : 2, (side >= 32 && lo >= 16 && hi >= 32) || (side >= 16 && lo >= 64)};
-  return {side >= 8 ? 4 : 2, (side >= 32 && lo >= 16) || (side >= 16 && lo >= 16 && hi >= 32) ||
-                                 (side >= 8 && lo >= 32) || (side >= 4 && lo >= 128)};
+  return {side >= 16 ? 4 : 2, (side >= 16 && lo >= 16) || (side >= 8 && lo >= 32) || (side >= 4 && lo >= 128)};
 }
 
 }  // namespace
@@ -259,6 +262,9 @@ namespace {
 // 58.3 ms at 2^18, 62.5 at 2^16, 61.2 at 2^20; 32→32 channels 40.2, 47.9, 57.3.
 constexpr int64_t kBlockElements = int64_t(1) << 18;
 
+// Tiles a transform handles at once: a few AVX-512 vectors per map (see map_columns).
+constexpr int64_t kChunkTiles = 64;
+
 // One 3×3 stride-1 correlation of an image (in_c, in_h, in_w) into
 // (out_c, out_h, out_w) by m×m tiles, output row i reading input rows
 // i − pt … i − pt + 2 (pt, pl may be negative: the input gradient's crop).
@@ -267,7 +273,11 @@ struct Tiling {
   int64_t in_c, in_h, in_w, out_c, out_h, out_w, pt, pl;
   int64_t tiles_h() const { return (out_h + F::m - 1) / F::m; }
   int64_t tiles_w() const { return (out_w + F::m - 1) / F::m; }
-  int64_t row_len() const { return F::m * tiles_w() + 2; }  // an input tile row, padded
+  // The transforms take a piece's tile rows kChunkTiles tiles at a time (at
+  // least one tile row), so that their buffer stays in L1.
+  int64_t chunk_rows() const { return std::max<int64_t>(1, kChunkTiles / tiles_w()); }
+  // A transform's buffer: two α²-point sets of a chunk's tiles.
+  int64_t buffer() const { return 2 * kPoints<F> * (chunk_rows() + 1) * tiles_w(); }
   // Tile rows per block, counted across images (small images share a block,
   // so each GEMM has enough columns): the block's V and M (α² points ×
   // channels × tiles) stay within kBlockElements, bounding the scratch for large images.
@@ -316,10 +326,10 @@ Tiling<F> input_grad_tiling(const Conv2dShape& s) {
 template <class F>
 struct WinogradPlan {
   int chunks;         // ranges of tile rows, the most any pass uses
-  int workers;        // threads that transform at once: a row buffer each
+  int workers;        // threads that transform at once: a buffer each
   int64_t u_size;     // the transformed filters: α² · C_out · C_in
   int64_t slot;       // per range: a block's V and M
-  int64_t buffer;     // per worker: 2α rows
+  int64_t buffer;     // per worker: Tiling::buffer
   int64_t slots_offset() const { return u_size; }
   int64_t buffers_offset() const { return slots_offset() + chunks * slot; }
   // dW: an α²·C_out·C_in sum per range
@@ -335,7 +345,7 @@ WinogradPlan<F> winograd_plan(const Conv2dShape& s) {
   pl.workers = std::max(pl.chunks, detail::in_parallel_region() ? 1 : detail::omp_max_threads());
   pl.u_size = kPoints<F> * s.out_channels * s.in_channels;
   pl.slot = std::max(f.block_elements(s.batch), b.block_elements(s.batch));
-  pl.buffer = 2 * F::alpha * std::max(f.row_len(), b.row_len());
+  pl.buffer = std::max(f.buffer(), b.buffer());
   return pl;
 }
 
@@ -378,46 +388,71 @@ void for_blocks(const Tiling<F>& g, int64_t batch, const WinogradPlan<F>& pl, fl
   }
 }
 
-// rows[a] (a = 0 … n−1): input row r0 + a of plane (in_h, in_w), laid out
-// len wide with input column j − pl at j, zero outside the image.
-template <class F>
-void padded_rows(float* rows, int n, int64_t len, const float* plane, const Tiling<F>& g, int64_t r0) {
-  const int64_t j0 = std::clamp<int64_t>(g.pl, 0, len), j1 = std::clamp<int64_t>(g.pl + g.in_w, j0, len);
-  for (int a = 0; a < n; ++a) {
-    float* row = rows + a * len;
-    const int64_t r = r0 + a;
-    if (r < 0 || r >= g.in_h) {
-      std::fill(row, row + len, 0.0f);
-      continue;
-    }
-    std::fill(row, row + j0, 0.0f);
-    std::copy(plane + r * g.in_w + (j0 - g.pl), plane + r * g.in_w + (j1 - g.pl), row + j0);
-    std::fill(row + j1, row + len, 0.0f);
-  }
-}
+// The transforms below lay a chunk of tile rows out so that every 1-D map runs
+// over all the chunk's tiles at once, n = tile rows × tiles_w consecutive
+// values (full vectors even when a tile row has 4 or 8 tiles), reading and
+// writing contiguous streams. Column i of every tile of a row (the tile's
+// input column m·t + i) is first split out into its own run of tiles_w
+// values; the rows are stored by phase (row m·s + q at slot s of phase q),
+// so that row i of tile row s, for every s, is one run: phase i (or, for the
+// rows the next tile row shares, i − m one slot on). The maps are applied in
+// the same order, on the same values, as Bᵀ d B etc. written tile by tile.
 
-// The two passes every data transform makes, map one of F's 1-D maps from IN to OUT values.
-// Down the rows: dst row k = Map(src rows 0 … IN−1) column by column, n wide.
+// Over n consecutive columns: dst[k·dld + j] = Map(src[off[0] + j], …, src[off[IN−1] + j])[k].
+// The IN + OUT streams never overlap (ivdep: GCC would otherwise check every
+// pair at run time, and gives up past 10 pairs).
 template <int IN, int OUT, typename Map>
-inline void map_rows(float* __restrict dst, const float* __restrict src, int64_t n, Map map) {
+inline void map_columns(float* dst, int64_t dld, const float* src, const int64_t (&off)[IN], int64_t n, Map map) {
+  const float* in[IN];
+  float* out[OUT];
+  for (int i = 0; i < IN; ++i) in[i] = src + off[i];
+  for (int k = 0; k < OUT; ++k) out[k] = dst + k * dld;
+#pragma GCC ivdep
   for (int64_t j = 0; j < n; ++j) {
     float e[IN], r[OUT];
-    for (int i = 0; i < IN; ++i) e[i] = src[i * n + j];
+    for (int i = 0; i < IN; ++i) e[i] = in[i][j];
     map(e, r);
-    for (int k = 0; k < OUT; ++k) dst[k * n + j] = r[k];
+    for (int k = 0; k < OUT; ++k) out[k][j] = r[k];
   }
 }
 
-// Across the tiles of a row: dst[k·ld + t] = Map(src[step·t … step·t + IN − 1])[k], t < tiles.
-template <int IN, int OUT, typename Map>
-inline void map_tiles(float* __restrict dst, int64_t ld, const float* __restrict src, int64_t step, int64_t tiles,
-                      Map map) {
-  for (int64_t t = 0; t < tiles; ++t) {
-    float e[IN], r[OUT];
-    for (int i = 0; i < IN; ++i) e[i] = src[step * t + i];
-    map(e, r);
-    for (int k = 0; k < OUT; ++k) dst[k * ld + t] = r[k];
+// The IN columns each tile of row r of an h × w plane reads, padded by pl
+// on the left and zeros all around, split: E[i·ld + t] = p[M·t + i], t <
+// tiles, where p[j] = plane[r, j − pl] inside the plane and 0 elsewhere. Read
+// in place: copying each row into a padded buffer first (memmove and memset
+// calls, row by row) cost as much as the maps. When every read the tiles make
+// falls inside the plane, all tiles are split at once (full vectors), those
+// that reach past the row's ends being redone.
+template <int IN, int M>
+inline void split_row(float* E, int64_t ld, const float* plane, int64_t h, int64_t w, int64_t r, int64_t pl,
+                      int64_t tiles) {
+  const float* src = r >= 0 && r < h ? plane + r * w : nullptr;
+  int64_t t0 = tiles, t1 = tiles;  // tiles [t0, t1) read inside the row: 0 ≤ M·t − pl, M·t + IN − 1 − pl < w
+  if (src) {
+    t0 = std::min(tiles, pl > 0 ? (pl + M - 1) / M : 0);
+    t1 = w + pl - IN >= 0 ? std::clamp<int64_t>((w + pl - IN) / M + 1, t0, tiles) : t0;
   }
+  const auto split = [&](const float* p, int64_t a, int64_t b) {
+#pragma GCC ivdep
+    for (int64_t t = a; t < b; ++t)
+      for (int i = 0; i < IN; ++i) E[i * ld + t] = p[M * t + i];
+  };
+  const auto edge = [&](int64_t t) {
+    for (int i = 0; i < IN; ++i) {
+      const int64_t j = M * t + i - pl;
+      E[i * ld + t] = src && j >= 0 && j < w ? src[j] : 0.0f;
+    }
+  };
+  const int64_t first = r * w - pl, last = first + M * (tiles - 1) + IN - 1;
+  if (src && t1 > t0 && first >= 0 && last < h * w) {
+    split(plane + first, 0, tiles);
+  } else if (t1 > t0) {
+    split(src - pl, t0, t1);
+  } else {
+    t0 = t1 = tiles;
+  }
+  for (int64_t t = 0; t < t0; ++t) edge(t);
+  for (int64_t t = t1; t < tiles; ++t) edge(t);
 }
 
 // V[ξ·plane(C, T) + c·T + t] = (Bᵀ d B)[ξ] of the α×α input tile of tile rows
@@ -425,18 +460,28 @@ inline void map_tiles(float* __restrict dst, int64_t ld, const float* __restrict
 template <class F>
 CORENN_SIMD_CLONES void input_transform(float* V, int64_t T, int64_t col0, const float* img, const Tiling<F>& g,
                                         int64_t tr0, int64_t tr1, float* buf) {
-  constexpr int al = F::alpha;
-  const int64_t len = g.row_len(), tw = g.tiles_w(), ld = plane(g.in_c, T);
-  float* d = buf;               // α padded input rows
-  float* bt = buf + al * len;   // Bᵀ d: α rows
+  constexpr int al = F::alpha, m = F::m;
+  const int64_t tw = g.tiles_w(), ld = plane(g.in_c, T), K = g.chunk_rows();
   const auto Bt = [](const float* in, float* out) { F::bt(in, out); };
+  float* E = buf;
   for (int64_t c = 0; c < g.in_c; ++c) {
     const float* plane = img + c * g.in_h * g.in_w;
-    for (int64_t tr = tr0; tr < tr1; ++tr) {
-      padded_rows(d, al, len, plane, g, F::m * tr - g.pt);
-      map_rows<al, al>(bt, d, len, Bt);
-      float* v = V + c * T + col0 + (tr - tr0) * tw;
-      for (int k = 0; k < al; ++k) map_tiles<al, al>(v + al * k * ld, ld, bt + k * len, F::m, tw, Bt);
+    for (int64_t s0 = tr0; s0 < tr1; s0 += K) {
+      const int64_t nt = std::min(K, tr1 - s0), n = nt * tw, S = (nt + 1) * tw, bs = m * S;
+      // E[i·bs + q·S + s·tw + t]: input row m·s + q of the chunk, column m·t + i (m·nt + 2 rows)
+      for (int64_t r = 0; r < m * nt + 2; ++r) {
+        split_row<al, m>(E + (r % m) * S + (r / m) * tw, bs, plane, g.in_h, g.in_w, m * s0 - g.pt + r, g.pl, tw);
+      }
+      // Bᵀ d down the rows: W[(k·α + i)·n + j], column i of row k of tile j
+      float* W = E + al * bs;
+      int64_t down[al];
+      for (int i = 0; i < al; ++i) down[i] = i < m ? i * S : (i - m) * S + tw;
+      for (int i = 0; i < al; ++i) map_columns<al, al>(W + i * n, al * n, E + i * bs, down, n, Bt);
+      // · B across each tile's columns, into the planes ξ = α·k + l
+      int64_t across[al];
+      for (int i = 0; i < al; ++i) across[i] = i * n;
+      float* v = V + c * T + col0 + (s0 - tr0) * tw;
+      for (int k = 0; k < al; ++k) map_columns<al, al>(v + al * k * ld, ld, W + al * k * n, across, n, Bt);
     }
   }
 }
@@ -449,35 +494,34 @@ CORENN_SIMD_CLONES void output_transform(float* y, const float* M, int64_t T, in
                                          const ConvEpilogue<float>& ep, const Tiling<F>& g, int64_t tr0,
                                          int64_t tr1, float* buf) {
   constexpr int al = F::alpha, m = F::m;
-  const int64_t tw = g.tiles_w(), ld = plane(g.out_c, T), wide = m * tw;
-  float* cols = buf;           // Aᵀ down the rows: row i, column l of every tile, (m, α, tiles_w)
-  float* out = buf + m * al * tw;  // m output rows, m·tiles_w wide
+  const int64_t tw = g.tiles_w(), ld = plane(g.out_c, T), K = g.chunk_rows(), wide = m * tw;
+  const auto At = [](const float* in, float* out) { F::at(in, out); };
+  int64_t down[al];  // the α points of a column, ld apart
+  for (int k = 0; k < al; ++k) down[k] = al * k * ld;
   for (int64_t o = 0; o < g.out_c; ++o) {
     const float bias = ep.bias ? ep.bias[o] : 0.0f;
-    for (int64_t tr = tr0; tr < tr1; ++tr) {
-      const float* s = M + o * T + col0 + (tr - tr0) * tw;
-      for (int l = 0; l < al; ++l)  // the α points of column l, ld apart, to the m rows of Aᵀ s
-        for (int64_t t = 0; t < tw; ++t) {
-          float e[al], r[m];
-          for (int k = 0; k < al; ++k) e[k] = s[(al * k + l) * ld + t];
-          F::at(e, r);
-          for (int i = 0; i < m; ++i) cols[(i * al + l) * tw + t] = r[i];
-        }
+    for (int64_t s0 = tr0; s0 < tr1; s0 += K) {
+      const int64_t nt = std::min(K, tr1 - s0), n = nt * tw;
+      const float* s = M + o * T + col0 + (s0 - tr0) * tw;
+      float* cols = buf;             // Aᵀ s down the rows: cols[(i·α + l)·n + j], row i, column l of tile j
+      float* out = buf + m * al * n;  // output row i of tile row s at out + i·m·n + s·wide
+      for (int l = 0; l < al; ++l) map_columns<al, m>(cols + l * n, al * n, s + l * ld, down, n, At);
       for (int i = 0; i < m; ++i) {  // · A: each tile's α columns to its m outputs
-        float* __restrict row = out + i * wide;
-        const float* ci = cols + i * al * tw;
-        for (int64_t t = 0; t < tw; ++t) {
+        const float* __restrict ci = cols + i * al * n;
+        float* __restrict oi = out + i * m * n;
+        for (int64_t j = 0; j < n; ++j) {
           float e[al], r[m];
-          for (int l = 0; l < al; ++l) e[l] = ci[l * tw + t];
+          for (int l = 0; l < al; ++l) e[l] = ci[l * n + j];
           F::at(e, r);
-          for (int j = 0; j < m; ++j) row[m * t + j] = r[j];
+          for (int jj = 0; jj < m; ++jj) oi[m * j + jj] = r[jj];
         }
       }
-      for (int i = 0; i < m && m * tr + i < g.out_h; ++i) {
-        const int64_t at = o * g.out_h * g.out_w + (m * tr + i) * g.out_w;
-        conv::epilogue_span(y + at, out + i * wide, bias, ep.residual ? ep.residual + at : nullptr, g.out_w,
-                            ep.relu);
-      }
+      for (int64_t tr = s0; tr < s0 + nt; ++tr)
+        for (int i = 0; i < m && m * tr + i < g.out_h; ++i) {
+          const int64_t at = o * g.out_h * g.out_w + (m * tr + i) * g.out_w;
+          conv::epilogue_span(y + at, out + i * m * n + (tr - s0) * wide, bias,
+                              ep.residual ? ep.residual + at : nullptr, g.out_w, ep.relu);
+        }
     }
   }
 }
@@ -489,26 +533,25 @@ template <class F>
 CORENN_SIMD_CLONES void grad_transform(float* Z, int64_t T, int64_t col0, const float* dy, const Tiling<F>& g,
                                        int64_t tr0, int64_t tr1, float* buf) {
   constexpr int al = F::alpha, m = F::m;
-  const int64_t tw = g.tiles_w(), ld = plane(g.out_c, T), wide = m * tw;
-  float* r = buf;              // m dy rows, m·tiles_w wide
-  float* e = buf + m * wide;   // A down the rows: α rows
+  const int64_t tw = g.tiles_w(), ld = plane(g.out_c, T), K = g.chunk_rows();
   const auto A = [](const float* in, float* out) { F::a(in, out); };
+  float* E = buf;
   for (int64_t o = 0; o < g.out_c; ++o) {
     const float* plane = dy + o * g.out_h * g.out_w;
-    for (int64_t tr = tr0; tr < tr1; ++tr) {
-      for (int a = 0; a < m; ++a) {
-        float* row = r + a * wide;
-        const int64_t i = m * tr + a;
-        if (i < g.out_h) {
-          std::copy(plane + i * g.out_w, plane + (i + 1) * g.out_w, row);
-          std::fill(row + g.out_w, row + wide, 0.0f);
-        } else {
-          std::fill(row, row + wide, 0.0f);
-        }
+    for (int64_t s0 = tr0; s0 < tr1; s0 += K) {
+      const int64_t nt = std::min(K, tr1 - s0), n = nt * tw, bs = m * n;
+      // E[i·bs + q·n + s·tw + t]: dy row m·s + q of the chunk, column m·t + i
+      for (int64_t r = 0; r < m * nt; ++r) {
+        split_row<m, m>(E + (r % m) * n + (r / m) * tw, bs, plane, g.out_h, g.out_w, m * s0 + r, 0, tw);
       }
-      map_rows<m, al>(e, r, wide, A);
-      float* z = Z + o * T + col0 + (tr - tr0) * tw;
-      for (int k = 0; k < al; ++k) map_tiles<m, al>(z + al * k * ld, ld, e + k * wide, m, tw, A);
+      // A e down the rows: W[(k·m + i)·n + j], column i of row k of tile j
+      float* W = E + m * bs;
+      int64_t down[m], across[m];
+      for (int i = 0; i < m; ++i) down[i] = across[i] = i * n;
+      for (int i = 0; i < m; ++i) map_columns<m, al>(W + i * n, m * n, E + i * bs, down, n, A);
+      // · Aᵀ across each tile's columns, into the planes ξ = α·k + l
+      float* z = Z + o * T + col0 + (s0 - tr0) * tw;
+      for (int k = 0; k < al; ++k) map_columns<m, al>(z + al * k * ld, ld, W + m * k * n, across, n, A);
     }
   }
 }
