@@ -348,3 +348,102 @@ def test_training_fusion_leaves_a_relu_read_twice_or_a_frozen_batch_norm_alone()
             return model.get_weights()
     for u, v in zip(run(True), run(False)):
         np.testing.assert_array_equal(u, v)
+
+
+# ------------------------------------------------------------------ training: Add + ReLU, shared gradient buffers
+
+def residual_gradients(enabled, dtype, x, y, build):
+    with fusion(enabled):
+        cn.seed(16)
+        model = build(dtype)
+        model.build()
+        state = model._engine.get_state()
+        loss, grads = model._engine.loss_and_gradients([x], [y])
+        model._engine.set_state(state)
+        return model, loss, grads, state
+
+
+def tiny_residual(dtype):
+    """Conv → BN → ReLU → Conv → BN, added to the block input, ReLU: every
+    training fusion at once (BN + ReLU twice, Add + ReLU), on a float64 model small
+    enough for finite differences."""
+    x = L.Input((2, 4, 4))
+    h = conv_bn(x, 2, "stem")
+    a = conv_bn(h, 2, "a")
+    a = conv_bn(a, 2, "b", relu=False)
+    h = L.Activation("relu", name="out")(L.Add(name="add")([a, h]))
+    h = L.GlobalAveragePooling2D()(h)
+    model = cn.Model(x, L.Dense(3)(h), dtype=np.dtype(dtype).name)
+    model.compile(cn.optimizers.SGD(0.1), "softmax_cross_entropy")
+    return model
+
+
+def test_training_fused_add_relu_gradient_check():
+    """The fused Add + ReLU (and batch norm's fused ReLU backward) against
+    float64 central differences, and bit for bit the layers as written."""
+    from gradcheck import engine_finite_differences, relative_difference
+    from tolerances import GRADCHECK_EPS, GRADCHECK_THRESHOLD
+    x = np.random.default_rng(17).standard_normal((5, 2, 4, 4))
+    y = np.array([0, 2, 1, 2, 0])
+    model, loss, analytic, state = residual_gradients(True, np.float64, x, y, tiny_residual)
+    with fusion(True):
+        numeric = engine_finite_differences(model._engine, x, y, True, GRADCHECK_EPS)
+    assert relative_difference(analytic, numeric) < GRADCHECK_THRESHOLD
+    _, plain_loss, plain, _ = residual_gradients(False, np.float64, x, y, tiny_residual)
+    assert loss == plain_loss
+    np.testing.assert_array_equal(analytic, plain)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_training_fused_add_relu_is_the_two_layers_bit_for_bit(dtype):
+    x = np.random.default_rng(18).standard_normal((6, 2, 4, 4)).astype(dtype)
+    y = np.array([0, 2, 1, 2, 0, 1])
+    _, fused_loss, fused, _ = residual_gradients(True, dtype, x, y, tiny_residual)
+    _, plain_loss, plain, _ = residual_gradients(False, dtype, x, y, tiny_residual)
+    assert fused_loss == plain_loss
+    np.testing.assert_array_equal(fused, plain)
+
+
+def test_an_add_read_twice_keeps_its_relu_separate():
+    """An Add whose sum is also a model output (or read by another layer)
+    must not write relu(sum): results equal with the training plan on and off."""
+    def run(enabled):
+        with fusion(enabled):
+            cn.seed(19)
+            x = L.Input((3, 5, 5))
+            a = L.Conv2D(3, 3, padding="same", name="c")(x)
+            s = L.Add(name="sum")([a, x])
+            r = L.Activation("relu", name="relu")(s)
+            t = L.Add(name="sum2")([r, x])
+            u = L.Activation("relu", name="relu2")(t)
+            model = cn.Model(x, [L.Conv2D(2, 1, name="k")(s), u, t])
+            model.compile(cn.optimizers.SGD(0.1), "mse")
+            xs = np.random.default_rng(20).standard_normal((4, 3, 5, 5)).astype(np.float32)
+            targets = [np.ones((4, 2, 5, 5), np.float32), np.ones((4, 3, 5, 5), np.float32),
+                       np.zeros((4, 3, 5, 5), np.float32)]
+            for _ in range(2):
+                model.train_on_batch(xs, targets)
+            return model.get_weights(), model.predict(xs)
+    fused_w, fused_p = run(True)
+    plain_w, plain_p = run(False)
+    for u, v in zip(fused_w + list(fused_p), plain_w + list(plain_p)):
+        np.testing.assert_array_equal(u, v)
+
+
+def test_a_shared_add_gradient_is_copied_for_a_layer_that_writes_over_it():
+    """An Add hands one gradient buffer to both its inputs; a Dense with a
+    ReLU writes its activation's gradient over dy, so the first of the two to
+    run back must get a copy, or the second reads a masked gradient: finite
+    differences catch either mistake."""
+    from gradcheck import engine_finite_differences, relative_difference
+    from tolerances import GRADCHECK_EPS, GRADCHECK_THRESHOLD
+    cn.seed(21)
+    x = L.Input((4,))
+    s = L.Add()([L.Dense(3, activation="relu")(x), L.Dense(3, activation="relu")(x), L.Dense(3)(x)])
+    model = cn.Model(x, L.Dense(2)(L.Activation("tanh")(s)), dtype="float64")
+    model.compile(cn.optimizers.SGD(0.1), "softmax_cross_entropy")
+    model.build()
+    xs, ys = np.random.default_rng(22).standard_normal((6, 4)), np.array([0, 1, 1, 0, 1, 0])
+    _, analytic = model._engine.loss_and_gradients([xs], [ys])
+    numeric = engine_finite_differences(model._engine, xs, ys, True, GRADCHECK_EPS)
+    assert relative_difference(analytic, numeric) < GRADCHECK_THRESHOLD

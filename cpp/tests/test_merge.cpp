@@ -43,6 +43,13 @@ void check_add(int count, int64_t n, unsigned seed) {
   }
   CHECK(bitwise_equal(y, y_naive));
   CHECK(bitwise_equal(y, want));
+  // add_relu_forward: max(sum, 0) as the ReLU writes it, bit for bit add_forward then the ReLU.
+  std::vector<T> yr(n, T(7)), yr_naive(n, T(-7)), want_relu = want;
+  for (auto& v : want_relu) v = v < T(0) ? T(0) : v;
+  add_relu_forward(yr.data(), xp.data(), count, n);
+  add_relu_forward_naive(yr_naive.data(), xp.data(), count, n);
+  CHECK(bitwise_equal(yr, yr_naive));
+  CHECK(bitwise_equal(yr, want_relu));
   // add_backward: every term gets dy (reference: dy.copy() for each), or adds it.
   const auto dy = random_vector<T>(n, seed + 100);
   for (bool accumulate : {false, true}) {

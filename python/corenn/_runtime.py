@@ -79,7 +79,7 @@ def set_fusion(enabled):
     BatchNormalization after it folded into its weights and writes its output
     through one epilogue (+ bias, + the residual of an ``Add``, ReLU of an
     ``Activation("relu")``); training applies the ReLU after a
-    BatchNormalization in the batch norm's output pass. See docs/guide.md, "Fused layers". ``False`` runs every
+    BatchNormalization or an ``Add`` in that layer's output pass. See docs/guide.md, "Fused layers". ``False`` runs every
     layer as written: the reference the plans are tested against. Raises
     TypeError unless ``enabled`` is a bool."""
     if not isinstance(enabled, bool):

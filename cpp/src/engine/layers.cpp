@@ -184,6 +184,7 @@ class ActivationLayer : public Layer<T> {
     activation_backward<T>(dx, dy, x, y, a.outer, a.channels, a.inner, activation_, static_cast<T>(alpha_));
     return dx;
   }
+  bool keeps_dy(const LayerCache<T>&) const override { return true; }
   bool acts_per_step() const override { return true; }
 
  private:

@@ -184,6 +184,10 @@ class Layer {
   // Parameter gradients accumulate into the gradient arena.
   virtual T* backward(T* dy, T* dx_buffer, const T* x, const T* y, int64_t batch, bool need_dx,
                       LayerCache<T>& cache) = 0;
+  // True when backward, after the forward that filled this cache, only reads
+  // dy: the engine may then hand it a gradient buffer another consumer still
+  // reads (an Add passes one buffer to all its inputs) instead of a copy.
+  virtual bool keeps_dy(const LayerCache<T>& cache) const { (void)cache; return false; }
   // Masks (Keras's): a tensor of a sequence (N, T, ...) may carry a mask (N, T),
   // 1 = a valid step. After forward, the engine asks each layer for the mask of
   // each output, given the one its first input carried (cache.input_mask):

@@ -123,6 +123,7 @@ class BatchNorm : public Layer<T> {
                                        batch, channels_, spatial_);
     return need_dx ? dx : nullptr;
   }
+  bool keeps_dy(const LayerCache<T>& c) const override { return !c.fused_relu; }
 
  private:
   // Keras's rule: a frozen layer (trainable = False) normalises with its moving

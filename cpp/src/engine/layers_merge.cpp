@@ -85,9 +85,13 @@ class Add : public MergeLayer<T> {
   const T* forward_inputs(const std::vector<const T*>& xs, int64_t batch, LayerCache<T>& c) const override {
     const int64_t n = batch * this->out_size_;
     ensure_size(c.out, n);
-    add_forward<T>(c.out.data(), xs.data(), static_cast<int>(xs.size()), n);
+    if (c.fused_relu) add_relu_forward<T>(c.out.data(), xs.data(), static_cast<int>(xs.size()), n);
+    else add_forward<T>(c.out.data(), xs.data(), static_cast<int>(xs.size()), n);
     return c.out.data();
   }
+
+  // The training plan's relu(a + b) of a residual block, written in the sum's pass.
+  bool fuses_relu(bool training) const override { return training; }
 
   void backward_inputs(const T* dy, const std::vector<T*>& dx, const std::vector<uint8_t>& accumulate,
                        int64_t batch) const override {

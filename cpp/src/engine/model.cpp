@@ -1208,11 +1208,13 @@ class Engine : public EngineBase {
   };
 
   // The training plan has one pattern: a layer that can apply a ReLU in its
-  // own output pass (Layer::fuses_relu: batch norm with batch statistics)
+  // own output pass (Layer::fuses_relu: batch norm with batch statistics, Add)
   // followed by Activation("relu") as the only reader of its output (not a
-  // model output). The ReLU node then passes the layer's output on and its
-  // gradient straight down (relu_after_, relu_source_), results bit for bit
-  // those of the two layers.
+  // model output). The ReLU node then passes the layer's output on
+  // (relu_after_, relu_source_), and, after a single-input layer, its gradient
+  // straight down (batch norm applies the ReLU's gradient in its own passes);
+  // after a merge the ReLU's backward runs as its own node, on the fused
+  // output. Results are bit for bit those of the layers as written.
   void plan_fusion() {
     const size_t tensors = graph.tensor_shapes.size();
     std::vector<int> uses(tensors, 0), reader(tensors, -1);
@@ -1233,7 +1235,7 @@ class Engine : public EngineBase {
     relu_after_.assign(graph.nodes.size(), -1);
     relu_source_.assign(graph.nodes.size(), -1);
     for (int p = 0; p < static_cast<int>(graph.nodes.size()); ++p) {
-      if (!single(p) || graph.nodes[p].out.size() != 1) continue;
+      if (!(single(p) || layer_at(p).as_merge()) || graph.nodes[p].out.size() != 1) continue;
       const int q = only_reader(graph.nodes[p].out[0]);
       if (q >= 0 && single(q) && layer_at(q).is_relu()) relu_after_[p] = q, relu_source_[q] = p;
     }
@@ -1333,6 +1335,7 @@ class Engine : public EngineBase {
     for (auto& buffer : grad_pool_) ensure_size(buffer, width);
     free_grads_.clear();
     for (size_t b = 0; b < grad_pool_.size(); ++b) free_grads_.push_back(static_cast<int>(b));
+    grad_refs_.assign(grad_pool_.size(), 0);
     grad_of_.assign(graph.tensor_shapes.size(), -1);
     seeded_ = false;
   }
@@ -1392,6 +1395,11 @@ class Engine : public EngineBase {
   // of layers ping-pongs between two and a graph holds only those still
   // waiting for a consumer. grad_of_[t] is the buffer holding dL/d(tensor t).
   // Where a tensor feeds several calls, their gradients are summed.
+  //
+  // Buffers are shared, counted (grad_refs_): an Add hands its gradient
+  // buffer to every input rather than a copy to each. A shared buffer is
+  // read-only: a sum into it goes into a fresh buffer instead (add_into), and
+  // a layer whose backward may write over dy (Layer::keeps_dy) gets a copy.
   void backward(int64_t batch, int64_t width) {
     for (int p = static_cast<int>(graph.nodes.size()) - 1; p >= 0; --p) {
       const Graph::NodeInfo& node = graph.nodes[p];
@@ -1400,7 +1408,8 @@ class Engine : public EngineBase {
       for (int t : node.out) any = any || grad_of_[t] >= 0;
       if (!any) continue;  // nothing below wants a gradient
       const int source = relu_source_[p];
-      if (source >= 0 && caches_[source].fused_relu) {  // the layer before takes this ReLU's gradient
+      if (source >= 0 && caches_[source].fused_relu && !layers_[graph.nodes[source].layer]->as_merge()) {
+        // the layer before takes this ReLU's gradient
         grad_of_[graph.nodes[source].out[0]] = grad_of_[node.out[0]];
         grad_of_[node.out[0]] = -1;
         continue;
@@ -1409,28 +1418,71 @@ class Engine : public EngineBase {
       else if (detail::CallLayer<T>* call = layer.as_call()) backward_call(*call, node, p, batch, width);
       else backward_single(layer, node, p, batch, width);
       for (int t : node.out) {
-        if (grad_of_[t] >= 0) free_grads_.push_back(grad_of_[t]);
+        if (grad_of_[t] >= 0) release_grad(grad_of_[t]);
         grad_of_[t] = -1;
       }
     }
   }
 
+  // dL/d(tensor j) += the gradient in buffer b (a fresh one, which this call
+  // consumes): in place when j's buffer is j's alone, else into b, which
+  // becomes j's (a + b = b + a: the same bits either way).
+  void add_into(int j, int b, int64_t batch) {
+    const int64_t n = batch * shape_size(graph.tensor_shapes[j]);
+    const int g = grad_of_[j];
+    if (grad_refs_[g] == 1) {
+      add_backward<T>(grad_pool_[g].data(), grad_pool_[b].data(), n, true);
+      release_grad(b);
+      return;
+    }
+    add_backward<T>(grad_pool_[b].data(), grad_pool_[g].data(), n, true);
+    release_grad(g);
+    grad_of_[j] = b;
+  }
+
+  // dL/d(tensor j) += d: in place when j's buffer is j's alone, else into a copy.
+  void accumulate(int j, const T* d, int64_t batch, int64_t width) {
+    int g = grad_of_[j];
+    if (grad_refs_[g] > 1) {
+      const int b = copy_of(g, j, batch, width);
+      release_grad(g);
+      grad_of_[j] = g = b;
+    }
+    add_backward<T>(grad_pool_[g].data(), d, batch * shape_size(graph.tensor_shapes[j]), true);
+  }
+
+  // The buffer of dL/d(output t) for a layer's backward, copied first when
+  // shared and the layer may write over it.
+  T* private_gradient(int t, const Layer<T>& layer, const LayerCache<T>& cache, int64_t batch, int64_t width) {
+    const int g = grad_of_[t];
+    if (grad_refs_[g] > 1 && !layer.keeps_dy(cache)) {
+      const int b = acquire_grad(width);
+      add_backward<T>(grad_pool_[b].data(), grad_pool_[g].data(), batch * shape_size(graph.tensor_shapes[t]), false);
+      release_grad(g);
+      grad_of_[t] = b;
+    }
+    return grad_pool_[grad_of_[t]].data();
+  }
+
   void backward_single(Layer<T>& layer, const Graph::NodeInfo& node, int p, int64_t batch, int64_t width) {
     const int t = node.out[0], j = node.in[0];
-    T* dy = grad_pool_[grad_of_[t]].data();
+    T* dy = private_gradient(t, layer, caches_[p], batch, width);
     if (!wanted_[j]) {
       layer.backward(dy, nullptr, acts_[j], acts_[t], batch, false, caches_[p]);
       return;
     }
     const int b = acquire_grad(width);
     T* dx = layer.backward(dy, grad_pool_[b].data(), acts_[j], acts_[t], batch, true, caches_[p]);
-    if (grad_of_[j] >= 0) {
-      add_backward<T>(grad_pool_[grad_of_[j]].data(), dx, batch * shape_size(graph.tensor_shapes[j]), true);
-      free_grads_.push_back(b);
-    } else if (dx == dy) {  // passed through unchanged (Flatten): the buffer moves down
-      grad_of_[j] = grad_of_[t];
-      grad_of_[t] = -1;
-      free_grads_.push_back(b);
+    if (dx == dy) {  // passed through unchanged (Flatten): dy's buffer is the gradient
+      release_grad(b);
+      if (grad_of_[j] >= 0) {
+        accumulate(j, dy, batch, width);
+      } else {
+        grad_of_[j] = grad_of_[t];
+        grad_of_[t] = -1;
+      }
+    } else if (grad_of_[j] >= 0) {
+      add_into(j, b, batch);
     } else {
       grad_of_[j] = b;
     }
@@ -1438,30 +1490,38 @@ class Engine : public EngineBase {
 
   void backward_merge(detail::MergeLayer<T>& merge, const Graph::NodeInfo& node, int64_t batch, int64_t width) {
     const int t = node.out[0];
-    T* dy = grad_pool_[grad_of_[t]].data();
     const std::vector<int>& in = node.in;
-    // Where an input's gradient is dy itself (Add), one input that has no
-    // gradient yet takes dy's buffer instead of a copy, after the others
-    // have read it.
-    int take = -1;
-    for (size_t k = 0; k < in.size() && take < 0 && merge.passes_gradient_through(); ++k) {
-      const int j = in[k];
-      if (wanted_[j] && grad_of_[j] < 0 && std::count(in.begin(), in.end(), j) == 1) take = static_cast<int>(k);
+    if (merge.passes_gradient_through()) {  // every input's gradient is dy (Add): its buffer, shared
+      for (int j : in) {
+        if (!wanted_[j]) continue;
+        if (grad_of_[j] < 0) grad_of_[j] = share_grad(grad_of_[t]);
+        else accumulate(j, grad_pool_[grad_of_[t]].data(), batch, width);
+      }
+      return;
     }
+    T* dy = grad_pool_[grad_of_[t]].data();
     merge_dx_.clear();
     merge_accumulate_.clear();
     for (size_t k = 0; k < in.size(); ++k) {
       const int j = in[k];
-      const bool want = wanted_[j] && static_cast<int>(k) != take;
+      const bool want = wanted_[j];
+      if (want && grad_of_[j] >= 0 && grad_refs_[grad_of_[j]] > 1) {  // summed into: a copy first
+        const int g = grad_of_[j];
+        grad_of_[j] = copy_of(g, j, batch, width);
+        release_grad(g);
+      }
       merge_accumulate_.push_back(want && grad_of_[j] >= 0);
       if (want && grad_of_[j] < 0) grad_of_[j] = acquire_grad(width);
       merge_dx_.push_back(want ? grad_pool_[grad_of_[j]].data() : nullptr);
     }
     merge.backward_inputs(dy, merge_dx_, merge_accumulate_, batch);
-    if (take >= 0) {
-      grad_of_[in[take]] = grad_of_[t];
-      grad_of_[t] = -1;
-    }
+  }
+
+  // A fresh buffer holding buffer g's gradient of tensor j.
+  int copy_of(int g, int j, int64_t batch, int64_t width) {
+    const int b = acquire_grad(width);
+    add_backward<T>(grad_pool_[b].data(), grad_pool_[g].data(), batch * shape_size(graph.tensor_shapes[j]), false);
+    return b;
   }
 
   // The general call: outputs without a gradient read as zeros; each input's
@@ -1470,7 +1530,7 @@ class Engine : public EngineBase {
   void backward_call(detail::CallLayer<T>& call, const Graph::NodeInfo& node, int p, int64_t batch, int64_t width) {
     std::vector<T*> dys, dxs;
     std::vector<int> fresh(node.in.size(), -1);
-    for (int t : node.out) dys.push_back(grad_of_[t] >= 0 ? grad_pool_[grad_of_[t]].data() : nullptr);
+    for (int t : node.out) dys.push_back(grad_of_[t] >= 0 ? private_gradient(t, call, caches_[p], batch, width) : nullptr);
     for (size_t k = 0; k < node.in.size(); ++k) {
       if (!wanted_[node.in[k]]) {
         dxs.push_back(nullptr);
@@ -1486,24 +1546,28 @@ class Engine : public EngineBase {
     for (size_t k = 0; k < node.in.size(); ++k) {
       if (fresh[k] < 0) continue;
       const int j = node.in[k];
-      if (grad_of_[j] >= 0) {
-        add_backward<T>(grad_pool_[grad_of_[j]].data(), grad_pool_[fresh[k]].data(),
-                        batch * shape_size(graph.tensor_shapes[j]), true);
-        free_grads_.push_back(fresh[k]);
-      } else {
-        grad_of_[j] = fresh[k];
-      }
+      if (grad_of_[j] >= 0) add_into(j, fresh[k], batch);
+      else grad_of_[j] = fresh[k];
     }
   }
 
   int acquire_grad(int64_t width) {
     if (free_grads_.empty()) {
       grad_pool_.emplace_back(static_cast<size_t>(width));
+      grad_refs_.push_back(1);
       return static_cast<int>(grad_pool_.size()) - 1;
     }
     const int b = free_grads_.back();
     free_grads_.pop_back();
+    grad_refs_[b] = 1;
     return b;
+  }
+  int share_grad(int b) {
+    ++grad_refs_[b];
+    return b;
+  }
+  void release_grad(int b) {
+    if (--grad_refs_[b] == 0) free_grads_.push_back(b);
   }
 
   // The unweighted loss of output o and, with dout, its gradient. step_mask is
@@ -1683,7 +1747,7 @@ class Engine : public EngineBase {
   std::vector<const T*> acts_, scratch_;
   std::vector<const uint8_t*> masks_;
   std::vector<std::vector<T>> grad_pool_;
-  std::vector<int> free_grads_, grad_of_;
+  std::vector<int> free_grads_, grad_of_, grad_refs_;  // grad_refs_: tensors holding each buffer
   std::vector<uint8_t> wanted_, merge_accumulate_;
   std::vector<T*> merge_dx_;
   std::vector<uint8_t> mask_;

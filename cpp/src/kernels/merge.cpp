@@ -32,6 +32,40 @@ void add_forward_naive(T* y, const T* const* xs, int count, int64_t n) {
 }
 
 template <typename T>
+void add_relu_forward(T* y, const T* const* xs, int count, int64_t n) {
+  // y: (n,), xs[k]: (n,)
+  detail::parallel_for(0, n, detail::kGrain, [=](int64_t lo, int64_t hi, int) {
+    // The sum as add_forward adds it, then max(v, 0) as activation.cpp writes
+    // it (v < 0 ? 0 : v: NaN and −0 pass), over the chunk while it is in cache.
+    const T* x0 = xs[0];
+    if (count == 2) {
+      const T* x1 = xs[1];
+      for (int64_t i = lo; i < hi; ++i) {
+        const T v = x0[i] + x1[i];
+        y[i] = v < T(0) ? T(0) : v;
+      }
+      return;
+    }
+    for (int64_t i = lo; i < hi; ++i) y[i] = x0[i];
+    for (int k = 1; k < count; ++k) {
+      const T* xk = xs[k];
+      for (int64_t i = lo; i < hi; ++i) y[i] += xk[i];
+    }
+    for (int64_t i = lo; i < hi; ++i) y[i] = y[i] < T(0) ? T(0) : y[i];
+  });
+}
+
+template <typename T>
+void add_relu_forward_naive(T* y, const T* const* xs, int count, int64_t n) {
+  // y: (n,), xs[k]: (n,)
+  for (int64_t i = 0; i < n; ++i) {
+    T sum = xs[0][i];
+    for (int k = 1; k < count; ++k) sum += xs[k][i];
+    y[i] = sum < T(0) ? T(0) : sum;
+  }
+}
+
+template <typename T>
 void add_backward(T* dx, const T* dy, int64_t n, bool accumulate) {
   // dx: (n,), dy: (n,)
   detail::parallel_for(0, n, detail::kGrain, [=](int64_t lo, int64_t hi, int) {
@@ -143,6 +177,8 @@ void concat_backward_naive(T* dx, const T* dy, int64_t outer, int64_t offset, in
 #define CORENN_INSTANTIATE(T)                                                                     \
   template void add_forward<T>(T*, const T* const*, int, int64_t);                                \
   template void add_forward_naive<T>(T*, const T* const*, int, int64_t);                          \
+  template void add_relu_forward<T>(T*, const T* const*, int, int64_t);                           \
+  template void add_relu_forward_naive<T>(T*, const T* const*, int, int64_t);                     \
   template void add_backward<T>(T*, const T*, int64_t, bool);                                     \
   template void add_backward_naive<T>(T*, const T*, int64_t, bool);                               \
   template void subtract_forward<T>(T*, const T*, const T*, int64_t);                             \

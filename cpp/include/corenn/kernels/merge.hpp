@@ -14,6 +14,13 @@ template <typename T>
 void add_forward(T* y, const T* const* xs, int count, int64_t n);
 template <typename T>
 void add_forward_naive(T* y, const T* const* xs, int count, int64_t n);
+// y = max(xs[0] + xs[1] + ..., 0), the ReLU applied where the sum is written
+// (a residual block's output; the engine's training plan, model.cpp): bit for
+// bit add_forward followed by activation.hpp's ReLU. Arguments as add_forward.
+template <typename T>
+void add_relu_forward(T* y, const T* const* xs, int count, int64_t n);
+template <typename T>
+void add_relu_forward_naive(T* y, const T* const* xs, int count, int64_t n);
 
 // Every term of a sum receives the sum's gradient unchanged.
 // dx: (n,) written (or added when accumulate); dy: (n,).
