@@ -601,13 +601,20 @@ void correlate(float* y, float* scratch, const WinogradPlan<F>& pl, const float*
       });
 }
 
+// The forward in its two halves: W into U, then the correlation with U (which
+// an inference caller may keep across calls: winograd_transform_filters).
+template <class F>
+void forward_transformed(float* y, float* scratch, const float* x, const float* U, const ConvEpilogue<float>& ep,
+                         const Conv2dShape& s) {
+  correlate(y, scratch, winograd_plan<F>(s), x, U, ep, forward_tiling<F>(s), s.batch);
+}
+
 template <class F>
 void forward(float* y, float* scratch, const float* x, const float* W, const ConvEpilogue<float>& ep,
              const Conv2dShape& s) {
-  const WinogradPlan<F> pl = winograd_plan<F>(s);
   float* U = scratch;
   filter_transform<F>(U, W, s.out_channels, s.in_channels, false);
-  correlate(y, scratch, pl, x, U, ep, forward_tiling<F>(s), s.batch);
+  forward_transformed<F>(y, scratch, x, U, ep, s);
 }
 
 template <class F>
@@ -676,6 +683,24 @@ void winograd_conv2d_forward(float* y, float* scratch, const float* x, const flo
   ConvEpilogue<float> ep;
   ep.bias = b;
   winograd_conv2d_forward(y, scratch, x, W, ep, s, tile);
+}
+
+int64_t winograd_filter_size(const Conv2dShape& s, int tile) {
+  check_tile("winograd_filter_size", tile);
+  return (tile + 2) * (tile + 2) * s.out_channels * s.in_channels;
+}
+
+void winograd_transform_filters(float* U, const float* W, const Conv2dShape& s, int tile) {
+  check_tile("winograd_transform_filters", tile);
+  if (tile == 2) filter_transform<F2>(U, W, s.out_channels, s.in_channels, false);
+  else filter_transform<F4>(U, W, s.out_channels, s.in_channels, false);
+}
+
+void winograd_conv2d_forward_transformed(float* y, float* scratch, const float* x, const float* U,
+                                         const ConvEpilogue<float>& ep, const Conv2dShape& s, int tile) {
+  check_tile("winograd_conv2d_forward_transformed", tile);
+  if (tile == 2) forward_transformed<F2>(y, scratch, x, U, ep, s);
+  else forward_transformed<F4>(y, scratch, x, U, ep, s);
 }
 
 // ------------------------------------------------------------------ backward

@@ -47,6 +47,15 @@ void winograd_conv2d_forward(float* y, float* scratch, const float* x, const flo
 // With an epilogue (conv.hpp), applied in the output transform's write.
 void winograd_conv2d_forward(float* y, float* scratch, const float* x, const float* W,
                              const ConvEpilogue<float>& ep, const Conv2dShape& s, int tile);
+// The forward in two halves, for a caller that runs one W many times (the
+// inference engine keeps U while the weights stay put): U = G g Gᵀ of every
+// filter, winograd_filter_size(s, tile) floats, (α², C_out, C_in) with α = tile + 2;
+// then winograd_conv2d_forward_transformed is winograd_conv2d_forward given U
+// (the same results, bit for bit). ValueError unless tile is 2 or 4.
+int64_t winograd_filter_size(const Conv2dShape& s, int tile);
+void winograd_transform_filters(float* U, const float* W, const Conv2dShape& s, int tile);
+void winograd_conv2d_forward_transformed(float* y, float* scratch, const float* x, const float* U,
+                                         const ConvEpilogue<float>& ep, const Conv2dShape& s, int tile);
 void winograd_conv2d_backward(float* dx, float* dW, float* db, float* scratch, const float* dy,
                               const float* x, const float* W, const Conv2dShape& s, int tile);
 
