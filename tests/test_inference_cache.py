@@ -186,3 +186,27 @@ def test_concurrent_predicts_agree(fusion):
         for runs in results:
             for got in runs:
                 assert np.array_equal(got, want)
+
+
+def test_batch_one_rule_for_kept_filters():
+    """At batch 1 on 2 threads inference keeps the transformed filters, and
+    "auto" takes F(4×4) from 8×8 on where a call that transforms them takes
+    F(2×2) or GEMM (winograd.cpp's rule): 64→64 on 16×16 and 32→32 on 16×16."""
+    threads = cn.get_num_threads()
+    rng = np.random.default_rng(7)
+    try:
+        cn.set_num_threads(2)
+        for c, one_call in ((64, "winograd2"), (32, "gemm")):
+            x_in = L.Input((c, 16, 16))
+            model = cn.Model(x_in, L.Conv2D(c, 3, padding="same", name="c")(x_in))
+            W, b = model.get_layer("c").get_weights()
+            x = rng.standard_normal((1, c, 16, 16)).astype(np.float32)
+            with settings("auto"):
+                auto_kept, auto_call = model.predict(x), cn.ops.conv2d_forward(x, W, b, padding=1)
+            with settings("winograd4"):
+                assert np.array_equal(auto_kept, model.predict(x))
+            with settings(one_call):
+                assert np.array_equal(auto_call, cn.ops.conv2d_forward(x, W, b, padding=1))
+            assert not np.array_equal(auto_kept, auto_call)
+    finally:
+        cn.set_num_threads(threads)

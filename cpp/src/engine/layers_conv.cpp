@@ -246,12 +246,12 @@ class Conv2D : public Convolution<T> {
   // y = the convolution of x with kernel, through e (c.scratch sized). An
   // inference call on the Winograd path (float32) runs with the kernel's
   // transformed filters, kept across calls for kernel_key and the tile
-  // (winograd.hpp: the setting and the batch choose it per call); the results
-  // are conv2d_forward_fused's bit for bit.
+  // (winograd.hpp: the setting and the batch choose it per call, by the rule
+  // for kept filters); the results are winograd_conv2d_forward's bit for bit.
   void convolve(T* y, const T* x, const T* kernel, typename DerivedWeights<T>::Key kernel_key,
                 const ConvEpilogue<T>& e, const Conv2dShape& s, LayerCache<T>& c) const {
     if constexpr (std::is_same_v<T, float>) {
-      const int tile = c.inference ? winograd_tile(s) : 0;
+      const int tile = c.inference ? winograd_tile(s, true) : 0;
       if (tile) {
         kernel_key[3] = static_cast<uint64_t>(tile);
         const auto U = winograd_filters_.get(kernel_key, [&](std::vector<float>& u) {

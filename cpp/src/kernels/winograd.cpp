@@ -221,13 +221,20 @@ bool fewer_images_than_threads(int64_t batch) { return batch < detail::omp_max_t
 // on (from 32×32 at batch 1, where a call's fixed costs, the filter transform
 // and the fork/joins, weigh more), F2 below; under 3→32 channels (an RGB
 // input layer) neither pays. The backward's speed-ups follow the forward's.
+// An inference caller that keeps the transformed filters (filters_kept) pays
+// no filter transform per call; at batch 1 on 2 threads F4 then wins from
+// 8×8 on (forward, CPU time per call, GEMM / F4, the filters kept):
+//   16→16 32×32 1.17, 16→32 32×32 1.28, 16→32 16×16 0.73, 32→32 16×16 1.23,
+//   32→64 16×16 1.35, 64→64 16×16 1.96, 64→64 8×8 1.21, 128→128 4×4 2.03.
 struct Choice {
   int tile;
   bool faster;
 };
-Choice measured_choice(const Conv2dShape& s) {
+Choice measured_choice(const Conv2dShape& s, bool filters_kept) {
   const int64_t lo = std::min(s.in_channels, s.out_channels), hi = std::max(s.in_channels, s.out_channels);
   const int64_t side = std::min(s.out_h(), s.out_w());
+  if (fewer_images_than_threads(s.batch) && filters_kept)
+    return {4, (side >= 32 && lo >= 16 && hi >= 32) || (side >= 8 && lo >= 32) || (side >= 4 && lo >= 128)};
   if (fewer_images_than_threads(s.batch))
     return {side >= 32 ? 4 : 2, (side >= 32 && lo >= 16 && hi >= 32) || (side >= 16 && lo >= 64)};
   return {side >= 8 ? 4 : 2, (side >= 32 && lo >= 16) || (side >= 16 && lo >= 16 && hi >= 32) ||
@@ -236,15 +243,15 @@ Choice measured_choice(const Conv2dShape& s) {
 
 }  // namespace
 
-int winograd_tile(const Conv2dShape& s) {
+int winograd_tile(const Conv2dShape& s, bool filters_kept) {
   if (!winograd_applies(s)) return 0;
   switch (g_algorithm.load()) {
     case Algorithm::gemm: return 0;
     case Algorithm::winograd2: return 2;
     case Algorithm::winograd4: return 4;
-    case Algorithm::winograd: return measured_choice(s).tile;
+    case Algorithm::winograd: return measured_choice(s, filters_kept).tile;
     default: {
-      const Choice c = measured_choice(s);
+      const Choice c = measured_choice(s, filters_kept);
       return c.faster ? c.tile : 0;
     }
   }

@@ -35,7 +35,9 @@ const char* get_conv_algorithm();
 bool winograd_applies(const Conv2dShape& s);
 // The setting and the measured rule (winograd.cpp): the tile size m (2 or 4)
 // the float32 forward and backward of s run on, 0 for im2col + GEMM.
-int winograd_tile(const Conv2dShape& s);
+// filters_kept: for a forward whose caller keeps the transformed filters
+// across calls (winograd_transform_filters), which moves the rule at batch 1.
+int winograd_tile(const Conv2dShape& s, bool filters_kept = false);
 
 // Elements of float scratch the Winograd kernels need for s (thread count in force now).
 int64_t winograd_scratch_size(const Conv2dShape& s);
