@@ -262,6 +262,8 @@ class Conv2D : public Convolution<T> {
         return;
       }
     }
+    // GEMM (float64, other shapes, or the rule's choice: where the rule for
+    // kept filters keeps GEMM, so does the one conv2d_forward_fused applies).
     conv2d_forward_fused<T>(y, c.scratch.data(), x, kernel, e, s);
   }
 
