@@ -74,6 +74,29 @@ TEST(winograd_rejects_other_tile_sizes) {
   CHECK(threw);
 }
 
+// The forward in two halves (filters transformed once, kept by the inference
+// engine) gives the one-call forward's results bit for bit, batch 1 and more.
+TEST(winograd_transformed_filters_give_the_forward_bit_for_bit) {
+  for (int64_t n : {1, 3}) {
+    const Conv2dShape s = shape(n, 16, 24, 8, 10, 1, 1, 1, 1);
+    const int64_t ny = n * 24 * 8 * 10;
+    const auto x = random_vector<float>(n * 16 * 80, 5), W = random_vector<float>(24 * 16 * 9, 6, 0.2);
+    const auto b = random_vector<float>(24, 7);
+    ConvEpilogue<float> ep;
+    ep.bias = b.data();
+    ep.relu = true;
+    std::vector<float> scratch(winograd_scratch_size(s)), direct(ny), y(ny);
+    for (int tile : {2, 4}) {
+      std::vector<float> U(winograd_filter_size(s, tile));
+      CHECK(static_cast<int64_t>(U.size()) == (tile + 2) * (tile + 2) * 24 * 16);
+      winograd_transform_filters(U.data(), W.data(), s, tile);
+      winograd_conv2d_forward(direct.data(), scratch.data(), x.data(), W.data(), ep, s, tile);
+      winograd_conv2d_forward_transformed(y.data(), scratch.data(), x.data(), U.data(), ep, s, tile);
+      CHECK(corenn_test::bitwise_equal(y, direct));
+    }
+  }
+}
+
 TEST(winograd_dispatch_follows_the_setting) {
   const Conv2dShape s = shape(4, 16, 16, 8, 8, 1, 1, 1, 1);
   const int64_t ny = s.batch * 16 * 64;

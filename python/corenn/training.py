@@ -28,6 +28,8 @@ def _as_array(owner, name, value):
 def _per_item(owner, what, value, names, listed, kind):
     """value as a list with one entry per name: a list (when there are several,
     or the model was given lists), a dict keyed by name, or one value."""
+    if len(names) == 1 and type(value) is np.ndarray:  # the common call, without the Mapping ABC's 1 µs check
+        return [value]
     if isinstance(value, Mapping):
         unknown = [k for k in value if k not in names]
         missing = [n for n in names if n not in value]

@@ -14,6 +14,7 @@
 #include "corenn/kernels/conv.hpp"
 #include "corenn/kernels/init.hpp"
 #include "corenn/model.hpp"
+#include "engine/derived_weights.hpp"
 
 namespace corenn {
 namespace detail {
@@ -46,6 +47,10 @@ struct LayerCache {
   // ReLU to its output in its own pass (Layer::fuses_relu), and its backward
   // receives the gradient of that ReLU's output.
   bool fused_relu = false;
+  // Set by the engine for an inference call (predict, evaluate): the layer may
+  // run with weights it derived from its own in an earlier call
+  // (DerivedWeights), which training, whose weights move every step, never keeps.
+  bool inference = false;
 };
 
 // Grows a buffer to at least n elements; never shrinks, so a steady batch size
@@ -212,11 +217,15 @@ class Layer {
   // Inference fusion (model.cpp's fusion pass). A convolution heads a fused
   // group: fusion_weights() tells what it computes with, forward_fused runs its
   // inference forward with another kernel (the folded one) and the epilogue
-  // (bias, residual, ReLU) applied where the output is written.
+  // (bias, residual, ReLU) applied where the output is written. kernel_key
+  // names the kernel's contents (DerivedWeights: the versions of the weights
+  // it comes from, its address), so that the layer may keep what it derives
+  // from it; its last entry is 0, left for the layer's own use.
   virtual FusionWeights<T> fusion_weights() const { return {}; }
-  virtual const T* forward_fused(const T* x, int64_t batch, const T* kernel, const ConvEpilogue<T>& e,
+  virtual const T* forward_fused(const T* x, int64_t batch, const T* kernel,
+                                 const typename DerivedWeights<T>::Key& kernel_key, const ConvEpilogue<T>& e,
                                  LayerCache<T>& cache) const {
-    (void)x, (void)batch, (void)kernel, (void)e, (void)cache;
+    (void)x, (void)batch, (void)kernel, (void)kernel_key, (void)e, (void)cache;
     return nullptr;
   }
   // A layer that is, at inference, a per-channel affine map y = s[c]·x + t[c]

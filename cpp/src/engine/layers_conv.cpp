@@ -11,6 +11,7 @@
 #include "corenn/kernels/padding.hpp"
 #include "corenn/kernels/pool.hpp"
 #include "corenn/kernels/upsample.hpp"
+#include "corenn/kernels/winograd.hpp"
 #include "corenn/random.hpp"
 #include "engine/layers.hpp"
 #include "engine/registry.hpp"
@@ -185,7 +186,9 @@ class Conv2D : public Convolution<T> {
     const Conv2dShape s = at_batch(batch);
     ensure_size(c.scratch, conv2d_scratch_size(s));
     T* z = preactivation_output(c, this->k_.activation, batch * this->out_size_);
-    conv2d_forward<T>(z, c.scratch.data(), x, this->params_, this->bias(), s);
+    ConvEpilogue<T> e;
+    e.bias = this->bias();
+    convolve(z, x, this->params_, own_kernel_key(), e, s, c);
     apply_activation(c, this->k_.activation, this->alpha(), this->fused_axes(batch, s.out_channels));
     return c.out.data();
   }
@@ -199,12 +202,12 @@ class Conv2D : public Convolution<T> {
     return {this->params_, this->bias(), C, this->kernel_size() / C, g == Activation::relu};
   }
 
-  const T* forward_fused(const T* x, int64_t batch, const T* kernel, const ConvEpilogue<T>& e,
-                         LayerCache<T>& c) const override {
+  const T* forward_fused(const T* x, int64_t batch, const T* kernel, const typename DerivedWeights<T>::Key& kernel_key,
+                         const ConvEpilogue<T>& e, LayerCache<T>& c) const override {
     const Conv2dShape s = at_batch(batch);
     ensure_size(c.scratch, conv2d_scratch_size(s));
     ensure_size(c.out, batch * this->out_size_);
-    conv2d_forward_fused<T>(c.out.data(), c.scratch.data(), x, kernel, e, s);
+    convolve(c.out.data(), x, kernel, kernel_key, e, s, c);
     return c.out.data();
   }
 
@@ -235,9 +238,39 @@ class Conv2D : public Convolution<T> {
     return s;
   }
 
+  // kernel_key (Layer::forward_fused) of the layer's own kernel.
+  typename DerivedWeights<T>::Key own_kernel_key() const {
+    return {this->weights_version, ~uint64_t(0), reinterpret_cast<uintptr_t>(this->params_), 0};
+  }
+
+  // y = the convolution of x with kernel, through e (c.scratch sized). An
+  // inference call on the Winograd path (float32) runs with the kernel's
+  // transformed filters, kept across calls for kernel_key and the tile
+  // (winograd.hpp: the setting and the batch choose it per call, by the rule
+  // for kept filters); the results are winograd_conv2d_forward's bit for bit.
+  void convolve(T* y, const T* x, const T* kernel, typename DerivedWeights<T>::Key kernel_key,
+                const ConvEpilogue<T>& e, const Conv2dShape& s, LayerCache<T>& c) const {
+    if constexpr (std::is_same_v<T, float>) {
+      const int tile = c.inference ? winograd_tile(s, true) : 0;
+      if (tile) {
+        kernel_key[3] = static_cast<uint64_t>(tile);
+        const auto U = winograd_filters_.get(kernel_key, [&](std::vector<float>& u) {
+          u.resize(static_cast<size_t>(winograd_filter_size(s, tile)));
+          winograd_transform_filters(u.data(), kernel, s, tile);
+        });
+        winograd_conv2d_forward_transformed(y, c.scratch.data(), x, U->data(), e, s, tile);
+        return;
+      }
+    }
+    // GEMM (float64, other shapes, or the rule's choice: where the rule for
+    // kept filters keeps GEMM, so does the one conv2d_forward_fused applies).
+    conv2d_forward_fused<T>(y, c.scratch.data(), x, kernel, e, s);
+  }
+
   bool depthwise_;
   int64_t filters_, groups_, depth_multiplier_;
   Conv2dShape geometry_;
+  mutable DerivedWeights<T> winograd_filters_;
 };
 
 // SeparableConv2D = depthwise (depth_multiplier per channel) then a 1×1

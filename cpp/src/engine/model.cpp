@@ -152,6 +152,7 @@ class EngineBase {
 
 namespace {
 
+using detail::DerivedWeights;
 using detail::ensure_size;
 using detail::FusionWeights;
 using detail::Layer;
@@ -712,8 +713,7 @@ class Engine : public EngineBase {
                   std::vector<double>* output_losses, std::vector<Tensor>* outputs) const override {
     const int64_t batch = check_batch("evaluate", x, y, weight);
     InferenceLease c(*this);
-    const bool fused = prepare_fusion();
-    forward(inputs_of(x), batch, false, 0, c->caches, c->acts, c->masks, c->scratch, fused);
+    forward(inputs_of(x), batch, false, 0, c->caches, c->acts, c->masks, c->scratch, true);
     double total = 0.0;
     std::vector<double> per_output(graph.outputs.size(), std::numeric_limits<double>::quiet_NaN());
     for (size_t o = 0; o < graph.outputs.size(); ++o) {
@@ -736,8 +736,7 @@ class Engine : public EngineBase {
   std::vector<Tensor> predict(const std::vector<Tensor>& x) const override {
     const int64_t batch = check_inputs("predict", x);
     InferenceLease c(*this);
-    const bool fused = prepare_fusion();
-    forward(inputs_of(x), batch, false, 0, c->caches, c->acts, c->masks, c->scratch, fused);
+    forward(inputs_of(x), batch, false, 0, c->caches, c->acts, c->masks, c->scratch, true);
     return copy_outputs(c->acts, batch);
   }
 
@@ -746,8 +745,7 @@ class Engine : public EngineBase {
   std::vector<Tensor> output_masks(const std::vector<Tensor>& x) const override {
     const int64_t batch = check_inputs("output_masks", x);
     InferenceLease c(*this);
-    const bool fused = prepare_fusion();
-    forward(inputs_of(x), batch, false, 0, c->caches, c->acts, c->masks, c->scratch, fused);
+    forward(inputs_of(x), batch, false, 0, c->caches, c->acts, c->masks, c->scratch, true);
     std::vector<Tensor> out;
     for (int t : graph.outputs) {
       const Shape& s = graph.tensor_shapes[t];
@@ -1132,23 +1130,27 @@ class Engine : public EngineBase {
   // key per (step, call): masks repeat within a step (gradient checking) and
   // never across steps or calls.
   //
-  // fused (inference only): the nodes of each fused group (plan_fusion) run
-  // as one convolution with its epilogue, at the group's last node.
+  // inference (predict, evaluate; never training): with fusion on, the nodes
+  // of each fused group (plan_fusion) run as one convolution with its
+  // epilogue, at the group's last node; and layers may keep weights derived
+  // from theirs across calls (LayerCache::inference).
   void forward(const std::vector<const T*>& x, int64_t batch, bool training, int64_t at_step,
                std::vector<LayerCache<T>>& caches, std::vector<const T*>& acts,
-               std::vector<const uint8_t*>& masks, std::vector<const T*>& scratch, bool fused = false) const {
+               std::vector<const uint8_t*>& masks, std::vector<const T*>& scratch, bool inference = false) const {
     acts.resize(graph.tensor_shapes.size());
     masks.assign(graph.tensor_shapes.size(), nullptr);
     for (size_t i = 0; i < graph.num_inputs; ++i) acts[i] = x[i];
     const uint64_t calls = graph.nodes.size();
+    const bool fused = inference && !training && g_fusion.load();
     for (size_t p = 0; p < graph.nodes.size(); ++p) {
-      if (fused && !training && fused_at_[p] != kUnfused) {
+      if (fused && fused_at_[p] != kUnfused) {
         if (fused_at_[p] >= 0) run_fused(fused_[fused_at_[p]], batch, caches, acts, masks);
         continue;
       }
       const Graph::NodeInfo& node = graph.nodes[p];
       Layer<T>& layer = *layers_[node.layer];
       caches[p].training = training;
+      caches[p].inference = inference && !training;
       caches[p].input_mask = masks[node.in[0]];
       caches[p].input_masks.clear();
       for (int t : node.in) caches[p].input_masks.push_back(masks[t]);
@@ -1201,10 +1203,9 @@ class Engine : public EngineBase {
     int residual = -1;         // the tensor the Add brings in, or -1
     bool relu = false;
     std::vector<int> members;  // node positions, in order
-    // With bn: the folded kernel, then the folded bias; folded from the
-    // layers' weights at these versions (Layer::weights_version).
-    std::vector<T> folded;
-    uint64_t head_version = ~uint64_t(0), bn_version = ~uint64_t(0);
+    // With bn: the folded kernel, then the folded bias, kept for the
+    // versions of the two layers' weights (Layer::weights_version).
+    DerivedWeights<T> folded;
   };
 
   // The training plan has one pattern: a layer that can apply a ReLU in its
@@ -1280,46 +1281,36 @@ class Engine : public EngineBase {
     }
   }
 
-  // Whether predict runs the fused plan; refolds, first, every group whose
-  // layers' weights moved since it was folded. Concurrent predict calls meet
-  // here under a lock; a refold needs a change of weights, which no const
-  // call makes, so a plan in use is never refolded under a caller.
-  bool prepare_fusion() const {
-    if (!g_fusion.load() || fused_.empty()) return false;
-    std::lock_guard<std::mutex> lock(fold_mutex_);
-    for (FusedConv& g : fused_) {
-      if (g.bn < 0) continue;
-      const Layer<T>& head = *layers_[graph.nodes[g.head].layer];
-      const Layer<T>& bn = *layers_[graph.nodes[g.bn].layer];
-      if (g.head_version == head.weights_version && g.bn_version == bn.weights_version) continue;
-      const FusionWeights<T> w = head.fusion_weights();
-      g.folded.resize(static_cast<size_t>(w.channels * (w.per_channel + 1)));
-      bn.fold_into(g.folded.data(), g.folded.data() + w.channels * w.per_channel, w);
-      g.head_version = head.weights_version;
-      g.bn_version = bn.weights_version;
-    }
-    return true;
-  }
-
-  void run_fused(const FusedConv& g, int64_t batch, std::vector<LayerCache<T>>& caches,
-                 std::vector<const T*>& acts, std::vector<const uint8_t*>& masks) const {
+  // Runs group g, folding first when its layers' weights moved since the
+  // last fold (DerivedWeights: concurrent predict calls share the fold).
+  void run_fused(FusedConv& g, int64_t batch, std::vector<LayerCache<T>>& caches, std::vector<const T*>& acts,
+                 std::vector<const uint8_t*>& masks) const {
     const Graph::NodeInfo& head = graph.nodes[g.head];
     const Layer<T>& conv = *layers_[head.layer];
     const FusionWeights<T> w = conv.fusion_weights();
     ConvEpilogue<T> e;
     const T* kernel = w.kernel;
     e.bias = w.bias;
+    typename DerivedWeights<T>::Key key{conv.weights_version, ~uint64_t(0), reinterpret_cast<uintptr_t>(kernel), 0};
+    typename DerivedWeights<T>::Data folded;  // held for the call
     if (g.bn >= 0) {
-      kernel = g.folded.data();
+      const Layer<T>& bn = *layers_[graph.nodes[g.bn].layer];
+      folded = g.folded.get({conv.weights_version, bn.weights_version, 0, 0}, [&](std::vector<T>& f) {
+        f.resize(static_cast<size_t>(w.channels * (w.per_channel + 1)));
+        bn.fold_into(f.data(), f.data() + w.channels * w.per_channel, w);
+      });
+      kernel = folded->data();
       e.bias = kernel + w.channels * w.per_channel;
+      key = {conv.weights_version, bn.weights_version, reinterpret_cast<uintptr_t>(kernel), 0};
     }
     e.residual = g.residual >= 0 ? acts[g.residual] : nullptr;
     e.relu = g.relu;
     LayerCache<T>& c = caches[g.head];
     c.training = false;
+    c.inference = true;
     c.input_mask = masks[head.in[0]];
     const int out = graph.nodes[g.last].out[0];
-    acts[out] = conv.forward_fused(acts[head.in[0]], batch, kernel, e, c);
+    acts[out] = conv.forward_fused(acts[head.in[0]], batch, kernel, key, e, c);
     masks[out] = nullptr;  // a convolution drops masks, and its group adds none
   }
 
@@ -1809,7 +1800,6 @@ class Engine : public EngineBase {
   // The training plan: per node, the ReLU node after it it may take in
   // (relu_after_), and per ReLU node the node that may take it (relu_source_); -1: none.
   std::vector<int> relu_after_, relu_source_;
-  mutable std::mutex fold_mutex_;
 };
 
 }  // namespace

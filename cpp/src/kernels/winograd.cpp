@@ -224,14 +224,21 @@ bool fewer_images_than_threads(int64_t batch) { return batch < detail::omp_max_t
 // on (from 32×32 at batch 1, where a call's fixed costs, the filter transform
 // and the fork/joins, weigh more), F2 below (an 8×8 image has 4 tiles of
 // 4×4: the transforms' maps run too few tiles at once); under 3→32 channels
-// (an RGB input layer) neither pays. The forward's speed-ups follow these.
+// (an RGB input layer) neither pays. The backward's speed-ups follow the forward's.
+// An inference caller that keeps the transformed filters (filters_kept) pays
+// no filter transform per call; at batch 1 on 2 threads F4 then wins from
+// 8×8 on (forward, CPU time per call, GEMM / F4, the filters kept):
+//   16→16 32×32 1.17, 16→32 32×32 1.28, 16→32 16×16 0.73, 32→32 16×16 1.23,
+//   32→64 16×16 1.35, 64→64 16×16 1.96, 64→64 8×8 1.21, 128→128 4×4 2.03.
 struct Choice {
   int tile;
   bool faster;
 };
-Choice measured_choice(const Conv2dShape& s) {
+Choice measured_choice(const Conv2dShape& s, bool filters_kept) {
   const int64_t lo = std::min(s.in_channels, s.out_channels), hi = std::max(s.in_channels, s.out_channels);
   const int64_t side = std::min(s.out_h(), s.out_w());
+  if (fewer_images_than_threads(s.batch) && filters_kept)
+    return {4, (side >= 32 && lo >= 16 && hi >= 32) || (side >= 8 && lo >= 32) || (side >= 4 && lo >= 128)};
   if (fewer_images_than_threads(s.batch))
     return {side >= 32 ? 4 : 2, (side >= 32 && lo >= 16 && hi >= 32) || (side >= 16 && lo >= 64)};
   return {side >= 16 ? 4 : 2, (side >= 16 && lo >= 16) || (side >= 8 && lo >= 32) || (side >= 4 && lo >= 128)};
@@ -239,15 +246,15 @@ Choice measured_choice(const Conv2dShape& s) {
 
 }  // namespace
 
-int winograd_tile(const Conv2dShape& s) {
+int winograd_tile(const Conv2dShape& s, bool filters_kept) {
   if (!winograd_applies(s)) return 0;
   switch (g_algorithm.load()) {
     case Algorithm::gemm: return 0;
     case Algorithm::winograd2: return 2;
     case Algorithm::winograd4: return 4;
-    case Algorithm::winograd: return measured_choice(s).tile;
+    case Algorithm::winograd: return measured_choice(s, filters_kept).tile;
     default: {
-      const Choice c = measured_choice(s);
+      const Choice c = measured_choice(s, filters_kept);
       return c.faster ? c.tile : 0;
     }
   }
@@ -644,13 +651,20 @@ void correlate(float* y, float* scratch, const WinogradPlan<F>& pl, const float*
       });
 }
 
+// The forward in its two halves: W into U, then the correlation with U (which
+// an inference caller may keep across calls: winograd_transform_filters).
+template <class F>
+void forward_transformed(float* y, float* scratch, const float* x, const float* U, const ConvEpilogue<float>& ep,
+                         const Conv2dShape& s) {
+  correlate(y, scratch, winograd_plan<F>(s), x, U, ep, forward_tiling<F>(s), s.batch);
+}
+
 template <class F>
 void forward(float* y, float* scratch, const float* x, const float* W, const ConvEpilogue<float>& ep,
              const Conv2dShape& s) {
-  const WinogradPlan<F> pl = winograd_plan<F>(s);
   float* U = scratch;
   filter_transform<F>(U, W, s.out_channels, s.in_channels, false);
-  correlate(y, scratch, pl, x, U, ep, forward_tiling<F>(s), s.batch);
+  forward_transformed<F>(y, scratch, x, U, ep, s);
 }
 
 template <class F>
@@ -719,6 +733,24 @@ void winograd_conv2d_forward(float* y, float* scratch, const float* x, const flo
   ConvEpilogue<float> ep;
   ep.bias = b;
   winograd_conv2d_forward(y, scratch, x, W, ep, s, tile);
+}
+
+int64_t winograd_filter_size(const Conv2dShape& s, int tile) {
+  check_tile("winograd_filter_size", tile);
+  return (tile + 2) * (tile + 2) * s.out_channels * s.in_channels;
+}
+
+void winograd_transform_filters(float* U, const float* W, const Conv2dShape& s, int tile) {
+  check_tile("winograd_transform_filters", tile);
+  if (tile == 2) filter_transform<F2>(U, W, s.out_channels, s.in_channels, false);
+  else filter_transform<F4>(U, W, s.out_channels, s.in_channels, false);
+}
+
+void winograd_conv2d_forward_transformed(float* y, float* scratch, const float* x, const float* U,
+                                         const ConvEpilogue<float>& ep, const Conv2dShape& s, int tile) {
+  check_tile("winograd_conv2d_forward_transformed", tile);
+  if (tile == 2) forward_transformed<F2>(y, scratch, x, U, ep, s);
+  else forward_transformed<F4>(y, scratch, x, U, ep, s);
 }
 
 // ------------------------------------------------------------------ backward

@@ -35,7 +35,9 @@ const char* get_conv_algorithm();
 bool winograd_applies(const Conv2dShape& s);
 // The setting and the measured rule (winograd.cpp): the tile size m (2 or 4)
 // the float32 forward and backward of s run on, 0 for im2col + GEMM.
-int winograd_tile(const Conv2dShape& s);
+// filters_kept: for a forward whose caller keeps the transformed filters
+// across calls (winograd_transform_filters), which moves the rule at batch 1.
+int winograd_tile(const Conv2dShape& s, bool filters_kept = false);
 
 // Elements of float scratch the Winograd kernels need for s (thread count in force now).
 int64_t winograd_scratch_size(const Conv2dShape& s);
@@ -47,6 +49,15 @@ void winograd_conv2d_forward(float* y, float* scratch, const float* x, const flo
 // With an epilogue (conv.hpp), applied in the output transform's write.
 void winograd_conv2d_forward(float* y, float* scratch, const float* x, const float* W,
                              const ConvEpilogue<float>& ep, const Conv2dShape& s, int tile);
+// The forward in two halves, for a caller that runs one W many times (the
+// inference engine keeps U while the weights stay put): U = G g Gᵀ of every
+// filter, winograd_filter_size(s, tile) floats, (α², C_out, C_in) with α = tile + 2;
+// then winograd_conv2d_forward_transformed is winograd_conv2d_forward given U
+// (the same results, bit for bit). ValueError unless tile is 2 or 4.
+int64_t winograd_filter_size(const Conv2dShape& s, int tile);
+void winograd_transform_filters(float* U, const float* W, const Conv2dShape& s, int tile);
+void winograd_conv2d_forward_transformed(float* y, float* scratch, const float* x, const float* U,
+                                         const ConvEpilogue<float>& ep, const Conv2dShape& s, int tile);
 void winograd_conv2d_backward(float* dx, float* dW, float* db, float* scratch, const float* dy,
                               const float* x, const float* W, const Conv2dShape& s, int tile);
 
