@@ -181,6 +181,55 @@ def test_conv2d_parity_larger_batches(case, rng):
     check_conv2d_parity(case, rng)
 
 
+# Depthwise convolutions with stride 1 run on zero-padded planes, 16 output
+# columns per block, up to 6 output channels of a plane in registers at once
+# (depthwise_conv.cpp): batch 1 and odd batches above the thread count, rows
+# narrower than, equal to and wider than a block (with a partial last block),
+# multipliers 1, 2, 6 (one block) and 8 (blocks of 6 + 2), padding 0, 2 and
+# asymmetric, dilation, non-square kernels; and a strided case beside them
+# (the general loops).
+DEPTHWISE_STRIDE1_CASES = [
+    # (n, c, h, w, o, k, groups, stride, padding, dilation)
+    (1, 3, 9, 11, 3, 3, 3, 1, 0, 1),
+    (17, 2, 13, 37, 12, 3, 2, 1, (2, 0, 1, 2), 2),
+    (3, 2, 8, 14, 16, (5, 3), 2, 1, 2, 1),
+    (5, 4, 28, 28, 8, 5, 4, 1, 2, 1),
+    (2, 3, 6, 20, 3, 2, 3, 1, 0, 1),
+    (5, 3, 12, 12, 6, 3, 3, 2, 1, 1),
+]
+
+
+@pytest.mark.parametrize("case", DEPTHWISE_STRIDE1_CASES, ids=[grid_id(c) for c in DEPTHWISE_STRIDE1_CASES])
+def test_conv2d_depthwise_stride1(case, rng):
+    check_conv2d_parity(case, rng, naive_modes=(False, True))
+
+
+def test_conv2d_depthwise_stride1_independent_of_thread_count(rng, restore_threads):
+    # Each output and each dW entry is summed in one order for any thread
+    # count: forward and backward are bitwise the same on 1 and 2 threads.
+    x, W, b = make_conv(rng, np.float32, 9, 3, 28, 28, 18, 5, groups=3)
+    dy = rng.standard_normal((9, 18, 28, 28)).astype(np.float32)
+    results = []
+    for threads in (1, 2):
+        cn.set_num_threads(threads)
+        results.append((cn.ops.conv2d_forward(x, W, b, padding=2, groups=3),
+                        *cn.ops.conv2d_backward(dy, x, W, padding=2, groups=3)))
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
+
+
+def test_conv2d_depthwise_stride1_weight_gradient_ignores_non_finite_pixels_it_does_not_read(rng):
+    # The last block of a row reads pixels past the row's end (masked out):
+    # an infinity there must not turn dW into NaN. A 3×3 "valid" kernel on
+    # 20 columns: the output's 18 columns are a block of 16 and one of 2;
+    # the infinity sits where only the lanes past OW reach it.
+    x, W, _ = make_conv(rng, np.float64, 1, 2, 5, 20, 2, 3, groups=2)
+    x[0, 0, :, 19] = np.inf  # read by output column 17 through tap q = 2 only
+    dy = rng.standard_normal((1, 2, 3, 18))
+    _, dW, _ = cn.ops.conv2d_backward(dy, x, W, groups=2)
+    assert np.all(np.isfinite(dW[0, 0, :, :2]))
+
+
 # Column matrices of more than 2^20 elements are cut into tiles of window
 # rows, the products reading and writing the image in place: "same" (tiles
 # of the gathered input gradient too), strided with asymmetric padding, and

@@ -83,6 +83,17 @@ TEST(conv2d_depthwise_fast_matches_naive) {
   }
 }
 
+// Stride-1 depthwise layers on zero-padded planes: rows wider than a block of
+// 16 output columns and not a multiple of it, output channels in register
+// blocks of 6 plus a rest (multiplier 8), dilation, padding 0 and 2.
+TEST(conv2d_depthwise_stride1_matches_naive) {
+  for (int64_t n : {1, 5}) {
+    check_conv_fast_vs_naive<double>(conv(n, 4, 28, 28, 32, 5, 1, 2, 1, 4), 1e-12);  // multiplier 8
+    check_conv_fast_vs_naive<double>(conv(n, 3, 13, 37, 9, 3, 1, 0, 2, 3), 1e-12);
+    check_conv_fast_vs_naive<double>(conv(n, 2, 9, 20, 12, 3, 1, 1, 1, 2), 1e-12);  // multiplier 6
+  }
+}
+
 TEST(conv2d_pointwise_fast_matches_naive) {
   for (int64_t n : {1, 6}) {
     check_conv_fast_vs_naive<double>(conv(n, 6, 5, 7, 4, 1, 1, 0, 1, 1), 1e-12);
