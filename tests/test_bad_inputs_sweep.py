@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -463,9 +464,8 @@ def _training_cases():
 # a failed save must leave the old file, a failed load_weights the old weights.
 
 def _file_cases():
-    import tempfile
     import corenn as cn
-    tmp = tempfile.mkdtemp()
+    tmp = tempfile.mkdtemp(dir=os.getcwd())  # inside the child's scratch directory
     model, x, _ = _tiny_model()
     model.compile(optimizer="adam", loss="softmax_cross_entropy")
     good = os.path.join(tmp, "good.corenn")
@@ -594,12 +594,13 @@ def _child(group, skip):
 def _run(group, skip=0, timeout=120):
     """(records, return code, the case it died in or None, stderr) of a child
     running `group`'s cases from index `skip` on."""
-    code = f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); " \
+    code = f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); " \
            f"import test_bad_inputs_sweep as m; m._child({group!r}, {skip})"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    try:
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
-                              env=env)
+    try:  # in a scratch directory: a callback given a bad file name writes it there
+        with tempfile.TemporaryDirectory() as scratch:
+            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                                  env=env, cwd=scratch)
         out, err, rc = proc.stdout, proc.stderr, proc.returncode
     except subprocess.TimeoutExpired as exc:
         out, err, rc = exc.stdout or "", exc.stderr or "", "timeout"
