@@ -64,6 +64,15 @@ def test_reference_pooling_gradients(k, s, padding, rng):
     P = projection((2, 3), 3)
     numeric = numerical_gradient(lambda: float(np.sum(P * ref.global_avg_pool1d_forward(x))), x)
     assert relative_difference(ref.global_avg_pool1d_backward(P, x.shape), numeric) < GRADCHECK_THRESHOLD
+    P = projection(ref.avg_pool1d_forward(x, k, s, padding).shape, 4)
+    numeric = numerical_gradient(lambda: float(np.sum(P * ref.avg_pool1d_forward(x, k, s, padding))), x)
+    assert relative_difference(ref.avg_pool1d_backward(P, x.shape, k, s, padding), numeric) < GRADCHECK_THRESHOLD
+
+
+def test_reference_average_pooling_hand_values():
+    # "same" with pool 2 on 3 steps pads one cell on the right, not counted: [2, 5].
+    np.testing.assert_array_equal(ref.avg_pool1d_forward(np.array([[[1.0, 3.0, 5.0]]]), 2, padding="same")[0, 0],
+                                  [2.0, 5.0])
 
 
 # ---------------------------------------------------------------- layers
@@ -81,8 +90,13 @@ def test_reference_pooling_gradients(k, s, padding, rng):
         (lambda: L.MaxPooling1D(), (3, 9), (3, 4)),
         (lambda: L.MaxPool1D(2, padding="same"), (3, 9), (3, 5)),
         (lambda: L.MaxPool1D(3, strides=1), (3, 9), (3, 7)),
+        (lambda: L.AveragePooling1D(), (3, 9), (3, 4)),
+        (lambda: L.AvgPool1D(2, padding="same"), (3, 9), (3, 5)),
+        (lambda: L.AvgPool1D(3, strides=1), (3, 9), (3, 7)),
         (lambda: L.GlobalAveragePooling1D(), (3, 9), (3,)),
         (lambda: L.GlobalAvgPool1D(), (1, 1), (1,)),
+        (lambda: L.GlobalMaxPooling1D(), (3, 9), (3,)),
+        (lambda: L.GlobalMaxPool1D(), (1, 1), (1,)),
         (lambda: L.UpSampling2D(), (3, 4, 5), (3, 8, 10)),
         (lambda: L.UpSampling2D((3, 1), interpolation="bilinear"), (3, 4, 5), (3, 12, 5)),
     ],
@@ -120,6 +134,51 @@ def test_pooling_layers_match_reference(k, s, padding, dtype):
     m = built([L.GlobalAveragePooling1D()], (3, 10), dtype)
     assert_close(m.predict(x), ref.global_avg_pool1d_forward(x.astype(np.float64)),
                  op="global_avg_pool2d_forward", what="global_avg_pool1d layer")
+    m = built([L.AveragePooling1D(k, strides=s, padding=padding)], (3, 10), dtype)
+    assert_close(m.predict(x), ref.avg_pool1d_forward(x.astype(np.float64), k, s, padding),
+                 op="avg_pool2d_forward", what="avg_pool1d layer")
+    # Its gradient: the model's vjp against the reference backward.
+    dy = np.random.default_rng(5).standard_normal(m.predict(x).shape).astype(dtype)
+    _, pullback = m.vjp(x)
+    assert_close(pullback(dy), ref.avg_pool1d_backward(dy.astype(np.float64), x.shape, k, s, padding),
+                 op="avg_pool2d_backward", what="avg_pool1d layer gradient")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_global_max_pooling_1d_matches_reference_and_torch(dtype):
+    import torch
+    rng = np.random.default_rng(6)
+    x = rng.permutation(60).reshape(2, 3, 10).astype(dtype) * 0.1  # no ties
+    m = built([L.GlobalMaxPooling1D()], (3, 10), dtype)
+    want, argmax = ref.global_max_pool1d_forward(x.astype(np.float64))
+    assert_close(m.predict(x), want, op="max_pool2d_forward", what="global_max_pool1d layer")
+    np.testing.assert_array_equal(m.predict(x), torch.amax(torch.from_numpy(x), dim=2).numpy())
+    dy = rng.standard_normal((2, 3)).astype(dtype)
+    _, pullback = m.vjp(x)
+    assert_close(pullback(dy), ref.global_max_pool1d_backward(dy.astype(np.float64), argmax, x.shape),
+                 op="max_pool2d_backward", what="global_max_pool1d layer gradient")
+
+
+def test_reference_global_max_pooling_gradient(rng):
+    x = rng.permutation(30).reshape(2, 3, 5) * 0.1
+    y, argmax = ref.global_max_pool1d_forward(x)
+    P = projection(y.shape, 5)
+    numeric = numerical_gradient(lambda: float(np.sum(P * ref.global_max_pool1d_forward(x)[0])), x)
+    assert relative_difference(ref.global_max_pool1d_backward(P, argmax, x.shape), numeric) < GRADCHECK_THRESHOLD
+
+
+def test_global_max_pooling_1d_needs_sequences():
+    with pytest.raises(ValueError, match="global_max_pool1d.*expects sequences \\(channels, steps\\) per example"):
+        built([L.GlobalMaxPooling1D()], (3, 4, 5))
+
+
+def test_average_pooling_1d_bad_arguments_name_the_layer():
+    with pytest.raises(TypeError, match="AveragePooling1D: padding must be 'valid' or 'same', got 3"):
+        L.AveragePooling1D(2, padding=3)
+    with pytest.raises(ValueError, match="AveragePooling1D: .*pool_size"):
+        L.AveragePooling1D(0)
+    with pytest.raises(ValueError, match="AveragePooling1D.*padding"):
+        L.AveragePooling1D(2, padding="causal")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

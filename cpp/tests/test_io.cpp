@@ -103,7 +103,14 @@ Model every_layer_model(DType dtype) {
             .set("filters", 4).set("kernel_size", {2}).set("dilation", {2}).set("padding", "causal")
             .set("activation", "tanh"));
   m.add(LayerSpec("max_pool1d").set("kernel_size", {2}).set("padding", "same"));
-  m.add(LayerSpec("global_avg_pool1d"));
+  m.add(LayerSpec("avg_pool1d", "steps_avg").set("kernel_size", {2}).set("strides", {1}).set("padding", "same"));
+  m.add(LayerSpec("global_avg_pool1d", "gavg"));
+  LayerSpec gmax("global_max_pool1d", "gmax");
+  gmax.inputs = {"steps_avg"};
+  m.add(gmax);
+  LayerSpec pooled = LayerSpec("concatenate", "pooled").set("axis", -1);
+  pooled.inputs = {"gavg", "gmax"};
+  m.add(pooled);
   m.add(LayerSpec("flatten"));
   m.add(LayerSpec("unit_normalization").set("epsilon", 1e-6));
   m.add(LayerSpec("activation").set("activation", "leaky_relu").set("alpha", 0.3));

@@ -73,6 +73,46 @@ TEST(frozen_layer_keeps_its_weights_bit_for_bit) {
   CHECK(head[0].data()[0] != m.get_weights(1)[0].data()[0]);
 }
 
+// Keras's rule for wrapped layers: a frozen layer inside a trainable wrapper
+// (a BatchNormalization in TimeDistributed, the LSTM of a Bidirectional, both
+// directions) keeps every weight of the wrapper, whatever the optimizer;
+// unfreezing the wrapper unfreezes the layers in it.
+TEST(a_frozen_layer_inside_a_wrapper_keeps_the_wrappers_weights) {
+  seed(6);
+  LayerSpec bn = LayerSpec("batch_norm").set("axis", -1);
+  bn.trainable = false;
+  LayerSpec lstm = LayerSpec("lstm", "inner").set("units", 3).set("return_sequences", true);
+  lstm.trainable = false;
+  Model m(DType::float64);
+  m.add(LayerSpec("time_distributed", "td").set("layer", bn));
+  m.add(LayerSpec("bidirectional", "bi").set("layer", lstm));
+  m.add(LayerSpec("dense", "head").set("units", 2));
+  m.build({4, 3});
+  OptimizerSpec opt;
+  opt.kind = "adamw";
+  opt.adam.lr = 0.05;
+  opt.adam.weight_decay = 0.1;
+  m.compile(LossKind::mse, opt);
+  Tensor x({5, 4, 3}, DType::float64), y({5, 4, 2}, DType::float64);
+  for (int64_t i = 0; i < x.size(); ++i) x.data_as<double>()[i] = uniform01(7, static_cast<uint64_t>(i)) - 0.5;
+  for (int64_t i = 0; i < y.size(); ++i) y.data_as<double>()[i] = uniform01(8, static_cast<uint64_t>(i));
+  const auto same = [](const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
+    bool ok = a.size() == b.size();
+    for (size_t t = 0; ok && t < a.size(); ++t)
+      ok = std::memcmp(a[t].data_as<double>(), b[t].data_as<double>(), sizeof(double) * a[t].size()) == 0;
+    return ok;
+  };
+  const auto td = m.get_weights(0), bi = m.get_weights(1), head = m.get_weights(2);
+  for (int step = 0; step < 3; ++step) m.train_step(x, y);
+  CHECK(same(m.get_weights(0), td));
+  CHECK(same(m.get_weights(1), bi));
+  CHECK(!same(m.get_weights(2), head));
+  m.set_trainable(1, true);  // the wrapper's flag is its layers' too
+  m.train_step(x, y);
+  CHECK(!same(m.get_weights(1), bi));
+  CHECK(same(m.get_weights(0), td));
+}
+
 TEST(bad_input_throws_before_any_update) {
   seed(5);
   Model m = make_mlp();

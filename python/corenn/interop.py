@@ -512,6 +512,14 @@ def _global_avg_pool(g, name, config, weights, x):
     return g.node("Flatten", [pooled], name, axis=1)
 
 
+def _global_max_pool1d(g, name, config, weights, x):
+    """MaxPool over one window of the whole length (onnx's reference
+    GlobalMaxPool does not keep float64)."""
+    length = g.shape_in[2]
+    pooled = g.node("MaxPool", [x], f"{name}/pooled", kernel_shape=[length], strides=[length])
+    return g.node("Flatten", [pooled], name, axis=1)
+
+
 def _pads_1d(g, config, kernel, stride, dilation):
     """[begin, end] of a 1-D layer: "same" by the Keras rule, "causal" all at the start."""
     if config["padding"] == "same":
@@ -537,6 +545,14 @@ def _max_pool1d(g, name, config, weights, x):
     (stride,) = config["strides"] or (kernel,)
     return g.node("MaxPool", [x], name, kernel_shape=[kernel], strides=[stride],
                   pads=_pads_1d(g, config, kernel, stride, 1))
+
+
+def _avg_pool1d(g, name, config, weights, x):
+    """count_include_pad=0: "same" windows average the steps inside only (Keras)."""
+    (kernel,) = config["kernel_size"]
+    (stride,) = config["strides"] or (kernel,)
+    return g.node("AveragePool", [x], name, kernel_shape=[kernel], strides=[stride],
+                  pads=_pads_1d(g, config, kernel, stride, 1), count_include_pad=0)
 
 
 def _up_sampling(g, name, config, weights, x):
@@ -846,7 +862,9 @@ CONVERTERS = {
     "global_avg_pool2d": _global_avg_pool,
     "conv1d": _conv1d,
     "max_pool1d": _max_pool1d,
+    "avg_pool1d": _avg_pool1d,
     "global_avg_pool1d": _global_avg_pool,
+    "global_max_pool1d": _global_max_pool1d,
     "up_sampling2d": _up_sampling,
     "zero_padding2d": _zero_padding,
     "add": lambda g, name, c, w, xs: g.node("Sum", xs, name),

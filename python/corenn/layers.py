@@ -7,6 +7,7 @@ import inspect
 import re
 import reprlib
 import warnings
+import weakref
 
 import numpy as np
 
@@ -300,6 +301,16 @@ class Layer(_validate.KeywordChecked):
         self._trainable = bool(value)
         if self._engine is not None:
             self._engine.set_trainable(self._index, self._trainable)
+        for ref in getattr(self, "_wrappers", ()):  # a wrapped layer tells its wrappers' engine copies
+            wrapper = ref()
+            if wrapper is not None:
+                wrapper._sync_trainable()
+
+    @property
+    def _trains(self):
+        """True when training updates the layer's parameters (a wrapper's:
+        only while it and every layer it wraps are trainable)."""
+        return self._trainable
 
     def get_config(self):
         """Keras-style configuration (also what the engine receives)."""
@@ -808,10 +819,11 @@ class MaxPooling1D(_Pool):
     _channels_first_1d = True
 
     def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
-        k = _length("MaxPooling1D", "pool_size", pool_size)
-        s = None if strides is None else _length("MaxPooling1D", "strides", strides)
+        owner = type(self).__name__
+        k = _length(owner, "pool_size", pool_size)
+        s = None if strides is None else _length(owner, "strides", strides)
         if not isinstance(padding, str):
-            raise TypeError(f"MaxPooling1D: padding must be 'valid' or 'same', got {padding!r}")
+            raise TypeError(f"{owner}: padding must be 'valid' or 'same', got {padding!r}")
         super().__init__((1, k), None if s is None else (1, s), padding, **kwargs)
         self.pool_size, self.strides = (k,), None if s is None else (s,)
 
@@ -821,10 +833,31 @@ class MaxPooling1D(_Pool):
         return config
 
 
+class AveragePooling1D(MaxPooling1D):
+    """Mean over windows of pool_size steps on (C, L) -> (C, L_out) (strides
+    default to pool_size; Keras's AveragePooling1D on PyTorch's layout):
+    y[c, t] = mean of x[c, t·s − left … t·s − left + K − 1] over the steps
+    inside the sequence. padding "valid", or "same" (⌈L / s⌉ outputs, the odd
+    padding cell on the right, only the steps inside each window averaged:
+    Keras's rule, PyTorch's count_include_pad=False); float32/float64."""
+
+    kind = "avg_pool1d"
+
+
 class GlobalAveragePooling1D(Layer):
     """(C, L) -> (C,): the mean of each channel over the steps; float32/float64."""
 
     kind = "global_avg_pool1d"
+    _channels_first_1d = True
+
+
+class GlobalMaxPooling1D(Layer):
+    """(C, L) -> (C,): the max of each channel over the steps (Keras's
+    GlobalMaxPooling1D on PyTorch's layout; its gradient goes to the first
+    maximum); float32/float64. The text CNN's Embedding → Conv1D → global max
+    needs the (batch, channels, steps) layout (see the guide)."""
+
+    kind = "global_max_pool1d"
     _channels_first_1d = True
 
 
@@ -1415,6 +1448,40 @@ class _Wrapper(Layer):
 
     _nested = ("layer",)
 
+    def _wrap(self, layer):
+        """Keeps `layer` and lets it tell this wrapper when its trainable flag
+        changes (the engine runs a copy of it, built from its config)."""
+        if layer is not None:
+            if not hasattr(layer, "_wrappers"):
+                layer._wrappers = []
+            layer._wrappers.append(weakref.ref(self))
+        return layer
+
+    def _inner_layers(self):
+        return [getattr(self, key) for key in self._nested if getattr(self, key) is not None]
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        # Keras's setter: the flag is also every wrapped layer's.
+        self._trainable = bool(value)
+        for inner in self._inner_layers():
+            inner._trainable = self._trainable
+        self._sync_trainable()
+
+    @property
+    def _trains(self):
+        return self._trainable and all(inner._trains for inner in self._inner_layers())
+
+    def _sync_trainable(self):
+        """Gives the engine's copy the effective flag: frozen (the wrapper and
+        the layers in it) as soon as the wrapper or a wrapped layer is."""
+        if self._engine is not None:
+            self._engine.set_trainable(self._index, self._trains)
+
     @classmethod
     def from_config(cls, config):
         config = dict(config)
@@ -1443,7 +1510,7 @@ class TimeDistributed(_Wrapper):
 
     def __init__(self, layer, **kwargs):
         super().__init__(**kwargs)
-        self.layer = _wrapped("TimeDistributed", "layer", layer)
+        self.layer = self._wrap(_wrapped("TimeDistributed", "layer", layer))
 
     def get_config(self):
         return {**super().get_config(), "layer": self.layer._engine_config()}
@@ -1480,8 +1547,8 @@ class Bidirectional(_Wrapper):
                                  f"{type(value).__name__} '{value.name}'")
         if layer is None:
             raise TypeError("Bidirectional: layer must be a SimpleRNN, LSTM or GRU, got None")
-        self.layer = layer
-        self.backward_layer = backward_layer
+        self.layer = self._wrap(layer)
+        self.backward_layer = self._wrap(backward_layer)
         # The engine spells None "none" (its attributes are strings).
         merge_mode = None if merge_mode == "none" else merge_mode
         self.merge_mode = _validate.choice("Bidirectional", "merge_mode", merge_mode, MERGE_MODES)
@@ -1529,7 +1596,9 @@ MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
 GlobalAvgPool2D = GlobalAveragePooling2D
 MaxPool1D = MaxPooling1D
+AvgPool1D = AveragePooling1D
 GlobalAvgPool1D = GlobalAveragePooling1D
+GlobalMaxPool1D = GlobalMaxPooling1D
 
 # The public names: every layer class (and alias) defined above, found rather
 # than listed, so a new layer kind cannot be left out.

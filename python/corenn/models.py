@@ -276,7 +276,7 @@ class Model:
             rows.append(row + ((inbound,) if graph else ()))
         widths = [max(len(h), *(len(r[c]) for r in rows)) for c, h in enumerate(header)]
         line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-        trainable = sum(e.count_layer_params(i) for i, l in enumerate(self._layers) if l.trainable)
+        trainable = sum(e.count_layer_params(i) for i, l in enumerate(self._layers) if l._trains)
         total = self.count_params()
         rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
         out = [f'Model: "{self.name}"', line(header), rule, *(line(r) for r in rows), rule,
@@ -316,7 +316,7 @@ class Model:
         in get_weights order."""
         self._ensure_built()
         return [(int(offset), tuple(shape)) for i, _, offset, shape in self._engine.parameter_layout()
-                if self._layers[i].trainable]
+                if self._layers[i]._trains]
 
     @property
     def weights(self):

@@ -328,8 +328,8 @@ def _masked_labels(model, xs, ys, batch_size=256):
     reaches it as missing targets, which every built-in metric leaves out
     (corenn.metrics). Class ids (N, T) under softmax_cross_entropy become -1
     (ignored) in both: that loss leaves masked steps out already, so it is
-    unchanged. Float targets become NaN in metric_ys only: the other losses do
-    not read the mask (and mse would turn NaN into a NaN loss). Masks follow
+    unchanged. Float targets become NaN in metric_ys only: the other losses
+    read the mask in the engine (and mse would turn NaN into a NaN loss). Masks follow
     from x alone: one inference pass."""
     wanted = [o for o, (metrics, y) in enumerate(zip(model._output_metrics, ys))
               if metrics and y is not None and y.ndim >= 2]

@@ -10,7 +10,10 @@ the right; "causal": left = d·(K − 1), right = 0.
 
 max_pool1d: y[n, c, t] = max over steps t·s − left … t·s − left + K − 1 inside
 [0, L) (padding is −∞); argmax is the first maximum's step.
+avg_pool1d: y[n, c, t] = mean over the steps of that window inside [0, L)
+(the padding is not counted).
 global_avg_pool1d: y[n, c] = mean over t of x[n, c, t].
+global_max_pool1d: y[n, c] = max over t of x[n, c, t] (gradient to the first maximum).
 """
 
 import numpy as np
@@ -85,6 +88,45 @@ def max_pool1d_backward(dy, argmax, x_shape):
     dx = np.zeros(x_shape, dy.dtype)
     n, c, _ = np.indices(argmax.shape)
     np.add.at(dx, (n, c, argmax), dy)
+    return dx
+
+
+def avg_pool1d_forward(x, pool_size, stride=None, padding="valid"):
+    """y[n, c, t] = mean of the steps of window t inside the sequence (the
+    padding is not counted: Keras's "same")."""
+    stride = pool_size if stride is None else stride
+    N, C, L = x.shape
+    left, right = padding1d(L, pool_size, stride, padding)
+    out = (L + left + right - pool_size) // stride + 1
+    y = np.empty((N, C, out), x.dtype)
+    for t in range(out):
+        lo, hi = max(t * stride - left, 0), min(t * stride - left + pool_size, L)
+        y[:, :, t] = x[:, :, lo:hi].mean(axis=2)
+    return y
+
+
+def avg_pool1d_backward(dy, x_shape, pool_size, stride=None, padding="valid"):
+    """Each step inside window t gets dy[n, c, t] / (steps inside the window)."""
+    stride = pool_size if stride is None else stride
+    L = x_shape[2]
+    left, _ = padding1d(L, pool_size, stride, padding)
+    dx = np.zeros(x_shape, dy.dtype)
+    for t in range(dy.shape[2]):
+        lo, hi = max(t * stride - left, 0), min(t * stride - left + pool_size, L)
+        dx[:, :, lo:hi] += dy[:, :, t:t + 1] / (hi - lo)
+    return dx
+
+
+def global_max_pool1d_forward(x):
+    """(y, argmax): the max over the steps and the step of its first occurrence."""
+    argmax = np.argmax(x, axis=2)
+    return np.take_along_axis(x, argmax[..., None], axis=2)[..., 0], argmax
+
+
+def global_max_pool1d_backward(dy, argmax, x_shape):
+    """dx[n, c, argmax[n, c]] = dy[n, c]."""
+    dx = np.zeros(x_shape, dy.dtype)
+    np.put_along_axis(dx, argmax[..., None], dy[..., None], axis=2)
     return dx
 
 

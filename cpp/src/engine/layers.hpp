@@ -170,6 +170,11 @@ class Layer {
   // be. A wrapper passes the flag on to the layer it wraps, as Keras's setter
   // sets every sublayer's.
   virtual void set_trainable(bool trainable) { spec_.trainable = trainable; }
+  // True when the optimizer updates the layer's parameters. A wrapper's
+  // parameters are its inner layers': they train only while the wrapper and
+  // every layer it wraps are trainable (Keras: a frozen sublayer's weights are
+  // no trainable weights of the layer holding it).
+  virtual bool trains() const { return spec_.trainable; }
 
   // Returns the output: cache.out, or x itself for layers that only relabel shapes.
   virtual const T* forward(const T* x, int64_t batch, bool training, uint64_t key,

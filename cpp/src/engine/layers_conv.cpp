@@ -639,7 +639,9 @@ class Conv1D : public Conv2D<T> {
   }
 };
 
-// MaxPooling1D: (C, L) -> (C, L_out); "same" pads with −∞, the odd cell on the right.
+// MaxPooling1D, AveragePooling1D: (C, L) -> (C, L_out); "same" puts the odd
+// padding cell on the right, pads with −∞ (max) or averages only the steps
+// inside each window (average, Keras's).
 template <typename T>
 class Pool1D : public Pool2D<T> {
  public:
@@ -662,6 +664,45 @@ class GlobalAvgPool1D : public GlobalAvgPool2D<T> {
     require_sequence(this->spec_, in);
     return GlobalAvgPool2D<T>::build({in[0], 1, in[1]});
   }
+};
+
+// GlobalMaxPooling1D: (C, L) -> (C,), the max over the steps: max pooling
+// with one window of the whole length (its gradient goes to the first maximum).
+template <typename T>
+class GlobalMaxPool1D : public Layer<T> {
+ public:
+  explicit GlobalMaxPool1D(const LayerSpec& spec) : Layer<T>(spec) {}
+
+  Shape build(const Shape& in) override {
+    require_sequence(this->spec_, in);
+    geometry_ = Pool2dShape{};
+    geometry_.channels = in[0];
+    geometry_.width = geometry_.kernel_w = geometry_.stride_w = in[1];
+    validate(geometry_, layer_label(this->spec_).c_str());
+    this->in_size_ = shape_size(in);
+    this->out_size_ = in[0];
+    return {in[0]};
+  }
+
+  const T* forward(const T* x, int64_t batch, bool, uint64_t, LayerCache<T>& c) const override {
+    Pool2dShape s = geometry_;
+    s.batch = batch;
+    ensure_size(c.out, batch * this->out_size_);
+    ensure_size(c.index, batch * this->out_size_);
+    max_pool2d_forward<T>(c.out.data(), c.index.data(), x, s);
+    return c.out.data();
+  }
+
+  T* backward(T* dy, T* dx, const T*, const T*, int64_t batch, bool need_dx, LayerCache<T>& c) override {
+    if (!need_dx) return nullptr;
+    Pool2dShape s = geometry_;
+    s.batch = batch;
+    max_pool2d_backward<T>(dx, dy, c.index.data(), s);
+    return dx;
+  }
+
+ private:
+  Pool2dShape geometry_;
 };
 
 // UpSampling2D: (C, H, W) -> (C, H·sh, W·sw), nearest or bilinear (upsample.hpp).
@@ -736,7 +777,10 @@ const LayerRegistration conv1d_kind(layer_kind<Conv1D>(
                               {"padding", "valid"}, {"filters", 0}, {"groups", 1}})));
 const LayerRegistration max_pool1d_kind(layer_kind<Pool1D>(
     "max_pool1d", {{"kernel_size", Ints{2}}, {"strides", Ints{}}, {"padding", "valid"}}));
+const LayerRegistration avg_pool1d_kind(layer_kind<Pool1D>(
+    "avg_pool1d", {{"kernel_size", Ints{2}}, {"strides", Ints{}}, {"padding", "valid"}}));
 const LayerRegistration global_avg_pool1d_kind(layer_kind<GlobalAvgPool1D>("global_avg_pool1d", {}));
+const LayerRegistration global_max_pool1d_kind(layer_kind<GlobalMaxPool1D>("global_max_pool1d", {}));
 
 }  // namespace
 

@@ -44,6 +44,27 @@ Shape common_shape(const LayerSpec& spec, const std::vector<Shape>& shapes, cons
   return shapes[0];
 }
 
+// The steps of a merge's inputs (N, T, ...), whose masks are (N, T): the
+// first per-example axis (0 for inputs without one, which carry no mask).
+int64_t steps_of(const Shape& shape) { return shape.empty() ? 0 : shape[0]; }
+
+// Keras's mask of an element-wise merge (Merge.compute_mask): a step is valid
+// when it is valid in every input that carries a mask (an unmasked input
+// adds no condition); no mask when no input carries one.
+template <typename T>
+const uint8_t* all_of_masks(LayerCache<T>& c, int64_t n) {
+  const uint8_t* only = nullptr;
+  int masked = 0;
+  for (const uint8_t* m : c.input_masks)
+    if (m) only = m, ++masked;
+  if (masked <= 1) return only;
+  c.out_mask.assign(static_cast<size_t>(n), 1);
+  for (const uint8_t* m : c.input_masks)
+    if (m)
+      for (int64_t i = 0; i < n; ++i) c.out_mask[i] = c.out_mask[i] && m[i];
+  return c.out_mask.data();
+}
+
 template <typename T>
 class Add : public MergeLayer<T> {
  public:
@@ -53,7 +74,12 @@ class Add : public MergeLayer<T> {
     require_several(this->spec_, shapes);
     const Shape shape = common_shape(this->spec_, shapes, "all inputs");
     this->in_size_ = this->out_size_ = shape_size(shape);
+    steps_ = steps_of(shape);
     return shape;
+  }
+
+  const uint8_t* output_mask(size_t, int64_t batch, LayerCache<T>& c) const override {
+    return all_of_masks(c, batch * steps_);
   }
 
   const T* forward_inputs(const std::vector<const T*>& xs, int64_t batch, LayerCache<T>& c) const override {
@@ -70,6 +96,9 @@ class Add : public MergeLayer<T> {
   }
 
   bool passes_gradient_through() const override { return true; }
+
+ private:
+  int64_t steps_ = 0;
 };
 
 // Keras's Subtract: exactly two inputs of one shape, y = a − b.
@@ -84,7 +113,12 @@ class Subtract : public MergeLayer<T> {
                        std::to_string(shapes.size()));
     const Shape shape = common_shape(this->spec_, shapes, "both inputs");
     this->in_size_ = this->out_size_ = shape_size(shape);
+    steps_ = steps_of(shape);
     return shape;
+  }
+
+  const uint8_t* output_mask(size_t, int64_t batch, LayerCache<T>& c) const override {
+    return all_of_masks(c, batch * steps_);
   }
 
   const T* forward_inputs(const std::vector<const T*>& xs, int64_t batch, LayerCache<T>& c) const override {
@@ -100,6 +134,9 @@ class Subtract : public MergeLayer<T> {
     if (dx[0]) add_backward<T>(dx[0], dy, n, accumulate[0] != 0);
     if (dx[1]) subtract_backward<T>(dx[1], dy, n, accumulate[1] != 0);
   }
+
+ private:
+  int64_t steps_ = 0;
 };
 
 // axis counts the batch axis, as in Keras: 1 is the channel axis of (N, C, H, W).
@@ -131,7 +168,9 @@ class Concatenate : public MergeLayer<T> {
     rows_ = 1;
     for (size_t d = 0; d < a; ++d) rows_ *= out[d];
     widths_.clear();
-    for (const Shape& s : shapes) widths_.push_back(shape_size(s) / rows_);
+    steps_.clear();
+    for (const Shape& s : shapes) widths_.push_back(shape_size(s) / rows_), steps_.push_back(steps_of(s));
+    joins_steps_ = a == 0;
     this->in_size_ = this->out_size_ = shape_size(out);
     return out;
   }
@@ -152,10 +191,39 @@ class Concatenate : public MergeLayer<T> {
     }
   }
 
+  // Keras's rule (Concatenate.compute_mask): each input's mask spread over its
+  // values (all valid for an input without one), joined as the inputs are,
+  // then a step is valid when any of its values is. Joined along the steps
+  // (axis 1), the output's mask is the inputs' step masks one after another;
+  // along another axis a step is valid when it is in some input, so every
+  // step is when an input carries no mask. No mask when no input carries one.
+  const uint8_t* output_mask(size_t, int64_t batch, LayerCache<T>& c) const override {
+    bool any = false, all = true;
+    for (const uint8_t* m : c.input_masks) any = any || m, all = all && m;
+    if (!any || (!joins_steps_ && !all)) return nullptr;
+    int64_t steps = 0;
+    for (int64_t s : steps_) steps += s;
+    const int64_t out_steps = joins_steps_ ? steps : steps_[0];
+    c.out_mask.assign(static_cast<size_t>(batch * out_steps), joins_steps_ ? 1 : 0);
+    for (int64_t n = 0; n < batch; ++n) {
+      uint8_t* out = c.out_mask.data() + n * out_steps;
+      for (size_t k = 0; k < c.input_masks.size(); ++k) {
+        const uint8_t* m = c.input_masks[k];
+        const int64_t t = steps_[k];
+        if (m && joins_steps_) std::copy(m + n * t, m + (n + 1) * t, out);
+        else if (m) for (int64_t i = 0; i < t; ++i) out[i] = out[i] || m[n * t + i];
+        if (joins_steps_) out += t;
+      }
+    }
+    return c.out_mask.data();
+  }
+
  private:
   int64_t axis_;
   int64_t rows_ = 1;             // per example: the product of the axes before the joined one
   std::vector<int64_t> widths_;  // per input: values per row
+  std::vector<int64_t> steps_;   // per input: its first axis (the steps of its mask)
+  bool joins_steps_ = false;     // joined along the first per-example axis
 };
 
 

@@ -148,6 +148,8 @@ class LayerNormalization : public Layer<T> {
                            gamma(), rows, dim_);
     return need_dx ? dx : nullptr;
   }
+  // Each step normalised alone: masks pass through (Keras's supports_masking).
+  bool acts_per_step() const override { return true; }
 
  private:
   const T* gamma() const { return scale_ ? this->params_ : nullptr; }

@@ -75,6 +75,7 @@ class TimeDistributed : public Layer<T> {
     Layer<T>::set_trainable(trainable);
     inner_->set_trainable(trainable);
   }
+  bool trains() const override { return this->spec_.trainable && inner_->trains(); }
 
   const T* forward(const T* x, int64_t batch, bool training, uint64_t key, LayerCache<T>& c) const override {
     c.inner.resize(1);
@@ -173,6 +174,7 @@ class Bidirectional : public CallLayer<T> {
     f.name = "forward_" + f.name;
     forward_ = make_layer<T>(f);
     backward_ = make_layer<T>(b);
+    if (!spec.trainable) set_trainable(false);
     return_sequences_ = f.get<bool>("return_sequences");
     return_state_ = f.get<bool>("return_state");
     states_ = f.kind == "lstm" ? 2 : 1;
@@ -207,6 +209,16 @@ class Bidirectional : public CallLayer<T> {
     out.insert(out.end(), bo.begin() + 1, bo.end());
     return out;
   }
+
+  // Keras's setter: the flag is both directions' too. The two train together:
+  // a frozen direction (a frozen `layer` freezes its backward copy as well)
+  // stops the updates of both.
+  void set_trainable(bool trainable) override {
+    Layer<T>::set_trainable(trainable);
+    forward_->set_trainable(trainable);
+    backward_->set_trainable(trainable);
+  }
+  bool trains() const override { return this->spec_.trainable && forward_->trains() && backward_->trains(); }
 
   std::vector<Shape> parameter_shapes() const override { return both(&Layer<T>::parameter_shapes); }
   std::vector<Shape> state_shapes() const override { return both(&Layer<T>::state_shapes); }

@@ -435,6 +435,20 @@ Plan<T> plan_graph(const EngineBase& e,
   return plan;
 }
 
+// Sets a layer's trainable flag and that of every layer nested in it
+// (TimeDistributed's and Bidirectional's "layer", "backward_layer").
+void set_trainable_nested(LayerSpec& spec, bool trainable) {
+  spec.trainable = trainable;
+  std::vector<std::pair<std::string, LayerSpec>> nested;
+  for (const auto& attribute : spec.attributes)
+    if (attribute.second.is<NestedLayer>() && !attribute.second.as<NestedLayer>().empty())
+      nested.emplace_back(attribute.first, attribute.second.as<NestedLayer>().spec());
+  for (auto& [name, inner] : nested) {
+    set_trainable_nested(inner, trainable);
+    spec.set(name, NestedLayer(inner));
+  }
+}
+
 template <typename T>
 class Engine : public EngineBase {
  public:
@@ -531,8 +545,10 @@ class Engine : public EngineBase {
 
   // A layer reads its own flag (a frozen BatchNormalization runs in inference
   // mode) and so does the optimizer; a shared layer is frozen in every model.
+  // As Keras's setter, the flag is also every wrapped layer's (their specs
+  // nest in the wrapper's, which the model file stores).
   void set_trainable(size_t layer, bool trainable) override {
-    specs.at(layer).trainable = trainable;
+    set_trainable_nested(specs.at(layer), trainable);
     if (built) {
       layers_.at(layer)->set_trainable(trainable);
       ++layers_.at(layer)->weights_version;
@@ -1366,7 +1382,7 @@ class Engine : public EngineBase {
     for (size_t i = 0; i < graph.num_inputs; ++i) wanted_[i] = inputs;
     for (const Graph::NodeInfo& node : graph.nodes) {
       const Layer<T>& layer = *layers_[node.layer];
-      bool want = layer.parameter_count() > 0 && (all_parameters || layer.spec().trainable);
+      bool want = layer.parameter_count() > 0 && (all_parameters || layer.trains());
       for (int t : node.in) want = want || wanted_[t];
       for (int t : node.out) wanted_[t] = want;
     }
@@ -1499,6 +1515,30 @@ class Engine : public EngineBase {
     const T* w = weight ? weight->data_as<T>() : nullptr;
     const Shape& out_shape = graph.tensor_shapes[graph.outputs[o]];
     const int64_t out_size = shape_size(out_shape);
+    // A sequence output (N, T, ...) with a mask (N, T): binary cross-entropy
+    // and mse run over N·T examples (the steps), each weighted as Keras's
+    // masked reduction weights it (losses/loss.py, apply_mask): its
+    // example's weight times m·(N·T)/Σm, 0 for every step when Σm = 0. The
+    // mean thus runs over the valid steps only, and a mask of ones changes
+    // nothing. Binary cross-entropy, summed over an example's label columns
+    // (the steps among them), takes T times that weight.
+    const bool stepped = step_mask && out_shape.size() >= 2 && losses[o].kind != LossKind::softmax_cross_entropy &&
+                         losses[o].kind != LossKind::custom;
+    const int64_t step_count = stepped ? out_shape[0] : 1;
+    std::vector<T> step_weights;
+    if (stepped) {
+      const int64_t n = batch * step_count;
+      int64_t valid = 0;
+      for (int64_t i = 0; i < n; ++i) valid += step_mask[i] ? 1 : 0;
+      const double scale = valid == 0 ? 0.0
+                           : static_cast<double>(n) / static_cast<double>(valid) *
+                                 (losses[o].kind == LossKind::binary_cross_entropy ? static_cast<double>(step_count) : 1.0);
+      step_weights.resize(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i)
+        step_weights[i] = step_mask[i] ? static_cast<T>(scale * (w ? static_cast<double>(w[i / step_count]) : 1.0)) : T(0);
+      w = step_weights.data();
+    }
+    const int64_t examples = batch * step_count, example_size = out_size / step_count;
     switch (losses[o].kind) {
       case LossKind::softmax_cross_entropy: {
         const bool sequence = out_shape.size() == 2;
@@ -1514,7 +1554,7 @@ class Engine : public EngineBase {
         bool any_missing = false;
         for (int64_t i = 0; i < n && !any_missing; ++i) any_missing = std::isnan(t[i]);
         if (!any_missing)
-          return static_cast<double>(sigmoid_cross_entropy<T>(dout, out, t, nullptr, batch, out_size, w));
+          return static_cast<double>(sigmoid_cross_entropy<T>(dout, out, t, nullptr, examples, example_size, w));
         ensure_size(mask, n);
         // Masked targets must not reach the kernel as NaN (0·NaN is NaN).
         ensure_size(clean_targets, n);
@@ -1523,10 +1563,10 @@ class Engine : public EngineBase {
           mask[i] = std::isnan(t[i]) ? 0 : 1;
           clean[i] = std::isnan(t[i]) ? T(0) : t[i];
         }
-        return static_cast<double>(sigmoid_cross_entropy<T>(dout, out, clean, mask.data(), batch, out_size, w));
+        return static_cast<double>(sigmoid_cross_entropy<T>(dout, out, clean, mask.data(), examples, example_size, w));
       }
       case LossKind::mse:
-        return static_cast<double>(mse<T>(dout, out, y.data_as<T>(), batch * out_size, w, batch));
+        return static_cast<double>(mse<T>(dout, out, y.data_as<T>(), batch * out_size, w, examples));
       case LossKind::custom:
         return custom_loss(o, out, y, batch, dout);
       case LossKind::none:
@@ -1573,7 +1613,7 @@ class Engine : public EngineBase {
     std::vector<Run> runs;
     size_t i = 0;
     while (i < layers_.size()) {
-      if (!layers_[i]->spec().trainable || layers_[i]->parameter_count() == 0) {
+      if (!layers_[i]->trains() || layers_[i]->parameter_count() == 0) {
         ++i;
         continue;
       }
@@ -1583,7 +1623,7 @@ class Engine : public EngineBase {
       for (; j < layers_.size(); ++j) {
         const int64_t k = layers_[j]->parameter_count();
         if (k == 0) continue;
-        if (!layers_[j]->spec().trainable || layers_[j]->parameters() != p + n || offsets_[j] != offsets_[i] + n) break;
+        if (!layers_[j]->trains() || layers_[j]->parameters() != p + n || offsets_[j] != offsets_[i] + n) break;
         n += k;
       }
       runs.push_back({p, offsets_[i], n, i, j});
