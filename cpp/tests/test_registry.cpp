@@ -86,6 +86,13 @@ TEST(registry_errors_name_the_layer_and_suggest) {
   CHECK(contains(e, "attribute 'units' must be int, got float 3"));
   e = value_error([&] { m.add(LayerSpec("conv2d", "c").set("filters", 2).set("kernel_size", {0.5, 1.0})); });
   CHECK(contains(e, "attribute 'kernel_size' must be list of ints, got list of floats [0.5, 1]"));
+  // Integer hyper-parameters are bounded, so shape arithmetic on them cannot
+  // overflow (LSTM units 2^62: 4 gates * units wrapped to 0-size weights).
+  e = value_error([&] { m.add(LayerSpec("lstm", "r").set("units", int64_t{1} << 62)); });
+  CHECK(contains(e, "layer 'r' (lstm): attribute 'units' must be at most 2147483647 in magnitude, got "
+                    "4611686018427387904"));
+  e = value_error([&] { m.add(LayerSpec("conv2d", "c").set("filters", 2).set("kernel_size", Ints{3, -(int64_t{1} << 40)})); });
+  CHECK(contains(e, "layer 'c' (conv2d): attribute 'kernel_size' must be at most 2147483647 in magnitude"));
   e = value_error([&] { m.add(LayerSpec("flatten", "f").set("units", 3)); });
   CHECK(contains(e, "layer 'f' (flatten): unknown attribute 'units' (flatten takes none)"));
   e = value_error([&] { m.add(LayerSpec("dens", "x")); });

@@ -44,6 +44,16 @@ inline FloatKind float_kind(const py::array& a, const char* op, const char* arg)
                   dtype_str(a));
 }
 
+// An array whose values are read as numbers (0/1 flags, pixel sizes): bool,
+// integer or float. Complex (whose imaginary part a cast drops), str and
+// object arrays are a TypeError, not a silent conversion.
+inline void require_real(const py::array& a, const char* op, const char* arg) {
+  const char kind = a.dtype().kind();
+  if (kind != 'b' && kind != 'i' && kind != 'u' && kind != 'f')
+    throw TypeError(std::string(op) + ": " + arg + " must hold bool, integer or float values, got " +
+                    dtype_str(a));
+}
+
 inline void require_same_dtype(const py::array& a, const py::array& b, const char* op,
                                const char* arg_a, const char* arg_b) {
   if (!a.dtype().equal(b.dtype()))
@@ -93,7 +103,8 @@ inline void require_writeable(const py::array& a, const char* op, const char* ar
 // or a NumPy integer (anything with __index__); a bool is refused although
 // Python counts it as an int, because `stride=True` is a slip, not a 1.
 // TypeError for anything else (bool, float, str, None, a non-int element);
-// ValueError for a sequence of ints of another length. Range checks belong to
+// ValueError for a sequence of ints of another length, or a value past
+// kMaxIntHyperParameter (error.hpp) in magnitude. Range checks belong to
 // the kernel's validate(), which knows what each value means.
 inline std::vector<int64_t> int_tuple(const py::object& v, std::initializer_list<size_t> lengths,
                                       const char* op, const char* arg, const char* expected) {
@@ -104,7 +115,9 @@ inline std::vector<int64_t> int_tuple(const py::object& v, std::initializer_list
     if (!i) throw py::error_already_set();
     int overflow = 0;
     const long long x = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
-    if (overflow) throw ValueError(what + py::repr(v).cast<std::string>() + " (out of range)");
+    if (overflow || x > kMaxIntHyperParameter || x < -kMaxIntHyperParameter)
+      throw ValueError(what + py::repr(v).cast<std::string>() + " (out of range: at most " +
+                       std::to_string(kMaxIntHyperParameter) + " in magnitude)");
     return static_cast<int64_t>(x);
   };
   if (is_int(v)) return std::vector<int64_t>(*lengths.begin(), as_int(v));

@@ -92,14 +92,29 @@ AttributeValue attribute_from(py::handle value, const std::string& key) {
   };
   const auto is_number = [&](py::handle v) { return is_int(v) || py::isinstance<py::float_>(v); };
   if (py::isinstance<py::bool_>(value)) return value.cast<bool>();
-  if (is_int(value)) return value.cast<int64_t>();
+  // An int past int64 (which the engine's bound refuses anyway) is a ValueError, not a cast error.
+  const auto as_int = [&](py::handle v) {
+    const auto i = py::reinterpret_steal<py::object>(PyNumber_Index(v.ptr()));
+    if (!i) throw py::error_already_set();
+    int overflow = 0;
+    const long long x = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+    if (overflow)
+      throw ValueError("attribute '" + key + "' must be at most " + std::to_string(kMaxIntHyperParameter) +
+                       " in magnitude, got " + std::string(py::repr(value)));
+    return static_cast<int64_t>(x);
+  };
+  if (is_int(value)) return as_int(value);
   if (py::isinstance<py::float_>(value)) return value.cast<double>();
   if (py::isinstance<py::str>(value)) return value.cast<std::string>();
   if (py::isinstance<py::list>(value) || py::isinstance<py::tuple>(value)) {
     const auto items = py::reinterpret_borrow<py::sequence>(value);
     bool ints = true, numbers = true;
     for (py::handle item : items) ints = ints && is_int(item), numbers = numbers && is_number(item);
-    if (ints) return items.cast<Ints>();
+    if (ints) {
+      Ints out;
+      for (py::handle item : items) out.push_back(as_int(item));
+      return out;
+    }
     if (numbers) return items.cast<Reals>();
   }
   throw TypeError("Engine.add: attribute '" + key + "' must be a bool, int, float, str, a list of ints or "
@@ -118,13 +133,21 @@ py::object attribute_to_python(const AttributeValue& value) {
 // as Layer.get_config() gives them) as a LayerSpec.
 LayerSpec layer_spec_from(const py::dict& config) {
   LayerSpec s;
+  std::vector<std::pair<std::string, py::handle>> attributes;
   for (auto item : config) {
     const std::string key = py::str(item.first);
     if (key == "kind") s.kind = item.second.cast<std::string>();
     else if (key == "name") s.name = item.second.cast<std::string>();
     else if (key == "trainable") s.trainable = item.second.cast<bool>();
     else if (key == "inputs") s.inputs = item.second.cast<std::vector<std::string>>();
-    else s.attributes.set(key, attribute_from(item.second, key));
+    else attributes.emplace_back(key, item.second);
+  }
+  for (const auto& [key, value] : attributes) {
+    try {
+      s.attributes.set(key, attribute_from(value, key));
+    } catch (const ValueError& e) {  // named like the engine's messages: layer 'fc' (dense): ...
+      throw ValueError("layer '" + s.name + "' (" + s.kind + "): " + e.what());
+    }
   }
   return s;
 }

@@ -24,6 +24,7 @@ py::tuple yolo_loss_py(const py::array& y_true, const py::array& y_pred, const p
                        double lambda_noobj, double ignore_threshold, bool naive) {
   const FloatKind kind = float_kind(y_pred, kYolo, "y_pred");
   require_same_dtype(y_pred, y_true, kYolo, "y_pred", "y_true");
+  require_real(anchors, kYolo, "anchors");
   f64_array anchor_wh = f64_array::ensure(anchors);
   if (!anchor_wh) throw py::error_already_set();
   if (anchor_wh.ndim() != 2 || anchor_wh.shape(1) != 2 || anchor_wh.shape(0) < 1)

@@ -64,7 +64,9 @@ py::array embedding_forward_py(const py::array& ids, const py::array& weights, b
 
 py::array embedding_backward_py(const py::array& dy, const py::array& ids, int64_t input_dim, bool naive) {
   const FloatKind kind = float_kind(dy, kBackward, "dy");
-  if (input_dim < 1) throw ValueError(std::string(kBackward) + ": input_dim must be >= 1, got " + std::to_string(input_dim));
+  if (input_dim < 1 || input_dim > kMaxIntHyperParameter)
+    throw ValueError(std::string(kBackward) + ": input_dim must be in [1, " + std::to_string(kMaxIntHyperParameter) +
+                     "], got " + std::to_string(input_dim));
   if (dy.ndim() != ids.ndim() + 1 || dy.shape(dy.ndim() - 1) < 1)
     throw ShapeError(std::string(kBackward) + ": dy must have shape ids.shape + (output_dim,) = " +
                      shape_string(shape_of(ids)) + " + (output_dim,), got " + shape_string(shape_of(dy)));

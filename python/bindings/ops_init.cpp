@@ -3,6 +3,7 @@
 
 #include "common.hpp"
 #include "corenn/kernels/init.hpp"
+#include "corenn/tensor.hpp"
 
 namespace corenn {
 namespace bind {
@@ -15,13 +16,14 @@ constexpr const char* kInit = "initialize";
 std::vector<int64_t> shape_argument(const py::object& shape) {
   std::vector<int64_t> dims;
   if (py::isinstance<py::int_>(shape)) {
-    dims.push_back(shape.cast<int64_t>());
+    dims = int_tuple(shape, {1}, kInit, "shape", "an int or a sequence of ints");
   } else if (py::isinstance<py::sequence>(shape) && !py::isinstance<py::str>(shape)) {
     for (const auto& d : shape.cast<py::sequence>()) {
       if (!py::isinstance<py::int_>(d))
         throw TypeError(std::string(kInit) + ": shape must hold ints, got " +
                         py::str(py::type::of(d).attr("__name__")).cast<std::string>());
-      dims.push_back(d.cast<int64_t>());
+      dims.push_back(int_tuple(py::reinterpret_borrow<py::object>(d), {1}, kInit, "shape",
+                               "an int or a sequence of ints")[0]);
     }
   } else {
     throw TypeError(std::string(kInit) + ": shape must be an int or a sequence of ints, got " +
@@ -31,6 +33,11 @@ std::vector<int64_t> shape_argument(const py::object& shape) {
     if (d < 0)
       throw ValueError(std::string(kInit) + ": shape must not have negative sizes, got " +
                        shape_string(dims));
+  try {
+    shape_size(dims);
+  } catch (const ShapeError&) {
+    throw ValueError(std::string(kInit) + ": shape " + shape_string(dims) + " has more elements than int64 holds");
+  }
   return dims;
 }
 

@@ -52,6 +52,7 @@ py::tuple contrastive_loss_py(const py::array& e1, const py::array& e2, const py
   const int64_t n = e1.shape(0), d = e1.shape(1);
   require_shape(e2, {n, d}, kContrastive, "e2");
   require_shape(same, {n}, kContrastive, "same");
+  require_real(same, kContrastive, "same");
   if (n == 0)
     throw ShapeError(std::string(kContrastive) + ": e1 must not be empty (a mean over 0 pairs), "
                      "got shape " + shape_string(shape_of(e1)));

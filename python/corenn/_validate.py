@@ -6,6 +6,7 @@ import functools
 import inspect
 import math
 import numbers
+import os
 
 import numpy as np
 
@@ -63,6 +64,19 @@ def shape(owner, name, value):
         if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1:
             raise ValueError(f"{owner}: {name} must be a tuple of positive ints, got {value!r}")
     return tuple(int(d) for d in dims)
+
+
+def path(owner, name, value):
+    """A file path (str, bytes or os.PathLike) as os.fspath gives it; TypeError
+    for anything else, ValueError for an empty one."""
+    try:
+        value = os.fspath(value)
+    except TypeError:
+        raise TypeError(f"{owner}: {name} must be a path (str, bytes or os.PathLike), "
+                        f"got {type(value).__name__} {value!r}") from None
+    if not value:
+        raise ValueError(f"{owner}: {name} must not be empty")
+    return value
 
 
 def did_you_mean(value, options):

@@ -249,7 +249,7 @@ class ModelCheckpoint(_Monitor):
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto"):
         super().__init__(monitor, mode, 0.0)
-        self.filepath = os.fspath(filepath)
+        self.filepath = _validate.path("ModelCheckpoint", "filepath", filepath)
         self.save_best_only = bool(save_best_only)
         self.save_weights_only = bool(save_weights_only)
         self.verbose = verbose
@@ -307,7 +307,9 @@ class CSVLogger(Callback):
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
-        self.filename = os.fspath(filename)
+        self.filename = _validate.path("CSVLogger", "filename", filename)
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise ValueError(f"CSVLogger: separator must be one character, got {separator!r}")
         self.separator = separator
         self.append = bool(append)
         self._keys = None

@@ -149,6 +149,15 @@ def _init_parameters(cls):
     return names
 
 
+def _config_pads(config):
+    """The explicit paddings (top, bottom, left, right) a config holds."""
+    pads = config["pads"]
+    if not isinstance(pads, (list, tuple)) or len(pads) != 4:
+        raise ValueError(f"from_config: layer {config.get('name')!r} ({config.get('kind')}): pads must be 4 ints "
+                         f"(top, bottom, left, right), got {pads!r}")
+    return pads
+
+
 def _argument_from_config(name, field, config):
     """A constructor argument from engine fields: the inverse of get_config's
     flattening (initialiser objects, padding modes, lists as tuples). None
@@ -157,7 +166,7 @@ def _argument_from_config(name, field, config):
     if name.endswith("_initializer") and value == "random_normal":
         return initializers.RandomNormal(config.get("initializer_stddev", 0.01))
     if name == "padding" and (field == "pads" or value == "explicit"):
-        t, b, left, r = config["pads"]
+        t, b, left, r = _config_pads(config)
         return ((t, b), (left, r))
     if isinstance(value, list):
         return tuple(value) if value else None
@@ -1071,7 +1080,7 @@ class RandomCrop(Layer):
 
     @classmethod
     def from_config(cls, config):
-        top, _, left, _ = config["pads"]
+        top, _, left, _ = _config_pads(config)
         return cls((top, left), name=config.get("name"), trainable=config.get("trainable", True))
 
 
@@ -1478,6 +1487,9 @@ class _Wrapper(Layer):
         config = dict(config)
         for key in cls._nested:
             if config.get(key) is not None:
+                if not isinstance(config[key], dict):
+                    raise TypeError(f"{cls.__name__}.from_config: {key} must be a layer's config dict, "
+                                    f"got {config[key]!r}")
                 config[key] = from_config(config[key])
         return super().from_config(config)
 
@@ -1575,6 +1587,8 @@ def layer_class(kind):
 def from_config(config):
     """A layer from an engine configuration (get_config() plus "kind"; the
     engine's layer_config gives every attribute of the kind)."""
+    if not isinstance(config, dict) or "kind" not in config:
+        raise TypeError(f"from_config: config must be a layer's config dict (with its 'kind'), got {config!r}")
     return layer_class(config["kind"]).from_config(config)
 
 

@@ -27,6 +27,7 @@ mask as sample weight (a step's values averaged over the last axis, then the
 mean over the unmasked steps).
 """
 
+import collections.abc
 import math
 import operator
 import re
@@ -175,6 +176,8 @@ def select(candidates, optimizing, satisficing=None, mode="max"):
                              f"{', '.join(_COMPARE)} or a predicate, got {rule!r}")
     best, best_value = None, None
     for i, c in enumerate(candidates):
+        if not isinstance(c, collections.abc.Mapping):
+            raise TypeError(f"select: candidate {i} must be a dict of metric values, got {type(c).__name__}")
         for name in (optimizing, *(n for n, _ in checks)):
             if name not in c:
                 raise ValueError(f"select: candidate {i} has no {name!r}; it has {', '.join(map(repr, c))}")
@@ -234,6 +237,7 @@ def accuracy(outputs, y, loss):
 def binary_accuracy(outputs, y, loss=None):
     """Fraction of logits whose sign (σ(z) > 0.5) matches the 0/1 target;
     NaN targets (missing labels, masked steps) skipped; NaN when none is left."""
+    outputs = np.asarray(outputs)
     _validate.examples("binary_accuracy", "outputs", outputs)
     y = np.asarray(y).reshape(outputs.shape)
     present = ~np.isnan(y)

@@ -15,7 +15,7 @@ import json
 import os
 import warnings
 
-from . import _core, distributed, losses, metrics as metrics_module
+from . import _core, _validate, distributed, losses, metrics as metrics_module
 from . import optimizers as optimizers_module
 from .layers import _init_parameters
 from .optimizers import schedules
@@ -93,6 +93,7 @@ def _metric(name, custom_objects):
 
 
 def save_model(model, path, include_optimizer=True):
+    path = _validate.path("save", "filepath", path)
     model._ensure_built()
     if distributed.active():  # every rank averages its statistics; rank 0 alone writes
         distributed.average_state(model)
@@ -109,7 +110,7 @@ def save_model(model, path, include_optimizer=True):
         python["optimizer"] = _class_config(model._optimizer)
         metrics = [[name for name, _ in ms] for ms in model._output_metrics]
         python["metrics"] = metrics[0] if len(metrics) == 1 else dict(zip(model.output_names, metrics))
-    model._engine.save(os.fspath(path), bool(include_optimizer), {_PYTHON_KEY: json.dumps(python)})
+    model._engine.save(path, bool(include_optimizer), {_PYTHON_KEY: json.dumps(python)})
 
 
 def read_model(path, custom_objects=None):
@@ -120,7 +121,8 @@ def read_model(path, custom_objects=None):
     compile() arguments {optimizer, loss, metrics} (None for a file saved
     uncompiled)."""
     custom_objects = dict(custom_objects or {})
-    engine, metadata = _core.load_model(os.fspath(path))
+    path = _validate.path("load_model", "filepath", path)
+    engine, metadata = _core.load_model(path)
     # The Python settings beside the engine's are checked here, with the same ValueError.
     try:
         settings, compiled = _python_settings(engine, metadata, custom_objects)
@@ -161,5 +163,6 @@ def _python_settings(engine, metadata, custom_objects):
 
 
 def load_weights(model, path):
+    path = _validate.path("load_weights", "filepath", path)
     model._ensure_built()
-    model._engine.load_weights(os.fspath(path))
+    model._engine.load_weights(path)

@@ -281,6 +281,8 @@ def fit(model, x, y, batch_size=32, epochs=1, validation_data=None, validation_s
     weights = _example_weights(model, "fit", ys, sample_weight, class_weight)
 
     history = callbacks_module.History()
+    if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"fit: callbacks must be a list of Callback instances, got {callbacks!r}")
     cbs = [*(callbacks or []), history]
     for cb in cbs:
         if not isinstance(cb, callbacks_module.Callback):

@@ -32,6 +32,13 @@ class IOError : public Error {
   using Error::Error;
 };
 
+// The largest magnitude of an integer hyper-parameter (units, filters, a
+// stride, a padding, a size): 2^31 - 1. Sizes and counts past it describe no
+// model that fits in memory, and the bound keeps every product of two of them
+// (gates * units, dilation * kernel) inside int64, so shape arithmetic cannot
+// overflow into a small or negative size.
+constexpr int64_t kMaxIntHyperParameter = 2147483647;
+
 // "(64, 784)": the notation every shape message uses, so C++ and Python agree.
 inline std::string shape_string(const std::vector<int64_t>& shape) {
   std::ostringstream out;

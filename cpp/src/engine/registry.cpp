@@ -134,6 +134,13 @@ LayerSpec complete_layer_spec(const LayerSpec& spec) {
                        " (" + spec.kind + " takes " + (names.empty() ? "none" : detail::joined_names(names)) + ")");
     }
     AttributeValue value = detail::converted(given.second, *want, given.first, owner);
+    // Integer hyper-parameters are sizes and counts: bounded, so the shape
+    // arithmetic on them stays in int64 (a file or a config may hold any int).
+    const Ints ints = value.is<int64_t>() ? Ints{value.as<int64_t>()} : value.is<Ints>() ? value.as<Ints>() : Ints{};
+    for (int64_t v : ints)
+      if (v > kMaxIntHyperParameter || v < -kMaxIntHyperParameter)
+        throw ValueError(owner + ": attribute '" + given.first + "' must be at most " +
+                         std::to_string(kMaxIntHyperParameter) + " in magnitude, got " + value.to_string());
     // A nested layer is completed too (and so checked): the model file and
     // layer_config hold every attribute of the inner layer as well.
     if (value.is<NestedLayer>() && !value.as<NestedLayer>().empty())
