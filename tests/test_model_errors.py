@@ -316,3 +316,13 @@ def test_dtypes_are_compared_by_value_not_identity():
     assert m.predict(x).shape == (2, 2)
     with pytest.raises(TypeError, match=r"^dense_forward: x must be float32 or float64, got >f4$"):
         cn.ops.dense_forward(x.astype(">f4"), W, b)
+
+
+@pytest.mark.parametrize("layers, name", [
+    (lambda L: [L.Input((2**62,)), L.Dense(3, name="huge_dense")], "huge_dense"),
+    (lambda L: [L.Input((4, 4, 4)), L.UpSampling2D(2**31 - 1, name="huge_up")], "huge_up"),
+])
+def test_a_size_past_int64_names_the_layer(layers, name):
+    # Weights or outputs too large to address: a ValueError naming the layer, not only the shape.
+    with pytest.raises(ValueError, match=f"build: layer '{name}'.*overflows int64"):
+        cn.Sequential(layers(cn.layers)).build()

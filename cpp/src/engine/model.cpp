@@ -189,7 +189,7 @@ std::string shapes_string(const std::vector<Shape>& shapes) {
 
 // Builds a fresh layer against the input shapes of its first call.
 template <typename T>
-std::vector<Shape> build_layer(Layer<T>& layer, const std::vector<Shape>& in) {
+std::vector<Shape> build_layer_shapes(Layer<T>& layer, const std::vector<Shape>& in) {
   if (detail::CallLayer<T>* call = layer.as_call()) return call->build_call(in);
   if (detail::MergeLayer<T>* merge = layer.as_merge()) {
     if (in.size() < 2)
@@ -201,6 +201,26 @@ std::vector<Shape> build_layer(Layer<T>& layer, const std::vector<Shape>& in) {
     throw ValueError("build: " + detail::layer_label(layer.spec()) + " takes one input, got " +
                      std::to_string(in.size()));
   return {layer.build(in[0])};
+}
+
+// build_layer_shapes, with the layer named in every shape error: its own
+// messages name it; one from below (a weight or output tensor too large to
+// address) gets the name put in front.
+template <typename T>
+std::vector<Shape> build_layer(Layer<T>& layer, const std::vector<Shape>& in) {
+  try {
+    std::vector<Shape> out = build_layer_shapes(layer, in);
+    // Sizes that overflow int64 (outputs, weights, state) throw here, where the layer is known.
+    for (const Shape& shape : out) shape_size(shape);
+    layer.parameter_count();
+    layer.state_count();
+    return out;
+  } catch (const ShapeError& err) {
+    const std::string label = detail::layer_label(layer.spec());
+    if (std::string(err.what()).find(label) == std::string::npos)
+      throw ShapeError("build: " + label + ": " + err.what());
+    throw;
+  }
 }
 
 // The layers and resolved graph of a model: everything it needs before it
