@@ -32,12 +32,14 @@ data-parallel across the K processes (ranks), as Horovod and PyTorch's DDP do:
 mpi4py is imported by ``init()`` only: ``import corenn`` never needs it."""
 
 import sys
+import time
 
 import numpy as np
 
 _comm = None       # the communicator after init(); None: one process
 _rank, _size = 0, 1
 _MPI = None
+_ABORT_GRACE_SECONDS = 1.0  # time for mpiexec to forward a failing rank's traceback
 
 
 def _mpi():
@@ -72,6 +74,10 @@ def _abort_hook(previous):
     def hook(kind, value, traceback):
         previous(kind, value, traceback)
         sys.stderr.flush()
+        # mpiexec forwards each rank's stderr through a pipe, and MPI_Abort
+        # lets it kill the job before that pipe is drained: without a pause
+        # the traceback was lost in about 1 run of 20.
+        time.sleep(_ABORT_GRACE_SECONDS)
         _comm.Abort(1)
     hook._corenn_abort = True
     return hook
