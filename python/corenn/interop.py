@@ -838,6 +838,14 @@ def _dot(g, name, c, w, xs):
     return g.node("Reshape", [y, g.constant(f"{name}/out_shape", [0, *g.shape_out], dtype=np.int64)], name)
 
 
+def _multiply(g, name, c, w, xs):
+    """ONNX's Mul takes two inputs: the product left to right, as the kernel's."""
+    product = xs[0]
+    for k, x in enumerate(xs[1:], start=1):
+        product = g.node("Mul", [product, x], name if k == len(xs) - 1 else f"{name}/product{k}")
+    return product
+
+
 # One converter per layer kind: (graph, layer name, engine config, weights,
 # input name(s)) -> output name. g.shape_in / g.shape_out are the layer's
 # input and output shapes ((None, ...) in, per-example out).
@@ -871,6 +879,10 @@ CONVERTERS = {
     "subtract": lambda g, name, c, w, xs: g.node("Sub", xs, name),
     "concatenate": lambda g, name, c, w, xs: g.node("Concat", xs, name, axis=int(c["axis"])),
     "dot": _dot,
+    "multiply": _multiply,
+    "average": lambda g, name, c, w, xs: g.node("Mean", xs, name),
+    "maximum": lambda g, name, c, w, xs: g.node("Max", xs, name),
+    "minimum": lambda g, name, c, w, xs: g.node("Min", xs, name),
     "batch_norm": _batch_norm,
     "normalization": _normalization,
     "unit_normalization": _unit_normalization,
@@ -886,7 +898,7 @@ CONVERTERS = {
     "time_distributed": _time_distributed,
     "bidirectional": _bidirectional,
 }
-_MERGES = ("add", "subtract", "concatenate", "dot")
+_MERGES = ("add", "subtract", "concatenate", "dot", "multiply", "average", "maximum", "minimum")
 # Layers whose converter takes every input (the attention layers' query, value, key, mask).
 _MULTI_INPUT = _MERGES + ("attention", "additive_attention", "multi_head_attention")
 # Layers that read the masks of sequences (Keras's), which have no ONNX form here.
