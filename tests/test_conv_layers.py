@@ -155,3 +155,48 @@ def test_lenet_on_digits():
     model.compile(cn.optimizers.Adam(2e-3), "softmax_cross_entropy", metrics=["accuracy"])
     model.fit(X_train, y_train, batch_size=32, epochs=15, verbose=0)
     assert model.evaluate(X_test, y_test)["accuracy"] >= 0.97
+
+
+# A Conv2D's training step computes the ops' gradients, bit for bit, over the
+# geometries the kernels route differently (columns copied row by row or as
+# whole shifted planes, scatter-added back by rows), also after a step changed
+# the weights. With an MSE loss against zeros the loss gradient is (2/n)·y,
+# which NumPy computes alike.
+@pytest.mark.parametrize("batch, cin, size, kwargs, ops_kwargs", [
+    (1, 1, 12, dict(kernel_size=5, padding=2), dict(padding=2)),              # LeNet's first layer
+    (5, 3, 9, dict(kernel_size=3), dict()),                                   # odd batch, C_in 3
+    (4, 4, 8, dict(kernel_size=3, groups=2), dict(groups=2)),
+    (3, 3, 9, dict(kernel_size=3, strides=2, padding=1), dict(stride=2, padding=1)),
+    (3, 2, 9, dict(kernel_size=2, dilation_rate=2), dict(dilation=2)),
+    (64, 6, 14, dict(kernel_size=5), dict()),                                 # LeNet's second layer
+    (64, 3, 36, dict(kernel_size=5), dict()),                                 # rows of 32
+])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_conv2d_training_gradients_equal_the_ops_bit_for_bit(batch, cin, size, kwargs, ops_kwargs, dtype):
+    rng = np.random.default_rng(7)
+    m = _cnn(dtype, [L.Conv2D(6, **kwargs)], (cin, size, size), loss="mse")
+    x = rng.standard_normal((batch, cin, size, size)).astype(dtype)
+    for _ in range(2):  # after a step: new weights, a new batch in another buffer
+        W, b = m.get_weights()
+        y = cn.ops.conv2d_forward(x, W, b, **ops_kwargs)
+        _, (dW, db) = m.compute_gradients(x, np.zeros_like(y))
+        _, want_dW, want_db = cn.ops.conv2d_backward(y * np.asarray(2 / y.size, dtype), x, W, **ops_kwargs)
+        assert np.array_equal(dW, want_dW) and np.array_equal(db, want_db)
+        m.train_on_batch(x, np.zeros_like(y))
+        x = x[::-1].copy()
+
+
+# A layer applied to two inputs (two calls, each with its own forward state)
+# whose outputs are read three times gets its gradient summed over its calls.
+def test_conv2d_called_twice_gradient_check():
+    rng = np.random.default_rng(8)
+    cn.seed(5)
+    a, b = L.Input((2, 7, 7)), L.Input((2, 7, 7))
+    conv = L.Conv2D(3, 3, activation="tanh")
+    ya, yb = conv(a), conv(b)
+    out = L.Dense(2)(L.Flatten()(L.Add()([ya, yb, ya])))
+    m = cn.Model([a, b], out, dtype="float64")
+    m.compile(cn.optimizers.SGD(0.01), "mse")
+    X = [rng.standard_normal((3, 2, 7, 7)), rng.standard_normal((3, 2, 7, 7))]
+    assert cn.gradient_check(m, X, rng.standard_normal((3, 2))) < GRADCHECK_THRESHOLD
+

@@ -205,6 +205,27 @@ def test_nan_propagates_and_is_the_argmax(kernel, stride, naive):
     np.testing.assert_array_equal(y, ey)  # NaNs compare equal in assert_array_equal
 
 
+# 2×2 stride-2 pooling runs rows of 4 to 15 outputs (LeNet's 14 and 5) as
+# vectors in blocks of 8 or 4, the last block overlapping: ties, NaNs (several
+# per window), ±inf, odd sizes and every short row length must pick the same
+# maxima and positions as the naive loop, bit for bit.
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("height, width", [(8, 8), (9, 9), (6, 10), (7, 15), (4, 20), (28, 28), (10, 31)])
+def test_max_pool_2x2_short_rows_match_the_naive_loop_bitwise(height, width, dtype, rng):
+    x = rng.integers(-2, 3, (2, 3, height, width)).astype(dtype)  # many ties
+    flat = x.reshape(-1)
+    picks = rng.choice(flat.size, size=3 * (flat.size // 10), replace=False)
+    flat[picks[0::3]] = np.nan
+    flat[picks[1::3]] = np.inf
+    flat[picks[2::3]] = -np.inf
+    y, argmax = ops.max_pool2d_forward(x, 2)
+    ey, eargmax = ops.max_pool2d_forward(x, 2, naive=True)
+    assert y.shape == (2, 3, height // 2, width // 2)
+    np.testing.assert_array_equal(argmax, eargmax)
+    assert np.array_equal(y, ey, equal_nan=True)
+    assert np.isnan(y).any()
+
+
 def test_minus_infinity_inputs_still_name_an_input_cell():
     x = np.full((1, 1, 3, 3), -np.inf)
     for naive in (False, True):

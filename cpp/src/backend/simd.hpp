@@ -42,3 +42,17 @@
 #define CORENN_SIMD_DISPATCH 0
 #define CORENN_SIMD_CLONES
 #endif
+
+namespace corenn {
+namespace detail {
+
+// GCC's vector of L elements of type E, for a loop that widens a fixed-size
+// block by hand (short rows, where the auto-vectoriser's set-up costs more
+// than the work); inside a marked function it is compiled for each ISA.
+template <typename E, int L>
+struct Vector {
+  typedef E type __attribute__((vector_size(L * sizeof(E))));
+};
+
+}  // namespace detail
+}  // namespace corenn

@@ -24,6 +24,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 #include "corenn/kernels/conv.hpp"
 #include "backend/parallel.hpp"
@@ -91,6 +93,51 @@ inline void zero_columns(T* rows, int64_t ld, int64_t i0, int64_t i1, int64_t j0
     for (int64_t i = i0; i < i1; ++i) rows[i * ld + j] = T(0);
 }
 
+// dst[0, n) = src[0, n), the buffers apart. Window rows are short (LeNet's
+// second layer: 10 floats), and GCC turns a plain copy loop into a memcpy
+// call, which costs more than such a copy; a row of 16 to 128 bytes is two
+// fixed-size moves instead (inline vector moves), overlapping in the middle.
+template <typename T>
+inline void copy_row(T* __restrict dst, const T* __restrict src, int64_t n) {
+  const int64_t bytes = n * static_cast<int64_t>(sizeof(T));
+  auto two_moves = [&](auto size) {
+    constexpr int64_t k = decltype(size)::value / sizeof(T);
+    std::memcpy(dst, src, decltype(size)::value);
+    std::memcpy(dst + n - k, src + n - k, decltype(size)::value);
+  };
+  if (bytes < 16 || bytes > 128) std::copy(src, src + n, dst);
+  else if (bytes <= 32) two_moves(std::integral_constant<size_t, 16>{});
+  else if (bytes <= 64) two_moves(std::integral_constant<size_t, 32>{});
+  else two_moves(std::integral_constant<size_t, 64>{});
+}
+
+// dst[0, n) += src[0, n), the buffers apart, for the same short rows: a row
+// of 16 to 128 bytes is two fixed-size blocks from its two ends, both loaded
+// and summed before either is stored, so the elements they share get the same
+// sum twice and every element its one addition, as in the plain loop.
+template <typename T>
+inline void add_row(T* __restrict dst, const T* __restrict src, int64_t n) {
+  const int64_t bytes = n * static_cast<int64_t>(sizeof(T));
+  auto two_blocks = [&](auto size) {
+    constexpr int k = static_cast<int>(decltype(size)::value / sizeof(T));
+    using V = typename detail::Vector<T, k>::type;
+    V a, b, sa, sb;
+    std::memcpy(&a, dst, sizeof(V));
+    std::memcpy(&b, dst + n - k, sizeof(V));
+    std::memcpy(&sa, src, sizeof(V));
+    std::memcpy(&sb, src + n - k, sizeof(V));
+    a += sa;
+    b += sb;
+    std::memcpy(dst, &a, sizeof(V));
+    std::memcpy(dst + n - k, &b, sizeof(V));
+  };
+  if (bytes < 16 || bytes > 128)
+    for (int64_t j = 0; j < n; ++j) dst[j] += src[j];
+  else if (bytes <= 32) two_blocks(std::integral_constant<size_t, 16>{});
+  else if (bytes <= 64) two_blocks(std::integral_constant<size_t, 32>{});
+  else two_blocks(std::integral_constant<size_t, 64>{});
+}
+
 // cols: C·KH·KW rows, ld apart, each holding window rows [r0, r1) as
 // (r1 − r0)·OW entries, written; img: (C, H, W). Kept out of line, as is
 // col2im: inlined into conv2d.cpp's single caller, its strided copies ran
@@ -129,7 +176,7 @@ template <typename T>
             T* out = valid + (i - i0) * g.ow;
             const T* in = plane + (i * g.sh + p * g.dh - g.pt) * g.width;  // in[j·sw + off] is valid for j in [j0, j1)
             if (g.sw == 1)
-              for (int64_t j = j0; j < j1; ++j) out[j] = in[j + off];
+              copy_row(out + j0, in + j0 + off, j1 - j0);
             else
               for (int64_t j = j0; j < j1; ++j) out[j] = in[j * g.sw + off];
           }
@@ -160,7 +207,7 @@ template <typename T>
           T* out = plane + (i * g.sh + p * g.dh - g.pt) * g.width;
           const T* in = row + (i - r0) * g.ow;
           if (g.sw == 1)
-            for (int64_t j = j0; j < j1; ++j) out[j + off] += in[j];
+            add_row(out + j0 + off, in + j0, j1 - j0);
           else
             for (int64_t j = j0; j < j1; ++j) out[j * g.sw + off] += in[j];
         }

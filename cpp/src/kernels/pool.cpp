@@ -168,7 +168,8 @@ void max_pool_plane_2x2(T* y, int64_t* argmax, const T* x, int64_t H, int64_t W)
 // The 2×2 planes [lo, hi) through the loop above, widened (backend/simd.hpp).
 // Wide vectors pay from 16 outputs per row on (maxpool2_fwdbwd's 32 → 16:
 // 2.30 → 1.88 ms with the AVX-512 copy); on shorter rows (LeNet's 14 and 5) the
-// vector set-up made the pass twice as slow as the plain loop, kept there.
+// vector set-up made the pass twice as slow as the plain loop: those go
+// through fixed blocks of lanes below instead.
 constexpr int64_t kWideRow = 16;
 
 template <typename T>
@@ -177,6 +178,72 @@ CORENN_SIMD_CLONES void max_pool_planes_2x2_wide(T* y, int64_t* argmax, const T*
   const int64_t in_size = H * W, out_size = (H / 2) * (W / 2);
   for (int64_t p = lo; p < hi; ++p)
     max_pool_plane_2x2(y + p * out_size, argmax + p * out_size, x + p * in_size, H, W);
+}
+
+// Short rows (4 to 15 outputs: LeNet's 14 and 5) in blocks of L outputs as
+// vectors of L lanes, the last block overlapping the one before when L does
+// not divide the row (its outputs are written twice, alike): per lane the
+// comparisons of max_pool_plane_2x2, in its order, so the same maxima and
+// positions bit for bit. top, bottom: the window rows; row: top's offset in
+// the plane; w0: the block's first output column. LeNet's two poolings, 64
+// images: 0.21 → 0.06 ms and 0.087 → 0.044 ms (1 thread).
+template <int L, typename T>
+inline void max_pool_2x2_block(T* y, int64_t* argmax, const T* top, const T* bottom, int64_t W, int64_t row,
+                               int64_t w0) {
+  using V = typename detail::Vector<T, L>::type;
+  using M = typename detail::Vector<std::conditional_t<sizeof(T) == 4, int32_t, int64_t>, L>::type;  // V's masks
+  using I = typename detail::Vector<int64_t, L>::type;
+  // Lane k of the block reads input columns 2·(w0 + k) and 2·(w0 + k) + 1.
+  const auto load_pairs = [&](const T* in, V& even, V& odd) {
+    V lo, hi;
+    std::memcpy(&lo, in + 2 * w0, sizeof(V));
+    std::memcpy(&hi, in + 2 * w0 + L, sizeof(V));
+    M evens, odds;
+    for (int k = 0; k < L; ++k) evens[k] = 2 * k, odds[k] = 2 * k + 1;
+    even = __builtin_shuffle(lo, hi, evens);
+    odd = __builtin_shuffle(lo, hi, odds);
+  };
+  V a, b, c, d;
+  load_pairs(top, a, b);
+  load_pairs(bottom, c, d);
+  V best = a;
+  I at = {};  // the winner's offset from its window's top-left cell
+  const auto take = [&](V v, int64_t offset) {
+    const M beats_mask = (v > best) | ((v != v) & (best == best));  // beats(), lane by lane
+    best = beats_mask ? v : best;
+    const I m = __builtin_convertvector(beats_mask, I);
+    at = (m & offset) | (at & ~m);
+  };
+  take(b, 1);
+  take(c, W);
+  take(d, W + 1);
+  I lanes;
+  for (int k = 0; k < L; ++k) lanes[k] = 2 * k;
+  at += row + 2 * w0 + lanes;
+  std::memcpy(y + w0, &best, sizeof(V));
+  std::memcpy(argmax + w0, &at, sizeof(I));
+}
+
+template <int L, typename T>
+void max_pool_plane_2x2_short(T* y, int64_t* argmax, const T* x, int64_t H, int64_t W) {
+  const int64_t OH = H / 2, OW = W / 2;
+  for (int64_t oh = 0; oh < OH; ++oh) {
+    const T* top = x + 2 * oh * W;
+    T* yr = y + oh * OW;
+    int64_t* ar = argmax + oh * OW;
+    for (int64_t w0 = 0; w0 + L <= OW; w0 += L) max_pool_2x2_block<L>(yr, ar, top, top + W, W, 2 * oh * W, w0);
+    if (OW % L) max_pool_2x2_block<L>(yr, ar, top, top + W, W, 2 * oh * W, OW - L);
+  }
+}
+
+template <typename T>
+CORENN_SIMD_CLONES void max_pool_planes_2x2_short(T* y, int64_t* argmax, const T* x, int64_t H, int64_t W,
+                                                  int64_t lo, int64_t hi) {
+  const int64_t in_size = H * W, out_size = (H / 2) * (W / 2);
+  for (int64_t p = lo; p < hi; ++p) {
+    if (W / 2 >= 8) max_pool_plane_2x2_short<8>(y + p * out_size, argmax + p * out_size, x + p * in_size, H, W);
+    else max_pool_plane_2x2_short<4>(y + p * out_size, argmax + p * out_size, x + p * in_size, H, W);
+  }
 }
 
 bool is_plain_2x2(const Pool2dShape& s) {
@@ -196,6 +263,8 @@ void max_pool2d_forward(T* y, int64_t* argmax, const T* x, const Pool2dShape& s)
   detail::parallel_for(0, planes, grain, [=](int64_t lo, int64_t hi, int) {
     if (fast_2x2 && s.out_w() >= kWideRow)
       return max_pool_planes_2x2_wide(y, argmax, x, s.height, s.width, lo, hi);
+    if (fast_2x2 && s.out_w() >= 4)
+      return max_pool_planes_2x2_short(y, argmax, x, s.height, s.width, lo, hi);
     for (int64_t p = lo; p < hi; ++p) {
       if (fast_2x2)
         max_pool_plane_2x2(y + p * out_size, argmax + p * out_size, x + p * in_size, s.height,
