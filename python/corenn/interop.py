@@ -17,6 +17,8 @@ import os
 
 import numpy as np
 
+from . import _validate
+
 # ------------------------------------------------------------ state dicts in
 
 # corenn weight name -> PyTorch parameter name, per layer kind. Layers of the
@@ -97,21 +99,22 @@ _TORCH_SKIPPED = ("num_batches_tracked",)
 def _as_numpy(key, value):
     if hasattr(value, "detach"):  # a torch tensor, without importing torch
         value = value.detach().cpu().numpy()
-    array = np.asarray(value)
-    if not np.issubdtype(array.dtype, np.number):
-        raise TypeError(f"load_torch_state_dict: state_dict[{key!r}] must be an array or tensor, "
-                        f"got {type(value).__name__}")
-    return array
+    return _validate.array("load_torch_state_dict", f"state_dict[{key!r}]", value)
 
 
 def _read_state_dict(state_dict):
     if isinstance(state_dict, (str, os.PathLike)):
         try:
+            from safetensors import SafetensorError
             from safetensors.numpy import load_file
         except ImportError:
             raise ImportError("load_torch_state_dict: reading a .safetensors file needs the "
                               "safetensors package (pip install safetensors)") from None
-        return dict(load_file(os.fspath(state_dict)))
+        try:
+            return dict(load_file(os.fspath(state_dict)))
+        except (OSError, SafetensorError) as exc:
+            raise OSError(f"load_torch_state_dict: cannot read state_dict {os.fspath(state_dict)!r} as a "
+                          f".safetensors file: {exc}") from None
     if not hasattr(state_dict, "items"):
         raise TypeError("load_torch_state_dict: state_dict must be a dict of arrays/tensors or a "
                         f".safetensors path, got {type(state_dict).__name__}")
@@ -180,6 +183,11 @@ def load_torch_state_dict(model, state_dict, mapping=None, strict=True):
     padding, strides, activations and groups on the corenn layers to match
     the PyTorch modules (docs/interop.md).
     Raises TypeError (not a dict/path), ValueError (shapes, names, counts)."""
+    owner = "load_torch_state_dict"
+    _validate.model(owner, model)
+    if mapping is not None and not hasattr(mapping, "items"):
+        raise TypeError(f"{owner}: mapping must be None or a dict {{layer_name: torch_prefix}}, "
+                        f"got {type(mapping).__name__} {mapping!r}")
     model._ensure_built()
     state = _read_state_dict(state_dict)
     modules = _modules(state)
@@ -913,6 +921,11 @@ def export_onnx(model, path, opset=17):
         raise ImportError("export_onnx: needs the onnx package (pip install 'corenn[onnx]')") from None
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < 13:
         raise ValueError(f"export_onnx: opset must be an int >= 13, got {opset!r}")
+    if opset > onnx.defs.onnx_opset_version():
+        raise ValueError(f"export_onnx: opset must be at most {onnx.defs.onnx_opset_version()}, the newest "
+                         f"the installed onnx package knows, got {opset}")
+    _validate.model("export_onnx", model)
+    target = _validate.path("export_onnx", "path", path)
     model._ensure_built()
     engine = model._engine
     g = _Graph(onnx, model.dtype)
@@ -954,5 +967,5 @@ def export_onnx(model, path, opset=17):
     proto = onnx.helper.make_model(graph, opset_imports=[opset_id], producer_name="corenn")
     proto.ir_version = onnx.helper.find_min_ir_version_for([opset_id])
     onnx.checker.check_model(proto)
-    onnx.save(proto, os.fspath(path))
+    onnx.save(proto, target)
     return path
