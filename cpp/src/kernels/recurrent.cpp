@@ -168,8 +168,14 @@ struct Line {
 // round w = L/2, ..., 1, element (i, j) is at (j, i).
 template <int L, int w, typename V, size_t... J>
 inline void swap_blocks(V& a, V& b, std::index_sequence<J...>) {
+#if defined(__clang__) || __GNUC__ >= 12
   const V top = __builtin_shufflevector(a, b, ((J & w) ? L + J - w : J)...);
   const V bottom = __builtin_shufflevector(a, b, ((J & w) ? L + J : J + w)...);
+#else  // GCC before 12 has the older builtin, whose indices are a vector of integers as wide as T
+  using Indices = decltype(a < b);
+  const V top = __builtin_shuffle(a, b, Indices{((J & w) ? L + J - w : J)...});
+  const V bottom = __builtin_shuffle(a, b, Indices{((J & w) ? L + J : J + w)...});
+#endif
   a = top;
   b = bottom;
 }
