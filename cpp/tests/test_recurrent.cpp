@@ -1,6 +1,7 @@
 #include <vector>
 
 #include "check.hpp"
+#include "corenn/error.hpp"
 #include "corenn/kernels/recurrent.hpp"
 
 using namespace corenn;
@@ -105,4 +106,56 @@ TEST(simple_rnn_fast_matches_naive_and_accumulates) {
   }
   for (int k = 0; k < 7; ++k) check_all_close(outs[0][k], outs[1][k], 0.0);
   }
+}
+
+// W_hh packed once (pack_recurrent_panels) then lstm_forward_packed /
+// gru_forward_packed: the results of the kernels that pack in the call, bit
+// for bit, for whole and partial panels (20 units: 16 + 4 floats, 8 + 8 + 4
+// doubles) and partial column blocks, one sequence (units split over the
+// team) and a batch, with initial states and a mask.
+template <typename T>
+void check_packed_matches_unpacked(int64_t batch, int64_t hidden) {
+  const int64_t n = batch, h = hidden, steps = 4, features = 5;
+  auto x = random_vector<T>(n * steps * features, 31), h0 = random_vector<T>(n * h, 32);
+  auto c0 = random_vector<T>(n * h, 33), b = random_vector<T>(4 * h, 34), rb = random_vector<T>(3 * h, 35);
+  std::vector<uint8_t> mask(static_cast<size_t>(n * steps));
+  for (size_t i = 0; i < mask.size(); ++i) mask[i] = i % 3 != 2;
+  for (int64_t gates : {4, 3}) {
+    auto W_ih = random_vector<T>(gates * h * features, 36), W_hh = random_vector<T>(gates * h * h, 37);
+    std::vector<T> panels(recurrent_panels_size(gates, h));
+    pack_recurrent_panels<T>(panels.data(), W_hh.data(), gates, h);
+    std::vector<T> out[2][3];  // y, h_T, c_T: packed in the call, then kept
+    for (int kept = 0; kept < 2; ++kept) {
+      auto& o = out[kept];
+      o[0].resize(n * steps * h), o[1].resize(n * h), o[2].resize(n * h);
+      if (gates == 4) {
+        std::vector<T> ws(lstm_workspace_size(n, steps, h));
+        if (kept)
+          lstm_forward_packed<T>(o[0].data(), o[1].data(), o[2].data(), ws.data(), x.data(), W_ih.data(),
+                                 panels.data(), b.data(), h0.data(), c0.data(), mask.data(), n, steps, features, h);
+        else
+          lstm_forward<T>(o[0].data(), o[1].data(), o[2].data(), ws.data(), x.data(), W_ih.data(), W_hh.data(),
+                          b.data(), h0.data(), c0.data(), mask.data(), n, steps, features, h);
+      } else {
+        std::vector<T> ws(gru_workspace_size(n, steps, h));
+        if (kept)
+          gru_forward_packed<T>(o[0].data(), o[1].data(), ws.data(), x.data(), W_ih.data(), panels.data(),
+                                b.data(), rb.data(), h0.data(), mask.data(), n, steps, features, h);
+        else
+          gru_forward<T>(o[0].data(), o[1].data(), ws.data(), x.data(), W_ih.data(), W_hh.data(), b.data(),
+                         rb.data(), h0.data(), mask.data(), n, steps, features, h);
+      }
+    }
+    for (int k = 0; k < 3; ++k) CHECK(out[0][k] == out[1][k]);
+  }
+}
+
+TEST(packed_recurrent_weights_give_the_same_bits) {
+  for (int64_t batch : {1, 3})
+    for (int64_t hidden : {6, 20}) {
+      check_packed_matches_unpacked<float>(batch, hidden);
+      check_packed_matches_unpacked<double>(batch, hidden);
+    }
+  std::vector<float> panels(recurrent_panels_size(4, 6)), W_hh(2 * 6 * 6);
+  CHECK_THROWS(pack_recurrent_panels<float>(panels.data(), W_hh.data(), 2, 6), ValueError);
 }

@@ -3,9 +3,11 @@
 // Inference runs the same weights many times; what it computes from them
 // alone is done once and kept until they change: batch norm folded into the
 // convolution before it (model.cpp's fusion pass), a 3×3 convolution's
-// Winograd-transformed filters (layers_conv.cpp). A key names what the data
-// was computed from: the weights_version of each layer it reads
-// (Layer::weights_version, bumped by set_weights, a training step, a load,
+// Winograd-transformed filters (layers_conv.cpp), an LSTM's or GRU's W_hh
+// packed into the recurrent kernels' panels (layers_recurrent.cpp). A key
+// names what the data was computed from: the weights_version of each layer
+// it reads (a wrapped layer's: its wrapper's, LayerCache::weights_version;
+// Layer::weights_version, bumped by set_weights, a training step, a load,
 // set_trainable, restore_state, ...), and the form asked for (the Winograd
 // tile, which the conv algorithm setting and the batch choose per call). A
 // different key recomputes. Training never asks (its weights change every step).

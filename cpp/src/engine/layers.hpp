@@ -51,6 +51,10 @@ struct LayerCache {
   // run with weights it derived from its own in an earlier call
   // (DerivedWeights), which training, whose weights move every step, never keeps.
   bool inference = false;
+  // With inference: the version of the weights the layer runs with (its
+  // Layer::weights_version); a wrapper passes its own to its inner layers,
+  // whose own the engine never bumps.
+  uint64_t weights_version = 0;
 };
 
 // Grows a buffer to at least n elements; never shrinks, so a steady batch size

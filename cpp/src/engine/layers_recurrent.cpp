@@ -26,7 +26,12 @@
 // Weights in get_weights order: kernel = W_ih (G·H, F), recurrent_kernel =
 // W_hh (G·H, H), bias (G·H,) (PyTorch's bias_ih + bias_hh; the GRU's bias is
 // bias_ih and its recurrent_bias bias_hh), G = 1, 4 (i, f, g, o), 3 (r, z, n).
+// Inference (predict, evaluate) keeps the LSTM's and GRU's W_hh packed into
+// the kernels' panels until the weights change (pack_recurrent_panels,
+// engine/derived_weights.hpp), saving the packing of every call: results are
+// the same bit for bit.
 #include <algorithm>
+#include <cstdint>
 #include <string>
 
 #include "corenn/error.hpp"
@@ -183,18 +188,34 @@ class Recurrent : public CallLayer<T> {
     }
     const T* W_ih = this->params_;
     const T* W_hh = W_ih + gates_ * H * F;
+    // Inference keeps W_hh's panels across calls (DerivedWeights), for the
+    // version of the weights (and where they are); training packs at every call.
+    typename DerivedWeights<T>::Data panels;  // held for the call
+    if (c.inference && cell_ != Cell::simple_rnn)
+      panels = panels_.get({c.weights_version, 0, reinterpret_cast<uintptr_t>(W_hh), 0}, [&](std::vector<T>& p) {
+        p.resize(static_cast<size_t>(recurrent_panels_size(gates_, H)));
+        pack_recurrent_panels<T>(p.data(), W_hh, gates_, H);
+      });
     switch (cell_) {
       case Cell::simple_rnn:
         simple_rnn_forward<T>(y, h_T, x, W_ih, W_hh, bias(), h0, mask, N, S, F, H, rmask);
         break;
       case Cell::lstm:
         ensure_size(c.scratch, lstm_workspace_size(N, S, H));
-        lstm_forward<T>(y, h_T, c_T, c.scratch.data(), x, W_ih, W_hh, bias(), h0, c0, mask, N, S, F, H, rmask);
+        if (panels)
+          lstm_forward_packed<T>(y, h_T, c_T, c.scratch.data(), x, W_ih, panels->data(), bias(), h0, c0, mask, N,
+                                 S, F, H, rmask);
+        else
+          lstm_forward<T>(y, h_T, c_T, c.scratch.data(), x, W_ih, W_hh, bias(), h0, c0, mask, N, S, F, H, rmask);
         break;
       case Cell::gru:
         ensure_size(c.scratch, gru_workspace_size(N, S, H));
-        gru_forward<T>(y, h_T, c.scratch.data(), x, W_ih, W_hh, bias(), bias() + gates_ * H, h0, mask, N, S, F,
-                       H, rmask);
+        if (panels)
+          gru_forward_packed<T>(y, h_T, c.scratch.data(), x, W_ih, panels->data(), bias(), bias() + gates_ * H, h0,
+                                mask, N, S, F, H, rmask);
+        else
+          gru_forward<T>(y, h_T, c.scratch.data(), x, W_ih, W_hh, bias(), bias() + gates_ * H, h0, mask, N, S, F,
+                         H, rmask);
         break;
     }
     ys[0] = return_sequences_ ? y : h_T;
@@ -302,6 +323,7 @@ class Recurrent : public CallLayer<T> {
   int64_t steps_ = 0, features_ = 0;
   bool given_states_ = false;
   std::vector<T> zero_bias_;
+  mutable DerivedWeights<T> panels_;  // W_hh's forward panels, kept at inference
 };
 
 Attributes recurrent_attributes(bool gated) {

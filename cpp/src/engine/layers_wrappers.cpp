@@ -236,6 +236,8 @@ class Bidirectional : public CallLayer<T> {
     for (int d = 0; d < 2; ++d) {
       LayerCache<T>& ic = c.inner[static_cast<size_t>(d)];
       ic.training = c.training;
+      ic.inference = c.inference;  // the directions' weights are slices of this layer's
+      ic.weights_version = c.weights_version;
       ic.input_mask = c.input_mask;  // each direction reverses it as it reverses the sequence
       ic.ys.assign(static_cast<size_t>(1 + (return_state_ ? states_ : 0)), nullptr);
       (d == 0 ? fwd() : bwd())

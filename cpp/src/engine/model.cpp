@@ -1171,6 +1171,7 @@ class Engine : public EngineBase {
       Layer<T>& layer = *layers_[node.layer];
       caches[p].training = training;
       caches[p].inference = inference && !training;
+      caches[p].weights_version = layer.weights_version;
       caches[p].input_mask = masks[node.in[0]];
       caches[p].input_masks.clear();
       for (int t : node.in) caches[p].input_masks.push_back(masks[t]);

@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string>
+#include <utility>
 
+#include "corenn/error.hpp"
 #include "backend/gemm.hpp"
 #include "backend/parallel.hpp"
 #include "backend/simd.hpp"
@@ -148,24 +151,78 @@ void panel_product(T* out, const T* a, int64_t lda, const T* panel, int64_t K, i
 // zeros past H. forward_panels_size bounds the size for both types.
 int64_t forward_panels_size(int64_t gates, int64_t H) { return gates * H * round_up(H, kLane<float>); }
 
-template <int Gates, typename T>
-void pack_forward_panels(T* Wp, const T* W_hh, int64_t H, int64_t p0, int64_t p1) {
-  constexpr int64_t L = kLane<T>, C = Gates * L;
-  // By blocks of L values of q: each source row's cache line is read once,
-  // into a contiguous L·C block of the panel (rows H apart would alias in L1
-  // if the loop went over q one by one).
-  for (int64_t p = p0; p < p1; ++p) {
-    T* panel = Wp + p * H * C;
-    const int64_t units = std::min(L, H - p * L);
-    for (int64_t q0 = 0; q0 < H; q0 += L) {
-      const int64_t q1 = std::min(H, q0 + L);
-      for (int64_t g = 0; g < Gates; ++g)
-        for (int64_t k = 0; k < L; ++k) {
-          const T* row = W_hh + (g * H + p * L + k) * H;
-          for (int64_t q = q0; q < q1; ++q) panel[q * C + g * L + k] = k < units ? row[q] : T(0);
+// A transposition, L×L blocks at a time: each block's L source rows (a cache
+// line each) are loaded as L vectors, transposed in registers and stored as L
+// whole lines of the panel. (The plain loop's scalar stores, 4·L floats apart,
+// each to another line, took a fifth of a batch-1 LSTM forward; a tile
+// transposed through memory by scalar moves did no better.) The last panel's
+// units and the last block's columns can be partial: those go element by
+// element, zeros past H.
+template <typename T>
+struct Line {
+  typedef T type __attribute__((vector_size(64)));
+};
+
+// Round w of an L×L transposition held in rows r: the off-diagonal w×w blocks
+// of every 2w×2w block trade places (a, b: rows i and i + w). After every
+// round w = L/2, ..., 1, element (i, j) is at (j, i).
+template <int L, int w, typename V, size_t... J>
+inline void swap_blocks(V& a, V& b, std::index_sequence<J...>) {
+#if defined(__clang__) || __GNUC__ >= 12
+  const V top = __builtin_shufflevector(a, b, ((J & w) ? L + J - w : J)...);
+  const V bottom = __builtin_shufflevector(a, b, ((J & w) ? L + J : J + w)...);
+#else  // GCC before 12 has the older builtin, whose indices are a vector of integers as wide as T
+  using Indices = decltype(a < b);
+  const V top = __builtin_shuffle(a, b, Indices{((J & w) ? L + J - w : J)...});
+  const V bottom = __builtin_shuffle(a, b, Indices{((J & w) ? L + J : J + w)...});
+#endif
+  a = top;
+  b = bottom;
+}
+template <int L, int w, typename V>
+inline void transpose_rounds(V* r) {
+  if constexpr (w >= 1) {
+    for (int i = 0; i < L; ++i)
+      if (!(i & w)) swap_blocks<L, w>(r[i], r[i + w], std::make_index_sequence<L>());
+    transpose_rounds<L, w / 2>(r);
+  }
+}
+
+template <int Gates>
+struct PackForwardPanels {
+  template <typename T>
+  CORENN_SIMD_CLONES static void run(T* __restrict Wp, const T* __restrict W_hh, int64_t H, int64_t p0,
+                                     int64_t p1) {
+    constexpr int L = static_cast<int>(kLane<T>);
+    constexpr int64_t C = Gates * L;
+    using V = typename Line<T>::type;
+    static_assert(sizeof(V) == L * sizeof(T), "a vector holds one cache line of T");
+    for (int64_t p = p0; p < p1; ++p) {
+      T* panel = Wp + p * H * C;
+      const int64_t units = std::min<int64_t>(L, H - p * L);
+      for (int64_t g = 0; g < Gates; ++g) {
+        const T* rows = W_hh + (g * H + p * L) * H;
+        for (int64_t q0 = 0; q0 < H; q0 += L) {
+          const int64_t width = std::min<int64_t>(L, H - q0);
+          if (units == L && width == L) {
+            V r[L];
+            for (int k = 0; k < L; ++k) std::memcpy(&r[k], rows + k * H + q0, sizeof(V));
+            transpose_rounds<L, L / 2>(r);
+            for (int j = 0; j < L; ++j) std::memcpy(panel + (q0 + j) * C + g * L, &r[j], sizeof(V));
+          } else {
+            for (int64_t j = 0; j < width; ++j)
+              for (int64_t k = 0; k < L; ++k)
+                panel[(q0 + j) * C + g * L + k] = k < units ? rows[k * H + q0 + j] : T(0);
+          }
         }
+      }
     }
   }
+};
+
+template <int Gates, typename T>
+void pack_forward_panels(T* Wp, const T* W_hh, int64_t H, int64_t p0, int64_t p1) {
+  PackForwardPanels<Gates>::run(Wp, W_hh, H, p0, p1);
 }
 
 // Backward panels of W_hh (K, H) as stored: panel p is (K, C), its columns
@@ -215,6 +272,16 @@ void drop_state(T* dropped, const T* y, const T* h0, const T* recurrent_mask, in
     for (int64_t j = 0; j < H; ++j) dropped[n * H + j] = p.h[n * p.ld + j] * recurrent_mask[n * H + j];
 }
 
+// W_hh's forward panels for one call: kept ones (pack_recurrent_panels, made
+// once for many calls), or none, and then the call's team packs W_hh into
+// `scratch`, each member the panels it multiplies (into its own cache).
+template <typename T>
+struct ForwardPanels {
+  const T* packed;
+  T* scratch;
+  const T* W_hh;
+};
+
 // The recurrent half of a forward pass, once `out` holds what the cell needs
 // of the input projections. At step t, for this thread's examples and panels:
 // h_{t-1} (y's step t-1, h0, or zeros at the first step without it) times the
@@ -224,13 +291,14 @@ void drop_state(T* dropped, const T* y, const T* h0, const T* recurrent_mask, in
 // With recurrent dropout the products read h_{t-1} ⊙ m, formed in `dropped`
 // (N, H) before each step (the callers pass h_T, written after the last step).
 template <int Gates, bool kAdd, typename T, typename Cell>
-void forward_recurrence(T* out, int64_t ld_n, int64_t ld_t, T* Wp, const T* W_hh, const T* y, const T* h0,
+void forward_recurrence(T* out, int64_t ld_n, int64_t ld_t, const ForwardPanels<T>& w, const T* y, const T* h0,
                         const T* recurrent_mask, T* dropped, int64_t N, int64_t S, int64_t H, Cell&& cell) {
   constexpr int64_t L = kLane<T>, C = Gates * L;
   const int64_t panels = (H + L - 1) / L;
   // A double's panels (8 units) fill less than forward_panels_size, which
   // fits a float's (16): the rest is zeroed, as the workspace is returned.
-  std::fill(Wp + panels * H * C, Wp + forward_panels_size(Gates, H), T(0));
+  if (!w.packed) std::fill(w.scratch + panels * H * C, w.scratch + forward_panels_size(Gates, H), T(0));
+  const T* Wp = w.packed ? w.packed : w.scratch;
   const int by_rows = parallel_chunks(N, kMinRows);
   const int threads =
       by_rows > 1 ? by_rows : parallel_chunks(panels, std::max<int64_t>(1, kStepWork / std::max<int64_t>(1, N * C * H)));
@@ -240,9 +308,11 @@ void forward_recurrence(T* out, int64_t ld_n, int64_t ld_t, T* Wp, const T* W_hh
     const bool split_rows = by_rows > 1;
     const auto rows = split_rows ? team.share(0, N) : std::pair<int64_t, int64_t>(0, N);
     const auto mine = split_rows ? std::pair<int64_t, int64_t>(0, panels) : team.share(0, panels);
-    const auto packed = team.share(0, panels);
-    pack_forward_panels<Gates>(Wp, W_hh, H, packed.first, packed.second);
-    if (split_rows) team.barrier();
+    if (!w.packed) {
+      const auto packed = team.share(0, panels);
+      pack_forward_panels<Gates>(w.scratch, w.W_hh, H, packed.first, packed.second);
+      if (split_rows) team.barrier();
+    }
     T acc[kRowBlock * C];
     for (int64_t t = 0; t < S; ++t) {
       PreviousState<T> prev = previous_state<T>(y, h0, nullptr, t, S, H);
@@ -464,6 +534,24 @@ int64_t gru_backward_scratch_size(int64_t batch, int64_t steps, int64_t hidden) 
   return batch * steps * 7 * hidden + batch * hidden + backward_panels_size(3 * hidden, hidden);
 }
 
+// W_hh's forward panels, as the LSTM and GRU forwards pack them (the panel
+// part of their workspaces): forward_panels_size bounds both types.
+int64_t recurrent_panels_size(int64_t gates, int64_t hidden) { return forward_panels_size(gates, hidden); }
+
+template <typename T>
+void pack_recurrent_panels(T* panels, const T* W_hh, int64_t gates, int64_t hidden) {
+  if (gates != 3 && gates != 4)
+    throw ValueError("pack_recurrent_panels: gates must be 3 (GRU) or 4 (LSTM), got " + std::to_string(gates));
+  const int64_t H = hidden, L = kLane<T>, count = (H + L - 1) / L;
+  std::fill(panels + count * H * gates * L, panels + forward_panels_size(gates, H), T(0));
+  parallel_for(0, count, 1, [&](int64_t p0, int64_t p1, int) {
+    if (gates == 4)
+      pack_forward_panels<4>(panels, W_hh, H, p0, p1);
+    else
+      pack_forward_panels<3>(panels, W_hh, H, p0, p1);
+  });
+}
+
 // ---------------------------------------------------------------- SimpleRNN
 
 template <typename T>
@@ -602,19 +690,21 @@ void simple_rnn_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* scra
 
 // ---------------------------------------------------------------- LSTM
 
+namespace {
+
+// lstm_forward and lstm_forward_packed: W_hh's panels as w says.
 template <typename T>
-void lstm_forward(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih, const T* W_hh,
-                  const T* b, const T* h0, const T* c0, const uint8_t* mask, int64_t batch, int64_t steps,
-                  int64_t features, int64_t hidden, const T* recurrent_mask) {
-  const int64_t N = batch, S = steps, H = hidden, G = 4 * hidden;
+void lstm_forward_with(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih, const ForwardPanels<T>& w,
+                       const T* b, const T* h0, const T* c0, const uint8_t* mask, int64_t N, int64_t S, int64_t F,
+                       int64_t H, const T* recurrent_mask) {
+  const int64_t G = 4 * H;
   T* gates = workspace;
   T* cells = workspace + N * S * G;
-  T* panels = cells + N * S * H;
   // The input projections of all steps do not depend on the recurrence: one
   // GEMM over the N·T rows instead of T small ones. Each step adds its
   // recurrent product into them, then activates the gates in place.
-  gemm<T>(Trans::no, Trans::yes, N * S, G, features, T(1), x, features, W_ih, features, T(0), gates, G);
-  forward_recurrence<4, true>(gates, S * G, G, panels, W_hh, y, h0, recurrent_mask, h_T, N, S, H,
+  gemm<T>(Trans::no, Trans::yes, N * S, G, F, T(1), x, F, W_ih, F, T(0), gates, G);
+  forward_recurrence<4, true>(gates, S * G, G, w, y, h0, recurrent_mask, h_T, N, S, H,
                               [&](int64_t t, int64_t n, int64_t u0, int64_t u1) {
     const int64_t r = n * S + t;
     const T* c_prev = t > 0 ? cells + (r - 1) * H : (c0 ? c0 + n * H : nullptr);
@@ -629,6 +719,25 @@ void lstm_forward(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih,
     std::copy(y + (n * S + S - 1) * H, y + (n * S + S) * H, h_T + n * H);
     std::copy(cells + (n * S + S - 1) * H, cells + (n * S + S) * H, c_T + n * H);
   }
+}
+
+}  // namespace
+
+template <typename T>
+void lstm_forward(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih, const T* W_hh,
+                  const T* b, const T* h0, const T* c0, const uint8_t* mask, int64_t batch, int64_t steps,
+                  int64_t features, int64_t hidden, const T* recurrent_mask) {
+  T* panels = workspace + batch * steps * 5 * hidden;
+  lstm_forward_with<T>(y, h_T, c_T, workspace, x, W_ih, {nullptr, panels, W_hh}, b, h0, c0, mask, batch, steps,
+                       features, hidden, recurrent_mask);
+}
+
+template <typename T>
+void lstm_forward_packed(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih, const T* panels,
+                         const T* b, const T* h0, const T* c0, const uint8_t* mask, int64_t batch, int64_t steps,
+                         int64_t features, int64_t hidden, const T* recurrent_mask) {
+  lstm_forward_with<T>(y, h_T, c_T, workspace, x, W_ih, {panels, nullptr, nullptr}, b, h0, c0, mask, batch, steps,
+                       features, hidden, recurrent_mask);
 }
 
 template <typename T>
@@ -784,20 +893,22 @@ void lstm_backward_naive(T* dx, T* dh0, T* dc0, T* dW_ih, T* dW_hh, T* db, T* sc
 
 // ---------------------------------------------------------------- GRU
 
+namespace {
+
+// gru_forward and gru_forward_packed: W_hh's panels as w says.
 template <typename T>
-void gru_forward(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T* W_hh,
-                 const T* b, const T* rb, const T* h0, const uint8_t* mask, int64_t batch, int64_t steps,
-                 int64_t features, int64_t hidden, const T* recurrent_mask) {
-  const int64_t N = batch, S = steps, H = hidden, G = 3 * hidden;
+void gru_forward_with(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const ForwardPanels<T>& w, const T* b,
+                      const T* rb, const T* h0, const uint8_t* mask, int64_t N, int64_t S, int64_t F, int64_t H,
+                      const T* recurrent_mask) {
+  const int64_t G = 3 * H;
   T* gates = workspace;
   T* hn_all = gates + N * S * G;
   T* gh = hn_all + N * S * H;
-  T* panels = gh + N * G;
-  gemm<T>(Trans::no, Trans::yes, N * S, G, features, T(1), x, features, W_ih, features, T(0), gates, G);
+  gemm<T>(Trans::no, Trans::yes, N * S, G, F, T(1), x, F, W_ih, F, T(0), gates, G);
   // r multiplies W_hn h + rb_n only, so the recurrent projection cannot be
   // added into the input projection as in the LSTM: it gets its own buffer
   // (one step's, gh row n).
-  forward_recurrence<3, false>(gh, G, 0, panels, W_hh, y, h0, recurrent_mask, h_T, N, S, H,
+  forward_recurrence<3, false>(gh, G, 0, w, y, h0, recurrent_mask, h_T, N, S, H,
                                [&](int64_t t, int64_t n, int64_t u0, int64_t u1) {
     const int64_t r = n * S + t;
     const T* hp = t > 0 ? y + (r - 1) * H : (h0 ? h0 + n * H : nullptr);
@@ -808,6 +919,25 @@ void gru_forward(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T*
     with_prev<GruCellForward>(hp, gates + r * G, hn_all + r * H, y + r * H, gh + n * G, hp, b, rb, H, u0, u1);
   });
   for (int64_t n = 0; n < N; ++n) std::copy(y + (n * S + S - 1) * H, y + (n * S + S) * H, h_T + n * H);
+}
+
+}  // namespace
+
+template <typename T>
+void gru_forward(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T* W_hh,
+                 const T* b, const T* rb, const T* h0, const uint8_t* mask, int64_t batch, int64_t steps,
+                 int64_t features, int64_t hidden, const T* recurrent_mask) {
+  T* panels = workspace + batch * steps * 4 * hidden + batch * 3 * hidden;
+  gru_forward_with<T>(y, h_T, workspace, x, W_ih, {nullptr, panels, W_hh}, b, rb, h0, mask, batch, steps, features,
+                      hidden, recurrent_mask);
+}
+
+template <typename T>
+void gru_forward_packed(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T* panels, const T* b,
+                        const T* rb, const T* h0, const uint8_t* mask, int64_t batch, int64_t steps, int64_t features,
+                        int64_t hidden, const T* recurrent_mask) {
+  gru_forward_with<T>(y, h_T, workspace, x, W_ih, {panels, nullptr, nullptr}, b, rb, h0, mask, batch, steps, features,
+                      hidden, recurrent_mask);
 }
 
 template <typename T>
@@ -959,6 +1089,11 @@ void gru_backward_naive(T* dx, T* dh0, T* dW_ih, T* dW_hh, T* db, T* drb, T* scr
 }
 
 #define CORENN_INSTANTIATE(T)                                                                       \
+  template void pack_recurrent_panels<T>(T*, const T*, int64_t, int64_t);                             \
+  template void lstm_forward_packed<T>(T*, T*, T*, T*, const T*, const T*, const T*, const T*, const T*, \
+                                       const T*, const uint8_t*, int64_t, int64_t, int64_t, int64_t, const T*); \
+  template void gru_forward_packed<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*,   \
+                                      const T*, const uint8_t*, int64_t, int64_t, int64_t, int64_t, const T*); \
   template void simple_rnn_forward<T>(T*, T*, const T*, const T*, const T*, const T*, const T*,     \
                                       const uint8_t*, int64_t, int64_t, int64_t, int64_t, const T*);                          \
   template void simple_rnn_forward_naive<T>(T*, T*, const T*, const T*, const T*, const T*,         \

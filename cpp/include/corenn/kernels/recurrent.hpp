@@ -63,6 +63,15 @@ int64_t lstm_backward_scratch_size(int64_t batch, int64_t steps, int64_t hidden)
 int64_t gru_workspace_size(int64_t batch, int64_t steps, int64_t hidden);
 int64_t gru_backward_scratch_size(int64_t batch, int64_t steps, int64_t hidden);
 
+// The LSTM and GRU forwards multiply h_{t-1} by W_hh (G·H, H) packed into
+// panels of columns (recurrent.cpp), which they pack at every call. A caller
+// running the same weights many times packs them once: panels
+// (recurrent_panels_size(G, H) elements, either type) from W_hh, G = 4 (LSTM)
+// or 3 (GRU), else ValueError; then the *_forward_packed kernels below.
+int64_t recurrent_panels_size(int64_t gates, int64_t hidden);
+template <typename T>
+void pack_recurrent_panels(T* panels, const T* W_hh, int64_t gates, int64_t hidden);
+
 // y: (N, T, H), h_T: (N, H) written; x: (N, T, F); W_ih: (H, F); W_hh: (H, H); b: (H,);
 // h0: (N, H) or nullptr (zeros); mask: (N, T) or nullptr (all valid).
 template <typename T>
@@ -94,6 +103,15 @@ template <typename T>
 void lstm_forward(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih, const T* W_hh,
                   const T* b, const T* h0, const T* c0, const uint8_t* mask, int64_t batch, int64_t steps,
                   int64_t features, int64_t hidden, const T* recurrent_mask = nullptr);
+// lstm_forward with W_hh's panels packed beforehand by pack_recurrent_panels
+// (gates 4), for many calls with the same weights (inference: the layers keep
+// them, engine/derived_weights.hpp); the results are lstm_forward's bit for
+// bit. workspace: lstm_workspace_size, its panel part (the last
+// recurrent_panels_size(4, H) elements) left as it is.
+template <typename T>
+void lstm_forward_packed(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih, const T* panels,
+                         const T* b, const T* h0, const T* c0, const uint8_t* mask, int64_t batch, int64_t steps,
+                         int64_t features, int64_t hidden, const T* recurrent_mask = nullptr);
 template <typename T>
 void lstm_forward_naive(T* y, T* h_T, T* c_T, T* workspace, const T* x, const T* W_ih,
                         const T* W_hh, const T* b, const T* h0, const T* c0, const uint8_t* mask, int64_t batch,
@@ -121,6 +139,13 @@ template <typename T>
 void gru_forward(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T* W_hh,
                  const T* b, const T* rb, const T* h0, const uint8_t* mask, int64_t batch, int64_t steps,
                  int64_t features, int64_t hidden, const T* recurrent_mask = nullptr);
+// gru_forward with W_hh's panels packed beforehand (pack_recurrent_panels,
+// gates 3): gru_forward's results bit for bit. workspace: gru_workspace_size,
+// its panel part (the last recurrent_panels_size(3, H) elements) left as it is.
+template <typename T>
+void gru_forward_packed(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T* panels, const T* b,
+                        const T* rb, const T* h0, const uint8_t* mask, int64_t batch, int64_t steps, int64_t features,
+                        int64_t hidden, const T* recurrent_mask = nullptr);
 template <typename T>
 void gru_forward_naive(T* y, T* h_T, T* workspace, const T* x, const T* W_ih, const T* W_hh,
                        const T* b, const T* rb, const T* h0, const uint8_t* mask, int64_t batch, int64_t steps,
