@@ -35,8 +35,8 @@
 //   input gradient) whose threads get at least kOwnTiles tiles each: the
 //   same per-thread ranges, each thread transforming, multiplying and
 //   transforming back its own tile rows in one fork/join, the products by
-//   own_product (a register-blocked kernel without BLAS's per-call packing,
-//   which made products a few tiles wide cost 3× their arithmetic);
+//   own_product (a register-blocked kernel: BLAS calls a few tiles wide
+//   once ran F4 on 64→64 channels, 16×16, 3× slower than GEMM);
 // - fewer images than threads otherwise (the weight gradient, tiny images):
 //   block by block, the transforms split the block's tile rows across the
 //   threads and the α² GEMMs are shared out by point ξ, each with all the
@@ -444,6 +444,31 @@ inline void map_columns(float* dst, int64_t dld, const float* src, const int64_t
   }
 }
 
+// F(4×4)'s split (split_row below) four tiles at a time, for rows of a few
+// tiles (4 and 8 at 16×16 and 32×32), too short for a vector of tiles:
+// tiles t … t + 3 read p[4t … 4t + 17], four vectors q_k = p[4(t + k) …] and
+// two values; columns 0–3 are the 4×4 transpose of q_0 … q_3, columns 4
+// and 5 the first two lanes of q_1 … q_4 (the scalar loop was a quarter of
+// the input transform). Returns the first tile left for the scalar loop.
+inline int64_t split_fours(float* E, int64_t ld, const float* p, int64_t a, int64_t b) {
+  typedef float F4v __attribute__((vector_size(4 * sizeof(float))));
+  typedef int I4v __attribute__((vector_size(4 * sizeof(int))));
+  const I4v lo = {0, 4, 1, 5}, hi = {2, 6, 3, 7}, first = {0, 1, 4, 5}, second = {2, 3, 6, 7};
+  for (; a + 4 <= b; a += 4) {
+    F4v q[5];
+    for (int k = 0; k < 4; ++k) std::memcpy(&q[k], p + 4 * (a + k), sizeof(F4v));
+    q[4] = F4v{p[4 * a + 16], p[4 * a + 17], 0.0f, 0.0f};  // reads end at 4t + 17
+    const F4v t0 = __builtin_shuffle(q[0], q[1], lo), t1 = __builtin_shuffle(q[2], q[3], lo);
+    const F4v t2 = __builtin_shuffle(q[0], q[1], hi), t3 = __builtin_shuffle(q[2], q[3], hi);
+    const F4v u0 = __builtin_shuffle(q[1], q[2], lo), u1 = __builtin_shuffle(q[3], q[4], lo);
+    const F4v col[6] = {__builtin_shuffle(t0, t1, first), __builtin_shuffle(t0, t1, second),
+                        __builtin_shuffle(t2, t3, first), __builtin_shuffle(t2, t3, second),
+                        __builtin_shuffle(u0, u1, first), __builtin_shuffle(u0, u1, second)};
+    for (int i = 0; i < 6; ++i) std::memcpy(E + i * ld + a, &col[i], sizeof(F4v));
+  }
+  return a;
+}
+
 // The IN columns each tile of row r of an h × w plane reads, padded by pl
 // on the left and zeros all around, split: E[i·ld + t] = p[M·t + i], t <
 // tiles, where p[j] = plane[r, j − pl] inside the plane and 0 elsewhere. Read
@@ -461,6 +486,7 @@ inline void split_row(float* E, int64_t ld, const float* plane, int64_t h, int64
     t1 = w + pl - IN >= 0 ? std::clamp<int64_t>((w + pl - IN) / M + 1, t0, tiles) : t0;
   }
   const auto split = [&](const float* p, int64_t a, int64_t b) {
+    if constexpr (IN == 6 && M == 4) a = split_fours(E, ld, p, a, b);
 #pragma GCC ivdep
     for (int64_t t = a; t < b; ++t)
       for (int i = 0; i < IN; ++i) E[i * ld + t] = p[M * t + i];
@@ -644,8 +670,9 @@ void filter_grad_transform(float* dW, const float* S, int64_t Cout, int64_t Cin)
 
 // A correlation's product at one point ξ, M (R, T) = U (R, C) · V (C, T),
 // all row-major, for blocks of few tiles (a thread's share of one image),
-// where a BLAS call's packing of both operands cost more than its arithmetic.
-// Register blocks of kProductRows output channels × one or two vectors of
+// where BLAS calls once cost more than their arithmetic (at 1 thread, on
+// OpenBLAS's small-matrix kernel, both now run at about the same speed:
+// docs/performance-notes.md). Register blocks of kProductRows output channels × one or two vectors of
 // tiles (16, then 8, 4, 1 lanes for the last tiles) keep their sums in
 // registers across the whole of C, each sum taken over c = 0, 1, … in order,
 // one multiplication and one addition per term: the same bits on every
@@ -715,13 +742,14 @@ void correlate(float* y, float* scratch, const WinogradPlan<F>& pl, const float*
         });
       },
       [&](float* slot, int64_t T, int xi0, int xi1, int, bool) {
-        for (int xi = xi0; xi < xi1; ++xi)
+        for (int xi = xi0; xi < xi1; ++xi) {
           if (own)
             own_product(M_of(slot, T) + xi * plane(g.out_c, T), U + xi * g.out_c * g.in_c,
                         slot + xi * plane(g.in_c, T), g.out_c, g.in_c, T);
           else
             gemm<float>(Trans::no, Trans::no, g.out_c, T, g.in_c, 1.0f, U + xi * g.out_c * g.in_c, g.in_c,
-                      slot + xi * plane(g.in_c, T), T, 0.0f, M_of(slot, T) + xi * plane(g.out_c, T), T);
+                        slot + xi * plane(g.in_c, T), T, 0.0f, M_of(slot, T) + xi * plane(g.out_c, T), T);
+        }
       },
       [&](float* slot, int64_t T, int64_t gr0, int64_t a, int64_t e, float* buf) {
         for_pieces(g, gr0, a, e, [&](int64_t n, int64_t tr0, int64_t tr1, int64_t col0) {
