@@ -279,7 +279,8 @@ def test_every_activation_exports_to_onnx(activation, tmp_path):
 
 def test_every_layer_kind_has_a_converter_and_a_case():
     kinds = {l.kind for layers, _ in LAYER_CASES.values() for l in layers} | {"add", "subtract", "concatenate",
-                                                                                 "dot"}
+                                                                                 "dot", "multiply", "average",
+                                                                                 "maximum", "minimum"}
     assert kinds == set(interop.CONVERTERS)
 
 

@@ -55,6 +55,7 @@ LAYER_CASES = {
     "batch_norm_dense": ([L.Dense(4), L.BatchNormalization(center=False, scale=False)], (3,)),
     "add_concatenate": ([L.Dense(4)], (4,)),  # replaced by a graph in layer_model
     "subtract": ([L.Dense(3)], (3,)),  # replaced by a graph in layer_model
+    "elementwise_merges": ([L.Dense(4)], (4,)),  # replaced by a graph in layer_model
     "unit_normalization": ([L.Conv2D(3, 2), L.UnitNormalization(axis=1, epsilon=1e-6)], (2, 4, 4)),
     "dot": ([L.Dense(4)], (3, 4)),  # replaced by a graph in layer_model
     "normalization": ([L.Normalization([1.0, -2.0, 0.5], [4.0, 0.25, 1.0]), L.Dense(2)], (3,)),
@@ -103,6 +104,12 @@ def layer_model(case, dtype="float32"):
         x = L.Input(shape, name="x")
         d = L.Subtract(name="d")([L.Dense(3, name="f")(x), x])
         return cn.Model(x, L.Dense(2, name="head")(L.Activation("abs", name="abs")(d)), dtype=dtype)
+    if case == "elementwise_merges":  # a gate, then the mean, maximum and minimum of branches
+        x = L.Input(shape, name="x")
+        a, g = L.Dense(4, name="a")(x), L.Dense(4, activation="sigmoid", name="g")(x)
+        m = L.Multiply(name="m")([a, g])
+        hi = L.Maximum(name="hi")([L.Average(name="avg")([m, x, a]), x])
+        return cn.Model(x, L.Minimum(name="lo")([hi, a, m]), dtype=dtype)
     if case in ("attention", "multi_head_attention", "additive_attention", "attention_concat"):
         x = L.Input(shape, name="x")
         key = L.LayerNormalization(name="key")(x)

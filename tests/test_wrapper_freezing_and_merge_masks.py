@@ -1,7 +1,7 @@
 """Keras behaviours of frozen wrapped layers, masks through merges and masked
 losses: freezing a Bidirectional or TimeDistributed, or the layer inside one,
 stops the updates of every weight in it (before and after build, through a
-model file); Add, Subtract and Concatenate pass their inputs' masks on
+model file); the merges (Add, Multiply, ..., Concatenate) pass their inputs' masks on
 (Keras's compute_mask); binary cross-entropy and mse on a masked sequence
 average over the valid steps only (Keras's masked reduction)."""
 
@@ -135,7 +135,7 @@ def padded_pair(rng):
     return x, z, valid_a, valid_b
 
 
-@pytest.mark.parametrize("merge", [L.Add, L.Subtract])
+@pytest.mark.parametrize("merge", [L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum])
 def test_element_wise_merges_carry_the_and_of_their_inputs_masks(merge, rng):
     x, z, va, vb = padded_pair(rng)
     (mask,) = masked_pair(merge())._engine.output_masks([x, z])

@@ -93,8 +93,21 @@ Model every_layer_model(DType dtype) {
   LayerSpec diff("subtract", "diff");
   diff.inputs = {"sum", "bn"};
   m.add(diff);
+  // Keras's other element-wise merges: a gate, then the mean, max and min of branches.
+  LayerSpec gate("multiply", "gate");
+  gate.inputs = {"diff", "bn"};
+  m.add(gate);
+  LayerSpec mean("average", "mean");
+  mean.inputs = {"gate", "sum", "bn"};
+  m.add(mean);
+  LayerSpec upper("maximum", "upper");
+  upper.inputs = {"mean", "diff"};
+  m.add(upper);
+  LayerSpec lower("minimum", "lower");
+  lower.inputs = {"upper", "gate", "sum"};
+  m.add(lower);
   LayerSpec cat = LayerSpec("concatenate", "cat").set("axis", -3);
-  cat.inputs = {"diff", "bn"};
+  cat.inputs = {"lower", "bn"};
   m.add(cat);
   m.add(LayerSpec("dropout").set("rate", 0.25));
   m.add(LayerSpec("global_avg_pool2d"));

@@ -1,11 +1,15 @@
-// The merge kernels (Add, Subtract, Concatenate) against their naive siblings and
+// The merge kernels (Add, Subtract, Concatenate, Multiply, Average, Maximum,
+// Minimum) against their naive siblings and
 // against tests/reference/merge.py's definitions written out here (the merge
 // kernels have no cn.ops binding; tests/test_graph.py compares the layers built
 // on the fast kernels with the NumPy reference itself). Sizes go past the
 // parallel grain so the threaded split runs, and both backward modes (write
 // and accumulate) are covered. Add sums its terms in the same order in both
 // kernels and Concatenate only copies: bit for bit.
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "check.hpp"
@@ -181,4 +185,141 @@ TEST(merge_subtract_fast_matches_naive_and_reference) {
   std::vector<float> y(2);
   subtract_forward(y.data(), a.data(), b.data(), 2);
   CHECK(y == (std::vector<float>{3, -2}));
+}
+
+namespace {
+
+// Inputs drawn from a few integers, so that ties for the maximum and minimum are common.
+template <typename T>
+std::vector<T> coarse_vector(int64_t n, unsigned seed) {
+  auto v = random_vector<T>(n, seed, 2.0);
+  for (auto& e : v) e = std::round(e);
+  return v;
+}
+
+// Multiply, Average, Maximum and Minimum: the fast kernels against the naive
+// ones, bit for bit (each sums, multiplies or picks in the same order), and
+// against the formulas of tests/reference/merge.py written out here.
+template <typename T>
+void check_elementwise(int count, int64_t n, unsigned seed) {
+  std::vector<std::vector<T>> xs;
+  for (int k = 0; k < count; ++k) xs.push_back(coarse_vector<T>(n, seed + k));
+  const auto xp = pointers(xs);
+  const auto dy = random_vector<T>(n, seed + 100);
+  std::vector<T> y(n, T(7)), y_naive(n, T(-7)), want(n);
+  std::vector<T> dx(n, T(7)), dx_naive(n, T(-7)), dx_want(n);
+
+  // multiply: y = x0·x1·…, dx_k = dy · Π_{j≠k} x_j.
+  multiply_forward(y.data(), xp.data(), count, n);
+  multiply_forward_naive(y_naive.data(), xp.data(), count, n);
+  for (int64_t i = 0; i < n; ++i) {
+    want[i] = xs[0][i];
+    for (int k = 1; k < count; ++k) want[i] *= xs[k][i];
+  }
+  CHECK(bitwise_equal(y, y_naive));
+  CHECK(bitwise_equal(y, want));
+  for (int k = 0; k < count; ++k) {
+    multiply_backward(dx.data(), dy.data(), xp.data(), count, k, n);
+    multiply_backward_naive(dx_naive.data(), dy.data(), xp.data(), count, k, n);
+    for (int64_t i = 0; i < n; ++i) {
+      dx_want[i] = dy[i];
+      for (int j = 0; j < count; ++j)
+        if (j != k) dx_want[i] *= xs[j][i];
+    }
+    CHECK(bitwise_equal(dx, dx_naive));
+    CHECK(bitwise_equal(dx, dx_want));
+  }
+
+  // average: y = (x0 + x1 + …) / count, dx = dy / count (written or added).
+  average_forward(y.data(), xp.data(), count, n);
+  average_forward_naive(y_naive.data(), xp.data(), count, n);
+  for (int64_t i = 0; i < n; ++i) {
+    T sum = xs[0][i];
+    for (int k = 1; k < count; ++k) sum += xs[k][i];
+    want[i] = sum / static_cast<T>(count);
+  }
+  CHECK(bitwise_equal(y, y_naive));
+  CHECK(bitwise_equal(y, want));
+  for (bool accumulate : {false, true}) {
+    const auto start = random_vector<T>(n, seed + 200);
+    std::vector<T> d = start, d_naive = start, expected(n);
+    average_backward(d.data(), dy.data(), count, n, accumulate);
+    average_backward_naive(d_naive.data(), dy.data(), count, n, accumulate);
+    for (int64_t i = 0; i < n; ++i) {
+      const T g = dy[i] / static_cast<T>(count);
+      expected[i] = accumulate ? start[i] + g : g;
+    }
+    CHECK(bitwise_equal(d, d_naive));
+    CHECK(bitwise_equal(d, expected));
+  }
+
+  // maximum / minimum: the extremum, and dy shared equally by the inputs that attain it.
+  for (bool is_max : {true, false}) {
+    if (is_max) {
+      maximum_forward(y.data(), xp.data(), count, n);
+      maximum_forward_naive(y_naive.data(), xp.data(), count, n);
+    } else {
+      minimum_forward(y.data(), xp.data(), count, n);
+      minimum_forward_naive(y_naive.data(), xp.data(), count, n);
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      want[i] = xs[0][i];
+      for (int k = 1; k < count; ++k) want[i] = is_max ? std::max(want[i], xs[k][i]) : std::min(want[i], xs[k][i]);
+    }
+    CHECK(bitwise_equal(y, y_naive));
+    CHECK(bitwise_equal(y, want));
+    std::vector<T> total(n, T(0));
+    for (int k = 0; k < count; ++k) {
+      extremum_backward(dx.data(), dy.data(), y.data(), xp.data(), count, k, n);
+      extremum_backward_naive(dx_naive.data(), dy.data(), y.data(), xp.data(), count, k, n);
+      for (int64_t i = 0; i < n; ++i) {
+        int ties = 0;
+        for (int j = 0; j < count; ++j) ties += xs[j][i] == y[i];
+        dx_want[i] = xs[k][i] == y[i] ? dy[i] / static_cast<T>(ties) : T(0);
+        total[i] += dx[i];
+      }
+      CHECK(bitwise_equal(dx, dx_naive));
+      CHECK(bitwise_equal(dx, dx_want));
+    }
+    // The shares add up to dy (up to rounding of the thirds, fifths…).
+    for (int64_t i = 0; i < n; ++i) CHECK(std::abs(total[i] - dy[i]) <= 4 * std::numeric_limits<T>::epsilon() * std::abs(dy[i]));
+  }
+}
+
+}  // namespace
+
+TEST(merge_elementwise_fast_matches_naive_and_reference) {
+  unsigned seed = 1300;
+  for (int count : {2, 3, 5})
+    for (int64_t n : {int64_t(1), int64_t(17), kLarge}) {
+      check_elementwise<float>(count, n, seed += 10);
+      check_elementwise<double>(count, n, seed += 10);
+    }
+}
+
+TEST(merge_elementwise_hand_values) {
+  // max(1, 3, 3) = 3: the two tied inputs get dy / 2 each, the first none;
+  // a NaN in any input gives NaN, and its gradient goes to the NaN inputs.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const std::vector<double> a = {1, 2, nan}, b = {3, nan, 0}, c = {3, 5, nan};
+  const double* xs[] = {a.data(), b.data(), c.data()};
+  std::vector<double> y(3), y_min(3);
+  maximum_forward(y.data(), xs, 3, 3);
+  minimum_forward(y_min.data(), xs, 3, 3);
+  CHECK(y[0] == 3 && std::isnan(y[1]) && std::isnan(y[2]));
+  CHECK(y_min[0] == 1 && std::isnan(y_min[1]) && std::isnan(y_min[2]));
+  const std::vector<double> dy = {4, 8, 6};
+  std::vector<double> da(3), db(3), dc(3);
+  extremum_backward(da.data(), dy.data(), y.data(), xs, 3, 0, 3);
+  extremum_backward(db.data(), dy.data(), y.data(), xs, 3, 1, 3);
+  extremum_backward(dc.data(), dy.data(), y.data(), xs, 3, 2, 3);
+  CHECK(da == (std::vector<double>{0, 0, 3}));
+  CHECK(db == (std::vector<double>{2, 8, 0}));
+  CHECK(dc == (std::vector<double>{2, 0, 3}));
+  // The product's gradient never divides: exact where a factor is 0.
+  const std::vector<double> p = {0, 2}, q = {5, 0};
+  const double* pq[] = {p.data(), q.data()};
+  std::vector<double> dp(2);
+  multiply_backward(dp.data(), dy.data(), pq, 2, 0, 2);
+  CHECK(dp == (std::vector<double>{20, 0}));
 }

@@ -11,12 +11,20 @@ import os
 import numpy as np
 
 
-def integer(owner, name, value, minimum=None):
+# The largest count or size an argument may give: the engine's bound on integer
+# hyper-parameters (a layer's units, a kernel's size). A number of steps, trials
+# or grid cells beyond it describes work that never ends or memory no machine has.
+INT_MAX = 2**31 - 1
+
+
+def integer(owner, name, value, minimum=None, maximum=None):
     # type() first: the ABC check below costs a microsecond on every predict call.
     if type(value) is not int and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
         raise TypeError(f"{owner}: {name} must be an int, got {type(value).__name__} {value!r}")
     if minimum is not None and value < minimum:
         raise ValueError(f"{owner}: {name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{owner}: {name} must be <= {maximum}, got {value}")
     return int(value)
 
 
@@ -48,9 +56,61 @@ def examples(owner, name, value):
     """value (an array of examples in rows) must hold at least one: losses,
     metrics and updates over zero examples have no value (scikit-learn and
     Keras refuse them too), and a mean over none would pass as a perfect 0."""
+    if np.ndim(value) == 0:
+        raise ValueError(f"{owner}: {name} must hold examples in rows (N, ...), got a scalar {value!r}")
     if len(value) == 0:
         raise ValueError(f"{owner}: {name} holds no examples")
     return value
+
+
+def array(owner, name, value, dtype=None, labels=False):
+    """value (any array-like) as a NumPy array of real numbers, converted to
+    `dtype` when given; labels=True also lets strings through (class labels
+    compared with ==). Where np.asarray would give a ragged-list error, an
+    object array that arithmetic later trips on, or silently drop the
+    imaginary part of a complex one, this names the argument: ValueError for
+    a ragged nested list, TypeError for None, complex, string or other
+    non-numeric values. bool counts as a number (0/1), as in NumPy."""
+    try:
+        a = np.asarray(value)
+    except ValueError:  # NumPy refuses nested sequences of different lengths
+        raise ValueError(f"{owner}: {name} must be a rectangular array (nested sequences of equal "
+                         f"lengths), got a ragged {type(value).__name__}") from None
+    if a.dtype.kind == "O" and a.ndim and all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) for v in a.flat):
+        a = a.astype(np.float64)  # numbers mixed with NumPy scalars or Fractions come as objects
+    # (astype would turn None into NaN: an object array of anything else is refused below)
+    if a.dtype.kind not in ("biufUS" if labels else "biuf"):
+        what = "labels (numbers or strings)" if labels else "real numbers"
+        got = f"{type(value).__name__} {value!r}" if a.ndim == 0 else f"shape {a.shape} dtype {a.dtype}"
+        raise TypeError(f"{owner}: {name} must be an array of {what}, got {got}")
+    return a if dtype is None else a.astype(dtype, copy=False)
+
+
+class UnknownKey(KeyError, ValueError):
+    """A key that is not in a table (a word not in a vocabulary): a KeyError,
+    as a dict lookup gives, and a ValueError, as every bad argument value is."""
+
+    def __str__(self):  # the message as given, without KeyError's quotes
+        return str(self.args[0]) if self.args else ""
+
+
+def model(owner, value, name="model"):
+    """value, which must be a corenn model (cn.Model, cn.Sequential): TypeError
+    naming the argument otherwise, before an attribute error deep inside."""
+    from .models import Model  # here: models imports this module
+    if not isinstance(value, Model):
+        raise TypeError(f"{owner}: {name} must be a corenn model (cn.Model or cn.Sequential), "
+                        f"got {type(value).__name__}")
+    return value
+
+
+def sequence(owner, name, value, what="a list"):
+    """value (a list, tuple or other iterable, not a str) as a list; TypeError
+    naming the argument for anything else."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{owner}: {name} must be {what}, got {type(value).__name__} {value!r}")
+    return list(value)
 
 
 def shape(owner, name, value):

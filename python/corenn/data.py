@@ -66,12 +66,12 @@ def train_dev_test_split(X, y=None, fractions=(0.6, 0.2, 0.2), stratify=False, s
     (X_train, X_dev, X_test) when y is None.
     """
     owner = "train_dev_test_split"
-    X = np.asarray(X)
+    X = _validate.array(owner, "X", X, labels=True)
     if X.ndim < 1 or len(X) == 0:
         raise ValueError(f"{owner}: X must hold at least one example (row), got shape {X.shape}")
     n = len(X)
     if y is not None:
-        y = np.asarray(y)
+        y = _validate.array(owner, "y", y, labels=True)
         if y.ndim < 1 or len(y) != n:
             raise ValueError(f"{owner}: X and y must hold the same number of examples, "
                              f"got {n} and {len(y) if y.ndim else 'a scalar'}")
@@ -130,7 +130,7 @@ class Standardizer:
         self.variance = None
 
     def fit(self, X):
-        X = np.asarray(X, dtype=np.float64)
+        X = _validate.array("Standardizer.fit", "X", X, np.float64)
         axes = _stat_axes("Standardizer.fit", X)
         _validate.examples("Standardizer.fit", "X", X)
         _validate.finite("Standardizer.fit", "X", X)
@@ -159,7 +159,7 @@ class Standardizer:
     def transform(self, X):
         """(X − μ)/σ, in X's float dtype (float64 for other dtypes)."""
         self._check_fitted("transform")
-        X = np.asarray(X)
+        X = _validate.array("Standardizer.transform", "X", X)
         dtype = X.dtype if X.dtype.kind == "f" else np.float64
         mean = self._broadcast("transform", X, self.mean)
         scale = self._broadcast("transform", X, self.scale)
@@ -170,7 +170,7 @@ class Standardizer:
 
     def inverse_transform(self, X):
         self._check_fitted("inverse_transform")
-        X = np.asarray(X)
+        X = _validate.array("Standardizer.inverse_transform", "X", X)
         dtype = X.dtype if X.dtype.kind == "f" else np.float64
         mean = self._broadcast("inverse_transform", X, self.mean)
         scale = self._broadcast("inverse_transform", X, self.scale)
@@ -187,12 +187,12 @@ def mini_batches(X, y=None, batch_size=64, shuffle=True, seed=None):
     shuffled order (unless shuffle=False), in batches of batch_size, the last
     one partial. Yields (X_batch, y_batch), or X_batch when y is None."""
     owner = "mini_batches"
-    X = np.asarray(X)
+    X = _validate.array(owner, "X", X, labels=True)
     batch_size = _validate.integer(owner, "batch_size", batch_size, minimum=1)
     if X.ndim < 1:
         raise ValueError(f"{owner}: X must hold examples in rows, got a scalar")
     if y is not None:
-        y = np.asarray(y)
+        y = _validate.array(owner, "y", y, labels=True)
         if y.ndim < 1 or len(y) != len(X):
             raise ValueError(f"{owner}: X and y must hold the same number of examples, "
                              f"got {len(X)} and {len(y) if y.ndim else 'a scalar'}")

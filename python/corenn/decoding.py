@@ -40,7 +40,7 @@ def sample(logits, temperature=1.0, seed=None):
     """
     owner = "sample"
     temperature = _validate.real(owner, "temperature", temperature, low=0.0)
-    z = np.asarray(logits, dtype=np.float64)
+    z = _validate.array(owner, "logits", logits, np.float64)
     if z.ndim not in (1, 2) or z.size == 0:
         raise ValueError(f"{owner}: logits must have shape (V,) or (N, V) with V, N >= 1, got {z.shape}")
     if np.isnan(z).any() or np.isposinf(z).any():
@@ -79,7 +79,7 @@ class _Step:
         self.owner, self.fn, self.end_id, self.V = owner, step_fn, end_id, None
 
     def __call__(self, prefix):
-        lp = np.asarray(self.fn(list(prefix)), dtype=np.float64)
+        lp = _validate.array(self.owner, "step_fn's output", self.fn(list(prefix)), np.float64)
         want = "(V,)" if self.V is None else f"({self.V},)"
         if lp.ndim != 1 or lp.size == 0 or (self.V is not None and lp.size != self.V):
             raise ValueError(f"{self.owner}: step_fn must return log-probabilities of shape {want}, "
@@ -96,7 +96,7 @@ class _Step:
 
 def _common(owner, step_fn, start, max_len, end_id):
     start = _ids(owner, start)
-    max_len = _validate.integer(owner, "max_len", max_len, minimum=1)
+    max_len = _validate.integer(owner, "max_len", max_len, minimum=1, maximum=_validate.INT_MAX)
     if end_id is not None:
         end_id = _validate.integer(owner, "end_id", end_id, minimum=0)
     return _Step(owner, step_fn, end_id), start, max_len, end_id
@@ -150,7 +150,7 @@ def beam_search(step_fn, start, beam_width=3, max_len=20, end_id=None, length_pe
     """
     owner = "beam_search"
     step, start, max_len, end_id = _common(owner, step_fn, start, max_len, end_id)
-    beam_width = _validate.integer(owner, "beam_width", beam_width, minimum=1)
+    beam_width = _validate.integer(owner, "beam_width", beam_width, minimum=1, maximum=_validate.INT_MAX)
     alpha = _validate.real(owner, "length_penalty", length_penalty, low=0.0)
 
     live, done = [((), 0.0)], []

@@ -33,11 +33,13 @@ def _float_dtype(*arrays):
     return np.float32 if np.result_type(*arrays, np.float32) == np.float32 else np.float64
 
 
-def _as_boxes(owner, name, boxes, dtype=None):
-    boxes = np.asarray(boxes)
+def _as_boxes(owner, name, boxes, dtype=None, finite=True):
+    # finite=False where the boxes go to a kernel (box_iou, nms) that checks them itself.
+    boxes = _validate.array(owner, name, boxes)
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise ValueError(f"{owner}: {name} must have shape (N, 4), got {boxes.shape}")
-    return np.ascontiguousarray(boxes, dtype=dtype or _float_dtype(boxes))
+    boxes = np.ascontiguousarray(boxes, dtype=dtype or _float_dtype(boxes))
+    return _validate.finite(owner, name, boxes) if finite else boxes
 
 
 def box_convert(boxes, in_fmt, out_fmt):
@@ -50,10 +52,10 @@ def box_convert(boxes, in_fmt, out_fmt):
     """
     _validate.choice("box_convert", "in_fmt", in_fmt, _FORMATS)
     _validate.choice("box_convert", "out_fmt", out_fmt, _FORMATS)
-    b = np.asarray(boxes)
+    b = _validate.array("box_convert", "boxes", boxes)
     if b.ndim < 1 or b.shape[-1] != 4:
         raise ValueError(f"box_convert: boxes must have shape (..., 4), got {b.shape}")
-    b = b.astype(_float_dtype(b))
+    b = _validate.finite("box_convert", "boxes", b.astype(_float_dtype(b)))
     p, q, r, s = (b[..., k] for k in range(4))
     if in_fmt == "xywh":
         p, q, r, s = p, q, p + r, q + s
@@ -81,9 +83,9 @@ def iou(a, b):
     clamped at 0; 0 for an empty union, in [0, 1] always. ValueError naming the
     argument for a shape that is not (N, 4) or a NaN/inf coordinate.
     """
-    a, b = np.asarray(a), np.asarray(b)
+    a, b = _validate.array("iou", "a", a), _validate.array("iou", "b", b)
     dtype = _float_dtype(a, b)
-    return _ops.box_iou(_as_boxes("iou", "a", a, dtype), _as_boxes("iou", "b", b, dtype))
+    return _ops.box_iou(_as_boxes("iou", "a", a, dtype, False), _as_boxes("iou", "b", b, dtype, False))
 
 
 def nms(boxes, scores, iou_threshold=0.5, score_threshold=None, max_output=None):
@@ -101,9 +103,9 @@ def nms(boxes, scores, iou_threshold=0.5, score_threshold=None, max_output=None)
     wrong shapes, NaN in either, a negative or NaN ``iou_threshold``, a
     negative ``max_output``.
     """
-    boxes, scores = np.asarray(boxes), np.asarray(scores)
+    boxes, scores = _validate.array("nms", "boxes", boxes), _validate.array("nms", "scores", scores)
     dtype = _float_dtype(boxes, scores)
-    return _ops.nms(_as_boxes("nms", "boxes", boxes, dtype), np.ascontiguousarray(scores, dtype=dtype),
+    return _ops.nms(_as_boxes("nms", "boxes", boxes, dtype, False), np.ascontiguousarray(scores, dtype=dtype),
                     iou_threshold, score_threshold, max_output)
 
 
@@ -115,17 +117,23 @@ def batched_nms(boxes, scores, classes, iou_threshold=0.5, score_threshold=None,
     classes merged in descending score order (equal scores: lower index
     first), at most ``max_output`` in total. Other arguments as in :func:`nms`.
     """
-    boxes, scores, classes = np.asarray(boxes), np.asarray(scores), np.asarray(classes)
+    owner = "batched_nms"
+    if max_output is not None:  # used here too (slicing), not only by the core's nms
+        max_output = _validate.integer(owner, "max_output", max_output, 0)
+    boxes, scores = _validate.array(owner, "boxes", boxes), _validate.array(owner, "scores", scores)
+    classes = _validate.array(owner, "classes", classes)
     dtype = _float_dtype(boxes, scores)
-    boxes = _as_boxes("batched_nms", "boxes", boxes, dtype)
+    boxes = _as_boxes("batched_nms", "boxes", boxes, dtype, False)
     scores = np.ascontiguousarray(scores, dtype=dtype)
     if classes.shape != (len(boxes),) or not (classes.size == 0 or np.issubdtype(classes.dtype, np.integer)):
         raise ValueError(f"batched_nms: classes must be integer labels of shape ({len(boxes)},), "
                          f"got {classes.dtype} {classes.shape}")
-    # One call over all boxes that keeps nothing validates every argument in C++
-    # (shapes, NaN, thresholds; a negative max_output stays negative) even when
-    # there is no class to loop over.
-    _ops.nms(boxes, scores, iou_threshold, score_threshold, 0 if max_output is None else min(max_output, 0))
+    # One call over all boxes that keeps nothing validates the other arguments in
+    # C++ (shapes, NaN, thresholds) even when there is no class to loop over.
+    try:
+        _ops.nms(boxes, scores, iou_threshold, score_threshold, 0)
+    except (TypeError, ValueError) as exc:  # the core's message names nms: say whose arguments
+        raise type(exc)(f"{owner}: {exc}") from None
     kept = [idx[_ops.nms(boxes[idx], scores[idx], iou_threshold, score_threshold, max_output)]
             for idx in (np.flatnonzero(classes == c) for c in np.unique(classes))]
     kept = np.concatenate(kept) if kept else np.zeros(0, np.int64)
@@ -134,7 +142,7 @@ def batched_nms(boxes, scores, classes, iou_threshold=0.5, score_threshold=None,
 
 
 def _per_image(owner, name, seq, count):
-    seq = list(seq)
+    seq = _validate.sequence(owner, name, seq, "a list with one array per image")
     if count is not None and len(seq) != count:
         raise ValueError(f"{owner}: {name} must hold one entry per image ({count}), got {len(seq)}")
     return seq
@@ -174,8 +182,9 @@ def mean_average_precision(pred_boxes, pred_scores, pred_classes, true_boxes, tr
     for i in range(n):
         pb = _as_boxes(owner, f"pred_boxes[{i}]", pred_boxes[i], np.float64)
         tb = _as_boxes(owner, f"true_boxes[{i}]", true_boxes[i], np.float64)
-        ps = np.asarray(pred_scores[i], np.float64)
-        pc, tc = np.asarray(pred_classes[i]), np.asarray(true_classes[i])
+        ps = _validate.array(owner, f"pred_scores[{i}]", pred_scores[i], np.float64)
+        pc = _validate.array(owner, f"pred_classes[{i}]", pred_classes[i], labels=True)
+        tc = _validate.array(owner, f"true_classes[{i}]", true_classes[i], labels=True)
         for name, arr, k in (("pred_scores", ps, len(pb)), ("pred_classes", pc, len(pb)),
                              ("true_classes", tc, len(tb))):
             if arr.shape != (k,):
@@ -239,7 +248,7 @@ def _image_size(owner, image_size):
 
 
 def _anchors(owner, anchors):
-    a = np.asarray(anchors, dtype=np.float64)
+    a = _validate.array(owner, "anchors", anchors, np.float64)
     if a.ndim != 2 or a.shape[1] != 2 or len(a) == 0:
         raise ValueError(f"{owner}: anchors must have shape (A, 2) with A >= 1 (width, height), got {a.shape}")
     if not (np.isfinite(a).all() and (a > 0).all()):
@@ -277,11 +286,11 @@ def yolo_encode(boxes, classes, grid, anchors, num_classes, image_size):
     """
     owner = "yolo_encode"
     b = _as_boxes(owner, "boxes", boxes, np.float64)
-    s = _validate.integer(owner, "grid", grid, 1)
-    c = _validate.integer(owner, "num_classes", num_classes, 1)
+    s = _validate.integer(owner, "grid", grid, 1, _validate.INT_MAX)
+    c = _validate.integer(owner, "num_classes", num_classes, 1, _validate.INT_MAX)
     a = _anchors(owner, anchors)
     h, w = _image_size(owner, image_size)
-    labels = np.asarray(classes)
+    labels = _validate.array(owner, "classes", classes)
     if labels.shape != (len(b),) or not (labels.size == 0 or np.issubdtype(labels.dtype, np.integer)):
         raise ValueError(f"{owner}: classes must be integer labels of shape ({len(b)},), "
                          f"got {labels.dtype} {labels.shape}")
@@ -324,12 +333,13 @@ def yolo_decode(output, anchors, image_size, from_logits=False):
     :func:`yolo_filter_boxes` or a score threshold, then :func:`nms`.
 
     ValueError: output not 4-D, not square, or with a channel count that is not
-    A·(5+C) for some C >= 1; anchors not (A, 2) positive; NaN in the output.
+    A·(5+C) for some C >= 1; anchors not (A, 2) positive; NaN or inf in the
+    output.
     """
     owner = "yolo_decode"
     a = _anchors(owner, anchors)
     h, w = _image_size(owner, image_size)
-    out = np.asarray(output)
+    out = _validate.array(owner, "output", output)
     if out.ndim != 4 or out.shape[2] != out.shape[3]:
         raise ValueError(f"{owner}: output must have shape (N, A*(5+C), S, S), got {out.shape}")
     n, ch, s = out.shape[0], out.shape[1], out.shape[2]
@@ -337,9 +347,8 @@ def yolo_decode(output, anchors, image_size, from_logits=False):
         raise ValueError(f"{owner}: output must have A*(5+C) channels with A = {len(a)} anchors and "
                          f"C >= 1, got {ch}")
     dtype = _float_dtype(out)
-    v = out.astype(dtype).reshape(n, len(a), ch // len(a), s, s).transpose(0, 3, 4, 1, 2)  # (N, S, S, A, 5+C)
-    if np.isnan(v).any():
-        raise ValueError(f"{owner}: output must not contain NaN")
+    out = _validate.finite(owner, "output", out.astype(dtype))
+    v = out.reshape(n, len(a), ch // len(a), s, s).transpose(0, 3, 4, 1, 2)  # (N, S, S, A, 5+C)
     p_c, t_xy, t_wh, probs = v[..., 0], v[..., 1:3], v[..., 3:5], v[..., 5:]
     if from_logits:
         p_c, t_xy = 1 / (1 + np.exp(-p_c)), 1 / (1 + np.exp(-t_xy))
@@ -351,7 +360,8 @@ def yolo_decode(output, anchors, image_size, from_logits=False):
     boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=-1).astype(dtype)
     scores = (p_c * probs.max(axis=-1)).astype(dtype)
     classes = np.argmax(probs, axis=-1).astype(np.int64)
-    return boxes.reshape(n, -1, 4), scores.reshape(n, -1), classes.reshape(n, -1)
+    cells = s * s * len(a)  # explicit: an empty batch (N = 0) has no -1 to infer
+    return boxes.reshape(n, cells, 4), scores.reshape(n, cells), classes.reshape(n, cells)
 
 
 def yolo_filter_boxes(boxes, box_confidence, box_class_probs, threshold=0.6):
@@ -363,12 +373,13 @@ def yolo_filter_boxes(boxes, box_confidence, box_class_probs, threshold=0.6):
     box_class_probs ``(..., C)`` with the same leading axes (e.g. the course's
     (19, 19, 5, ·)). Returns ``(scores (K,), boxes (K, 4), classes (K,)
     int64)`` of the kept boxes in C order of the leading axes (as
-    ``tf.boolean_mask``). ValueError: mismatched shapes, NaN scores, a
-    negative or NaN threshold.
+    ``tf.boolean_mask``). ValueError: mismatched shapes, NaN or inf in any
+    input, a negative or NaN threshold.
     """
     owner = "yolo_filter_boxes"
     threshold = _validate.real(owner, "threshold", threshold, 0.0)
-    b, conf, probs = np.asarray(boxes), np.asarray(box_confidence), np.asarray(box_class_probs)
+    b, conf = _validate.array(owner, "boxes", boxes), _validate.array(owner, "box_confidence", box_confidence)
+    probs = _validate.array(owner, "box_class_probs", box_class_probs)
     if b.ndim < 1 or b.shape[-1] != 4:
         raise ValueError(f"{owner}: boxes must have shape (..., 4), got {b.shape}")
     lead = b.shape[:-1]
@@ -379,8 +390,11 @@ def yolo_filter_boxes(boxes, box_confidence, box_class_probs, threshold=0.6):
     if conf.shape != lead:
         raise ValueError(f"{owner}: box_confidence must have shape {lead + (1,)} or {lead}, got {conf.shape}")
     dtype = _float_dtype(b, conf, probs)
+    for name, x in (("boxes", b), ("box_confidence", conf), ("box_class_probs", probs)):
+        if x.ndim:
+            _validate.finite(owner, name, x.astype(dtype))
     box_scores = conf.astype(dtype)[..., None] * probs.astype(dtype)
-    if np.isnan(box_scores).any():
+    if np.isnan(box_scores).any():  # a 0-d confidence or probability skipped above
         raise ValueError(f"{owner}: box_confidence and box_class_probs must not contain NaN")
     classes = np.argmax(box_scores, axis=-1)
     scores = np.max(box_scores, axis=-1)

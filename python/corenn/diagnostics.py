@@ -103,10 +103,11 @@ def misclassified(model, X, y, batch_size=256):
     """The examples of (X, y) that the model classifies wrongly, for error
     analysis. One logit: a binary classifier (z > 0 is class 1); several: a
     softmax classifier over integer labels."""
+    _validate.model("misclassified", model)
     logits = np.asarray(model.predict(X, batch_size=batch_size), dtype=np.float64)
     _validate.examples("misclassified", "X", logits)
     logits = logits.reshape(len(logits), -1)
-    y = np.asarray(y)
+    y = _validate.array("misclassified", "y", y)
     if y.shape not in ((len(logits),), (len(logits), 1)):
         raise ValueError(f"misclassified: y must have shape ({len(logits)},) (one label per example), "
                          f"got {y.shape}")

@@ -16,7 +16,7 @@ __all__ = ["Embedder", "choose_threshold", "distance"]
 
 
 def _rows(owner, name, x):
-    x = np.asarray(x)
+    x = _validate.array(owner, name, x)
     if x.ndim != 2 or x.shape[1] == 0:
         raise ValueError(f"{owner}: {name} must have shape (N, D) (one embedding per row), got {x.shape}")
     return _validate.finite(owner, name, x.astype(np.float64))
@@ -45,8 +45,8 @@ def choose_threshold(distances, same):
     same not 0/1.
     """
     owner = "choose_threshold"
-    d = np.asarray(distances, dtype=np.float64)
-    s = np.asarray(same)
+    d = _validate.array(owner, "distances", distances, np.float64)
+    s = _validate.array(owner, "same", same)
     if d.ndim != 1 or d.size == 0:
         raise ValueError(f"{owner}: distances must have shape (N,) with N >= 1, got {d.shape}")
     if s.shape != d.shape:
@@ -98,6 +98,9 @@ class Embedder:
     """
 
     def __init__(self, model=None, threshold=0.7, unknown=None):
+        if not (model is None or callable(model) or callable(getattr(model, "predict", None))):
+            raise TypeError(f"Embedder: model must be None, a model with predict or a callable, "
+                            f"got {type(model).__name__} {model!r}")
         self.model = model
         self.threshold = _validate.real("Embedder", "threshold", threshold, 0.0)
         self.unknown = unknown
@@ -116,7 +119,7 @@ class Embedder:
 
     def enrol(self, names, x):
         e = self.embed(x)
-        names = list(names)
+        names = _validate.sequence("Embedder.enrol", "names", names, "a list of names")
         if len(names) != len(e):
             raise ValueError(f"Embedder.enrol: names must hold one name per input ({len(e)}), got {len(names)}")
         if self.names and e.shape[1] != self.encodings.shape[1]:
@@ -146,7 +149,7 @@ class Embedder:
 
     def verify(self, x, names):
         d = self._distances(x)
-        names = list(names)
+        names = _validate.sequence("Embedder.verify", "names", names, "a list of names")
         if len(names) != len(d):
             raise ValueError(f"Embedder.verify: names must hold one name per input ({len(d)}), got {len(names)}")
         dist = np.empty(len(d))

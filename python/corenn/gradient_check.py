@@ -39,6 +39,9 @@ def gradient_check(model, X, y, epsilon=1e-7, max_params=2000, seed=0, verbose=0
     parameters, or a max_params below the number of parameter tensors (one
     each is the least that covers every layer)."""
     owner = "gradient_check"
+    _validate.model(owner, model)
+    if y is None:
+        raise TypeError(f"{owner}: y must be the targets of X (the loss needs them), got None")
     epsilon = _validate.real(owner, "epsilon", epsilon, low=0.0, low_open=True)
     if max_params is not None:
         max_params = _validate.integer(owner, "max_params", max_params, minimum=1)

@@ -17,6 +17,8 @@ import os
 
 import numpy as np
 
+from . import _validate
+
 # ------------------------------------------------------------ state dicts in
 
 # corenn weight name -> PyTorch parameter name, per layer kind. Layers of the
@@ -97,21 +99,22 @@ _TORCH_SKIPPED = ("num_batches_tracked",)
 def _as_numpy(key, value):
     if hasattr(value, "detach"):  # a torch tensor, without importing torch
         value = value.detach().cpu().numpy()
-    array = np.asarray(value)
-    if not np.issubdtype(array.dtype, np.number):
-        raise TypeError(f"load_torch_state_dict: state_dict[{key!r}] must be an array or tensor, "
-                        f"got {type(value).__name__}")
-    return array
+    return _validate.array("load_torch_state_dict", f"state_dict[{key!r}]", value)
 
 
 def _read_state_dict(state_dict):
     if isinstance(state_dict, (str, os.PathLike)):
         try:
+            from safetensors import SafetensorError
             from safetensors.numpy import load_file
         except ImportError:
             raise ImportError("load_torch_state_dict: reading a .safetensors file needs the "
                               "safetensors package (pip install safetensors)") from None
-        return dict(load_file(os.fspath(state_dict)))
+        try:
+            return dict(load_file(os.fspath(state_dict)))
+        except (OSError, SafetensorError) as exc:
+            raise OSError(f"load_torch_state_dict: cannot read state_dict {os.fspath(state_dict)!r} as a "
+                          f".safetensors file: {exc}") from None
     if not hasattr(state_dict, "items"):
         raise TypeError("load_torch_state_dict: state_dict must be a dict of arrays/tensors or a "
                         f".safetensors path, got {type(state_dict).__name__}")
@@ -180,6 +183,11 @@ def load_torch_state_dict(model, state_dict, mapping=None, strict=True):
     padding, strides, activations and groups on the corenn layers to match
     the PyTorch modules (docs/interop.md).
     Raises TypeError (not a dict/path), ValueError (shapes, names, counts)."""
+    owner = "load_torch_state_dict"
+    _validate.model(owner, model)
+    if mapping is not None and not hasattr(mapping, "items"):
+        raise TypeError(f"{owner}: mapping must be None or a dict {{layer_name: torch_prefix}}, "
+                        f"got {type(mapping).__name__} {mapping!r}")
     model._ensure_built()
     state = _read_state_dict(state_dict)
     modules = _modules(state)
@@ -838,6 +846,14 @@ def _dot(g, name, c, w, xs):
     return g.node("Reshape", [y, g.constant(f"{name}/out_shape", [0, *g.shape_out], dtype=np.int64)], name)
 
 
+def _multiply(g, name, c, w, xs):
+    """ONNX's Mul takes two inputs: the product left to right, as the kernel's."""
+    product = xs[0]
+    for k, x in enumerate(xs[1:], start=1):
+        product = g.node("Mul", [product, x], name if k == len(xs) - 1 else f"{name}/product{k}")
+    return product
+
+
 # One converter per layer kind: (graph, layer name, engine config, weights,
 # input name(s)) -> output name. g.shape_in / g.shape_out are the layer's
 # input and output shapes ((None, ...) in, per-example out).
@@ -871,6 +887,10 @@ CONVERTERS = {
     "subtract": lambda g, name, c, w, xs: g.node("Sub", xs, name),
     "concatenate": lambda g, name, c, w, xs: g.node("Concat", xs, name, axis=int(c["axis"])),
     "dot": _dot,
+    "multiply": _multiply,
+    "average": lambda g, name, c, w, xs: g.node("Mean", xs, name),
+    "maximum": lambda g, name, c, w, xs: g.node("Max", xs, name),
+    "minimum": lambda g, name, c, w, xs: g.node("Min", xs, name),
     "batch_norm": _batch_norm,
     "normalization": _normalization,
     "unit_normalization": _unit_normalization,
@@ -886,7 +906,7 @@ CONVERTERS = {
     "time_distributed": _time_distributed,
     "bidirectional": _bidirectional,
 }
-_MERGES = ("add", "subtract", "concatenate", "dot")
+_MERGES = ("add", "subtract", "concatenate", "dot", "multiply", "average", "maximum", "minimum")
 # Layers whose converter takes every input (the attention layers' query, value, key, mask).
 _MULTI_INPUT = _MERGES + ("attention", "additive_attention", "multi_head_attention")
 # Layers that read the masks of sequences (Keras's), which have no ONNX form here.
@@ -913,6 +933,11 @@ def export_onnx(model, path, opset=17):
         raise ImportError("export_onnx: needs the onnx package (pip install 'corenn[onnx]')") from None
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < 13:
         raise ValueError(f"export_onnx: opset must be an int >= 13, got {opset!r}")
+    if opset > onnx.defs.onnx_opset_version():
+        raise ValueError(f"export_onnx: opset must be at most {onnx.defs.onnx_opset_version()}, the newest "
+                         f"the installed onnx package knows, got {opset}")
+    _validate.model("export_onnx", model)
+    target = _validate.path("export_onnx", "path", path)
     model._ensure_built()
     engine = model._engine
     g = _Graph(onnx, model.dtype)
@@ -954,5 +979,5 @@ def export_onnx(model, path, opset=17):
     proto = onnx.helper.make_model(graph, opset_imports=[opset_id], producer_name="corenn")
     proto.ir_version = onnx.helper.find_min_ir_version_for([opset_id])
     onnx.checker.check_model(proto)
-    onnx.save(proto, os.fspath(path))
+    onnx.save(proto, target)
     return path

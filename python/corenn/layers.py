@@ -880,6 +880,46 @@ class Subtract(Layer):
     merges = True
 
 
+class Multiply(Layer):
+    """Element-wise product of two or more inputs of one shape (Keras's
+    Multiply): a gate's σ(a) ⊙ h. `Multiply()([gate, h])`. Input k's gradient
+    is dy times the product of the other inputs. float32/float64; ValueError
+    (naming the layer) for fewer than two inputs or different shapes (Keras 3
+    also broadcasts axes of size 1; corenn, as for Add, asks for one shape)."""
+
+    kind = "multiply"
+    merges = True
+
+
+class Average(Layer):
+    """Element-wise mean of two or more inputs of one shape (Keras's Average):
+    (x_1 + ... + x_n) / n, an ensemble's averaged outputs. Every input receives
+    dy / n. float32/float64; ValueError (naming the layer) for fewer than two
+    inputs or different shapes."""
+
+    kind = "average"
+    merges = True
+
+
+class Maximum(Layer):
+    """Element-wise maximum of two or more inputs of one shape (Keras's
+    Maximum); a NaN in any input gives NaN (torch.maximum). The gradient goes
+    to the input holding the maximum; where m inputs tie, each gets dy / m
+    (torch.amax over the stacked inputs; torch.maximum for two). float32/float64;
+    ValueError (naming the layer) for fewer than two inputs or different shapes."""
+
+    kind = "maximum"
+    merges = True
+
+
+class Minimum(Layer):
+    """Element-wise minimum of two or more inputs of one shape (Keras's
+    Minimum); NaN and ties as Maximum: tied inputs share dy equally."""
+
+    kind = "minimum"
+    merges = True
+
+
 class Concatenate(Layer):
     """Joins inputs along `axis` (counting the batch axis, as Keras: 1 is the
     channel axis of NCHW); the other axes must match. `Concatenate()([a, b])`."""
@@ -1592,6 +1632,49 @@ def from_config(config):
     return layer_class(config["kind"]).from_config(config)
 
 
+# Keras's functional forms of the merge layers: add([a, b]) is Add()([a, b]);
+# the keyword arguments go to the layer (name=..., axis=..., axes=...).
+def add(inputs, **kwargs):
+    """Add(**kwargs)(inputs): the element-wise sum of a list of tensors."""
+    return Add(**kwargs)(inputs)
+
+
+def subtract(inputs, **kwargs):
+    """Subtract(**kwargs)(inputs): a − b of a list [a, b]."""
+    return Subtract(**kwargs)(inputs)
+
+
+def multiply(inputs, **kwargs):
+    """Multiply(**kwargs)(inputs): the element-wise product of a list of tensors."""
+    return Multiply(**kwargs)(inputs)
+
+
+def average(inputs, **kwargs):
+    """Average(**kwargs)(inputs): the element-wise mean of a list of tensors."""
+    return Average(**kwargs)(inputs)
+
+
+def maximum(inputs, **kwargs):
+    """Maximum(**kwargs)(inputs): the element-wise maximum of a list of tensors."""
+    return Maximum(**kwargs)(inputs)
+
+
+def minimum(inputs, **kwargs):
+    """Minimum(**kwargs)(inputs): the element-wise minimum of a list of tensors."""
+    return Minimum(**kwargs)(inputs)
+
+
+def concatenate(inputs, axis=1, **kwargs):
+    """Concatenate(axis, **kwargs)(inputs). axis defaults to 1, Concatenate's
+    default here (the channels of NCHW; Keras's is -1, its channels-last axis)."""
+    return Concatenate(axis=axis, **kwargs)(inputs)
+
+
+def dot(inputs, axes=-1, normalize=False, **kwargs):
+    """Dot(axes, normalize, **kwargs)(inputs), axes=-1 by default as in Keras."""
+    return Dot(axes=axes, normalize=normalize, **kwargs)(inputs)
+
+
 MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
 GlobalAvgPool2D = GlobalAveragePooling2D
@@ -1604,4 +1687,5 @@ GlobalMaxPool1D = GlobalMaxPooling1D
 # than listed, so a new layer kind cannot be left out.
 __all__ = sorted([name for name, value in list(globals().items())
                   if not name.startswith("_") and isinstance(value, type) and issubclass(value, Layer)]
-                 + ["SymbolicTensor", "from_config", "layer_class"])
+                 + ["SymbolicTensor", "from_config", "layer_class"]
+                 + ["add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot"])

@@ -61,15 +61,15 @@ def get(loss):
                     f"got {loss!r}")
 
 
-def _float(y):
-    y = np.asarray(y)
+def _float(owner, y):
+    y = _validate.array(owner, "y_pred", y)
     # float32 stays float32; anything else (ints, float64) is computed in float64.
     return np.ascontiguousarray(y, dtype=np.float32 if y.dtype == np.float32 else np.float64)
 
 
-def _target(y_true, like):
+def _target(owner, y_true, like):
     # Targets take the dtype of the predictions: the ops refuse mixed dtypes.
-    return np.ascontiguousarray(y_true, dtype=like.dtype)
+    return np.ascontiguousarray(_validate.array(owner, "y_true", y_true), dtype=like.dtype)
 
 
 class TripletLoss:
@@ -108,7 +108,7 @@ class TripletLoss:
                                  reduction=self.reduction, eps=self.eps)
 
     def loss_and_gradient(self, y_true, y_pred):
-        y = _float(y_pred)
+        y = _float("TripletLoss", y_pred)
         if self.mining is None:
             return self._loss(y)
         if self.mining == "semi_hard":
@@ -143,11 +143,11 @@ class ContrastiveLoss:
         self.loss_and_gradient(np.zeros(1), np.zeros((1, 2, 1)))  # the core checks margin now
 
     def loss_and_gradient(self, y_true, y_pred):
-        y = _float(y_pred)
+        y = _float("ContrastiveLoss", y_pred)
         if y.ndim != 3 or y.shape[1] != 2:
             raise ValueError(f"ContrastiveLoss: y_pred must have shape (N, 2, D) (pairs e1, e2), "
                              f"got {y.shape}")
-        loss, d1, d2 = _ops.contrastive_loss(y[:, 0], y[:, 1], np.asarray(y_true),
+        loss, d1, d2 = _ops.contrastive_loss(y[:, 0], y[:, 1], _validate.array("ContrastiveLoss", "y_true", y_true),
                                              margin=self.margin)
         return loss, np.stack([d1, d2], axis=1)
 
@@ -159,11 +159,11 @@ class ContrastiveLoss:
 
 
 def _labelled_embeddings(owner, embeddings, labels):
-    e = np.asarray(embeddings)
+    e = _validate.array(owner, "embeddings", embeddings)
     if e.ndim != 2:
         raise ValueError(f"{owner}: embeddings must have shape (N, D), got {e.shape}")
     e = _validate.finite(owner, "embeddings", e.astype(np.float64))
-    y = np.asarray(labels)
+    y = _validate.array(owner, "labels", labels, labels=True)
     if y.shape != (len(e),):
         raise ValueError(f"{owner}: labels must have shape ({len(e)},) (one per embedding), "
                          f"got {y.shape}")
@@ -278,8 +278,8 @@ class YoloLoss:
 
     def __init__(self, anchors, num_classes, lambda_coord=5.0, lambda_noobj=0.5, *, image_size,
                  ignore_threshold=0.6):
-        self.num_classes = _validate.integer("YoloLoss", "num_classes", num_classes, 1)
-        self.anchors = np.asarray(anchors, dtype=np.float64)
+        self.num_classes = _validate.integer("YoloLoss", "num_classes", num_classes, 1, _validate.INT_MAX)
+        self.anchors = _validate.array("YoloLoss", "anchors", anchors, np.float64)
         size = (image_size, image_size) if np.ndim(image_size) == 0 else tuple(image_size)
         if len(size) != 2:
             raise ValueError(f"YoloLoss: image_size must be an int or (height, width), got {image_size!r}")
@@ -291,12 +291,12 @@ class YoloLoss:
         self.loss_and_gradient(np.zeros((1, depth, 1, 1)), np.zeros((1, depth, 1, 1)))
 
     def loss_and_gradient(self, y_true, y_pred):
-        y = _float(y_pred)
-        depth = len(self.anchors) * (5 + self.num_classes)
-        if y.ndim == 4 and y.shape[1] != depth:
+        y = _float("YoloLoss", y_pred)
+        depth = len(self.anchors) * (5 + self.num_classes) if self.anchors.ndim == 2 else None
+        if y.ndim == 4 and depth is not None and y.shape[1] != depth:  # else the core names the shapes
             raise ValueError(f"YoloLoss: y_pred must have A*(5+C) = {depth} channels "
                              f"(A = {len(self.anchors)}, C = {self.num_classes}), got shape {y.shape}")
-        return _ops.yolo_loss(_target(y_true, y), y, self.anchors, self.image_size,
+        return _ops.yolo_loss(_target("YoloLoss", y_true, y), y, self.anchors, self.image_size,
                               lambda_coord=self.lambda_coord, lambda_noobj=self.lambda_noobj,
                               ignore_threshold=self.ignore_threshold)
 
@@ -330,8 +330,8 @@ class LocalizationLoss:
                                            ("squared", "cross_entropy"))
 
     def loss_and_gradient(self, y_true, y_pred):
-        y = _float(y_pred)
-        return _ops.localization_loss(_target(y_true, y), y, class_loss=self.class_loss)
+        y = _float("LocalizationLoss", y_pred)
+        return _ops.localization_loss(_target("LocalizationLoss", y_true, y), y, class_loss=self.class_loss)
 
     def __call__(self, y_true, y_pred):
         return self.loss_and_gradient(y_true, y_pred)[0]
@@ -351,8 +351,8 @@ class MaskedMSE:
     """
 
     def loss_and_gradient(self, y_true, y_pred):
-        y = _float(y_pred)
-        return _ops.masked_mse(_target(y_true, y), y)
+        y = _float("MaskedMSE", y_pred)
+        return _ops.masked_mse(_target("MaskedMSE", y_true, y), y)
 
     def __call__(self, y_true, y_pred):
         return self.loss_and_gradient(y_true, y_pred)[0]

@@ -40,8 +40,19 @@ AVERAGES = ("binary", "macro", "micro")
 
 
 # ------------------------------------------------------------ label metrics
+def _labels(owner, y_true, y_pred):
+    """y_true and y_pred as arrays of labels of one kind: numbers, or strings
+    (a string never equals a number, so a mix would score 0 silently)."""
+    y_true = _validate.array(owner, "y_true", y_true, labels=True)
+    y_pred = _validate.array(owner, "y_pred", y_pred, labels=True)
+    if (y_true.dtype.kind in "US") != (y_pred.dtype.kind in "US"):
+        raise TypeError(f"{owner}: y_true and y_pred must both hold numbers or both strings, got dtypes "
+                        f"{y_true.dtype} and {y_pred.dtype}")
+    return y_true, y_pred
+
+
 def _labels_1d(owner, y_true, y_pred):
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    y_true, y_pred = _labels(owner, y_true, y_pred)
     if y_true.ndim != 1 or y_true.shape != y_pred.shape:
         raise ValueError(f"{owner}: y_true and y_pred must be 1-D of the same length, got shapes "
                          f"{y_true.shape} and {y_pred.shape}")
@@ -64,8 +75,14 @@ def confusion_matrix(y_true, y_pred, num_classes=None):
         labels, idx = np.unique(np.concatenate([y_true, y_pred]), return_inverse=True)
         t, p, k = idx[:len(y_true)], idx[len(y_true):], len(labels)
     else:
-        k = _validate.integer("confusion_matrix", "num_classes", num_classes, minimum=1)
-        t, p = y_true.astype(np.int64), y_pred.astype(np.int64)
+        k = _validate.integer("confusion_matrix", "num_classes", num_classes, minimum=1,
+                               maximum=_validate.INT_MAX)
+        for name, given in (("y_true", y_true), ("y_pred", y_pred)):
+            if given.dtype.kind not in "biuf":
+                raise TypeError(f"confusion_matrix: {name} must hold integer class ids with num_classes, "
+                                f"got dtype {given.dtype}")
+        with np.errstate(invalid="ignore"):  # NaN or inf labels: caught as != below
+            t, p = y_true.astype(np.int64), y_pred.astype(np.int64)
         for given, ids in ((y_true, t), (y_pred, p)):
             bad = (ids != given) | (ids < 0) | (ids >= k)
             if bad.any():
@@ -78,7 +95,7 @@ def _counts(owner, y_true, y_pred, average, pos_label):
     """True positives, false positives and false negatives per label (per
     class, per column for 0/1 indicator matrices, or of pos_label for binary)."""
     _validate.choice(owner, "average", average, AVERAGES)
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    y_true, y_pred = _labels(owner, y_true, y_pred)
     if y_true.shape != y_pred.shape or y_true.ndim not in (1, 2):
         raise ValueError(f"{owner}: y_true and y_pred must have the same shape, (n,) for labels or "
                          f"(n, labels) for 0/1 indicators, got {y_true.shape} and {y_pred.shape}")
@@ -102,6 +119,13 @@ def _counts(owner, y_true, y_pred, average, pos_label):
     return (t & p).sum(0), (~t & p).sum(0), (t & ~p).sum(0)
 
 
+def _zero_division(owner, value):
+    # scikit-learn's choices (without "warn"): a number in [0, 1], or NaN.
+    if isinstance(value, float) and math.isnan(value):
+        return value
+    return _validate.real(owner, "zero_division", value, 0.0, 1.0)
+
+
 def _score(num, den, average, zero_division):
     num, den = np.asarray(num, float), np.asarray(den, float)
     if average == "micro":
@@ -116,27 +140,28 @@ def precision_score(y_true, y_pred, average="binary", pos_label=1, zero_division
     labels seen in y_true or y_pred) or 'micro' (pooled counts). A 0/0 gives
     zero_division, as scikit-learn (without its warning)."""
     tp, fp, _ = _counts("precision_score", y_true, y_pred, average, pos_label)
-    return _score(tp, tp + fp, average, zero_division)
+    return _score(tp, tp + fp, average, _zero_division("precision_score", zero_division))
 
 
 def recall_score(y_true, y_pred, average="binary", pos_label=1, zero_division=0.0):
     """tp / (tp + fn); averages as precision_score."""
     tp, _, fn = _counts("recall_score", y_true, y_pred, average, pos_label)
-    return _score(tp, tp + fn, average, zero_division)
+    return _score(tp, tp + fn, average, _zero_division("recall_score", zero_division))
 
 
 def f1_score(y_true, y_pred, average="binary", pos_label=1, zero_division=0.0):
     """2·tp / (2·tp + fp + fn), the harmonic mean of precision and recall;
     'macro' averages the per-label F1, 'micro' pools the counts."""
     tp, fp, fn = _counts("f1_score", y_true, y_pred, average, pos_label)
-    return _score(2 * tp, 2 * tp + fp + fn, average, zero_division)
+    return _score(2 * tp, 2 * tp + fp + fn, average, _zero_division("f1_score", zero_division))
 
 
 def top_k_accuracy_score(y_true, scores, k=5):
     """Fraction of examples whose true class is among the k highest scores (a
     tie with the k-th score counts as a hit)."""
     k = _validate.integer("top_k_accuracy_score", "k", k, minimum=1)
-    y_true, scores = np.asarray(y_true), np.asarray(scores)
+    y_true = _validate.array("top_k_accuracy_score", "y_true", y_true)
+    scores = _validate.array("top_k_accuracy_score", "scores", scores)
     if scores.ndim != 2 or y_true.shape != (len(scores),):
         raise ValueError(f"top_k_accuracy_score: need y_true (n,) and scores (n, classes), got "
                          f"{y_true.shape} and {scores.shape}")
@@ -164,6 +189,10 @@ def select(candidates, optimizing, satisficing=None, mode="max"):
     value -> bool. mode="min" for metrics such as error. Ties go to the first
     candidate. ValueError when no candidate satisfies the constraints."""
     _validate.choice("select", "mode", mode, ("max", "min"))
+    candidates = _validate.sequence("select", "candidates", candidates, "a list of dicts of metric values")
+    if satisficing is not None and not isinstance(satisficing, collections.abc.Mapping):
+        raise TypeError(f"select: satisficing must be None or a dict {{metric: (op, bound) or predicate}}, "
+                        f"got {type(satisficing).__name__} {satisficing!r}")
     checks = []
     for name, rule in (satisficing or {}).items():
         if callable(rule):
@@ -198,17 +227,31 @@ def _nan_in(outputs):
     return bool(np.isnan(outputs).any())
 
 
+def _outputs(owner, outputs):
+    """A model's outputs (N, ...): a real array of at least one example."""
+    return _validate.examples(owner, "outputs", _validate.array(owner, "outputs", outputs))
+
+
+def _targets(owner, y, shape, labels=False):
+    """Targets as an array of `shape` (the outputs', or (N,) class ids): any
+    array of that many values (a column (N, 1) of ids too), else ValueError."""
+    y = _validate.array(owner, "y", y, None if labels else np.float64)
+    if y.size != math.prod(shape) or (y.ndim and len(y) != shape[0]):
+        raise ValueError(f"{owner}: y must have shape {shape} to match the outputs, got {y.shape}")
+    return y.reshape(shape)
+
+
 def _predictions(outputs, y, loss, owner):
     """(y_true, y_pred) from logits: class ids, or 0/1 columns with NaN kept in y_true."""
-    _validate.examples(owner, "outputs", outputs)
+    outputs = _outputs(owner, outputs)
     if loss == "softmax_cross_entropy" and outputs.ndim == 3:  # a sequence: its counted steps
-        outputs, y = _counted_steps(outputs, y)
+        outputs, y = _counted_steps(owner, outputs, y)
         return y, np.argmax(outputs, axis=1)
     if loss == "softmax_cross_entropy":
-        return np.asarray(y), np.argmax(outputs.reshape(len(outputs), -1), axis=1)
+        return _targets(owner, y, (len(outputs),), labels=True), np.argmax(outputs.reshape(len(outputs), -1), axis=1)
     if loss == "binary_cross_entropy":
         z = outputs.reshape(len(outputs), -1)
-        return np.asarray(y, dtype=np.float64).reshape(z.shape), (z > 0).astype(np.float64)
+        return _targets(owner, y, z.shape), (z > 0).astype(np.float64)
     raise ValueError(f"{owner}: needs a classification loss (softmax_cross_entropy or "
                      f"binary_cross_entropy), the model uses {loss!r}")
 
@@ -220,16 +263,16 @@ def accuracy(outputs, y, loss):
     (N, T) labels): the fraction of the counted steps, those whose label is not
     -1 and whose step is not masked (fit and evaluate turn masked steps' labels
     into -1); NaN when no step counts."""
-    _validate.examples("accuracy", "outputs", outputs)
+    outputs = _outputs("accuracy", outputs)
     if _nan_in(outputs):
         return float("nan")
     if loss == "softmax_cross_entropy" and outputs.ndim == 3:
-        y = np.asarray(y)
-        counted = y != -1
-        if not counted.any():
+        outputs, y = _counted_steps("accuracy", outputs, y)
+        if not len(y):
             return float("nan")
-        return float(np.mean(np.argmax(outputs, axis=-1)[counted] == y[counted]))
+        return float(np.mean(np.argmax(outputs, axis=-1) == y))
     if loss == "softmax_cross_entropy":
+        y = _targets("accuracy", y, (len(outputs),), labels=True)
         return float(np.mean(np.argmax(outputs.reshape(len(outputs), -1), axis=1) == y))
     return binary_accuracy(outputs, y)
 
@@ -237,9 +280,8 @@ def accuracy(outputs, y, loss):
 def binary_accuracy(outputs, y, loss=None):
     """Fraction of logits whose sign (σ(z) > 0.5) matches the 0/1 target;
     NaN targets (missing labels, masked steps) skipped; NaN when none is left."""
-    outputs = np.asarray(outputs)
-    _validate.examples("binary_accuracy", "outputs", outputs)
-    y = np.asarray(y).reshape(outputs.shape)
+    outputs = _outputs("binary_accuracy", outputs)
+    y = _targets("binary_accuracy", y, outputs.shape)
     present = ~np.isnan(y)
     if not present.any() or _nan_in(outputs):
         return float("nan")
@@ -249,8 +291,8 @@ def binary_accuracy(outputs, y, loss=None):
 def _present_rows(owner, outputs, y):
     """outputs and float targets of the same shape as (rows, last axis), and
     which rows count: those without a NaN target (missing: a masked step)."""
-    _validate.examples(owner, "outputs", outputs)
-    y = np.asarray(y, dtype=np.float64)
+    outputs = _outputs(owner, outputs)
+    y = _validate.array(owner, "y", y, np.float64)
     if y.shape != outputs.shape:
         raise ValueError(f"{owner}: needs targets shaped like the outputs {outputs.shape}, got {y.shape}")
     width = outputs.shape[-1] if outputs.ndim > 1 else 1
@@ -284,13 +326,13 @@ def mean_squared_error(outputs, y, loss=None):
     return float(np.mean((y[present] - out[present]) ** 2))
 
 
-def _counted_steps(outputs, y):
+def _counted_steps(owner, outputs, y):
     """Sequence logits (N, T, K) and labels (N, T) as the counted steps' rows
     (K,) and labels: those whose label is not -1 (ignored, or masked)."""
-    y = np.asarray(y)
+    y = _validate.array(owner, "y", y, labels=True)
     if y.shape != outputs.shape[:2]:
-        raise ValueError(f"needs labels (N, T) = {outputs.shape[:2]} for sequence logits {outputs.shape}, "
-                         f"got {y.shape}")
+        raise ValueError(f"{owner}: needs labels (N, T) = {outputs.shape[:2]} for sequence logits "
+                         f"{outputs.shape}, got {y.shape}")
     counted = y != -1
     return outputs[counted], y[counted]
 
@@ -309,6 +351,7 @@ class _Averaged:
         self.name = name or (self.short if average is None else f"{self.short}_{average}")
 
     def __call__(self, outputs, y, loss):
+        outputs = _outputs(f"metric {self.name!r}", outputs)
         y_true, y_pred = _predictions(outputs, y, loss, f"metric {self.name!r}")
         if _nan_in(outputs):
             return float("nan")
@@ -348,13 +391,15 @@ class TopKAccuracy:
     def __call__(self, outputs, y, loss):
         if loss != "softmax_cross_entropy":
             raise ValueError(f"metric {self.name!r}: needs softmax_cross_entropy, the model uses {loss!r}")
-        _validate.examples(f"metric {self.name!r}", "outputs", outputs)
+        outputs = _outputs(f"metric {self.name!r}", outputs)
         if _nan_in(outputs):
             return float("nan")
         if outputs.ndim == 3:
-            outputs, y = _counted_steps(outputs, y)
+            outputs, y = _counted_steps(f"metric {self.name!r}", outputs, y)
             if not len(y):
                 return float("nan")
+        else:
+            y = _targets(f"metric {self.name!r}", y, (len(outputs),), labels=True)
         return top_k_accuracy_score(y, outputs.reshape(len(outputs), -1), self.k)
 
 

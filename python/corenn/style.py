@@ -23,8 +23,8 @@ __all__ = ["content_cost", "gram_matrix", "style_cost", "total_variation", "tran
            "transfer_objective"]
 
 
-def _float(*arrays):
-    arrays = [np.asarray(a) for a in arrays]
+def _float(owner, **arrays):
+    arrays = [_validate.array(owner, name, a) for name, a in arrays.items()]
     # float32 only when every input is float32 (or narrower); ints and float64 give float64.
     dtype = np.float32 if np.result_type(*arrays, np.float32) == np.float32 else np.float64
     return [np.ascontiguousarray(a, dtype=dtype) for a in arrays]
@@ -35,7 +35,7 @@ def gram_matrix(a):
     ``A`` being one image's activations reshaped ``(C, H·W)``: ``G[c, c']`` is the
     unnormalised correlation of channels ``c`` and ``c'`` (the course's "style
     matrix"). Its gradient is ``cn.ops.gram_matrix_backward(dG, a) = (dG + dGᵀ)·A``."""
-    (a,) = _float(a)
+    (a,) = _float("gram_matrix", a=a)
     return _ops.gram_matrix(a)
 
 
@@ -43,7 +43,7 @@ def content_cost(a_C, a_G, return_grad=False):
     """The course's content cost ``J = Σ (a_C − a_G)² / (4·C·H·W)``, summed over
     the N images of ``a_C``, ``a_G`` ``(N, C, H, W)`` (one shape). Returns J (a
     float), or ``(J, dJ/da_G)`` with ``dJ/da_G = (a_G − a_C) / (2·C·H·W)``."""
-    a_C, a_G = _float(a_C, a_G)
+    a_C, a_G = _float("content_cost", a_C=a_C, a_G=a_G)
     cost, grad = _ops.content_cost(a_C, a_G)
     return (cost, grad) if return_grad else cost
 
@@ -78,14 +78,14 @@ def style_cost(a_S, a_G, weights=None, return_grad=False):
         weights = [1.0] if single else [1.0 / count] * count
     elif single and isinstance(weights, numbers.Real):
         weights = [weights]
-    weights = list(weights)
+    weights = _validate.sequence(owner, "weights", weights, "a number or a list of numbers (one per layer)")
     if len(weights) != count:
         raise ValueError(f"{owner}: weights must hold one number per layer ({count}), "
                          f"got {len(weights)}")
     weights = [_validate.real(owner, f"weights[{i}]", w) for i, w in enumerate(weights)]
     total, grads = 0.0, []
     for s, g, w in zip(layers_S, layers_G, weights):
-        s, g = _float(s, g)
+        s, g = _float(owner, a_S=s, a_G=g)
         cost, grad = _ops.style_cost(s, g)
         total += w * cost
         grads.append(grad * grad.dtype.type(w))
@@ -101,20 +101,20 @@ def total_variation(img, return_grad=False):
     (absolute, not squared, differences) for NCHW, added over the batch (TF returns
     one value per image). Returns TV, or ``(TV, dTV/dimg)``; the gradient of
     ``|d|`` uses sign(0) = 0, as TensorFlow's."""
-    (img,) = _float(img)
+    (img,) = _float("total_variation", img=img)
     tv, grad = _ops.total_variation(img)
     return (tv, grad) if return_grad else tv
 
 
 def _image(owner, name, value, shape, dtype):
     # One image (C, H, W) or a batch of one (1, C, H, W), as the model's input; finite.
-    a = np.asarray(value)
+    a = _validate.array(owner, name, value)
     if a.shape == shape[1:]:
         a = a[None]
     if a.shape != (1,) + shape[1:]:
         raise ValueError(f"{owner}: {name} must have the model's input shape {shape[1:]} or "
                          f"{(1,) + shape[1:]}, got {a.shape}")
-    if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
+    if a.dtype.kind == "b":
         raise TypeError(f"{owner}: {name} must be a real array, got {a.dtype}")
     if not np.isfinite(a).all():
         raise ValueError(f"{owner}: {name} must be finite (no NaN or inf)")
@@ -157,9 +157,7 @@ def transfer_objective(feature_model, content, style, content_layer, style_layer
     from . import models
 
     owner = "transfer"
-    if not isinstance(feature_model, models.Model):
-        raise TypeError(f"{owner}: feature_model must be a corenn model, got "
-                        f"{type(feature_model).__name__}")
+    _validate.model(owner, feature_model, "feature_model")
     if not feature_model.built:
         feature_model.build()   # a Sequential that starts with its Input
     if isinstance(feature_model.input, list) or len(feature_model.input.shape) != 4:
@@ -170,7 +168,7 @@ def transfer_objective(feature_model, content, style, content_layer, style_layer
     S = _image(owner, "style", style, shape, dtype)
     if isinstance(style_layers, str):
         style_layers = [style_layers]
-    style_layers = list(style_layers)
+    style_layers = _validate.sequence(owner, "style_layers", style_layers, "a layer name or a list of them")
     if not style_layers:
         raise ValueError(f"{owner}: style_layers must name at least one layer, got []")
     outputs = {content_layer: _layer_output(owner, "content_layer", feature_model, content_layer)}
@@ -178,7 +176,9 @@ def transfer_objective(feature_model, content, style, content_layer, style_layer
         outputs.setdefault(name, _layer_output(owner, f"style_layers[{i}]", feature_model, name))
     if style_weights is None:
         style_weights = [1.0 / len(style_layers)] * len(style_layers)
-    style_weights = [style_weights] if np.ndim(style_weights) == 0 else list(style_weights)
+    if isinstance(style_weights, numbers.Real):
+        style_weights = [style_weights]
+    style_weights = _validate.sequence(owner, "style_weights", style_weights, "a number or a list of numbers")
     if len(style_weights) != len(style_layers):
         raise ValueError(f"{owner}: style_weights must hold one number per style layer "
                          f"({len(style_layers)}), got {len(style_weights)}")
@@ -262,14 +262,20 @@ def transfer(feature_model, content, style, content_layer, style_layers, style_w
     objective = transfer_objective(feature_model, content, style, content_layer, style_layers,
                                    style_weights, alpha, beta, tv_weight)
     noise = _validate.real(owner, "noise", noise, 0.0)
-    steps = _validate.integer(owner, "steps", steps, 0)
+    steps = _validate.integer(owner, "steps", steps, 0, _validate.INT_MAX)
     learning_rate = _validate.real(owner, "learning_rate", learning_rate, 0.0, low_open=True)
     if clip is not None:
-        low, high = (_validate.real(owner, "clip", v) for v in clip)
+        bounds = _validate.sequence(owner, "clip", clip, "(low, high)")
+        if len(bounds) != 2:
+            raise ValueError(f"{owner}: clip must be (low, high), got {clip!r}")
+        low, high = (_validate.real(owner, "clip", v) for v in bounds)
         if not low < high:
             raise ValueError(f"{owner}: clip must be (low, high) with low < high, got {clip!r}")
     C = _image(owner, "content", content, feature_model.input.shape, feature_model.dtype)
-    rng = np.random.default_rng(seed)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"{owner}: callback must be None or callable callback(step, image, cost), "
+                        f"got {type(callback).__name__} {callback!r}")
+    rng = np.random.default_rng(None if seed is None else _validate.integer(owner, "seed", seed, 0))
     G = (C + noise * float(C.max() - C.min()) * rng.uniform(-1.0, 1.0, C.shape)).astype(C.dtype)
     if clip is not None:
         np.clip(G, low, high, out=G)

@@ -79,7 +79,7 @@ class _Vocabulary:
         """Text from ids (a 1-D sequence of ints): padding (0) is dropped,
         unknown (1) becomes ``"[UNK]"``. An id outside ``[0, len(self))``
         raises ValueError."""
-        ids = np.asarray(ids)
+        ids = _validate.array(f"{self._owner}.decode", "ids", ids)
         if ids.ndim != 1 or (ids.size and ids.dtype.kind not in "iu"):
             raise TypeError(f"{self._owner}.decode: ids must be a 1-D sequence of ints, "
                             f"got shape {ids.shape} dtype {ids.dtype}")
@@ -158,7 +158,7 @@ class WordVocabulary(_Vocabulary):
 # ---------------------------------------------------------------- word vectors
 
 def _vectors(owner, name, value, ndims=(1, 2)):
-    array = np.asarray(value)
+    array = _validate.array(owner, name, value)
     if array.dtype.kind not in "iuf" or array.ndim not in ndims:
         raise ValueError(f"{owner}: {name} must be a real {' or '.join(f'{d}-D' for d in ndims)} array, "
                          f"got shape {array.shape} dtype {array.dtype}")
@@ -245,7 +245,7 @@ def analogy(a, b, c, vectors, vocabulary=None):
     index = {w: i for i, w in enumerate(words) if i >= reserved}
     for name, word in (("a", a), ("b", b), ("c", c)):
         if word not in index:
-            raise KeyError(f"{owner}: {name}={word!r} is not in the vocabulary")
+            raise _validate.UnknownKey(f"{owner}: {name}={word!r} is not in the vocabulary")
     query = matrix[index[b]] - matrix[index[a]] + matrix[index[c]]
     query_norm = np.linalg.norm(query)
     if query_norm == 0:

@@ -29,6 +29,10 @@ class Distribution:
         return u
 
     def sample(self, rng):
+        """One draw with `rng`, a np.random.Generator."""
+        return self._draw(_generator(f"{type(self).__name__}.sample", rng))
+
+    def _draw(self, rng):
         return self._value(rng.uniform(self._lo, self._hi))
 
     def _narrowed(self, lo, hi):
@@ -40,6 +44,13 @@ class Distribution:
         us = [self._u(v) for v in values]
         pad = margin * (self._hi - self._lo)
         return self._narrowed(max(self._lo, min(us) - pad), min(self._hi, max(us) + pad))
+
+
+def _generator(owner, rng):
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{owner}: rng must be a np.random.Generator (np.random.default_rng(seed)), "
+                        f"got {type(rng).__name__} {rng!r}")
+    return rng
 
 
 def _bounds(owner, low, high, positive=False):
@@ -119,7 +130,7 @@ class IntUniform(Distribution):
             raise ValueError(f"IntUniform: high must be >= low, got low={low}, high={high}")
         self._lo, self._hi = self.low, self.high
 
-    def sample(self, rng):
+    def _draw(self, rng):
         return int(rng.integers(self.low, self.high + 1))
 
     def _narrowed(self, lo, hi):
@@ -133,11 +144,11 @@ class Choice(Distribution):
     """One of the options, each equally likely."""
 
     def __init__(self, options):
-        self.options = list(options)
+        self.options = _validate.sequence("Choice", "options", options)
         if not self.options:
             raise ValueError("Choice: options must not be empty")
 
-    def sample(self, rng):
+    def _draw(self, rng):
         return self.options[int(rng.integers(len(self.options)))]
 
     def refine(self, values, margin):
@@ -156,7 +167,9 @@ def _check_space(owner, space):
 
 
 def sample(space, rng):
-    """One draw of every parameter (constants as they are), in space's order."""
+    """One draw of every parameter (constants as they are), in space's order;
+    rng a np.random.Generator."""
+    space, rng = _check_space("sample", space), _generator("sample", rng)
     return {name: d.sample(rng) if isinstance(d, Distribution) else d for name, d in space.items()}
 
 
@@ -217,8 +230,11 @@ def random_search(objective, space, n_trials=20, metric=None, mode="max", seed=N
     if not callable(objective):
         raise TypeError(f"{owner}: objective must be callable objective(params), got {objective!r}")
     space = _check_space(owner, space)
-    n_trials = _validate.integer(owner, "n_trials", n_trials, minimum=1)
+    n_trials = _validate.integer(owner, "n_trials", n_trials, minimum=1, maximum=_validate.INT_MAX)
     _validate.choice(owner, "mode", mode, ("max", "min"))
+    if metric is not None and not isinstance(metric, str):
+        raise TypeError(f"{owner}: metric must be None or the name (a str) of the metric to sort by, "
+                        f"got {type(metric).__name__} {metric!r}")
     rng = np.random.default_rng(_core.next_key() if seed is None else
                                 _validate.integer(owner, "seed", seed, minimum=0))
     draws = [sample(space, rng) for _ in range(n_trials)]

@@ -2,7 +2,8 @@
 network's f(x1) − f(x2)) and Concatenate (Inception branches). Their backward
 passes hand the incoming gradient to every input, whole (Add), negated for the
 subtracted input (Subtract) or sliced (Concatenate); a tensor used by several
-layers receives the sum of what each sends back."""
+layers receives the sum of what each sends back. Keras's Multiply, Average,
+Maximum and Minimum, from their formulas."""
 
 import numpy as np
 
@@ -31,3 +32,49 @@ def subtract_forward(a, b):
 def subtract_backward(dy):
     """The gradients of a and b in a − b."""
     return [dy.copy(), -dy]
+
+
+def multiply_forward(xs):
+    """Keras's Multiply: x_0 · x_1 · ..., left to right."""
+    y = xs[0].copy()
+    for x in xs[1:]:
+        y = y * x
+    return y
+
+
+def multiply_backward(dy, xs):
+    """∂(x_0 ⋯ x_{n−1})/∂x_k = the product of the other factors."""
+    return [dy * multiply_forward([x for j, x in enumerate(xs) if j != k])
+            for k in range(len(xs))]
+
+
+def average_forward(xs):
+    """Keras's Average: (x_0 + ... + x_{n−1}) / n."""
+    return add_forward(xs) / len(xs)
+
+
+def average_backward(dy, count):
+    return [dy / count for _ in range(count)]
+
+
+def maximum_forward(xs):
+    """Keras's Maximum: np.maximum folded over the inputs (NaN propagates)."""
+    y = xs[0]
+    for x in xs[1:]:
+        y = np.maximum(y, x)
+    return y
+
+
+def minimum_forward(xs):
+    y = xs[0]
+    for x in xs[1:]:
+        y = np.minimum(y, x)
+    return y
+
+
+def extremum_backward(dy, xs, y):
+    """Maximum's and Minimum's gradients, given the output y: the inputs equal
+    to y (NaN counting as equal to NaN) share dy equally (torch.amax's rule)."""
+    attains = [(x == y) | (np.isnan(x) & np.isnan(y)) for x in xs]
+    ties = np.sum(attains, axis=0)
+    return [np.where(a, dy / np.maximum(ties, 1), 0.0) for a in attains]

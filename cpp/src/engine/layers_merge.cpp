@@ -1,7 +1,9 @@
 // Layers that join the branches of a graph: Add (residual connections),
 // Subtract (siamese networks' f(x1) − f(x2)), Concatenate (Inception
-// modules, U-Net skips) and Dot (a per-example dot product: skip-gram's
-// word·context score, attention scores).
+// modules, U-Net skips), Dot (a per-example dot product: skip-gram's
+// word·context score, attention scores), and Keras's other element-wise
+// merges: Multiply (a gate's g ⊙ h), Average (an ensemble's mean), Maximum
+// and Minimum.
 #include <algorithm>
 #include <string>
 
@@ -141,6 +143,129 @@ class Subtract : public MergeLayer<T> {
 
  private:
   int64_t steps_ = 0;
+};
+
+// Keras's Average: the mean of two or more inputs of one shape (an ensemble's
+// averaged outputs); every input receives dy / count.
+template <typename T>
+class Average : public MergeLayer<T> {
+ public:
+  using MergeLayer<T>::MergeLayer;
+
+  Shape build_inputs(const std::vector<Shape>& shapes) override {
+    require_several(this->spec_, shapes);
+    const Shape shape = common_shape(this->spec_, shapes, "all inputs");
+    this->in_size_ = this->out_size_ = shape_size(shape);
+    steps_ = steps_of(shape);
+    count_ = static_cast<int>(shapes.size());
+    return shape;
+  }
+
+  const uint8_t* output_mask(size_t, int64_t batch, LayerCache<T>& c) const override {
+    return all_of_masks(c, batch * steps_);
+  }
+
+  const T* forward_inputs(const std::vector<const T*>& xs, int64_t batch, LayerCache<T>& c) const override {
+    const int64_t n = batch * this->out_size_;
+    ensure_size(c.out, n);
+    average_forward<T>(c.out.data(), xs.data(), count_, n);
+    return c.out.data();
+  }
+
+  void backward_inputs(const T* dy, const std::vector<T*>& dx, const std::vector<uint8_t>& accumulate,
+                       int64_t batch) const override {
+    for (size_t k = 0; k < dx.size(); ++k)
+      if (dx[k]) average_backward<T>(dx[k], dy, count_, batch * this->out_size_, accumulate[k] != 0);
+  }
+
+ private:
+  int64_t steps_ = 0;
+  int count_ = 0;
+};
+
+// The element-wise merges whose backward reads the inputs (Multiply) or the
+// output (Maximum, Minimum), which only a CallLayer is handed: two or more
+// inputs of one shape, the output of that shape, masks joined as Add's.
+template <typename T>
+class ElementwiseCall : public CallLayer<T> {
+ public:
+  using CallLayer<T>::CallLayer;
+
+  std::vector<Shape> build_call(const std::vector<Shape>& shapes) override {
+    require_several(this->spec_, shapes);
+    const Shape shape = common_shape(this->spec_, shapes, "all inputs");
+    this->in_size_ = this->out_size_ = shape_size(shape);
+    steps_ = steps_of(shape);
+    return {shape};
+  }
+
+  const uint8_t* output_mask(size_t, int64_t batch, LayerCache<T>& c) const override {
+    return all_of_masks(c, batch * steps_);
+  }
+
+ protected:
+  // No gradient reached the output: every input's is zero.
+  bool zero_gradients(const std::vector<T*>& dys, const std::vector<T*>& dxs, int64_t n) const {
+    if (dys[0]) return false;
+    for (T* dx : dxs)
+      if (dx) std::fill(dx, dx + n, T(0));
+    return true;
+  }
+
+ private:
+  int64_t steps_ = 0;
+};
+
+// Keras's Multiply: the element-wise product of the inputs (a gate's σ(a) ⊙ h).
+template <typename T>
+class Multiply : public ElementwiseCall<T> {
+ public:
+  using ElementwiseCall<T>::ElementwiseCall;
+
+  void forward_call(const std::vector<const T*>& xs, std::vector<const T*>& ys, int64_t batch, bool, uint64_t,
+                    LayerCache<T>& c) const override {
+    const int64_t n = batch * this->out_size_;
+    ensure_size(c.out, n);
+    multiply_forward<T>(c.out.data(), xs.data(), static_cast<int>(xs.size()), n);
+    ys[0] = c.out.data();
+  }
+
+  void backward_call(const std::vector<T*>& dys, const std::vector<T*>& dxs, const std::vector<const T*>& xs,
+                     const std::vector<const T*>&, int64_t batch, LayerCache<T>&) override {
+    const int64_t n = batch * this->out_size_;
+    if (this->zero_gradients(dys, dxs, n)) return;
+    for (size_t k = 0; k < dxs.size(); ++k)
+      if (dxs[k]) multiply_backward<T>(dxs[k], dys[0], xs.data(), static_cast<int>(xs.size()), static_cast<int>(k), n);
+  }
+};
+
+// Keras's Maximum and Minimum (one class: the kind chooses). Where inputs tie
+// for the extremum they share its gradient equally (extremum_backward).
+template <typename T>
+class Extremum : public ElementwiseCall<T> {
+ public:
+  explicit Extremum(const LayerSpec& spec) : ElementwiseCall<T>(spec), maximum_(spec.kind == "maximum") {}
+
+  void forward_call(const std::vector<const T*>& xs, std::vector<const T*>& ys, int64_t batch, bool, uint64_t,
+                    LayerCache<T>& c) const override {
+    const int64_t n = batch * this->out_size_;
+    ensure_size(c.out, n);
+    if (maximum_) maximum_forward<T>(c.out.data(), xs.data(), static_cast<int>(xs.size()), n);
+    else minimum_forward<T>(c.out.data(), xs.data(), static_cast<int>(xs.size()), n);
+    ys[0] = c.out.data();
+  }
+
+  void backward_call(const std::vector<T*>& dys, const std::vector<T*>& dxs, const std::vector<const T*>& xs,
+                     const std::vector<const T*>& ys, int64_t batch, LayerCache<T>&) override {
+    const int64_t n = batch * this->out_size_;
+    if (this->zero_gradients(dys, dxs, n)) return;
+    for (size_t k = 0; k < dxs.size(); ++k)
+      if (dxs[k])
+        extremum_backward<T>(dxs[k], dys[0], ys[0], xs.data(), static_cast<int>(xs.size()), static_cast<int>(k), n);
+  }
+
+ private:
+  bool maximum_;
 };
 
 // axis counts the batch axis, as in Keras: 1 is the channel axis of (N, C, H, W).
@@ -370,6 +495,10 @@ const LayerRegistration add_kind(layer_kind<Add>("add", {}));
 const LayerRegistration subtract_kind(layer_kind<Subtract>("subtract", {}));
 const LayerRegistration concatenate_kind(layer_kind<Concatenate>("concatenate", {{"axis", 1}}));
 const LayerRegistration dot_kind(layer_kind<Dot>("dot", {{"axes", Ints{-1, -1}}, {"normalize", false}}));
+const LayerRegistration multiply_kind(layer_kind<Multiply>("multiply", {}));
+const LayerRegistration average_kind(layer_kind<Average>("average", {}));
+const LayerRegistration maximum_kind(layer_kind<Extremum>("maximum", {}));
+const LayerRegistration minimum_kind(layer_kind<Extremum>("minimum", {}));
 
 }  // namespace
 

@@ -174,6 +174,191 @@ void concat_backward_naive(T* dx, const T* dy, int64_t outer, int64_t offset, in
     }
 }
 
+template <typename T>
+void multiply_forward(T* y, const T* const* xs, int count, int64_t n) {
+  // y: (n,), xs[k]: (n,)
+  detail::parallel_for(0, n, detail::kGrain, [=](int64_t lo, int64_t hi, int) {
+    // Keras's left-to-right product, one factor per pass over the chunk (as add_forward).
+    const T* x0 = xs[0];
+    for (int64_t i = lo; i < hi; ++i) y[i] = x0[i];
+    for (int k = 1; k < count; ++k) {
+      const T* xk = xs[k];
+      for (int64_t i = lo; i < hi; ++i) y[i] *= xk[i];
+    }
+  });
+}
+
+template <typename T>
+void multiply_forward_naive(T* y, const T* const* xs, int count, int64_t n) {
+  // y: (n,), xs[k]: (n,)
+  for (int64_t i = 0; i < n; ++i) {
+    T product = xs[0][i];
+    for (int k = 1; k < count; ++k) product *= xs[k][i];
+    y[i] = product;
+  }
+}
+
+template <typename T>
+void multiply_backward(T* dx, const T* dy, const T* const* xs, int count, int k, int64_t n) {
+  // dx: (n,), dy: (n,), xs[j]: (n,)
+  detail::parallel_for(0, n, detail::kGrain, [=](int64_t lo, int64_t hi, int) {
+    // The product of the other factors, never y / x_k: exact where x_k is 0.
+    for (int64_t i = lo; i < hi; ++i) dx[i] = dy[i];
+    for (int j = 0; j < count; ++j) {
+      if (j == k) continue;
+      const T* xj = xs[j];
+      for (int64_t i = lo; i < hi; ++i) dx[i] *= xj[i];
+    }
+  });
+}
+
+template <typename T>
+void multiply_backward_naive(T* dx, const T* dy, const T* const* xs, int count, int k, int64_t n) {
+  // dx: (n,), dy: (n,), xs[j]: (n,)
+  for (int64_t i = 0; i < n; ++i) {
+    T g = dy[i];
+    for (int j = 0; j < count; ++j)
+      if (j != k) g *= xs[j][i];
+    dx[i] = g;
+  }
+}
+
+template <typename T>
+void average_forward(T* y, const T* const* xs, int count, int64_t n) {
+  // y: (n,), xs[k]: (n,)
+  detail::parallel_for(0, n, detail::kGrain, [=](int64_t lo, int64_t hi, int) {
+    // Keras's sum, then one division by the count (not a sum of x_k / count).
+    const T* x0 = xs[0];
+    for (int64_t i = lo; i < hi; ++i) y[i] = x0[i];
+    for (int k = 1; k < count; ++k) {
+      const T* xk = xs[k];
+      for (int64_t i = lo; i < hi; ++i) y[i] += xk[i];
+    }
+    const T c = static_cast<T>(count);
+    for (int64_t i = lo; i < hi; ++i) y[i] /= c;
+  });
+}
+
+template <typename T>
+void average_forward_naive(T* y, const T* const* xs, int count, int64_t n) {
+  // y: (n,), xs[k]: (n,)
+  for (int64_t i = 0; i < n; ++i) {
+    T sum = xs[0][i];
+    for (int k = 1; k < count; ++k) sum += xs[k][i];
+    y[i] = sum / static_cast<T>(count);
+  }
+}
+
+template <typename T>
+void average_backward(T* dx, const T* dy, int count, int64_t n, bool accumulate) {
+  // dx: (n,), dy: (n,)
+  const T c = static_cast<T>(count);
+  detail::parallel_for(0, n, detail::kGrain, [=](int64_t lo, int64_t hi, int) {
+    if (accumulate) {
+      for (int64_t i = lo; i < hi; ++i) dx[i] += dy[i] / c;
+    } else {
+      for (int64_t i = lo; i < hi; ++i) dx[i] = dy[i] / c;
+    }
+  });
+}
+
+template <typename T>
+void average_backward_naive(T* dx, const T* dy, int count, int64_t n, bool accumulate) {
+  // dx: (n,), dy: (n,)
+  for (int64_t i = 0; i < n; ++i) {
+    const T g = dy[i] / static_cast<T>(count);
+    dx[i] = accumulate ? dx[i] + g : g;
+  }
+}
+
+namespace {
+
+// The pick of an element-wise maximum (or minimum): v replaces the running
+// extremum when it beats it or is NaN, so a NaN in any input gives NaN (as
+// torch.maximum and NumPy's maximum).
+template <typename T>
+inline T pick(T best, T v, bool maximum) {
+  const bool beats = maximum ? v > best : v < best;
+  return beats || v != v ? v : best;
+}
+
+// An input "attains" the output where it equals it, NaN counting as equal to NaN.
+template <typename T>
+inline bool attains(T x, T y) {
+  return x == y || (x != x && y != y);
+}
+
+template <typename T>
+void extremum_forward(T* y, const T* const* xs, int count, int64_t n, bool maximum) {
+  // y: (n,), xs[k]: (n,)
+  detail::parallel_for(0, n, detail::kGrain, [=](int64_t lo, int64_t hi, int) {
+    const T* x0 = xs[0];
+    for (int64_t i = lo; i < hi; ++i) y[i] = x0[i];
+    for (int k = 1; k < count; ++k) {
+      const T* xk = xs[k];
+      for (int64_t i = lo; i < hi; ++i) y[i] = pick(y[i], xk[i], maximum);
+    }
+  });
+}
+
+template <typename T>
+void extremum_forward_naive(T* y, const T* const* xs, int count, int64_t n, bool maximum) {
+  // y: (n,), xs[k]: (n,)
+  for (int64_t i = 0; i < n; ++i) {
+    T best = xs[0][i];
+    for (int k = 1; k < count; ++k) best = pick(best, xs[k][i], maximum);
+    y[i] = best;
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void maximum_forward(T* y, const T* const* xs, int count, int64_t n) {
+  extremum_forward(y, xs, count, n, true);
+}
+
+template <typename T>
+void maximum_forward_naive(T* y, const T* const* xs, int count, int64_t n) {
+  extremum_forward_naive(y, xs, count, n, true);
+}
+
+template <typename T>
+void minimum_forward(T* y, const T* const* xs, int count, int64_t n) {
+  extremum_forward(y, xs, count, n, false);
+}
+
+template <typename T>
+void minimum_forward_naive(T* y, const T* const* xs, int count, int64_t n) {
+  extremum_forward_naive(y, xs, count, n, false);
+}
+
+template <typename T>
+void extremum_backward(T* dx, const T* dy, const T* y, const T* const* xs, int count, int k, int64_t n) {
+  // dx: (n,), dy: (n,), y: (n,), xs[j]: (n,)
+  detail::parallel_for(0, n, detail::kGrain, [=](int64_t lo, int64_t hi, int) {
+    // dx first counts the inputs that attain y (at least one: y is one of
+    // them), then becomes input k's share of dy.
+    for (int64_t i = lo; i < hi; ++i) dx[i] = T(0);
+    for (int j = 0; j < count; ++j) {
+      const T* xj = xs[j];
+      for (int64_t i = lo; i < hi; ++i) dx[i] += attains(xj[i], y[i]) ? T(1) : T(0);
+    }
+    const T* xk = xs[k];
+    for (int64_t i = lo; i < hi; ++i) dx[i] = attains(xk[i], y[i]) ? dy[i] / dx[i] : T(0);
+  });
+}
+
+template <typename T>
+void extremum_backward_naive(T* dx, const T* dy, const T* y, const T* const* xs, int count, int k, int64_t n) {
+  // dx: (n,), dy: (n,), y: (n,), xs[j]: (n,)
+  for (int64_t i = 0; i < n; ++i) {
+    int ties = 0;
+    for (int j = 0; j < count; ++j) ties += attains(xs[j][i], y[i]) ? 1 : 0;
+    dx[i] = attains(xs[k][i], y[i]) ? dy[i] / static_cast<T>(ties) : T(0);
+  }
+}
+
 #define CORENN_INSTANTIATE(T)                                                                     \
   template void add_forward<T>(T*, const T* const*, int, int64_t);                                \
   template void add_forward_naive<T>(T*, const T* const*, int, int64_t);                          \
@@ -188,7 +373,21 @@ void concat_backward_naive(T* dx, const T* dy, int64_t outer, int64_t offset, in
   template void concat_forward<T>(T*, const T* const*, const int64_t*, int, int64_t);             \
   template void concat_forward_naive<T>(T*, const T* const*, const int64_t*, int, int64_t);       \
   template void concat_backward<T>(T*, const T*, int64_t, int64_t, int64_t, int64_t, bool);       \
-  template void concat_backward_naive<T>(T*, const T*, int64_t, int64_t, int64_t, int64_t, bool);
+  template void concat_backward_naive<T>(T*, const T*, int64_t, int64_t, int64_t, int64_t, bool);  \
+  template void multiply_forward<T>(T*, const T* const*, int, int64_t);                           \
+  template void multiply_forward_naive<T>(T*, const T* const*, int, int64_t);                     \
+  template void multiply_backward<T>(T*, const T*, const T* const*, int, int, int64_t);           \
+  template void multiply_backward_naive<T>(T*, const T*, const T* const*, int, int, int64_t);     \
+  template void average_forward<T>(T*, const T* const*, int, int64_t);                            \
+  template void average_forward_naive<T>(T*, const T* const*, int, int64_t);                      \
+  template void average_backward<T>(T*, const T*, int, int64_t, bool);                            \
+  template void average_backward_naive<T>(T*, const T*, int, int64_t, bool);                      \
+  template void maximum_forward<T>(T*, const T* const*, int, int64_t);                            \
+  template void maximum_forward_naive<T>(T*, const T* const*, int, int64_t);                      \
+  template void minimum_forward<T>(T*, const T* const*, int, int64_t);                            \
+  template void minimum_forward_naive<T>(T*, const T* const*, int, int64_t);                      \
+  template void extremum_backward<T>(T*, const T*, const T*, const T* const*, int, int, int64_t); \
+  template void extremum_backward_naive<T>(T*, const T*, const T*, const T* const*, int, int, int64_t);
 CORENN_INSTANTIATE(float)
 CORENN_INSTANTIATE(double)
 #undef CORENN_INSTANTIATE

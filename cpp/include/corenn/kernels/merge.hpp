@@ -1,8 +1,9 @@
 // Merging tensors in a graph: Add (a residual connection's x + F(x)),
-// Subtract (a siamese network's f(x1) − f(x2)) and Concatenate (an Inception
-// module's branches side by side). Their backward
-// passes copy or add the incoming gradient; `accumulate` chooses adding, which
-// is also how the engine sums the gradients of a tensor that feeds several layers.
+// Subtract (a siamese network's f(x1) − f(x2)), Concatenate (an Inception
+// module's branches side by side), and Keras's Multiply (a gate g ⊙ h),
+// Average (an ensemble's mean), Maximum and Minimum. Backward passes with an
+// `accumulate` flag add into dx rather than write it, which is how the engine
+// sums the gradients of a tensor that feeds several layers; the others write.
 #pragma once
 
 #include <cstdint>
@@ -58,5 +59,51 @@ void concat_backward(T* dx, const T* dy, int64_t outer, int64_t offset, int64_t 
 template <typename T>
 void concat_backward_naive(T* dx, const T* dy, int64_t outer, int64_t offset, int64_t width,
                            int64_t total, bool accumulate);
+
+// Keras's Multiply: y: (n,) written = xs[0] · xs[1] · ..., left to right; xs: count pointers to (n,).
+template <typename T>
+void multiply_forward(T* y, const T* const* xs, int count, int64_t n);
+template <typename T>
+void multiply_forward_naive(T* y, const T* const* xs, int count, int64_t n);
+
+// Input k's gradient: dx: (n,) written = dy · Π_{j≠k} xs[j] (the other factors
+// in order, no division, so a zero factor is exact); dy: (n,).
+template <typename T>
+void multiply_backward(T* dx, const T* dy, const T* const* xs, int count, int k, int64_t n);
+template <typename T>
+void multiply_backward_naive(T* dx, const T* dy, const T* const* xs, int count, int k, int64_t n);
+
+// Keras's Average: y: (n,) written = (xs[0] + xs[1] + ...) / count, the sum in
+// add_forward's order then one division.
+template <typename T>
+void average_forward(T* y, const T* const* xs, int count, int64_t n);
+template <typename T>
+void average_forward_naive(T* y, const T* const* xs, int count, int64_t n);
+
+// Every input's gradient: dx: (n,) written (or added when accumulate) = dy / count.
+template <typename T>
+void average_backward(T* dx, const T* dy, int count, int64_t n, bool accumulate);
+template <typename T>
+void average_backward_naive(T* dx, const T* dy, int count, int64_t n, bool accumulate);
+
+// Keras's Maximum and Minimum: y: (n,) written = the element-wise max (min) of
+// xs[0], xs[1], ...; a NaN in any input gives NaN (torch.maximum, np.maximum).
+template <typename T>
+void maximum_forward(T* y, const T* const* xs, int count, int64_t n);
+template <typename T>
+void maximum_forward_naive(T* y, const T* const* xs, int count, int64_t n);
+template <typename T>
+void minimum_forward(T* y, const T* const* xs, int count, int64_t n);
+template <typename T>
+void minimum_forward_naive(T* y, const T* const* xs, int count, int64_t n);
+
+// Maximum's and Minimum's backward, from their output y: (n,). Input k's
+// gradient dx: (n,) written = dy / m where xs[k] equals y and m inputs do
+// (NaN counting as equal to NaN), 0 elsewhere: ties share dy equally, as
+// torch.amax over the stacked inputs and, for two inputs, torch.maximum.
+template <typename T>
+void extremum_backward(T* dx, const T* dy, const T* y, const T* const* xs, int count, int k, int64_t n);
+template <typename T>
+void extremum_backward_naive(T* dx, const T* dy, const T* y, const T* const* xs, int count, int k, int64_t n);
 
 }  // namespace corenn

@@ -1,0 +1,202 @@
+"""Keras's element-wise merges Multiply, Average, Maximum and Minimum, and the
+functional forms of every merge layer (add, subtract, multiply, average,
+maximum, minimum, concatenate, dot): forward and gradients against the NumPy
+reference (float32 and float64) and PyTorch, float64 finite differences, the
+tie rule of Maximum and Minimum (tied inputs share the gradient equally, as
+torch.amax), NaN, a summary, and the errors."""
+
+import numpy as np
+import pytest
+
+import corenn as cn
+from gradcheck import numerical_gradient, projection, relative_difference
+from reference import merge as merge_ref
+from tolerances import GRADCHECK_THRESHOLD, assert_close
+
+L = cn.layers
+
+LAYERS = {"multiply": L.Multiply, "average": L.Average, "maximum": L.Maximum, "minimum": L.Minimum}
+SHAPE = (3, 4)
+
+
+def reference(kind, xs, dy):
+    """(y, [dx_k]) of the NumPy reference, float64."""
+    if kind == "multiply":
+        return merge_ref.multiply_forward(xs), merge_ref.multiply_backward(dy, xs)
+    if kind == "average":
+        return merge_ref.average_forward(xs), merge_ref.average_backward(dy, len(xs))
+    y = (merge_ref.maximum_forward if kind == "maximum" else merge_ref.minimum_forward)(xs)
+    return y, merge_ref.extremum_backward(dy, xs, y)
+
+
+def merge_model(kind, count, dtype, shape=SHAPE):
+    inputs = [L.Input(shape, name=f"x{k}") for k in range(count)]
+    return cn.Model(inputs, LAYERS[kind](name="m")(inputs), dtype=dtype)
+
+
+def coarse_inputs(rng, count, n, dtype, shape=SHAPE):
+    """Inputs from a few integers: ties for the maximum and minimum are common."""
+    return [np.round(2 * rng.standard_normal((n, *shape))).astype(dtype) for _ in range(count)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("count", [2, 3])
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_forward_and_vjp_match_numpy(kind, count, dtype):
+    rng = np.random.default_rng(count)
+    model = merge_model(kind, count, dtype)
+    xs = [rng.standard_normal((5, *SHAPE)).astype(dtype) for _ in range(count)]
+    xs[1][0] = xs[0][0]  # one example where the first two inputs tie
+    y, pullback = model.vjp(xs)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dxs = pullback(dy)
+    want_y, want_dxs = reference(kind, [x.astype(np.float64) for x in xs], dy.astype(np.float64))
+    assert y.dtype == dtype and y.shape == (5, *SHAPE)
+    assert_close(y, want_y, what=f"{kind} forward")
+    for k, (dx, want) in enumerate(zip(dxs, want_dxs)):
+        assert dx.dtype == dtype
+        assert_close(dx, want, what=f"{kind} d input {k}")
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_input_gradients_by_finite_differences(kind):
+    """d⟨P, f(x)⟩/dx_k by central differences, float64, away from ties."""
+    rng = np.random.default_rng(11)
+    model = merge_model(kind, 3, "float64")
+    xs = [rng.standard_normal((4, *SHAPE)) for _ in range(3)]
+    p = projection((4, *SHAPE), seed=12)
+    _, pullback = model.vjp(xs)
+    analytic = pullback(p)
+    for k in range(3):
+        numeric = numerical_gradient(lambda: float(np.sum(p * model.predict(xs))), xs[k])
+        assert relative_difference(analytic[k], numeric) < GRADCHECK_THRESHOLD
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_gradient_check_through_a_gated_model(kind):
+    """Weights reach the loss through the merge of three Dense branches."""
+    cn.seed(5)
+    x = L.Input((4,), name="x")
+    branches = [L.Dense(3, activation="tanh", name=f"b{k}")(x) for k in range(3)]
+    model = cn.Model(x, L.Dense(2, name="out")(LAYERS[kind]()(branches)), dtype="float64")
+    model.compile(optimizer="sgd", loss="mse")
+    rng = np.random.default_rng(6)
+    assert cn.gradient_check(model, rng.standard_normal((6, 4)), rng.standard_normal((6, 2))) < GRADCHECK_THRESHOLD
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("count", [2, 3])
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_matches_pytorch_ties_included(kind, count, dtype):
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    rng = np.random.default_rng(20 + count)
+    xs = coarse_inputs(rng, count, 6, dtype)
+    model = merge_model(kind, count, dtype)
+    y, pullback = model.vjp(xs)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dxs = pullback(dy)
+    ts = [torch.tensor(x, requires_grad=True) for x in xs]
+    stacked = torch.stack(ts)
+    if kind == "multiply":
+        ty = ts[0]
+        for t in ts[1:]:
+            ty = ty * t
+    elif kind == "average":
+        ty = stacked.mean(0)
+    elif count == 2:  # torch.maximum / minimum: ties halve the gradient
+        ty = (torch.maximum if kind == "maximum" else torch.minimum)(*ts)
+    else:  # amax / amin "evenly distribute the gradient between equal values"
+        ty = stacked.amax(0) if kind == "maximum" else stacked.amin(0)
+    ty.backward(torch.tensor(dy))
+    assert_close(y, ty.detach().numpy(), what=f"{kind} forward vs torch")
+    for k, t in enumerate(ts):
+        assert_close(dxs[k], t.grad.numpy(), what=f"{kind} d input {k} vs torch")
+    if kind in ("maximum", "minimum"):
+        assert np.any(xs[0] == xs[1]), "the inputs hold ties"
+
+
+@pytest.mark.parametrize("kind", ["maximum", "minimum"])
+def test_tied_inputs_share_the_gradient_equally(kind):
+    # The same tensor twice: each use gets half; three inputs with two tied: half each, 0 to the third.
+    x = L.Input((3,), name="x")
+    model = cn.Model(x, LAYERS[kind]()([x, x]), dtype="float64")
+    xs = np.array([[1.0, -2.0, 3.0]])
+    y, pullback = model.vjp(xs)
+    np.testing.assert_array_equal(y, xs)
+    np.testing.assert_array_equal(pullback(np.array([[2.0, 4.0, 6.0]])), [[2.0, 4.0, 6.0]])  # 2 × half
+    model = merge_model(kind, 3, "float64", shape=(2,))
+    sign = 1.0 if kind == "maximum" else -1.0  # the minimum of the negated inputs
+    a, b, c = sign * np.array([[5.0, 1.0]]), sign * np.array([[5.0, 5.0]]), -sign * np.array([[5.0, 5.0]])
+    _, pullback = model.vjp([a, b, c])
+    da, db, dc = pullback(np.array([[4.0, 4.0]]))
+    np.testing.assert_array_equal(da, [[2.0, 0.0]])
+    np.testing.assert_array_equal(db, [[2.0, 4.0]])
+    np.testing.assert_array_equal(dc, [[0.0, 0.0]])
+
+
+def test_nan_propagates_and_takes_the_gradient():
+    model = merge_model("maximum", 2, "float64", shape=(2,))
+    a, b = np.array([[np.nan, 1.0]]), np.array([[7.0, np.nan]])
+    y, pullback = model.vjp([a, b])
+    assert np.isnan(y).all()
+    da, db = pullback(np.array([[3.0, 5.0]]))
+    np.testing.assert_array_equal(da, [[3.0, 0.0]])
+    np.testing.assert_array_equal(db, [[0.0, 5.0]])
+
+
+def test_multiply_gradient_is_exact_at_a_zero_factor():
+    model = merge_model("multiply", 3, "float64", shape=(2,))
+    xs = [np.array([[0.0, 2.0]]), np.array([[3.0, 0.0]]), np.array([[5.0, 7.0]])]
+    _, pullback = model.vjp(xs)
+    da, db, dc = pullback(np.ones((1, 2)))
+    np.testing.assert_array_equal(da, [[15.0, 0.0]])
+    np.testing.assert_array_equal(db, [[0.0, 14.0]])
+    np.testing.assert_array_equal(dc, [[0.0, 0.0]])
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_errors_name_the_layer_and_the_shapes(kind):
+    cls = LAYERS[kind]
+    x = L.Input((4,))
+    a, c = L.Dense(4, name=f"{kind}_a")(x), L.Dense(3, name=f"{kind}_c")(x)
+    label = cls.__name__
+    with pytest.raises(ValueError, match=rf"{label} 'one': takes a list of two or more inputs"):
+        cls(name="one")([a])
+    with pytest.raises(ValueError, match=rf"{label} 'bare': takes a list of two or more inputs"):
+        cls(name="bare")(a)
+    with pytest.raises(ValueError, match=rf"layer 'shapes' \({kind}\): all inputs must have the same shape, "
+                                         rf"got \(4,\), \(3,\) \(from '{kind}_a' \(4,\), '{kind}_c' \(3,\)\)"):
+        cls(name="shapes")([a, c])
+    with pytest.raises(TypeError, match=rf"{label} 'data': expected the output of Input"):
+        cls(name="data")([a, np.zeros((2, 4))])
+
+
+def test_functional_forms_build_the_layers():
+    a, b = L.Input((2, 3), name="fa"), L.Input((2, 3), name="fb")
+    forms = {"add": L.Add, "subtract": L.Subtract, "multiply": L.Multiply, "average": L.Average,
+             "maximum": L.Maximum, "minimum": L.Minimum, "concatenate": L.Concatenate, "dot": L.Dot}
+    for name, cls in forms.items():
+        out = getattr(L, name)([a, b], name=f"f_{name}")
+        assert type(out.layer) is cls and out.layer.name == f"f_{name}"
+        assert name in L.__all__
+    assert L.concatenate([a, b]).shape == (None, 4, 3)  # axis=1, as Concatenate's default here
+    assert L.concatenate([a, b], axis=-1).shape == (None, 2, 6)
+    assert L.dot([a, b]).shape == (None, 2, 2)  # axes=-1 (Keras's default)
+    assert L.dot([a, b], axes=1, normalize=True).layer.normalize
+    rng = np.random.default_rng(3)
+    xa, xb = rng.standard_normal((4, 2, 3)), rng.standard_normal((4, 2, 3))
+    model = cn.Model([a, b], L.multiply([L.maximum([a, b]), L.average([a, b])]), dtype="float64")
+    assert_close(model.predict([xa, xb]), np.maximum(xa, xb) * (xa + xb) / 2)
+
+
+def test_summary_lists_the_merges_and_their_inputs():
+    x = L.Input((4,), name="x")
+    h, g = L.Dense(4, name="h")(x), L.Dense(4, activation="sigmoid", name="g")(x)
+    hi = L.Maximum(name="hi")([L.Average(name="avg")([h, g]), x])
+    out = L.Minimum(name="lo")([hi, L.Multiply(name="gated")([g, h])])
+    lines = []
+    cn.Model(x, out).summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    for row in ("gated (Multiply)", "avg (Average)", "hi (Maximum)", "lo (Minimum)"):
+        assert row in text
+    assert "hi, gated" in text and "avg, x" in text and "g, h" in text
