@@ -210,3 +210,49 @@ def test_batch_one_rule_for_kept_filters():
             assert not np.array_equal(auto_kept, auto_call)
     finally:
         cn.set_num_threads(threads)
+
+
+def residual_16x16():
+    """16→24 conv with its ReLU, then a 24→24 conv, batch norm, the residual
+    add and ReLU (fused into the second conv's output transform)."""
+    x_in = L.Input((16, 16, 16))
+    a = L.Conv2D(24, 3, padding="same", activation="relu", name="a")(x_in)
+    b = L.BatchNormalization(name="b_bn")(L.Conv2D(24, 3, padding="same", use_bias=False, name="b")(a))
+    return cn.Model(x_in, L.Activation("relu", name="out")(L.Add(name="add")([b, a])))
+
+
+@pytest.mark.parametrize("algorithm", ["winograd2", "winograd4"])
+def test_kept_filters_at_batch_one_on_threads_own_products(algorithm):
+    """Batch 1 on 2 threads, a thread's share of tiles at least 8 (16×16):
+    each thread transforms, multiplies (winograd.cpp's own product) and
+    transforms back its tile rows. The kept filters give the kernel's
+    results bit for bit, calls repeat bitwise, a fresh model with the same
+    weights predicts the same bits, and fused matches unfused."""
+    rng = np.random.default_rng(8)
+    cn.seed(5)
+    model = residual_16x16()
+    model.get_layer("b_bn").set_weights([rng.uniform(0.5, 1.5, 24).astype(np.float32) for _ in range(4)])
+    x = rng.standard_normal((1, 16, 16, 16)).astype(np.float32)
+    threads = cn.get_num_threads()
+    try:
+        cn.set_num_threads(2)
+        with settings(algorithm):
+            first = model.predict(x)
+            for _ in range(3):
+                assert np.array_equal(model.predict(x), first)
+            twin = residual_16x16()
+            twin.set_weights(model.get_weights())
+            assert np.array_equal(twin.predict(x), first)
+            W, bias = model.get_layer("a").get_weights()
+            x_stem = L.Input((16, 16, 16))
+            stem = cn.Model(x_stem, L.Conv2D(24, 3, padding="same", activation="relu", name="a")(x_stem))
+            stem.get_layer("a").set_weights([W, bias])
+            want = np.maximum(cn.ops.conv2d_forward(x, W, bias, padding=1), 0)
+            for _ in range(2):
+                assert np.array_equal(stem.predict(x), want)
+        with settings(algorithm, fusion=False):
+            plain = model.predict(x)
+    finally:
+        cn.set_num_threads(threads)
+    scale = np.max(np.abs(plain))
+    assert scale > 0 and np.max(np.abs(first - plain)) <= FUSION[np.dtype(np.float32)] * scale

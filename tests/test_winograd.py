@@ -235,6 +235,39 @@ def test_one_image_split_across_threads_matches_one_thread(tile, rng):
         cn.set_num_threads(threads)
 
 
+# Fewer images than threads, a thread's share at least 8 tiles: the
+# correlations (forward, input gradient) run each thread's tile rows through
+# all three steps, the products by winograd.cpp's own register-blocked kernel
+# (blocks of 8 output channels × 32, 16, 8, 4 and single tiles). (n, c, o, h,
+# w, padding, threads): channels 1, 5, 9, 17, 67 (not multiples of 8), a
+# thread's share from 8 to 170 tiles, padding 0, 1, 2, batch 3 on 4 threads.
+OWN_PRODUCT_CASES = [(1, 1, 17, 40, 33, 1, 2), (1, 67, 5, 19, 21, 0, 2), (1, 17, 67, 13, 30, 2, 2),
+                     (3, 9, 17, 23, 18, 1, 4), (1, 8, 16, 16, 16, 1, 2), (1, 33, 1, 24, 41, 1, 2)]
+
+
+@pytest.mark.parametrize("tile", TILES)
+@pytest.mark.parametrize("case", OWN_PRODUCT_CASES, ids=[f"n{n}c{c}o{o}-{h}x{w}-p{p}-t{t}"
+                                                        for n, c, o, h, w, p, t in OWN_PRODUCT_CASES])
+def test_fewer_images_than_threads_own_products(case, tile, rng):
+    n, c, o, h, w, padding, threads = case
+    x, W, b = make_case(rng, n, c, o, h, w)
+    y64 = cn.ops.conv2d_forward(*f64(x, W, b), padding=padding, naive=True)
+    dy = rng.standard_normal(y64.shape).astype(np.float32)
+    dx64 = cn.ops.conv2d_backward(*f64(dy, x, W), padding=padding, naive=True)[0]
+    before = cn.get_num_threads()
+    try:
+        cn.set_num_threads(threads)
+        with conv_algorithm(tile):
+            runs = [(cn.ops.conv2d_forward(x, W, b, padding=padding),
+                     cn.ops.conv2d_backward(dy, x, W, padding=padding)[0]) for _ in range(2)]
+    finally:
+        cn.set_num_threads(before)
+    for y, dx in runs:
+        assert_winograd_close(y, y64, "y", TILES[tile])
+        assert_winograd_close(dx, dx64, "dx", TILES[tile])
+    assert np.array_equal(runs[0][0], runs[1][0]) and np.array_equal(runs[0][1], runs[1][1])
+
+
 def forward_bits(x, W, b, algorithm):
     with conv_algorithm(algorithm):
         return cn.ops.conv2d_forward(x, W, b, padding=1)

@@ -31,16 +31,21 @@
 //   image after image, are split into one contiguous range per thread; each
 //   range owns a slice of the scratch and runs its GEMMs single-threaded, and
 //   dW's transform-domain sums S are per-range partials added in range order;
-// - fewer images than threads (batch-1 inference): block by block, the
-//   transforms split the block's tile rows across the threads and the α²
-//   GEMMs are shared out by point ξ, each with all the block's tiles as
-//   columns. (Per-thread ranges of one image left GEMMs a few tiles wide,
-//   whose per-call cost then dominated: F4 on 64→64 channels, 16×16, ran
-//   3× slower than GEMM.)
+// - fewer images than threads (batch-1 inference), a correlation (forward,
+//   input gradient) whose threads get at least kOwnTiles tiles each: the
+//   same per-thread ranges, each thread transforming, multiplying and
+//   transforming back its own tile rows in one fork/join, the products by
+//   own_product (a register-blocked kernel: BLAS calls a few tiles wide
+//   once ran F4 on 64→64 channels, 16×16, 3× slower than GEMM);
+// - fewer images than threads otherwise (the weight gradient, tiny images):
+//   block by block, the transforms split the block's tile rows across the
+//   threads and the α² GEMMs are shared out by point ξ, each with all the
+//   block's tiles as columns (three fork/joins a block).
 #include "corenn/kernels/winograd.hpp"
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <string>
 
 #include "backend/gemm.hpp"
@@ -272,6 +277,13 @@ constexpr int64_t kBlockElements = int64_t(1) << 18;
 // Tiles a transform handles at once: a few AVX-512 vectors per map (see map_columns).
 constexpr int64_t kChunkTiles = 64;
 
+// The fewest tiles per thread for which a correlation's products are own_product's.
+constexpr int64_t kOwnTiles = 8;
+
+// The two kinds of pass over the tile rows: a correlation's products are
+// independent per tile, the weight gradient's sum over the tiles.
+enum class Pass { correlation, weight_grad };
+
 // One 3×3 stride-1 correlation of an image (in_c, in_h, in_w) into
 // (out_c, out_h, out_w) by m×m tiles, output row i reading input rows
 // i − pt … i − pt + 2 (pt, pl may be negative: the input gradient's crop).
@@ -297,11 +309,19 @@ struct Tiling {
   }
   // Per-thread ranges of tile rows, or shared blocks (the top of the file).
   // A range must hold a few tens of µs of GEMM work to pay for its thread.
-  static bool shares_blocks(int64_t batch) { return fewer_images_than_threads(batch); }
   int64_t grain() const { return detail::grain_for(kPoints<F> * in_c * out_c * tiles_w()); }
-  int chunks(int64_t batch) const {
-    return shares_blocks(batch) ? 1 : detail::parallel_chunks(batch * tiles_h(), grain());
+  int ranges(int64_t batch) const { return detail::parallel_chunks(batch * tiles_h(), grain()); }
+  // A correlation (forward, input gradient) with fewer images than threads
+  // runs in per-thread ranges after all when its products are own_product's
+  // (below): at least kOwnTiles tiles a range, and more than one range.
+  bool own_products(int64_t batch) const {
+    const int r = ranges(batch);
+    return fewer_images_than_threads(batch) && r > 1 && batch * tiles_h() * tiles_w() >= kOwnTiles * r;
   }
+  bool shares_blocks(int64_t batch, Pass pass) const {
+    return fewer_images_than_threads(batch) && (pass == Pass::weight_grad || !own_products(batch));
+  }
+  int chunks(int64_t batch, Pass pass) const { return shares_blocks(batch, pass) ? 1 : ranges(batch); }
 };
 
 // Runs piece(n, tr0, tr1, col0) over the tile rows [a, b) of the block
@@ -348,7 +368,8 @@ template <class F>
 WinogradPlan<F> winograd_plan(const Conv2dShape& s) {
   const Tiling<F> f = forward_tiling<F>(s), b = input_grad_tiling<F>(s);
   WinogradPlan<F> pl;
-  pl.chunks = std::max(f.chunks(s.batch), b.chunks(s.batch));
+  pl.chunks = std::max({f.chunks(s.batch, Pass::correlation), f.chunks(s.batch, Pass::weight_grad),
+                        b.chunks(s.batch, Pass::correlation)});
   pl.workers = std::max(pl.chunks, detail::in_parallel_region() ? 1 : detail::omp_max_threads());
   pl.u_size = kPoints<F> * s.out_channels * s.in_channels;
   pl.slot = std::max(f.block_elements(s.batch), b.block_elements(s.batch));
@@ -363,12 +384,12 @@ WinogradPlan<F> winograd_plan(const Conv2dShape& s) {
 //                                   (first: the range's first block),
 //   post(slot, T, gr0, a, b, buf)  transforms the products of tile rows [a, b) back.
 template <class F, typename Pre, typename Products, typename Post>
-void for_blocks(const Tiling<F>& g, int64_t batch, const WinogradPlan<F>& pl, float* scratch, Pre&& pre,
+void for_blocks(const Tiling<F>& g, int64_t batch, Pass pass, const WinogradPlan<F>& pl, float* scratch, Pre&& pre,
                 Products&& products, Post&& post) {
   const int64_t rows = g.block_rows(batch), total = batch * g.tiles_h(), tw = g.tiles_w();
   float* slots = scratch + pl.slots_offset();
   float* buffers = scratch + pl.buffers_offset();
-  if (!g.shares_blocks(batch)) {
+  if (!g.shares_blocks(batch, pass)) {
     detail::parallel_for(0, total, g.grain(), [&](int64_t lo, int64_t hi, int chunk) {
       float* slot = slots + chunk * pl.slot;
       float* buf = buffers + chunk * pl.buffer;
@@ -423,6 +444,31 @@ inline void map_columns(float* dst, int64_t dld, const float* src, const int64_t
   }
 }
 
+// F(4×4)'s split (split_row below) four tiles at a time, for rows of a few
+// tiles (4 and 8 at 16×16 and 32×32), too short for a vector of tiles:
+// tiles t … t + 3 read p[4t … 4t + 17], four vectors q_k = p[4(t + k) …] and
+// two values; columns 0–3 are the 4×4 transpose of q_0 … q_3, columns 4
+// and 5 the first two lanes of q_1 … q_4 (the scalar loop was a quarter of
+// the input transform). Returns the first tile left for the scalar loop.
+inline int64_t split_fours(float* E, int64_t ld, const float* p, int64_t a, int64_t b) {
+  typedef float F4v __attribute__((vector_size(4 * sizeof(float))));
+  typedef int I4v __attribute__((vector_size(4 * sizeof(int))));
+  const I4v lo = {0, 4, 1, 5}, hi = {2, 6, 3, 7}, first = {0, 1, 4, 5}, second = {2, 3, 6, 7};
+  for (; a + 4 <= b; a += 4) {
+    F4v q[5];
+    for (int k = 0; k < 4; ++k) std::memcpy(&q[k], p + 4 * (a + k), sizeof(F4v));
+    q[4] = F4v{p[4 * a + 16], p[4 * a + 17], 0.0f, 0.0f};  // reads end at 4t + 17
+    const F4v t0 = __builtin_shuffle(q[0], q[1], lo), t1 = __builtin_shuffle(q[2], q[3], lo);
+    const F4v t2 = __builtin_shuffle(q[0], q[1], hi), t3 = __builtin_shuffle(q[2], q[3], hi);
+    const F4v u0 = __builtin_shuffle(q[1], q[2], lo), u1 = __builtin_shuffle(q[3], q[4], lo);
+    const F4v col[6] = {__builtin_shuffle(t0, t1, first), __builtin_shuffle(t0, t1, second),
+                        __builtin_shuffle(t2, t3, first), __builtin_shuffle(t2, t3, second),
+                        __builtin_shuffle(u0, u1, first), __builtin_shuffle(u0, u1, second)};
+    for (int i = 0; i < 6; ++i) std::memcpy(E + i * ld + a, &col[i], sizeof(F4v));
+  }
+  return a;
+}
+
 // The IN columns each tile of row r of an h × w plane reads, padded by pl
 // on the left and zeros all around, split: E[i·ld + t] = p[M·t + i], t <
 // tiles, where p[j] = plane[r, j − pl] inside the plane and 0 elsewhere. Read
@@ -440,6 +486,7 @@ inline void split_row(float* E, int64_t ld, const float* plane, int64_t h, int64
     t1 = w + pl - IN >= 0 ? std::clamp<int64_t>((w + pl - IN) / M + 1, t0, tiles) : t0;
   }
   const auto split = [&](const float* p, int64_t a, int64_t b) {
+    if constexpr (IN == 6 && M == 4) a = split_fours(E, ld, p, a, b);
 #pragma GCC ivdep
     for (int64_t t = a; t < b; ++t)
       for (int i = 0; i < IN; ++i) E[i * ld + t] = p[M * t + i];
@@ -621,6 +668,62 @@ void filter_grad_transform(float* dW, const float* S, int64_t Cout, int64_t Cin)
   });
 }
 
+// A correlation's product at one point ξ, M (R, T) = U (R, C) · V (C, T),
+// all row-major, for blocks of few tiles (a thread's share of one image),
+// where BLAS calls once cost more than their arithmetic (at 1 thread, on
+// OpenBLAS's small-matrix kernel, both now run at about the same speed:
+// docs/performance-notes.md). Register blocks of kProductRows output channels × one or two vectors of
+// tiles (16, then 8, 4, 1 lanes for the last tiles) keep their sums in
+// registers across the whole of C, each sum taken over c = 0, 1, … in order,
+// one multiplication and one addition per term: the same bits on every
+// clone, for every thread count and blocking.
+constexpr int kProductRows = 8;
+
+template <int L>
+struct LanesOf {
+  typedef float type __attribute__((vector_size(L * sizeof(float))));
+};
+template <>
+struct LanesOf<1> {
+  typedef float type;
+};
+
+template <int L, int RB, int NB>
+inline void product_block(float* M, const float* U, const float* V, int64_t C, int64_t T, int64_t o0,
+                          int64_t t0) {
+  using Vec = typename LanesOf<L>::type;
+  Vec acc[RB][NB];
+  for (int r = 0; r < RB; ++r)
+    for (int b = 0; b < NB; ++b) acc[r][b] = Vec{};
+  const float* u = U + o0 * C;
+  for (int64_t c = 0; c < C; ++c) {
+    Vec v[NB];  // through memcpy: unaligned loads
+    for (int b = 0; b < NB; ++b) std::memcpy(&v[b], V + c * T + t0 + b * L, sizeof(Vec));
+    for (int r = 0; r < RB; ++r) {
+      const float w = u[r * C + c];
+      for (int b = 0; b < NB; ++b) acc[r][b] += w * v[b];
+    }
+  }
+  for (int r = 0; r < RB; ++r)
+    for (int b = 0; b < NB; ++b) std::memcpy(M + (o0 + r) * T + t0 + b * L, &acc[r][b], sizeof(Vec));
+}
+
+template <int RB>
+inline void product_rows(float* M, const float* U, const float* V, int64_t C, int64_t T, int64_t o0) {
+  int64_t t = 0;
+  for (; t + 32 <= T; t += 32) product_block<16, RB, 2>(M, U, V, C, T, o0, t);
+  if (t + 16 <= T) product_block<16, RB, 1>(M, U, V, C, T, o0, t), t += 16;
+  if (t + 8 <= T) product_block<8, RB, 1>(M, U, V, C, T, o0, t), t += 8;
+  if (t + 4 <= T) product_block<4, RB, 1>(M, U, V, C, T, o0, t), t += 4;
+  for (; t < T; ++t) product_block<1, RB, 1>(M, U, V, C, T, o0, t);
+}
+
+CORENN_SIMD_CLONES void own_product(float* M, const float* U, const float* V, int64_t R, int64_t C, int64_t T) {
+  int64_t o = 0;
+  for (; o + kProductRows <= R; o += kProductRows) product_rows<kProductRows>(M, U, V, C, T, o);
+  for (; o < R; ++o) product_rows<1>(M, U, V, C, T, o);
+}
+
 // y (N, out_c, out_h, out_w) written: the correlation of x (N, in_c, in_h,
 // in_w) with the transformed filters U (α², out_c, in_c), block of tile rows
 // by block, through the epilogue ep.
@@ -630,17 +733,23 @@ void correlate(float* y, float* scratch, const WinogradPlan<F>& pl, const float*
   const int64_t in_img = g.in_c * g.in_h * g.in_w, out_img = g.out_c * g.out_h * g.out_w;
   // slot: V (α² planes of in_c × T), then M (α² planes of out_c × T)
   const auto M_of = [&](float* slot, int64_t T) { return slot + kPoints<F> * plane(g.in_c, T); };
+  const bool own = g.own_products(batch);
   for_blocks(
-      g, batch, pl, scratch,
+      g, batch, Pass::correlation, pl, scratch,
       [&](float* slot, int64_t T, int64_t gr0, int64_t a, int64_t e, float* buf) {
         for_pieces(g, gr0, a, e, [&](int64_t n, int64_t tr0, int64_t tr1, int64_t col0) {
           input_transform(slot, T, col0, x + n * in_img, g, tr0, tr1, buf);
         });
       },
       [&](float* slot, int64_t T, int xi0, int xi1, int, bool) {
-        for (int xi = xi0; xi < xi1; ++xi)
-          gemm<float>(Trans::no, Trans::no, g.out_c, T, g.in_c, 1.0f, U + xi * g.out_c * g.in_c, g.in_c,
-                      slot + xi * plane(g.in_c, T), T, 0.0f, M_of(slot, T) + xi * plane(g.out_c, T), T);
+        for (int xi = xi0; xi < xi1; ++xi) {
+          if (own)
+            own_product(M_of(slot, T) + xi * plane(g.out_c, T), U + xi * g.out_c * g.in_c,
+                        slot + xi * plane(g.in_c, T), g.out_c, g.in_c, T);
+          else
+            gemm<float>(Trans::no, Trans::no, g.out_c, T, g.in_c, 1.0f, U + xi * g.out_c * g.in_c, g.in_c,
+                        slot + xi * plane(g.in_c, T), T, 0.0f, M_of(slot, T) + xi * plane(g.out_c, T), T);
+        }
       },
       [&](float* slot, int64_t T, int64_t gr0, int64_t a, int64_t e, float* buf) {
         for_pieces(g, gr0, a, e, [&](int64_t n, int64_t tr0, int64_t tr1, int64_t col0) {
@@ -678,7 +787,7 @@ void backward(float* dx, float* dW, float* db, float* scratch, const float* dy, 
   float* partials = scratch + pl.partials_offset();
   // slot: V (α² planes of C_in × T), then Z (α² planes of C_out × T)
   for_blocks(
-      g, s.batch, pl, scratch,
+      g, s.batch, Pass::weight_grad, pl, scratch,
       [&](float* slot, int64_t T, int64_t gr0, int64_t a, int64_t e, float* buf) {
         for_pieces(g, gr0, a, e, [&](int64_t n, int64_t tr0, int64_t tr1, int64_t col0) {
           input_transform(slot, T, col0, x + n * in_img, g, tr0, tr1, buf);
@@ -694,7 +803,7 @@ void backward(float* dx, float* dW, float* db, float* scratch, const float* dy, 
                       T, beta, S + xi * Cout * Cin, Cin);
       },
       [](float*, int64_t, int64_t, int64_t, int64_t, float*) {});
-  for (int c = 1; c < g.chunks(s.batch); ++c) {
+  for (int c = 1; c < g.chunks(s.batch, Pass::weight_grad); ++c) {
     const float* part = partials + c * pl.u_size;
     for (int64_t k = 0; k < pl.u_size; ++k) partials[k] += part[k];
   }

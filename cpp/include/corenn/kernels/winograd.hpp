@@ -6,7 +6,8 @@
 //   Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A
 // with (m+2)² element-wise products per tile against the direct method's
 // 9·m² (F2: 16 against 36, 2.25× fewer; F4: 36 against 144, 4× fewer), the
-// products over channels done as (m+2)² GEMMs. F2 is the more accurate
+// products over channels done as (m+2)² GEMMs (a thread's few tiles of one
+// image: by winograd.cpp's own register-blocked product). F2 is the more accurate
 // (tests/tolerances.py: WINOGRAD_F2, WINOGRAD_F4).
 //
 // conv2d_forward / conv2d_backward (conv.hpp) dispatch here by themselves
