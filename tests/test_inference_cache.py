@@ -256,3 +256,47 @@ def test_kept_filters_at_batch_one_on_threads_own_products(algorithm):
         cn.set_num_threads(threads)
     scale = np.max(np.abs(plain))
     assert scale > 0 and np.max(np.abs(first - plain)) <= FUSION[np.dtype(np.float32)] * scale
+
+
+def time_distributed_conv(name="td"):
+    """A 3×3 convolution applied to every frame (Winograd's shape): its
+    transformed filters are kept by the version of the wrapper's weights."""
+    x = L.Input((2, 16, 8, 8), name=f"{name}_in")
+    h = L.TimeDistributed(L.Conv2D(16, 3, padding="same", activation="relu"), name=f"{name}_conv")(x)
+    h = L.TimeDistributed(L.GlobalAveragePooling2D(), name=f"{name}_gap")(h)
+    model = cn.Model(x, L.Dense(4, name=f"{name}_logits")(L.Flatten(name=f"{name}_flat")(h)))
+    model.compile(cn.optimizers.Adam(1e-2), "softmax_cross_entropy")
+    return model
+
+
+@pytest.mark.parametrize("algorithm", ["winograd2", "winograd4"])
+@pytest.mark.parametrize("way", ["set_weights", "set_parameters", "train_on_batch", "load_weights"])
+def test_a_wrapped_convolution_follows_every_change_of_the_weights(way, algorithm, tmp_path):
+    """TimeDistributed hands its inner Conv2D the inference flag and its own
+    weights version (the inner layer's never moves): changed weights must
+    reach the next predict."""
+    cn.seed(4)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 2, 16, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 4, 3).astype(np.int64)
+    with settings(algorithm):
+        model = time_distributed_conv()
+        path = tmp_path / "w.corenn"
+        model.save(str(path))
+        before = model.predict(x)
+        twin = time_distributed_conv()
+        conv = model.get_layer("td_conv")
+        if way == "set_weights":
+            conv.set_weights([w + rng.standard_normal(w.shape).astype(w.dtype) for w in conv.get_weights()])
+        elif way == "set_parameters":
+            p = model._engine.get_parameters()
+            model._engine.set_parameters(p + rng.standard_normal(p.shape).astype(p.dtype))
+        else:
+            model.train_on_batch(x, y)
+            assert not np.array_equal(model.predict(x), before)
+            if way == "load_weights":
+                model.load_weights(str(path))
+        after = model.predict(x)
+        assert np.array_equal(after, before) == (way == "load_weights")
+        twin.set_weights(model.get_weights())
+        assert np.array_equal(after, twin.predict(x))

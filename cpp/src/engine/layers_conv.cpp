@@ -188,7 +188,7 @@ class Conv2D : public Convolution<T> {
     T* z = preactivation_output(c, this->k_.activation, batch * this->out_size_);
     ConvEpilogue<T> e;
     e.bias = this->bias();
-    convolve(z, x, this->params_, own_kernel_key(), e, s, c);
+    convolve(z, x, this->params_, own_kernel_key(c), e, s, c);
     apply_activation(c, this->k_.activation, this->alpha(), this->fused_axes(batch, s.out_channels));
     return c.out.data();
   }
@@ -238,9 +238,10 @@ class Conv2D : public Convolution<T> {
     return s;
   }
 
-  // kernel_key (Layer::forward_fused) of the layer's own kernel.
-  typename DerivedWeights<T>::Key own_kernel_key() const {
-    return {this->weights_version, ~uint64_t(0), reinterpret_cast<uintptr_t>(this->params_), 0};
+  // kernel_key (Layer::forward_fused) of the layer's own kernel, by the
+  // version the call runs with (a wrapped layer's is its wrapper's).
+  typename DerivedWeights<T>::Key own_kernel_key(const LayerCache<T>& c) const {
+    return {c.weights_version, ~uint64_t(0), reinterpret_cast<uintptr_t>(this->params_), 0};
   }
 
   // y = the convolution of x with kernel, through e (c.scratch sized). An

@@ -80,6 +80,8 @@ class TimeDistributed : public Layer<T> {
   const T* forward(const T* x, int64_t batch, bool training, uint64_t key, LayerCache<T>& c) const override {
     c.inner.resize(1);
     c.inner[0].training = c.training;
+    c.inner[0].inference = c.inference;  // the inner layer's weights are this layer's
+    c.inner[0].weights_version = c.weights_version;
     // A mask over the input's leading axes (N, T, ...) is, in memory, the mask
     // of the inner layer's N·T examples: handed over as it is.
     c.inner[0].input_mask = c.input_mask;
