@@ -1634,34 +1634,20 @@ def from_config(config):
 
 # Keras's functional forms of the merge layers: add([a, b]) is Add()([a, b]);
 # the keyword arguments go to the layer (name=..., axis=..., axes=...).
-def add(inputs, **kwargs):
-    """Add(**kwargs)(inputs): the element-wise sum of a list of tensors."""
-    return Add(**kwargs)(inputs)
+def _functional_form(cls, what):
+    def merge(inputs, **kwargs):
+        return cls(**kwargs)(inputs)
+    merge.__name__ = merge.__qualname__ = cls.__name__.lower()
+    merge.__doc__ = f"{cls.__name__}(**kwargs)(inputs): {what}."
+    return merge
 
 
-def subtract(inputs, **kwargs):
-    """Subtract(**kwargs)(inputs): a − b of a list [a, b]."""
-    return Subtract(**kwargs)(inputs)
-
-
-def multiply(inputs, **kwargs):
-    """Multiply(**kwargs)(inputs): the element-wise product of a list of tensors."""
-    return Multiply(**kwargs)(inputs)
-
-
-def average(inputs, **kwargs):
-    """Average(**kwargs)(inputs): the element-wise mean of a list of tensors."""
-    return Average(**kwargs)(inputs)
-
-
-def maximum(inputs, **kwargs):
-    """Maximum(**kwargs)(inputs): the element-wise maximum of a list of tensors."""
-    return Maximum(**kwargs)(inputs)
-
-
-def minimum(inputs, **kwargs):
-    """Minimum(**kwargs)(inputs): the element-wise minimum of a list of tensors."""
-    return Minimum(**kwargs)(inputs)
+add = _functional_form(Add, "the element-wise sum of a list of tensors")
+subtract = _functional_form(Subtract, "a − b of a list [a, b]")
+multiply = _functional_form(Multiply, "the element-wise product of a list of tensors")
+average = _functional_form(Average, "the element-wise mean of a list of tensors")
+maximum = _functional_form(Maximum, "the element-wise maximum of a list of tensors")
+minimum = _functional_form(Minimum, "the element-wise minimum of a list of tensors")
 
 
 def concatenate(inputs, axis=1, **kwargs):

@@ -67,22 +67,43 @@ const uint8_t* all_of_masks(LayerCache<T>& c, int64_t n) {
   return c.out_mask.data();
 }
 
+// The element-wise merges whose backward needs dy alone (Add, Subtract,
+// Average): inputs of one shape, the output of that shape, masks joined by
+// all_of_masks.
 template <typename T>
-class Add : public MergeLayer<T> {
+class ElementwiseMerge : public MergeLayer<T> {
  public:
   using MergeLayer<T>::MergeLayer;
 
   Shape build_inputs(const std::vector<Shape>& shapes) override {
-    require_several(this->spec_, shapes);
-    const Shape shape = common_shape(this->spec_, shapes, "all inputs");
+    const Shape shape = common_shape(this->spec_, shapes, require_inputs(shapes));
     this->in_size_ = this->out_size_ = shape_size(shape);
     steps_ = steps_of(shape);
+    count_ = static_cast<int>(shapes.size());
     return shape;
   }
 
   const uint8_t* output_mask(size_t, int64_t batch, LayerCache<T>& c) const override {
     return all_of_masks(c, batch * steps_);
   }
+
+ protected:
+  // Checks the number of inputs (two or more); returns what to call them.
+  virtual const char* require_inputs(const std::vector<Shape>& shapes) const {
+    require_several(this->spec_, shapes);
+    return "all inputs";
+  }
+
+  int count_ = 0;
+
+ private:
+  int64_t steps_ = 0;
+};
+
+template <typename T>
+class Add : public ElementwiseMerge<T> {
+ public:
+  using ElementwiseMerge<T>::ElementwiseMerge;
 
   const T* forward_inputs(const std::vector<const T*>& xs, int64_t batch, LayerCache<T>& c) const override {
     const int64_t n = batch * this->out_size_;
@@ -102,30 +123,13 @@ class Add : public MergeLayer<T> {
   }
 
   bool passes_gradient_through() const override { return true; }
-
- private:
-  int64_t steps_ = 0;
 };
 
 // Keras's Subtract: exactly two inputs of one shape, y = a − b.
 template <typename T>
-class Subtract : public MergeLayer<T> {
+class Subtract : public ElementwiseMerge<T> {
  public:
-  using MergeLayer<T>::MergeLayer;
-
-  Shape build_inputs(const std::vector<Shape>& shapes) override {
-    if (shapes.size() != 2)
-      throw ValueError(layer_label(this->spec_) + ": needs exactly two inputs (a − b), got " +
-                       std::to_string(shapes.size()));
-    const Shape shape = common_shape(this->spec_, shapes, "both inputs");
-    this->in_size_ = this->out_size_ = shape_size(shape);
-    steps_ = steps_of(shape);
-    return shape;
-  }
-
-  const uint8_t* output_mask(size_t, int64_t batch, LayerCache<T>& c) const override {
-    return all_of_masks(c, batch * steps_);
-  }
+  using ElementwiseMerge<T>::ElementwiseMerge;
 
   const T* forward_inputs(const std::vector<const T*>& xs, int64_t batch, LayerCache<T>& c) const override {
     const int64_t n = batch * this->out_size_;
@@ -141,46 +145,34 @@ class Subtract : public MergeLayer<T> {
     if (dx[1]) subtract_backward<T>(dx[1], dy, n, accumulate[1] != 0);
   }
 
- private:
-  int64_t steps_ = 0;
+ protected:
+  const char* require_inputs(const std::vector<Shape>& shapes) const override {
+    if (shapes.size() != 2)
+      throw ValueError(layer_label(this->spec_) + ": needs exactly two inputs (a − b), got " +
+                       std::to_string(shapes.size()));
+    return "both inputs";
+  }
 };
 
 // Keras's Average: the mean of two or more inputs of one shape (an ensemble's
 // averaged outputs); every input receives dy / count.
 template <typename T>
-class Average : public MergeLayer<T> {
+class Average : public ElementwiseMerge<T> {
  public:
-  using MergeLayer<T>::MergeLayer;
-
-  Shape build_inputs(const std::vector<Shape>& shapes) override {
-    require_several(this->spec_, shapes);
-    const Shape shape = common_shape(this->spec_, shapes, "all inputs");
-    this->in_size_ = this->out_size_ = shape_size(shape);
-    steps_ = steps_of(shape);
-    count_ = static_cast<int>(shapes.size());
-    return shape;
-  }
-
-  const uint8_t* output_mask(size_t, int64_t batch, LayerCache<T>& c) const override {
-    return all_of_masks(c, batch * steps_);
-  }
+  using ElementwiseMerge<T>::ElementwiseMerge;
 
   const T* forward_inputs(const std::vector<const T*>& xs, int64_t batch, LayerCache<T>& c) const override {
     const int64_t n = batch * this->out_size_;
     ensure_size(c.out, n);
-    average_forward<T>(c.out.data(), xs.data(), count_, n);
+    average_forward<T>(c.out.data(), xs.data(), this->count_, n);
     return c.out.data();
   }
 
   void backward_inputs(const T* dy, const std::vector<T*>& dx, const std::vector<uint8_t>& accumulate,
                        int64_t batch) const override {
     for (size_t k = 0; k < dx.size(); ++k)
-      if (dx[k]) average_backward<T>(dx[k], dy, count_, batch * this->out_size_, accumulate[k] != 0);
+      if (dx[k]) average_backward<T>(dx[k], dy, this->count_, batch * this->out_size_, accumulate[k] != 0);
   }
-
- private:
-  int64_t steps_ = 0;
-  int count_ = 0;
 };
 
 // The element-wise merges whose backward reads the inputs (Multiply) or the
