@@ -3,6 +3,8 @@ NumPy reference (forward and backward through time), fast against naive,
 finite-difference gradients of every output, PyTorch when it is installed,
 and the errors of bad input."""
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -222,6 +224,93 @@ def test_fast_matches_naive_when_threads_split_the_work(kind, shape, given, mask
         assert np.array_equal(got, got2)  # the same thread count gives the same bits
         assert_close(got, want, op=f"{kind}_fast_vs_naive")
         assert_close(got1, want, op=f"{kind}_fast_vs_naive")
+
+
+# ---------------------------------------------------------------- the backward's kept scratch
+# The cn.ops backward kernels' scratch is one buffer per calling thread, kept
+# between calls and grown to the largest call (ops_recurrent.cpp).
+
+# (N, T, F, H), dy over every step (return_sequences) or the last only, a mask or none.
+SCRATCH_CASES = {
+    "big": ((33, 6, 5, 40), True, False),
+    "small": ((1, 3, 2, 5), False, True),
+    "odd": ((7, 4, 3, 9), True, True),
+    "bigger": ((41, 5, 7, 53), False, False),
+}
+
+
+def _scratch_run(kind, name, dtype, naive=False):
+    """Forward and backward of one case, its inputs made from its own seed."""
+    (N, T, F, H), every_step, masked = SCRATCH_CASES[name]
+    rng = np.random.default_rng(list(SCRATCH_CASES).index(name))
+    x = rng.standard_normal((N, T, F)).astype(dtype)
+    w, s = _weights(kind, F, H, dtype, rng), _states(kind, N, H, dtype, rng, True)
+    dy = rng.standard_normal((N, T, H)).astype(dtype)
+    if not every_step:
+        dy[:, :-1] = 0
+    dh_T = rng.standard_normal((N, H)).astype(dtype)
+    mask = _split_mask(N, T, rng) if masked else None
+    if kind == "lstm":
+        out = _lstm_all(x, w, s, dy, dh_T, dh_T, naive, mask)
+    elif kind == "rnn":
+        out = _rnn_all(x, w, s, dy, dh_T, naive, mask)
+    else:
+        out = _gru_all(x, w, s, dy, dh_T, naive, mask)
+    return out[0] + out[1]
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_kept_scratch_serves_shapes_in_any_order(kind, dtype):
+    """Bigger, smaller (batch 1, masked), bigger again, an odd batch, then the
+    biggest (the buffer grows after use): each call matches the naive kernels,
+    and a repeated case gives the same bits whatever ran before it."""
+    order = ["big", "small", "big", "odd", "bigger", "small", "odd"]
+    got = [_scratch_run(kind, name, dtype) for name in order]
+    for name, result in zip(order, got):
+        for g, want in zip(result, _scratch_run(kind, name, dtype, naive=True)):
+            assert_close(g, want, op=f"{kind}_fast_vs_naive")
+    for name in set(order):
+        first, *later = [result for n, result in zip(order, got) if n == name]
+        for again in later:
+            for a, b in zip(first, again):
+                assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_threads_calling_at_once_get_the_serial_results(kind):
+    """Four Python threads running forward + backward at once (the kernels
+    release the GIL), over different shapes, get the bits one thread gets
+    calling them in turn: no thread reads another's scratch."""
+    names = ["big", "bigger", "odd", "small"]
+    rounds = 4
+
+    def work(i, out, errors, start=None):
+        try:
+            if start is not None:
+                start.wait()
+            out[i] = [_scratch_run(kind, names[(i + r) % len(names)], np.float32) for r in range(rounds)]
+        except Exception as e:  # reported below: an assertion in a thread would be lost
+            errors.append(e)
+
+    def run(concurrently):
+        out, errors = [None] * len(names), []
+        start = threading.Barrier(len(names)) if concurrently else None
+        threads = [threading.Thread(target=work, args=(i, out, errors, start)) for i in range(len(names))]
+        for t in threads:
+            t.start()
+            if not concurrently:
+                t.join()
+        for t in threads:
+            t.join()
+        assert not errors
+        return out
+
+    serial, concurrent = run(False), run(True)
+    for want_runs, got_runs in zip(serial, concurrent):
+        for want, got in zip(want_runs, got_runs):
+            for w, g in zip(want, got):
+                assert np.array_equal(g, w)
 
 
 # ---------------------------------------------------------------- gradient checks
