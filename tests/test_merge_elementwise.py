@@ -312,3 +312,19 @@ def test_shapes_that_do_not_broadcast_name_the_layer_the_shapes_and_the_axis(kin
         ALL_MERGES[kind](name="bad")([a, b])
     with pytest.raises(ValueError, match=rf"layer 'rank' \({kind}\): (all|both) inputs must have one rank"):
         ALL_MERGES[kind](name="rank")([a, L.Input((4,), name="c")])
+
+
+def test_a_one_step_mask_applies_to_every_step_of_a_broadcast_merge():
+    # Keras's rule (a step is valid when it is in every masked input), with an
+    # input of one step repeated over the others: its one step decides for all.
+    rng = np.random.default_rng(9)
+    a, b = L.Input((4, 3), name="a"), L.Input((1, 3), name="b")
+    xa, xb = rng.standard_normal((5, 4, 3)), rng.standard_normal((5, 1, 3))
+    xa[0, 2], xa[1, 0], xb[3, 0] = 0, 0, 0   # masked steps (Masking's value 0)
+    va, vb = np.any(xa != 0, axis=-1), np.any(xb != 0, axis=-1)
+    both = cn.Model([a, b], L.Add()([L.Masking()(a), L.Masking()(b)]), dtype="float64")
+    (mask,) = both._engine.output_masks([xa, xb])
+    assert np.array_equal(mask, (va & vb).astype(np.int64))
+    one = cn.Model([a, b], L.Multiply()([a, L.Masking()(b)]), dtype="float64")
+    (mask,) = one._engine.output_masks([xa, xb])
+    assert np.array_equal(mask, np.repeat(vb, 4, axis=1).astype(np.int64))

@@ -277,6 +277,7 @@ def finite(owner, name, array, allow_nan=False):
 # nothing else on a call that succeeds; the C++ checks values.
 
 _INT64 = 2**63
+_BOOLS = frozenset((bool, np.bool_))
 
 
 def _split_top(text, sep):
@@ -403,7 +404,7 @@ def compiled_arguments(function):
 
     @functools.wraps(function)
     def checked(*args, **kwargs):
-        if numeric and any(type(v) in (bool, np.bool_) for v in (*args, *kwargs.values())):
+        if numeric and not (_BOOLS.isdisjoint(map(type, args)) and _BOOLS.isdisjoint(map(type, kwargs.values()))):
             message = _mistyped(owner, signature, types, args, kwargs)
             if message is not None:
                 raise TypeError(message)
