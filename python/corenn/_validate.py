@@ -304,7 +304,10 @@ def _accepts_number(v):
 
 
 def _accepts_int(v):
-    return hasattr(type(v), "__index__") and -_INT64 <= operator.index(v) < _INT64
+    try:
+        return -_INT64 <= operator.index(v) < _INT64
+    except TypeError:
+        return False
 
 
 # What pybind11's casters take, by the type names of its signatures (the
@@ -316,7 +319,7 @@ _COMPILED_TYPES = (
     ("int", "an int", _accepts_int),
     ("bool", "a bool", lambda v: v is None or hasattr(type(v), "__bool__")),
     ("str", "a str", lambda v: isinstance(v, (str, bytes))),
-    ("tuple", "a tuple or list of ints", lambda v: isinstance(v, (tuple, list))),
+    ("tuple", "a tuple or list", lambda v: isinstance(v, (tuple, list))),
     ("list", "a list", lambda v: isinstance(v, (tuple, list))),
     ("Sequence", "a sequence", lambda v: isinstance(v, (tuple, list))),
     ("None", "None", lambda v: v is None),
@@ -387,7 +390,7 @@ def _mistyped(owner, signature, types, args, kwargs):
     for name, value in bound.arguments.items():
         if name in types:
             expected, accepts, numeric = types[name]
-            if not accepts(value) or (numeric and isinstance(value, (bool, np.bool_))):
+            if (numeric and isinstance(value, (bool, np.bool_))) or not accepts(value):
                 if "an int" in expected and hasattr(type(value), "__index__") and not isinstance(value, bool):
                     expected = expected.replace("an int", "an int in [-2**63, 2**63)")
                 return f"{owner}: {name} must be {expected}, got {type(value).__name__} {value!r}"
