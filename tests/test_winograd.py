@@ -446,7 +446,8 @@ def test_output_channel_groups_through_the_fused_epilogue(case, tile):
     model = cn.Model(x, y)
     model.compile(cn.optimizers.Adam(1e-2), "mse")
     model.build()
-    model.get_layer("main").set_weights([w + 0.1 for w in model.get_layer("main").get_weights()])  # a bias of every sign
+    kernel, _ = model.get_layer("main").get_weights()
+    model.get_layer("main").set_weights([kernel, np.linspace(-1, 1, o).astype(np.float32)])  # a bias per channel
     assert ["main", "add", "out"] in [list(g) for g in model._engine.fusion_plan()]
     data = np.random.default_rng(4).standard_normal((3, c, side, side)).astype(np.float32)
     threads, fused = cn.get_num_threads(), cn.get_fusion()
