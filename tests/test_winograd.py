@@ -421,3 +421,49 @@ def test_float32_parity_tolerance_holds_for_winograd(rng):
     with conv_algorithm("winograd"):
         assert_close(cn.ops.conv2d_forward(x, W, b, padding=1),
                      cn.ops.conv2d_forward(*f64(x, W, b), padding=1), op="conv2d_forward")
+
+
+# The output transform maps a group of output channels at once when a
+# thread's tiles are all of its block's columns (a small image at batch 1,
+# Tiling::channel_group): the bias, residual and ReLU of a fused convolution
+# (docs/guide.md, "Fused inference") go to each channel of the group. Output
+# channels 1, 17, 67 (groups of 4 or 8 tiles' worth leave remainders), odd and
+# even sides, batch 1 and 3, 1 and 2 threads; the reference is GEMM with every
+# layer as written.
+GROUP_CASES = [(5, 17, 16), (3, 67, 15), (17, 1, 16), (9, 17, 9)]
+
+
+@pytest.mark.parametrize("tile", TILES)
+@pytest.mark.parametrize("case", GROUP_CASES, ids=[f"c{c}o{o}-{s}" for c, o, s in GROUP_CASES])
+def test_output_channel_groups_through_the_fused_epilogue(case, tile):
+    c, o, side = case
+    L = cn.layers
+    cn.seed(3)
+    x = L.Input((c, side, side))
+    short = L.Conv2D(o, 1, name="short")(x)
+    main = L.Conv2D(o, 3, padding="same", name="main")(x)
+    y = L.Activation("relu", name="out")(L.Add(name="add")([main, short]))
+    model = cn.Model(x, y)
+    model.compile(cn.optimizers.Adam(1e-2), "mse")
+    model.build()
+    kernel, _ = model.get_layer("main").get_weights()
+    model.get_layer("main").set_weights([kernel, np.linspace(-1, 1, o).astype(np.float32)])  # a bias per channel
+    assert ["main", "add", "out"] in [list(g) for g in model._engine.fusion_plan()]
+    data = np.random.default_rng(4).standard_normal((3, c, side, side)).astype(np.float32)
+    threads, fused = cn.get_num_threads(), cn.get_fusion()
+    try:
+        for t in [1, 2]:
+            cn.set_num_threads(t)
+            for batch in [data[:1], data]:
+                cn.set_fusion(False)
+                with conv_algorithm("gemm"):
+                    want = model.predict(batch)
+                cn.set_fusion(True)
+                with conv_algorithm(tile):
+                    got = [model.predict(batch) for _ in range(2)]
+                assert_winograd_close(got[0], want.astype(np.float64), f"{t} threads, batch {len(batch)}",
+                                      TILES[tile])
+                assert np.array_equal(got[0], got[1])
+    finally:
+        cn.set_num_threads(threads)
+        cn.set_fusion(fused)
