@@ -17,6 +17,7 @@ derived from it), _core.layer_kinds(), the loss/metric/optimizer names."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -959,6 +960,78 @@ def test_bad_inputs_never_crash_and_get_clear_errors(group):
     assert records
     problems = _problems(records)
     assert not problems, "\n".join(problems)
+
+
+# --- mistyped scalar arguments of the compiled functions ----------------------------
+# pybind11's own TypeError for an argument it cannot convert ("nms():
+# incompatible function arguments. The following argument types are
+# supported: ...") names neither the argument nor what it was given, and it
+# turns a bool into a number without a word. Every scalar parameter of every
+# cn.ops kernel, read from the signature pybind11 writes first in __doc__,
+# gets a str; one that must be a number gets None, an int parameter a float,
+# a number parameter a bool (refused as _validate.integer/real do): each a
+# TypeError "<op>: <argument> must be <type>, got <given type> <value>".
+
+def _scalar_parameters(op):
+    """{name: (kind, optional)} of op's int and float parameters."""
+    head = op.__doc__.lstrip().split("\n", 1)[0]
+    inner = head[head.index("(") + 1:head.rindex(") ->")]
+    out = {}
+    for part in re.split(r", (?=\w+: )", inner):
+        name, _, annotation = part.partition(": ")
+        annotation = annotation.split(" = ")[0]
+        alternatives = [a.strip() for a in annotation.split("|")]
+        if "typing.SupportsFloat" in alternatives:
+            out[name] = ("number", "None" in alternatives)
+        elif "typing.SupportsInt" in alternatives:
+            out[name] = ("int", "None" in alternatives)
+    return out
+
+
+def _mistyped_cases():
+    from corenn import ops
+    seeds = _seeds()
+    for name in _op_names():
+        for param, (kind, optional) in _scalar_parameters(getattr(ops, name)).items():
+            bad = ["1"] + ([] if optional else [None]) + ([2.5] if kind == "int" else []) + [True]
+            for value in bad:
+                yield name, param, value, seeds[name]
+
+
+def test_every_kernel_has_scalar_parameters_to_mistype():
+    from corenn import ops
+    assert "iou_threshold" in _scalar_parameters(ops.nms) and "max_output" in _scalar_parameters(ops.nms)
+    assert sum(1 for _ in _mistyped_cases()) > 100
+
+
+@pytest.mark.parametrize("name", sorted({case[0] for case in _mistyped_cases()}))
+def test_mistyped_scalar_arguments_name_the_kernel_and_the_argument(name):
+    from corenn import ops
+    for _, param, value, seed in (c for c in _mistyped_cases() if c[0] == name):
+        kwargs = {**seed(np.random.default_rng(0)), param: value}
+        with pytest.raises(TypeError, match=rf"^{name}: {param} must be (a number|an int)( or None)?, "
+                                            rf"got {type(value).__name__} {re.escape(repr(value))}$"):
+            getattr(ops, name)(**kwargs)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda cn: cn.detection.nms(np.array([[0, 0, 2, 2.0]]), np.array([0.5]), iou_threshold="0.5"),
+     r"^nms: iou_threshold must be a number, got str '0.5'$"),
+    (lambda cn: cn.detection.nms(np.array([[0, 0, 2, 2.0]]), np.array([0.5]), max_output=2.5),
+     r"max_output must be an int( or None)?, got float 2.5"),
+    (lambda cn: cn.losses.TripletLoss(margin="a").loss_and_gradient(None, np.zeros((2, 3, 4))),
+     r"margin must be a number, got str 'a'"),
+    (lambda cn: cn.ops.nms(np.array([[0, 0, 2, 2.0]]), np.array([0.5]), "0.5"),
+     r"^nms: iou_threshold must be a number, got str '0.5'$"),
+    (lambda cn: cn.ops.nms(np.array([[0, 0, 2, 2.0]]), np.array([0.5]), 0.5, bogus=1),
+     r"^nms\(\) got an unexpected keyword argument 'bogus'"),
+    (lambda cn: cn.ops.dropout_forward(np.zeros(3), True, 3),
+     r"^dropout_forward: rate must be a number, got bool True$"),
+])
+def test_python_paths_to_compiled_functions_name_the_argument(call, match):
+    import corenn as cn
+    with pytest.raises(TypeError, match=match):
+        call(cn)
 
 
 def test_every_kernel_has_a_seed():

@@ -157,6 +157,59 @@ def test_yolo_nan_prediction_propagates():
         assert np.isnan(cn.ops.yolo_loss(y_true, y_pred, ANCHORS, IMAGE, naive=naive)[0])
 
 
+def noobj_and_obj_entries(y_true, anchors=ANCHORS):
+    """(a, k, i, j) channel positions of y_pred, as (anchor·depth + k, i, j): a
+    box field of a cell without an object, a class logit there, and a box field
+    of a cell with one."""
+    a_count = len(anchors)
+    depth = y_true.shape[1] // a_count
+    pc = y_true[0].reshape(a_count, depth, *y_true.shape[2:])[:, 0]
+    (a0, i0, j0), (a1, i1, j1) = np.argwhere(pc == 0)[0], np.argwhere(pc == 1)[0]
+    return {"no object, box x": (a0 * depth + 1, i0, j0), "no object, class": (a0 * depth + 5, i0, j0),
+            "no object, p_c": (a0 * depth, i0, j0), "object, box w": (a1 * depth + 3, i1, j1)}
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_yolo_non_finite_prediction_propagates_at_every_cell(dtype, bad):
+    # PyTorch's `mask * loss`: a masked-out term is 0·term, so a NaN (or ±inf)
+    # output gives a NaN loss and a NaN gradient at that entry even where no
+    # object is (it used to vanish behind the mask); every other gradient
+    # entry stays finite, as autograd's would.
+    rng = np.random.default_rng(1)
+    y_true, y_pred = yolo_batch(rng, 2, dtype)
+    for where, (c, i, j) in noobj_and_obj_entries(y_true).items():
+        if bad == np.inf and where in ("no object, p_c", "object, box w"):
+            continue   # not masked out there: +inf has its own value (inf), as in PyTorch
+        z = y_pred.copy()
+        z[0, c, i, j] = bad
+        assert np.isnan(ref.yolo_loss(y_true, z, ANCHORS, IMAGE)), where
+        results = [cn.ops.yolo_loss(y_true, z, ANCHORS, IMAGE, naive=naive) for naive in (False, True)]
+        for loss, grad in results:
+            assert np.isnan(loss), where
+            assert np.isnan(grad[0, c, i, j]), where
+            others = np.delete(grad.ravel(), np.ravel_multi_index((0, c, i, j), grad.shape))
+            assert np.isfinite(others).all(), where
+        np.testing.assert_array_equal(np.isnan(results[0][1]), np.isnan(results[1][1]))
+
+
+def test_yolo_ignored_objectness_propagates_nan():
+    # An ignored ("don't care") objectness is masked out too: NaN there is NaN.
+    rng = np.random.default_rng(7)
+    y_true, y_pred = yolo_batch(rng, 1, np.float64)
+    best = ref.yolo_best_iou(y_true, y_pred, ANCHORS, IMAGE)
+    depth = y_true.shape[1] // len(ANCHORS)
+    pc = y_true[0].reshape(len(ANCHORS), depth, 3, 3)[:, 0]
+    a, i, j = np.argwhere((pc == 0) & (best[0] > 0.6))[0]
+    z = y_pred.copy()
+    z[0, a * depth, i, j] = np.nan
+    for naive in (False, True):
+        loss, grad = cn.ops.yolo_loss(y_true, z, ANCHORS, IMAGE, naive=naive)
+        assert np.isnan(loss) and np.isnan(grad[0, a * depth, i, j])
+    _, clean = cn.ops.yolo_loss(y_true, y_pred, ANCHORS, IMAGE)
+    assert clean[0, a * depth, i, j] == 0   # finite: ignored, gradient 0
+
+
 def test_yolo_loss_is_reproducible_across_thread_counts():
     rng = np.random.default_rng(2)
     y_true, y_pred = yolo_batch(rng, 64, np.float32, grid=8)
@@ -223,6 +276,35 @@ def test_localization_loss_gradcheck(class_loss, rng):
         _, analytic = cn.ops.localization_loss(y_true, y_pred, class_loss=class_loss, naive=naive)
         numeric = numerical_gradient(lambda: ref.localization_loss(y_true, y_pred, class_loss), y_pred)
         assert relative_difference(analytic, numeric) < GRADCHECK_THRESHOLD
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("class_loss", ["squared", "cross_entropy"])
+@pytest.mark.parametrize("column", [0, 1, 5])
+@pytest.mark.parametrize("has_object", [False, True])
+def test_localization_nan_prediction_propagates_in_every_row(dtype, class_loss, column, has_object, rng):
+    # Where p_c = 0 the box and class entries are masked out: 0·term, so NaN
+    # there makes the loss and that gradient entry NaN (PyTorch's `mask *
+    # loss`), as it does where p_c = 1; the other entries stay finite.
+    y_true, y_pred = localization_batch(rng, 6, 3)
+    row = 1 if has_object else 0   # localization_batch: row 0 has no object, row 1 has one
+    assert y_true[row, 0] == has_object
+    y_true, y_pred = y_true.astype(dtype), y_pred.astype(dtype)
+    y_pred[row, column] = np.nan
+    assert np.isnan(ref.localization_loss(y_true, y_pred, class_loss))
+    for naive in (False, True):
+        loss, grad = cn.ops.localization_loss(y_true, y_pred, class_loss=class_loss, naive=naive)
+        assert np.isnan(loss)
+        assert np.isnan(grad[row, column])
+        rest = np.isfinite(grad)
+        rest[row] = True
+        assert rest.all()   # other rows untouched
+        if not (has_object and class_loss == "cross_entropy" and column >= 5):   # softmax: the whole row
+            assert np.isfinite(np.delete(grad[row], column)).all()
+    with_inf = y_pred.copy()
+    with_inf[row, column] = np.inf
+    if not has_object and column > 0:
+        assert np.isnan(cn.ops.localization_loss(y_true, with_inf, class_loss=class_loss)[0])   # 0·inf
 
 
 # Masked MSE ----------------------------------------------------------------------

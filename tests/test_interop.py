@@ -374,3 +374,17 @@ def test_transfer_learning_from_a_pytorch_backbone_in_safetensors(tmp_path):
     assert accuracy >= 0.8
     for before, after in zip(frozen, base.get_weights()):
         np.testing.assert_array_equal(before, after)
+
+
+def test_broadcasting_merges_export_to_onnx(tmp_path):
+    # ONNX's Sum, Sub, Mul, Mean, Max and Min broadcast as corenn's merges do
+    # (one rank, axes of size 1): a per-channel gate (3, 1, 1) and a per-row
+    # term (1, 4, 1) against (3, 4, 4) maps.
+    cn.seed(4)
+    x = L.Input((3, 4, 4), name="image")
+    gate = L.Reshape((3, 1, 1))(L.Dense(3, activation="sigmoid")(L.GlobalAveragePooling2D()(x)))
+    row = L.Reshape((1, 4, 1))(L.Dense(4)(L.Flatten()(x)))
+    h = L.Add()([L.Multiply()([x, gate]), row])
+    h = L.Average()([L.Subtract()([h, gate]), row, gate])
+    h = L.Minimum()([L.Maximum()([h, row]), gate, x])
+    check_export(randomised(cn.Model(x, L.Flatten()(h))), tmp_path)

@@ -164,8 +164,9 @@ def test_errors_name_the_layer_and_the_shapes(kind):
         cls(name="one")([a])
     with pytest.raises(ValueError, match=rf"{label} 'bare': takes a list of two or more inputs"):
         cls(name="bare")(a)
-    with pytest.raises(ValueError, match=rf"layer 'shapes' \({kind}\): all inputs must have the same shape, "
-                                         rf"got \(4,\), \(3,\) \(from '{kind}_a' \(4,\), '{kind}_c' \(3,\)\)"):
+    with pytest.raises(ValueError, match=rf"layer 'shapes' \({kind}\): all inputs must have one shape or broadcast "
+                                         rf"to one .*, got \(batch, 4\) \(input 0\) and \(batch, 3\) \(input 1\): "
+                                         rf"axis 1 has sizes 4 and 3 \(from '{kind}_a' \(4,\), '{kind}_c' \(3,\)\)"):
         cls(name="shapes")([a, c])
     with pytest.raises(TypeError, match=rf"{label} 'data': expected the output of Input"):
         cls(name="data")([a, np.zeros((2, 4))])
@@ -200,3 +201,130 @@ def test_summary_lists_the_merges_and_their_inputs():
     for row in ("gated (Multiply)", "avg (Average)", "hi (Maximum)", "lo (Minimum)"):
         assert row in text
     assert "hi, gated" in text and "avg, x" in text and "g, h" in text
+
+
+# Broadcasting (Keras 3's merge layers: each axis of equal sizes or of size 1) ----------
+
+ALL_MERGES = {"add": L.Add, "subtract": L.Subtract, **LAYERS}
+BROADCAST_SHAPES = {2: [(3, 1, 4), (1, 5, 1)], 3: [(3, 1, 4), (1, 5, 4), (3, 5, 1)]}
+
+
+def broadcast_reference(kind, xs, dy):
+    """(y, [dx_k]) in float64: the reference on the inputs repeated to one
+    shape, each gradient summed back over the axes its input was repeated along."""
+    full = merge_ref.broadcast_inputs(xs)
+    if kind == "add":
+        y, dxs = merge_ref.add_forward(full), merge_ref.add_backward(dy, len(xs))
+    elif kind == "subtract":
+        y, dxs = merge_ref.subtract_forward(*full), merge_ref.subtract_backward(dy)
+    else:
+        y, dxs = reference(kind, full, dy)
+    return y, [merge_ref.unbroadcast(dx, x.shape) for dx, x in zip(dxs, xs)]
+
+
+def broadcast_cases():
+    for kind in sorted(ALL_MERGES):
+        for count in (2,) if kind == "subtract" else (2, 3):
+            yield kind, count
+
+
+def broadcast_model(kind, shapes, dtype):
+    inputs = [L.Input(s, name=f"x{k}") for k, s in enumerate(shapes)]
+    return cn.Model(inputs, ALL_MERGES[kind](name="m")(inputs), dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kind, count", list(broadcast_cases()))
+def test_broadcasting_matches_numpy(kind, count, dtype):
+    rng = np.random.default_rng(40 + count)
+    shapes = BROADCAST_SHAPES[count]
+    model = broadcast_model(kind, shapes, dtype)
+    assert model.output_shape == (None, 3, 5, 4)
+    xs = [np.round(2 * rng.standard_normal((4, *s))).astype(dtype) for s in shapes]  # ties for max/min
+    y, pullback = model.vjp(xs)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dxs = pullback(dy)
+    want_y, want_dxs = broadcast_reference(kind, [x.astype(np.float64) for x in xs], dy.astype(np.float64))
+    assert y.dtype == dtype and y.shape == (4, 3, 5, 4)
+    assert_close(y, want_y, what=f"{kind} broadcast forward")
+    for k, (dx, want) in enumerate(zip(dxs, want_dxs)):
+        assert dx.dtype == dtype and dx.shape == xs[k].shape
+        assert_close(dx, want, what=f"{kind} broadcast d input {k}")
+
+
+@pytest.mark.parametrize("kind, count", list(broadcast_cases()))
+def test_broadcast_gradients_by_finite_differences(kind, count):
+    rng = np.random.default_rng(50 + count)
+    shapes = BROADCAST_SHAPES[count]
+    model = broadcast_model(kind, shapes, "float64")
+    xs = [rng.standard_normal((2, *s)) for s in shapes]
+    p = projection((2, 3, 5, 4), seed=51)
+    _, pullback = model.vjp(xs)
+    analytic = pullback(p)
+    for k in range(count):
+        numeric = numerical_gradient(lambda: float(np.sum(p * model.predict(xs))), xs[k])
+        assert relative_difference(analytic[k], numeric) < GRADCHECK_THRESHOLD
+
+
+def squeeze_excite_model(dtype="float64"):
+    """A squeeze-and-excitation block: the maps (4, 5, 5) scaled per channel by
+    a (4, 1, 1) gate (Multiply broadcasts it), a broadcast residual Add and a
+    ReLU (the training plan fuses it into the sum)."""
+    cn.seed(3)
+    x = L.Input((2, 5, 5), name="image")
+    maps = L.Conv2D(4, 3, padding="same", name="conv")(x)
+    gate = L.Dense(4, activation="sigmoid", name="excite")(L.GlobalAveragePooling2D(name="squeeze")(maps))
+    scaled = L.Multiply(name="scale")([maps, L.Reshape((4, 1, 1), name="gate")(gate)])
+    bias = L.Reshape((1, 5, 1), name="rows")(L.Dense(5, name="row_bias")(L.Flatten(name="flat")(x)))
+    h = L.Activation("relu", name="relu")(L.Add(name="sum")([scaled, bias]))
+    out = L.Dense(3, name="out")(L.Flatten(name="flat_h")(h))
+    model = cn.Model(x, out, dtype=dtype)
+    model.compile(optimizer="sgd", loss="mse")
+    return model
+
+
+def test_broadcasting_merges_train_by_gradient_check():
+    rng = np.random.default_rng(7)
+    model = squeeze_excite_model()
+    assert cn.gradient_check(model, rng.standard_normal((4, 2, 5, 5)), rng.standard_normal((4, 3))) \
+        < GRADCHECK_THRESHOLD
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_broadcasting_model_saves_loads_and_predicts_the_same(tmp_path, dtype):
+    rng = np.random.default_rng(8)
+    model = squeeze_excite_model(dtype)
+    x = rng.standard_normal((3, 2, 5, 5)).astype(dtype)
+    model.fit(x, rng.standard_normal((3, 3)).astype(dtype), epochs=1, verbose=0)
+    path = tmp_path / "se.corenn"
+    model.save(path)
+    loaded = cn.load_model(path)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+@pytest.mark.parametrize("kind", sorted(ALL_MERGES))
+def test_shapes_that_do_not_broadcast_name_the_layer_the_shapes_and_the_axis(kind):
+    a, b = L.Input((3, 4), name="a"), L.Input((2, 4), name="b")
+    with pytest.raises(ValueError, match=rf"layer 'bad' \({kind}\): (all|both) inputs must have one shape or "
+                                         rf"broadcast to one \(each axis of equal sizes or of size 1\), got "
+                                         rf"\(batch, 3, 4\) \(input 0\) and \(batch, 2, 4\) \(input 1\): "
+                                         rf"axis 1 has sizes 3 and 2"):
+        ALL_MERGES[kind](name="bad")([a, b])
+    with pytest.raises(ValueError, match=rf"layer 'rank' \({kind}\): (all|both) inputs must have one rank"):
+        ALL_MERGES[kind](name="rank")([a, L.Input((4,), name="c")])
+
+
+def test_a_one_step_mask_applies_to_every_step_of_a_broadcast_merge():
+    # Keras's rule (a step is valid when it is in every masked input), with an
+    # input of one step repeated over the others: its one step decides for all.
+    rng = np.random.default_rng(9)
+    a, b = L.Input((4, 3), name="a"), L.Input((1, 3), name="b")
+    xa, xb = rng.standard_normal((5, 4, 3)), rng.standard_normal((5, 1, 3))
+    xa[0, 2], xa[1, 0], xb[3, 0] = 0, 0, 0   # masked steps (Masking's value 0)
+    va, vb = np.any(xa != 0, axis=-1), np.any(xb != 0, axis=-1)
+    both = cn.Model([a, b], L.Add()([L.Masking()(a), L.Masking()(b)]), dtype="float64")
+    (mask,) = both._engine.output_masks([xa, xb])
+    assert np.array_equal(mask, (va & vb).astype(np.int64))
+    one = cn.Model([a, b], L.Multiply()([a, L.Masking()(b)]), dtype="float64")
+    (mask,) = one._engine.output_masks([xa, xb])
+    assert np.array_equal(mask, np.repeat(vb, 4, axis=1).astype(np.int64))

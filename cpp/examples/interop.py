@@ -38,7 +38,9 @@ def every_layer_model():
     h = L.AvgPool2D(2, padding="same")(h)
     h = L.Conv2D(6, 1, groups=3, use_bias=False, activation="softmax")(h)  # over the channels
     b = L.BatchNormalization(momentum=0.9)(h)
-    g = L.Multiply()([b, h])  # a gate, then the mean, maximum and minimum of the branches
+    # A gate (per channel, broadcast over the maps: squeeze-and-excitation),
+    # then the mean, maximum and minimum of the branches.
+    g = L.Multiply()([b, L.Reshape((6, 1, 1))(L.GlobalAvgPool2D()(h))])
     h = L.Minimum()([L.Maximum()([L.Average()([g, h, b]), h]), g])
     h = L.Concatenate()([L.Subtract()([L.Add()([b, h]), b]), b])
     h = L.Dropout(0.25)(h)

@@ -93,9 +93,15 @@ Model every_layer_model(DType dtype) {
   LayerSpec diff("subtract", "diff");
   diff.inputs = {"sum", "bn"};
   m.add(diff);
-  // Keras's other element-wise merges: a gate, then the mean, max and min of branches.
+  // Keras's other element-wise merges: a gate, then the mean, max and min of
+  // branches. The gate is a squeeze-and-excitation's per-channel scale: its
+  // (6, 1, 1) factor broadcasts over the maps.
+  LayerSpec squeeze("global_avg_pool2d", "squeeze");
+  squeeze.inputs = {"bn"};
+  m.add(squeeze);
+  m.add(LayerSpec("reshape", "excite").set("target_shape", {6, 1, 1}));
   LayerSpec gate("multiply", "gate");
-  gate.inputs = {"diff", "bn"};
+  gate.inputs = {"diff", "excite"};
   m.add(gate);
   LayerSpec mean("average", "mean");
   mean.inputs = {"gate", "sum", "bn"};

@@ -323,3 +323,42 @@ TEST(merge_elementwise_hand_values) {
   multiply_backward(dp.data(), dy.data(), pq, 2, 0, 2);
   CHECK(dp == (std::vector<double>{20, 0}));
 }
+
+// Broadcasting: the odometer walk against the digit-by-digit naive kernel,
+// bit for bit (both sum dy in its order, in double), and hand values.
+TEST(merge_broadcast_fast_matches_naive) {
+  const std::vector<std::vector<int64_t>> outs{{3, 5, 4}, {2, 3, 5, 4}, {7, 1, 9}};
+  const std::vector<std::vector<int64_t>> ins{{3, 1, 4}, {1, 3, 1, 4}, {1, 1, 9}};
+  for (size_t c = 0; c < outs.size(); ++c) {
+    int64_t n = 1, m = 1;
+    for (int64_t s : outs[c]) n *= s;
+    for (int64_t s : ins[c]) m *= s;
+    const auto x = random_vector<double>(static_cast<size_t>(m), 3);
+    std::vector<double> y(n), y_naive(n);
+    broadcast_forward(y.data(), x.data(), outs[c], ins[c]);
+    broadcast_forward_naive(y_naive.data(), x.data(), outs[c], ins[c]);
+    CHECK(bitwise_equal(y, y_naive));
+    const auto dy = random_vector<float>(static_cast<size_t>(n), 4);
+    for (bool accumulate : {false, true}) {
+      auto dx = random_vector<float>(static_cast<size_t>(m), 5), dx_naive = dx;
+      broadcast_backward(dx.data(), dy.data(), outs[c], ins[c], 0.5, accumulate);
+      broadcast_backward_naive(dx_naive.data(), dy.data(), outs[c], ins[c], 0.5, accumulate);
+      CHECK(bitwise_equal(dx, dx_naive));
+    }
+  }
+}
+
+TEST(merge_broadcast_hand_values) {
+  // (2, 1) repeated to (2, 3); its gradient sums each row of dy.
+  const std::vector<double> x{1, 2};
+  std::vector<double> y(6);
+  broadcast_forward(y.data(), x.data(), {2, 3}, {2, 1});
+  CHECK(y == (std::vector<double>{1, 1, 1, 2, 2, 2}));
+  const std::vector<double> dy{1, 2, 3, 4, 5, 6};
+  std::vector<double> dx{10, 20};
+  broadcast_backward(dx.data(), dy.data(), {2, 3}, {2, 1}, -1.0, true);
+  CHECK(dx == (std::vector<double>{4, 5}));  // 10 − 6, 20 − 15
+  std::vector<double> columns(3, -1.0);
+  broadcast_backward(columns.data(), dy.data(), {2, 3}, {1, 3}, 1.0, false);
+  CHECK(columns == (std::vector<double>{5, 7, 9}));
+}

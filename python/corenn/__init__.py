@@ -27,6 +27,12 @@ finally:
         _os.environ["OPENBLAS_NUM_THREADS"] = _saved
 
 from . import _core  # noqa: E402
+from . import _validate  # noqa: E402
+
+# A mistyped argument to any compiled function, through cn.ops or any module
+# that calls it, gets a TypeError naming the function and the argument.
+_validate.check_compiled_arguments(_core)
+_validate.check_compiled_arguments(_core.ops)
 
 try:
     __version__ = _version("corenn")

@@ -1,11 +1,13 @@
 """Argument checks shared by the Python API: each error names the callee, the
 argument, what was expected and what was given."""
 
+import ast
 import difflib
 import functools
 import inspect
 import math
 import numbers
+import operator
 import os
 
 import numpy as np
@@ -262,3 +264,172 @@ def finite(owner, name, array, allow_nan=False):
         bad, what = ~np.isfinite(array), "NaN or inf"
     first = int(np.argmax(bad.reshape(len(array), -1).any(axis=1)))
     raise ValueError(f"{owner}: {name} contains {what} (first at example {first})")
+
+
+# Compiled functions (corenn._core, corenn._core.ops) ------------------------------
+# pybind11 refuses an argument it cannot convert with one TypeError, "nms():
+# incompatible function arguments", that lists the signature but not which
+# argument is wrong or what it was given; and it converts a bool to a number
+# without a word. Every compiled function is wrapped once, at import, by
+# compiled_arguments(): it refuses a bool for a number (as integer() and
+# real() do) and turns pybind11's message into ours, found from the
+# signature pybind11 writes as the first line of __doc__. The wrapper costs
+# nothing else on a call that succeeds; the C++ checks values.
+
+_INT64 = 2**63
+_BOOLS = frozenset((bool, np.bool_))
+
+
+def _split_top(text, sep):
+    """text split at each `sep` outside brackets, parentheses and quotes."""
+    parts, depth, quote, start = [], 0, None, 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif depth == 0 and text.startswith(sep, i):
+            parts.append(text[start:i])
+            start = i + len(sep)
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _accepts_number(v):
+    return not isinstance(v, (str, bytes)) and (hasattr(type(v), "__float__") or hasattr(type(v), "__index__"))
+
+
+def _accepts_int(v):
+    try:
+        return -_INT64 <= operator.index(v) < _INT64
+    except TypeError:
+        return False
+
+
+# What pybind11's casters take, by the type names of its signatures (the
+# same class of values as the checks above); unknown types are not judged.
+_COMPILED_TYPES = (
+    ("SupportsFloat", "a number", _accepts_number),
+    ("float", "a number", _accepts_number),
+    ("SupportsInt", "an int", _accepts_int),
+    ("int", "an int", _accepts_int),
+    ("bool", "a bool", lambda v: v is None or hasattr(type(v), "__bool__")),
+    ("str", "a str", lambda v: isinstance(v, (str, bytes))),
+    ("tuple", "a tuple or list", lambda v: isinstance(v, (tuple, list))),
+    ("list", "a list", lambda v: isinstance(v, (tuple, list))),
+    ("Sequence", "a sequence", lambda v: isinstance(v, (tuple, list))),
+    ("None", "None", lambda v: v is None),
+)
+
+
+def _compiled_type(annotation):
+    """(what it says it expects, accepts(value), numeric) for a pybind11
+    annotation ("typing.SupportsFloat | typing.SupportsIndex | None"), or None
+    when it names no type judged here (arrays, objects)."""
+    kinds = []
+    for alternative in _split_top(annotation, "|"):
+        head = alternative.split("[", 1)[0].rsplit(".", 1)[-1]
+        for key, what, accepts in _COMPILED_TYPES:
+            if head == key:
+                kinds.append((what, accepts))
+                break
+        else:
+            if head != "SupportsIndex":
+                return None
+    kinds = list(dict.fromkeys(kinds))
+    if not kinds:
+        return None
+    whats = list(dict.fromkeys(w for w, _ in kinds))
+    numeric = any(w in ("a number", "an int") for w in whats)
+    return " or ".join(whats), (lambda v: any(a(v) for _, a in kinds)), numeric
+
+
+def _literal(text):
+    """A default as pybind11 writes it (its repr) as the value, or the text."""
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+        return text.strip()
+
+
+def compiled_signature(function):
+    """(inspect.Signature, {name: (expected, accepts, numeric)}) of a
+    pybind11 function, from the first line of its __doc__."""
+    head = (function.__doc__ or "").lstrip().split("\n", 1)[0]
+    inner = head[head.find("(") + 1:head.rfind(") ->") if ") ->" in head else head.rfind(")")]
+    params, types, kind = [], {}, inspect.Parameter.POSITIONAL_OR_KEYWORD
+    for text in _split_top(inner, ","):
+        name_type, _, default = text.partition("=")
+        name, _, annotation = name_type.partition(":")
+        name = name.strip()
+        if name in ("*", "/"):  # py::kw_only(), py::pos_only()
+            kind = inspect.Parameter.KEYWORD_ONLY if name == "*" else kind
+            continue
+        if not name.isidentifier():  # *args, **kwargs, overloads: nothing to check
+            return None, {}
+        params.append(inspect.Parameter(name, kind, default=_literal(default) if default else inspect.Parameter.empty))
+        judged = _compiled_type(annotation.strip())
+        if judged is not None:
+            types[name] = judged
+    return inspect.Signature(params), types
+
+
+def _mistyped(owner, signature, types, args, kwargs):
+    """The clear message for a call pybind11 refused, or None."""
+    if signature is None:
+        return None
+    keywords(f"{owner}()", signature, kwargs)
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        return f"{owner}(): {exc}"
+    for name, value in bound.arguments.items():
+        if name in types:
+            expected, accepts, numeric = types[name]
+            if (numeric and isinstance(value, (bool, np.bool_))) or not accepts(value):
+                if "an int" in expected and hasattr(type(value), "__index__") and not isinstance(value, bool):
+                    expected = expected.replace("an int", "an int in [-2**63, 2**63)")
+                return f"{owner}: {name} must be {expected}, got {type(value).__name__} {value!r}"
+    return None
+
+
+def compiled_arguments(function):
+    """`function` (a pybind11 function) wrapped so that a mistyped argument
+    gets a TypeError naming the function, the argument, the type expected
+    and the value given."""
+    signature, types = compiled_signature(function)
+    owner = function.__name__
+    numeric = {name for name, (_, _, is_numeric) in types.items() if is_numeric}
+
+    @functools.wraps(function)
+    def checked(*args, **kwargs):
+        if numeric and not (_BOOLS.isdisjoint(map(type, args)) and _BOOLS.isdisjoint(map(type, kwargs.values()))):
+            message = _mistyped(owner, signature, types, args, kwargs)
+            if message is not None:
+                raise TypeError(message)
+        try:
+            return function(*args, **kwargs)
+        except TypeError as exc:
+            if "incompatible function arguments" not in str(exc):
+                raise
+            message = _mistyped(owner, signature, types, args, kwargs)
+            if message is None:
+                raise
+        raise TypeError(message)
+    if signature is not None:
+        checked.__signature__ = signature
+    return checked
+
+
+def check_compiled_arguments(module):
+    """Wraps each public function of a compiled module in place (see
+    compiled_arguments), so every caller, corenn's own modules included,
+    gets the clear errors."""
+    for name in dir(module):
+        value = getattr(module, name)
+        if not name.startswith("_") and type(value).__name__ == "builtin_function_or_method":
+            setattr(module, name, compiled_arguments(value))

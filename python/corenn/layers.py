@@ -862,58 +862,67 @@ class GlobalMaxPooling1D(Layer):
 
 
 class Add(Layer):
-    """Element-wise sum of two or more inputs of one shape: a residual
-    connection's x + F(x). `Add()([h, x])`."""
+    """Element-wise sum of two or more inputs: a residual connection's
+    x + F(x). `Add()([h, x])`. The inputs broadcast as in Keras 3 (and
+    NumPy): per example they have one rank, and along each axis their sizes
+    are equal or 1, the output taking the largest (a (N, C, 1, 1) per-channel
+    scale against (N, C, H, W) maps); a repeated input's gradient is dy summed
+    over the axes it was repeated along. The other element-wise merges
+    (Subtract, Multiply, Average, Maximum, Minimum) broadcast the same way.
+    ValueError (naming the layer, the two shapes and the axis) for sizes
+    that neither match nor are 1."""
 
     kind = "add"
     merges = True
 
 
 class Subtract(Layer):
-    """a − b of exactly two inputs of one shape (Keras's Subtract): a siamese
+    """a − b of exactly two inputs, broadcast as Add's (Keras's Subtract): a siamese
     network's f(x1) − f(x2). `Subtract()([a, b])`; the course's verification
     head's |f(x1) − f(x2)| is `Activation("abs")(Subtract()([e1, e2]))`.
     Gradients: dy to a, −dy to b. ValueError (naming the layer) for another
-    number of inputs or different shapes."""
+    number of inputs or shapes that do not broadcast."""
 
     kind = "subtract"
     merges = True
 
 
 class Multiply(Layer):
-    """Element-wise product of two or more inputs of one shape (Keras's
-    Multiply): a gate's σ(a) ⊙ h. `Multiply()([gate, h])`. Input k's gradient
-    is dy times the product of the other inputs. float32/float64; ValueError
-    (naming the layer) for fewer than two inputs or different shapes (Keras 3
-    also broadcasts axes of size 1; corenn, as for Add, asks for one shape)."""
+    """Element-wise product of two or more inputs, broadcast as Add's (Keras's
+    Multiply): a gate's σ(a) ⊙ h, a squeeze-and-excitation block's per-channel
+    scale. `Multiply()([gate, h])`. Input k's gradient is dy times the product
+    of the other inputs (summed over the axes it was repeated along).
+    float32/float64; ValueError (naming the layer) for fewer than two inputs
+    or shapes that do not broadcast."""
 
     kind = "multiply"
     merges = True
 
 
 class Average(Layer):
-    """Element-wise mean of two or more inputs of one shape (Keras's Average):
-    (x_1 + ... + x_n) / n, an ensemble's averaged outputs. Every input receives
-    dy / n. float32/float64; ValueError (naming the layer) for fewer than two
-    inputs or different shapes."""
+    """Element-wise mean of two or more inputs, broadcast as Add's (Keras's
+    Average): (x_1 + ... + x_n) / n, an ensemble's averaged outputs. Every
+    input receives dy / n. float32/float64; ValueError (naming the layer) for
+    fewer than two inputs or shapes that do not broadcast."""
 
     kind = "average"
     merges = True
 
 
 class Maximum(Layer):
-    """Element-wise maximum of two or more inputs of one shape (Keras's
+    """Element-wise maximum of two or more inputs, broadcast as Add's (Keras's
     Maximum); a NaN in any input gives NaN (torch.maximum). The gradient goes
     to the input holding the maximum; where m inputs tie, each gets dy / m
     (torch.amax over the stacked inputs; torch.maximum for two). float32/float64;
-    ValueError (naming the layer) for fewer than two inputs or different shapes."""
+    ValueError (naming the layer) for fewer than two inputs or shapes that do
+    not broadcast."""
 
     kind = "maximum"
     merges = True
 
 
 class Minimum(Layer):
-    """Element-wise minimum of two or more inputs of one shape (Keras's
+    """Element-wise minimum of two or more inputs, broadcast as Add's (Keras's
     Minimum); NaN and ties as Maximum: tied inputs share dy equally."""
 
     kind = "minimum"

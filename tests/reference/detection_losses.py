@@ -10,6 +10,9 @@ summed and divided by the number of images.
 Classification with localization (course 4, week 3): per row, Σ(ŷ − y)² if
 p_c = 1 else (ŷ_1 − y_1)²; or BCE on p_c, squared box error and softmax
 cross-entropy on the classes; mean over rows.
+Where the target masks a prediction out (box and class fields without an
+object, an ignored objectness), the term is 0·(the prediction), PyTorch's
+`mask * loss`: 0 for a finite value, NaN for NaN or ±inf.
 Masked MSE: mean of (ŷ − y)² over the targets that are not NaN.
 """
 
@@ -23,6 +26,11 @@ def _sigmoid(z):
 def _log_softmax(z):
     z = z - np.max(z)
     return z - np.log(np.sum(np.exp(z)))
+
+
+def _masked_out(v):
+    with np.errstate(invalid="ignore"):   # 0·inf = NaN is the point
+        return np.sum(0.0 * np.asarray(v, np.float64))
 
 
 def _iou_cxcywh(a, b):
@@ -78,8 +86,12 @@ def yolo_loss(y_true, y_pred, anchors, image_size, lambda_coord=5.0, lambda_noob
                                                  + (zz[3] - tt[3]) ** 2 + (zz[4] - tt[4]) ** 2)
                         total += -np.log(_sigmoid(zz[0]))
                         total += -np.sum(tt[5:] * _log_softmax(zz[5:]))
-                    elif not best[img, a, i, j] > ignore_threshold:
-                        total += lambda_noobj * -np.log(1 - _sigmoid(zz[0]))
+                    else:
+                        if not best[img, a, i, j] > ignore_threshold:
+                            total += lambda_noobj * -np.log(1 - _sigmoid(zz[0]))
+                        else:
+                            total += _masked_out(zz[0])
+                        total += _masked_out(zz[1:])
     return total / n
 
 
@@ -88,11 +100,13 @@ def localization_loss(y_true, y_pred, class_loss="squared"):
     total = 0.0
     for y, p in zip(y_true, y_pred):
         if class_loss == "squared":
-            total += np.sum((p - y) ** 2) if y[0] == 1 else (p[0] - y[0]) ** 2
+            total += np.sum((p - y) ** 2) if y[0] == 1 else (p[0] - y[0]) ** 2 + _masked_out(p[1:])
         else:
             total += -(y[0] * np.log(_sigmoid(p[0])) + (1 - y[0]) * np.log(1 - _sigmoid(p[0])))
             if y[0] == 1:
                 total += np.sum((p[1:5] - y[1:5]) ** 2) - np.sum(y[5:] * _log_softmax(p[5:]))
+            else:
+                total += _masked_out(p[1:])
     return total / len(y_true)
 
 

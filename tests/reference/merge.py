@@ -78,3 +78,16 @@ def extremum_backward(dy, xs, y):
     attains = [(x == y) | (np.isnan(x) & np.isnan(y)) for x in xs]
     ties = np.sum(attains, axis=0)
     return [np.where(a, dy / np.maximum(ties, 1), 0.0) for a in attains]
+
+
+def broadcast_inputs(xs):
+    """Keras 3's merge layers broadcast their inputs as NumPy does: each axis
+    of equal sizes or of size 1 (repeated to the others')."""
+    return [np.array(x) for x in np.broadcast_arrays(*xs)]
+
+
+def unbroadcast(dx, shape):
+    """The gradient of an input of `shape` that was repeated to dx's shape:
+    dx summed over the axes where the input has size 1 and dx does not."""
+    axes = tuple(d for d, (s, t) in enumerate(zip(shape, dx.shape)) if s == 1 and t != 1)
+    return np.sum(dx, axis=axes, keepdims=True)

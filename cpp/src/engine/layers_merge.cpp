@@ -37,54 +37,157 @@ void require_several(const LayerSpec& spec, const std::vector<Shape>& shapes) {
     throw ValueError(layer_label(spec) + ": needs two or more inputs, got " + std::to_string(shapes.size()));
 }
 
-// The shape of element-wise merges (Add, Subtract), whose inputs ("all
-// inputs", "both inputs") must share it.
-Shape common_shape(const LayerSpec& spec, const std::vector<Shape>& shapes, const char* inputs) {
-  for (const Shape& s : shapes)
-    if (s != shapes[0])
-      throw ShapeError(layer_label(spec) + ": " + inputs + " must have the same shape, got " + shapes_string(shapes));
-  return shapes[0];
-}
-
 // The steps of a merge's inputs (N, T, ...), whose masks are (N, T): the
 // first per-example axis (0 for inputs without one, which carry no mask).
 int64_t steps_of(const Shape& shape) { return shape.empty() ? 0 : shape[0]; }
 
-// Keras's mask of an element-wise merge (Merge.compute_mask): a step is valid
-// when it is valid in every input that carries a mask (an unmasked input
-// adds no condition); no mask when no input carries one.
-template <typename T>
-const uint8_t* all_of_masks(LayerCache<T>& c, int64_t n) {
-  const uint8_t* only = nullptr;
-  int masked = 0;
-  for (const uint8_t* m : c.input_masks)
-    if (m) only = m, ++masked;
-  if (masked <= 1) return only;
-  c.out_mask.assign(static_cast<size_t>(n), 1);
-  for (const uint8_t* m : c.input_masks)
-    if (m)
-      for (int64_t i = 0; i < n; ++i) c.out_mask[i] = c.out_mask[i] && m[i];
-  return c.out_mask.data();
-}
+// The element-wise merges' inputs broadcast, as Keras's merge layers
+// (base_merge.py's _compute_elemwise_op_output_shape) and NumPy do: along
+// each axis the inputs' sizes are equal or 1, and the output takes the
+// largest. The inputs must have one rank (Keras would also pad a shorter
+// shape with 1s after the batch axis). An input whose shape is not the
+// output's is repeated into scratch before the element-wise kernel, and its
+// gradient is the output's summed over the repeated axes (broadcast_backward);
+// inputs of the output's shape take the kernels' direct path unchanged.
+class Broadcast {
+ public:
+  // The output shape ("all inputs", "both inputs" in the message).
+  Shape build(const LayerSpec& spec, const std::vector<Shape>& shapes, const char* inputs) {
+    Shape out = shapes[0];
+    std::vector<size_t> from(out.size(), 0);  // per axis: the input whose size the output took
+    for (size_t k = 1; k < shapes.size(); ++k) {
+      const Shape& s = shapes[k];
+      if (s.size() != out.size())
+        throw ShapeError(layer_label(spec) + ": " + inputs + " must have one rank (per example), got " +
+                         shapes_string(shapes) + "; add the missing axes of size 1 with Reshape");
+      for (size_t d = 0; d < s.size(); ++d) {
+        if (s[d] == out[d] || s[d] == 1) continue;
+        if (out[d] == 1) {
+          out[d] = s[d], from[d] = k;
+          continue;
+        }
+        throw ShapeError(layer_label(spec) + ": " + inputs + " must have one shape or broadcast to one " +
+                         "(each axis of equal sizes or of size 1), got " + batched_shape(shapes[from[d]]) +
+                         " (input " + std::to_string(from[d]) + ") and " + batched_shape(s) + " (input " +
+                         std::to_string(k) + "): axis " + std::to_string(d + 1) + " has sizes " +
+                         std::to_string(out[d]) + " and " + std::to_string(s[d]));
+      }
+    }
+    out_ = out;
+    in_ = shapes;
+    steps_.clear();
+    for (const Shape& s : shapes) steps_.push_back(steps_of(s));
+    return out;
+  }
+
+  bool any() const {
+    for (const Shape& s : in_)
+      if (s != out_) return true;
+    return false;
+  }
+  bool repeats(size_t k) const { return in_[k] != out_; }
+
+  // The inputs as arrays of the output's shape: xs itself, or with the
+  // repeated inputs expanded into scratch.
+  template <typename T>
+  const std::vector<const T*>& expand(const std::vector<const T*>& xs, int64_t batch, std::vector<T>& scratch,
+                                      std::vector<const T*>& expanded) const {
+    if (!any()) return xs;
+    const int64_t n = batch * shape_size(out_);
+    size_t count = 0;
+    for (size_t k = 0; k < xs.size(); ++k) count += repeats(k);
+    ensure_size(scratch, static_cast<int64_t>(count) * n);
+    expanded = xs;
+    T* next = scratch.data();
+    for (size_t k = 0; k < xs.size(); ++k)
+      if (repeats(k)) {
+        broadcast_forward<T>(next, xs[k], batched(out_, batch), batched(in_[k], batch));
+        expanded[k] = next;
+        next += n;
+      }
+    return expanded;
+  }
+
+  // dx (input k's shape) = scale · d (the output's shape) summed over the
+  // axes input k is repeated along; added when accumulate.
+  template <typename T>
+  void reduce(T* dx, const T* d, size_t k, int64_t batch, double scale, bool accumulate) const {
+    broadcast_backward<T>(dx, d, batched(out_, batch), batched(in_[k], batch), scale, accumulate);
+  }
+
+  int64_t size_of(size_t k) const { return shape_size(in_[k]); }
+
+  // Keras's mask of an element-wise merge (Merge.compute_mask): a step is
+  // valid when it is valid in every input that carries a mask (an unmasked
+  // input adds no condition; one of a single step holds for every step); no
+  // mask when no input carries one.
+  template <typename T>
+  const uint8_t* all_of_masks(LayerCache<T>& c, int64_t batch) const {
+    const int64_t steps = steps_of(out_);
+    const uint8_t* only = nullptr;
+    int masked = 0;
+    bool same = true;
+    for (size_t k = 0; k < c.input_masks.size(); ++k)
+      if (c.input_masks[k]) only = c.input_masks[k], ++masked, same = same && steps_[k] == steps;
+    if (masked == 0 || (masked == 1 && same)) return only;
+    c.out_mask.assign(static_cast<size_t>(batch * steps), 1);
+    for (size_t k = 0; k < c.input_masks.size(); ++k)
+      if (const uint8_t* m = c.input_masks[k])
+        for (int64_t n = 0; n < batch; ++n)
+          for (int64_t t = 0; t < steps; ++t) {
+            uint8_t& out = c.out_mask[n * steps + t];
+            out = out && m[n * steps_[k] + (steps_[k] == steps ? t : 0)];
+          }
+    return c.out_mask.data();
+  }
+
+ private:
+  static std::vector<int64_t> batched(const Shape& shape, int64_t batch) {
+    std::vector<int64_t> out{batch};
+    out.insert(out.end(), shape.begin(), shape.end());
+    return out;
+  }
+
+  Shape out_;
+  std::vector<Shape> in_;
+  std::vector<int64_t> steps_;  // per input: its first axis (the steps of its mask)
+};
 
 // The element-wise merges whose backward needs dy alone (Add, Subtract,
-// Average): inputs of one shape, the output of that shape, masks joined by
-// all_of_masks.
+// Average): inputs broadcast to the output's shape, masks joined by
+// all_of_masks. Input k's gradient is scale(k)·dy, summed over the axes it
+// is repeated along.
 template <typename T>
 class ElementwiseMerge : public MergeLayer<T> {
  public:
   using MergeLayer<T>::MergeLayer;
 
   Shape build_inputs(const std::vector<Shape>& shapes) override {
-    const Shape shape = common_shape(this->spec_, shapes, require_inputs(shapes));
+    const Shape shape = broadcast_.build(this->spec_, shapes, require_inputs(shapes));
     this->in_size_ = this->out_size_ = shape_size(shape);
-    steps_ = steps_of(shape);
     count_ = static_cast<int>(shapes.size());
     return shape;
   }
 
   const uint8_t* output_mask(size_t, int64_t batch, LayerCache<T>& c) const override {
-    return all_of_masks(c, batch * steps_);
+    return broadcast_.all_of_masks(c, batch);
+  }
+
+  const T* forward_inputs(const std::vector<const T*>& xs, int64_t batch, LayerCache<T>& c) const final {
+    ensure_size(c.out, batch * this->out_size_);
+    std::vector<const T*> expanded;
+    forward_same_shape(broadcast_.expand(xs, batch, c.mid, expanded), batch, c);
+    return c.out.data();
+  }
+
+  void backward_inputs(const T* dy, const std::vector<T*>& dx, const std::vector<uint8_t>& accumulate,
+                       int64_t batch) const final {
+    const int64_t n = batch * this->out_size_;
+    for (size_t k = 0; k < dx.size(); ++k) {
+      if (!dx[k]) continue;
+      if (broadcast_.repeats(k)) broadcast_.reduce(dx[k], dy, k, batch, scale(k), accumulate[k] != 0);
+      else backward_same_shape(dx[k], dy, k, n, accumulate[k] != 0);
+    }
   }
 
  protected:
@@ -93,11 +196,14 @@ class ElementwiseMerge : public MergeLayer<T> {
     require_several(this->spec_, shapes);
     return "all inputs";
   }
+  // The forward pass over inputs of the output's shape, into c.out.
+  virtual void forward_same_shape(const std::vector<const T*>& xs, int64_t batch, LayerCache<T>& c) const = 0;
+  // Input k's gradient dx = scale(k)·dy, n values (written or added).
+  virtual void backward_same_shape(T* dx, const T* dy, size_t k, int64_t n, bool accumulate) const = 0;
+  virtual double scale(size_t k) const = 0;
 
+  Broadcast broadcast_;
   int count_ = 0;
-
- private:
-  int64_t steps_ = 0;
 };
 
 template <typename T>
@@ -105,47 +211,42 @@ class Add : public ElementwiseMerge<T> {
  public:
   using ElementwiseMerge<T>::ElementwiseMerge;
 
-  const T* forward_inputs(const std::vector<const T*>& xs, int64_t batch, LayerCache<T>& c) const override {
-    const int64_t n = batch * this->out_size_;
-    ensure_size(c.out, n);
-    if (c.fused_relu) add_relu_forward<T>(c.out.data(), xs.data(), static_cast<int>(xs.size()), n);
-    else add_forward<T>(c.out.data(), xs.data(), static_cast<int>(xs.size()), n);
-    return c.out.data();
-  }
-
   // The training plan's relu(a + b) of a residual block, written in the sum's pass.
   bool fuses_relu(bool training) const override { return training; }
 
-  void backward_inputs(const T* dy, const std::vector<T*>& dx, const std::vector<uint8_t>& accumulate,
-                       int64_t batch) const override {
-    for (size_t k = 0; k < dx.size(); ++k)
-      if (dx[k]) add_backward<T>(dx[k], dy, batch * this->out_size_, accumulate[k] != 0);
+  // Unless an input is repeated: its gradient is a sum of dy's values.
+  bool passes_gradient_through() const override { return !this->broadcast_.any(); }
+
+ protected:
+  void forward_same_shape(const std::vector<const T*>& xs, int64_t batch, LayerCache<T>& c) const override {
+    const int64_t n = batch * this->out_size_;
+    if (c.fused_relu) add_relu_forward<T>(c.out.data(), xs.data(), static_cast<int>(xs.size()), n);
+    else add_forward<T>(c.out.data(), xs.data(), static_cast<int>(xs.size()), n);
   }
 
-  bool passes_gradient_through() const override { return true; }
+  void backward_same_shape(T* dx, const T* dy, size_t, int64_t n, bool accumulate) const override {
+    add_backward<T>(dx, dy, n, accumulate);
+  }
+  double scale(size_t) const override { return 1.0; }
 };
 
-// Keras's Subtract: exactly two inputs of one shape, y = a − b.
+// Keras's Subtract: exactly two inputs, y = a − b.
 template <typename T>
 class Subtract : public ElementwiseMerge<T> {
  public:
   using ElementwiseMerge<T>::ElementwiseMerge;
 
-  const T* forward_inputs(const std::vector<const T*>& xs, int64_t batch, LayerCache<T>& c) const override {
-    const int64_t n = batch * this->out_size_;
-    ensure_size(c.out, n);
-    subtract_forward<T>(c.out.data(), xs[0], xs[1], n);
-    return c.out.data();
-  }
-
-  void backward_inputs(const T* dy, const std::vector<T*>& dx, const std::vector<uint8_t>& accumulate,
-                       int64_t batch) const override {
-    const int64_t n = batch * this->out_size_;
-    if (dx[0]) add_backward<T>(dx[0], dy, n, accumulate[0] != 0);
-    if (dx[1]) subtract_backward<T>(dx[1], dy, n, accumulate[1] != 0);
-  }
-
  protected:
+  void forward_same_shape(const std::vector<const T*>& xs, int64_t batch, LayerCache<T>& c) const override {
+    subtract_forward<T>(c.out.data(), xs[0], xs[1], batch * this->out_size_);
+  }
+
+  void backward_same_shape(T* dx, const T* dy, size_t k, int64_t n, bool accumulate) const override {
+    if (k == 0) add_backward<T>(dx, dy, n, accumulate);
+    else subtract_backward<T>(dx, dy, n, accumulate);
+  }
+  double scale(size_t k) const override { return k == 0 ? 1.0 : -1.0; }
+
   const char* require_inputs(const std::vector<Shape>& shapes) const override {
     if (shapes.size() != 2)
       throw ValueError(layer_label(this->spec_) + ": needs exactly two inputs (a − b), got " +
@@ -154,30 +255,29 @@ class Subtract : public ElementwiseMerge<T> {
   }
 };
 
-// Keras's Average: the mean of two or more inputs of one shape (an ensemble's
-// averaged outputs); every input receives dy / count.
+// Keras's Average: the mean of two or more inputs (an ensemble's averaged
+// outputs); every input receives dy / count.
 template <typename T>
 class Average : public ElementwiseMerge<T> {
  public:
   using ElementwiseMerge<T>::ElementwiseMerge;
 
-  const T* forward_inputs(const std::vector<const T*>& xs, int64_t batch, LayerCache<T>& c) const override {
-    const int64_t n = batch * this->out_size_;
-    ensure_size(c.out, n);
-    average_forward<T>(c.out.data(), xs.data(), this->count_, n);
-    return c.out.data();
+ protected:
+  void forward_same_shape(const std::vector<const T*>& xs, int64_t batch, LayerCache<T>& c) const override {
+    average_forward<T>(c.out.data(), xs.data(), this->count_, batch * this->out_size_);
   }
 
-  void backward_inputs(const T* dy, const std::vector<T*>& dx, const std::vector<uint8_t>& accumulate,
-                       int64_t batch) const override {
-    for (size_t k = 0; k < dx.size(); ++k)
-      if (dx[k]) average_backward<T>(dx[k], dy, this->count_, batch * this->out_size_, accumulate[k] != 0);
+  void backward_same_shape(T* dx, const T* dy, size_t, int64_t n, bool accumulate) const override {
+    average_backward<T>(dx, dy, this->count_, n, accumulate);
   }
+  double scale(size_t) const override { return 1.0 / this->count_; }
 };
 
 // The element-wise merges whose backward reads the inputs (Multiply) or the
 // output (Maximum, Minimum), which only a CallLayer is handed: two or more
-// inputs of one shape, the output of that shape, masks joined as Add's.
+// inputs broadcast to the output's shape, masks joined as Add's. A repeated
+// input's gradient is computed at the output's shape (c.grad_mid), then
+// summed over the axes it is repeated along.
 template <typename T>
 class ElementwiseCall : public CallLayer<T> {
  public:
@@ -185,27 +285,54 @@ class ElementwiseCall : public CallLayer<T> {
 
   std::vector<Shape> build_call(const std::vector<Shape>& shapes) override {
     require_several(this->spec_, shapes);
-    const Shape shape = common_shape(this->spec_, shapes, "all inputs");
+    const Shape shape = broadcast_.build(this->spec_, shapes, "all inputs");
     this->in_size_ = this->out_size_ = shape_size(shape);
-    steps_ = steps_of(shape);
     return {shape};
   }
 
   const uint8_t* output_mask(size_t, int64_t batch, LayerCache<T>& c) const override {
-    return all_of_masks(c, batch * steps_);
+    return broadcast_.all_of_masks(c, batch);
+  }
+
+  void forward_call(const std::vector<const T*>& xs, std::vector<const T*>& ys, int64_t batch, bool, uint64_t,
+                    LayerCache<T>& c) const final {
+    ensure_size(c.out, batch * this->out_size_);
+    std::vector<const T*> expanded;
+    forward_same_shape(broadcast_.expand(xs, batch, c.mid, expanded), batch * this->out_size_, c.out.data());
+    ys[0] = c.out.data();
+  }
+
+  void backward_call(const std::vector<T*>& dys, const std::vector<T*>& dxs, const std::vector<const T*>& xs,
+                     const std::vector<const T*>& ys, int64_t batch, LayerCache<T>& c) final {
+    const int64_t n = batch * this->out_size_;
+    if (!dys[0]) {  // no gradient reached the output: every input's is zero
+      for (size_t k = 0; k < dxs.size(); ++k)
+        if (dxs[k]) std::fill(dxs[k], dxs[k] + batch * broadcast_.size_of(k), T(0));
+      return;
+    }
+    std::vector<const T*> expanded;
+    const std::vector<const T*>& full = broadcast_.expand(xs, batch, c.mid, expanded);
+    for (size_t k = 0; k < dxs.size(); ++k) {
+      if (!dxs[k]) continue;
+      if (!broadcast_.repeats(k)) {
+        backward_same_shape(dxs[k], dys[0], ys[0], full, k, n);
+        continue;
+      }
+      ensure_size(c.grad_mid, n);
+      backward_same_shape(c.grad_mid.data(), dys[0], ys[0], full, k, n);
+      broadcast_.reduce(dxs[k], c.grad_mid.data(), k, batch, 1.0, false);
+    }
   }
 
  protected:
-  // No gradient reached the output: every input's is zero.
-  bool zero_gradients(const std::vector<T*>& dys, const std::vector<T*>& dxs, int64_t n) const {
-    if (dys[0]) return false;
-    for (T* dx : dxs)
-      if (dx) std::fill(dx, dx + n, T(0));
-    return true;
-  }
+  // y (n values) from inputs of the output's shape.
+  virtual void forward_same_shape(const std::vector<const T*>& xs, int64_t n, T* y) const = 0;
+  // Input k's gradient dx (n values, written) from inputs of the output's shape.
+  virtual void backward_same_shape(T* dx, const T* dy, const T* y, const std::vector<const T*>& xs, size_t k,
+                                   int64_t n) const = 0;
 
  private:
-  int64_t steps_ = 0;
+  Broadcast broadcast_;
 };
 
 // Keras's Multiply: the element-wise product of the inputs (a gate's σ(a) ⊙ h).
@@ -214,20 +341,14 @@ class Multiply : public ElementwiseCall<T> {
  public:
   using ElementwiseCall<T>::ElementwiseCall;
 
-  void forward_call(const std::vector<const T*>& xs, std::vector<const T*>& ys, int64_t batch, bool, uint64_t,
-                    LayerCache<T>& c) const override {
-    const int64_t n = batch * this->out_size_;
-    ensure_size(c.out, n);
-    multiply_forward<T>(c.out.data(), xs.data(), static_cast<int>(xs.size()), n);
-    ys[0] = c.out.data();
+ protected:
+  void forward_same_shape(const std::vector<const T*>& xs, int64_t n, T* y) const override {
+    multiply_forward<T>(y, xs.data(), static_cast<int>(xs.size()), n);
   }
 
-  void backward_call(const std::vector<T*>& dys, const std::vector<T*>& dxs, const std::vector<const T*>& xs,
-                     const std::vector<const T*>&, int64_t batch, LayerCache<T>&) override {
-    const int64_t n = batch * this->out_size_;
-    if (this->zero_gradients(dys, dxs, n)) return;
-    for (size_t k = 0; k < dxs.size(); ++k)
-      if (dxs[k]) multiply_backward<T>(dxs[k], dys[0], xs.data(), static_cast<int>(xs.size()), static_cast<int>(k), n);
+  void backward_same_shape(T* dx, const T* dy, const T*, const std::vector<const T*>& xs, size_t k,
+                           int64_t n) const override {
+    multiply_backward<T>(dx, dy, xs.data(), static_cast<int>(xs.size()), static_cast<int>(k), n);
   }
 };
 
@@ -238,22 +359,15 @@ class Extremum : public ElementwiseCall<T> {
  public:
   explicit Extremum(const LayerSpec& spec) : ElementwiseCall<T>(spec), maximum_(spec.kind == "maximum") {}
 
-  void forward_call(const std::vector<const T*>& xs, std::vector<const T*>& ys, int64_t batch, bool, uint64_t,
-                    LayerCache<T>& c) const override {
-    const int64_t n = batch * this->out_size_;
-    ensure_size(c.out, n);
-    if (maximum_) maximum_forward<T>(c.out.data(), xs.data(), static_cast<int>(xs.size()), n);
-    else minimum_forward<T>(c.out.data(), xs.data(), static_cast<int>(xs.size()), n);
-    ys[0] = c.out.data();
+ protected:
+  void forward_same_shape(const std::vector<const T*>& xs, int64_t n, T* y) const override {
+    if (maximum_) maximum_forward<T>(y, xs.data(), static_cast<int>(xs.size()), n);
+    else minimum_forward<T>(y, xs.data(), static_cast<int>(xs.size()), n);
   }
 
-  void backward_call(const std::vector<T*>& dys, const std::vector<T*>& dxs, const std::vector<const T*>& xs,
-                     const std::vector<const T*>& ys, int64_t batch, LayerCache<T>&) override {
-    const int64_t n = batch * this->out_size_;
-    if (this->zero_gradients(dys, dxs, n)) return;
-    for (size_t k = 0; k < dxs.size(); ++k)
-      if (dxs[k])
-        extremum_backward<T>(dxs[k], dys[0], ys[0], xs.data(), static_cast<int>(xs.size()), static_cast<int>(k), n);
+  void backward_same_shape(T* dx, const T* dy, const T* y, const std::vector<const T*>& xs, size_t k,
+                           int64_t n) const override {
+    extremum_backward<T>(dx, dy, y, xs.data(), static_cast<int>(xs.size()), static_cast<int>(k), n);
   }
 
  private:

@@ -1279,9 +1279,11 @@ class Engine : public EngineBase {
           t = graph.nodes[q].out[0];
           q = only_reader(t);
         }
-        // An Add of two convolutions' outputs joins the group of the first only.
+        // An Add of two convolutions' outputs joins the group of the first only
+        // (not one that broadcasts: the epilogue adds a residual of its shape).
         if (q >= 0 && layer_at(q).spec().kind == "add" && graph.nodes[q].in.size() == 2 &&
-            graph.nodes[q].in[0] != graph.nodes[q].in[1] && fused_at_[q] == kUnfused) {
+            graph.nodes[q].in[0] != graph.nodes[q].in[1] && fused_at_[q] == kUnfused &&
+            graph.tensor_shapes[graph.nodes[q].in[0]] == graph.tensor_shapes[graph.nodes[q].in[1]]) {
           g.residual = graph.nodes[q].in[graph.nodes[q].in[0] == t ? 1 : 0];
           g.last = q;
           members.push_back(q);

@@ -29,6 +29,14 @@ inline double softplus(double z) { return std::max(z, 0.0) + std::log1p(std::exp
 // BCE(z, t) = softplus(z) − t·z on a logit; its derivative is σ(z) − t.
 inline double bce(double z, double t) { return softplus(z) - t * z; }
 
+// A prediction the target masks out (a box or class field where there is no
+// object, an ignored objectness) counts as 0·term, PyTorch's `mask * loss`
+// arrangement: 0 for a finite value, NaN for a NaN or ±inf one (0·NaN =
+// 0·inf = NaN), in the loss and in that entry's gradient alike. So a NaN
+// output makes the loss NaN wherever it is, as in every other corenn loss,
+// instead of vanishing unseen behind the mask.
+inline double masked_out(double p) { return std::isfinite(p) ? 0.0 : std::nan(""); }
+
 // −Σ_c t_c·log softmax(z)_c over k logits read with a stride; writes
 // d/dz_c = (Σt)·softmax(z)_c − t_c to g (same stride) when g is not nullptr.
 template <typename T>
@@ -106,11 +114,13 @@ double yolo_entry(T* g, const T* p, const T* t, int64_t a, int64_t cell, const G
   bool ignore = false;
   for (int64_t k = 0; k < count && !ignore; ++k)
     ignore = iou_cxcywh(mine, truths + 4 * k) > o.ignore_threshold;
+  double loss = ignore ? masked_out(p[0]) : o.lambda_noobj * bce(p[0], 0.0);
+  for (int64_t k = 1; k < depth; ++k) loss += masked_out(p[k * s]);
   if (g) {
-    for (int64_t k = 1; k < depth; ++k) g[k * s] = T(0);
-    g[0] = ignore ? T(0) : static_cast<T>(scale * o.lambda_noobj * sigmoid(p[0]));
+    for (int64_t k = 1; k < depth; ++k) g[k * s] = static_cast<T>(masked_out(p[k * s]));
+    g[0] = static_cast<T>(ignore ? masked_out(p[0]) : scale * o.lambda_noobj * sigmoid(p[0]));
   }
-  return ignore ? 0.0 : o.lambda_noobj * bce(p[0], 0.0);
+  return loss;
 }
 
 }  // namespace
@@ -257,6 +267,13 @@ T yolo_loss_naive(T* dpred, const T* pred, const T* target, int64_t n, const Yol
             if (!(best > o.ignore_threshold)) {
               total += o.lambda_noobj * (std::log1p(std::exp(-std::fabs(z0))) + std::max(z0, 0.0));
               grad[0] = o.lambda_noobj * sig0;
+            } else {
+              total += masked_out(z0);
+              grad[0] = masked_out(z0);
+            }
+            for (int64_t k = 1; k < D; ++k) {
+              total += masked_out(pred[at(img, a, k, i, j)]);
+              grad[k] = masked_out(pred[at(img, a, k, i, j)]);
             }
           }
           if (dpred)
@@ -296,8 +313,13 @@ T localization_loss(T* dpred, const T* pred, const T* target, int64_t n, int64_t
       const T *p = pred + i * cols, *y = target + i * cols;
       T* g = dpred ? dpred + i * cols : nullptr;
       const bool object = y[0] == T(1);
-      // Without an object only p_c is scored: every other gradient entry is 0.
+      // Without an object only p_c is scored: every other entry is masked out.
       if (g) std::fill(g, g + cols, T(0));
+      if (!object)
+        for (int64_t k = 1; k < cols; ++k) {
+          acc += masked_out(p[k]);
+          if (g) g[k] = static_cast<T>(masked_out(p[k]));
+        }
       if (cross_entropy) {
         acc += bce(p[0], y[0]);
         if (g) g[0] = static_cast<T>(scale * (sigmoid(p[0]) - y[0]));
@@ -340,6 +362,8 @@ T localization_loss_naive(T* dpred, const T* pred, const T* target, int64_t n, i
         const double logp = p - m - std::log(sum);
         loss = -y * logp;
         grad = tsum * std::exp(logp) - y;
+      } else {  // masked out: no object here
+        loss = grad = masked_out(p);
       }
       total += loss;
       if (dpred) dpred[i * cols + k] = static_cast<T>(grad / n);

@@ -1,6 +1,7 @@
 #include "corenn/kernels/merge.hpp"
 
 #include <cstring>
+#include <vector>
 
 #include "backend/parallel.hpp"
 
@@ -359,6 +360,94 @@ void extremum_backward_naive(T* dx, const T* dy, const T* y, const T* const* xs,
   }
 }
 
+// ---------------------------------------------------------------------------
+// Broadcasting. An output index walks `out` as an odometer; the input offset
+// moves with it by the input's strides, 0 along a repeated axis.
+
+namespace {
+
+// The input's strides in elements, 0 along the axes it is repeated along.
+std::vector<int64_t> broadcast_strides(const std::vector<int64_t>& out, const std::vector<int64_t>& in) {
+  std::vector<int64_t> strides(in.size(), 0);
+  int64_t stride = 1;
+  for (size_t d = in.size(); d-- > 0;) {
+    strides[d] = in[d] == out[d] ? stride : 0;
+    stride *= in[d];
+  }
+  return strides;
+}
+
+int64_t count_of(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t s : shape) n *= s;
+  return n;
+}
+
+// Calls f(i, j) for every output index i in order with j the input's offset.
+template <typename F>
+void broadcast_walk(const std::vector<int64_t>& out, const std::vector<int64_t>& in, F&& f) {
+  const std::vector<int64_t> strides = broadcast_strides(out, in);
+  const int64_t total = count_of(out);
+  if (total == 0) return;
+  const size_t rank = out.size();
+  std::vector<int64_t> at(rank, 0);
+  int64_t j = 0;
+  for (int64_t i = 0; i < total; ++i) {
+    f(i, j);
+    for (size_t d = rank; d-- > 0;) {  // the odometer's next digit
+      j += strides[d];
+      if (++at[d] < out[d]) break;
+      j -= strides[d] * out[d];
+      at[d] = 0;
+    }
+  }
+}
+
+// The input offset of output index i, from its digits (the naive kernels).
+int64_t broadcast_offset(int64_t i, const std::vector<int64_t>& out, const std::vector<int64_t>& in) {
+  int64_t j = 0, stride = 1;
+  for (size_t d = out.size(); d-- > 0;) {
+    const int64_t digit = i % out[d];
+    i /= out[d];
+    if (in[d] != 1) j += digit * stride;
+    stride *= in[d];
+  }
+  return j;
+}
+
+}  // namespace
+
+template <typename T>
+void broadcast_forward(T* y, const T* x, const std::vector<int64_t>& out, const std::vector<int64_t>& in) {
+  broadcast_walk(out, in, [=](int64_t i, int64_t j) { y[i] = x[j]; });
+}
+
+template <typename T>
+void broadcast_forward_naive(T* y, const T* x, const std::vector<int64_t>& out, const std::vector<int64_t>& in) {
+  const int64_t total = count_of(out);
+  for (int64_t i = 0; i < total; ++i) y[i] = x[broadcast_offset(i, out, in)];
+}
+
+template <typename T>
+void broadcast_backward(T* dx, const T* dy, const std::vector<int64_t>& out, const std::vector<int64_t>& in,
+                        double scale, bool accumulate) {
+  // Sums in double in dy's order: one pass over dy, whatever the shapes.
+  std::vector<double> sums(static_cast<size_t>(count_of(in)), 0.0);
+  broadcast_walk(out, in, [&](int64_t i, int64_t j) { sums[j] += dy[i]; });
+  for (size_t j = 0; j < sums.size(); ++j)
+    dx[j] = static_cast<T>((accumulate ? static_cast<double>(dx[j]) : 0.0) + scale * sums[j]);
+}
+
+template <typename T>
+void broadcast_backward_naive(T* dx, const T* dy, const std::vector<int64_t>& out, const std::vector<int64_t>& in,
+                              double scale, bool accumulate) {
+  const int64_t total = count_of(out), size = count_of(in);
+  std::vector<double> sums(static_cast<size_t>(size), 0.0);
+  for (int64_t i = 0; i < total; ++i) sums[broadcast_offset(i, out, in)] += dy[i];
+  for (int64_t j = 0; j < size; ++j)
+    dx[j] = static_cast<T>((accumulate ? static_cast<double>(dx[j]) : 0.0) + scale * sums[j]);
+}
+
 #define CORENN_INSTANTIATE(T)                                                                     \
   template void add_forward<T>(T*, const T* const*, int, int64_t);                                \
   template void add_forward_naive<T>(T*, const T* const*, int, int64_t);                          \
@@ -387,7 +476,14 @@ void extremum_backward_naive(T* dx, const T* dy, const T* y, const T* const* xs,
   template void minimum_forward<T>(T*, const T* const*, int, int64_t);                            \
   template void minimum_forward_naive<T>(T*, const T* const*, int, int64_t);                      \
   template void extremum_backward<T>(T*, const T*, const T*, const T* const*, int, int, int64_t); \
-  template void extremum_backward_naive<T>(T*, const T*, const T*, const T* const*, int, int, int64_t);
+  template void extremum_backward_naive<T>(T*, const T*, const T*, const T* const*, int, int, int64_t); \
+  template void broadcast_forward<T>(T*, const T*, const std::vector<int64_t>&, const std::vector<int64_t>&); \
+  template void broadcast_forward_naive<T>(T*, const T*, const std::vector<int64_t>&,                   \
+                                           const std::vector<int64_t>&);                                \
+  template void broadcast_backward<T>(T*, const T*, const std::vector<int64_t>&, const std::vector<int64_t>&, \
+                                      double, bool);                                                    \
+  template void broadcast_backward_naive<T>(T*, const T*, const std::vector<int64_t>&,                  \
+                                            const std::vector<int64_t>&, double, bool);
 CORENN_INSTANTIATE(float)
 CORENN_INSTANTIATE(double)
 #undef CORENN_INSTANTIATE

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace corenn {
 
@@ -105,5 +106,25 @@ template <typename T>
 void extremum_backward(T* dx, const T* dy, const T* y, const T* const* xs, int count, int k, int64_t n);
 template <typename T>
 void extremum_backward_naive(T* dx, const T* dy, const T* y, const T* const* xs, int count, int k, int64_t n);
+
+// Broadcasting (Keras's merge layers, NumPy's rule for shapes of one rank):
+// x of shape `in` stands for an array of shape `out`, with each axis where
+// in[d] = 1 < out[d] repeated; every other axis has in[d] = out[d]. Shapes
+// count every axis (the batch included), in[d] ∈ {1, out[d]}.
+// y: out written = x repeated; x: in.
+template <typename T>
+void broadcast_forward(T* y, const T* x, const std::vector<int64_t>& out, const std::vector<int64_t>& in);
+template <typename T>
+void broadcast_forward_naive(T* y, const T* x, const std::vector<int64_t>& out, const std::vector<int64_t>& in);
+
+// Its backward: dx: in written (or added when accumulate) = scale · dy summed
+// over the repeated axes, each value a sum in dy's order (then one product
+// with scale, so scale = ±1 is exact); dy: out.
+template <typename T>
+void broadcast_backward(T* dx, const T* dy, const std::vector<int64_t>& out, const std::vector<int64_t>& in,
+                        double scale, bool accumulate);
+template <typename T>
+void broadcast_backward_naive(T* dx, const T* dy, const std::vector<int64_t>& out, const std::vector<int64_t>& in,
+                              double scale, bool accumulate);
 
 }  // namespace corenn
