@@ -246,6 +246,21 @@ def test_conv2d_parity_in_row_tiles(case, rng):
     check_conv2d_parity(case, rng)
 
 
+# Window rows of every length class that im2col copies and col2im adds as
+# short rows (fewer than 16 bytes, two 16-, 32- or 64-byte blocks overlapping
+# in the middle, longer): stride 1 with OW != W, so no tap is one flat copy;
+# batch 2 and 3 so that 2 threads split the images (the backward's per-image
+# pass of dW's and col2im's products shares each chunk's column scratch).
+ROW_WIDTH_CASES = [(n, c, 3, ow + 4, 4, (3, 5), 1, 1, 0, 1)
+                   for ow, (n, c) in zip([1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 24, 31, 32, 33, 40],
+                                         itertools.cycle([(2, 1), (3, 3)]))]
+
+
+@pytest.mark.parametrize("case", ROW_WIDTH_CASES, ids=[grid_id(c) for c in ROW_WIDTH_CASES])
+def test_conv2d_parity_for_every_window_row_length(case, rng):
+    check_conv2d_parity(case, rng)
+
+
 # One-sided padding as wide as the kernel on a 1- or 2-pixel image: some
 # kernel taps read nothing but padding for every output position (their rows
 # and columns of the column matrix are all zeros; this once wrote past them).

@@ -186,6 +186,39 @@ def test_conv2d_training_gradients_equal_the_ops_bit_for_bit(batch, cin, size, k
         x = x[::-1].copy()
 
 
+# A convolution's own ReLU is applied as its epilogue in training and its
+# gradient taken from the output: the training forward and the gradients are
+# bit for bit ReLU(the op's forward) and the op's backward of dy·[z > 0],
+# over the routes (GEMM with dx gathered or by col2im, the first layer's
+# dW-only pass, Winograd's 3×3, depthwise), pre-activations of exactly 0
+# included. (NaN through the fused ReLU: tests/test_fusion.py's and the
+# ops' tests; the models reject NaN inputs.)
+@pytest.mark.parametrize("layer, cin, size, op_kwargs", [
+    (lambda: L.Conv2D(6, 5, padding=2, activation="relu"), 1, 12, dict(padding=2)),   # first layer: no dx
+    (lambda: L.Conv2D(4, 3, activation="relu"), 3, 9, dict()),                        # 3×3: Winograd where "auto" picks it
+    (lambda: L.Conv2D(5, 3, strides=2, activation="relu"), 2, 9, dict(stride=2)),
+    (lambda: L.DepthwiseConv2D(3, activation="relu"), 3, 8, dict(groups=3)),
+])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_conv_relu_training_equals_the_ops_bit_for_bit(layer, cin, size, op_kwargs, dtype):
+    rng = np.random.default_rng(11)
+    m = _cnn(dtype, [layer()], (cin, size, size), loss="mse")
+    W, b = m.get_weights()
+    x = rng.standard_normal((3, cin, size, size)).astype(dtype)
+    x_zero = x.copy()
+    x_zero[1] = 0  # z = the bias, zeros at initialisation: the ReLU's kink, gradient 0
+    for x in (x, x_zero):
+        z = cn.ops.conv2d_forward(x, W, b, **op_kwargs)
+        y = np.where(z < 0, np.zeros_like(z), z)
+        dz = y * np.asarray(2 / y.size, dtype) * (z > 0).astype(dtype)  # the MSE gradient against 0, through the ReLU
+        want_dx, want_dW, want_db = cn.ops.conv2d_backward(dz, x, W, **op_kwargs)
+        _, (dW, db) = m.compute_gradients(x, np.zeros_like(y))  # the first layer: dW and db only
+        assert np.array_equal(dW, want_dW, equal_nan=True) and np.array_equal(db, want_db, equal_nan=True)
+        got_y, pullback = m.vjp(x, training=True)
+        assert np.array_equal(got_y, y, equal_nan=True)
+        assert np.array_equal(pullback(y * np.asarray(2 / y.size, dtype)), want_dx, equal_nan=True)
+
+
 # A layer applied to two inputs (two calls, each with its own forward state)
 # whose outputs are read three times gets its gradient summed over its calls.
 def test_conv2d_called_twice_gradient_check():

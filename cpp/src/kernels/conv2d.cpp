@@ -10,9 +10,9 @@
 // - gathered: with stride 1 and "same" padding the input gradient is itself a
 //   correlation, of dy with the flipped kernel (im2col of dy + GEMM), and dW
 //   comes from those same columns of dy (conv2d_backward_gathered);
-// - otherwise dW is the product of dy with the columns of x
-//   (conv2d_backward_weight_gemm) and dx, when asked for, is Wᵀ·dy scattered
-//   back onto the pixels by col2im (conv2d_backward_input_col2im).
+// - otherwise dW is the product of dy with the columns of x and dx, when
+//   asked for, is Wᵀ·dy scattered back onto the pixels by col2im, both image
+//   by image in one pass (conv2d_backward_col2im).
 // dW is accumulated in per-chunk partials (transposed, as each route lays
 // them out for its GEMM), added into dW in chunk order.
 //
@@ -338,70 +338,80 @@ void conv2d_backward_gathered(T* dx, T* dW, T* scratch, const T* dy, const T* x,
 }
 
 // dW from the columns of x: over tiles of window rows,
-//   dW_gᵀ (K, C_out/g) += cols_g (K, tile) · dy_gᵀ (tile, C_out/g).
-// Transposed, because BLAS packs the column matrix faster as the left operand:
-// 80 against 72 GFLOP/s for ResNet's (K, C_out, tile) = (288, 32, 1024).
+//   dW_gᵀ (K, C_out/g) += cols_g (K, tile) · dy_gᵀ (tile, C_out/g),
+// image by image into the chunk's partial dWt (started by the chunk's first
+// image: first). Transposed, because BLAS packs the column matrix faster as
+// the left operand: 80 against 72 GFLOP/s for ResNet's (K, C_out, tile) =
+// (288, 32, 1024). cols: the chunk's column scratch; xn, dyn: the image's.
 template <typename T>
-void conv2d_backward_weight_gemm(T* dW, T* scratch, const T* dy, const T* x, const Conv2dShape& s,
+void backward_weight_image(T* dWt, T* cols, const T* dyn, const T* xn, bool first, const Conv2dShape& s,
+                           const ConvPlan& pl) {
+  const Geometry& g = pl.g;
+  const int64_t P = g.positions();
+  const int64_t cin_g = s.in_channels / s.groups, cout_g = s.out_channels / s.groups;
+  const int64_t K = cin_g * g.kh * g.kw;  // dW_g is (C_out/g, K)
+  for (int64_t r0 = 0; r0 < g.oh; r0 += pl.rows) {
+    const int64_t r1 = std::min(g.oh, r0 + pl.rows), tile = (r1 - r0) * g.ow;
+    const Columns<T> c = columns(cols, xn, g, pl.direct, r0, r1);
+    const T beta = (first && r0 == 0) ? T(0) : T(1);  // the partial starts at its first product
+    const T* dt = dyn + r0 * g.ow;
+    for (int64_t grp = 0; grp < s.groups; ++grp)
+      gemm<T>(Trans::no, Trans::yes, K, cout_g, tile, T(1), c.data + grp * K * c.ld, c.ld,
+              dt + grp * cout_g * P, P, beta, dWt + grp * K * cout_g, cout_g);
+  }
+}
+
+// dx of one image by col2im: over tiles of window rows,
+// dcols_g (K, tile) = W_gᵀ (K, C_out/g) · dy_g, scatter-added onto dxn's
+// pixels. cols: the chunk's column scratch.
+template <typename T>
+void backward_input_col2im_image(T* dxn, T* cols, const T* dyn, const T* W, const Conv2dShape& s,
                                  const ConvPlan& pl) {
   const Geometry& g = pl.g;
   const int64_t P = g.positions(), img = s.in_channels * s.height * s.width;
   const int64_t cin_g = s.in_channels / s.groups, cout_g = s.out_channels / s.groups;
-  const int64_t K = cin_g * g.kh * g.kw;  // dW_g is (C_out/g, K)
-  T* partials = scratch + pl.partials_offset();  // per chunk (groups, K, C_out/g)
-  for_images(s.batch, pl.chunks, [&](int64_t lo, int64_t hi, int chunk) {
-    T* cols = scratch + chunk * pl.cols;    // columns of x
-    T* dWt = partials + chunk * pl.w_size;  // this chunk's dW partial
-    for (int64_t n = lo; n < hi; ++n) {
-      const T* xn = x + n * img;
-      const T* dyn = dy + n * s.out_channels * P;  // (C_out, P)
-      for (int64_t r0 = 0; r0 < g.oh; r0 += pl.rows) {
-        const int64_t r1 = std::min(g.oh, r0 + pl.rows), tile = (r1 - r0) * g.ow;
-        const Columns<T> c = columns(cols, xn, g, pl.direct, r0, r1);
-        const T beta = (n == lo && r0 == 0) ? T(0) : T(1);  // the partial starts at its first product
-        const T* dt = dyn + r0 * g.ow;
-        for (int64_t grp = 0; grp < s.groups; ++grp)
-          gemm<T>(Trans::no, Trans::yes, K, cout_g, tile, T(1), c.data + grp * K * c.ld, c.ld,
-                  dt + grp * cout_g * P, P, beta, dWt + grp * K * cout_g, cout_g);
-      }
-    }
-  });
-  add_transposed_partials(dW, partials, pl.chunks, s.groups, cout_g, K);
+  const int64_t K = cin_g * g.kh * g.kw;
+  if (pl.direct) {
+    // A pointwise kernel's column matrix is the image plane itself (no
+    // scratch for it): dx_g = W_gᵀ·dy_g is written there directly.
+    for (int64_t grp = 0; grp < s.groups; ++grp)
+      gemm<T>(Trans::yes, Trans::no, K, P, cout_g, T(1), W + grp * cout_g * K, K, dyn + grp * cout_g * P, P,
+              T(0), dxn + grp * K * P, P);
+    return;
+  }
+  std::fill(dxn, dxn + img, T(0));
+  for (int64_t r0 = 0; r0 < g.oh; r0 += pl.rows) {
+    const int64_t r1 = std::min(g.oh, r0 + pl.rows), tile = (r1 - r0) * g.ow;
+    const T* dt = dyn + r0 * g.ow;
+    for (int64_t grp = 0; grp < s.groups; ++grp)
+      gemm<T>(Trans::yes, Trans::no, K, tile, cout_g, T(1), W + grp * cout_g * K, K, dt + grp * cout_g * P, P,
+              T(0), cols + grp * K * tile, tile);
+    col2im(dxn, cols, tile, g, r0, r1);
+  }
 }
 
-// dx by col2im: over tiles of window rows, dcols_g (K, tile) = W_gᵀ (K, C_out/g) · dy_g,
-// scatter-added onto dx's pixels.
+// The route without the gathered input gradient: per image, dW's product
+// (backward_weight_image) and, when dx is wanted, col2im's
+// (backward_input_col2im_image), both in ONE pass over the images: one
+// fork/join instead of two, and each image's dy read while still in cache.
+// The column scratch is reused: dW's product is done with it before col2im's
+// fills it. Then the chunks' partials are added into dW.
 template <typename T>
-void conv2d_backward_input_col2im(T* dx, T* scratch, const T* dy, const T* W, const Conv2dShape& s,
-                                  const ConvPlan& pl) {
-  const Geometry& g = pl.g;
-  const int64_t P = g.positions(), img = s.in_channels * s.height * s.width;
+void conv2d_backward_col2im(T* dx, T* dW, T* scratch, const T* dy, const T* x, const T* W, const Conv2dShape& s,
+                            const ConvPlan& pl) {
+  const int64_t P = pl.g.positions(), img = s.in_channels * s.height * s.width;
   const int64_t cin_g = s.in_channels / s.groups, cout_g = s.out_channels / s.groups;
-  const int64_t K = cin_g * g.kh * g.kw;
+  T* partials = scratch + pl.partials_offset();  // per chunk (groups, K, C_out/g)
   for_images(s.batch, pl.chunks, [&](int64_t lo, int64_t hi, int chunk) {
-    T* cols = scratch + chunk * pl.cols;  // dcols
+    T* cols = scratch + chunk * pl.cols;
+    T* dWt = partials + chunk * pl.w_size;  // this chunk's dW partial
     for (int64_t n = lo; n < hi; ++n) {
       const T* dyn = dy + n * s.out_channels * P;  // (C_out, P)
-      T* dxn = dx + n * img;
-      if (pl.direct) {
-        // A pointwise kernel's column matrix is the image plane itself (no
-        // scratch for it): dx_g = W_gᵀ·dy_g is written there directly.
-        for (int64_t grp = 0; grp < s.groups; ++grp)
-          gemm<T>(Trans::yes, Trans::no, K, P, cout_g, T(1), W + grp * cout_g * K, K,
-                  dyn + grp * cout_g * P, P, T(0), dxn + grp * K * P, P);
-        continue;
-      }
-      std::fill(dxn, dxn + img, T(0));
-      for (int64_t r0 = 0; r0 < g.oh; r0 += pl.rows) {
-        const int64_t r1 = std::min(g.oh, r0 + pl.rows), tile = (r1 - r0) * g.ow;
-        const T* dt = dyn + r0 * g.ow;
-        for (int64_t grp = 0; grp < s.groups; ++grp)
-          gemm<T>(Trans::yes, Trans::no, K, tile, cout_g, T(1), W + grp * cout_g * K, K,
-                  dt + grp * cout_g * P, P, T(0), cols + grp * K * tile, tile);
-        col2im(dxn, cols, tile, g, r0, r1);
-      }
+      backward_weight_image(dWt, cols, dyn, x + n * img, n == lo, s, pl);
+      if (dx) backward_input_col2im_image(dx + n * img, cols, dyn, W, s, pl);
     }
   });
+  add_transposed_partials(dW, partials, pl.chunks, s.groups, cout_g, cin_g * pl.g.kh * pl.g.kw);
 }
 
 }  // namespace
@@ -419,8 +429,7 @@ void conv2d_backward(T* dx, T* dW, T* db, T* scratch, const T* dy, const T* x, c
   if (dx && pl.gather_dx) {
     conv2d_backward_gathered(dx, dW, scratch, dy, x, W, s, pl);
   } else {
-    conv2d_backward_weight_gemm(dW, scratch, dy, x, s, pl);
-    if (dx) conv2d_backward_input_col2im(dx, scratch, dy, W, s, pl);
+    conv2d_backward_col2im(dx, dW, scratch, dy, x, W, s, pl);
   }
   if (db) bias_grad(db, dy, s.batch, s.out_channels, pl.g.positions());
 }
