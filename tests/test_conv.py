@@ -519,3 +519,47 @@ def test_conv_transpose2d_forward_bad_inputs(kwargs, W, exc, match):
 def test_conv_transpose2d_backward_bad_dy():
     with pytest.raises(ValueError, match=r"conv_transpose2d_backward: dy must have shape \(1, 2, 5, 5\), got \(1, 2, 4, 4\)"):
         cn.ops.conv_transpose2d_backward(np.ones((1, 2, 4, 4)), X, np.ones((4, 2, 3, 3)))
+
+
+# ------------------------------------------------------- the ops' kept scratch
+
+# (n, c, h, w, o, k, padding, algorithm): 3×3 stride-1 cases on each of the
+# three routes (their scratch sizes differ by far), a 5×5 im2col case with
+# padding (its columns have zeroed border cells) and a valid one, smaller
+# and bigger in turn.
+_SCRATCH_CASES = {
+    "wino4": (4, 16, 17, 15, 24, 3, 1, "winograd4"),
+    "small": (1, 3, 6, 7, 5, 5, 2, "gemm"),
+    "wino2": (3, 8, 9, 9, 8, 3, 0, "winograd2"),
+    "gemm3": (2, 6, 12, 10, 7, 3, 1, "gemm"),
+    "valid": (2, 6, 14, 14, 16, 5, 0, "gemm"),
+}
+
+
+def _scratch_run(name, transpose=False):
+    n, c, h, w, o, k, padding, algorithm = _SCRATCH_CASES[name]
+    x, W, b = make_conv(np.random.default_rng(len(name)), np.float32, n, c, h, w, o, k)
+    before = cn.get_conv_algorithm()
+    cn.set_conv_algorithm(algorithm)
+    try:
+        if transpose:  # W read as (C_in, C_out, kh, kw): c → o channels become o → c
+            y = cn.ops.conv_transpose2d_forward(x, W.transpose(1, 0, 2, 3).copy(), padding=padding)
+            dy = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
+            return [y, *cn.ops.conv_transpose2d_backward(dy, x, W.transpose(1, 0, 2, 3).copy(), padding=padding)]
+        y = cn.ops.conv2d_forward(x, W, b, padding=padding)
+        dy = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
+        return [y, *cn.ops.conv2d_backward(dy, x, W, padding=padding)]
+    finally:
+        cn.set_conv_algorithm(before)
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_kept_scratch_gives_the_same_bits_whatever_ran_before(transpose):
+    """The ops keep their scratch between calls (bindings' kept_scratch): each
+    case run after every other, in growing and shrinking sizes, gives the
+    bits it gives on its own first call, so no kernel reads what an earlier
+    call left there."""
+    first = {name: _scratch_run(name, transpose) for name in _SCRATCH_CASES}
+    for name in [*reversed(_SCRATCH_CASES), "small", "wino4", "small", "valid", "wino2"]:
+        for a, b in zip(first[name], _scratch_run(name, transpose)):
+            assert np.array_equal(a, b), name

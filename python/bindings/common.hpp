@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -137,6 +138,28 @@ inline std::vector<int64_t> int_tuple(const py::object& v, std::initializer_list
 template <typename T>
 carray<T> new_array(const std::vector<int64_t>& shape) {
   return carray<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+}
+
+// A kernel's scratch, kept between calls: a fresh buffer per call cost the
+// kernel's first writes a page fault and a cleared page each (17 MB for an
+// LSTM(256) backward over 50 steps at batch 64: 5.7% of its time; 38 MB for a
+// 64-channel 3x3 Winograd convolution at batch 32: 10%). The kernels write
+// every element of scratch before they read it, so what an earlier call left
+// there does no harm (tests call the ops in growing and shrinking sizes
+// against the naive kernels). One buffer per calling thread and dtype
+// (thread_local): the kernels run with the GIL released, so two Python threads
+// can be inside them at once, each with its own. It grows to the largest
+// call's size and stays for the thread's life.
+template <typename T>
+T* kept_scratch(int64_t size) {
+  thread_local std::unique_ptr<T[]> buffer;
+  thread_local int64_t capacity = 0;
+  if (size > capacity) {
+    buffer.reset();  // the old one goes first: the two are never held at once
+    buffer.reset(new T[static_cast<size_t>(size)]);
+    capacity = size;
+  }
+  return buffer.get();
 }
 
 // Every binding releases the GIL through this for its pass over the data. In

@@ -134,13 +134,13 @@ py::array conv2d_forward_py(const py::array& x, const py::array& W, const py::ob
     carray<T> bc;
     if (has_b) bc = contiguous<T>(b_arr);
     auto y = new_array<T>({s.batch, s.out_channels, s.out_h(), s.out_w()});
-    std::vector<T> scratch(naive ? 0 : conv2d_scratch_size(s));
+    T* scratch = naive ? nullptr : kept_scratch<T>(conv2d_scratch_size(s));
     const T* bp = has_b ? bc.data() : nullptr;
     T* yp = y.mutable_data();
     {
       ReleaseGil nogil;
       if (naive) conv2d_forward_naive<T>(yp, xc.data(), Wc.data(), bp, s);
-      else conv2d_forward<T>(yp, scratch.data(), xc.data(), Wc.data(), bp, s);
+      else conv2d_forward<T>(yp, scratch, xc.data(), Wc.data(), bp, s);
     }
     return y;
   });
@@ -163,7 +163,7 @@ py::tuple conv2d_backward_py(const py::array& dy, const py::array& x, const py::
     auto dx = new_array<T>(shape_of(x));
     auto dW = new_array<T>(shape_of(W));
     auto db = new_array<T>({s.out_channels});
-    std::vector<T> scratch(naive ? 0 : conv2d_scratch_size(s));
+    T* scratch = naive ? nullptr : kept_scratch<T>(conv2d_scratch_size(s));
     T *dxp = dx.mutable_data(), *dWp = dW.mutable_data(), *dbp = db.mutable_data();
     const int64_t w_size = static_cast<int64_t>(dW.size());
     {
@@ -173,7 +173,7 @@ py::tuple conv2d_backward_py(const py::array& dy, const py::array& x, const py::
       std::fill(dbp, dbp + s.out_channels, T(0));
       T* dbk = with_bias ? dbp : nullptr;
       if (naive) conv2d_backward_naive<T>(dxp, dWp, dbk, dyc.data(), xc.data(), Wc.data(), s);
-      else conv2d_backward<T>(dxp, dWp, dbk, scratch.data(), dyc.data(), xc.data(), Wc.data(), s);
+      else conv2d_backward<T>(dxp, dWp, dbk, scratch, dyc.data(), xc.data(), Wc.data(), s);
     }
     if (!with_bias) return py::make_tuple(dx, dW, py::none());
     return py::make_tuple(dx, dW, db);
@@ -198,13 +198,13 @@ py::array conv_transpose2d_forward_py(const py::array& x, const py::array& W, co
     carray<T> bc;
     if (has_b) bc = contiguous<T>(b_arr);
     auto y = new_array<T>({s.batch, s.out_channels, s.out_h(), s.out_w()});
-    std::vector<T> scratch(naive ? 0 : conv_transpose2d_scratch_size(s));
+    T* scratch = naive ? nullptr : kept_scratch<T>(conv_transpose2d_scratch_size(s));
     const T* bp = has_b ? bc.data() : nullptr;
     T* yp = y.mutable_data();
     {
       ReleaseGil nogil;
       if (naive) conv_transpose2d_forward_naive<T>(yp, xc.data(), Wc.data(), bp, s);
-      else conv_transpose2d_forward<T>(yp, scratch.data(), xc.data(), Wc.data(), bp, s);
+      else conv_transpose2d_forward<T>(yp, scratch, xc.data(), Wc.data(), bp, s);
     }
     return y;
   });
@@ -226,7 +226,7 @@ py::tuple conv_transpose2d_backward_py(const py::array& dy, const py::array& x, 
     auto dx = new_array<T>(shape_of(x));
     auto dW = new_array<T>(shape_of(W));
     auto db = new_array<T>({s.out_channels});
-    std::vector<T> scratch(naive ? 0 : conv_transpose2d_scratch_size(s));
+    T* scratch = naive ? nullptr : kept_scratch<T>(conv_transpose2d_scratch_size(s));
     T *dxp = dx.mutable_data(), *dWp = dW.mutable_data(), *dbp = db.mutable_data();
     const int64_t w_size = static_cast<int64_t>(dW.size());
     {
@@ -237,7 +237,7 @@ py::tuple conv_transpose2d_backward_py(const py::array& dy, const py::array& x, 
       if (naive)
         conv_transpose2d_backward_naive<T>(dxp, dWp, dbk, dyc.data(), xc.data(), Wc.data(), s);
       else
-        conv_transpose2d_backward<T>(dxp, dWp, dbk, scratch.data(), dyc.data(), xc.data(),
+        conv_transpose2d_backward<T>(dxp, dWp, dbk, scratch, dyc.data(), xc.data(),
                                      Wc.data(), s);
     }
     if (!with_bias) return py::make_tuple(dx, dW, py::none());

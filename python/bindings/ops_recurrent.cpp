@@ -1,5 +1,4 @@
 #include <algorithm>
-#include <memory>
 #include <string>
 
 #include "common.hpp"
@@ -101,26 +100,6 @@ std::vector<uint8_t> step_mask(const py::object& obj, const RnnDims& d, const ch
 
 const uint8_t* mask_data(const std::vector<uint8_t>& mask) { return mask.empty() ? nullptr : mask.data(); }
 
-// The backward kernels' scratch (recurrent.hpp: *_backward_scratch_size; 17 MB
-// for an LSTM(256) over 50 steps at batch 64), kept between calls: a fresh
-// buffer per call cost the kernel's first writes a page fault and a zeroed
-// page each, 5.7% of an LSTM forward + backward. The kernels write every
-// element they read, so what a previous call left there does no harm. One
-// buffer per calling thread (thread_local): the kernels run with the GIL
-// released, so two Python threads can be inside them at once, each with its
-// own. It grows to the largest call's size and stays for the thread's life.
-template <typename T>
-T* backward_scratch(int64_t size) {
-  thread_local std::unique_ptr<T[]> buffer;
-  thread_local int64_t capacity = 0;
-  if (size > capacity) {
-    buffer.reset();  // the old one goes first: the two are never held at once
-    buffer.reset(new T[static_cast<size_t>(size)]);
-    capacity = size;
-  }
-  return buffer.get();
-}
-
 // The cache handed from forward to backward: the kernel's workspace (none for
 // SimpleRNN) followed by y (the backward reads h_{t-1} from it).
 int64_t cache_size(int64_t workspace, const RnnDims& d) { return workspace + d.batch * d.steps * d.hidden; }
@@ -186,7 +165,7 @@ py::tuple simple_rnn_backward_py(const py::array& dy, const py::object& dh_T, co
     auto dh0 = new_array<T>({N, H});
     T *dxp = dx.mutable_data(), *dWip = dW_ih.mutable_data(), *dWhp = dW_hh.mutable_data(),
       *dbp = db.mutable_data(), *dh0p = dh0.mutable_data();
-    T* sp = backward_scratch<T>(simple_rnn_backward_scratch_size(N, S, H));
+    T* sp = kept_scratch<T>(simple_rnn_backward_scratch_size(N, S, H));
     {
       py::gil_scoped_release nogil;
       std::fill(dWip, dWip + H * F, T(0));
@@ -272,7 +251,7 @@ py::tuple lstm_backward_py(const py::array& dy, const py::object& dh_T, const py
     auto dc0 = new_array<T>({N, H});
     T *dxp = dx.mutable_data(), *dWip = dW_ih.mutable_data(), *dWhp = dW_hh.mutable_data(),
       *dbp = db.mutable_data(), *dh0p = dh0.mutable_data(), *dc0p = dc0.mutable_data();
-    T* sp = backward_scratch<T>(lstm_backward_scratch_size(N, S, H));
+    T* sp = kept_scratch<T>(lstm_backward_scratch_size(N, S, H));
     {
       py::gil_scoped_release nogil;
       // The kernels accumulate parameter gradients; fresh outputs start at zero.
@@ -356,7 +335,7 @@ py::tuple gru_backward_py(const py::array& dy, const py::object& dh_T, const py:
     auto dh0 = new_array<T>({N, H});
     T *dxp = dx.mutable_data(), *dWip = dW_ih.mutable_data(), *dWhp = dW_hh.mutable_data(),
       *dbp = db.mutable_data(), *drbp = drb.mutable_data(), *dh0p = dh0.mutable_data();
-    T* sp = backward_scratch<T>(gru_backward_scratch_size(N, S, H));
+    T* sp = kept_scratch<T>(gru_backward_scratch_size(N, S, H));
     {
       py::gil_scoped_release nogil;
       std::fill(dWip, dWip + 3 * H * F, T(0));
